@@ -1,0 +1,3 @@
+//! fibrpc-fiber: an M:N fiber runtime after bRPC's bthread.
+
+mod sys;

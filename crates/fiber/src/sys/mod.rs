@@ -1,0 +1,3 @@
+//! Linux-specific primitives behind a thin surface: futex, stacks, signals.
+
+pub(crate) mod futex;
