@@ -1,0 +1,490 @@
+//! The butex: bRPC's fiber futex, and the base of every blocking primitive.
+//!
+//! A butex is an atomic `u32` plus a list of waiters. `wait(expected)`
+//! blocks while the value equals `expected`; `wake_*` releases waiters after
+//! the value was changed. A fiber waits by switching out (its worker keeps
+//! running other fibers); a plain thread waits on an OS futex. join, sleep,
+//! Mutex, Condvar, RwLock, Semaphore, channels and fd readiness all wait here.
+//!
+//! Waiter nodes live on the waiting fiber's (or thread's) stack. The rules
+//! that keep that sound:
+//! - a node is linked and unlinked only under the butex's lock;
+//! - whoever unlinks a fiber node owns the fiber's run token and makes it
+//!   ready *after* releasing the lock, touching the node no more;
+//! - the waiting side does not leave `wait` while a timer callback or an
+//!   interrupter may still use its node (see `finish_fiber_wait`).
+
+mod list;
+mod parker;
+
+use self::list::WaiterList;
+use self::parker::Parker;
+use crate::runtime::context::{ParkFn, Switch};
+use crate::runtime::task_group::current_group;
+use crate::runtime::task_meta::TaskRef;
+use crate::runtime::{current_yielder, ready_to_run};
+use crate::timer;
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why a [`Butex::wait`] returned without being woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitError {
+    /// The value was not `expected` when checked (bRPC: `EWOULDBLOCK`).
+    WouldBlock,
+    /// The deadline passed (`ETIMEDOUT`).
+    TimedOut,
+    /// The fiber was interrupted with [`crate::interrupt`] (`EINTR`).
+    Interrupted,
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WaitError::WouldBlock => "value changed before waiting",
+            WaitError::TimedOut => "timed out",
+            WaitError::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl std::error::Error for WaitError {}
+
+/// A fiber futex: a 32-bit value and the fibers and threads waiting on it.
+pub struct Butex {
+    value: AtomicU32,
+    /// Hint that the list may be non-empty, so `wake` on an idle butex takes
+    /// no lock. Kept exact under the lock; read after a SeqCst fence.
+    has_waiters: AtomicBool,
+    lock: SpinLock,
+    list: UnsafeCell<WaiterList>,
+}
+
+// SAFETY: `list` is only accessed with `lock` held; everything else is atomic.
+unsafe impl Sync for Butex {}
+// SAFETY: a butex with linked waiters cannot be moved (they borrow it), so
+// moving one moves only plain data.
+unsafe impl Send for Butex {}
+
+impl Default for Butex {
+    fn default() -> Self {
+        Butex::new(0)
+    }
+}
+
+impl std::fmt::Debug for Butex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Butex")
+            .field("value", &self.value.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Who is waiting.
+pub(crate) enum WaiterKind {
+    Fiber(TaskRef),
+    Thread(Arc<Parker>),
+}
+
+/// A waiter node, on the waiter's stack.
+pub(crate) struct Waiter {
+    pub(crate) prev: Cell<*const Waiter>,
+    pub(crate) next: Cell<*const Waiter>,
+    /// The butex this node waits on (alive while the owner is in `wait`).
+    butex: *const Butex,
+    /// Whether the node is in `butex`'s list. Changed under the lock; read
+    /// without it by a thread waiter (Acquire) to learn it was woken.
+    linked: AtomicBool,
+    /// Set under the lock by a timeout or interrupt that came before the
+    /// node was linked: `link` then refuses to link it.
+    cancelled: Cell<Option<WaitError>>,
+    kind: WaiterKind,
+    /// How the wait ended; written by the unlinker under the lock.
+    outcome: Cell<Result<(), WaitError>>,
+    /// Set (Release) by the timeout callback as its very last access.
+    timer_done: AtomicBool,
+}
+
+impl Waiter {
+    fn new(butex: &Butex, kind: WaiterKind) -> Self {
+        Waiter {
+            prev: Cell::new(std::ptr::null()),
+            next: Cell::new(std::ptr::null()),
+            butex,
+            linked: AtomicBool::new(false),
+            cancelled: Cell::new(None),
+            kind,
+            outcome: Cell::new(Ok(())),
+            timer_done: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Something to wake once the lock is released.
+enum Wakeup {
+    Fiber(TaskRef),
+    Thread(Arc<Parker>),
+}
+
+impl Wakeup {
+    fn fire(self) {
+        match self {
+            Wakeup::Fiber(t) => ready_to_run(t),
+            Wakeup::Thread(p) => p.unpark(),
+        }
+    }
+}
+
+impl Butex {
+    /// A butex holding `value`.
+    pub const fn new(value: u32) -> Self {
+        Butex {
+            value: AtomicU32::new(value),
+            has_waiters: AtomicBool::new(false),
+            lock: SpinLock::new(),
+            list: UnsafeCell::new(WaiterList::new()),
+        }
+    }
+
+    /// The value. Change it, then call a `wake_*` method.
+    pub fn value(&self) -> &AtomicU32 {
+        &self.value
+    }
+
+    /// Blocks while the value equals `expected`, until woken, `deadline`
+    /// passes, or (in a fiber) [`crate::interrupt`]. Spurious returns are
+    /// possible: callers re-check their condition.
+    pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
+        if self.value.load(Ordering::Acquire) != expected {
+            return Err(WaitError::WouldBlock);
+        }
+        if let Some(g) = current_group() {
+            if let Some(task) = g.current_task() {
+                if let Some(y) = current_yielder(task) {
+                    return self.wait_fiber(task, y, expected, deadline);
+                }
+            }
+        }
+        self.wait_thread(expected, deadline)
+    }
+
+    /// Wakes one waiter (the oldest). Returns how many were woken.
+    pub fn wake_one(&self) -> usize {
+        self.wake_n(1)
+    }
+
+    /// Wakes every waiter. Returns how many were woken.
+    pub fn wake_all(&self) -> usize {
+        self.wake_n(usize::MAX)
+    }
+
+    /// Wakes up to `n` waiters, oldest first.
+    pub fn wake_n(&self, n: usize) -> usize {
+        // Pairs with the fence in `link`: either we see `has_waiters`, or the
+        // waiter sees the value our caller stored before calling us.
+        fence(Ordering::SeqCst);
+        if n == 0 || !self.has_waiters.load(Ordering::Relaxed) {
+            return 0;
+        }
+        const INLINE: usize = 8;
+        let mut inline: [Option<Wakeup>; INLINE] = Default::default();
+        let mut spill = Vec::new();
+        let mut woken = 0;
+        self.lock.lock();
+        // SAFETY: lock held.
+        let list = unsafe { &mut *self.list.get() };
+        while woken < n {
+            let Some(node) = list.pop_front() else { break };
+            // SAFETY: a linked node is alive: its owner cannot leave `wait`
+            // until the node is unlinked (which we do here, under the lock).
+            let node = unsafe { &*node };
+            let w = unlink_wakeup(node, Ok(()));
+            if woken < INLINE {
+                inline[woken] = Some(w);
+            } else {
+                spill.push(w);
+            }
+            woken += 1;
+        }
+        self.has_waiters.store(!list.is_empty(), Ordering::Relaxed);
+        self.lock.unlock();
+        for w in inline.into_iter().flatten().chain(spill) {
+            w.fire();
+        }
+        woken
+    }
+
+    /// Links `node` if the value still equals `expected` and no timeout or
+    /// interrupt (`interrupted`, for fibers) got to it first.
+    ///
+    /// # Safety
+    /// `node` waits on `self`, and stays alive and at this address until it
+    /// is unlinked.
+    unsafe fn link(
+        &self,
+        node: &Waiter,
+        expected: u32,
+        interrupted: Option<&AtomicBool>,
+    ) -> Result<(), WaitError> {
+        self.lock.lock();
+        self.has_waiters.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `wake_n`.
+        fence(Ordering::SeqCst);
+        let refused = if self.value.load(Ordering::Relaxed) != expected {
+            Some(WaitError::WouldBlock)
+        } else if let Some(why) = node.cancelled.get() {
+            Some(why)
+        } else if interrupted.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            // The interrupter set the flag before taking this lock.
+            Some(WaitError::Interrupted)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            // SAFETY: lock held.
+            let empty = unsafe { (*self.list.get()).is_empty() };
+            self.has_waiters.store(!empty, Ordering::Relaxed);
+            self.lock.unlock();
+            return Err(why);
+        }
+        // SAFETY: lock held; node liveness is the caller's contract.
+        unsafe { (*self.list.get()).push_back(node) };
+        node.linked.store(true, Ordering::Relaxed);
+        self.lock.unlock();
+        Ok(())
+    }
+
+    fn wait_fiber(
+        &self,
+        task: TaskRef,
+        yielder: crate::runtime::context::YielderPtr,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), WaitError> {
+        if task.interrupted.swap(false, Ordering::AcqRel) {
+            return Err(WaitError::Interrupted);
+        }
+        let node = Waiter::new(self, WaiterKind::Fiber(task));
+        let node_ptr = &node as *const Waiter;
+        // Published before switching out so `interrupt` can find us.
+        task.current_waiter
+            .store(node_ptr as *mut Waiter, Ordering::Release);
+        // Armed before linking: a timeout that fires first marks the node
+        // `cancelled` and `link` refuses it.
+        let timer_id = deadline.map(|d| arm_timeout(node_ptr, d));
+        let mut park = |task: TaskRef| {
+            // On the worker's stack now; we hold `task`'s token.
+            // SAFETY: `node` lives on the suspended fiber's stack, which
+            // stays put until the fiber resumes, and the fiber resumes only
+            // after it is unlinked or was never linked.
+            let r = unsafe { self.link(&node, expected, Some(&task.interrupted)) };
+            if let Err(why) = r {
+                node.outcome.set(Err(why));
+                ready_to_run(task);
+            }
+            // Once linked, nothing here touches `node` again: a waker owns
+            // the fiber now and it may already be running elsewhere.
+        };
+        let park_dyn: &mut (dyn FnMut(TaskRef) + '_) = &mut park;
+        // SAFETY: erasing the lifetime is sound because the closure is only
+        // called by the scheduler while this frame is suspended (alive).
+        let park_ptr: *mut (dyn FnMut(TaskRef) + 'static) =
+            unsafe { std::mem::transmute(park_dyn as *mut (dyn FnMut(TaskRef) + '_)) };
+        // SAFETY: we are the running fiber and `yielder` is its yielder.
+        unsafe { yielder.suspend(Switch::Park(ParkFn(park_ptr))) };
+        self.finish_fiber_wait(task, &node, timer_id)
+    }
+
+    fn finish_fiber_wait(
+        &self,
+        task: TaskRef,
+        node: &Waiter,
+        timer_id: Option<timer::TimerId>,
+    ) -> Result<(), WaitError> {
+        // Whoever ended the wait (waker, timeout, interrupt) did so under
+        // the lock before making us ready: the node is unlinked.
+        if let Some(id) = timer_id {
+            if timer::cancel(id) != timer::CancelResult::Cancelled {
+                // The callback ran or is running and may still read `node`.
+                while !node.timer_done.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        // An interrupter that swapped our node out is still using it; it
+        // puts it back when done.
+        while task
+            .current_waiter
+            .swap(std::ptr::null_mut(), Ordering::AcqRel)
+            .is_null()
+        {
+            std::hint::spin_loop();
+        }
+        let r = node.outcome.get();
+        if r == Err(WaitError::Interrupted) {
+            task.interrupted.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    fn wait_thread(&self, expected: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
+        let parker = Parker::current();
+        let node = Waiter::new(self, WaiterKind::Thread(parker.clone()));
+        // SAFETY: `node` lives on this frame, and we do not leave it until
+        // the node is unlinked (below: woken, or we unlink it ourselves).
+        unsafe { self.link(&node, expected, None) }?;
+        loop {
+            if !node.linked.load(Ordering::Acquire) {
+                return node.outcome.get();
+            }
+            let timed_out = parker.park(deadline);
+            if timed_out {
+                // SAFETY: node alive; acts only if still linked.
+                return match unsafe { try_unlink(&node, WaitError::TimedOut) } {
+                    Some(_) => Err(WaitError::TimedOut),
+                    // Someone unlinked us first: wait for the flag.
+                    None => {
+                        while node.linked.load(Ordering::Acquire) {
+                            std::hint::spin_loop();
+                        }
+                        node.outcome.get()
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Unlinks `node` (under the lock, already held by the caller and with the
+/// node known to be linked) and returns what to wake.
+fn unlink_wakeup(node: &Waiter, outcome: Result<(), WaitError>) -> Wakeup {
+    node.outcome.set(outcome);
+    let w = match &node.kind {
+        WaiterKind::Fiber(t) => Wakeup::Fiber(t),
+        WaiterKind::Thread(p) => Wakeup::Thread(p.clone()),
+    };
+    // Last write: a thread waiter may return as soon as it sees this.
+    node.linked.store(false, Ordering::Release);
+    w
+}
+
+/// Ends `node`'s wait with `why`: unlinks it if linked (returning what to
+/// wake, to fire after the lock is released), or, if it is not linked yet,
+/// marks it so that `link` refuses it. Returns `None` if there is nothing to
+/// wake (already woken, or not yet linked).
+///
+/// # Safety
+/// `node` is alive for the duration of the call; so is its butex (true
+/// while the owner is inside `wait`, which it cannot leave before the
+/// caller is done — see `finish_fiber_wait`).
+unsafe fn try_unlink(node: *const Waiter, why: WaitError) -> Option<Wakeup> {
+    // SAFETY: alive per contract.
+    let node = unsafe { &*node };
+    // SAFETY: alive per contract.
+    let b = unsafe { &*node.butex };
+    b.lock.lock();
+    if !node.linked.load(Ordering::Relaxed) {
+        if node.outcome.get().is_ok() && node.cancelled.get().is_none() {
+            node.cancelled.set(Some(why));
+        }
+        b.lock.unlock();
+        return None;
+    }
+    // SAFETY: lock held; the node is in this list.
+    let list = unsafe { &mut *b.list.get() };
+    // SAFETY: as above.
+    unsafe { list.remove(node) };
+    b.has_waiters.store(!list.is_empty(), Ordering::Relaxed);
+    let w = unlink_wakeup(node, Err(why));
+    b.lock.unlock();
+    Some(w)
+}
+
+/// Arms the timeout of a fiber wait.
+fn arm_timeout(node: *const Waiter, deadline: Instant) -> timer::TimerId {
+    struct NodePtr(*const Waiter);
+    // SAFETY: the node outlives the callback: the waiting fiber does not
+    // return from `wait` before the callback finished (`timer_done`) or was
+    // cancelled.
+    unsafe impl Send for NodePtr {}
+    let p = NodePtr(node);
+    timer::add(deadline, move || {
+        let p = p;
+        // SAFETY: see NodePtr.
+        if let Some(w) = unsafe { try_unlink(p.0, WaitError::TimedOut) } {
+            w.fire();
+        }
+        // SAFETY: see NodePtr; this is our last access.
+        unsafe { (*p.0).timer_done.store(true, Ordering::Release) };
+    })
+}
+
+/// Interrupts the fiber `task` if it is parked in a butex wait; in any
+/// case its next wait returns [`WaitError::Interrupted`].
+pub(crate) fn interrupt_task(task: TaskRef) {
+    task.interrupted.store(true, Ordering::SeqCst);
+    let node = task
+        .current_waiter
+        .swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: while we hold the swapped-out pointer, the waiting fiber spins
+    // in `finish_fiber_wait` instead of leaving, so the node is alive.
+    if let Some(w) = unsafe { try_unlink(node, WaitError::Interrupted) } {
+        w.fire();
+    }
+    task.current_waiter.store(node, Ordering::Release);
+}
+
+/// A test-and-test-and-set lock for the tiny critical sections of a butex.
+/// Yields the thread after a short spin: on 2 vCPUs the holder may be
+/// descheduled, and burning the other core would only delay it.
+pub(crate) struct SpinLock(AtomicBool);
+
+impl SpinLock {
+    const fn new() -> Self {
+        SpinLock(AtomicBool::new(false))
+    }
+
+    #[inline]
+    fn lock(&self) {
+        if self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        self.lock_slow();
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.0.load(Ordering::Relaxed) {
+                if spins < 100 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self
+                .0
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}

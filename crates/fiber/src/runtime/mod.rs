@@ -1,0 +1,333 @@
+//! The runtime (bRPC's TaskControl and its workers): builder, handle,
+//! spawning and waking.
+
+pub(crate) mod context;
+pub(crate) mod parking_lot;
+pub(crate) mod remote_queue;
+pub(crate) mod stats;
+pub(crate) mod task_control;
+pub(crate) mod task_group;
+pub(crate) mod task_meta;
+
+use self::task_control::TaskControl;
+use self::task_group::{current_group, TaskGroup};
+use self::task_meta::{Attrs, FiberId, Slab, TaskRef};
+use crate::task::packet::Runnable;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+
+pub use self::context::StackClass;
+pub use self::stats::{RuntimeStats, WorkerStats};
+
+/// Configures and starts a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: usize,
+    name: String,
+    thread_stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            workers: thread::available_parallelism().map_or(2, |n| n.get()),
+            name: "fiber-worker".into(),
+            thread_stack_size: 2 << 20,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per core.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of worker threads (bRPC's `bthread_concurrency`). At least 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.clamp(1, task_control::MAX_WORKERS);
+        self
+    }
+
+    /// Prefix of the worker threads' names.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Stack size of the worker threads themselves (where the scheduler and
+    /// [`StackClass::Worker`] tasks run).
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.thread_stack_size = bytes;
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> io::Result<Runtime> {
+        let rt = Runtime {
+            inner: Arc::new(Inner {
+                control: TaskControl::new(),
+                threads: Mutex::new(Vec::new()),
+                builder: self.clone(),
+            }),
+        };
+        rt.add_workers(self.workers)?;
+        Ok(rt)
+    }
+}
+
+struct Inner {
+    control: &'static TaskControl,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    builder: Builder,
+}
+
+/// A fiber runtime: worker threads that run fibers.
+///
+/// Most programs use the default runtime, started on first use by
+/// [`crate::spawn`]; an explicit one is for tests and embedding. Dropping the
+/// last handle of an explicit runtime (or calling [`shutdown`](Self::shutdown))
+/// stops its workers once the runnable fibers have run. Fibers still blocked
+/// then are abandoned: their stacks stay mapped, and waking them later is
+/// harmless (it lands in the dead runtime's queues).
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime with one worker per core.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A builder.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The runtime started on first use by the free functions ([`crate::spawn`]
+    /// from a thread that is not a worker). Its worker count can be set with
+    /// the `FIBRPC_WORKERS` environment variable.
+    pub fn global() -> &'static Runtime {
+        static GLOBAL: OnceLock<Runtime> = OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let mut b = Builder::new().thread_name("fiber-worker");
+            if let Some(n) = std::env::var("FIBRPC_WORKERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                b = b.workers(n);
+            }
+            b.build().expect("cannot start the default fiber runtime")
+        })
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.inner.control.nworkers()
+    }
+
+    /// Adds `n` workers (bRPC grows its concurrency the same way; workers are
+    /// never removed while the runtime runs).
+    pub fn add_workers(&self, n: usize) -> io::Result<()> {
+        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..n {
+            let control = self.inner.control;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let name = format!("{}-{}", self.inner.builder.name, threads.len());
+            let h = thread::Builder::new()
+                .name(name)
+                .stack_size(self.inner.builder.thread_stack_size)
+                .spawn(move || {
+                    let group = TaskGroup::new(control);
+                    let _ = tx.send(());
+                    group.run();
+                })?;
+            // Wait until the worker is registered, so `workers()` is exact.
+            let _ = rx.recv();
+            threads.push(h);
+        }
+        Ok(())
+    }
+
+    /// Spawns a fiber on this runtime. See [`crate::spawn`].
+    pub fn spawn<F, T>(&self, f: F) -> crate::JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::Builder::new()
+            .spawn_on(self, f)
+            .expect("fiber slab exhausted")
+    }
+
+    /// Runs `f` in a fiber of this runtime and blocks the calling thread
+    /// until it returns; a panic in `f` is resumed here.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(e) => e.resume_unwind(),
+        }
+    }
+
+    /// Scheduler counters of this runtime.
+    pub fn stats(&self) -> RuntimeStats {
+        self.inner.control.stats()
+    }
+
+    /// Stops the workers after the runnable fibers ran, and joins them.
+    /// Other handles to this runtime can no longer spawn usefully.
+    pub fn shutdown(&self) {
+        self.inner.control.stop();
+        let threads: Vec<_> =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let me = thread::current().id();
+        for t in threads {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+
+    pub(crate) fn control(&self) -> &'static TaskControl {
+        self.inner.control
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.control.stop();
+        let me = thread::current().id();
+        for t in self
+            .threads
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// How to queue a new fiber.
+#[derive(Clone, Copy)]
+pub(crate) struct SpawnMode {
+    pub(crate) urgent: bool,
+    pub(crate) nosignal: bool,
+}
+
+/// Creates a fiber running `entry` on `control` (or on the current worker's
+/// runtime, else the default one) and queues it.
+pub(crate) fn spawn_raw(
+    control: Option<&'static TaskControl>,
+    entry: Arc<dyn Runnable>,
+    attrs: Attrs,
+    mode: SpawnMode,
+) -> io::Result<FiberId> {
+    let group = current_group();
+    let control = control
+        .or_else(|| group.map(|g| g.control))
+        .unwrap_or_else(|| Runtime::global().control());
+    let local = group.filter(|g| std::ptr::eq(g.control, control));
+    // SAFETY: `free_slots` is only touched by its worker's thread, here
+    // outside any other borrow of it.
+    let cache = local.map(|g| unsafe { &mut *g.free_slots.get() });
+    let meta = Slab::global()
+        .alloc(cache)
+        .ok_or_else(|| io::Error::other("too many fibers alive (16M)"))?;
+    // SAFETY: a freshly allocated slot is reachable by nobody else: we hold
+    // its run token.
+    unsafe {
+        let rs = meta.run_state();
+        rs.entry = Some(entry);
+        rs.attrs = attrs;
+        rs.control = Some(control);
+    }
+    let id = meta.id();
+    match local {
+        Some(g) => {
+            g.shared.counters.created.incr();
+            if mode.urgent {
+                if let Some(y) = g.current_task().and_then(current_yielder) {
+                    // SAFETY: we are the running fiber of this worker and `y`
+                    // is its yielder.
+                    unsafe { y.suspend(context::Switch::Urgent(meta)) };
+                    return Ok(id);
+                }
+            }
+            g.push_local(meta, !mode.nosignal);
+        }
+        None => {
+            control.outside.created.add_shared(1);
+            control.push_remote(meta);
+        }
+    }
+    Ok(id)
+}
+
+/// The yielder of `task` if it runs on a stack of its own.
+pub(crate) fn current_yielder(task: TaskRef) -> Option<context::YielderPtr> {
+    // SAFETY: called only for the task running on this thread, which holds
+    // its own token while it runs; the borrow is a copy-out.
+    unsafe { task.run_state().yielder }
+}
+
+/// Makes a parked fiber runnable again. The caller holds its run token
+/// (it just took the fiber out of a waiter list).
+pub(crate) fn ready_to_run(task: TaskRef) {
+    // SAFETY: the caller holds the token.
+    let (control, migratable) = unsafe {
+        let rs = task.run_state();
+        (rs.control, rs.attrs.migratable)
+    };
+    let control = control.expect("a parked fiber belongs to a runtime");
+    let group = current_group().filter(|g| std::ptr::eq(g.control, control));
+    if migratable {
+        match group {
+            Some(g) => g.push_local(task, true),
+            None => control.push_remote(task),
+        }
+        return;
+    }
+    let home = task.home.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    match group {
+        Some(g) if g.index() == home => g.push_resume(task),
+        _ => control.push_inbox(home, task),
+    }
+}
+
+/// Signals idle workers for the NOSIGNAL spawns queued by this worker
+/// (bRPC's `bthread_flush`). A no-op outside workers.
+pub fn flush() {
+    if let Some(g) = current_group() {
+        let n = g.unsignalled.replace(0);
+        if n > 0 {
+            g.control.signal_task(n, Some(g.shared));
+        }
+    }
+}
+
+/// Scheduler counters of the runtime this thread belongs to (or of the
+/// default runtime).
+pub fn stats() -> RuntimeStats {
+    match current_group() {
+        Some(g) => g.control.stats(),
+        None => Runtime::global().stats(),
+    }
+}

@@ -1,0 +1,110 @@
+//! Scheduler counters, per worker and in total.
+//!
+//! Each counter has a single writer (its worker), so updates are a relaxed
+//! load and store — no read-modify-write on the hot path — and readers on
+//! other threads see a recent value.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters owned by one worker.
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) switches: Counter,
+    pub(crate) steals: Counter,
+    pub(crate) signals: Counter,
+    pub(crate) parks: Counter,
+    pub(crate) created: Counter,
+    pub(crate) exited: Counter,
+    pub(crate) stacks_mapped: Counter,
+}
+
+/// A single-writer counter.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one. Only the owning worker calls this.
+    #[inline]
+    pub(crate) fn incr(&self) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+    /// Adds `n` from any thread (slow path: shared counters).
+    pub(crate) fn add_shared(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of one worker's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Context switches into fibers.
+    pub switches: u64,
+    /// Tasks taken from other workers' queues.
+    pub steals: u64,
+    /// Idle workers this worker woke.
+    pub signals: u64,
+    /// Times this worker went to sleep.
+    pub parks: u64,
+    /// Fibers created from this worker.
+    pub created: u64,
+    /// Fibers that ended on this worker.
+    pub exited: u64,
+    /// Stacks this worker had to map because the pools were empty.
+    pub stacks_mapped: u64,
+}
+
+impl WorkerStats {
+    fn add(&mut self, o: &WorkerStats) {
+        self.switches += o.switches;
+        self.steals += o.steals;
+        self.signals += o.signals;
+        self.parks += o.parks;
+        self.created += o.created;
+        self.exited += o.exited;
+        self.stacks_mapped += o.stacks_mapped;
+    }
+}
+
+impl WorkerCounters {
+    pub(crate) fn snapshot(&self) -> WorkerStats {
+        WorkerStats {
+            switches: self.switches.get(),
+            steals: self.steals.get(),
+            signals: self.signals.get(),
+            parks: self.parks.get(),
+            created: self.created.get(),
+            exited: self.exited.get(),
+            stacks_mapped: self.stacks_mapped.get(),
+        }
+    }
+}
+
+/// A snapshot of a runtime's counters.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeStats {
+    /// One entry per worker, in worker order.
+    pub workers: Vec<WorkerStats>,
+    /// Counts charged to threads that are not workers (spawns, signals).
+    pub outside: WorkerStats,
+}
+
+impl RuntimeStats {
+    /// The sum over all workers and outside threads.
+    pub fn total(&self) -> WorkerStats {
+        let mut t = self.outside;
+        for w in &self.workers {
+            t.add(w);
+        }
+        t
+    }
+
+    /// Fibers created and not yet ended.
+    pub fn alive(&self) -> u64 {
+        let t = self.total();
+        t.created.saturating_sub(t.exited)
+    }
+}

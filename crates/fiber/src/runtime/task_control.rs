@@ -1,0 +1,257 @@
+//! bRPC's TaskControl: the runtime's shared state — its workers' queues and
+//! parking lots, the overflow injector, and the wakeup policy.
+
+use super::parking_lot::ParkingLot;
+use super::remote_queue::RemoteQueue;
+use super::stats::{RuntimeStats, WorkerCounters};
+use super::task_meta::TaskRef;
+use crossbeam_deque::{Injector, Steal, Stealer};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Most workers a runtime can grow to.
+pub(crate) const MAX_WORKERS: usize = 256;
+/// Capacity of each worker's remote queue (bRPC: 2048).
+const REMOTE_QUEUE_CAP: usize = 2048;
+
+/// The parts of a worker other threads touch.
+pub(crate) struct GroupShared {
+    pub(crate) index: usize,
+    /// Thieves' end of the worker's deque (fibers that never ran, and
+    /// migratable ones).
+    pub(crate) stealer: Stealer<TaskRef>,
+    /// Tasks from non-worker threads.
+    pub(crate) remote: RemoteQueue,
+    /// Started fibers of this worker made ready by another thread: only this
+    /// worker may resume them.
+    pub(crate) inbox: Mutex<Vec<TaskRef>>,
+    pub(crate) inbox_len: AtomicUsize,
+    pub(crate) lot: ParkingLot,
+    pub(crate) counters: WorkerCounters,
+}
+
+impl GroupShared {
+    pub(crate) fn new(index: usize, stealer: Stealer<TaskRef>) -> Self {
+        GroupShared {
+            index,
+            stealer,
+            remote: RemoteQueue::new(REMOTE_QUEUE_CAP),
+            inbox: Mutex::new(Vec::new()),
+            inbox_len: AtomicUsize::new(0),
+            lot: ParkingLot::default(),
+            counters: WorkerCounters::default(),
+        }
+    }
+
+    /// Moves the inbox into `out`.
+    pub(crate) fn drain_inbox(&self, out: &mut std::collections::VecDeque<TaskRef>) {
+        if self.inbox_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        out.extend(inbox.drain(..));
+        self.inbox_len.store(0, Ordering::Release);
+    }
+}
+
+/// The runtime's shared control block.
+///
+/// Leaked on purpose (`&'static`): a fiber left blocked when its runtime
+/// shuts down may still be woken later by some other thread, and that wakeup
+/// must land in valid (if dead) queues rather than freed memory. The cost is
+/// a few KiB per runtime ever created.
+pub(crate) struct TaskControl {
+    groups: Box<[OnceLock<&'static GroupShared>]>,
+    nworkers: AtomicUsize,
+    /// Overflow of full remote queues (unbounded, so a submitter never
+    /// waits or drops a task).
+    injector: Injector<TaskRef>,
+    /// Workers asleep or about to be.
+    parked: AtomicUsize,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) outside: WorkerCounters,
+    pub(crate) id: usize,
+}
+
+impl TaskControl {
+    pub(crate) fn new() -> &'static TaskControl {
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+        Box::leak(Box::new(TaskControl {
+            groups: (0..MAX_WORKERS).map(|_| OnceLock::new()).collect(),
+            nworkers: AtomicUsize::new(0),
+            injector: Injector::new(),
+            parked: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            outside: WorkerCounters::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        }))
+    }
+
+    /// Publishes a new worker's shared half; returns its index.
+    pub(crate) fn add_group(&'static self, make: impl FnOnce(usize) -> GroupShared) -> usize {
+        let i = self.nworkers.load(Ordering::Acquire);
+        assert!(i < MAX_WORKERS, "at most {MAX_WORKERS} workers");
+        let g: &'static GroupShared = Box::leak(Box::new(make(i)));
+        self.groups[i]
+            .set(g)
+            .unwrap_or_else(|_| panic!("worker slot {i} taken"));
+        self.nworkers.store(i + 1, Ordering::Release);
+        i
+    }
+
+    /// Number of workers.
+    pub(crate) fn nworkers(&self) -> usize {
+        self.nworkers.load(Ordering::Acquire)
+    }
+
+    /// Worker `i`'s shared half.
+    pub(crate) fn group(&self, i: usize) -> &'static GroupShared {
+        self.groups[i].get().expect("worker index out of range")
+    }
+
+    /// Submits a task from a thread that is not one of our workers: a
+    /// random worker's remote queue, or the injector if that is full.
+    pub(crate) fn push_remote(&self, task: TaskRef) {
+        let n = self.nworkers();
+        if n == 0 {
+            self.injector.push(task);
+        } else {
+            let g = self.group(fastrand_index(n));
+            if let Err(task) = g.remote.push(task) {
+                self.injector.push(task);
+            }
+        }
+        self.signal_task(1, None);
+    }
+
+    /// Pops from the injector.
+    pub(crate) fn pop_injector(&self) -> Option<TaskRef> {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Makes a started, pinned fiber ready on its home worker `home`, from a
+    /// thread that is not that worker.
+    pub(crate) fn push_inbox(&self, home: usize, task: TaskRef) {
+        let g = self.group(home);
+        {
+            let mut inbox = g.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            inbox.push(task);
+            g.inbox_len.store(inbox.len(), Ordering::Release);
+        }
+        // Pairs with the sleeper's SeqCst `set_sleeping(true)` and re-check.
+        fence(Ordering::SeqCst);
+        if g.lot.is_sleeping() {
+            g.lot.signal();
+        }
+    }
+
+    /// Wakes up to `n` (at most 2, as bRPC) sleeping workers because new
+    /// stealable work was queued. `by` is the signalling worker, if any.
+    pub(crate) fn signal_task(&self, n: usize, by: Option<&GroupShared>) {
+        // Pairs with the sleeper's SeqCst increment of `parked`: either we
+        // see it, or it sees the task we queued before this fence.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let total = self.nworkers();
+        let mut left = n.min(2);
+        let start = fastrand_index(total.max(1));
+        for k in 0..total {
+            if left == 0 {
+                break;
+            }
+            let g = self.group((start + k) % total);
+            if g.lot.is_sleeping() && g.lot.signal() > 0 {
+                left -= 1;
+                match by {
+                    Some(by) => by.counters.signals.incr(),
+                    None => self.outside.signals.add_shared(1),
+                }
+            }
+        }
+    }
+
+    /// Counts a worker going to sleep (SeqCst: see `signal_task`).
+    pub(crate) fn enter_park(&self) {
+        self.parked.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a worker waking up.
+    pub(crate) fn leave_park(&self) {
+        self.parked.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Steals one task for worker `thief` from a random victim's deque or
+    /// remote queue.
+    pub(crate) fn steal(&self, thief: usize) -> Option<TaskRef> {
+        let n = self.nworkers();
+        if n <= 1 {
+            return None;
+        }
+        let start = fastrand_index(n);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == thief {
+                continue;
+            }
+            let g = self.group(i);
+            loop {
+                match g.stealer.steal() {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
+            if let Some(t) = g.remote.pop() {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Sets the stop flag and wakes every worker so it can exit.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for i in 0..self.nworkers() {
+            self.group(i).lot.stop();
+        }
+    }
+
+    /// Counters of every worker plus outside threads.
+    pub(crate) fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            workers: (0..self.nworkers())
+                .map(|i| self.group(i).counters.snapshot())
+                .collect(),
+            outside: self.outside.snapshot(),
+        }
+    }
+}
+
+/// A cheap per-thread pseudo-random index in `0..n` (xorshift; victim
+/// selection needs spread, not quality).
+pub(crate) fn fastrand_index(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            static SEED: AtomicUsize = AtomicUsize::new(0x2545_F491);
+            let s = SEED.fetch_add(0x9E37_79B9, Ordering::Relaxed) as u64;
+            (s.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1).rotate_left(17)
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        ((x >> 32) as usize * n) >> 32
+    })
+}

@@ -1,0 +1,332 @@
+//! bRPC's TaskGroup: one worker thread and its scheduling loop.
+//!
+//! Queues, in the order a worker looks at them:
+//! - `resume`: started fibers of this worker that are ready again (yielded,
+//!   or woken by this worker). Not stealable: a started fiber is pinned.
+//! - the inbox: the same, woken by other threads.
+//! - `local`: the Chase-Lev deque of fibers that never ran (and migratable
+//!   ones). Thieves steal from its other end.
+//! - its remote queue, the runtime's injector, then other workers (steal).
+//!
+//! `resume` and `local` are taken alternately so neither a yielding fiber
+//! nor a spawning one can starve the other.
+
+use super::context::{Context, StackClass, StackPool, Switch, YielderPtr};
+use super::task_control::{GroupShared, TaskControl};
+use super::task_meta::{Slab, TaskRef, NO_HOME};
+use crossbeam_deque::Worker;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+/// Spins over the queues before sleeping: waking a sleeping vCPU costs
+/// ~20 µs here, a short spin catches work that arrives right away.
+const SEARCH_ROUNDS: usize = 64;
+/// Every this many picks, look at the shared queues first (fairness for
+/// submissions from outside the runtime).
+const GLOBAL_CHECK_INTERVAL: u32 = 61;
+
+/// One worker. Lives on its thread's stack for the thread's lifetime and is
+/// reached by fibers through a thread-local pointer, so every field uses
+/// interior mutability and no borrow is held across a fiber switch.
+pub(crate) struct TaskGroup {
+    pub(crate) control: &'static TaskControl,
+    pub(crate) shared: &'static GroupShared,
+    pub(crate) local: Worker<TaskRef>,
+    resume: UnsafeCell<VecDeque<TaskRef>>,
+    pool: UnsafeCell<StackPool>,
+    pub(crate) free_slots: UnsafeCell<Vec<u32>>,
+    current: Cell<Option<TaskRef>>,
+    tick: Cell<u32>,
+    /// Tasks queued with NOSIGNAL since the last `flush`.
+    pub(crate) unsignalled: Cell<usize>,
+}
+
+thread_local! {
+    static CURRENT_GROUP: Cell<*const TaskGroup> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The worker running this thread, if it is one.
+///
+/// `inline(never)`: a migratable fiber may resume on another thread, and a
+/// thread-local address cached across a switch would then name the old
+/// thread's worker (the bug class DESIGN.md §2 warns about). Reading it
+/// through an opaque call after every switch is what keeps runtime code
+/// correct there.
+#[inline(never)]
+pub(crate) fn current_group() -> Option<&'static TaskGroup> {
+    let p = CURRENT_GROUP.with(|c| c.get());
+    // SAFETY: the pointer is set by `TaskGroup::run` for the duration of the
+    // worker loop and cleared before the group is dropped; all code that can
+    // observe it (fibers, the scheduler) runs inside that loop on this
+    // thread. The 'static lifetime never escapes the crate and no caller
+    // keeps it past a switch.
+    unsafe { p.as_ref() }
+}
+
+impl TaskGroup {
+    /// Creates worker `index`'s state and registers its shared half.
+    pub(crate) fn new(control: &'static TaskControl) -> TaskGroup {
+        let local = Worker::new_fifo();
+        let stealer = local.stealer();
+        let index = control.add_group(|i| GroupShared::new(i, stealer));
+        TaskGroup {
+            control,
+            shared: control.group(index),
+            local,
+            resume: UnsafeCell::new(VecDeque::with_capacity(64)),
+            pool: UnsafeCell::new(StackPool::new()),
+            free_slots: UnsafeCell::new(Vec::new()),
+            current: Cell::new(None),
+            tick: Cell::new(0),
+            unsignalled: Cell::new(0),
+        }
+    }
+
+    /// The worker's index in its runtime.
+    pub(crate) fn index(&self) -> usize {
+        self.shared.index
+    }
+
+    /// The fiber running on this worker right now.
+    pub(crate) fn current_task(&self) -> Option<TaskRef> {
+        self.current.get()
+    }
+
+    /// The worker loop: runs until the runtime stops.
+    pub(crate) fn run(&self) {
+        CURRENT_GROUP.with(|c| c.set(self));
+        while let Some(task) = self.next_task().or_else(|| self.wait_for_task()) {
+            self.run_task(task);
+        }
+        CURRENT_GROUP.with(|c| c.set(std::ptr::null()));
+    }
+
+    /// Queues a started fiber of this worker to run again.
+    pub(crate) fn push_resume(&self, task: TaskRef) {
+        // SAFETY: only this worker's thread touches `resume`, and no borrow
+        // of it lives across a switch (we are not inside `next_task`).
+        unsafe { (*self.resume.get()).push_back(task) }
+    }
+
+    /// Queues a new (or migratable) fiber where thieves can take it.
+    pub(crate) fn push_local(&self, task: TaskRef, signal: bool) {
+        self.local.push(task);
+        if signal {
+            self.control.signal_task(1, Some(self.shared));
+        } else {
+            self.unsignalled.set(self.unsignalled.get() + 1);
+        }
+    }
+
+    fn next_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_CHECK_INTERVAL == 0 {
+            if let Some(t) = self.pop_shared() {
+                return Some(t);
+            }
+        }
+        // SAFETY: see `push_resume`; the borrow ends before we return.
+        let resume = unsafe { &mut *self.resume.get() };
+        self.shared.drain_inbox(resume);
+        if tick & 1 == 0 {
+            if let Some(t) = resume.pop_front() {
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.local.pop() {
+            return Some(t);
+        }
+        if let Some(t) = resume.pop_front() {
+            return Some(t);
+        }
+        self.pop_shared()
+    }
+
+    fn pop_shared(&self) -> Option<TaskRef> {
+        self.shared
+            .remote
+            .pop()
+            .or_else(|| self.control.pop_injector())
+    }
+
+    fn find_any(&self) -> Option<TaskRef> {
+        self.next_task().or_else(|| {
+            let t = self.control.steal(self.index());
+            if t.is_some() {
+                self.shared.counters.steals.incr();
+            }
+            t
+        })
+    }
+
+    /// Searches, then sleeps on the parking lot; `None` once stopping.
+    fn wait_for_task(&self) -> Option<TaskRef> {
+        for _ in 0..SEARCH_ROUNDS {
+            if let Some(t) = self.find_any() {
+                return Some(t);
+            }
+            std::hint::spin_loop();
+        }
+        let lot = &self.shared.lot;
+        loop {
+            let state = lot.state();
+            lot.set_sleeping(true);
+            self.control.enter_park();
+            let found = self.find_any();
+            if found.is_some() || state.stopped() {
+                lot.set_sleeping(false);
+                self.control.leave_park();
+                return found;
+            }
+            self.shared.counters.parks.incr();
+            lot.wait(state);
+            lot.set_sleeping(false);
+            self.control.leave_park();
+            if let Some(t) = self.find_any() {
+                return Some(t);
+            }
+        }
+    }
+
+    fn run_task(&self, first: TaskRef) {
+        let mut task = first;
+        loop {
+            // SAFETY: we popped `task` from a queue, so we hold its run token;
+            // the borrow ends before the fiber runs.
+            let (ctx, class) = unsafe {
+                let rs = task.run_state();
+                (rs.ctx.take(), rs.attrs.stack)
+            };
+            let mut ctx = match ctx {
+                Some(c) => c,
+                None => match self.first_run(task, class) {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            self.current.set(Some(task));
+            self.shared.counters.switches.incr();
+            let why = ctx.resume(task);
+            self.current.set(None);
+            match why {
+                Switch::Exit => {
+                    // SAFETY: `pool` is only used by this thread, outside fibers.
+                    unsafe { (*self.pool.get()).put(ctx) };
+                    self.finish(task);
+                }
+                Switch::Yield => {
+                    // SAFETY: the fiber is suspended; we hold its token.
+                    unsafe { task.run_state().ctx = Some(ctx) };
+                    self.make_ready_again(task);
+                }
+                Switch::Park(f) => {
+                    // SAFETY: as above. Then the callback (on the suspended
+                    // fiber's stack, alive until the fiber resumes) takes the
+                    // token; we must not touch `task` afterwards.
+                    unsafe {
+                        task.run_state().ctx = Some(ctx);
+                        (*f.0)(task);
+                    }
+                }
+                Switch::Urgent(next) => {
+                    // SAFETY: as for Yield.
+                    unsafe { task.run_state().ctx = Some(ctx) };
+                    self.make_ready_again(task);
+                    task = next;
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+
+    /// Requeues a fiber that yielded: pinned ones on `resume`, migratable
+    /// ones where thieves can take them.
+    fn make_ready_again(&self, task: TaskRef) {
+        // SAFETY: we hold the token (the fiber just switched out to us).
+        if unsafe { task.is_migratable() } {
+            self.push_local(task, true);
+        } else {
+            self.push_resume(task);
+        }
+    }
+
+    /// First run of `task` here: pins it and finds it a stack. Returns
+    /// `None` if the task already completed (worker-stack tasks, or a stack
+    /// that could not be mapped).
+    fn first_run(&self, task: TaskRef, class: StackClass) -> Option<Context> {
+        task.home.store(self.index() as u32, Ordering::Relaxed);
+        if class == StackClass::Worker {
+            self.current.set(Some(task));
+            self.shared.counters.switches.incr();
+            run_body_inner(task, None);
+            self.current.set(None);
+            self.finish(task);
+            return None;
+        }
+        // SAFETY: this thread only, outside fibers.
+        match unsafe { (*self.pool.get()).get(class) } {
+            Ok((ctx, fresh)) => {
+                if fresh {
+                    self.shared.counters.stacks_mapped.incr();
+                }
+                Some(ctx)
+            }
+            Err(e) => {
+                // SAFETY: token held.
+                if let Some(entry) = unsafe { task.run_state().entry.take() } {
+                    entry.fail(e);
+                }
+                self.finish(task);
+                None
+            }
+        }
+    }
+
+    /// Ends a fiber: resets its meta, bumps the version (waking joiners),
+    /// and recycles the slot.
+    fn finish(&self, task: TaskRef) {
+        // SAFETY: token held; the fiber is done.
+        unsafe {
+            let rs = task.run_state();
+            rs.attrs = Default::default();
+            rs.yielder = None;
+            rs.control = None;
+        }
+        task.home.store(NO_HOME, Ordering::Relaxed);
+        task.interrupted.store(false, Ordering::Relaxed);
+        let v = task.version.value();
+        let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        v.store(next, Ordering::Release);
+        task.version.wake_all();
+        self.shared.counters.exited.incr();
+        // SAFETY: this thread only, outside fibers.
+        Slab::global().free(task.slot, Some(unsafe { &mut *self.free_slots.get() }));
+    }
+}
+
+/// Runs a fiber's entry on its context (called from the context loop).
+pub(crate) fn run_body(task: TaskRef, yielder: YielderPtr) {
+    run_body_inner(task, Some(yielder));
+}
+
+fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
+    // SAFETY: the worker resumed us with the token; the borrow ends here.
+    let entry = unsafe {
+        let rs = task.run_state();
+        rs.yielder = yielder;
+        rs.entry.take()
+    };
+    if let Some(entry) = entry {
+        entry.run();
+    }
+    // fiber_local! values die with the fiber, on the fiber.
+    // SAFETY: token held; user code is done.
+    let locals = unsafe { std::mem::take(&mut task.run_state().locals) };
+    drop(locals);
+}

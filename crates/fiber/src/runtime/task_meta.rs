@@ -1,0 +1,245 @@
+//! bRPC's TaskMeta: the control block of one fiber, and versioned ids.
+//!
+//! Metas live in a global slab that never frees memory (bRPC's
+//! ResourcePool), so a `&'static TaskMeta` is always valid to touch: a stale
+//! [`FiberId`] finds a meta whose version moved on and fails cleanly, never a
+//! freed one.
+//!
+//! Ownership protocol ("the run token"): a fiber is in exactly one place at a
+//! time — a run queue, running on a worker, or parked in one waiter list.
+//! Whoever holds it there owns [`RunState`]; the shared fields are atomics.
+
+use super::context::{Context, StackClass, YielderPtr};
+use crate::butex::{Butex, Waiter};
+use crate::task::local::LocalMap;
+use crate::task::packet::Runnable;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A reference to a fiber's control block. Metas are never freed.
+pub(crate) type TaskRef = &'static TaskMeta;
+
+/// Marker for "has not run yet, so has no home worker".
+pub(crate) const NO_HOME: u32 = u32::MAX;
+
+/// Identifies a fiber: slot in the slab plus the version of that slot when
+/// the fiber was created. Once the fiber ends the version moves on, so
+/// operations on the id fail with a clean error instead of reaching another
+/// fiber that reuses the slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiberId(pub(crate) u64);
+
+impl FiberId {
+    pub(crate) fn new(slot: u32, version: u32) -> Self {
+        FiberId(((version as u64) << 32) | slot as u64)
+    }
+    pub(crate) fn slot(self) -> u32 {
+        self.0 as u32
+    }
+    pub(crate) fn version(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// The raw 64-bit value (for logs and for bRPC-style integer ids).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for FiberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FiberId({}v{})", self.slot(), self.version())
+    }
+}
+
+impl std::fmt::Display for FiberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What the spawner chose for a fiber.
+#[derive(Default)]
+pub(crate) struct Attrs {
+    pub(crate) stack: StackClass,
+    pub(crate) name: Option<Arc<str>>,
+    /// May resume on any worker after it started (audited runtime fibers and
+    /// the `unsafe` opt-in only).
+    pub(crate) migratable: bool,
+}
+
+/// Fields owned by the holder of the run token.
+#[derive(Default)]
+pub(crate) struct RunState {
+    pub(crate) entry: Option<Arc<dyn Runnable>>,
+    pub(crate) ctx: Option<Context>,
+    /// The yielder of `ctx`'s coroutine, valid while the fiber runs.
+    pub(crate) yielder: Option<YielderPtr>,
+    pub(crate) attrs: Attrs,
+    pub(crate) locals: LocalMap,
+    /// The runtime the fiber belongs to (where wakeups are routed).
+    pub(crate) control: Option<&'static super::task_control::TaskControl>,
+}
+
+/// The control block of one fiber.
+pub(crate) struct TaskMeta {
+    /// The value is the slot's current version; it is bumped when the fiber
+    /// ends, which is what `join` waits for (bRPC's `version_butex`).
+    pub(crate) version: Butex,
+    pub(crate) slot: u32,
+    /// Set by `interrupt`; consumed by the next (or current) blocking wait.
+    pub(crate) interrupted: AtomicBool,
+    /// The waiter this fiber is parked on, for `interrupt` (bRPC's
+    /// `current_waiter`): swapped to null by whoever is using it.
+    pub(crate) current_waiter: AtomicPtr<Waiter>,
+    /// Index of the worker the fiber first ran on, or [`NO_HOME`].
+    pub(crate) home: AtomicU32,
+    run: UnsafeCell<RunState>,
+}
+
+// SAFETY: the shared fields are atomics or `Sync` (`Butex`); `run` is only
+// touched by the single holder of the run token (module docs), and what it
+// holds is `Send` except the context, whose cross-thread moves follow the
+// pinning rule enforced by the scheduler (a started fiber's context moves
+// only if the fiber is migratable, an `unsafe` opt-in).
+unsafe impl Sync for TaskMeta {}
+// SAFETY: as above; metas are never moved anyway (they live in the slab).
+unsafe impl Send for TaskMeta {}
+
+impl TaskMeta {
+    fn new(slot: u32) -> Self {
+        TaskMeta {
+            version: Butex::new(1),
+            slot,
+            interrupted: AtomicBool::new(false),
+            current_waiter: AtomicPtr::new(std::ptr::null_mut()),
+            home: AtomicU32::new(NO_HOME),
+            run: UnsafeCell::new(RunState::default()),
+        }
+    }
+
+    /// The id of the fiber currently occupying this slot.
+    pub(crate) fn id(&self) -> FiberId {
+        FiberId::new(self.slot, self.version.value().load(Ordering::Acquire))
+    }
+
+    /// Access to the token-owned state.
+    ///
+    /// # Safety
+    /// The caller holds the run token (module docs) and no other reference
+    /// obtained from `run_state` is alive.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn run_state(&self) -> &mut RunState {
+        // SAFETY: exclusivity is the caller's contract.
+        unsafe { &mut *self.run.get() }
+    }
+
+    /// Whether the fiber may resume on a worker other than its home.
+    ///
+    /// # Safety
+    /// As for [`run_state`](Self::run_state).
+    pub(crate) unsafe fn is_migratable(&self) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { self.run_state().attrs.migratable }
+    }
+}
+
+const SEGMENT_BITS: u32 = 8;
+const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
+const MAX_SEGMENTS: usize = 1 << 16;
+
+/// The global slab of metas (16M fibers alive at most).
+pub(crate) struct Slab {
+    segments: Box<[AtomicPtr<TaskMeta>]>,
+    next_slot: AtomicUsize,
+    grow_lock: Mutex<()>,
+    /// Freed slots not cached by any worker.
+    free: Mutex<Vec<u32>>,
+}
+
+impl Slab {
+    fn new() -> Self {
+        Slab {
+            segments: (0..MAX_SEGMENTS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            next_slot: AtomicUsize::new(0),
+            grow_lock: Mutex::new(()),
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The process-wide slab.
+    pub(crate) fn global() -> &'static Slab {
+        static SLAB: std::sync::OnceLock<Slab> = std::sync::OnceLock::new();
+        SLAB.get_or_init(Slab::new)
+    }
+
+    /// The meta at `slot`, if that slot was ever allocated.
+    pub(crate) fn get(&self, slot: u32) -> Option<TaskRef> {
+        let seg = (slot >> SEGMENT_BITS) as usize;
+        let p = self.segments.get(seg)?.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: a published segment is a leaked `[TaskMeta; SEGMENT_LEN]`
+        // that is never freed, so a 'static reference into it is valid.
+        let m: TaskRef = unsafe { &*p.add(slot as usize & (SEGMENT_LEN - 1)) };
+        (m.slot == slot).then_some(m)
+    }
+
+    /// A fresh slot: from `cache` (a worker's), the shared free list, or
+    /// new memory. Returns `None` only when 16M fibers are alive.
+    pub(crate) fn alloc(&self, cache: Option<&mut Vec<u32>>) -> Option<TaskRef> {
+        if let Some(cache) = cache {
+            if let Some(slot) = cache.pop() {
+                return self.get(slot);
+            }
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let take = free.len().min(64);
+            let at = free.len() - take;
+            cache.extend(free.drain(at..));
+            drop(free);
+            if let Some(slot) = cache.pop() {
+                return self.get(slot);
+            }
+        } else if let Some(slot) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return self.get(slot);
+        }
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        if slot >= MAX_SEGMENTS * SEGMENT_LEN {
+            return None;
+        }
+        let seg = slot >> SEGMENT_BITS;
+        if self.segments[seg].load(Ordering::Acquire).is_null() {
+            let _g = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.segments[seg].load(Ordering::Acquire).is_null() {
+                let base = (seg * SEGMENT_LEN) as u32;
+                let metas: Box<[TaskMeta]> = (0..SEGMENT_LEN as u32)
+                    .map(|i| TaskMeta::new(base + i))
+                    .collect();
+                let p = Box::leak(metas).as_mut_ptr();
+                self.segments[seg].store(p, Ordering::Release);
+            }
+        }
+        self.get(slot as u32)
+    }
+
+    /// Returns a slot whose fiber ended (version already bumped).
+    pub(crate) fn free(&self, slot: u32, cache: Option<&mut Vec<u32>>) {
+        match cache {
+            Some(cache) => {
+                cache.push(slot);
+                if cache.len() > 256 {
+                    let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+                    free.extend(cache.drain(128..));
+                }
+            }
+            None => self
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(slot),
+        }
+    }
+}

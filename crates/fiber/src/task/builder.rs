@@ -1,0 +1,105 @@
+//! Spawn options: stack class, name, NOSIGNAL, urgent, migration opt-in.
+
+use super::join::JoinHandle;
+use super::packet::{Packet, ResultSlot, Runnable};
+use crate::runtime::context::StackClass;
+use crate::runtime::task_meta::Attrs;
+use crate::runtime::{spawn_raw, Runtime, SpawnMode};
+use std::io;
+use std::sync::Arc;
+
+/// Options for a new fiber.
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    stack: StackClass,
+    name: Option<Arc<str>>,
+    urgent: bool,
+    nosignal: bool,
+    migratable: bool,
+}
+
+impl Builder {
+    /// Default options: normal stack, background, signalled, pinned.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The stack the fiber runs on.
+    pub fn stack(mut self, class: StackClass) -> Self {
+        self.stack = class;
+        self
+    }
+
+    /// A name, shown by the overflow handler and the console.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Run the new fiber now; the caller goes back to the run queue.
+    pub fn urgent(mut self) -> Self {
+        self.urgent = true;
+        self
+    }
+
+    /// Do not wake an idle worker for this fiber; call [`crate::flush`]
+    /// after queuing a batch (bRPC's `BTHREAD_NOSIGNAL`).
+    pub fn nosignal(mut self) -> Self {
+        self.nosignal = true;
+        self
+    }
+
+    /// Lets the fiber resume on any worker after it started, not only the
+    /// one it started on (better balance for long-lived fibers).
+    ///
+    /// # Safety
+    /// The fiber's code must not hold, across any point where it may block
+    /// or yield (every fibrpc wait, `yield_now`, `sleep`, channel and lock
+    /// operations, `spawn_urgent`): a `!Send` value (`Rc`, `RefCell` borrow,
+    /// `std::sync::MutexGuard`, …), a reference into a `thread_local!`, or
+    /// anything else tied to the OS thread. The compiler cannot check this;
+    /// breaking it is undefined behaviour.
+    pub unsafe fn migratable(mut self) -> Self {
+        self.migratable = true;
+        self
+    }
+
+    /// Spawns on the current worker's runtime, or the default one.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_inner(None, f)
+    }
+
+    /// Spawns on `rt`.
+    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn_inner(Some(rt), f)
+    }
+
+    fn spawn_inner<F, T>(self, rt: Option<&Runtime>, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let packet = Arc::new(Packet::new(f));
+        let result: Arc<dyn ResultSlot<T>> = packet.clone();
+        let entry: Arc<dyn Runnable> = packet;
+        let attrs = Attrs {
+            stack: self.stack,
+            name: self.name,
+            migratable: self.migratable,
+        };
+        let mode = SpawnMode {
+            urgent: self.urgent,
+            nosignal: self.nosignal,
+        };
+        let id = spawn_raw(rt.map(|r| r.control()), entry, attrs, mode)?;
+        Ok(JoinHandle::new(id, result))
+    }
+}

@@ -1,0 +1,178 @@
+//! Waiting for a fiber to end and taking its result.
+
+use super::packet::ResultSlot;
+use crate::butex::WaitError;
+use crate::runtime::task_meta::{FiberId, Slab, TaskRef};
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why [`JoinHandle::join`] has no value.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Panic(Box<dyn Any + Send + 'static>),
+    NotStarted(std::io::Error),
+}
+
+impl JoinError {
+    pub(crate) fn panicked(p: Box<dyn Any + Send + 'static>) -> Self {
+        JoinError {
+            repr: Repr::Panic(p),
+        }
+    }
+
+    pub(crate) fn not_started(e: std::io::Error) -> Self {
+        JoinError {
+            repr: Repr::NotStarted(e),
+        }
+    }
+
+    /// Whether the fiber panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic message, if the fiber panicked with a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic(p) => p
+                .downcast_ref::<&'static str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
+            Repr::NotStarted(_) => None,
+        }
+    }
+
+    /// The panic payload, if the fiber panicked.
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
+        match self.repr {
+            Repr::Panic(p) => Some(p),
+            Repr::NotStarted(_) => None,
+        }
+    }
+
+    /// Continues the fiber's panic on this thread (or panics with the
+    /// reason the fiber never started).
+    pub fn resume_unwind(self) -> ! {
+        match self.repr {
+            Repr::Panic(p) => std::panic::resume_unwind(p),
+            Repr::NotStarted(e) => panic!("fiber never started: {e}"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panic(_) => match self.panic_message() {
+                Some(m) => write!(f, "fiber panicked: {m}"),
+                None => f.write_str("fiber panicked"),
+            },
+            Repr::NotStarted(e) => write!(f, "fiber could not start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Owned permission to join a fiber and take its result. Dropping it
+/// detaches the fiber.
+#[must_use = "dropping a JoinHandle detaches the fiber; call join() to wait"]
+pub struct JoinHandle<T> {
+    id: FiberId,
+    result: Arc<dyn ResultSlot<T>>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(id: FiberId, result: Arc<dyn ResultSlot<T>>) -> Self {
+        JoinHandle { id, result }
+    }
+
+    /// The fiber's id.
+    pub fn id(&self) -> FiberId {
+        self.id
+    }
+
+    /// Whether the fiber has ended.
+    pub fn is_finished(&self) -> bool {
+        meta(self.id).version.value().load(Ordering::Acquire) != self.id.version()
+    }
+
+    /// Waits for the fiber to end (suspending the calling fiber, or blocking
+    /// the calling thread) and returns its value, or how it failed.
+    pub fn join(self) -> Result<T, JoinError> {
+        wait_version(self.id, None).expect("join without deadline cannot time out");
+        self.result
+            .take()
+            .expect("a finished fiber always leaves a result")
+    }
+
+    /// Like [`join`](Self::join) with a deadline; gives the handle back on
+    /// timeout.
+    pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
+        match wait_version(self.id, Some(deadline)) {
+            Ok(()) => Ok(self.join()),
+            Err(_) => Err(self),
+        }
+    }
+}
+
+fn meta(id: FiberId) -> TaskRef {
+    Slab::global()
+        .get(id.slot())
+        .expect("a fiber id names an allocated slot")
+}
+
+/// Waits until the fiber named by `id` has ended (its slot's version moved
+/// on). Interrupts of the *waiting* fiber are ignored by `join` (they stay
+/// pending for its next interruptible wait).
+pub(crate) fn wait_version(id: FiberId, deadline: Option<Instant>) -> Result<(), WaitError> {
+    let m = meta(id);
+    let mut interrupted = false;
+    let r = loop {
+        if m.version.value().load(Ordering::Acquire) != id.version() {
+            break Ok(());
+        }
+        match m.version.wait(id.version(), deadline) {
+            Ok(()) | Err(WaitError::WouldBlock) => {}
+            Err(WaitError::Interrupted) => interrupted = true,
+            Err(WaitError::TimedOut) => break Err(WaitError::TimedOut),
+        }
+    };
+    if interrupted {
+        if let Some(t) = crate::task::current_task() {
+            t.interrupted.store(true, Ordering::Release);
+        }
+    }
+    r
+}
+
+/// Waits for the fiber `id` to end, without taking its result (bRPC's
+/// `bthread_join`). Fails with [`NoSuchFiber`](super::NoSuchFiber) if the id
+/// does not name a live fiber (it ended, or never existed).
+pub fn join_id(id: FiberId) -> Result<(), super::NoSuchFiber> {
+    match Slab::global().get(id.slot()) {
+        Some(m) if m.version.value().load(Ordering::Acquire) == id.version() => {
+            let _ = wait_version(id, None);
+            Ok(())
+        }
+        _ => Err(super::NoSuchFiber(id)),
+    }
+}

@@ -1,0 +1,135 @@
+//! Fibers: spawning, joining, yielding, sleeping, interrupting.
+
+pub(crate) mod builder;
+pub(crate) mod join;
+pub(crate) mod local;
+pub(crate) mod packet;
+
+use crate::butex::{Butex, WaitError};
+use crate::runtime::context::Switch;
+use crate::runtime::current_yielder;
+use crate::runtime::task_group::current_group;
+use crate::runtime::task_meta::{FiberId, Slab, TaskRef};
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub use builder::Builder;
+pub use join::{join_id, JoinError, JoinHandle};
+
+/// Spawns a fiber running `f` and returns a handle to join it.
+///
+/// From a worker, the fiber goes to the tail of this worker's run queue
+/// (where idle workers may steal it before it starts) and one idle worker
+/// is signalled; from any other thread, to a random worker's remote queue.
+/// The fiber gets a normal (1 MiB) stack, mapped lazily at its first run and
+/// pooled afterwards. Use [`Builder`] for the other options.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f).expect("fiber slab exhausted")
+}
+
+/// Spawns a fiber that runs *now* on this worker; the calling fiber goes
+/// back to the run queue (bRPC's `bthread_start_urgent`). From a thread that
+/// is not a fiber it is the same as [`spawn`].
+pub fn spawn_urgent<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .urgent()
+        .spawn(f)
+        .expect("fiber slab exhausted")
+}
+
+/// The fiber running on this thread right now, with its own stack.
+pub(crate) fn current_task() -> Option<TaskRef> {
+    current_group().and_then(|g| g.current_task())
+}
+
+/// The id of the calling fiber, or `None` on a plain thread.
+pub fn current() -> Option<FiberId> {
+    current_task().map(|t| t.id())
+}
+
+/// The name given to the calling fiber with [`Builder::name`].
+pub fn current_name() -> Option<std::sync::Arc<str>> {
+    // SAFETY: the running fiber holds its own token; we copy a field out.
+    current_task().and_then(|t| unsafe { t.run_state().attrs.name.clone() })
+}
+
+/// Lets other fibers of this worker run; the caller continues later. On a
+/// plain thread (or a fiber without its own stack), yields the OS thread.
+pub fn yield_now() {
+    if let Some(t) = current_task() {
+        if let Some(y) = current_yielder(t) {
+            // SAFETY: `t` is the fiber running on this thread; `y` its yielder.
+            unsafe { y.suspend(Switch::Yield) };
+            return;
+        }
+    }
+    std::thread::yield_now();
+}
+
+/// The calling fiber was woken by [`interrupt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("fiber interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Suspends the calling fiber for `d` (its worker runs others meanwhile);
+/// on a plain thread, sleeps the thread. Returns `Err(Interrupted)` if the
+/// fiber was [interrupted](interrupt) before the time was up.
+pub fn sleep(d: Duration) -> Result<(), Interrupted> {
+    sleep_until(Instant::now() + d)
+}
+
+/// Like [`sleep`], until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Result<(), Interrupted> {
+    let b = Butex::new(0);
+    loop {
+        match b.wait(0, Some(deadline)) {
+            Err(WaitError::TimedOut) => return Ok(()),
+            Err(WaitError::Interrupted) => return Err(Interrupted),
+            Ok(()) | Err(WaitError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The id does not name a live fiber (it ended, or never existed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSuchFiber(pub FiberId);
+
+impl fmt::Display for NoSuchFiber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no live fiber with id {:?}", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchFiber {}
+
+/// Interrupts fiber `id` (bRPC's `bthread_interrupt`): if it is blocked in
+/// [`sleep`], a lock, a channel or any other butex wait, that wait returns
+/// an `Interrupted` error now; otherwise its next interruptible wait does.
+pub fn interrupt(id: FiberId) -> Result<(), NoSuchFiber> {
+    let m = Slab::global().get(id.slot()).ok_or(NoSuchFiber(id))?;
+    if m.version.value().load(Ordering::Acquire) != id.version() {
+        return Err(NoSuchFiber(id));
+    }
+    crate::butex::interrupt_task(m);
+    Ok(())
+}
