@@ -10,12 +10,14 @@
 //! only fibers that have not run yet are stolen. See [`Builder::migratable`]
 //! for the `unsafe` opt-out.
 
+mod block_on;
 pub mod butex;
 mod runtime;
 mod sys;
 pub(crate) mod task;
 pub mod timer;
 
+pub use block_on::block_on;
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
     flush, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass, WorkerStats,

@@ -48,9 +48,4 @@ impl RemoteQueue {
         self.len.store(q.len(), Ordering::Release);
         t
     }
-
-    /// Number of queued tasks (a racy hint).
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
-    }
 }

@@ -70,12 +70,10 @@ pub(crate) struct TaskControl {
     parked: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) outside: WorkerCounters,
-    pub(crate) id: usize,
 }
 
 impl TaskControl {
     pub(crate) fn new() -> &'static TaskControl {
-        static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
         Box::leak(Box::new(TaskControl {
             groups: (0..MAX_WORKERS).map(|_| OnceLock::new()).collect(),
             nworkers: AtomicUsize::new(0),
@@ -83,7 +81,6 @@ impl TaskControl {
             parked: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             outside: WorkerCounters::default(),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }))
     }
 

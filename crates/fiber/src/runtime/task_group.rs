@@ -95,6 +95,8 @@ impl TaskGroup {
 
     /// The worker loop: runs until the runtime stops.
     pub(crate) fn run(&self) {
+        crate::sys::signal::install(fault_info);
+        crate::sys::signal::ensure_altstack();
         CURRENT_GROUP.with(|c| c.set(self));
         while let Some(task) = self.next_task().or_else(|| self.wait_for_task()) {
             self.run_task(task);
@@ -193,46 +195,40 @@ impl TaskGroup {
     fn run_task(&self, first: TaskRef) {
         let mut task = first;
         loop {
-            // SAFETY: we popped `task` from a queue, so we hold its run token;
-            // the borrow ends before the fiber runs.
-            let (ctx, class) = unsafe {
-                let rs = task.run_state();
-                (rs.ctx.take(), rs.attrs.stack)
-            };
-            let mut ctx = match ctx {
-                Some(c) => c,
-                None => match self.first_run(task, class) {
-                    Some(c) => c,
+            let slot = task.ctx_slot();
+            // SAFETY: we popped `task` from a queue, so we hold its run token,
+            // which includes the context slot; no other reference to the slot
+            // exists (fibers never touch it).
+            if unsafe { (*slot).is_none() } {
+                // SAFETY: token held; the borrow is a copy-out.
+                let class = unsafe { task.run_state().attrs.stack };
+                match self.first_run(task, class) {
+                    // SAFETY: as above.
+                    Some(c) => unsafe { *slot = Some(c) },
                     None => return,
-                },
-            };
+                }
+            }
             self.current.set(Some(task));
             self.shared.counters.switches.incr();
-            let why = ctx.resume(task);
+            // SAFETY: as above; the context stays in its slot while it runs.
+            let why = unsafe { (*slot).as_mut().unwrap_unchecked().resume(task) };
             self.current.set(None);
             match why {
                 Switch::Exit => {
+                    // SAFETY: token held; the fiber is done with its context.
+                    let ctx = unsafe { (*slot).take().unwrap_unchecked() };
                     // SAFETY: `pool` is only used by this thread, outside fibers.
                     unsafe { (*self.pool.get()).put(ctx) };
                     self.finish(task);
                 }
-                Switch::Yield => {
-                    // SAFETY: the fiber is suspended; we hold its token.
-                    unsafe { task.run_state().ctx = Some(ctx) };
-                    self.make_ready_again(task);
-                }
+                Switch::Yield => self.make_ready_again(task),
                 Switch::Park(f) => {
-                    // SAFETY: as above. Then the callback (on the suspended
-                    // fiber's stack, alive until the fiber resumes) takes the
-                    // token; we must not touch `task` afterwards.
-                    unsafe {
-                        task.run_state().ctx = Some(ctx);
-                        (*f.0)(task);
-                    }
+                    // SAFETY: the callback lives on the suspended fiber's
+                    // stack (alive until the fiber resumes) and takes over
+                    // the token; we must not touch `task` afterwards.
+                    unsafe { (*f.0)(task) };
                 }
                 Switch::Urgent(next) => {
-                    // SAFETY: as for Yield.
-                    unsafe { task.run_state().ctx = Some(ctx) };
                     self.make_ready_again(task);
                     task = next;
                     continue;
@@ -329,4 +325,23 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
     // SAFETY: token held; user code is done.
     let locals = unsafe { std::mem::take(&mut task.run_state().locals) };
     drop(locals);
+}
+
+/// For the overflow handler: the guard page, stack size, id and name of the
+/// fiber running on this thread. Only reads memory (signal context).
+fn fault_info() -> Option<crate::sys::signal::FaultInfo> {
+    let p = CURRENT_GROUP.with(|c| c.get());
+    // SAFETY: see `current_group`; we only read.
+    let g = unsafe { p.as_ref() }?;
+    let task = g.current.get()?;
+    // SAFETY: the thread was running `task` when it faulted, so its context
+    // is in the slot and its run state is not being moved; we only read,
+    // and the process aborts right after.
+    unsafe {
+        let ctx = (*task.ctx_slot()).as_ref()?;
+        let (lo, hi) = ctx.stack_bounds();
+        let page = 4096;
+        let name = task.run_state().attrs.name.clone();
+        Some((lo, lo + page, hi - lo - page, task.id().as_u64(), name))
+    }
 }

@@ -72,7 +72,6 @@ pub(crate) struct Attrs {
 #[derive(Default)]
 pub(crate) struct RunState {
     pub(crate) entry: Option<Arc<dyn Runnable>>,
-    pub(crate) ctx: Option<Context>,
     /// The yielder of `ctx`'s coroutine, valid while the fiber runs.
     pub(crate) yielder: Option<YielderPtr>,
     pub(crate) attrs: Attrs,
@@ -95,6 +94,10 @@ pub(crate) struct TaskMeta {
     /// Index of the worker the fiber first ran on, or [`NO_HOME`].
     pub(crate) home: AtomicU32,
     run: UnsafeCell<RunState>,
+    /// The context the fiber runs on, once it started. Kept apart from
+    /// `run` so the scheduler can resume it in place (no move per switch)
+    /// while the fiber itself borrows `run`.
+    ctx: UnsafeCell<Option<Context>>,
 }
 
 // SAFETY: the shared fields are atomics or `Sync` (`Butex`); `run` is only
@@ -115,6 +118,7 @@ impl TaskMeta {
             current_waiter: AtomicPtr::new(std::ptr::null_mut()),
             home: AtomicU32::new(NO_HOME),
             run: UnsafeCell::new(RunState::default()),
+            ctx: UnsafeCell::new(None),
         }
     }
 
@@ -132,6 +136,12 @@ impl TaskMeta {
     pub(crate) unsafe fn run_state(&self) -> &mut RunState {
         // SAFETY: exclusivity is the caller's contract.
         unsafe { &mut *self.run.get() }
+    }
+
+    /// The fiber's context slot. Only the scheduler touches it, and only
+    /// while holding the run token.
+    pub(crate) fn ctx_slot(&self) -> *mut Option<Context> {
+        self.ctx.get()
     }
 
     /// Whether the fiber may resume on a worker other than its home.

@@ -1,3 +1,4 @@
 //! Linux-specific primitives behind a thin surface: futex, stacks, signals.
 
 pub(crate) mod futex;
+pub(crate) mod signal;

@@ -157,9 +157,7 @@ pub(crate) fn wait_version(id: FiberId, deadline: Option<Instant>) -> Result<(),
         }
     };
     if interrupted {
-        if let Some(t) = crate::task::current_task() {
-            t.interrupted.store(true, Ordering::Release);
-        }
+        crate::task::restore_interrupt();
     }
     r
 }

@@ -51,6 +51,14 @@ pub(crate) fn current_task() -> Option<TaskRef> {
     current_group().and_then(|g| g.current_task())
 }
 
+/// Puts back an interrupt that a non-interruptible wait swallowed, so the
+/// fiber's next interruptible wait still sees it.
+pub(crate) fn restore_interrupt() {
+    if let Some(t) = current_task() {
+        t.interrupted.store(true, Ordering::Release);
+    }
+}
+
 /// The id of the calling fiber, or `None` on a plain thread.
 pub fn current() -> Option<FiberId> {
     current_task().map(|t| t.id())
