@@ -19,13 +19,14 @@ mod parker;
 
 use self::list::WaiterList;
 use self::parker::Parker;
+use crate::loom::{fence, AtomicBool, AtomicU32};
 use crate::runtime::context::{ParkFn, Switch};
 use crate::runtime::task_group::current_group;
 use crate::runtime::task_meta::TaskRef;
 use crate::runtime::{current_yielder, ready_to_run};
 use crate::timer;
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,7 +140,19 @@ impl Wakeup {
 
 impl Butex {
     /// A butex holding `value`.
+    #[cfg(not(loom))]
     pub const fn new(value: u32) -> Self {
+        Butex {
+            value: AtomicU32::new(value),
+            has_waiters: AtomicBool::new(false),
+            lock: SpinLock::new(),
+            list: UnsafeCell::new(WaiterList::new()),
+        }
+    }
+
+    /// A butex holding `value` (loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new(value: u32) -> Self {
         Butex {
             value: AtomicU32::new(value),
             has_waiters: AtomicBool::new(false),
@@ -226,7 +239,7 @@ impl Butex {
         &self,
         node: &Waiter,
         expected: u32,
-        interrupted: Option<&AtomicBool>,
+        interrupted: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(), WaitError> {
         self.lock.lock();
         self.has_waiters.store(true, Ordering::Relaxed);
@@ -309,7 +322,7 @@ impl Butex {
             if timer::cancel(id) != timer::CancelResult::Cancelled {
                 // The callback ran or is running and may still read `node`.
                 while !node.timer_done.load(Ordering::Acquire) {
-                    std::thread::yield_now();
+                    crate::loom::thread_yield();
                 }
             }
         }
@@ -320,7 +333,7 @@ impl Butex {
             .swap(std::ptr::null_mut(), Ordering::AcqRel)
             .is_null()
         {
-            std::hint::spin_loop();
+            crate::loom::spin_loop();
         }
         let r = node.outcome.get();
         if r == Err(WaitError::Interrupted) {
@@ -347,7 +360,7 @@ impl Butex {
                     // Someone unlinked us first: wait for the flag.
                     None => {
                         while node.linked.load(Ordering::Acquire) {
-                            std::hint::spin_loop();
+                            crate::loom::spin_loop();
                         }
                         node.outcome.get()
                     }
@@ -445,7 +458,13 @@ pub(crate) fn interrupt_task(task: TaskRef) {
 pub(crate) struct SpinLock(AtomicBool);
 
 impl SpinLock {
+    #[cfg(not(loom))]
     const fn new() -> Self {
+        SpinLock(AtomicBool::new(false))
+    }
+
+    #[cfg(loom)]
+    fn new() -> Self {
         SpinLock(AtomicBool::new(false))
     }
 
@@ -467,10 +486,10 @@ impl SpinLock {
         loop {
             while self.0.load(Ordering::Relaxed) {
                 if spins < 100 {
-                    std::hint::spin_loop();
+                    crate::loom::spin_loop();
                     spins += 1;
                 } else {
-                    std::thread::yield_now();
+                    crate::loom::thread_yield();
                 }
             }
             if self

@@ -12,6 +12,9 @@
 
 mod block_on;
 pub mod butex;
+mod loom;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod runtime;
 mod sys;
 pub(crate) mod task;

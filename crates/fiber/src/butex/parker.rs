@@ -1,7 +1,8 @@
 //! How a plain thread (not a fiber) blocks in a butex wait: an OS futex.
 
+use crate::loom::AtomicU32;
 use crate::sys::futex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +18,12 @@ impl Parker {
     /// This thread's parker (shared with wakers through the `Arc`, so an
     /// `unpark` never touches freed memory).
     pub(crate) fn current() -> Arc<Parker> {
+        #[cfg(not(loom))]
         thread_local! {
+            static PARKER: Arc<Parker> = Arc::new(Parker { state: AtomicU32::new(EMPTY) });
+        }
+        #[cfg(loom)]
+        loom::thread_local! {
             static PARKER: Arc<Parker> = Arc::new(Parker { state: AtomicU32::new(EMPTY) });
         }
         PARKER.with(|p| p.clone())

@@ -11,8 +11,9 @@
 //! to wake all its sleepers to be sure. General signals pick a sleeping lot
 //! (see `TaskControl::signal_task`), so no more than the workers needed wake.
 
+use crate::loom::{fence, AtomicBool, AtomicU32, AtomicUsize};
 use crate::sys::futex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 /// A snapshot of a lot's `pending_signal`, taken before the last look for
 /// work and handed back to [`ParkingLot::wait`].
@@ -27,13 +28,20 @@ impl State {
 }
 
 /// One worker's futex word plus a flag saying whether it is asleep.
-#[derive(Default)]
 pub(crate) struct ParkingLot {
     pending_signal: AtomicU32,
     sleeping: AtomicBool,
 }
 
 impl ParkingLot {
+    /// A lot with no signal pending.
+    pub(crate) fn new() -> Self {
+        ParkingLot {
+            pending_signal: AtomicU32::new(0),
+            sleeping: AtomicBool::new(false),
+        }
+    }
+
     /// Current state, to be passed to [`wait`](Self::wait).
     pub(crate) fn state(&self) -> State {
         State(self.pending_signal.load(Ordering::Acquire))
@@ -61,12 +69,82 @@ impl ParkingLot {
     /// Marks the owner asleep (`true`) or awake. SeqCst: it pairs with the
     /// SeqCst fence a waker issues after publishing work (a Dekker pattern:
     /// either the waker sees `sleeping` or the sleeper sees the work).
+    ///
+    /// A swap rather than a store: the same `xchg` on x86 as a SeqCst store,
+    /// and loom orders it correctly against RMWs (tokio-rs/loom#254).
     pub(crate) fn set_sleeping(&self, sleeping: bool) {
-        self.sleeping.store(sleeping, Ordering::SeqCst);
+        self.sleeping.swap(sleeping, Ordering::SeqCst);
     }
 
     /// Whether the owner is (about to be) asleep.
     pub(crate) fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::SeqCst)
+    }
+}
+
+impl ParkingLot {
+    /// The sleeping side of the wakeup protocol: look for work with `find`;
+    /// if there is none, sleep until signalled and look again. `parked`
+    /// counts the sleepers of all lots (see [`wake_one_sleeper`]). Returns
+    /// what `find` found, or `None` once the lot is stopped.
+    pub(crate) fn park_until<T>(
+        &self,
+        parked: &AtomicUsize,
+        mut find: impl FnMut() -> Option<T>,
+        mut on_sleep: impl FnMut(),
+    ) -> Option<T> {
+        loop {
+            // Read the state *before* the last look: a signal after this
+            // point changes it, and `wait` then returns at once.
+            let state = self.state();
+            self.set_sleeping(true);
+            parked.fetch_add(1, Ordering::SeqCst);
+            // The waker's fence pairs with this one: either it sees us
+            // asleep, or `find` sees its work (whatever orderings `find`'s
+            // own loads use).
+            fence(Ordering::SeqCst);
+            let found = find();
+            if found.is_some() || state.stopped() {
+                self.set_sleeping(false);
+                parked.fetch_sub(1, Ordering::SeqCst);
+                return found;
+            }
+            on_sleep();
+            self.wait(state);
+            self.set_sleeping(false);
+            parked.fetch_sub(1, Ordering::SeqCst);
+            if let Some(t) = find() {
+                return Some(t);
+            }
+        }
+    }
+}
+
+/// The waking side, after queuing work any worker may take: signals one
+/// sleeping lot among `lots` (tried in order). Returns whether one was
+/// signalled. The SeqCst fence pairs with the sleeper's SeqCst increment
+/// of `parked`: either we see the sleeper, or it sees the work.
+pub(crate) fn wake_one_sleeper<'a>(
+    parked: &AtomicUsize,
+    lots: impl Iterator<Item = &'a ParkingLot>,
+) -> bool {
+    fence(Ordering::SeqCst);
+    if parked.load(Ordering::SeqCst) == 0 {
+        return false;
+    }
+    for lot in lots {
+        if lot.is_sleeping() && lot.signal() > 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The waking side, after queuing work only `lot`'s owner may take.
+pub(crate) fn wake_owner(lot: &ParkingLot) {
+    // Pairs with the owner's SeqCst `set_sleeping(true)` before its last look.
+    fence(Ordering::SeqCst);
+    if lot.is_sleeping() {
+        lot.signal();
     }
 }

@@ -5,19 +5,18 @@
 //! and sleep ("_rq is full"): the task overflows into the runtime's global,
 //! unbounded injector instead (see `TaskControl::push_remote`).
 
-use super::task_meta::TaskRef;
+use crate::loom::{AtomicUsize, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
-/// A bounded FIFO guarded by a mutex, with a lock-free emptiness check.
-pub(crate) struct RemoteQueue {
-    items: Mutex<VecDeque<TaskRef>>,
+/// A bounded FIFO (of tasks, in the runtime) guarded by a mutex, with a lock-free emptiness check.
+pub(crate) struct RemoteQueue<T> {
+    items: Mutex<VecDeque<T>>,
     len: AtomicUsize,
     capacity: usize,
 }
 
-impl RemoteQueue {
+impl<T> RemoteQueue<T> {
     /// An empty queue holding at most `capacity` tasks.
     pub(crate) fn new(capacity: usize) -> Self {
         RemoteQueue {
@@ -28,7 +27,7 @@ impl RemoteQueue {
     }
 
     /// Pushes `task`, or hands it back when the queue is full.
-    pub(crate) fn push(&self, task: TaskRef) -> Result<(), TaskRef> {
+    pub(crate) fn push(&self, task: T) -> Result<(), T> {
         let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= self.capacity {
             return Err(task);
@@ -39,7 +38,7 @@ impl RemoteQueue {
     }
 
     /// Pops the oldest task, if any (cheap when empty: no lock taken).
-    pub(crate) fn pop(&self) -> Option<TaskRef> {
+    pub(crate) fn pop(&self) -> Option<T> {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }

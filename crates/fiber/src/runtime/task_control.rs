@@ -1,12 +1,12 @@
 //! bRPC's TaskControl: the runtime's shared state — its workers' queues and
 //! parking lots, the overflow injector, and the wakeup policy.
 
-use super::parking_lot::ParkingLot;
+use super::parking_lot::{wake_one_sleeper, wake_owner, ParkingLot};
 use super::remote_queue::RemoteQueue;
 use super::stats::{RuntimeStats, WorkerCounters};
 use super::task_meta::TaskRef;
 use crossbeam_deque::{Injector, Steal, Stealer};
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Most workers a runtime can grow to.
@@ -21,7 +21,7 @@ pub(crate) struct GroupShared {
     /// migratable ones).
     pub(crate) stealer: Stealer<TaskRef>,
     /// Tasks from non-worker threads.
-    pub(crate) remote: RemoteQueue,
+    pub(crate) remote: RemoteQueue<TaskRef>,
     /// Started fibers of this worker made ready by another thread: only this
     /// worker may resume them.
     pub(crate) inbox: Mutex<Vec<TaskRef>>,
@@ -38,7 +38,7 @@ impl GroupShared {
             remote: RemoteQueue::new(REMOTE_QUEUE_CAP),
             inbox: Mutex::new(Vec::new()),
             inbox_len: AtomicUsize::new(0),
-            lot: ParkingLot::default(),
+            lot: ParkingLot::new(),
             counters: WorkerCounters::default(),
         }
     }
@@ -67,7 +67,7 @@ pub(crate) struct TaskControl {
     /// waits or drops a task).
     injector: Injector<TaskRef>,
     /// Workers asleep or about to be.
-    parked: AtomicUsize,
+    parked: crate::loom::AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) outside: WorkerCounters,
 }
@@ -78,7 +78,7 @@ impl TaskControl {
             groups: (0..MAX_WORKERS).map(|_| OnceLock::new()).collect(),
             nworkers: AtomicUsize::new(0),
             injector: Injector::new(),
-            parked: AtomicUsize::new(0),
+            parked: crate::loom::AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             outside: WorkerCounters::default(),
         }))
@@ -141,48 +141,29 @@ impl TaskControl {
             inbox.push(task);
             g.inbox_len.store(inbox.len(), Ordering::Release);
         }
-        // Pairs with the sleeper's SeqCst `set_sleeping(true)` and re-check.
-        fence(Ordering::SeqCst);
-        if g.lot.is_sleeping() {
-            g.lot.signal();
-        }
+        wake_owner(&g.lot);
     }
 
     /// Wakes up to `n` (at most 2, as bRPC) sleeping workers because new
     /// stealable work was queued. `by` is the signalling worker, if any.
     pub(crate) fn signal_task(&self, n: usize, by: Option<&GroupShared>) {
-        // Pairs with the sleeper's SeqCst increment of `parked`: either we
-        // see it, or it sees the task we queued before this fence.
-        fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) == 0 {
-            return;
-        }
         let total = self.nworkers();
-        let mut left = n.min(2);
-        let start = fastrand_index(total.max(1));
-        for k in 0..total {
-            if left == 0 {
+        for _ in 0..n.min(2) {
+            let start = fastrand_index(total.max(1));
+            let lots = (0..total).map(|k| &self.group((start + k) % total).lot);
+            if !wake_one_sleeper(&self.parked, lots) {
                 break;
             }
-            let g = self.group((start + k) % total);
-            if g.lot.is_sleeping() && g.lot.signal() > 0 {
-                left -= 1;
-                match by {
-                    Some(by) => by.counters.signals.incr(),
-                    None => self.outside.signals.add_shared(1),
-                }
+            match by {
+                Some(by) => by.counters.signals.incr(),
+                None => self.outside.signals.add_shared(1),
             }
         }
     }
 
-    /// Counts a worker going to sleep (SeqCst: see `signal_task`).
-    pub(crate) fn enter_park(&self) {
-        self.parked.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Counts a worker waking up.
-    pub(crate) fn leave_park(&self) {
-        self.parked.fetch_sub(1, Ordering::SeqCst);
+    /// Workers asleep or about to be (for `ParkingLot::park_until`).
+    pub(crate) fn parked(&self) -> &crate::loom::AtomicUsize {
+        &self.parked
     }
 
     /// Steals one task for worker `thief` from a random victim's deque or

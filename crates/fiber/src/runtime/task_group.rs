@@ -171,25 +171,11 @@ impl TaskGroup {
             }
             std::hint::spin_loop();
         }
-        let lot = &self.shared.lot;
-        loop {
-            let state = lot.state();
-            lot.set_sleeping(true);
-            self.control.enter_park();
-            let found = self.find_any();
-            if found.is_some() || state.stopped() {
-                lot.set_sleeping(false);
-                self.control.leave_park();
-                return found;
-            }
-            self.shared.counters.parks.incr();
-            lot.wait(state);
-            lot.set_sleeping(false);
-            self.control.leave_park();
-            if let Some(t) = self.find_any() {
-                return Some(t);
-            }
-        }
+        self.shared.lot.park_until(
+            self.control.parked(),
+            || self.find_any(),
+            || self.shared.counters.parks.incr(),
+        )
     }
 
     fn run_task(&self, first: TaskRef) {

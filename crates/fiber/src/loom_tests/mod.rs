@@ -1,0 +1,21 @@
+//! Model checks (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc-fiber --release --lib loom`).
+//! Each test explores every interleaving (within loom's bounds) of the real
+//! code paths of a lock-free part.
+
+mod butex;
+mod join;
+mod parking_lot;
+mod remote_queue;
+
+/// Runs `f` under loom with a preemption bound (as tokio's CI does): every
+/// interleaving with at most that many forced thread switches is explored.
+/// `LOOM_MAX_PREEMPTIONS` overrides the default of 3.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    // The butex's spin lock yields in its spin loop; each yield is a branch.
+    b.max_branches = 20_000;
+    b.check(f);
+}

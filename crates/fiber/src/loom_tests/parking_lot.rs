@@ -1,0 +1,99 @@
+//! The worker sleep/wake protocol never loses a wakeup.
+
+use crate::loom::AtomicUsize;
+use crate::runtime::parking_lot::{wake_one_sleeper, wake_owner, ParkingLot};
+use loom::sync::atomic::AtomicBool;
+use loom::sync::Arc;
+use loom::thread;
+use std::sync::atomic::Ordering;
+
+fn take(flag: &AtomicBool) -> Option<()> {
+    flag.swap(false, Ordering::AcqRel).then_some(())
+}
+
+#[test]
+fn shared_work_wakes_a_sleeper() {
+    super::model(|| {
+        let lot = Arc::new(ParkingLot::new());
+        let parked = Arc::new(AtomicUsize::new(0));
+        let work = Arc::new(AtomicBool::new(false));
+        let (l, p, w) = (lot.clone(), parked.clone(), work.clone());
+        let worker = thread::spawn(move || l.park_until(&p, || take(&w), || {}));
+        // swap, not store: loom mis-orders plain stores against RMWs
+        // (tokio-rs/loom#254), reporting a lost wakeup that cannot happen.
+        work.swap(true, Ordering::AcqRel);
+        wake_one_sleeper(&parked, std::iter::once(&*lot));
+        assert_eq!(worker.join().unwrap(), Some(()));
+    });
+}
+
+#[test]
+fn owner_work_wakes_its_owner() {
+    super::model(|| {
+        let lot = Arc::new(ParkingLot::new());
+        let parked = Arc::new(AtomicUsize::new(0));
+        let work = Arc::new(AtomicBool::new(false));
+        let (l, p, w) = (lot.clone(), parked.clone(), work.clone());
+        let worker = thread::spawn(move || l.park_until(&p, || take(&w), || {}));
+        // swap, not store: loom mis-orders plain stores against RMWs
+        // (tokio-rs/loom#254), reporting a lost wakeup that cannot happen.
+        work.swap(true, Ordering::AcqRel);
+        wake_owner(&lot);
+        assert_eq!(worker.join().unwrap(), Some(()));
+    });
+}
+
+#[test]
+fn stop_releases_a_sleeper() {
+    super::model(|| {
+        let lot = Arc::new(ParkingLot::new());
+        let parked = Arc::new(AtomicUsize::new(0));
+        let (l, p) = (lot.clone(), parked.clone());
+        let worker = thread::spawn(move || l.park_until(&p, || None::<()>, || {}));
+        lot.stop();
+        assert_eq!(worker.join().unwrap(), None);
+    });
+}
+
+#[test]
+fn two_sleepers_two_items() {
+    super::model(|| {
+        let lots = Arc::new([ParkingLot::new(), ParkingLot::new()]);
+        let parked = Arc::new(AtomicUsize::new(0));
+        let items = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let (l, p, it) = (lots.clone(), parked.clone(), items.clone());
+                thread::spawn(move || {
+                    l[i].park_until(
+                        &p,
+                        || {
+                            // Take one item if there is one.
+                            let mut n = it.load(Ordering::Acquire);
+                            while n > 0 {
+                                match it.compare_exchange(
+                                    n,
+                                    n - 1,
+                                    Ordering::AcqRel,
+                                    Ordering::Acquire,
+                                ) {
+                                    Ok(_) => return Some(()),
+                                    Err(now) => n = now,
+                                }
+                            }
+                            None
+                        },
+                        || {},
+                    )
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            items.fetch_add(1, Ordering::Release);
+            wake_one_sleeper(&parked, lots.iter());
+        }
+        for w in workers {
+            assert_eq!(w.join().unwrap(), Some(()));
+        }
+    });
+}
