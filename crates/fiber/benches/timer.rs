@@ -1,0 +1,93 @@
+//! Timer thread micro-benchmarks.
+//!
+//! `cargo bench -p fibrpc-fiber --bench timer` runs the criterion groups
+//! (the add+cancel pair every RPC timeout costs) and then prints the firing
+//! lateness of 1 ms timers (median, p99, max).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{black_box, criterion_group, Criterion};
+use fibrpc_fiber::timer::{self, CancelResult, TimerOptions, TimerThread};
+
+fn add_cancel(c: &mut Criterion) {
+    let mut g = c.benchmark_group("timer");
+    // A timeout that never fires: the RPC answered first.
+    g.bench_function("add_after+cancel (global)", |b| {
+        b.iter(|| {
+            let id = timer::add_after(Duration::from_secs(1), || {});
+            assert_eq!(timer::cancel(black_box(id)), CancelResult::Cancelled);
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    g.bench_function("add(Instant)+cancel (global)", |b| {
+        b.iter(|| {
+            let id = timer::add(black_box(deadline), || {});
+            assert_eq!(timer::cancel(black_box(id)), CancelResult::Cancelled);
+        })
+    });
+    // A closure capturing an Arc, like a real timeout waking a fiber.
+    let token = Arc::new(7u64);
+    g.bench_function("add_after+cancel, Arc capture (global)", |b| {
+        b.iter(|| {
+            let t = token.clone();
+            let id = timer::add_after(Duration::from_secs(1), move || drop(t));
+            assert_eq!(timer::cancel(black_box(id)), CancelResult::Cancelled);
+        })
+    });
+    // Two threads adding and cancelling at once (this machine has 2 cores):
+    // time per pair per thread.
+    let t = Arc::new(TimerThread::new(TimerOptions::default()).unwrap());
+    g.bench_function("add_after+cancel, 2 threads (private)", |b| {
+        b.iter_custom(|iters| {
+            let barrier = Arc::new(Barrier::new(2));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let (t, barrier) = (t.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let id = t.add_after(Duration::from_secs(1), || {});
+                            assert_eq!(t.cancel(black_box(id)), CancelResult::Cancelled);
+                        }
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, add_cancel);
+
+/// Lateness of a 1 ms timer, one at a time, measured inside the callback.
+fn accuracy() {
+    const N: usize = 1000;
+    let (tx, rx) = mpsc::channel();
+    let mut late = Vec::with_capacity(N);
+    for _ in 0..N {
+        let deadline = Instant::now() + Duration::from_millis(1);
+        let tx = tx.clone();
+        timer::add(deadline, move || tx.send(Instant::now() - deadline).unwrap());
+        late.push(rx.recv().unwrap());
+    }
+    late.sort();
+    let pct = |p: f64| late[((N as f64 * p) as usize).min(N - 1)];
+    println!(
+        "timer 1ms lateness over {N} timers: median {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        late[N - 1]
+    );
+}
+
+fn main() {
+    benches();
+    accuracy();
+    Criterion::default().configure_from_args().final_summary();
+}
