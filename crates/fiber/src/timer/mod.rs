@@ -33,6 +33,7 @@
 
 mod bucket;
 mod callback;
+mod os;
 mod slot;
 mod stats;
 mod sync;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::bucket::{Bucket, Entry};
 use super::callback::Callback;
+use super::os;
 use super::slot::{SlotCancel, SlotTable, ID_INDEX_BITS, ID_VERSION_MASK};
 use super::{CancelResult, TimerId, TimerStats};
 use crate::sys::futex;
@@ -280,6 +281,7 @@ impl Shared {
 
     /// The timer thread's body.
     fn run(&self) {
+        os::tighten_timer_slack();
         let mut heap = BinaryHeap::<Entry>::new();
         let mut pulled = Vec::new();
         // Slots freed by runs, returned to their buckets at the next pull
