@@ -16,4 +16,10 @@ pub struct TimerStats {
     pub cancelled: u64,
     /// Callbacks that panicked (caught; the timer thread kept going).
     pub panicked: u64,
+    /// Task slots allocated (the pool only grows; a steady add/cancel loop
+    /// keeps reusing the same few).
+    pub slots: u64,
+    /// Entries queued in the buckets and the heap, including cancelled ones
+    /// not yet discarded (what the memory of the queues is proportional to).
+    pub queued: u64,
 }

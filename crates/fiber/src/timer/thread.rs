@@ -73,6 +73,8 @@ struct Shared {
     stop: AtomicBool,
     ran: AtomicU64,
     panicked: AtomicU64,
+    /// Length of the timer thread's heap, for [`TimerStats::queued`].
+    heap_len: AtomicU64,
 }
 
 thread_local! {
@@ -109,6 +111,7 @@ impl TimerThread {
             stop: AtomicBool::new(false),
             ran: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
+            heap_len: AtomicU64::new(0),
         });
         let s = shared.clone();
         let handle = std::thread::Builder::new()
@@ -263,11 +266,12 @@ impl Shared {
     }
 
     fn stats(&self) -> TimerStats {
-        let (mut added, mut cancelled) = (0, 0);
+        let (mut added, mut cancelled, mut queued) = (0, 0, 0);
         for b in self.buckets.iter() {
             let b = b.lock();
             added += b.added;
             cancelled += b.cancelled;
+            queued += b.tasks.len() as u64;
         }
         let ran = self.ran.load(Ordering::Relaxed);
         TimerStats {
@@ -276,6 +280,8 @@ impl Shared {
             ran,
             cancelled,
             panicked: self.panicked.load(Ordering::Relaxed),
+            slots: self.slots.len() as u64,
+            queued: queued + self.heap_len.load(Ordering::Relaxed),
         }
     }
 
@@ -306,10 +312,16 @@ impl Shared {
                         heap.push(e);
                     }
                 }
+                // Task lists circulate between buckets through `pulled`: do
+                // not let one burst's capacity live on in all of them.
+                pulled.shrink_to(2 * PULL_THRESHOLD);
             }
             let live = live.saturating_sub(ran);
             if heap.len() >= PURGE_MIN && heap.len() / 2 > live as usize {
                 heap.retain(|e| self.slot_scheduled(*e));
+                if heap.capacity() > 4 * heap.len().max(PURGE_MIN) {
+                    heap.shrink_to(2 * heap.len());
+                }
             }
 
             let mut now = self.now_ns();
@@ -338,6 +350,7 @@ impl Shared {
             }
             self.ran.store(ran, Ordering::Relaxed);
             self.panicked.store(panicked, Ordering::Relaxed);
+            self.heap_len.store(heap.len() as u64, Ordering::Relaxed);
 
             let next = heap.peek().map_or(u64::MAX, |e| e.deadline);
             // Read before publishing `next`: an add that sees `next` and
@@ -345,8 +358,14 @@ impl Shared {
             let expected = self.nsignals.load(Ordering::SeqCst);
             self.nearest.store(next, Ordering::SeqCst);
             // Adds between the pull and the store above did not signal (they
-            // saw 0); they left their deadline in their bucket's `nearest`.
-            if self.buckets.iter().any(|b| b.lock().nearest < next) {
+            // saw 0), or signalled before `expected` was read: either way
+            // they left their deadline in their bucket's `nearest`, or a
+            // crowded bucket behind. Adds after this scan see `next` and
+            // signal if they must.
+            if self.buckets.iter().any(|b| {
+                let b = b.lock();
+                b.nearest < next || b.tasks.len() >= PULL_THRESHOLD
+            }) {
                 continue;
             }
             if self.stop.load(Ordering::SeqCst) {
