@@ -2,9 +2,13 @@
 //! cancel, reuse). Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p fibrpc-fiber --release --lib timer`.
 //!
-//! The buckets and the table's growth are under mutexes; the wake-up protocol
-//! of the timer thread goes through a futex, which loom cannot model (its
-//! argument is written next to the code, in `thread.rs`).
+//! The buckets and the table's growth are under mutexes. The timer thread's
+//! sleep/wake protocol (lock-free: a `nearest` word, a futex word) lives in
+//! `thread.rs` tangled with real time and a real futex, so it is checked here
+//! on a replica of its steps (keep the two in sync): a futex is modelled by a
+//! mutex + condvar with the kernel's check-then-sleep atomicity, and a
+//! simulated clock checks that the timer never sleeps through a task it
+//! should have been woken for.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -128,4 +132,156 @@ fn double_cancel() {
         assert_eq!(hits.load(Ordering::SeqCst), 0);
         assert_eq!(Arc::strong_count(&hits), 1);
     });
+}
+
+mod wake_protocol {
+    //! The clock is the test's main thread: once every adder has finished it
+    //! "reaches" the deadline the timer sleeps until (`tick`). If the timer
+    //! then wakes by that tick alone (no signal since it decided to sleep),
+    //! every task it finds must be one it was right to sleep through: not
+    //! earlier than its planned wake-up, and no bucket left crowded.
+
+    use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+
+    /// `PULL_THRESHOLD`, scaled down.
+    const THRESHOLD: usize = 2;
+
+    /// A bucket: new tasks (deadlines) and their nearest deadline.
+    type Bucket = Mutex<(Vec<u64>, u64)>;
+
+    struct Model {
+        buckets: Vec<Bucket>,
+        nearest: AtomicU64,
+        nsignals: AtomicU32,
+        futex: (Mutex<()>, Condvar),
+        tick: AtomicBool,
+    }
+
+    impl Model {
+        fn new(buckets: usize) -> Arc<Self> {
+            Arc::new(Self {
+                buckets: (0..buckets)
+                    .map(|_| Mutex::new((Vec::new(), u64::MAX)))
+                    .collect(),
+                nearest: AtomicU64::new(0),
+                nsignals: AtomicU32::new(0),
+                futex: (Mutex::new(()), Condvar::new()),
+                tick: AtomicBool::new(false),
+            })
+        }
+
+        /// `Shared::add` after the slot is armed.
+        fn add(&self, bucket: usize, deadline: u64) {
+            let mut b = self.buckets[bucket].lock().unwrap();
+            b.0.push(deadline);
+            let earlier = deadline < b.1;
+            if earlier {
+                b.1 = deadline;
+            }
+            let crowded = b.0.len() == THRESHOLD;
+            drop(b);
+            if (earlier && self.nearest.fetch_min(deadline, SeqCst) > deadline) || crowded {
+                self.signal();
+            }
+        }
+
+        /// `Shared::signal`: bump the word, then FUTEX_WAKE.
+        fn signal(&self) {
+            self.nsignals.fetch_add(1, SeqCst);
+            let _g = self.futex.0.lock().unwrap();
+            self.futex.1.notify_all();
+        }
+
+        /// Time reaches the timer's planned wake-up.
+        fn tick(&self) {
+            self.tick.store(true, SeqCst);
+            let _g = self.futex.0.lock().unwrap();
+            self.futex.1.notify_all();
+        }
+
+        /// FUTEX_WAIT with a timeout: compares the word and sleeps atomically
+        /// with respect to wakes. Returns whether it was signalled.
+        fn futex_wait(&self, expected: u32) -> bool {
+            let mut g = self.futex.0.lock().unwrap();
+            loop {
+                if self.nsignals.load(SeqCst) != expected {
+                    return true;
+                }
+                if self.tick.load(SeqCst) {
+                    return false;
+                }
+                g = self.futex.1.wait(g).unwrap();
+            }
+        }
+
+        /// `Shared::run`, until its first wake-up by timeout.
+        fn timer(&self, mut heap: Vec<u64>) {
+            let mut slept_until = None;
+            loop {
+                self.nearest.swap(0, SeqCst);
+                for b in &self.buckets {
+                    let mut b = b.lock().unwrap();
+                    if let Some(next) = slept_until {
+                        assert!(b.0.iter().all(|&d| d >= next), "slept through {:?}", b.0);
+                        assert!(b.0.len() < THRESHOLD, "slept on a crowded bucket");
+                    }
+                    heap.append(&mut b.0);
+                    b.1 = u64::MAX;
+                }
+                if slept_until.is_some() {
+                    return;
+                }
+                let next = heap.iter().copied().min().unwrap_or(u64::MAX);
+                let expected = self.nsignals.load(SeqCst);
+                self.nearest.swap(next, SeqCst);
+                if self.buckets.iter().any(|b| {
+                    let b = b.lock().unwrap();
+                    b.1 < next || b.0.len() >= THRESHOLD
+                }) {
+                    continue;
+                }
+                if !self.futex_wait(expected) {
+                    slept_until = Some(next);
+                }
+            }
+        }
+    }
+
+    fn run(buckets: usize, heap: Vec<u64>, adds: &'static [(usize, u64)]) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let m = Model::new(buckets);
+            let adders: Vec<_> = adds
+                .iter()
+                .map(|&(b, d)| {
+                    let m = m.clone();
+                    thread::spawn(move || m.add(b, d))
+                })
+                .collect();
+            let (m2, heap) = (m.clone(), heap.clone());
+            let timer = thread::spawn(move || m2.timer(heap));
+            for a in adders {
+                a.join().unwrap();
+            }
+            m.tick();
+            timer.join().unwrap();
+        });
+    }
+
+    /// Adds in two buckets earlier than the timer's planned wake-up.
+    #[test]
+    fn earlier_adds_wake_the_sleeper() {
+        run(2, vec![10], &[(0, 6), (1, 5)]);
+    }
+
+    /// Adds later than the planned wake-up need no wake, unless they crowd
+    /// their bucket (in real life: cancelled entries that must be discarded).
+    #[test]
+    fn crowded_bucket_wakes_the_sleeper() {
+        run(1, vec![10], &[(0, 20), (0, 30)]);
+        run(1, vec![], &[(0, 20), (0, 30)]);
+    }
 }

@@ -296,7 +296,11 @@ impl Shared {
         let (mut ran, mut panicked) = (0u64, 0u64);
         while !self.stop.load(Ordering::SeqCst) {
             // Awake: adds need not signal until `nearest` is set again below.
-            self.nearest.store(0, Ordering::SeqCst);
+            // (Both publications of `nearest` are swaps, not stores: as
+            // read-modify-writes they are ordered after every earlier
+            // `fetch_min`, which is what the protocol relies on and what
+            // loom models faithfully; see loom_tests.rs.)
+            self.nearest.swap(0, Ordering::SeqCst);
             let mut live = 0u64;
             for (bucket, freed) in self.buckets.iter().zip(freed.iter_mut()) {
                 let mut b = bucket.lock();
@@ -356,7 +360,7 @@ impl Shared {
             // Read before publishing `next`: an add that sees `next` and
             // signals bumps the word after this read, so the wait returns.
             let expected = self.nsignals.load(Ordering::SeqCst);
-            self.nearest.store(next, Ordering::SeqCst);
+            self.nearest.swap(next, Ordering::SeqCst);
             // Adds between the pull and the store above did not signal (they
             // saw 0), or signalled before `expected` was read: either way
             // they left their deadline in their bucket's `nearest`, or a
