@@ -10,7 +10,8 @@ pub struct TimerStats {
     pub scheduled: u64,
     /// Timers ever added.
     pub added: u64,
-    /// Callbacks run (including those that panicked).
+    /// Callbacks run or running (including those that panicked); counted
+    /// as a callback starts.
     pub ran: u64,
     /// Timers cancelled before they ran.
     pub cancelled: u64,

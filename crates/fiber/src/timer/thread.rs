@@ -343,17 +343,19 @@ impl Shared {
                 let Some(cb) = slot.try_fire(e.version) else {
                     continue; // cancelled
                 };
+                // Counted before the run, so that whoever the callback
+                // signals already sees it in the stats.
+                ran += 1;
+                self.ran.store(ran, Ordering::Relaxed);
                 let result = catch_unwind(AssertUnwindSafe(|| cb.run()));
                 slot.finish_run(e.version);
                 freed[slot.home() as usize].push(e.index);
-                ran += 1;
                 if let Err(p) = result {
                     panicked += 1;
+                    self.panicked.store(panicked, Ordering::Relaxed);
                     report_panic(&*p);
                 }
             }
-            self.ran.store(ran, Ordering::Relaxed);
-            self.panicked.store(panicked, Ordering::Relaxed);
             self.heap_len.store(heap.len() as u64, Ordering::Relaxed);
 
             let next = heap.peek().map_or(u64::MAX, |e| e.deadline);
