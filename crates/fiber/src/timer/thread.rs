@@ -78,21 +78,25 @@ struct Shared {
 }
 
 thread_local! {
-    /// Per-thread bucket choice, so one thread's adds always go to the same
-    /// bucket (its lock stays in this core's cache).
-    static BUCKET_HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Per-thread bucket hash, so one thread's adds always go to the same
+    /// bucket (its lock stays in this core's cache). 0 = not assigned yet.
+    static BUCKET_HASH: Cell<u32> = const { Cell::new(0) };
 }
 
-fn bucket_hint() -> usize {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    BUCKET_HINT.with(|h| {
-        let mut v = h.get();
-        if v == usize::MAX {
-            v = NEXT.fetch_add(1, Ordering::Relaxed) as usize;
-            h.set(v);
+/// This thread's bucket among `n`.
+fn bucket_of_this_thread(n: usize) -> usize {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let h = BUCKET_HASH.with(|h| {
+        if h.get() == 0 {
+            // Fibonacci hashing spreads consecutive threads over the range;
+            // `| 1` keeps 0 free as the "unassigned" marker.
+            let k = NEXT.fetch_add(1, Ordering::Relaxed);
+            h.set(k.wrapping_mul(0x9E37_79B9) | 1);
         }
-        v
-    })
+        h.get()
+    });
+    // Multiply-shift instead of `%`: no division on the hot path.
+    ((u64::from(h) * n as u64) >> 32) as usize
 }
 
 impl TimerThread {
@@ -202,12 +206,12 @@ impl Shared {
     }
 
     fn add(&self, deadline: u64, cb: Callback) -> TimerId {
-        let home = bucket_hint() % self.buckets.len();
+        let home = bucket_of_this_thread(self.buckets.len());
         let mut b = self.buckets[home].lock();
         if b.closed {
             drop(b);
             drop(cb);
-            return TimerId(0);
+            return TimerId::INVALID;
         }
         let index = match b.free.pop() {
             Some(i) => i,
