@@ -1,4 +1,4 @@
-//! Counters of a timer thread, read through [`super::stats`] or
+//! Counters of a timer thread, read through [`super::stats()`] or
 //! [`super::TimerThread::stats`].
 
 /// A snapshot of a timer thread's counters. Counters are summed from per-bucket
