@@ -30,6 +30,14 @@
 //! - The timer thread moves new tasks from all buckets into a binary
 //!   min-heap, runs the due ones (catching panics), and futex-waits until the
 //!   nearest deadline or a wake.
+//!
+//! # Cost
+//!
+//! `cargo bench -p fibrpc-fiber --bench timer` on the 2-core dev VM: an
+//! `add_after` + `cancel` pair of a timer that never fires (what every RPC
+//! with a timeout pays) takes ~50-70 ns, about half of it reading the clock;
+//! no allocation and no system call. A 1 ms timer fires a median ~10-30 µs
+//! late (the timer thread runs with a 1 µs timer slack).
 
 mod bucket;
 mod callback;
