@@ -24,11 +24,6 @@ impl<T> UnsafeCell<T> {
         Self(std::cell::UnsafeCell::new(v))
     }
 
-    #[allow(dead_code)]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-        f(self.0.get())
-    }
-
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
     }
