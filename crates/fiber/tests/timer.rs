@@ -251,7 +251,25 @@ fn callback_can_add_and_cancel_timers() {
         t2.add_after(Duration::from_millis(1), move || tx.send(()).unwrap());
     });
     rx.recv_timeout(PATIENCE).unwrap();
-    // Break the Arc cycle-free shutdown: `t` is the only owner left soon.
+}
+
+#[test]
+fn last_handle_dropped_inside_own_callback_stops_the_thread() {
+    let t = Arc::new(private());
+    let token = Arc::new(());
+    let tk = token.clone();
+    t.add_after(Duration::from_secs(3600), move || drop(tk));
+    let t2 = t.clone();
+    t.add_after(Duration::from_millis(1), move || drop(t2));
+    // Now the callback holds the last handle: dropping it on the timer
+    // thread must stop the thread (not wait for itself), which drops the
+    // pending far-future callback and its token.
+    drop(t);
+    let deadline = Instant::now() + PATIENCE;
+    while Arc::strong_count(&token) > 1 {
+        assert!(Instant::now() < deadline, "timer thread did not stop");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]
