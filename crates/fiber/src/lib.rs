@@ -12,6 +12,7 @@
 
 pub mod butex;
 mod runtime;
+pub mod sync;
 mod sys;
 pub(crate) mod task;
 pub mod timer;
