@@ -73,7 +73,7 @@ impl RawRwLock {
     fn try_read(&self) -> bool {
         self.st()
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
-                is_read_lockable(s).then_some(s + READ_LOCKED)
+                is_read_lockable(s).then(|| s + READ_LOCKED)
             })
             .is_ok()
     }
@@ -143,7 +143,7 @@ impl RawRwLock {
     fn try_write(&self) -> bool {
         self.st()
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |s| {
-                is_unlocked(s).then_some(s + WRITE_LOCKED)
+                is_unlocked(s).then(|| s + WRITE_LOCKED)
             })
             .is_ok()
     }

@@ -78,7 +78,7 @@ impl Semaphore {
     /// Takes a permit if one is available now.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.try_take().then_some(SemaphorePermit { sem: self })
+        self.try_take().then(|| SemaphorePermit { sem: self })
     }
 
     /// Takes a permit, waiting while there is none. Not interruptible.

@@ -202,6 +202,8 @@ impl<T> Chan<T> {
             let reclaim = |st: &mut MutexGuard<'_, State<T>>| {
                 st.ack_waiting = false;
                 let msg = st.queue.pop_back().expect("untaken rendezvous message");
+                // Un-push it, so later tickets still match `taken`.
+                st.pushed -= 1;
                 let mut wakes = Wakes::default();
                 if st.tx_waiting > 0 {
                     Self::bump(&self.tx);
