@@ -9,7 +9,8 @@
 //!   (`std::sync::Mutex` for reference);
 //! - ping-pong of two fibers on a 1-worker runtime: one round trip is two
 //!   messages and two fiber switches, over `mpsc::channel`, over
-//!   `mpsc::sync_channel(1)`, and over bare butexes for the runtime's floor.
+//!   `mpsc::sync_channel(1)`, and over bare butexes and `yield_now` for the
+//!   runtime's own floor.
 
 use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::sync::{mpsc, Mutex};
@@ -51,6 +52,44 @@ fn std_mutex_uncontended(n: u64) -> f64 {
         *black_box(&m).lock().unwrap() += 1;
     }
     t.elapsed().as_nanos() as f64 / n as f64
+}
+
+const WORK: u64 = 32;
+
+/// Total ns per lock+unlock with `k` contenders (threads, or fibers on a
+/// 2-worker runtime) doing `n` each; the critical section is `WORK` dependent increments.
+fn mutex_contended(rt: Option<&Runtime>, k: u64, n: u64) -> f64 {
+    let m = Arc::new(Mutex::new(0u64));
+    let t = Instant::now();
+    let work = {
+        let m = m.clone();
+        move || {
+            for _ in 0..n {
+                let mut g = black_box(&*m).lock();
+                // ~50 ns inside the lock, some work outside: the holder
+                // leaves soon, which is when spinning could pay.
+                for _ in 0..WORK {
+                    *g = black_box(*g).wrapping_add(1);
+                }
+                drop(g);
+                for i in 0..WORK {
+                    black_box(i);
+                }
+            }
+        }
+    };
+    match rt {
+        Some(rt) => {
+            let hs: Vec<_> = (0..k).map(|_| rt.spawn(work.clone())).collect();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+        }
+        None => {
+            let hs: Vec<_> = (0..k).map(|_| std::thread::spawn(work.clone())).collect();
+            hs.into_iter().for_each(|h| h.join().unwrap());
+        }
+    }
+    assert_eq!(*m.lock(), k * n * WORK);
+    t.elapsed().as_nanos() as f64 / (k * n) as f64
 }
 
 fn channel_ping_pong(rt: &Runtime, n: u64, bounded: bool) -> f64 {
@@ -123,6 +162,25 @@ fn butex_ping_pong(rt: &Runtime, n: u64) -> f64 {
     })
 }
 
+/// Two fibers yielding to each other: the scheduler's switch floor (one
+/// round trip = two yields).
+fn yield_ping_pong(rt: &Runtime, n: u64) -> f64 {
+    rt.block_on(move || {
+        let other = fibrpc_fiber::spawn(move || {
+            for _ in 0..n {
+                fibrpc_fiber::yield_now();
+            }
+        });
+        let t = Instant::now();
+        for _ in 0..n {
+            fibrpc_fiber::yield_now();
+        }
+        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        other.join().unwrap();
+        ns
+    })
+}
+
 fn main() {
     let n = 20_000_000;
     report("Mutex lock+unlock, uncontended, thread", || {
@@ -136,6 +194,15 @@ fn main() {
         rt.block_on(move || mutex_uncontended(n))
     });
     let n = 500_000;
+    report("Mutex contended, 2 threads", || mutex_contended(None, 2, n));
+    let rt2 = Runtime::builder().workers(2).build().unwrap();
+    report("Mutex contended, 4 fibers on 2 workers", || {
+        mutex_contended(Some(&rt2), 4, n)
+    });
+    drop(rt2);
+    report("yield_now round trip (2 switches), 1 worker", || {
+        yield_ping_pong(&rt, n)
+    });
     report("ping-pong round trip, butex, 1 worker", || {
         butex_ping_pong(&rt, n)
     });

@@ -35,6 +35,32 @@
 //!   released on it. A fiber holding a guard across a wait (a `Condvar`
 //!   wait, a channel receive, `sleep`) is sound because a started fiber
 //!   never moves to another worker (see the crate docs).
+//!
+//! Compile-time checks of those auto-trait rules (these must not build):
+//!
+//! ```compile_fail
+//! fn send<T: Send>(_: T) {}
+//! let m = fibrpc_fiber::sync::Mutex::new(0);
+//! send(m.lock()); // MutexGuard is !Send
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>(_: &T) {}
+//! let m = fibrpc_fiber::sync::Mutex::new(std::cell::Cell::new(0));
+//! sync(&m.lock()); // a guard of a !Sync T is !Sync
+//! ```
+//!
+//! ```compile_fail
+//! fn send<T: Send>(_: T) {}
+//! let l = fibrpc_fiber::sync::RwLock::new(0);
+//! send(l.read()); // read guards are !Send
+//! ```
+//!
+//! ```compile_fail
+//! fn sync<T: Sync>(_: &T) {}
+//! let (_tx, rx) = fibrpc_fiber::sync::mpsc::channel::<u8>();
+//! sync(&rx); // one receiver: Receiver is !Sync
+//! ```
 
 mod condvar;
 mod countdown;

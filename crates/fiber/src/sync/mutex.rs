@@ -149,9 +149,15 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 #[must_use = "if unused the Mutex will immediately unlock"]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {
     pub(super) mutex: &'a Mutex<T>,
-    /// `!Send` but `Sync` (when `T: Sync`), exactly like std's guard.
-    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+    /// `!Send` and `!Sync`; `Sync` is given back below for `T: Sync`.
+    _not_send: PhantomData<*const ()>,
 }
+
+// SAFETY: sharing a guard only shares `&T` (through `Deref`), so it is
+// safe exactly when `T: Sync` — the same bound as std's guard. (Without the
+// `*const ()` marker the auto impl would follow `&Mutex<T>` and require
+// only `T: Send`, which would let a `Cell` be shared across threads.)
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
@@ -212,8 +218,9 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     /// Locks, unless the calling fiber is [interrupted](crate::interrupt)
-    /// first (or was already: a pending interrupt is consumed). On a plain
-    /// thread this is [`lock`](Self::lock).
+    /// while it waits. A pending interrupt ends the call only if the lock
+    /// is not free (it is then consumed); if the lock is free it stays
+    /// pending. On a plain thread this is [`lock`](Self::lock).
     pub fn lock_interruptible(&self) -> Result<MutexGuard<'_, T>, Interrupted> {
         match self.raw.lock_with(&mut Wait::new(None, true)) {
             Ok(()) => Ok(self.guard()),

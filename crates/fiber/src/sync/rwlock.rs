@@ -297,7 +297,7 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
     lock: &'a RwLock<T>,
-    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+    _not_send: PhantomData<*const ()>,
 }
 
 /// Exclusive access to a write-locked [`RwLock`]; unlocks when dropped.
@@ -305,8 +305,15 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
     lock: &'a RwLock<T>,
-    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+    _not_send: PhantomData<*const ()>,
 }
+
+// SAFETY: sharing a guard shares only `&T` (`Deref`), safe when `T: Sync`,
+// as for std's guards. The `*const ()` markers keep the auto impls (which
+// would follow `&RwLock<T>`) out of the way.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
+// SAFETY: as above; `&RwLockWriteGuard` gives no `&mut T`.
+unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
     /// An unlocked lock holding `value`.
