@@ -1,5 +1,5 @@
 //! Blocking synchronization for fibers *and* threads, built on the
-//! [`Butex`](crate::butex::Butex).
+//! [butex](crate::butex::Butex).
 //!
 //! Every primitive here can be used from fibers and from ordinary threads at
 //! the same time: a fiber that has to wait suspends (its worker runs other
