@@ -104,7 +104,7 @@ fn waiting_writer_blocks_new_readers() {
     });
     // Wait until the writer has queued: then a new reader must not get in.
     let mut queued = false;
-    for _ in 0..2000 {
+    for _ in 0..10_000 {
         if l.try_read().is_none() {
             queued = true;
             break;

@@ -119,7 +119,15 @@ impl CountdownEvent {
                 return Ok(());
             }
             if let Err(e) = w.wait(&self.count, seen) {
-                return if self.count() == 0 { Ok(()) } else { Err(e) };
+                if self.count() == 0 {
+                    // Completed as we gave up: report success, and keep an
+                    // interrupt that lost the race pending.
+                    if e == Stop::Interrupted {
+                        w.keep_interrupt();
+                    }
+                    return Ok(());
+                }
+                return Err(e);
             }
         }
     }

@@ -124,8 +124,15 @@ impl Semaphore {
                 continue;
             }
             if let Err(e) = w.wait(&self.permits, 0) {
-                // A last try: permits that arrived as we gave up are ours.
-                break if self.try_take() { Ok(()) } else { Err(e) };
+                // A last try: permits that arrived as we gave up are ours
+                // (and an interrupt that lost that race stays pending).
+                if self.try_take() {
+                    if e == Stop::Interrupted {
+                        w.keep_interrupt();
+                    }
+                    break Ok(());
+                }
+                break Err(e);
             }
         };
         self.waiters.fetch_sub(1, Ordering::Relaxed);
