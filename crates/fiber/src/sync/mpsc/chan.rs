@@ -160,6 +160,13 @@ impl<T> Chan<T> {
                 st.queue.len() < self.cap
             };
             if room {
+                if stopped == Some(Stop::Interrupted) {
+                    // Room turned up as the interrupt came: we send, and
+                    // the interrupt stays pending.
+                    if let Some(w) = w.as_deref_mut() {
+                        w.keep_interrupt();
+                    }
+                }
                 let wakes = self.push_locked(&mut st, msg);
                 let ticket = st.pushed;
                 let wait_ack = self.cap == 0 && w.is_some();
