@@ -106,6 +106,9 @@ impl RawMutex {
 }
 
 /// Spins of the contended path before parking (see `lock_slow`).
+/// Measured with `examples/sync_micro.rs` (4 fibers on 2 workers, ~50 ns
+/// critical sections, noisy shared 2-vCPU host): 44–58 ns/op with 40
+/// spins against 59–78 ns/op with none; plain threads were within noise.
 const SPIN: u32 = 40;
 
 /// A mutual exclusion lock protecting a `T`, usable from fibers and threads.
