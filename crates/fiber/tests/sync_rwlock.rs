@@ -138,8 +138,8 @@ fn read_and_write_timeouts_fire() {
     {
         let _r = l.read();
         assert!(l.write_timeout(Duration::from_millis(10)).is_none());
-        // The timed-out writer left its waiting bit: the next read waits
-        // for the unlock path to clear it — but the lock still works.
+        // The timed-out writer left its waiting bit behind; dropping the
+        // read lock runs the wake path, which clears it.
     }
     assert!(l.try_write().is_some());
     let a = l.read();
