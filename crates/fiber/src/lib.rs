@@ -16,6 +16,7 @@ mod loom;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod runtime;
+pub mod sync;
 mod sys;
 pub(crate) mod task;
 pub mod timer;
