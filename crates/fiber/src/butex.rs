@@ -276,7 +276,10 @@ impl Butex {
         expected: u32,
         deadline: Option<Instant>,
     ) -> Result<(), WaitError> {
-        if task.interrupted.swap(false, Ordering::AcqRel) {
+        // Load first: the common case (not interrupted) then costs no
+        // locked instruction.
+        if task.interrupted.load(Ordering::Relaxed) && task.interrupted.swap(false, Ordering::AcqRel)
+        {
             return Err(WaitError::Interrupted);
         }
         let node = Waiter::new(self, WaiterKind::Fiber(task));

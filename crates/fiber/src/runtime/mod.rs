@@ -271,7 +271,13 @@ pub(crate) fn spawn_raw(
                     return Ok(id);
                 }
             }
-            g.push_local(meta, !mode.nosignal);
+            if mode.nosignal {
+                g.push_local(meta, false);
+            } else if g.current_task().is_some() {
+                g.push_spawned(meta, true);
+            } else {
+                g.push_local(meta, true);
+            }
         }
         None => {
             control.outside.created.add_shared(1);

@@ -8,6 +8,16 @@
 //!   ones). Thieves steal from its other end.
 //! - its remote queue, the runtime's injector, then other workers (steal).
 //!
+//! Before all of these comes the LIFO slot (tokio's idea): the fiber most
+//! recently spawned by a fiber of this worker. It is not stealable and its
+//! spawn wakes nobody, because in the common patterns — spawn then join,
+//! spawn then wait for I/O, a chain of spawns — this worker reaches it at
+//! its very next switch, sooner than a woken worker could (~20 µs to wake a
+//! vCPU here). A second spawn pushes the previous occupant to the deque and
+//! signals, so at most one task is held back, and only until the spawning
+//! fiber blocks, yields or ends. At most `MAX_LIFO_RUNS` LIFO picks in a row,
+//! so two fibers that keep spawning each other cannot starve the queues.
+//!
 //! `resume` and `local` are taken alternately so neither a yielding fiber
 //! nor a spawning one can starve the other.
 
@@ -25,6 +35,8 @@ const SEARCH_ROUNDS: usize = 64;
 /// Every this many picks, look at the shared queues first (fairness for
 /// submissions from outside the runtime).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
+/// Consecutive picks from the LIFO slot before the queues get a turn.
+const MAX_LIFO_RUNS: u32 = 3;
 
 /// One worker. Lives on its thread's stack for the thread's lifetime and is
 /// reached by fibers through a thread-local pointer, so every field uses
@@ -33,6 +45,8 @@ pub(crate) struct TaskGroup {
     pub(crate) control: &'static TaskControl,
     pub(crate) shared: &'static GroupShared,
     pub(crate) local: Worker<TaskRef>,
+    lifo: Cell<Option<TaskRef>>,
+    lifo_runs: Cell<u32>,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     pool: UnsafeCell<StackPool>,
     pub(crate) free_slots: UnsafeCell<Vec<u32>>,
@@ -74,6 +88,8 @@ impl TaskGroup {
             control,
             shared: control.group(index),
             local,
+            lifo: Cell::new(None),
+            lifo_runs: Cell::new(0),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             pool: UnsafeCell::new(StackPool::new()),
             free_slots: UnsafeCell::new(Vec::new()),
@@ -111,6 +127,14 @@ impl TaskGroup {
         unsafe { (*self.resume.get()).push_back(task) }
     }
 
+    /// Queues a fiber just spawned by a fiber of this worker: into the LIFO
+    /// slot (no wakeup), moving the previous occupant to the deque.
+    pub(crate) fn push_spawned(&self, task: TaskRef, signal: bool) {
+        if let Some(prev) = self.lifo.replace(Some(task)) {
+            self.push_local(prev, signal);
+        }
+    }
+
     /// Queues a new (or migratable) fiber where thieves can take it.
     pub(crate) fn push_local(&self, task: TaskRef, signal: bool) {
         self.local.push(task);
@@ -122,6 +146,18 @@ impl TaskGroup {
     }
 
     fn next_task(&self) -> Option<TaskRef> {
+        if let Some(t) = self.lifo.take() {
+            let runs = self.lifo_runs.get();
+            if runs < MAX_LIFO_RUNS {
+                self.lifo_runs.set(runs + 1);
+                return Some(t);
+            }
+            // Enough LIFO picks in a row: give the queues a turn.
+            self.lifo_runs.set(0);
+            self.push_local(t, true);
+        } else {
+            self.lifo_runs.set(0);
+        }
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % GLOBAL_CHECK_INTERVAL == 0 {
