@@ -10,6 +10,9 @@ fn main() {
             fiber::spawn(|| ()).join().unwrap();
         }
     });
-    println!("{:.1} ns/spawn+join", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{:.1} ns/spawn+join",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
     println!("{:?}", rt.stats());
 }

@@ -278,7 +278,8 @@ impl Butex {
     ) -> Result<(), WaitError> {
         // Load first: the common case (not interrupted) then costs no
         // locked instruction.
-        if task.interrupted.load(Ordering::Relaxed) && task.interrupted.swap(false, Ordering::AcqRel)
+        if task.interrupted.load(Ordering::Relaxed)
+            && task.interrupted.swap(false, Ordering::AcqRel)
         {
             return Err(WaitError::Interrupted);
         }

@@ -30,3 +30,15 @@ pub(crate) fn thread_yield() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// Declares a `const fn` that is a plain `fn` under loom (loom's atomics
+/// cannot be built in const context), as tokio's `cfg_not_loom!` does.
+macro_rules! const_fn_unless_loom {
+    ($(#[$m:meta])* $vis:vis const fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$m])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$m])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_fn_unless_loom;

@@ -51,9 +51,11 @@ impl WaitTimeoutResult {
 }
 
 impl Condvar {
-    /// A condition variable with no waiters.
-    pub const fn new() -> Self {
-        Condvar { seq: Butex::new(0) }
+    crate::loom::const_fn_unless_loom! {
+        /// A condition variable with no waiters.
+        pub const fn new() -> Self {
+            Condvar { seq: Butex::new(0) }
+        }
     }
 
     /// Wakes one waiter, if any.

@@ -35,11 +35,13 @@ pub struct CountdownEvent {
 }
 
 impl CountdownEvent {
-    /// An event that completes after `initial` signals (0: already
-    /// complete).
-    pub const fn new(initial: u32) -> Self {
-        CountdownEvent {
-            count: Butex::new(initial),
+    crate::loom::const_fn_unless_loom! {
+        /// An event that completes after `initial` signals (0: already
+        /// complete).
+        pub const fn new(initial: u32) -> Self {
+            CountdownEvent {
+                count: Butex::new(initial),
+            }
         }
     }
 

@@ -29,9 +29,11 @@ pub(crate) struct RawMutex {
 }
 
 impl RawMutex {
-    pub(crate) const fn new() -> Self {
-        RawMutex {
-            butex: Butex::new(UNLOCKED),
+    crate::loom::const_fn_unless_loom! {
+        pub(crate) const fn new() -> Self {
+            RawMutex {
+                butex: Butex::new(UNLOCKED),
+            }
         }
     }
 
@@ -163,11 +165,13 @@ pub struct MutexGuard<'a, T: ?Sized + 'a> {
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
 impl<T> Mutex<T> {
-    /// An unlocked mutex holding `value`.
-    pub const fn new(value: T) -> Self {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// An unlocked mutex holding `value`.
+        pub const fn new(value: T) -> Self {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

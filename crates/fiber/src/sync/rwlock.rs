@@ -17,12 +17,13 @@
 
 use super::{deadline_after, Stop, Wait};
 use crate::butex::Butex;
+use crate::loom::AtomicU32;
 use crate::Interrupted;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const READ_LOCKED: u32 = 1;
@@ -58,10 +59,12 @@ struct RawRwLock {
 }
 
 impl RawRwLock {
-    const fn new() -> Self {
-        RawRwLock {
-            state: Butex::new(0),
-            writer_notify: Butex::new(0),
+    crate::loom::const_fn_unless_loom! {
+        const fn new() -> Self {
+            RawRwLock {
+                state: Butex::new(0),
+                writer_notify: Butex::new(0),
+            }
         }
     }
 
@@ -316,11 +319,13 @@ unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 unsafe impl<T: ?Sized + Sync> Sync for RwLockWriteGuard<'_, T> {}
 
 impl<T> RwLock<T> {
-    /// An unlocked lock holding `value`.
-    pub const fn new(value: T) -> Self {
-        RwLock {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
+    crate::loom::const_fn_unless_loom! {
+        /// An unlocked lock holding `value`.
+        pub const fn new(value: T) -> Self {
+            RwLock {
+                raw: RawRwLock::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 

@@ -48,12 +48,14 @@ pub struct SemaphorePermit<'a> {
 const MAX_PERMITS: u32 = u32::MAX >> 1;
 
 impl Semaphore {
-    /// A semaphore with `permits` permits (at most `u32::MAX / 2`).
-    pub const fn new(permits: u32) -> Self {
-        assert!(permits <= MAX_PERMITS, "too many permits");
-        Semaphore {
-            permits: Butex::new(permits),
-            waiters: AtomicU32::new(0),
+    crate::loom::const_fn_unless_loom! {
+        /// A semaphore with `permits` permits (at most `u32::MAX / 2`).
+        pub const fn new(permits: u32) -> Self {
+            assert!(permits <= MAX_PERMITS, "too many permits");
+            Semaphore {
+                permits: Butex::new(permits),
+                waiters: AtomicU32::new(0),
+            }
         }
     }
 

@@ -69,7 +69,7 @@ struct Shared {
     /// earlier than this must wake it.
     nearest: AtomicU64,
     /// The futex word the timer thread sleeps on: bumped to wake it.
-    nsignals: AtomicU32,
+    nsignals: crate::loom::AtomicU32,
     stop: AtomicBool,
     ran: AtomicU64,
     panicked: AtomicU64,
@@ -111,7 +111,7 @@ impl TimerThread {
             buckets: (0..num_buckets).map(|_| Bucket::new()).collect(),
             slots: SlotTable::new(),
             nearest: AtomicU64::new(0),
-            nsignals: AtomicU32::new(0),
+            nsignals: crate::loom::AtomicU32::new(0),
             stop: AtomicBool::new(false),
             ran: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
