@@ -5,6 +5,29 @@
 //! [`sleep`], [`sync::Mutex::lock`], channel receives and `join` suspend the
 //! fiber, not the worker. Every primitive also works from ordinary threads.
 //!
+//! ```
+//! use fibrpc_fiber as fiber;
+//! use std::time::Duration;
+//!
+//! let h = fiber::spawn(|| {
+//!     // Plain blocking code: sleeping suspends this fiber, not its worker.
+//!     fiber::sleep(Duration::from_millis(10)).unwrap();
+//!     let (tx, rx) = fiber::sync::mpsc::channel();
+//!     let child = fiber::spawn(move || tx.send(21).unwrap());
+//!     child.join().unwrap();
+//!     rx.recv().unwrap() * 2
+//! });
+//! assert_eq!(h.join().unwrap(), 42);
+//! ```
+//!
+//! Vocabulary follows bRPC's bthread: the runtime is `TaskControl`, a
+//! worker is a `TaskGroup`, idle workers sleep in `ParkingLot`s, and every
+//! blocking primitive waits on a [`butex::Butex`]. Stacks are mapped at a
+//! fiber's first run (32 KiB, 1 MiB or 8 MiB, with a guard page; see
+//! [`StackClass`]) and pooled, so a warm spawn maps nothing. A stack
+//! overflow hits the guard page and aborts the process with a message
+//! naming the fiber.
+//!
 //! Soundness: a fiber that has started never moves to another worker (so
 //! `!Send` state and thread-locals held across a wait stay on their thread);
 //! only fibers that have not run yet are stolen. See [`Builder::migratable`]
