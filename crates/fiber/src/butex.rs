@@ -19,7 +19,7 @@ mod parker;
 
 use self::list::WaiterList;
 use self::parker::Parker;
-use crate::loom::{fence, AtomicBool, AtomicU32};
+use crate::loom::{AtomicBool, AtomicU32};
 use crate::runtime::context::{ParkFn, Switch};
 use crate::runtime::task_group::current_group;
 use crate::runtime::task_meta::TaskRef;
@@ -56,9 +56,10 @@ impl std::error::Error for WaitError {}
 /// A fiber futex: a 32-bit value and the fibers and threads waiting on it.
 pub struct Butex {
     value: AtomicU32,
-    /// Hint that the list may be non-empty, so `wake` on an idle butex takes
-    /// no lock. Kept exact under the lock; read after a SeqCst fence.
-    has_waiters: AtomicBool,
+    /// Guards `list`. A waker takes it after changing the value and a waiter
+    /// checks the value under it, which is what makes a wakeup impossible to
+    /// lose. (A lock-free "any waiters?" hint would need a SeqCst fence on
+    /// both sides; on x86 that costs as much as the uncontended lock.)
     lock: SpinLock,
     list: UnsafeCell<WaiterList>,
 }
@@ -144,7 +145,6 @@ impl Butex {
     pub const fn new(value: u32) -> Self {
         Butex {
             value: AtomicU32::new(value),
-            has_waiters: AtomicBool::new(false),
             lock: SpinLock::new(),
             list: UnsafeCell::new(WaiterList::new()),
         }
@@ -155,7 +155,6 @@ impl Butex {
     pub fn new(value: u32) -> Self {
         Butex {
             value: AtomicU32::new(value),
-            has_waiters: AtomicBool::new(false),
             lock: SpinLock::new(),
             list: UnsafeCell::new(WaiterList::new()),
         }
@@ -195,35 +194,31 @@ impl Butex {
 
     /// Wakes up to `n` waiters, oldest first.
     pub fn wake_n(&self, n: usize) -> usize {
-        // Pairs with the fence in `link`: either we see `has_waiters`, or the
-        // waiter sees the value our caller stored before calling us.
-        fence(Ordering::SeqCst);
-        if n == 0 || !self.has_waiters.load(Ordering::Relaxed) {
+        if n == 0 {
             return 0;
         }
-        const INLINE: usize = 8;
-        let mut inline: [Option<Wakeup>; INLINE] = Default::default();
-        let mut spill = Vec::new();
-        let mut woken = 0;
         self.lock.lock();
         // SAFETY: lock held.
         let list = unsafe { &mut *self.list.get() };
-        while woken < n {
+        let Some(first) = list.pop_front() else {
+            self.lock.unlock();
+            return 0;
+        };
+        // SAFETY: a linked node is alive: its owner cannot leave `wait`
+        // until the node is unlinked (which we do here, under the lock).
+        let first = unlink_wakeup(unsafe { &*first }, Ok(()));
+        // The common case (a mutex, a channel, a join): one waiter woken,
+        // nothing collected.
+        let mut rest = Vec::new();
+        while rest.len() + 1 < n {
             let Some(node) = list.pop_front() else { break };
-            // SAFETY: a linked node is alive: its owner cannot leave `wait`
-            // until the node is unlinked (which we do here, under the lock).
-            let node = unsafe { &*node };
-            let w = unlink_wakeup(node, Ok(()));
-            if woken < INLINE {
-                inline[woken] = Some(w);
-            } else {
-                spill.push(w);
-            }
-            woken += 1;
+            // SAFETY: as above.
+            rest.push(unlink_wakeup(unsafe { &*node }, Ok(())));
         }
-        self.has_waiters.store(!list.is_empty(), Ordering::Relaxed);
         self.lock.unlock();
-        for w in inline.into_iter().flatten().chain(spill) {
+        let woken = 1 + rest.len();
+        first.fire();
+        for w in rest {
             w.fire();
         }
         woken
@@ -242,9 +237,6 @@ impl Butex {
         interrupted: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<(), WaitError> {
         self.lock.lock();
-        self.has_waiters.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `wake_n`.
-        fence(Ordering::SeqCst);
         let refused = if self.value.load(Ordering::Relaxed) != expected {
             Some(WaitError::WouldBlock)
         } else if let Some(why) = node.cancelled.get() {
@@ -256,9 +248,6 @@ impl Butex {
             None
         };
         if let Some(why) = refused {
-            // SAFETY: lock held.
-            let empty = unsafe { (*self.list.get()).is_empty() };
-            self.has_waiters.store(!empty, Ordering::Relaxed);
             self.lock.unlock();
             return Err(why);
         }
@@ -413,7 +402,6 @@ unsafe fn try_unlink(node: *const Waiter, why: WaitError) -> Option<Wakeup> {
     let list = unsafe { &mut *b.list.get() };
     // SAFETY: as above.
     unsafe { list.remove(node) };
-    b.has_waiters.store(!list.is_empty(), Ordering::Relaxed);
     let w = unlink_wakeup(node, Err(why));
     b.lock.unlock();
     Some(w)

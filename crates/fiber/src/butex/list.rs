@@ -17,10 +17,6 @@ impl WaiterList {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.head.is_null()
-    }
-
     /// Appends `node`.
     ///
     /// # Safety

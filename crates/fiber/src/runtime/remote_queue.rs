@@ -37,6 +37,11 @@ impl<T> RemoteQueue<T> {
         Ok(())
     }
 
+    /// Whether the queue looks empty (a racy hint).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Relaxed) == 0
+    }
+
     /// Pops the oldest task, if any (cheap when empty: no lock taken).
     pub(crate) fn pop(&self) -> Option<T> {
         if self.len.load(Ordering::Acquire) == 0 {

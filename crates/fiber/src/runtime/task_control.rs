@@ -121,6 +121,11 @@ impl TaskControl {
         self.signal_task(1, None);
     }
 
+    /// Whether the injector looks empty (a racy hint).
+    pub(crate) fn injector_is_empty(&self) -> bool {
+        self.injector.is_empty()
+    }
+
     /// Pops from the injector.
     pub(crate) fn pop_injector(&self) -> Option<TaskRef> {
         loop {

@@ -145,6 +145,20 @@ impl TaskGroup {
         }
     }
 
+    /// Whether nothing else is runnable here: no other fiber of this worker
+    /// is ready and its shared queues look empty (racy: a hint for
+    /// `yield_now`, which then has nobody to give way to).
+    pub(crate) fn nothing_else_ready(&self) -> bool {
+        // SAFETY: see `push_resume`; a length read.
+        let resume_empty = unsafe { (*self.resume.get()).is_empty() };
+        resume_empty
+            && self.lifo.get().is_none()
+            && self.local.is_empty()
+            && self.shared.inbox_len.load(Ordering::Relaxed) == 0
+            && self.shared.remote.is_empty()
+            && self.control.injector_is_empty()
+    }
+
     fn next_task(&self) -> Option<TaskRef> {
         if let Some(t) = self.lifo.take() {
             let runs = self.lifo_runs.get();

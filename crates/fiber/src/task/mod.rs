@@ -70,11 +70,20 @@ pub fn current_name() -> Option<std::sync::Arc<str>> {
     current_task().and_then(|t| unsafe { t.run_state().attrs.name.clone() })
 }
 
-/// Lets other fibers of this worker run; the caller continues later. On a
+/// Lets other fibers of this worker run; the caller continues later. If no
+/// other fiber is ready here, returns at once (there is nobody to give way
+/// to, and a round trip through the scheduler would only cost time). On a
 /// plain thread (or a fiber without its own stack), yields the OS thread.
 pub fn yield_now() {
-    if let Some(t) = current_task() {
+    let Some(g) = current_group() else {
+        std::thread::yield_now();
+        return;
+    };
+    if let Some(t) = g.current_task() {
         if let Some(y) = current_yielder(t) {
+            if g.nothing_else_ready() {
+                return;
+            }
             // SAFETY: `t` is the fiber running on this thread; `y` its yielder.
             unsafe { y.suspend(Switch::Yield) };
             return;
