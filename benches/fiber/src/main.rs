@@ -1,0 +1,276 @@
+//! `fiber_bench`: fibrpc's fiber runtime side by side with tokio and may
+//! (issue 3's benchmark section), in one invocation.
+//!
+//! Every case runs on each runtime with the same worker count (2, or 1 for
+//! the "1w" rows), is repeated several times, and the median is reported as
+//! time per operation. The table gives the time ratios fibrpc/tokio and
+//! fibrpc/may (below 1 = fibrpc faster) and the issue's goal for fibrpc.
+//!
+//! ```text
+//! fiber_bench [--quick] [--case NAME]... [--reps N] [--target-ms T] [--list]
+//! ```
+//!
+//! The mutex and channel rows need `fibrpc_fiber::sync`; build with
+//! `--features sync` once it is merged, else fibrpc's column shows "n/a".
+
+mod cases;
+mod fib;
+mod harness;
+mod mayc;
+mod tok;
+
+use cases::Case;
+use harness::{fmt_ns, measure, Budget, Sample, Stats};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Command-line options.
+struct Opts {
+    quick: bool,
+    cases: Vec<Case>,
+    budget: Budget,
+    may_child: Option<Case>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: fiber_bench [--quick] [--case NAME]... [--reps N] [--target-ms T] [--list]\n\
+         cases: {}",
+        Case::ALL.map(|c| c.key()).join(", ")
+    );
+    std::process::exit(2)
+}
+
+fn parse_case(s: &str) -> Case {
+    Case::from_key(s).unwrap_or_else(|| {
+        eprintln!("unknown case {s:?}");
+        usage()
+    })
+}
+
+fn parse_opts() -> Opts {
+    let mut args = std::env::args().skip(1);
+    let mut quick = false;
+    let mut cases = Vec::new();
+    let mut reps = None;
+    let mut target_ms = None;
+    let mut may_child = None;
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--case" => {
+                for k in value().split(',') {
+                    cases.push(parse_case(k));
+                }
+            }
+            "--reps" => reps = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--target-ms" => target_ms = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--may-child" => may_child = Some(parse_case(&value())),
+            "--list" => {
+                for c in Case::ALL {
+                    println!("{:<22} {}", c.key(), c.label());
+                }
+                std::process::exit(0)
+            }
+            _ => usage(),
+        }
+    }
+    if cases.is_empty() {
+        cases = Case::ALL.to_vec();
+    }
+    // Full run: 7 runs of ~60 ms per (case, runtime), about a minute in all.
+    // Quick: 3 runs of ~5 ms, a smoke test of every path.
+    let (def_reps, def_target) = if quick { (3, 5) } else { (7, 60) };
+    Opts {
+        quick,
+        cases,
+        budget: Budget {
+            target: Duration::from_millis(target_ms.unwrap_or(def_target)),
+            reps: reps.unwrap_or(def_reps).max(1),
+        },
+        may_child,
+    }
+}
+
+/// Child-process mode: measure one may case with a 1-worker scheduler and
+/// print the stats on one line for the parent.
+fn may_child(case: Case, opts: &Opts) {
+    mayc::configure(1);
+    let stats = measure(
+        &mut |n| mayc::run(case, n),
+        case.sizing(opts.quick),
+        opts.budget,
+    );
+    match stats {
+        Some(s) => println!(
+            "MAYCHILD {} {} {} {} {} {}",
+            s.median,
+            s.min,
+            s.max,
+            s.n,
+            s.reps,
+            s.note.unwrap_or_default()
+        ),
+        None => println!("MAYCHILD none"),
+    }
+}
+
+/// Runs a 1-worker may case in a child process (may's worker count is fixed
+/// per process).
+fn may_in_child(case: Case, opts: &Opts) -> Option<Stats> {
+    let exe = std::env::current_exe().ok()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--may-child")
+        .arg(case.key())
+        .arg("--reps")
+        .arg(opts.budget.reps.to_string())
+        .arg("--target-ms")
+        .arg(opts.budget.target.as_millis().to_string());
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("MAYCHILD "))?;
+    let mut f = line.split(' ').skip(1);
+    let median = f.next()?.parse().ok()?;
+    let min = f.next()?.parse().ok()?;
+    let max = f.next()?.parse().ok()?;
+    let n = f.next()?.parse().ok()?;
+    let reps = f.next()?.parse().ok()?;
+    let note: String = f.collect::<Vec<_>>().join(" ");
+    Some(Stats {
+        median,
+        min,
+        max,
+        n,
+        reps,
+        note: (!note.is_empty()).then_some(note),
+    })
+}
+
+/// One row's results.
+struct Row {
+    case: Case,
+    fib: Option<Stats>,
+    tok: Option<Stats>,
+    may: Option<Stats>,
+}
+
+fn report(case: Case, who: &str, s: &Option<Stats>) {
+    match s {
+        Some(s) => eprintln!(
+            "  {:<22} {:<7} median {:>10}  min {:>10}  max {:>10}  spread {:>5.1}%  n={} x{}{}",
+            case.key(),
+            who,
+            fmt_ns(s.median),
+            fmt_ns(s.min),
+            fmt_ns(s.max),
+            s.spread_pct(),
+            s.n,
+            s.reps,
+            s.note
+                .as_deref()
+                .map(|n| format!("  [{n}]"))
+                .unwrap_or_default()
+        ),
+        None => eprintln!("  {:<22} {:<7} n/a", case.key(), who),
+    }
+}
+
+fn ratio(a: &Option<Stats>, b: &Option<Stats>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b.median > 0.0 => format!("{:.2}", a.median / b.median),
+        _ => "—".into(),
+    }
+}
+
+fn cell(s: &Option<Stats>) -> String {
+    s.as_ref()
+        .map_or_else(|| "n/a".to_string(), |s| fmt_ns(s.median))
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| case | fibrpc | tokio | may | fibrpc/tokio | fibrpc/may | goal (fibrpc) |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.case.label(),
+            cell(&r.fib),
+            cell(&r.tok),
+            cell(&r.may),
+            ratio(&r.fib, &r.tok),
+            ratio(&r.fib, &r.may),
+            r.case.goal()
+        );
+    }
+}
+
+/// Times one CPU chunk of the imbalanced case, to state the work size.
+fn chunk_time() -> Duration {
+    let reps = 200;
+    let t = Instant::now();
+    for _ in 0..reps {
+        cases::cpu_chunk();
+    }
+    t.elapsed() / reps
+}
+
+fn main() {
+    let opts = parse_opts();
+    if let Some(case) = opts.may_child {
+        may_child(case, &opts);
+        return;
+    }
+    // Before any other may call: its worker count is fixed at first use.
+    mayc::configure(2);
+    let fib = fib::Fib::new();
+    let tok = tok::Tok::new();
+    let started = Instant::now();
+    eprintln!(
+        "fiber_bench: {} runs of ~{} ms per measurement, median reported; sync feature: {}",
+        opts.budget.reps,
+        opts.budget.target.as_millis(),
+        cfg!(feature = "sync")
+    );
+    if opts.cases.iter().any(|c| {
+        matches!(
+            c,
+            Case::ImbalancedPinned | Case::ImbalancedMigratable
+        )
+    }) {
+        eprintln!(
+            "  imbalanced: {} tasks, CPU chunk ≈ {:?}",
+            cases::IMBALANCED_TASKS,
+            chunk_time()
+        );
+    }
+    let mut rows = Vec::new();
+    for &case in &opts.cases {
+        let sizing = case.sizing(opts.quick);
+        let f = measure(&mut |n| fib.run(case, n), sizing, opts.budget);
+        report(case, "fibrpc", &f);
+        let t = measure(&mut |n| tok.run(case, n), sizing, opts.budget);
+        report(case, "tokio", &t);
+        let m = if case.one_worker() {
+            may_in_child(case, &opts)
+        } else {
+            measure(
+                &mut |n| -> Option<Sample> { mayc::run(case, n) },
+                sizing,
+                opts.budget,
+            )
+        };
+        report(case, "may", &m);
+        rows.push(Row {
+            case,
+            fib: f,
+            tok: t,
+            may: m,
+        });
+    }
+    eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
+    print_table(&rows);
+}
