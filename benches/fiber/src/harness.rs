@@ -146,11 +146,11 @@ fn calibrate(
     }
 }
 
-/// Formats nanoseconds for the table: `ns` below 10 µs, else `µs` / `ms`.
+/// Formats nanoseconds for the table: `ns` below 1 µs, else `µs` / `ms`.
 pub fn fmt_ns(ns: f64) -> String {
-    if ns < 10_000.0 {
+    if ns < 1_000.0 {
         format!("{ns:.1} ns")
-    } else if ns < 10_000_000.0 {
+    } else if ns < 1_000_000.0 {
         format!("{:.1} µs", ns / 1e3)
     } else {
         format!("{:.1} ms", ns / 1e6)

@@ -235,12 +235,11 @@ fn main() {
         opts.budget.target.as_millis(),
         cfg!(feature = "sync")
     );
-    if opts.cases.iter().any(|c| {
-        matches!(
-            c,
-            Case::ImbalancedPinned | Case::ImbalancedMigratable
-        )
-    }) {
+    if opts
+        .cases
+        .iter()
+        .any(|c| matches!(c, Case::ImbalancedPinned | Case::ImbalancedMigratable))
+    {
         eprintln!(
             "  imbalanced: {} tasks, CPU chunk ≈ {:?}",
             cases::IMBALANCED_TASKS,
