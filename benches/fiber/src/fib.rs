@@ -40,6 +40,26 @@ impl Fib {
         } else {
             &self.rt2
         };
+        let before = rt.stats().total();
+        let sample = self.run_on(rt, case, n)?;
+        let after = rt.stats().total();
+        // Scheduler counters explain most of the variance between runs:
+        // a park or a signal is a futex syscall (microseconds on a VM).
+        let per_op = |a: u64, b: u64| (a - b) as f64 / sample.ops.max(1) as f64;
+        let counters = format!(
+            "parks/op {:.3}, signals/op {:.3}, steals/op {:.3}",
+            per_op(after.parks, before.parks),
+            per_op(after.signals, before.signals),
+            per_op(after.steals, before.steals)
+        );
+        let note = match &sample.note {
+            Some(n) => format!("{n}; {counters}"),
+            None => counters,
+        };
+        Some(sample.with_note(note))
+    }
+
+    fn run_on(&self, rt: &Runtime, case: Case, n: u64) -> Option<Sample> {
         match case {
             Case::SpawnJoin | Case::SpawnJoin1w => Some(rt.block_on(move || spawn_join(n))),
             Case::Chained => Some(rt.block_on(move || chained(n))),

@@ -30,11 +30,15 @@ struct Opts {
     cases: Vec<Case>,
     budget: Budget,
     may_child: Option<Case>,
+    /// Runtimes to measure (all by default); `--runtime fibrpc` is for
+    /// profiling one runtime at a time.
+    runtimes: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fiber_bench [--quick] [--case NAME]... [--reps N] [--target-ms T] [--list]\n\
+        "usage: fiber_bench [--quick] [--case NAME]... [--runtime fibrpc|tokio|may]... \
+         [--reps N] [--target-ms T] [--list]\n\
          cases: {}",
         Case::ALL.map(|c| c.key()).join(", ")
     );
@@ -55,6 +59,7 @@ fn parse_opts() -> Opts {
     let mut reps = None;
     let mut target_ms = None;
     let mut may_child = None;
+    let mut runtimes = Vec::new();
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -66,6 +71,14 @@ fn parse_opts() -> Opts {
             }
             "--reps" => reps = Some(value().parse().unwrap_or_else(|_| usage())),
             "--target-ms" => target_ms = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--runtime" => {
+                for r in value().split(',') {
+                    if !["fibrpc", "tokio", "may"].contains(&r) {
+                        usage()
+                    }
+                    runtimes.push(r.to_string());
+                }
+            }
             "--may-child" => may_child = Some(parse_case(&value())),
             "--list" => {
                 for c in Case::ALL {
@@ -79,9 +92,12 @@ fn parse_opts() -> Opts {
     if cases.is_empty() {
         cases = Case::ALL.to_vec();
     }
-    // Full run: 7 runs of ~60 ms per (case, runtime), about a minute in all.
+    if runtimes.is_empty() {
+        runtimes = ["fibrpc", "tokio", "may"].map(String::from).to_vec();
+    }
+    // Full run: 7 runs of ~120 ms per (case, runtime), about a minute in all.
     // Quick: 3 runs of ~5 ms, a smoke test of every path.
-    let (def_reps, def_target) = if quick { (3, 5) } else { (7, 60) };
+    let (def_reps, def_target) = if quick { (3, 5) } else { (7, 120) };
     Opts {
         quick,
         cases,
@@ -90,6 +106,7 @@ fn parse_opts() -> Opts {
             reps: reps.unwrap_or(def_reps).max(1),
         },
         may_child,
+        runtimes,
     }
 }
 
@@ -249,11 +266,18 @@ fn main() {
     let mut rows = Vec::new();
     for &case in &opts.cases {
         let sizing = case.sizing(opts.quick);
-        let f = measure(&mut |n| fib.run(case, n), sizing, opts.budget);
+        let on = |r: &str| opts.runtimes.iter().any(|x| x == r);
+        let f = on("fibrpc")
+            .then(|| measure(&mut |n| fib.run(case, n), sizing, opts.budget))
+            .flatten();
         report(case, "fibrpc", &f);
-        let t = measure(&mut |n| tok.run(case, n), sizing, opts.budget);
+        let t = on("tokio")
+            .then(|| measure(&mut |n| tok.run(case, n), sizing, opts.budget))
+            .flatten();
         report(case, "tokio", &t);
-        let m = if case.one_worker() {
+        let m = if !on("may") {
+            None
+        } else if case.one_worker() {
             may_in_child(case, &opts)
         } else {
             measure(
