@@ -157,3 +157,20 @@ pub fn cpu_chunk() -> u64 {
     }
     black_box(x)
 }
+
+/// Start gate for the contended cases: each of the two tasks calls this
+/// first and spins (without yielding) until both arrived, so they really run
+/// at the same time on both workers instead of one after the other on one.
+/// Gives up after 2 s and returns `false` (the run is then not contended).
+pub fn start_gate(arrived: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    arrived.fetch_add(1, Ordering::AcqRel);
+    let t = std::time::Instant::now();
+    while arrived.load(Ordering::Acquire) < 2 {
+        if t.elapsed() > std::time::Duration::from_secs(2) {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    true
+}

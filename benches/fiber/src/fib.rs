@@ -1,10 +1,14 @@
 //! The cases on fibrpc's fiber runtime.
 
+#[cfg(feature = "sync")]
+use crate::cases::start_gate;
 use crate::cases::{cpu_chunk, Case, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::{spawn, yield_now, Builder, Runtime};
 use std::hint::black_box;
+#[cfg(feature = "sync")]
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
@@ -276,22 +280,29 @@ mod sync_cases {
             }),
             Case::MutexContended => rt.block_on(move || {
                 let m = Arc::new(FMutex::new(0u64));
+                let gate = Arc::new(AtomicUsize::new(0));
                 let t = Instant::now();
                 let hs: Vec<_> = (0..2)
                     .map(|_| {
-                        let m = m.clone();
+                        let (m, gate) = (m.clone(), gate.clone());
                         spawn(move || {
+                            let together = start_gate(&gate);
                             for _ in 0..n {
                                 *m.lock() += 1;
                             }
+                            together
                         })
                     })
                     .collect();
-                for h in hs {
-                    h.join().expect("incrementer");
-                }
+                let together = hs.into_iter().all(|h| h.join().expect("incrementer"));
+                let elapsed = t.elapsed();
                 assert_eq!(*m.lock(), 2 * n);
-                Sample::new(t.elapsed(), 2 * n)
+                let s = Sample::new(elapsed, 2 * n);
+                if together {
+                    s
+                } else {
+                    s.with_note("the two tasks did not run at the same time")
+                }
             }),
             Case::Channel => rt.block_on(move || {
                 let (tx, rx) = mpsc::channel::<u64>();

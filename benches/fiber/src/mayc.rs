@@ -4,11 +4,11 @@
 //! use, so this process runs may with 2 workers and the 1-worker cases run
 //! in a child process (see `main.rs`, `--may-child`).
 
-use crate::cases::{cpu_chunk, Case, IMBALANCED_TASKS};
+use crate::cases::{cpu_chunk, start_gate, Case, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use may::sync::{mpsc, Blocker, Mutex};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -176,22 +176,29 @@ fn std_mutex(n: u64) -> Sample {
 
 fn mutex_contended(n: u64) -> Sample {
     let m = Arc::new(Mutex::new(0u64));
+    let gate = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
     let hs: Vec<_> = (0..2)
         .map(|_| {
-            let m = m.clone();
+            let (m, gate) = (m.clone(), gate.clone());
             go(move || {
+                let together = start_gate(&gate);
                 for _ in 0..n {
                     *m.lock().expect("unpoisoned") += 1;
                 }
+                together
             })
         })
         .collect();
-    for h in hs {
-        h.join().expect("incrementer");
-    }
+    let together = hs.into_iter().all(|h| h.join().expect("incrementer"));
+    let elapsed = t.elapsed();
     assert_eq!(*m.lock().expect("unpoisoned"), 2 * n);
-    Sample::new(t.elapsed(), 2 * n)
+    let s = Sample::new(elapsed, 2 * n);
+    if together {
+        s
+    } else {
+        s.with_note("the two tasks did not run at the same time")
+    }
 }
 
 fn channel(n: u64) -> Sample {

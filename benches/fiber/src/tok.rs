@@ -1,9 +1,9 @@
 //! The cases on tokio (multi-threaded scheduler, 1 or 2 workers).
 
-use crate::cases::{cpu_chunk, Case, IMBALANCED_TASKS};
+use crate::cases::{cpu_chunk, start_gate, Case, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -202,22 +202,32 @@ fn std_mutex(n: u64) -> Sample {
 
 async fn mutex_contended(n: u64) -> Sample {
     let m = Arc::new(Mutex::new(0u64));
+    let gate = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
     let hs: Vec<_> = (0..2)
         .map(|_| {
-            let m = m.clone();
+            let (m, gate) = (m.clone(), gate.clone());
             tokio::spawn(async move {
+                let together = start_gate(&gate);
                 for _ in 0..n {
                     *m.lock().await += 1;
                 }
+                together
             })
         })
         .collect();
+    let mut together = true;
     for h in hs {
-        h.await.expect("incrementer");
+        together &= h.await.expect("incrementer");
     }
+    let elapsed = t.elapsed();
     assert_eq!(*m.lock().await, 2 * n);
-    Sample::new(t.elapsed(), 2 * n)
+    let s = Sample::new(elapsed, 2 * n);
+    if together {
+        s
+    } else {
+        s.with_note("the two tasks did not run at the same time")
+    }
 }
 
 async fn channel(n: u64) -> Sample {
