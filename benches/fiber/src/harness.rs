@@ -101,17 +101,51 @@ pub fn measure(
     sizing: Sizing,
     budget: Budget,
 ) -> Option<Stats> {
-    let n = match sizing {
-        Sizing::Fixed(n) => {
-            // One untimed warm-up run (stack pools, thread wake-ups).
-            run(n)?;
-            n
-        }
-        Sizing::Calibrate { start, max } => calibrate(run, start, max, budget.target)?,
-    };
-    let mut samples = Vec::with_capacity(budget.reps);
+    let mut runs: [&mut dyn FnMut(u64) -> Option<Sample>; 1] = [run];
+    measure_interleaved(&mut runs, sizing, budget)
+        .pop()
+        .flatten()
+}
+
+/// Measures several runtimes on one case with their runs interleaved (run
+/// 1 of each, then run 2 of each, ...), so a burst of load from other
+/// processes hits all of them alike and the ratios stay meaningful.
+pub fn measure_interleaved(
+    runs: &mut [&mut dyn FnMut(u64) -> Option<Sample>],
+    sizing: Sizing,
+    budget: Budget,
+) -> Vec<Option<Stats>> {
+    let ns: Vec<Option<u64>> = runs
+        .iter_mut()
+        .map(|run| match sizing {
+            Sizing::Fixed(n) => {
+                // One untimed warm-up run (stack pools, thread wake-ups).
+                run(n).map(|_| n)
+            }
+            Sizing::Calibrate { start, max } => calibrate(&mut **run, start, max, budget.target),
+        })
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); runs.len()];
     for _ in 0..budget.reps {
-        samples.push(run(n)?);
+        for (i, run) in runs.iter_mut().enumerate() {
+            if let Some(n) = ns[i] {
+                if let Some(s) = run(n) {
+                    samples[i].push(s);
+                }
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .zip(ns)
+        .map(|(s, n)| stats_of(s, n?))
+        .collect()
+}
+
+/// Median, min and max of the runs.
+fn stats_of(mut samples: Vec<Sample>, n: u64) -> Option<Stats> {
+    if samples.is_empty() {
+        return None;
     }
     samples.sort_by(|a, b| a.ns_per_op().total_cmp(&b.ns_per_op()));
     let mid = &samples[samples.len() / 2];

@@ -20,7 +20,7 @@ mod mayc;
 mod tok;
 
 use cases::Case;
-use harness::{fmt_ns, measure, Budget, Sample, Stats};
+use harness::{fmt_ns, measure, measure_interleaved, Budget, Sample, Stats};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -225,6 +225,28 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// How many cores this process can use right now: two threads doing the
+/// same CPU work as one, compared by wall time (2.0 on an idle 2-core
+/// machine; near 1.0 when another process keeps a core busy, and then the
+/// imbalanced case cannot show any balancing gain).
+fn effective_cores() -> f64 {
+    let work = || {
+        for _ in 0..100 {
+            cases::cpu_chunk();
+        }
+    };
+    let t = Instant::now();
+    work();
+    let one = t.elapsed();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(work);
+        s.spawn(work);
+    });
+    let two = t.elapsed();
+    2.0 * one.as_secs_f64() / two.as_secs_f64().max(1e-9)
+}
+
 /// Times one CPU chunk of the imbalanced case, to state the work size.
 fn chunk_time() -> Duration {
     let reps = 200;
@@ -258,34 +280,32 @@ fn main() {
         .any(|c| matches!(c, Case::ImbalancedPinned | Case::ImbalancedMigratable))
     {
         eprintln!(
-            "  imbalanced: {} tasks, CPU chunk ≈ {:?}",
+            "  imbalanced: {} tasks, CPU chunk ≈ {:?}, effective cores now ≈ {:.2}",
             cases::IMBALANCED_TASKS,
-            chunk_time()
+            chunk_time(),
+            effective_cores()
         );
     }
     let mut rows = Vec::new();
     for &case in &opts.cases {
         let sizing = case.sizing(opts.quick);
         let on = |r: &str| opts.runtimes.iter().any(|x| x == r);
-        let f = on("fibrpc")
-            .then(|| measure(&mut |n| fib.run(case, n), sizing, opts.budget))
-            .flatten();
+        // may's 1-worker cases run in a child process, measured on their own.
+        let may_here = on("may") && !case.one_worker();
+        let mut fib_run = |n| on("fibrpc").then(|| fib.run(case, n)).flatten();
+        let mut tok_run = |n| on("tokio").then(|| tok.run(case, n)).flatten();
+        let mut may_run = |n| may_here.then(|| mayc::run(case, n)).flatten();
+        let mut runs: [&mut dyn FnMut(u64) -> Option<Sample>; 3] =
+            [&mut fib_run, &mut tok_run, &mut may_run];
+        let mut stats = measure_interleaved(&mut runs, sizing, opts.budget).into_iter();
+        let f = stats.next().flatten();
+        let t = stats.next().flatten();
+        let mut m = stats.next().flatten();
+        if on("may") && case.one_worker() {
+            m = may_in_child(case, &opts);
+        }
         report(case, "fibrpc", &f);
-        let t = on("tokio")
-            .then(|| measure(&mut |n| tok.run(case, n), sizing, opts.budget))
-            .flatten();
         report(case, "tokio", &t);
-        let m = if !on("may") {
-            None
-        } else if case.one_worker() {
-            may_in_child(case, &opts)
-        } else {
-            measure(
-                &mut |n| -> Option<Sample> { mayc::run(case, n) },
-                sizing,
-                opts.budget,
-            )
-        };
         report(case, "may", &m);
         rows.push(Row {
             case,
