@@ -274,18 +274,12 @@ fn main() {
         opts.budget.target.as_millis(),
         cfg!(feature = "sync")
     );
-    if opts
-        .cases
-        .iter()
-        .any(|c| matches!(c, Case::ImbalancedPinned | Case::ImbalancedMigratable))
-    {
-        eprintln!(
-            "  imbalanced: {} tasks, CPU chunk ≈ {:?}, effective cores now ≈ {:.2}",
-            cases::IMBALANCED_TASKS,
-            chunk_time(),
-            effective_cores()
-        );
-    }
+    let cores_before = effective_cores();
+    eprintln!(
+        "  effective cores now ≈ {cores_before:.2}; imbalanced case: {} tasks, CPU chunk ≈ {:?}",
+        cases::IMBALANCED_TASKS,
+        chunk_time(),
+    );
     let mut rows = Vec::new();
     for &case in &opts.cases {
         let sizing = case.sizing(opts.quick);
@@ -314,6 +308,13 @@ fn main() {
             may: m,
         });
     }
+    let cores_after = effective_cores();
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
     print_table(&rows);
+    println!(
+        "\n{} runs of ~{} ms per cell, median shown; effective cores before/after: \
+         {cores_before:.2}/{cores_after:.2} (2.00 = both cores free)",
+        opts.budget.reps,
+        opts.budget.target.as_millis()
+    );
 }
