@@ -233,30 +233,38 @@ fn imbalanced(n: u64, migratable: bool) -> Sample {
             let mut b = Builder::new().nosignal();
             if migratable {
                 // SAFETY: the fiber body holds nothing across `yield_now`
-                // except plain integers: no `!Send` value, no thread-local
-                // borrow. It compares a thread id at start only.
+                // except plain integers and a copied `ThreadId`: no `!Send`
+                // value, no thread-local borrow (`thread::current()` is read
+                // afresh after each switch and not kept).
                 b = unsafe { b.migratable() };
             }
             b.spawn(move || {
                 let started_home = thread::current().id() == home;
                 let mut acc = 0u64;
+                let mut chunks_home = 0u64;
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
+                    // Where did this chunk run? Re-read after every switch
+                    // (a migratable fiber may have moved).
+                    chunks_home += u64::from(thread::current().id() == home);
                     yield_now();
                 }
                 black_box(acc);
-                started_home
+                (started_home, chunks_home)
             })
             .expect("spawn")
         })
         .collect();
-    let on_home = hs
+    let results: Vec<(bool, u64)> = hs
         .into_iter()
         .map(|h| h.join().expect("worker fiber"))
-        .filter(|&h| h)
-        .count();
-    Sample::new(t.elapsed(), 1).with_note(format!(
-        "{on_home}/{IMBALANCED_TASKS} started on the spawning worker"
+        .collect();
+    let elapsed = t.elapsed();
+    let on_home = results.iter().filter(|r| r.0).count();
+    let chunks_home: u64 = results.iter().map(|r| r.1).sum();
+    Sample::new(elapsed, 1).with_note(format!(
+        "{on_home}/{IMBALANCED_TASKS} started on the spawning worker, {:.0}% of CPU chunks ran there",
+        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
     ))
 }
 

@@ -32,7 +32,7 @@ where
     // references across one; the bodies here only read `thread::current()`
     // (copying the id out) and use may's own primitives; (2) the default
     // 32 KiB stack must suffice: the bodies are shallow loops that do not
-    // format or recurse.
+    // recurse (one `format!` of a short note needs far less than that).
     unsafe { may::coroutine::spawn(f) }
 }
 
@@ -221,21 +221,30 @@ fn channel(n: u64) -> Sample {
 /// steals and migrates freely.
 fn imbalanced(n: u64) -> Sample {
     may::coroutine::sleep(Duration::from_millis(20));
+    let home = thread::current().id();
     let t = Instant::now();
     let hs: Vec<_> = (0..IMBALANCED_TASKS)
         .map(|_| {
             go(move || {
                 let mut acc = 0u64;
+                let mut chunks_home = 0u64;
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
+                    chunks_home += u64::from(thread::current().id() == home);
                     may::coroutine::yield_now();
                 }
                 black_box(acc);
+                chunks_home
             })
         })
         .collect();
-    for h in hs {
-        h.join().expect("worker coroutine");
-    }
-    Sample::new(t.elapsed(), 1)
+    let chunks_home: u64 = hs
+        .into_iter()
+        .map(|h| h.join().expect("worker coroutine"))
+        .sum();
+    let elapsed = t.elapsed();
+    Sample::new(elapsed, 1).with_note(format!(
+        "{:.0}% of CPU chunks ran on the spawning worker",
+        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
+    ))
 }

@@ -266,21 +266,29 @@ async fn sync_channel(n: u64) -> Sample {
 /// migrates tasks freely, so this is the balanced figure.
 async fn imbalanced(n: u64) -> Sample {
     tokio::time::sleep(Duration::from_millis(20)).await;
+    let home = std::thread::current().id();
     let t = Instant::now();
     let hs: Vec<_> = (0..IMBALANCED_TASKS)
         .map(|_| {
             tokio::spawn(async move {
                 let mut acc = 0u64;
+                let mut chunks_home = 0u64;
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
+                    chunks_home += u64::from(std::thread::current().id() == home);
                     yield_now().await;
                 }
                 black_box(acc);
+                chunks_home
             })
         })
         .collect();
+    let mut chunks_home = 0;
     for h in hs {
-        h.await.expect("worker task");
+        chunks_home += h.await.expect("worker task");
     }
-    Sample::new(t.elapsed(), 1)
+    Sample::new(t.elapsed(), 1).with_note(format!(
+        "{:.0}% of CPU chunks ran on the spawning worker",
+        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
+    ))
 }
