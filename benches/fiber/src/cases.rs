@@ -174,3 +174,41 @@ pub fn start_gate(arrived: &std::sync::atomic::AtomicUsize) -> bool {
     }
     true
 }
+
+/// Counts, per OS thread, the CPU chunks one task of the imbalanced case
+/// ran there. Load from other processes changes wall times, not this: it
+/// shows directly whether the runtime spread the work.
+#[derive(Default)]
+pub struct ChunkTally(Vec<(std::thread::ThreadId, u64)>);
+
+impl ChunkTally {
+    /// Counts one chunk for the current thread. Reads `thread::current()`
+    /// afresh each time: the task may have moved since the last chunk.
+    pub fn record(&mut self) {
+        let me = std::thread::current().id();
+        match self.0.iter_mut().find(|(t, _)| *t == me) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((me, 1)),
+        }
+    }
+
+    /// Summary over all tasks: "busiest thread ran X% of the chunks (k threads)".
+    pub fn summary(all: impl IntoIterator<Item = ChunkTally>) -> String {
+        let mut total: Vec<(std::thread::ThreadId, u64)> = Vec::new();
+        for tally in all {
+            for (t, n) in tally.0 {
+                match total.iter_mut().find(|(u, _)| *u == t) {
+                    Some((_, m)) => *m += n,
+                    None => total.push((t, n)),
+                }
+            }
+        }
+        let sum: u64 = total.iter().map(|(_, n)| n).sum();
+        let max = total.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        format!(
+            "busiest thread ran {:.0}% of the CPU chunks ({} threads)",
+            100.0 * max as f64 / sum.max(1) as f64,
+            total.len()
+        )
+    }
+}

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "sync")]
 use crate::cases::start_gate;
-use crate::cases::{cpu_chunk, Case, IMBALANCED_TASKS};
+use crate::cases::{cpu_chunk, Case, ChunkTally, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::{spawn, yield_now, Builder, Runtime};
@@ -241,30 +241,27 @@ fn imbalanced(n: u64, migratable: bool) -> Sample {
             b.spawn(move || {
                 let started_home = thread::current().id() == home;
                 let mut acc = 0u64;
-                let mut chunks_home = 0u64;
+                let mut tally = ChunkTally::default();
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
-                    // Where did this chunk run? Re-read after every switch
-                    // (a migratable fiber may have moved).
-                    chunks_home += u64::from(thread::current().id() == home);
+                    tally.record();
                     yield_now();
                 }
                 black_box(acc);
-                (started_home, chunks_home)
+                (started_home, tally)
             })
             .expect("spawn")
         })
         .collect();
-    let results: Vec<(bool, u64)> = hs
+    let results: Vec<(bool, ChunkTally)> = hs
         .into_iter()
         .map(|h| h.join().expect("worker fiber"))
         .collect();
     let elapsed = t.elapsed();
     let on_home = results.iter().filter(|r| r.0).count();
-    let chunks_home: u64 = results.iter().map(|r| r.1).sum();
+    let spread = ChunkTally::summary(results.into_iter().map(|r| r.1));
     Sample::new(elapsed, 1).with_note(format!(
-        "{on_home}/{IMBALANCED_TASKS} started on the spawning worker, {:.0}% of CPU chunks ran there",
-        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
+        "{on_home}/{IMBALANCED_TASKS} started on the spawning worker, {spread}"
     ))
 }
 

@@ -208,6 +208,19 @@ fn cell(s: &Option<Stats>) -> String {
         .map_or_else(|| "n/a".to_string(), |s| fmt_ns(s.median))
 }
 
+/// The notes of the median runs (placement, scheduler counters), below the
+/// table.
+fn print_notes(rows: &[Row]) {
+    println!("\nNotes (median run):");
+    for r in rows {
+        for (who, s) in [("fibrpc", &r.fib), ("tokio", &r.tok), ("may", &r.may)] {
+            if let Some(note) = s.as_ref().and_then(|s| s.note.as_deref()) {
+                println!("- {} / {who}: {note}", r.case.key());
+            }
+        }
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!("| case | fibrpc | tokio | may | fibrpc/tokio | fibrpc/may | goal (fibrpc) |");
     println!("|---|---:|---:|---:|---:|---:|---|");
@@ -322,4 +335,5 @@ fn main() {
         opts.budget.reps,
         opts.budget.target.as_millis()
     );
+    print_notes(&rows);
 }

@@ -4,7 +4,7 @@
 //! use, so this process runs may with 2 workers and the 1-worker cases run
 //! in a child process (see `main.rs`, `--may-child`).
 
-use crate::cases::{cpu_chunk, start_gate, Case, IMBALANCED_TASKS};
+use crate::cases::{cpu_chunk, start_gate, Case, ChunkTally, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use may::sync::{mpsc, Blocker, Mutex};
 use std::hint::black_box;
@@ -221,30 +221,25 @@ fn channel(n: u64) -> Sample {
 /// steals and migrates freely.
 fn imbalanced(n: u64) -> Sample {
     may::coroutine::sleep(Duration::from_millis(20));
-    let home = thread::current().id();
     let t = Instant::now();
     let hs: Vec<_> = (0..IMBALANCED_TASKS)
         .map(|_| {
             go(move || {
                 let mut acc = 0u64;
-                let mut chunks_home = 0u64;
+                let mut tally = ChunkTally::default();
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
-                    chunks_home += u64::from(thread::current().id() == home);
+                    tally.record();
                     may::coroutine::yield_now();
                 }
                 black_box(acc);
-                chunks_home
+                tally
             })
         })
         .collect();
-    let chunks_home: u64 = hs
+    let tallies: Vec<ChunkTally> = hs
         .into_iter()
         .map(|h| h.join().expect("worker coroutine"))
-        .sum();
-    let elapsed = t.elapsed();
-    Sample::new(elapsed, 1).with_note(format!(
-        "{:.0}% of CPU chunks ran on the spawning worker",
-        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
-    ))
+        .collect();
+    Sample::new(t.elapsed(), 1).with_note(ChunkTally::summary(tallies))
 }

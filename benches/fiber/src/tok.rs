@@ -1,6 +1,6 @@
 //! The cases on tokio (multi-threaded scheduler, 1 or 2 workers).
 
-use crate::cases::{cpu_chunk, start_gate, Case, IMBALANCED_TASKS};
+use crate::cases::{cpu_chunk, start_gate, Case, ChunkTally, IMBALANCED_TASKS};
 use crate::harness::Sample;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -266,29 +266,25 @@ async fn sync_channel(n: u64) -> Sample {
 /// migrates tasks freely, so this is the balanced figure.
 async fn imbalanced(n: u64) -> Sample {
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let home = std::thread::current().id();
     let t = Instant::now();
     let hs: Vec<_> = (0..IMBALANCED_TASKS)
         .map(|_| {
             tokio::spawn(async move {
                 let mut acc = 0u64;
-                let mut chunks_home = 0u64;
+                let mut tally = ChunkTally::default();
                 for _ in 0..n {
                     acc = acc.wrapping_add(cpu_chunk());
-                    chunks_home += u64::from(std::thread::current().id() == home);
+                    tally.record();
                     yield_now().await;
                 }
                 black_box(acc);
-                chunks_home
+                tally
             })
         })
         .collect();
-    let mut chunks_home = 0;
+    let mut tallies = Vec::new();
     for h in hs {
-        chunks_home += h.await.expect("worker task");
+        tallies.push(h.await.expect("worker task"));
     }
-    Sample::new(t.elapsed(), 1).with_note(format!(
-        "{:.0}% of CPU chunks ran on the spawning worker",
-        100.0 * chunks_home as f64 / (n * IMBALANCED_TASKS as u64) as f64
-    ))
+    Sample::new(t.elapsed(), 1).with_note(ChunkTally::summary(tallies))
 }
