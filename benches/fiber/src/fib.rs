@@ -215,7 +215,7 @@ fn std_mutex(n: u64) -> Sample {
 /// surely finished its idle spin and parked. It then spawns 64 fibers with
 /// NOSIGNAL and never calls `flush`, so nobody wakes the parked worker: all
 /// 64 start on the driver's worker (we count how many did). Each runs `n`
-/// chunks of ~20 µs CPU work with `yield_now` between chunks.
+/// chunks of ~30 µs CPU work with `yield_now` between chunks.
 ///
 /// - Pinned (the default): a started fiber always resumes on its worker and
 ///   a yield requeues it on the unstealable resume queue, so the second
@@ -224,6 +224,10 @@ fn std_mutex(n: u64) -> Sample {
 ///   idle worker steal fibers before they start.
 /// - Migratable: a yield requeues the fiber on the stealable deque and
 ///   signals, so the second worker wakes and takes half the load.
+///
+/// Wall time only shows this when the second core is actually free; the
+/// per-thread chunk tally in the note (busiest thread's share: 100 % vs
+/// ~50 %) shows it regardless of other load on the machine.
 fn imbalanced(n: u64, migratable: bool) -> Sample {
     let _ = fibrpc_fiber::sleep(Duration::from_millis(20));
     let home = thread::current().id();

@@ -7,8 +7,13 @@
 //! fibrpc/may (below 1 = fibrpc faster) and the issue's goal for fibrpc.
 //!
 //! ```text
-//! fiber_bench [--quick] [--case NAME]... [--reps N] [--target-ms T] [--list]
+//! fiber_bench [--quick] [--case NAME[,NAME]]... [--runtime fibrpc|tokio|may]...
+//!             [--reps N] [--target-ms T] [--list]
 //! ```
+//!
+//! Progress and per-cell detail (min, max, spread, n) go to stderr; the
+//! table, the effective-core probe and the notes of the median runs (task
+//! placement, fibrpc's parks/signals/steals per operation) go to stdout.
 //!
 //! The mutex and channel rows need `fibrpc_fiber::sync`; build with
 //! `--features sync` once it is merged, else fibrpc's column shows "n/a".
