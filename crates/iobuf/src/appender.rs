@@ -58,7 +58,6 @@ impl<'a> IOBufAppender<'a> {
     pub fn buf(&self) -> &IOBuf {
         self.buf
     }
-
 }
 
 /// The tail in `slot`, replaced by a fresh block when missing or full, so it

@@ -172,7 +172,13 @@ impl FileRegion {
                 return Ok(0);
             }
             let count = (self.remaining as usize).min(PIPE_CHUNK);
-            let n = sys::splice(self.file.as_raw_fd(), Some(&mut self.offset), wr, count, flags)?;
+            let n = sys::splice(
+                self.file.as_raw_fd(),
+                Some(&mut self.offset),
+                wr,
+                count,
+                flags,
+            )?;
             if n == 0 {
                 return Err(Self::eof());
             }

@@ -62,7 +62,11 @@ impl RefRing {
     #[inline]
     fn slot(&self, i: u32) -> *mut MaybeUninit<BlockRef> {
         // SAFETY: the mask keeps the index inside the allocation.
-        unsafe { self.buf.as_ptr().add(((self.start + i) & self.cap_mask) as usize) }
+        unsafe {
+            self.buf
+                .as_ptr()
+                .add(((self.start + i) & self.cap_mask) as usize)
+        }
     }
 
     /// Number of refs.

@@ -105,7 +105,10 @@ fn pops_and_cut_into_slice() {
     let mut out = vec![0u8; BLOCK_DATA_SIZE];
     assert_eq!(b.cut_into_slice(&mut out), BLOCK_DATA_SIZE);
     assert_eq!(out, data[10..10 + BLOCK_DATA_SIZE]);
-    assert_eq!(b, data[10 + BLOCK_DATA_SIZE..data.len() - BLOCK_DATA_SIZE - 5]);
+    assert_eq!(
+        b,
+        data[10 + BLOCK_DATA_SIZE..data.len() - BLOCK_DATA_SIZE - 5]
+    );
     let rest = b.len();
     assert_eq!(b.pop_back(usize::MAX), rest);
     assert!(b.is_empty());

@@ -49,5 +49,12 @@ pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 /// `pread(2)` into a slice.
 pub(crate) fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its length and exclusively borrowed.
-    check(unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) })
+    check(unsafe {
+        libc::pread(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    })
 }
