@@ -1,6 +1,15 @@
 //! Taking bytes off an IOBuf: cutting moves references, popping drops them.
 
 use crate::iobuf::IOBuf;
+use crate::tls_block;
+
+/// A cut that ends inside a ref and is at most this long copies its bytes
+/// into `out` (through the thread-local block) instead of splitting the ref.
+/// Sharing a ref costs two atomic refcount operations, a ring slot and, when
+/// written out, one iovec; copying a cache line or two costs a few
+/// nanoseconds, and consecutive small copies land contiguously in one block
+/// (one ref, one iovec). Measured in `benches/pipeline.rs` (12+16 bytes).
+pub const SMALL_CUT_COPY: usize = 64;
 
 impl IOBuf {
     /// Moves the first `n` bytes (or all, if fewer) to the end of `out`.
@@ -8,6 +17,26 @@ impl IOBuf {
     /// increment. Returns the number of bytes moved.
     #[inline]
     pub fn cut_to(&mut self, out: &mut IOBuf, n: usize) -> usize {
+        // Fast path: the cut ends inside the first ref.
+        if let Some(front) = self.q.front() {
+            if (front.length as usize) > n {
+                if n == 0 {
+                    return 0;
+                }
+                if n <= SMALL_CUT_COPY {
+                    tls_block::append(&mut out.q, &front.as_slice()[..n]);
+                    self.q.shrink_front(n as u32);
+                } else {
+                    let r = self.q.split_front(n as u32);
+                    out.q.push_back(r);
+                }
+                return n;
+            }
+        }
+        self.cut_to_slow(out, n)
+    }
+
+    fn cut_to_slow(&mut self, out: &mut IOBuf, n: usize) -> usize {
         let total = n.min(self.len());
         let mut left = total;
         while left > 0 {
@@ -17,8 +46,14 @@ impl IOBuf {
                 out.q.push_back(r);
                 left -= front;
             } else {
-                let r = self.q.split_front(left as u32);
-                out.q.push_back(r);
+                if left <= SMALL_CUT_COPY {
+                    let front = self.q.get(0);
+                    tls_block::append(&mut out.q, &front.as_slice()[..left]);
+                    self.q.shrink_front(left as u32);
+                } else {
+                    let r = self.q.split_front(left as u32);
+                    out.q.push_back(r);
+                }
                 left = 0;
             }
         }
@@ -37,6 +72,20 @@ impl IOBuf {
     /// removes them. Returns the number of bytes copied.
     #[inline]
     pub fn cut_into_slice(&mut self, dst: &mut [u8]) -> usize {
+        // Fast path: the first ref has more than enough bytes.
+        if let Some(front) = self.q.front() {
+            if front.length as usize > dst.len() {
+                dst.copy_from_slice(&front.as_slice()[..dst.len()]);
+                if !dst.is_empty() {
+                    self.q.shrink_front(dst.len() as u32);
+                }
+                return dst.len();
+            }
+        }
+        self.cut_into_slice_slow(dst)
+    }
+
+    fn cut_into_slice_slow(&mut self, dst: &mut [u8]) -> usize {
         let mut done = 0;
         while done < dst.len() && !self.is_empty() {
             let front = self.q.get(0);

@@ -46,6 +46,7 @@ mod user_data;
 
 pub use appender::IOBufAppender;
 pub use block::DEFAULT_BLOCK_SIZE;
+pub use cut::SMALL_CUT_COPY;
 pub use fd::IOV_MAX;
 pub use file_region::{FileRegion, SendMode};
 pub use iobuf::{IOBuf, Slices};

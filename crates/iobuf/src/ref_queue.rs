@@ -5,6 +5,7 @@
 //! Invariants: no ref has length 0; in the small view `refs[1]` is only
 //! `Some` when `refs[0]` is.
 
+use crate::block::Block;
 use crate::block_ref::BlockRef;
 use crate::ref_ring::RefRing;
 
@@ -48,6 +49,45 @@ impl RefQueue {
             RefQueue::Small(s) => s[i].as_ref().expect("ref index out of range"),
             RefQueue::Big(r) => r.get(i),
         }
+    }
+
+    /// The first ref, if any.
+    #[inline]
+    pub(crate) fn front(&self) -> Option<&BlockRef> {
+        match self {
+            RefQueue::Small([a, _]) => a.as_ref(),
+            RefQueue::Big(r) => (r.nref() > 0).then(|| r.get(0)),
+        }
+    }
+
+    /// Extends the last ref by `n` bytes if it is in `block` and ends at
+    /// `end`; returns whether it did. The caller guarantees the `n` bytes
+    /// after `end` were handed to this buffer.
+    #[inline]
+    pub(crate) fn try_extend_back(&mut self, block: *const Block, end: u32, n: u32) -> bool {
+        let last = match self {
+            RefQueue::Small([a, b]) => match (a, b) {
+                (_, Some(l)) | (Some(l), None) => l,
+                (None, None) => return false,
+            },
+            RefQueue::Big(r) => match r.nref().checked_sub(1) {
+                Some(i) => {
+                    let l = r.get_mut(i);
+                    if l.block.as_ptr().cast_const() != block || l.offset + l.length != end {
+                        return false;
+                    }
+                    l.length += n;
+                    r.nbytes += n as usize;
+                    return true;
+                }
+                None => return false,
+            },
+        };
+        if last.block.as_ptr().cast_const() != block || last.offset + last.length != end {
+            return false;
+        }
+        last.length += n;
+        true
     }
 
     /// The last ref, if any.

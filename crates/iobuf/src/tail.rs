@@ -17,6 +17,8 @@ use crate::ref_queue::RefQueue;
 pub(crate) struct Tail {
     block: NonNull<Block>,
     filled: u32,
+    /// Copy of the block's capacity (saves a dereference per write).
+    cap: u32,
 }
 
 // SAFETY: a Tail owns one reference (atomic refcount) and the exclusive
@@ -28,9 +30,13 @@ impl Tail {
     /// A fresh, empty block.
     #[inline]
     pub(crate) fn new() -> Tail {
+        let block = block_pool::alloc_block();
+        // SAFETY: `alloc_block` returns a live block we hold a reference on.
+        let cap = unsafe { block.as_ref() }.cap();
         Tail {
-            block: block_pool::alloc_block(),
+            block,
             filled: 0,
+            cap,
         }
     }
 
@@ -43,13 +49,13 @@ impl Tail {
     /// Bytes still writable.
     #[inline]
     pub(crate) fn spare(&self) -> usize {
-        (self.block().cap() - self.filled) as usize
+        (self.cap - self.filled) as usize
     }
 
     /// True when nothing more can be written.
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
-        self.filled == self.block().cap()
+        self.filled == self.cap
     }
 
     /// Pointer to the first writable byte; `spare()` bytes may be written.
@@ -89,13 +95,7 @@ impl Tail {
         }
         debug_assert!(n <= self.spare());
         let n32 = n as u32;
-        let extend = match q.back() {
-            Some(last) => last.block == self.block && last.offset + last.length == self.filled,
-            None => false,
-        };
-        if extend {
-            q.grow_back(n32);
-        } else {
+        if !q.try_extend_back(self.block.as_ptr(), self.filled, n32) {
             // SAFETY: we hold a reference; the range was just initialized and
             // lies before the new `filled`, so no writer will touch it again.
             let r = unsafe { BlockRef::share(self.block, self.filled, n32) };

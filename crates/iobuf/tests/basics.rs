@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
-use fibrpc_iobuf::{IOBuf, IOBufAppender, BLOCK_DATA_SIZE};
+use fibrpc_iobuf::{IOBuf, IOBufAppender, BLOCK_DATA_SIZE, SMALL_CUT_COPY};
 
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
@@ -80,20 +80,44 @@ fn append_after_clone_does_not_change_the_clone() {
 
 #[test]
 fn append_buf_shares_and_cut_moves() {
+    let data = pattern(1000);
     let mut a = IOBuf::new();
-    a.append(b"0123456789");
+    a.append(&data);
     let mut b = IOBuf::new();
     b.append_buf(&a);
     assert!(b.shares_block_with(0, &a, 0));
     let mut head = IOBuf::new();
-    assert_eq!(b.cut_to(&mut head, 4), 4);
-    assert_eq!(head, "0123");
-    assert_eq!(b, "456789");
-    assert_eq!(a, "0123456789");
-    assert_eq!(b.cut_to(&mut head, 100), 6);
+    assert_eq!(b.cut_to(&mut head, 400), 400);
+    assert_eq!(head, data[..400]);
+    assert_eq!(b, data[400..]);
+    assert_eq!(a, data);
+    // A long cut shares the block rather than copying.
+    assert!(head.shares_block_with(0, &a, 0));
+    assert_eq!(b.cut_to(&mut head, 10_000), 600);
     assert!(b.is_empty());
     // The two halves of the same ref merged back into one.
     assert_eq!(head.backing_block_num(), 1);
+    assert_eq!(head, data);
+}
+
+#[test]
+fn short_cuts_copy_instead_of_sharing() {
+    let data = pattern(1000);
+    let mut a = IOBuf::from(data.clone());
+    let mut out = IOBuf::new();
+    // Ten short cuts with gaps: copied into one contiguous thread block.
+    for _ in 0..10 {
+        a.cut_to(&mut out, SMALL_CUT_COPY);
+        a.pop_front(1);
+    }
+    assert_eq!(out.backing_block_num(), 1);
+    assert!(!out.shares_block_with(0, &a, 0));
+    let want: Vec<u8> = data
+        .chunks(SMALL_CUT_COPY + 1)
+        .take(10)
+        .flat_map(|c| c[..SMALL_CUT_COPY].to_vec())
+        .collect();
+    assert_eq!(out, want);
 }
 
 #[test]
@@ -184,11 +208,11 @@ fn user_data_deleter_runs_once_when_last_ref_goes() {
     unsafe { b.append_user_data_raw(ptr, 100, deleter) };
     let c = b.clone();
     let mut part = IOBuf::new();
-    b.cut_to(&mut part, 10);
+    b.cut_to(&mut part, 90); // long enough to share, not copy
     drop(b);
     drop(c);
     assert_eq!(DROPS.load(Ordering::SeqCst), 0);
-    assert_eq!(part, vec![7u8; 10]);
+    assert_eq!(part, vec![7u8; 90]);
     drop(part);
     assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     assert_eq!(Arc::strong_count(&flag), 1);

@@ -14,7 +14,8 @@ fn pipe(nonblock: bool) -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
     let flags = libc::O_CLOEXEC | if nonblock { libc::O_NONBLOCK } else { 0 };
     // SAFETY: `fds` has room for two descriptors.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }, 0);
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), flags) };
+    assert_eq!(r, 0);
     // SAFETY: fresh descriptors owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
@@ -24,10 +25,8 @@ fn socketpair(nonblock: bool) -> (OwnedFd, OwnedFd) {
     let ty =
         libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblock { libc::SOCK_NONBLOCK } else { 0 };
     // SAFETY: `fds` has room for two descriptors.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0);
     // SAFETY: fresh descriptors owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
