@@ -88,3 +88,15 @@ pub(crate) unsafe fn recycle(block: NonNull<Block>) {
 pub(crate) fn pooled_blocks() -> usize {
     POOL.try_with(|p| p.0.borrow().len()).unwrap_or(0)
 }
+
+/// Frees every block cached by the calling thread.
+pub(crate) fn release() {
+    let blocks = POOL
+        .try_with(|p| std::mem::take(&mut *p.0.borrow_mut()))
+        .unwrap_or_default();
+    for b in blocks {
+        // SAFETY: blocks in the free list are unreferenced owned blocks
+        // allocated with `layout()`.
+        unsafe { dealloc(b.as_ptr().cast(), layout()) };
+    }
+}

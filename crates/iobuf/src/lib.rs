@@ -62,4 +62,13 @@ pub fn thread_cached_blocks() -> usize {
     block_pool::pooled_blocks()
 }
 
+/// Returns the calling thread's cached blocks to the allocator: the
+/// partially filled block that small appends go to and the free list (bRPC:
+/// `release_tls_block_chain`). Useful after a burst or before a thread
+/// parks for long; the cache refills on the next append.
+pub fn release_thread_cache() {
+    tls_block::release();
+    block_pool::release();
+}
+
 const _: () = assert!(std::mem::size_of::<IOBuf>() <= 40);

@@ -85,3 +85,8 @@ pub(crate) fn give_back(tail: Tail) {
         }
     });
 }
+
+/// Drops the thread's current block (its bytes live on in refs).
+pub(crate) fn release() {
+    with_current(|cur| drop(cur.take()));
+}

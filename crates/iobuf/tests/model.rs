@@ -10,6 +10,9 @@ use fibrpc_iobuf::{IOBuf, IOBufAppender};
 use proptest::prelude::*;
 
 const NBUF: usize = 3;
+/// Appending a buffer to itself doubles it; past this size such appends
+/// are skipped so a run of doublings cannot exhaust memory.
+const MAX_LEN: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -88,13 +91,14 @@ fn apply(bufs: &mut [IOBuf; NBUF], models: &mut [Vec<u8>; NBUF], op: &Op) {
             bufs[i].push_byte(b);
             models[i].push(b);
         }
+        Op::AppendBuf(i, j) if models[i].len() + models[j].len() > MAX_LEN => {}
         Op::AppendBuf(i, j) => {
             let src = bufs[j].clone();
             bufs[i].append_buf(&src);
             let m = models[j].clone();
             models[i].extend_from_slice(&m);
         }
-        Op::AppendOwned(i, j) if i != j => {
+        Op::AppendOwned(i, j) if i != j && models[i].len() + models[j].len() <= MAX_LEN => {
             let src = std::mem::take(&mut bufs[j]);
             bufs[i].append_owned(src);
             let m = std::mem::take(&mut models[j]);
