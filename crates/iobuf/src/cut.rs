@@ -9,12 +9,14 @@ use crate::tls_block;
 /// written out, one iovec; copying a cache line or two costs a few
 /// nanoseconds, and consecutive small copies land contiguously in one block
 /// (one ref, one iovec). Measured in `benches/pipeline.rs` (12+16 bytes).
-pub const SMALL_CUT_COPY: usize = 64;
+pub const SMALL_CUT_COPY: usize = 128;
 
 impl IOBuf {
     /// Moves the first `n` bytes (or all, if fewer) to the end of `out`.
-    /// References move; only a ref split in the middle costs a refcount
-    /// increment. Returns the number of bytes moved.
+    /// Whole references move (no refcount traffic); a reference split in
+    /// the middle is shared (one refcount increment), unless the piece is
+    /// at most [`SMALL_CUT_COPY`] bytes, which are copied instead. Returns
+    /// the number of bytes moved.
     #[inline]
     pub fn cut_to(&mut self, out: &mut IOBuf, n: usize) -> usize {
         // Fast path: the cut ends inside the first ref.
