@@ -102,7 +102,7 @@ fn append_buf_shares_and_cut_moves() {
 
 #[test]
 fn short_cuts_copy_instead_of_sharing() {
-    let data = pattern(1000);
+    let data = pattern(20 * SMALL_CUT_COPY);
     let mut a = IOBuf::from(data.clone());
     let mut out = IOBuf::new();
     // Ten short cuts with gaps: copied into one contiguous thread block.
@@ -193,26 +193,26 @@ fn user_data_deleter_runs_once_when_last_ref_goes() {
     static DROPS: AtomicUsize = AtomicUsize::new(0);
     let flag = Arc::new(());
     let mut b = IOBuf::new();
-    let data = Box::leak(vec![7u8; 100].into_boxed_slice());
+    let data = Box::leak(vec![7u8; 1000].into_boxed_slice());
     let ptr = data.as_ptr();
     let addr = ptr as usize;
     let f2 = Arc::clone(&flag);
     let deleter = move || {
         drop(f2);
         // SAFETY: rebuilds the leaked box exactly once.
-        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(addr as *mut u8, 100)) });
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(addr as *mut u8, 1000)) });
         DROPS.fetch_add(1, Ordering::SeqCst);
     };
     // SAFETY: the leaked box stays valid and unmodified until the deleter
     // frees it.
-    unsafe { b.append_user_data_raw(ptr, 100, deleter) };
+    unsafe { b.append_user_data_raw(ptr, 1000, deleter) };
     let c = b.clone();
     let mut part = IOBuf::new();
-    b.cut_to(&mut part, 90); // long enough to share, not copy
+    b.cut_to(&mut part, SMALL_CUT_COPY + 1); // long enough to share, not copy
     drop(b);
     drop(c);
     assert_eq!(DROPS.load(Ordering::SeqCst), 0);
-    assert_eq!(part, vec![7u8; 90]);
+    assert_eq!(part, vec![7u8; SMALL_CUT_COPY + 1]);
     drop(part);
     assert_eq!(DROPS.load(Ordering::SeqCst), 1);
     assert_eq!(Arc::strong_count(&flag), 1);
