@@ -157,6 +157,45 @@ fn run_vec(file: &File, out: &mut File) -> (usize, u64) {
     (msgs, sum)
 }
 
+/// Baseline: only the reads (IOPortal readv into blocks vs pread into a
+/// reused Vec), to show how much of each pipeline is the kernel's copy.
+fn read_only(c: &mut Criterion) {
+    let (file, path, len) = make_file(1024);
+    let mut g = c.benchmark_group("read_only");
+    g.throughput(Throughput::Bytes(len as u64));
+    g.bench_function(BenchmarkId::new("fibrpc_iobuf", "portal"), |b| {
+        b.iter(|| {
+            let mut portal = IOPortal::new();
+            let mut off = 0u64;
+            loop {
+                let n = portal
+                    .append_from_file(file.as_raw_fd(), off, READ_SIZE)
+                    .unwrap();
+                if n == 0 {
+                    break off;
+                }
+                off += n as u64;
+                portal.clear();
+            }
+        })
+    });
+    g.bench_function(BenchmarkId::new("vec", "pread"), |b| {
+        let mut inb = vec![0u8; READ_SIZE];
+        b.iter(|| {
+            let mut off = 0u64;
+            loop {
+                let n = file.read_at(&mut inb, off).unwrap();
+                if n == 0 {
+                    break off;
+                }
+                off += n as u64;
+            }
+        })
+    });
+    g.finish();
+    std::fs::remove_file(path).unwrap();
+}
+
 fn pipeline(c: &mut Criterion) {
     let mut devnull = File::options().write(true).open("/dev/null").unwrap();
     for payload in [16usize, 128, 1024] {
@@ -186,6 +225,6 @@ fn pipeline(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(15);
-    targets = pipeline
+    targets = pipeline, read_only
 }
 criterion_main!(benches);
