@@ -29,7 +29,7 @@ def load(path):
 
 def pipeline():
     print("### Pipeline (file of framed messages -> cut -> /dev/null)\n")
-    print("| message | impl | median | MB/s | Mmsg/s | vs bRPC 2015 | fibrpc / impl |")
+    print("| message | impl | median | MB/s | Mmsg/s | vs bRPC 2015 | fibrpc speed-up (impl time / fibrpc time) |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for payload in (16, 128, 1024):
         group = f"pipeline_12+{payload}"
@@ -50,6 +50,13 @@ def pipeline():
             print(f"| 12+{payload} | {impl} | {ns / 1e6:.2f} ms | {mbs:.0f} | "
                   f"{msgs:.2f} | {vs} | {ratio} |")
     print()
+    mine = load("read_only/fibrpc_iobuf/portal")
+    peer = load("read_only/vec/pread")
+    if mine and peer:
+        nbytes = mine[1].get("Bytes", 0)
+        print("Read-only baseline (same 16 MiB file, 512 KiB reads): "
+              f"IOPortal readv {mine[0] / 1e6:.2f} ms ({nbytes / mine[0] * 1e3:.0f} MB/s), "
+              f"Vec pread {peer[0] / 1e6:.2f} ms ({nbytes / peer[0] * 1e3:.0f} MB/s).\n")
 
 
 def append_cut():

@@ -81,6 +81,21 @@ impl Tail {
         n
     }
 
+    /// `write` for data known to fit (`data.len() <= spare()`), with an
+    /// inline copy for short data: the libc `memcpy` call and its size
+    /// dispatch cost more than the copy itself for the few bytes of a
+    /// header or a small payload.
+    #[inline]
+    pub(crate) fn write_fitting(&mut self, q: &mut RefQueue, data: &[u8]) {
+        assert!(data.len() <= self.spare());
+        // SAFETY: as in `write`: the destination is this Tail's own unused
+        // bytes, `data.len()` of which exist, and `data` cannot alias them.
+        unsafe {
+            copy_short(data, self.tail_ptr());
+            self.commit(q, data.len());
+        }
+    }
+
     /// Marks `n` bytes at `tail_ptr()` as filled and appends a ref covering
     /// them to `q` — extending `q`'s last ref instead when it ends right
     /// where the new bytes start (no refcount traffic then).
@@ -110,5 +125,47 @@ impl Drop for Tail {
     fn drop(&mut self) {
         // SAFETY: the Tail owns one reference and is not used afterwards.
         unsafe { Block::dec_ref(self.block) };
+    }
+}
+
+/// Copies `src` to `dst`, inline for up to 32 bytes (two possibly
+/// overlapping unaligned loads and stores, as `memcpy` itself does), and
+/// through `copy_nonoverlapping` beyond.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes and not overlap
+/// `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY (all branches): every access is at an offset in `[0, n)` of
+    // `src` (readable, `n` bytes) or of `dst` (writable, `n` bytes by the
+    // caller's contract); the branch conditions keep offsets in range, and
+    // all loads happen before the stores of the same branch.
+    unsafe {
+        if n >= 16 && n <= 32 {
+            let a = read_unaligned(s.cast::<u128>());
+            let b = read_unaligned(s.add(n - 16).cast::<u128>());
+            write_unaligned(dst.cast::<u128>(), a);
+            write_unaligned(dst.add(n - 16).cast::<u128>(), b);
+        } else if n >= 8 && n < 16 {
+            let a = read_unaligned(s.cast::<u64>());
+            let b = read_unaligned(s.add(n - 8).cast::<u64>());
+            write_unaligned(dst.cast::<u64>(), a);
+            write_unaligned(dst.add(n - 8).cast::<u64>(), b);
+        } else if n >= 4 && n < 8 {
+            let a = read_unaligned(s.cast::<u32>());
+            let b = read_unaligned(s.add(n - 4).cast::<u32>());
+            write_unaligned(dst.cast::<u32>(), a);
+            write_unaligned(dst.add(n - 4).cast::<u32>(), b);
+        } else if n < 4 {
+            for i in 0..n {
+                *dst.add(i) = *s.add(i);
+            }
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        }
     }
 }

@@ -43,7 +43,18 @@ pub(crate) fn append(q: &mut RefQueue, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    if with_current(|tail| fill(tail, q, data)).is_none() {
+    let done = with_current(|tail| {
+        // Fast path: the bytes fit in the current block and leave it
+        // non-full, so there is no block to retire or allocate.
+        if let Some(t) = tail {
+            if t.spare() > data.len() {
+                t.write_fitting(q, data);
+                return;
+            }
+        }
+        fill(tail, q, data);
+    });
+    if done.is_none() {
         // The thread is exiting and its thread-locals are gone: use private
         // blocks, dropped (with the Tail's reference) once filled.
         let mut tail = None;
@@ -51,7 +62,7 @@ pub(crate) fn append(q: &mut RefQueue, data: &[u8]) {
     }
 }
 
-#[inline]
+#[inline(never)]
 fn fill(tail: &mut Option<Tail>, q: &mut RefQueue, mut data: &[u8]) {
     while !data.is_empty() {
         let t = tail.get_or_insert_with(Tail::new);

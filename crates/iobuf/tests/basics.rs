@@ -340,3 +340,16 @@ fn big_view_clear_returns_to_small() {
     b.append(b"x");
     assert_eq!(b, "x");
 }
+
+#[test]
+fn append_every_short_length() {
+    // Exercises each branch of the inline short copy (0..=40 bytes).
+    let mut b = IOBuf::new();
+    let mut want = Vec::new();
+    for n in 0..=40 {
+        let piece = pattern(n + 1)[1..].to_vec();
+        b.append(&piece);
+        want.extend_from_slice(&piece);
+        assert_eq!(b, want);
+    }
+}
