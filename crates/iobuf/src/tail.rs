@@ -140,22 +140,23 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
     use std::ptr::{read_unaligned, write_unaligned};
     let n = src.len();
     let s = src.as_ptr();
-    // SAFETY (all branches): every access is at an offset in `[0, n)` of
+    // SAFETY: in every branch, each access is at an offset in `[0, n)` of
     // `src` (readable, `n` bytes) or of `dst` (writable, `n` bytes by the
-    // caller's contract); the branch conditions keep offsets in range, and
-    // all loads happen before the stores of the same branch.
+    // caller's contract): the branch conditions keep `n - 16`, `n - 8`,
+    // `n - 4` non-negative and the widths within `n`. The regions do not
+    // overlap, so the order of loads and stores does not matter.
     unsafe {
-        if n >= 16 && n <= 32 {
+        if (16..=32).contains(&n) {
             let a = read_unaligned(s.cast::<u128>());
             let b = read_unaligned(s.add(n - 16).cast::<u128>());
             write_unaligned(dst.cast::<u128>(), a);
             write_unaligned(dst.add(n - 16).cast::<u128>(), b);
-        } else if n >= 8 && n < 16 {
+        } else if (8..16).contains(&n) {
             let a = read_unaligned(s.cast::<u64>());
             let b = read_unaligned(s.add(n - 8).cast::<u64>());
             write_unaligned(dst.cast::<u64>(), a);
             write_unaligned(dst.add(n - 8).cast::<u64>(), b);
-        } else if n >= 4 && n < 8 {
+        } else if (4..8).contains(&n) {
             let a = read_unaligned(s.cast::<u32>());
             let b = read_unaligned(s.add(n - 4).cast::<u32>());
             write_unaligned(dst.cast::<u32>(), a);
