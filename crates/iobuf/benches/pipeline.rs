@@ -12,7 +12,7 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented pub fns
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -49,15 +49,15 @@ fn body_len(h: &[u8]) -> usize {
 
 /// fibrpc: IOPortal readv, cut header into a slice, cut payload refs into
 /// the output, writev the output.
-fn run_iobuf(file: &File, out_fd: RawFd) -> (usize, u64) {
+fn run_iobuf(file: &File, out: &File) -> (usize, u64) {
     let mut portal = IOPortal::new();
-    let mut out = IOBuf::new();
+    let mut outb = IOBuf::new();
     let mut head = [0u8; HEADER];
     let mut aux = [0u8; HEADER];
     let (mut off, mut msgs, mut sum) = (0u64, 0usize, 0u64);
     loop {
         let n = portal
-            .append_from_file(file.as_raw_fd(), off, READ_SIZE)
+            .append_from_file(file.as_fd(), off, READ_SIZE)
             .unwrap();
         if n == 0 {
             break;
@@ -70,11 +70,11 @@ fn run_iobuf(file: &File, out_fd: RawFd) -> (usize, u64) {
             }
             portal.cut_into_slice(&mut head);
             sum += head[7] as u64;
-            portal.cut_to(&mut out, body);
+            portal.cut_to(&mut outb, body);
             msgs += 1;
         }
-        while !out.is_empty() {
-            out.cut_into_fd(out_fd, usize::MAX).unwrap();
+        while !outb.is_empty() {
+            outb.cut_into_fd(out, usize::MAX).unwrap();
         }
     }
     (msgs, sum)
@@ -169,7 +169,7 @@ fn read_only(c: &mut Criterion) {
             let mut off = 0u64;
             loop {
                 let n = portal
-                    .append_from_file(file.as_raw_fd(), off, READ_SIZE)
+                    .append_from_file(file.as_fd(), off, READ_SIZE)
                     .unwrap();
                 if n == 0 {
                     break off;
@@ -202,14 +202,14 @@ fn pipeline(c: &mut Criterion) {
         let (file, path, len) = make_file(payload);
         let nmsg = len / (HEADER + payload);
         // Same answer from every implementation before timing anything.
-        assert_eq!(run_iobuf(&file, devnull.as_raw_fd()).0, nmsg);
+        assert_eq!(run_iobuf(&file, &devnull).0, nmsg);
         assert_eq!(run_bytes(&file, &mut devnull).0, nmsg);
         assert_eq!(run_vec(&file, &mut devnull).0, nmsg);
 
         let mut g = c.benchmark_group(format!("pipeline_12+{payload}"));
         g.throughput(Throughput::Bytes(len as u64));
         g.bench_function(BenchmarkId::new("fibrpc_iobuf", payload), |b| {
-            b.iter(|| run_iobuf(&file, devnull.as_raw_fd()))
+            b.iter(|| run_iobuf(&file, &devnull))
         });
         g.bench_function(BenchmarkId::new("bytes_mut", payload), |b| {
             b.iter(|| run_bytes(&file, &mut devnull))

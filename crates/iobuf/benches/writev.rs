@@ -51,7 +51,7 @@ fn writev(c: &mut Criterion) {
         b.iter(|| {
             let mut buf = template.clone();
             while !buf.is_empty() {
-                buf.cut_into_fd(fd, usize::MAX).unwrap();
+                buf.cut_into_fd(&tx, usize::MAX).unwrap();
             }
         })
     });

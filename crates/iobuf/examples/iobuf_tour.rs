@@ -3,7 +3,7 @@
 //!
 //! Run: `cargo run --release -p fibrpc-iobuf --example iobuf_tour`
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use fibrpc_iobuf::{IOBuf, IOPortal};
 
@@ -65,7 +65,7 @@ fn main() -> std::io::Result<()> {
 
     // 5. Write to a pipe with one writev (one iovec per reference) ...
     let (rd, wr) = pipe()?;
-    let n = req.cut_into_fd(wr.as_raw_fd(), usize::MAX)?;
+    let n = req.cut_into_fd(wr.as_fd(), usize::MAX)?;
     println!(
         "\n5. cut_into_fd(pipe)           -> wrote {n} bytes, {} left",
         req.len()
@@ -76,7 +76,7 @@ fn main() -> std::io::Result<()> {
     let mut portal = IOPortal::new();
     let mut total = 0;
     loop {
-        let n = portal.append_from_fd(rd.as_raw_fd(), 1 << 16)?;
+        let n = portal.append_from_fd(rd.as_fd(), 1 << 16)?;
         if n == 0 {
             break;
         }

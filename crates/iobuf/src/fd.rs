@@ -2,7 +2,7 @@
 //! it (`preadv`).
 
 use std::io::{self, IoSlice};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use crate::iobuf::IOBuf;
 use crate::portal::IOPortal;
@@ -19,14 +19,15 @@ impl IOBuf {
     /// a partial write can end in the middle of a ref. Returns the bytes
     /// written; errors (`WouldBlock` for a full non-blocking fd) leave the
     /// buffer unchanged.
-    pub fn cut_into_fd(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
-        self.cut_multiple_into_fd_max(fd, &mut [], max)
+    pub fn cut_into_fd(&mut self, fd: impl AsFd, max: usize) -> io::Result<usize> {
+        self.cut_multiple_into_fd_max(fd.as_fd().as_raw_fd(), &mut [], max)
     }
 
     /// bRPC's write batching: one `writev(2)` over the front refs of
     /// several buffers, in order, then removes from each exactly what was
     /// written. Returns the total bytes written.
-    pub fn cut_multiple_into_fd(fd: RawFd, bufs: &mut [&mut IOBuf]) -> io::Result<usize> {
+    pub fn cut_multiple_into_fd(fd: impl AsFd, bufs: &mut [&mut IOBuf]) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
         match bufs.split_first_mut() {
             Some((first, rest)) => first.cut_multiple_into_fd_max(fd, rest, usize::MAX),
             None => Ok(0),
@@ -71,7 +72,13 @@ impl IOBuf {
     /// Appends `len` bytes of the file `fd` starting at `offset` (positional
     /// reads, the fd's own offset is untouched). Stops early at end of file.
     /// Returns the bytes appended.
-    pub fn append_from_file(&mut self, fd: RawFd, offset: u64, len: usize) -> io::Result<usize> {
+    pub fn append_from_file(
+        &mut self,
+        fd: impl AsFd,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<usize> {
+        let fd = fd.as_fd();
         let mut portal = IOPortal::new();
         let mut done = 0;
         while done < len {

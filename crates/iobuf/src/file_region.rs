@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use crate::sys;
@@ -96,7 +96,8 @@ impl FileRegion {
     /// Sends some of the region to `sock`. Returns the bytes sent (0 once
     /// empty); `WouldBlock` from a full non-blocking socket;
     /// `UnexpectedEof` when the file is shorter than the region.
-    pub fn send_to(&mut self, sock: RawFd) -> io::Result<usize> {
+    pub fn send_to(&mut self, sock: impl AsFd) -> io::Result<usize> {
+        let sock = sock.as_fd().as_raw_fd();
         loop {
             let r = match self.mode {
                 SendMode::Sendfile => self.send_sendfile(sock),

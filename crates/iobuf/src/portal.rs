@@ -4,7 +4,7 @@
 
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use crate::iobuf::IOBuf;
 use crate::sys;
@@ -32,7 +32,8 @@ impl IOPortal {
     /// appending what was read. Returns the bytes read, `Ok(0)` at end of
     /// file (or when `max == 0`), and `WouldBlock` when a non-blocking fd has
     /// nothing to read.
-    pub fn append_from_fd(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
+    pub fn append_from_fd(&mut self, fd: impl AsFd, max: usize) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
         self.read_with(max, |iov| {
             // SAFETY: `read_with` hands us iovecs over tails we own
             // exclusively; readv only writes into them.
@@ -42,7 +43,13 @@ impl IOPortal {
 
     /// One `preadv(2)` of at most `max` bytes at `offset` of `fd` (a file).
     /// Returns the bytes read, 0 at end of file.
-    pub fn append_from_file(&mut self, fd: RawFd, offset: u64, max: usize) -> io::Result<usize> {
+    pub fn append_from_file(
+        &mut self,
+        fd: impl AsFd,
+        offset: u64,
+        max: usize,
+    ) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
         self.read_with(max, |iov| {
             // SAFETY: as in `append_from_fd`.
             unsafe { sys::preadv(fd, iov, offset) }

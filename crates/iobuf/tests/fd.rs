@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use fibrpc_iobuf::{IOBuf, IOPortal, IOV_MAX};
 
@@ -70,20 +70,20 @@ fn pipe_roundtrip_then_eof() {
     let mut out = IOBuf::new();
     out.append(b"hello ");
     out.append_user_data(b"pipe".to_vec());
-    assert_eq!(out.cut_into_fd(wr.as_raw_fd(), usize::MAX).unwrap(), 10);
+    assert_eq!(out.cut_into_fd(wr.as_fd(), usize::MAX).unwrap(), 10);
     assert!(out.is_empty());
     drop(wr);
     let mut p = IOPortal::new();
-    assert_eq!(p.append_from_fd(rd.as_raw_fd(), 1 << 20).unwrap(), 10);
+    assert_eq!(p.append_from_fd(rd.as_fd(), 1 << 20).unwrap(), 10);
     assert_eq!(*p, "hello pipe");
-    assert_eq!(p.append_from_fd(rd.as_raw_fd(), 1 << 20).unwrap(), 0, "EOF");
+    assert_eq!(p.append_from_fd(rd.as_fd(), 1 << 20).unwrap(), 0, "EOF");
 }
 
 #[test]
 fn empty_nonblocking_read_is_would_block() {
     let (rd, _wr) = pipe(true);
     let mut p = IOPortal::new();
-    let e = p.append_from_fd(rd.as_raw_fd(), 4096).unwrap_err();
+    let e = p.append_from_fd(rd.as_fd(), 4096).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WouldBlock);
     assert!(p.is_empty());
 }
@@ -94,7 +94,7 @@ fn full_nonblocking_write_is_would_block_and_keeps_bytes() {
     let (mut b, data) = mixed_buf(1 << 20);
     let mut written = 0;
     let err = loop {
-        match b.cut_into_fd(wr.as_raw_fd(), usize::MAX) {
+        match b.cut_into_fd(wr.as_fd(), usize::MAX) {
             Ok(n) => written += n,
             Err(e) => break e,
         }
@@ -111,7 +111,7 @@ fn portal_continues_in_the_tail_of_its_last_block() {
     for chunk in [&b"abc"[..], b"defg", b"h"] {
         let mut w = File::from(wr.try_clone().unwrap());
         w.write_all(chunk).unwrap();
-        p.append_from_fd(rd.as_raw_fd(), 4096).unwrap();
+        p.append_from_fd(rd.as_fd(), 4096).unwrap();
     }
     assert_eq!(*p, "abcdefgh");
     assert_eq!(p.backing_block_num(), 1, "three reads, one ref");
@@ -122,10 +122,10 @@ fn portal_reads_respect_max() {
     let (rd, wr) = pipe(false);
     File::from(wr).write_all(&pattern(50_000, 1)).unwrap();
     let mut p = IOPortal::new();
-    assert_eq!(p.append_from_fd(rd.as_raw_fd(), 1000).unwrap(), 1000);
+    assert_eq!(p.append_from_fd(rd.as_fd(), 1000).unwrap(), 1000);
     let mut total = 1000;
     loop {
-        let n = p.append_from_fd(rd.as_raw_fd(), 30_000).unwrap();
+        let n = p.append_from_fd(rd.as_fd(), 30_000).unwrap();
         assert!(n <= 30_000);
         if n == 0 {
             break;
@@ -151,7 +151,7 @@ fn partial_writes_under_tiny_sndbuf_are_exact() {
         loop {
             let before = out.len();
             let offered: usize = out.slices().take(IOV_MAX).map(<[u8]>::len).sum();
-            match out.cut_into_fd(a.as_raw_fd(), usize::MAX) {
+            match out.cut_into_fd(a.as_fd(), usize::MAX) {
                 Ok(n) => {
                     assert_eq!(out.len(), before - n);
                     if n < offered {
@@ -170,7 +170,7 @@ fn partial_writes_under_tiny_sndbuf_are_exact() {
         }
         // Drain what arrived.
         loop {
-            match got.append_from_fd(b.as_raw_fd(), 1 << 20) {
+            match got.append_from_fd(b.as_fd(), 1 << 20) {
                 Ok(0) => unreachable!("peer still open"),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -197,17 +197,17 @@ fn more_refs_than_iov_max_take_several_writev() {
         out.append_user_data(v);
     }
     assert_eq!(out.backing_block_num(), 3 * IOV_MAX + 10);
-    let n = out.cut_into_fd(wr.as_raw_fd(), usize::MAX).unwrap();
+    let n = out.cut_into_fd(wr.as_fd(), usize::MAX).unwrap();
     assert_eq!(n, 3 * IOV_MAX, "one writev carries at most IOV_MAX refs");
     let mut calls = 1;
     while !out.is_empty() {
-        out.cut_into_fd(wr.as_raw_fd(), usize::MAX).unwrap();
+        out.cut_into_fd(wr.as_fd(), usize::MAX).unwrap();
         calls += 1;
     }
     assert_eq!(calls, 4);
     drop(wr);
     let mut p = IOPortal::new();
-    while p.append_from_fd(rd.as_raw_fd(), 1 << 20).unwrap() > 0 {}
+    while p.append_from_fd(rd.as_fd(), 1 << 20).unwrap() > 0 {}
     assert_eq!(*p, want);
 }
 
@@ -215,10 +215,10 @@ fn more_refs_than_iov_max_take_several_writev() {
 fn cut_into_fd_honours_max_inside_a_ref() {
     let (rd, wr) = pipe(true);
     let mut out = IOBuf::from(pattern(10_000, 3));
-    assert_eq!(out.cut_into_fd(wr.as_raw_fd(), 1234).unwrap(), 1234);
+    assert_eq!(out.cut_into_fd(wr.as_fd(), 1234).unwrap(), 1234);
     assert_eq!(out, pattern(10_000, 3)[1234..]);
     let mut p = IOPortal::new();
-    assert_eq!(p.append_from_fd(rd.as_raw_fd(), 1 << 20).unwrap(), 1234);
+    assert_eq!(p.append_from_fd(rd.as_fd(), 1 << 20).unwrap(), 1234);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn cut_multiple_into_fd_batches_buffers_in_order() {
     let mut got = IOPortal::new();
     let mut writes = 0;
     while !(a.is_empty() && b.is_empty() && c.is_empty()) {
-        match IOBuf::cut_multiple_into_fd(wr.as_raw_fd(), &mut [&mut a, &mut b, &mut c]) {
+        match IOBuf::cut_multiple_into_fd(wr.as_fd(), &mut [&mut a, &mut b, &mut c]) {
             Ok(n) => {
                 writes += 1;
                 let left = a.len() + b.len() + c.len();
@@ -245,7 +245,7 @@ fn cut_multiple_into_fd_batches_buffers_in_order() {
             Err(e) => assert_eq!(e.kind(), ErrorKind::WouldBlock),
         }
         loop {
-            match got.append_from_fd(rd.as_raw_fd(), 1 << 20) {
+            match got.append_from_fd(rd.as_fd(), 1 << 20) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => panic!("{e}"),
@@ -254,10 +254,7 @@ fn cut_multiple_into_fd_batches_buffers_in_order() {
     }
     assert!(writes >= 2, "100 KB does not fit a 64 KiB pipe at once");
     assert_eq!(*got, want);
-    assert_eq!(
-        IOBuf::cut_multiple_into_fd(wr.as_raw_fd(), &mut []).unwrap(),
-        0
-    );
+    assert_eq!(IOBuf::cut_multiple_into_fd(wr.as_fd(), &mut []).unwrap(), 0);
 }
 
 fn temp_file(name: &str, data: &[u8]) -> (File, std::path::PathBuf) {
@@ -272,19 +269,13 @@ fn append_from_file_reads_a_range() {
     let (f, path) = temp_file("range", &data);
     let mut b = IOBuf::new();
     b.append(b"head:");
-    assert_eq!(
-        b.append_from_file(f.as_raw_fd(), 100, 50_000).unwrap(),
-        50_000
-    );
+    assert_eq!(b.append_from_file(f.as_fd(), 100, 50_000).unwrap(), 50_000);
     let mut want = b"head:".to_vec();
     want.extend_from_slice(&data[100..50_100]);
     assert_eq!(b, want);
     // Past the end: stops at EOF.
     let mut c = IOBuf::new();
-    assert_eq!(
-        c.append_from_file(f.as_raw_fd(), 99_000, 5_000).unwrap(),
-        1_000
-    );
+    assert_eq!(c.append_from_file(f.as_fd(), 99_000, 5_000).unwrap(), 1_000);
     assert_eq!(c, data[99_000..]);
     std::fs::remove_file(path).unwrap();
 }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use fibrpc_iobuf::{FileRegion, IOPortal, SendMode};
@@ -37,7 +37,7 @@ fn send_and_check(mut region: FileRegion, offset: usize) -> FileRegion {
         let mut p = IOPortal::new();
         let mut seen = 0usize;
         loop {
-            let n = p.append_from_fd(rx.as_raw_fd(), 1 << 20).unwrap();
+            let n = p.append_from_fd(rx.as_fd(), 1 << 20).unwrap();
             if n == 0 {
                 break;
             }
@@ -53,9 +53,9 @@ fn send_and_check(mut region: FileRegion, offset: usize) -> FileRegion {
     });
     let mut sent = 0;
     while !region.is_empty() {
-        sent += region.send_to(tx.as_raw_fd()).unwrap();
+        sent += region.send_to(tx.as_fd()).unwrap();
     }
-    assert_eq!(region.send_to(tx.as_raw_fd()).unwrap(), 0);
+    assert_eq!(region.send_to(tx.as_fd()).unwrap(), 0);
     drop(tx);
     assert_eq!(sent, len);
     assert_eq!(reader.join().unwrap(), len);
@@ -100,8 +100,8 @@ fn region_past_end_of_file_is_unexpected_eof() {
     let (file, path) = temp_file("short", 1000);
     let (tx, _rx) = socketpair();
     let mut region = FileRegion::new(file, 900, 500);
-    assert_eq!(region.send_to(tx.as_raw_fd()).unwrap(), 100);
-    let e = region.send_to(tx.as_raw_fd()).unwrap_err();
+    assert_eq!(region.send_to(tx.as_fd()).unwrap(), 100);
+    let e = region.send_to(tx.as_fd()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::UnexpectedEof);
     std::fs::remove_file(path).unwrap();
 }
