@@ -54,10 +54,10 @@ fn main() -> std::io::Result<()> {
     let mut line = IOBuf::new();
     while copy.cut_until(&mut line, b"\r\n") {
         if line.is_empty() {
-            println!("4. cut_until(\"\\r\\n\")            -> end of headers");
+            println!("4. cut_until(\"\\r\\n\")           -> end of headers");
             break;
         }
-        println!("4. cut_until(\"\\r\\n\")            -> {line:?}");
+        println!("4. cut_until(\"\\r\\n\")           -> {line:?}");
         line.clear();
     }
     println!("   left in the clone            -> {copy:?}");
