@@ -3,39 +3,49 @@
 use crate::iobuf::IOBuf;
 use crate::tls_block;
 
-/// A cut that ends inside a ref and is at most this long copies its bytes
-/// into `out` (through the thread-local block) instead of splitting the ref.
-/// Sharing a ref costs two atomic refcount operations, a ring slot and, when
-/// written out, one iovec; copying a cache line or two costs a few
-/// nanoseconds, and consecutive small copies land contiguously in one block
-/// (one ref, one iovec). Measured in `benches/pipeline.rs` (12+16 bytes).
+/// A piece cut from the middle of a ref, at most this long, is copied into
+/// a non-empty `out` (through the thread-local block) instead of sharing the
+/// ref. Sharing costs two atomic refcount operations, a ring slot and, when
+/// written out, one iovec; copying two cache lines costs a few nanoseconds,
+/// and consecutive small copies land contiguously in one block, where they
+/// just extend `out`'s last ref. Measured in `benches/pipeline.rs`: with
+/// 128-byte payloads, copying took the pipeline from 7.0 to 4.9 ms per
+/// 16 MiB. Into an empty `out` there is nothing to extend, a copy would need
+/// a new counted ref anyway, so the piece is shared.
 pub const SMALL_CUT_COPY: usize = 128;
 
 impl IOBuf {
     /// Moves the first `n` bytes (or all, if fewer) to the end of `out`.
     /// Whole references move (no refcount traffic); a reference split in
     /// the middle is shared (one refcount increment), unless the piece is
-    /// at most [`SMALL_CUT_COPY`] bytes, which are copied instead. Returns
-    /// the number of bytes moved.
+    /// at most [`SMALL_CUT_COPY`] bytes and `out` is not empty, in which case
+    /// it is copied. Returns the number of bytes moved.
     #[inline]
     pub fn cut_to(&mut self, out: &mut IOBuf, n: usize) -> usize {
         // Fast path: the cut ends inside the first ref.
         if let Some(front) = self.q.front() {
             if (front.length as usize) > n {
-                if n == 0 {
-                    return 0;
-                }
-                if n <= SMALL_CUT_COPY {
-                    tls_block::append(&mut out.q, &front.as_slice()[..n]);
-                    self.q.shrink_front(n as u32);
-                } else {
-                    let r = self.q.split_front(n as u32);
-                    out.q.push_back(r);
+                if n > 0 {
+                    self.cut_inside_front(out, n);
                 }
                 return n;
             }
         }
         self.cut_to_slow(out, n)
+    }
+
+    /// Moves the first `n` bytes of the front ref to `out`, `0 < n <
+    /// front.length`: copied or shared, see [`SMALL_CUT_COPY`].
+    #[inline]
+    fn cut_inside_front(&mut self, out: &mut IOBuf, n: usize) {
+        if n <= SMALL_CUT_COPY && !out.is_empty() {
+            let front = self.q.get(0);
+            tls_block::append(&mut out.q, &front.as_slice()[..n]);
+            self.q.shrink_front(n as u32);
+        } else {
+            let r = self.q.split_front(n as u32);
+            out.q.push_back(r);
+        }
     }
 
     fn cut_to_slow(&mut self, out: &mut IOBuf, n: usize) -> usize {
@@ -48,14 +58,7 @@ impl IOBuf {
                 out.q.push_back(r);
                 left -= front;
             } else {
-                if left <= SMALL_CUT_COPY {
-                    let front = self.q.get(0);
-                    tls_block::append(&mut out.q, &front.as_slice()[..left]);
-                    self.q.shrink_front(left as u32);
-                } else {
-                    let r = self.q.split_front(left as u32);
-                    out.q.push_back(r);
-                }
+                self.cut_inside_front(out, left);
                 left = 0;
             }
         }

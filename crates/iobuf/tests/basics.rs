@@ -105,13 +105,15 @@ fn short_cuts_copy_instead_of_sharing() {
     let data = pattern(20 * SMALL_CUT_COPY);
     let mut a = IOBuf::from(data.clone());
     let mut out = IOBuf::new();
-    // Ten short cuts with gaps: copied into one contiguous thread block.
+    // Ten short cuts with gaps: the first, into an empty buffer, shares
+    // the ref; the other nine are copied into one contiguous thread block.
     for _ in 0..10 {
         a.cut_to(&mut out, SMALL_CUT_COPY);
         a.pop_front(1);
     }
-    assert_eq!(out.backing_block_num(), 1);
-    assert!(!out.shares_block_with(0, &a, 0));
+    assert_eq!(out.backing_block_num(), 2);
+    assert!(out.shares_block_with(0, &a, 0));
+    assert!(!out.shares_block_with(1, &a, 0));
     let want: Vec<u8> = data
         .chunks(SMALL_CUT_COPY + 1)
         .take(10)
