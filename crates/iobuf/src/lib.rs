@@ -72,3 +72,14 @@ pub fn release_thread_cache() {
 }
 
 const _: () = assert!(std::mem::size_of::<IOBuf>() <= 40);
+
+/// Compile-time check: buffers move between threads (and can be read from
+/// several), appenders and portals can be handed to another thread.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<IOBuf>();
+    send::<IOPortal>();
+    send::<IOBufAppender<'static>>();
+    send_sync::<FileRegion>();
+};
