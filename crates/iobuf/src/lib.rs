@@ -63,8 +63,8 @@ pub fn thread_cached_blocks() -> usize {
 }
 
 /// Returns the calling thread's cached blocks to the allocator: the
-/// partially filled block that small appends go to and the free list (bRPC:
-/// `release_tls_block_chain`). Useful after a burst or before a thread
+/// partially filled block that small appends go to and the free list.
+/// Useful after a burst or before a thread
 /// parks for long; the cache refills on the next append.
 pub fn release_thread_cache() {
     tls_block::release();
