@@ -1,0 +1,105 @@
+//! `BlockRef`: one contiguous range of a block, holding a reference on it.
+
+use std::ptr::NonNull;
+
+use crate::block::Block;
+
+/// `{offset, length, block}` as in bRPC. 16 bytes.
+///
+/// Invariant (relied upon by every `unsafe` read in the crate): the bytes
+/// `[offset, offset + length)` of `block` are initialized and are never
+/// written while any `BlockRef` covers them. Writers only ever write a
+/// block's tail past every range a ref was given, and only the unique owner
+/// of that tail (thread-local cache, `IOPortal`, `IOBufAppender`) writes.
+pub(crate) struct BlockRef {
+    pub(crate) offset: u32,
+    pub(crate) length: u32,
+    pub(crate) block: NonNull<Block>,
+}
+
+// SAFETY: a BlockRef only reads immutable bytes and touches the block's
+// refcount atomically; the block's owner (if any) is `Send + Sync`, and its
+// deleter may run on whichever thread drops the last reference, which is why
+// user data must be `Send`.
+unsafe impl Send for BlockRef {}
+// SAFETY: `&BlockRef` only allows reading immutable bytes.
+unsafe impl Sync for BlockRef {}
+
+impl BlockRef {
+    /// Wraps a reference the caller already owns on `block`.
+    ///
+    /// # Safety
+    /// The caller transfers one reference on `block` to the new `BlockRef`,
+    /// and `[offset, offset+length)` must satisfy the type invariant.
+    #[inline]
+    pub(crate) unsafe fn adopt(block: NonNull<Block>, offset: u32, length: u32) -> BlockRef {
+        BlockRef {
+            offset,
+            length,
+            block,
+        }
+    }
+
+    /// A new reference on `block` for `[offset, offset+length)`.
+    ///
+    /// # Safety
+    /// `block` must be live and the range must satisfy the type invariant.
+    #[inline]
+    pub(crate) unsafe fn share(block: NonNull<Block>, offset: u32, length: u32) -> BlockRef {
+        // SAFETY: the caller guarantees the block is live.
+        unsafe { Block::inc_ref(block) };
+        BlockRef {
+            offset,
+            length,
+            block,
+        }
+    }
+
+    /// The bytes this reference covers.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: we hold a reference so the block is live; the range is
+        // initialized and immutable by the type invariant.
+        unsafe {
+            let b = self.block.as_ref();
+            std::slice::from_raw_parts(b.data().add(self.offset as usize), self.length as usize)
+        }
+    }
+
+    /// Splits off a new reference to the first `n` bytes and advances `self`
+    /// past them. `0 < n < self.length`.
+    #[inline]
+    pub(crate) fn split_front(&mut self, n: u32) -> BlockRef {
+        debug_assert!(n > 0 && n < self.length);
+        // SAFETY: `self` keeps the block live; the new range is a sub-range
+        // of ours so it satisfies the invariant.
+        let front = unsafe { BlockRef::share(self.block, self.offset, n) };
+        self.offset += n;
+        self.length -= n;
+        front
+    }
+
+    /// True when `other` starts exactly where `self` ends in the same block,
+    /// so the two can be merged into one reference.
+    #[inline]
+    pub(crate) fn is_followed_by(&self, other: &BlockRef) -> bool {
+        self.block == other.block && self.offset + self.length == other.offset
+    }
+}
+
+impl Clone for BlockRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        // SAFETY: `self` keeps the block live and the range is already valid.
+        unsafe { BlockRef::share(self.block, self.offset, self.length) }
+    }
+}
+
+impl Drop for BlockRef {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: every BlockRef owns exactly one reference and this is the
+        // last time it is used.
+        unsafe { Block::dec_ref(self.block) };
+    }
+}

@@ -1,0 +1,134 @@
+//! `IOPortal`: an IOBuf that reads from file descriptors (bRPC's
+//! `IOPortal`). It keeps the partially filled blocks of earlier reads so the
+//! next read continues in their tails instead of wasting them.
+
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsFd, AsRawFd};
+
+use crate::iobuf::IOBuf;
+use crate::sys;
+use crate::tail::Tail;
+
+/// At most this many blocks are offered to one `readv` (bRPC: 64 too).
+const MAX_READ_IOV: usize = 64;
+
+/// An [`IOBuf`] plus the blocks it reads into. Derefs to the `IOBuf`, so
+/// the bytes read can be cut, compared and written like any other.
+#[derive(Default)]
+pub struct IOPortal {
+    buf: IOBuf,
+    /// Blocks with spare room, in fill order; the first may be partly used.
+    tails: Vec<Tail>,
+}
+
+impl IOPortal {
+    /// An empty portal. Allocates nothing until the first read.
+    pub fn new() -> IOPortal {
+        IOPortal::default()
+    }
+
+    /// One `readv(2)` of at most `max` bytes from `fd` into block tails,
+    /// appending what was read. Returns the bytes read, `Ok(0)` at end of
+    /// file (or when `max == 0`), and `WouldBlock` when a non-blocking fd has
+    /// nothing to read.
+    pub fn append_from_fd(&mut self, fd: impl AsFd, max: usize) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
+        self.read_with(max, |iov| {
+            // SAFETY: `read_with` hands us iovecs over tails we own
+            // exclusively; readv only writes into them.
+            unsafe { sys::readv(fd, iov) }
+        })
+    }
+
+    /// One `preadv(2)` of at most `max` bytes at `offset` of `fd` (a file).
+    /// Returns the bytes read, 0 at end of file.
+    pub fn append_from_file(
+        &mut self,
+        fd: impl AsFd,
+        offset: u64,
+        max: usize,
+    ) -> io::Result<usize> {
+        let fd = fd.as_fd().as_raw_fd();
+        self.read_with(max, |iov| {
+            // SAFETY: as in `append_from_fd`.
+            unsafe { sys::preadv(fd, iov, offset) }
+        })
+    }
+
+    /// Releases the spare blocks kept for the next read.
+    pub fn return_cached_blocks(&mut self) {
+        self.tails.clear();
+    }
+
+    /// The bytes read so far, dropping the spare blocks.
+    pub fn into_inner(self) -> IOBuf {
+        self.buf
+    }
+
+    /// Offers up to `max` bytes of block tails to `read` as iovecs and turns
+    /// the `n` bytes it reports into refs.
+    fn read_with(
+        &mut self,
+        max: usize,
+        read: impl FnOnce(&[libc::iovec]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_READ_IOV];
+        let mut niov = 0;
+        let mut space = 0;
+        while space < max && niov < MAX_READ_IOV {
+            if niov == self.tails.len() {
+                self.tails.push(Tail::new());
+            }
+            let t = &self.tails[niov];
+            let len = t.spare().min(max - space);
+            iov[niov] = libc::iovec {
+                iov_base: t.tail_ptr().cast(),
+                iov_len: len,
+            };
+            space += len;
+            niov += 1;
+        }
+        let n = read(&iov[..niov])?;
+        debug_assert!(n <= space);
+        // The kernel filled the iovecs in order: hand each tail its share.
+        let mut left = n;
+        for (t, v) in self.tails.iter_mut().zip(&iov[..niov]) {
+            if left == 0 {
+                break;
+            }
+            let k = left.min(v.iov_len);
+            // SAFETY: the kernel initialized the first `k` bytes of this
+            // tail (bytes are delivered in iovec order).
+            unsafe { t.commit(&mut self.buf.q, k) };
+            left -= k;
+        }
+        self.tails.retain(|t| !t.is_full());
+        Ok(n)
+    }
+}
+
+impl Deref for IOPortal {
+    type Target = IOBuf;
+    fn deref(&self) -> &IOBuf {
+        &self.buf
+    }
+}
+
+impl DerefMut for IOPortal {
+    fn deref_mut(&mut self) -> &mut IOBuf {
+        &mut self.buf
+    }
+}
+
+impl std::fmt::Debug for IOPortal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.buf.fmt(f)
+    }
+}
