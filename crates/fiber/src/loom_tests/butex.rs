@@ -27,7 +27,7 @@ fn wake_after_store_is_never_lost() {
 
 #[test]
 fn wake_one_wakes_exactly_one_of_two() {
-    super::model(|| {
+    super::model_bounded(1, || {
         let b = Arc::new(Butex::new(0));
         let waiters: Vec<_> = (0..2)
             .map(|_| {
