@@ -29,6 +29,11 @@ impl Counter {
         self.0
             .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
+    /// The current value, from any thread.
+    pub(crate) fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
     /// Adds `n` from any thread (slow path: shared counters).
     pub(crate) fn add_shared(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
@@ -70,6 +75,12 @@ impl WorkerStats {
 }
 
 impl WorkerCounters {
+    /// The owner's switch count: unchanged means it is still running the
+    /// same fiber (the LIFO watchdog's test).
+    pub(crate) fn switches_now(&self) -> u64 {
+        self.switches.now()
+    }
+
     pub(crate) fn snapshot(&self) -> WorkerStats {
         WorkerStats {
             switches: self.switches.get(),

@@ -4,10 +4,10 @@
 use super::parking_lot::{wake_one_sleeper, wake_owner, ParkingLot};
 use super::remote_queue::RemoteQueue;
 use super::stats::{RuntimeStats, WorkerCounters};
-use super::task_meta::TaskRef;
+use super::task_meta::{TaskMeta, TaskRef};
 use crossbeam_deque::{Injector, Steal, Stealer};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Most workers a runtime can grow to.
 pub(crate) const MAX_WORKERS: usize = 256;
@@ -24,10 +24,15 @@ pub(crate) struct GroupShared {
     pub(crate) remote: RemoteQueue<TaskRef>,
     /// Started fibers of this worker made ready by another thread: only this
     /// worker may resume them.
-    pub(crate) inbox: Mutex<Vec<TaskRef>>,
-    pub(crate) inbox_len: AtomicUsize,
+    /// Lock-free (many producers, this worker consumes).
+    inbox: Injector<TaskRef>,
     pub(crate) lot: ParkingLot,
     pub(crate) counters: WorkerCounters,
+    /// The LIFO slot (see `task_group`): written by the owner, emptied by
+    /// the owner or, after a grace period, by the watchdog.
+    lifo: AtomicPtr<TaskMeta>,
+    /// Whether a LIFO watchdog timer is pending.
+    pub(crate) lifo_watched: AtomicBool,
 }
 
 impl GroupShared {
@@ -36,21 +41,52 @@ impl GroupShared {
             index,
             stealer,
             remote: RemoteQueue::new(REMOTE_QUEUE_CAP),
-            inbox: Mutex::new(Vec::new()),
-            inbox_len: AtomicUsize::new(0),
+            inbox: Injector::new(),
             lot: ParkingLot::new(),
             counters: WorkerCounters::default(),
+            lifo: AtomicPtr::new(std::ptr::null_mut()),
+            lifo_watched: AtomicBool::new(false),
         }
+    }
+
+    /// Puts `task` in the LIFO slot; returns the previous occupant.
+    pub(crate) fn lifo_put(&self, task: TaskRef) -> Option<TaskRef> {
+        let prev = self
+            .lifo
+            .swap(task as *const TaskMeta as *mut TaskMeta, Ordering::AcqRel);
+        // SAFETY: the slot only ever holds null or a `TaskRef` ('static).
+        unsafe { prev.as_ref() }
+    }
+
+    /// Takes the LIFO task, if any (no locked instruction when empty).
+    pub(crate) fn lifo_take(&self) -> Option<TaskRef> {
+        if self.lifo_is_empty() {
+            return None;
+        }
+        let p = self.lifo.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: as in `lifo_put`.
+        unsafe { p.as_ref() }
+    }
+
+    /// Whether the LIFO slot looks empty.
+    pub(crate) fn lifo_is_empty(&self) -> bool {
+        self.lifo.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Whether the inbox looks empty.
+    pub(crate) fn inbox_is_empty(&self) -> bool {
+        self.inbox.is_empty()
     }
 
     /// Moves the inbox into `out`.
     pub(crate) fn drain_inbox(&self, out: &mut std::collections::VecDeque<TaskRef>) {
-        if self.inbox_len.load(Ordering::Acquire) == 0 {
-            return;
+        while !self.inbox.is_empty() {
+            match self.inbox.steal() {
+                Steal::Success(t) => out.push_back(t),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
         }
-        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
-        out.extend(inbox.drain(..));
-        self.inbox_len.store(0, Ordering::Release);
     }
 }
 
@@ -141,11 +177,7 @@ impl TaskControl {
     /// thread that is not that worker.
     pub(crate) fn push_inbox(&self, home: usize, task: TaskRef) {
         let g = self.group(home);
-        {
-            let mut inbox = g.inbox.lock().unwrap_or_else(|e| e.into_inner());
-            inbox.push(task);
-            g.inbox_len.store(inbox.len(), Ordering::Release);
-        }
+        g.inbox.push(task);
         wake_owner(&g.lot);
     }
 

@@ -15,7 +15,10 @@
 //! its very next switch, sooner than a woken worker could (~20 µs to wake a
 //! vCPU here). A second spawn pushes the previous occupant to the deque and
 //! signals, so at most one task is held back, and only until the spawning
-//! fiber blocks, yields or ends. At most `MAX_LIFO_RUNS` LIFO picks in a row,
+//! fiber blocks, yields or ends — or until `LIFO_GRACE` passes: a watchdog on
+//! the timer thread then moves a task still waiting behind the same running
+//! fiber to a remote queue and wakes a worker, so a spawner that computes
+//! for long cannot starve it. At most `MAX_LIFO_RUNS` LIFO picks in a row,
 //! so two fibers that keep spawning each other cannot starve the queues.
 //!
 //! `resume` and `local` are taken alternately so neither a yielding fiber
@@ -37,6 +40,10 @@ const SEARCH_ROUNDS: usize = 64;
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
+/// How long a task may wait in the LIFO slot behind the same running fiber
+/// before the watchdog hands it to another worker (about what waking an
+/// idle worker costs here, so holding it back never loses more than that).
+const LIFO_GRACE: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// One worker. Lives on its thread's stack for the thread's lifetime and is
 /// reached by fibers through a thread-local pointer, so every field uses
@@ -45,7 +52,6 @@ pub(crate) struct TaskGroup {
     pub(crate) control: &'static TaskControl,
     pub(crate) shared: &'static GroupShared,
     pub(crate) local: Worker<TaskRef>,
-    lifo: Cell<Option<TaskRef>>,
     lifo_runs: Cell<u32>,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     pool: UnsafeCell<StackPool>,
@@ -88,7 +94,6 @@ impl TaskGroup {
             control,
             shared: control.group(index),
             local,
-            lifo: Cell::new(None),
             lifo_runs: Cell::new(0),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             pool: UnsafeCell::new(StackPool::new()),
@@ -130,8 +135,11 @@ impl TaskGroup {
     /// Queues a fiber just spawned by a fiber of this worker: into the LIFO
     /// slot (no wakeup), moving the previous occupant to the deque.
     pub(crate) fn push_spawned(&self, task: TaskRef, signal: bool) {
-        if let Some(prev) = self.lifo.replace(Some(task)) {
+        if let Some(prev) = self.shared.lifo_put(task) {
             self.push_local(prev, signal);
+        }
+        if !self.shared.lifo_watched.swap(true, Ordering::Relaxed) {
+            arm_lifo_watchdog(self.control, self.shared);
         }
     }
 
@@ -152,15 +160,15 @@ impl TaskGroup {
         // SAFETY: see `push_resume`; a length read.
         let resume_empty = unsafe { (*self.resume.get()).is_empty() };
         resume_empty
-            && self.lifo.get().is_none()
+            && self.shared.lifo_is_empty()
             && self.local.is_empty()
-            && self.shared.inbox_len.load(Ordering::Relaxed) == 0
+            && self.shared.inbox_is_empty()
             && self.shared.remote.is_empty()
             && self.control.injector_is_empty()
     }
 
     fn next_task(&self) -> Option<TaskRef> {
-        if let Some(t) = self.lifo.take() {
+        if let Some(t) = self.shared.lifo_take() {
             let runs = self.lifo_runs.get();
             if runs < MAX_LIFO_RUNS {
                 self.lifo_runs.set(runs + 1);
@@ -380,4 +388,28 @@ fn fault_info() -> Option<crate::sys::signal::FaultInfo> {
         let name = task.run_state().attrs.name.clone();
         Some((lo, lo + page, hi - lo - page, task.id().as_u64(), name))
     }
+}
+
+/// Arms the LIFO watchdog of worker `g`: after `LIFO_GRACE`, if the task in
+/// its LIFO slot is still waiting behind the same running fiber (the
+/// worker's switch count has not moved), it is handed to the runtime's
+/// shared queues and a worker is woken.
+fn arm_lifo_watchdog(control: &'static TaskControl, g: &'static GroupShared) {
+    let stamp = g.counters.switches_now();
+    crate::timer::add_after(LIFO_GRACE, move || {
+        g.lifo_watched.store(false, Ordering::Relaxed);
+        if g.lifo_is_empty() {
+            return;
+        }
+        if g.counters.switches_now() == stamp {
+            // The owner is still inside the fiber that spawned it. The task
+            // never ran, so any worker may take it.
+            if let Some(t) = g.lifo_take() {
+                control.push_remote(t);
+            }
+        } else if !g.lifo_watched.swap(true, Ordering::Relaxed) {
+            // A newer task sits there behind a newer fiber: watch that one.
+            arm_lifo_watchdog(control, g);
+        }
+    });
 }
