@@ -68,6 +68,18 @@ impl GroupShared {
         unsafe { p.as_ref() }
     }
 
+    /// Takes the LIFO task only if it is `task`.
+    pub(crate) fn lifo_take_if(&self, task: TaskRef) -> Option<TaskRef> {
+        let p = task as *const TaskMeta as *mut TaskMeta;
+        if self.lifo.load(Ordering::Relaxed) != p {
+            return None;
+        }
+        self.lifo
+            .compare_exchange(p, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| task)
+    }
+
     /// Whether the LIFO slot looks empty.
     pub(crate) fn lifo_is_empty(&self) -> bool {
         self.lifo.load(Ordering::Relaxed).is_null()

@@ -138,7 +138,11 @@ impl TaskGroup {
         if let Some(prev) = self.shared.lifo_put(task) {
             self.push_local(prev, signal);
         }
-        if !self.shared.lifo_watched.swap(true, Ordering::Relaxed) {
+        // Load first: while a watchdog is pending (the common case in a
+        // burst of spawns) this costs no locked instruction.
+        if !self.shared.lifo_watched.load(Ordering::Relaxed)
+            && !self.shared.lifo_watched.swap(true, Ordering::Relaxed)
+        {
             arm_lifo_watchdog(self.control, self.shared);
         }
     }
@@ -151,6 +155,12 @@ impl TaskGroup {
         } else {
             self.unsignalled.set(self.unsignalled.get() + 1);
         }
+    }
+
+    /// If `task` is the one waiting in this worker's LIFO slot, takes it
+    /// (for a joiner that wants to run it right away).
+    pub(crate) fn take_lifo_if(&self, task: TaskRef) -> Option<TaskRef> {
+        self.shared.lifo_take_if(task)
     }
 
     /// Whether nothing else is runnable here: no other fiber of this worker

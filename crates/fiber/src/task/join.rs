@@ -145,6 +145,7 @@ fn meta(id: FiberId) -> TaskRef {
 /// pending for its next interruptible wait).
 pub(crate) fn wait_version(id: FiberId, deadline: Option<Instant>) -> Result<(), WaitError> {
     let m = meta(id);
+    run_if_next_here(m);
     let mut interrupted = false;
     let r = loop {
         if m.version.value().load(Ordering::Acquire) != id.version() {
@@ -160,6 +161,24 @@ pub(crate) fn wait_version(id: FiberId, deadline: Option<Instant>) -> Result<(),
         crate::task::restore_interrupt();
     }
     r
+}
+
+/// Joining a fiber that this worker spawned last and has not started yet
+/// (it waits in the LIFO slot): run it now, as `spawn_urgent` would, and
+/// come back after it ends or blocks. Spares the joiner a butex wait and
+/// the child a wakeup in the common spawn-then-join pattern.
+fn run_if_next_here(child: TaskRef) {
+    let Some(g) = crate::runtime::task_group::current_group() else {
+        return;
+    };
+    let Some(me) = g.current_task() else { return };
+    let Some(y) = crate::runtime::current_yielder(me) else {
+        return;
+    };
+    if let Some(child) = g.take_lifo_if(child) {
+        // SAFETY: `me` is the fiber running on this thread; `y` its yielder.
+        unsafe { y.suspend(crate::runtime::context::Switch::Urgent(child)) };
+    }
 }
 
 /// Waits for the fiber `id` to end, without taking its result (bRPC's
