@@ -2,7 +2,7 @@
 # Builds fiber_bench in release and runs it: fibrpc's fiber runtime vs tokio
 # and may, 2 workers each, median of several runs per case (~1 min).
 # Arguments are passed through: --quick, --case NAME, --reps N, --target-ms T.
-# FEATURES=sync enables fibrpc's mutex/channel rows (needs fibrpc_fiber::sync).
+# fibrpc's mutex/channel rows use the `sync` feature (on by default).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 features=()

@@ -15,8 +15,8 @@
 //! table, the effective-core probe and the notes of the median runs (task
 //! placement, fibrpc's parks/signals/steals per operation) go to stdout.
 //!
-//! The mutex and channel rows need `fibrpc_fiber::sync`; build with
-//! `--features sync` once it is merged, else fibrpc's column shows "n/a".
+//! The mutex and channel rows use `fibrpc_fiber::sync` (feature `sync`, on
+//! by default); built without it, fibrpc's column shows "n/a".
 
 mod cases;
 mod fib;
