@@ -163,16 +163,19 @@ impl TaskGroup {
         self.shared.lifo_take_if(task)
     }
 
+    /// Whether this worker's own queues are empty (LIFO slot aside).
+    fn queues_empty(&self) -> bool {
+        // SAFETY: see `push_resume`; a length read.
+        let resume_empty = unsafe { (*self.resume.get()).is_empty() };
+        resume_empty && self.local.is_empty() && self.shared.inbox_is_empty()
+    }
+
     /// Whether nothing else is runnable here: no other fiber of this worker
     /// is ready and its shared queues look empty (racy: a hint for
     /// `yield_now`, which then has nobody to give way to).
     pub(crate) fn nothing_else_ready(&self) -> bool {
-        // SAFETY: see `push_resume`; a length read.
-        let resume_empty = unsafe { (*self.resume.get()).is_empty() };
-        resume_empty
+        self.queues_empty()
             && self.shared.lifo_is_empty()
-            && self.local.is_empty()
-            && self.shared.inbox_is_empty()
             && self.shared.remote.is_empty()
             && self.control.injector_is_empty()
     }
@@ -180,11 +183,12 @@ impl TaskGroup {
     fn next_task(&self) -> Option<TaskRef> {
         if let Some(t) = self.shared.lifo_take() {
             let runs = self.lifo_runs.get();
-            if runs < MAX_LIFO_RUNS {
+            if runs < MAX_LIFO_RUNS || self.queues_empty() {
                 self.lifo_runs.set(runs + 1);
                 return Some(t);
             }
-            // Enough LIFO picks in a row: give the queues a turn.
+            // Enough LIFO picks in a row while other work waits: give the
+            // queues a turn.
             self.lifo_runs.set(0);
             self.push_local(t, true);
         } else {
