@@ -134,3 +134,50 @@ fn spawn_urgent_runs_first() {
     .unwrap();
     assert_eq!(order, vec!["child", "parent"]);
 }
+
+#[test]
+fn nosignal_spawns_run_after_flush() {
+    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    rt.block_on(move || {
+        let hs: Vec<_> = (0..100)
+            .map(|_| {
+                let c = c.clone();
+                fiber::Builder::new()
+                    .nosignal()
+                    .spawn(move || {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .unwrap()
+            })
+            .collect();
+        fiber::flush();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(count.load(Ordering::Relaxed), 100);
+}
+
+#[test]
+fn a_child_is_not_starved_by_a_spawner_that_never_yields() {
+    // The child waits in the spawner's LIFO slot; the spawner then spins
+    // without ever switching, until the child has run. Only the LIFO
+    // watchdog handing the child to the other worker can end this.
+    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
+    let ran_elsewhere = rt.block_on(|| {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = started.clone();
+        let me = std::thread::current().id();
+        let h = fiber::spawn(move || {
+            s.store(true, Ordering::Release);
+            std::thread::current().id()
+        });
+        while !started.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        h.join().unwrap() != me
+    });
+    assert!(ran_elsewhere);
+}
