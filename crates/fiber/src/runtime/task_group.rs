@@ -310,7 +310,7 @@ impl TaskGroup {
     /// First run of `task` here: pins it and finds it a stack. Returns
     /// `None` if the task already completed (worker-stack tasks, or a stack
     /// that could not be mapped).
-    fn first_run(&self, task: TaskRef, class: StackClass) -> Option<Context> {
+    fn first_run(&self, task: TaskRef, class: StackClass) -> Option<Box<Context>> {
         task.home.store(self.index() as u32, Ordering::Relaxed);
         if class == StackClass::Worker {
             self.current.set(Some(task));

@@ -97,7 +97,7 @@ pub(crate) struct TaskMeta {
     /// The context the fiber runs on, once it started. Kept apart from
     /// `run` so the scheduler can resume it in place (no move per switch)
     /// while the fiber itself borrows `run`.
-    ctx: UnsafeCell<Option<Context>>,
+    ctx: UnsafeCell<Option<Box<Context>>>,
 }
 
 // SAFETY: the shared fields are atomics or `Sync` (`Butex`); `run` is only
@@ -140,7 +140,7 @@ impl TaskMeta {
 
     /// The fiber's context slot. Only the scheduler touches it, and only
     /// while holding the run token.
-    pub(crate) fn ctx_slot(&self) -> *mut Option<Context> {
+    pub(crate) fn ctx_slot(&self) -> *mut Option<Box<Context>> {
         self.ctx.get()
     }
 
