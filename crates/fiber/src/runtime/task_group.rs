@@ -24,7 +24,7 @@
 //! `resume` and `local` are taken alternately so neither a yielding fiber
 //! nor a spawning one can starve the other.
 
-use super::context::{Context, StackClass, StackPool, Switch, YielderPtr};
+use super::context::{StackClass, StackPool, Switch, YielderPtr};
 use super::task_control::{GroupShared, TaskControl};
 use super::task_meta::{Slab, TaskRef, NO_HOME};
 use crossbeam_deque::Worker;
@@ -38,6 +38,9 @@ const SEARCH_ROUNDS: usize = 64;
 /// Every this many picks, look at the shared queues first (fairness for
 /// submissions from outside the runtime).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
+/// Freed fiber slots a worker keeps (LIFO, each with its idle context)
+/// before it hands half of them back to the global free list.
+const SLOT_CACHE: usize = 256;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
 /// How long a task may wait in the LIFO slot behind the same running fiber
@@ -254,31 +257,26 @@ impl TaskGroup {
         let mut task = first;
         loop {
             let slot = task.ctx_slot();
-            // SAFETY: we popped `task` from a queue, so we hold its run token,
-            // which includes the context slot; no other reference to the slot
-            // exists (fibers never touch it).
-            if unsafe { (*slot).is_none() } {
-                // SAFETY: token held; the borrow is a copy-out.
+            if task.home.load(Ordering::Relaxed) == NO_HOME {
+                // SAFETY: we popped `task` from a queue, so we hold its run
+                // token; the borrow is a copy-out.
                 let class = unsafe { task.run_state().attrs.stack };
-                match self.first_run(task, class) {
-                    // SAFETY: as above.
-                    Some(c) => unsafe { *slot = Some(c) },
-                    None => return,
+                if !self.first_run(task, class) {
+                    return;
                 }
             }
             self.current.set(Some(task));
             self.shared.counters.switches.incr();
-            // SAFETY: as above; the context stays in its slot while it runs.
+            // SAFETY: we hold the run token, which includes the context
+            // slot; fibers never touch it, so this is the only reference.
+            // A started fiber always has its context in the slot.
             let why = unsafe { (*slot).as_mut().unwrap_unchecked().resume(task) };
             self.current.set(None);
             match why {
-                Switch::Exit => {
-                    // SAFETY: token held; the fiber is done with its context.
-                    let ctx = unsafe { (*slot).take().unwrap_unchecked() };
-                    // SAFETY: `pool` is only used by this thread, outside fibers.
-                    unsafe { (*self.pool.get()).put(ctx) };
-                    self.finish(task);
-                }
+                // The context stays in the slot: the next fiber to get this
+                // slot (likely the next spawn here: the slot cache is LIFO)
+                // runs on it without touching the pool.
+                Switch::Exit => self.finish(task),
                 Switch::Yield => self.make_ready_again(task),
                 Switch::Park(f) => {
                     // SAFETY: the callback lives on the suspended fiber's
@@ -307,10 +305,11 @@ impl TaskGroup {
         }
     }
 
-    /// First run of `task` here: pins it and finds it a stack. Returns
-    /// `None` if the task already completed (worker-stack tasks, or a stack
-    /// that could not be mapped).
-    fn first_run(&self, task: TaskRef, class: StackClass) -> Option<Box<Context>> {
+    /// First run of `task` here: pins it and puts a context of its class in
+    /// its slot (the one left there by the slot's previous fiber, if it
+    /// fits). Returns false if the task already completed (worker-stack
+    /// tasks, or a stack that could not be mapped).
+    fn first_run(&self, task: TaskRef, class: StackClass) -> bool {
         task.home.store(self.index() as u32, Ordering::Relaxed);
         if class == StackClass::Worker {
             self.current.set(Some(task));
@@ -318,7 +317,21 @@ impl TaskGroup {
             run_body_inner(task, None);
             self.current.set(None);
             self.finish(task);
-            return None;
+            return false;
+        }
+        let slot = task.ctx_slot();
+        // SAFETY: token held (see `run_task`); the slot holds an idle
+        // context or nothing.
+        let left = unsafe { (*slot).take() };
+        match left {
+            Some(ctx) if ctx.class() == class => {
+                // SAFETY: as above.
+                unsafe { *slot = Some(ctx) };
+                return true;
+            }
+            // SAFETY: `pool` is only used by this thread, outside fibers.
+            Some(ctx) => unsafe { (*self.pool.get()).put(ctx) },
+            None => {}
         }
         // SAFETY: this thread only, outside fibers.
         match unsafe { (*self.pool.get()).get(class) } {
@@ -326,7 +339,9 @@ impl TaskGroup {
                 if fresh {
                     self.shared.counters.stacks_mapped.incr();
                 }
-                Some(ctx)
+                // SAFETY: as above.
+                unsafe { *slot = Some(ctx) };
+                true
             }
             Err(e) => {
                 // SAFETY: token held.
@@ -334,7 +349,7 @@ impl TaskGroup {
                     entry.fail(e);
                 }
                 self.finish(task);
-                None
+                false
             }
         }
     }
@@ -359,8 +374,25 @@ impl TaskGroup {
         v.store(next, Ordering::Release);
         task.version.wake_all();
         self.shared.counters.exited.incr();
-        // SAFETY: this thread only, outside fibers.
-        Slab::global().free(task.slot, Some(unsafe { &mut *self.free_slots.get() }));
+        // SAFETY: this thread only, outside fibers; no other borrow of
+        // `free_slots` or `pool` is alive here.
+        let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
+        cache.push(task.slot);
+        if cache.len() > SLOT_CACHE {
+            // Slots leaving this worker give their idle contexts back to
+            // the (bounded) pools, so memory held this way stays bounded.
+            let spill: Vec<u32> = cache.drain(SLOT_CACHE / 2..).collect();
+            for &s in &spill {
+                if let Some(m) = Slab::global().get(s) {
+                    // SAFETY: a free slot is owned by whoever holds it in a
+                    // free list: us.
+                    if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
+                        pool.put(ctx);
+                    }
+                }
+            }
+            Slab::global().free_many(spill);
+        }
     }
 }
 

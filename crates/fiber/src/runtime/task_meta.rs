@@ -235,21 +235,10 @@ impl Slab {
         self.get(slot as u32)
     }
 
-    /// Returns a slot whose fiber ended (version already bumped).
-    pub(crate) fn free(&self, slot: u32, cache: Option<&mut Vec<u32>>) {
-        match cache {
-            Some(cache) => {
-                cache.push(slot);
-                if cache.len() > 256 {
-                    let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-                    free.extend(cache.drain(128..));
-                }
-            }
-            None => self
-                .free
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(slot),
-        }
+    /// Returns slots whose fibers ended (versions already bumped, idle
+    /// contexts removed) to the shared free list.
+    pub(crate) fn free_many(&self, slots: Vec<u32>) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.extend(slots);
     }
 }
