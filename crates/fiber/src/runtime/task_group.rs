@@ -35,6 +35,8 @@ use std::sync::atomic::Ordering;
 /// Spins over the queues before sleeping: waking a sleeping vCPU costs
 /// ~20 µs here, a short spin catches work that arrives right away.
 const SEARCH_ROUNDS: usize = 64;
+/// While searching, try to steal every this many rounds.
+const STEAL_EVERY: usize = 8;
 /// Every this many picks, look at the shared queues first (fairness for
 /// submissions from outside the runtime).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
@@ -240,9 +242,18 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
-        for _ in 0..SEARCH_ROUNDS {
-            if let Some(t) = self.find_any() {
-                return Some(t);
+        for round in 0..SEARCH_ROUNDS {
+            // Mostly poll our own queues (a pinned fiber woken elsewhere
+            // lands in our inbox); reach into other workers' queues only
+            // every few rounds, since each look pulls their cache lines
+            // away from them.
+            let found = if round % STEAL_EVERY == 0 {
+                self.find_any()
+            } else {
+                self.next_task()
+            };
+            if found.is_some() {
+                return found;
             }
             std::hint::spin_loop();
         }
