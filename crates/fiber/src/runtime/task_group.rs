@@ -377,6 +377,9 @@ impl TaskGroup {
         }
         task.home.store(NO_HOME, Ordering::Relaxed);
         task.interrupted.store(false, Ordering::Relaxed);
+        // Counted before the version bump, so a joiner reads stats that
+        // already include the fiber it joined.
+        self.shared.counters.exited.incr();
         let v = task.version.value();
         let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
             0 => 1,
@@ -384,7 +387,6 @@ impl TaskGroup {
         };
         v.store(next, Ordering::Release);
         task.version.wake_all();
-        self.shared.counters.exited.incr();
         // SAFETY: this thread only, outside fibers; no other borrow of
         // `free_slots` or `pool` is alive here.
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
