@@ -11,9 +11,10 @@ fn take(flag: &AtomicBool) -> Option<()> {
     flag.swap(false, Ordering::AcqRel).then_some(())
 }
 
-#[test]
-fn shared_work_wakes_a_sleeper() {
-    super::model(|| {
+/// One worker parks until it finds work; this thread queues the work and
+/// then runs `wake`. The worker must end up with the work.
+fn sleeper_gets_work(wake: fn(&ParkingLot, &AtomicUsize)) {
+    super::model(move || {
         let lot = Arc::new(ParkingLot::new());
         let parked = Arc::new(AtomicUsize::new(0));
         let work = Arc::new(AtomicBool::new(false));
@@ -22,25 +23,21 @@ fn shared_work_wakes_a_sleeper() {
         // swap, not store: loom mis-orders plain stores against RMWs
         // (tokio-rs/loom#254), reporting a lost wakeup that cannot happen.
         work.swap(true, Ordering::AcqRel);
-        wake_one_sleeper(&parked, std::iter::once(&*lot));
+        wake(&lot, &parked);
         assert_eq!(worker.join().unwrap(), Some(()));
     });
 }
 
 #[test]
-fn owner_work_wakes_its_owner() {
-    super::model(|| {
-        let lot = Arc::new(ParkingLot::new());
-        let parked = Arc::new(AtomicUsize::new(0));
-        let work = Arc::new(AtomicBool::new(false));
-        let (l, p, w) = (lot.clone(), parked.clone(), work.clone());
-        let worker = thread::spawn(move || l.park_until(&p, || take(&w), || {}));
-        // swap, not store: loom mis-orders plain stores against RMWs
-        // (tokio-rs/loom#254), reporting a lost wakeup that cannot happen.
-        work.swap(true, Ordering::AcqRel);
-        wake_owner(&lot);
-        assert_eq!(worker.join().unwrap(), Some(()));
+fn shared_work_wakes_a_sleeper() {
+    sleeper_gets_work(|lot, parked| {
+        wake_one_sleeper(parked, std::iter::once(lot));
     });
+}
+
+#[test]
+fn owner_work_wakes_its_owner() {
+    sleeper_gets_work(|lot, _| wake_owner(lot));
 }
 
 #[test]
