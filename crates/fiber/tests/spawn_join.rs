@@ -60,24 +60,28 @@ fn yield_interleaves_fibers_on_one_worker() {
 }
 
 #[test]
-fn many_fibers_spawned_and_joined() {
-    let n = 200_000;
+fn a_million_fibers_spawned_and_joined() {
+    // In batches, so a million JoinHandles are not all alive at once.
+    let n = 1_000_000;
+    let batch = 20_000;
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     fiber::spawn(move || {
-        let hs: Vec<_> = (0..n)
-            .map(|_| {
-                let c = c.clone();
-                fiber::Builder::new()
-                    .stack(fiber::StackClass::Small)
-                    .spawn(move || {
-                        c.fetch_add(1, Ordering::Relaxed);
-                    })
-                    .unwrap()
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
+        for _ in 0..n / batch {
+            let hs: Vec<_> = (0..batch)
+                .map(|_| {
+                    let c = c.clone();
+                    fiber::Builder::new()
+                        .stack(fiber::StackClass::Small)
+                        .spawn(move || {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        })
+                        .unwrap()
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
         }
     })
     .join()

@@ -12,6 +12,12 @@ use corosensei::{Coroutine, Yielder};
 use std::io;
 
 /// The stack a fiber runs on (bRPC's stack types).
+///
+/// Every stack has a guard page below it, so a stack costs two kernel memory
+/// maps: with the default `vm.max_map_count` of 65530, about 32k fibers can
+/// hold a stack at once. Past that, a fiber fails to start and its
+/// [`JoinError`](crate::JoinError) says so; raise the limit with
+/// `sysctl -w vm.max_map_count=262144` (or more) for more live fibers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum StackClass {
     /// 32 KiB: fibers with shallow call chains, many of them.

@@ -19,11 +19,14 @@ pub use join::{join_id, JoinError, JoinHandle};
 
 /// Spawns a fiber running `f` and returns a handle to join it.
 ///
-/// From a worker, the fiber goes to the tail of this worker's run queue
-/// (where idle workers may steal it before it starts) and one idle worker
-/// is signalled; from any other thread, to a random worker's remote queue.
-/// The fiber gets a normal (1 MiB) stack, mapped lazily at its first run and
-/// pooled afterwards. Use [`Builder`] for the other options.
+/// From a fiber, the new fiber waits in this worker's LIFO slot: it runs at
+/// the caller's next switch (join, wait, yield, exit) and wakes nobody, or
+/// is handed to another worker if the caller keeps running for 50 µs; the
+/// fiber it displaces from the slot goes to the tail of the run queue, where
+/// idle workers (signalled) may steal it. From any other thread, it goes to
+/// a random worker's remote queue. A fiber is only ever stolen before it
+/// first runs. It gets a normal (1 MiB) stack, mapped lazily at its first
+/// run and pooled afterwards. Use [`Builder`] for the other options.
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
