@@ -16,9 +16,11 @@
 
 mod list;
 mod parker;
+mod spin_lock;
 
 use self::list::WaiterList;
 use self::parker::Parker;
+use self::spin_lock::SpinLock;
 use crate::loom::{AtomicBool, AtomicU32};
 use crate::runtime::context::{ParkFn, Switch};
 use crate::runtime::task_group::current_group;
@@ -442,60 +444,4 @@ pub(crate) fn interrupt_task(task: TaskRef) {
         w.fire();
     }
     task.current_waiter.store(node, Ordering::Release);
-}
-
-/// A test-and-test-and-set lock for the tiny critical sections of a butex.
-/// Yields the thread after a short spin: on 2 vCPUs the holder may be
-/// descheduled, and burning the other core would only delay it.
-pub(crate) struct SpinLock(AtomicBool);
-
-impl SpinLock {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        SpinLock(AtomicBool::new(false))
-    }
-
-    #[cfg(loom)]
-    fn new() -> Self {
-        SpinLock(AtomicBool::new(false))
-    }
-
-    #[inline]
-    fn lock(&self) {
-        if self
-            .0
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
-        }
-        self.lock_slow();
-    }
-
-    #[cold]
-    fn lock_slow(&self) {
-        let mut spins = 0u32;
-        loop {
-            while self.0.load(Ordering::Relaxed) {
-                if spins < 100 {
-                    crate::loom::spin_loop();
-                    spins += 1;
-                } else {
-                    crate::loom::thread_yield();
-                }
-            }
-            if self
-                .0
-                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return;
-            }
-        }
-    }
-
-    #[inline]
-    fn unlock(&self) {
-        self.0.store(false, Ordering::Release);
-    }
 }

@@ -2,6 +2,7 @@
 //! spawning and waking.
 
 pub(crate) mod context;
+mod lifo;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
 pub(crate) mod stats;

@@ -28,9 +28,9 @@ pub(crate) struct GroupShared {
     inbox: Injector<TaskRef>,
     pub(crate) lot: ParkingLot,
     pub(crate) counters: WorkerCounters,
-    /// The LIFO slot (see `task_group`): written by the owner, emptied by
-    /// the owner or, after a grace period, by the watchdog.
-    lifo: AtomicPtr<TaskMeta>,
+    /// The LIFO slot (see `lifo`): written by the owner, emptied by the
+    /// owner or, after a grace period, by the watchdog.
+    pub(super) lifo: AtomicPtr<TaskMeta>,
     /// Whether a LIFO watchdog timer is pending.
     pub(crate) lifo_watched: AtomicBool,
 }
@@ -47,42 +47,6 @@ impl GroupShared {
             lifo: AtomicPtr::new(std::ptr::null_mut()),
             lifo_watched: AtomicBool::new(false),
         }
-    }
-
-    /// Puts `task` in the LIFO slot; returns the previous occupant.
-    pub(crate) fn lifo_put(&self, task: TaskRef) -> Option<TaskRef> {
-        let prev = self
-            .lifo
-            .swap(task as *const TaskMeta as *mut TaskMeta, Ordering::AcqRel);
-        // SAFETY: the slot only ever holds null or a `TaskRef` ('static).
-        unsafe { prev.as_ref() }
-    }
-
-    /// Takes the LIFO task, if any (no locked instruction when empty).
-    pub(crate) fn lifo_take(&self) -> Option<TaskRef> {
-        if self.lifo_is_empty() {
-            return None;
-        }
-        let p = self.lifo.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: as in `lifo_put`.
-        unsafe { p.as_ref() }
-    }
-
-    /// Takes the LIFO task only if it is `task`.
-    pub(crate) fn lifo_take_if(&self, task: TaskRef) -> Option<TaskRef> {
-        let p = task as *const TaskMeta as *mut TaskMeta;
-        if self.lifo.load(Ordering::Relaxed) != p {
-            return None;
-        }
-        self.lifo
-            .compare_exchange(p, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
-            .ok()
-            .map(|_| task)
-    }
-
-    /// Whether the LIFO slot looks empty.
-    pub(crate) fn lifo_is_empty(&self) -> bool {
-        self.lifo.load(Ordering::Relaxed).is_null()
     }
 
     /// Whether the inbox looks empty.

@@ -18,7 +18,8 @@
 //! fiber blocks, yields or ends — or until `LIFO_GRACE` passes: a watchdog on
 //! the timer thread then moves a task still waiting behind the same running
 //! fiber to a remote queue and wakes a worker, so a spawner that computes
-//! for long cannot starve it. At most `MAX_LIFO_RUNS` LIFO picks in a row,
+//! for long cannot starve it. At most `MAX_LIFO_RUNS` LIFO picks in a row
+//! while other work waits,
 //! so two fibers that keep spawning each other cannot starve the queues.
 //!
 //! `resume` and `local` are taken alternately so neither a yielding fiber
@@ -45,10 +46,6 @@ const GLOBAL_CHECK_INTERVAL: u32 = 61;
 const SLOT_CACHE: usize = 256;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
-/// How long a task may wait in the LIFO slot behind the same running fiber
-/// before the watchdog hands it to another worker (about what waking an
-/// idle worker costs here, so holding it back never loses more than that).
-const LIFO_GRACE: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// One worker. Lives on its thread's stack for the thread's lifetime and is
 /// reached by fibers through a thread-local pointer, so every field uses
@@ -148,7 +145,7 @@ impl TaskGroup {
         if !self.shared.lifo_watched.load(Ordering::Relaxed)
             && !self.shared.lifo_watched.swap(true, Ordering::Relaxed)
         {
-            arm_lifo_watchdog(self.control, self.shared);
+            super::lifo::arm_watchdog(self.control, self.shared);
         }
     }
 
@@ -447,28 +444,4 @@ fn fault_info() -> Option<crate::sys::signal::FaultInfo> {
         let name = task.run_state().attrs.name.clone();
         Some((lo, lo + page, hi - lo - page, task.id().as_u64(), name))
     }
-}
-
-/// Arms the LIFO watchdog of worker `g`: after `LIFO_GRACE`, if the task in
-/// its LIFO slot is still waiting behind the same running fiber (the
-/// worker's switch count has not moved), it is handed to the runtime's
-/// shared queues and a worker is woken.
-fn arm_lifo_watchdog(control: &'static TaskControl, g: &'static GroupShared) {
-    let stamp = g.counters.switches_now();
-    crate::timer::add_after(LIFO_GRACE, move || {
-        g.lifo_watched.store(false, Ordering::Relaxed);
-        if g.lifo_is_empty() {
-            return;
-        }
-        if g.counters.switches_now() == stamp {
-            // The owner is still inside the fiber that spawned it. The task
-            // never ran, so any worker may take it.
-            if let Some(t) = g.lifo_take() {
-                control.push_remote(t);
-            }
-        } else if !g.lifo_watched.swap(true, Ordering::Relaxed) {
-            // A newer task sits there behind a newer fiber: watch that one.
-            arm_lifo_watchdog(control, g);
-        }
-    });
 }
