@@ -315,36 +315,31 @@ mod sync_cases {
             }),
             Case::Channel => rt.block_on(move || {
                 let (tx, rx) = mpsc::channel::<u64>();
-                let t = Instant::now();
-                let p = spawn(move || {
-                    for i in 0..n {
-                        tx.send(i).expect("receiver alive");
-                    }
-                });
-                for _ in 0..n {
-                    black_box(rx.recv().expect("sender alive"));
-                }
-                let e = t.elapsed();
-                p.join().expect("producer");
-                Sample::new(e, n)
+                producer_consumer(n, move |i| tx.send(i).expect("receiver alive"), rx)
             }),
             Case::SyncChannel => rt.block_on(move || {
                 let (tx, rx) = mpsc::sync_channel::<u64>(128);
-                let t = Instant::now();
-                let p = spawn(move || {
-                    for i in 0..n {
-                        tx.send(i).expect("receiver alive");
-                    }
-                });
-                for _ in 0..n {
-                    black_box(rx.recv().expect("sender alive"));
-                }
-                let e = t.elapsed();
-                p.join().expect("producer");
-                Sample::new(e, n)
+                producer_consumer(n, move |i| tx.send(i).expect("receiver alive"), rx)
             }),
             _ => unreachable!("not a sync case"),
         })
+    }
+
+    /// One producer fiber sends `0..n` through `send`; this fiber receives
+    /// them all. Timed from before the producer starts to the last receive.
+    fn producer_consumer(
+        n: u64,
+        send: impl Fn(u64) + Send + 'static,
+        rx: mpsc::Receiver<u64>,
+    ) -> Sample {
+        let t = Instant::now();
+        let p = spawn(move || (0..n).for_each(send));
+        for _ in 0..n {
+            black_box(rx.recv().expect("sender alive"));
+        }
+        let e = t.elapsed();
+        p.join().expect("producer");
+        Sample::new(e, n)
     }
 }
 

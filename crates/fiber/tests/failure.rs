@@ -1,7 +1,8 @@
 //! Failure containment: stack overflow reporting, blocked workers, floods.
 
+mod common;
+
 use fibrpc_fiber as fiber;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,17 +38,7 @@ fn overflow_child() {
 
 #[test]
 fn stack_overflow_names_the_fiber_and_aborts() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "overflow_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+    let out = common::run_child("overflow_child", CHILD_ENV);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("overflowed its 32 KiB stack") && stderr.contains("deep-recursion"),

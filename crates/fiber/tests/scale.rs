@@ -1,7 +1,8 @@
 //! Many fibers at once, and what happens when stacks run out.
 
+mod common;
+
 use fibrpc_fiber as fiber;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,17 +131,7 @@ fn stack_exhaustion_child() {
 
 #[test]
 fn running_out_of_stacks_is_a_clean_error() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "stack_exhaustion_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
+    let out = common::run_child("stack_exhaustion_child", CHILD_ENV);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
