@@ -35,7 +35,11 @@
 
 mod block_on;
 pub mod butex;
+#[cfg(not(loom))]
+pub mod io;
 mod loom;
+#[cfg(not(loom))]
+pub mod net;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod runtime;

@@ -19,7 +19,7 @@ fn sleeper_gets_work(wake: fn(&ParkingLot, &AtomicUsize)) {
         let parked = Arc::new(AtomicUsize::new(0));
         let work = Arc::new(AtomicBool::new(false));
         let (l, p, w) = (lot.clone(), parked.clone(), work.clone());
-        let worker = thread::spawn(move || l.park_until(&p, || take(&w), || {}));
+        let worker = thread::spawn(move || l.park_until(&p, || take(&w), || {}, |s| l.wait(s)));
         // swap, not store: loom mis-orders plain stores against RMWs
         // (tokio-rs/loom#254), reporting a lost wakeup that cannot happen.
         work.swap(true, Ordering::AcqRel);
@@ -46,7 +46,7 @@ fn stop_releases_a_sleeper() {
         let lot = Arc::new(ParkingLot::new());
         let parked = Arc::new(AtomicUsize::new(0));
         let (l, p) = (lot.clone(), parked.clone());
-        let worker = thread::spawn(move || l.park_until(&p, || None::<()>, || {}));
+        let worker = thread::spawn(move || l.park_until(&p, || None::<()>, || {}, |s| l.wait(s)));
         lot.stop();
         assert_eq!(worker.join().unwrap(), None);
     });
@@ -81,6 +81,7 @@ fn two_sleepers_two_items() {
                             None
                         },
                         || {},
+                        |s| l[i].wait(s),
                     )
                 })
             })

@@ -66,6 +66,7 @@ impl Builder {
 
     /// Starts the workers.
     pub fn build(self) -> io::Result<Runtime> {
+        RUNTIMES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let rt = Runtime {
             inner: Arc::new(Inner {
                 control: TaskControl::new(),
@@ -76,6 +77,22 @@ impl Builder {
         rt.add_workers(self.workers)?;
         Ok(rt)
     }
+}
+
+/// Runtimes built and not stopped yet (the I/O driver needs one to poll).
+static RUNTIMES_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Makes sure some runtime has workers (starting the default one if none
+/// runs): in worker-poller mode they are the ones that run `epoll_wait`.
+pub(crate) fn ensure_workers() {
+    if RUNTIMES_RUNNING.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        Runtime::global();
+    }
+}
+
+/// Called once per runtime when it stops.
+pub(crate) fn runtime_stopped() {
+    RUNTIMES_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 struct Inner {

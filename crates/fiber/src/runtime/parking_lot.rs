@@ -11,7 +11,7 @@
 //! to wake all its sleepers to be sure. General signals pick a sleeping lot
 //! (see `TaskControl::signal_task`), so no more than the workers needed wake.
 
-use crate::loom::{fence, AtomicBool, AtomicU32, AtomicUsize};
+use crate::loom::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicUsize};
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
 
@@ -28,9 +28,14 @@ impl State {
 }
 
 /// One worker's futex word plus a flag saying whether it is asleep.
+///
+/// A worker may sleep in `epoll_wait` instead of on the futex (the I/O
+/// driver's worker placement): it then publishes the dispatcher's eventfd
+/// in `epoll_waker`, and a signal writes to that eventfd.
 pub(crate) struct ParkingLot {
     pending_signal: AtomicU32,
     sleeping: AtomicBool,
+    epoll_waker: AtomicI32,
 }
 
 impl ParkingLot {
@@ -39,6 +44,7 @@ impl ParkingLot {
         ParkingLot {
             pending_signal: AtomicU32::new(0),
             sleeping: AtomicBool::new(false),
+            epoll_waker: AtomicI32::new(-1),
         }
     }
 
@@ -49,8 +55,44 @@ impl ParkingLot {
 
     /// Adds a signal and wakes the sleeper, if any. Returns how many woke.
     pub(crate) fn signal(&self) -> usize {
-        self.pending_signal.fetch_add(2, Ordering::Release);
+        // SeqCst: against `wait_in_epoll`'s publication of the waker (either
+        // it sees this signal, or we see its eventfd).
+        self.pending_signal.fetch_add(2, Ordering::SeqCst);
+        if self.wake_epoll() {
+            return 1;
+        }
         futex::wake(&self.pending_signal, 1)
+    }
+
+    /// Writes the eventfd of the epoll the owner sleeps in, if it does.
+    fn wake_epoll(&self) -> bool {
+        fence(Ordering::SeqCst);
+        let fd = self.epoll_waker.load(Ordering::SeqCst);
+        if fd < 0 {
+            return false;
+        }
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd that lives as
+        // long as its dispatcher (forever). If the owner already left the
+        // wait, the write only makes a later poll return early.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        true
+    }
+
+    /// Sleeps like [`wait`](Self::wait), but inside `poll` (an
+    /// `epoll_wait` that `waker`, an eventfd in that epoll, interrupts).
+    pub(crate) fn wait_in_epoll(&self, expected: State, waker: i32, poll: impl FnOnce()) {
+        if expected.stopped() {
+            return;
+        }
+        self.epoll_waker.swap(waker, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // A signal that came before we published the waker changed the
+        // state: don't sleep. One after it writes the eventfd.
+        if self.pending_signal.load(Ordering::SeqCst) == expected.0 {
+            poll();
+        }
+        self.epoll_waker.swap(-1, Ordering::SeqCst);
     }
 
     /// Sleeps until a signal or stop arrives after `expected` was read.
@@ -62,7 +104,8 @@ impl ParkingLot {
 
     /// Sets the stop bit and wakes the sleeper for good.
     pub(crate) fn stop(&self) {
-        self.pending_signal.fetch_or(1, Ordering::Release);
+        self.pending_signal.fetch_or(1, Ordering::SeqCst);
+        self.wake_epoll();
         futex::wake(&self.pending_signal, u32::MAX);
     }
 
@@ -92,6 +135,7 @@ impl ParkingLot {
         parked: &AtomicUsize,
         mut find: impl FnMut() -> Option<T>,
         mut on_sleep: impl FnMut(),
+        mut sleep: impl FnMut(State),
     ) -> Option<T> {
         loop {
             // Read the state *before* the last look: a signal after this
@@ -110,7 +154,7 @@ impl ParkingLot {
                 return found;
             }
             on_sleep();
-            self.wait(state);
+            sleep(state);
             self.set_sleeping(false);
             parked.fetch_sub(1, Ordering::SeqCst);
             if let Some(t) = find() {

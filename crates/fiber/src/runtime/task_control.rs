@@ -209,7 +209,9 @@ impl TaskControl {
 
     /// Sets the stop flag and wakes every worker so it can exit.
     pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        if !self.stopping.swap(true, Ordering::SeqCst) {
+            super::runtime_stopped();
+        }
         for i in 0..self.nworkers() {
             self.group(i).lot.stop();
         }

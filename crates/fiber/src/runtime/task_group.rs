@@ -199,6 +199,7 @@ impl TaskGroup {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % GLOBAL_CHECK_INTERVAL == 0 {
+            self.poll_io();
             if let Some(t) = self.pop_shared() {
                 return Some(t);
             }
@@ -220,6 +221,15 @@ impl TaskGroup {
         self.pop_shared()
     }
 
+    /// A busy worker's look at the I/O dispatchers (worker-poller mode):
+    /// without it, a runtime whose workers never idle would never see I/O.
+    fn poll_io(&self) {
+        #[cfg(not(loom))]
+        if let Some(driver) = crate::io::driver::worker_driver() {
+            crate::io::driver::poll_nonblocking(driver);
+        }
+    }
+
     fn pop_shared(&self) -> Option<TaskRef> {
         self.shared
             .remote
@@ -239,6 +249,8 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
+        // Out of work: collect I/O events first, they are work for us.
+        self.poll_io();
         for round in 0..SEARCH_ROUNDS {
             // Mostly poll our own queues (a pinned fiber woken elsewhere
             // lands in our inbox); reach into other workers' queues only
@@ -254,11 +266,33 @@ impl TaskGroup {
             }
             std::hint::spin_loop();
         }
-        self.shared.lot.park_until(
+        let lot = &self.shared.lot;
+        lot.park_until(
             self.control.parked(),
             || self.find_any(),
             || self.shared.counters.parks.incr(),
+            |state| self.sleep(state),
         )
+    }
+
+    /// Sleeps on the parking lot: in `epoll_wait` if I/O is polled by
+    /// workers and no other worker is in it, else on the futex.
+    fn sleep(&self, state: super::parking_lot::State) {
+        let lot = &self.shared.lot;
+        #[cfg(not(loom))]
+        if let Some(driver) = crate::io::driver::worker_driver() {
+            for d in driver.dispatchers() {
+                if let Some(guard) = d.try_lock() {
+                    lot.wait_in_epoll(state, d.waker_fd(), || {
+                        guard.poll(None);
+                    });
+                    // Other dispatchers may have events nobody collected.
+                    crate::io::driver::poll_nonblocking(driver);
+                    return;
+                }
+            }
+        }
+        lot.wait(state)
     }
 
     fn run_task(&self, first: TaskRef) {

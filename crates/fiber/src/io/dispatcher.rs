@@ -1,0 +1,141 @@
+//! bRPC's EventDispatcher: one epoll instance, and what an event does.
+//!
+//! The dispatcher never reads or writes a socket. An event bumps the
+//! registration's readiness counters (waking fibers blocked on them) or
+//! hands the edge to its reader hook. Who calls [`Dispatcher::poll`] — a
+//! dedicated thread or an idle worker — is the driver's business.
+
+use super::entry::{bump, EntrySlab};
+use crate::sys::epoll::{self, Epoll, Events};
+use crate::sys::eventfd::EventFd;
+use std::cell::UnsafeCell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// The token of the dispatcher's own eventfd.
+const WAKER_TOKEN: u64 = u64::MAX;
+/// Events taken per `epoll_wait`.
+const EVENTS_PER_WAIT: usize = 256;
+
+const READ_EVENTS: u32 = epoll::IN | epoll::RDHUP | epoll::HUP | epoll::ERR;
+const WRITE_EVENTS: u32 = epoll::OUT | epoll::HUP | epoll::ERR;
+
+/// One epoll instance plus the eventfd that interrupts its wait.
+pub(crate) struct Dispatcher {
+    epoll: Epoll,
+    waker: EventFd,
+    /// Held by whoever is polling (one poller per instance at a time).
+    polling: AtomicBool,
+    events: UnsafeCell<Events>,
+}
+
+// SAFETY: `events` is only touched by the holder of `polling` (see
+// `try_poll`); everything else is thread-safe.
+unsafe impl Sync for Dispatcher {}
+
+impl Dispatcher {
+    /// A new epoll instance with its waker registered.
+    pub(crate) fn new() -> io::Result<Self> {
+        let epoll = Epoll::new()?;
+        let waker = EventFd::new()?;
+        epoll.add(waker.as_raw_fd(), epoll::IN | epoll::ET, WAKER_TOKEN)?;
+        Ok(Dispatcher {
+            epoll,
+            waker,
+            polling: AtomicBool::new(false),
+            events: UnsafeCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
+        })
+    }
+
+    /// The eventfd that interrupts a blocked [`poll`](Self::try_poll).
+    pub(crate) fn waker_fd(&self) -> RawFd {
+        self.waker.as_raw_fd()
+    }
+
+    /// Registers `fd` edge-triggered for both directions under `token`.
+    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let ev = epoll::IN | epoll::OUT | epoll::RDHUP | epoll::ET;
+        self.epoll.add(fd, ev, token)
+    }
+
+    /// Registers `fd` one-shot, level-triggered, for `events`.
+    pub(crate) fn add_oneshot(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        self.epoll.add(fd, events | epoll::ONESHOT, token)
+    }
+
+    /// Removes `fd`.
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.epoll.delete(fd)
+    }
+
+    /// Becomes the poller if nobody is.
+    pub(crate) fn try_lock(&self) -> Option<PollGuard<'_>> {
+        if self.polling.load(Ordering::Relaxed) || self.polling.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        Some(PollGuard { d: self })
+    }
+}
+
+/// The right to poll a dispatcher.
+pub(crate) struct PollGuard<'a> {
+    d: &'a Dispatcher,
+}
+
+impl PollGuard<'_> {
+    /// Waits up to `timeout` (`None`: until an event or a wake) and handles
+    /// what arrived. Returns the number of events handled.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> usize {
+        // SAFETY: we hold `polling`, which guards `events`; no other
+        // reference to it exists while the guard lives.
+        let events = unsafe { &mut *self.d.events.get() };
+        match self.d.epoll.wait(events, timeout) {
+            Ok(_) => {}
+            Err(e) => {
+                // EBADF/EINVAL cannot happen on our own instance; report
+                // rather than spin silently.
+                eprintln!("fibrpc: epoll_wait failed: {e}");
+                return 0;
+            }
+        }
+        let slab = EntrySlab::global();
+        for (token, ev) in events.iter() {
+            if token == WAKER_TOKEN {
+                self.d.waker.drain();
+                continue;
+            }
+            let Some(entry) = slab.lookup(token) else {
+                continue;
+            };
+            if entry.oneshot.load(Ordering::Relaxed) {
+                bump(&entry.read);
+                continue;
+            }
+            if ev & READ_EVENTS != 0 && entry.has_reader.load(Ordering::Acquire) {
+                let reader = entry
+                    .reader
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match reader {
+                    Some(r) => r.on_edge(),
+                    None => bump(&entry.read),
+                }
+            } else if ev & READ_EVENTS != 0 {
+                bump(&entry.read);
+            }
+            if ev & WRITE_EVENTS != 0 {
+                bump(&entry.write);
+            }
+        }
+        events.len()
+    }
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.d.polling.store(false, Ordering::Release);
+    }
+}

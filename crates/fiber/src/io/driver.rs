@@ -1,0 +1,180 @@
+//! Who runs `epoll_wait`: the I/O driver.
+//!
+//! Two placements, chosen by `FIBRPC_IO_POLLER` (or [`super::Config`]):
+//! - `worker` (default): tokio's placement. A worker that finds no fiber to
+//!   run sleeps in `epoll_wait` instead of on its futex (only one worker per
+//!   dispatcher; the others sleep as usual), and busy workers poll without
+//!   blocking every few dozen fibers. Ready fibers are then queued by the
+//!   worker that will most likely run them, and no thread exists only to
+//!   forward events.
+//! - `thread`: one dedicated thread per dispatcher blocks in `epoll_wait`
+//!   and forwards every event to the workers (closest to bRPC's dispatcher,
+//!   which is a fiber that blocks its worker in `epoll_wait`).
+//!
+//! `BENCHMARKS.md` has the echo numbers behind the default.
+
+use super::dispatcher::Dispatcher;
+use std::io;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// Where `epoll_wait` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poller {
+    /// In the idle loop of the fiber workers (tokio's placement).
+    Worker,
+    /// On dedicated threads, one per dispatcher.
+    Thread,
+}
+
+/// I/O driver settings, fixed at first use.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Number of epoll instances; registrations are spread over them
+    /// (bRPC's `event_dispatcher_num`). Default 1, or `FIBRPC_EVENT_DISPATCHERS`.
+    pub dispatchers: usize,
+    /// Where `epoll_wait` runs. Default [`Poller::Worker`], or
+    /// `FIBRPC_IO_POLLER=thread|worker`.
+    pub poller: Poller,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let dispatchers = std::env::var("FIBRPC_EVENT_DISPATCHERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1usize)
+            .clamp(1, 64);
+        let poller = match std::env::var("FIBRPC_IO_POLLER").as_deref() {
+            Ok("thread") => Poller::Thread,
+            _ => Poller::Worker,
+        };
+        Config {
+            dispatchers,
+            poller,
+        }
+    }
+}
+
+/// The process-wide set of dispatchers.
+pub(crate) struct Driver {
+    dispatchers: Box<[Dispatcher]>,
+    poller: Poller,
+    next: AtomicUsize,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+static DRIVER: OnceLock<Driver> = OnceLock::new();
+/// Set once the driver runs in worker mode: what workers check (one load).
+static WORKER_DRIVER: AtomicPtr<Driver> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets the I/O configuration. Fails if the driver already started (the
+/// first registration starts it) or a configuration was already set.
+pub fn configure(config: Config) -> Result<(), Config> {
+    if DRIVER.get().is_some() {
+        return Err(config);
+    }
+    CONFIG.set(config)
+}
+
+impl Driver {
+    /// The driver, started on first use.
+    pub(crate) fn get() -> io::Result<&'static Driver> {
+        if let Some(d) = DRIVER.get() {
+            return Ok(d);
+        }
+        let config = CONFIG.get_or_init(Config::default).clone();
+        let mut made = None;
+        let d = DRIVER.get_or_init(|| {
+            let ds: io::Result<Vec<_>> = (0..config.dispatchers).map(|_| Dispatcher::new()).collect();
+            match ds {
+                Ok(ds) => {
+                    made = Some(Ok(()));
+                    Driver {
+                        dispatchers: ds.into_boxed_slice(),
+                        poller: config.poller,
+                        next: AtomicUsize::new(0),
+                    }
+                }
+                Err(e) => {
+                    made = Some(Err(e));
+                    Driver {
+                        dispatchers: Box::new([]),
+                        poller: config.poller,
+                        next: AtomicUsize::new(0),
+                    }
+                }
+            }
+        });
+        if let Some(Err(e)) = made {
+            return Err(e);
+        }
+        if d.dispatchers.is_empty() {
+            return Err(io::Error::other("fibrpc: the I/O driver failed to start"));
+        }
+        if made.is_some() {
+            d.start();
+        }
+        Ok(d)
+    }
+
+    fn start(&'static self) {
+        crate::sys::signal::ignore_sigpipe();
+        match self.poller {
+            Poller::Worker => {
+                WORKER_DRIVER.store(self as *const Driver as *mut Driver, Ordering::Release);
+                // Somebody must poll: make sure a runtime has workers.
+                crate::runtime::ensure_workers();
+            }
+            Poller::Thread => {
+                for (i, d) in self.dispatchers.iter().enumerate() {
+                    std::thread::Builder::new()
+                        .name(format!("fiber-dispatcher-{i}"))
+                        .spawn(move || {
+                            let guard = d.try_lock().expect("a new dispatcher is unlocked");
+                            loop {
+                                guard.poll(None);
+                            }
+                        })
+                        .expect("cannot start a dispatcher thread");
+                }
+            }
+        }
+    }
+
+    /// The dispatcher for the next registration (round robin).
+    pub(crate) fn pick(&self) -> usize {
+        let n = self.dispatchers.len();
+        if n == 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % n
+        }
+    }
+
+    /// The dispatchers.
+    pub(crate) fn dispatchers(&self) -> &[Dispatcher] {
+        &self.dispatchers
+    }
+}
+
+/// The driver if workers are to poll it (a single load on the hot path).
+#[inline]
+pub(crate) fn worker_driver() -> Option<&'static Driver> {
+    let p = WORKER_DRIVER.load(Ordering::Acquire);
+    // SAFETY: set once to a `Driver` inside a static `OnceLock`, never
+    // moved or freed.
+    unsafe { p.as_ref() }
+}
+
+/// Polls every dispatcher nobody else is polling, without blocking (a busy
+/// worker's periodic look). Returns the number of events handled.
+pub(crate) fn poll_nonblocking(driver: &Driver) -> usize {
+    let mut n = 0;
+    for d in driver.dispatchers() {
+        if let Some(g) = d.try_lock() {
+            n += g.poll(Some(std::time::Duration::ZERO));
+        }
+    }
+    n
+}

@@ -1,0 +1,131 @@
+//! A descriptor registered with a dispatcher, and waiting on it.
+
+use super::driver::Driver;
+use super::entry::{EntrySlab, IoEntry};
+use super::reader::ReaderShared;
+use super::{Interest, Readiness};
+use crate::butex::{Butex, WaitError};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// A descriptor registered edge-triggered with one of the dispatchers.
+///
+/// Fibers (and threads) wait for readiness with the ticket protocol: take
+/// [`readiness`](Self::readiness) *before* trying the I/O, and if it fails
+/// with `EAGAIN`, [`wait`](Self::wait) with that ticket. An edge that lands
+/// between the two changes the ticket, so the wait returns at once: no
+/// wakeup is lost. Wakeups may be spurious; the caller retries its I/O.
+///
+/// The registration does not own the descriptor. It must be dropped before
+/// the descriptor is closed (otherwise epoll may keep reporting a reused
+/// number to this registration — a logic error, never memory unsafety).
+pub struct Registration {
+    token: u64,
+    entry: &'static IoEntry,
+    fd: RawFd,
+    driver: &'static Driver,
+    dispatcher: usize,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("token", &format_args!("{:#x}", self.token))
+            .finish()
+    }
+}
+
+impl Registration {
+    /// Registers `fd` (which should be non-blocking) for read and write
+    /// readiness.
+    pub fn new(fd: RawFd) -> io::Result<Registration> {
+        Self::register(fd, None)
+    }
+
+    /// Registers `fd` with a reader hook (bRPC's input event): on each read
+    /// edge, if no reader runs for this descriptor, a new fiber calls
+    /// `on_readable`, again and again until no edge arrived during a call.
+    /// The handler should read until `EAGAIN` (or EOF); it may be called
+    /// when there is nothing to read. Two calls never overlap.
+    pub fn with_reader(
+        fd: RawFd,
+        on_readable: impl Fn() + Send + Sync + 'static,
+    ) -> io::Result<Registration> {
+        Self::register(fd, Some(ReaderShared::new(Box::new(on_readable))))
+    }
+
+    fn register(fd: RawFd, reader: Option<std::sync::Arc<ReaderShared>>) -> io::Result<Self> {
+        let driver = Driver::get()?;
+        let slab = EntrySlab::global();
+        let (token, entry) = slab.alloc()?;
+        EntrySlab::set_reader(entry, reader);
+        let dispatcher = driver.pick();
+        if let Err(e) = driver.dispatchers()[dispatcher].add(fd, token) {
+            slab.release(token);
+            return Err(e);
+        }
+        Ok(Registration {
+            token,
+            entry,
+            fd,
+            driver,
+            dispatcher,
+        })
+    }
+
+    /// The descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The ticket for `interest` (read or write; for both, read's).
+    pub fn readiness(&self, interest: Interest) -> Readiness {
+        Readiness(self.butex(interest).value().load(Ordering::Acquire))
+    }
+
+    /// Blocks the fiber (or thread) until an edge for `interest` arrived
+    /// after `ticket` was taken, or `deadline` passes (`TimedOut`), or the
+    /// fiber is interrupted (`Interrupted`).
+    pub fn wait(
+        &self,
+        interest: Interest,
+        ticket: Readiness,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        wait_butex(self.butex(interest), ticket.0, deadline)
+    }
+
+    fn butex(&self, interest: Interest) -> &'static Butex {
+        if interest.is_readable() {
+            &self.entry.read
+        } else {
+            &self.entry.write
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // ENOENT/EBADF if the fd was closed first: nothing left to remove.
+        let _ = self.driver.dispatchers()[self.dispatcher].delete(self.fd);
+        EntrySlab::global().release(self.token);
+    }
+}
+
+/// Waits on a readiness butex, mapping the outcome to `io` errors.
+pub(crate) fn wait_butex(b: &Butex, ticket: u32, deadline: Option<Instant>) -> io::Result<()> {
+    match b.wait(ticket, deadline) {
+        Ok(()) | Err(WaitError::WouldBlock) => Ok(()),
+        Err(WaitError::TimedOut) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "timed out waiting for the descriptor",
+        )),
+        Err(WaitError::Interrupted) => Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "fiber interrupted while waiting for the descriptor",
+        )),
+    }
+}

@@ -1,0 +1,73 @@
+//! The accept loop shared by TCP and Unix listeners, with back-off when
+//! the process or system runs out of descriptors.
+//!
+//! Why back off instead of waiting for readiness: with edge-triggered epoll
+//! a connection left in the backlog because `accept` failed with `EMFILE`
+//! produces no new edge, and retrying at once spins a core at 100%. So the
+//! listener sleeps (10 ms, doubling to 1 s), says so on stderr, and retries;
+//! it recovers by itself once descriptors are free again.
+
+use super::fd::IoFd;
+use crate::io::Interest;
+use socket2::SockAddr;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts one connection on `listener` (non-blocking, close-on-exec),
+/// suspending while none is pending.
+pub(crate) fn accept(listener: &IoFd) -> io::Result<(OwnedFd, SockAddr)> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match listener.io(Interest::READABLE, accept_once) {
+            Err(e) if out_of_descriptors(&e) => {
+                eprintln!(
+                    "fibrpc: accept on fd {}: {e}; backing off {backoff:?}",
+                    listener.raw()
+                );
+                if crate::sleep(backoff).is_err() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "fiber interrupted in accept",
+                    ));
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            // The connection died in the backlog: take the next one.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            r => return r,
+        }
+    }
+}
+
+fn accept_once(fd: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
+    // SAFETY: `try_init` hands us storage and its length for the kernel to
+    // fill; accept4 writes at most `len` bytes and updates `len`.
+    let (fd, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let r = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(r)
+            }
+        })?
+    };
+    // SAFETY: accept4 returned a fresh descriptor that we now own.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, addr))
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

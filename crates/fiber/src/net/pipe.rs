@@ -1,0 +1,81 @@
+//! Anonymous pipes whose reads and writes suspend the fiber.
+
+use super::fd::IoFd;
+use crate::io::Interest;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// The reading end of a [`pipe`].
+#[derive(Debug)]
+pub struct PipeReader {
+    io: IoFd,
+}
+
+/// The writing end of a [`pipe`]. Writing after the reader is gone fails
+/// with `BrokenPipe` (the runtime ignores `SIGPIPE`).
+#[derive(Debug)]
+pub struct PipeWriter {
+    io: IoFd,
+}
+
+/// A new pipe: `(reader, writer)`.
+pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that we now own.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((
+        PipeReader {
+            io: IoFd::from_nonblocking(r)?,
+        },
+        PipeWriter {
+            io: IoFd::from_nonblocking(w)?,
+        },
+    ))
+}
+
+impl PipeReader {
+    /// Limits how long one read may wait (`None`: forever).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.io.set_timeout(Interest::READABLE, t)
+    }
+}
+
+impl PipeWriter {
+    /// Limits how long one write may wait (`None`: forever).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.io.set_timeout(Interest::WRITABLE, t)
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read(buf)
+    }
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.io.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for PipeReader {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.raw()
+    }
+}
+
+impl AsRawFd for PipeWriter {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.raw()
+    }
+}

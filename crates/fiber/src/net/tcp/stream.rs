@@ -1,0 +1,249 @@
+//! `TcpStream`: a TCP connection whose reads and writes suspend the fiber.
+
+use super::split::{OwnedReadHalf, OwnedWriteHalf};
+use crate::io::Interest;
+use crate::net::fd::IoFd;
+use crate::net::sendfile;
+use socket2::{Domain, SockRef, Socket, Type};
+use std::fs::File;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A TCP connection. Blocking calls suspend the calling fiber (a plain
+/// thread blocks), never the worker.
+///
+/// `&TcpStream` implements `Read` and `Write` too, so one fiber may read
+/// while another writes; [`into_split`](Self::into_split) gives owned
+/// halves for fibers that must be `'static`.
+#[derive(Debug)]
+pub struct TcpStream {
+    pub(super) io: Arc<IoFd>,
+}
+
+impl TcpStream {
+    /// Connects to the first address of `addr` that accepts.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |a| connect_addr(a, None))
+    }
+
+    /// Connects to `addr`, giving up with `ErrorKind::TimedOut` after
+    /// `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        connect_addr(addr, Some(Instant::now() + timeout))
+    }
+
+    /// Takes over a connected std stream (made non-blocking here).
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            io: Arc::new(IoFd::new(OwnedFd::from(stream))?),
+        })
+    }
+
+    pub(crate) fn from_fd(io: IoFd) -> TcpStream {
+        TcpStream { io: Arc::new(io) }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(self.sock().peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(self.sock().local_addr()?)
+    }
+
+    /// Shuts down the read side, the write side or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.sock().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock().nodelay()
+    }
+
+    /// Limits how long one read may wait (`None`: forever). Expiry gives
+    /// `ErrorKind::TimedOut`. A zero duration is an error, as in std.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.io.set_timeout(Interest::READABLE, t)
+    }
+
+    /// Limits how long one write may wait (`None`: forever).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.io.set_timeout(Interest::WRITABLE, t)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeout(Interest::READABLE))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.io.timeout(Interest::WRITABLE))
+    }
+
+    /// The pending socket error, if any (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock().take_error()
+    }
+
+    /// Sends `len` bytes of `file` from `offset` with `sendfile(2)`: the
+    /// bytes go from the page cache to the socket without passing through
+    /// user space. Falls back to `pread` + `send` where the kernel refuses
+    /// sendfile for this file. Returns the bytes sent: `len`, or fewer if
+    /// the file is shorter.
+    pub fn send_file(&self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        sendfile::send_file(&self.io, file, offset, len)
+    }
+
+    /// Splits into a read half and a write half that two fibers can own.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (
+            OwnedReadHalf {
+                io: self.io.clone(),
+            },
+            OwnedWriteHalf { io: self.io },
+        )
+    }
+
+    fn sock(&self) -> SockRef<'_> {
+        SockRef::from(self.io.owned())
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io.read_vectored(bufs)
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.io.send(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io.send_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.raw()
+    }
+}
+
+/// Tries `f` on each address; returns the first success or the last error.
+pub(crate) fn each_addr<T>(
+    addr: impl ToSocketAddrs,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match f(&a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "no addresses to connect to")
+    }))
+}
+
+fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    let sock = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
+    let in_progress = match sock.connect(&(*addr).into()) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
+        Err(e) => return Err(e),
+    };
+    // Registered after `connect` started: a fresh unconnected socket reports
+    // "writable + hung up", which would look like a finished connect.
+    let io = IoFd::from_nonblocking(OwnedFd::from(sock))?;
+    if in_progress {
+        io.wait_until(Interest::WRITABLE, deadline, connect_finished)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out"))
+                } else {
+                    e
+                }
+            })?;
+    }
+    Ok(TcpStream::from_fd(io))
+}
+
+/// Whether a non-blocking connect finished; its error if it failed.
+fn connect_finished(fd: RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n == 0 {
+        return Ok(false);
+    }
+    // SAFETY: `fd` is open for the duration of this call (owned by the
+    // caller's IoFd); SockRef only borrows it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match SockRef::from(&fd).take_error()? {
+        Some(e) => Err(e),
+        None => Ok(true),
+    }
+}
+
+pub(crate) fn sock_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
+    a.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))
+}
