@@ -8,8 +8,8 @@
 //! until the peer closes. `benches/net/run.sh` drives it against tokio and
 //! may servers with the same semantics.
 
-use fibrpc_fiber as fiber;
 use fiber::net::{TcpListener, TcpStream};
+use fibrpc_fiber as fiber;
 use std::io::{Read, Write};
 
 fn main() -> std::io::Result<()> {

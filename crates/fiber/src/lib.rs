@@ -38,10 +38,10 @@ pub mod butex;
 #[cfg(not(loom))]
 pub mod io;
 mod loom;
-#[cfg(not(loom))]
-pub mod net;
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(not(loom))]
+pub mod net;
 mod runtime;
 pub mod sync;
 mod sys;

@@ -86,7 +86,8 @@ impl Driver {
         let config = CONFIG.get_or_init(Config::default).clone();
         let mut made = None;
         let d = DRIVER.get_or_init(|| {
-            let ds: io::Result<Vec<_>> = (0..config.dispatchers).map(|_| Dispatcher::new()).collect();
+            let ds: io::Result<Vec<_>> =
+                (0..config.dispatchers).map(|_| Dispatcher::new()).collect();
             match ds {
                 Ok(ds) => {
                     made = Some(Ok(()));

@@ -22,7 +22,9 @@ pub(crate) struct IoFd {
 
 impl std::fmt::Debug for IoFd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoFd").field("fd", &self.fd.as_raw_fd()).finish()
+        f.debug_struct("IoFd")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
     }
 }
 
@@ -196,7 +198,9 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
         if flags < 0 {
             return Err(io::Error::last_os_error());
         }
-        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+        if flags & libc::O_NONBLOCK == 0
+            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+        {
             return Err(io::Error::last_os_error());
         }
     }

@@ -66,9 +66,8 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        Ok(Epoll {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -98,10 +97,7 @@ impl Epoll {
         let ms = match timeout {
             None => -1,
             // Round up: a 0.5 ms timeout must not become a busy poll.
-            Some(d) => d
-                .as_nanos()
-                .div_ceil(1_000_000)
-                .min(i32::MAX as u128) as libc::c_int,
+            Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
         };
         // SAFETY: the buffer holds `buf.len()` initialized events and the
         // kernel writes at most that many.

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Each test binary uses a different subset.
+#![allow(dead_code)]
 
 use std::process::{Command, Output};
 
@@ -11,4 +13,14 @@ pub fn run_child(test: &str, env: &str) -> Output {
         .env(env, "1")
         .output()
         .unwrap()
+}
+
+/// Like [`run_child`] with several environment variables.
+pub fn run_child_with(test: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
 }

@@ -210,7 +210,10 @@ fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpS
         io.wait_until(Interest::WRITABLE, deadline, connect_finished)
             .map_err(|e| {
                 if e.kind() == io::ErrorKind::TimedOut {
-                    io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out"))
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("connect to {addr} timed out"),
+                    )
                 } else {
                     e
                 }

@@ -1,0 +1,219 @@
+//! TCP through the fiber net layer: echo round trips from fibers and from
+//! plain threads, split halves, many connections, sendfile.
+
+mod common;
+
+use fiber::net::{TcpListener, TcpStream};
+use fibrpc_fiber as fiber;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+
+/// A listener whose fiber echoes every connection in its own fiber.
+fn echo_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(fiber::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            drop(fiber::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => conn.write_all(&buf[..n]).unwrap(),
+                    }
+                }
+            }));
+        }
+    }));
+    addr
+}
+
+fn round_trip(c: &mut TcpStream, msg: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+#[test]
+fn echo_from_a_fiber() {
+    let addr = echo_server();
+    fiber::spawn(move || {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert_eq!(c.local_addr().unwrap().ip(), addr.ip());
+        for i in 0..100u32 {
+            round_trip(&mut c, &i.to_le_bytes().repeat(1 + i as usize));
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn echo_from_a_plain_thread() {
+    let addr = echo_server();
+    let mut c = TcpStream::connect(addr).unwrap();
+    round_trip(&mut c, b"from a thread");
+    // Larger than socket buffers: the writer must wait for the reader.
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    let (mut r, mut w) = c.into_split();
+    let expect = big.clone();
+    let reader = fiber::spawn(move || {
+        let mut got = vec![0u8; expect.len()];
+        r.read_exact(&mut got).unwrap();
+        assert!(got == expect, "echoed bytes differ");
+    });
+    w.write_all(&big).unwrap();
+    reader.join().unwrap();
+}
+
+#[test]
+fn split_halves_in_two_fibers_and_reunite() {
+    let addr = echo_server();
+    let c = TcpStream::connect(addr).unwrap();
+    let (mut r, mut w) = c.into_split();
+    let writer = fiber::spawn(move || {
+        for i in 0..1000u32 {
+            w.write_all(&i.to_be_bytes()).unwrap();
+        }
+        w
+    });
+    let reader = fiber::spawn(move || {
+        for i in 0..1000u32 {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).unwrap();
+            assert_eq!(u32::from_be_bytes(b), i);
+        }
+        r
+    });
+    let (w, r) = (writer.join().unwrap(), reader.join().unwrap());
+    let mut c = r.reunite(w).unwrap();
+    round_trip(&mut c, b"whole again");
+}
+
+#[test]
+fn half_close_reads_eof_but_can_still_write() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = fiber::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut all = Vec::new();
+        conn.read_to_end(&mut all).unwrap(); // until the client's FIN
+        conn.write_all(&all).unwrap();
+        all.len()
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"half").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"half");
+    assert_eq!(server.join().unwrap(), 4);
+}
+
+#[test]
+fn thousand_concurrent_connections() {
+    let addr = echo_server();
+    let clients: Vec<_> = (0..1000u32)
+        .map(|i| {
+            fiber::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                for k in 0..3u32 {
+                    round_trip(&mut c, &(i * 7 + k).to_le_bytes());
+                }
+                c
+            })
+        })
+        .collect();
+    // Hold all of them open at once before closing any.
+    let conns: Vec<TcpStream> = clients.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(conns.len(), 1000);
+    for mut c in conns {
+        round_trip(&mut c, b"still here");
+    }
+}
+
+#[test]
+fn send_file_sends_the_file_region() {
+    use std::io::Seek;
+    let mut file = tempfile();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    file.write_all(&data).unwrap();
+    file.rewind().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let sent = fiber::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let a = conn.send_file(&file, 1000, 2_000_000).unwrap();
+        // Past the end of the file: only what exists is sent.
+        let b = conn.send_file(&file, 2_999_000, 5000).unwrap();
+        (a, b)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sent, (2_000_000, 1000));
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), 2_001_000);
+    assert!(got[..2_000_000] == data[1000..2_001_000]);
+    assert!(got[2_000_000..] == data[2_999_000..]);
+}
+
+/// An unlinked temporary file.
+pub fn tempfile() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "fibrpc-net-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
+}
+
+/// The same echo traffic with `epoll_wait` on a dedicated thread.
+#[test]
+fn echo_with_a_dispatcher_thread() {
+    if std::env::var_os("FIBRPC_TEST_CHILD").is_some() {
+        assert_eq!(std::env::var("FIBRPC_IO_POLLER").as_deref(), Ok("thread"));
+        let addr = echo_server();
+        let hs: Vec<_> = (0..50)
+            .map(|i: u32| {
+                fiber::spawn(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    for k in 0..20u32 {
+                        round_trip(&mut c, &(i ^ k).to_be_bytes());
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        return;
+    }
+    let out = common::run_child_with(
+        "echo_with_a_dispatcher_thread",
+        &[("FIBRPC_TEST_CHILD", "1"), ("FIBRPC_IO_POLLER", "thread")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
