@@ -31,7 +31,10 @@ pub enum Poller {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Number of epoll instances; registrations are spread over them
-    /// (bRPC's `event_dispatcher_num`). Default 1, or `FIBRPC_EVENT_DISPATCHERS`.
+    /// (bRPC's `event_dispatcher_num`). With [`Poller::Worker`], worker `i`
+    /// polls instance `i % dispatchers`, and a descriptor first waited on
+    /// by a fiber of worker `i` goes to that instance. Default: the number
+    /// of cores, or `FIBRPC_EVENT_DISPATCHERS`.
     pub dispatchers: usize,
     /// Where `epoll_wait` runs. Default [`Poller::Worker`], or
     /// `FIBRPC_IO_POLLER=thread|worker`.
@@ -43,7 +46,7 @@ impl Default for Config {
         let dispatchers = std::env::var("FIBRPC_EVENT_DISPATCHERS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .clamp(1, 64);
         let poller = match std::env::var("FIBRPC_IO_POLLER").as_deref() {
             Ok("thread") => Poller::Thread,
@@ -143,14 +146,24 @@ impl Driver {
         }
     }
 
-    /// The dispatcher for the next registration (round robin).
+    /// The dispatcher for a registration made here: the current worker's
+    /// own when called from a fiber pinned to it (its events are then
+    /// collected by the worker that runs its fibers, with no cross-thread
+    /// wakeup), round robin otherwise.
     pub(crate) fn pick(&self) -> usize {
         let n = self.dispatchers.len();
         if n == 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % n
+            return 0;
         }
+        match crate::runtime::pinned_worker_index() {
+            Some(w) if self.poller == Poller::Worker => w % n,
+            _ => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+
+    /// The dispatcher worker `index` polls and sleeps in.
+    pub(crate) fn home_of(&self, worker: usize) -> &Dispatcher {
+        &self.dispatchers[worker % self.dispatchers.len()]
     }
 
     /// The dispatchers.
@@ -168,8 +181,18 @@ pub(crate) fn worker_driver() -> Option<&'static Driver> {
     unsafe { p.as_ref() }
 }
 
-/// Polls every dispatcher nobody else is polling, without blocking (a busy
-/// worker's periodic look). Returns the number of events handled.
+/// Polls worker `index`'s own dispatcher without blocking (a busy worker's
+/// periodic look), if nobody else is polling it.
+pub(crate) fn poll_home(driver: &Driver, worker: usize) -> usize {
+    match driver.home_of(worker).try_lock() {
+        Some(g) => g.poll(Some(std::time::Duration::ZERO)),
+        None => 0,
+    }
+}
+
+/// Polls every dispatcher nobody else is polling, without blocking (an idle
+/// worker helping: events for busy workers' descriptors may start reader
+/// fibers it can run). Returns the number of events handled.
 pub(crate) fn poll_nonblocking(driver: &Driver) -> usize {
     let mut n = 0;
     for d in driver.dispatchers() {

@@ -69,6 +69,13 @@ impl std::ops::BitOr for Interest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness(u32);
 
+impl Readiness {
+    /// The edge count this ticket was taken at.
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
+}
+
 /// Waits until `fd` is ready for `interest` (bRPC's `bthread_fd_wait`),
 /// suspending the fiber (or blocking the thread). `timeout` `None` waits
 /// forever; expiry gives `ErrorKind::TimedOut`, [`crate::interrupt`] gives

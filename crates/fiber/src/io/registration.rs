@@ -57,11 +57,35 @@ impl Registration {
         Self::register(fd, Some(ReaderShared::new(Box::new(on_readable))))
     }
 
+    /// Registers `fd` and returns the read and write tickets as they were
+    /// before the registration: an `EAGAIN` seen before this call plus a
+    /// wait on these tickets misses no edge (registering a ready
+    /// descriptor reports it at once).
+    pub(crate) fn new_with_tickets(fd: RawFd) -> io::Result<(Registration, Readiness, Readiness)> {
+        let driver = Driver::get()?;
+        let slab = EntrySlab::global();
+        let (token, entry) = slab.alloc()?;
+        let read = Readiness(entry.read.value().load(Ordering::Acquire));
+        let write = Readiness(entry.write.value().load(Ordering::Acquire));
+        let reg = Self::add(driver, token, entry, fd)?;
+        Ok((reg, read, write))
+    }
+
     fn register(fd: RawFd, reader: Option<std::sync::Arc<ReaderShared>>) -> io::Result<Self> {
         let driver = Driver::get()?;
         let slab = EntrySlab::global();
         let (token, entry) = slab.alloc()?;
         EntrySlab::set_reader(entry, reader);
+        Self::add(driver, token, entry, fd)
+    }
+
+    fn add(
+        driver: &'static Driver,
+        token: u64,
+        entry: &'static IoEntry,
+        fd: RawFd,
+    ) -> io::Result<Self> {
+        let slab = EntrySlab::global();
         let dispatcher = driver.pick();
         if let Err(e) = driver.dispatchers()[dispatcher].add(fd, token) {
             slab.release(token);

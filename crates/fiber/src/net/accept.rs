@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) fn accept(listener: &IoFd) -> io::Result<(OwnedFd, SockAddr)> {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match listener.io(Interest::READABLE, accept_once) {
+        match listener.io(Interest::READABLE, |fd, _| accept_once(fd)) {
             Err(e) if out_of_descriptors(&e) => {
                 eprintln!(
                     "fibrpc: accept on fd {}: {e}; backing off {backoff:?}",

@@ -1,48 +1,62 @@
 //! `IoFd`: a non-blocking descriptor plus its registration, with the
 //! blocking-style read/write loop every net type shares.
+//!
+//! Registration is lazy: a descriptor is added to epoll at its first
+//! `EAGAIN`, from the fiber that will wait on it. That fiber is pinned to
+//! its worker, so the descriptor lands in that worker's dispatcher and its
+//! events are collected by the very worker that runs the fiber — no
+//! cross-thread wakeup per event (see `io::driver`). An accepted connection
+//! whose data is already there costs no `epoll_ctl` before its first read.
 
-use crate::io::{Interest, Registration};
+use crate::io::{Interest, Readiness, Registration};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// A registered non-blocking descriptor.
+type RegSlot = OnceLock<Result<Registration, (io::ErrorKind, String)>>;
+
+/// A non-blocking descriptor, registered on first need.
 ///
 /// Field order matters: the registration is dropped (removed from epoll)
 /// before the descriptor is closed.
 pub(crate) struct IoFd {
-    reg: Registration,
+    reg: RegSlot,
     fd: OwnedFd,
     /// Read timeout in nanoseconds; 0 = none.
     read_timeout: AtomicU64,
     /// Write timeout in nanoseconds; 0 = none.
     write_timeout: AtomicU64,
+    /// `ticket + 1` of the last read that came back short (it drained the
+    /// socket); 0 = none. While the read ticket still equals it, no data
+    /// arrived since and the next read can wait without trying (tokio does
+    /// the same: it saves one `EAGAIN` syscall per message).
+    drained_at: AtomicU64,
 }
 
 impl std::fmt::Debug for IoFd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoFd")
-            .field("fd", &self.fd.as_raw_fd())
-            .finish()
+        f.debug_struct("IoFd").field("fd", &self.fd.as_raw_fd()).finish()
     }
 }
 
 impl IoFd {
-    /// Makes `fd` non-blocking and registers it.
+    /// Makes `fd` non-blocking and wraps it.
     pub(crate) fn new(fd: OwnedFd) -> io::Result<IoFd> {
         set_nonblocking(fd.as_raw_fd())?;
-        Self::from_nonblocking(fd)
+        Ok(Self::from_nonblocking(fd))
     }
 
-    /// Registers `fd`, which is non-blocking already (`SOCK_NONBLOCK`).
-    pub(crate) fn from_nonblocking(fd: OwnedFd) -> io::Result<IoFd> {
-        Ok(IoFd {
-            reg: Registration::new(fd.as_raw_fd())?,
+    /// Wraps `fd`, which is non-blocking already (`SOCK_NONBLOCK`).
+    pub(crate) fn from_nonblocking(fd: OwnedFd) -> IoFd {
+        IoFd {
+            reg: OnceLock::new(),
             fd,
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
-        })
+            drained_at: AtomicU64::new(0),
+        }
     }
 
     /// The descriptor.
@@ -55,7 +69,8 @@ impl IoFd {
         &self.fd
     }
 
-    /// Sets the read or write timeout (`None` or zero: none).
+    /// Sets the read or write timeout (`None`: none; zero is an error, as
+    /// in std).
     pub(crate) fn set_timeout(&self, interest: Interest, t: Option<Duration>) -> io::Result<()> {
         if t == Some(Duration::ZERO) {
             return Err(io::Error::new(
@@ -84,28 +99,68 @@ impl IoFd {
         }
     }
 
+    fn registration(&self) -> Option<&Registration> {
+        self.reg.get().and_then(|r| r.as_ref().ok())
+    }
+
+    /// Registers the descriptor if nobody did yet. Returns the ticket for
+    /// `interest` taken before the registration if *we* registered it
+    /// (so an `EAGAIN` just seen can be waited on), `None` if someone else
+    /// did (the caller must retry its I/O under a fresh ticket).
+    fn register(&self, interest: Interest) -> io::Result<Option<Readiness>> {
+        let mut mine = None;
+        let r = self
+            .reg
+            .get_or_init(|| match Registration::new_with_tickets(self.raw()) {
+                Ok((reg, read, write)) => {
+                    mine = Some(if interest.is_readable() { read } else { write });
+                    Ok(reg)
+                }
+                Err(e) => Err((e.kind(), e.to_string())),
+            });
+        match r {
+            Ok(_) => Ok(mine),
+            Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+        }
+    }
+
     /// Runs `op` until it does not fail with `EAGAIN`/`EINTR`, waiting for
     /// `interest` between tries (up to the timeout for that direction).
+    /// `op` gets the ticket it ran under (for `drained_at`).
     pub(crate) fn io<T>(
         &self,
         interest: Interest,
-        mut op: impl FnMut(RawFd) -> io::Result<T>,
+        mut op: impl FnMut(RawFd, Option<Readiness>) -> io::Result<T>,
     ) -> io::Result<T> {
         let mut deadline: Option<Option<Instant>> = None;
         loop {
             // The ticket comes before the attempt: an edge after it makes
             // the wait below return at once.
-            let ticket = self.reg.readiness(interest);
-            match op(self.raw()) {
+            let ticket = self.registration().map(|r| r.readiness(interest));
+            match op(self.raw(), ticket) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let ticket = match ticket {
+                        Some(t) => t,
+                        None => match self.register(interest)? {
+                            Some(t) => t,
+                            None => continue,
+                        },
+                    };
                     // The clock is read only when we actually block.
                     let d = *deadline
                         .get_or_insert_with(|| self.timeout(interest).map(|t| Instant::now() + t));
-                    self.reg.wait(interest, ticket, d)?;
+                    self.wait(interest, ticket, d)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }
+        }
+    }
+
+    fn wait(&self, interest: Interest, ticket: Readiness, d: Option<Instant>) -> io::Result<()> {
+        match self.registration() {
+            Some(reg) => reg.wait(interest, ticket, d),
+            None => Ok(()),
         }
     }
 
@@ -117,26 +172,41 @@ impl IoFd {
         deadline: Option<Instant>,
         mut ready: impl FnMut(RawFd) -> io::Result<bool>,
     ) -> io::Result<()> {
+        self.register(interest)?;
         loop {
-            let ticket = self.reg.readiness(interest);
+            let ticket = self.registration().map(|r| r.readiness(interest));
             if ready(self.raw())? {
                 return Ok(());
             }
-            self.reg.wait(interest, ticket, deadline)?;
+            if let Some(t) = ticket {
+                self.wait(interest, t, deadline)?;
+            }
         }
     }
 
     /// One `read(2)`, suspending while nothing is there.
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io(Interest::READABLE, |fd| {
+        self.io(Interest::READABLE, |fd, ticket| {
+            if let Some(t) = ticket {
+                if self.drained_at.load(Ordering::Relaxed) == t.as_u32() as u64 + 1 {
+                    // Nothing arrived since a read drained the socket.
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+            }
             // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-            cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+            let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+            if let Some(t) = ticket {
+                if n > 0 && n < buf.len() {
+                    self.drained_at.store(t.as_u32() as u64 + 1, Ordering::Relaxed);
+                }
+            }
+            Ok(n)
         })
     }
 
     /// One `write(2)` (pipes), suspending while the pipe is full.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd| {
+        self.io(Interest::WRITABLE, |fd, _| {
             // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
             cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
         })
@@ -145,7 +215,7 @@ impl IoFd {
     /// One `send(2)` with `MSG_NOSIGNAL` (sockets: a closed peer gives
     /// `EPIPE`, never `SIGPIPE`).
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd| {
+        self.io(Interest::WRITABLE, |fd, _| {
             // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
             cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
         })
@@ -153,20 +223,20 @@ impl IoFd {
 
     /// One `writev`-like `sendmsg(2)` with `MSG_NOSIGNAL`.
     pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd| {
-            // SAFETY: a zeroed msghdr is valid; iov points at `bufs`, whose
-            // IoSlice is ABI-compatible with iovec, alive for the call.
+        self.io(Interest::WRITABLE, |fd, _| {
+            // SAFETY: a zeroed msghdr is valid.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
             msg.msg_iovlen = bufs.len().min(1024) as _;
-            // SAFETY: see above.
+            // SAFETY: iov points at `bufs` (IoSlice is ABI-compatible with
+            // iovec), alive for the call.
             cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
         })
     }
 
     /// One `readv(2)`.
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io(Interest::READABLE, |fd| {
+        self.io(Interest::READABLE, |fd, _| {
             let n = bufs.len().min(1024) as libc::c_int;
             // SAFETY: IoSliceMut is ABI-compatible with iovec; the buffers
             // are valid for writes for the call.
@@ -192,7 +262,7 @@ pub(crate) fn cvt(r: isize) -> io::Result<usize> {
 
 /// Sets `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own; results checked.
+    // SAFETY: fcntl on a descriptor the caller owns; results checked.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         if flags < 0 {

@@ -30,10 +30,10 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((
         PipeReader {
-            io: IoFd::from_nonblocking(r)?,
+            io: IoFd::from_nonblocking(r),
         },
         PipeWriter {
-            io: IoFd::from_nonblocking(w)?,
+            io: IoFd::from_nonblocking(w),
         },
     ))
 }

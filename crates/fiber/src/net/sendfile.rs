@@ -41,7 +41,7 @@ pub(crate) fn send_file(io: &IoFd, file: &File, offset: u64, len: u64) -> io::Re
 
 fn sendfile_once(io: &IoFd, file: &File, pos: u64, want: u64) -> io::Result<u64> {
     let in_fd = file.as_raw_fd();
-    let n = io.io(Interest::WRITABLE, |out_fd| {
+    let n = io.io(Interest::WRITABLE, |out_fd, _| {
         let mut off = pos as libc::off_t;
         // SAFETY: both descriptors are open for the call; `off` is a live
         // off_t the kernel updates.

@@ -31,7 +31,7 @@ impl UnixListener {
         sock.bind(&SockAddr::unix(path)?)?;
         sock.listen(super::tcp::DEFAULT_BACKLOG as i32)?;
         Ok(UnixListener {
-            io: IoFd::from_nonblocking(OwnedFd::from(sock))?,
+            io: IoFd::from_nonblocking(OwnedFd::from(sock)),
         })
     }
 
@@ -40,7 +40,7 @@ impl UnixListener {
     pub fn accept(&self) -> io::Result<UnixStream> {
         let (fd, _) = accept(&self.io)?;
         Ok(UnixStream {
-            io: Arc::new(IoFd::from_nonblocking(fd)?),
+            io: Arc::new(IoFd::from_nonblocking(fd)),
         })
     }
 }
@@ -63,7 +63,7 @@ impl UnixStream {
             }
         }
         Ok(UnixStream {
-            io: Arc::new(IoFd::from_nonblocking(OwnedFd::from(sock))?),
+            io: Arc::new(IoFd::from_nonblocking(OwnedFd::from(sock))),
         })
     }
 
@@ -72,7 +72,7 @@ impl UnixStream {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
         let wrap = |s: Socket| -> io::Result<UnixStream> {
             Ok(UnixStream {
-                io: Arc::new(IoFd::from_nonblocking(OwnedFd::from(s))?),
+                io: Arc::new(IoFd::from_nonblocking(OwnedFd::from(s))),
             })
         };
         Ok((wrap(a)?, wrap(b)?))

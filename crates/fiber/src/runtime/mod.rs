@@ -336,6 +336,18 @@ pub(crate) fn ready_to_run(task: TaskRef) {
     }
 }
 
+/// The index of the worker this code runs on, if the code stays there: a
+/// pinned (started, not migratable) fiber, or the scheduler itself. `None`
+/// on plain threads and in migratable fibers.
+pub(crate) fn pinned_worker_index() -> Option<usize> {
+    let g = current_group()?;
+    match g.current_task() {
+        // SAFETY: the running fiber holds its own token; a copy-out read.
+        Some(t) if unsafe { t.is_migratable() } => None,
+        _ => Some(g.index()),
+    }
+}
+
 /// Signals idle workers for the NOSIGNAL spawns queued by this worker
 /// (bRPC's `bthread_flush`). A no-op outside workers.
 pub fn flush() {

@@ -221,9 +221,17 @@ impl TaskGroup {
         self.pop_shared()
     }
 
-    /// A busy worker's look at the I/O dispatchers (worker-poller mode):
-    /// without it, a runtime whose workers never idle would never see I/O.
+    /// A busy worker's look at its I/O dispatcher (worker-poller mode):
+    /// without it, a worker that never idles would never see I/O.
     fn poll_io(&self) {
+        #[cfg(not(loom))]
+        if let Some(driver) = crate::io::driver::worker_driver() {
+            crate::io::driver::poll_home(driver, self.index());
+        }
+    }
+
+    /// An idle worker's look at every dispatcher nobody is polling.
+    fn poll_io_all(&self) {
         #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
             crate::io::driver::poll_nonblocking(driver);
@@ -250,7 +258,7 @@ impl TaskGroup {
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
         // Out of work: collect I/O events first, they are work for us.
-        self.poll_io();
+        self.poll_io_all();
         for round in 0..SEARCH_ROUNDS {
             // Mostly poll our own queues (a pinned fiber woken elsewhere
             // lands in our inbox); reach into other workers' queues only
@@ -281,15 +289,12 @@ impl TaskGroup {
         let lot = &self.shared.lot;
         #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
-            for d in driver.dispatchers() {
-                if let Some(guard) = d.try_lock() {
-                    lot.wait_in_epoll(state, d.waker_fd(), || {
-                        guard.poll(None);
-                    });
-                    // Other dispatchers may have events nobody collected.
-                    crate::io::driver::poll_nonblocking(driver);
-                    return;
-                }
+            let d = driver.home_of(self.index());
+            if let Some(guard) = d.try_lock() {
+                lot.wait_in_epoll(state, d.waker_fd(), || {
+                    guard.poll(None);
+                });
+                return;
             }
         }
         lot.wait(state)

@@ -40,7 +40,7 @@ impl TcpListener {
             sock.bind(&(*a).into())?;
             sock.listen(backlog.min(i32::MAX as u32) as i32)?;
             Ok(TcpListener {
-                io: IoFd::from_nonblocking(OwnedFd::from(sock))?,
+                io: IoFd::from_nonblocking(OwnedFd::from(sock)),
             })
         })
     }
@@ -56,7 +56,7 @@ impl TcpListener {
     /// `ENFILE`) is not returned: the listener logs, backs off and retries.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, addr) = accept(&self.io)?;
-        let io = IoFd::from_nonblocking(fd)?;
+        let io = IoFd::from_nonblocking(fd);
         Ok((TcpStream::from_fd(io), sock_addr(addr)?))
     }
 

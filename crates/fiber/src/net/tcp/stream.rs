@@ -205,7 +205,7 @@ fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpS
     };
     // Registered after `connect` started: a fresh unconnected socket reports
     // "writable + hung up", which would look like a finished connect.
-    let io = IoFd::from_nonblocking(OwnedFd::from(sock))?;
+    let io = IoFd::from_nonblocking(OwnedFd::from(sock));
     if in_progress {
         io.wait_until(Interest::WRITABLE, deadline, connect_finished)
             .map_err(|e| {
