@@ -15,12 +15,14 @@ use std::io::{Read, Write};
 fn main() -> std::io::Result<()> {
     let mut port = 7000u16;
     let mut workers = None;
+    let mut stats = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().and_then(|v| v.parse().ok()).expect("--port N"),
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()),
-            other => panic!("unknown argument {other}; use --port N --workers N"),
+            "--stats" => stats = true,
+            other => panic!("unknown argument {other}; use --port N --workers N [--stats]"),
         }
     }
     let mut builder = fiber::Runtime::builder();
@@ -28,6 +30,10 @@ fn main() -> std::io::Result<()> {
         builder = builder.workers(n);
     }
     let rt = builder.build()?;
+    if stats {
+        let rt = rt.clone();
+        std::thread::spawn(move || print_stats(&rt));
+    }
     rt.block_on(move || {
         let listener = TcpListener::bind(("0.0.0.0", port))?;
         println!("listening on {}", listener.local_addr()?);
@@ -51,5 +57,30 @@ fn serve(mut conn: TcpStream) {
                 }
             }
         }
+    }
+}
+
+/// Once a second: per-worker fiber switches, parks and steals (`--stats`).
+fn print_stats(rt: &fiber::Runtime) {
+    let mut last = rt.stats();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = rt.stats();
+        let line: Vec<String> = now
+            .workers
+            .iter()
+            .zip(&last.workers)
+            .enumerate()
+            .map(|(i, (n, l))| {
+                format!(
+                    "w{i}: {} switches {} parks {} steals",
+                    n.switches - l.switches,
+                    n.parks - l.parks,
+                    n.steals - l.steals
+                )
+            })
+            .collect();
+        eprintln!("{}", line.join(" | "));
+        last = now;
     }
 }

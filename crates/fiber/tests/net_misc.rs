@@ -124,3 +124,24 @@ fn reader_hook_runs_one_reader_at_a_time() {
     assert!(calls.load(Ordering::Relaxed) >= 1);
     drop(reg);
 }
+
+/// EOF right after a read that drained the pipe: the hang-up edge may be
+/// consumed before that read, so the next read must still ask the kernel
+/// (a regression test for the skip-the-`EAGAIN`-read optimization).
+#[test]
+fn eof_after_a_draining_read_is_seen() {
+    for i in 0..200u32 {
+        let (mut r, mut w) = pipe().unwrap();
+        let reader = fiber::spawn(move || {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        if i % 2 == 0 {
+            fiber::yield_now();
+        }
+        w.write_all(&[1u8; 10]).unwrap();
+        drop(w);
+        assert_eq!(reader.join().unwrap(), 10);
+    }
+}

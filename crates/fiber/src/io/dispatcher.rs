@@ -20,6 +20,7 @@ const WAKER_TOKEN: u64 = u64::MAX;
 const EVENTS_PER_WAIT: usize = 256;
 
 const READ_EVENTS: u32 = epoll::IN | epoll::RDHUP | epoll::HUP | epoll::ERR;
+const CLOSED_EVENTS: u32 = epoll::RDHUP | epoll::HUP | epoll::ERR;
 const WRITE_EVENTS: u32 = epoll::OUT | epoll::HUP | epoll::ERR;
 
 /// One epoll instance plus the eventfd that interrupts its wait.
@@ -28,6 +29,9 @@ pub(crate) struct Dispatcher {
     waker: EventFd,
     /// Held by whoever is polling (one poller per instance at a time).
     polling: AtomicBool,
+    /// Whether the holder of `polling` waits without a timeout (and so
+    /// collects every event: nobody else needs to sleep in here).
+    blocking: AtomicBool,
     events: UnsafeCell<Events>,
 }
 
@@ -45,6 +49,7 @@ impl Dispatcher {
             epoll,
             waker,
             polling: AtomicBool::new(false),
+            blocking: AtomicBool::new(false),
             events: UnsafeCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
         })
     }
@@ -70,6 +75,11 @@ impl Dispatcher {
         self.epoll.delete(fd)
     }
 
+    /// Whether a poller is blocked in here for as long as it takes.
+    pub(crate) fn has_blocking_poller(&self) -> bool {
+        self.blocking.load(Ordering::Acquire)
+    }
+
     /// Becomes the poller if nobody is.
     pub(crate) fn try_lock(&self) -> Option<PollGuard<'_>> {
         if self.polling.load(Ordering::Relaxed) || self.polling.swap(true, Ordering::Acquire) {
@@ -91,7 +101,14 @@ impl PollGuard<'_> {
         // SAFETY: we hold `polling`, which guards `events`; no other
         // reference to it exists while the guard lives.
         let events = unsafe { &mut *self.d.events.get() };
-        match self.d.epoll.wait(events, timeout) {
+        if timeout.is_none() {
+            self.d.blocking.store(true, Ordering::Release);
+        }
+        let r = self.d.epoll.wait(events, timeout);
+        if timeout.is_none() {
+            self.d.blocking.store(false, Ordering::Release);
+        }
+        match r {
             Ok(_) => {}
             Err(e) => {
                 // EBADF/EINVAL cannot happen on our own instance; report
@@ -112,6 +129,11 @@ impl PollGuard<'_> {
             if entry.oneshot.load(Ordering::Relaxed) {
                 bump(&entry.read);
                 continue;
+            }
+            if ev & CLOSED_EVENTS != 0 {
+                // Before the bump: a reader whose ticket includes this edge
+                // sees the flag.
+                entry.read_closed.store(true, Ordering::Release);
             }
             if ev & READ_EVENTS != 0 && entry.has_reader.load(Ordering::Acquire) {
                 let reader = entry

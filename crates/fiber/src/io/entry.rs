@@ -34,6 +34,9 @@ pub(crate) struct IoEntry {
     pub(crate) has_reader: AtomicBool,
     /// A one-shot `fd_wait`: every event bumps `read`.
     pub(crate) oneshot: AtomicBool,
+    /// A hang-up or error was reported: reading will not block again, and
+    /// no further edge may come to say so.
+    pub(crate) read_closed: AtomicBool,
 }
 
 impl IoEntry {
@@ -45,6 +48,7 @@ impl IoEntry {
             reader: Mutex::new(None),
             has_reader: AtomicBool::new(false),
             oneshot: AtomicBool::new(false),
+            read_closed: AtomicBool::new(false),
         }
     }
 
@@ -122,6 +126,7 @@ impl EntrySlab {
         *entry.reader.lock().unwrap_or_else(|e| e.into_inner()) = None;
         entry.has_reader.store(false, Ordering::Relaxed);
         entry.oneshot.store(false, Ordering::Relaxed);
+        entry.read_closed.store(false, Ordering::Relaxed);
         entry.version.fetch_add(1, Ordering::AcqRel);
         bump(&entry.read);
         bump(&entry.write);

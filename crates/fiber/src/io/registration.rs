@@ -122,6 +122,12 @@ impl Registration {
         wait_butex(self.butex(interest), ticket.0, deadline)
     }
 
+    /// Whether the peer hung up or the descriptor failed (sticky): reads
+    /// will not block any more.
+    pub fn read_closed(&self) -> bool {
+        self.entry.read_closed.load(Ordering::Acquire)
+    }
+
     fn butex(&self, interest: Interest) -> &'static Butex {
         if interest.is_readable() {
             &self.entry.read

@@ -31,13 +31,16 @@ pub(crate) struct IoFd {
     /// `ticket + 1` of the last read that came back short (it drained the
     /// socket); 0 = none. While the read ticket still equals it, no data
     /// arrived since and the next read can wait without trying (tokio does
-    /// the same: it saves one `EAGAIN` syscall per message).
+    /// the same: it saves one `EAGAIN` syscall per message) — unless the
+    /// peer hung up, which no later edge would report.
     drained_at: AtomicU64,
 }
 
 impl std::fmt::Debug for IoFd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IoFd").field("fd", &self.fd.as_raw_fd()).finish()
+        f.debug_struct("IoFd")
+            .field("fd", &self.fd.as_raw_fd())
+            .finish()
     }
 }
 
@@ -188,8 +191,12 @@ impl IoFd {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io(Interest::READABLE, |fd, ticket| {
             if let Some(t) = ticket {
-                if self.drained_at.load(Ordering::Relaxed) == t.as_u32() as u64 + 1 {
-                    // Nothing arrived since a read drained the socket.
+                if self.drained_at.load(Ordering::Relaxed) == t.as_u32() as u64 + 1
+                    && !self.registration().is_some_and(|r| r.read_closed())
+                {
+                    // Nothing arrived since a read drained the socket. (A
+                    // hang-up is a state, not an edge: once seen, always
+                    // read, so the EOF is returned.)
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
@@ -197,7 +204,8 @@ impl IoFd {
             let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
             if let Some(t) = ticket {
                 if n > 0 && n < buf.len() {
-                    self.drained_at.store(t.as_u32() as u64 + 1, Ordering::Relaxed);
+                    self.drained_at
+                        .store(t.as_u32() as u64 + 1, Ordering::Relaxed);
                 }
             }
             Ok(n)

@@ -33,6 +33,9 @@ pub(crate) struct GroupShared {
     pub(super) lifo: AtomicPtr<TaskMeta>,
     /// Whether a LIFO watchdog timer is pending.
     pub(crate) lifo_watched: AtomicBool,
+    /// Started fibers pinned to this worker and not finished: the load
+    /// measure first runs are balanced by (written by the owner only).
+    pub(crate) pinned: AtomicUsize,
 }
 
 impl GroupShared {
@@ -46,6 +49,7 @@ impl GroupShared {
             counters: WorkerCounters::default(),
             lifo: AtomicPtr::new(std::ptr::null_mut()),
             lifo_watched: AtomicBool::new(false),
+            pinned: AtomicUsize::new(0),
         }
     }
 

@@ -46,6 +46,11 @@ const GLOBAL_CHECK_INTERVAL: u32 = 61;
 const SLOT_CACHE: usize = 256;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
+/// Below this many pinned fibers a worker never hands a first run away.
+const BALANCE_MIN: usize = 8;
+/// A first run goes to the least loaded worker when it has this many
+/// pinned fibers fewer than we do.
+const BALANCE_SLACK: usize = 2;
 
 /// One worker. Lives on its thread's stack for the thread's lifetime and is
 /// reached by fibers through a thread-local pointer, so every field uses
@@ -290,11 +295,23 @@ impl TaskGroup {
         #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
             let d = driver.home_of(self.index());
-            if let Some(guard) = d.try_lock() {
-                lot.wait_in_epoll(state, d.waker_fd(), || {
-                    guard.poll(None);
-                });
-                return;
+            loop {
+                if let Some(guard) = d.try_lock() {
+                    lot.wait_in_epoll(state, d.waker_fd(), || {
+                        guard.poll(None);
+                    });
+                    return;
+                }
+                // Someone else sleeps in our dispatcher (a worker sharing
+                // it): it collects our events and wakes us. Sleeping on the
+                // futex is then safe.
+                if d.has_blocking_poller() {
+                    break;
+                }
+                // A worker is polling it without blocking (an idle helper's
+                // look): it lets go within microseconds. Sleeping on the
+                // futex now would leave our descriptors unwatched.
+                std::thread::yield_now();
             }
         }
         lot.wait(state)
@@ -307,8 +324,20 @@ impl TaskGroup {
             if task.home.load(Ordering::Relaxed) == NO_HOME {
                 // SAFETY: we popped `task` from a queue, so we hold its run
                 // token; the borrow is a copy-out.
-                let class = unsafe { task.run_state().attrs.stack };
-                if !self.first_run(task, class) {
+                let (class, migratable) = unsafe {
+                    let a = &task.run_state().attrs;
+                    (a.stack, a.migratable)
+                };
+                let pins = class != StackClass::Worker && !migratable;
+                if pins {
+                    if let Some(to) = self.less_loaded_worker() {
+                        // Once started it stays where it starts: start it
+                        // where there is room (see `less_loaded_worker`).
+                        self.control.push_inbox(to, task);
+                        return;
+                    }
+                }
+                if !self.first_run(task, class, pins) {
                     return;
                 }
             }
@@ -356,8 +385,12 @@ impl TaskGroup {
     /// its slot (the one left there by the slot's previous fiber, if it
     /// fits). Returns false if the task already completed (worker-stack
     /// tasks, or a stack that could not be mapped).
-    fn first_run(&self, task: TaskRef, class: StackClass) -> bool {
+    fn first_run(&self, task: TaskRef, class: StackClass, pins: bool) -> bool {
         task.home.store(self.index() as u32, Ordering::Relaxed);
+        if pins {
+            let p = &self.shared.pinned;
+            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         if class == StackClass::Worker {
             self.current.set(Some(task));
             self.shared.counters.switches.incr();
@@ -401,9 +434,47 @@ impl TaskGroup {
         }
     }
 
+    /// The worker a fiber about to start here should start on instead, if
+    /// we are clearly more loaded than it.
+    ///
+    /// Started fibers never migrate (DESIGN.md §2), so where a long-lived
+    /// fiber (a connection's) first runs decides the balance for its whole
+    /// life; the thief that happened to be idle at spawn time is a poor
+    /// judge. Load is counted as live pinned fibers; below `BALANCE_MIN`
+    /// nothing moves, so short spawn/join work keeps its LIFO fast path.
+    fn less_loaded_worker(&self) -> Option<usize> {
+        let mine = self.shared.pinned.load(Ordering::Relaxed);
+        if mine < BALANCE_MIN {
+            return None;
+        }
+        let (mut best, mut best_load) = (None, mine);
+        for i in 0..self.control.nworkers() {
+            if i == self.index() {
+                continue;
+            }
+            let load = self.control.group(i).pinned.load(Ordering::Relaxed);
+            if load + BALANCE_SLACK < mine && load < best_load {
+                (best, best_load) = (Some(i), load);
+            }
+        }
+        best
+    }
+
     /// Ends a fiber: resets its meta, bumps the version (waking joiners),
     /// and recycles the slot.
     fn finish(&self, task: TaskRef) {
+        // SAFETY: token held; the fiber is done.
+        let pinned = unsafe {
+            let a = &task.run_state().attrs;
+            a.stack != StackClass::Worker && !a.migratable
+        };
+        if pinned && task.home.load(Ordering::Relaxed) != NO_HOME {
+            let p = &self.shared.pinned;
+            p.store(
+                p.load(Ordering::Relaxed).saturating_sub(1),
+                Ordering::Relaxed,
+            );
+        }
         // SAFETY: token held; the fiber is done.
         unsafe {
             let rs = task.run_state();
