@@ -50,3 +50,26 @@ fn clock_ticks_per_second() -> f64 {
 fn bad_data(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
+
+/// CPU seconds all CPUs together have spent busy since boot (the first
+/// line of `/proc/stat`, every column but idle and iowait). Compared with
+/// the server's and the generator's own time over the window, it shows how
+/// much CPU something else took: these machines are shared.
+pub fn machine_busy_seconds() -> io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .ok_or_else(|| bad_data("no cpu line in /proc/stat"))?;
+    // user nice system idle iowait irq softirq steal (guest time is already
+    // inside user and nice).
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .take(8)
+        .map(|f| f.parse().map_err(|_| bad_data("bad /proc/stat number")))
+        .collect::<io::Result<_>>()?;
+    let (idle, iowait) = (ticks.get(3).copied(), ticks.get(4).copied());
+    let busy = ticks.iter().sum::<u64>() - idle.unwrap_or(0) - iowait.unwrap_or(0);
+    Ok(busy as f64 / clock_ticks_per_second())
+}

@@ -88,15 +88,9 @@ fn main() -> ExitCode {
     gate.barrier.wait();
 
     sleep_until(schedule.window_start);
-    let server_cpu_before = server
-        .as_deref()
-        .and_then(|pid| procfs::cpu_seconds(pid).ok());
-    let self_cpu_before = procfs::cpu_seconds("self").ok();
+    let before = CpuClocks::read(server.as_deref());
     let rss_peak = watch_rss(server.as_deref(), schedule.window_end, opts.idle);
-    let server_cpu_after = server
-        .as_deref()
-        .and_then(|pid| procfs::cpu_seconds(pid).ok());
-    let self_cpu_after = procfs::cpu_seconds("self").ok();
+    let after = CpuClocks::read(server.as_deref());
     let rss_end = server.as_deref().and_then(|pid| procfs::rss_kib(pid).ok());
 
     let mut report = Report::new(&opts, connected, connect_secs);
@@ -106,9 +100,10 @@ fn main() -> ExitCode {
         report.connect_failures += result.connect_failures;
         report.error = result.error.or(report.error.take());
     }
-    report.gen_cpu_s = difference(self_cpu_before, self_cpu_after);
+    report.gen_cpu_s = difference(before.generator, after.generator);
+    report.machine_busy_s = difference(before.machine, after.machine);
     report.server = server.map(|_| ServerUsage {
-        cpu_s: difference(server_cpu_before, server_cpu_after),
+        cpu_s: difference(before.server, after.server),
         rss_before_kib: rss_before,
         rss_kib: rss_end,
         rss_peak_kib: rss_peak,
@@ -180,6 +175,23 @@ fn sleep_until(deadline: Instant) {
     let now = Instant::now();
     if deadline > now {
         std::thread::sleep(deadline - now);
+    }
+}
+
+/// CPU seconds used so far, read at both ends of the window.
+struct CpuClocks {
+    server: Option<f64>,
+    generator: Option<f64>,
+    machine: Option<f64>,
+}
+
+impl CpuClocks {
+    fn read(server: Option<&str>) -> Self {
+        Self {
+            server: server.and_then(|pid| procfs::cpu_seconds(pid).ok()),
+            generator: procfs::cpu_seconds("self").ok(),
+            machine: procfs::machine_busy_seconds().ok(),
+        }
     }
 }
 

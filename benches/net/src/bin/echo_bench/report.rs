@@ -33,6 +33,8 @@ pub struct Report {
     pub error: Option<String>,
     /// Generator CPU seconds during the window.
     pub gen_cpu_s: Option<f64>,
+    /// CPU seconds the whole machine was busy during the window.
+    pub machine_busy_s: Option<f64>,
     pub server: Option<ServerUsage>,
 }
 
@@ -51,6 +53,7 @@ impl Report {
             connect_failures: 0,
             error: None,
             gen_cpu_s: None,
+            machine_busy_s: None,
             server: None,
         }
     }
@@ -73,6 +76,15 @@ impl Report {
         cpu_s
             .filter(|_| requests > 0)
             .map(|s| s * 1e5 / requests as f64)
+    }
+
+    /// Cores' worth of CPU that neither the server nor the generator used
+    /// during the window: anything well above zero means a neighbour
+    /// disturbed the run (these machines are shared).
+    fn other_load_cores(&self) -> Option<f64> {
+        let server = self.server.as_ref().map_or(Some(0.0), |s| s.cpu_s)?;
+        let other = self.machine_busy_s? - self.gen_cpu_s? - server;
+        Some(other.max(0.0) / self.window_secs)
     }
 
     fn human_line(&self) -> String {
@@ -122,6 +134,9 @@ impl Report {
         if let Some(cpu) = self.per_100k(self.gen_cpu_s).filter(|_| !self.idle) {
             let _ = write!(line, " | generator {cpu:.3} CPU-s/100k");
         }
+        if let Some(other) = self.other_load_cores() {
+            let _ = write!(line, " | other load {other:.2} cores");
+        }
         let _ = write!(
             line,
             " | errors: connect {}, resets {}, short echoes {}",
@@ -159,6 +174,7 @@ impl Report {
             ("short_echoes", t.short_echoes.to_string()),
             ("gen_cpu_s", json_num(self.gen_cpu_s)),
             ("gen_cpu_per_100k", json_num(self.per_100k(self.gen_cpu_s))),
+            ("other_load_cores", json_num(self.other_load_cores())),
         ];
         if let Some(server) = &self.server {
             fields.extend([
