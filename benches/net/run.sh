@@ -19,6 +19,8 @@
 #   IDLE_CONNS idle connections to hold, 0 skips that part (10000)
 #   IDLE_SECS  seconds to hold them (5; quick: 2)
 #   OUT        directory for the logs and results (a new one under /tmp)
+#   QUIET_WAIT seconds to wait, before each run, for the machine to be quiet
+#              (under 0.2 busy cores for a second); 0 = don't wait (60)
 # Servers listen on 127.0.0.1: fibrpc 7000, tokio 7001, may 7002.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,6 +38,7 @@ CONNS="${CONNS:-1 50 1000 10000}"
 SIZE="${SIZE:-64}"
 THREADS="${THREADS:-1}"
 REPS="${REPS:-1}"
+QUIET_WAIT="${QUIET_WAIT:-60}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-3}" WARMUP="${WARMUP:-1}" IDLE_SECS="${IDLE_SECS:-2}"
@@ -107,10 +110,34 @@ start_server() {
     return 1
 }
 
+# Busy clock ticks of all CPUs since boot (the first line of /proc/stat
+# without idle and iowait).
+busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# These machines are shared: waits (QUIET_WAIT seconds at most) until less
+# than 0.2 cores were busy over one second, so a neighbour's build does not
+# land in the middle of a run. The generator reports the load that was
+# there anyway ("other").
+wait_until_quiet() {
+    local hz waited=0 before after
+    hz="$(getconf CLK_TCK)"
+    while (( waited < QUIET_WAIT )); do
+        before="$(busy_ticks)"
+        sleep 1
+        after="$(busy_ticks)"
+        (( (after - before) * 5 < hz )) && return 0
+        waited=$((waited + 1))
+    done
+    (( QUIET_WAIT == 0 )) || echo "note: machine still busy after ${QUIET_WAIT} s; running anyway" >&2
+}
+
 # One generator run against server $1; extra generator flags follow.
 run_one() {
     local server="$1" tag="$2"
     shift 2
+    wait_until_quiet
     start_server "$server" "$OUT/$server-$tag.server.log" || return 0
     "$bench" --addr "127.0.0.1:$(server_port "$server")" --server-pid "$server_pid" \
         --label "$server" "$@" 2> "$OUT/$server-$tag.bench.log" \

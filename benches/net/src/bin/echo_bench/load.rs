@@ -101,21 +101,20 @@ struct Io {
 impl Io {
     /// Moves `conn` as far as it goes without blocking: writes what is left
     /// of the request, reads what has come back, and on a complete echo
-    /// records it and starts the next request. Edge-triggered epoll only
-    /// reports new readiness, so every call goes on until the socket says
-    /// `WouldBlock` or the echo is complete (the server sends nothing more
-    /// until the next request, so a complete echo leaves nothing unread).
+    /// records it and writes the next request.
+    ///
+    /// Edge-triggered epoll reports only new readiness, so a read that stops
+    /// short of `WouldBlock` must know nothing is left: that holds after a
+    /// complete echo, since the server sends nothing until the next request.
+    /// Right after writing a request we go back to epoll instead of trying
+    /// to read: its echo is not there yet, and that read would be a wasted
+    /// syscall per request (its arrival raises a new edge anyway).
     fn drive(&mut self, conn: &mut Conn) {
         let size = self.request.len();
+        if !self.write_rest(conn) {
+            return;
+        }
         loop {
-            if conn.sent < size {
-                match conn.stream.write(&self.request[conn.sent..]) {
-                    Ok(n) => conn.sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return self.fail(conn, Some(e)),
-                }
-            }
             // Read even while the request is partly written: a large echo
             // must drain, or server and generator both block on full buffers.
             while conn.received < size {
@@ -128,7 +127,7 @@ impl Io {
                     Err(e) => return self.fail(conn, Some(e)),
                 }
             }
-            // Echo complete (all of it was read, so all of it was sent).
+            // Echo complete (all of it came back, so all of it was sent).
             let now = Instant::now();
             if now >= self.schedule.window_start && now < self.schedule.window_end {
                 self.tally.record(now - conn.started);
@@ -145,7 +144,27 @@ impl Io {
             conn.sent = 0;
             conn.received = 0;
             conn.started = now;
+            if !self.write_rest(conn) || conn.sent == size {
+                return;
+            }
         }
+    }
+
+    /// Writes what is left of the current request; false if the connection
+    /// failed (`WouldBlock` is fine: the writable edge brings us back).
+    fn write_rest(&mut self, conn: &mut Conn) -> bool {
+        while conn.sent < self.request.len() {
+            match conn.stream.write(&self.request[conn.sent..]) {
+                Ok(n) => conn.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(conn, Some(e));
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// The connection failed, or (`None`) the server closed it: a short
