@@ -14,7 +14,7 @@
 #   DURATION   measured seconds per run (10; quick: 3)
 #   WARMUP     seconds before measuring (2; quick: 1)
 #   SIZE       echo size in bytes (64)
-#   THREADS    generator threads (1: leaves the server the most CPU, see README)
+#   THREADS    generator threads (2: saturates a 2-core machine, see README.md)
 #   REPS       runs of each (C, server) cell; the summary takes medians (1)
 #   IDLE_CONNS idle connections to hold, 0 skips that part (10000)
 #   IDLE_SECS  seconds to hold them (5; quick: 2)
@@ -36,7 +36,7 @@ done
 SERVERS="${SERVERS:-fibrpc tokio may}"
 CONNS="${CONNS:-1 50 1000 10000}"
 SIZE="${SIZE:-64}"
-THREADS="${THREADS:-1}"
+THREADS="${THREADS:-2}"
 REPS="${REPS:-1}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"

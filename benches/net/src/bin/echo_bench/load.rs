@@ -10,15 +10,13 @@ use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-/// When the loop runs and what it does.
+/// When the loop runs.
 #[derive(Clone, Copy)]
 pub struct Schedule {
     /// Requests completing from here on are measured...
     pub window_start: Instant,
     /// ...until here, where the loop stops (in-flight requests are dropped).
     pub window_end: Instant,
-    /// Requests per connection before it falls idle (`--idle` uses 1).
-    pub requests_per_connection: Option<u64>,
 }
 
 /// Longest sleep in epoll, so the loop notices the end of the window even
@@ -36,8 +34,7 @@ struct Conn {
     received: usize,
     /// When the current request's first byte was written.
     started: Instant,
-    completed: u64,
-    /// Closed or failed, or done with its requests: no more reading.
+    /// Closed or failed, or the window is over: no more reading.
     finished: bool,
 }
 
@@ -57,7 +54,6 @@ pub fn run(streams: Vec<TcpStream>, size: usize, schedule: Schedule) -> io::Resu
             sent: 0,
             received: 0,
             started: now,
-            completed: 0,
             finished: false,
         });
     }
@@ -132,12 +128,7 @@ impl Io {
             if now >= self.schedule.window_start && now < self.schedule.window_end {
                 self.tally.record(now - conn.started);
             }
-            conn.completed += 1;
-            let enough = self
-                .schedule
-                .requests_per_connection
-                .is_some_and(|limit| conn.completed >= limit);
-            if enough || now >= self.schedule.window_end {
+            if now >= self.schedule.window_end {
                 conn.finished = true;
                 return;
             }

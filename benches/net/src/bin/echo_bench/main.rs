@@ -63,10 +63,10 @@ fn main() -> ExitCode {
             // Thread i takes every T-th connection: shares differ by at most 1.
             let share = (opts.connections + opts.threads - 1 - i) / opts.threads;
             let (gate, addr, size) = (Arc::clone(&gate), opts.addr, opts.size);
-            let deadline = start + opts.connect_timeout;
+            let (deadline, idle) = (start + opts.connect_timeout, opts.idle);
             std::thread::Builder::new()
                 .name(format!("gen-{i}"))
-                .spawn(move || generate(addr, share, size, deadline, &gate))
+                .spawn(move || generate(addr, share, size, deadline, idle, &gate))
                 .expect("spawning a generator thread")
         })
         .collect();
@@ -82,7 +82,6 @@ fn main() -> ExitCode {
     let schedule = Schedule {
         window_start: now + opts.warmup,
         window_end: now + opts.warmup + opts.duration,
-        requests_per_connection: opts.idle.then_some(1),
     };
     gate.schedule.set(schedule).ok().expect("set once");
     gate.barrier.wait();
@@ -94,12 +93,20 @@ fn main() -> ExitCode {
     let rss_end = server.as_deref().and_then(|pid| procfs::rss_kib(pid).ok());
 
     let mut report = Report::new(&opts, connected, connect_secs);
+    let mut per_thread = Vec::with_capacity(threads.len());
     for thread in threads {
         let result = thread.join().expect("generator threads exit on panic");
+        per_thread.push(result.tally.requests());
         report.tally.merge(&result.tally);
         report.connect_failures += result.connect_failures;
         report.error = result.error.or(report.error.take());
     }
+    // Threads with equal shares should finish about equal work; a lopsided
+    // split means one of them was starved of CPU and skews the latencies.
+    eprintln!(
+        "[{}] requests per generator thread: {per_thread:?}",
+        opts.label
+    );
     report.gen_cpu_s = difference(before.generator, after.generator);
     report.machine_busy_s = difference(before.machine, after.machine);
     report.server = server.map(|_| ServerUsage {
@@ -117,12 +124,14 @@ fn main() -> ExitCode {
 }
 
 /// One generator thread: connect its share, wait for the others, run the
-/// closed loop until the window ends.
+/// closed loop (or with `idle`, just hold the connections) until the window
+/// ends.
 fn generate(
     addr: SocketAddr,
     share: usize,
     size: usize,
     connect_deadline: Instant,
+    idle: bool,
     gate: &Gate,
 ) -> ThreadResult {
     let mut result = ThreadResult {
@@ -146,6 +155,12 @@ fn generate(
     gate.barrier.wait();
     gate.barrier.wait();
     let schedule = *gate.schedule.get().expect("set before the second wait");
+    if idle {
+        // Each connection has echoed its probe (see `connect`), so the
+        // server holds it as an accepted, idle connection.
+        sleep_until(schedule.window_end);
+        return result;
+    }
     match load::run(streams, size, schedule) {
         Ok(tally) => result.tally = tally,
         Err(e) => result.error = Some(format!("load loop: {e}")),

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
 usage: fibrpc-echo-bench --addr HOST:PORT [-c|--connections C (50)] [-s|--size S (64)]
-         [-d|--duration SECS (10)] [--warmup SECS (2)] [--threads T (1)]
+         [-d|--duration SECS (10)] [--warmup SECS (2)] [--threads T (2)]
          [--server-pid PID] [--label NAME] [--connect-timeout SECS (10)] [--idle]
   Closed loop: each connection sends S bytes, waits for all S to come back,
   repeats. Latency and req/s are taken over the DURATION after WARMUP.
-  --idle: connect C, echo once on each, then hold them for DURATION while
-  sampling the server's RSS (no warmup).";
+  A connection counts as up once the server echoed a 1-byte probe on it.
+  --idle: connect C, then hold them for DURATION while sampling the
+  server's RSS (no warmup).";
 
 /// What to run, as parsed from the command line.
 pub struct Opts {
@@ -39,7 +40,7 @@ impl Opts {
             size: 64,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
-            threads: 1,
+            threads: 2,
             server_pid: None,
             label: String::from("-"),
             connect_timeout: Duration::from_secs(10),

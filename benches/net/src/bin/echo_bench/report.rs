@@ -90,17 +90,17 @@ impl Report {
     fn human_line(&self) -> String {
         let t = &self.tally;
         let mut line = format!("[{}] ", self.label);
+        let conns = if self.connected == self.connections {
+            self.connected.to_string()
+        } else {
+            format!("{}/{}", self.connected, self.connections)
+        };
         if self.idle {
-            let _ = write!(
-                line,
-                "idle C={} held {:.0} s",
-                self.connected, self.window_secs
-            );
+            let _ = write!(line, "idle C={conns} held {:.0} s", self.window_secs);
         } else {
             let _ = write!(
                 line,
-                "C={} S={} T={}: {:.0} req/s, p50 {} p99 {} p99.9 {}",
-                self.connected,
+                "C={conns} S={} T={}: {:.0} req/s, p50 {} p99 {} p99.9 {}",
                 self.size,
                 self.threads,
                 self.requests_per_sec(),
