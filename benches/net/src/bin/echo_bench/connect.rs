@@ -55,12 +55,17 @@ pub fn connect_all(addr: SocketAddr, count: usize, deadline: Instant) -> io::Res
     };
     let mut not_started = count;
     let mut pause_until = Instant::now();
+    // Why the last retried connect failed, to say why the deadline passed.
+    let mut retry_reason = None;
     while out.streams.len() + out.failures < count {
         let now = Instant::now();
         if now >= deadline {
             let missing = count - out.streams.len() - out.failures;
             out.failures += missing;
-            out.last_error = Some(format!("{missing} not connected before the deadline"));
+            let reason = retry_reason.map_or(String::new(), |e| format!(" (last retry: {e})"));
+            out.last_error = Some(format!(
+                "{missing} not connected within the connect timeout{reason}"
+            ));
             break;
         }
         while now >= pause_until && not_started > 0 && !free.is_empty() {
@@ -76,7 +81,10 @@ pub fn connect_all(addr: SocketAddr, count: usize, deadline: Instant) -> io::Res
                     });
                     not_started -= 1;
                 }
-                Err(e) if is_retryable(&e) => pause_until = now + RETRY_PAUSE,
+                Err(e) if is_retryable(&e) => {
+                    pause_until = now + RETRY_PAUSE;
+                    retry_reason = Some(e);
+                }
                 Err(e) => {
                     not_started -= 1;
                     out.fail(e);
@@ -101,7 +109,8 @@ pub fn connect_all(addr: SocketAddr, count: usize, deadline: Instant) -> io::Res
                     poll.registry().deregister(&mut up.stream)?;
                     out.streams.push(up.stream);
                 }
-                Step::Retry => {
+                Step::Retry(e) => {
+                    retry_reason = Some(e);
                     slots[slot] = None;
                     not_started += 1;
                     pause_until = Instant::now() + RETRY_PAUSE;
@@ -127,7 +136,7 @@ impl Connected {
 enum Step {
     Wait,
     Up,
-    Retry,
+    Retry(io::Error),
     Failed(io::Error),
 }
 
@@ -166,7 +175,7 @@ fn advance(pending: &mut Pending) -> Step {
 /// event spurious?).
 fn handshake_outcome(stream: &TcpStream) -> Step {
     match stream.take_error() {
-        Ok(Some(e)) | Err(e) if is_retryable(&e) => return Step::Retry,
+        Ok(Some(e)) | Err(e) if is_retryable(&e) => return Step::Retry(e),
         Ok(Some(e)) | Err(e) => return Step::Failed(e),
         Ok(None) => {}
     }

@@ -103,10 +103,10 @@ fn main() -> ExitCode {
     }
     // Threads with equal shares should finish about equal work; a lopsided
     // split means one of them was starved of CPU and skews the latencies.
-    eprintln!(
-        "[{}] requests per generator thread: {per_thread:?}",
-        opts.label
-    );
+    if !opts.idle {
+        let label = &opts.label;
+        eprintln!("[{label}] requests per generator thread: {per_thread:?}");
+    }
     report.gen_cpu_s = difference(before.generator, after.generator);
     report.machine_busy_s = difference(before.machine, after.machine);
     report.server = server.map(|_| ServerUsage {
