@@ -5,8 +5,9 @@
 
 run.sh calls it on its results file. Several runs of one (C, server) cell,
 from REPS or from several files, are reduced to their median. Ratios are
-fibrpc over the peer: above 1 is better for req/s, below 1 is better for
-latency, CPU and memory. "other" is the CPU (in cores) that neither the
+fibrpc over the peer, the median of the per-rep ratios (the i-th runs of
+each server at one C ran back to back): above 1 is better for req/s, below
+1 is better for latency, CPU and memory. "other" is the CPU (in cores) that neither the
 server nor the generator used during the window: when it is well above 0 a
 neighbour disturbed that run.
 """
@@ -19,6 +20,7 @@ ORDER = ("fibrpc", "tokio", "may")
 # (json key, column title, format)
 LOAD_COLUMNS = (
     ("rps", "req/s", "{:,.0f}"),
+    ("rps_range", "req/s min–max", "{}"),
     ("p50_us", "p50 µs", "{:,.0f}"),
     ("p99_us", "p99 µs", "{:,.0f}"),
     ("p999_us", "p99.9 µs", "{:,.0f}"),
@@ -37,7 +39,7 @@ IDLE_COLUMNS = (
     ("errors", "errors", "{:.0f}"),
 )
 # Columns whose ratio means nothing.
-NO_RATIO = {"other_load_cores", "errors", "connected", "gen_cpu_per_100k"}
+NO_RATIO = {"other_load_cores", "errors", "connected", "gen_cpu_per_100k", "rps_range"}
 
 
 def derived(r):
@@ -65,6 +67,9 @@ def load(paths):
 
 
 def median(runs, key):
+    if key == "rps_range":
+        vals = [r["rps"] for r in runs]
+        return f"{min(vals) / 1e3:.0f}k–{max(vals) / 1e3:.0f}k" if len(vals) > 1 else None
     vals = [r[key] for r in runs if r.get(key) is not None]
     return st.median(vals) if vals else None
 
@@ -73,8 +78,13 @@ def cell(x, fmt):
     return "—" if x is None else fmt.format(x)
 
 
-def ratio(a, b):
-    return "—" if a is None or not b else f"{a / b:.2f}×"
+def paired_ratio(ours, theirs, key):
+    """Median of the per-rep ratios: the i-th run of each server at one C
+    ran back to back (run.sh's order), so pairing them cancels most of the
+    drift in machine speed between reps."""
+    rs = [a[key] / b[key] for a, b in zip(ours, theirs)
+          if a.get(key) is not None and b.get(key)]
+    return f"{st.median(rs):.2f}×" if rs else "—"
 
 
 def table(runs, mode, columns, title):
@@ -86,11 +96,12 @@ def table(runs, mode, columns, title):
     print("| C | server | " + " | ".join(t for _, t, _ in columns) + " | runs |")
     print("|---:|---|" + "---:|" * (len(columns) + 1))
     for conns in sorted({c for c, _ in keys}):
-        meds = {}
+        meds, server_runs = {}, {}
         for c, server in keys:
             if c != conns:
                 continue
             rs = runs[(mode, c, server)]
+            server_runs[server] = rs
             meds[server] = {k: median(rs, k) for k, _, _ in columns}
             cells = [cell(meds[server][k], f) for k, _, f in columns]
             print(f"| {conns} | {server} | " + " | ".join(cells) + f" | {len(rs)} |")
@@ -98,7 +109,8 @@ def table(runs, mode, columns, title):
             continue
         for peer in PEERS:
             if peer in meds:
-                cells = ["" if k in NO_RATIO else ratio(meds["fibrpc"][k], meds[peer][k])
+                cells = ["" if k in NO_RATIO else
+                         paired_ratio(server_runs["fibrpc"], server_runs[peer], k)
                          for k, _, _ in columns]
                 print(f"| {conns} | fibrpc/{peer} | " + " | ".join(cells) + " | |")
 

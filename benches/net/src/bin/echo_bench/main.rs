@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tally::Tally;
 
@@ -58,19 +59,7 @@ fn main() -> ExitCode {
         schedule: OnceLock::new(),
         connected: AtomicUsize::new(0),
     });
-    let threads: Vec<_> = (0..opts.threads)
-        .map(|i| {
-            // Thread i takes every T-th connection: shares differ by at most 1.
-            let share = (opts.connections + opts.threads - 1 - i) / opts.threads;
-            let (gate, addr, size) = (Arc::clone(&gate), opts.addr, opts.size);
-            let (deadline, idle) = (start + opts.connect_timeout, opts.idle);
-            std::thread::Builder::new()
-                .name(format!("gen-{i}"))
-                .spawn(move || generate(addr, share, size, deadline, idle, &gate))
-                .expect("spawning a generator thread")
-        })
-        .collect();
-
+    let threads = spawn_generators(&opts, start + opts.connect_timeout, &gate);
     gate.barrier.wait();
     let connected = gate.connected.load(Ordering::Relaxed);
     let connect_secs = start.elapsed().as_secs_f64();
@@ -83,7 +72,9 @@ fn main() -> ExitCode {
         window_start: now + opts.warmup,
         window_end: now + opts.warmup + opts.duration,
     };
-    gate.schedule.set(schedule).ok().expect("set once");
+    if gate.schedule.set(schedule).is_err() {
+        unreachable!("only the main thread sets the schedule, once");
+    }
     gate.barrier.wait();
 
     sleep_until(schedule.window_start);
@@ -121,6 +112,25 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Starts the generator threads, C split over T of them (shares differ by
+/// at most one connection).
+fn spawn_generators(
+    opts: &Opts,
+    connect_deadline: Instant,
+    gate: &Arc<Gate>,
+) -> Vec<JoinHandle<ThreadResult>> {
+    (0..opts.threads)
+        .map(|i| {
+            let share = (opts.connections + opts.threads - 1 - i) / opts.threads;
+            let (gate, addr, size, idle) = (Arc::clone(gate), opts.addr, opts.size, opts.idle);
+            std::thread::Builder::new()
+                .name(format!("gen-{i}"))
+                .spawn(move || generate(addr, share, size, connect_deadline, idle, &gate))
+                .expect("spawning a generator thread")
+        })
+        .collect()
 }
 
 /// One generator thread: connect its share, wait for the others, run the
