@@ -8,8 +8,9 @@ from REPS or from several files, are reduced to their median. Ratios are
 fibrpc over the peer, the median of the per-rep ratios (the i-th runs of
 each server at one C ran back to back): above 1 is better for req/s, below
 1 is better for latency, CPU and memory. "other" is the CPU (in cores) that neither the
-server nor the generator used during the window: when it is well above 0 a
-neighbour disturbed that run.
+server nor the generator used during the window: well above 0 means a
+neighbour disturbed that run (at C=10000, ~0.1 is the kernel's ksoftirqd
+doing loopback work for both).
 """
 import json
 import statistics as st
