@@ -40,7 +40,8 @@ IDLE_COLUMNS = (
     ("errors", "errors", "{:.0f}"),
 )
 # Columns whose ratio means nothing.
-NO_RATIO = {"other_load_cores", "errors", "connected", "gen_cpu_per_100k", "rps_range"}
+NO_RATIO = {"other_load_cores", "errors", "connected", "gen_cpu_per_100k", "rps_range",
+            "server_cpu_s"}  # an idle server's CPU is ~0: no ratio
 
 
 def derived(r):
