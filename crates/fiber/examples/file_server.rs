@@ -29,7 +29,7 @@ fn main() -> std::io::Result<()> {
     }
     let root = Arc::new(root.canonicalize()?);
     fiber::Runtime::global().block_on(move || {
-        let listener = TcpListener::bind(("0.0.0.0", port))?;
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         println!(
             "listening on {} serving {}",
             listener.local_addr()?,

@@ -27,7 +27,7 @@ fn main() -> std::io::Result<()> {
         }
     }
     fiber::Runtime::global().block_on(move || {
-        let listener = TcpListener::bind(("0.0.0.0", port))?;
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         println!("listening on {}", listener.local_addr()?);
         loop {
             let (conn, _) = listener.accept()?;

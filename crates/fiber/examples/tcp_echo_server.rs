@@ -35,11 +35,15 @@ fn main() -> std::io::Result<()> {
         std::thread::spawn(move || print_stats(&rt));
     }
     rt.block_on(move || {
-        let listener = TcpListener::bind(("0.0.0.0", port))?;
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
         println!("listening on {}", listener.local_addr()?);
         loop {
-            let (conn, _) = listener.accept()?;
-            drop(fiber::spawn(move || serve(conn)));
+            // Out of descriptors is handled inside `accept` (it backs off);
+            // anything else ends this accept, not the server.
+            match listener.accept() {
+                Ok((conn, _)) => drop(fiber::spawn(move || serve(conn))),
+                Err(e) => eprintln!("accept: {e}"),
+            }
         }
     })
 }

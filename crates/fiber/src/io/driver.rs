@@ -190,15 +190,23 @@ pub(crate) fn poll_home(driver: &Driver, worker: usize) -> usize {
     }
 }
 
-/// Polls every dispatcher nobody else is polling, without blocking (an idle
-/// worker helping: events for busy workers' descriptors may start reader
-/// fibers it can run). Returns the number of events handled.
-pub(crate) fn poll_nonblocking(driver: &Driver) -> usize {
-    let mut n = 0;
-    for d in driver.dispatchers() {
+/// Polls, without blocking, the dispatchers of other workers that nobody
+/// is polling (an idle worker helping: a dispatcher is unlocked only while
+/// its owner is busy, and its events may start reader fibers any worker can
+/// run). Our own dispatcher is left for the blocking wait, which returns at
+/// once if events are pending: polling it here too would be a wasted
+/// syscall per idle turn.
+pub(crate) fn poll_foreign(driver: &Driver, worker: usize) -> usize {
+    let n = driver.dispatchers.len();
+    let home = worker % n;
+    let mut events = 0;
+    for (i, d) in driver.dispatchers.iter().enumerate() {
+        if i == home {
+            continue;
+        }
         if let Some(g) = d.try_lock() {
-            n += g.poll(Some(std::time::Duration::ZERO));
+            events += g.poll(Some(std::time::Duration::ZERO));
         }
     }
-    n
+    events
 }

@@ -64,7 +64,10 @@ pub(crate) struct TaskGroup {
     pool: UnsafeCell<StackPool>,
     pub(crate) free_slots: UnsafeCell<Vec<u32>>,
     current: Cell<Option<TaskRef>>,
+    /// Fibers run so far (wrapping): the clock of the periodic checks.
     tick: Cell<u32>,
+    /// The tick at which the shared queues and I/O were last looked at.
+    last_global: Cell<u32>,
     /// Tasks queued with NOSIGNAL since the last `flush`.
     pub(crate) unsignalled: Cell<usize>,
 }
@@ -107,6 +110,7 @@ impl TaskGroup {
             free_slots: UnsafeCell::new(Vec::new()),
             current: Cell::new(None),
             tick: Cell::new(0),
+            last_global: Cell::new(0),
             unsignalled: Cell::new(0),
         }
     }
@@ -201,9 +205,11 @@ impl TaskGroup {
         } else {
             self.lifo_runs.set(0);
         }
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
-        if tick % GLOBAL_CHECK_INTERVAL == 0 {
+        // The tick advances per fiber run, not per look: an idle worker's
+        // search loop must not turn the periodic check (a syscall when I/O
+        // is polled) into one per spin round.
+        let tick = self.tick.get();
+        if tick % GLOBAL_CHECK_INTERVAL == 0 && self.last_global.replace(tick) != tick {
             self.poll_io();
             if let Some(t) = self.pop_shared() {
                 return Some(t);
@@ -235,11 +241,11 @@ impl TaskGroup {
         }
     }
 
-    /// An idle worker's look at every dispatcher nobody is polling.
-    fn poll_io_all(&self) {
+    /// An idle worker's look at other workers' dispatchers nobody polls.
+    fn poll_io_foreign(&self) {
         #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
-            crate::io::driver::poll_nonblocking(driver);
+            crate::io::driver::poll_foreign(driver, self.index());
         }
     }
 
@@ -262,8 +268,8 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
-        // Out of work: collect I/O events first, they are work for us.
-        self.poll_io_all();
+        // Out of work: help with the I/O of busy workers first.
+        self.poll_io_foreign();
         for round in 0..SEARCH_ROUNDS {
             // Mostly poll our own queues (a pinned fiber woken elsewhere
             // lands in our inbox); reach into other workers' queues only
@@ -343,6 +349,7 @@ impl TaskGroup {
             }
             self.current.set(Some(task));
             self.shared.counters.switches.incr();
+            self.tick.set(self.tick.get().wrapping_add(1));
             // SAFETY: we hold the run token, which includes the context
             // slot; fibers never touch it, so this is the only reference.
             // A started fiber always has its context in the slot.
