@@ -16,13 +16,15 @@ fn main() -> std::io::Result<()> {
     let mut port = 7000u16;
     let mut workers = None;
     let mut stats = false;
+    let mut migratable = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().and_then(|v| v.parse().ok()).expect("--port N"),
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()),
             "--stats" => stats = true,
-            other => panic!("unknown argument {other}; use --port N --workers N [--stats]"),
+            "--migratable" => migratable = true,
+            other => panic!("unknown argument {other}; use --port N --workers N [--stats] [--migratable]"),
         }
     }
     let mut builder = fiber::Runtime::builder();
@@ -41,11 +43,25 @@ fn main() -> std::io::Result<()> {
             // Out of descriptors is handled inside `accept` (it backs off);
             // anything else ends this accept, not the server.
             match listener.accept() {
-                Ok((conn, _)) => drop(fiber::spawn(move || serve(conn))),
+                Ok((conn, _)) => spawn_conn(conn, migratable),
                 Err(e) => eprintln!("accept: {e}"),
             }
         }
     })
+}
+
+/// One fiber per connection. With `--migratable` the fiber may resume on
+/// any worker (measured in BENCHMARKS.md against the pinned default).
+fn spawn_conn(conn: TcpStream, migratable: bool) {
+    let mut b = fiber::Builder::new();
+    if migratable {
+        // SAFETY: `serve` holds nothing tied to its OS thread across its
+        // blocking reads and writes: a stack buffer and the stream.
+        b = unsafe { b.migratable() };
+    }
+    if let Err(e) = b.spawn(move || serve(conn)) {
+        eprintln!("cannot start a connection fiber: {e}");
+    }
 }
 
 /// Echoes until EOF or an error (a reset peer ends only this connection).
