@@ -24,7 +24,9 @@ fn main() -> std::io::Result<()> {
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()),
             "--stats" => stats = true,
             "--migratable" => migratable = true,
-            other => panic!("unknown argument {other}; use --port N --workers N [--stats] [--migratable]"),
+            other => panic!(
+                "unknown argument {other}; use --port N --workers N [--stats] [--migratable]"
+            ),
         }
     }
     let mut builder = fiber::Runtime::builder();

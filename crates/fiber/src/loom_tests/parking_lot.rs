@@ -95,3 +95,47 @@ fn two_sleepers_two_items() {
         }
     });
 }
+
+/// A worker that sleeps in `epoll_wait` (modelled: spinning until its
+/// eventfd is written) instead of on the futex still gets every wakeup:
+/// the signal either lands before it publishes its eventfd (and it does not
+/// sleep) or writes that eventfd.
+fn epoll_sleeper_gets_work(wake: fn(&ParkingLot, &AtomicUsize)) {
+    super::model(move || {
+        let lot = Arc::new(ParkingLot::new());
+        let parked = Arc::new(AtomicUsize::new(0));
+        let work = Arc::new(AtomicBool::new(false));
+        let (l, p, w) = (lot.clone(), parked.clone(), work.clone());
+        let worker = thread::spawn(move || {
+            l.park_until(
+                &p,
+                || take(&w),
+                || {},
+                |s| {
+                    l.wait_in_epoll(s, 7, || {
+                        // epoll_wait(-1) on the eventfd: returns once it
+                        // was written (and consumes it).
+                        while !l.loom_eventfd.swap(false, Ordering::AcqRel) {
+                            thread::yield_now();
+                        }
+                    })
+                },
+            )
+        });
+        work.swap(true, Ordering::AcqRel);
+        wake(&lot, &parked);
+        assert_eq!(worker.join().unwrap(), Some(()));
+    });
+}
+
+#[test]
+fn shared_work_wakes_an_epoll_sleeper() {
+    epoll_sleeper_gets_work(|lot, parked| {
+        wake_one_sleeper(parked, std::iter::once(lot));
+    });
+}
+
+#[test]
+fn owner_work_wakes_its_epoll_sleeper() {
+    epoll_sleeper_gets_work(|lot, _| wake_owner(lot));
+}

@@ -36,6 +36,9 @@ pub(crate) struct ParkingLot {
     pending_signal: AtomicU32,
     sleeping: AtomicBool,
     epoll_waker: AtomicI32,
+    /// Under loom, the eventfd: "readable" once written.
+    #[cfg(loom)]
+    pub(crate) loom_eventfd: AtomicBool,
 }
 
 impl ParkingLot {
@@ -45,6 +48,8 @@ impl ParkingLot {
             pending_signal: AtomicU32::new(0),
             sleeping: AtomicBool::new(false),
             epoll_waker: AtomicI32::new(-1),
+            #[cfg(loom)]
+            loom_eventfd: AtomicBool::new(false),
         }
     }
 
@@ -71,11 +76,16 @@ impl ParkingLot {
         if fd < 0 {
             return false;
         }
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd that lives as
-        // long as its dispatcher (forever). If the owner already left the
-        // wait, the write only makes a later poll return early.
-        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        #[cfg(not(loom))]
+        {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd that
+            // lives as long as its dispatcher (forever). If the owner already
+            // left the wait, the write only makes a later poll return early.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
+        #[cfg(loom)]
+        self.loom_eventfd.swap(true, Ordering::SeqCst);
         true
     }
 
