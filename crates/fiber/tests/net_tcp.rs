@@ -217,3 +217,33 @@ fn echo_with_a_dispatcher_thread() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One worker, two cores: the dispatchers no worker sleeps in must get no
+/// registrations (a plain thread's descriptor would never be watched).
+#[test]
+fn one_worker_serves_threads_and_fibers() {
+    if std::env::var_os("FIBRPC_TEST_CHILD").is_some() {
+        assert_eq!(fiber::Runtime::global().workers(), 1);
+        let addr = echo_server();
+        for i in 0..4u32 {
+            let mut c = TcpStream::connect(addr).unwrap(); // from this thread
+            for k in 0..10u32 {
+                round_trip(&mut c, &(i * k).to_le_bytes());
+            }
+        }
+        return;
+    }
+    let out = common::run_child_with(
+        "one_worker_serves_threads_and_fibers",
+        &[
+            ("FIBRPC_TEST_CHILD", "1"),
+            ("FIBRPC_WORKERS", "1"),
+            ("FIBRPC_EVENT_DISPATCHERS", "4"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -155,9 +155,17 @@ impl Driver {
         if n == 1 {
             return 0;
         }
+        if self.poller == Poller::Thread {
+            return self.next.fetch_add(1, Ordering::Relaxed) % n;
+        }
         match crate::runtime::pinned_worker_index() {
-            Some(w) if self.poller == Poller::Worker => w % n,
-            _ => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Some(w) => w % n,
+            None => {
+                // Only dispatchers some worker sleeps in (with one worker
+                // and two dispatchers, the second would never be waited on).
+                let live = n.min(crate::runtime::most_workers()).max(1);
+                self.next.fetch_add(1, Ordering::Relaxed) % live
+            }
         }
     }
 

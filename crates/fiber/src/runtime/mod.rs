@@ -90,6 +90,16 @@ pub(crate) fn ensure_workers() {
     }
 }
 
+/// The most workers any runtime has had: worker `i` polls I/O dispatcher
+/// `i % dispatchers`, so dispatchers at or past this index have no worker
+/// and must not get registrations.
+static MOST_WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// See [`MOST_WORKERS`].
+pub(crate) fn most_workers() -> usize {
+    MOST_WORKERS.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Called once per runtime when it stops.
 pub(crate) fn runtime_stopped() {
     RUNTIMES_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -174,6 +184,7 @@ impl Runtime {
             // Wait until the worker is registered, so `workers()` is exact.
             let _ = rx.recv();
             threads.push(h);
+            MOST_WORKERS.fetch_max(control.nworkers(), std::sync::atomic::Ordering::AcqRel);
         }
         Ok(())
     }
