@@ -20,6 +20,11 @@
 //! assert_eq!(h.join().unwrap(), 42);
 //! ```
 //!
+//! Sockets, pipes and any descriptor work the same way: [`net`] has
+//! `std::net`-like types whose reads and writes suspend the fiber, backed by
+//! an edge-triggered epoll dispatcher ([`io`]) that the workers poll when
+//! they run out of fibers.
+//!
 //! Vocabulary follows bRPC's bthread: the runtime is `TaskControl`, a
 //! worker is a `TaskGroup`, idle workers sleep in `ParkingLot`s, and every
 //! blocking primitive waits on a [`butex::Butex`]. Stacks are mapped at a

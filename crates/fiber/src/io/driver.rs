@@ -12,6 +12,11 @@
 //!   which is a fiber that blocks its worker in `epoll_wait`).
 //!
 //! `BENCHMARKS.md` has the echo numbers behind the default.
+//!
+//! In the worker placement I/O is collected by the workers of whatever
+//! runtimes run (the default runtime is started if none does). Once every
+//! runtime is shut down, nobody polls: a wait on a descriptor then ends only
+//! by its timeout.
 
 use super::dispatcher::Dispatcher;
 use std::io;
