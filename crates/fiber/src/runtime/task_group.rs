@@ -49,7 +49,7 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// Below this many pinned fibers a worker never hands a first run away.
 const BALANCE_MIN: usize = 8;
 /// A first run goes to the least loaded worker when it has this many
-/// pinned fibers fewer than we do.
+/// pinned fibers fewer than we do (or an eighth of ours, if more).
 const BALANCE_SLACK: usize = 2;
 
 /// One worker. Lives on its thread's stack for the thread's lifetime and is
@@ -325,6 +325,10 @@ impl TaskGroup {
 
     fn run_task(&self, first: TaskRef) {
         let mut task = first;
+        // A task from the LIFO slot was just spawned by a fiber of ours
+        // (which likely joins it soon), an urgent one must run here: only
+        // tasks from the queues may start elsewhere for balance.
+        let mut may_move = self.lifo_runs.get() == 0;
         loop {
             let slot = task.ctx_slot();
             if task.home.load(Ordering::Relaxed) == NO_HOME {
@@ -335,7 +339,7 @@ impl TaskGroup {
                     (a.stack, a.migratable)
                 };
                 let pins = class != StackClass::Worker && !migratable;
-                if pins {
+                if pins && may_move {
                     if let Some(to) = self.less_loaded_worker() {
                         // Once started it stays where it starts: start it
                         // where there is room (see `less_loaded_worker`).
@@ -370,6 +374,7 @@ impl TaskGroup {
                 Switch::Urgent(next) => {
                     self.make_ready_again(task);
                     task = next;
+                    may_move = false;
                     continue;
                 }
             }
@@ -460,7 +465,9 @@ impl TaskGroup {
                 continue;
             }
             let load = self.control.group(i).pinned.load(Ordering::Relaxed);
-            if load + BALANCE_SLACK < mine && load < best_load {
+            // Proportional slack: near-equal loads never churn.
+            let slack = BALANCE_SLACK.max(mine / 8);
+            if load + slack < mine && load < best_load {
                 (best, best_load) = (Some(i), load);
             }
         }
