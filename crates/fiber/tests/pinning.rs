@@ -69,3 +69,46 @@ fn migratable_fibers_still_run_correctly() {
     });
     assert_eq!(total, (0..100u64).sum::<u64>() * (0..20u64).sum::<u64>());
 }
+
+/// Long-lived fibers spawned by one fiber end up spread over the workers:
+/// since started fibers never move, where they first run is balanced by
+/// how many fibers each worker already holds.
+#[test]
+fn long_lived_fibers_are_spread_over_workers() {
+    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Arc::new(fiber::sync::CountdownEvent::new(40));
+    let g = gate.clone();
+    let parked = rt.spawn(move || {
+        let (tx, rx) = fiber::sync::mpsc::channel::<()>();
+        let rx = std::sync::Arc::new(fiber::sync::Mutex::new(rx));
+        let hs: Vec<_> = (0..40)
+            .map(|_| {
+                let (rx, g) = (rx.clone(), g.clone());
+                fiber::spawn(move || {
+                    g.signal(1);
+                    let _ = rx.lock().recv(); // long-lived: blocks until told
+                })
+            })
+            .collect();
+        g.wait();
+        let stats = fiber::stats();
+        release_rx.recv().unwrap();
+        drop(tx);
+        for h in hs {
+            h.join().unwrap();
+        }
+        stats
+    });
+    gate.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    release_tx.send(()).unwrap();
+    let stats = parked.join().unwrap();
+    let pinned: Vec<u64> = stats.workers.iter().map(|w| w.pinned).collect();
+    assert_eq!(
+        pinned.iter().sum::<u64>(),
+        41,
+        "40 fibers + the spawner: {pinned:?}"
+    );
+    assert!(pinned.iter().all(|&p| p >= 10), "unbalanced: {pinned:?}");
+}

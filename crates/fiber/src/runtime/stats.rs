@@ -60,6 +60,9 @@ pub struct WorkerStats {
     pub exited: u64,
     /// Stacks this worker had to map because the pools were empty.
     pub stacks_mapped: u64,
+    /// Started fibers pinned to this worker and not ended yet (a gauge, not
+    /// a counter: the load that first runs are balanced by).
+    pub pinned: u64,
 }
 
 impl WorkerStats {
@@ -71,6 +74,7 @@ impl WorkerStats {
         self.created += o.created;
         self.exited += o.exited;
         self.stacks_mapped += o.stacks_mapped;
+        self.pinned += o.pinned;
     }
 }
 
@@ -90,6 +94,7 @@ impl WorkerCounters {
             created: self.created.get(),
             exited: self.exited.get(),
             stacks_mapped: self.stacks_mapped.get(),
+            pinned: 0,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::parking_lot::{wake_one_sleeper, wake_owner, ParkingLot};
 use super::remote_queue::RemoteQueue;
-use super::stats::{RuntimeStats, WorkerCounters};
+use super::stats::{RuntimeStats, WorkerCounters, WorkerStats};
 use super::task_meta::{TaskMeta, TaskRef};
 use crossbeam_deque::{Injector, Steal, Stealer};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -225,7 +225,13 @@ impl TaskControl {
     pub(crate) fn stats(&self) -> RuntimeStats {
         RuntimeStats {
             workers: (0..self.nworkers())
-                .map(|i| self.group(i).counters.snapshot())
+                .map(|i| {
+                    let g = self.group(i);
+                    WorkerStats {
+                        pinned: g.pinned.load(Ordering::Relaxed) as u64,
+                        ..g.counters.snapshot()
+                    }
+                })
                 .collect(),
             outside: self.outside.snapshot(),
         }
