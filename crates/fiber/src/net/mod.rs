@@ -27,6 +27,43 @@
 //! server.join().unwrap();
 //! ```
 
+/// `Read` for types with an `io: IoFd` (or `Arc<IoFd>`) field.
+macro_rules! impl_read {
+    ($($t:ty),*) => {$(
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.io.read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.io.read_vectored(bufs)
+            }
+        }
+    )*};
+}
+
+/// `Write` through `send(MSG_NOSIGNAL)` for socket types with an `io` field.
+macro_rules! impl_socket_write {
+    ($($t:ty),*) => {$(
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.io.send(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.io.send_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
 mod accept;
 pub(crate) mod fd;
 mod pipe;

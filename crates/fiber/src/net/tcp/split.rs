@@ -2,7 +2,7 @@
 
 use super::stream::TcpStream;
 use crate::net::fd::IoFd;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::sync::Arc;
 
@@ -51,26 +51,5 @@ impl OwnedWriteHalf {
     }
 }
 
-impl Read for OwnedReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io.read_vectored(bufs)
-    }
-}
-
-impl Write for OwnedWriteHalf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.io.send(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.send_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+impl_read!(OwnedReadHalf);
+impl_socket_write!(OwnedWriteHalf);
