@@ -148,7 +148,7 @@ fn every_frame_parses_to_its_fields() {
         checksum::verify(&f.meta, &f.payload, &f.attachment).unwrap();
         let echo = Echo::decode(f.payload.clone()).unwrap();
         assert_eq!(echo.message, "hello world");
-        if f.attachment.len() > 0 {
+        if !f.attachment.is_empty() {
             assert_eq!(f.attachment, "hello");
         }
     }

@@ -38,7 +38,7 @@ pub fn unmask(masked: u32) -> u32 {
 pub fn crc32c(bufs: &[&IOBuf]) -> u32 {
     bufs.iter()
         .flat_map(|b| b.slices())
-        .fold(0, |crc, s| crc32c::crc32c_append(crc, s))
+        .fold(0, crc32c::crc32c_append)
 }
 
 /// The 4-byte `checksum_value` for `checksum_type` 1 over `payload` (and

@@ -18,6 +18,30 @@
 //! - [`frame`]: [`probe`], [`parse`] and [`encode`];
 //! - [`compress`]: payload compression (none, snappy, gzip, zlib, lz4);
 //! - [`checksum`]: CRC32C as bRPC computes it.
+//!
+//! ```
+//! use fibrpc::protocol::baidu_std::{encode, parse, ParseResult, RpcMeta, RpcRequestMeta};
+//! use fibrpc::IOBuf;
+//!
+//! let meta = RpcMeta {
+//!     request: Some(RpcRequestMeta {
+//!         service_name: "example.EchoService".into(),
+//!         method_name: "Echo".into(),
+//!         ..Default::default()
+//!     }),
+//!     correlation_id: Some(1),
+//!     attachment_size: Some(5),
+//!     ..Default::default()
+//! };
+//! let mut wire = IOBuf::new();
+//! encode(&meta, &IOBuf::from("payload"), &IOBuf::from("hello"), &mut wire).unwrap();
+//!
+//! let ParseResult::Complete(frame) = parse(&mut wire, 64 << 20) else { panic!() };
+//! assert_eq!(frame.meta, meta);
+//! assert_eq!(frame.payload, "payload");
+//! assert_eq!(frame.attachment, "hello");
+//! assert!(wire.is_empty());
+//! ```
 
 pub mod checksum;
 pub mod compress;
