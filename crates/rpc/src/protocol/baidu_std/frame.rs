@@ -133,8 +133,11 @@ pub enum ParseResult {
     Complete(Frame),
     /// The frame is not complete yet; nothing was consumed.
     NotEnoughData,
-    /// A malformed frame: close the connection. What was consumed is
-    /// unspecified.
+    /// A malformed frame: close the connection. For errors found in the
+    /// header nothing was consumed; for [`ParseError::BadMeta`] and
+    /// [`ParseError::BadAttachmentSize`] the whole frame was (the stream is
+    /// still in sync there: bRPC itself closes on a bad meta but answers an
+    /// oversized `attachment_size` with `EREQUEST` and keeps the connection).
     Error(ParseError),
 }
 
