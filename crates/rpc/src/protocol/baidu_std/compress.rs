@@ -11,6 +11,13 @@
 //! | 3    | zlib   | zlib stream (RFC 1950) |
 //! | 4    | lz4    | varint32 uncompressed length, then one raw LZ4 block (bRPC's `lz4_compress.cpp`) |
 //!
+//! Snappy, gzip and zlib are what bRPC's `snappy_compress.cpp` /
+//! `gzip_compress.cpp` produce (snappy's raw `Compress`, protobuf's
+//! `GzipOutputStream` in GZIP and ZLIB formats). The lz4 layout follows
+//! bRPC's `lz4_compress.cpp`; older bRPC releases do not register an lz4
+//! handler at all, and no captured frame covers any compression, so lz4
+//! interop with a real bRPC peer is unverified.
+//!
 //! Decompression takes a limit on the output so that a small frame cannot
 //! expand into gigabytes.
 
