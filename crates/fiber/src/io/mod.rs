@@ -82,8 +82,10 @@ impl Readiness {
 /// `ErrorKind::Interrupted`.
 ///
 /// One-shot and level-triggered: if `fd` is ready already it returns at
-/// once. `fd` must not be registered already (a [`Registration`] or
-/// another `fd_wait` in progress on it): that is `ErrorKind::AlreadyExists`.
+/// once. `fd` should not be registered already (a [`Registration`] or
+/// another `fd_wait` in progress on it): if that registration sits in the
+/// same dispatcher the call fails with `ErrorKind::AlreadyExists`; in
+/// another one it works as an independent one-shot wait.
 pub fn fd_wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let driver = driver::Driver::get()?;
