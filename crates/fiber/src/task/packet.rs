@@ -122,6 +122,7 @@ impl Payload {
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        debug_assert_eq!(self.refs.load(Ordering::Relaxed), 0, "slot still owned");
         let p = self.buf.get().cast::<u8>();
         if fits::<F, T>() {
             // SAFETY: the buffer is big and aligned enough (`fits`) and
@@ -228,7 +229,7 @@ unsafe fn stage<F, T>(p: &Payload) -> &mut Stage<F, T> {
         unsafe { &mut *b.cast::<Stage<F, T>>() }
     } else {
         // SAFETY: caller's contract; stored boxed.
-        unsafe { &mut **b.cast::<Box<Stage<F, T>>>() }
+        unsafe { &mut *b.cast::<Box<Stage<F, T>>>() }
     }
 }
 
