@@ -62,7 +62,7 @@ pub(crate) struct TaskGroup {
     lifo_runs: Cell<u32>,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     pool: UnsafeCell<StackPool>,
-    pub(crate) free_slots: UnsafeCell<Vec<u32>>,
+    pub(crate) free_slots: UnsafeCell<Vec<TaskRef>>,
     current: Cell<Option<TaskRef>>,
     /// Fibers run so far (wrapping): the clock of the periodic checks.
     tick: Cell<u32>,
@@ -524,20 +524,21 @@ impl TaskGroup {
         // switch, and this runs either in the loop (`finish`) or on a fiber
         // of this worker (a join handle's drop).
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
-        cache.push(task.slot);
+        cache.push(task);
         if cache.len() > SLOT_CACHE {
             // Slots leaving this worker give their idle contexts back to
             // the (bounded) pools, so memory held this way stays bounded.
-            let spill: Vec<u32> = cache.drain(SLOT_CACHE / 2..).collect();
-            for &s in &spill {
-                if let Some(m) = Slab::global().get(s) {
+            let spill: Vec<u32> = cache
+                .drain(SLOT_CACHE / 2..)
+                .map(|m| {
                     // SAFETY: a free slot is owned by whoever holds it in a
                     // free list: us.
                     if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
                         pool.put(ctx);
                     }
-                }
-            }
+                    m.slot
+                })
+                .collect();
             Slab::global().free_many(spill);
         }
     }

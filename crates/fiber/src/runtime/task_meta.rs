@@ -204,20 +204,21 @@ impl Slab {
         (m.slot == slot).then_some(m)
     }
 
-    /// A fresh slot: from `cache` (a worker's), the shared free list, or
+    /// A fresh slot: from `cache` (a worker's, holding the metas of free
+    /// slots so a spawn skips the segment lookup), the shared free list, or
     /// new memory. Returns `None` only when 16M fibers are alive.
-    pub(crate) fn alloc(&self, cache: Option<&mut Vec<u32>>) -> Option<TaskRef> {
+    pub(crate) fn alloc(&self, cache: Option<&mut Vec<TaskRef>>) -> Option<TaskRef> {
         if let Some(cache) = cache {
-            if let Some(slot) = cache.pop() {
-                return self.get(slot);
+            if let Some(m) = cache.pop() {
+                return Some(m);
             }
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             let take = free.len().min(64);
             let at = free.len() - take;
-            cache.extend(free.drain(at..));
+            cache.extend(free.drain(at..).filter_map(|slot| self.get(slot)));
             drop(free);
-            if let Some(slot) = cache.pop() {
-                return self.get(slot);
+            if let Some(m) = cache.pop() {
+                return Some(m);
             }
         } else if let Some(slot) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return self.get(slot);
