@@ -38,6 +38,27 @@ struct Shared {
     version: Butex,
     payload: Payload,
     lasts: AtomicUsize,
+    /// Stand for the slot's memory (the payload buffer is a plain cell
+    /// loom cannot see): each owner writes its own before letting go, the
+    /// last one reads both when recycling, so loom checks that the release
+    /// orders the other owner's accesses before the recycling.
+    touched: [Cell; 2],
+}
+
+impl Shared {
+    /// One owner's last touch of the slot, then its release.
+    fn let_go(&self, owner: usize, release: impl FnOnce() -> bool) {
+        // SAFETY: loom's cell.
+        self.touched[owner].0.with_mut(|p| unsafe { *p = 1 });
+        if release() {
+            // The last owner recycles: it must see both touches.
+            for t in &self.touched {
+                // SAFETY: loom's cell.
+                t.0.with(|p| assert_eq!(unsafe { *p }, 1));
+            }
+            self.lasts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn setup() -> (Arc<Shared>, Arc<AtomicUsize>, Arc<Cell>) {
@@ -45,6 +66,7 @@ fn setup() -> (Arc<Shared>, Arc<AtomicUsize>, Arc<Cell>) {
         version: Butex::new(1),
         payload: Payload::new(),
         lasts: AtomicUsize::new(0),
+        touched: [Cell(UnsafeCell::new(0)), Cell(UnsafeCell::new(0))],
     });
     (
         shared,
@@ -60,9 +82,7 @@ fn fiber_side(s: &Shared, entry: &crate::task::packet::EntryVTable) {
     s.version.value().store(2, Ordering::Release);
     s.version.wake_all();
     // SAFETY: the fiber releases once, after its last payload access.
-    if unsafe { s.payload.release_fiber(entry) } {
-        s.lasts.fetch_add(1, Ordering::Relaxed);
-    }
+    s.let_go(0, || unsafe { s.payload.release_fiber(entry) });
 }
 
 #[test]
@@ -89,9 +109,7 @@ fn joiner_takes_result_after_version_bump() {
         assert!(unsafe { s.payload.take(&result) }.is_none());
         drop(r);
         // SAFETY: the handle releases once.
-        if unsafe { s.payload.release_handle(&result) } {
-            s.lasts.fetch_add(1, Ordering::Relaxed);
-        }
+        s.let_go(1, || unsafe { s.payload.release_handle(&result) });
         fiber.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 1);
         assert_eq!(s.lasts.load(Ordering::Relaxed), 1);
@@ -115,9 +133,7 @@ fn detached_handle_drops_result_once() {
         let fiber = thread::spawn(move || fiber_side(&s2, entry));
         // The handle is dropped without joining, racing with the fiber.
         // SAFETY: the handle releases once.
-        if unsafe { s.payload.release_handle(&result) } {
-            s.lasts.fetch_add(1, Ordering::Relaxed);
-        }
+        s.let_go(1, || unsafe { s.payload.release_handle(&result) });
         fiber.join().unwrap();
         assert_eq!(drops.load(Ordering::Relaxed), 1);
         assert_eq!(s.lasts.load(Ordering::Relaxed), 1);
