@@ -200,3 +200,33 @@ fn handles_dropped_on_other_threads() {
     t.join().unwrap();
     wait_for(&drops, 100);
 }
+
+#[test]
+fn held_handles_of_ended_fibers_do_not_hold_stacks() {
+    // A finished fiber whose handle is still held keeps its slot; its stack
+    // must still go back to the pool (bounded) for the next fibers, or a
+    // burst of spawns whose handles are joined later maps a stack per fiber
+    // (and runs into vm.max_map_count).
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let n = 3000u64;
+    let sum = rt.block_on(move || {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let h = fiber::spawn(move || i);
+                // Let it run to its end before the next spawn.
+                fiber::yield_now();
+                while !h.is_finished() {
+                    fiber::sleep(Duration::from_micros(10)).unwrap();
+                }
+                h
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    assert_eq!(sum, n * (n - 1) / 2);
+    let mapped = rt.stats().total().stacks_mapped;
+    assert!(
+        mapped < 64,
+        "{mapped} stacks mapped for {n} sequential fibers"
+    );
+}

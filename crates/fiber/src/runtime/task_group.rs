@@ -506,7 +506,20 @@ impl TaskGroup {
         v.store(next, Ordering::Release);
         task.version.wake_all();
         // The slot is recycled by whoever of the fiber and its join handle
-        // lets go of it last (`task::packet`).
+        // lets go of it last (`task::packet`). Its idle context waits in it
+        // for the next fiber to get the slot, unless the handle is held
+        // without joining (handles collected and joined later): then the
+        // slot may stay taken for long, and a burst of such fibers would
+        // keep a stack each.
+        if task.payload.handle_held_elsewhere() {
+            // SAFETY: token held (the fiber ended, its context is idle);
+            // this thread only, outside fibers, no other borrow of `pool`.
+            unsafe {
+                if let Some(ctx) = (*task.ctx_slot()).take() {
+                    (*self.pool.get()).put(ctx);
+                }
+            }
+        }
         // SAFETY: the fiber releases once, here, after its last touch of
         // the payload; `entry` came from this payload's `init`.
         let last = entry.is_none_or(|e| unsafe { task.payload.release_fiber(e) });
