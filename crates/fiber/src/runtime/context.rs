@@ -224,6 +224,19 @@ impl StackPool {
     }
 }
 
+/// Returns an idle context to the global pool (from a thread without a
+/// worker's pool), or unmaps it if the pool is full.
+pub(crate) fn put_global(ctx: Box<Context>) {
+    let i = ctx.class().pool_index();
+    let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if g[i].len() < GLOBAL_CAP[i] {
+        g[i].push(ctx);
+        return;
+    }
+    drop(g);
+    drop(ctx);
+}
+
 impl Drop for StackPool {
     fn drop(&mut self) {
         let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,7 +13,7 @@ pub(crate) mod task_meta;
 use self::task_control::TaskControl;
 use self::task_group::{current_group, TaskGroup};
 use self::task_meta::{Attrs, FiberId, Slab, TaskRef};
-use crate::task::packet::Runnable;
+use crate::task::packet::ResultVTable;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -261,14 +261,21 @@ pub(crate) struct SpawnMode {
     pub(crate) nosignal: bool,
 }
 
-/// Creates a fiber running `entry` on `control` (or on the current worker's
-/// runtime, else the default one) and queues it.
-pub(crate) fn spawn_raw(
+/// Creates a fiber running `f` on `control` (or on the current worker's
+/// runtime, else the default one) and queues it. Returns its id, its slot
+/// and the vtable its join handle reads the result with; the slot stays the
+/// fiber's until the fiber ended *and* the handle let go of it
+/// (`task::packet`).
+pub(crate) fn spawn_raw<F, T>(
     control: Option<&'static TaskControl>,
-    entry: Arc<dyn Runnable>,
+    f: F,
     attrs: Attrs,
     mode: SpawnMode,
-) -> io::Result<FiberId> {
+) -> io::Result<(FiberId, TaskRef, ResultVTable<T>)>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     let group = current_group();
     let control = control
         .or_else(|| group.map(|g| g.control))
@@ -281,13 +288,16 @@ pub(crate) fn spawn_raw(
         .alloc(cache)
         .ok_or_else(|| io::Error::other("too many fibers alive (16M)"))?;
     // SAFETY: a freshly allocated slot is reachable by nobody else: we hold
-    // its run token.
-    unsafe {
+    // its run token, and its payload is empty (the slot's owners released
+    // it before it was freed).
+    let result = unsafe {
+        let (entry, result) = meta.payload.init(f);
         let rs = meta.run_state();
         rs.entry = Some(entry);
         rs.attrs = attrs;
         rs.control = Some(control);
-    }
+        result
+    };
     let id = meta.id();
     match local {
         Some(g) => {
@@ -297,7 +307,7 @@ pub(crate) fn spawn_raw(
                     // SAFETY: we are the running fiber of this worker and `y`
                     // is its yielder.
                     unsafe { y.suspend(context::Switch::Urgent(meta)) };
-                    return Ok(id);
+                    return Ok((id, meta, result));
                 }
             }
             if mode.nosignal {
@@ -313,7 +323,7 @@ pub(crate) fn spawn_raw(
             control.push_remote(meta);
         }
     }
-    Ok(id)
+    Ok((id, meta, result))
 }
 
 /// The yielder of `task` if it runs on a stack of its own.

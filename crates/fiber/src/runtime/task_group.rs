@@ -62,7 +62,7 @@ pub(crate) struct TaskGroup {
     lifo_runs: Cell<u32>,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     pool: UnsafeCell<StackPool>,
-    pub(crate) free_slots: UnsafeCell<Vec<u32>>,
+    pub(crate) free_slots: UnsafeCell<Vec<TaskRef>>,
     current: Cell<Option<TaskRef>>,
     /// Fibers run so far (wrapping): the clock of the periodic checks.
     tick: Cell<u32>,
@@ -436,9 +436,12 @@ impl TaskGroup {
                 true
             }
             Err(e) => {
-                // SAFETY: token held.
-                if let Some(entry) = unsafe { task.run_state().entry.take() } {
-                    entry.fail(e);
+                // SAFETY: token held; the fiber never ran, and `entry` came
+                // from this payload's `init`.
+                unsafe {
+                    if let Some(entry) = task.run_state().entry {
+                        task.payload.fail(entry, e);
+                    }
                 }
                 self.finish(task);
                 false
@@ -490,12 +493,13 @@ impl TaskGroup {
             );
         }
         // SAFETY: token held; the fiber is done.
-        unsafe {
+        let entry = unsafe {
             let rs = task.run_state();
             rs.attrs = Default::default();
             rs.yielder = None;
             rs.control = None;
-        }
+            rs.entry.take()
+        };
         task.home.store(NO_HOME, Ordering::Relaxed);
         task.interrupted.store(false, Ordering::Relaxed);
         // Counted before the version bump, so a joiner reads stats that
@@ -508,26 +512,72 @@ impl TaskGroup {
         };
         v.store(next, Ordering::Release);
         task.version.wake_all();
-        // SAFETY: this thread only, outside fibers; no other borrow of
-        // `free_slots` or `pool` is alive here.
+        // The slot is recycled by whoever of the fiber and its join handle
+        // lets go of it last (`task::packet`). Its idle context waits in it
+        // for the next fiber to get the slot, unless the handle is held
+        // without joining (handles collected and joined later): then the
+        // slot may stay taken for long, and a burst of such fibers would
+        // keep a stack each.
+        if task.payload.handle_held_elsewhere() {
+            // SAFETY: token held (the fiber ended, its context is idle);
+            // this thread only, outside fibers, no other borrow of `pool`.
+            unsafe {
+                if let Some(ctx) = (*task.ctx_slot()).take() {
+                    (*self.pool.get()).put(ctx);
+                }
+            }
+        }
+        // SAFETY: the fiber releases once, here, after its last touch of
+        // the payload; `entry` came from this payload's `init`.
+        let last = entry.is_none_or(|e| unsafe { task.payload.release_fiber(e) });
+        if last {
+            self.recycle(task);
+        }
+    }
+
+    /// Puts a slot both of whose owners let go into this worker's cache,
+    /// with the idle context it may hold (the next spawn here likely gets
+    /// both: the cache is LIFO).
+    fn recycle(&self, task: TaskRef) {
+        // SAFETY: this thread only, and no other borrow of `free_slots` or
+        // `pool` is alive here: the worker loop holds none across a fiber
+        // switch, and this runs either in the loop (`finish`) or on a fiber
+        // of this worker (a join handle's drop).
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
-        cache.push(task.slot);
+        cache.push(task);
         if cache.len() > SLOT_CACHE {
             // Slots leaving this worker give their idle contexts back to
             // the (bounded) pools, so memory held this way stays bounded.
-            let spill: Vec<u32> = cache.drain(SLOT_CACHE / 2..).collect();
-            for &s in &spill {
-                if let Some(m) = Slab::global().get(s) {
+            let spill: Vec<u32> = cache
+                .drain(SLOT_CACHE / 2..)
+                .map(|m| {
                     // SAFETY: a free slot is owned by whoever holds it in a
                     // free list: us.
                     if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
                         pool.put(ctx);
                     }
-                }
-            }
+                    m.slot
+                })
+                .collect();
             Slab::global().free_many(spill);
         }
     }
+}
+
+/// Recycles a slot whose fiber ended, released last by its join handle:
+/// into this worker's cache, or (on a thread that is no worker) to the
+/// shared free list, its idle context to the global stack pool.
+pub(crate) fn recycle_slot(task: TaskRef) {
+    if let Some(g) = current_group() {
+        g.recycle(task);
+        return;
+    }
+    // SAFETY: both owners let go, so we alone hold the slot, and its fiber
+    // ended: the context (if any) is idle and no worker touches it.
+    if let Some(ctx) = unsafe { (*task.ctx_slot()).take() } {
+        super::context::put_global(ctx);
+    }
+    Slab::global().free_one(task.slot);
 }
 
 /// Runs a fiber's entry on its context (called from the context loop).
@@ -540,10 +590,12 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
     let entry = unsafe {
         let rs = task.run_state();
         rs.yielder = yielder;
-        rs.entry.take()
+        rs.entry
     };
     if let Some(entry) = entry {
-        entry.run();
+        // SAFETY: we hold the token; `entry` came from this payload's
+        // `init`, and a fiber body runs once.
+        unsafe { task.payload.run(entry) };
     }
     // fiber_local! values die with the fiber, on the fiber.
     // SAFETY: token held; user code is done.

@@ -12,7 +12,7 @@
 use super::context::{Context, StackClass, YielderPtr};
 use crate::butex::{Butex, Waiter};
 use crate::task::local::LocalMap;
-use crate::task::packet::Runnable;
+use crate::task::packet::{EntryVTable, Payload};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,7 +71,9 @@ pub(crate) struct Attrs {
 /// Fields owned by the holder of the run token.
 #[derive(Default)]
 pub(crate) struct RunState {
-    pub(crate) entry: Option<Arc<dyn Runnable>>,
+    /// How to run (and drop) what `TaskMeta::payload` holds; set at spawn,
+    /// cleared when the fiber ends.
+    pub(crate) entry: Option<&'static EntryVTable>,
     /// The yielder of `ctx`'s coroutine, valid while the fiber runs.
     pub(crate) yielder: Option<YielderPtr>,
     pub(crate) attrs: Attrs,
@@ -94,6 +96,9 @@ pub(crate) struct TaskMeta {
     /// Index of the worker the fiber first ran on, or [`NO_HOME`].
     pub(crate) home: AtomicU32,
     run: UnsafeCell<RunState>,
+    /// The fiber's closure and result, and the slot's owner count (the
+    /// fiber and its join handle): see `task::packet`.
+    pub(crate) payload: Payload,
     /// The context the fiber runs on, once it started. Kept apart from
     /// `run` so the scheduler can resume it in place (no move per switch)
     /// while the fiber itself borrows `run`.
@@ -118,6 +123,7 @@ impl TaskMeta {
             current_waiter: AtomicPtr::new(std::ptr::null_mut()),
             home: AtomicU32::new(NO_HOME),
             run: UnsafeCell::new(RunState::default()),
+            payload: Payload::new(),
             ctx: UnsafeCell::new(None),
         }
     }
@@ -198,20 +204,21 @@ impl Slab {
         (m.slot == slot).then_some(m)
     }
 
-    /// A fresh slot: from `cache` (a worker's), the shared free list, or
+    /// A fresh slot: from `cache` (a worker's, holding the metas of free
+    /// slots so a spawn skips the segment lookup), the shared free list, or
     /// new memory. Returns `None` only when 16M fibers are alive.
-    pub(crate) fn alloc(&self, cache: Option<&mut Vec<u32>>) -> Option<TaskRef> {
+    pub(crate) fn alloc(&self, cache: Option<&mut Vec<TaskRef>>) -> Option<TaskRef> {
         if let Some(cache) = cache {
-            if let Some(slot) = cache.pop() {
-                return self.get(slot);
+            if let Some(m) = cache.pop() {
+                return Some(m);
             }
             let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
             let take = free.len().min(64);
             let at = free.len() - take;
-            cache.extend(free.drain(at..));
+            cache.extend(free.drain(at..).filter_map(|slot| self.get(slot)));
             drop(free);
-            if let Some(slot) = cache.pop() {
-                return self.get(slot);
+            if let Some(m) = cache.pop() {
+                return Some(m);
             }
         } else if let Some(slot) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return self.get(slot);
@@ -233,6 +240,15 @@ impl Slab {
             }
         }
         self.get(slot as u32)
+    }
+
+    /// Returns one slot whose fiber ended and whose idle context was
+    /// removed to the shared free list.
+    pub(crate) fn free_one(&self, slot: u32) {
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
     }
 
     /// Returns slots whose fibers ended (versions already bumped, idle

@@ -1,7 +1,6 @@
 //! Spawn options: stack class, name, NOSIGNAL, urgent, migration opt-in.
 
 use super::join::JoinHandle;
-use super::packet::{Packet, ResultSlot, Runnable};
 use crate::runtime::context::StackClass;
 use crate::runtime::task_meta::Attrs;
 use crate::runtime::{spawn_raw, Runtime, SpawnMode};
@@ -87,9 +86,6 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let packet = Arc::new(Packet::new(f));
-        let result: Arc<dyn ResultSlot<T>> = packet.clone();
-        let entry: Arc<dyn Runnable> = packet;
         let attrs = Attrs {
             stack: self.stack,
             name: self.name,
@@ -99,7 +95,7 @@ impl Builder {
             urgent: self.urgent,
             nosignal: self.nosignal,
         };
-        let id = spawn_raw(rt.map(|r| r.control()), entry, attrs, mode)?;
-        Ok(JoinHandle::new(id, result))
+        let (id, meta, result) = spawn_raw(rt.map(|r| r.control()), f, attrs, mode)?;
+        Ok(JoinHandle::new(id, meta, result))
     }
 }

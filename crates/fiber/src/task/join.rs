@@ -1,12 +1,11 @@
 //! Waiting for a fiber to end and taking its result.
 
-use super::packet::ResultSlot;
+use super::packet::ResultVTable;
 use crate::butex::WaitError;
 use crate::runtime::task_meta::{FiberId, Slab, TaskRef};
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Why [`JoinHandle::join`] has no value.
@@ -91,7 +90,10 @@ impl std::error::Error for JoinError {}
 #[must_use = "dropping a JoinHandle detaches the fiber; call join() to wait"]
 pub struct JoinHandle<T> {
     id: FiberId,
-    result: Arc<dyn ResultSlot<T>>,
+    /// The fiber's slot: not recycled while this handle exists (it is one
+    /// of the slot's two owners, see `task::packet`).
+    meta: TaskRef,
+    result: ResultVTable<T>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -101,8 +103,8 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(id: FiberId, result: Arc<dyn ResultSlot<T>>) -> Self {
-        JoinHandle { id, result }
+    pub(crate) fn new(id: FiberId, meta: TaskRef, result: ResultVTable<T>) -> Self {
+        JoinHandle { id, meta, result }
     }
 
     /// The fiber's id.
@@ -112,24 +114,42 @@ impl<T> JoinHandle<T> {
 
     /// Whether the fiber has ended.
     pub fn is_finished(&self) -> bool {
-        meta(self.id).version.value().load(Ordering::Acquire) != self.id.version()
+        self.meta.version.value().load(Ordering::Acquire) != self.id.version()
     }
 
     /// Waits for the fiber to end (suspending the calling fiber, or blocking
     /// the calling thread) and returns its value, or how it failed.
     pub fn join(self) -> Result<T, JoinError> {
+        self.meta.payload.mark_joining();
         wait_version(self.id, None).expect("join without deadline cannot time out");
-        self.result
-            .take()
+        // SAFETY: we are the handle (one owner of the slot, so the payload
+        // is this fiber's) and the fiber ended: `wait_version` saw its
+        // version bump with Acquire. `join` consumes the handle, so this
+        // runs once.
+        unsafe { self.meta.payload.take(&self.result) }
             .expect("a finished fiber always leaves a result")
+        // Dropping `self` here lets go of the slot.
     }
 
     /// Like [`join`](Self::join) with a deadline; gives the handle back on
     /// timeout.
     pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
+        self.meta.payload.mark_joining();
         match wait_version(self.id, Some(deadline)) {
             Ok(()) => Ok(self.join()),
             Err(_) => Err(self),
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the handle releases its ownership once, here; `result`
+        // came from this payload's `init`.
+        if unsafe { self.meta.payload.release_handle(&self.result) } {
+            // The fiber ended and let go before us: the slot is ours to
+            // recycle (its version already moved on).
+            crate::runtime::task_group::recycle_slot(self.meta);
         }
     }
 }
