@@ -90,14 +90,13 @@ fn joiner_takes_result_after_version_bump() {
     super::model(|| {
         let (s, drops, cell) = setup();
         let (c, d) = (cell.clone(), drops.clone());
-        // SAFETY: the slot is fresh and ours.
-        let (entry, result) = unsafe {
-            s.payload.init(move || {
-                // SAFETY: loom's cell.
-                c.0.with_mut(|p| unsafe { *p = 42 });
-                Checked { cell: c, drops: d }
-            })
+        let make = move || {
+            // SAFETY: loom's cell; nothing else touches it yet.
+            c.0.with_mut(|p| unsafe { *p = 42 });
+            Checked { cell: c, drops: d }
         };
+        // SAFETY: the slot is fresh and ours.
+        let (entry, result) = unsafe { s.payload.init(make) };
         let s2 = s.clone();
         let fiber = thread::spawn(move || fiber_side(&s2, entry));
         while s.version.value().load(Ordering::Acquire) == 1 {
@@ -121,14 +120,13 @@ fn detached_handle_drops_result_once() {
     super::model(|| {
         let (s, drops, cell) = setup();
         let (c, d) = (cell.clone(), drops.clone());
-        // SAFETY: the slot is fresh and ours.
-        let (entry, result) = unsafe {
-            s.payload.init(move || {
-                // SAFETY: loom's cell.
-                c.0.with_mut(|p| unsafe { *p = 42 });
-                Checked { cell: c, drops: d }
-            })
+        let make = move || {
+            // SAFETY: loom's cell; nothing else touches it yet.
+            c.0.with_mut(|p| unsafe { *p = 42 });
+            Checked { cell: c, drops: d }
         };
+        // SAFETY: the slot is fresh and ours.
+        let (entry, result) = unsafe { s.payload.init(make) };
         let s2 = s.clone();
         let fiber = thread::spawn(move || fiber_side(&s2, entry));
         // The handle is dropped without joining, racing with the fiber.

@@ -1,7 +1,9 @@
 //! Linux-specific primitives behind a thin surface: futex, stacks, signals,
 //! epoll and eventfd.
 
+#[cfg(not(loom))]
 pub(crate) mod epoll;
+#[cfg(not(loom))]
 pub(crate) mod eventfd;
 pub(crate) mod futex;
 pub(crate) mod signal;
