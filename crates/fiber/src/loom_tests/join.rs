@@ -6,7 +6,7 @@
 //! (recycles the slot).
 
 use crate::butex::Butex;
-use crate::task::packet::Payload;
+use crate::task::packet::{Payload, ResultVTable};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::AtomicUsize;
 use loom::sync::Arc;
@@ -85,20 +85,32 @@ fn fiber_side(s: &Shared, entry: &crate::task::packet::EntryVTable) {
     s.let_go(0, || unsafe { s.payload.release_fiber(entry) });
 }
 
+/// A slot whose closure writes the cell and returns a drop-counted value,
+/// and a thread playing its fiber.
+fn start_fiber() -> (
+    Arc<Shared>,
+    Arc<AtomicUsize>,
+    thread::JoinHandle<()>,
+    ResultVTable<Checked>,
+) {
+    let (s, drops, cell) = setup();
+    let d = drops.clone();
+    let make = move || {
+        // SAFETY: loom's cell; nothing else touches it yet.
+        cell.0.with_mut(|p| unsafe { *p = 42 });
+        Checked { cell, drops: d }
+    };
+    // SAFETY: the slot is fresh and ours.
+    let (entry, result) = unsafe { s.payload.init(make) };
+    let s2 = s.clone();
+    let fiber = thread::spawn(move || fiber_side(&s2, entry));
+    (s, drops, fiber, result)
+}
+
 #[test]
 fn joiner_takes_result_after_version_bump() {
     super::model(|| {
-        let (s, drops, cell) = setup();
-        let (c, d) = (cell.clone(), drops.clone());
-        let make = move || {
-            // SAFETY: loom's cell; nothing else touches it yet.
-            c.0.with_mut(|p| unsafe { *p = 42 });
-            Checked { cell: c, drops: d }
-        };
-        // SAFETY: the slot is fresh and ours.
-        let (entry, result) = unsafe { s.payload.init(make) };
-        let s2 = s.clone();
-        let fiber = thread::spawn(move || fiber_side(&s2, entry));
+        let (s, drops, fiber, result) = start_fiber();
         while s.version.value().load(Ordering::Acquire) == 1 {
             let _ = s.version.wait(1, None);
         }
@@ -118,17 +130,7 @@ fn joiner_takes_result_after_version_bump() {
 #[test]
 fn detached_handle_drops_result_once() {
     super::model(|| {
-        let (s, drops, cell) = setup();
-        let (c, d) = (cell.clone(), drops.clone());
-        let make = move || {
-            // SAFETY: loom's cell; nothing else touches it yet.
-            c.0.with_mut(|p| unsafe { *p = 42 });
-            Checked { cell: c, drops: d }
-        };
-        // SAFETY: the slot is fresh and ours.
-        let (entry, result) = unsafe { s.payload.init(make) };
-        let s2 = s.clone();
-        let fiber = thread::spawn(move || fiber_side(&s2, entry));
+        let (s, drops, fiber, result) = start_fiber();
         // The handle is dropped without joining, racing with the fiber.
         // SAFETY: the handle releases once.
         s.let_go(1, || unsafe { s.payload.release_handle(&result) });
