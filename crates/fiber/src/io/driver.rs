@@ -21,7 +21,7 @@
 use super::dispatcher::Dispatcher;
 use std::io;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 /// Where `epoll_wait` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,8 @@ pub(crate) struct Driver {
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
-static DRIVER: OnceLock<Driver> = OnceLock::new();
+static DRIVER: OnceLock<Result<Driver, String>> = OnceLock::new();
+static STARTED: Once = Once::new();
 /// Set once the driver runs in worker mode: what workers check (one load).
 static WORKER_DRIVER: AtomicPtr<Driver> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -88,42 +89,22 @@ pub fn configure(config: Config) -> Result<(), Config> {
 impl Driver {
     /// The driver, started on first use.
     pub(crate) fn get() -> io::Result<&'static Driver> {
-        if let Some(d) = DRIVER.get() {
-            return Ok(d);
-        }
-        let config = CONFIG.get_or_init(Config::default).clone();
-        let mut made = None;
-        let d = DRIVER.get_or_init(|| {
-            let ds: io::Result<Vec<_>> =
-                (0..config.dispatchers).map(|_| Dispatcher::new()).collect();
-            match ds {
-                Ok(ds) => {
-                    made = Some(Ok(()));
-                    Driver {
-                        dispatchers: ds.into_boxed_slice(),
-                        poller: config.poller,
-                        next: AtomicUsize::new(0),
-                    }
-                }
-                Err(e) => {
-                    made = Some(Err(e));
-                    Driver {
-                        dispatchers: Box::new([]),
-                        poller: config.poller,
-                        next: AtomicUsize::new(0),
-                    }
-                }
-            }
+        let made = DRIVER.get_or_init(|| {
+            let config = CONFIG.get_or_init(Config::default).clone();
+            let dispatchers = (0..config.dispatchers)
+                .map(|_| Dispatcher::new())
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(|e| e.to_string())?;
+            Ok(Driver {
+                dispatchers: dispatchers.into_boxed_slice(),
+                poller: config.poller,
+                next: AtomicUsize::new(0),
+            })
         });
-        if let Some(Err(e)) = made {
-            return Err(e);
-        }
-        if d.dispatchers.is_empty() {
-            return Err(io::Error::other("fibrpc: the I/O driver failed to start"));
-        }
-        if made.is_some() {
-            d.start();
-        }
+        let d = made.as_ref().map_err(|e| {
+            io::Error::other(format!("fibrpc: the I/O driver failed to start: {e}"))
+        })?;
+        STARTED.call_once(|| d.start());
         Ok(d)
     }
 

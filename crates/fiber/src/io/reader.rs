@@ -33,9 +33,9 @@ impl ReaderShared {
         let me = self.clone();
         // A new fiber, not started yet: any idle worker may steal it, which
         // spreads connections' input processing over the workers.
-        let spawned = crate::Builder::new()
-            .name("fd-reader")
-            .spawn(move || me.run());
+        // No name: this runs once per burst of input, and a name is a
+        // String allocation.
+        let spawned = crate::Builder::new().spawn(move || me.run());
         if let Err(e) = spawned {
             // Nothing can read this descriptor now; reset so the next edge
             // tries again rather than leaving the counter stuck above 0.

@@ -45,12 +45,6 @@ impl std::fmt::Debug for IoFd {
 }
 
 impl IoFd {
-    /// Makes `fd` non-blocking and wraps it.
-    pub(crate) fn new(fd: OwnedFd) -> io::Result<IoFd> {
-        set_nonblocking(fd.as_raw_fd())?;
-        Ok(Self::from_nonblocking(fd))
-    }
-
     /// Wraps `fd`, which is non-blocking already (`SOCK_NONBLOCK`).
     pub(crate) fn from_nonblocking(fd: OwnedFd) -> IoFd {
         IoFd {
@@ -266,21 +260,4 @@ pub(crate) fn cvt(r: isize) -> io::Result<usize> {
     } else {
         Ok(r as usize)
     }
-}
-
-/// Sets `O_NONBLOCK`.
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the caller owns; results checked.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if flags & libc::O_NONBLOCK == 0
-            && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

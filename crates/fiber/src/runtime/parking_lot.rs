@@ -77,13 +77,7 @@ impl ParkingLot {
             return false;
         }
         #[cfg(not(loom))]
-        {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an eventfd that
-            // lives as long as its dispatcher (forever). If the owner already
-            // left the wait, the write only makes a later poll return early.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
-        }
+        crate::sys::eventfd::notify(fd);
         #[cfg(loom)]
         self.loom_eventfd.swap(true, Ordering::SeqCst);
         true

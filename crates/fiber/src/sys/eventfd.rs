@@ -35,3 +35,14 @@ impl AsRawFd for EventFd {
         self.fd.as_raw_fd()
     }
 }
+
+/// Adds 1 to the counter of the eventfd `fd`, making it readable. Callers
+/// hold only the number (a worker's parking lot publishes it while it
+/// sleeps in epoll); the eventfd lives as long as its dispatcher, forever.
+pub(crate) fn notify(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64. EAGAIN (counter saturated)
+    // means it is readable already, which is all we want; a write after
+    // the sleeper left only makes a later poll return early.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}

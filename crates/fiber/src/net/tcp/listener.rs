@@ -47,8 +47,9 @@ impl TcpListener {
 
     /// Takes over a bound, listening std listener.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
         Ok(TcpListener {
-            io: IoFd::new(OwnedFd::from(listener))?,
+            io: IoFd::from_nonblocking(OwnedFd::from(listener)),
         })
     }
 

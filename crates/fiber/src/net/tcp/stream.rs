@@ -37,9 +37,10 @@ impl TcpStream {
 
     /// Takes over a connected std stream (made non-blocking here).
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            io: Arc::new(IoFd::new(OwnedFd::from(stream))?),
-        })
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream::from_fd(IoFd::from_nonblocking(OwnedFd::from(
+            stream,
+        ))))
     }
 
     pub(crate) fn from_fd(io: IoFd) -> TcpStream {
