@@ -1,0 +1,192 @@
+//! [`Controller`]: the per-call settings and results, on both sides.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fibrpc_iobuf::IOBuf;
+
+use crate::protocol::baidu_std::compress::CompressType;
+use crate::RpcError;
+
+/// Settings and results of one call (bRPC's `brpc::Controller`).
+///
+/// **Client side**: set the timeout, retries, log id, compression,
+/// checksum and request attachment before the call; after it, read
+/// [`failed`](Self::failed) / [`error_code`](Self::error_code), the
+/// response attachment, the remote side and the latency. A controller can
+/// be [`reset`](Self::reset) and reused.
+///
+/// **Server side**: the handler gets the caller's log id, deadline,
+/// request attachment and addresses, sets the response attachment and
+/// compression, and may [`set_failed`](Self::set_failed).
+#[derive(Debug, Default)]
+pub struct Controller {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_retry: Option<u32>,
+    pub(crate) backup_request: Option<Duration>,
+    pub(crate) log_id: u64,
+    pub(crate) compress_type: Option<CompressType>,
+    pub(crate) checksum: bool,
+    pub(crate) request_attachment: IOBuf,
+    pub(crate) response_attachment: IOBuf,
+    pub(crate) error: Option<RpcError>,
+    pub(crate) remote_side: Option<SocketAddr>,
+    pub(crate) local_side: Option<SocketAddr>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) latency: Duration,
+    pub(crate) retried: u32,
+    pub(crate) has_backup_request: bool,
+}
+
+impl Controller {
+    /// A controller with every setting at its channel default.
+    pub fn new() -> Controller {
+        Controller::default()
+    }
+
+    /// Clears results and settings so the controller can serve another call.
+    pub fn reset(&mut self) {
+        *self = Controller::default();
+    }
+
+    // ---- settings (client) ----
+
+    /// Overrides the channel's timeout for this call (the whole call,
+    /// retries included).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = Some(timeout);
+    }
+
+    /// The timeout set with [`set_timeout`](Self::set_timeout), if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Overrides the channel's `max_retry` for this call.
+    pub fn set_max_retry(&mut self, n: u32) {
+        self.max_retry = Some(n);
+    }
+
+    /// Overrides the channel's backup-request delay for this call: if no
+    /// response arrived after `delay`, the request is sent once more and the
+    /// first response wins.
+    pub fn set_backup_request(&mut self, delay: Duration) {
+        self.backup_request = Some(delay);
+    }
+
+    /// Sets the log id carried to the server (and shown in its logs).
+    pub fn set_log_id(&mut self, id: u64) {
+        self.log_id = id;
+    }
+
+    /// The log id: set by the caller, or (server side) received.
+    pub fn log_id(&self) -> u64 {
+        self.log_id
+    }
+
+    /// Compresses the request (client) or the response (server) payload.
+    pub fn set_compress_type(&mut self, t: CompressType) {
+        self.compress_type = Some(t);
+    }
+
+    /// The compression chosen for what this side sends.
+    pub fn compress_type(&self) -> CompressType {
+        self.compress_type.unwrap_or(CompressType::None)
+    }
+
+    /// Adds a CRC32C checksum of payload and attachment to the request
+    /// (client) or response (server).
+    pub fn set_checksum(&mut self, on: bool) {
+        self.checksum = on;
+    }
+
+    /// Whether a checksum is sent.
+    pub fn checksum(&self) -> bool {
+        self.checksum
+    }
+
+    // ---- attachments ----
+
+    /// The request attachment: raw bytes sent after the payload, never
+    /// serialized or compressed (zero copy). Client: fill before the call.
+    /// Server: what the client sent.
+    pub fn request_attachment(&self) -> &IOBuf {
+        &self.request_attachment
+    }
+
+    /// Mutable access to the request attachment.
+    pub fn request_attachment_mut(&mut self) -> &mut IOBuf {
+        &mut self.request_attachment
+    }
+
+    /// The response attachment. Server: fill in the handler. Client: what
+    /// the server sent.
+    pub fn response_attachment(&self) -> &IOBuf {
+        &self.response_attachment
+    }
+
+    /// Mutable access to the response attachment.
+    pub fn response_attachment_mut(&mut self) -> &mut IOBuf {
+        &mut self.response_attachment
+    }
+
+    // ---- results and errors ----
+
+    /// Marks the call failed. Server: the response carries `code` and
+    /// `text` instead of a payload. Client: used by the framework.
+    pub fn set_failed(&mut self, code: i32, text: impl Into<String>) {
+        self.error = Some(RpcError::new(code, text));
+    }
+
+    /// Whether the call failed.
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The error code, 0 on success.
+    pub fn error_code(&self) -> i32 {
+        self.error.as_ref().map_or(0, |e| e.code)
+    }
+
+    /// The error text, empty on success.
+    pub fn error_text(&self) -> &str {
+        self.error.as_ref().map_or("", |e| e.text.as_str())
+    }
+
+    /// The error, if the call failed.
+    pub fn error(&self) -> Option<&RpcError> {
+        self.error.as_ref()
+    }
+
+    /// The peer's address: the server (client side) or the client.
+    pub fn remote_side(&self) -> Option<SocketAddr> {
+        self.remote_side
+    }
+
+    /// This side's address of the connection.
+    pub fn local_side(&self) -> Option<SocketAddr> {
+        self.local_side
+    }
+
+    /// Server side: when the caller stops waiting (from the request's
+    /// `timeout_ms`), if it said.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Client side: how long the call took, retries included.
+    pub fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    /// Client side: how many times the request was sent again after a
+    /// connection failure.
+    pub fn retried_count(&self) -> u32 {
+        self.retried
+    }
+
+    /// Client side: whether a backup request was sent.
+    pub fn has_backup_request(&self) -> bool {
+        self.has_backup_request
+    }
+}

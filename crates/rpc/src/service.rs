@@ -1,0 +1,37 @@
+//! [`Service`]: what a server dispatches requests to.
+//!
+//! Users do not implement this by hand: `fibrpc-build` generates, per
+//! `.proto` service, a trait with one synchronous method per RPC and a
+//! wrapper (`FooServiceServer`) that implements [`Service`] by decoding
+//! the request, calling the trait method and encoding the response.
+
+use fibrpc_iobuf::IOBuf;
+
+use crate::{Controller, RpcError};
+
+/// A service a [`crate::Server`] can host: a fully qualified name, its
+/// methods, and a call that takes and returns serialized messages.
+///
+/// `call_method` runs in a fiber; it may block (call other services, take
+/// fiber locks, sleep): that suspends the fiber, not a worker thread.
+pub trait Service: Send + Sync + 'static {
+    /// The fully qualified name, as on the wire: `"example.EchoService"`.
+    fn service_name(&self) -> &'static str;
+
+    /// The method names as in the `.proto` (`"Echo"`). A request names a
+    /// method; the server passes its index in this slice to `call_method`.
+    fn method_names(&self) -> &'static [&'static str];
+
+    /// Handles one request for method `method` (an index into
+    /// [`method_names`](Self::method_names)) and returns the serialized
+    /// response. A payload that does not parse is
+    /// [`crate::errno::EREQUEST`]. If the handler called
+    /// [`Controller::set_failed`], the call fails with that error whatever
+    /// this returns.
+    fn call_method(
+        &self,
+        method: usize,
+        cntl: &mut Controller,
+        request: &IOBuf,
+    ) -> Result<IOBuf, RpcError>;
+}
