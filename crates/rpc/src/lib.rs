@@ -11,19 +11,44 @@
 //! - [`protocol::baidu_std`]: bRPC's default protocol, byte-compatible with
 //!   bRPC 1.17; [`errno`]: bRPC's error code numbers.
 
+// Under loom only the lock-free write list is built and model-checked
+// (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc --lib loom`).
+#[cfg(loom)]
+#[path = "socket/write_list.rs"]
+mod write_list_loom;
+
+#[cfg(not(loom))]
 pub mod channel;
+#[cfg(not(loom))]
 pub mod codec;
+#[cfg(not(loom))]
 mod controller;
 pub mod errno;
+#[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
+mod input_messenger;
+#[cfg(not(loom))]
 pub mod protocol;
+#[cfg(not(loom))]
+pub mod server;
+#[cfg(not(loom))]
 mod service;
+#[cfg(not(loom))]
+pub mod socket;
 
-pub use channel::Channel;
+#[cfg(not(loom))]
+pub use channel::{Channel, ChannelOptions, ConnectionType};
+#[cfg(not(loom))]
 pub use controller::Controller;
+#[cfg(not(loom))]
 pub use error::RpcError;
 pub use fibrpc_fiber as fiber;
 pub use fibrpc_iobuf as iobuf;
 pub use fibrpc_iobuf::IOBuf;
+#[cfg(not(loom))]
 pub use protocol::baidu_std::compress::CompressType;
+#[cfg(not(loom))]
+pub use server::{Server, ServerOptions};
+#[cfg(not(loom))]
 pub use service::Service;

@@ -56,6 +56,14 @@ impl IoFd {
         }
     }
 
+    /// Unregisters (if registered) and returns the descriptor.
+    pub(crate) fn into_owned_fd(self) -> OwnedFd {
+        let IoFd { reg, fd, .. } = self;
+        // Removed from epoll before anyone else can see the descriptor.
+        drop(reg);
+        fd
+    }
+
     /// The descriptor.
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()

@@ -1,23 +1,89 @@
-//! [`Channel`]: the client side (skeleton; filled in below).
+//! [`Channel`]: the client side. A channel talks to one server over
+//! baidu_std: synchronous calls suspend the calling fiber (or block a plain
+//! thread) until the response, a failure or the deadline; asynchronous calls
+//! return at once and run a callback.
 
-use std::net::SocketAddr;
+pub(crate) mod call;
+mod connections;
+mod options;
+mod response;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
-use crate::{Controller, RpcError};
+use crate::protocol::baidu_std::{self, checksum, compress, RpcMeta, RpcRequestMeta};
+use crate::socket::Socket;
+use crate::{codec, errno, Controller, RpcError};
+use call::PendingCall;
+use connections::Connections;
+pub use options::{ChannelOptions, ConnectionType};
 
-/// A client of one server.
+/// A client of one server. Cheap to clone (clones share connections); the
+/// connections close when the last clone is dropped.
 #[derive(Clone)]
 pub struct Channel {
-    _addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: SocketAddr,
+    options: ChannelOptions,
+    conns: Connections,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("addr", &self.inner.addr)
+            .field("connection_type", &self.inner.options.connection_type)
+            .finish()
+    }
+}
+
+/// Correlation ids are unique per process, so a late response can never
+/// match a newer call on the same connection.
+fn next_correlation_id() -> i64 {
+    static NEXT: AtomicI64 = AtomicI64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Channel {
-    /// Calls `service.method` with a protobuf request and waits.
+    /// A channel to `addr` (resolved now; connected at the first call).
+    pub fn new(addr: impl ToSocketAddrs, options: ChannelOptions) -> Result<Channel, RpcError> {
+        let addr = addr
+            .to_socket_addrs()
+            .map_err(RpcError::from)?
+            .next()
+            .ok_or_else(|| RpcError::new(libc::EINVAL, "the address resolves to nothing"))?;
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                addr,
+                conns: Connections::new(addr, &options),
+                options,
+            }),
+        })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The options the channel was made with.
+    pub fn options(&self) -> &ChannelOptions {
+        &self.inner.options
+    }
+
+    /// Calls `service.method` with a protobuf request and waits for the
+    /// response. The outcome is also recorded in `cntl`.
     pub fn call<Req, Resp>(
         &self,
-        service: &'static str,
-        method: &'static str,
+        service: &str,
+        method: &str,
         cntl: &mut Controller,
         request: &Req,
     ) -> Result<Resp, RpcError>
@@ -25,27 +91,48 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let _ = (service, method, cntl, request);
-        todo!()
+        let payload = self.call_raw(service, method, cntl, codec::encode(request))?;
+        codec::decode_response(&payload).inspect_err(|e| cntl.error = Some(e.clone()))
     }
 
-    /// Starts the call and returns; `done` runs once with the outcome.
+    /// Starts the call and returns at once; `done` runs (in a fiber) with
+    /// the controller and the outcome.
+    ///
+    /// The call is carried by a fiber of its own, so the callback may
+    /// block, and a synchronous caller and an asynchronous one behave the
+    /// same in every other respect.
     pub fn call_async<Req, Resp>(
         &self,
-        service: &'static str,
-        method: &'static str,
-        cntl: Controller,
+        service: &str,
+        method: &str,
+        mut cntl: Controller,
         request: &Req,
         done: impl FnOnce(Controller, Result<Resp, RpcError>) + Send + 'static,
     ) where
         Req: prost::Message,
         Resp: prost::Message + Default + Send + 'static,
     {
-        let _ = (service, method, cntl, request, done);
-        todo!()
+        let payload = codec::encode(request);
+        let me = self.clone();
+        let (service, method) = (service.to_owned(), method.to_owned());
+        let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+            let r = me
+                .call_raw(&service, &method, &mut cntl, payload)
+                .and_then(|p| codec::decode_response(&p));
+            if let Err(e) = &r {
+                cntl.error = Some(e.clone());
+            }
+            done(cntl, r);
+        });
+        if let Err(e) = spawned {
+            // The callback moved into the closure that could not start.
+            eprintln!("fibrpc: cannot start an asynchronous call: {e}");
+        }
     }
 
-    /// Calls with a serialized request and returns the serialized response.
+    /// Calls with a serialized request and returns the serialized response
+    /// payload (decompressed). The response attachment, error and latency
+    /// are in `cntl`.
     pub fn call_raw(
         &self,
         service: &str,
@@ -53,7 +140,179 @@ impl Channel {
         cntl: &mut Controller,
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
-        let _ = (service, method, cntl, request);
-        todo!()
+        let start = Instant::now();
+        cntl.error = None;
+        cntl.retried = 0;
+        cntl.has_backup_request = false;
+        cntl.response_attachment.clear();
+        let r = self.call_inner(service, method, cntl, request, start);
+        cntl.latency = start.elapsed();
+        if let Err(e) = &r {
+            cntl.error = Some(e.clone());
+        }
+        r
     }
+
+    fn call_inner(
+        &self,
+        service: &str,
+        method: &str,
+        cntl: &mut Controller,
+        request: IOBuf,
+        start: Instant,
+    ) -> Result<IOBuf, RpcError> {
+        let opts = &self.inner.options;
+        let deadline = cntl.timeout.or(opts.timeout).map(|t| start + t);
+        let max_retry = cntl.max_retry.unwrap_or(opts.max_retry);
+        let backup = cntl.backup_request.or(opts.backup_request);
+        let (meta, payload) = request_frame_parts(service, method, cntl, request, deadline)?;
+        loop {
+            match self.attempt(&meta, &payload, cntl, start, deadline, backup) {
+                Ok(frame) => return response::finish(frame, cntl),
+                Err(e)
+                    if retryable(&e)
+                        && cntl.retried < max_retry
+                        && deadline.is_none_or(|d| Instant::now() < d) =>
+                {
+                    cntl.retried += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One try: a connection, the request written, the response awaited
+    /// (plus a backup request if configured).
+    fn attempt(
+        &self,
+        meta: &RpcMeta,
+        payload: &IOBuf,
+        cntl: &mut Controller,
+        start: Instant,
+        deadline: Option<Instant>,
+        backup: Option<Duration>,
+    ) -> Result<baidu_std::Frame, RpcError> {
+        let conns = &self.inner.conns;
+        let sock = conns.get(deadline)?;
+        cntl.remote_side = Some(sock.remote_side());
+        cntl.local_side = Some(sock.local_side());
+        let call = PendingCall::new();
+        let mut sent = vec![(sock.clone(), send(&sock, meta, payload, cntl, &call)?)];
+        let backup_at = backup.map(|b| start + b).filter(|&b| deadline.is_none_or(|d| b < d));
+        let mut completed = call.wait(backup_at.or(deadline));
+        if !completed && backup_at.is_some() {
+            // A backup request; on a single connection it shares the socket.
+            if let Ok(s2) = conns.get(deadline) {
+                if let Ok(c2) = send(&s2, meta, payload, cntl, &call) {
+                    cntl.has_backup_request = true;
+                    sent.push((s2, c2));
+                }
+            }
+            completed = call.wait(deadline);
+        }
+        for (s, corr) in &sent {
+            // A late response finds nothing and is dropped.
+            s.take_pending(*corr);
+        }
+        let outcome = call.take();
+        for (s, _) in sent {
+            conns.put_back(s, completed);
+        }
+        match outcome {
+            Some(r) => r,
+            None => Err(RpcError::new(
+                errno::ERPCTIMEDOUT,
+                format!(
+                    "reached timeout={}ms @{}",
+                    deadline.map_or(0, |d| d.duration_since(start).as_millis()),
+                    self.inner.addr
+                ),
+            )),
+        }
+    }
+}
+
+/// Registers `call` on `sock` under a fresh correlation id and writes the
+/// request. Returns the correlation id.
+fn send(
+    sock: &Arc<Socket>,
+    meta: &RpcMeta,
+    payload: &IOBuf,
+    cntl: &Controller,
+    call: &Arc<PendingCall>,
+) -> Result<i64, RpcError> {
+    let corr = next_correlation_id();
+    let mut meta = meta.clone();
+    meta.correlation_id = Some(corr);
+    let mut frame = IOBuf::new();
+    baidu_std::encode(&meta, payload, &cntl.request_attachment, &mut frame)
+        .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
+    if !sock.add_pending(corr, call.clone()) {
+        return Err(sock.failed_error());
+    }
+    if let Err(e) = sock.write(frame) {
+        sock.take_pending(corr);
+        return Err(e);
+    }
+    Ok(corr)
+}
+
+/// The request meta (without correlation id) and the compressed payload.
+fn request_frame_parts(
+    service: &str,
+    method: &str,
+    cntl: &Controller,
+    request: IOBuf,
+    deadline: Option<Instant>,
+) -> Result<(RpcMeta, IOBuf), RpcError> {
+    let ct = cntl.compress_type().as_i32();
+    let payload = if ct == 0 {
+        request
+    } else {
+        compress::compress(ct, &request)
+            .map_err(|e| RpcError::new(errno::EREQUEST, format!("cannot compress: {e}")))?
+    };
+    let att = cntl.request_attachment.len();
+    let att = i32::try_from(att)
+        .map_err(|_| RpcError::new(errno::EREQUEST, format!("attachment of {att} bytes")))?;
+    // Presence as bRPC writes it, so our frames match its byte for byte.
+    let mut meta = RpcMeta {
+        request: Some(RpcRequestMeta {
+            service_name: service.to_owned(),
+            method_name: method.to_owned(),
+            log_id: Some(cntl.log_id as i64),
+            timeout_ms: deadline.map(|d| {
+                let ms = d.saturating_duration_since(Instant::now()).as_millis();
+                ms.min(i32::MAX as u128) as i32
+            }),
+            ..Default::default()
+        }),
+        compress_type: Some(ct),
+        attachment_size: (att > 0).then_some(att),
+        content_type: Some(0),
+        checksum_type: Some(0),
+        checksum_value: Some(Vec::new()),
+        ..Default::default()
+    };
+    if cntl.checksum {
+        checksum::fill_crc32c(&mut meta, &payload, &cntl.request_attachment);
+    }
+    Ok((meta, payload))
+}
+
+/// Failures worth sending again: the connection broke or could not be
+/// made. Timeouts and server answers are final.
+fn retryable(e: &RpcError) -> bool {
+    matches!(
+        e.code,
+        errno::EFAILEDSOCKET
+            | errno::EEOF
+            | errno::ELOGOFF
+            | libc::ECONNREFUSED
+            | libc::ECONNRESET
+            | libc::ECONNABORTED
+            | libc::EPIPE
+            | libc::ENETUNREACH
+            | libc::EHOSTUNREACH
+    )
 }

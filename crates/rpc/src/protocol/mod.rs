@@ -1,6 +1,65 @@
-//! Wire protocols. Each protocol knows how to recognise its first bytes
-//! (`probe`), cut one message out of a connection's input (`parse`) and
-//! serialize one (`encode`); the RPC core will pick the protocol per
-//! connection.
+//! Wire protocols. Each protocol recognises its first bytes, cuts one
+//! message out of a connection's input, and says how to process it (bRPC's
+//! `Protocol` struct). Detection is per connection: the
+//! [`crate::input_messenger`] tries the protocol that matched last first.
 
 pub mod baidu_std;
+
+use fibrpc_iobuf::IOBuf;
+
+/// One message cut from a connection's input.
+#[derive(Debug)]
+pub(crate) enum InputMessage {
+    /// A baidu_std frame (request or response).
+    BaiduStd(baidu_std::Frame),
+}
+
+/// What a protocol found at the front of the input.
+pub(crate) enum Parsed {
+    /// A complete message, cut from the input.
+    Message(InputMessage),
+    /// Possibly this protocol's, but incomplete: read more.
+    NeedMore,
+    /// Not this protocol: try the next.
+    NotMine,
+    /// This protocol's, but malformed: close the connection.
+    Bad(String),
+}
+
+/// A protocol the input messenger can cut messages for.
+pub(crate) trait Protocol: Sync {
+    /// The protocol's name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Cuts one message off the front of `buf` (consuming nothing unless
+    /// it returns a message or a bad frame).
+    fn parse(&self, buf: &mut IOBuf, max_body: usize) -> Parsed;
+}
+
+/// baidu_std as seen by the input messenger.
+pub(crate) struct BaiduStd;
+
+impl Protocol for BaiduStd {
+    fn name(&self) -> &'static str {
+        "baidu_std"
+    }
+
+    fn parse(&self, buf: &mut IOBuf, max_body: usize) -> Parsed {
+        use baidu_std::{ParseError, ParseResult, Probe};
+        if baidu_std::probe(buf) == Probe::No {
+            return Parsed::NotMine;
+        }
+        match baidu_std::parse(buf, max_body) {
+            ParseResult::Complete(f) => Parsed::Message(InputMessage::BaiduStd(f)),
+            ParseResult::NotEnoughData => Parsed::NeedMore,
+            ParseResult::Error(ParseError::BadMagic) => Parsed::NotMine,
+            ParseResult::Error(e) => Parsed::Bad(e.to_string()),
+        }
+    }
+}
+
+/// The protocols a server accepts, in detection order.
+pub(crate) static SERVER_PROTOCOLS: &[&dyn Protocol] = &[&BaiduStd];
+
+/// The protocol of a channel's connections.
+pub(crate) static CLIENT_PROTOCOLS: &[&dyn Protocol] = &[&BaiduStd];

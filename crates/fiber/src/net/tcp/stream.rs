@@ -117,6 +117,22 @@ impl TcpStream {
         )
     }
 
+    /// Gives the connection back as a std stream (still non-blocking),
+    /// removing it from the dispatcher: for code that registers the
+    /// descriptor itself (the RPC layer's `Socket`).
+    pub fn into_std(self) -> std::net::TcpStream {
+        let fd = match Arc::try_unwrap(self.io) {
+            Ok(io) => io.into_owned_fd(),
+            // Only split halves share the Arc, and they cannot coexist with
+            // a whole stream (reunite consumes them).
+            Err(shared) => shared
+                .owned()
+                .try_clone()
+                .expect("dup of a live TcpStream descriptor"),
+        };
+        std::net::TcpStream::from(fd)
+    }
+
     fn sock(&self) -> SockRef<'_> {
         SockRef::from(self.io.owned())
     }

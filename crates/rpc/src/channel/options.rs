@@ -1,0 +1,55 @@
+//! [`ChannelOptions`] and [`ConnectionType`].
+
+use std::time::Duration;
+
+/// How a channel uses connections (bRPC's `connection_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionType {
+    /// One connection per server shared by all calls, which are matched to
+    /// responses by correlation id (bRPC's default for baidu_std).
+    #[default]
+    Single,
+    /// A pool of connections; each carries one call at a time and goes
+    /// back to the pool after the response.
+    Pooled,
+    /// A new connection per call, closed after the response.
+    Short,
+}
+
+/// Channel settings. Defaults are bRPC's.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// Deadline of a whole call, retries included (default 500 ms; `None`
+    /// waits forever). [`crate::Controller::set_timeout`] overrides it.
+    pub timeout: Option<Duration>,
+    /// Connecting gives up after this long (default 200 ms), or earlier if
+    /// the call's deadline is nearer.
+    pub connect_timeout: Duration,
+    /// Times a call is sent again after a connection failure (default 3).
+    /// Timeouts are never retried.
+    pub max_retry: u32,
+    /// If set and no response came after this long, the request is sent
+    /// once more and the first response wins (default: off).
+    pub backup_request: Option<Duration>,
+    /// See [`ConnectionType`].
+    pub connection_type: ConnectionType,
+    /// Responses with a larger body close the connection (default 64 MiB).
+    pub max_body_size: usize,
+    /// Bytes queued on a connection above which calls fail with
+    /// `EOVERCROWDED` (default 64 MiB).
+    pub max_unwritten_bytes: usize,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            timeout: Some(Duration::from_millis(500)),
+            connect_timeout: Duration::from_millis(200),
+            max_retry: 3,
+            backup_request: None,
+            connection_type: ConnectionType::Single,
+            max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
+            max_unwritten_bytes: 64 << 20,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The InputMessenger (bRPC's `InputMessenger::OnNewMessages`): runs in the
+//! socket's reader fiber whenever the connection is readable.
+//!
+//! It reads with an [`IOPortal`](fibrpc_iobuf::IOPortal) until `EAGAIN`,
+//! asks the protocols to cut messages (the one that matched last on this
+//! connection first), starts a fiber for every message but the last and
+//! processes the last one in place — a lone request costs no extra fiber,
+//! and a burst is handled in parallel. A malformed frame or a frame over
+//! the body limit closes this connection (with the reason logged); other
+//! connections never notice.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::protocol::{InputMessage, Parsed};
+use crate::socket::Socket;
+use crate::{errno, RpcError};
+
+/// The first read of a burst offers this much; reads that fill what they
+/// were offered double it, up to [`MAX_READ`].
+const MIN_READ: usize = 8 << 10;
+const MAX_READ: usize = 512 << 10;
+
+/// Reads and dispatches everything available on `sock`.
+pub(crate) fn on_readable(sock: &Arc<Socket>) {
+    let mut last: Option<InputMessage> = None;
+    loop {
+        if sock.failed() {
+            break;
+        }
+        let mut input = sock.input.lock().unwrap_or_else(|e| e.into_inner());
+        let offer = input.read_hint.clamp(MIN_READ, MAX_READ);
+        let read = input.portal.append_from_fd(sock.stream(), offer);
+        let eof = match read {
+            Ok(0) => true,
+            Ok(n) => {
+                input.read_hint = if n == offer { offer * 2 } else { n };
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if input.portal.is_empty() {
+                    // An idle connection keeps no block.
+                    input.portal.return_cached_blocks();
+                }
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                drop(input);
+                sock.set_failed(RpcError::new(
+                    e.raw_os_error().unwrap_or(errno::EFAILEDSOCKET),
+                    format!("read from {}: {e}", sock.remote_side()),
+                ));
+                break;
+            }
+        };
+        // Cut every complete message.
+        loop {
+            match cut(sock, &mut input.portal) {
+                Cut::Message(msg) => {
+                    if let Some(prev) = last.replace(msg) {
+                        spawn_process(sock, prev);
+                    }
+                }
+                Cut::NeedMore => break,
+                Cut::Bad(reason) => {
+                    drop(input);
+                    eprintln!(
+                        "fibrpc: closing connection from {}: {reason}",
+                        sock.remote_side()
+                    );
+                    sock.set_failed(RpcError::new(errno::EREQUEST, reason));
+                    // Messages cut before the bad one are still answered
+                    // (their writes fail on the closed socket).
+                    if let Some(m) = last.take() {
+                        sock.user.on_message(sock, m);
+                    }
+                    return;
+                }
+            }
+        }
+        if eof {
+            drop(input);
+            sock.set_failed(RpcError::new(
+                errno::EEOF,
+                format!("{} closed the connection", sock.remote_side()),
+            ));
+            break;
+        }
+    }
+    if let Some(m) = last {
+        sock.user.on_message(sock, m);
+    }
+}
+
+enum Cut {
+    Message(InputMessage),
+    NeedMore,
+    Bad(String),
+}
+
+/// Cuts one message, trying the preferred protocol first.
+fn cut(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf) -> Cut {
+    if buf.is_empty() {
+        return Cut::NeedMore;
+    }
+    let protocols = sock.protocols;
+    let first = usize::from(sock.preferred.load(Ordering::Relaxed)).min(protocols.len() - 1);
+    let order = std::iter::once(first).chain((0..protocols.len()).filter(|&i| i != first));
+    for i in order {
+        match protocols[i].parse(buf, sock.options.max_body) {
+            Parsed::Message(m) => {
+                if i != first {
+                    sock.preferred.store(i as u8, Ordering::Relaxed);
+                }
+                return Cut::Message(m);
+            }
+            Parsed::NeedMore => return Cut::NeedMore,
+            Parsed::NotMine => continue,
+            Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", protocols[i].name())),
+        }
+    }
+    Cut::Bad("no protocol recognises the input".into())
+}
+
+fn spawn_process(sock: &Arc<Socket>, msg: InputMessage) {
+    let s = sock.clone();
+    if let Err(e) = fibrpc_fiber::Builder::new().spawn(move || s.user.on_message(&s, msg)) {
+        eprintln!("fibrpc: cannot start a fiber for a message: {e}");
+    }
+}

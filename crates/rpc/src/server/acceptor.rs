@@ -1,0 +1,81 @@
+//! The acceptor: a fiber that accepts connections and turns each into a
+//! [`Socket`] served by [`ServerUser`](super::process::ServerUser).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fibrpc_fiber::net::TcpListener;
+use fibrpc_fiber::JoinHandle;
+
+use super::process::ServerUser;
+use super::Shared;
+use crate::protocol::SERVER_PROTOCOLS;
+use crate::socket::{Socket, SocketOptions};
+use crate::RpcError;
+
+/// How often the accept loop looks at the stop flag even without an
+/// interrupt (the interrupt makes it prompt; this makes it certain).
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+pub(super) struct Acceptor {
+    handle: JoinHandle<()>,
+}
+
+impl Acceptor {
+    pub(super) fn start(
+        listener: std::net::TcpListener,
+        shared: Arc<Shared>,
+    ) -> Result<Acceptor, RpcError> {
+        let listener = TcpListener::from_std(listener)?;
+        listener.set_accept_timeout(Some(STOP_POLL))?;
+        let handle = fibrpc_fiber::Builder::new()
+            .name("fibrpc-acceptor")
+            .spawn(move || accept_loop(listener, shared))?;
+        Ok(Acceptor { handle })
+    }
+
+    /// Stops accepting and closes the listener.
+    pub(super) fn stop(self) {
+        let _ = fibrpc_fiber::interrupt(self.handle.id());
+        let _ = self.handle.join();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let options = SocketOptions {
+        max_unwritten: shared.options.max_unwritten_bytes,
+        max_body: shared.options.max_body_size,
+    };
+    let user: Arc<ServerUser> = Arc::new(ServerUser::new(shared.clone()));
+    while !shared.stopping.load(Ordering::Acquire) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream.into_std(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                eprintln!("fibrpc: accept failed: {e}");
+                let _ = fibrpc_fiber::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        match Socket::create(stream, SERVER_PROTOCOLS, user.clone(), options) {
+            Ok(sock) => {
+                let mut conns = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+                // A connection that failed at once removed itself already.
+                if !sock.failed() {
+                    conns.insert(sock.id());
+                }
+            }
+            Err(e) => eprintln!("fibrpc: cannot set up an accepted connection: {e}"),
+        }
+    }
+}

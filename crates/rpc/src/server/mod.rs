@@ -1,0 +1,214 @@
+//! [`Server`]: hosts services; accepts connections; runs each request in a
+//! fiber; stops gracefully.
+//!
+//! ```no_run
+//! # fn demo(svc: impl fibrpc::Service) -> Result<(), fibrpc::RpcError> {
+//! let mut server = fibrpc::Server::new(fibrpc::ServerOptions::default());
+//! server.add_service(svc)?;
+//! server.start("127.0.0.1:8000")?;
+//! // ... later: finish what is in flight, then close.
+//! server.stop();
+//! server.join();
+//! # Ok(()) }
+//! ```
+
+mod acceptor;
+mod method_status;
+mod options;
+mod process;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fibrpc_fiber::butex::Butex;
+
+use crate::socket::SocketId;
+use crate::{errno, RpcError, Service};
+pub use method_status::{MethodStats, MethodStatus};
+pub use options::ServerOptions;
+
+/// A registered service and its methods.
+pub(crate) struct ServiceEntry {
+    pub service: Arc<dyn Service>,
+    pub methods: HashMap<&'static str, usize>,
+    pub status: Vec<MethodStatus>,
+}
+
+pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
+
+/// What the acceptor, the connections and the request fibers share.
+pub(crate) struct Shared {
+    pub services: Arc<Services>,
+    pub options: ServerOptions,
+    /// Requests being handled; `join` waits on it reaching 0.
+    pub inflight: Butex,
+    pub stopping: AtomicBool,
+    pub connections: Mutex<HashSet<SocketId>>,
+}
+
+impl Shared {
+    fn inflight(&self) -> u32 {
+        self.inflight.value().load(Ordering::Acquire)
+    }
+}
+
+/// An RPC server. See the module docs.
+pub struct Server {
+    options: ServerOptions,
+    services: Arc<Services>,
+    running: Option<Running>,
+}
+
+struct Running {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    acceptor: Option<acceptor::Acceptor>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("addr", &self.running.as_ref().map(|r| r.addr))
+            .finish()
+    }
+}
+
+impl Server {
+    /// A server with no services, not listening yet.
+    pub fn new(options: ServerOptions) -> Server {
+        Server {
+            options,
+            services: Arc::default(),
+            running: None,
+        }
+    }
+
+    /// Adds a service (before [`start`](Self::start)). Fails if a service
+    /// with the same name was added or the server runs already.
+    pub fn add_service(&mut self, service: impl Service) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "add services before start"));
+        }
+        let services = Arc::get_mut(&mut self.services).ok_or_else(|| {
+            RpcError::new(libc::EPERM, "connections of the last run still hold the services")
+        })?;
+        let name = service.service_name();
+        if services.contains_key(name) {
+            return Err(RpcError::new(libc::EEXIST, format!("service {name} added twice")));
+        }
+        let names = service.method_names();
+        let methods = names.iter().enumerate().map(|(i, &m)| (m, i)).collect();
+        let status = names.iter().map(|_| MethodStatus::default()).collect();
+        services.insert(
+            name,
+            ServiceEntry {
+                service: Arc::new(service),
+                methods,
+                status,
+            },
+        );
+        Ok(())
+    }
+
+    /// Binds `addr` and starts accepting. Port 0 picks a free port (see
+    /// [`listen_addr`](Self::listen_addr)).
+    pub fn start(&mut self, addr: impl ToSocketAddrs) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "the server runs already"));
+        }
+        let listener = std::net::TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            services: self.services.clone(),
+            options: self.options.clone(),
+            inflight: Butex::new(0),
+            stopping: AtomicBool::new(false),
+            connections: Mutex::new(HashSet::new()),
+        });
+        let acceptor = acceptor::Acceptor::start(listener, shared.clone())?;
+        self.running = Some(Running {
+            shared,
+            addr,
+            acceptor: Some(acceptor),
+        });
+        Ok(())
+    }
+
+    /// The address the server listens on, once started.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(|r| r.addr)
+    }
+
+    /// Stops accepting connections; requests that arrive from now on are
+    /// answered with `ELOGOFF`. Requests in flight go on: wait for them
+    /// with [`join`](Self::join).
+    pub fn stop(&mut self) {
+        let Some(r) = &mut self.running else { return };
+        r.shared.stopping.store(true, Ordering::Release);
+        if let Some(a) = r.acceptor.take() {
+            a.stop();
+        }
+    }
+
+    /// Waits until every request in flight has been answered and its
+    /// response written, then closes all connections. Calls
+    /// [`stop`](Self::stop) first if needed.
+    pub fn join(&mut self) {
+        self.stop();
+        let Some(r) = self.running.take() else { return };
+        let shared = r.shared;
+        loop {
+            let n = shared.inflight();
+            if n == 0 {
+                break;
+            }
+            let _ = shared.inflight.wait(n, None);
+        }
+        let ids: Vec<_> = shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for id in ids {
+            if let Some(sock) = id.address() {
+                // Let queued responses reach the kernel (bounded: a peer
+                // that reads nothing must not hold the stop forever).
+                let give_up = Instant::now() + Duration::from_secs(2);
+                while sock.unwritten_bytes() > 0 && Instant::now() < give_up {
+                    let _ = fibrpc_fiber::sleep(Duration::from_millis(1));
+                }
+                sock.set_failed(RpcError::new(errno::ELOGOFF, "server stopped"));
+            }
+        }
+    }
+
+    /// Counters of `service.method` (None if unknown).
+    pub fn method_stats(&self, service: &str, method: &str) -> Option<MethodStats> {
+        let e = self.services.get(service)?;
+        let &i = e.methods.get(method)?;
+        Some(e.status[i].snapshot())
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.running.as_ref().map_or(0, |r| {
+            r.shared
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.join();
+    }
+}

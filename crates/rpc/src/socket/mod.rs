@@ -1,0 +1,254 @@
+//! [`Socket`]: one connection, shared by everything that reads or writes it
+//! (bRPC's `brpc::Socket`).
+//!
+//! - Addressed by a versioned [`SocketId`]; [`Socket::set_failed`]
+//!   invalidates the id, shuts the connection down and wakes every call
+//!   waiting on it with `EFAILEDSOCKET`.
+//! - Input: the descriptor is registered edge-triggered with a reader hook;
+//!   on readable, a fiber runs the [`crate::input_messenger`], which cuts
+//!   messages and hands them to the socket's [`SocketUser`] (a server or a
+//!   channel).
+//! - Output: [`Socket::write`] is wait-free (see [`write_list`]); a
+//!   write-behind fiber finishes what could not be written at once.
+
+mod connect;
+mod id;
+mod write;
+pub(crate) mod write_list;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fibrpc_fiber::io::Registration;
+use fibrpc_iobuf::{IOBuf, IOPortal};
+
+use crate::channel::call::PendingCall;
+use crate::protocol::{InputMessage, Protocol};
+use crate::{errno, RpcError};
+
+pub(crate) use connect::connect;
+pub use id::SocketId;
+use id::Slab;
+use write_list::WriteList;
+
+/// Who consumes a socket's messages: a server (requests) or a channel
+/// (responses).
+pub(crate) trait SocketUser: Send + Sync + 'static {
+    /// Handles one message. Runs in a fiber: the reader's own for the
+    /// last message of a read, a new one for the others.
+    fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage);
+
+    /// The socket failed (after its pending calls were woken).
+    fn on_failed(&self, _sock: &Socket) {}
+}
+
+/// Per-socket limits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SocketOptions {
+    /// Bytes queued but not yet written above which writes fail with
+    /// `EOVERCROWDED` (bRPC's `socket_max_unwritten_bytes`).
+    pub max_unwritten: usize,
+    /// Frames with a larger body close the connection.
+    pub max_body: usize,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            max_unwritten: 64 << 20,
+            max_body: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// What the reader keeps between reads.
+pub(crate) struct InputState {
+    pub portal: IOPortal,
+    /// Bytes to offer the next read (adapts to the traffic).
+    pub read_hint: usize,
+}
+
+/// One connection. See the module docs.
+pub struct Socket {
+    id: SocketId,
+    // Field order: the registration leaves epoll before the stream closes.
+    reg: OnceLock<Registration>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    local: SocketAddr,
+    failed: AtomicBool,
+    error: Mutex<Option<RpcError>>,
+    pub(crate) write_list: WriteList<IOBuf>,
+    pub(crate) unwritten: AtomicUsize,
+    pub(crate) options: SocketOptions,
+    pub(crate) input: Mutex<InputState>,
+    pub(crate) protocols: &'static [&'static dyn Protocol],
+    /// Index into `protocols` of the last one that matched.
+    pub(crate) preferred: AtomicU8,
+    pub(crate) user: Arc<dyn SocketUser>,
+    /// Client calls waiting for a response on this connection, by
+    /// correlation id.
+    pub(crate) pending: Mutex<HashMap<i64, Arc<PendingCall>>>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("fd", &self.stream.as_raw_fd())
+            .field("remote", &self.remote)
+            .field("failed", &self.failed())
+            .finish()
+    }
+}
+
+impl Socket {
+    /// Takes over a connected, non-blocking stream: publishes the socket
+    /// under a new id and registers it for input.
+    pub(crate) fn create(
+        stream: TcpStream,
+        protocols: &'static [&'static dyn Protocol],
+        user: Arc<dyn SocketUser>,
+        options: SocketOptions,
+    ) -> io::Result<Arc<Socket>> {
+        stream.set_nonblocking(true)?;
+        // Small RPCs go out at once; batching is done by the write list.
+        let _ = stream.set_nodelay(true);
+        let remote = stream.peer_addr()?;
+        let local = stream.local_addr()?;
+        let slab = Slab::get();
+        let id = slab.reserve()?;
+        let sock = Arc::new(Socket {
+            id,
+            reg: OnceLock::new(),
+            stream,
+            remote,
+            local,
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            write_list: WriteList::default(),
+            unwritten: AtomicUsize::new(0),
+            options,
+            input: Mutex::new(InputState {
+                portal: IOPortal::new(),
+                read_hint: 0,
+            }),
+            protocols,
+            preferred: AtomicU8::new(0),
+            user,
+            pending: Mutex::new(HashMap::new()),
+        });
+        // Published before registering: registering a readable descriptor
+        // reports it at once, and the reader finds the socket by id.
+        slab.publish(id, sock.clone());
+        let reg = Registration::with_reader(sock.stream.as_raw_fd(), move || {
+            if let Some(s) = id.address() {
+                crate::input_messenger::on_readable(&s);
+            }
+        });
+        match reg {
+            Ok(reg) => {
+                let _ = sock.reg.set(reg);
+                Ok(sock)
+            }
+            Err(e) => {
+                sock.set_failed(RpcError::new(
+                    e.raw_os_error().unwrap_or(errno::EINTERNAL),
+                    format!("cannot register the connection: {e}"),
+                ));
+                Err(e)
+            }
+        }
+    }
+
+    /// The socket's id.
+    pub fn id(&self) -> SocketId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn remote_side(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// This side's address.
+    pub fn local_side(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Whether the socket failed (it accepts no more writes).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Why the socket failed, if it did.
+    pub fn error(&self) -> Option<RpcError> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub(crate) fn registration(&self) -> Option<&Registration> {
+        self.reg.get()
+    }
+
+    /// Bytes queued for writing and not yet written.
+    pub fn unwritten_bytes(&self) -> usize {
+        self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Fails the socket (once; later calls do nothing): invalidates its id,
+    /// shuts the connection down (which also stops the write-behind
+    /// fiber), and completes every pending call with `EFAILEDSOCKET`.
+    pub fn set_failed(&self, reason: RpcError) {
+        if self.failed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        let _ = self.stream.shutdown(Shutdown::Both);
+        let pending: Vec<_> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for call in pending {
+            call.complete(Err(RpcError::new(
+                errno::EFAILEDSOCKET,
+                format!("connection to {} failed: {}", self.remote, reason.text),
+            )));
+        }
+        self.user.on_failed(self);
+        // Last: the slab's reference may be the last one; `self` stays
+        // valid because our caller holds another.
+        Slab::get().remove(self.id);
+    }
+
+    /// Registers a call waiting for the response with `correlation_id`.
+    /// Fails if the socket failed already (its calls were woken).
+    pub(crate) fn add_pending(&self, correlation_id: i64, call: Arc<PendingCall>) -> bool {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock: `set_failed` drains after setting the
+        // flag, so a call added here is either drained or refused.
+        if self.failed() {
+            return false;
+        }
+        p.insert(correlation_id, call);
+        true
+    }
+
+    /// Removes (and returns) the call waiting for `correlation_id`.
+    pub(crate) fn take_pending(&self, correlation_id: i64) -> Option<Arc<PendingCall>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&correlation_id)
+    }
+}

@@ -1,0 +1,154 @@
+//! The write path: in place by the writer that found the list empty, the
+//! rest by a write-behind fiber (bRPC's `Socket::StartWrite` and
+//! `KeepWrite`).
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use fibrpc_fiber::io::Interest;
+use fibrpc_iobuf::IOBuf;
+
+use super::write_list::Owner;
+use super::Socket;
+use crate::{errno, RpcError};
+
+/// At most this many queued messages go into one `writev` batch.
+const MAX_BATCH: usize = 64;
+
+impl Socket {
+    /// Queues `data` (one whole message) for writing. Never blocks: the
+    /// caller that finds the socket idle writes in place once; whatever is
+    /// left is finished by a write-behind fiber.
+    ///
+    /// Fails with `EFAILEDSOCKET` on a failed socket and `EOVERCROWDED`
+    /// when more than `max_unwritten` bytes are already queued.
+    pub(crate) fn write(self: &Arc<Self>, data: IOBuf) -> Result<(), RpcError> {
+        if self.failed() {
+            return Err(self.failed_error());
+        }
+        let len = data.len();
+        let before = self.unwritten.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > self.options.max_unwritten {
+            self.unwritten.fetch_sub(len, Ordering::Relaxed);
+            return Err(RpcError::new(
+                errno::EOVERCROWDED,
+                format!(
+                    "{} has {before} bytes queued (limit {})",
+                    self.remote_side(),
+                    self.options.max_unwritten
+                ),
+            ));
+        }
+        let Some(mut owner) = self.write_list.push(data) else {
+            return Ok(());
+        };
+        // Our own message, in place. EAGAIN or a partial write leaves the
+        // rest in the FIFO for the write-behind fiber.
+        let _ = self.write_some(&mut owner);
+        match self.write_list.release(owner) {
+            Ok(()) => Ok(()),
+            Err(owner) => {
+                self.start_keep_write(owner);
+                Ok(())
+            }
+        }
+    }
+
+    fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>) {
+        let me = self.clone();
+        // A runtime fiber whose code is ours: it holds no thread-bound
+        // state across waits, so it may migrate like any unstarted fiber.
+        let spawned = fibrpc_fiber::Builder::new().spawn(move || me.keep_write(owner));
+        if let Err(e) = spawned {
+            // The owner moved into the closure that failed to spawn and was
+            // dropped with it; nothing can write this socket any more.
+            self.set_failed(RpcError::new(
+                errno::EINTERNAL,
+                format!("cannot start the write-behind fiber: {e}"),
+            ));
+        }
+    }
+
+    /// The write-behind fiber: writes the FIFO, waiting for writability on
+    /// `EAGAIN`, taking newer messages as it goes, until the list is
+    /// released.
+    fn keep_write(self: Arc<Self>, mut owner: Owner<IOBuf>) {
+        loop {
+            if owner.fifo().len() < MAX_BATCH {
+                self.write_list.grab(&mut owner);
+            }
+            let ticket = self.registration().map(|r| r.readiness(Interest::WRITABLE));
+            let blocked = matches!(self.write_some(&mut owner), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            if owner.fifo().is_empty() {
+                match self.write_list.release(owner) {
+                    Ok(()) => return,
+                    Err(o) => owner = o,
+                }
+                continue;
+            }
+            if blocked {
+                match (self.registration(), ticket) {
+                    (Some(reg), Some(t)) => {
+                        // Woken by writability or by `set_failed`'s
+                        // shutdown (a hang-up is an edge too).
+                        let _ = reg.wait(Interest::WRITABLE, t, None);
+                    }
+                    _ => fibrpc_fiber::yield_now(),
+                }
+            }
+        }
+    }
+
+    /// One `writev` of up to [`MAX_BATCH`] queued messages; written
+    /// messages leave the FIFO. On a failed socket, or when the write
+    /// fails, drops everything queued instead.
+    fn write_some(&self, owner: &mut Owner<IOBuf>) -> io::Result<usize> {
+        let fifo = owner.fifo();
+        if fifo.is_empty() {
+            return Ok(0);
+        }
+        if self.failed() {
+            self.drop_queued(owner);
+            return Ok(0);
+        }
+        let r = if fifo.len() == 1 {
+            fifo[0].cut_into_fd(self.stream(), usize::MAX)
+        } else {
+            let mut refs: Vec<&mut IOBuf> = fifo.iter_mut().take(MAX_BATCH).collect();
+            IOBuf::cut_multiple_into_fd(self.stream(), &mut refs)
+        };
+        match r {
+            Ok(n) => {
+                self.unwritten.fetch_sub(n, Ordering::Relaxed);
+                while fifo.front().is_some_and(|b| b.is_empty()) {
+                    fifo.pop_front();
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => {
+                self.set_failed(RpcError::new(
+                    errno::EFAILEDSOCKET,
+                    format!("write to {}: {e}", self.remote_side()),
+                ));
+                self.drop_queued(owner);
+                Err(e)
+            }
+        }
+    }
+
+    fn drop_queued(&self, owner: &mut Owner<IOBuf>) {
+        let dropped: usize = owner.fifo().drain(..).map(|b| b.len()).sum();
+        self.unwritten.fetch_sub(dropped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed_error(&self) -> RpcError {
+        let why = self.error().map(|e| e.text).unwrap_or_default();
+        RpcError::new(
+            errno::EFAILEDSOCKET,
+            format!("connection to {} failed: {why}", self.remote_side()),
+        )
+    }
+}

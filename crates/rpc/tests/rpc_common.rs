@@ -1,0 +1,98 @@
+//! A hand-written echo service shared by the end-to-end tests (the same
+//! shape `fibrpc-build` generates), so they do not depend on codegen.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fibrpc::{codec, errno, Controller, IOBuf, RpcError, Server, ServerOptions, Service};
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EchoRequest {
+    #[prost(string, required, tag = "1")]
+    pub message: String,
+    /// Test knobs: sleep this long in the handler...
+    #[prost(uint32, optional, tag = "2")]
+    pub sleep_ms: Option<u32>,
+    /// ...or fail with this code.
+    #[prost(int32, optional, tag = "3")]
+    pub fail_code: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EchoResponse {
+    #[prost(string, required, tag = "1")]
+    pub message: String,
+}
+
+pub const SERVICE: &str = "example.EchoService";
+
+#[derive(Default)]
+pub struct Echo {
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl Service for Echo {
+    fn service_name(&self) -> &'static str {
+        SERVICE
+    }
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Echo"]
+    }
+    fn call_method(
+        &self,
+        _method: usize,
+        cntl: &mut Controller,
+        request: &IOBuf,
+    ) -> Result<IOBuf, RpcError> {
+        let req: EchoRequest = codec::decode_request(request)?;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(ms) = req.sleep_ms {
+            fibrpc::fiber::sleep(Duration::from_millis(ms.into())).unwrap();
+        }
+        if let Some(code) = req.fail_code {
+            return Err(RpcError::new(code, format!("asked to fail with {code}")));
+        }
+        let att = cntl.request_attachment().clone();
+        *cntl.response_attachment_mut() = att;
+        Ok(codec::encode(&EchoResponse {
+            message: req.message,
+        }))
+    }
+}
+
+pub fn start_server(options: ServerOptions) -> (Server, Arc<AtomicUsize>) {
+    let echo = Echo::default();
+    let calls = echo.calls.clone();
+    let mut server = Server::new(options);
+    server.add_service(echo).unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    (server, calls)
+}
+
+pub fn req(msg: &str) -> EchoRequest {
+    EchoRequest {
+        message: msg.into(),
+        sleep_ms: None,
+        fail_code: None,
+    }
+}
+
+pub fn echo(
+    ch: &fibrpc::Channel,
+    cntl: &mut Controller,
+    r: &EchoRequest,
+) -> Result<EchoResponse, RpcError> {
+    ch.call(SERVICE, "Echo", cntl, r)
+}
+
+pub fn code_of<T>(r: &Result<T, RpcError>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.code,
+    }
+}
+
+pub const _USE: i32 = errno::EREQUEST;
