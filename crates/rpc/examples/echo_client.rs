@@ -1,0 +1,97 @@
+//! bRPC's echo example, client side: calls `example.EchoService.Echo` in a
+//! loop and prints each response. Works against fibrpc's `echo_server` and
+//! against bRPC's.
+//!
+//! ```text
+//! cargo run --release -p fibrpc --example echo_client -- \
+//!     --server 127.0.0.1:8000 --attachment foo --interval-ms 1000
+//! ```
+//!
+//! Flags: `--server ADDR`, `--attachment TEXT`, `--interval-ms N` (default
+//! 1000), `--count N` (0 = until killed; default 0), `--timeout-ms N`
+//! (default 100, as bRPC's example), `--max-retry N` (default 3),
+//! `--connection-type single|pooled|short`.
+
+use std::time::Duration;
+
+use fibrpc::example::{EchoRequest, EchoServiceClient};
+use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller};
+
+fn main() {
+    let mut server = "127.0.0.1:8000".to_string();
+    let mut attachment = String::new();
+    let mut interval = Duration::from_millis(1000);
+    let mut count = 0u64;
+    let mut options = ChannelOptions {
+        timeout: Some(Duration::from_millis(100)),
+        ..Default::default()
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        match a.as_str() {
+            "--server" => server = value(),
+            "--attachment" => attachment = value(),
+            "--interval-ms" => interval = Duration::from_millis(num(&value())),
+            "--count" => count = num(&value()),
+            "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
+            "--max-retry" => options.max_retry = num(&value()) as u32,
+            "--connection-type" => {
+                options.connection_type = match value().as_str() {
+                    "single" => ConnectionType::Single,
+                    "pooled" => ConnectionType::Pooled,
+                    "short" => ConnectionType::Short,
+                    other => usage(&format!("unknown connection type {other}")),
+                }
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
+        eprintln!("echo_client: bad server {server}: {e}");
+        std::process::exit(1);
+    });
+    let client = EchoServiceClient::new(channel);
+    let mut log_id = 0u64;
+    let mut sent = 0u64;
+    while count == 0 || sent < count {
+        let mut cntl = Controller::new();
+        cntl.set_log_id(log_id);
+        log_id += 1;
+        cntl.request_attachment_mut().append(attachment.as_bytes());
+        let request = EchoRequest {
+            message: "hello world".into(),
+        };
+        match client.echo(&mut cntl, &request) {
+            Ok(response) => println!(
+                "Received response from {} to {}: {} (attached={}) latency={}us",
+                cntl.remote_side().map_or("?".into(), |a| a.to_string()),
+                cntl.local_side().map_or("?".into(), |a| a.to_string()),
+                response.message,
+                String::from_utf8_lossy(&cntl.response_attachment().to_vec()),
+                cntl.latency().as_micros()
+            ),
+            Err(e) => eprintln!("echo_client: {e}"),
+        }
+        sent += 1;
+        if count == 0 || sent < count {
+            std::thread::sleep(interval);
+        }
+    }
+}
+
+fn num(s: &str) -> u64 {
+    s.parse().unwrap_or_else(|_| usage(&format!("not a number: {s}")))
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("echo_client: {err}");
+    }
+    eprintln!(
+        "usage: echo_client [--server 127.0.0.1:8000] [--attachment TEXT] [--interval-ms 1000] \
+         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short]"
+    );
+    std::process::exit(2);
+}

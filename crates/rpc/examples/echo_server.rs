@@ -1,0 +1,143 @@
+//! bRPC's echo example, server side: serves `example.EchoService` over
+//! baidu_std, echoing the message and the attachment, so bRPC's own
+//! `echo_client` can call it unchanged.
+//!
+//! ```text
+//! cargo run --release -p fibrpc --example echo_server -- --port 8000
+//! ```
+//!
+//! Flags: `--port N` (default 8000), `--max-concurrency N` (0 = no limit),
+//! `--verbose` (print every request), `--duration SECS` (stop by itself).
+//! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
+
+use std::time::Duration;
+
+use fibrpc::example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
+use fibrpc::{Controller, RpcError, Server, ServerOptions};
+
+struct Echo {
+    verbose: bool,
+}
+
+impl EchoService for Echo {
+    fn echo(&self, cntl: &mut Controller, request: EchoRequest) -> Result<EchoResponse, RpcError> {
+        if self.verbose {
+            println!(
+                "Received request[log_id={}] from {} to {}: {} (attached={})",
+                cntl.log_id(),
+                cntl.remote_side().map_or("?".into(), |a| a.to_string()),
+                cntl.local_side().map_or("?".into(), |a| a.to_string()),
+                request.message,
+                String::from_utf8_lossy(&cntl.request_attachment().to_vec()),
+            );
+        }
+        // Echo the attachment too, by reference (no copy).
+        let attachment = cntl.request_attachment().clone();
+        *cntl.response_attachment_mut() = attachment;
+        Ok(EchoResponse {
+            message: request.message,
+        })
+    }
+}
+
+fn main() {
+    let mut port = 8000u16;
+    let mut options = ServerOptions::default();
+    let mut verbose = false;
+    let mut duration = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        match a.as_str() {
+            "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
+            "--max-concurrency" => {
+                options.max_concurrency = value().parse().unwrap_or_else(|_| usage("bad --max-concurrency"))
+            }
+            "--duration" => {
+                duration = Some(Duration::from_secs_f64(
+                    value().parse().unwrap_or_else(|_| usage("bad --duration")),
+                ))
+            }
+            "--verbose" => verbose = true,
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    // Before any thread exists, so every thread inherits the mask and the
+    // signals are left for `wait_for_stop` to take.
+    let signals = stop_signals::block();
+    let mut server = Server::new(options);
+    server
+        .add_service(EchoServiceServer::new(Echo { verbose }))
+        .expect("add EchoService");
+    if let Err(e) = server.start(("0.0.0.0", port)) {
+        eprintln!("echo_server: cannot start on port {port}: {e}");
+        std::process::exit(1);
+    }
+    println!("echo_server: serving example.EchoService on {}", server.listen_addr().unwrap());
+    stop_signals::wait(&signals, duration);
+    println!("echo_server: stopping");
+    server.stop();
+    server.join();
+    if let Some(s) = server.method_stats("example.EchoService", "Echo") {
+        println!(
+            "echo_server: {} calls, {} errors, mean latency {:?}",
+            s.calls,
+            s.errors,
+            s.mean_latency()
+        );
+    }
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("echo_server: {err}");
+    }
+    eprintln!("usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS]");
+    std::process::exit(2);
+}
+
+/// SIGINT/SIGTERM taken synchronously with `sigtimedwait`, so stopping
+/// runs as plain code in `main` (no async-signal-safety concerns).
+mod stop_signals {
+    use std::time::{Duration, Instant};
+
+    pub fn block() -> libc::sigset_t {
+        // SAFETY: sigset_t is plain data; sigemptyset initializes it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid sigset_t; the signal numbers are valid;
+        // pthread_sigmask only changes this thread's mask (inherited by the
+        // threads created later).
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        set
+    }
+
+    /// Returns on SIGINT/SIGTERM or when `limit` has passed.
+    pub fn wait(set: &libc::sigset_t, limit: Option<Duration>) {
+        let end = limit.map(|d| Instant::now() + d);
+        loop {
+            let left = match end {
+                Some(e) => e.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            if end.is_some() && left.is_zero() {
+                return;
+            }
+            let ts = libc::timespec {
+                tv_sec: left.as_secs() as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: `set` and `ts` are valid for the call; a null info
+            // pointer is allowed.
+            let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+            if sig > 0 {
+                return;
+            }
+        }
+    }
+}

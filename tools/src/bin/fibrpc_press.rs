@@ -1,0 +1,126 @@
+//! fibrpc's press tool (bRPC's `rpc_press` / multi-threaded echo client):
+//! N caller fibers in a closed loop calling `example.EchoService.Echo`,
+//! printing QPS and latency percentiles every second and a summary at the
+//! end. The run is bounded: warm-up plus duration.
+//!
+//! ```text
+//! cargo run --release -p fibrpc-tools --bin fibrpc_press -- \
+//!     --server 127.0.0.1:8000 --concurrency 16 --duration 10
+//! ```
+//!
+//! Flags: `--server ADDR`, `--concurrency N` (callers, default 16),
+//! `--duration SECS` (10), `--warmup SECS` (1), `--request-size BYTES`
+//! (message length, default 16), `--attachment-size BYTES` (0),
+//! `--timeout-ms N` (1000), `--connection-type single|pooled|short`,
+//! `--threads` (caller fibers run on N workers: sets FIBRPC_WORKERS; default
+//! the runtime's), `--server-pid PID` (charge the server its CPU time and
+//! report its RSS).
+
+use std::time::{Duration, Instant};
+
+use fibrpc::example::{EchoRequest, EchoServiceClient};
+use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller, IOBuf};
+use fibrpc_tools::press::{Press, PressConfig};
+
+fn main() {
+    let mut server = "127.0.0.1:8000".to_string();
+    let mut concurrency = 16usize;
+    let mut config = PressConfig {
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs(10),
+        server_pid: None,
+        extra: Vec::new(),
+    };
+    let mut request_size = 16usize;
+    let mut attachment_size = 0usize;
+    let mut options = ChannelOptions {
+        timeout: Some(Duration::from_millis(1000)),
+        ..Default::default()
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        match a.as_str() {
+            "--server" => server = value(),
+            "--concurrency" | "-c" => concurrency = num(&value()) as usize,
+            "--duration" | "-d" => config.duration = secs(&value()),
+            "--warmup" => config.warmup = secs(&value()),
+            "--request-size" => request_size = num(&value()) as usize,
+            "--attachment-size" => attachment_size = num(&value()) as usize,
+            "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
+            "--server-pid" => config.server_pid = Some(num(&value()) as u32),
+            "--threads" => std::env::set_var("FIBRPC_WORKERS", value()),
+            "--connection-type" => {
+                options.connection_type = match value().as_str() {
+                    "single" => ConnectionType::Single,
+                    "pooled" => ConnectionType::Pooled,
+                    "short" => ConnectionType::Short,
+                    other => usage(&format!("unknown connection type {other}")),
+                }
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
+        eprintln!("fibrpc_press: bad server {server}: {e}");
+        std::process::exit(1);
+    });
+    config.extra.push(("concurrency".into(), concurrency.to_string()));
+    let press = Press::new(concurrency);
+    let message = "x".repeat(request_size);
+    let attachment = IOBuf::from(&vec![b'a'; attachment_size][..]);
+    let callers: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let client = EchoServiceClient::new(channel.clone());
+            let (press, rec) = (press.clone(), press.recorder(i));
+            let request = EchoRequest {
+                message: message.clone(),
+            };
+            let attachment = attachment.clone();
+            fibrpc::fiber::spawn(move || {
+                let mut cntl = Controller::new();
+                while !press.stopped() {
+                    cntl.reset();
+                    *cntl.request_attachment_mut() = attachment.clone();
+                    let t = Instant::now();
+                    match client.echo(&mut cntl, &request) {
+                        Ok(_) => rec.record(t.elapsed(), press.measuring()),
+                        Err(e) => {
+                            rec.error(press.measuring());
+                            if !press.measuring() {
+                                eprintln!("fibrpc_press: {e}");
+                            }
+                            // Do not spin on a dead server.
+                            let _ = fibrpc::fiber::sleep(Duration::from_millis(1));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    press.run(&config);
+    for c in callers {
+        let _ = c.join();
+    }
+}
+
+fn num(s: &str) -> u64 {
+    s.parse().unwrap_or_else(|_| usage(&format!("not a number: {s}")))
+}
+
+fn secs(s: &str) -> Duration {
+    Duration::from_secs_f64(s.parse().unwrap_or_else(|_| usage(&format!("not seconds: {s}"))))
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("fibrpc_press: {err}");
+    }
+    eprintln!(
+        "usage: fibrpc_press [--server 127.0.0.1:8000] [--concurrency 16] [--duration 10] \
+         [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
+         [--connection-type single|pooled|short] [--threads N] [--server-pid PID]"
+    );
+    std::process::exit(2);
+}
