@@ -16,6 +16,7 @@ pub mod codec;
 mod controller;
 pub mod errno;
 mod error;
+pub mod example;
 pub mod protocol;
 mod service;
 
