@@ -111,8 +111,8 @@ impl Builder {
         self
     }
 
-    /// Writes the `.rs` files to `dir` instead of `OUT_DIR` (needed
-    /// outside a build script, where `OUT_DIR` is not set).
+    /// Writes the `.rs` files to `dir` (created if missing) instead of
+    /// `OUT_DIR`; needed outside a build script, where `OUT_DIR` is not set.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
         self.out_dir = Some(dir.into());
         self
@@ -154,6 +154,7 @@ impl Builder {
             }
         }
         if let Some(dir) = &self.out_dir {
+            std::fs::create_dir_all(dir)?;
             config.out_dir(dir);
         }
         // The generator cannot fail a prost run, so it leaves its errors
