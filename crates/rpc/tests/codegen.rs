@@ -1,6 +1,8 @@
 //! The code `fibrpc-build` generates for `proto/echo.proto`
 //! (`fibrpc::example`): the server wrapper dispatches, decodes and
 //! encodes as `fibrpc::Service` promises; the client stub type-checks.
+//! Also `fibrpc-build`'s `greeter.proto` (several methods, one named
+//! with a Rust keyword), generated for outside fibrpc (`::fibrpc` paths).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -147,4 +149,74 @@ fn client_stub_type_checks(client: &EchoServiceClient) {
         let _: Result<EchoResponse, RpcError> = result;
     });
     let _ = EchoServiceClient::new(client.channel().clone());
+}
+
+/// fibrpc-build's `tests/protos/greeter.proto`, built by `build.rs`.
+/// Private here, so the parts no test uses would warn.
+#[allow(dead_code)]
+mod greeter {
+    include!(concat!(env!("OUT_DIR"), "/codegen_test/test.greeter.rs"));
+}
+
+/// Says hello, goodbye, or matches (echoes) the name.
+struct Greeter;
+
+impl greeter::Greeter for Greeter {
+    fn say_hello(
+        &self,
+        _: &mut Controller,
+        request: greeter::HelloRequest,
+    ) -> Result<greeter::HelloReply, RpcError> {
+        Ok(greeter::HelloReply {
+            text: format!("hello {}", request.name),
+        })
+    }
+
+    fn say_goodbye(
+        &self,
+        _: &mut Controller,
+        request: greeter::HelloRequest,
+    ) -> Result<greeter::HelloReply, RpcError> {
+        Ok(greeter::HelloReply {
+            text: format!("goodbye {}", request.name),
+        })
+    }
+
+    fn r#match(
+        &self,
+        _: &mut Controller,
+        request: greeter::HelloRequest,
+    ) -> Result<greeter::HelloReply, RpcError> {
+        Ok(greeter::HelloReply { text: request.name })
+    }
+}
+
+#[test]
+fn multi_method_service_dispatches_by_index() {
+    let server = greeter::GreeterServer::new(Greeter);
+    assert_eq!(server.service_name(), "test.greeter.Greeter");
+    assert_eq!(server.method_names(), &["SayHello", "SayGoodbye", "Match"]);
+    let request = codec::encode(&greeter::HelloRequest { name: "bob".into() });
+    let want = ["hello bob", "goodbye bob", "bob"];
+    for (method, want) in want.iter().enumerate() {
+        let response = server
+            .call_method(method, &mut Controller::new(), &request)
+            .unwrap();
+        let response: greeter::HelloReply = codec::decode_response(&response).unwrap();
+        assert_eq!(response.text, *want);
+    }
+    let err = server
+        .call_method(3, &mut Controller::new(), &request)
+        .unwrap_err();
+    assert_eq!(err.code, errno::ENOMETHOD);
+}
+
+/// Compile check only, as for the echo stub.
+#[allow(dead_code)]
+fn greeter_stub_type_checks(client: &greeter::GreeterClient) {
+    let request = greeter::HelloRequest::default();
+    let _: Result<greeter::HelloReply, RpcError> = client.r#match(&mut Controller::new(), &request);
+    client.match_async(Controller::new(), &request, |_, _| {});
+    let _: Result<greeter::HelloReply, RpcError> =
+        client.say_goodbye(&mut Controller::new(), &request);
 }
