@@ -27,6 +27,8 @@ pub mod errno;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod example;
+#[cfg(not(loom))]
 mod input_messenger;
 #[cfg(not(loom))]
 pub mod protocol;

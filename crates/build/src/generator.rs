@@ -1,0 +1,288 @@
+//! The `prost_build::ServiceGenerator` that writes, per service, the trait,
+//! the `fibrpc::Service` wrapper and the client stub (see the crate docs
+//! for their shapes).
+
+use std::cell::RefCell;
+use std::fmt::Write;
+use std::rc::Rc;
+
+use heck::ToShoutySnakeCase;
+use prost_build::{Comments, Method, Service, ServiceGenerator};
+
+/// Writes fibrpc code for each service prost hands it.
+pub(crate) struct FibrpcServiceGenerator {
+    /// Path of the fibrpc crate in generated code (`::fibrpc`, `crate`).
+    rt: String,
+    /// Errors (streaming RPCs) for `Builder::compile_protos` to return.
+    errors: Rc<RefCell<Vec<String>>>,
+}
+
+impl FibrpcServiceGenerator {
+    pub(crate) fn new(rt: String, errors: Rc<RefCell<Vec<String>>>) -> Self {
+        FibrpcServiceGenerator { rt, errors }
+    }
+}
+
+impl ServiceGenerator for FibrpcServiceGenerator {
+    fn generate(&mut self, service: Service, buf: &mut String) {
+        let full_name = full_name(&service);
+        let streaming: Vec<&str> = service
+            .methods
+            .iter()
+            .filter(|m| m.client_streaming || m.server_streaming)
+            .map(|m| m.proto_name.as_str())
+            .collect();
+        if !streaming.is_empty() {
+            // Nothing is written for the service: half of it would not
+            // match what the server dispatches.
+            self.errors.borrow_mut().push(format!(
+                "fibrpc-build: {full_name}: streaming RPCs are not supported ({})",
+                streaming.join(", ")
+            ));
+            return;
+        }
+        let names = Names::new(&service, full_name);
+        write_consts(&service, &names, buf);
+        write_trait(&service, &self.rt, buf);
+        write_server(&service, &names, &self.rt, buf);
+        write_client(&service, &names, &self.rt, buf);
+    }
+}
+
+/// `"pkg.Foo"`, or `"Foo"` for a `.proto` without a package.
+fn full_name(service: &Service) -> String {
+    if service.package.is_empty() {
+        service.proto_name.clone()
+    } else {
+        format!("{}.{}", service.package, service.proto_name)
+    }
+}
+
+/// The names of the generated items for one service.
+struct Names {
+    full_name: String,
+    /// `FOO_SERVICE_NAME`.
+    service_const: String,
+    /// `FOO_SERVICE_METHOD_NAMES`.
+    methods_const: String,
+    server: String,
+    client: String,
+}
+
+impl Names {
+    fn new(service: &Service, full_name: String) -> Names {
+        let mut prefix = service.name.to_shouty_snake_case();
+        // `EchoService` -> `ECHO_SERVICE_NAME`, not `ECHO_SERVICE_SERVICE_NAME`.
+        if !prefix.ends_with("_SERVICE") && prefix != "SERVICE" {
+            prefix.push_str("_SERVICE");
+        }
+        Names {
+            full_name,
+            service_const: format!("{prefix}_NAME"),
+            methods_const: format!("{prefix}_METHOD_NAMES"),
+            server: format!("{}Server", service.name),
+            client: format!("{}Client", service.name),
+        }
+    }
+}
+
+/// The proto comments as doc lines, or `default` when there are none.
+fn docs(comments: &Comments, indent: u8, default: &str, buf: &mut String) {
+    comments.append_with_indent(indent, buf);
+    if comments.leading.is_empty() && comments.trailing.is_empty() {
+        let pad = "    ".repeat(indent.into());
+        for line in default.lines() {
+            let _ = writeln!(buf, "{pad}/// {line}");
+        }
+    }
+}
+
+/// The method's name for the callback form: `echo_async` (`r#type` gives
+/// `type_async`, which needs no escape).
+fn async_name(method: &Method) -> String {
+    format!("{}_async", method.name.trim_start_matches("r#"))
+}
+
+fn write_consts(service: &Service, names: &Names, buf: &mut String) {
+    let method_list: Vec<String> = service
+        .methods
+        .iter()
+        .map(|m| format!("{:?}", m.proto_name))
+        .collect();
+    let _ = writeln!(
+        buf,
+        "/// The fully qualified name of service `{full}`, as on the wire.
+pub const {sc}: &str = {full:?};
+/// The methods of service `{full}` in `.proto` order; a method's index here
+/// is the one `fibrpc::Service::call_method` takes.
+pub const {mc}: &[&str] = &[{list}];",
+        full = names.full_name,
+        sc = names.service_const,
+        mc = names.methods_const,
+        list = method_list.join(", "),
+    );
+}
+
+fn write_trait(service: &Service, rt: &str, buf: &mut String) {
+    docs(
+        &service.comments,
+        0,
+        &format!(
+            "The `{}` service: implement it and serve it with [`{}Server`].",
+            service.proto_name, service.name
+        ),
+        buf,
+    );
+    let _ = writeln!(buf, "pub trait {}: Send + Sync + 'static {{", service.name);
+    for m in &service.methods {
+        docs(
+            &m.comments,
+            1,
+            &format!("Handles the `{}` RPC.", m.proto_name),
+            buf,
+        );
+        let _ = writeln!(
+            buf,
+            "    fn {name}(&self, cntl: &mut {rt}::Controller, request: {req}) \
+             -> ::core::result::Result<{resp}, {rt}::RpcError>;",
+            name = m.name,
+            req = m.input_type,
+            resp = m.output_type,
+        );
+    }
+    buf.push_str("}\n");
+}
+
+fn write_server(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+    let (trait_name, server) = (&service.name, &names.server);
+    let _ = writeln!(
+        buf,
+        "/// Serves an implementation of [`{trait_name}`] as a `{rt}::Service`: decodes
+/// each request, calls the trait method and encodes its response.
+pub struct {server}<T: {trait_name}> {{
+    inner: ::std::sync::Arc<T>,
+}}
+
+impl<T: {trait_name}> {server}<T> {{
+    /// Wraps `inner` for a server.
+    pub fn new(inner: T) -> Self {{
+        Self::from_arc(::std::sync::Arc::new(inner))
+    }}
+
+    /// Wraps an implementation that is shared with other code.
+    pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {{
+        {server} {{ inner }}
+    }}
+
+    /// The wrapped implementation.
+    pub fn get_ref(&self) -> &::std::sync::Arc<T> {{
+        &self.inner
+    }}
+}}
+
+impl<T: {trait_name}> {rt}::Service for {server}<T> {{
+    fn service_name(&self) -> &'static str {{
+        {sc}
+    }}
+
+    fn method_names(&self) -> &'static [&'static str] {{
+        {mc}
+    }}
+
+    fn call_method(
+        &self,
+        method: usize,
+        cntl: &mut {rt}::Controller,
+        request: &{rt}::IOBuf,
+    ) -> ::core::result::Result<{rt}::IOBuf, {rt}::RpcError> {{
+        match method {{",
+        sc = names.service_const,
+        mc = names.methods_const,
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        let _ = writeln!(
+            buf,
+            "            {i} => {{
+                let request = {rt}::codec::decode_request::<{req}>(request)?;
+                let response = self.inner.{name}(cntl, request)?;
+                ::core::result::Result::Ok({rt}::codec::encode(&response))
+            }}",
+            req = m.input_type,
+            name = m.name,
+        );
+    }
+    let _ = writeln!(
+        buf,
+        "            _ => ::core::result::Result::Err({rt}::RpcError::new(
+                {rt}::errno::ENOMETHOD,
+                ::std::format!(\"{{}} has no method #{{}}\", {sc}, method),
+            )),
+        }}
+    }}
+}}",
+        sc = names.service_const,
+    );
+}
+
+fn write_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+    let client = &names.client;
+    let _ = writeln!(
+        buf,
+        "/// Calls service `{full}` over a [`{rt}::Channel`].
+#[derive(Clone)]
+pub struct {client} {{
+    channel: {rt}::Channel,
+}}
+
+impl {client} {{
+    /// A stub that sends its calls through `channel`.
+    pub fn new(channel: {rt}::Channel) -> Self {{
+        {client} {{ channel }}
+    }}
+
+    /// The channel the calls go through.
+    pub fn channel(&self) -> &{rt}::Channel {{
+        &self.channel
+    }}",
+        full = names.full_name,
+    );
+    for m in &service.methods {
+        buf.push('\n');
+        docs(
+            &m.comments,
+            1,
+            &format!("Calls `{}` and waits for the response.", m.proto_name),
+            buf,
+        );
+        let _ = writeln!(
+            buf,
+            "    pub fn {name}(
+        &self,
+        cntl: &mut {rt}::Controller,
+        request: &{req},
+    ) -> ::core::result::Result<{resp}, {rt}::RpcError> {{
+        self.channel.call({sc}, {proto:?}, cntl, request)
+    }}
+
+    /// Starts `{proto}` and returns at once; `done` runs with the controller
+    /// and the outcome when the call ends.
+    pub fn {async_name}(
+        &self,
+        cntl: {rt}::Controller,
+        request: &{req},
+        done: impl ::core::ops::FnOnce({rt}::Controller, ::core::result::Result<{resp}, {rt}::RpcError>)
+            + ::core::marker::Send
+            + 'static,
+    ) {{
+        self.channel.call_async({sc}, {proto:?}, cntl, request, done)
+    }}",
+            name = m.name,
+            async_name = async_name(m),
+            proto = m.proto_name,
+            req = m.input_type,
+            resp = m.output_type,
+            sc = names.service_const,
+        );
+    }
+    buf.push_str("}\n");
+}

@@ -1,0 +1,178 @@
+//! fibrpc-build: compiles `.proto` files into messages (by `prost`) and,
+//! per service, a trait, a server wrapper and a client stub for `fibrpc`.
+//!
+//! Use it from `build.rs`:
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> std::io::Result<()> {
+//!     fibrpc_build::compile_protos(&["proto/echo.proto"], &["proto"])
+//! }
+//! ```
+//!
+//! and include the output, one file per protobuf package, in the crate:
+//!
+//! ```ignore
+//! pub mod example {
+//!     include!(concat!(env!("OUT_DIR"), "/example.rs"));
+//! }
+//! ```
+//!
+//! The crate needs `fibrpc` and `prost` as dependencies (the messages
+//! derive `prost::Message`). For service `Foo` in package `pkg` the output
+//! has:
+//!
+//! - `trait Foo`: one synchronous method per RPC, in snake case
+//!   (`fn echo(&self, cntl: &mut Controller, request: EchoRequest) ->
+//!   Result<EchoResponse, RpcError>`); the server runs each call in a fiber,
+//!   so the method may block.
+//! - `FooServer<T: Foo>`: implements `fibrpc::Service` for an
+//!   implementation of the trait; hand it to the server.
+//! - `FooClient`: wraps a `fibrpc::Channel`, with `echo` (waits) and
+//!   `echo_async` (runs a callback) per RPC.
+//! - `FOO_SERVICE_NAME` (`"pkg.Foo"`) and `FOO_SERVICE_METHOD_NAMES`. A
+//!   service whose name already ends in `Service` is not doubled:
+//!   `EchoService` gives `ECHO_SERVICE_NAME`.
+//!
+//! Proto comments become doc comments; items without one get a generated
+//! doc, so a crate with `#![warn(missing_docs)]` stays quiet about
+//! services (document your messages and fields in the `.proto` for the
+//! same about messages).
+//!
+//! Streaming RPCs are not supported (bRPC's protobuf services are unary):
+//! a `.proto` with one makes [`compile_protos`] return an error naming it.
+//!
+//! `protoc` comes from the `protoc-bin-vendored` crate, so nothing needs
+//! to be installed; set `PROTOC` to use another one.
+
+mod generator;
+
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use generator::FibrpcServiceGenerator;
+
+/// Compiles `protos` (found under `includes`) into `OUT_DIR` with the
+/// default settings; see [`Builder`] for the others.
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> io::Result<()> {
+    Builder::new().compile_protos(protos, includes)
+}
+
+/// Starts a [`Builder`] (the name `tonic-build` uses).
+pub fn configure() -> Builder {
+    Builder::new()
+}
+
+/// Settings for one compilation: where the fibrpc runtime is, the `prost`
+/// configuration, the output directory.
+pub struct Builder {
+    runtime_path: String,
+    prost_config: Option<prost_build::Config>,
+    out_dir: Option<PathBuf>,
+    emit_rerun_if_changed: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The defaults: runtime at `::fibrpc`, a fresh `prost_build::Config`,
+    /// output to `OUT_DIR`, `cargo:rerun-if-changed` lines on.
+    pub fn new() -> Builder {
+        Builder {
+            runtime_path: "::fibrpc".to_string(),
+            prost_config: None,
+            out_dir: None,
+            emit_rerun_if_changed: true,
+        }
+    }
+
+    /// The path generated code uses for the fibrpc crate. The default,
+    /// `::fibrpc`, fits every crate but `fibrpc` itself, which uses
+    /// `crate`; a crate that renames its dependency passes the new name.
+    pub fn runtime_path(mut self, path: impl Into<String>) -> Builder {
+        self.runtime_path = path.into();
+        self
+    }
+
+    /// Uses `config` for the messages (attributes, `bytes` fields, map
+    /// types...). Its service generator is replaced by fibrpc's, and its
+    /// protoc is the vendored one unless it or `PROTOC` names another.
+    pub fn prost_config(mut self, config: prost_build::Config) -> Builder {
+        self.prost_config = Some(config);
+        self
+    }
+
+    /// Writes the `.rs` files to `dir` (created if missing) instead of
+    /// `OUT_DIR`; needed outside a build script, where `OUT_DIR` is not set.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` for the protos and the
+    /// include directories (on by default), so editing a `.proto`
+    /// regenerates the code.
+    pub fn emit_rerun_if_changed(mut self, on: bool) -> Builder {
+        self.emit_rerun_if_changed = on;
+        self
+    }
+
+    /// Compiles `protos`, resolving imports under `includes`. Fails on a
+    /// protoc error, a streaming RPC, or an unwritable output directory.
+    pub fn compile_protos(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> io::Result<()> {
+        let mut config = self.prost_config.unwrap_or_default();
+        let mut includes: Vec<PathBuf> = includes.iter().map(|p| p.as_ref().into()).collect();
+        if self.emit_rerun_if_changed {
+            for path in protos
+                .iter()
+                .map(AsRef::as_ref)
+                .chain(includes.iter().map(|p| p.as_path()))
+            {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+        if std::env::var_os("PROTOC").is_none() {
+            let protoc = protoc_bin_vendored::protoc_bin_path().map_err(io::Error::other)?;
+            config.protoc_executable(protoc);
+            // The vendored protoc's google/protobuf/*.proto, after the
+            // user's includes as prost does with PROTOC_INCLUDE.
+            if std::env::var_os("PROTOC_INCLUDE").is_none() {
+                includes.push(protoc_bin_vendored::include_path().map_err(io::Error::other)?);
+            }
+        }
+        if let Some(dir) = &self.out_dir {
+            std::fs::create_dir_all(dir)?;
+            config.out_dir(dir);
+        }
+        // The generator cannot fail a prost run, so it leaves its errors
+        // here and they are reported once prost returns.
+        let errors = Rc::new(RefCell::new(Vec::new()));
+        config.service_generator(Box::new(FibrpcServiceGenerator::new(
+            self.runtime_path,
+            errors.clone(),
+        )));
+        config.compile_protos(protos, &includes)?;
+        let errors = errors.borrow();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                errors.join("\n"),
+            ))
+        }
+    }
+}
