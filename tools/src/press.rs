@@ -107,7 +107,10 @@ impl Press {
         while start.elapsed() < config.duration {
             second += 1;
             let next = start + Duration::from_secs(second);
-            std::thread::sleep(next.saturating_duration_since(Instant::now()).min(config.duration));
+            std::thread::sleep(
+                next.saturating_duration_since(Instant::now())
+                    .min(config.duration),
+            );
             let mut interval = histogram();
             for r in &self.recorders {
                 let mut g = r.inner.lock().unwrap_or_else(|e| e.into_inner());

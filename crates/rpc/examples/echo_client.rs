@@ -28,7 +28,10 @@ fn main() {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--server" => server = value(),
             "--attachment" => attachment = value(),
@@ -82,7 +85,8 @@ fn main() {
 }
 
 fn num(s: &str) -> u64 {
-    s.parse().unwrap_or_else(|_| usage(&format!("not a number: {s}")))
+    s.parse()
+        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
 }
 
 fn usage(err: &str) -> ! {

@@ -47,11 +47,16 @@ fn main() {
     let mut duration = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
             "--max-concurrency" => {
-                options.max_concurrency = value().parse().unwrap_or_else(|_| usage("bad --max-concurrency"))
+                options.max_concurrency = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("bad --max-concurrency"))
             }
             "--duration" => {
                 duration = Some(Duration::from_secs_f64(
@@ -74,7 +79,10 @@ fn main() {
         eprintln!("echo_server: cannot start on port {port}: {e}");
         std::process::exit(1);
     }
-    println!("echo_server: serving example.EchoService on {}", server.listen_addr().unwrap());
+    println!(
+        "echo_server: serving example.EchoService on {}",
+        server.listen_addr().unwrap()
+    );
     stop_signals::wait(&signals, duration);
     println!("echo_server: stopping");
     server.stop();
@@ -93,7 +101,9 @@ fn usage(err: &str) -> ! {
     if !err.is_empty() {
         eprintln!("echo_server: {err}");
     }
-    eprintln!("usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS]");
+    eprintln!(
+        "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS]"
+    );
     std::process::exit(2);
 }
 

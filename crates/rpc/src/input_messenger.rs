@@ -94,6 +94,8 @@ pub(crate) fn on_readable(sock: &Arc<Socket>) {
     }
 }
 
+// Moved once per message; boxing would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Cut {
     Message(InputMessage),
     NeedMore,

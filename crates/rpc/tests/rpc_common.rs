@@ -1,7 +1,8 @@
 //! A hand-written echo service shared by the end-to-end tests (the same
 //! shape `fibrpc-build` generates), so they do not depend on codegen.
 
-#![allow(dead_code)]
+// Test-only helpers, not an API: each test binary uses a subset.
+#![allow(dead_code, missing_docs)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

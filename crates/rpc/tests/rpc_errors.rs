@@ -36,7 +36,10 @@ fn unknown_service_method_and_bad_payload() {
     let r = ch.call_raw(SERVICE, "Echo", &mut cntl, IOBuf::from(&b"\x0a\x64ab"[..]));
     assert_eq!(code_of(&r), errno::EREQUEST, "{r:?}");
     // The connection survives answered errors.
-    assert_eq!(echo(&ch, &mut cntl, &req("still fine")).unwrap().message, "still fine");
+    assert_eq!(
+        echo(&ch, &mut cntl, &req("still fine")).unwrap().message,
+        "still fine"
+    );
     assert_eq!(server.connection_count(), 1);
 }
 
@@ -66,7 +69,11 @@ fn timeout_fails_the_call_and_the_late_response_is_dropped() {
     let t = Instant::now();
     let r = echo(&ch, &mut cntl, &slow);
     assert_eq!(code_of(&r), errno::ERPCTIMEDOUT);
-    assert!(t.elapsed() < Duration::from_millis(290), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(290),
+        "{:?}",
+        t.elapsed()
+    );
     assert_eq!(cntl.retried_count(), 0, "timeouts are not retried");
     // The late response arrives while the next call waits; that call
     // must get its own answer.
@@ -109,7 +116,11 @@ fn server_killed_mid_call_fails_promptly_then_a_restarted_server_is_used() {
     let t = Instant::now();
     let r = echo(&ch, &mut cntl, &req("doomed"));
     assert_eq!(code_of(&r), errno::EFAILEDSOCKET, "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(2), "not prompt: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "not prompt: {:?}",
+        t.elapsed()
+    );
     killer.join().unwrap();
     // The server comes back on the same port; the channel reconnects.
     let mut server = fibrpc::Server::new(ServerOptions::default());
@@ -148,7 +159,10 @@ fn connection_failures_are_retried() {
     });
     let ch = channel_to(addr, 3);
     let mut cntl = Controller::new();
-    assert_eq!(echo(&ch, &mut cntl, &req("again")).unwrap().message, "again");
+    assert_eq!(
+        echo(&ch, &mut cntl, &req("again")).unwrap().message,
+        "again"
+    );
     assert_eq!(cntl.retried_count(), 1);
     drop(ch);
     fake.join().unwrap();
@@ -176,7 +190,7 @@ fn max_concurrency_answers_elimit() {
     let ok = codes.iter().filter(|&&c| c == 0).count();
     let limited = codes.iter().filter(|&&c| c == errno::ELIMIT).count();
     assert_eq!(ok + limited, 6, "{codes:?}");
-    assert!(ok >= 1 && ok <= 2 && limited >= 4, "{codes:?}");
+    assert!((1..=2).contains(&ok) && limited >= 4, "{codes:?}");
 }
 
 #[test]
@@ -214,7 +228,12 @@ fn closes_only_its_connection(bytes: &[u8]) {
     let (server, _) = start_server(ServerOptions::default());
     let addr = server.listen_addr().unwrap();
     let ch = channel_to(addr, 0);
-    assert_eq!(echo(&ch, &mut Controller::new(), &req("before")).unwrap().message, "before");
+    assert_eq!(
+        echo(&ch, &mut Controller::new(), &req("before"))
+            .unwrap()
+            .message,
+        "before"
+    );
     let mut bad = TcpStream::connect(addr).unwrap();
     bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     bad.write_all(bytes).unwrap();
@@ -222,7 +241,12 @@ fn closes_only_its_connection(bytes: &[u8]) {
     // EOF (or a reset): the server closed it.
     let _ = bad.read_to_end(&mut sink);
     assert!(sink.is_empty(), "no answer to garbage: {sink:?}");
-    assert_eq!(echo(&ch, &mut Controller::new(), &req("after")).unwrap().message, "after");
+    assert_eq!(
+        echo(&ch, &mut Controller::new(), &req("after"))
+            .unwrap()
+            .message,
+        "after"
+    );
     assert_eq!(server.connection_count(), 1);
 }
 

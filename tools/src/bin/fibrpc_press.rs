@@ -39,7 +39,10 @@ fn main() {
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage(&format!("{a} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "--server" => server = value(),
             "--concurrency" | "-c" => concurrency = num(&value()) as usize,
@@ -66,7 +69,9 @@ fn main() {
         eprintln!("fibrpc_press: bad server {server}: {e}");
         std::process::exit(1);
     });
-    config.extra.push(("concurrency".into(), concurrency.to_string()));
+    config
+        .extra
+        .push(("concurrency".into(), concurrency.to_string()));
     let press = Press::new(concurrency);
     let message = "x".repeat(request_size);
     let attachment = IOBuf::from(&vec![b'a'; attachment_size][..]);
@@ -106,11 +111,15 @@ fn main() {
 }
 
 fn num(s: &str) -> u64 {
-    s.parse().unwrap_or_else(|_| usage(&format!("not a number: {s}")))
+    s.parse()
+        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
 }
 
 fn secs(s: &str) -> Duration {
-    Duration::from_secs_f64(s.parse().unwrap_or_else(|_| usage(&format!("not seconds: {s}"))))
+    Duration::from_secs_f64(
+        s.parse()
+            .unwrap_or_else(|_| usage(&format!("not seconds: {s}"))),
+    )
 }
 
 fn usage(err: &str) -> ! {

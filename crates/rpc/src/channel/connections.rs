@@ -122,16 +122,24 @@ impl Connections {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
-        Socket::create(stream, CLIENT_PROTOCOLS, Arc::new(ClientUser), self.options).map_err(
-            |e| RpcError::new(errno::EFAILEDSOCKET, format!("cannot set up the connection: {e}")),
-        )
+        Socket::create(stream, CLIENT_PROTOCOLS, Arc::new(ClientUser), self.options).map_err(|e| {
+            RpcError::new(
+                errno::EFAILEDSOCKET,
+                format!("cannot set up the connection: {e}"),
+            )
+        })
     }
 }
 
 impl Drop for Connections {
     fn drop(&mut self) {
         // The slab keeps a live socket reachable; fail ours so they close.
-        for s in self.idle.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for s in self
+            .idle
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             s.set_failed(RpcError::new(errno::EUNUSED, "channel dropped"));
         }
     }

@@ -198,7 +198,9 @@ impl Channel {
         cntl.local_side = Some(sock.local_side());
         let call = PendingCall::new();
         let mut sent = vec![(sock.clone(), send(&sock, meta, payload, cntl, &call)?)];
-        let backup_at = backup.map(|b| start + b).filter(|&b| deadline.is_none_or(|d| b < d));
+        let backup_at = backup
+            .map(|b| start + b)
+            .filter(|&b| deadline.is_none_or(|d| b < d));
         let mut completed = call.wait(backup_at.or(deadline));
         if !completed && backup_at.is_some() {
             // A backup request; on a single connection it shares the socket.

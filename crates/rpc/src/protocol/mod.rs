@@ -1,7 +1,7 @@
 //! Wire protocols. Each protocol recognises its first bytes, cuts one
 //! message out of a connection's input, and says how to process it (bRPC's
 //! `Protocol` struct). Detection is per connection: the
-//! [`crate::input_messenger`] tries the protocol that matched last first.
+//! input messenger tries the protocol that matched last first.
 
 pub mod baidu_std;
 
@@ -15,6 +15,8 @@ pub(crate) enum InputMessage {
 }
 
 /// What a protocol found at the front of the input.
+// Moved once per message; boxing would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
     /// A complete message, cut from the input.
     Message(InputMessage),

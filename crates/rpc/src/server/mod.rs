@@ -94,11 +94,17 @@ impl Server {
             return Err(RpcError::new(libc::EPERM, "add services before start"));
         }
         let services = Arc::get_mut(&mut self.services).ok_or_else(|| {
-            RpcError::new(libc::EPERM, "connections of the last run still hold the services")
+            RpcError::new(
+                libc::EPERM,
+                "connections of the last run still hold the services",
+            )
         })?;
         let name = service.service_name();
         if services.contains_key(name) {
-            return Err(RpcError::new(libc::EEXIST, format!("service {name} added twice")));
+            return Err(RpcError::new(
+                libc::EEXIST,
+                format!("service {name} added twice"),
+            ));
         }
         let names = service.method_names();
         let methods = names.iter().enumerate().map(|(i, &m)| (m, i)).collect();

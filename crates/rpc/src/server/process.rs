@@ -65,7 +65,10 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
             "fibrpc: {} sent a frame without a request meta to a server; closing",
             sock.remote_side()
         );
-        sock.set_failed(RpcError::new(errno::EREQUEST, "a response sent to a server"));
+        sock.set_failed(RpcError::new(
+            errno::EREQUEST,
+            "a response sent to a server",
+        ));
         return;
     };
     let in_flight = shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
@@ -85,12 +88,15 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
         if shared.stopping.load(Ordering::Acquire) {
             return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
         }
-        let entry = shared.services.get(req.service_name.as_str()).ok_or_else(|| {
-            RpcError::new(
-                errno::ENOSERVICE,
-                format!("Fail to find service={}", req.service_name),
-            )
-        })?;
+        let entry = shared
+            .services
+            .get(req.service_name.as_str())
+            .ok_or_else(|| {
+                RpcError::new(
+                    errno::ENOSERVICE,
+                    format!("Fail to find service={}", req.service_name),
+                )
+            })?;
         let &index = entry.methods.get(req.method_name.as_str()).ok_or_else(|| {
             RpcError::new(
                 errno::ENOMETHOD,
@@ -127,7 +133,10 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic".into());
-            Err(RpcError::new(errno::EINTERNAL, format!("the handler panicked: {why}")))
+            Err(RpcError::new(
+                errno::EINTERNAL,
+                format!("the handler panicked: {why}"),
+            ))
         });
         // `set_failed` in the handler wins over whatever it returned.
         let r = match cntl.error.take() {

@@ -11,7 +11,11 @@ use std::os::fd::AsRawFd;
 
 /// Connects to `addr`, giving up at `deadline` with `TimedOut`.
 pub(crate) fn connect(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStream> {
-    let sock = RawSocket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    let sock = RawSocket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
     match sock.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {

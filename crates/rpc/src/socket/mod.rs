@@ -5,10 +5,10 @@
 //!   invalidates the id, shuts the connection down and wakes every call
 //!   waiting on it with `EFAILEDSOCKET`.
 //! - Input: the descriptor is registered edge-triggered with a reader hook;
-//!   on readable, a fiber runs the [`crate::input_messenger`], which cuts
-//!   messages and hands them to the socket's [`SocketUser`] (a server or a
+//!   on readable, a fiber runs the input messenger, which cuts
+//!   messages and hands them to the socket's consumer (a server or a
 //!   channel).
-//! - Output: [`Socket::write`] is wait-free (see [`write_list`]); a
+//! - Output: `Socket::write` is wait-free (see `write_list.rs`); a
 //!   write-behind fiber finishes what could not be written at once.
 
 mod connect;
@@ -31,8 +31,8 @@ use crate::protocol::{InputMessage, Protocol};
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
-pub use id::SocketId;
 use id::Slab;
+pub use id::SocketId;
 use write_list::WriteList;
 
 /// Who consumes a socket's messages: a server (requests) or a channel
