@@ -17,9 +17,10 @@ pub fn encode<M: prost::Message>(msg: &M) -> IOBuf {
 }
 
 /// Parses a message of type `M` from `buf` (which is left as it was).
-/// A payload that does not parse, or lacks a `required` field, is an
-/// error carrying `code` ([`errno::EREQUEST`] on servers,
-/// [`errno::ERESPONSE`] on clients).
+/// A payload that does not parse is an error carrying `code`
+/// ([`errno::EREQUEST`] on servers, [`errno::ERESPONSE`] on clients).
+/// As everywhere with `prost`, proto2 `required` fields are not enforced:
+/// a missing one decodes to its default.
 pub fn decode<M: prost::Message + Default>(buf: &IOBuf, code: i32) -> Result<M, RpcError> {
     M::decode(buf.clone()).map_err(|e| {
         RpcError::new(
