@@ -1,0 +1,145 @@
+//! Reads a process's CPU time and resident memory from `/proc`, so a press
+//! tool can charge the server for the work done in its measured window:
+//! [`CpuWindow`] takes `utime + stime` at the start and at the end, and
+//! [`rss_kb`] reads `VmRSS`. Shared by `tonic_press` and (later)
+//! `fibrpc_press`, so both sides are measured the same way.
+
+use std::io;
+
+/// User plus system CPU seconds process `pid` has used so far, all threads
+/// included (`utime + stime`, fields 14 and 15 of `/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks_per_second())
+}
+
+/// `utime + stime` in clock ticks from the text of a `/proc/PID/stat`.
+fn parse_cpu_ticks(stat: &str) -> io::Result<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces or
+    // ')', so count fields from the last ')'. Field 3 (state) follows it.
+    let after_comm = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| bad_data("no ')' in stat"))?;
+    let mut fields = after_comm.split_whitespace().skip(14 - 3);
+    let mut ticks = || -> io::Result<u64> {
+        fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| bad_data("short stat line"))
+    };
+    Ok(ticks()? + ticks()?)
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kb(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> io::Result<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| bad_data("no VmRSS in status"))
+}
+
+/// The server's CPU time over a measured window: [`CpuWindow::start`] when
+/// measuring begins (after warm-up), [`CpuWindow::finish`] when it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuWindow {
+    pid: u32,
+    start_s: f64,
+}
+
+/// What a [`CpuWindow`] measured, plus the server's RSS at the end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerStats {
+    /// CPU seconds (user + system) the server used in the window.
+    pub cpu_s: f64,
+    /// `cpu_s` per 100,000 completed calls: the cost of a call, in the
+    /// unit the summary prints.
+    pub cpu_per_100k_s: f64,
+    /// `VmRSS` of the server at the end of the window, in KiB.
+    pub rss_kb: u64,
+}
+
+impl CpuWindow {
+    /// Reads process `pid`'s CPU time now.
+    pub fn start(pid: u32) -> io::Result<Self> {
+        Ok(Self {
+            pid,
+            start_s: cpu_seconds(pid)?,
+        })
+    }
+
+    /// Reads the CPU time and RSS again and charges the difference to
+    /// `calls` completed calls (a window with no calls gives 0 per call).
+    pub fn finish(&self, calls: u64) -> io::Result<ServerStats> {
+        let cpu_s = (cpu_seconds(self.pid)? - self.start_s).max(0.0);
+        let cpu_per_100k_s = if calls == 0 {
+            0.0
+        } else {
+            cpu_s * 100_000.0 / calls as f64
+        };
+        Ok(ServerStats {
+            cpu_s,
+            cpu_per_100k_s,
+            rss_kb: rss_kb(self.pid)?,
+        })
+    }
+}
+
+impl ServerStats {
+    /// The fields to append to a `RESULT {...}` json object, with a leading
+    /// comma: `,"server_cpu_s":F,"server_cpu_per_100k_s":F,"server_rss_kb":N`.
+    pub fn json_fields(&self) -> String {
+        format!(
+            ",\"server_cpu_s\":{:.3},\"server_cpu_per_100k_s\":{:.4},\"server_rss_kb\":{}",
+            self.cpu_s, self.cpu_per_100k_s, self.rss_kb
+        )
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value; it has no
+    // preconditions and touches no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0 // USER_HZ on every Linux we run on
+    }
+}
+
+fn bad_data(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_name() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 3 0 1 2 3";
+        assert_eq!(parse_cpu_ticks(stat).unwrap(), 12);
+    }
+
+    #[test]
+    fn parses_vm_rss() {
+        let status = "Name:\tx\nVmPeak:\t  100 kB\nVmRSS:\t    2048 kB\n";
+        assert_eq!(parse_vm_rss(status).unwrap(), 2048);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let me = std::process::id();
+        let window = CpuWindow::start(me).unwrap();
+        let stats = window.finish(1000).unwrap();
+        assert!(stats.cpu_s >= 0.0);
+        assert!(stats.rss_kb > 0);
+        assert!(stats.json_fields().starts_with(",\"server_cpu_s\":"));
+    }
+}
