@@ -53,4 +53,3 @@ impl Args {
         std::process::exit(2);
     }
 }
-

@@ -74,8 +74,8 @@ fn parse_args() -> Config {
     if c.concurrency == 0 || c.connections == 0 || c.threads == 0 {
         args.fail("--concurrency, --connections and --threads must be at least 1");
     }
-    if !(c.duration > 0.0 && c.duration.is_finite()) || !(c.warmup >= 0.0 && c.warmup.is_finite())
-    {
+    let valid = |x: f64, min: f64| x >= min && x.is_finite();
+    if !valid(c.duration, f64::MIN_POSITIVE) || !valid(c.warmup, 0.0) {
         args.fail("--duration must be > 0 and --warmup >= 0");
     }
     c
