@@ -65,6 +65,7 @@ def load_table(runs):
         ("p999_us", "p999 us", 1),
         ("server_cpu_per_100k_s", "cpu s/100k", 3),
         ("server_rss_kb", "rss KiB", 0),
+        ("other_load_cores", "other cores", 2),
     ]
     concs = sorted({c for _, c in runs})
     servers = [s for s in SERVERS if any(k[0] == s for k in runs)]
@@ -83,7 +84,9 @@ def load_table(runs):
             )
     print("Load (closed loop, one connection; medians over reps):")
     table(header, rows)
-    ratio_fields = [f for f in fields if f[0] != "p999_us"]
+    print("(other cores: CPU that neither the server nor the press used during the"
+          " window;\n well above 0 means a neighbour disturbed that run)")
+    ratio_fields = [f for f in fields if f[0] not in ("p999_us", "other_load_cores")]
     if not all(any(k[0] == s for k in runs) for s in ("fibrpc", "tonic")):
         print("\n(no fibrpc/tonic ratios: only one side ran)")
         return

@@ -271,6 +271,7 @@ async fn run(config: Config) -> i32 {
     });
     let self_pid = std::process::id();
     let self_cpu_start = proc_stats::cpu_seconds(self_pid).unwrap_or(0.0);
+    let busy_start = proc_stats::machine_busy_seconds().unwrap_or(0.0);
 
     let mut total = histogram();
     let mut errors = 0;
@@ -281,6 +282,7 @@ async fn run(config: Config) -> i32 {
     }
     let window_s = measure_from.elapsed().as_secs_f64();
     let client_cpu_s = proc_stats::cpu_seconds(self_pid).unwrap_or(0.0) - self_cpu_start;
+    let busy_s = proc_stats::machine_busy_seconds().unwrap_or(0.0) - busy_start;
     live.done.store(true, Ordering::Relaxed);
     report.abort();
     let _ = report.await; // no `[t=...]` line after the summary
@@ -302,9 +304,11 @@ async fn run(config: Config) -> i32 {
          \"concurrency\":{},\"connections\":{},\"request_size\":{},\"client_cpu_s\":{client_cpu_s:.3}",
         config.concurrency, config.connections, config.request_size
     );
+    let mut others_s = busy_s - client_cpu_s;
     if let (Some(window), Some(pid)) = (server_window, config.server_pid) {
         match window.finish(calls) {
             Ok(stats) => {
+                others_s -= stats.cpu_s;
                 println!(
                     "server {pid}: cpu {:.2} s, {:.3} s per 100k calls, rss {} KiB",
                     stats.cpu_s, stats.cpu_per_100k_s, stats.rss_kb
@@ -317,6 +321,12 @@ async fn run(config: Config) -> i32 {
             }
         }
     }
+    // CPU neither this tool nor the server used (without --server-pid the
+    // server is counted in it), in cores: well above 0 means a neighbour
+    // took CPU during the run and the numbers are suspect.
+    let other_load_cores = (others_s / window_s).max(0.0);
+    println!("other load during the window: {other_load_cores:.2} cores");
+    json.push_str(&format!(",\"other_load_cores\":{other_load_cores:.2}"));
     json.push('}');
     println!("RESULT {json}");
     0
