@@ -80,9 +80,13 @@ if [[ " $SERVERS " == *" fibrpc "* ]]; then
     # Not there yet on every branch: build what exists, skip fibrpc if not.
     cargo build --release -p fibrpc --example echo_server 2> "$OUT/fibrpc-build.log" || true
     cargo build --release -p fibrpc-tools --bin fibrpc_press 2>> "$OUT/fibrpc-build.log" || true
-    server_bin="${FIBRPC_SERVER_CMD%% *}" press_bin="${FIBRPC_PRESS_CMD%% *}"
-    if [[ ! -x "$server_bin" || ( $idle == 0 && ! -x "$press_bin" ) ]]; then
-        echo "NOTE: skipping fibrpc: $( [[ -x "$server_bin" ]] || echo "no server binary $server_bin; " )$( [[ $idle == 1 || -x "$press_bin" ]] || echo "no press binary $press_bin; " )build log: $OUT/fibrpc-build.log" >&2
+    # The first word of each command must be a runnable program.
+    have() { command -v "${1%% *}" > /dev/null 2>&1; }
+    missing=""
+    have "$FIBRPC_SERVER_CMD" || missing+="no server binary ${FIBRPC_SERVER_CMD%% *}; "
+    [[ $idle == 1 ]] || have "$FIBRPC_PRESS_CMD" || missing+="no press binary ${FIBRPC_PRESS_CMD%% *}; "
+    if [[ -n "$missing" ]]; then
+        echo "NOTE: skipping fibrpc: ${missing}build log: $OUT/fibrpc-build.log" >&2
         SERVERS="$(echo " $SERVERS " | sed 's/ fibrpc / /; s/^ *//; s/ *$//')"
     fi
 fi
@@ -164,7 +168,7 @@ run_load() {
     $(press_cmd "$server") --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
         --request-size "$SIZE" --threads "$PRESS_THREADS" --server-pid "$server_pid" \
         > "$OUT/$tag.press.log" 2>&1 || echo "note: $server press exited with $?" >&2
-    grep -v '^RESULT' "$OUT/$tag.press.log" | tail -n 3
+    grep -v '^RESULT' "$OUT/$tag.press.log" | tail -n 4 || true
     result="$(grep -m1 '^RESULT ' "$OUT/$tag.press.log" || true)"
     if [[ -n "$result" ]]; then
         echo "$server $c $rep $result" >> "$results"
