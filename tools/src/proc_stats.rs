@@ -102,6 +102,32 @@ impl ServerStats {
     }
 }
 
+/// CPU seconds all CPUs together have spent busy since boot (the first
+/// line of `/proc/stat`, every column but idle and iowait). Over a window,
+/// minus the server's and the press tool's own CPU time, it shows how much
+/// CPU something else took: the benchmark machines are shared.
+pub fn machine_busy_seconds() -> io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    parse_busy_ticks(&stat).map(|ticks| ticks as f64 / clock_ticks_per_second())
+}
+
+fn parse_busy_ticks(stat: &str) -> io::Result<u64> {
+    let cpu = stat
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .ok_or_else(|| bad_data("no cpu line in /proc/stat"))?;
+    // user nice system idle iowait irq softirq steal (guest time is already
+    // inside user and nice).
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .take(8)
+        .map(|f| f.parse().map_err(|_| bad_data("bad /proc/stat number")))
+        .collect::<io::Result<_>>()?;
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok(ticks.iter().sum::<u64>() - idle)
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a configuration value; it has no
     // preconditions and touches no memory of ours.
@@ -131,6 +157,13 @@ mod tests {
     fn parses_vm_rss() {
         let status = "Name:\tx\nVmPeak:\t  100 kB\nVmRSS:\t    2048 kB\n";
         assert_eq!(parse_vm_rss(status).unwrap(), 2048);
+    }
+
+    #[test]
+    fn parses_machine_busy() {
+        let stat = "cpu  10 1 5 100 7 2 3 0 0 0\ncpu0 1 1 1 1 1 1 1 1\n";
+        assert_eq!(parse_busy_ticks(stat).unwrap(), 21);
+        assert!(machine_busy_seconds().unwrap() > 0.0);
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! End-to-end smoke test: tonic_echo_server on a free port, tonic_press
+//! against it for a second at concurrency 2, checking that calls flow
+//! without errors and that the RESULT line carries the server's figures.
+//! Also idle_conns against the same server. Not a benchmark.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A server process that is killed when the test ends, however it ends.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    /// Starts tonic_echo_server with `--port 0` and reads its
+    /// `LISTENING <port>` line.
+    fn start() -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tonic_echo_server"))
+            .args(["--port", "0", "--threads", "1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting tonic_echo_server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the server's first line");
+        let port = line
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `"key":` in a flat json object, as text.
+fn field<'a>(json: &'a str, key: &str) -> &'a str {
+    let start = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len()
+        + 3;
+    let rest = &json[start..];
+    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+}
+
+#[test]
+fn tonic_press_against_tonic_echo_server() {
+    let server = Server::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_tonic_press"))
+        .args([
+            "--server",
+            &format!("127.0.0.1:{}", server.port),
+            "--concurrency",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--request-size",
+            "100",
+            "--threads",
+            "1",
+            "--server-pid",
+            &server.child.id().to_string(),
+        ])
+        .output()
+        .expect("running tonic_press");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tonic_press failed: {stdout}{stderr}"
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line in {stdout}"));
+    let calls: u64 = field(result, "calls").parse().unwrap();
+    assert!(calls > 0, "{result}");
+    assert_eq!(field(result, "errors"), "0", "{result}");
+    let qps: f64 = field(result, "qps").parse().unwrap();
+    assert!(qps > 0.0, "{result}");
+    let rss: u64 = field(result, "server_rss_kb").parse().unwrap();
+    assert!(rss > 0, "{result}");
+    let cpu: f64 = field(result, "server_cpu_per_100k_s").parse().unwrap();
+    assert!(cpu >= 0.0, "{result}");
+    assert!(
+        stdout.contains("[t=1s] qps="),
+        "no per-second line: {stdout}"
+    );
+}
+
+#[test]
+fn idle_conns_holds_connections() {
+    let server = Server::start();
+    let output = Command::new(env!("CARGO_BIN_EXE_idle_conns"))
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{}", server.port),
+            "--conns",
+            "50",
+            "--hold",
+            "0.2",
+        ])
+        .output()
+        .expect("running idle_conns");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "idle_conns failed: {stdout}");
+    assert!(stdout.starts_with("HOLDING 50 0"), "{stdout}");
+}
