@@ -88,7 +88,7 @@ fn reader_hook_runs_one_reader_at_a_time() {
             running.clone(),
             overlap.clone(),
         );
-        Registration::with_reader(b.as_raw_fd(), move || {
+        Registration::with_reader(b.as_raw_fd(), move |_| {
             if running.swap(true, Ordering::SeqCst) {
                 overlap.store(true, Ordering::SeqCst);
             }

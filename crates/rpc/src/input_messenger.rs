@@ -13,6 +13,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use fibrpc_fiber::io::ReadEvents;
+
 use crate::protocol::{InputMessage, Parsed};
 use crate::socket::Socket;
 use crate::{errno, RpcError};
@@ -23,8 +25,15 @@ const MIN_READ: usize = 8 << 10;
 const MAX_READ: usize = 512 << 10;
 
 /// Reads and dispatches everything available on `sock`.
-pub(crate) fn on_readable(sock: &Arc<Socket>) {
+///
+/// The last message is processed only after this fiber gave up the
+/// reading role (`more_read_events` returned false, as bRPC's
+/// `MoreReadEvents`): input arriving while a slow handler runs starts a new
+/// reader at once, so one slow call never holds up the others on a
+/// multiplexed connection.
+pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
     let mut last: Option<InputMessage> = None;
+    let inline = sock.user.inline();
     loop {
         if sock.failed() {
             break;
@@ -43,6 +52,10 @@ pub(crate) fn on_readable(sock: &Arc<Socket>) {
                     // An idle connection keeps no block.
                     input.portal.return_cached_blocks();
                 }
+                drop(input);
+                if events.more_read_events() {
+                    continue;
+                }
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -58,6 +71,7 @@ pub(crate) fn on_readable(sock: &Arc<Socket>) {
         // Cut every complete message.
         loop {
             match cut(sock, &mut input.portal) {
+                Cut::Message(msg) if inline => sock.user.on_message(sock, msg),
                 Cut::Message(msg) => {
                     if let Some(prev) = last.replace(msg) {
                         spawn_process(sock, prev);

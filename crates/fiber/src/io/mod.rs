@@ -15,6 +15,7 @@ mod reader;
 mod registration;
 
 pub use driver::{configure, Config, Poller};
+pub use reader::ReadEvents;
 pub use registration::Registration;
 
 use crate::sys::epoll;

@@ -3,11 +3,48 @@
 //! and starts a reader fiber only on its 0→1 transition, so one descriptor
 //! never has two readers and a burst of edges costs one fiber.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// What a reader registration calls; see [`super::Registration::with_reader`].
-pub(crate) type ReadHandler = Box<dyn Fn() + Send + Sync + 'static>;
+pub(crate) type ReadHandler = Box<dyn Fn(&ReadEvents<'_>) + Send + Sync + 'static>;
+
+/// Handed to a reader hook: lets it end its reading role early (bRPC's
+/// `Socket::MoreReadEvents`), so it can go on with work that is not
+/// reading — such as processing the last message it cut — while a new edge
+/// starts a new reader at once.
+pub struct ReadEvents<'a> {
+    nevent: &'a AtomicU32,
+    seen: Cell<u32>,
+    released: Cell<bool>,
+}
+
+impl ReadEvents<'_> {
+    /// Call after reading until `EAGAIN`. Returns `true` if edges arrived
+    /// meanwhile (read again), or `false`: this reader's role has ended and
+    /// the next edge starts a new reader, which may run concurrently with
+    /// the rest of this call — so after `false` the hook must not touch
+    /// the descriptor's input state any more.
+    pub fn more_read_events(&self) -> bool {
+        if self.released.get() {
+            return false;
+        }
+        match self
+            .nevent
+            .compare_exchange(self.seen.get(), 0, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                self.released.set(true);
+                false
+            }
+            Err(now) => {
+                self.seen.set(now);
+                true
+            }
+        }
+    }
+}
 
 /// Shared by the registration and the reader fibers it starts.
 pub(crate) struct ReaderShared {
@@ -47,15 +84,15 @@ impl ReaderShared {
     /// The reader fiber: runs the handler until no edge arrived during the
     /// last run.
     fn run(&self) {
-        let mut seen = self.nevent.load(Ordering::Acquire);
+        let events = ReadEvents {
+            nevent: &self.nevent,
+            seen: Cell::new(self.nevent.load(Ordering::Acquire)),
+            released: Cell::new(false),
+        };
         loop {
-            (self.handler)();
-            match self
-                .nevent
-                .compare_exchange(seen, 0, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => seen = now,
+            (self.handler)(&events);
+            if !events.more_read_events() {
+                return;
             }
         }
     }

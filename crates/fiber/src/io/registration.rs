@@ -49,10 +49,14 @@ impl Registration {
     /// edge, if no reader runs for this descriptor, a new fiber calls
     /// `on_readable`, again and again until no edge arrived during a call.
     /// The handler should read until `EAGAIN` (or EOF); it may be called
-    /// when there is nothing to read. Two calls never overlap.
+    /// when there is nothing to read. Two calls never overlap, unless the
+    /// handler ended its reading role with
+    /// [`ReadEvents::more_read_events`](super::ReadEvents::more_read_events)
+    /// returning `false`: then the next edge may start a new call while the
+    /// old one finishes its non-reading work.
     pub fn with_reader(
         fd: RawFd,
-        on_readable: impl Fn() + Send + Sync + 'static,
+        on_readable: impl Fn(&super::ReadEvents<'_>) + Send + Sync + 'static,
     ) -> io::Result<Registration> {
         Self::register(fd, Some(ReaderShared::new(Box::new(on_readable))))
     }

@@ -16,6 +16,10 @@ use super::{ChannelOptions, ConnectionType};
 pub(super) struct ClientUser;
 
 impl SocketUser for ClientUser {
+    fn inline(&self) -> bool {
+        true
+    }
+
     fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage) {
         let InputMessage::BaiduStd(frame) = msg;
         if frame.meta.response.is_none() && frame.meta.request.is_some() {

@@ -42,6 +42,14 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
     /// last message of a read, a new one for the others.
     fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage);
 
+    /// Whether messages are cheap and never block (a response only wakes
+    /// its caller): then the reader handles each in place, in order, and
+    /// no fiber is started per message. This also orders every message
+    /// read before an EOF ahead of the failure the EOF causes.
+    fn inline(&self) -> bool {
+        false
+    }
+
     /// The socket failed (after its pending calls were woken).
     fn on_failed(&self, _sock: &Socket) {}
 }
@@ -145,9 +153,9 @@ impl Socket {
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
         slab.publish(id, sock.clone());
-        let reg = Registration::with_reader(sock.stream.as_raw_fd(), move || {
+        let reg = Registration::with_reader(sock.stream.as_raw_fd(), move |events| {
             if let Some(s) = id.address() {
-                crate::input_messenger::on_readable(&s);
+                crate::input_messenger::on_readable(&s, events);
             }
         });
         match reg {
