@@ -1,6 +1,8 @@
-//! Shared parts of fibrpc's command-line tools: latency recording and
-//! reporting for press tools ([`press`]), and reading a server's CPU time
-//! and memory from `/proc` ([`proc_stats`]).
+//! Shared parts of fibrpc's command-line tools and benchmark programs: a
+//! minimal flag parser ([`cli`]), latency recording and reporting for press
+//! tools ([`press`]), and reading a server's CPU time and memory from
+//! `/proc` ([`proc_stats`]).
 
+pub mod cli;
 pub mod press;
 pub mod proc_stats;

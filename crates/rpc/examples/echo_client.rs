@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use fibrpc::example::{EchoRequest, EchoServiceClient};
-use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller};
+use fibrpc::{Channel, ChannelOptions, Controller};
 
 fn main() {
     let mut server = "127.0.0.1:8000".to_string();
@@ -40,12 +40,7 @@ fn main() {
             "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
             "--max-retry" => options.max_retry = num(&value()) as u32,
             "--connection-type" => {
-                options.connection_type = match value().as_str() {
-                    "single" => ConnectionType::Single,
-                    "pooled" => ConnectionType::Pooled,
-                    "short" => ConnectionType::Short,
-                    other => usage(&format!("unknown connection type {other}")),
-                }
+                options.connection_type = value().parse().unwrap_or_else(|e: String| usage(&e))
             }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),

@@ -19,7 +19,8 @@
 use std::time::{Duration, Instant};
 
 use fibrpc::example::{EchoRequest, EchoServiceClient};
-use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller, IOBuf};
+use fibrpc::{Channel, ChannelOptions, Controller, IOBuf};
+use fibrpc_tools::cli::Args;
 use fibrpc_tools::press::{Press, PressConfig};
 
 fn main() {
@@ -37,32 +38,20 @@ fn main() {
         timeout: Some(Duration::from_millis(1000)),
         ..Default::default()
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--server" => server = value(),
-            "--concurrency" | "-c" => concurrency = num(&value()) as usize,
-            "--duration" | "-d" => config.duration = secs(&value()),
-            "--warmup" => config.warmup = secs(&value()),
-            "--request-size" => request_size = num(&value()) as usize,
-            "--attachment-size" => attachment_size = num(&value()) as usize,
-            "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
-            "--server-pid" => config.server_pid = Some(num(&value()) as u32),
-            "--threads" => std::env::set_var("FIBRPC_WORKERS", value()),
-            "--connection-type" => {
-                options.connection_type = match value().as_str() {
-                    "single" => ConnectionType::Single,
-                    "pooled" => ConnectionType::Pooled,
-                    "short" => ConnectionType::Short,
-                    other => usage(&format!("unknown connection type {other}")),
-                }
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
+    let mut args = Args::from_env(USAGE);
+    while let Some(flag) = args.next_flag() {
+        match flag.as_str() {
+            "--server" => server = args.value(&flag),
+            "--concurrency" | "-c" => concurrency = args.value(&flag),
+            "--duration" | "-d" => config.duration = Duration::from_secs_f64(args.value(&flag)),
+            "--warmup" => config.warmup = Duration::from_secs_f64(args.value(&flag)),
+            "--request-size" => request_size = args.value(&flag),
+            "--attachment-size" => attachment_size = args.value(&flag),
+            "--timeout-ms" => options.timeout = Some(Duration::from_millis(args.value(&flag))),
+            "--server-pid" => config.server_pid = Some(args.value(&flag)),
+            "--threads" => std::env::set_var("FIBRPC_WORKERS", args.value::<String>(&flag)),
+            "--connection-type" => options.connection_type = args.value(&flag),
+            other => args.unknown(other),
         }
     }
     let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
@@ -110,26 +99,6 @@ fn main() {
     }
 }
 
-fn num(s: &str) -> u64 {
-    s.parse()
-        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
-}
-
-fn secs(s: &str) -> Duration {
-    Duration::from_secs_f64(
-        s.parse()
-            .unwrap_or_else(|_| usage(&format!("not seconds: {s}"))),
-    )
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("fibrpc_press: {err}");
-    }
-    eprintln!(
-        "usage: fibrpc_press [--server 127.0.0.1:8000] [--concurrency 16] [--duration 10] \
-         [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
-         [--connection-type single|pooled|short] [--threads N] [--server-pid PID]"
-    );
-    std::process::exit(2);
-}
+const USAGE: &str = "usage: fibrpc_press [--server 127.0.0.1:8000] [--concurrency 16] \
+[--duration 10] [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
+[--connection-type single|pooled|short] [--threads N] [--server-pid PID]";

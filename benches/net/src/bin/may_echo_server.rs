@@ -11,7 +11,7 @@
 //! each server to exit before starting the next. Prints `listening on ADDR`
 //! once it accepts.
 
-use fibrpc_bench_net::{announce_listening, cli, ECHO_BUF_SIZE};
+use fibrpc_bench_net::{announce_listening, server_flags, ECHO_BUF_SIZE};
 use may::net::{TcpListener, TcpStream};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 const USAGE: &str = "usage: may_echo_server [--port P (7002)] [--workers W (2)]";
 
 fn main() -> std::io::Result<()> {
-    let (port, workers) = cli::server_flags(USAGE, 7002);
+    let (port, workers) = server_flags(USAGE, 7002);
     may::config().set_workers(workers);
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
     announce_listening(listener.local_addr()?);

@@ -10,7 +10,7 @@
 //! the main thread), so the server uses W threads like the others. Prints
 //! `listening on ADDR` once it accepts.
 
-use fibrpc_bench_net::{announce_listening, cli, ECHO_BUF_SIZE, LISTEN_BACKLOG};
+use fibrpc_bench_net::{announce_listening, server_flags, ECHO_BUF_SIZE, LISTEN_BACKLOG};
 use std::net::{Ipv4Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 const USAGE: &str = "usage: tokio_echo_server [--port P (7001)] [--workers W (2)]";
 
 fn main() -> std::io::Result<()> {
-    let (port, workers) = cli::server_flags(USAGE, 7001);
+    let (port, workers) = server_flags(USAGE, 7001);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_io()

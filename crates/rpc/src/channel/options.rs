@@ -16,6 +16,22 @@ pub enum ConnectionType {
     Short,
 }
 
+impl std::str::FromStr for ConnectionType {
+    type Err = String;
+
+    /// bRPC's names: `single`, `pooled`, `short`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "single" => Ok(ConnectionType::Single),
+            "pooled" => Ok(ConnectionType::Pooled),
+            "short" => Ok(ConnectionType::Short),
+            other => Err(format!(
+                "unknown connection type {other:?} (single, pooled or short)"
+            )),
+        }
+    }
+}
+
 /// Channel settings. Defaults are bRPC's.
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {

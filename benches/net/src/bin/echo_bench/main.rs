@@ -18,7 +18,7 @@ mod opts;
 mod report;
 mod tally;
 
-use fibrpc_bench_net::procfs;
+use fibrpc_bench_net::proc_stats;
 use load::Schedule;
 use opts::Opts;
 use report::{Report, ServerUsage};
@@ -51,8 +51,8 @@ struct ThreadResult {
 fn main() -> ExitCode {
     exit_on_panic();
     let opts = Opts::from_env();
-    let server = opts.server_pid.map(|pid| pid.to_string());
-    let rss_before = server.as_deref().and_then(|pid| procfs::rss_kib(pid).ok());
+    let server = opts.server_pid;
+    let rss_before = server.and_then(|pid| proc_stats::rss_kb(pid).ok());
     let start = Instant::now();
     let gate = Arc::new(Gate {
         barrier: Barrier::new(opts.threads + 1),
@@ -78,10 +78,10 @@ fn main() -> ExitCode {
     gate.barrier.wait();
 
     sleep_until(schedule.window_start);
-    let before = CpuClocks::read(server.as_deref());
-    let rss_peak = watch_rss(server.as_deref(), schedule.window_end, opts.idle);
-    let after = CpuClocks::read(server.as_deref());
-    let rss_end = server.as_deref().and_then(|pid| procfs::rss_kib(pid).ok());
+    let before = CpuClocks::read(server);
+    let rss_peak = watch_rss(server, schedule.window_end, opts.idle);
+    let after = CpuClocks::read(server);
+    let rss_end = server.and_then(|pid| proc_stats::rss_kb(pid).ok());
 
     let mut report = Report::new(&opts, connected, connect_secs);
     let mut per_thread = Vec::with_capacity(threads.len());
@@ -180,14 +180,14 @@ fn generate(
 
 /// Sleeps until `deadline`; with `sample` set, reads the server's RSS every
 /// `RSS_SAMPLE_PERIOD` meanwhile and returns the highest value seen.
-fn watch_rss(server: Option<&str>, deadline: Instant, sample: bool) -> Option<u64> {
+fn watch_rss(server: Option<u32>, deadline: Instant, sample: bool) -> Option<u64> {
     let Some(pid) = server.filter(|_| sample) else {
         sleep_until(deadline);
         return None;
     };
     let mut peak = None;
     loop {
-        peak = peak.max(procfs::rss_kib(pid).ok());
+        peak = peak.max(proc_stats::rss_kb(pid).ok());
         let now = Instant::now();
         if now >= deadline {
             return peak;
@@ -211,11 +211,11 @@ struct CpuClocks {
 }
 
 impl CpuClocks {
-    fn read(server: Option<&str>) -> Self {
+    fn read(server: Option<u32>) -> Self {
         Self {
-            server: server.and_then(|pid| procfs::cpu_seconds(pid).ok()),
-            generator: procfs::cpu_seconds("self").ok(),
-            machine: procfs::machine_busy_seconds().ok(),
+            server: server.and_then(|pid| proc_stats::cpu_seconds(pid).ok()),
+            generator: proc_stats::cpu_seconds(std::process::id()).ok(),
+            machine: proc_stats::machine_busy_seconds().ok(),
         }
     }
 }
