@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fibrpc::{codec, errno, Controller, IOBuf, RpcError, Server, ServerOptions, Service};
+use fibrpc::{codec, Controller, IOBuf, RpcError, Server, ServerOptions, Service};
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EchoRequest {
@@ -95,5 +95,3 @@ pub fn code_of<T>(r: &Result<T, RpcError>) -> i32 {
         Err(e) => e.code,
     }
 }
-
-pub const _USE: i32 = errno::EREQUEST;

@@ -76,11 +76,8 @@ impl Connections {
                     return Ok(s);
                 }
                 let s = self.connect(deadline)?;
-                let old = std::mem::replace(
-                    &mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()),
-                    vec![s.clone()],
-                );
-                drop(old);
+                // Replaces the failed connection, if any.
+                *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = vec![s.clone()];
                 Ok(s)
             }
             ConnectionType::Pooled => {

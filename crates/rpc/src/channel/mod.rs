@@ -165,9 +165,9 @@ impl Channel {
         let deadline = cntl.timeout.or(opts.timeout).map(|t| start + t);
         let max_retry = cntl.max_retry.unwrap_or(opts.max_retry);
         let backup = cntl.backup_request.or(opts.backup_request);
-        let (meta, payload) = request_frame_parts(service, method, cntl, request, deadline)?;
+        let (mut meta, payload) = request_frame_parts(service, method, cntl, request, deadline)?;
         loop {
-            match self.attempt(&meta, &payload, cntl, start, deadline, backup) {
+            match self.attempt(&mut meta, &payload, cntl, start, deadline, backup) {
                 Ok(frame) => return response::finish(frame, cntl),
                 Err(e)
                     if retryable(&e)
@@ -185,7 +185,7 @@ impl Channel {
     /// (plus a backup request if configured).
     fn attempt(
         &self,
-        meta: &RpcMeta,
+        meta: &mut RpcMeta,
         payload: &IOBuf,
         cntl: &mut Controller,
         start: Instant,
@@ -197,28 +197,31 @@ impl Channel {
         cntl.remote_side = Some(sock.remote_side());
         cntl.local_side = Some(sock.local_side());
         let call = PendingCall::new();
-        let mut sent = vec![(sock.clone(), send(&sock, meta, payload, cntl, &call)?)];
+        let corr = send(&sock, meta, payload, cntl, &call)?;
         let backup_at = backup
             .map(|b| start + b)
             .filter(|&b| deadline.is_none_or(|d| b < d));
         let mut completed = call.wait(backup_at.or(deadline));
+        let mut second = None;
         if !completed && backup_at.is_some() {
             // A backup request; on a single connection it shares the socket.
             if let Ok(s2) = conns.get(deadline) {
                 if let Ok(c2) = send(&s2, meta, payload, cntl, &call) {
                     cntl.has_backup_request = true;
-                    sent.push((s2, c2));
+                    second = Some((s2, c2));
                 }
             }
             completed = call.wait(deadline);
         }
-        for (s, corr) in &sent {
-            // A late response finds nothing and is dropped.
-            s.take_pending(*corr);
+        // A late response finds nothing and is dropped.
+        sock.take_pending(corr);
+        if let Some((s2, c2)) = &second {
+            s2.take_pending(*c2);
         }
         let outcome = call.take();
-        for (s, _) in sent {
-            conns.put_back(s, completed);
+        conns.put_back(sock, completed);
+        if let Some((s2, _)) = second {
+            conns.put_back(s2, completed);
         }
         match outcome {
             Some(r) => r,
@@ -238,16 +241,15 @@ impl Channel {
 /// request. Returns the correlation id.
 fn send(
     sock: &Arc<Socket>,
-    meta: &RpcMeta,
+    meta: &mut RpcMeta,
     payload: &IOBuf,
     cntl: &Controller,
     call: &Arc<PendingCall>,
 ) -> Result<i64, RpcError> {
     let corr = next_correlation_id();
-    let mut meta = meta.clone();
     meta.correlation_id = Some(corr);
     let mut frame = IOBuf::new();
-    baidu_std::encode(&meta, payload, &cntl.request_attachment, &mut frame)
+    baidu_std::encode(meta, payload, &cntl.request_attachment, &mut frame)
         .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
     if !sock.add_pending(corr, call.clone()) {
         return Err(sock.failed_error());

@@ -82,7 +82,7 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
         .timeout_ms
         .filter(|&ms| ms > 0)
         .map(|ms| received + Duration::from_millis(ms as u64));
-    cntl.request_attachment = attachment.clone();
+    cntl.request_attachment = attachment;
 
     let result = (|| {
         if shared.stopping.load(Ordering::Acquire) {
@@ -113,19 +113,21 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
                 format!("reached the server's max_concurrency={max}"),
             ));
         }
-        checksum::verify(&meta, &payload, &attachment)
+        checksum::verify(&meta, &payload, &cntl.request_attachment)
             .map_err(|e| RpcError::new(errno::EREQUEST, format!("request checksum: {e}")))?;
         let ct = meta.compress_type();
+        let decompressed;
         let request = if ct == 0 {
-            payload.clone()
+            &payload
         } else {
-            compress::decompress(ct, &payload, shared.options.max_body_size)
-                .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?
+            decompressed = compress::decompress(ct, &payload, shared.options.max_body_size)
+                .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?;
+            &decompressed
         };
         let status = &entry.status[index];
         status.on_start();
         let r = catch_unwind(AssertUnwindSafe(|| {
-            entry.service.call_method(index, &mut cntl, &request)
+            entry.service.call_method(index, &mut cntl, request)
         }))
         .unwrap_or_else(|p| {
             let why = p
@@ -178,7 +180,7 @@ fn send_response(
                     (b, std::mem::take(&mut cntl.response_attachment))
                 }
                 Err(e) => {
-                    meta.response = Some(error_meta(&RpcError::new(
+                    meta.response = Some(error_meta(RpcError::new(
                         errno::EINTERNAL,
                         format!("cannot compress the response: {e}"),
                     )));
@@ -187,7 +189,7 @@ fn send_response(
             }
         }
         Err(e) => {
-            meta.response = Some(error_meta(&e));
+            meta.response = Some(error_meta(e));
             (IOBuf::new(), IOBuf::new())
         }
     };
@@ -208,9 +210,9 @@ fn send_response(
     let _ = sock.write(out);
 }
 
-fn error_meta(e: &RpcError) -> RpcResponseMeta {
+fn error_meta(e: RpcError) -> RpcResponseMeta {
     RpcResponseMeta {
         error_code: Some(e.code),
-        error_text: Some(e.text.clone()),
+        error_text: Some(e.text),
     }
 }

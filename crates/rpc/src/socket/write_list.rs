@@ -185,21 +185,23 @@ fn spin() {
     std::thread::yield_now();
 }
 
+/// Drains as an owner would: write everything, release, repeat (shared by
+/// the std tests and the loom model).
+#[cfg(test)]
+fn drain<T>(list: &WriteList<T>, mut owner: Owner<T>, mut write: impl FnMut(T)) {
+    loop {
+        owner.fifo().drain(..).for_each(&mut write);
+        match list.release(owner) {
+            Ok(()) => return,
+            Err(o) => owner = o,
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
-
-    /// Drains as an owner would: write everything, release, repeat.
-    fn drain(list: &WriteList<u32>, mut owner: Owner<u32>, out: &Mutex<Vec<u32>>) {
-        loop {
-            out.lock().unwrap().extend(owner.fifo().drain(..));
-            match list.release(owner) {
-                Ok(()) => return,
-                Err(o) => owner = o,
-            }
-        }
-    }
 
     #[test]
     fn single_thread_order() {
@@ -208,11 +210,11 @@ mod tests {
         let owner = list.push(1).expect("empty list: first pusher owns");
         assert!(list.push(2).is_none());
         assert!(list.push(3).is_none());
-        drain(&list, owner, &out);
+        drain(&list, owner, |v| out.lock().unwrap().push(v));
         assert_eq!(*out.lock().unwrap(), vec![1, 2, 3]);
         // Released: the next push owns again.
         let owner = list.push(4).unwrap();
-        drain(&list, owner, &out);
+        drain(&list, owner, |v| out.lock().unwrap().push(v));
         assert_eq!(*out.lock().unwrap(), vec![1, 2, 3, 4]);
     }
 
@@ -226,7 +228,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..20_000u32 {
                         if let Some(owner) = list.push(t << 24 | i) {
-                            drain(&list, owner, &out);
+                            drain(&list, owner, |v| out.lock().unwrap().push(v));
                         }
                     }
                 })
@@ -251,16 +253,6 @@ mod loom_tests {
     use super::*;
     use loom::sync::{Arc, Mutex};
 
-    fn drain(list: &WriteList<u32>, mut owner: Owner<u32>, out: &Mutex<Vec<u32>>) {
-        loop {
-            out.lock().unwrap().extend(owner.fifo().drain(..));
-            match list.release(owner) {
-                Ok(()) => return,
-                Err(o) => owner = o,
-            }
-        }
-    }
-
     /// Three writers, two requests each: every request is written exactly
     /// once, each writer's in its order, and the list ends empty.
     #[test]
@@ -276,14 +268,14 @@ mod loom_tests {
                     loom::thread::spawn(move || {
                         for i in 0..2 {
                             if let Some(o) = list.push(t * 10 + i) {
-                                drain(&list, o, &out);
+                                drain(&list, o, |v| out.lock().unwrap().push(v));
                             }
                         }
                     })
                 })
                 .collect();
             if let Some(o) = list.push(0) {
-                drain(&list, o, &out);
+                drain(&list, o, |v| out.lock().unwrap().push(v));
             }
             for h in hs {
                 h.join().unwrap();
