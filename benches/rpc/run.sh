@@ -24,6 +24,8 @@
 #   PRESS_THREADS  press tool threads (2)
 #   IDLE_CONNS     idle connections for --idle (10000)
 #   IDLE_SECS      seconds idle_conns holds them (5)
+#   IDLE_ARGS      extra idle_conns flags, e.g. --baidu-echo (each connection
+#                  makes one baidu_std Echo call first; fibrpc only)
 #   QUIET_WAIT     seconds to wait before each run for the machine to be
 #                  quiet (under 0.2 busy cores over 1 s); 0 = don't (30)
 #   OUT            directory for logs and results (a new one under /tmp)
@@ -188,7 +190,7 @@ run_idle() {
     sleep 0.5
     before="$(rss_kb "$server_pid")"
     "$target/release/idle_conns" --addr "127.0.0.1:$(server_port "$server")" \
-        --conns "$IDLE_CONNS" --hold "$IDLE_SECS" > "$log" 2>&1 &
+        --conns "$IDLE_CONNS" --hold "$IDLE_SECS" ${IDLE_ARGS:-} > "$log" 2>&1 &
     conns_pid=$!
     holding=""
     for _ in $(seq 600); do

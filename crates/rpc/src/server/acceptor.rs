@@ -23,11 +23,7 @@ pub(super) struct Acceptor {
 }
 
 impl Acceptor {
-    pub(super) fn start(
-        listener: std::net::TcpListener,
-        shared: Arc<Shared>,
-    ) -> Result<Acceptor, RpcError> {
-        let listener = TcpListener::from_std(listener)?;
+    pub(super) fn start(listener: TcpListener, shared: Arc<Shared>) -> Result<Acceptor, RpcError> {
         listener.set_accept_timeout(Some(STOP_POLL))?;
         let handle = fibrpc_fiber::Builder::new()
             .name("fibrpc-acceptor")

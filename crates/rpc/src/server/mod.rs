@@ -126,7 +126,9 @@ impl Server {
         if self.running.is_some() {
             return Err(RpcError::new(libc::EPERM, "the server runs already"));
         }
-        let listener = std::net::TcpListener::bind(addr)?;
+        // The fiber listener: backlog 1024 (std's is 128, which a burst of
+        // connects overflows into 1 s SYN retransmits).
+        let listener = fibrpc_fiber::net::TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             services: self.services.clone(),
