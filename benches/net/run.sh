@@ -77,19 +77,8 @@ server_port() {
     case "$1" in fibrpc) echo 7000 ;; tokio) echo 7001 ;; may) echo 7002 ;; esac
 }
 
-server_pid=""
-stop_server() {
-    [[ -n "$server_pid" ]] || return 0
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-trap stop_server EXIT
+# stop_server, busy_ticks, wait_until_quiet
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # Starts server $1 with its output in $2 and waits (10 s at most) for its
 # "listening on" line; returns 1 if it never comes.
@@ -108,29 +97,6 @@ start_server() {
     cat "$log" >&2
     stop_server
     return 1
-}
-
-# Busy clock ticks of all CPUs since boot (the first line of /proc/stat
-# without idle and iowait).
-busy_ticks() {
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
-}
-
-# These machines are shared: waits (QUIET_WAIT seconds at most) until less
-# than 0.2 cores were busy over one second, so a neighbour's build does not
-# land in the middle of a run. The generator reports the load that was
-# there anyway ("other").
-wait_until_quiet() {
-    local hz waited=0 before after
-    hz="$(getconf CLK_TCK)"
-    while (( waited < QUIET_WAIT )); do
-        before="$(busy_ticks)"
-        sleep 1
-        after="$(busy_ticks)"
-        (( (after - before) * 5 < hz )) && return 0
-        waited=$((waited + 1))
-    done
-    (( QUIET_WAIT == 0 )) || echo "note: machine still busy after ${QUIET_WAIT} s; running anyway" >&2
 }
 
 # One generator run against server $1; extra generator flags follow.

@@ -104,19 +104,8 @@ server_port() { server_cmd "$1" | sed -n 's/.*--port[ =]\([0-9]*\).*/\1/p'; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-server_pid=""
-stop_server() {
-    [[ -n "$server_pid" ]] || return 0
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-trap stop_server EXIT
+# stop_server, busy_ticks, wait_until_quiet
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # Starts server $1 with its output in $2 and waits (10 s at most) until its
 # port accepts connections; returns 1 if it never does.
@@ -139,23 +128,6 @@ start_server() {
     cat "$2" >&2
     stop_server
     return 1
-}
-
-busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-
-# The machine is shared: wait (QUIET_WAIT s at most) until under 0.2 cores
-# were busy over one second, so a neighbour's build does not land in a run.
-wait_until_quiet() {
-    local hz waited=0 before after
-    hz="$(getconf CLK_TCK)"
-    while (( waited < QUIET_WAIT )); do
-        before="$(busy_ticks)"
-        sleep 1
-        after="$(busy_ticks)"
-        (( (after - before) * 5 < hz )) && return 0
-        waited=$((waited + 1))
-    done
-    (( QUIET_WAIT == 0 )) || echo "note: machine still busy after ${QUIET_WAIT} s; running anyway" >&2
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

@@ -34,30 +34,22 @@ const MAX_READ: usize = 512 << 10;
 pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
     let mut last: Option<InputMessage> = None;
     let inline = sock.user.inline();
-    loop {
+    'read: loop {
         if sock.failed() {
             break;
         }
         let mut input = sock.input.lock().unwrap_or_else(|e| e.into_inner());
         let offer = input.read_hint.clamp(MIN_READ, MAX_READ);
-        let read = input.portal.append_from_fd(sock.stream(), offer);
-        let eof = match read {
-            Ok(0) => true,
+        let (eof, drained) = match input.portal.append_from_fd(sock.stream(), offer) {
+            Ok(0) => (true, true),
+            // A short read does not prove the socket empty (the portal may
+            // offer less than `offer` when its 64 iovecs run out), so only
+            // EAGAIN does.
             Ok(n) => {
                 input.read_hint = if n == offer { offer * 2 } else { n };
-                false
+                (false, false)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if input.portal.is_empty() {
-                    // An idle connection keeps no block.
-                    input.portal.return_cached_blocks();
-                }
-                drop(input);
-                if events.more_read_events() {
-                    continue;
-                }
-                break;
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 drop(input);
@@ -87,10 +79,7 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
                     sock.set_failed(RpcError::new(errno::EREQUEST, reason));
                     // Messages cut before the bad one are still answered
                     // (their writes fail on the closed socket).
-                    if let Some(m) = last.take() {
-                        sock.user.on_message(sock, m);
-                    }
-                    return;
+                    break 'read;
                 }
             }
         }
@@ -101,6 +90,18 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
                 format!("{} closed the connection", sock.remote_side()),
             ));
             break;
+        }
+        if drained {
+            // EAGAIN: any byte that arrives from now on is a new edge,
+            // which `more_read_events` sees: read again only then.
+            if input.portal.is_empty() {
+                // An idle connection keeps no block.
+                input.portal.return_cached_blocks();
+            }
+            drop(input);
+            if !events.more_read_events() {
+                break;
+            }
         }
     }
     if let Some(m) = last {

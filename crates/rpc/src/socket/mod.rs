@@ -115,7 +115,7 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Takes over a connected, non-blocking stream: publishes the socket
+    /// Takes over a connected stream, which must be non-blocking: publishes the socket
     /// under a new id and registers it for input.
     pub(crate) fn create(
         stream: TcpStream,
@@ -123,7 +123,8 @@ impl Socket {
         user: Arc<dyn SocketUser>,
         options: SocketOptions,
     ) -> io::Result<Arc<Socket>> {
-        stream.set_nonblocking(true)?;
+        // Both callers (accept4 with SOCK_NONBLOCK, our connect) hand over
+        // non-blocking streams already: no fcntl per connection.
         // Small RPCs go out at once; batching is done by the write list.
         let _ = stream.set_nodelay(true);
         let remote = stream.peer_addr()?;

@@ -1,0 +1,40 @@
+# Shell helpers shared by the side-by-side benchmark scripts
+# (benches/net/run.sh, benches/rpc/run.sh). Source it; it defines:
+#   stop_server       kill the server started last ($server_pid), politely
+#                     first; also run on exit
+#   busy_ticks        busy clock ticks of all CPUs since boot
+#   wait_until_quiet  wait (QUIET_WAIT s at most) for a quiet machine
+
+server_pid=""
+stop_server() {
+    [[ -n "$server_pid" ]] || return 0
+    kill "$server_pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+trap stop_server EXIT
+
+# The first line of /proc/stat without idle and iowait.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# These machines are shared: waits (QUIET_WAIT seconds at most) until less
+# than 0.2 cores were busy over one second, so a neighbour's build does not
+# land in the middle of a run. The load tools report the load that was
+# there anyway.
+wait_until_quiet() {
+    local hz waited=0 before after
+    hz="$(getconf CLK_TCK)"
+    while (( waited < QUIET_WAIT )); do
+        before="$(busy_ticks)"
+        sleep 1
+        after="$(busy_ticks)"
+        (( (after - before) * 5 < hz )) && return 0
+        waited=$((waited + 1))
+    done
+    (( QUIET_WAIT == 0 )) || echo "note: machine still busy after ${QUIET_WAIT} s; running anyway" >&2
+}
