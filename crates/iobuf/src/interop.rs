@@ -87,6 +87,18 @@ impl From<Vec<u8>> for IOBuf {
     }
 }
 
+impl From<String> for IOBuf {
+    /// Small strings are copied into blocks (cheaper than a user block);
+    /// from 1 KiB on, the string's buffer becomes a user block (zero-copy).
+    fn from(s: String) -> IOBuf {
+        if s.len() < 1024 {
+            IOBuf::from(s.as_str())
+        } else {
+            IOBuf::from(s.into_bytes())
+        }
+    }
+}
+
 impl From<Bytes> for IOBuf {
     /// Zero-copy: the `Bytes` becomes a user block.
     fn from(v: Bytes) -> IOBuf {

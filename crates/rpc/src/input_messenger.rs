@@ -16,7 +16,7 @@ use std::sync::Arc;
 use fibrpc_fiber::io::ReadEvents;
 
 use crate::protocol::{InputMessage, Parsed};
-use crate::socket::Socket;
+use crate::socket::{InputState, Socket};
 use crate::{errno, RpcError};
 
 /// The first read of a burst offers this much; reads that fill what they
@@ -35,7 +35,7 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
     let mut last: Option<InputMessage> = None;
     let inline = sock.user.inline();
     'read: loop {
-        if sock.failed() {
+        if sock.failed() || sock.input_closed() {
             break;
         }
         let mut input = sock.input.lock().unwrap_or_else(|e| e.into_inner());
@@ -47,6 +47,7 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
             // EAGAIN does.
             Ok(n) => {
                 input.read_hint = if n == offer { offer * 2 } else { n };
+                sock.stats.on_read(n);
                 (false, false)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
@@ -62,8 +63,18 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
         };
         // Cut every complete message.
         loop {
-            match cut(sock, &mut input.portal) {
+            match cut(sock, &mut input, eof) {
                 Cut::Message(msg) if inline => sock.user.on_message(sock, msg),
+                Cut::Message(msg) if msg.ends_input() => {
+                    // Nothing after it is read: the connection closes once
+                    // it is answered (HTTP `Connection: close`, or input
+                    // that is not HTTP answered with 400).
+                    sock.close_input();
+                    if let Some(prev) = last.replace(msg) {
+                        spawn_process(sock, prev);
+                    }
+                    break 'read;
+                }
                 Cut::Message(msg) => {
                     if let Some(prev) = last.replace(msg) {
                         spawn_process(sock, prev);
@@ -72,10 +83,12 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
                 Cut::NeedMore => break,
                 Cut::Bad(reason) => {
                     drop(input);
-                    eprintln!(
-                        "fibrpc: closing connection from {}: {reason}",
-                        sock.remote_side()
-                    );
+                    if crate::flags::log_connection_errors() {
+                        eprintln!(
+                            "fibrpc: closing connection from {}: {reason}",
+                            sock.remote_side()
+                        );
+                    }
                     sock.set_failed(RpcError::new(errno::EREQUEST, reason));
                     // Messages cut before the bad one are still answered
                     // (their writes fail on the closed socket).
@@ -117,8 +130,23 @@ enum Cut {
     Bad(String),
 }
 
-/// Cuts one message, trying the preferred protocol first.
-fn cut(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf) -> Cut {
+/// Cuts one message, trying the preferred protocol first, and numbers
+/// HTTP requests in their order on the connection.
+fn cut(sock: &Socket, input: &mut InputState, eof: bool) -> Cut {
+    let mut c = cut_any(sock, &mut input.portal, eof);
+    if let Cut::Message(msg) = &mut c {
+        sock.stats.on_message_in();
+        if let InputMessage::HttpRequest(r) = msg {
+            // The messenger runs one reader at a time: numbering
+            // under the input lock follows the byte order.
+            r.seq = input.next_seq;
+            input.next_seq += 1;
+        }
+    }
+    c
+}
+
+fn cut_any(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf, eof: bool) -> Cut {
     if buf.is_empty() {
         return Cut::NeedMore;
     }
@@ -126,7 +154,7 @@ fn cut(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf) -> Cut {
     let first = usize::from(sock.preferred.load(Ordering::Relaxed)).min(protocols.len() - 1);
     let order = std::iter::once(first).chain((0..protocols.len()).filter(|&i| i != first));
     for i in order {
-        match protocols[i].parse(buf, sock.options.max_body) {
+        match protocols[i].parse(buf, sock, eof) {
             Parsed::Message(m) => {
                 if i != first {
                     sock.preferred.store(i as u8, Ordering::Relaxed);

@@ -18,6 +18,8 @@
 mod write_list_loom;
 
 #[cfg(not(loom))]
+mod builtin;
+#[cfg(not(loom))]
 pub mod channel;
 #[cfg(not(loom))]
 pub mod codec;
@@ -28,6 +30,10 @@ pub mod errno;
 mod error;
 #[cfg(not(loom))]
 pub mod example;
+#[cfg(not(loom))]
+pub mod flags;
+#[cfg(not(loom))]
+pub mod http;
 #[cfg(not(loom))]
 mod input_messenger;
 #[cfg(not(loom))]

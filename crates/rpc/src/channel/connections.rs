@@ -21,7 +21,10 @@ impl SocketUser for ClientUser {
     }
 
     fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage) {
-        let InputMessage::BaiduStd(frame) = msg;
+        let InputMessage::BaiduStd(frame) = msg else {
+            // Only baidu_std is cut on these connections.
+            return;
+        };
         if frame.meta.response.is_none() && frame.meta.request.is_some() {
             eprintln!(
                 "fibrpc: {} sent a request on a client connection; ignored",
@@ -57,6 +60,7 @@ impl Connections {
             options: SocketOptions {
                 max_unwritten: o.max_unwritten_bytes,
                 max_body: o.max_body_size,
+                ..SocketOptions::default()
             },
             connect_timeout: o.connect_timeout,
             idle: Mutex::new(Vec::new()),

@@ -42,6 +42,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let options = SocketOptions {
         max_unwritten: shared.options.max_unwritten_bytes,
         max_body: shared.options.max_body_size,
+        max_header: shared.options.http_max_header_size,
     };
     let user: Arc<ServerUser> = Arc::new(ServerUser::new(shared.clone()));
     while !shared.stopping.load(Ordering::Acquire) {

@@ -13,9 +13,11 @@
 //! ```
 
 mod acceptor;
+mod http;
 mod method_status;
 mod options;
 mod process;
+mod ticker;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -25,8 +27,10 @@ use std::time::{Duration, Instant};
 
 use fibrpc_fiber::butex::Butex;
 
+use crate::http::HttpHandler;
 use crate::socket::SocketId;
 use crate::{errno, RpcError, Service};
+pub(crate) use http::HttpRoutes;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 
@@ -42,6 +46,9 @@ pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
 /// What the acceptor, the connections and the request fibers share.
 pub(crate) struct Shared {
     pub services: Arc<Services>,
+    pub http_routes: Arc<HttpRoutes>,
+    /// When the server started (for `/status` and `/version`).
+    pub started: std::time::SystemTime,
     pub options: ServerOptions,
     /// Requests being handled; `join` waits on it reaching 0.
     pub inflight: Butex,
@@ -53,12 +60,25 @@ impl Shared {
     fn inflight(&self) -> u32 {
         self.inflight.value().load(Ordering::Acquire)
     }
+
+    /// The full name of a service given by its full or its short name
+    /// (`EchoService` for `example.EchoService`), as HTTP URLs may.
+    pub(crate) fn resolve_service_name(&self, name: &str) -> Option<&'static str> {
+        if let Some((&full, _)) = self.services.get_key_value(name) {
+            return Some(full);
+        }
+        self.services
+            .keys()
+            .copied()
+            .find(|full| full.rsplit('.').next() == Some(name))
+    }
 }
 
 /// An RPC server. See the module docs.
 pub struct Server {
     options: ServerOptions,
     services: Arc<Services>,
+    http_routes: Arc<HttpRoutes>,
     running: Option<Running>,
 }
 
@@ -66,6 +86,7 @@ struct Running {
     shared: Arc<Shared>,
     addr: SocketAddr,
     acceptor: Option<acceptor::Acceptor>,
+    ticker: Option<ticker::Ticker>,
 }
 
 impl std::fmt::Debug for Server {
@@ -83,8 +104,40 @@ impl Server {
         Server {
             options,
             services: Arc::default(),
+            http_routes: Arc::default(),
             running: None,
         }
+    }
+
+    /// Answers HTTP requests for `path` with `handler` (before
+    /// [`start`](Self::start)). A path ending in `/*` takes every path
+    /// under it. User paths win over the builtin pages.
+    ///
+    /// ```no_run
+    /// # use fibrpc::http::{HttpContext, Request, Response, StatusCode};
+    /// # use fibrpc::IOBuf;
+    /// let mut server = fibrpc::Server::new(Default::default());
+    /// server.add_http_handler("/hello", |_: Request<IOBuf>, _: &HttpContext| {
+    ///     fibrpc::http::text(StatusCode::OK, "Hello, World!")
+    /// })?;
+    /// # Ok::<(), fibrpc::RpcError>(())
+    /// ```
+    pub fn add_http_handler(
+        &mut self,
+        path: &str,
+        handler: impl HttpHandler,
+    ) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "add HTTP handlers before start"));
+        }
+        Arc::get_mut(&mut self.http_routes)
+            .ok_or_else(|| {
+                RpcError::new(
+                    libc::EPERM,
+                    "connections of the last run still hold the handlers",
+                )
+            })?
+            .add(path, Arc::new(handler))
     }
 
     /// Adds a service (before [`start`](Self::start)). Fails if a service
@@ -132,16 +185,27 @@ impl Server {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             services: self.services.clone(),
+            http_routes: self.http_routes.clone(),
+            started: std::time::SystemTime::now(),
             options: self.options.clone(),
             inflight: Butex::new(0),
             stopping: AtomicBool::new(false),
             connections: Mutex::new(HashSet::new()),
         });
         let acceptor = acceptor::Acceptor::start(listener, shared.clone())?;
+        let ticker = match ticker::Ticker::start(shared.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                shared.stopping.store(true, Ordering::Release);
+                acceptor.stop();
+                return Err(e.into());
+            }
+        };
         self.running = Some(Running {
             shared,
             addr,
             acceptor: Some(acceptor),
+            ticker: Some(ticker),
         });
         Ok(())
     }
@@ -159,6 +223,9 @@ impl Server {
         r.shared.stopping.store(true, Ordering::Release);
         if let Some(a) = r.acceptor.take() {
             a.stop();
+        }
+        if let Some(t) = r.ticker.take() {
+            t.stop();
         }
     }
 

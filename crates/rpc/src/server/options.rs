@@ -11,6 +11,9 @@ pub struct ServerOptions {
     /// Bytes queued on a connection above which responses fail with
     /// `EOVERCROWDED` (default 64 MiB).
     pub max_unwritten_bytes: usize,
+    /// HTTP request heads (request line and headers) longer than this are
+    /// answered with 431 and the connection closes (default 64 KiB).
+    pub http_max_header_size: usize,
 }
 
 impl Default for ServerOptions {
@@ -19,6 +22,7 @@ impl Default for ServerOptions {
             max_concurrency: 0,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
+            http_max_header_size: crate::protocol::http::DEFAULT_MAX_HEADER,
         }
     }
 }

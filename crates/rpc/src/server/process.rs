@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
-use super::Shared;
+use super::{ServiceEntry, Shared};
 use crate::protocol::baidu_std::{self, checksum, compress, Frame, RpcMeta, RpcResponseMeta};
 use crate::protocol::InputMessage;
 use crate::socket::{Socket, SocketUser};
@@ -27,8 +27,12 @@ impl ServerUser {
 
 impl SocketUser for ServerUser {
     fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage) {
-        let InputMessage::BaiduStd(frame) = msg;
-        process_request(&self.shared, sock, frame);
+        match msg {
+            InputMessage::BaiduStd(frame) => process_request(&self.shared, sock, frame),
+            InputMessage::HttpRequest(r) => super::http::process_request(&self.shared, sock, r),
+            // Cut only on client connections.
+            InputMessage::HttpResponse(_) => {}
+        }
     }
 
     fn on_failed(&self, sock: &Socket) {
@@ -42,7 +46,15 @@ impl SocketUser for ServerUser {
 
 /// Counts a request in flight; the last one out during a stop wakes
 /// `Server::join`. A guard, so a panicking handler still counts out.
-struct InflightGuard<'a>(&'a Shared);
+pub(super) struct InflightGuard<'a>(&'a Shared);
+
+impl<'a> InflightGuard<'a> {
+    /// Counts a request in; returns the guard and how many ran before.
+    pub(super) fn enter(shared: &'a Shared) -> (InflightGuard<'a>, usize) {
+        let before = shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
+        (InflightGuard(shared), before)
+    }
+}
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
@@ -71,8 +83,7 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
         ));
         return;
     };
-    let in_flight = shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
-    let _guard = InflightGuard(shared);
+    let (_guard, in_flight) = InflightGuard::enter(shared);
 
     let mut cntl = Controller::new();
     cntl.log_id = req.log_id() as u64;
@@ -85,34 +96,8 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
     cntl.request_attachment = attachment;
 
     let result = (|| {
-        if shared.stopping.load(Ordering::Acquire) {
-            return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
-        }
-        let entry = shared
-            .services
-            .get(req.service_name.as_str())
-            .ok_or_else(|| {
-                RpcError::new(
-                    errno::ENOSERVICE,
-                    format!("Fail to find service={}", req.service_name),
-                )
-            })?;
-        let &index = entry.methods.get(req.method_name.as_str()).ok_or_else(|| {
-            RpcError::new(
-                errno::ENOMETHOD,
-                format!(
-                    "Fail to find method={} of service={}",
-                    req.method_name, req.service_name
-                ),
-            )
-        })?;
-        let max = shared.options.max_concurrency;
-        if max > 0 && in_flight >= max {
-            return Err(RpcError::new(
-                errno::ELIMIT,
-                format!("reached the server's max_concurrency={max}"),
-            ));
-        }
+        admit(shared, in_flight)?;
+        let (entry, index) = find_method(shared, &req.service_name, &req.method_name)?;
         checksum::verify(&meta, &payload, &cntl.request_attachment)
             .map_err(|e| RpcError::new(errno::EREQUEST, format!("request checksum: {e}")))?;
         let ct = meta.compress_type();
@@ -124,31 +109,79 @@ fn process_request(shared: &Shared, sock: &Arc<Socket>, frame: Frame) {
                 .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?;
             &decompressed
         };
-        let status = &entry.status[index];
-        status.on_start();
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            entry.service.call_method(index, &mut cntl, request)
-        }))
-        .unwrap_or_else(|p| {
-            let why = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
-            Err(RpcError::new(
-                errno::EINTERNAL,
-                format!("the handler panicked: {why}"),
-            ))
-        });
-        // `set_failed` in the handler wins over whatever it returned.
-        let r = match cntl.error.take() {
-            Some(e) => Err(e),
-            None => r,
-        };
-        status.on_end(r.is_ok(), received.elapsed());
-        r
+        run_method(entry, index, &mut cntl, request, received)
     })();
     send_response(sock, correlation_id, &mut cntl, result);
+}
+
+/// Refuses a request while the server stops or when `in_flight` (the
+/// requests running before this one) reached `max_concurrency`.
+pub(super) fn admit(shared: &Shared, in_flight: usize) -> Result<(), RpcError> {
+    if shared.stopping.load(Ordering::Acquire) {
+        return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
+    }
+    let max = shared.options.max_concurrency;
+    if max > 0 && in_flight >= max {
+        return Err(RpcError::new(
+            errno::ELIMIT,
+            format!("reached the server's max_concurrency={max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The service and method index a request names.
+pub(super) fn find_method<'a>(
+    shared: &'a Shared,
+    service: &str,
+    method: &str,
+) -> Result<(&'a ServiceEntry, usize), RpcError> {
+    let entry = shared.services.get(service).ok_or_else(|| {
+        RpcError::new(errno::ENOSERVICE, format!("Fail to find service={service}"))
+    })?;
+    let &index = entry.methods.get(method).ok_or_else(|| {
+        RpcError::new(
+            errno::ENOMETHOD,
+            format!("Fail to find method={method} of service={service}"),
+        )
+    })?;
+    Ok((entry, index))
+}
+
+/// Runs a handler: counts it in the method's status, turns a panic into
+/// `EINTERNAL`, and lets `cntl.set_failed` win over the return value.
+pub(super) fn run_method(
+    entry: &ServiceEntry,
+    index: usize,
+    cntl: &mut Controller,
+    request: &IOBuf,
+    received: Instant,
+) -> Result<IOBuf, RpcError> {
+    let status = &entry.status[index];
+    status.on_start();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        entry.service.call_method(index, cntl, request)
+    }))
+    .unwrap_or_else(|p| {
+        Err(RpcError::new(
+            errno::EINTERNAL,
+            format!("the handler panicked: {}", panic_message(&*p)),
+        ))
+    });
+    let r = match cntl.error.take() {
+        Some(e) => Err(e),
+        None => r,
+    };
+    status.on_end(r.is_ok(), received.elapsed());
+    r
+}
+
+/// The message of a caught panic.
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
 }
 
 /// Encodes and writes the response (or the error) for `correlation_id`.

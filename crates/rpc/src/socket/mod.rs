@@ -13,6 +13,8 @@
 
 mod connect;
 mod id;
+mod ordered;
+mod stats;
 mod write;
 pub(crate) mod write_list;
 
@@ -33,6 +35,8 @@ use crate::{errno, RpcError};
 pub(crate) use connect::connect;
 use id::Slab;
 pub use id::SocketId;
+use ordered::ResponseOrder;
+pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 use write_list::WriteList;
 
 /// Who consumes a socket's messages: a server (requests) or a channel
@@ -62,6 +66,9 @@ pub(crate) struct SocketOptions {
     pub max_unwritten: usize,
     /// Frames with a larger body close the connection.
     pub max_body: usize,
+    /// HTTP heads (request or status line and headers) longer than this
+    /// close the connection (after a 431 on a server).
+    pub max_header: usize,
 }
 
 impl Default for SocketOptions {
@@ -69,6 +76,7 @@ impl Default for SocketOptions {
         SocketOptions {
             max_unwritten: 64 << 20,
             max_body: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
+            max_header: crate::protocol::http::DEFAULT_MAX_HEADER,
         }
     }
 }
@@ -78,6 +86,8 @@ pub(crate) struct InputState {
     pub portal: IOPortal,
     /// Bytes to offer the next read (adapts to the traffic).
     pub read_hint: usize,
+    /// The number the next HTTP request cut gets.
+    pub next_seq: u64,
 }
 
 /// One connection. See the module docs.
@@ -101,6 +111,17 @@ pub struct Socket {
     /// Client calls waiting for a response on this connection, by
     /// correlation id.
     pub(crate) pending: Mutex<HashMap<i64, Arc<PendingCall>>>,
+    /// Traffic counters.
+    pub(crate) stats: SocketStats,
+    /// HTTP responses waiting for earlier ones.
+    order: Mutex<ResponseOrder>,
+    /// Close once `unwritten` drops to 0.
+    close_when_flushed: AtomicBool,
+    /// Read nothing more (the connection closes after its last answer).
+    input_closed: AtomicBool,
+    /// HTTP client: the request in flight is a HEAD (its response has no
+    /// body whatever its headers say).
+    http_head: AtomicBool,
 }
 
 impl std::fmt::Debug for Socket {
@@ -145,11 +166,17 @@ impl Socket {
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,
+                next_seq: 0,
             }),
             protocols,
             preferred: AtomicU8::new(0),
             user,
             pending: Mutex::new(HashMap::new()),
+            stats: SocketStats::new(),
+            order: Mutex::default(),
+            close_when_flushed: AtomicBool::new(false),
+            input_closed: AtomicBool::new(false),
+            http_head: AtomicBool::new(false),
         });
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
@@ -205,6 +232,38 @@ impl Socket {
 
     pub(crate) fn registration(&self) -> Option<&Registration> {
         self.reg.get()
+    }
+
+    /// Traffic counters of this connection.
+    pub fn stats(&self) -> SocketStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Per-second rates of this connection's traffic over the last second
+    /// (on server connections; zero elsewhere).
+    pub fn rates(&self) -> SocketRates {
+        self.stats.rates()
+    }
+
+    /// The descriptor (for display).
+    pub fn fd(&self) -> i32 {
+        self.stream.as_raw_fd()
+    }
+
+    /// The name of the protocol that last matched on this connection.
+    pub fn protocol_name(&self) -> &'static str {
+        let i = usize::from(self.preferred.load(Ordering::Relaxed));
+        self.protocols.get(i).map_or("?", |p| p.name())
+    }
+
+    /// HTTP client: whether the request in flight is a HEAD.
+    pub(crate) fn http_head_request(&self) -> bool {
+        self.http_head.load(Ordering::Acquire)
+    }
+
+    /// HTTP client: says whether the next request is a HEAD.
+    pub(crate) fn set_http_head_request(&self, head: bool) {
+        self.http_head.store(head, Ordering::Release);
     }
 
     /// Bytes queued for writing and not yet written.

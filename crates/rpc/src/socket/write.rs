@@ -40,6 +40,7 @@ impl Socket {
                 ),
             ));
         }
+        self.stats.on_message_out();
         let Some(mut owner) = self.write_list.push(data) else {
             return Ok(());
         };
@@ -120,7 +121,9 @@ impl Socket {
         };
         match r {
             Ok(n) => {
-                self.unwritten.fetch_sub(n, Ordering::Relaxed);
+                let left = self.unwritten.fetch_sub(n, Ordering::SeqCst) - n;
+                self.stats.on_written(n);
+                self.on_flushed(left);
                 while fifo.front().is_some_and(|b| b.is_empty()) {
                     fifo.pop_front();
                 }

@@ -1,0 +1,69 @@
+//! `/connections`: the server's open connections and their traffic.
+
+use std::time::SystemTime;
+
+use fibrpc_iobuf::IOBuf;
+use http::{Request, Response};
+
+use super::{Format, Page};
+use crate::server::Shared;
+
+pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+    let mut page = Page::new(Format::of(req), "connections");
+    let ids: Vec<_> = shared
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect();
+    let mut socks: Vec<_> = ids.into_iter().filter_map(|id| id.address()).collect();
+    socks.sort_by_key(|s| s.stats().created);
+    let now = SystemTime::now();
+    let rows: Vec<Vec<String>> = socks
+        .iter()
+        .map(|s| {
+            let st = s.stats();
+            let r = s.rates();
+            vec![
+                s.remote_side().to_string(),
+                s.protocol_name().to_string(),
+                s.fd().to_string(),
+                st.in_bytes.to_string(),
+                r.in_bytes.to_string(),
+                st.in_messages.to_string(),
+                r.in_messages.to_string(),
+                st.out_bytes.to_string(),
+                r.out_bytes.to_string(),
+                st.out_messages.to_string(),
+                r.out_messages.to_string(),
+                format!("{:?}", s.id()),
+                format!(
+                    "{}s ago",
+                    now.duration_since(st.created).unwrap_or_default().as_secs()
+                ),
+            ]
+        })
+        .collect();
+    page.line(&format!("{} connections", rows.len()));
+    page.table(
+        &[
+            "remote",
+            "protocol",
+            "fd",
+            "in_bytes",
+            "in_bytes/s",
+            "in_msg",
+            "in_msg/s",
+            "out_bytes",
+            "out_bytes/s",
+            "out_msg",
+            "out_msg/s",
+            "socket_id",
+            "created",
+        ],
+        &rows,
+        None,
+    );
+    page.finish()
+}

@@ -1,0 +1,54 @@
+//! `/fibers`: the fiber runtime's workers and counters.
+
+use fibrpc_iobuf::IOBuf;
+use http::{Request, Response};
+
+use super::{Format, Page};
+use crate::server::Shared;
+
+pub(super) fn serve(_: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+    let mut page = Page::new(Format::of(req), "fibers");
+    let stats = fibrpc_fiber::stats();
+    let total = stats.total();
+    let timer = fibrpc_fiber::timer::stats();
+    page.pairs(&[
+        ("workers", stats.workers.len().to_string()),
+        ("fibers alive", stats.alive().to_string()),
+        ("fibers created", total.created.to_string()),
+        ("switches", total.switches.to_string()),
+        ("steals", total.steals.to_string()),
+        ("signals", total.signals.to_string()),
+        ("parks", total.parks.to_string()),
+        ("stacks mapped", total.stacks_mapped.to_string()),
+        ("timers scheduled", timer.scheduled.to_string()),
+        ("timers added", timer.added.to_string()),
+        ("timers ran", timer.ran.to_string()),
+        ("timers cancelled", timer.cancelled.to_string()),
+    ]);
+    page.heading("workers");
+    let rows: Vec<Vec<String>> = stats
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            vec![
+                i.to_string(),
+                w.switches.to_string(),
+                w.steals.to_string(),
+                w.signals.to_string(),
+                w.parks.to_string(),
+                w.created.to_string(),
+                w.exited.to_string(),
+                w.pinned.to_string(),
+            ]
+        })
+        .collect();
+    page.table(
+        &[
+            "worker", "switches", "steals", "signals", "parks", "created", "exited", "pinned",
+        ],
+        &rows,
+        None,
+    );
+    page.finish()
+}

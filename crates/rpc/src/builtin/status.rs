@@ -1,0 +1,101 @@
+//! `/status`: the server and each method's counters (bRPC's `/status`).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use fibrpc_iobuf::IOBuf;
+use http::{Request, Response};
+
+use super::{Format, Page};
+use crate::server::Shared;
+
+pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+    let mut page = Page::new(Format::of(req), "status");
+    let max = shared.options.max_concurrency;
+    page.pairs(&[
+        ("uptime", uptime(shared)),
+        (
+            "connections",
+            shared
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
+                .to_string(),
+        ),
+        (
+            "in flight",
+            shared.inflight.value().load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max concurrency",
+            if max == 0 {
+                "unlimited".into()
+            } else {
+                max.to_string()
+            },
+        ),
+        (
+            "stopping",
+            shared.stopping.load(Ordering::Relaxed).to_string(),
+        ),
+    ]);
+    let mut names: Vec<&&str> = shared.services.keys().collect();
+    names.sort_unstable();
+    for name in names {
+        let entry = &shared.services[*name];
+        page.heading(name);
+        let rows: Vec<Vec<String>> = entry
+            .service
+            .method_names()
+            .iter()
+            .zip(&entry.status)
+            .map(|(m, st)| {
+                let s = st.snapshot();
+                vec![
+                    m.to_string(),
+                    s.calls.to_string(),
+                    s.errors.to_string(),
+                    s.concurrency.to_string(),
+                    us(s.mean_latency()),
+                    s.latency_max_us.to_string(),
+                ]
+            })
+            .collect();
+        page.table(
+            &[
+                "method",
+                "count",
+                "errors",
+                "concurrency",
+                "latency_us",
+                "max_us",
+            ],
+            &rows,
+            None,
+        );
+    }
+    page.finish()
+}
+
+fn us(d: Duration) -> String {
+    d.as_micros().to_string()
+}
+
+/// How long the server has run, as `1d 2h 3m 4s`.
+pub(super) fn uptime(shared: &Shared) -> String {
+    let s = SystemTime::now()
+        .duration_since(shared.started)
+        .unwrap_or_default()
+        .as_secs();
+    let (d, h, m, s) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h {m}m {s}s")
+    } else if h > 0 {
+        format!("{h}h {m}m {s}s")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}

@@ -1,0 +1,52 @@
+//! HTTP/1.1 in fibrpc: the server answers HTTP on the same port as
+//! baidu_std (the protocol is detected per connection).
+//!
+//! - User handlers on paths: [`crate::Server::add_http_handler`] with an
+//!   [`HttpHandler`] (any `Fn(Request<IOBuf>, &HttpContext) ->
+//!   Response<IOBuf>`). Handlers run in fibers, so they may block.
+//! - pb services are callable as `POST /ServiceName/MethodName` with a
+//!   protobuf body (`Content-Type: application/proto`).
+//! - Builtin pages (`/status`, `/vars`, `/health`, ...) on every server.
+//!
+//! Messages are the [`http`](::http) crate's `Request` and `Response` with
+//! an [`IOBuf`] body; the crate's main types are re-exported here.
+//!
+//! ```no_run
+//! use fibrpc::http::{HttpContext, Request, Response};
+//! use fibrpc::IOBuf;
+//!
+//! let mut server = fibrpc::Server::new(Default::default());
+//! server
+//!     .add_http_handler("/hello", |_req: Request<IOBuf>, _ctx: &HttpContext| {
+//!         Response::new(IOBuf::from("Hello, World!"))
+//!     })
+//!     .unwrap();
+//! server.start("127.0.0.1:8000").unwrap();
+//! ```
+
+mod handler;
+
+pub use ::http::{
+    header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
+pub use handler::{HttpContext, HttpHandler};
+
+use fibrpc_iobuf::IOBuf;
+
+/// A response with `status`, a `Content-Type` and a body.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<IOBuf>,
+) -> Response<IOBuf> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A `text/plain` response.
+pub fn text(status: StatusCode, body: impl Into<IOBuf>) -> Response<IOBuf> {
+    response(status, "text/plain; charset=utf-8", body)
+}

@@ -1,0 +1,47 @@
+//! A fiber that wakes once a second while the server runs and turns the
+//! connections' counters into per-second rates (for `/connections`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fibrpc_fiber::JoinHandle;
+
+use super::Shared;
+
+pub(super) struct Ticker {
+    handle: JoinHandle<()>,
+}
+
+impl Ticker {
+    pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<Ticker> {
+        let handle = fibrpc_fiber::Builder::new()
+            .name("fibrpc-server-ticker")
+            .spawn(move || {
+                while !shared.stopping.load(Ordering::Acquire) {
+                    // Interrupted by `stop`.
+                    if fibrpc_fiber::sleep(Duration::from_secs(1)).is_err() {
+                        break;
+                    }
+                    let ids: Vec<_> = shared
+                        .connections
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .copied()
+                        .collect();
+                    for id in ids {
+                        if let Some(s) = id.address() {
+                            s.stats.tick();
+                        }
+                    }
+                }
+            })?;
+        Ok(Ticker { handle })
+    }
+
+    pub(super) fn stop(self) {
+        let _ = fibrpc_fiber::interrupt(self.handle.id());
+        let _ = self.handle.join();
+    }
+}

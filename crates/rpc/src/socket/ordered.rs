@@ -1,0 +1,78 @@
+//! Responses in request order, and closing once they are written
+//! (HTTP/1.1: pipelined requests run in parallel fibers, but their
+//! responses must leave in the order the requests came).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use fibrpc_iobuf::IOBuf;
+
+use super::Socket;
+use crate::{errno, RpcError};
+
+/// Responses that finished before an earlier request's.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseOrder {
+    /// The sequence number whose response goes out next.
+    next: u64,
+    parked: BTreeMap<u64, (IOBuf, bool)>,
+}
+
+impl Socket {
+    /// Writes the response to request number `seq` of this connection
+    /// once every earlier response is written; `close`: the connection
+    /// closes after it (and later responses are dropped).
+    pub(crate) fn write_in_order(self: &Arc<Self>, seq: u64, data: IOBuf, close: bool) {
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if seq != order.next {
+            order.parked.insert(seq, (data, close));
+            return;
+        }
+        let mut cur = Some((data, close));
+        while let Some((data, close)) = cur {
+            // Under the lock, so that queue order is response order.
+            let _ = self.write(data);
+            order.next += 1;
+            if close {
+                order.parked.clear();
+                drop(order);
+                self.close_after_flush();
+                return;
+            }
+            let next = order.next;
+            cur = order.parked.remove(&next);
+        }
+    }
+
+    /// Closes the connection once everything queued is written. The input
+    /// side is closed already, so nothing new gets queued after this.
+    pub(crate) fn close_after_flush(&self) {
+        self.close_when_flushed.store(true, Ordering::SeqCst);
+        if self.unwritten.load(Ordering::SeqCst) == 0 {
+            self.set_failed(closed_error());
+        }
+    }
+
+    /// Called by the writer after `n` bytes left the queue with
+    /// `unwritten` becoming `left`.
+    pub(crate) fn on_flushed(&self, left: usize) {
+        if left == 0 && self.close_when_flushed.load(Ordering::SeqCst) {
+            self.set_failed(closed_error());
+        }
+    }
+
+    /// No more input is read from this connection.
+    pub(crate) fn close_input(&self) {
+        self.input_closed.store(true, Ordering::Release);
+    }
+
+    /// Whether [`close_input`](Self::close_input) was called.
+    pub(crate) fn input_closed(&self) -> bool {
+        self.input_closed.load(Ordering::Acquire)
+    }
+}
+
+fn closed_error() -> RpcError {
+    RpcError::new(errno::ECLOSE, "closed after the last response")
+}

@@ -1,0 +1,117 @@
+//! Per-connection traffic counters, shown by the `/connections` page.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// Bytes and messages that crossed one connection, with their rates over
+/// the last second (updated by [`SocketStats::tick`] once a second).
+#[derive(Debug)]
+pub struct SocketStats {
+    created: SystemTime,
+    in_bytes: AtomicU64,
+    in_messages: AtomicU64,
+    out_bytes: AtomicU64,
+    out_messages: AtomicU64,
+    /// The counters at the last tick, and the differences it found.
+    prev: [AtomicU64; 4],
+    rates: [AtomicU64; 4],
+}
+
+/// Per-second rates over the last second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketRates {
+    /// Bytes read per second.
+    pub in_bytes: u64,
+    /// Messages cut per second.
+    pub in_messages: u64,
+    /// Bytes written per second.
+    pub out_bytes: u64,
+    /// Messages queued for writing per second.
+    pub out_messages: u64,
+}
+
+/// A copy of a connection's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketStatsSnapshot {
+    /// When the connection was made or accepted.
+    pub created: SystemTime,
+    /// Bytes read.
+    pub in_bytes: u64,
+    /// Messages cut from the input.
+    pub in_messages: u64,
+    /// Bytes written.
+    pub out_bytes: u64,
+    /// Messages queued for writing.
+    pub out_messages: u64,
+}
+
+impl SocketStats {
+    pub(crate) fn new() -> SocketStats {
+        SocketStats {
+            created: SystemTime::now(),
+            in_bytes: AtomicU64::new(0),
+            in_messages: AtomicU64::new(0),
+            out_bytes: AtomicU64::new(0),
+            out_messages: AtomicU64::new(0),
+            prev: Default::default(),
+            rates: Default::default(),
+        }
+    }
+
+    /// Called once a second: the rates become the counts since the last
+    /// call. Only one ticker calls it.
+    pub(crate) fn tick(&self) {
+        let now = [
+            &self.in_bytes,
+            &self.in_messages,
+            &self.out_bytes,
+            &self.out_messages,
+        ]
+        .map(|c| c.load(Ordering::Relaxed));
+        for (i, n) in now.into_iter().enumerate() {
+            let before = self.prev[i].swap(n, Ordering::Relaxed);
+            self.rates[i].store(n.saturating_sub(before), Ordering::Relaxed);
+        }
+    }
+
+    /// The rates found by the last tick.
+    pub fn rates(&self) -> SocketRates {
+        let r = self.rates.each_ref().map(|r| r.load(Ordering::Relaxed));
+        SocketRates {
+            in_bytes: r[0],
+            in_messages: r[1],
+            out_bytes: r[2],
+            out_messages: r[3],
+        }
+    }
+
+    // One reader at a time updates the input counters, so a load and a
+    // store would do; a relaxed add on a line nobody else writes costs
+    // about the same and stays right if that ever changes.
+    pub(crate) fn on_read(&self, n: usize) {
+        self.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn on_message_in(&self) {
+        self.in_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn on_written(&self, n: usize) {
+        self.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn on_message_out(&self) {
+        self.out_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> SocketStatsSnapshot {
+        SocketStatsSnapshot {
+            created: self.created,
+            in_bytes: self.in_bytes.load(Ordering::Relaxed),
+            in_messages: self.in_messages.load(Ordering::Relaxed),
+            out_bytes: self.out_bytes.load(Ordering::Relaxed),
+            out_messages: self.out_messages.load(Ordering::Relaxed),
+        }
+    }
+}
