@@ -136,9 +136,10 @@ fn server_with(options: ServerOptions) -> Server {
         fibrpc::http::text(StatusCode::OK, format!("file {}", req.uri().path()))
     })
     .unwrap();
-    s.add_http_handler("/panic", |_: Request<IOBuf>, _: &HttpContext| -> Response<IOBuf> {
-        panic!("handler bug")
-    })
+    s.add_http_handler(
+        "/panic",
+        |_: Request<IOBuf>, _: &HttpContext| -> Response<IOBuf> { panic!("handler bug") },
+    )
     .unwrap();
     s.start("127.0.0.1:0").unwrap();
     s
@@ -249,9 +250,18 @@ fn bad_input_gets_its_status_and_closes_only_its_connection() {
         (b"GET /hello HTTP/1.1\r\nBad Header\r\n\r\n", 400),
         (b"GET /hello HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
         (b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413),
-        (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n7D0\r\n", 413),
-        (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
-        (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n7D0\r\n",
+            413,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
     ];
     for (input, status) in cases {
         let mut c = Conn::open(addr);

@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use fibrpc_fiber::butex::Butex;
 
-use crate::protocol::baidu_std::Frame;
+use crate::protocol::InputMessage;
 use crate::RpcError;
 
 /// See the module docs. Shared by the caller and the socket's pending map.
 pub(crate) struct PendingCall {
     /// 0 while waiting, 1 once `outcome` is set.
     done: Butex,
-    outcome: Mutex<Option<Result<Frame, RpcError>>>,
+    outcome: Mutex<Option<Result<InputMessage, RpcError>>>,
 }
 
 impl PendingCall {
@@ -28,7 +28,7 @@ impl PendingCall {
     /// Sets the outcome unless one was set already (the first response
     /// wins: backup requests, a failure racing a response). Returns
     /// whether this call set it.
-    pub(crate) fn complete(&self, r: Result<Frame, RpcError>) -> bool {
+    pub(crate) fn complete(&self, r: Result<InputMessage, RpcError>) -> bool {
         {
             let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
             if o.is_some() {
@@ -57,7 +57,7 @@ impl PendingCall {
     }
 
     /// Takes the outcome (once).
-    pub(crate) fn take(&self) -> Option<Result<Frame, RpcError>> {
+    pub(crate) fn take(&self) -> Option<Result<InputMessage, RpcError>> {
         self.outcome
             .lock()
             .unwrap_or_else(|e| e.into_inner())

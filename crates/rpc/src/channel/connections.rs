@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::protocol::{InputMessage, CLIENT_PROTOCOLS};
+use crate::protocol::{InputMessage, Protocol};
 use crate::socket::{connect, Socket, SocketOptions, SocketUser};
 use crate::{errno, RpcError};
 
 use super::{ChannelOptions, ConnectionType};
 
 /// Routes responses to the calls waiting on the socket.
-pub(super) struct ClientUser;
+pub(crate) struct ClientUser;
 
 impl SocketUser for ClientUser {
     fn inline(&self) -> bool {
@@ -34,13 +34,15 @@ impl SocketUser for ClientUser {
         }
         // Absent: the call timed out or another response won; drop it.
         if let Some(call) = sock.take_pending(frame.meta.correlation_id()) {
-            call.complete(Ok(frame));
+            call.complete(Ok(InputMessage::BaiduStd(frame)));
         }
     }
 }
 
-pub(super) struct Connections {
+pub(crate) struct Connections {
     addr: SocketAddr,
+    protocols: &'static [&'static dyn Protocol],
+    user: Arc<dyn SocketUser>,
     kind: ConnectionType,
     options: SocketOptions,
     connect_timeout: std::time::Duration,
@@ -53,9 +55,18 @@ pub(super) struct Connections {
 }
 
 impl Connections {
-    pub(super) fn new(addr: SocketAddr, o: &ChannelOptions) -> Connections {
+    /// Connections to `addr` speaking `protocols`, their messages going
+    /// to `user`.
+    pub(crate) fn new(
+        addr: SocketAddr,
+        o: &ChannelOptions,
+        protocols: &'static [&'static dyn Protocol],
+        user: Arc<dyn SocketUser>,
+    ) -> Connections {
         Connections {
             addr,
+            protocols,
+            user,
             kind: o.connection_type,
             options: SocketOptions {
                 max_unwritten: o.max_unwritten_bytes,
@@ -69,7 +80,7 @@ impl Connections {
     }
 
     /// A connection for one call.
-    pub(super) fn get(&self, deadline: Option<Instant>) -> Result<Arc<Socket>, RpcError> {
+    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Arc<Socket>, RpcError> {
         match self.kind {
             ConnectionType::Single => {
                 if let Some(s) = self.healthy_single() {
@@ -101,7 +112,7 @@ impl Connections {
 
     /// Gives a connection back after a call (`clean`: the call completed,
     /// so no response is still in flight on it).
-    pub(super) fn put_back(&self, s: Arc<Socket>, clean: bool) {
+    pub(crate) fn put_back(&self, s: Arc<Socket>, clean: bool) {
         match self.kind {
             ConnectionType::Single => {}
             ConnectionType::Pooled if clean && !s.failed() => {
@@ -127,7 +138,7 @@ impl Connections {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
-        Socket::create(stream, CLIENT_PROTOCOLS, Arc::new(ClientUser), self.options).map_err(|e| {
+        Socket::create(stream, self.protocols, self.user.clone(), self.options).map_err(|e| {
             RpcError::new(
                 errno::EFAILEDSOCKET,
                 format!("cannot set up the connection: {e}"),

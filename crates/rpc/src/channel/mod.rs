@@ -4,7 +4,7 @@
 //! return at once and run a callback.
 
 pub(crate) mod call;
-mod connections;
+pub(crate) mod connections;
 mod options;
 mod response;
 
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 
 use crate::protocol::baidu_std::{self, checksum, compress, RpcMeta, RpcRequestMeta};
+use crate::protocol::InputMessage;
 use crate::socket::Socket;
 use crate::{codec, errno, Controller, RpcError};
 use call::PendingCall;
@@ -62,7 +63,12 @@ impl Channel {
         Ok(Channel {
             inner: Arc::new(Inner {
                 addr,
-                conns: Connections::new(addr, &options),
+                conns: Connections::new(
+                    addr,
+                    &options,
+                    crate::protocol::CLIENT_PROTOCOLS,
+                    Arc::new(connections::ClientUser),
+                ),
                 options,
             }),
         })
@@ -224,7 +230,12 @@ impl Channel {
             conns.put_back(s2, completed);
         }
         match outcome {
-            Some(r) => r,
+            Some(Ok(InputMessage::BaiduStd(frame))) => Ok(frame),
+            Some(Ok(_)) => Err(RpcError::new(
+                errno::ERESPONSE,
+                "a response of another protocol",
+            )),
+            Some(Err(e)) => Err(e),
             None => Err(RpcError::new(
                 errno::ERPCTIMEDOUT,
                 format!(
@@ -306,7 +317,7 @@ fn request_frame_parts(
 
 /// Failures worth sending again: the connection broke or could not be
 /// made. Timeouts and server answers are final.
-fn retryable(e: &RpcError) -> bool {
+pub(crate) fn retryable(e: &RpcError) -> bool {
     matches!(
         e.code,
         errno::EFAILEDSOCKET

@@ -7,6 +7,7 @@
 //! - pb services are callable as `POST /ServiceName/MethodName` with a
 //!   protobuf body (`Content-Type: application/proto`).
 //! - Builtin pages (`/status`, `/vars`, `/health`, ...) on every server.
+//! - [`HttpChannel`]: a client for any HTTP/1.1 server.
 //!
 //! Messages are the [`http`](::http) crate's `Request` and `Response` with
 //! an [`IOBuf`] body; the crate's main types are re-exported here.
@@ -24,11 +25,13 @@
 //! server.start("127.0.0.1:8000").unwrap();
 //! ```
 
+mod client;
 mod handler;
 
 pub use ::http::{
     header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
+pub use client::HttpChannel;
 pub use handler::{HttpContext, HttpHandler};
 
 use fibrpc_iobuf::IOBuf;
