@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use heck::ToShoutySnakeCase;
@@ -13,13 +14,19 @@ use prost_build::{Comments, Method, Service, ServiceGenerator};
 pub(crate) struct FibrpcServiceGenerator {
     /// Path of the fibrpc crate in generated code (`::fibrpc`, `crate`).
     rt: String,
+    /// Where prost writes the file descriptor set the services embed.
+    descriptors: PathBuf,
     /// Errors (streaming RPCs) for `Builder::compile_protos` to return.
     errors: Rc<RefCell<Vec<String>>>,
 }
 
 impl FibrpcServiceGenerator {
-    pub(crate) fn new(rt: String, errors: Rc<RefCell<Vec<String>>>) -> Self {
-        FibrpcServiceGenerator { rt, errors }
+    pub(crate) fn new(rt: String, descriptors: PathBuf, errors: Rc<RefCell<Vec<String>>>) -> Self {
+        FibrpcServiceGenerator {
+            rt,
+            descriptors,
+            errors,
+        }
     }
 }
 
@@ -44,7 +51,7 @@ impl ServiceGenerator for FibrpcServiceGenerator {
         let names = Names::new(&service, full_name);
         write_consts(&service, &names, buf);
         write_trait(&service, &self.rt, buf);
-        write_server(&service, &names, &self.rt, buf);
+        write_server(&service, &names, &self.rt, &self.descriptors, buf);
         write_client(&service, &names, &self.rt, buf);
     }
 }
@@ -153,7 +160,7 @@ fn write_trait(service: &Service, rt: &str, buf: &mut String) {
     buf.push_str("}\n");
 }
 
-fn write_server(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+fn write_server(service: &Service, names: &Names, rt: &str, descriptors: &Path, buf: &mut String) {
     let (trait_name, server) = (&service.name, &names.server);
     let _ = writeln!(
         buf,
@@ -189,6 +196,10 @@ impl<T: {trait_name}> {rt}::Service for {server}<T> {{
         {mc}
     }}
 
+    fn descriptor_set(&self) -> ::core::option::Option<&'static [u8]> {{
+        ::core::option::Option::Some(include_bytes!({fds:?}))
+    }}
+
     fn call_method(
         &self,
         method: usize,
@@ -198,6 +209,7 @@ impl<T: {trait_name}> {rt}::Service for {server}<T> {{
         match method {{",
         sc = names.service_const,
         mc = names.methods_const,
+        fds = descriptors.display().to_string(),
     );
     for (i, m) in service.methods.iter().enumerate() {
         let _ = writeln!(

@@ -157,11 +157,28 @@ impl Builder {
             std::fs::create_dir_all(dir)?;
             config.out_dir(dir);
         }
+        // The descriptors of these files, embedded by the generated
+        // services so that a server can transcode JSON (proto3 JSON
+        // mapping) for their methods. One file per compilation: a build
+        // script may compile several sets into the same directory.
+        let out_dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| {
+                io::Error::other("OUT_DIR is not set: call from a build script or set out_dir")
+            })?),
+        };
+        let out_dir = std::path::absolute(out_dir)?;
+        let descriptor_path = out_dir.join(format!(
+            "fibrpc_descriptors_{:016x}.bin",
+            fingerprint(protos)
+        ));
+        config.file_descriptor_set_path(&descriptor_path);
         // The generator cannot fail a prost run, so it leaves its errors
         // here and they are reported once prost returns.
         let errors = Rc::new(RefCell::new(Vec::new()));
         config.service_generator(Box::new(FibrpcServiceGenerator::new(
             self.runtime_path,
+            descriptor_path,
             errors.clone(),
         )));
         config.compile_protos(protos, &includes)?;
@@ -175,4 +192,16 @@ impl Builder {
             ))
         }
     }
+}
+
+/// A stable name for a set of protos (FNV-1a over their paths).
+fn fingerprint(protos: &[impl AsRef<Path>]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in protos {
+        for b in p.as_ref().to_string_lossy().bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }

@@ -22,6 +22,15 @@ pub trait Service: Send + Sync + 'static {
     /// method; the server passes its index in this slice to `call_method`.
     fn method_names(&self) -> &'static [&'static str];
 
+    /// The encoded `FileDescriptorSet` of the `.proto` files that define
+    /// this service and its messages (generated services embed it). With
+    /// it, the server transcodes JSON for HTTP callers (proto3 JSON
+    /// mapping); without it (`None`, the default) HTTP callers must send
+    /// `application/proto`.
+    fn descriptor_set(&self) -> Option<&'static [u8]> {
+        None
+    }
+
     /// Handles one request for method `method` (an index into
     /// [`method_names`](Self::method_names)) and returns the serialized
     /// response. A payload that does not parse is

@@ -400,3 +400,61 @@ fn graceful_stop_answers_http_requests_in_flight() {
     s.join();
     assert_eq!(c.reply(false).text(), "/slow?ms=200");
 }
+
+struct GeneratedEcho;
+
+impl fibrpc::example::EchoService for GeneratedEcho {
+    fn echo(
+        &self,
+        _: &mut Controller,
+        req: fibrpc::example::EchoRequest,
+    ) -> Result<fibrpc::example::EchoResponse, fibrpc::RpcError> {
+        Ok(fibrpc::example::EchoResponse {
+            message: format!("echo: {}", req.message),
+        })
+    }
+}
+
+#[test]
+fn json_bodies_for_generated_services() {
+    let mut s = Server::new(ServerOptions::default());
+    s.add_service(fibrpc::example::EchoServiceServer::new(GeneratedEcho))
+        .unwrap();
+    s.start("127.0.0.1:0").unwrap();
+    let ch =
+        fibrpc::http::HttpChannel::new(&s.listen_addr().unwrap().to_string(), Default::default())
+            .unwrap();
+    let r = ch
+        .post(
+            "/EchoService/Echo",
+            "application/json",
+            r#"{"message":"hi"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.body().to_vec(), br#"{"message":"echo: hi"}"#);
+    // No Content-Type means JSON too.
+    let mut c = Conn::open(s.listen_addr().unwrap());
+    c.send(b"POST /example.EchoService/Echo HTTP/1.1\r\nContent-Length: 17\r\n\r\n{\"message\": \"yo\"}");
+    assert_eq!(c.reply(false).text(), r#"{"message":"echo: yo"}"#);
+    // Bad JSON is the caller's error.
+    let r = ch
+        .post("/EchoService/Echo", "application/json", r#"{"message": 5"#)
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["x-bd-error-code"], "1003");
+    let r = ch
+        .post("/EchoService/Echo", "application/json", r#"{"nope": 1}"#)
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{:?}", r.body());
+}
+
+#[test]
+fn json_needs_descriptors() {
+    // The hand-written service has none: JSON is refused with 415.
+    let s = server();
+    let mut c = Conn::open(s.listen_addr().unwrap());
+    c.send(b"POST /EchoService/Echo HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    assert_eq!(c.reply(false).status, 415);
+}

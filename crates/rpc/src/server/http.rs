@@ -141,8 +141,9 @@ fn pb_target(path: &str) -> Option<(&str, &str)> {
         .then_some((service, method))
 }
 
-/// A pb method over HTTP: the body is the serialized request
-/// (`application/proto`), the response body the serialized response.
+/// A pb method over HTTP: the body is the request in JSON (the default) or
+/// serialized (`Content-Type: application/proto`); the response comes the
+/// same way.
 fn call_pb(
     shared: &Shared,
     service: &str,
@@ -168,19 +169,40 @@ fn call_pb(
     ]
     .iter()
     .any(|t| content_type.starts_with(t));
-    if !binary {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("call {service}/{method} with Content-Type: application/proto (JSON bodies are not supported yet)\n"),
-        );
-    }
+    let json = if binary {
+        None
+    } else {
+        match entry.json.get(&*entry.service) {
+            Some(codec) => Some(codec),
+            None => {
+                return text(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "{service} has no descriptors for JSON: call it with Content-Type: application/proto\n"
+                    ),
+                )
+            }
+        }
+    };
     let mut cntl = Controller::new();
     cntl.remote_side = Some(ctx.remote_side);
     cntl.local_side = Some(ctx.local_side);
     let body = req.into_body();
-    match run_method(entry, index, &mut cntl, &body, ctx.received) {
-        Ok(out) => crate::http::response(StatusCode::OK, "application/proto", out),
-        Err(e) => error_response(&e),
+    let request = match json {
+        Some(codec) => match codec.request_to_pb(index, &body) {
+            Ok(pb) => pb,
+            Err(e) => return error_response(&e),
+        },
+        None => body,
+    };
+    let result = run_method(entry, index, &mut cntl, &request, ctx.received);
+    match (result, json) {
+        (Ok(out), None) => crate::http::response(StatusCode::OK, "application/proto", out),
+        (Ok(out), Some(codec)) => match codec.response_to_json(index, &out) {
+            Ok(j) => crate::http::response(StatusCode::OK, "application/json", j),
+            Err(e) => error_response(&e),
+        },
+        (Err(e), _) => error_response(&e),
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod acceptor;
 mod http;
+mod json;
 mod method_status;
 mod options;
 mod process;
@@ -39,6 +40,8 @@ pub(crate) struct ServiceEntry {
     pub service: Arc<dyn Service>,
     pub methods: HashMap<&'static str, usize>,
     pub status: Vec<MethodStatus>,
+    /// JSON transcoding for HTTP callers, built on first use.
+    pub json: json::LazyJsonCodec,
 }
 
 pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
@@ -168,6 +171,7 @@ impl Server {
                 service: Arc::new(service),
                 methods,
                 status,
+                json: Default::default(),
             },
         );
         Ok(())
