@@ -130,7 +130,7 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         let per_thread: i64 = (0..10_000).map(|i| i % 3).sum();
-        assert_eq!(a.get_value(), 7 + 3 * per_thread + 10_000 * (0 + 1 + 2));
+        assert_eq!(a.get_value(), 7 + 3 * per_thread + 10_000 * 3);
         a.add(-7);
         assert_eq!(a.get_value(), 3 * per_thread + 30_000);
     }
