@@ -55,7 +55,7 @@ mod window;
 pub use adder::Adder;
 pub use extremum::{Maxer, Miner};
 pub use int_recorder::IntRecorder;
-pub use latency::LatencyRecorder;
+pub use latency::{LatencyRecorder, DEFAULT_WINDOW_SECS};
 pub use process::expose_process_vars;
 pub use registry::ExposeError;
 pub use sampler::sample_now;
