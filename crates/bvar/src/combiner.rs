@@ -52,8 +52,7 @@ pub(crate) trait Kind: Sized + 'static {
 /// Implements the storage half of [`Kind`] for a concrete type.
 macro_rules! kind_storage {
     ($k:ty) => {
-        fn slots(
-        ) -> &'static ::std::thread::LocalKey<$crate::combiner::Slots<$k>> {
+        fn slots() -> &'static ::std::thread::LocalKey<$crate::combiner::Slots<$k>> {
             ::std::thread_local! {
                 static SLOTS: $crate::combiner::Slots<$k> =
                     const { $crate::combiner::Slots::new() };
@@ -104,7 +103,9 @@ pub(crate) struct Slots<K: Kind> {
 
 impl<K: Kind> Slots<K> {
     pub(crate) const fn new() -> Self {
-        Slots { slots: UnsafeCell::new(Vec::new()) }
+        Slots {
+            slots: UnsafeCell::new(Vec::new()),
+        }
     }
 }
 
@@ -175,6 +176,10 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Per-thread cells of kind `K`, combined on read.
 pub(crate) struct Combiner<K: Kind> {
+    /// Copies of `shared.id` and `shared.generation`: the update path reads
+    /// them without following the `Arc`.
+    id: usize,
+    generation: u64,
     shared: Arc<Shared<K>>,
 }
 
@@ -187,6 +192,8 @@ impl<K: Kind> Combiner<K> {
             agents: Vec::new(),
         });
         Combiner {
+            id,
+            generation,
             shared: Arc::new(Shared {
                 id,
                 generation,
@@ -198,7 +205,7 @@ impl<K: Kind> Combiner<K> {
     /// Runs `f` on this thread's cell (the update path). `f` must not
     /// update a combiner of the same kind (it never does: it is one of this
     /// crate's relaxed load/store closures).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with_cell<R>(&self, f: impl FnOnce(&K::Cell) -> R) -> R {
         match self.local_cell() {
             // SAFETY: the cell is inside an `Arc<Agent>` that this thread's
@@ -208,23 +215,28 @@ impl<K: Kind> Combiner<K> {
             // destroyed (after this call returns). So the pointer is valid
             // for the whole call.
             Some(cell) => f(unsafe { &*cell }),
-            // Thread-local storage is being torn down (a destructor running
-            // at thread exit updates a variable): update a scratch cell and
-            // fold it straight into `global`.
-            None => {
-                let cell = K::new_cell();
-                let r = f(&cell);
-                K::fold(&mut self.shared.lock().global, &cell);
-                r
-            }
+            None => self.with_scratch_cell(f),
         }
+    }
+
+    /// Thread-local storage is being torn down (a destructor running at
+    /// thread exit updates a variable): update a scratch cell and fold it
+    /// straight into `global`. Out of line to keep the update path small
+    /// enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn with_scratch_cell<R>(&self, f: impl FnOnce(&K::Cell) -> R) -> R {
+        let cell = K::new_cell();
+        let r = f(&cell);
+        K::fold(&mut self.shared.lock().global, &cell);
+        r
     }
 
     /// This thread's cell for this combiner, installed on first use; `None`
     /// while thread-local storage is being destroyed.
-    #[inline]
+    #[inline(always)]
     fn local_cell(&self) -> Option<*const K::Cell> {
-        let shared = &*self.shared;
+        let (id, generation) = (self.id, self.generation);
         K::slots()
             .try_with(|slots| {
                 {
@@ -234,8 +246,8 @@ impl<K: Kind> Combiner<K> {
                     // it exists while this shared reference lives (it ends
                     // at this block's end, before `install`).
                     let vec = unsafe { &*slots.slots.get() };
-                    if let Some(Some(slot)) = vec.get(shared.id) {
-                        if slot.generation == shared.generation {
+                    if let Some(Some(slot)) = vec.get(id) {
+                        if slot.generation == generation {
                             return &slot.agent.cell as *const K::Cell;
                         }
                     }
@@ -246,9 +258,13 @@ impl<K: Kind> Combiner<K> {
     }
 
     #[cold]
+    #[inline(never)]
     fn install(&self, slots: &Slots<K>) -> *const K::Cell {
         let shared = &self.shared;
-        let agent = Arc::new(Agent { cell: K::new_cell(), owner: Arc::downgrade(shared) });
+        let agent = Arc::new(Agent {
+            cell: K::new_cell(),
+            owner: Arc::downgrade(shared),
+        });
         shared.lock().agents.push(agent.clone());
         let cell = &agent.cell as *const K::Cell;
         let stale = {
@@ -259,7 +275,10 @@ impl<K: Kind> Combiner<K> {
             if vec.len() <= shared.id {
                 vec.resize_with(shared.id + 1, || None);
             }
-            vec[shared.id].replace(Slot { generation: shared.generation, agent })
+            vec[shared.id].replace(Slot {
+                generation: shared.generation,
+                agent,
+            })
         };
         // Dropped outside the borrow: it folds into its old combiner, which
         // is gone (its id was freed), so this is only a deallocation.
@@ -338,11 +357,11 @@ mod tests {
         // Keep this thread's slots alive across both combiners.
         let a = Combiner::<Sum>::new();
         add(&a, 5);
-        let id = a.shared.id;
+        let id = a.id;
         drop(a);
         let b = Combiner::<Sum>::new();
         // Another test may grab the id in between; only check when reused.
-        if b.shared.id == id {
+        if b.id == id {
             assert_eq!(b.combine(), 0);
         }
         add(&b, 2);
