@@ -1,0 +1,27 @@
+//! The methods every variable handle shares. Handles are `Arc`s around an
+//! inner value that implements [`Variable`](crate::Variable): cloning is
+//! cheap, updates take `&self`, and dropping the last clone hides the
+//! variable's names.
+
+/// `expose` and `hide` for a handle whose `inner: Arc<_>` has an
+/// `exposure: Exposure` field and implements `Variable`.
+macro_rules! expose_methods {
+    () => {
+        /// Exposes this variable under `name` (normalized as
+        /// [`registry::expose`](crate::registry::expose) describes). A
+        /// variable may have several names; all are hidden when the last
+        /// clone of the handle is dropped. Fails if a live variable
+        /// already has the name.
+        pub fn expose(&self, name: &str) -> Result<(), $crate::ExposeError> {
+            let weak = ::std::sync::Arc::downgrade(&self.inner);
+            let weak: ::std::sync::Weak<dyn $crate::Variable> = weak;
+            self.inner.exposure.expose(name, weak)
+        }
+
+        /// Hides every name this variable is exposed under.
+        pub fn hide(&self) {
+            self.inner.exposure.hide()
+        }
+    };
+}
+pub(crate) use expose_methods;
