@@ -20,6 +20,9 @@ pub struct IOPortal {
     buf: IOBuf,
     /// Blocks with spare room, in fill order; the first may be partly used.
     tails: Vec<Tail>,
+    /// Bytes the last read offered (less than asked when the iovecs ran
+    /// out), so callers can tell a short read from a full one.
+    last_offered: usize,
 }
 
 impl IOPortal {
@@ -54,6 +57,14 @@ impl IOPortal {
             // SAFETY: as in `append_from_fd`.
             unsafe { sys::preadv(fd, iov, offset) }
         })
+    }
+
+    /// How many bytes the last read offered the kernel: at most the `max`
+    /// it was given, less when [`MAX_READ_IOV`] blocks did not hold that
+    /// much. A read that returned fewer bytes than this found the socket
+    /// empty at the time (the readiness edge for later bytes is new).
+    pub fn last_offered(&self) -> usize {
+        self.last_offered
     }
 
     /// Releases the spare blocks kept for the next read.
@@ -95,6 +106,7 @@ impl IOPortal {
             space += len;
             niov += 1;
         }
+        self.last_offered = space;
         let n = read(&iov[..niov])?;
         debug_assert!(n <= space);
         // The kernel filled the iovecs in order: hand each tail its share.

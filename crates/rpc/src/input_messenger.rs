@@ -42,13 +42,18 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
         let offer = input.read_hint.clamp(MIN_READ, MAX_READ);
         let (eof, drained) = match input.portal.append_from_fd(sock.stream(), offer) {
             Ok(0) => (true, true),
-            // A short read does not prove the socket empty (the portal may
-            // offer less than `offer` when its 64 iovecs run out), so only
-            // EAGAIN does.
             Ok(n) => {
                 input.read_hint = if n == offer { offer * 2 } else { n };
                 sock.stats.on_read(n);
-                (false, false)
+                // A read that got less than the portal offered emptied the
+                // socket: bytes arriving later are a new edge, which
+                // `more_read_events` sees, so the EAGAIN read every burst
+                // would end with is skipped (tokio does the same). Not
+                // after a hang-up, whose edge may be spent already: read
+                // on to see the EOF.
+                let short = n < input.portal.last_offered();
+                let hung_up = sock.registration().is_some_and(|r| r.read_closed());
+                (false, short && !hung_up)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -33,6 +33,8 @@ pub mod example;
 #[cfg(not(loom))]
 pub mod flags;
 #[cfg(not(loom))]
+mod global_vars;
+#[cfg(not(loom))]
 pub mod http;
 #[cfg(not(loom))]
 mod input_messenger;
@@ -51,6 +53,7 @@ pub use channel::{Channel, ChannelOptions, ConnectionType};
 pub use controller::Controller;
 #[cfg(not(loom))]
 pub use error::RpcError;
+pub use fibrpc_bvar as bvar;
 pub use fibrpc_fiber as fiber;
 pub use fibrpc_iobuf as iobuf;
 pub use fibrpc_iobuf::IOBuf;

@@ -26,3 +26,98 @@ a { color:var(--accent); }
 p.hint { color:var(--muted); }
 input[type=search] { padding:6px 10px; width:320px; border:1px solid var(--line); border-radius:4px; margin-bottom:10px; }
 "#;
+
+/// `/vars` in a browser: the filter box, and a live chart under a clicked
+/// variable (its `?series` history, redrawn every second). Plain canvas,
+/// no library.
+pub(crate) const VARS_JS: &str = r#"
+(function () {
+  var charts = {};
+  function fmt(v) {
+    var a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(2) + 'G';
+    if (a >= 1e6) return (v / 1e6).toFixed(2) + 'M';
+    if (a >= 1e4) return (v / 1e3).toFixed(1) + 'k';
+    return (Math.round(v * 100) / 100).toString();
+  }
+  function draw(canvas, series) {
+    var dpr = window.devicePixelRatio || 1;
+    var w = canvas.clientWidth, h = canvas.clientHeight;
+    canvas.width = w * dpr; canvas.height = h * dpr;
+    var g = canvas.getContext('2d');
+    g.scale(dpr, dpr);
+    g.fillStyle = '#fff'; g.fillRect(0, 0, w, h);
+    var pts = series.data || [];
+    var left = 64, right = 12, top = 24, bottom = 26;
+    var pw = w - left - right, ph = h - top - bottom;
+    g.font = '12px system-ui, sans-serif';
+    g.fillStyle = '#34405a';
+    g.fillText(series.label + (pts.length ? '  =  ' + fmt(pts[pts.length - 1][1]) : '  (no samples yet)'), left, 16);
+    var min = Infinity, max = -Infinity;
+    pts.forEach(function (p) { min = Math.min(min, p[1]); max = Math.max(max, p[1]); });
+    if (!pts.length) { min = 0; max = 1; }
+    if (min > 0) min = 0;
+    if (max === min) max = min + 1;
+    g.strokeStyle = '#e3e6ee'; g.lineWidth = 1; g.fillStyle = '#6b7385';
+    for (var i = 0; i <= 4; i++) {
+      var y = top + ph - ph * i / 4;
+      g.beginPath(); g.moveTo(left, y); g.lineTo(left + pw, y); g.stroke();
+      g.fillText(fmt(min + (max - min) * i / 4), 4, y + 4);
+    }
+    g.fillText('older', left, h - 8);
+    g.fillText('now', left + pw - 24, h - 8);
+    if (pts.length < 1) return;
+    var n = Math.max(pts.length - 1, 1);
+    function xy(k) {
+      return [left + pw * k / n, top + ph - ph * (pts[k][1] - min) / (max - min)];
+    }
+    g.beginPath();
+    var p0 = xy(0); g.moveTo(p0[0], top + ph); g.lineTo(p0[0], p0[1]);
+    for (var k = 1; k < pts.length; k++) { var p = xy(k); g.lineTo(p[0], p[1]); }
+    var pl = xy(pts.length - 1); g.lineTo(pl[0], top + ph); g.closePath();
+    g.fillStyle = 'rgba(47,111,237,0.15)'; g.fill();
+    g.beginPath(); g.moveTo(p0[0], p0[1]);
+    for (k = 1; k < pts.length; k++) { p = xy(k); g.lineTo(p[0], p[1]); }
+    g.strokeStyle = '#2f6fed'; g.lineWidth = 2; g.stroke();
+    document.body.dataset.chartsDrawn = (parseInt(document.body.dataset.chartsDrawn || '0') + 1).toString();
+  }
+  function refresh(name) {
+    var c = charts[name];
+    if (!c) return;
+    fetch('/vars/' + encodeURIComponent(name) + '?series')
+      .then(function (r) { return r.json(); })
+      .then(function (s) { if (charts[name]) draw(c.canvas, s); })
+      .catch(function () {});
+  }
+  function toggle(tr) {
+    var name = tr.dataset.name;
+    if (charts[name]) {
+      clearInterval(charts[name].timer);
+      charts[name].row.remove();
+      delete charts[name];
+      return;
+    }
+    var row = document.createElement('tr');
+    var td = document.createElement('td');
+    td.colSpan = 2;
+    var canvas = document.createElement('canvas');
+    canvas.className = 'chart';
+    canvas.style.width = '100%'; canvas.style.height = '220px';
+    td.appendChild(canvas); row.appendChild(td);
+    tr.parentNode.insertBefore(row, tr.nextSibling);
+    charts[name] = { row: row, canvas: canvas, timer: setInterval(function () { refresh(name); }, 1000) };
+    refresh(name);
+  }
+  document.querySelectorAll('tr.var').forEach(function (tr) {
+    tr.addEventListener('click', function () { toggle(tr); });
+    if (tr.dataset.open) toggle(tr);
+  });
+  var f = document.getElementById('filter');
+  if (f) f.addEventListener('input', function () {
+    var q = f.value.toLowerCase();
+    document.querySelectorAll('table.vars tr[data-name]').forEach(function (tr) {
+      tr.style.display = tr.dataset.name.indexOf(q) >= 0 ? '' : 'none';
+    });
+  });
+})();
+"#;

@@ -18,14 +18,16 @@ mod connections;
 mod fibers;
 mod flags;
 mod index;
+mod metrics;
 mod page;
 mod status;
+mod vars;
 
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
 use crate::server::Shared;
-pub(crate) use page::{query_param, Format, Page};
+pub(crate) use page::{escape, query_param, Format, Page};
 
 /// A builtin page: its path, a one-line description, and its handler.
 pub(crate) struct Builtin {
@@ -42,6 +44,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         handler: status::serve,
     },
     Builtin {
+        path: "/vars",
+        about: "every bvar; click one for its history chart",
+        handler: vars::serve,
+    },
+    Builtin {
         path: "/connections",
         about: "open connections: peers, protocol, traffic",
         handler: connections::serve,
@@ -55,6 +62,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/flags",
         about: "runtime options; reloadable ones are set with ?setvalue=",
         handler: flags::serve,
+    },
+    Builtin {
+        path: "/metrics",
+        about: "every bvar in Prometheus text format",
+        handler: metrics::serve,
     },
     Builtin {
         path: "/health",

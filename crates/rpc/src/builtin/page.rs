@@ -63,10 +63,6 @@ impl Page {
         }
     }
 
-    pub(crate) fn format(&self) -> Format {
-        self.format
-    }
-
     /// A section heading.
     pub(crate) fn heading(&mut self, text: &str) {
         match self.format {

@@ -1,7 +1,7 @@
 //! `/status`: the server and each method's counters (bRPC's `/status`).
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
@@ -55,9 +55,13 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
                 vec![
                     m.to_string(),
                     s.calls.to_string(),
+                    s.qps.to_string(),
                     s.errors.to_string(),
                     s.concurrency.to_string(),
-                    us(s.mean_latency()),
+                    s.latency_us.to_string(),
+                    s.latency_p50_us.to_string(),
+                    s.latency_p99_us.to_string(),
+                    s.latency_p999_us.to_string(),
                     s.latency_max_us.to_string(),
                 ]
             })
@@ -66,9 +70,13 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
             &[
                 "method",
                 "count",
+                "qps",
                 "errors",
                 "concurrency",
                 "latency_us",
+                "p50_us",
+                "p99_us",
+                "p999_us",
                 "max_us",
             ],
             &rows,
@@ -76,10 +84,6 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
         );
     }
     page.finish()
-}
-
-fn us(d: Duration) -> String {
-    d.as_micros().to_string()
 }
 
 /// How long the server has run, as `1d 2h 3m 4s`.

@@ -196,6 +196,8 @@ impl Server {
             stopping: AtomicBool::new(false),
             connections: Mutex::new(HashSet::new()),
         });
+        crate::global_vars::expose();
+        self.expose_vars(addr.port());
         let acceptor = acceptor::Acceptor::start(listener, shared.clone())?;
         let ticker = match ticker::Ticker::start(shared.clone()) {
             Ok(t) => t,
@@ -212,6 +214,27 @@ impl Server {
             ticker: Some(ticker),
         });
         Ok(())
+    }
+
+    /// Exposes each method's counters as bvars named like bRPC's
+    /// (`rpc_server_8000_example_echo_service_echo_qps`, ...).
+    fn expose_vars(&self, port: u16) {
+        for (name, entry) in self.services.iter() {
+            for (method, status) in entry.service.method_names().iter().zip(&entry.status) {
+                let prefix = format!("rpc_server_{port}_{}_{method}", snake(name));
+                if let Err(e) = status.expose(&prefix) {
+                    eprintln!("fibrpc: cannot expose the counters of {name}.{method}: {e}");
+                }
+            }
+        }
+    }
+
+    fn hide_vars(&self) {
+        for entry in self.services.values() {
+            for status in &entry.status {
+                status.hide();
+            }
+        }
     }
 
     /// The address the server listens on, once started.
@@ -239,6 +262,7 @@ impl Server {
     pub fn join(&mut self) {
         self.stop();
         let Some(r) = self.running.take() else { return };
+        self.hide_vars();
         let shared = r.shared;
         loop {
             let n = shared.inflight();
@@ -290,4 +314,26 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.join();
     }
+}
+
+/// `example.EchoService` → `example_echo_service` (bRPC's bvar names).
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+            prev_lower = true;
+        } else {
+            out.push('_');
+            prev_lower = false;
+        }
+    }
+    out
 }
