@@ -68,7 +68,8 @@ macro_rules! kind_storage {
 }
 pub(crate) use kind_storage;
 
-/// Free ids of one kind, smallest first so slot vectors stay short.
+/// Ids of one kind: freed ids are reused (most recent first) so slot
+/// vectors stay as short as the number of live combiners.
 pub(crate) struct IdPool {
     next: usize,
     free: Vec<usize>,
@@ -350,6 +351,33 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(c.combine(), 4000);
         assert!(c.with_all(|s| s.agents.is_empty()), "exited agents retired");
+    }
+
+    /// Combiners created and dropped on several threads at once (ids
+    /// reused while other threads still hold slots of the old generation)
+    /// never mix up their counts.
+    #[test]
+    fn churn_keeps_counts_apart() {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for round in 0..200 {
+                        let c = Arc::new(Combiner::<Sum>::new());
+                        let helper = {
+                            let c = c.clone();
+                            std::thread::spawn(move || add(&c, 1000))
+                        };
+                        for _ in 0..round % 7 {
+                            add(&c, 1);
+                        }
+                        add(&c, t);
+                        helper.join().unwrap();
+                        assert_eq!(c.combine(), 1000 + round % 7 + t);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
     }
 
     #[test]
