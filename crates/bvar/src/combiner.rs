@@ -21,6 +21,12 @@
 //! that sample lands in the next interval instead of this one. Cells are
 //! atomics, so none of this is a data race, only a documented skew.
 //!
+//! Fibers: fibrpc's runtime never moves a started user fiber to another
+//! thread, but this code does not rely on it (bvar does not know about
+//! fibers). An update looks up the slot of the thread it is running on and
+//! finishes without yielding, so even a fiber that moved between two
+//! updates would write each time to the cell of the thread it was on.
+//!
 //! Why no loom model: the only cross-thread interaction is relaxed
 //! loads/stores of independent cells (no ordering is relied on: a reader
 //! may see any recent value of each cell) plus a `Mutex` around the agent
