@@ -10,6 +10,9 @@
 //! its id goes back to the pool; the next combiner with that id has a new
 //! generation, so a thread finding a slot of an older generation replaces
 //! the stale agent (bRPC resets and reuses it; replacing is simpler).
+//! Until then a dropped combiner's agent stays allocated in each thread
+//! that used it: memory is bounded by the peak number of live combiners
+//! per kind times the threads, as in bRPC.
 //!
 //! The hot path is: thread-local lookup, bounds check, generation compare,
 //! then the kind's update: a relaxed load and a relaxed store on the cell.
