@@ -10,6 +10,9 @@
 //! its id goes back to the pool; the next combiner with that id has a new
 //! generation, so a thread finding a slot of an older generation replaces
 //! the stale agent (bRPC resets and reuses it; replacing is simpler).
+//! Until then a dropped combiner's agent stays allocated in each thread
+//! that used it: memory is bounded by the peak number of live combiners
+//! per kind times the threads, as in bRPC.
 //!
 //! The hot path is: thread-local lookup, bounds check, generation compare,
 //! then the kind's update: a relaxed load and a relaxed store on the cell.
@@ -20,6 +23,12 @@
 //! update racing with it may store a value computed before the swap, so
 //! that sample lands in the next interval instead of this one. Cells are
 //! atomics, so none of this is a data race, only a documented skew.
+//!
+//! Fibers: fibrpc's runtime never moves a started user fiber to another
+//! thread, but this code does not rely on it (bvar does not know about
+//! fibers). An update looks up the slot of the thread it is running on and
+//! finishes without yielding, so even a fiber that moved between two
+//! updates would write each time to the cell of the thread it was on.
 //!
 //! Why no loom model: the only cross-thread interaction is relaxed
 //! loads/stores of independent cells (no ordering is relied on: a reader
@@ -68,7 +77,8 @@ macro_rules! kind_storage {
 }
 pub(crate) use kind_storage;
 
-/// Free ids of one kind, smallest first so slot vectors stay short.
+/// Ids of one kind: freed ids are reused (most recent first) so slot
+/// vectors stay as short as the number of live combiners.
 pub(crate) struct IdPool {
     next: usize,
     free: Vec<usize>,
@@ -350,6 +360,33 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(c.combine(), 4000);
         assert!(c.with_all(|s| s.agents.is_empty()), "exited agents retired");
+    }
+
+    /// Combiners created and dropped on several threads at once (ids
+    /// reused while other threads still hold slots of the old generation)
+    /// never mix up their counts.
+    #[test]
+    fn churn_keeps_counts_apart() {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for round in 0..200 {
+                        let c = Arc::new(Combiner::<Sum>::new());
+                        let helper = {
+                            let c = c.clone();
+                            std::thread::spawn(move || add(&c, 1000))
+                        };
+                        for _ in 0..round % 7 {
+                            add(&c, 1);
+                        }
+                        add(&c, t);
+                        helper.join().unwrap();
+                        assert_eq!(c.combine(), 1000 + round % 7 + t);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
     }
 
     #[test]

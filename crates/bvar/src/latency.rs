@@ -545,4 +545,33 @@ mod tests {
         drop(taken);
         other.expose("latency_test").unwrap();
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// End to end (two threads, a tick, the window merge): every
+        /// percentile within 1/64 of the exact sample of that rank.
+        #[test]
+        fn window_percentiles_match_exact(
+            samples in proptest::collection::vec(0i64..10_000_000, 1..3000),
+        ) {
+            let r = LatencyRecorder::with_window(5);
+            let (a, b) = samples.split_at(samples.len() / 2);
+            std::thread::scope(|s| {
+                s.spawn(|| a.iter().for_each(|&v| r.record(v)));
+                s.spawn(|| b.iter().for_each(|&v| r.record(v)));
+            });
+            r.tick();
+            let mut sorted = samples.clone();
+            sorted.sort_unstable();
+            let n = sorted.len();
+            for q in [0.5, 0.9, 0.99, 0.999, 0.9999] {
+                let exact = sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+                let est = r.latency_percentile(q);
+                proptest::prop_assert!((est - exact).abs() as f64 <= exact as f64 / 64.0,
+                    "q={} est={} exact={}", q, est, exact);
+            }
+            proptest::prop_assert_eq!(r.max_latency(), sorted[n - 1]);
+            proptest::prop_assert_eq!(r.count(), n as i64);
+        }
+    }
 }
