@@ -152,6 +152,7 @@ impl PollGuard<'_> {
                 bump(&entry.write);
             }
         }
+        crate::runtime::flush_after_poll();
         events.len()
     }
 }

@@ -72,7 +72,10 @@ impl ReaderShared {
         // spreads connections' input processing over the workers.
         // No name: this runs once per burst of input, and a name is a
         // String allocation.
-        let spawned = crate::Builder::new().spawn(move || me.run());
+        // Without a wakeup per edge: the poll that found the edge flushes
+        // once for its whole batch (`flush_after_poll`). Off a worker the
+        // spawn goes to a remote queue and signals as usual.
+        let spawned = crate::Builder::new().nosignal().spawn(move || me.run());
         if let Err(e) = spawned {
             // Nothing can read this descriptor now; reset so the next edge
             // tries again rather than leaving the counter stuck above 0.

@@ -383,6 +383,20 @@ pub fn flush() {
     }
 }
 
+/// After a dispatcher poll on a worker: the reader fibers its events
+/// started were queued without a wakeup each; this worker runs the first
+/// itself, so only the rest may need another worker (at most 2 are woken,
+/// as for any signal). Waking a worker for work the current one reaches
+/// first costs a futex or eventfd round trip per event for nothing.
+pub(crate) fn flush_after_poll() {
+    if let Some(g) = current_group() {
+        let n = g.unsignalled.replace(0);
+        if n > 1 {
+            g.control.signal_task(n - 1, Some(g.shared));
+        }
+    }
+}
+
 /// Scheduler counters of the runtime this thread belongs to (or of the
 /// default runtime).
 pub fn stats() -> RuntimeStats {
