@@ -124,18 +124,20 @@ for b in echo_server echo_client http_hello; do
 done
 CHECK_START=$SECONDS
 
-# Starts a server in the background and prints the address it reports
-# (the first `... on ADDR` / `listening on ADDR` line of its stdout).
+# Starts a server in the background (in this shell, so the exit trap knows
+# its pid) and sets ADDR to 127.0.0.1:PORT from the first `PATTERN ADDR`
+# line of its stdout.
 start_server() { # name log pattern cmd...
   local name=$1 logf=$2 pattern=$3
   shift 3
   "$@" >"$logf" 2>&1 &
-  PIDS+=($!)
   local pid=$! i addr
+  PIDS+=("$pid")
+  ADDR=
   for i in $(seq 100); do
     addr=$(sed -n "s/.*$pattern \([0-9.:]*\).*/\1/p" "$logf" | head -1)
     if [ -n "$addr" ]; then
-      echo "127.0.0.1:${addr##*:}"
+      ADDR=127.0.0.1:${addr##*:}
       return 0
     fi
     kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "$name exited at start"; }
@@ -147,11 +149,12 @@ start_server() { # name log pattern cmd...
 
 # ---------------------------------------------------------------- echo server
 log "echo_server + echo_client"
-ECHO=$(start_server echo_server "$OUT/echo_server.log" "serving example.EchoService on" \
-  "$BIN/echo_server" --port 0 --duration 150)
+start_server echo_server "$OUT/echo_server.log" "serving example.EchoService on" \
+  "$BIN/echo_server" --port 0 --duration 120
+ECHO=$ADDR
 BASE=http://$ECHO
 echo "   echo_server on $ECHO"
-"$BIN/echo_client" --server "$ECHO" --count 20 --interval-ms 0 >"$OUT/echo_client.log" 2>&1 ||
+"$BIN/echo_client" --server "$ECHO" --count 20 --interval-ms 0 --timeout-ms 2000 >"$OUT/echo_client.log" 2>&1 ||
   { tail -20 "$OUT/echo_client.log" >&2; die "echo_client failed"; }
 ok "echo_client: 20 calls ($(grep -c 'Received response' "$OUT/echo_client.log" || true) responses logged)"
 
@@ -374,7 +377,7 @@ ok "malformed requests: garbage closed, 5 malformed HTTP requests 400"
 log "headless chromium: /vars?open=$VAR"
 URL="$BASE/vars?open=$VAR"
 # Calls keep coming meanwhile, so the charted counter rises (killed on exit).
-"$BIN/echo_client" --server "$ECHO" --count 2000 --interval-ms 20 >"$OUT/echo_client_bg.log" 2>&1 &
+"$BIN/echo_client" --server "$ECHO" --count 2000 --interval-ms 20 --timeout-ms 2000 >"$OUT/echo_client_bg.log" 2>&1 &
 PIDS+=($!)
 chrome() { # out-file flags...: runs headless Chromium on $URL (30 s cap)
   local out=$1
@@ -405,8 +408,9 @@ ok "screenshot $OUT/vars.png shows the chart"
 
 # ---------------------------------------------------------------- wrk
 log "wrk against http_hello"
-HELLO=$(start_server http_hello "$OUT/http_hello.log" "listening on" \
-  "$BIN/http_hello" --port 0 --duration 60)
+start_server http_hello "$OUT/http_hello.log" "listening on" \
+  "$BIN/http_hello" --port 0 --duration 60
+HELLO=$ADDR
 expect_hello() {
   local body
   body=$(curl -sS --max-time 5 "http://$HELLO/hello") || die "curl /hello failed"
