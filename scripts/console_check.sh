@@ -376,6 +376,12 @@ ok "malformed requests: garbage closed, 5 malformed HTTP requests 400"
 # ---------------------------------------------------------------- chromium
 log "headless chromium: /vars?open=$VAR"
 URL="$BASE/vars?open=$VAR"
+# The chart opens under its row: make the window tall enough to show it
+# wherever the row is (about 31 px a row, 250 px above the table, a 240 px
+# chart); at least 1200x900.
+row=$(awk -v n="$VAR" '$1 == n { print NR; exit }' "$OUT/vars.txt")
+HEIGHT=$((250 + 31 * ${row:-0} + 240 + 60))
+[ "$HEIGHT" -ge 900 ] || HEIGHT=900
 # Calls keep coming meanwhile, so the charted counter rises (killed on exit).
 "$BIN/echo_client" --server "$ECHO" --count 2000 --interval-ms 20 --timeout-ms 2000 >"$OUT/echo_client_bg.log" 2>&1 &
 PIDS+=($!)
@@ -387,7 +393,7 @@ chrome() { # out-file flags...: runs headless Chromium on $URL (30 s cap)
   timeout -k 5 45 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic \
     --no-first-run --disable-background-networking --disable-component-update \
     --disable-sync --disable-dev-shm-usage --hide-scrollbars --mute-audio \
-    --user-data-dir="$profile" --window-size=1200,900 --virtual-time-budget=6000 \
+    --user-data-dir="$profile" --window-size=1200,$HEIGHT --virtual-time-budget=6000 \
     "$@" "$URL" >"$out" 2>"$out.stderr"
 }
 # 1. The DOM after the scripts ran: the chart drew (body data-charts-drawn).
@@ -397,7 +403,7 @@ drawn=$(sed -n 's/.*<body[^>]*data-charts-drawn="\([0-9]*\)".*/\1/p' "$OUT/vars_
 [ "${drawn:-0}" -ge 1 ] ||
   { grep -o '<body[^>]*>' "$OUT/vars_dom.html" >&2 || true; die "chromium: the chart never drew (no data-charts-drawn on <body>)"; }
 grep -q '<canvas class="chart"' "$OUT/vars_dom.html" || die "chromium: no chart canvas in the DOM"
-ok "chromium --dump-dom: chart drawn $drawn times"
+ok "chromium --dump-dom (window 1200x$HEIGHT): chart drawn $drawn times"
 # 2. The screenshot, checked to be a page with the chart line on it.
 chrome "$OUT/chrome_screenshot.log" --screenshot="$OUT/vars.png" ||
   { tail -20 "$OUT/chrome_screenshot.log.stderr" >&2; die "chromium --screenshot failed"; }

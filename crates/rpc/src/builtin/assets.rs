@@ -115,16 +115,10 @@ pub(crate) const VARS_JS: &str = r#"
     charts[name] = { row: row, canvas: canvas, timer: setInterval(function () { refresh(name); }, 1000) };
     refresh(name);
   }
-  var first = null;
   document.querySelectorAll('tr.var').forEach(function (tr) {
     tr.addEventListener('click', function () { toggle(tr); });
-    if (tr.dataset.open) { toggle(tr); first = first || tr; }
+    if (tr.dataset.open) toggle(tr);
   });
-  // A link to /vars?open=NAME shows NAME's chart even when it is far
-  // down the table (the page stays put when the chart starts in view).
-  if (first && first.getBoundingClientRect().bottom > window.innerHeight) {
-    first.scrollIntoView({ block: 'start' });
-  }
   var f = document.getElementById('filter');
   if (f) f.addEventListener('input', function () {
     var q = f.value.toLowerCase();
