@@ -35,6 +35,8 @@ pub(crate) const VARS_JS: &str = r#"
   var charts = {};
   function fmt(v) {
     var a = Math.abs(v);
+    if (a === 0) return '0';
+    if (a < 1) return parseFloat(v.toPrecision(3)).toString();
     if (a >= 1e9) return (v / 1e9).toFixed(2) + 'G';
     if (a >= 1e6) return (v / 1e6).toFixed(2) + 'M';
     if (a >= 1e4) return (v / 1e3).toFixed(1) + 'k';
@@ -58,11 +60,16 @@ pub(crate) const VARS_JS: &str = r#"
     if (!pts.length) { min = 0; max = 1; }
     if (min > 0) min = 0;
     if (max === min) max = min + 1;
+    // Round grid steps (1, 2, 2.5 or 5 times a power of ten), about 4 of them.
+    var raw = (max - min) / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 2.5, 5, 10].map(function (m) { return m * mag; })
+      .find(function (s) { return s >= raw; });
+    min = Math.floor(min / step) * step; max = Math.ceil(max / step) * step;
     g.strokeStyle = '#e3e6ee'; g.lineWidth = 1; g.fillStyle = '#6b7385';
-    for (var i = 0; i <= 4; i++) {
-      var y = top + ph - ph * i / 4;
+    for (var t = min; t <= max + step / 2; t += step) {
+      var y = top + ph - ph * (t - min) / (max - min);
       g.beginPath(); g.moveTo(left, y); g.lineTo(left + pw, y); g.stroke();
-      g.fillText(fmt(min + (max - min) * i / 4), 4, y + 4);
+      g.fillText(fmt(t), 4, y + 4);
     }
     g.fillText('older', left, h - 8);
     g.fillText('now', left + pw - 24, h - 8);
