@@ -30,10 +30,28 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Int(v) => write!(f, "{v}"),
-            Value::Float(v) => write!(f, "{v}"),
+            Value::Float(v) => write_float(f, *v),
             Value::Text(s) => f.write_str(s),
         }
     }
+}
+
+/// Six significant digits, trailing zeros dropped (`0.00968803`,
+/// `6.24`), as people read them on `/vars`; exact `f64`s go to
+/// Prometheus and the series.
+fn write_float(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
+    if !v.is_finite() || v == 0.0 || v.abs() >= 1e15 {
+        return write!(f, "{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (5 - magnitude).clamp(0, 15) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    f.write_str(s)
 }
 
 macro_rules! from_int {
@@ -106,5 +124,22 @@ pub trait Variable: Send + Sync {
         if let Some(v) = self.value().as_f64() {
             crate::prometheus::write_sample(out, name, "gauge", v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Value;
+
+    #[test]
+    fn floats_read_as_people_write_them() {
+        let f = |v: f64| Value::Float(v).to_string();
+        assert_eq!(f(6.240000000001601), "6.24");
+        assert_eq!(f(0.009688025129714131), "0.00968803");
+        assert_eq!(f(1234567.891), "1234568");
+        assert_eq!(f(2.0), "2");
+        assert_eq!(f(0.0), "0");
+        assert_eq!(f(-1.5), "-1.5");
+        assert_eq!(f(f64::NAN), "NaN");
     }
 }
