@@ -30,6 +30,9 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::RpcError;
 
+/// Sets a flag from text, or says why the text is refused.
+pub type SetFlag = fn(&str) -> Result<(), String>;
+
 /// One option.
 #[derive(Clone, Copy, Debug)]
 pub struct Flag {
@@ -42,7 +45,7 @@ pub struct Flag {
     /// Reads the current value.
     pub get: fn() -> String,
     /// Sets the value from text (validating it); `None`: not reloadable.
-    pub set: Option<fn(&str) -> Result<(), String>>,
+    pub set: Option<SetFlag>,
 }
 
 static LOG_CONNECTION_ERRORS: AtomicBool = AtomicBool::new(true);

@@ -13,7 +13,8 @@ pub(crate) fn expose() {
         if let Err(e) = fibrpc_bvar::expose_process_vars() {
             eprintln!("fibrpc: cannot expose the process vars: {e}");
         }
-        let vars: [(&str, fn() -> i64); 6] = [
+        type Read = fn() -> i64;
+        let vars: [(&str, Read); 6] = [
             ("fiber_worker_count", || {
                 fibrpc_fiber::stats().workers.len() as i64
             }),

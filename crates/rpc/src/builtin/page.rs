@@ -45,6 +45,9 @@ pub(crate) fn query_param<'a>(req: &'a Request<IOBuf>, name: &str) -> Option<&'a
     })
 }
 
+/// Makes the link of a table row from its cells.
+pub(crate) type RowLink<'a> = dyn Fn(&[String]) -> String + 'a;
+
 /// A page being written.
 pub(crate) struct Page {
     format: Format,
@@ -120,7 +123,7 @@ impl Page {
         &mut self,
         headers: &[&str],
         rows: &[Vec<String>],
-        link: Option<&dyn Fn(&[String]) -> String>,
+        link: Option<&RowLink<'_>>,
     ) {
         match self.format {
             Format::Text => {

@@ -9,7 +9,7 @@
 //! - Builtin pages (`/status`, `/vars`, `/health`, ...) on every server.
 //! - [`HttpChannel`]: a client for any HTTP/1.1 server.
 //!
-//! Messages are the [`http`](::http) crate's `Request` and `Response` with
+//! Messages are the [`http`] crate's `Request` and `Response` with
 //! an [`IOBuf`] body; the crate's main types are re-exported here.
 //!
 //! ```no_run

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Bytes and messages that crossed one connection, with their rates over
-/// the last second (updated by [`SocketStats::tick`] once a second).
+/// the last second (updated once a second by the server).
 #[derive(Debug)]
 pub struct SocketStats {
     created: SystemTime,
