@@ -60,7 +60,7 @@ impl IOPortal {
     }
 
     /// How many bytes the last read offered the kernel: at most the `max`
-    /// it was given, less when [`MAX_READ_IOV`] blocks did not hold that
+    /// it was given, less when the 64 blocks one read may fill did not hold that
     /// much. A read that returned fewer bytes than this found the socket
     /// empty at the time (the readiness edge for later bytes is new).
     pub fn last_offered(&self) -> usize {
