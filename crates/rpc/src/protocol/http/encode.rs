@@ -16,21 +16,22 @@ use http::{HeaderMap, Method, Response, Uri, Version};
 /// Appends `resp`'s head, then its body unless `head_only` (a `HEAD`
 /// request: `Content-Length` still says what a `GET` would get).
 pub fn encode_response(resp: &Response<IOBuf>, head_only: bool, close: bool, out: &mut IOBuf) {
-    let mut head = HeadWriter::default();
-    let status = resp.status();
-    let _ = write!(
-        head.0,
-        "HTTP/1.1 {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("Unknown")
-    );
-    head.headers(resp.headers());
-    if !resp.headers().contains_key(DATE) {
-        head.0.extend_from_slice(b"Date: ");
-        with_http_date(|d| head.0.extend_from_slice(d));
-        head.0.extend_from_slice(b"\r\n");
-    }
-    head.finish(resp.body().len(), close, out);
+    with_scratch(|head| {
+        let status = resp.status();
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+        head.extend_from_slice(b"\r\n");
+        write_headers(head, resp.headers());
+        if !resp.headers().contains_key(DATE) {
+            head.extend_from_slice(b"Date: ");
+            with_http_date(|d| head.extend_from_slice(d));
+            head.extend_from_slice(b"\r\n");
+        }
+        finish_head(head, Some(resp.body().len()), close);
+        out.append(head);
+    });
     if !head_only {
         out.append_buf(resp.body());
     }
@@ -47,16 +48,18 @@ pub fn encode_request(
     body: &IOBuf,
     out: &mut IOBuf,
 ) {
-    let mut head = HeadWriter::default();
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
-    let _ = write!(head.0, "{method} {target} HTTP/1.1\r\n");
-    if let Some(h) = host.filter(|_| !headers.contains_key(http::header::HOST)) {
-        let _ = write!(head.0, "Host: {h}\r\n");
-    }
-    head.headers(headers);
-    let len = body.len();
-    let needs_length = len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
-    head.finish_request(needs_length.then_some(len), out);
+    with_scratch(|head| {
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        let _ = write!(head, "{method} {target} HTTP/1.1\r\n");
+        if let Some(h) = host.filter(|_| !headers.contains_key(http::header::HOST)) {
+            let _ = write!(head, "Host: {h}\r\n");
+        }
+        write_headers(head, headers);
+        let len = body.len();
+        let needs_length = len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+        finish_head(head, needs_length.then_some(len), false);
+        out.append(head);
+    });
     out.append_buf(body);
 }
 
@@ -78,38 +81,51 @@ pub fn wants_close(version: Version, headers: &HeaderMap) -> bool {
     close
 }
 
-#[derive(Default)]
-struct HeadWriter(Vec<u8>);
-
-impl HeadWriter {
-    fn headers(&mut self, headers: &HeaderMap) {
-        for (name, value) in headers {
-            if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
-                continue;
+/// Runs `f` with this thread's cleared scratch buffer for a head (no
+/// allocation per message once it has grown).
+fn with_scratch(f: impl FnOnce(&mut Vec<u8>)) {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut v) => {
+            v.clear();
+            f(&mut v);
+            if v.capacity() > 64 << 10 {
+                // One huge head must not pin memory on this thread.
+                *v = Vec::new();
             }
-            self.0.extend_from_slice(name.as_str().as_bytes());
-            self.0.extend_from_slice(b": ");
-            self.0.extend_from_slice(value.as_bytes());
-            self.0.extend_from_slice(b"\r\n");
         }
-    }
+        // Re-entered (cannot happen today): a buffer of its own.
+        Err(_) => f(&mut Vec::new()),
+    });
+}
 
-    fn finish(mut self, len: usize, close: bool, out: &mut IOBuf) {
-        let _ = write!(self.0, "Content-Length: {len}\r\n");
-        if close {
-            self.0.extend_from_slice(b"Connection: close\r\n");
+/// The user's headers but the framing ones, which are ours.
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
         }
-        self.0.extend_from_slice(b"\r\n");
-        out.append(&self.0);
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
+}
 
-    fn finish_request(mut self, len: Option<usize>, out: &mut IOBuf) {
-        if let Some(len) = len {
-            let _ = write!(self.0, "Content-Length: {len}\r\n");
-        }
-        self.0.extend_from_slice(b"\r\n");
-        out.append(&self.0);
+/// `Content-Length`, `Connection: close` and the empty line.
+fn finish_head(out: &mut Vec<u8>, len: Option<usize>, close: bool) {
+    if let Some(len) = len {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Calls `f` with the current time as an HTTP date (RFC 9110 IMF-fixdate),
