@@ -53,3 +53,33 @@ impl Args {
         std::process::exit(2);
     }
 }
+
+/// Prints the line the bench scripts and smoke tests wait for
+/// (`listening on ADDR`) and flushes it: stdout is a pipe or file there,
+/// so it would otherwise sit in a buffer.
+pub fn announce_listening(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout only means nobody waits for the line; keep serving.
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Parses `--port P` and `--workers W` for a peer server of the benches,
+/// with defaults (`--port 0` = any free port, reported by
+/// [`announce_listening`]; 2 workers).
+pub fn server_flags(usage: &'static str, default_port: u16) -> (u16, usize) {
+    let mut args = Args::from_env(usage);
+    let (mut port, mut workers) = (default_port, 2);
+    while let Some(flag) = args.next_flag() {
+        match flag.as_str() {
+            "--port" | "-p" => port = args.value(&flag),
+            "--workers" | "-w" => workers = args.value(&flag),
+            other => args.unknown(other),
+        }
+    }
+    if workers == 0 {
+        args.fail("--workers must be at least 1");
+    }
+    (port, workers)
+}

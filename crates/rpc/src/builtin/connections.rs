@@ -10,14 +10,11 @@ use crate::server::Shared;
 
 pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut page = Page::new(Format::of(req), "connections");
-    let ids: Vec<_> = shared
-        .connections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .copied()
+    let mut socks: Vec<_> = shared
+        .connection_ids()
+        .into_iter()
+        .filter_map(|id| id.address())
         .collect();
-    let mut socks: Vec<_> = ids.into_iter().filter_map(|id| id.address()).collect();
     socks.sort_by_key(|s| s.stats().created);
     let now = SystemTime::now();
     let rows: Vec<Vec<String>> = socks

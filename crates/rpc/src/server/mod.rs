@@ -64,6 +64,16 @@ impl Shared {
         self.inflight.value().load(Ordering::Acquire)
     }
 
+    /// The ids of the open connections (a snapshot).
+    pub(crate) fn connection_ids(&self) -> Vec<SocketId> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
     /// The full name of a service given by its full or its short name
     /// (`EchoService` for `example.EchoService`), as HTTP URLs may.
     pub(crate) fn resolve_service_name(&self, name: &str) -> Option<&'static str> {
@@ -271,14 +281,7 @@ impl Server {
             }
             let _ = shared.inflight.wait(n, None);
         }
-        let ids: Vec<_> = shared
-            .connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        for id in ids {
+        for id in shared.connection_ids() {
             if let Some(sock) = id.address() {
                 // Let queued responses reach the kernel (bounded: a peer
                 // that reads nothing must not hold the stop forever).

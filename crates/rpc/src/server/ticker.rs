@@ -23,14 +23,7 @@ impl Ticker {
                     if fibrpc_fiber::sleep(Duration::from_secs(1)).is_err() {
                         break;
                     }
-                    let ids: Vec<_> = shared
-                        .connections
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .iter()
-                        .copied()
-                        .collect();
-                    for id in ids {
+                    for id in shared.connection_ids() {
                         if let Some(s) = id.address() {
                             s.stats.tick();
                         }
