@@ -138,7 +138,14 @@ impl Connections {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
-        Socket::create(stream, self.protocols, self.user.clone(), self.options).map_err(|e| {
+        Socket::create(
+            stream,
+            Some(self.addr),
+            self.protocols,
+            self.user.clone(),
+            self.options,
+        )
+        .map_err(|e| {
             RpcError::new(
                 errno::EFAILEDSOCKET,
                 format!("cannot set up the connection: {e}"),

@@ -46,8 +46,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     };
     let user: Arc<ServerUser> = Arc::new(ServerUser::new(shared.clone()));
     while !shared.stopping.load(Ordering::Acquire) {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream.into_std(),
+        let (stream, remote) = match listener.accept() {
+            Ok((stream, remote)) => (stream.into_std(), remote),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -64,7 +64,13 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        match Socket::create(stream, SERVER_PROTOCOLS, user.clone(), options) {
+        match Socket::create(
+            stream,
+            Some(remote),
+            SERVER_PROTOCOLS,
+            user.clone(),
+            options,
+        ) {
             Ok(sock) => {
                 let mut conns = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
                 // A connection that failed at once removed itself already.

@@ -138,8 +138,11 @@ impl std::fmt::Debug for Socket {
 impl Socket {
     /// Takes over a connected stream, which must be non-blocking: publishes the socket
     /// under a new id and registers it for input.
+    /// `remote`: the peer's address when the caller knows it (from
+    /// `accept` or `connect`), which saves a `getpeername` per connection.
     pub(crate) fn create(
         stream: TcpStream,
+        remote: Option<SocketAddr>,
         protocols: &'static [&'static dyn Protocol],
         user: Arc<dyn SocketUser>,
         options: SocketOptions,
@@ -148,7 +151,10 @@ impl Socket {
         // non-blocking streams already: no fcntl per connection.
         // Small RPCs go out at once; batching is done by the write list.
         let _ = stream.set_nodelay(true);
-        let remote = stream.peer_addr()?;
+        let remote = match remote {
+            Some(a) => a,
+            None => stream.peer_addr()?,
+        };
         let local = stream.local_addr()?;
         let slab = Slab::get();
         let id = slab.reserve()?;
