@@ -144,8 +144,8 @@ fn cut(sock: &Socket, input: &mut InputState, eof: bool) -> Cut {
         if let InputMessage::HttpRequest(r) = msg {
             // The messenger runs one reader at a time: numbering
             // under the input lock follows the byte order.
-            r.seq = input.next_seq;
-            input.next_seq += 1;
+            r.seq = sock.next_http_seq.load(Ordering::Relaxed);
+            sock.next_http_seq.store(r.seq + 1, Ordering::Relaxed);
         }
     }
     c

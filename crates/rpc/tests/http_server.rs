@@ -200,6 +200,25 @@ fn bodies_by_length_and_chunked() {
 }
 
 #[test]
+fn expect_100_continue_gets_an_interim_response() {
+    let s = server();
+    let mut c = Conn::open(s.listen_addr().unwrap());
+    c.send(b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    // The client waits for this before it sends the body.
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n";
+    while c.pending.len() < interim.len() {
+        assert!(c.fill() > 0, "EOF before 100 Continue");
+    }
+    assert_eq!(&c.pending[..interim.len()], interim);
+    c.pending.drain(..interim.len());
+    c.send(b"body");
+    assert_eq!(c.reply(false).text(), "body");
+    // A body sent at once (no wait) gets no interim response.
+    c.send(b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nok");
+    assert_eq!(c.reply(false).text(), "ok");
+}
+
+#[test]
 fn head_has_length_but_no_body() {
     let s = server();
     let mut c = Conn::open(s.listen_addr().unwrap());

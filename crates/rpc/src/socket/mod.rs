@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fibrpc_fiber::io::Registration;
@@ -86,8 +86,6 @@ pub(crate) struct InputState {
     pub portal: IOPortal,
     /// Bytes to offer the next read (adapts to the traffic).
     pub read_hint: usize,
-    /// The number the next HTTP request cut gets.
-    pub next_seq: u64,
 }
 
 /// One connection. See the module docs.
@@ -122,6 +120,12 @@ pub struct Socket {
     /// HTTP client: the request in flight is a HEAD (its response has no
     /// body whatever its headers say).
     http_head: AtomicBool,
+    /// HTTP server: the number the next request cut gets (only the
+    /// reader, which runs alone, changes it).
+    pub(crate) next_http_seq: AtomicU64,
+    /// HTTP server: 1 + the number of the request a `100 Continue` was
+    /// sent for (0: none).
+    continue_sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Socket {
@@ -172,7 +176,6 @@ impl Socket {
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,
-                next_seq: 0,
             }),
             protocols,
             preferred: AtomicU8::new(0),
@@ -183,6 +186,8 @@ impl Socket {
             close_when_flushed: AtomicBool::new(false),
             input_closed: AtomicBool::new(false),
             http_head: AtomicBool::new(false),
+            next_http_seq: AtomicU64::new(0),
+            continue_sent: AtomicU64::new(0),
         });
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.

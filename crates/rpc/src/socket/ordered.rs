@@ -45,6 +45,21 @@ impl Socket {
         }
     }
 
+    /// Sends `HTTP/1.1 100 Continue` for the request being read (once per
+    /// request), if every earlier response is out: an interim response
+    /// must not overtake them. Otherwise nothing is sent, and the client
+    /// sends its body after its own wait (curl: 1 s).
+    pub(crate) fn send_continue(self: &Arc<Self>) {
+        let seq = self.next_http_seq.load(Ordering::Relaxed);
+        if self.continue_sent.swap(seq + 1, Ordering::Relaxed) == seq + 1 {
+            return;
+        }
+        let order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if order.next == seq {
+            let _ = self.write(IOBuf::from("HTTP/1.1 100 Continue\r\n\r\n"));
+        }
+    }
+
     /// Closes the connection once everything queued is written. The input
     /// side is closed already, so nothing new gets queued after this.
     pub(crate) fn close_after_flush(&self) {

@@ -51,7 +51,14 @@ impl Protocol for HttpServer {
             max_header: sock.options.max_header,
             max_body: sock.options.max_body,
         };
-        match parse_request(buf, limits) {
+        let (parsed, waiting) = parse::parse_request_expecting(buf, limits);
+        if waiting {
+            // Writing needs the shared handle; rare (one per such request).
+            if let Some(s) = sock.id().address() {
+                s.send_continue();
+            }
+        }
+        match parsed {
             HttpParse::Complete(req) => {
                 let close = wants_close(req.version(), req.headers());
                 Parsed::Message(InputMessage::HttpRequest(InboundRequest {

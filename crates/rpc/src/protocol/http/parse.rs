@@ -122,6 +122,27 @@ enum Framing {
 
 /// Cuts one request (head and whole body) off the front of `buf`.
 pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf>> {
+    parse_request_expecting(buf, limits).0
+}
+
+/// [`parse_request`], also saying whether the answer is `NeedMore` for a
+/// whole head that asks `Expect: 100-continue` (the client waits for an
+/// interim `100 Continue` before it sends the body).
+pub(crate) fn parse_request_expecting(
+    buf: &mut IOBuf,
+    limits: Limits,
+) -> (HttpParse<Request<IOBuf>>, bool) {
+    let mut expects = false;
+    let r = parse_request_inner(buf, limits, &mut expects);
+    let waiting = expects && matches!(r, HttpParse::NeedMore);
+    (r, waiting)
+}
+
+fn parse_request_inner(
+    buf: &mut IOBuf,
+    limits: Limits,
+    expects_continue: &mut bool,
+) -> HttpParse<Request<IOBuf>> {
     match probe_request(buf) {
         Some(false) => return HttpParse::NotMine,
         None => return HttpParse::NeedMore,
@@ -145,6 +166,9 @@ pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf
         Ok(f) => f,
         Err(e) => return HttpParse::Error(e),
     };
+    *expects_continue = req.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
+    });
     let end = match body_end(buf, head_len, framing, limits) {
         Ok(Some(end)) => end,
         Ok(None) => return HttpParse::NeedMore,
