@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use super::process::{admit, find_method, panic_message, run_method, InflightGuard};
 use super::Shared;
@@ -105,7 +105,6 @@ fn route(
 ) -> Response<IOBuf> {
     let path = req.uri().path();
     if let Some(h) = shared.http_routes.find(path) {
-        let h = h.clone();
         if let Err(e) = admit(shared, in_flight) {
             return error_response(&e);
         }
@@ -119,13 +118,14 @@ fn route(
     if let Some(resp) = crate::builtin::serve(shared, &req) {
         return resp;
     }
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
     match pb_target(path) {
         Some((service, method)) => {
-            let (service, method) = (service.to_string(), method.to_string());
             if let Err(e) = admit(shared, in_flight) {
                 return error_response(&e);
             }
-            call_pb(shared, &service, &method, req, ctx)
+            call_pb(shared, service, method, &parts.headers, body, ctx)
         }
         None => text(
             StatusCode::NOT_FOUND,
@@ -148,7 +148,8 @@ fn call_pb(
     shared: &Shared,
     service: &str,
     method: &str,
-    req: Request<IOBuf>,
+    headers: &HeaderMap,
+    body: IOBuf,
     ctx: &HttpContext,
 ) -> Response<IOBuf> {
     let full = shared.resolve_service_name(service);
@@ -156,19 +157,18 @@ fn call_pb(
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = headers.get(CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
     let binary = [
-        "application/proto",
-        "application/x-protobuf",
-        "application/octet-stream",
+        &b"application/proto"[..],
+        b"application/x-protobuf",
+        b"application/octet-stream",
     ]
     .iter()
-    .any(|t| content_type.starts_with(t));
+    .any(|t| {
+        content_type
+            .get(..t.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(t))
+    });
     let json = if binary {
         None
     } else {
@@ -187,7 +187,6 @@ fn call_pb(
     let mut cntl = Controller::new();
     cntl.remote_side = Some(ctx.remote_side);
     cntl.local_side = Some(ctx.local_side);
-    let body = req.into_body();
     let request = match json {
         Some(codec) => match codec.request_to_pb(index, &body) {
             Ok(pb) => pb,

@@ -26,7 +26,7 @@ pub struct SocketRates {
     pub in_messages: u64,
     /// Bytes written per second.
     pub out_bytes: u64,
-    /// Messages queued for writing per second.
+    /// Messages written per second.
     pub out_messages: u64,
 }
 
@@ -41,7 +41,7 @@ pub struct SocketStatsSnapshot {
     pub in_messages: u64,
     /// Bytes written.
     pub out_bytes: u64,
-    /// Messages queued for writing.
+    /// Messages written completely.
     pub out_messages: u64,
 }
 
@@ -96,12 +96,14 @@ impl SocketStats {
         self.in_messages.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn on_written(&self, n: usize) {
+    /// `n` bytes written, completing `messages` messages. Called by the
+    /// socket's single writer (the write-list owner).
+    pub(crate) fn on_written(&self, n: usize, messages: usize) {
         self.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn on_message_out(&self) {
-        self.out_messages.fetch_add(1, Ordering::Relaxed);
+        if messages > 0 {
+            self.out_messages
+                .fetch_add(messages as u64, Ordering::Relaxed);
+        }
     }
 
     /// A snapshot of the counters.

@@ -40,7 +40,6 @@ impl Socket {
                 ),
             ));
         }
-        self.stats.on_message_out();
         let Some(mut owner) = self.write_list.push(data) else {
             return Ok(());
         };
@@ -122,11 +121,15 @@ impl Socket {
         match r {
             Ok(n) => {
                 let left = self.unwritten.fetch_sub(n, Ordering::SeqCst) - n;
-                self.stats.on_written(n);
-                self.on_flushed(left);
+                let mut done = 0;
                 while fifo.front().is_some_and(|b| b.is_empty()) {
                     fifo.pop_front();
+                    done += 1;
                 }
+                // Counted here, by the one writer, not by every caller of
+                // `write`: no shared counter on the callers' path.
+                self.stats.on_written(n, done);
+                self.on_flushed(left);
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
