@@ -70,19 +70,17 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
         loop {
             match cut(sock, &mut input, eof) {
                 Cut::Message(msg) if inline => sock.user.on_message(sock, msg),
-                Cut::Message(msg) if msg.ends_input() => {
-                    // Nothing after it is read: the connection closes once
-                    // it is answered (HTTP `Connection: close`, or input
-                    // that is not HTTP answered with 400).
-                    sock.close_input();
+                Cut::Message(msg) => {
+                    let ends_input = msg.ends_input();
                     if let Some(prev) = last.replace(msg) {
                         spawn_process(sock, prev);
                     }
-                    break 'read;
-                }
-                Cut::Message(msg) => {
-                    if let Some(prev) = last.replace(msg) {
-                        spawn_process(sock, prev);
+                    if ends_input {
+                        // Nothing after it is read: the connection closes
+                        // once it is answered (HTTP `Connection: close`,
+                        // or malformed HTTP answered with 400).
+                        sock.close_input();
+                        break 'read;
                     }
                 }
                 Cut::NeedMore => break,

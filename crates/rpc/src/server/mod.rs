@@ -231,7 +231,9 @@ impl Server {
     fn expose_vars(&self, port: u16) {
         for (name, entry) in self.services.iter() {
             for (method, status) in entry.service.method_names().iter().zip(&entry.status) {
-                let prefix = format!("rpc_server_{port}_{}_{method}", snake(name));
+                // bvar normalizes the name as bRPC does:
+                // `example.EchoService` -> `example_echo_service`.
+                let prefix = format!("rpc_server_{port}_{name}_{method}");
                 if let Err(e) = status.expose(&prefix) {
                     eprintln!("fibrpc: cannot expose the counters of {name}.{method}: {e}");
                 }
@@ -317,26 +319,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.join();
     }
-}
-
-/// `example.EchoService` → `example_echo_service` (bRPC's bvar names).
-fn snake(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if c.is_ascii_uppercase() {
-            if prev_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            prev_lower = false;
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-            prev_lower = true;
-        } else {
-            out.push('_');
-            prev_lower = false;
-        }
-    }
-    out
 }
