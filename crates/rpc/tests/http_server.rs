@@ -403,8 +403,13 @@ fn builtin_pages_answer_in_text_and_html() {
     );
     c.send(b"GET /flags/log_connection_errors?setvalue=maybe HTTP/1.1\r\n\r\n");
     assert_eq!(c.reply(false).status, 400);
-    c.send(b"GET /flags/log_connection_errors?setvalue=true HTTP/1.1\r\n\r\n");
+    // Query values are percent-decoded: %74 is 't'.
+    c.send(b"GET /flags/log_connection_errors?setvalue=%74rue HTTP/1.1\r\n\r\n");
     assert_eq!(c.reply(false).status, 200);
+    assert_eq!(
+        fibrpc::flags::get("log_connection_errors").as_deref(),
+        Some("true")
+    );
     c.send(b"GET / HTTP/1.1\r\n\r\n");
     assert!(c.reply(false).text().contains("/status"));
 }
