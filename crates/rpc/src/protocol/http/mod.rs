@@ -38,6 +38,14 @@ pub(crate) struct InboundRequest {
     pub close: bool,
 }
 
+/// The parse limits of `sock`'s connection.
+fn limits(sock: &Socket) -> Limits {
+    Limits {
+        max_header: sock.options.max_header,
+        max_body: sock.options.max_body,
+    }
+}
+
 /// HTTP requests, as a server sees them.
 pub(crate) struct HttpServer;
 
@@ -47,11 +55,7 @@ impl Protocol for HttpServer {
     }
 
     fn parse(&self, buf: &mut IOBuf, sock: &Socket, _eof: bool) -> Parsed {
-        let limits = Limits {
-            max_header: sock.options.max_header,
-            max_body: sock.options.max_body,
-        };
-        let (parsed, waiting) = parse::parse_request_expecting(buf, limits);
+        let (parsed, waiting) = parse::parse_request_expecting(buf, limits(sock));
         if waiting {
             // Writing needs the shared handle; rare (one per such request).
             if let Some(s) = sock.id().address() {
@@ -91,12 +95,8 @@ impl Protocol for HttpClient {
     }
 
     fn parse(&self, buf: &mut IOBuf, sock: &Socket, eof: bool) -> Parsed {
-        let limits = Limits {
-            max_header: sock.options.max_header,
-            max_body: sock.options.max_body,
-        };
         let head = sock.http_head_request();
-        match parse_response(buf, limits, head, eof) {
+        match parse_response(buf, limits(sock), head, eof) {
             HttpParse::Complete(r) => Parsed::Message(InputMessage::HttpResponse(r)),
             HttpParse::NeedMore => Parsed::NeedMore,
             HttpParse::NotMine => Parsed::NotMine,

@@ -143,10 +143,8 @@ fn parse_request_inner(
     limits: Limits,
     expects_continue: &mut bool,
 ) -> HttpParse<Request<IOBuf>> {
-    match probe_request(buf) {
-        Some(false) => return HttpParse::NotMine,
-        None => return HttpParse::NeedMore,
-        Some(true) => {}
+    if let Some(early) = probed(probe_request(buf)) {
+        return early;
     }
     let mut spill = Vec::new();
     let Some(bytes) = head_bytes(buf, limits.max_header, &mut spill) else {
@@ -156,11 +154,10 @@ fn parse_request_inner(
     // small request.
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let head_len = match req.parse_with_uninit_headers(bytes, &mut headers) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return partial(buf, limits),
-        Err(httparse::Error::TooManyHeaders) => return too_large("more than 100 headers"),
-        Err(e) => return HttpParse::Error(HttpError::bad(format!("malformed request: {e}"))),
+    let parsed = req.parse_with_uninit_headers(bytes, &mut headers);
+    let head_len = match head_len(parsed, buf, limits, "request") {
+        Ok(n) => n,
+        Err(early) => return early,
     };
     let framing = match request_framing(req.headers, limits) {
         Ok(f) => f,
@@ -206,22 +203,20 @@ pub fn parse_response(
     no_body: bool,
     eof: bool,
 ) -> HttpParse<Response<IOBuf>> {
-    match probe_response(buf) {
-        Some(false) => return HttpParse::NotMine,
-        None => return HttpParse::NeedMore,
-        Some(true) => {}
+    if let Some(early) = probed(probe_response(buf)) {
+        return early;
     }
     let mut spill = Vec::new();
     let Some(bytes) = head_bytes(buf, limits.max_header, &mut spill) else {
         return HttpParse::NeedMore;
     };
+    // httparse has no uninitialized variant for responses.
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(bytes) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return partial(buf, limits),
-        Err(httparse::Error::TooManyHeaders) => return too_large("more than 100 headers"),
-        Err(e) => return HttpParse::Error(HttpError::bad(format!("malformed response: {e}"))),
+    let parsed = resp.parse(bytes);
+    let head_len = match head_len(parsed, buf, limits, "response") {
+        Ok(n) => n,
+        Err(early) => return early,
     };
     let code = resp.code.unwrap_or_default();
     let Ok(status) = StatusCode::from_u16(code) else {
@@ -283,11 +278,34 @@ fn head_bytes<'a>(buf: &'a IOBuf, max: usize, spill: &'a mut Vec<u8>) -> Option<
     Some(spill)
 }
 
-fn partial<T>(buf: &IOBuf, limits: Limits) -> HttpParse<T> {
-    if buf.len() >= limits.max_header {
-        too_large(&format!("head over {} bytes", limits.max_header))
-    } else {
-        HttpParse::NeedMore
+/// What a probe's verdict means for the parse: go on (`None`), or return
+/// `NotMine` / `NeedMore`.
+fn probed<T>(probe: Option<bool>) -> Option<HttpParse<T>> {
+    match probe {
+        Some(true) => None,
+        Some(false) => Some(HttpParse::NotMine),
+        None => Some(HttpParse::NeedMore),
+    }
+}
+
+/// The head's length, or what to return when httparse found no whole,
+/// valid head (`what`: "request" or "response", for the error).
+fn head_len<T>(
+    parsed: httparse::Result<usize>,
+    buf: &IOBuf,
+    limits: Limits,
+    what: &str,
+) -> Result<usize, HttpParse<T>> {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Ok(n),
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_header => {
+            Err(too_large(&format!("head over {} bytes", limits.max_header)))
+        }
+        Ok(httparse::Status::Partial) => Err(HttpParse::NeedMore),
+        Err(httparse::Error::TooManyHeaders) => Err(too_large("more than 100 headers")),
+        Err(e) => Err(HttpParse::Error(HttpError::bad(format!(
+            "malformed {what}: {e}"
+        )))),
     }
 }
 
