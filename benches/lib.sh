@@ -4,6 +4,11 @@
 #                     first; also run on exit
 #   busy_ticks        busy clock ticks of all CPUs since boot
 #   wait_until_quiet  wait (QUIET_WAIT s at most) for a quiet machine
+#   cmd_port CMD      the --port value of a server command
+#   port_open PORT    whether 127.0.0.1:PORT accepts connections
+#   start_server_on_port NAME LOG
+#                     start `server_cmd NAME` (the sourcing script defines
+#                     server_cmd), wait until its --port accepts
 
 server_pid=""
 stop_server() {
@@ -37,4 +42,32 @@ wait_until_quiet() {
         waited=$((waited + 1))
     done
     (( QUIET_WAIT == 0 )) || echo "note: machine still busy after ${QUIET_WAIT} s; running anyway" >&2
+}
+
+cmd_port() { sed -n 's/.*--port[ =]\([0-9]*\).*/\1/p' <<< "$1"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Starts server $1 (the command `server_cmd $1` prints) with its output in
+# $2 and waits (10 s at most) until its --port accepts connections; returns
+# 1 if it never does.
+start_server_on_port() {
+    local cmd port
+    cmd="$(server_cmd "$1")"
+    port="$(cmd_port "$cmd")"
+    if port_open "$port"; then
+        echo "error: something already listens on port $port; not starting $1" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # the command is split into words on purpose
+    $cmd > "$2" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        port_open "$port" && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "error: $1 never accepted connections on port $port; its log:" >&2
+    cat "$2" >&2
+    stop_server
+    return 1
 }

@@ -103,35 +103,12 @@ if [[ -z "$SERVERS" ]]; then
     exit 1
 fi
 
-# The port is the value of --port in the server command.
-server_port() { server_cmd "$1" | sed -n 's/.*--port[ =]\([0-9]*\).*/\1/p'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# stop_server, busy_ticks, wait_until_quiet
+# stop_server, busy_ticks, wait_until_quiet, start_server_on_port
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-# Starts server $1 with its output in $2 and waits (10 s at most) until its
-# port accepts connections; returns 1 if it never does.
-start_server() {
-    local port
-    port="$(server_port "$1")"
-    if port_open "$port"; then
-        echo "error: something already listens on port $port; not starting $1" >&2
-        return 1
-    fi
-    # shellcheck disable=SC2046 # the command is split into words on purpose
-    $(server_cmd "$1") > "$2" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 100); do
-        port_open "$port" && return 0
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "error: $1 never accepted connections on port $port; its log:" >&2
-    cat "$2" >&2
-    stop_server
-    return 1
-}
+# The port is the value of --port in the server command.
+server_port() { cmd_port "$(server_cmd "$1")"; }
+start_server() { start_server_on_port "$@"; }
 
 # The number after "key": in a flat json object.
 field() { sed -n "s/.*\"$1\":\([-0-9.e]*\).*/\1/p" <<< "$2"; }
