@@ -175,3 +175,17 @@ fn print_result(
     json.push('}');
     println!("RESULT {json}");
 }
+
+/// The value of `"key":` in a flat JSON object (a `RESULT` line), as text.
+///
+/// # Panics
+/// If `key` is missing.
+pub fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let start = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len()
+        + 3;
+    let rest = &json[start..];
+    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+}

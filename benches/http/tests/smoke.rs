@@ -5,42 +5,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A server process that is killed when the test ends, however it ends.
-struct Server {
-    child: Child,
-    addr: String,
-}
+use fibrpc_tools::child::ServerChild;
 
-impl Server {
-    /// Starts `exe --port 0` and reads its `listening on ADDR` line.
-    fn start(exe: &str) -> Server {
-        let mut child = Command::new(exe)
-            .args(["--port", "0", "--workers", "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {exe}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the server's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `exe --port 0` (killed when dropped) and returns its address.
+fn start(exe: &str) -> (ServerChild, String) {
+    let server = ServerChild::start(exe, &["--port", "0", "--workers", "1"]);
+    let addr = server.announced("listening on ").to_string();
+    (server, addr)
 }
 
 /// One HTTP/1.1 response: status line, headers (names lowercased), body.
@@ -95,8 +68,8 @@ fn get(stream: &mut BufReader<TcpStream>, path: &str) -> Reply {
 }
 
 fn check(exe: &str) {
-    let server = Server::start(exe);
-    let stream = TcpStream::connect(&server.addr).expect("connecting");
+    let (_server, addr) = start(exe);
+    let stream = TcpStream::connect(&addr).expect("connecting");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -2,33 +2,22 @@
 //! a fraction of a second, checking that echoes flow without errors and
 //! that the result line carries the server's figures. Not a benchmark.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// A server process that is killed when the test ends, however it ends.
+use fibrpc_tools::child::ServerChild;
+use fibrpc_tools::press::json_field as field;
+
+/// A server process (killed when dropped) and its address.
 struct Server {
-    child: Child,
+    child: ServerChild,
     addr: String,
 }
 
 impl Server {
     /// Starts `binary` on a free port and waits for its `listening on` line.
     fn start(binary: &str) -> Server {
-        let mut child = Command::new(binary)
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the server's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let child = ServerChild::start(binary, &["--port", "0"]);
+        let addr = child.announced("listening on ").to_string();
         Server { child, addr }
     }
 
@@ -39,7 +28,7 @@ impl Server {
                 "--addr",
                 &self.addr,
                 "--server-pid",
-                &self.child.id().to_string(),
+                &self.child.pid().to_string(),
             ])
             .args(extra)
             .output()
@@ -52,24 +41,6 @@ impl Server {
             .unwrap_or_else(|| panic!("no RESULT line in {stdout}"))
             .to_string()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of `"key":` in a flat json object, as text.
-fn field<'a>(json: &'a str, key: &str) -> &'a str {
-    let start = json
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + key.len()
-        + 3;
-    let rest = &json[start..];
-    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
 }
 
 fn check_server(binary: &str) {

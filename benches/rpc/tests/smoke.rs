@@ -3,63 +3,32 @@
 //! without errors and that the RESULT line carries the server's figures.
 //! Also idle_conns against the same server. Not a benchmark.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// A server process that is killed when the test ends, however it ends.
-struct Server {
-    child: Child,
-    port: u16,
-}
+use fibrpc_tools::child::ServerChild;
+use fibrpc_tools::press::json_field as field;
 
-impl Server {
-    /// Starts tonic_echo_server with `--port 0` and reads its
-    /// `LISTENING <port>` line.
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tonic_echo_server"))
-            .args(["--port", "0", "--threads", "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting tonic_echo_server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the server's first line");
-        let port = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of `"key":` in a flat json object, as text.
-fn field<'a>(json: &'a str, key: &str) -> &'a str {
-    let start = json
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("no {key} in {json}"))
-        + key.len()
-        + 3;
-    let rest = &json[start..];
-    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+/// Starts tonic_echo_server with `--port 0` (killed when dropped) and
+/// returns its port, from its `LISTENING <port>` line.
+fn start_tonic() -> (ServerChild, u16) {
+    let server = ServerChild::start(
+        env!("CARGO_BIN_EXE_tonic_echo_server"),
+        &["--port", "0", "--threads", "1"],
+    );
+    let port = server
+        .announced("LISTENING ")
+        .parse()
+        .expect("a port number");
+    (server, port)
 }
 
 #[test]
 fn tonic_press_against_tonic_echo_server() {
-    let server = Server::start();
+    let (server, port) = start_tonic();
     let output = Command::new(env!("CARGO_BIN_EXE_tonic_press"))
         .args([
             "--server",
-            &format!("127.0.0.1:{}", server.port),
+            &format!("127.0.0.1:{port}"),
             "--concurrency",
             "2",
             "--duration",
@@ -71,7 +40,7 @@ fn tonic_press_against_tonic_echo_server() {
             "--threads",
             "1",
             "--server-pid",
-            &server.child.id().to_string(),
+            &server.pid().to_string(),
         ])
         .output()
         .expect("running tonic_press");
@@ -102,11 +71,11 @@ fn tonic_press_against_tonic_echo_server() {
 
 #[test]
 fn idle_conns_holds_connections() {
-    let server = Server::start();
+    let (_server, port) = start_tonic();
     let output = Command::new(env!("CARGO_BIN_EXE_idle_conns"))
         .args([
             "--addr",
-            &format!("127.0.0.1:{}", server.port),
+            &format!("127.0.0.1:{port}"),
             "--conns",
             "50",
             "--hold",
