@@ -326,23 +326,9 @@ impl<K: Kind> Default for Combiner<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicI64;
 
-    struct Sum;
-    impl Kind for Sum {
-        type Cell = AtomicI64;
-        type Acc = i64;
-        fn new_cell() -> AtomicI64 {
-            AtomicI64::new(0)
-        }
-        fn identity() -> i64 {
-            0
-        }
-        fn fold(acc: &mut i64, cell: &AtomicI64) {
-            *acc += cell.load(Ordering::Relaxed);
-        }
-        kind_storage!(Sum);
-    }
+    // The adder's kind: a plain sum of per-thread cells.
+    use crate::adder::AddKind as Sum;
 
     fn add(c: &Combiner<Sum>, v: i64) {
         c.with_cell(|cell| cell.store(cell.load(Ordering::Relaxed) + v, Ordering::Relaxed));
