@@ -56,7 +56,8 @@ pub mod timer;
 pub use block_on::block_on;
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
-    flush, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass, WorkerStats,
+    flush, has_queued_fibers, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass,
+    WorkerStats,
 };
 pub use task::local::LocalKey;
 pub use task::{

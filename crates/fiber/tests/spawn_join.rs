@@ -165,6 +165,22 @@ fn nosignal_spawns_run_after_flush() {
 }
 
 #[test]
+fn has_queued_fibers_sees_the_fibers_waiting_on_this_worker() {
+    assert!(!fiber::has_queued_fibers(), "a plain thread has no queue");
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let (alone, behind, after) = rt.block_on(|| {
+        let alone = fiber::has_queued_fibers();
+        let h = fiber::Builder::new().nosignal().spawn(|| ()).unwrap();
+        let behind = fiber::has_queued_fibers();
+        h.join().unwrap();
+        (alone, behind, fiber::has_queued_fibers())
+    });
+    assert!(!alone, "nothing else was queued");
+    assert!(behind, "the spawned fiber waits on our only worker");
+    assert!(!after, "it ran and ended");
+}
+
+#[test]
 fn a_child_is_not_starved_by_a_spawner_that_never_yields() {
     // The child waits in the spawner's LIFO slot; the spawner then spins
     // without ever switching, until the child has run. Only the LIFO

@@ -383,6 +383,20 @@ pub fn flush() {
     }
 }
 
+/// Whether the worker running the caller has other fibers queued that it
+/// will run before anything spawned with [`Builder::nosignal`] now (a
+/// racy hint; `false` outside workers).
+///
+/// For batching: a fiber about to make a syscall whose work later fibers
+/// of the same worker may add to (a socket write that their responses
+/// could join) can queue it behind them instead, and make one syscall for
+/// all of them.
+///
+/// [`Builder::nosignal`]: crate::Builder::nosignal
+pub fn has_queued_fibers() -> bool {
+    current_group().is_some_and(|g| g.others_queued())
+}
+
 /// After a dispatcher poll on a worker: the reader fibers its events
 /// started were queued without a wakeup each; this worker runs the first
 /// itself, so only the rest may need another worker (at most 2 are woken,

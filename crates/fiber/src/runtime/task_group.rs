@@ -191,6 +191,12 @@ impl TaskGroup {
             && self.control.injector_is_empty()
     }
 
+    /// Whether other fibers wait to run on this worker (its own queues or
+    /// the LIFO slot; racy, a hint).
+    pub(crate) fn others_queued(&self) -> bool {
+        !self.queues_empty() || !self.shared.lifo_is_empty()
+    }
+
     fn next_task(&self) -> Option<TaskRef> {
         if let Some(t) = self.shared.lifo_take() {
             let runs = self.lifo_runs.get();

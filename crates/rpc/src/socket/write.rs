@@ -43,23 +43,36 @@ impl Socket {
         let Some(mut owner) = self.write_list.push(data) else {
             return Ok(());
         };
+        if fibrpc_fiber::has_queued_fibers() {
+            // Fibers queued on this worker (typically the other requests
+            // of the batch just read) will likely write here too: queue
+            // the writer behind them, and one `writev` takes every
+            // response (tonic's connection task batches the same way). The
+            // writer is stealable, so an idle worker may take it sooner.
+            self.start_keep_write(owner, true);
+            return Ok(());
+        }
         // Our own message, in place. EAGAIN or a partial write leaves the
         // rest in the FIFO for the write-behind fiber.
         let _ = self.write_some(&mut owner);
         match self.write_list.release(owner) {
             Ok(()) => Ok(()),
             Err(owner) => {
-                self.start_keep_write(owner);
+                self.start_keep_write(owner, false);
                 Ok(())
             }
         }
     }
 
-    fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>) {
+    /// Starts the write-behind fiber; `behind_queued`: at the tail of this
+    /// worker's queue, waking nobody (it runs after the fibers queued now).
+    fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>, behind_queued: bool) {
         let me = self.clone();
-        // A runtime fiber whose code is ours: it holds no thread-bound
-        // state across waits, so it may migrate like any unstarted fiber.
-        let spawned = fibrpc_fiber::Builder::new().spawn(move || me.keep_write(owner));
+        let mut builder = fibrpc_fiber::Builder::new();
+        if behind_queued {
+            builder = builder.nosignal();
+        }
+        let spawned = builder.spawn(move || me.keep_write(owner));
         if let Err(e) = spawned {
             // The owner moved into the closure that failed to spawn and was
             // dropped with it; nothing can write this socket any more.
