@@ -96,6 +96,41 @@ fn two_sleepers_two_items() {
     });
 }
 
+/// A waker that finds the owner's wakeup already claimed by another makes
+/// no signal of its own: the owner, woken by the first, must still find
+/// the second waker's work (here: an owner-only item after a shared one).
+#[test]
+fn a_claimed_wakeup_serves_later_wakers() {
+    super::model(|| {
+        let lot = Arc::new(ParkingLot::new());
+        let parked = Arc::new(AtomicUsize::new(0));
+        let items = Arc::new(AtomicUsize::new(0));
+        let (l, p, it) = (lot.clone(), parked.clone(), items.clone());
+        let worker = thread::spawn(move || {
+            let take_one = || {
+                let n = it.load(Ordering::Acquire);
+                (n > 0
+                    && it
+                        .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok())
+                .then_some(())
+            };
+            let a = l.park_until(&p, take_one, || {}, |s| l.wait(s));
+            let b = l.park_until(&p, take_one, || {}, |s| l.wait(s));
+            (a, b)
+        });
+        let (l2, p2, it2) = (lot.clone(), parked.clone(), items.clone());
+        let other = thread::spawn(move || {
+            it2.fetch_add(1, Ordering::AcqRel);
+            wake_one_sleeper(&p2, std::iter::once(&*l2));
+        });
+        items.fetch_add(1, Ordering::AcqRel);
+        wake_owner(&lot);
+        other.join().unwrap();
+        assert_eq!(worker.join().unwrap(), (Some(()), Some(())));
+    });
+}
+
 /// A worker that sleeps in `epoll_wait` (modelled: spinning until its
 /// eventfd is written) instead of on the futex still gets every wakeup:
 /// the signal either lands before it publishes its eventfd (and it does not

@@ -113,9 +113,10 @@ impl ParkingLot {
         futex::wake(&self.pending_signal, u32::MAX);
     }
 
-    /// Marks the owner asleep (`true`) or awake. SeqCst: it pairs with the
-    /// SeqCst fence a waker issues after publishing work (a Dekker pattern:
-    /// either the waker sees `sleeping` or the sleeper sees the work).
+    /// Marks the owner asleep (`true`) or awake. A SeqCst RMW: it pairs
+    /// with a waker's claim (an RMW on the same flag, after it published
+    /// work): either the claim sees `true`, or this reads from the claim
+    /// and the owner's next look sees the work.
     ///
     /// A swap rather than a store: the same `xchg` on x86 as a SeqCst store,
     /// and loom orders it correctly against RMWs (tokio-rs/loom#254).
@@ -123,9 +124,17 @@ impl ParkingLot {
         self.sleeping.swap(sleeping, Ordering::SeqCst);
     }
 
-    /// Whether the owner is (about to be) asleep.
-    pub(crate) fn is_sleeping(&self) -> bool {
-        self.sleeping.load(Ordering::SeqCst)
+    /// Claims the wakeup of an owner that is (about to be) asleep: true
+    /// for exactly one waker per sleep, which must then [`signal`]. The
+    /// others see a worker already on its way up and make no syscall —
+    /// without the claim, every signal in the ~20 µs a wakeup takes here
+    /// wrote the eventfd or called futex-wake again (three writes per
+    /// wakeup under RPC load). A claimed owner looks for work after it
+    /// wakes, so it also finds what those later wakers queued.
+    ///
+    /// [`signal`]: Self::signal
+    pub(crate) fn claim_sleeper(&self) -> bool {
+        self.sleeping.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -147,9 +156,11 @@ impl ParkingLot {
             let state = self.state();
             self.set_sleeping(true);
             parked.fetch_add(1, Ordering::SeqCst);
-            // The waker's fence pairs with this one: either it sees us
-            // asleep, or `find` sees its work (whatever orderings `find`'s
-            // own loads use).
+            // Our increment and a waker's RMW read of `parked` (and our
+            // `sleeping` swap and its claim) are ordered one way or the
+            // other: either it sees us asleep, or `find` sees its work
+            // (whatever orderings `find`'s own loads use). The fence keeps
+            // `find`'s loads after both.
             fence(Ordering::SeqCst);
             let found = find();
             if found.is_some() || state.stopped() {
@@ -170,29 +181,37 @@ impl ParkingLot {
 
 /// The waking side, after queuing work any worker may take: signals one
 /// sleeping lot among `lots` (tried in order). Returns whether one was
-/// signalled. The SeqCst fence pairs with the sleeper's SeqCst increment
-/// of `parked`: either we see the sleeper, or it sees the work.
+/// signalled.
+///
+/// `parked` is read with an RMW, which reads the latest count: either it
+/// sees the sleeper's SeqCst increment, or the sleeper's increment comes
+/// later, reads from it and so sees the work queued before (an RMW also
+/// orders like a full fence on x86, so this costs what `fence` + `load`
+/// did; loom, which models SeqCst fences only in part, then checks it).
 pub(crate) fn wake_one_sleeper<'a>(
     parked: &AtomicUsize,
     lots: impl Iterator<Item = &'a ParkingLot>,
 ) -> bool {
-    fence(Ordering::SeqCst);
-    if parked.load(Ordering::SeqCst) == 0 {
+    if parked.fetch_add(0, Ordering::SeqCst) == 0 {
         return false;
     }
     for lot in lots {
-        if lot.is_sleeping() && lot.signal() > 0 {
+        if lot.claim_sleeper() {
+            // Even if the futex wake finds nobody yet: the owner has not
+            // reached its wait, sees the new signal count and stays up.
+            lot.signal();
             return true;
         }
     }
     false
 }
 
-/// The waking side, after queuing work only `lot`'s owner may take.
+/// The waking side, after queuing work only `lot`'s owner may take. The
+/// claim is an RMW on `sleeping`: if it finds `false`, the owner's next
+/// `set_sleeping` (before its next look for work) reads from it, so that
+/// look sees our work.
 pub(crate) fn wake_owner(lot: &ParkingLot) {
-    // Pairs with the owner's SeqCst `set_sleeping(true)` before its last look.
-    fence(Ordering::SeqCst);
-    if lot.is_sleeping() {
+    if lot.claim_sleeper() {
         lot.signal();
     }
 }
