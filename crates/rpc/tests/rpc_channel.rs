@@ -182,3 +182,57 @@ fn handlers_call_other_servers_synchronously() {
         );
     }
 }
+
+/// Answers with the time left before the call's deadline as the server
+/// saw it ("none" without one).
+struct DeadlineProbe;
+
+impl Service for DeadlineProbe {
+    fn service_name(&self) -> &'static str {
+        "example.DeadlineProbe"
+    }
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Probe"]
+    }
+    fn call_method(&self, _: usize, c: &mut Controller, _: &IOBuf) -> Result<IOBuf, RpcError> {
+        let left = match c.deadline() {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .to_string(),
+            None => "none".into(),
+        };
+        Ok(codec::encode(&EchoResponse { message: left }))
+    }
+}
+
+#[test]
+fn the_timeout_reaches_the_server_only_when_delivered() {
+    let mut server = Server::new(ServerOptions::default());
+    server.add_service(DeadlineProbe).unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let probe = |deliver_timeout: bool| {
+        let options = ChannelOptions {
+            timeout: Some(Duration::from_secs(5)),
+            deliver_timeout,
+            ..Default::default()
+        };
+        let ch = Channel::new(server.listen_addr().unwrap(), options).unwrap();
+        let resp: EchoResponse = ch
+            .call(
+                "example.DeadlineProbe",
+                "Probe",
+                &mut Controller::new(),
+                &req("x"),
+            )
+            .unwrap();
+        resp.message
+    };
+    // bRPC's default: no `timeout_ms` in the request meta.
+    assert_eq!(probe(false), "none");
+    let left: u64 = probe(true).parse().unwrap();
+    assert!(
+        (1000..=5000).contains(&left),
+        "{left} ms left of a 5 s timeout"
+    );
+}

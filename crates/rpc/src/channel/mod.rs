@@ -171,7 +171,8 @@ impl Channel {
         let deadline = cntl.timeout.or(opts.timeout).map(|t| start + t);
         let max_retry = cntl.max_retry.unwrap_or(opts.max_retry);
         let backup = cntl.backup_request.or(opts.backup_request);
-        let (mut meta, payload) = request_frame_parts(service, method, cntl, request, deadline)?;
+        let delivered = deadline.filter(|_| opts.deliver_timeout);
+        let (mut meta, payload) = request_frame_parts(service, method, cntl, request, delivered)?;
         loop {
             match self.attempt(&mut meta, &payload, cntl, start, deadline, backup) {
                 Ok(frame) => return response::finish(frame, cntl),
@@ -272,7 +273,8 @@ fn send(
     Ok(corr)
 }
 
-/// The request meta (without correlation id) and the compressed payload.
+/// The request meta (without correlation id) and the compressed payload;
+/// `deadline`, if given, goes into the meta as `timeout_ms`.
 fn request_frame_parts(
     service: &str,
     method: &str,

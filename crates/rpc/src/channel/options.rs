@@ -54,6 +54,12 @@ pub struct ChannelOptions {
     /// Bytes queued on a connection above which calls fail with
     /// `EOVERCROWDED` (default 64 MiB).
     pub max_unwritten_bytes: usize,
+    /// Tell the server the call's remaining time (`timeout_ms` in the
+    /// request meta), so its handler sees a [`crate::Controller::deadline`]
+    /// (default: off, like bRPC's `baidu_std_protocol_deliver_timeout_ms`
+    /// flag; bRPC clients send no `timeout_ms` by default, and with this
+    /// off fibrpc's request frames are laid out exactly as theirs).
+    pub deliver_timeout: bool,
 }
 
 impl Default for ChannelOptions {
@@ -66,6 +72,7 @@ impl Default for ChannelOptions {
             connection_type: ConnectionType::Single,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
+            deliver_timeout: false,
         }
     }
 }
