@@ -86,7 +86,8 @@ impl Variable for AdderInner {
     }
 
     fn dump_prometheus(&self, name: &str, out: &mut String) {
-        crate::prometheus::write_sample(out, name, "counter", self.sum.combine() as f64);
+        let v = self.sum.combine() as f64;
+        crate::prometheus::write_sample(out, name, "counter", "running total (bvar Adder)", v);
     }
 }
 

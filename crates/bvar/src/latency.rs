@@ -395,18 +395,22 @@ impl Variable for Sub {
         Value::Int(self.get())
     }
 
-    /// `_count` is a counter; the percentiles are not dumped one by one but
-    /// as one summary, `<prefix>_latency_summary` with `quantile` labels
-    /// (window figures) and cumulative `_sum` and `_count`, written with
-    /// the `_latency` gauge.
+    /// `_count` is a counter (written `_count_total`), `_qps` and
+    /// `_max_latency` gauges; the average and the percentiles are not
+    /// dumped one by one but as one summary under the `_latency` name, with
+    /// `quantile` labels (window figures) and cumulative `_sum` and
+    /// `_count` (the average is `_sum / _count`), as bRPC's dumper does.
     fn dump_prometheus(&self, name: &str, out: &mut String) {
         use crate::prometheus::write_sample;
         match self.what {
             What::Percentile(_) => {}
-            What::Count => write_sample(out, name, "counter", self.get() as f64),
-            What::MaxLatency | What::Qps => write_sample(out, name, "gauge", self.get() as f64),
+            What::Count => write_sample(out, name, "counter", "calls recorded", self.get() as f64),
+            What::Qps => write_sample(out, name, "gauge", "calls per second", self.get() as f64),
+            What::MaxLatency => {
+                let help = "largest latency in the window (microseconds)";
+                write_sample(out, name, "gauge", help, self.get() as f64)
+            }
             What::Latency => {
-                write_sample(out, name, "gauge", self.get() as f64);
                 let Some(inner) = self.rec.upgrade() else {
                     return;
                 };
@@ -432,7 +436,8 @@ impl Variable for Sub {
                     .collect();
                 crate::prometheus::write_summary(
                     out,
-                    &format!("{name}_summary"),
+                    name,
+                    "latency in microseconds: percentiles over the window, sum and count since start",
                     &quantiles,
                     sum as f64,
                     count as f64,

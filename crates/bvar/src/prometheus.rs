@@ -1,18 +1,22 @@
 //! Prometheus text exposition format 0.0.4 for every numeric exposed
-//! variable.
+//! variable, clean under `promtool check metrics`.
 //!
 //! Registry names are already `[a-z0-9_]`; one starting with a digit gets
-//! a leading `_` to be a valid metric name. `Adder`s are counters, other
-//! numbers gauges, text is skipped, and each `LatencyRecorder` adds a
-//! summary (see its `_latency` sub-variable). A variable whose metric names
+//! a leading `_` to be a valid metric name. Every family has `# HELP` and
+//! `# TYPE`. `Adder`s are counters, named with Prometheus' `_total`
+//! suffix; other numbers are gauges (one ending in `_count`, `_sum` or
+//! `_bucket`, suffixes Prometheus keeps for summaries and histograms, has
+//! `_count` written `_num` and the others `_value` added); text is skipped.
+//! Each `LatencyRecorder` writes its percentiles as one summary under its
+//! `_latency` name (as bRPC's dumper does). A variable whose metric names
 //! would repeat ones already written is skipped, so the output never has
 //! duplicate families.
 
 use std::collections::HashSet;
 use std::fmt::Write;
 
-/// Writes `# TYPE` and one sample per numeric exposed variable, sorted by
-/// name, to `out` (Prometheus text format 0.0.4).
+/// Writes every numeric exposed variable, sorted by name, to `out`
+/// (Prometheus text format 0.0.4).
 pub fn dump_prometheus(out: &mut String) {
     let mut seen: HashSet<String> = HashSet::new();
     let mut one = String::new();
@@ -41,6 +45,23 @@ fn metric_name(name: &str) -> String {
     }
 }
 
+/// The family name a sample of `kind` is written under (see the module
+/// docs).
+fn family_name(name: &str, kind: &str) -> String {
+    match kind {
+        "counter" if name.ends_with("_total") => name.to_owned(),
+        "counter" => format!("{name}_total"),
+        "gauge" | "untyped" => match name.strip_suffix("_count") {
+            Some(stem) => format!("{stem}_num"),
+            None if name.ends_with("_sum") || name.ends_with("_bucket") => {
+                format!("{name}_value")
+            }
+            None => name.to_owned(),
+        },
+        _ => name.to_owned(),
+    }
+}
+
 /// A sample value: integers without a fraction, Prometheus' spellings of
 /// the infinities and NaN.
 fn write_value(out: &mut String, v: f64) {
@@ -53,9 +74,19 @@ fn write_value(out: &mut String, v: f64) {
     }
 }
 
-/// `# TYPE name kind` and `name value`.
-pub(crate) fn write_sample(out: &mut String, name: &str, kind: &str, v: f64) {
-    let _ = write!(out, "# TYPE {name} {kind}\n{name} ");
+/// `# HELP` and `# TYPE` of family `name`; `help` has `\` and newlines
+/// escaped as the format asks.
+fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+/// One sample of `kind` (`counter`, `gauge`) for the variable whose metric
+/// name is `name`, under the family name Prometheus expects for that kind.
+pub(crate) fn write_sample(out: &mut String, name: &str, kind: &str, help: &str, v: f64) {
+    let family = family_name(name, kind);
+    write_header(out, &family, kind, help);
+    let _ = write!(out, "{family} ");
     write_value(out, v);
     out.push('\n');
 }
@@ -64,11 +95,12 @@ pub(crate) fn write_sample(out: &mut String, name: &str, kind: &str, v: f64) {
 pub(crate) fn write_summary(
     out: &mut String,
     name: &str,
+    help: &str,
     quantiles: &[(f64, f64)],
     sum: f64,
     count: f64,
 ) {
-    let _ = writeln!(out, "# TYPE {name} summary");
+    write_header(out, name, "summary", help);
     for &(q, v) in quantiles {
         let _ = write!(out, "{name}{{quantile=\"{q}\"}} ");
         write_value(out, v);
@@ -130,12 +162,14 @@ mod tests {
         Ok(labels)
     }
 
-    /// A strict reader of text format 0.0.4: `# TYPE` before a family's
+    /// A strict reader of text format 0.0.4: `# HELP` with text, then
+    /// `# TYPE` before a family's
     /// samples and at most once, families contiguous, valid names, labels
     /// and values, summary samples named `F`, `F_sum`, `F_count` with a
     /// `quantile` label on `F`, no duplicate samples. Returns the samples.
     fn parse(text: &str) -> Result<HashMap<String, f64>, String> {
         let mut types: HashMap<String, String> = HashMap::new();
+        let mut helped = std::collections::HashSet::new();
         let mut samples = HashMap::new();
         let mut current: Option<String> = None;
         if !text.is_empty() && !text.ends_with('\n') {
@@ -150,10 +184,21 @@ mod tests {
                 if !["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind) {
                     return Err(format!("bad type {kind}"));
                 }
+                if !helped.contains(name) {
+                    return Err(format!("no HELP before TYPE {name}"));
+                }
                 if types.insert(name.to_owned(), kind.to_owned()).is_some() {
                     return Err(format!("second TYPE for {name}"));
                 }
                 current = Some(name.to_owned());
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, text) = rest.split_once(' ').ok_or(format!("bad HELP: {line}"))?;
+                if text.is_empty() || !valid_name(name) {
+                    return Err(format!("bad HELP: {line}"));
+                }
+                helped.insert(name.to_owned());
                 continue;
             }
             if line.starts_with('#') || line.is_empty() {
@@ -199,17 +244,21 @@ mod tests {
 
     #[test]
     fn parser_rejects_bad_output() {
-        assert!(parse("x 1\n").is_err(), "no TYPE");
-        assert!(parse("# TYPE x gauge\nx 1\nx 2\n").is_err(), "duplicate");
+        const H: &str = "# HELP x help\n";
+        let p = |body: &str| parse(&format!("{H}{body}"));
+        assert!(p("x 1\n").is_err(), "no TYPE");
+        assert!(parse("# TYPE x gauge\nx 1\n").is_err(), "no HELP");
         assert!(
-            parse("# TYPE x gauge\n# TYPE x gauge\n").is_err(),
-            "TYPE twice"
+            parse("# HELP x \n# TYPE x gauge\nx 1\n").is_err(),
+            "empty HELP"
         );
-        assert!(parse("# TYPE 1x gauge\n").is_err(), "bad name");
-        assert!(parse("# TYPE x gauge\nx one\n").is_err(), "bad value");
-        assert!(parse("# TYPE x summary\nx 1\n").is_err(), "no quantile");
-        assert!(parse("# TYPE x gauge\ny 1\n").is_err(), "wrong family");
-        assert!(parse("# TYPE x summary\nx{quantile=\"0.5\"} 1\nx_sum 2\nx_count +Inf\n").is_ok());
+        assert!(p("# TYPE x gauge\nx 1\nx 2\n").is_err(), "duplicate");
+        assert!(p("# TYPE x gauge\n# TYPE x gauge\n").is_err(), "TYPE twice");
+        assert!(parse("# HELP 1x h\n# TYPE 1x gauge\n").is_err(), "bad name");
+        assert!(p("# TYPE x gauge\nx one\n").is_err(), "bad value");
+        assert!(p("# TYPE x summary\nx 1\n").is_err(), "no quantile");
+        assert!(p("# TYPE x gauge\ny 1\n").is_err(), "wrong family");
+        assert!(p("# TYPE x summary\nx{quantile=\"0.5\"} 1\nx_sum 2\nx_count +Inf\n").is_ok());
     }
 
     #[test]
@@ -228,35 +277,51 @@ mod tests {
         r.record(100);
         r.record(300);
         r.tick();
-        // Collides with the recorder's summary: must be skipped, not
-        // duplicated.
-        let clash = Adder::new_exposed("prom_test_rpc_latency_summary_count").unwrap();
+        let workers = PassiveStatus::new(|| 2);
+        workers.expose("prom_test_worker_count").unwrap();
+        // "prom_test_clash" is written as counter `prom_test_clash_total`:
+        // the gauge of that name must be skipped, not duplicated.
+        let clash = Adder::new_exposed("prom_test_clash").unwrap();
+        let clash_gauge = PassiveStatus::new(|| 5);
+        clash_gauge.expose("prom_test_clash_total").unwrap();
 
         let mut out = String::new();
         dump_prometheus(&mut out);
         let samples = parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        assert!(out.contains("# TYPE prom_test_requests counter\n"));
-        assert_eq!(samples["prom_test_requests"], 3.0);
+        assert!(out.contains(
+            "# HELP prom_test_requests_total running total (bvar Adder)\n\
+             # TYPE prom_test_requests_total counter\n"
+        ));
+        assert_eq!(samples["prom_test_requests_total"], 3.0);
         assert_eq!(samples["_9prom_test_digit"], 7.0);
         assert_eq!(samples["prom_test_float"], 2.5);
         assert!(!out.contains("prom_test_text"));
-        assert_eq!(samples["prom_test_rpc_count"], 2.0);
-        assert_eq!(samples["prom_test_rpc_latency"], 200.0);
-        assert_eq!(
-            samples["prom_test_rpc_latency_summary{quantile=\"0.5\"}"],
-            100.0
-        );
+        assert_eq!(samples["prom_test_worker_num"], 2.0);
+        assert_eq!(samples["prom_test_rpc_count_total"], 2.0);
+        assert!(out.contains("# TYPE prom_test_rpc_latency summary\n"));
+        assert_eq!(samples["prom_test_rpc_latency{quantile=\"0.5\"}"], 100.0);
         assert!(
-            (samples["prom_test_rpc_latency_summary{quantile=\"0.99\"}"] - 300.0).abs()
-                <= 300.0 / 64.0
+            (samples["prom_test_rpc_latency{quantile=\"0.99\"}"] - 300.0).abs() <= 300.0 / 64.0
         );
-        assert_eq!(samples["prom_test_rpc_latency_summary_sum"], 400.0);
+        assert_eq!(samples["prom_test_rpc_latency_sum"], 400.0);
+        assert_eq!(samples["prom_test_rpc_latency_count"], 2.0);
         assert!(
-            !out.contains("prom_test_rpc_latency_99 "),
+            !out.contains("prom_test_rpc_latency_99"),
             "percentiles only in the summary"
         );
-        assert!(!out.contains("# TYPE prom_test_rpc_latency_summary_count counter"));
-        drop(clash);
+        assert_eq!(samples["prom_test_clash_total"], 0.0, "the Adder's");
+        assert_eq!(out.matches("# TYPE prom_test_clash_total").count(), 1);
+        drop((clash, clash_gauge));
+    }
+
+    #[test]
+    fn family_names_follow_prometheus_conventions() {
+        assert_eq!(family_name("rpc_count", "counter"), "rpc_count_total");
+        assert_eq!(family_name("bytes_total", "counter"), "bytes_total");
+        assert_eq!(family_name("process_fd_count", "gauge"), "process_fd_num");
+        assert_eq!(family_name("a_sum", "gauge"), "a_sum_value");
+        assert_eq!(family_name("a_bucket", "gauge"), "a_bucket_value");
+        assert_eq!(family_name("rss", "gauge"), "rss");
     }
 
     #[test]

@@ -117,12 +117,12 @@ pub trait Variable: Send + Sync {
         let _ = write!(out, "{}", self.value());
     }
 
-    /// Appends this variable in Prometheus text format 0.0.4 under the
-    /// already valid metric `name`. Defaults to a gauge for numbers and
-    /// nothing for text.
+    /// Appends this variable in Prometheus text format 0.0.4 (`# HELP`,
+    /// `# TYPE` and samples) under the already valid metric `name`.
+    /// Defaults to a gauge for numbers and nothing for text.
     fn dump_prometheus(&self, name: &str, out: &mut String) {
         if let Some(v) = self.value().as_f64() {
-            crate::prometheus::write_sample(out, name, "gauge", v);
+            crate::prometheus::write_sample(out, name, "gauge", "current value (bvar)", v);
         }
     }
 }

@@ -81,8 +81,8 @@ fn consumer_surface_with_the_sampler_thread() {
     assert!(seen.contains(&"api_test_passive: 7".to_owned()));
     let mut prom = String::new();
     registry::dump_prometheus(&mut prom);
-    assert!(prom.contains("# TYPE api_test_requests counter\napi_test_requests 100\n"));
-    assert!(prom.contains("api_test_echo_latency_summary{quantile=\"0.99\"}"));
+    assert!(prom.contains("# TYPE api_test_requests_total counter\napi_test_requests_total 100\n"));
+    assert!(prom.contains("api_test_echo_latency{quantile=\"0.99\"}"));
 
     // Custom variables through the trait.
     struct Fixed;
