@@ -1,5 +1,7 @@
 //! A call waiting for its response: a butex the caller sleeps on and a slot
-//! the reader (or `Socket::set_failed`) fills once.
+//! the reader (or `Socket::set_failed`, or an asynchronous call's timer)
+//! fills once. An asynchronous call has nobody sleeping on the butex; it
+//! leaves a continuation that the completion starts in a new fiber.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -10,11 +12,16 @@ use fibrpc_fiber::butex::Butex;
 use crate::protocol::InputMessage;
 use crate::RpcError;
 
+/// What an asynchronous call does once completed (run in a new fiber).
+pub(crate) type Continuation = Box<dyn FnOnce() + Send>;
+
 /// See the module docs. Shared by the caller and the socket's pending map.
 pub(crate) struct PendingCall {
     /// 0 while waiting, 1 once `outcome` is set.
     done: Butex,
     outcome: Mutex<Option<Result<InputMessage, RpcError>>>,
+    /// Set before the call is registered anywhere that can complete it.
+    then: Mutex<Option<Continuation>>,
 }
 
 impl PendingCall {
@@ -22,7 +29,15 @@ impl PendingCall {
         Arc::new(PendingCall {
             done: Butex::new(0),
             outcome: Mutex::new(None),
+            then: Mutex::new(None),
         })
+    }
+
+    /// Leaves `f` to be started in a new fiber when the call completes.
+    /// Must come before the call is put where something can complete it
+    /// (a socket's pending map, a timer).
+    pub(crate) fn set_continuation(&self, f: Continuation) {
+        *self.then.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
     /// Sets the outcome unless one was set already (the first response
@@ -38,6 +53,28 @@ impl PendingCall {
         }
         self.done.value().store(1, Ordering::Release);
         self.done.wake_all();
+        let then = self.then.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(f) = then {
+            // Not here: we may be a socket's reader, `set_failed`'s caller
+            // or the timer thread, and the continuation runs user code.
+            let slot = Arc::new(Mutex::new(Some(f)));
+            let theirs = slot.clone();
+            let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+                let f = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(f) = f {
+                    f();
+                }
+            });
+            if let Err(e) = spawned {
+                // Only at the fiber limit. Running it here may block this
+                // thread, but dropping it would lose the caller's callback.
+                eprintln!("fibrpc: no fiber for an asynchronous call's completion ({e}); running it in place");
+                let f = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(f) = f {
+                    f();
+                }
+            }
+        }
         true
     }
 

@@ -110,6 +110,21 @@ impl Connections {
         }
     }
 
+    /// A connection for one call if one is there without connecting
+    /// (never for short connections).
+    pub(crate) fn try_get(&self) -> Option<Arc<Socket>> {
+        match self.kind {
+            ConnectionType::Single => self.healthy_single(),
+            ConnectionType::Pooled => loop {
+                let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+                if !s.failed() {
+                    return Some(s);
+                }
+            },
+            ConnectionType::Short => None,
+        }
+    }
+
     /// Gives a connection back after a call (`clean`: the call completed,
     /// so no response is still in flight on it).
     pub(crate) fn put_back(&self, s: Arc<Socket>, clean: bool) {

@@ -3,6 +3,7 @@
 //! thread) until the response, a failure or the deadline; asynchronous calls
 //! return at once and run a callback.
 
+mod async_call;
 pub(crate) mod call;
 pub(crate) mod connections;
 mod options;
@@ -101,41 +102,6 @@ impl Channel {
         codec::decode_response(&payload).inspect_err(|e| cntl.error = Some(e.clone()))
     }
 
-    /// Starts the call and returns at once; `done` runs (in a fiber) with
-    /// the controller and the outcome.
-    ///
-    /// The call is carried by a fiber of its own, so the callback may
-    /// block, and a synchronous caller and an asynchronous one behave the
-    /// same in every other respect.
-    pub fn call_async<Req, Resp>(
-        &self,
-        service: &str,
-        method: &str,
-        mut cntl: Controller,
-        request: &Req,
-        done: impl FnOnce(Controller, Result<Resp, RpcError>) + Send + 'static,
-    ) where
-        Req: prost::Message,
-        Resp: prost::Message + Default + Send + 'static,
-    {
-        let payload = codec::encode(request);
-        let me = self.clone();
-        let (service, method) = (service.to_owned(), method.to_owned());
-        let spawned = fibrpc_fiber::Builder::new().spawn(move || {
-            let r = me
-                .call_raw(&service, &method, &mut cntl, payload)
-                .and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
-            done(cntl, r);
-        });
-        if let Err(e) = spawned {
-            // The callback moved into the closure that could not start.
-            eprintln!("fibrpc: cannot start an asynchronous call: {e}");
-        }
-    }
-
     /// Calls with a serialized request and returns the serialized response
     /// payload (decompressed). The response attachment, error and latency
     /// are in `cntl`.
@@ -147,45 +113,64 @@ impl Channel {
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
         let start = Instant::now();
-        cntl.error = None;
-        cntl.retried = 0;
-        cntl.has_backup_request = false;
-        cntl.response_attachment.clear();
-        let r = self.call_inner(service, method, cntl, request, start);
-        cntl.latency = start.elapsed();
-        if let Err(e) = &r {
-            cntl.error = Some(e.clone());
-        }
+        reset_outcome(cntl);
+        let r = self
+            .plan(service, method, cntl, request, start)
+            .and_then(|plan| self.run_attempts(plan, cntl, start));
+        record_outcome(cntl, start, &r);
         r
     }
 
-    fn call_inner(
+    /// What every attempt of a call sends and obeys.
+    fn plan(
         &self,
         service: &str,
         method: &str,
-        cntl: &mut Controller,
+        cntl: &Controller,
         request: IOBuf,
         start: Instant,
-    ) -> Result<IOBuf, RpcError> {
+    ) -> Result<CallPlan, RpcError> {
         let opts = &self.inner.options;
         let deadline = cntl.timeout.or(opts.timeout).map(|t| start + t);
-        let max_retry = cntl.max_retry.unwrap_or(opts.max_retry);
-        let backup = cntl.backup_request.or(opts.backup_request);
         let delivered = deadline.filter(|_| opts.deliver_timeout);
-        let (mut meta, payload) = request_frame_parts(service, method, cntl, request, delivered)?;
+        let (meta, payload) = request_frame_parts(service, method, cntl, request, delivered)?;
+        Ok(CallPlan {
+            meta,
+            payload,
+            deadline,
+            max_retry: cntl.max_retry.unwrap_or(opts.max_retry),
+            backup: cntl.backup_request.or(opts.backup_request),
+        })
+    }
+
+    /// Attempts until a response, a final error, or the retries or the
+    /// deadline run out.
+    fn run_attempts(
+        &self,
+        mut plan: CallPlan,
+        cntl: &mut Controller,
+        start: Instant,
+    ) -> Result<IOBuf, RpcError> {
         loop {
-            match self.attempt(&mut meta, &payload, cntl, start, deadline, backup) {
+            let (deadline, backup) = (plan.deadline, plan.backup);
+            match self.attempt(&mut plan.meta, &plan.payload, cntl, start, deadline, backup) {
                 Ok(frame) => return response::finish(frame, cntl),
-                Err(e)
-                    if retryable(&e)
-                        && cntl.retried < max_retry
-                        && deadline.is_none_or(|d| Instant::now() < d) =>
-                {
-                    cntl.retried += 1;
-                }
+                Err(e) if plan.may_retry(&e, cntl) => cntl.retried += 1,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The error of a call that reached its deadline.
+    fn timeout_error(&self, start: Instant, deadline: Option<Instant>) -> RpcError {
+        RpcError::new(
+            errno::ERPCTIMEDOUT,
+            format!(
+                "reached timeout={}ms @{}",
+                deadline.map_or(0, |d| d.duration_since(start).as_millis()),
+                self.inner.addr
+            ),
+        )
     }
 
     /// One try: a connection, the request written, the response awaited
@@ -237,14 +222,7 @@ impl Channel {
                 "a response of another protocol",
             )),
             Some(Err(e)) => Err(e),
-            None => Err(RpcError::new(
-                errno::ERPCTIMEDOUT,
-                format!(
-                    "reached timeout={}ms @{}",
-                    deadline.map_or(0, |d| d.duration_since(start).as_millis()),
-                    self.inner.addr
-                ),
-            )),
+            None => Err(self.timeout_error(start, deadline)),
         }
     }
 }
@@ -259,10 +237,31 @@ fn send(
     call: &Arc<PendingCall>,
 ) -> Result<i64, RpcError> {
     let corr = next_correlation_id();
+    let frame = encode_frame(corr, meta, payload, cntl)?;
+    post(sock, corr, frame, call).map(|()| corr)
+}
+
+/// The request frame under correlation id `corr`.
+fn encode_frame(
+    corr: i64,
+    meta: &mut RpcMeta,
+    payload: &IOBuf,
+    cntl: &Controller,
+) -> Result<IOBuf, RpcError> {
     meta.correlation_id = Some(corr);
     let mut frame = IOBuf::new();
     baidu_std::encode(meta, payload, &cntl.request_attachment, &mut frame)
         .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
+    Ok(frame)
+}
+
+/// Registers `call` on `sock` under `corr` and writes its frame.
+fn post(
+    sock: &Arc<Socket>,
+    corr: i64,
+    frame: IOBuf,
+    call: &Arc<PendingCall>,
+) -> Result<(), RpcError> {
     if !sock.add_pending(corr, call.clone()) {
         return Err(sock.failed_error());
     }
@@ -270,7 +269,41 @@ fn send(
         sock.take_pending(corr);
         return Err(e);
     }
-    Ok(corr)
+    Ok(())
+}
+
+/// A call's request and the rules its attempts follow.
+struct CallPlan {
+    meta: RpcMeta,
+    payload: IOBuf,
+    deadline: Option<Instant>,
+    max_retry: u32,
+    backup: Option<Duration>,
+}
+
+impl CallPlan {
+    /// Whether a failed attempt is sent again.
+    fn may_retry(&self, e: &RpcError, cntl: &Controller) -> bool {
+        retryable(e)
+            && cntl.retried < self.max_retry
+            && self.deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+/// Clears what a previous call left in `cntl`.
+fn reset_outcome(cntl: &mut Controller) {
+    cntl.error = None;
+    cntl.retried = 0;
+    cntl.has_backup_request = false;
+    cntl.response_attachment.clear();
+}
+
+/// Records a finished call's latency and error in `cntl`.
+fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Result<T, RpcError>) {
+    cntl.latency = start.elapsed();
+    if let Err(e) = r {
+        cntl.error = Some(e.clone());
+    }
 }
 
 /// The request meta (without correlation id) and the compressed payload;
