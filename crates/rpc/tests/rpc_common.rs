@@ -17,9 +17,12 @@ pub struct EchoRequest {
     /// Test knobs: sleep this long in the handler...
     #[prost(uint32, optional, tag = "2")]
     pub sleep_ms: Option<u32>,
-    /// ...or fail with this code.
+    /// ...or fail with this code...
     #[prost(int32, optional, tag = "3")]
     pub fail_code: Option<i32>,
+    /// ...or block the worker's OS thread this long (a misbehaving handler).
+    #[prost(uint32, optional, tag = "4")]
+    pub block_thread_ms: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -53,6 +56,9 @@ impl Service for Echo {
         if let Some(ms) = req.sleep_ms {
             fibrpc::fiber::sleep(Duration::from_millis(ms.into())).unwrap();
         }
+        if let Some(ms) = req.block_thread_ms {
+            std::thread::sleep(Duration::from_millis(ms.into()));
+        }
         if let Some(code) = req.fail_code {
             return Err(RpcError::new(code, format!("asked to fail with {code}")));
         }
@@ -78,6 +84,7 @@ pub fn req(msg: &str) -> EchoRequest {
         message: msg.into(),
         sleep_ms: None,
         fail_code: None,
+        block_thread_ms: None,
     }
 }
 

@@ -47,9 +47,15 @@ impl Socket {
             // Fibers queued on this worker (typically the other requests
             // of the batch just read) will likely write here too: queue
             // the writer behind them, and one `writev` takes every
-            // response (tonic's connection task batches the same way). The
-            // writer is stealable, so an idle worker may take it sooner.
+            // response (tonic's connection task batches the same way).
             self.start_keep_write(owner, true);
+            // The writer is stealable and a worker is signalled for it
+            // (bRPC's NOSIGNAL + flush): should this worker block its
+            // thread or compute for long, an idle one writes instead. A
+            // woken worker needs longer (~20 µs here) than the batch
+            // usually takes, so the batch still leaves in one `writev`;
+            // measured the same as not signalling (see BENCHMARKS.md).
+            fibrpc_fiber::flush();
             return Ok(());
         }
         // Our own message, in place. EAGAIN or a partial write leaves the
@@ -65,7 +71,8 @@ impl Socket {
     }
 
     /// Starts the write-behind fiber; `behind_queued`: at the tail of this
-    /// worker's queue, waking nobody (it runs after the fibers queued now).
+    /// worker's queue, without a wakeup of its own (it runs after the
+    /// fibers queued now; the caller flushes).
     fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>, behind_queued: bool) {
         let me = self.clone();
         let mut builder = fibrpc_fiber::Builder::new();
