@@ -1,14 +1,58 @@
 //! A handler that blocks its worker's OS thread must not hold up other
-//! responses. Its own test binary (so its own process): a test running
-//! next to it could occupy the other worker with a long computation, and
-//! with both workers busy nothing can run, whatever the scheduler does.
+//! responses. Its own test binary (so its own process), and its tests run
+//! one at a time: with both workers blocked (or one blocked and the other
+//! in a long computation) nothing can run, whatever the scheduler does.
 
 mod rpc_common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use fibrpc::protocol::baidu_std::{self, Frame, ParseResult, RpcMeta, RpcRequestMeta};
 use fibrpc::{IOBuf, ServerOptions};
 use rpc_common::*;
+
+/// One test at a time: each blocks a worker of the shared runtime.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// How long the misbehaving handler blocks its thread.
+const BLOCK: Duration = Duration::from_millis(1500);
+
+fn frame(corr: i64, r: &EchoRequest) -> Vec<u8> {
+    let meta = RpcMeta {
+        request: Some(RpcRequestMeta {
+            service_name: SERVICE.into(),
+            method_name: "Echo".into(),
+            ..Default::default()
+        }),
+        correlation_id: Some(corr),
+        ..Default::default()
+    };
+    let mut out = IOBuf::new();
+    baidu_std::encode(&meta, &fibrpc::codec::encode(r), &IOBuf::new(), &mut out).unwrap();
+    out.to_vec()
+}
+
+fn blocking() -> EchoRequest {
+    let mut r = req("blocking");
+    r.block_thread_ms = Some(BLOCK.as_millis() as u32);
+    r
+}
+
+/// Reads the next whole response frame.
+fn read_frame(s: &mut TcpStream, buf: &mut IOBuf) -> Frame {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let ParseResult::Complete(f) = baidu_std::parse(buf, 1 << 20) {
+            return f;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed");
+        buf.append(&chunk[..n]);
+    }
+}
 
 /// Two requests arrive in one read: a handler that blocks its worker's OS
 /// thread, then a quick one. The quick response is queued behind the
@@ -17,43 +61,15 @@ use rpc_common::*;
 /// thread comes back.
 #[test]
 fn a_response_is_not_held_by_a_handler_blocking_its_thread() {
-    use fibrpc::protocol::baidu_std::{self, ParseResult, RpcMeta, RpcRequestMeta};
-    use std::io::{Read, Write};
-    use std::time::Instant;
-
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (server, _) = start_server(ServerOptions::default());
-    let frame = |corr: i64, r: &EchoRequest| {
-        let meta = RpcMeta {
-            request: Some(RpcRequestMeta {
-                service_name: SERVICE.into(),
-                method_name: "Echo".into(),
-                ..Default::default()
-            }),
-            correlation_id: Some(corr),
-            ..Default::default()
-        };
-        let mut out = IOBuf::new();
-        baidu_std::encode(&meta, &fibrpc::codec::encode(r), &IOBuf::new(), &mut out).unwrap();
-        out.to_vec()
-    };
-    let mut blocking = req("blocking");
-    blocking.block_thread_ms = Some(1500);
-    let mut both = frame(1, &blocking);
+    let mut both = frame(1, &blocking());
     both.extend(frame(2, &req("quick")));
-    let mut s = std::net::TcpStream::connect(server.listen_addr().unwrap()).unwrap();
+    let mut s = TcpStream::connect(server.listen_addr().unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let t = Instant::now();
     s.write_all(&both).unwrap();
-    let mut buf = IOBuf::new();
-    let mut chunk = [0u8; 4096];
-    let first = loop {
-        if let ParseResult::Complete(f) = baidu_std::parse(&mut buf, 1 << 20) {
-            break f;
-        }
-        let n = s.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed");
-        buf.append(&chunk[..n]);
-    };
+    let first = read_frame(&mut s, &mut IOBuf::new());
     let took = t.elapsed();
     assert_eq!(
         first.meta.correlation_id(),
@@ -61,7 +77,35 @@ fn a_response_is_not_held_by_a_handler_blocking_its_thread() {
         "the quick one answers first"
     );
     assert!(
-        took < Duration::from_millis(1000),
+        took < BLOCK * 2 / 3,
         "the quick response waited {took:?} for the blocked thread"
+    );
+}
+
+/// A request arrives on a connection whose worker is blocked in a handler
+/// (its dispatcher is polled by nobody): another worker must notice the
+/// input and answer it long before the blocked thread comes back.
+#[test]
+fn input_is_read_while_its_worker_is_blocked() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, _) = start_server(ServerOptions::default());
+    let mut s = TcpStream::connect(server.listen_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&frame(1, &blocking())).unwrap();
+    // Let the blocking handler start (on the worker whose epoll holds
+    // this connection), then send the quick one.
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    s.write_all(&frame(2, &req("quick"))).unwrap();
+    let first = read_frame(&mut s, &mut IOBuf::new());
+    let took = t.elapsed();
+    assert_eq!(
+        first.meta.correlation_id(),
+        2,
+        "the quick one answers first"
+    );
+    assert!(
+        took < BLOCK / 2,
+        "the quick request waited {took:?} for the blocked thread"
     );
 }

@@ -29,8 +29,9 @@ pub(crate) struct Dispatcher {
     waker: EventFd,
     /// Held by whoever is polling (one poller per instance at a time).
     polling: AtomicBool,
-    /// Whether the holder of `polling` waits without a timeout (and so
-    /// collects every event: nobody else needs to sleep in here).
+    /// Whether the holder of `polling` sleeps in here (waits with a
+    /// timeout other than zero), collecting the events of everyone who
+    /// shares this instance: they may sleep on their futex meanwhile.
     blocking: AtomicBool,
     events: UnsafeCell<Events>,
 }
@@ -75,7 +76,7 @@ impl Dispatcher {
         self.epoll.delete(fd)
     }
 
-    /// Whether a poller is blocked in here for as long as it takes.
+    /// Whether a poller sleeps in here (and so collects every event).
     pub(crate) fn has_blocking_poller(&self) -> bool {
         self.blocking.load(Ordering::Acquire)
     }
@@ -101,11 +102,12 @@ impl PollGuard<'_> {
         // SAFETY: we hold `polling`, which guards `events`; no other
         // reference to it exists while the guard lives.
         let events = unsafe { &mut *self.d.events.get() };
-        if timeout.is_none() {
+        let sleeps = timeout != Some(Duration::ZERO);
+        if sleeps {
             self.d.blocking.store(true, Ordering::Release);
         }
         let r = self.d.epoll.wait(events, timeout);
-        if timeout.is_none() {
+        if sleeps {
             self.d.blocking.store(false, Ordering::Release);
         }
         match r {

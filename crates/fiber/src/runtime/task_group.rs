@@ -46,6 +46,10 @@ const GLOBAL_CHECK_INTERVAL: u32 = 61;
 const SLOT_CACHE: usize = 256;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
+/// How long a worker sleeps in its epoll while another worker is awake
+/// before it looks at the dispatchers nobody polls (see `sleep`).
+#[cfg(not(loom))]
+const FOREIGN_IO_CHECK: std::time::Duration = std::time::Duration::from_millis(4);
 /// Below this many pinned fibers a worker never hands a first run away.
 const BALANCE_MIN: usize = 8;
 /// A first run goes to the least loaded worker when it has this many
@@ -309,9 +313,23 @@ impl TaskGroup {
             let d = driver.home_of(self.index());
             loop {
                 if let Some(guard) = d.try_lock() {
+                    // With another worker awake, sleep at most
+                    // FOREIGN_IO_CHECK: if it is stuck in one fiber (a
+                    // handler blocking its thread, a long computation),
+                    // nobody polls its dispatcher, and the input of its
+                    // connections would wait for it. With every worker
+                    // asleep, an idle process makes no wakeups.
+                    let others_awake =
+                        self.control.parked().load(Ordering::Relaxed) < self.control.nworkers();
+                    let timeout = others_awake.then_some(FOREIGN_IO_CHECK);
+                    let mut timed_out = false;
                     lot.wait_in_epoll(state, d.waker_fd(), || {
-                        guard.poll(None);
+                        timed_out = guard.poll(timeout) == 0 && timeout.is_some();
                     });
+                    drop(guard);
+                    if timed_out {
+                        self.poll_io_foreign();
+                    }
                     return;
                 }
                 // Someone else sleeps in our dispatcher (a worker sharing
