@@ -22,8 +22,8 @@ use fibrpc_fiber::timer::{self, TimerId};
 use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
-use super::{encode_frame, next_correlation_id, post, record_outcome, reset_outcome, response};
-use super::{CallPlan, Channel};
+use super::{encode_frame, next_correlation_id, post, record_outcome, reset_outcome};
+use super::{response, timeout_error, CallPlan, Channel};
 use crate::protocol::InputMessage;
 use crate::socket::Socket;
 use crate::{codec, errno, Controller, RpcError};
@@ -128,9 +128,9 @@ impl Channel {
         }
         if let Some(d) = deadline {
             let c = call.clone();
-            let err = self.timeout_error(start, deadline);
+            let addr = self.inner.addr;
             let id = timer::add(d, move || {
-                c.complete(Err(err));
+                c.complete(Err(timeout_error(addr, start, deadline)));
             });
             timer_id.store(id.as_u64(), Ordering::Release);
         }

@@ -161,18 +161,6 @@ impl Channel {
         }
     }
 
-    /// The error of a call that reached its deadline.
-    fn timeout_error(&self, start: Instant, deadline: Option<Instant>) -> RpcError {
-        RpcError::new(
-            errno::ERPCTIMEDOUT,
-            format!(
-                "reached timeout={}ms @{}",
-                deadline.map_or(0, |d| d.duration_since(start).as_millis()),
-                self.inner.addr
-            ),
-        )
-    }
-
     /// One try: a connection, the request written, the response awaited
     /// (plus a backup request if configured).
     fn attempt(
@@ -222,7 +210,7 @@ impl Channel {
                 "a response of another protocol",
             )),
             Some(Err(e)) => Err(e),
-            None => Err(self.timeout_error(start, deadline)),
+            None => Err(timeout_error(self.inner.addr, start, deadline)),
         }
     }
 }
@@ -288,6 +276,17 @@ impl CallPlan {
             && cntl.retried < self.max_retry
             && self.deadline.is_none_or(|d| Instant::now() < d)
     }
+}
+
+/// The error of a call to `addr` that reached its deadline.
+fn timeout_error(addr: SocketAddr, start: Instant, deadline: Option<Instant>) -> RpcError {
+    RpcError::new(
+        errno::ERPCTIMEDOUT,
+        format!(
+            "reached timeout={}ms @{addr}",
+            deadline.map_or(0, |d| d.duration_since(start).as_millis()),
+        ),
+    )
 }
 
 /// Clears what a previous call left in `cntl`.
