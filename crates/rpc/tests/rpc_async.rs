@@ -62,8 +62,10 @@ fn calls_in_flight_hold_no_fiber() {
         start(&ch, cntl, &req(&format!("{i}")), &tx);
     }
     let during = fibrpc::fiber::stats().alive();
+    // A fiber per call would be N more; the margin absorbs the fibers of
+    // the other tests of this binary, which run alongside.
     assert!(
-        during < before + 100,
+        during < before + N as u64 / 4,
         "{N} calls in flight hold {} fibers",
         during.saturating_sub(before)
     );
