@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Alternated A/B runs of two builds of fibrpc's servers, the way this
+# repository's "before → after" figures were taken: on a noisy 2-core
+# machine only runs interleaved in time compare fairly.
+#
+#   benches/ab.sh rpc  DIR_A DIR_B [ROUNDS]   # echo_server + fibrpc_press
+#   benches/ab.sh http DIR_A DIR_B [ROUNDS]   # http_hello + wrk
+#
+# DIR_A and DIR_B each hold a build's binaries: echo_server and
+# fibrpc_press (rpc), or http_hello (http). Make them with e.g.
+#   cargo build --release -p fibrpc --examples -p fibrpc-tools
+#   mkdir -p /tmp/a && cp target/release/examples/{echo_server,http_hello} \
+#     target/release/fibrpc_press /tmp/a/
+# once per commit. Each round runs A then B: a fresh server, a closed-loop
+# load of DURATION seconds (after 1 s warm-up for rpc, a 2 s wrk warm-up for
+# http), then one line: qps (or req/s), server CPU, and latencies.
+#
+# Environment: C (rpc callers, 16), DURATION (6), PORT (8000 rpc, 8100 http),
+# and for rpc anything the binaries read (e.g. FIBRPC_IO_POLLER).
+set -euo pipefail
+kind="${1:?usage: benches/ab.sh rpc|http DIR_A DIR_B [ROUNDS]}"
+a="${2:?DIR_A}" b="${3:?DIR_B}" rounds="${4:-3}"
+DURATION="${DURATION:-6}"
+
+run_rpc() { # dir
+    local port="${PORT:-8000}" sp out
+    "$1/echo_server" --port "$port" > /dev/null 2>&1 & sp=$!
+    sleep 0.5
+    out=$("$1/fibrpc_press" --server "127.0.0.1:$port" --concurrency "${C:-16}" \
+        --duration "$DURATION" --warmup 1 --threads 2 --server-pid "$sp" 2> /dev/null |
+        sed -n 's/^RESULT //p')
+    kill "$sp"; wait "$sp" 2> /dev/null || true
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("qps %.0f  server CPU %.3f s/100k  p50 %s us  p99 %s us" % (d["qps"], d["server_cpu_per_100k_s"], d["p50_us"], d["p99_us"]))' "$out"
+}
+
+run_http() { # dir
+    local port="${PORT:-8100}" sp c0 c1 out rps n
+    "$1/http_hello" --port "$port" > /dev/null 2>&1 & sp=$!
+    sleep 0.5
+    wrk -t2 -c50 -d2s "http://127.0.0.1:$port/hello" > /dev/null 2>&1
+    c0=$(awk '{print $14 + $15}' "/proc/$sp/stat")
+    out=$(wrk -t2 -c50 -d"${DURATION}s" "http://127.0.0.1:$port/hello" 2> /dev/null)
+    c1=$(awk '{print $14 + $15}' "/proc/$sp/stat")
+    kill "$sp"; wait "$sp" 2> /dev/null || true
+    rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+    n=$(awk '/requests in/ {print $1}' <<< "$out")
+    # /proc ticks are 10 ms: CPU µs per request = ticks * 10000 / requests.
+    python3 -c 'import sys; r,t,n=sys.argv[1:]; print("req/s %.0f  server CPU %.2f us/req" % (float(r), float(t)*10000/float(n)))' "$rps" "$((c1 - c0))" "$n"
+}
+
+for r in $(seq 1 "$rounds"); do
+    for side in A B; do
+        dir=$a; [[ $side == B ]] && dir=$b
+        printf 'round %s %s: ' "$r" "$side"
+        case "$kind" in
+            rpc) run_rpc "$dir" ;;
+            http) run_http "$dir" ;;
+            *) echo "unknown kind: $kind (rpc or http)" >&2; exit 2 ;;
+        esac
+        sleep 1
+    done
+done
