@@ -312,21 +312,22 @@ impl TaskGroup {
         // not poll I/O). It found none: spin less next time, unless work
         // from another thread shows up right after it (the last look
         // before sleeping finds it, or a signal ends the sleep), which a
-        // longer spin would have caught.
+        // longer spin would have caught. A sleep ended by I/O or by its
+        // timeout leaves the budget lowered.
         self.search_rounds
             .set((budget - budget / 4).max(MIN_SEARCH_ROUNDS));
         let lot = &self.shared.lot;
-        let woke_for_io = Cell::new(false);
+        let woke_unsignalled = Cell::new(false);
         let found = lot.park_until(
             self.control.parked(),
             || self.find_any(),
             || self.shared.counters.parks.incr(),
             |state| {
                 self.sleep(state);
-                woke_for_io.set(lot.state() == state);
+                woke_unsignalled.set(lot.state() == state);
             },
         );
-        if !woke_for_io.get() {
+        if !woke_unsignalled.get() {
             self.search_rounds.set(SEARCH_ROUNDS);
         }
         found

@@ -17,43 +17,52 @@ pub(crate) type Continuation = Box<dyn FnOnce() + Send>;
 
 /// See the module docs. Shared by the caller and the socket's pending map.
 pub(crate) struct PendingCall {
-    /// 0 while waiting, 1 once `outcome` is set.
+    /// 0 while waiting, 1 once the outcome is set.
     done: Butex,
-    outcome: Mutex<Option<Result<InputMessage, RpcError>>>,
+    slot: Mutex<Slot>,
+}
+
+/// What completing a call fills and takes, under one lock.
+#[derive(Default)]
+struct Slot {
+    outcome: Option<Result<InputMessage, RpcError>>,
     /// Set before the call is registered anywhere that can complete it.
-    then: Mutex<Option<Continuation>>,
+    then: Option<Continuation>,
 }
 
 impl PendingCall {
     pub(crate) fn new() -> Arc<PendingCall> {
         Arc::new(PendingCall {
             done: Butex::new(0),
-            outcome: Mutex::new(None),
-            then: Mutex::new(None),
+            slot: Mutex::new(Slot::default()),
         })
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Leaves `f` to be started in a new fiber when the call completes.
     /// Must come before the call is put where something can complete it
     /// (a socket's pending map, a timer).
     pub(crate) fn set_continuation(&self, f: Continuation) {
-        *self.then.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        self.slot().then = Some(f);
     }
 
     /// Sets the outcome unless one was set already (the first response
     /// wins: backup requests, a failure racing a response). Returns
     /// whether this call set it.
     pub(crate) fn complete(&self, r: Result<InputMessage, RpcError>) -> bool {
-        {
-            let mut o = self.outcome.lock().unwrap_or_else(|e| e.into_inner());
-            if o.is_some() {
+        let then = {
+            let mut slot = self.slot();
+            if slot.outcome.is_some() {
                 return false;
             }
-            *o = Some(r);
-        }
+            slot.outcome = Some(r);
+            slot.then.take()
+        };
         self.done.value().store(1, Ordering::Release);
         self.done.wake_all();
-        let then = self.then.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(f) = then {
             // Not here: we may be a socket's reader, `set_failed`'s caller
             // or the timer thread, and the continuation runs user code.
@@ -95,9 +104,6 @@ impl PendingCall {
 
     /// Takes the outcome (once).
     pub(crate) fn take(&self) -> Option<Result<InputMessage, RpcError>> {
-        self.outcome
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.slot().outcome.take()
     }
 }

@@ -49,13 +49,6 @@ impl Socket {
             // the writer behind them, and one `writev` takes every
             // response (tonic's connection task batches the same way).
             self.start_keep_write(owner, true);
-            // The writer is stealable and a worker is signalled for it
-            // (bRPC's NOSIGNAL + flush): should this worker block its
-            // thread or compute for long, an idle one writes instead. A
-            // woken worker needs longer (~20 µs here) than the batch
-            // usually takes, so the batch still leaves in one `writev`;
-            // measured the same as not signalling (see BENCHMARKS.md).
-            fibrpc_fiber::flush();
             return Ok(());
         }
         // Our own message, in place. EAGAIN or a partial write leaves the
@@ -70,9 +63,14 @@ impl Socket {
         }
     }
 
-    /// Starts the write-behind fiber; `behind_queued`: at the tail of this
-    /// worker's queue, without a wakeup of its own (it runs after the
-    /// fibers queued now; the caller flushes).
+    /// Starts the write-behind fiber. `behind_queued`: at the tail of this
+    /// worker's queue, after the fibers queued now, rather than in the
+    /// LIFO slot that would run it next. It is stealable and a worker is
+    /// signalled for it (bRPC's NOSIGNAL + flush): should this worker block
+    /// its thread or compute for long, an idle one writes instead. A woken
+    /// worker needs longer (~20 µs here) than the batch usually takes, so
+    /// the batch still leaves in one `writev` (measured the same as not
+    /// signalling, see BENCHMARKS.md).
     fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>, behind_queued: bool) {
         let me = self.clone();
         let mut builder = fibrpc_fiber::Builder::new();
@@ -80,6 +78,9 @@ impl Socket {
             builder = builder.nosignal();
         }
         let spawned = builder.spawn(move || me.keep_write(owner));
+        if behind_queued {
+            fibrpc_fiber::flush();
+        }
         if let Err(e) = spawned {
             // The owner moved into the closure that failed to spawn and was
             // dropped with it; nothing can write this socket any more.
