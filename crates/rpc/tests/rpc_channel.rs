@@ -22,14 +22,6 @@ fn channel_with(server: &Server, kind: ConnectionType) -> Channel {
     Channel::new(server.listen_addr().unwrap(), options).unwrap()
 }
 
-fn wait_for_connections(server: &Server, n: usize) -> usize {
-    let t = Instant::now();
-    while server.connection_count() != n && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.connection_count()
-}
-
 #[test]
 fn pooled_connections_carry_one_call_each_and_are_reused() {
     let (server, _) = start_server(ServerOptions::default());

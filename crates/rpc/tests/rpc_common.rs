@@ -102,3 +102,13 @@ pub fn code_of<T>(r: &Result<T, RpcError>) -> i32 {
         Err(e) => e.code,
     }
 }
+
+/// The server's connection count once it is `n` (it drops a closed
+/// connection just after the peer sees the close), or after 5 s.
+pub fn wait_for_connections(server: &Server, n: usize) -> usize {
+    let t = std::time::Instant::now();
+    while server.connection_count() != n && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.connection_count()
+}

@@ -247,7 +247,7 @@ fn closes_only_its_connection(bytes: &[u8]) {
             .message,
         "after"
     );
-    assert_eq!(server.connection_count(), 1);
+    assert_eq!(wait_for_connections(&server, 1), 1);
 }
 
 #[test]
