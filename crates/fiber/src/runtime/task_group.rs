@@ -422,8 +422,9 @@ impl TaskGroup {
                     // SAFETY: the callback lives on the suspended fiber's
                     // stack (alive until the fiber resumes) and takes over
                     // the token; we must not touch `task` afterwards.
-                    unsafe { (*f.0)(task) };
+                    unsafe { (**f.0)(task) };
                 }
+                Switch::Parked => {}
                 Switch::Urgent(next) => {
                     self.make_ready_again(task);
                     task = next;

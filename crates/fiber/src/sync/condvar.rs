@@ -61,7 +61,7 @@ impl Condvar {
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
         self.seq.value().fetch_add(1, Ordering::Relaxed);
-        self.seq.wake_one();
+        self.seq.wake_one_queued();
     }
 
     /// Wakes every waiter. (They then contend for the mutex one by one;

@@ -99,7 +99,7 @@ impl RawMutex {
 
     #[cold]
     fn wake(&self) {
-        self.butex.wake_one();
+        self.butex.wake_one_queued();
     }
 
     pub(crate) fn is_locked(&self) -> bool {

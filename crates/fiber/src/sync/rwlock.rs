@@ -264,7 +264,7 @@ impl RawRwLock {
     /// a writer whose wait already timed out is not counted).
     fn wake_writer(&self) -> bool {
         self.writer_notify.value().fetch_add(1, Ordering::Release);
-        self.writer_notify.wake_one() > 0
+        self.writer_notify.wake_one_queued() > 0
     }
 }
 

@@ -54,8 +54,9 @@ impl Builder {
     /// # Safety
     /// The fiber's code must not hold, across any point where it may block
     /// or yield (every fibrpc wait, `yield_now`, `sleep`, channel and lock
-    /// operations, `spawn_urgent`): a `!Send` value (`Rc`, `RefCell` borrow,
-    /// `std::sync::MutexGuard`, …), a reference into a `thread_local!`, or
+    /// operations, `spawn_urgent`, `Butex::wake_one`): a `!Send` value
+    /// (`Rc`, `RefCell` borrow, `std::sync::MutexGuard`, …), a reference
+    /// into a `thread_local!`, or
     /// anything else tied to the OS thread. The compiler cannot check this;
     /// breaking it is undefined behaviour.
     pub unsafe fn migratable(mut self) -> Self {

@@ -106,10 +106,10 @@ impl<T> Chan<T> {
 
     fn fire(&self, w: Wakes) {
         if w.rx {
-            self.rx.wake_one();
+            self.rx.wake_one_queued();
         }
         if w.tx {
-            self.tx.wake_one();
+            self.tx.wake_one_queued();
         }
         if w.ack {
             self.ack.wake_all();
