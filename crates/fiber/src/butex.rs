@@ -30,7 +30,7 @@ use crate::loom::{AtomicBool, AtomicU32};
 use crate::runtime::context::{ParkFn, Switch};
 use crate::runtime::task_group::current_group;
 use crate::runtime::task_meta::TaskRef;
-use crate::runtime::{current_yielder, ready_to_run, run_now_or_ready, WakeRoute};
+use crate::runtime::{current_yielder, ready_to_run, WakeRoute};
 use crate::timer;
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::Ordering;
@@ -138,9 +138,12 @@ enum Wakeup {
 }
 
 impl Wakeup {
-    fn fire(self) {
+    /// Wakes the waiter; `run_now`: a fiber of the caller's worker runs at
+    /// once (see `ready_to_run`).
+    #[inline(always)]
+    fn fire(self, run_now: bool) {
         match self {
-            Wakeup::Fiber(t, r) => ready_to_run(t, r),
+            Wakeup::Fiber(t, r) => ready_to_run(t, r, run_now),
             Wakeup::Thread(p) => p.unpark(),
         }
     }
@@ -201,17 +204,7 @@ impl Butex {
     /// (`std::sync::Mutex`): it would block the worker. A waker that wakes
     /// many in a row (a producer) wants [`wake_one_queued`](Self::wake_one_queued).
     pub fn wake_one(&self) -> usize {
-        match self.take_one() {
-            Some(Wakeup::Fiber(t, r)) => {
-                run_now_or_ready(t, r);
-                1
-            }
-            Some(w) => {
-                w.fire();
-                1
-            }
-            None => 0,
-        }
+        self.wake_first(true)
     }
 
     /// Wakes one waiter (the oldest) by queueing it; the caller goes on
@@ -220,18 +213,12 @@ impl Butex {
     /// at every message would hand over one message per switch (measured:
     /// 18 ns per message queued, 124 ns switching).
     pub fn wake_one_queued(&self) -> usize {
-        match self.take_one() {
-            Some(w) => {
-                w.fire();
-                1
-            }
-            None => 0,
-        }
+        self.wake_first(false)
     }
 
-    /// Unlinks the oldest waiter, if any, and returns what to wake.
+    /// Wakes the oldest waiter, if any; `run_now` as in `Wakeup::fire`.
     #[inline(always)]
-    fn take_one(&self) -> Option<Wakeup> {
+    fn wake_first(&self, run_now: bool) -> usize {
         self.lock.lock();
         // SAFETY: lock held.
         let list = unsafe { &mut *self.list.get() };
@@ -240,7 +227,13 @@ impl Butex {
         // until the node is unlinked (which we do here, under the lock).
         let w = first.map(|n| unlink_wakeup(unsafe { &*n }, Ok(())));
         self.lock.unlock();
-        w
+        match w {
+            Some(w) => {
+                w.fire(run_now);
+                1
+            }
+            None => 0,
+        }
     }
 
     /// Wakes every waiter by queueing them. Returns how many were woken.
@@ -274,9 +267,9 @@ impl Butex {
         }
         self.lock.unlock();
         let woken = 1 + rest.len();
-        first.fire();
+        first.fire(false);
         for w in rest {
-            w.fire();
+            w.fire(false);
         }
         woken
     }
@@ -349,7 +342,7 @@ impl Butex {
             let r = unsafe { self.link(&node, expected, Some(&task.interrupted)) };
             if let Err(why) = r {
                 node.outcome.set(Err(why));
-                ready_to_run(task, route);
+                ready_to_run(task, route, false);
             }
             // Once linked, nothing here touches `node` again: a waker owns
             // the fiber now and it may already be running elsewhere.
@@ -503,7 +496,7 @@ fn arm_timeout(node: *const Waiter, deadline: Instant) -> timer::TimerId {
         let p = p;
         // SAFETY: see NodePtr.
         if let Some(w) = unsafe { try_unlink(p.0, WaitError::TimedOut) } {
-            w.fire();
+            w.fire(false);
         }
         // SAFETY: see NodePtr; this is our last access.
         unsafe { (*p.0).timer_done.store(true, Ordering::Release) };
@@ -523,7 +516,9 @@ pub(crate) fn interrupt_task(task: TaskRef) {
     // SAFETY: while we hold the swapped-out pointer, the waiting fiber spins
     // in `finish_fiber_wait` instead of leaving, so the node is alive.
     if let Some(w) = unsafe { try_unlink(node, WaitError::Interrupted) } {
-        w.fire();
+        // Queued, never switched to: it would spin until we put its node
+        // back, below.
+        w.fire(false);
     }
     task.current_waiter.store(node, Ordering::Release);
 }

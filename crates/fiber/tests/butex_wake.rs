@@ -28,55 +28,45 @@ fn park_a_waiter(b: &Arc<Butex>, log: &Arc<Mutex<Vec<&'static str>>>) -> fiber::
     h
 }
 
-#[test]
-fn wake_one_switches_to_a_waiter_of_the_same_worker() {
+/// On one worker: parks a waiter, wakes it with `wake`, and returns the
+/// order in which the waiter and the waker went on.
+fn order_after(wake: fn(&Butex) -> usize) -> Vec<&'static str> {
     let rt = fiber::Runtime::builder().workers(1).build().unwrap();
-    let order = rt.block_on(|| {
+    rt.block_on(move || {
         let (b, log) = (Arc::new(Butex::new(0)), Arc::default());
         let h = park_a_waiter(&b, &log);
         b.value().store(1, Ordering::Release);
-        assert_eq!(b.wake_one(), 1);
+        assert_eq!(wake(&b), 1);
         log.lock().unwrap().push("waker");
         h.join().unwrap();
-        let v = log.lock().unwrap().clone();
-        v
-    });
-    assert_eq!(order, ["woken", "waker"]);
+        let order = log.lock().unwrap().clone();
+        order
+    })
+}
+
+#[test]
+fn wake_one_switches_to_a_waiter_of_the_same_worker() {
+    assert_eq!(order_after(Butex::wake_one), ["woken", "waker"]);
 }
 
 #[test]
 fn wake_one_queued_lets_the_waker_go_on() {
-    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
-    let order = rt.block_on(|| {
-        let (b, log) = (Arc::new(Butex::new(0)), Arc::default());
-        let h = park_a_waiter(&b, &log);
-        b.value().store(1, Ordering::Release);
-        assert_eq!(b.wake_one_queued(), 1);
-        log.lock().unwrap().push("waker");
-        h.join().unwrap();
-        let v = log.lock().unwrap().clone();
-        v
-    });
-    assert_eq!(order, ["waker", "woken"]);
+    assert_eq!(order_after(Butex::wake_one_queued), ["waker", "woken"]);
 }
 
-/// Ping-pong through one butex whose value counts half-trips: `odd` moves
-/// it from even to odd, the other side back.
-fn side(b: &Butex, rounds: u32, odd: bool) {
+/// One side of a ping-pong through one butex whose value counts half
+/// trips: this side moves it on from the values `2 * i + parity`.
+fn side(b: &Butex, rounds: u32, parity: u32) {
     for i in 0..rounds {
-        let (want, next) = if odd {
-            (2 * i, 2 * i + 1)
-        } else {
-            (2 * i + 1, 2 * i + 2)
-        };
+        let mine = 2 * i + parity;
         loop {
             let v = b.value().load(Ordering::Acquire);
-            if v == want {
+            if v == mine {
                 break;
             }
             let _ = b.wait(v, None);
         }
-        b.value().store(next, Ordering::Release);
+        b.value().store(mine + 1, Ordering::Release);
         b.wake_one();
     }
 }
@@ -87,10 +77,10 @@ fn ping_pong_between_two_fibers_of_one_worker() {
     let b = Arc::new(Butex::new(0));
     let other = {
         let b = b.clone();
-        rt.spawn(move || side(&b, 20_000, false))
+        rt.spawn(move || side(&b, 20_000, 1))
     };
     let b2 = b.clone();
-    rt.block_on(move || side(&b2, 20_000, true));
+    rt.block_on(move || side(&b2, 20_000, 0));
     other.join().unwrap();
     assert_eq!(b.value().load(Ordering::Relaxed), 40_000);
 }
@@ -103,9 +93,9 @@ fn ping_pong_between_a_fiber_and_a_thread() {
     let b = Arc::new(Butex::new(0));
     let f = {
         let b = b.clone();
-        rt.spawn(move || side(&b, 50_000, false))
+        rt.spawn(move || side(&b, 50_000, 1))
     };
-    side(&b, 50_000, true);
+    side(&b, 50_000, 0);
     f.join().unwrap();
     assert_eq!(b.value().load(Ordering::Relaxed), 100_000);
 }
@@ -121,11 +111,11 @@ fn ping_pong_with_a_migratable_fiber() {
         // SAFETY: the fiber holds only an `Arc<Butex>` across its waits:
         // nothing tied to its OS thread.
         unsafe { fiber::Builder::new().migratable() }
-            .spawn_on(&rt, move || side(&b, 20_000, false))
+            .spawn_on(&rt, move || side(&b, 20_000, 1))
             .unwrap()
     };
     let b2 = b.clone();
-    rt.block_on(move || side(&b2, 20_000, true));
+    rt.block_on(move || side(&b2, 20_000, 0));
     m.join().unwrap();
     assert_eq!(b.value().load(Ordering::Relaxed), 40_000);
 }

@@ -7,7 +7,7 @@ mod rpc_common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fibrpc::protocol::baidu_std::{self, Frame, ParseResult, RpcMeta, RpcRequestMeta};
@@ -64,11 +64,18 @@ fn read_frame(s: &mut TcpStream, buf: &mut IOBuf) -> Frame {
     }
 }
 
-/// A connection to `server` with a read timeout.
-fn connect(server: &fibrpc::Server) -> TcpStream {
+/// What each test starts from: its turn (held until it ends), a server,
+/// and a connection to it with a read timeout. `None` (skip) with fewer
+/// than two workers.
+fn setup() -> Option<(MutexGuard<'static, ()>, fibrpc::Server, TcpStream)> {
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !two_workers() {
+        return None;
+    }
+    let (server, _) = start_server(ServerOptions::default());
     let s = TcpStream::connect(server.listen_addr().unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
+    Some((turn, server, s))
 }
 
 /// Reads both answers: the quick one (correlation id 2) must come first
@@ -97,14 +104,11 @@ fn expect_quick_first(s: &mut TcpStream, sent: Instant, bound: Duration) {
 /// thread comes back.
 #[test]
 fn a_response_is_not_held_by_a_handler_blocking_its_thread() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !two_workers() {
+    let Some((_turn, _server, mut s)) = setup() else {
         return;
-    }
-    let (server, _) = start_server(ServerOptions::default());
+    };
     let mut both = frame(1, &blocking());
     both.extend(frame(2, &req("quick")));
-    let mut s = connect(&server);
     let t = Instant::now();
     s.write_all(&both).unwrap();
     expect_quick_first(&mut s, t, BLOCK * 2 / 3);
@@ -115,12 +119,9 @@ fn a_response_is_not_held_by_a_handler_blocking_its_thread() {
 /// input and answer it long before the blocked thread comes back.
 #[test]
 fn input_is_read_while_its_worker_is_blocked() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if !two_workers() {
+    let Some((_turn, _server, mut s)) = setup() else {
         return;
-    }
-    let (server, _) = start_server(ServerOptions::default());
-    let mut s = connect(&server);
+    };
     s.write_all(&frame(1, &blocking())).unwrap();
     // Let the blocking handler start (on the worker whose epoll holds
     // this connection), then send the quick one.

@@ -72,9 +72,9 @@ pub(crate) enum Switch {
 
 /// A callback living on the suspended fiber's stack, reached through a
 /// thin pointer (to the fat one, also on that stack) so that a [`Switch`]
-/// fits in two registers' worth: corosensei passes it through memory, and
-/// a 24-byte value of which only the tag byte was written (`Parked`) was
-/// read back as 16 bytes, a store-forwarding stall (+10 ns per ping-pong).
+/// is 16 bytes. corosensei hands it over in memory; at 24 bytes, a
+/// `Parked` (only its tag byte written) was read back as 16 bytes, a
+/// store-forwarding stall on every park (+10 ns per ping-pong).
 pub(crate) struct ParkFn(pub(crate) *mut *mut (dyn FnMut(TaskRef) + 'static));
 
 const _: () = assert!(std::mem::size_of::<Switch>() <= 16);

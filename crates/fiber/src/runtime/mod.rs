@@ -373,8 +373,15 @@ impl WakeRoute {
 /// Makes a parked fiber runnable again. The caller holds its run token
 /// (it just took the fiber out of a waiter list); `route` is what the
 /// fiber computed before parking.
-#[inline]
-pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute) {
+///
+/// With `run_now`, if the caller is a fiber of the worker the woken fiber
+/// is pinned to, switches to it at once and requeues the caller (bRPC's
+/// `butex_wake`: the woken fiber runs on a hot cache, and a caller that is
+/// about to wait anyway saves its whole wait). Always inlined: a function
+/// boundary between the caller and that switch is one more return
+/// mispredicted when the caller resumes.
+#[inline(always)]
+pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute, run_now: bool) {
     let group = current_group().filter(|g| std::ptr::eq(g.control, route.control));
     if !route.is_pinned() {
         match group {
@@ -385,36 +392,20 @@ pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute) {
     }
     let home = route.home as usize;
     match group {
-        Some(g) if g.index() == home => g.push_resume(task),
-        _ => route.control.push_inbox(home, task),
-    }
-}
-
-/// Like [`ready_to_run`], but if the caller is a fiber of the worker the
-/// woken fiber is pinned to, switches to it at once and requeues the caller
-/// (bRPC's `butex_wake`: the woken fiber runs on a hot cache, and a caller
-/// that is about to wait anyway saves its whole wait).
-///
-/// Always inlined: a function boundary between the caller and the switch
-/// is one more return mispredicted when the caller resumes.
-#[inline(always)]
-pub(crate) fn run_now_or_ready(task: TaskRef, route: WakeRoute) {
-    if route.is_pinned() {
-        if let Some(g) = current_group() {
-            if std::ptr::eq(g.control, route.control) && g.index() == route.home as usize {
+        Some(g) if g.index() == home => {
+            if run_now {
                 if let Some(y) = g.current_task().and_then(current_yielder) {
-                    // SAFETY: we are the running fiber of this worker and `y`
-                    // is its yielder; we hold `task`'s token and hand it to
-                    // the scheduler with the switch.
+                    // SAFETY: we are the running fiber of this worker and
+                    // `y` is its yielder; we hold `task`'s token and hand it
+                    // to the scheduler with the switch.
                     unsafe { y.suspend(context::Switch::Urgent(task)) };
                     return;
                 }
-                g.push_resume(task);
-                return;
             }
+            g.push_resume(task)
         }
+        _ => route.control.push_inbox(home, task),
     }
-    ready_to_run(task, route)
 }
 
 /// The index of the worker this code runs on, if the code stays there: a
