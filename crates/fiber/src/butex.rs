@@ -19,10 +19,12 @@
 //! - the waiting side does not leave `wait` while a timer callback or an
 //!   interrupter may still use its node (see `finish_fiber_wait`).
 
+mod current_waiter;
 mod list;
 mod parker;
 mod spin_lock;
 
+pub(crate) use self::current_waiter::CurrentWaiter;
 use self::list::WaiterList;
 use self::parker::Parker;
 use self::spin_lock::SpinLock;
@@ -326,8 +328,7 @@ impl Butex {
         let node = Waiter::new(self, WaiterKind::Fiber(task, route));
         let node_ptr = &node as *const Waiter;
         // Published before switching out so `interrupt` can find us.
-        task.current_waiter
-            .store(node_ptr as *mut Waiter, Ordering::Release);
+        task.current_waiter.publish(node_ptr);
         // Armed before linking: a timeout that fires first marks the node
         // `cancelled` and `link` refuses it.
         let timer_id = deadline.map(|d| arm_timeout(node_ptr, d));
@@ -396,15 +397,8 @@ impl Butex {
                 }
             }
         }
-        // An interrupter that swapped our node out is still using it; it
-        // puts it back when done.
-        while task
-            .current_waiter
-            .swap(std::ptr::null_mut(), Ordering::AcqRel)
-            .is_null()
-        {
-            crate::loom::spin_loop();
-        }
+        // An interrupter may still be using our node.
+        task.current_waiter.withdraw();
         let r = node.outcome.get();
         if r == Err(WaitError::Interrupted) {
             task.interrupted.store(false, Ordering::Release);
@@ -507,18 +501,13 @@ fn arm_timeout(node: *const Waiter, deadline: Instant) -> timer::TimerId {
 /// case its next wait returns [`WaitError::Interrupted`].
 pub(crate) fn interrupt_task(task: TaskRef) {
     task.interrupted.store(true, Ordering::SeqCst);
-    let node = task
-        .current_waiter
-        .swap(std::ptr::null_mut(), Ordering::AcqRel);
-    if node.is_null() {
-        return;
-    }
-    // SAFETY: while we hold the swapped-out pointer, the waiting fiber spins
-    // in `finish_fiber_wait` instead of leaving, so the node is alive.
-    if let Some(w) = unsafe { try_unlink(node, WaitError::Interrupted) } {
-        // Queued, never switched to: it would spin until we put its node
-        // back, below.
-        w.fire(false);
-    }
-    task.current_waiter.store(node, Ordering::Release);
+    task.current_waiter.visit(|node| {
+        // SAFETY: while we visit, the waiting fiber spins in
+        // `finish_fiber_wait` instead of leaving, so the node is alive.
+        if let Some(w) = unsafe { try_unlink(node, WaitError::Interrupted) } {
+            // Queued, never switched to: it would spin until our visit
+            // ends.
+            w.fire(false);
+        }
+    });
 }

@@ -66,6 +66,8 @@ impl Builder {
 
     /// Starts the workers.
     pub fn build(self) -> io::Result<Runtime> {
+        // Before any fiber can run: the mode of the interrupt fence pair.
+        crate::sys::membarrier::init();
         RUNTIMES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let rt = Runtime {
             inner: Arc::new(Inner {
@@ -394,7 +396,18 @@ pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute, run_now: bool) {
     match group {
         Some(g) if g.index() == home => {
             if run_now {
-                if let Some(y) = g.current_task().and_then(current_yielder) {
+                if let Some((me, y)) = g
+                    .current_task()
+                    .and_then(|me| Some((me, current_yielder(me)?)))
+                {
+                    if g.may_run_woken() {
+                        if g.run_woken(me, task) {
+                            // SAFETY: we are the running fiber of this
+                            // worker and `y` is its yielder.
+                            unsafe { y.suspend(context::Switch::Yield) };
+                        }
+                        return;
+                    }
                     // SAFETY: we are the running fiber of this worker and
                     // `y` is its yielder; we hold `task`'s token and hand it
                     // to the scheduler with the switch.

@@ -10,7 +10,7 @@
 //! Whoever holds it there owns [`RunState`]; the shared fields are atomics.
 
 use super::context::{Context, StackClass, YielderPtr};
-use crate::butex::{Butex, Waiter};
+use crate::butex::{Butex, CurrentWaiter, Waiter};
 use crate::task::local::LocalMap;
 use crate::task::packet::{EntryVTable, Payload};
 use std::cell::UnsafeCell;
@@ -91,8 +91,8 @@ pub(crate) struct TaskMeta {
     /// Set by `interrupt`; consumed by the next (or current) blocking wait.
     pub(crate) interrupted: AtomicBool,
     /// The waiter this fiber is parked on, for `interrupt` (bRPC's
-    /// `current_waiter`): swapped to null by whoever is using it.
-    pub(crate) current_waiter: AtomicPtr<Waiter>,
+    /// `current_waiter`).
+    pub(crate) current_waiter: CurrentWaiter<Waiter>,
     /// Index of the worker the fiber first ran on, or [`NO_HOME`].
     pub(crate) home: AtomicU32,
     run: UnsafeCell<RunState>,
@@ -120,7 +120,7 @@ impl TaskMeta {
             version: Butex::new(1),
             slot,
             interrupted: AtomicBool::new(false),
-            current_waiter: AtomicPtr::new(std::ptr::null_mut()),
+            current_waiter: CurrentWaiter::new(),
             home: AtomicU32::new(NO_HOME),
             run: UnsafeCell::new(RunState::default()),
             payload: Payload::new(),
