@@ -1,7 +1,7 @@
 //! `Butex::wake_one` (bRPC's `butex_wake`: a fiber waking a fiber of its own
-//! worker yields to it) and `wake_one_queued` (the waker goes on), and the
-//! wait path where a pinned fiber links itself before switching out, raced
-//! against wakers on other threads.
+//! worker runs it first, on the spot) and `wake_one_queued` (the waker goes
+//! on), and the wait path where a pinned fiber links itself before
+//! switching out, raced against wakers on other threads.
 
 use fiber::butex::Butex;
 use fibrpc_fiber as fiber;
@@ -118,4 +118,141 @@ fn ping_pong_with_a_migratable_fiber() {
     rt.block_on(move || side(&b2, 20_000, 0));
     m.join().unwrap();
     assert_eq!(b.value().load(Ordering::Relaxed), 40_000);
+}
+
+#[test]
+fn a_ping_pong_pair_does_not_starve_the_run_queue() {
+    // Woken on the spot, the pair would hand over to each other forever;
+    // a waker with other fibers queued must give way after the hand-over.
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let rounds = rt.block_on(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let b = Arc::new(Butex::new(0));
+        let play = |parity: u32| {
+            let (b, stop) = (b.clone(), stop.clone());
+            move || {
+                let mut i = 0;
+                while i < 1_000_000 && !stop.load(Ordering::Relaxed) {
+                    let mine = 2 * i + parity;
+                    let v = b.value().load(Ordering::Acquire);
+                    if v != mine {
+                        let _ = b.wait(v, None);
+                        continue;
+                    }
+                    b.value().store(mine + 1, Ordering::Release);
+                    b.wake_one();
+                    i += 1;
+                }
+                i
+            }
+        };
+        let one = fiber::spawn(play(1));
+        let zero = fiber::spawn(play(0));
+        // Let the pair get going, then queue a fiber behind them.
+        fiber::yield_now();
+        let stopper = {
+            let (stop, b) = (stop.clone(), b.clone());
+            fiber::spawn(move || {
+                stop.store(true, Ordering::Relaxed);
+                // Unblock whichever side is waiting.
+                b.value().fetch_add(1 << 30, Ordering::Release);
+                b.wake_all();
+            })
+        };
+        stopper.join().unwrap();
+        one.join().unwrap().max(zero.join().unwrap())
+    });
+    assert!(
+        rounds < 1_000_000,
+        "the third fiber only ran after the pair was done"
+    );
+}
+
+#[test]
+fn a_token_ring_deeper_than_the_nesting_bound() {
+    // Each fiber wakes the next on the spot while still running, so the
+    // nesting grows along the ring until the bound sends wakes through
+    // the scheduler. Every pass must still arrive exactly once.
+    const FIBERS: usize = 40;
+    const LAPS: u32 = 200;
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let total = rt.block_on(|| {
+        // Tokens received, per fiber.
+        let inbox: Arc<Vec<Butex>> = Arc::new((0..FIBERS).map(|_| Butex::new(0)).collect());
+        let ring: Vec<_> = (0..FIBERS)
+            .map(|me| {
+                let inbox = inbox.clone();
+                fiber::spawn(move || {
+                    let (mine, next) = (&inbox[me], &inbox[(me + 1) % FIBERS]);
+                    for lap in 0..LAPS {
+                        loop {
+                            let v = mine.value().load(Ordering::Acquire);
+                            if v > lap {
+                                break;
+                            }
+                            let _ = mine.wait(v, None);
+                        }
+                        next.value().fetch_add(1, Ordering::Release);
+                        next.wake_one();
+                    }
+                    LAPS
+                })
+            })
+            .collect();
+        inbox[0].value().fetch_add(1, Ordering::Release);
+        inbox[0].wake_one();
+        ring.into_iter().map(|h| h.join().unwrap()).sum::<u32>()
+    });
+    assert_eq!(total, FIBERS as u32 * LAPS);
+}
+
+#[test]
+fn the_woken_fiber_may_yield_exit_or_wake_another_on_the_spot() {
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        let (b, log) = (Arc::new(Butex::new(0)), Arc::<Mutex<Vec<&str>>>::default());
+        let second = Arc::new(Butex::new(0));
+        // On one worker, a fiber that counted itself here and let us run
+        // again is parked.
+        let started = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        // Waits on `second`, woken by the first waiter while that one runs
+        // nested in the main fiber.
+        let inner = {
+            let (second, log, started) = (second.clone(), log.clone(), started.clone());
+            fiber::spawn(move || {
+                started.fetch_add(1, Ordering::Release);
+                while second.value().load(Ordering::Acquire) == 0 {
+                    let _ = second.wait(0, None);
+                }
+                log.lock().unwrap().push("inner");
+            })
+        };
+        let outer = {
+            let (b, second, log, started) =
+                (b.clone(), second.clone(), log.clone(), started.clone());
+            fiber::spawn(move || {
+                started.fetch_add(1, Ordering::Release);
+                while b.value().load(Ordering::Acquire) == 0 {
+                    let _ = b.wait(0, None);
+                }
+                log.lock().unwrap().push("outer");
+                second.value().store(1, Ordering::Release);
+                assert_eq!(second.wake_one(), 1);
+                fiber::yield_now();
+                log.lock().unwrap().push("outer after yield");
+                // and exits
+            })
+        };
+        while started.load(Ordering::Acquire) < 2 {
+            fiber::yield_now();
+        }
+        b.value().store(1, Ordering::Release);
+        assert_eq!(b.wake_one(), 1);
+        log.lock().unwrap().push("main");
+        outer.join().unwrap();
+        inner.join().unwrap();
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log[..2], ["outer", "inner"]);
+        assert!(log.contains(&"main") && log.contains(&"outer after yield"));
+    });
 }

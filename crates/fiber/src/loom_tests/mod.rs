@@ -3,6 +3,7 @@
 //! code paths of a lock-free part.
 
 mod butex;
+mod current_waiter;
 mod join;
 mod parking_lot;
 mod remote_queue;

@@ -85,9 +85,16 @@ pub(crate) fn heavy() {
             // SAFETY: as in `init`. Registered there, so it cannot fail
             // with EPERM; any other failure would be a kernel bug.
             let r = unsafe {
-                libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0 as libc::c_uint)
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    CMD_PRIVATE_EXPEDITED,
+                    0 as libc::c_uint,
+                )
             };
-            assert_eq!(r, 0, "membarrier(PRIVATE_EXPEDITED) failed after registration");
+            assert_eq!(
+                r, 0,
+                "membarrier(PRIVATE_EXPEDITED) failed after registration"
+            );
         }
     }
     #[cfg(loom)]
