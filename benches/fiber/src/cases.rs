@@ -22,8 +22,13 @@ pub enum Case {
     Yield,
     /// Two tasks yielding to each other on a 1-worker runtime.
     Yield2On1w,
-    /// Ping-pong of two tasks on a 1-worker runtime; per round trip.
+    /// Ping-pong of two tasks on a 1-worker runtime; per round trip. The
+    /// blocking call sits in the loop's own function (as may's `park`).
     PingPong1w,
+    /// The same with each blocking call one (never inlined) function call
+    /// below the loop: what a stackful runtime pays when a task returns
+    /// through frames it entered before switching out (tokio: n/a).
+    PingPong1wDeep,
     /// Ping-pong with the partner started on the other worker (2 workers).
     PingPong2w,
     /// Uncontended lock+unlock of the runtime's mutex.
@@ -44,13 +49,14 @@ pub enum Case {
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 14] = [
+    pub const ALL: [Case; 15] = [
         Case::SpawnJoin,
         Case::SpawnJoin1w,
         Case::Chained,
         Case::Yield,
         Case::Yield2On1w,
         Case::PingPong1w,
+        Case::PingPong1wDeep,
         Case::PingPong2w,
         Case::MutexUncontended,
         Case::StdMutex,
@@ -70,6 +76,7 @@ impl Case {
             Case::Yield => "yield",
             Case::Yield2On1w => "yield2_1w",
             Case::PingPong1w => "pingpong_1w",
+            Case::PingPong1wDeep => "pingpong_1w_deep",
             Case::PingPong2w => "pingpong_2w",
             Case::MutexUncontended => "mutex",
             Case::StdMutex => "std_mutex",
@@ -90,6 +97,7 @@ impl Case {
             Case::Yield => "yield_now, 1 task (2w), per yield",
             Case::Yield2On1w => "yield_now, 2 tasks (1w), per yield",
             Case::PingPong1w => "ping-pong same worker (1w), per round trip",
+            Case::PingPong1wDeep => "ping-pong same worker, wait one call down (1w)",
             Case::PingPong2w => "ping-pong across workers (2w), per round trip",
             Case::MutexUncontended => "mutex uncontended (2w), per lock+unlock",
             Case::StdMutex => "std::sync::Mutex in a task (2w, reference)",
@@ -118,7 +126,7 @@ impl Case {
     pub fn one_worker(self) -> bool {
         matches!(
             self,
-            Case::SpawnJoin1w | Case::Yield2On1w | Case::PingPong1w
+            Case::SpawnJoin1w | Case::Yield2On1w | Case::PingPong1w | Case::PingPong1wDeep
         )
     }
 

@@ -69,8 +69,11 @@ impl Fib {
             Case::Chained => Some(rt.block_on(move || chained(n))),
             Case::Yield => Some(rt.block_on(move || yields(n))),
             Case::Yield2On1w => Some(rt.block_on(move || two_yielders(n))),
-            Case::PingPong1w => Some(rt.block_on(move || ping_pong(n, false))),
-            Case::PingPong2w => Some(rt.block_on(move || ping_pong(n, true))),
+            Case::PingPong1w => Some(rt.block_on(move || ping_pong(n, false, wait_until))),
+            Case::PingPong1wDeep => {
+                Some(rt.block_on(move || ping_pong(n, false, wait_one_call_down)))
+            }
+            Case::PingPong2w => Some(rt.block_on(move || ping_pong(n, true, wait_until))),
             Case::StdMutex => Some(rt.block_on(move || std_mutex(n))),
             Case::MutexUncontended | Case::MutexContended | Case::Channel | Case::SyncChannel => {
                 sync_cases::run(rt, case, n)
@@ -126,6 +129,12 @@ fn two_yielders(n: u64) -> Sample {
 }
 
 /// Blocks the calling fiber until the butex holds `target`.
+/// Waits in the caller's frame: inlined, like may's `park` called in its
+/// loop. A fiber that, once resumed, returns through frames it entered
+/// before it switched out pays mispredicted returns (the CPU's return
+/// stack holds the other context's addresses); `PingPong1wDeep` measures
+/// that shape.
+#[inline(always)]
 fn wait_until(b: &Butex, target: u32) {
     loop {
         let v = b.value().load(Ordering::Acquire);
@@ -150,6 +159,12 @@ fn spin_until(flag: &AtomicBool, limit: Duration) -> bool {
     true
 }
 
+/// [`wait_until`] one function call below the caller (`PingPong1wDeep`).
+#[inline(never)]
+fn wait_one_call_down(b: &Butex, target: u32) {
+    wait_until(b, target);
+}
+
 /// Ping-pong through one butex whose value counts the half-trips: ping
 /// stores odd values and waits for the next even one, pong the reverse.
 ///
@@ -157,7 +172,12 @@ fn spin_until(flag: &AtomicBool, limit: Duration) -> bool {
 /// started, so pong can only have been started by the *other* worker (it is
 /// stolen before its first run); from then on both are pinned, and every
 /// wake-up crosses workers.
-fn ping_pong(n: u64, cross: bool) -> Sample {
+/// `wait_until` is a generic (a function item, statically dispatched and
+/// inlinable), not a `fn` pointer, which no compiler inlines.
+fn ping_pong<W>(n: u64, cross: bool, wait_until: W) -> Sample
+where
+    W: Fn(&Butex, u32) + Copy + Send + 'static,
+{
     let b = Arc::new(Butex::new(0));
     let started = Arc::new(AtomicBool::new(false));
     let pong_tid: Arc<Mutex<Option<ThreadId>>> = Arc::default();

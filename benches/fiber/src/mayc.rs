@@ -52,8 +52,9 @@ pub fn run(case: Case, n: u64) -> Option<Sample> {
         Case::Chained => in_co(move || chained(n)),
         Case::Yield => in_co(move || yields(n)),
         Case::Yield2On1w => in_co(move || two_yielders(n)),
-        Case::PingPong1w => in_co(move || ping_pong(n, false)),
-        Case::PingPong2w => in_co(move || ping_pong(n, true)),
+        Case::PingPong1w => in_co(move || ping_pong(n, false, park)),
+        Case::PingPong1wDeep => in_co(move || ping_pong(n, false, park_one_call_down)),
+        Case::PingPong2w => in_co(move || ping_pong(n, true, park)),
         Case::MutexUncontended => in_co(move || mutex(n)),
         Case::StdMutex => in_co(move || std_mutex(n)),
         Case::MutexContended => in_co(move || mutex_contended(n)),
@@ -107,11 +108,27 @@ fn two_yielders(n: u64) -> Sample {
     Sample::new(t.elapsed(), 2 * n)
 }
 
+/// Parks in the caller's frame (inlined into the loop).
+#[inline(always)]
+fn park(b: &Blocker) {
+    b.park(None).expect("park");
+}
+
+/// Parks one function call below the caller (`PingPong1wDeep`).
+#[inline(never)]
+fn park_one_call_down(b: &Blocker) {
+    b.park(None).expect("park");
+}
+
 /// Ping-pong with two `Blocker`s (permit semantics: an unpark before the
 /// park is not lost). `cross`: ping spins until pong started, so pong was
 /// started by the other worker; may migrates coroutines afterwards as it
 /// likes, so this is "what you get".
-fn ping_pong(n: u64, cross: bool) -> Sample {
+/// `park` is generic (inlinable), not a `fn` pointer.
+fn ping_pong<P>(n: u64, cross: bool, park: P) -> Sample
+where
+    P: Fn(&Blocker) + Copy + Send + 'static,
+{
     // Created in a coroutine: a Blocker made on a plain thread parks the
     // thread instead.
     let to_pong = Arc::new(Blocker::new(false));
@@ -123,7 +140,7 @@ fn ping_pong(n: u64, cross: bool) -> Sample {
             let me = thread::current().id();
             started.store(true, Ordering::Release);
             for _ in 0..n {
-                to_pong.park(None).expect("park");
+                park(&to_pong);
                 to_ping.unpark();
             }
             me
@@ -144,7 +161,7 @@ fn ping_pong(n: u64, cross: bool) -> Sample {
     let t = Instant::now();
     for _ in 0..n {
         to_pong.unpark();
-        to_ping.park(None).expect("park");
+        park(&to_ping);
     }
     let e = t.elapsed();
     let pong_tid = pong.join().expect("pong");

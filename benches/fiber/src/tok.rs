@@ -45,6 +45,10 @@ impl Tok {
         if case == Case::PingPong2w {
             return Some(ping_pong_cross(rt, n));
         }
+        if case == Case::PingPong1wDeep {
+            // A future has no stack of frames to return through.
+            return None;
+        }
         // `block_on` runs its future on *this* thread, not on a worker: run
         // the measured code in a spawned task, like the other runtimes do.
         let task = rt.spawn(async move {
@@ -54,7 +58,7 @@ impl Tok {
                 Case::Yield => yields(n).await,
                 Case::Yield2On1w => two_yielders(n).await,
                 Case::PingPong1w => ping_pong(n).await,
-                Case::PingPong2w => unreachable!("handled above"),
+                Case::PingPong2w | Case::PingPong1wDeep => unreachable!("handled above"),
                 Case::MutexUncontended => mutex(n).await,
                 Case::StdMutex => std_mutex(n),
                 Case::MutexContended => mutex_contended(n).await,

@@ -180,6 +180,14 @@ impl Butex {
     /// Blocks while the value equals `expected`, until woken, `deadline`
     /// passes, or (in a fiber) [`crate::interrupt`]. Spurious returns are
     /// possible: callers re-check their condition.
+    ///
+    /// Always inlined, with the switch in it: a fiber that, once resumed,
+    /// returns through frames it entered before switching out has its
+    /// returns mispredicted (the CPU's return stack buffer holds the
+    /// addresses of the context that resumed it), and that desynchronizes
+    /// the switch back as well. Same-worker ping-pong: 35 ns with the wait
+    /// in the loop's own function, 58 ns with it one call further down.
+    #[inline(always)]
     pub fn wait(&self, expected: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
         if self.value.load(Ordering::Acquire) != expected {
             return Err(WaitError::WouldBlock);
@@ -197,14 +205,21 @@ impl Butex {
     /// Wakes one waiter (the oldest). Returns how many were woken.
     ///
     /// As bRPC's `butex_wake`: if the caller is a fiber and the waiter a
-    /// fiber of the same worker, the caller yields to it at once (it goes
-    /// back to its worker's run queue and resumes right after): the woken
-    /// fiber runs while what the caller wrote is still in cache, and a
-    /// caller about to wait for an answer (a ping-pong, a request and its
-    /// reply) skips that wait entirely. So do not call it while holding a
+    /// fiber of the same worker, the woken fiber runs at once, on the spot
+    /// (nested in this call, until it blocks, yields or ends), and then the
+    /// caller goes on — or yields, if other fibers are queued on its worker
+    /// meanwhile. The woken fiber runs while what the caller wrote is still
+    /// in cache, and a caller about to wait for an answer (a ping-pong, a
+    /// request and its reply) skips that wait entirely. So do not call it
+    /// while holding a
     /// lock that the woken fiber may take with a thread-blocking lock
     /// (`std::sync::Mutex`): it would block the worker. A waker that wakes
     /// many in a row (a producer) wants [`wake_one_queued`](Self::wake_one_queued).
+    ///
+    /// Inlinable for the same reason as [`wait`](Self::wait): the woken
+    /// fiber runs nested inside this call, and the caller returns through
+    /// it afterwards.
+    #[inline]
     pub fn wake_one(&self) -> usize {
         self.wake_first(true)
     }
@@ -310,6 +325,8 @@ impl Butex {
         Ok(())
     }
 
+    /// Always inlined into `wait` (see there).
+    #[inline(always)]
     fn wait_fiber(
         &self,
         task: TaskRef,
