@@ -256,3 +256,142 @@ fn the_woken_fiber_may_yield_exit_or_wake_another_on_the_spot() {
         assert!(log.contains(&"main") && log.contains(&"outer after yield"));
     });
 }
+
+/// Parks a fiber that, once woken through `b`, runs `then`; returns its
+/// handle once it is parked (one worker).
+fn parked_then<T: Send + 'static>(
+    b: &Arc<Butex>,
+    then: impl FnOnce() -> T + Send + 'static,
+) -> fiber::JoinHandle<T> {
+    let started = Arc::new(AtomicBool::new(false));
+    let h = {
+        let (b, started) = (b.clone(), started.clone());
+        fiber::spawn(move || {
+            started.store(true, Ordering::Release);
+            while b.value().load(Ordering::Acquire) == 0 {
+                let _ = b.wait(0, None);
+            }
+            then()
+        })
+    };
+    while !started.load(Ordering::Acquire) {
+        fiber::yield_now();
+    }
+    h
+}
+
+/// Uses about `kib` KiB of stack.
+fn deep(kib: usize) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[0] = kib as u8;
+    let frame = std::hint::black_box(frame);
+    if kib <= 1 {
+        return frame[0] as u64;
+    }
+    deep(kib - 1) + frame[0] as u64
+}
+
+#[test]
+fn scheduler_work_of_a_nested_fiber_stays_off_the_wakers_stack() {
+    // The waker has a 32 KiB stack. The fiber it runs on the spot joins a
+    // worker-stack child (the join runs it at once, an urgent switch) that
+    // needs ~96 KiB: that must run on the worker thread's own stack, not
+    // nested on the waker's (it would overflow it and abort the process).
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let sum = rt.block_on(|| {
+        let b = Arc::new(Butex::new(0));
+        let woken = parked_then(&b, || {
+            fiber::Builder::new()
+                .stack(fiber::StackClass::Worker)
+                .spawn(|| deep(96))
+                .unwrap()
+                .join()
+                .unwrap()
+        });
+        let waker = {
+            let b = b.clone();
+            fiber::Builder::new()
+                .stack(fiber::StackClass::Small)
+                .spawn(move || {
+                    b.value().store(1, Ordering::Release);
+                    assert_eq!(b.wake_one(), 1);
+                })
+                .unwrap()
+        };
+        waker.join().unwrap();
+        woken.join().unwrap()
+    });
+    assert_eq!(sum, (1..=96).sum::<u64>());
+}
+
+#[test]
+fn a_nested_fiber_that_ends_is_finished_and_the_waker_is_itself_again() {
+    fiber::fiber_local!(
+        static MINE: std::cell::Cell<u32> = std::cell::Cell::new(0);
+    );
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let rt2 = rt.clone();
+    rt.block_on(move || {
+        let alive_before = rt2.stats().alive();
+        let me = fiber::current().unwrap();
+        MINE.with(|m| m.set(7));
+        let b = Arc::new(Butex::new(0));
+        // Detached: its end (result dropped, slot recycled) is the
+        // scheduler's work, deferred out of the nested run.
+        drop(parked_then(&b, || {
+            MINE.with(|m| m.set(99));
+            vec![1u8; 100]
+        }));
+        b.value().store(1, Ordering::Release);
+        assert_eq!(b.wake_one(), 1);
+        assert_eq!(fiber::current(), Some(me));
+        assert_eq!(MINE.with(|m| m.get()), 7);
+        fiber::yield_now();
+        assert_eq!(rt2.stats().alive(), alive_before);
+    });
+}
+
+#[test]
+fn a_ping_pong_pair_does_not_starve_work_from_other_threads() {
+    // Work queued from a plain thread waits in the worker's remote queue,
+    // which only the scheduler loop's periodic look reaches.
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let b = Arc::new(Butex::new(0));
+    let play = |parity: u32| {
+        let (b, stop) = (b.clone(), stop.clone());
+        move || {
+            let mut i = 0;
+            while i < 2_000_000 && !stop.load(Ordering::Relaxed) {
+                let mine = 2 * i + parity;
+                let v = b.value().load(Ordering::Acquire);
+                if v != mine {
+                    let _ = b.wait(v, None);
+                    continue;
+                }
+                b.value().store(mine + 1, Ordering::Release);
+                b.wake_one();
+                i += 1;
+            }
+            b.value().fetch_add(1 << 30, Ordering::Release);
+            b.wake_all();
+            i
+        }
+    };
+    let one = rt.spawn(play(1));
+    let zero = rt.spawn(play(0));
+    // Once the pair is going, stop it from outside the runtime.
+    while b.value().load(Ordering::Relaxed) < 1000 {
+        std::thread::yield_now();
+    }
+    let stopper = {
+        let stop = stop.clone();
+        rt.spawn(move || stop.store(true, Ordering::Relaxed))
+    };
+    stopper.join().unwrap();
+    let rounds = one.join().unwrap().max(zero.join().unwrap());
+    assert!(
+        rounds < 2_000_000,
+        "work from another thread waited for the pair"
+    );
+}

@@ -47,8 +47,16 @@ impl<T> CurrentWaiter<T> {
         // Orders the store above before the load below, against `visit`'s
         // `heavy` fence: either the visitor reads null, or we see it.
         membarrier::light();
+        let mut spins = 0u32;
         while self.visitors.load(Ordering::Acquire) != 0 {
-            crate::loom::spin_loop();
+            // A visitor holds the count across a `membarrier` call, which
+            // can take a while: spin briefly, then give up the CPU.
+            spins += 1;
+            if spins < 64 {
+                crate::loom::spin_loop();
+            } else {
+                crate::loom::thread_yield();
+            }
         }
     }
 

@@ -89,6 +89,9 @@ pub(crate) struct TaskGroup {
     last_global: Cell<u32>,
     /// Fibers being run from another fiber's stack right now (`run_woken`).
     nested_runs: Cell<u32>,
+    /// A switch of a fiber run nested that only the scheduler loop may
+    /// handle (see `run_woken`).
+    deferred: Cell<Option<(TaskRef, Switch)>>,
     /// Tasks queued with NOSIGNAL since the last `flush`.
     pub(crate) unsignalled: Cell<usize>,
 }
@@ -134,6 +137,7 @@ impl TaskGroup {
             tick: Cell::new(0),
             last_global: Cell::new(0),
             nested_runs: Cell::new(0),
+            deferred: Cell::new(None),
             unsignalled: Cell::new(0),
         }
     }
@@ -279,26 +283,43 @@ impl TaskGroup {
     /// Runs `task`, a started fiber of this worker that the running fiber
     /// `me` just woke, on the spot: resumed from `me`'s stack (corosensei
     /// coroutines nest) until it switches out, then `me` goes on. Returns
-    /// whether `me` should yield now, because other work is queued here
-    /// or the periodic look at the shared queues and I/O is due (only the
-    /// scheduler loop makes it).
+    /// whether `me` should yield now: other work is queued here, the
+    /// periodic look at the shared queues and I/O is due (only the
+    /// scheduler loop makes it), or `task` left something for the
+    /// scheduler to do.
     ///
     /// This is bRPC's `butex_wake` hand-over without the trips through the
     /// scheduler: there the waker switches to the scheduler, which queues
     /// it and switches to the woken fiber, which later switches back to
     /// the scheduler, which picks the waker. Here the woken fiber's switch
     /// out returns straight into the waker, two context switches instead
-    /// of four (same-worker ping-pong: 78 -> 52 ns). While `task` runs,
-    /// `me` is on the nesting chain: it is running (not in any queue or
-    /// waiter list), so nothing can resume it elsewhere, and whatever
-    /// `task` does on its way out (park, yield, exit, wake another fiber
-    /// on the spot) is handled by `run_task` as the scheduler would.
+    /// of four. While `task` runs, `me` is on the nesting chain: it is
+    /// running (not in any queue or waiter list), so nothing can resume it
+    /// elsewhere.
+    ///
+    /// Only a park or a yield of `task` is handled here. Anything else
+    /// (exit: dropping its result; a park callback; an urgent switch to a
+    /// fiber that may never have run) is scheduler work that must not run
+    /// on `me`'s stack, which may be a small one: it is left in
+    /// `deferred` for the scheduler loop, and `me` yields to it.
     #[inline(always)]
     pub(crate) fn run_woken(&self, me: TaskRef, task: TaskRef) -> bool {
         self.nested_runs.set(self.nested_runs.get() + 1);
-        self.run_task(task);
+        let why = self.resume(task);
         self.nested_runs.set(self.nested_runs.get() - 1);
         self.current.set(Some(me));
+        match why {
+            Switch::Parked => {}
+            Switch::Yield => self.make_ready_again(task),
+            other => {
+                // A fiber that defers something yields at once (its
+                // waker, below, or `ready_to_run`), so the chain unwinds to
+                // the scheduler before anything else can be deferred.
+                let previous = self.deferred.replace(Some((task, other)));
+                debug_assert!(previous.is_none(), "two deferred switches");
+                return true;
+            }
+        }
         self.global_check_due() || self.others_queued()
     }
 
@@ -425,10 +446,10 @@ impl TaskGroup {
         lot.wait(state)
     }
 
-    /// Always inlined, into the worker loop and into `run_woken`: after the
-    /// switch back from a fiber the return stack buffer is stale, so a
-    /// return out of an out-of-line `run_task` would be mispredicted on
-    /// every switch (spawn+join: 84 -> 97 ns).
+    /// Always inlined into the worker loop: after the switch back from a
+    /// fiber the return stack buffer is stale, so a return out of an
+    /// out-of-line `run_task` would be mispredicted on every switch
+    /// (spawn+join: 84 -> 97 ns when it was outlined).
     #[inline(always)]
     fn run_task(&self, first: TaskRef) {
         let mut task = first;
@@ -437,7 +458,6 @@ impl TaskGroup {
         // tasks from the queues may start elsewhere for balance.
         let mut may_move = self.lifo_runs.get() == 0;
         loop {
-            let slot = task.ctx_slot();
             if task.home.load(Ordering::Relaxed) == NO_HOME {
                 // SAFETY: we popped `task` from a queue, so we hold its run
                 // token; the borrow is a copy-out.
@@ -458,36 +478,55 @@ impl TaskGroup {
                     return;
                 }
             }
-            self.current.set(Some(task));
-            self.shared.counters.switches.incr();
-            self.tick.set(self.tick.get().wrapping_add(1));
-            // SAFETY: we hold the run token, which includes the context
-            // slot; fibers never touch it, so this is the only reference.
-            // A started fiber always has its context in the slot.
-            let why = unsafe { (*slot).as_mut().unwrap_unchecked().resume(task) };
-            self.current.set(None);
-            match why {
-                // The context stays in the slot: the next fiber to get this
-                // slot (likely the next spawn here: the slot cache is LIFO)
-                // runs on it without touching the pool.
-                Switch::Exit => self.finish(task),
-                Switch::Yield => self.make_ready_again(task),
-                Switch::Park(f) => {
-                    // SAFETY: the callback lives on the suspended fiber's
-                    // stack (alive until the fiber resumes) and takes over
-                    // the token; we must not touch `task` afterwards.
-                    unsafe { (**f.0)(task) };
+            let mut why = self.resume(task);
+            let mut from = task;
+            loop {
+                match why {
+                    // The context stays in the slot: the next fiber to get
+                    // this slot (likely the next spawn here: the slot cache
+                    // is LIFO) runs on it without touching the pool.
+                    Switch::Exit => self.finish(from),
+                    Switch::Yield => self.make_ready_again(from),
+                    Switch::Park(f) => {
+                        // SAFETY: the callback lives on the suspended
+                        // fiber's stack (alive until the fiber resumes) and
+                        // takes over the token; we must not touch `from`
+                        // afterwards.
+                        unsafe { (**f.0)(from) };
+                    }
+                    Switch::Parked => {}
+                    Switch::Urgent(next) => {
+                        self.make_ready_again(from);
+                        // Nothing is deferred here: a fiber that defers
+                        // yields (see `run_woken`).
+                        task = next;
+                        may_move = false;
+                        break;
+                    }
                 }
-                Switch::Parked => {}
-                Switch::Urgent(next) => {
-                    self.make_ready_again(task);
-                    task = next;
-                    may_move = false;
-                    continue;
+                // What a fiber run nested by the one that just switched out
+                // left for us (see `run_woken`).
+                match self.deferred.take() {
+                    Some((t, w)) => (from, why) = (t, w),
+                    None => return,
                 }
             }
-            return;
         }
+    }
+
+    /// Resumes started fiber `task` (we hold its run token) until it
+    /// switches out. Always inlined: see `run_task`.
+    #[inline(always)]
+    fn resume(&self, task: TaskRef) -> Switch {
+        self.current.set(Some(task));
+        self.shared.counters.switches.incr();
+        self.tick.set(self.tick.get().wrapping_add(1));
+        // SAFETY: we hold the run token, which includes the context slot;
+        // fibers never touch it, so this is the only reference. A started
+        // fiber always has its context in the slot.
+        let why = unsafe { (*task.ctx_slot()).as_mut().unwrap_unchecked().resume(task) };
+        self.current.set(None);
+        why
     }
 
     /// Requeues a fiber that yielded: pinned ones on `resume`, migratable

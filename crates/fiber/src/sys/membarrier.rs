@@ -82,19 +82,33 @@ pub(crate) fn heavy() {
         init();
         std::sync::atomic::fence(Ordering::SeqCst);
         if EXPEDITED.load(Ordering::Acquire) {
-            // SAFETY: as in `init`. Registered there, so it cannot fail
-            // with EPERM; any other failure would be a kernel bug.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_membarrier,
-                    CMD_PRIVATE_EXPEDITED,
-                    0 as libc::c_uint,
-                )
+            let expedited = || {
+                // SAFETY: as in `init`.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_membarrier,
+                        CMD_PRIVATE_EXPEDITED,
+                        0 as libc::c_uint,
+                    )
+                }
             };
-            assert_eq!(
-                r, 0,
-                "membarrier(PRIVATE_EXPEDITED) failed after registration"
-            );
+            if expedited() != 0 {
+                // A forked child inherits `EXPEDITED` but not the
+                // registration (EPERM). Register this process and retry.
+                // SAFETY: as in `init`.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_membarrier,
+                        CMD_REGISTER_PRIVATE_EXPEDITED,
+                        0 as libc::c_uint,
+                    )
+                };
+                assert!(
+                    r == 0 && expedited() == 0,
+                    "membarrier(PRIVATE_EXPEDITED) failed after registration: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
         }
     }
     #[cfg(loom)]

@@ -56,10 +56,12 @@ impl Builder {
     /// or yield (every fibrpc wait, `yield_now`, `sleep`, channel and lock
     /// operations, `spawn_urgent`, `Butex::wake_one`): a `!Send` value
     /// (`Rc`, `RefCell` borrow, `std::sync::MutexGuard`, …), a reference
-    /// into a `thread_local!`, or anything else tied to the OS thread; and
-    /// it must not use `thread_local!`s at all: the compiler assumes a
-    /// function never changes threads and may keep a thread-local's address
-    /// from before such a point to after it. The compiler cannot check
+    /// into a `thread_local!`, or anything else tied to the OS thread.
+    /// Nor may a function of the fiber touch a thread-local both before
+    /// and after such a point, directly or through library code inlined
+    /// into it (IOBuf appends, bvar updates and std use thread-locals):
+    /// the compiler assumes a function never changes threads and may reuse
+    /// the address it computed before the switch. The compiler cannot check
     /// this; breaking it is undefined behaviour.
     pub unsafe fn migratable(mut self) -> Self {
         self.migratable = true;

@@ -84,6 +84,12 @@ thread_local! {
 }
 
 /// This thread's bucket among `n`.
+///
+/// `inline(never)`: reached from `Butex::wait`, which is inlined into
+/// fiber code; a thread-local address the compiler kept across a switch
+/// would name the old thread's value in a migratable fiber (see
+/// `current_group`).
+#[inline(never)]
 fn bucket_of_this_thread(n: usize) -> usize {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let h = BUCKET_HASH.with(|h| {
