@@ -103,3 +103,66 @@ fn pending_interrupt_ends_next_interruptible_wait() {
     assert_eq!(h.join().unwrap(), Err(RecvInterruptError::Interrupted));
     drop(tx);
 }
+
+#[test]
+fn interrupts_race_wakes_and_timeouts_without_losing_a_waiter() {
+    // Interrupters visit the waiting fiber's node (membarrier on their
+    // side) while wakers and timeouts end the same waits: every wait must
+    // end, the fiber must never find its node in use after leaving.
+    use fiber::butex::{Butex, WaitError};
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::{Duration, Instant};
+    let rt = rt();
+    let b = Arc::new(Butex::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicU64::new(0));
+    let waiter = {
+        let (b, done, interrupted) = (b.clone(), done.clone(), interrupted.clone());
+        rt.spawn(move || {
+            // At least 20k waits and 100 interrupts (the interrupter may
+            // start late on a loaded machine); bounded either way.
+            let mut waits = 0u64;
+            while (waits < 20_000 || interrupted.load(std::sync::atomic::Ordering::Relaxed) < 100)
+                && waits < 20_000_000
+            {
+                waits += 1;
+                let v = b.value().load(std::sync::atomic::Ordering::Acquire);
+                let deadline = Instant::now() + Duration::from_micros(50);
+                if b.wait(v, Some(deadline)) == Err(WaitError::Interrupted) {
+                    interrupted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        })
+    };
+    let id = waiter.id();
+    let interrupter = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                if fiber::interrupt(id).is_err() {
+                    break;
+                }
+                n += 1;
+                std::thread::yield_now();
+            }
+            n
+        })
+    };
+    let waker = {
+        let (b, done) = (b.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                b.value().fetch_add(1, std::sync::atomic::Ordering::Release);
+                b.wake_all();
+                std::thread::yield_now();
+            }
+        })
+    };
+    waiter.join().unwrap();
+    let sent = interrupter.join().unwrap();
+    waker.join().unwrap();
+    assert!(sent >= 100);
+    assert!(interrupted.load(std::sync::atomic::Ordering::Relaxed) >= 100);
+}
