@@ -53,6 +53,48 @@ fn stack_overflow_names_the_fiber_and_aborts() {
     );
 }
 
+const LOCAL_DROP_ENV: &str = "FIBRPC_TEST_LOCAL_DROP_CHILD";
+
+struct PanicsOnDrop;
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("fiber-local destructor panics");
+    }
+}
+
+/// Run in a child process: a fiber-local whose destructor panics.
+#[test]
+fn local_drop_child() {
+    if std::env::var(LOCAL_DROP_ENV).is_err() {
+        return;
+    }
+    fiber::fiber_local!(
+        static BOMB: std::cell::RefCell<Option<PanicsOnDrop>> = std::cell::RefCell::new(None);
+    );
+    let h = fiber::spawn(|| BOMB.with(|b| *b.borrow_mut() = Some(PanicsOnDrop)));
+    let _ = h.join();
+    std::thread::sleep(Duration::from_secs(5));
+    unreachable!("the panicking destructor must abort the process");
+}
+
+#[test]
+fn a_panicking_fiber_local_destructor_aborts_naming_the_fiber() {
+    // Not an unwind into the worker loop (which would lose its fibers).
+    let out = common::run_child("local_drop_child", LOCAL_DROP_ENV);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fiber_local! destructor of fiber"),
+        "stderr: {stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc_sigabrt()),
+        "status: {:?}",
+        out.status
+    );
+}
+
 fn libc_sigabrt() -> i32 {
     6
 }

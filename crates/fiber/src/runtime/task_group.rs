@@ -747,7 +747,17 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
     // fiber_local! values die with the fiber, on the fiber.
     // SAFETY: token held; user code is done.
     let locals = unsafe { std::mem::take(&mut task.run_state().locals) };
-    drop(locals);
+    // A panic here would unwind out of the context into whoever resumed
+    // it (the worker loop, or a fiber that ran this one nested) and take
+    // that down instead. std aborts when a thread-local's destructor
+    // panics; so do we, saying which fiber.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(locals))).is_err() {
+        eprintln!(
+            "fibrpc: a fiber_local! destructor of fiber {:?} panicked; aborting",
+            task.id()
+        );
+        std::process::abort();
+    }
 }
 
 /// For the overflow handler: the guard page, stack size, id and name of the
