@@ -2,6 +2,7 @@
 //! it (`preadv`).
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use crate::iobuf::IOBuf;
@@ -40,7 +41,10 @@ impl IOBuf {
         rest: &mut [&mut IOBuf],
         max: usize,
     ) -> io::Result<usize> {
-        let mut iov = [IoSlice::new(&[]); IOV_MAX];
+        // Uninitialized: filling all IOV_MAX entries (16 KiB) on every call
+        // was 2 % of an HTTP server's CPU, for the one or two refs a
+        // response usually has.
+        let mut iov = [const { MaybeUninit::<IoSlice<'_>>::uninit() }; IOV_MAX];
         let mut n = 0;
         let mut bytes = 0;
         let all = std::iter::once(&*self).chain(rest.iter().map(|b| &**b));
@@ -50,7 +54,7 @@ impl IOBuf {
                     break 'gather;
                 }
                 let s = &s[..s.len().min(max - bytes)];
-                iov[n] = IoSlice::new(s);
+                iov[n].write(IoSlice::new(s));
                 n += 1;
                 bytes += s.len();
             }
@@ -58,7 +62,10 @@ impl IOBuf {
         if n == 0 {
             return Ok(0);
         }
-        let written = sys::writev(fd, &iov[..n])?;
+        // SAFETY: the first `n` entries were written above, and
+        // `MaybeUninit<IoSlice>` has `IoSlice`'s layout.
+        let iov = unsafe { std::slice::from_raw_parts(iov.as_ptr().cast::<IoSlice<'_>>(), n) };
+        let written = sys::writev(fd, iov)?;
         let mut left = written - self.pop_front(written);
         for b in rest.iter_mut() {
             if left == 0 {
