@@ -146,13 +146,29 @@ impl Driver {
         }
         match crate::runtime::pinned_worker_index() {
             Some(w) => w % n,
-            None => {
-                // Only dispatchers some worker sleeps in (with one worker
-                // and two dispatchers, the second would never be waited on).
-                let live = n.min(crate::runtime::most_workers()).max(1);
-                self.next.fetch_add(1, Ordering::Relaxed) % live
-            }
+            None => self.pick_spread(),
         }
+    }
+
+    /// The dispatcher for a registration with a reader hook: round robin,
+    /// whoever registers. Its events start new fibers that any worker may
+    /// run, so no worker is the natural home; picking the registering
+    /// fiber's worker put every connection of a server on its acceptor's
+    /// worker, and the other worker then found its own dispatcher empty on
+    /// every poll (HTTP under wrk: 3.6k empty `epoll_wait`s a second) and
+    /// got all its work by polling the busy one's.
+    pub(crate) fn pick_spread(&self) -> usize {
+        let n = self.dispatchers.len();
+        if n == 1 {
+            return 0;
+        }
+        if self.poller == Poller::Thread {
+            return self.next.fetch_add(1, Ordering::Relaxed) % n;
+        }
+        // Only dispatchers some worker sleeps in (with one worker and two
+        // dispatchers, the second would never be waited on).
+        let live = n.min(crate::runtime::most_workers()).max(1);
+        self.next.fetch_add(1, Ordering::Relaxed) % live
     }
 
     /// The dispatcher worker `index` polls and sleeps in.

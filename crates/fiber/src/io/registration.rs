@@ -71,7 +71,7 @@ impl Registration {
         let (token, entry) = slab.alloc()?;
         let read = Readiness(entry.read.value().load(Ordering::Acquire));
         let write = Readiness(entry.write.value().load(Ordering::Acquire));
-        let reg = Self::add(driver, token, entry, fd)?;
+        let reg = Self::add(driver, token, entry, fd, driver.pick())?;
         Ok((reg, read, write))
     }
 
@@ -79,8 +79,12 @@ impl Registration {
         let driver = Driver::get()?;
         let slab = EntrySlab::global();
         let (token, entry) = slab.alloc()?;
+        let dispatcher = match reader {
+            Some(_) => driver.pick_spread(),
+            None => driver.pick(),
+        };
         EntrySlab::set_reader(entry, reader);
-        Self::add(driver, token, entry, fd)
+        Self::add(driver, token, entry, fd, dispatcher)
     }
 
     fn add(
@@ -88,9 +92,9 @@ impl Registration {
         token: u64,
         entry: &'static IoEntry,
         fd: RawFd,
+        dispatcher: usize,
     ) -> io::Result<Self> {
         let slab = EntrySlab::global();
-        let dispatcher = driver.pick();
         if let Err(e) = driver.dispatchers()[dispatcher].add(fd, token) {
             slab.release(token);
             return Err(e);
