@@ -377,11 +377,13 @@ impl WakeRoute {
 /// fiber computed before parking.
 ///
 /// With `run_now`, if the caller is a fiber of the worker the woken fiber
-/// is pinned to, switches to it at once and requeues the caller (bRPC's
-/// `butex_wake`: the woken fiber runs on a hot cache, and a caller that is
-/// about to wait anyway saves its whole wait). Always inlined: a function
-/// boundary between the caller and that switch is one more return
-/// mispredicted when the caller resumes.
+/// is pinned to, runs it at once, nested on the caller's stack
+/// (`TaskGroup::run_woken`), and the caller goes on when it switches out
+/// (bRPC's `butex_wake`: the woken fiber runs on a hot cache, and a caller
+/// that is about to wait anyway saves its whole wait). Past the nesting
+/// bound, the caller switches to it through the scheduler instead. Always
+/// inlined: a function boundary between the caller and that switch is one
+/// more return mispredicted when the caller resumes.
 #[inline(always)]
 pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute, run_now: bool) {
     let group = current_group().filter(|g| std::ptr::eq(g.control, route.control));
