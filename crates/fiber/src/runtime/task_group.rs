@@ -745,6 +745,10 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
         unsafe { task.payload.run(entry) };
     }
     // fiber_local! values die with the fiber, on the fiber.
+    // SAFETY: token held; the borrow ends here.
+    if unsafe { task.run_state().locals.is_empty() } {
+        return;
+    }
     // SAFETY: token held; user code is done.
     let locals = unsafe { std::mem::take(&mut task.run_state().locals) };
     // A panic here would unwind out of the context into whoever resumed

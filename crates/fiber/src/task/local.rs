@@ -11,6 +11,12 @@ pub(crate) struct LocalMap {
 }
 
 impl LocalMap {
+    /// Whether the fiber never touched a fiber-local (the common case: its
+    /// end then skips the guarded drop).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     fn get_or_insert<T: 'static>(&mut self, key: usize, init: fn() -> T) -> *const T {
         if let Some((_, v)) = self.entries.iter().find(|(k, _)| *k == key) {
             return v.downcast_ref::<T>().expect("fiber_local type") as *const T;
