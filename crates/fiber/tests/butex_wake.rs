@@ -8,18 +8,21 @@ use fibrpc_fiber as fiber;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A fiber waiting on `b` (value 0) that logs "woken" when it returns;
-/// returns once it is parked (one worker: it ran until it blocked).
-fn park_a_waiter(b: &Arc<Butex>, log: &Arc<Mutex<Vec<&'static str>>>) -> fiber::JoinHandle<()> {
+/// Parks a fiber that, once woken through `b`, runs `then`; returns its
+/// handle once it is parked (one worker).
+fn parked_then<T: Send + 'static>(
+    b: &Arc<Butex>,
+    then: impl FnOnce() -> T + Send + 'static,
+) -> fiber::JoinHandle<T> {
     let started = Arc::new(AtomicBool::new(false));
     let h = {
-        let (b, log, started) = (b.clone(), log.clone(), started.clone());
+        let (b, started) = (b.clone(), started.clone());
         fiber::spawn(move || {
             started.store(true, Ordering::Release);
             while b.value().load(Ordering::Acquire) == 0 {
                 let _ = b.wait(0, None);
             }
-            log.lock().unwrap().push("woken");
+            then()
         })
     };
     while !started.load(Ordering::Acquire) {
@@ -33,8 +36,11 @@ fn park_a_waiter(b: &Arc<Butex>, log: &Arc<Mutex<Vec<&'static str>>>) -> fiber::
 fn order_after(wake: fn(&Butex) -> usize) -> Vec<&'static str> {
     let rt = fiber::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(move || {
-        let (b, log) = (Arc::new(Butex::new(0)), Arc::default());
-        let h = park_a_waiter(&b, &log);
+        let (b, log) = (Arc::new(Butex::new(0)), Arc::<Mutex<Vec<&str>>>::default());
+        let h = {
+            let log = Arc::clone(&log);
+            parked_then(&b, move || log.lock().unwrap().push("woken"))
+        };
         b.value().store(1, Ordering::Release);
         assert_eq!(wake(&b), 1);
         log.lock().unwrap().push("waker");
@@ -120,6 +126,27 @@ fn ping_pong_with_a_migratable_fiber() {
     assert_eq!(b.value().load(Ordering::Relaxed), 40_000);
 }
 
+/// One side of a ping-pong (as `side`) that also stops when `stop` is set
+/// or after `max` round trips, then unblocks its partner. Returns the
+/// round trips it made.
+fn play_until_stopped(b: &Butex, stop: &AtomicBool, parity: u32, max: u32) -> u32 {
+    let mut i = 0;
+    while i < max && !stop.load(Ordering::Relaxed) {
+        let mine = 2 * i + parity;
+        let v = b.value().load(Ordering::Acquire);
+        if v != mine {
+            let _ = b.wait(v, None);
+            continue;
+        }
+        b.value().store(mine + 1, Ordering::Release);
+        b.wake_one();
+        i += 1;
+    }
+    b.value().fetch_add(1 << 30, Ordering::Release);
+    b.wake_all();
+    i
+}
+
 #[test]
 fn a_ping_pong_pair_does_not_starve_the_run_queue() {
     // Woken on the spot, the pair would hand over to each other forever;
@@ -130,21 +157,7 @@ fn a_ping_pong_pair_does_not_starve_the_run_queue() {
         let b = Arc::new(Butex::new(0));
         let play = |parity: u32| {
             let (b, stop) = (b.clone(), stop.clone());
-            move || {
-                let mut i = 0;
-                while i < 1_000_000 && !stop.load(Ordering::Relaxed) {
-                    let mine = 2 * i + parity;
-                    let v = b.value().load(Ordering::Acquire);
-                    if v != mine {
-                        let _ = b.wait(v, None);
-                        continue;
-                    }
-                    b.value().store(mine + 1, Ordering::Release);
-                    b.wake_one();
-                    i += 1;
-                }
-                i
-            }
+            move || play_until_stopped(&b, &stop, parity, 1_000_000)
         };
         let one = fiber::spawn(play(1));
         let zero = fiber::spawn(play(0));
@@ -212,29 +225,14 @@ fn the_woken_fiber_may_yield_exit_or_wake_another_on_the_spot() {
     rt.block_on(|| {
         let (b, log) = (Arc::new(Butex::new(0)), Arc::<Mutex<Vec<&str>>>::default());
         let second = Arc::new(Butex::new(0));
-        // On one worker, a fiber that counted itself here and let us run
-        // again is parked.
-        let started = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        // Waits on `second`, woken by the first waiter while that one runs
-        // nested in the main fiber.
+        // Woken by `outer` while that one runs nested in this fiber.
         let inner = {
-            let (second, log, started) = (second.clone(), log.clone(), started.clone());
-            fiber::spawn(move || {
-                started.fetch_add(1, Ordering::Release);
-                while second.value().load(Ordering::Acquire) == 0 {
-                    let _ = second.wait(0, None);
-                }
-                log.lock().unwrap().push("inner");
-            })
+            let log = log.clone();
+            parked_then(&second, move || log.lock().unwrap().push("inner"))
         };
         let outer = {
-            let (b, second, log, started) =
-                (b.clone(), second.clone(), log.clone(), started.clone());
-            fiber::spawn(move || {
-                started.fetch_add(1, Ordering::Release);
-                while b.value().load(Ordering::Acquire) == 0 {
-                    let _ = b.wait(0, None);
-                }
+            let (second, log) = (second.clone(), log.clone());
+            parked_then(&b, move || {
                 log.lock().unwrap().push("outer");
                 second.value().store(1, Ordering::Release);
                 assert_eq!(second.wake_one(), 1);
@@ -243,9 +241,6 @@ fn the_woken_fiber_may_yield_exit_or_wake_another_on_the_spot() {
                 // and exits
             })
         };
-        while started.load(Ordering::Acquire) < 2 {
-            fiber::yield_now();
-        }
         b.value().store(1, Ordering::Release);
         assert_eq!(b.wake_one(), 1);
         log.lock().unwrap().push("main");
@@ -255,29 +250,6 @@ fn the_woken_fiber_may_yield_exit_or_wake_another_on_the_spot() {
         assert_eq!(log[..2], ["outer", "inner"]);
         assert!(log.contains(&"main") && log.contains(&"outer after yield"));
     });
-}
-
-/// Parks a fiber that, once woken through `b`, runs `then`; returns its
-/// handle once it is parked (one worker).
-fn parked_then<T: Send + 'static>(
-    b: &Arc<Butex>,
-    then: impl FnOnce() -> T + Send + 'static,
-) -> fiber::JoinHandle<T> {
-    let started = Arc::new(AtomicBool::new(false));
-    let h = {
-        let (b, started) = (b.clone(), started.clone());
-        fiber::spawn(move || {
-            started.store(true, Ordering::Release);
-            while b.value().load(Ordering::Acquire) == 0 {
-                let _ = b.wait(0, None);
-            }
-            then()
-        })
-    };
-    while !started.load(Ordering::Acquire) {
-        fiber::yield_now();
-    }
-    h
 }
 
 /// Uses about `kib` KiB of stack.
@@ -360,23 +332,7 @@ fn a_ping_pong_pair_does_not_starve_work_from_other_threads() {
     let b = Arc::new(Butex::new(0));
     let play = |parity: u32| {
         let (b, stop) = (b.clone(), stop.clone());
-        move || {
-            let mut i = 0;
-            while i < 2_000_000 && !stop.load(Ordering::Relaxed) {
-                let mine = 2 * i + parity;
-                let v = b.value().load(Ordering::Acquire);
-                if v != mine {
-                    let _ = b.wait(v, None);
-                    continue;
-                }
-                b.value().store(mine + 1, Ordering::Release);
-                b.wake_one();
-                i += 1;
-            }
-            b.value().fetch_add(1 << 30, Ordering::Release);
-            b.wake_all();
-            i
-        }
+        move || play_until_stopped(&b, &stop, parity, 2_000_000)
     };
     let one = rt.spawn(play(1));
     let zero = rt.spawn(play(0));

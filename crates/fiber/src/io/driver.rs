@@ -138,16 +138,12 @@ impl Driver {
     /// wakeup), round robin otherwise.
     pub(crate) fn pick(&self) -> usize {
         let n = self.dispatchers.len();
-        if n == 1 {
-            return 0;
+        if n > 1 && self.poller == Poller::Worker {
+            if let Some(w) = crate::runtime::pinned_worker_index() {
+                return w % n;
+            }
         }
-        if self.poller == Poller::Thread {
-            return self.next.fetch_add(1, Ordering::Relaxed) % n;
-        }
-        match crate::runtime::pinned_worker_index() {
-            Some(w) => w % n,
-            None => self.pick_spread(),
-        }
+        self.pick_spread()
     }
 
     /// The dispatcher for a registration with a reader hook: round robin,
