@@ -4,16 +4,24 @@ use std::ptr::NonNull;
 
 use crate::block::Block;
 
-/// `{offset, length, block}` as in bRPC. 16 bytes.
+/// bRPC's `{offset, length, block}`, kept as `{start, end, block}`. 16 bytes.
+///
+/// Why `end` instead of `length`: cutting from the front then moves one
+/// field (`start`), and appending at the back moves one field (`end`). With
+/// `{offset, length}` every front cut updated both u32s, which the compiler
+/// merges into one 8-byte store; the next cut's 4-byte load of `length`
+/// from that store misses store-to-load forwarding (measured on this
+/// machine's Zen 3: 2.6 ns per dependent load instead of 0.6), and a
+/// parser's cut loop is one long chain of such loads.
 ///
 /// Invariant (relied upon by every `unsafe` read in the crate): the bytes
-/// `[offset, offset + length)` of `block` are initialized and are never
+/// `[start, end)` of `block` are initialized and are never
 /// written while any `BlockRef` covers them. Writers only ever write a
 /// block's tail past every range a ref was given, and only the unique owner
 /// of that tail (thread-local cache, `IOPortal`, `IOBufAppender`) writes.
 pub(crate) struct BlockRef {
-    pub(crate) offset: u32,
-    pub(crate) length: u32,
+    start: u32,
+    end: u32,
     pub(crate) block: NonNull<Block>,
 }
 
@@ -34,8 +42,8 @@ impl BlockRef {
     #[inline]
     pub(crate) unsafe fn adopt(block: NonNull<Block>, offset: u32, length: u32) -> BlockRef {
         BlockRef {
-            offset,
-            length,
+            start: offset,
+            end: offset + length,
             block,
         }
     }
@@ -49,10 +57,43 @@ impl BlockRef {
         // SAFETY: the caller guarantees the block is live.
         unsafe { Block::inc_ref(block) };
         BlockRef {
-            offset,
-            length,
+            start: offset,
+            end: offset + length,
             block,
         }
+    }
+
+    /// Bytes covered.
+    #[inline]
+    pub(crate) fn len(&self) -> u32 {
+        self.end - self.start
+    }
+
+    /// Where the range ends in the block (exclusive).
+    #[inline]
+    pub(crate) fn end(&self) -> u32 {
+        self.end
+    }
+
+    /// Drops the first `n` bytes. `n < self.len()`.
+    #[inline]
+    pub(crate) fn shrink_front(&mut self, n: u32) {
+        debug_assert!(n < self.len());
+        self.start += n;
+    }
+
+    /// Drops the last `n` bytes. `n < self.len()`.
+    #[inline]
+    pub(crate) fn shrink_back(&mut self, n: u32) {
+        debug_assert!(n < self.len());
+        self.end -= n;
+    }
+
+    /// Covers `n` more bytes after the end. The caller guarantees they are
+    /// initialized and handed to this ref's owner (the type invariant).
+    #[inline]
+    pub(crate) fn grow_back(&mut self, n: u32) {
+        self.end += n;
     }
 
     /// The bytes this reference covers.
@@ -62,20 +103,19 @@ impl BlockRef {
         // initialized and immutable by the type invariant.
         unsafe {
             let b = self.block.as_ref();
-            std::slice::from_raw_parts(b.data().add(self.offset as usize), self.length as usize)
+            std::slice::from_raw_parts(b.data().add(self.start as usize), self.len() as usize)
         }
     }
 
     /// Splits off a new reference to the first `n` bytes and advances `self`
-    /// past them. `0 < n < self.length`.
+    /// past them. `0 < n < self.len()`.
     #[inline]
     pub(crate) fn split_front(&mut self, n: u32) -> BlockRef {
-        debug_assert!(n > 0 && n < self.length);
+        debug_assert!(n > 0 && n < self.len());
         // SAFETY: `self` keeps the block live; the new range is a sub-range
         // of ours so it satisfies the invariant.
-        let front = unsafe { BlockRef::share(self.block, self.offset, n) };
-        self.offset += n;
-        self.length -= n;
+        let front = unsafe { BlockRef::share(self.block, self.start, n) };
+        self.start += n;
         front
     }
 
@@ -83,7 +123,7 @@ impl BlockRef {
     /// so the two can be merged into one reference.
     #[inline]
     pub(crate) fn is_followed_by(&self, other: &BlockRef) -> bool {
-        self.block == other.block && self.offset + self.length == other.offset
+        self.block == other.block && self.end == other.start
     }
 }
 
@@ -91,7 +131,7 @@ impl Clone for BlockRef {
     #[inline]
     fn clone(&self) -> Self {
         // SAFETY: `self` keeps the block live and the range is already valid.
-        unsafe { BlockRef::share(self.block, self.offset, self.length) }
+        unsafe { BlockRef::share(self.block, self.start, self.len()) }
     }
 }
 

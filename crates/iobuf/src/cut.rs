@@ -24,7 +24,7 @@ impl IOBuf {
     pub fn cut_to(&mut self, out: &mut IOBuf, n: usize) -> usize {
         // Fast path: the cut ends inside the first ref.
         if let Some(front) = self.q.front() {
-            if (front.length as usize) > n {
+            if (front.len() as usize) > n {
                 if n > 0 {
                     self.cut_inside_front(out, n);
                 }
@@ -35,7 +35,7 @@ impl IOBuf {
     }
 
     /// Moves the first `n` bytes of the front ref to `out`, `0 < n <
-    /// front.length`: copied or shared, see [`SMALL_CUT_COPY`].
+    /// front.len()`: copied or shared, see [`SMALL_CUT_COPY`].
     #[inline]
     fn cut_inside_front(&mut self, out: &mut IOBuf, n: usize) {
         if n <= SMALL_CUT_COPY && !out.is_empty() {
@@ -52,7 +52,7 @@ impl IOBuf {
         let total = n.min(self.len());
         let mut left = total;
         while left > 0 {
-            let front = self.q.get(0).length as usize;
+            let front = self.q.get(0).len() as usize;
             if front <= left {
                 let r = self.q.pop_front().expect("front exists");
                 out.q.push_back(r);
@@ -79,7 +79,7 @@ impl IOBuf {
     pub fn cut_into_slice(&mut self, dst: &mut [u8]) -> usize {
         // Fast path: the first ref has more than enough bytes.
         if let Some(front) = self.q.front() {
-            if front.length as usize > dst.len() {
+            if front.len() as usize > dst.len() {
                 dst.copy_from_slice(&front.as_slice()[..dst.len()]);
                 if !dst.is_empty() {
                     self.q.shrink_front(dst.len() as u32);
@@ -94,7 +94,7 @@ impl IOBuf {
         let mut done = 0;
         while done < dst.len() && !self.is_empty() {
             let front = self.q.get(0);
-            let len = front.length as usize;
+            let len = front.len() as usize;
             let n = len.min(dst.len() - done);
             dst[done..done + n].copy_from_slice(&front.as_slice()[..n]);
             done += n;
@@ -113,7 +113,7 @@ impl IOBuf {
         let total = n.min(self.len());
         let mut left = total;
         while left > 0 {
-            let front = self.q.get(0).length as usize;
+            let front = self.q.get(0).len() as usize;
             if front <= left {
                 self.q.pop_front();
                 left -= front;
@@ -131,7 +131,7 @@ impl IOBuf {
         let total = n.min(self.len());
         let mut left = total;
         while left > 0 {
-            let back = self.q.back().expect("back exists").length as usize;
+            let back = self.q.back().expect("back exists").len() as usize;
             if back <= left {
                 self.q.pop_back();
                 left -= back;

@@ -26,8 +26,8 @@ impl RefQueue {
     pub(crate) fn nbytes(&self) -> usize {
         match self {
             RefQueue::Small([a, b]) => {
-                a.as_ref().map_or(0, |r| r.length as usize)
-                    + b.as_ref().map_or(0, |r| r.length as usize)
+                a.as_ref().map_or(0, |r| r.len() as usize)
+                    + b.as_ref().map_or(0, |r| r.len() as usize)
             }
             RefQueue::Big(r) => r.nbytes,
         }
@@ -73,20 +73,20 @@ impl RefQueue {
             RefQueue::Big(r) => match r.nref().checked_sub(1) {
                 Some(i) => {
                     let l = r.get_mut(i);
-                    if l.block.as_ptr().cast_const() != block || l.offset + l.length != end {
+                    if l.block.as_ptr().cast_const() != block || l.end() != end {
                         return false;
                     }
-                    l.length += n;
+                    l.grow_back(n);
                     r.nbytes += n as usize;
                     return true;
                 }
                 None => return false,
             },
         };
-        if last.block.as_ptr().cast_const() != block || last.offset + last.length != end {
+        if last.block.as_ptr().cast_const() != block || last.end() != end {
             return false;
         }
-        last.length += n;
+        last.grow_back(n);
         true
     }
 
@@ -103,21 +103,21 @@ impl RefQueue {
     /// same block (then one refcount is dropped, no slot is used).
     #[inline]
     pub(crate) fn push_back(&mut self, r: BlockRef) {
-        if r.length == 0 {
+        if r.len() == 0 {
             return;
         }
         if let Some(last) = self.back() {
             if last.is_followed_by(&r) {
                 // `r`'s reference is dropped at the end of this scope: the
                 // grown last ref already holds one on the same block.
-                self.grow_back(r.length);
+                self.grow_back(r.len());
                 return;
             }
         }
         self.push_back_unmerged(r);
     }
 
-    /// Appends `r` as a new ref (never merges). `r.length > 0`.
+    /// Appends `r` as a new ref (never merges). `r.len() > 0`.
     #[inline]
     pub(crate) fn push_back_unmerged(&mut self, r: BlockRef) {
         match self {
@@ -131,7 +131,7 @@ impl RefQueue {
                 }
             }
             RefQueue::Big(ring) => {
-                ring.nbytes += r.length as usize;
+                ring.nbytes += r.len() as usize;
                 ring.push_back_raw(r);
             }
         }
@@ -146,7 +146,7 @@ impl RefQueue {
             unreachable!("spill only from a full small view")
         };
         let mut ring = RefRing::from_pair(a, b);
-        ring.nbytes += r.length as usize;
+        ring.nbytes += r.len() as usize;
         ring.push_back_raw(r);
         *self = RefQueue::Big(ring);
     }
@@ -158,11 +158,11 @@ impl RefQueue {
         match self {
             RefQueue::Small([a, b]) => {
                 let last = if b.is_some() { b } else { a };
-                last.as_mut().expect("grow_back on empty").length += n;
+                last.as_mut().expect("grow_back on empty").grow_back(n);
             }
             RefQueue::Big(r) => {
                 let i = r.nref() - 1;
-                r.get_mut(i).length += n;
+                r.get_mut(i).grow_back(n);
                 r.nbytes += n as usize;
             }
         }
@@ -179,7 +179,7 @@ impl RefQueue {
             }
             RefQueue::Big(ring) => {
                 let r = ring.pop_front_raw()?;
-                ring.nbytes -= r.length as usize;
+                ring.nbytes -= r.len() as usize;
                 Some(r)
             }
         }
@@ -198,13 +198,13 @@ impl RefQueue {
             }
             RefQueue::Big(ring) => {
                 let r = ring.pop_back_raw()?;
-                ring.nbytes -= r.length as usize;
+                ring.nbytes -= r.len() as usize;
                 Some(r)
             }
         }
     }
 
-    /// Drops the first `n` bytes of the front ref. `0 < n < front.length`.
+    /// Drops the first `n` bytes of the front ref. `0 < n < front.len()`.
     #[inline]
     pub(crate) fn shrink_front(&mut self, n: u32) {
         let front = match self {
@@ -214,13 +214,11 @@ impl RefQueue {
                 r.get_mut(0)
             }
         };
-        debug_assert!(n < front.length);
-        front.offset += n;
-        front.length -= n;
+        front.shrink_front(n);
     }
 
     /// Splits a new ref to the first `n` bytes off the front ref.
-    /// `0 < n < front.length`.
+    /// `0 < n < front.len()`.
     #[inline]
     pub(crate) fn split_front(&mut self, n: u32) -> BlockRef {
         match self {
@@ -232,7 +230,7 @@ impl RefQueue {
         }
     }
 
-    /// Drops the last `n` bytes of the back ref. `0 < n < back.length`.
+    /// Drops the last `n` bytes of the back ref. `0 < n < back.len()`.
     #[inline]
     pub(crate) fn shrink_back(&mut self, n: u32) {
         let back = match self {
@@ -246,8 +244,7 @@ impl RefQueue {
                 r.get_mut(i)
             }
         };
-        debug_assert!(n < back.length);
-        back.length -= n;
+        back.shrink_back(n);
     }
 
     /// Drops every ref. A big view goes back to the small view, freeing its

@@ -45,7 +45,7 @@ fn alloc_buf(cap: u32) -> NonNull<MaybeUninit<BlockRef>> {
 impl RefRing {
     /// A ring holding `a` then `b` (the two refs of a full small view).
     pub(crate) fn from_pair(a: BlockRef, b: BlockRef) -> RefRing {
-        let nbytes = a.length as usize + b.length as usize;
+        let nbytes = a.len() as usize + b.len() as usize;
         let mut r = RefRing {
             buf: alloc_buf(INITIAL_CAP),
             start: 0,
