@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP/1.1 plaintext benchmark (issue 6): fibrpc's http_hello
 # example vs hyper_hello (hyper 1.x on tokio) and may_hello (may_minihttp),
-# 2 workers each, `GET /hello` -> 200 "Hello, World!" over keep-alive
+# and optionally floor_hello (raw epoll, no framework: the ceiling), 2 workers each, `GET /hello` -> 200 "Hello, World!" over keep-alive
 # connections, loaded by wrk on loopback. For each repetition and server, the
 # server is started fresh, warmed up by wrk for WARMUP seconds, loaded by
 # `wrk -t THREADS -c CONNS -d DURATION --latency` under wrk_window (which
@@ -14,7 +14,8 @@
 #   --quick   DURATION=3 REPS=1 (unless set)
 #
 # Environment (defaults in parentheses):
-#   SERVERS     servers to run ("fibrpc hyper may")
+#   SERVERS     servers to run ("fibrpc hyper may"; add "floor" for the
+#               no-framework yardstick)
 #   DURATION    measured seconds per run (10)
 #   REPS        measured runs per server; the summary takes medians (3)
 #   WARMUP      seconds of wrk before each measured run, same flags (2)
@@ -27,6 +28,7 @@
 #   FIBRPC_SERVER_CMD  ($target/release/examples/http_hello --port 8100)
 #   HYPER_SERVER_CMD   ($target/release/hyper_hello --port 8101 --workers WORKERS)
 #   MAY_SERVER_CMD     ($target/release/may_hello --port 8102 --workers WORKERS)
+#   FLOOR_SERVER_CMD   ($target/release/floor_hello --port 8103 --workers WORKERS)
 # The port is the --port value of each command. $target is CARGO_TARGET_DIR
 # or target. A server whose binary does not build is skipped ("skipped: ...").
 set -euo pipefail
@@ -59,9 +61,10 @@ target="${CARGO_TARGET_DIR:-target}"
 FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/http_hello --port 8100}"
 HYPER_SERVER_CMD="${HYPER_SERVER_CMD:-$target/release/hyper_hello --port 8101 --workers $WORKERS}"
 MAY_SERVER_CMD="${MAY_SERVER_CMD:-$target/release/may_hello --port 8102 --workers $WORKERS}"
+FLOOR_SERVER_CMD="${FLOOR_SERVER_CMD:-$target/release/floor_hello --port 8103 --workers $WORKERS}"
 
 for server in $SERVERS; do
-    case "$server" in fibrpc|hyper|may) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
+    case "$server" in fibrpc|hyper|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
 done
 
 if ! command -v wrk > /dev/null; then
@@ -86,6 +89,7 @@ server_cmd() {
         fibrpc) echo "$FIBRPC_SERVER_CMD" ;;
         hyper) echo "$HYPER_SERVER_CMD" ;;
         may) echo "$MAY_SERVER_CMD" ;;
+        floor) echo "$FLOOR_SERVER_CMD" ;;
     esac
 }
 if [[ " $SERVERS " == *" fibrpc "* ]]; then

@@ -14,7 +14,7 @@ import json
 import statistics
 import sys
 
-SERVERS = ["fibrpc", "hyper", "may"]
+SERVERS = ["fibrpc", "hyper", "may", "floor"]
 PEERS = ["hyper", "may"]
 GOAL = 1.2  # issue 6: fibrpc's requests/s at least 1.2x hyper's
 
@@ -92,6 +92,12 @@ def main():
     # fibrpc against each peer; without fibrpc, the peers against each other.
     base = "fibrpc" if "fibrpc" in present else None
     pairs = [(base, p) for p in PEERS if base and p in present]
+    # The floor (no framework at all) against hyper: the most any server
+    # can get over hyper under this wrk on this machine.
+    floor_pair = [("floor", "hyper")] if {"floor", "hyper"} <= present else []
+    if not pairs and floor_pair:
+        pairs = floor_pair
+        floor_pair = []
     if not pairs:
         if all(p in present for p in PEERS):
             pairs = [("may", "hyper")]
@@ -103,7 +109,7 @@ def main():
     print("\nRatios (req/s: >1 is better for the first; latency and cpu/req: <1 is):")
     rows = []
     for c in sorted({c for _, c in runs}):
-        for a, b in pairs:
+        for a, b in pairs + floor_pair:
             ra, rb = runs.get((a, c)), runs.get((b, c))
             if ra and rb:
                 rows.append([c, f"{a}/{b}"] + [
@@ -116,6 +122,13 @@ def main():
             if r is not None:
                 verdict = "met" if r >= GOAL else "NOT met"
                 print(f"\ngoal fibrpc/hyper req/s >= {GOAL} at {c} conns: {r:.2f}, {verdict}")
+    if "floor" in present and "hyper" in present:
+        for c in sorted({c for _, c in runs}):
+            fl, h = runs.get(("floor", c)), runs.get(("hyper", c))
+            r = ratio(median(fl, "rps"), median(h, "rps")) if fl and h else None
+            if r is not None:
+                print(f"floor/hyper req/s at {c} conns: {r:.2f} (the ceiling for any"
+                      " server doing one read and one write per request here)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
 #   benches/net/run.sh [--quick]
 #
 # Environment (defaults in parentheses; --quick shortens the durations):
-#   SERVERS    servers to run ("fibrpc tokio may")
+#   SERVERS    servers to run ("fibrpc tokio may"; add "floor" for the
+#              raw-epoll yardstick floor_echo_server, see README.md)
 #   CONNS      connection counts ("1 50 1000 10000")
 #   DURATION   measured seconds per run (10; quick: 3)
 #   WARMUP     seconds before measuring (2; quick: 1)
@@ -21,7 +22,7 @@
 #   OUT        directory for the logs and results (a new one under /tmp)
 #   QUIET_WAIT seconds to wait, before each run, for the machine to be quiet
 #              (under 0.2 busy cores for a second); 0 = don't wait (60)
-# Servers listen on 127.0.0.1: fibrpc 7000, tokio 7001, may 7002.
+# Servers listen on 127.0.0.1: fibrpc 7000, tokio 7001, may 7002, floor 7003.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -55,7 +56,7 @@ target="${CARGO_TARGET_DIR:-target}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for server in $SERVERS; do
-    case "$server" in fibrpc|tokio|may) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
+    case "$server" in fibrpc|tokio|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
 done
 cargo build --release -p fibrpc-bench-net
 bench="$target/release/fibrpc-echo-bench"
@@ -71,10 +72,11 @@ server_cmd() {
         fibrpc) echo "$target/release/examples/tcp_echo_server --port 7000 --workers 2" ;;
         tokio) echo "$target/release/tokio_echo_server --port 7001 --workers 2" ;;
         may) echo "$target/release/may_echo_server --port 7002 --workers 2" ;;
+        floor) echo "$target/release/floor_echo_server --port 7003 --workers 2" ;;
     esac
 }
 server_port() {
-    case "$1" in fibrpc) echo 7000 ;; tokio) echo 7001 ;; may) echo 7002 ;; esac
+    case "$1" in fibrpc) echo 7000 ;; tokio) echo 7001 ;; may) echo 7002 ;; floor) echo 7003 ;; esac
 }
 
 # stop_server, busy_ticks, wait_until_quiet

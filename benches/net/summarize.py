@@ -17,7 +17,7 @@ import statistics as st
 import sys
 
 PEERS = ("tokio", "may")
-ORDER = ("fibrpc", "tokio", "may")
+ORDER = ("fibrpc", "tokio", "may", "floor")
 # (json key, column title, format)
 LOAD_COLUMNS = (
     ("rps", "req/s", "{:,.0f}"),
@@ -107,6 +107,13 @@ def table(runs, mode, columns, title):
             meds[server] = {k: median(rs, k) for k, _, _ in columns}
             cells = [cell(meds[server][k], f) for k, _, f in columns]
             print(f"| {conns} | {server} | " + " | ".join(cells) + f" | {len(rs)} |")
+        if "floor" in meds and "tokio" in meds:
+            # The raw-epoll yardstick over tokio: the most any server can
+            # get over tokio here.
+            cells = ["" if k in NO_RATIO else
+                     paired_ratio(server_runs["floor"], server_runs["tokio"], k)
+                     for k, _, _ in columns]
+            print(f"| {conns} | floor/tokio | " + " | ".join(cells) + " | |")
         if "fibrpc" not in meds:
             continue
         for peer in PEERS:

@@ -1,6 +1,8 @@
 //! Smoke test of the hello servers: each is started on a free port and
 //! asked `GET /hello` twice over one keep-alive connection, then for a path
-//! it does not serve. Checks the status line, `Content-Length` and body.
+//! it does not serve (but for `floor_hello`, which answers every request
+//! alike; it also gets pipelined and split requests). Checks the status
+//! line, `Content-Length` and body.
 //! Not a benchmark.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,6 +42,11 @@ fn get(stream: &mut BufReader<TcpStream>, path: &str) -> Reply {
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
     )
     .expect("sending the request");
+    read_reply(stream)
+}
+
+/// Reads one response framed by its `Content-Length`.
+fn read_reply(stream: &mut BufReader<TcpStream>) -> Reply {
     let mut status_line = String::new();
     stream.read_line(&mut status_line).expect("status line");
     let mut headers = Vec::new();
@@ -67,7 +74,9 @@ fn get(stream: &mut BufReader<TcpStream>, path: &str) -> Reply {
     }
 }
 
-fn check(exe: &str) {
+/// Two `GET /hello` over one connection; a 404 for another path when the
+/// server routes (`floor_hello` answers everything with the hello).
+fn check(exe: &str, routes: bool) {
     let (_server, addr) = start(exe);
     let stream = TcpStream::connect(&addr).expect("connecting");
     stream
@@ -86,6 +95,9 @@ fn check(exe: &str) {
         assert_eq!(reply.header("content-type"), Some("text/plain"), "{exe}");
         assert_eq!(reply.body, b"Hello, World!", "{exe}");
     }
+    if !routes {
+        return;
+    }
     let reply = get(&mut stream, "/nope");
     assert!(
         reply.status_line.starts_with("HTTP/1.1 404 "),
@@ -96,10 +108,37 @@ fn check(exe: &str) {
 
 #[test]
 fn hyper_hello_answers() {
-    check(env!("CARGO_BIN_EXE_hyper_hello"));
+    check(env!("CARGO_BIN_EXE_hyper_hello"), true);
 }
 
 #[test]
 fn may_hello_answers() {
-    check(env!("CARGO_BIN_EXE_may_hello"));
+    check(env!("CARGO_BIN_EXE_may_hello"), true);
+}
+
+#[test]
+fn floor_hello_answers() {
+    check(env!("CARGO_BIN_EXE_floor_hello"), false);
+}
+
+#[test]
+fn floor_hello_answers_pipelined_and_split_requests() {
+    let (_server, addr) = start(env!("CARGO_BIN_EXE_floor_hello"));
+    let mut stream = TcpStream::connect(&addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Two requests in one write, then one split inside its "\r\n\r\n".
+    let req = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream.write_all(format!("{req}{req}").as_bytes()).unwrap();
+    stream.write_all(&req.as_bytes()[..req.len() - 2]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    stream.write_all(b"\r\n").unwrap();
+    let mut stream = BufReader::new(stream);
+    for _ in 0..3 {
+        let reply = read_reply(&mut stream);
+        assert_eq!(reply.status_line, "HTTP/1.1 200 OK");
+        assert_eq!(reply.body, b"Hello, World!");
+    }
 }

@@ -72,6 +72,11 @@ fn may_server_echoes_under_load() {
 }
 
 #[test]
+fn floor_server_echoes_under_load() {
+    check_server(env!("CARGO_BIN_EXE_floor_echo_server"));
+}
+
+#[test]
 fn refused_connections_are_counted_not_fatal_forever() {
     // Nothing listens on port 1: every connect is refused and retried until
     // the connect timeout, then reported; the run still ends on time.
