@@ -174,7 +174,16 @@ fn cut_any(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf, eof: bool) -> Cut {
 
 fn spawn_process(sock: &Arc<Socket>, msg: InputMessage) {
     let s = sock.clone();
-    if let Err(e) = fibrpc_fiber::Builder::new().spawn(move || s.user.on_message(&s, msg)) {
+    // Counted until the fiber starts: a response written meanwhile waits
+    // for this one's to batch with it (see `Socket::write`).
+    sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
+    let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+        s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
+        s.user.on_message(&s, msg)
+    });
+    if let Err(e) = spawned {
+        // The closure, and so its decrement, never runs.
+        sock.queued_inputs.fetch_sub(1, Ordering::Relaxed);
         eprintln!("fibrpc: cannot start a fiber for a message: {e}");
     }
 }

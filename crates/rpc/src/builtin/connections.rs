@@ -34,6 +34,7 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
                 r.out_bytes.to_string(),
                 st.out_messages.to_string(),
                 r.out_messages.to_string(),
+                st.out_writes.to_string(),
                 format!("{:?}", s.id()),
                 format!(
                     "{}s ago",
@@ -56,6 +57,7 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
             "out_bytes/s",
             "out_msg",
             "out_msg/s",
+            "out_writes",
             "socket_id",
             "created",
         ],

@@ -100,6 +100,10 @@ pub struct Socket {
     error: Mutex<Option<RpcError>>,
     pub(crate) write_list: WriteList<IOBuf>,
     pub(crate) unwritten: AtomicUsize,
+    /// Messages read from this connection whose processing fiber is
+    /// queued but has not started: their responses are coming, so a
+    /// writer may wait for them and send all in one `writev`.
+    pub(crate) queued_inputs: AtomicUsize,
     pub(crate) options: SocketOptions,
     pub(crate) input: Mutex<InputState>,
     pub(crate) protocols: &'static [&'static dyn Protocol],
@@ -173,6 +177,7 @@ impl Socket {
             write_list: WriteList::default(),
             unwritten: AtomicUsize::new(0),
             options,
+            queued_inputs: AtomicUsize::new(0),
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,

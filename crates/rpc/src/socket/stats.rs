@@ -12,6 +12,7 @@ pub struct SocketStats {
     in_messages: AtomicU64,
     out_bytes: AtomicU64,
     out_messages: AtomicU64,
+    out_writes: AtomicU64,
     /// The counters at the last tick, and the differences it found.
     prev: [AtomicU64; 4],
     rates: [AtomicU64; 4],
@@ -43,6 +44,9 @@ pub struct SocketStatsSnapshot {
     pub out_bytes: u64,
     /// Messages written completely.
     pub out_messages: u64,
+    /// Successful `write`/`writev` calls: fewer than `out_messages` when
+    /// responses were batched.
+    pub out_writes: u64,
 }
 
 impl SocketStats {
@@ -53,6 +57,7 @@ impl SocketStats {
             in_messages: AtomicU64::new(0),
             out_bytes: AtomicU64::new(0),
             out_messages: AtomicU64::new(0),
+            out_writes: AtomicU64::new(0),
             prev: Default::default(),
             rates: Default::default(),
         }
@@ -100,6 +105,7 @@ impl SocketStats {
     /// socket's single writer (the write-list owner).
     pub(crate) fn on_written(&self, n: usize, messages: usize) {
         self.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.out_writes.fetch_add(1, Ordering::Relaxed);
         if messages > 0 {
             self.out_messages
                 .fetch_add(messages as u64, Ordering::Relaxed);
@@ -114,6 +120,7 @@ impl SocketStats {
             in_messages: self.in_messages.load(Ordering::Relaxed),
             out_bytes: self.out_bytes.load(Ordering::Relaxed),
             out_messages: self.out_messages.load(Ordering::Relaxed),
+            out_writes: self.out_writes.load(Ordering::Relaxed),
         }
     }
 }

@@ -43,11 +43,14 @@ impl Socket {
         let Some(mut owner) = self.write_list.push(data) else {
             return Ok(());
         };
-        if fibrpc_fiber::has_queued_fibers() {
-            // Fibers queued on this worker (typically the other requests
-            // of the batch just read) will likely write here too: queue
-            // the writer behind them, and one `writev` takes every
-            // response (tonic's connection task batches the same way).
+        if self.queued_inputs.load(Ordering::Relaxed) > 0 && fibrpc_fiber::has_queued_fibers() {
+            // The other requests of the batch just read are queued and
+            // will write here too: queue the writer behind them, and one
+            // `writev` takes every response (tonic's connection task
+            // batches the same way). Fibers queued for other connections
+            // are no reason to wait: deferring for them cost a fiber per
+            // response under many one-request connections (HTTP under
+            // wrk).
             self.start_keep_write(owner, true);
             return Ok(());
         }
