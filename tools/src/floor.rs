@@ -9,6 +9,10 @@
 //! leave for any server on the machine, which tells whether a goal stated
 //! as a ratio over a peer is reachable at all.
 //!
+//! One thing differs from the peers besides the missing framework: each
+//! thread has its own listener (`SO_REUSEPORT`), where the peers accept on
+//! one and spread connections over their workers.
+//!
 //! [`serve`] runs the loop; a [`Protocol`] turns input bytes into output.
 
 use std::io;
@@ -27,7 +31,8 @@ pub trait Protocol: Default {
 
 /// Serves `P` on `127.0.0.1:port` (0: any port) with `workers` threads,
 /// each listener with `backlog`. Calls `listening` with the bound address
-/// once every listener accepts, then runs until a worker fails.
+/// once every listener accepts, then runs until a worker fails, which
+/// ends the process.
 pub fn serve<P: Protocol>(
     port: u16,
     workers: usize,
@@ -44,10 +49,22 @@ pub fn serve<P: Protocol>(
     listening((Ipv4Addr::LOCALHOST, port).into());
     let threads: Vec<_> = listeners
         .into_iter()
-        .map(|l| std::thread::spawn(move || run::<P>(l)))
+        .map(|l| {
+            std::thread::spawn(move || {
+                // A dead worker's listener would stay in the SO_REUSEPORT
+                // group and strand the connections hashed to it: end the
+                // whole process instead.
+                if let Err(e) = run::<P>(l) {
+                    eprintln!("floor: worker failed: {e}");
+                    std::process::exit(1);
+                }
+            })
+        })
         .collect();
     for t in threads {
-        t.join().expect("floor worker panicked")?;
+        if t.join().is_err() {
+            std::process::exit(1);
+        }
     }
     Ok(())
 }
@@ -131,6 +148,7 @@ fn run<P: Protocol>(listener: libc::c_int) -> io::Result<()> {
     let mut conns: Vec<Option<Conn<P>>> = Vec::new();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut buf = vec![0u8; READ_BUF];
+    let closed = (libc::EPOLLRDHUP | libc::EPOLLHUP) as u32;
     loop {
         // SAFETY: `events` is valid for `events.len()` entries.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
@@ -144,21 +162,21 @@ fn run<P: Protocol>(listener: libc::c_int) -> io::Result<()> {
         for ev in &events[..n as usize] {
             let (token, flags) = (ev.u64, ev.events);
             if token == LISTENER_TOKEN {
-                accept_all(ep, listener, &mut conns)?;
+                accept_all(ep, listener, &mut conns);
                 continue;
             }
             let fd = token as libc::c_int;
             let Some(c) = conns[fd as usize].as_mut() else {
                 continue;
             };
-            let mut alive = true;
-            if flags & libc::EPOLLIN as u32 != 0 {
-                alive = read_burst(fd, c, &mut buf);
+            let mut end = ReadEnd::Open;
+            if flags & (libc::EPOLLIN as u32 | closed) != 0 {
+                // After a hang-up the edge is spent: read on to the EOF.
+                end = read_burst(fd, c, &mut buf, flags & closed != 0);
             }
-            if alive && !c.out.is_empty() {
-                alive = flush(fd, &mut c.out);
-            }
-            if !alive || flags & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+            // Answers made before an EOF still go out.
+            let written = end == ReadEnd::Failed || flush(fd, &mut c.out);
+            if end != ReadEnd::Open || !written || flags & libc::EPOLLERR as u32 != 0 {
                 conns[fd as usize] = None;
                 // SAFETY: `fd` is an open connection of ours; closing it
                 // also removes it from the epoll set.
@@ -168,11 +186,14 @@ fn run<P: Protocol>(listener: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Accepts every pending connection. Failures (out of descriptors, a
+/// connection reset before it was accepted) are reported and skipped:
+/// the listener is level-triggered and reports what is left again.
 fn accept_all<P: Protocol>(
     ep: libc::c_int,
     listener: libc::c_int,
     conns: &mut Vec<Option<Conn<P>>>,
-) -> io::Result<()> {
+) {
     loop {
         let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         // SAFETY: null address arguments are allowed by accept4.
@@ -180,12 +201,22 @@ fn accept_all<P: Protocol>(
             unsafe { libc::accept4(listener, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
         if fd < 0 {
             let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EINTR) => Ok(()),
-                _ => Err(e),
-            };
+            match e.raw_os_error() {
+                Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
+                Some(libc::EAGAIN) => {}
+                _ => eprintln!("floor: accept: {e}"),
+            }
+            return;
         }
-        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)?;
+        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        let added = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY)
+            .and_then(|()| epoll_add(ep, fd, events, fd as u64));
+        if let Err(e) = added {
+            eprintln!("floor: setting up an accepted connection: {e}");
+            // SAFETY: `fd` was just accepted and is referenced nowhere.
+            unsafe { libc::close(fd) };
+            continue;
+        }
         if conns.len() <= fd as usize {
             conns.resize_with(fd as usize + 1, || None);
         }
@@ -193,41 +224,63 @@ fn accept_all<P: Protocol>(
             proto: P::default(),
             out: Vec::new(),
         });
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        epoll_add(ep, fd, events, fd as u64)?;
     }
 }
 
+/// How a read burst ended.
+#[derive(PartialEq, Eq)]
+enum ReadEnd {
+    /// Drained; the connection stays.
+    Open,
+    /// The peer closed its side.
+    Eof,
+    /// A read failed.
+    Failed,
+}
+
 /// Reads until a short read (as tokio and fibrpc do: a short read means
-/// the socket is drained), handing each read to the protocol. Returns
-/// false when the connection is finished (EOF or error).
-fn read_burst<P: Protocol>(fd: libc::c_int, c: &mut Conn<P>, buf: &mut [u8]) -> bool {
+/// the socket is drained) or, once the peer hung up, until the EOF,
+/// handing each read to the protocol.
+fn read_burst<P: Protocol>(
+    fd: libc::c_int,
+    c: &mut Conn<P>,
+    buf: &mut [u8],
+    hung_up: bool,
+) -> ReadEnd {
     loop {
         // SAFETY: `buf` is writable for its length.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n == 0 {
-            return false;
+            return ReadEnd::Eof;
         }
         if n < 0 {
-            let e = io::Error::last_os_error().raw_os_error();
-            return matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR));
+            return match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => ReadEnd::Open,
+                _ => ReadEnd::Failed,
+            };
         }
         c.proto.on_input(&buf[..n as usize], &mut c.out);
-        if (n as usize) < buf.len() {
-            return true;
+        if (n as usize) < buf.len() && !hung_up {
+            return ReadEnd::Open;
         }
     }
 }
 
-/// Writes queued answers; the rest waits for the next EPOLLOUT edge.
-/// Returns false on error.
+/// Writes queued answers; what the socket does not take waits for the
+/// next EPOLLOUT edge (there is no backpressure on the protocol: fine for
+/// closed-loop load, where a client never has much unread). Returns false
+/// when a write fails.
 fn flush(fd: libc::c_int, out: &mut Vec<u8>) -> bool {
     while !out.is_empty() {
         // SAFETY: `out` is readable for its length.
         let n = unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
         if n < 0 {
-            let e = io::Error::last_os_error().raw_os_error();
-            return matches!(e, Some(libc::EAGAIN) | Some(libc::EINTR));
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => return true,
+                _ => return false,
+            }
         }
         out.drain(..n as usize);
     }

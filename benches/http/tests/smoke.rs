@@ -142,3 +142,22 @@ fn floor_hello_answers_pipelined_and_split_requests() {
         assert_eq!(reply.body, b"Hello, World!");
     }
 }
+
+#[test]
+fn floor_hello_answers_a_request_that_arrives_with_the_fin() {
+    let (_server, addr) = start(env!("CARGO_BIN_EXE_floor_hello"));
+    let mut stream = TcpStream::connect(&addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    stream
+        .read_to_end(&mut all)
+        .expect("the answer, then the close");
+    assert!(all.starts_with(b"HTTP/1.1 200 OK\r\n"), "{all:?}");
+    assert!(all.ends_with(b"Hello, World!"), "{all:?}");
+}
