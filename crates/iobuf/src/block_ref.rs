@@ -41,6 +41,7 @@ impl BlockRef {
     /// and `[offset, offset+length)` must satisfy the type invariant.
     #[inline]
     pub(crate) unsafe fn adopt(block: NonNull<Block>, offset: u32, length: u32) -> BlockRef {
+        debug_assert!(in_block(block, offset, length));
         BlockRef {
             start: offset,
             end: offset + length,
@@ -56,6 +57,7 @@ impl BlockRef {
     pub(crate) unsafe fn share(block: NonNull<Block>, offset: u32, length: u32) -> BlockRef {
         // SAFETY: the caller guarantees the block is live.
         unsafe { Block::inc_ref(block) };
+        debug_assert!(in_block(block, offset, length));
         BlockRef {
             start: offset,
             end: offset + length,
@@ -93,6 +95,7 @@ impl BlockRef {
     /// initialized and handed to this ref's owner (the type invariant).
     #[inline]
     pub(crate) fn grow_back(&mut self, n: u32) {
+        debug_assert!(in_block(self.block, self.start, self.len() + n));
         self.end += n;
     }
 
@@ -125,6 +128,15 @@ impl BlockRef {
     pub(crate) fn is_followed_by(&self, other: &BlockRef) -> bool {
         self.block == other.block && self.end == other.start
     }
+}
+
+/// Whether `[offset, offset + length)` lies inside `block`'s data (debug
+/// checks only: callers guarantee it).
+fn in_block(block: NonNull<Block>, offset: u32, length: u32) -> bool {
+    // SAFETY: every caller holds or is handed a reference on `block`, so
+    // it is live.
+    let cap = unsafe { block.as_ref().cap() };
+    offset.checked_add(length).is_some_and(|end| end <= cap)
 }
 
 impl Clone for BlockRef {
