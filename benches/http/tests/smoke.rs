@@ -18,6 +18,22 @@ fn start(exe: &str) -> (ServerChild, String) {
     (server, addr)
 }
 
+/// A connection to `addr` whose reads give up after 10 s.
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// `floor_hello` on a free port, and a connection to it.
+fn start_floor() -> (ServerChild, TcpStream) {
+    let (server, addr) = start(env!("CARGO_BIN_EXE_floor_hello"));
+    let stream = connect(&addr);
+    (server, stream)
+}
+
 /// One HTTP/1.1 response: status line, headers (names lowercased), body.
 struct Reply {
     status_line: String,
@@ -78,10 +94,7 @@ fn read_reply(stream: &mut BufReader<TcpStream>) -> Reply {
 /// server routes (`floor_hello` answers everything with the hello).
 fn check(exe: &str, routes: bool) {
     let (_server, addr) = start(exe);
-    let stream = TcpStream::connect(&addr).expect("connecting");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let stream = connect(&addr);
     let mut stream = BufReader::new(stream);
     for _ in 0..2 {
         let reply = get(&mut stream, "/hello");
@@ -123,11 +136,7 @@ fn floor_hello_answers() {
 
 #[test]
 fn floor_hello_answers_pipelined_and_split_requests() {
-    let (_server, addr) = start(env!("CARGO_BIN_EXE_floor_hello"));
-    let mut stream = TcpStream::connect(&addr).expect("connecting");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (_server, mut stream) = start_floor();
     // Two requests in one write, then one split inside its "\r\n\r\n".
     let req = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     stream.write_all(format!("{req}{req}").as_bytes()).unwrap();
@@ -145,11 +154,7 @@ fn floor_hello_answers_pipelined_and_split_requests() {
 
 #[test]
 fn floor_hello_answers_a_request_that_arrives_with_the_fin() {
-    let (_server, addr) = start(env!("CARGO_BIN_EXE_floor_hello"));
-    let mut stream = TcpStream::connect(&addr).expect("connecting");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (_server, mut stream) = start_floor();
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
