@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side HTTP/1.1 plaintext benchmark (issue 6): fibrpc's http_hello
 # example vs hyper_hello (hyper 1.x on tokio) and may_hello (may_minihttp),
-# and optionally floor_hello (raw epoll, no framework: the ceiling), 2 workers each, `GET /hello` -> 200 "Hello, World!" over keep-alive
+# and optionally floor_hello (raw epoll, no framework: a yardstick), 2
+# workers each, `GET /hello` -> 200 "Hello, World!" over keep-alive
 # connections, loaded by wrk on loopback. For each repetition and server, the
 # server is started fresh, warmed up by wrk for WARMUP seconds, loaded by
 # `wrk -t THREADS -c CONNS -d DURATION --latency` under wrk_window (which

@@ -107,22 +107,14 @@ def table(runs, mode, columns, title):
             meds[server] = {k: median(rs, k) for k, _, _ in columns}
             cells = [cell(meds[server][k], f) for k, _, f in columns]
             print(f"| {conns} | {server} | " + " | ".join(cells) + f" | {len(rs)} |")
-        if "floor" in meds and "tokio" in meds:
-            # The raw-epoll yardstick over tokio: the most any server can
-            # get over tokio here.
-            cells = ["" if k in NO_RATIO else
-                     paired_ratio(server_runs["floor"], server_runs["tokio"], k)
-                     for k, _, _ in columns]
-            print(f"| {conns} | floor/tokio | " + " | ".join(cells) + " | |")
-        if "fibrpc" not in meds:
-            continue
-        for peer in PEERS:
-            if peer in meds:
+        # fibrpc over each peer; the raw-epoll yardstick over tokio.
+        pairs = [("fibrpc", peer) for peer in PEERS] + [("floor", "tokio")]
+        for ours, theirs in pairs:
+            if ours in meds and theirs in meds:
                 cells = ["" if k in NO_RATIO else
-                         paired_ratio(server_runs["fibrpc"], server_runs[peer], k)
+                         paired_ratio(server_runs[ours], server_runs[theirs], k)
                          for k, _, _ in columns]
-                print(f"| {conns} | fibrpc/{peer} | " + " | ".join(cells) + " | |")
-
+                print(f"| {conns} | {ours}/{theirs} | " + " | ".join(cells) + " | |")
 
 def main(paths):
     runs = load(paths)

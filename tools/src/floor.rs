@@ -1,13 +1,14 @@
 //! The "floor" servers of the benchmarks: raw epoll, no framework.
 //!
-//! A floor server is the least any server can do per request with the same
-//! syscalls as the servers compared (one read, one write, a share of an
+//! A floor server does next to nothing per request beyond the syscalls the
+//! servers compared make (one read, one write, a share of an
 //! `epoll_wait`): W threads, each with its own `SO_REUSEPORT` listener and
 //! its own edge-triggered epoll, no runtime, no tasks, no buffers beyond
 //! one read buffer per thread and an output `Vec` per connection. Its
-//! throughput under a load generator is what the kernel and the generator
-//! leave for any server on the machine, which tells whether a goal stated
-//! as a ratio over a peer is reachable at all.
+//! throughput under a load generator shows how much of each server's cost
+//! is the kernel's, and so whether a goal stated as a ratio over a peer is
+//! within reach of a server that makes those syscalls. It is a yardstick,
+//! not a proven maximum.
 //!
 //! One thing differs from the peers besides the missing framework: each
 //! thread has its own listener (`SO_REUSEPORT`), where the peers accept on

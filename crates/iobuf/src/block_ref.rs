@@ -71,10 +71,11 @@ impl BlockRef {
         self.end - self.start
     }
 
-    /// Where the range ends in the block (exclusive).
+    /// Whether this ref ends at `end` of `block` (so bytes appended there
+    /// extend it).
     #[inline]
-    pub(crate) fn end(&self) -> u32 {
-        self.end
+    pub(crate) fn ends_at(&self, block: *const Block, end: u32) -> bool {
+        self.block.as_ptr().cast_const() == block && self.end == end
     }
 
     /// Drops the first `n` bytes. `n < self.len()`.

@@ -73,7 +73,7 @@ impl RefQueue {
             RefQueue::Big(r) => match r.nref().checked_sub(1) {
                 Some(i) => {
                     let l = r.get_mut(i);
-                    if l.block.as_ptr().cast_const() != block || l.end() != end {
+                    if !l.ends_at(block, end) {
                         return false;
                     }
                     l.grow_back(n);
@@ -83,7 +83,7 @@ impl RefQueue {
                 None => return false,
             },
         };
-        if last.block.as_ptr().cast_const() != block || last.end() != end {
+        if !last.ends_at(block, end) {
             return false;
         }
         last.grow_back(n);

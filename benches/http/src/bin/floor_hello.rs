@@ -10,8 +10,9 @@
 //! answered with what hyper sends for `/hello`: 200 `text/plain`
 //! `Hello, World!` with `content-length` and `date`; the answers to one
 //! read burst go out in one `write`. Its requests/s under the same `wrk`
-//! is the most any server doing one read and one write per request can get
-//! on this machine (`benches/http/README.md`).
+//! shows what a server doing one read and one write per request can get on
+//! this machine with next to no user-space work: a yardstick, not a proven
+//! maximum (`benches/http/README.md`).
 
 use fibrpc_bench_http::{announce_listening, server_flags, HELLO_BODY, LISTEN_BACKLOG};
 use fibrpc_tools::floor::{serve, Protocol};

@@ -7,8 +7,9 @@
 //! Not a peer but the floor under every peer ([`fibrpc_tools::floor`]: raw
 //! edge-triggered epoll per thread, no runtime, no tasks): what is read
 //! (4 KiB at a time) is written back. Its requests/s under the same
-//! generator is the most any echo server doing one read and one write per
-//! message can get on this machine (`benches/net/README.md`).
+//! generator shows what an echo server doing one read and one write per
+//! message can get on this machine with next to no user-space work: a
+//! yardstick, not a proven maximum (`benches/net/README.md`).
 
 use fibrpc_bench_net::{announce_listening, server_flags, LISTEN_BACKLOG};
 use fibrpc_tools::floor::{serve, Protocol};
