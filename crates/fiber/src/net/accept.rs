@@ -9,9 +9,10 @@
 
 use super::fd::IoFd;
 use crate::io::Interest;
+use crate::sys;
 use socket2::SockAddr;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -22,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) fn accept(listener: &IoFd) -> io::Result<(OwnedFd, SockAddr)> {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match listener.io(Interest::READABLE, |fd, _| accept_once(fd)) {
+        match listener.io(Interest::READABLE, |fd, _| sys::socket::accept(fd)) {
             Err(e) if out_of_descriptors(&e) => {
                 eprintln!(
                     "fibrpc: accept on fd {}: {e}; backing off {backoff:?}",
@@ -41,28 +42,6 @@ pub(crate) fn accept(listener: &IoFd) -> io::Result<(OwnedFd, SockAddr)> {
             r => return r,
         }
     }
-}
-
-fn accept_once(fd: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
-    // SAFETY: `try_init` hands us storage and its length for the kernel to
-    // fill; accept4 writes at most `len` bytes and updates `len`.
-    let (fd, addr) = unsafe {
-        SockAddr::try_init(|storage, len| {
-            let r = libc::accept4(
-                fd,
-                storage.cast(),
-                len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            );
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(r)
-            }
-        })?
-    };
-    // SAFETY: accept4 returned a fresh descriptor that we now own.
-    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, addr))
 }
 
 fn out_of_descriptors(e: &io::Error) -> bool {

@@ -9,8 +9,9 @@
 //! whose data is already there costs no `epoll_ctl` before its first read.
 
 use crate::io::{Interest, Readiness, Registration};
+use crate::sys;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -175,12 +176,12 @@ impl IoFd {
         &self,
         interest: Interest,
         deadline: Option<Instant>,
-        mut ready: impl FnMut(RawFd) -> io::Result<bool>,
+        mut ready: impl FnMut(BorrowedFd<'_>) -> io::Result<bool>,
     ) -> io::Result<()> {
         self.register(interest)?;
         loop {
             let ticket = self.registration().map(|r| r.readiness(interest));
-            if ready(self.raw())? {
+            if ready(self.fd.as_fd())? {
                 return Ok(());
             }
             if let Some(t) = ticket {
@@ -202,8 +203,7 @@ impl IoFd {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
-            // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-            let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+            let n = sys::fd::read(fd, buf)?;
             if let Some(t) = ticket {
                 if n > 0 && n < buf.len() {
                     self.drained_at
@@ -216,56 +216,28 @@ impl IoFd {
 
     /// One `write(2)` (pipes), suspending while the pipe is full.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd, _| {
-            // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-            cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
-        })
+        self.io(Interest::WRITABLE, |fd, _| sys::fd::write(fd, buf))
     }
 
     /// One `send(2)` with `MSG_NOSIGNAL` (sockets: a closed peer gives
     /// `EPIPE`, never `SIGPIPE`).
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd, _| {
-            // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-            cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
-        })
+        self.io(Interest::WRITABLE, |fd, _| sys::fd::send(fd, buf))
     }
 
     /// One `writev`-like `sendmsg(2)` with `MSG_NOSIGNAL`.
     pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd, _| {
-            // SAFETY: a zeroed msghdr is valid.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-            msg.msg_iovlen = bufs.len().min(1024) as _;
-            // SAFETY: iov points at `bufs` (IoSlice is ABI-compatible with
-            // iovec), alive for the call.
-            cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
-        })
+        self.io(Interest::WRITABLE, |fd, _| sys::fd::send_vectored(fd, bufs))
     }
 
     /// One `readv(2)`.
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io(Interest::READABLE, |fd, _| {
-            let n = bufs.len().min(1024) as libc::c_int;
-            // SAFETY: IoSliceMut is ABI-compatible with iovec; the buffers
-            // are valid for writes for the call.
-            cvt(unsafe { libc::readv(fd, bufs.as_ptr() as *const libc::iovec, n) })
-        })
+        self.io(Interest::READABLE, |fd, _| sys::fd::read_vectored(fd, bufs))
     }
 }
 
 impl AsRawFd for IoFd {
     fn as_raw_fd(&self) -> RawFd {
         self.raw()
-    }
-}
-
-/// Converts a `-1`-on-error syscall result.
-pub(crate) fn cvt(r: isize) -> io::Result<usize> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
     }
 }

@@ -3,7 +3,7 @@
 use super::fd::IoFd;
 use crate::io::Interest;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// The reading end of a [`pipe`].
@@ -21,13 +21,7 @@ pub struct PipeWriter {
 
 /// A new pipe: `(reader, writer)`.
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two fresh descriptors that we now own.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = crate::sys::fd::pipe()?;
     Ok((
         PipeReader {
             io: IoFd::from_nonblocking(r),

@@ -5,8 +5,9 @@
 //! file that cannot be sent with one cannot with the other; the copy path
 //! covers those (e.g. some FUSE or procfs files).
 
-use super::fd::{cvt, IoFd};
+use super::fd::IoFd;
 use crate::io::Interest;
+use crate::sys;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -42,10 +43,7 @@ pub(crate) fn send_file(io: &IoFd, file: &File, offset: u64, len: u64) -> io::Re
 fn sendfile_once(io: &IoFd, file: &File, pos: u64, want: u64) -> io::Result<u64> {
     let in_fd = file.as_raw_fd();
     let n = io.io(Interest::WRITABLE, |out_fd, _| {
-        let mut off = pos as libc::off_t;
-        // SAFETY: both descriptors are open for the call; `off` is a live
-        // off_t the kernel updates.
-        cvt(unsafe { libc::sendfile(out_fd, in_fd, &mut off, want as usize) })
+        sys::fd::sendfile(out_fd, in_fd, pos, want as usize)
     })?;
     Ok(n as u64)
 }

@@ -4,6 +4,7 @@ use super::split::{OwnedReadHalf, OwnedWriteHalf};
 use crate::io::Interest;
 use crate::net::fd::IoFd;
 use crate::net::sendfile;
+use crate::sys;
 use socket2::{Domain, SockRef, Socket, Type};
 use std::fs::File;
 use std::io;
@@ -179,7 +180,7 @@ fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpS
     // "writable + hung up", which would look like a finished connect.
     let io = IoFd::from_nonblocking(OwnedFd::from(sock));
     if in_progress {
-        io.wait_until(Interest::WRITABLE, deadline, connect_finished)
+        io.wait_until(Interest::WRITABLE, deadline, sys::socket::connect_finished)
             .map_err(|e| {
                 if e.kind() == io::ErrorKind::TimedOut {
                     io::Error::new(
@@ -192,30 +193,6 @@ fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpS
             })?;
     }
     Ok(TcpStream::from_fd(io))
-}
-
-/// Whether a non-blocking connect finished; its error if it failed.
-fn connect_finished(fd: RawFd) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n == 0 {
-        return Ok(false);
-    }
-    // SAFETY: `fd` is open for the duration of this call (owned by the
-    // caller's IoFd); SockRef only borrows it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    match SockRef::from(&fd).take_error()? {
-        Some(e) => Err(e),
-        None => Ok(true),
-    }
 }
 
 pub(crate) fn sock_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
