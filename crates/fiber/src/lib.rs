@@ -38,14 +38,16 @@
 //! only fibers that have not run yet are stolen. See [`Builder::migratable`]
 //! for the `unsafe` opt-out.
 
+// Every module builds under `--cfg loom` too: `loom` swaps loom's atomics
+// into the lock-free parts, `sys::futex` and `sys::membarrier` become
+// models, and the model checks are one module tree, `loom_tests`
+// (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc-fiber --release --lib loom`).
 mod block_on;
 pub mod butex;
-#[cfg(not(loom))]
 pub mod io;
 mod loom;
 #[cfg(all(test, loom))]
 mod loom_tests;
-#[cfg(not(loom))]
 pub mod net;
 mod runtime;
 pub mod sync;

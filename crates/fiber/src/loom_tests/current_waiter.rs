@@ -16,7 +16,7 @@ struct Node(UnsafeCell<u32>);
 fn waiter(cw: &CurrentWaiter<Node>, node: &Node) {
     cw.publish(node);
     cw.withdraw();
-    // SAFETY (test): loom checks this write against every visitor's read.
+    // SAFETY: a test write; loom checks it against every visitor's read.
     node.0.with_mut(|v| unsafe { *v = 0xdead });
 }
 

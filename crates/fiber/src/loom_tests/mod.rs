@@ -7,6 +7,7 @@ mod current_waiter;
 mod join;
 mod parking_lot;
 mod remote_queue;
+mod timer;
 
 /// Runs `f` under loom with a preemption bound (as tokio's CI does): every
 /// interleaving with at most that many forced thread switches is explored.

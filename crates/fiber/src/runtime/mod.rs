@@ -86,7 +86,6 @@ static RUNTIMES_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 
 /// Makes sure some runtime has workers (starting the default one if none
 /// runs): in worker-poller mode they are the ones that run `epoll_wait`.
-#[cfg(not(loom))]
 pub(crate) fn ensure_workers() {
     if RUNTIMES_RUNNING.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         Runtime::global();
@@ -99,7 +98,6 @@ pub(crate) fn ensure_workers() {
 static MOST_WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// See [`MOST_WORKERS`].
-#[cfg(not(loom))]
 pub(crate) fn most_workers() -> usize {
     MOST_WORKERS.load(std::sync::atomic::Ordering::Acquire)
 }
@@ -426,7 +424,6 @@ pub(crate) fn ready_to_run(task: TaskRef, route: WakeRoute, run_now: bool) {
 /// The index of the worker this code runs on, if the code stays there: a
 /// pinned (started, not migratable) fiber, or the scheduler itself. `None`
 /// on plain threads and in migratable fibers.
-#[cfg(not(loom))]
 pub(crate) fn pinned_worker_index() -> Option<usize> {
     let g = current_group()?;
     match g.current_task() {

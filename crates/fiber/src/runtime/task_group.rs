@@ -60,7 +60,6 @@ const MAX_LIFO_RUNS: u32 = 3;
 const MAX_NESTED_RUNS: u32 = 16;
 /// How long a worker sleeps in its epoll while another worker is awake
 /// before it looks at the dispatchers nobody polls (see `sleep`).
-#[cfg(not(loom))]
 const FOREIGN_IO_CHECK: std::time::Duration = std::time::Duration::from_millis(4);
 /// Below this many pinned fibers a worker never hands a first run away.
 const BALANCE_MIN: usize = 8;
@@ -326,7 +325,6 @@ impl TaskGroup {
     /// A busy worker's look at its I/O dispatcher (worker-poller mode):
     /// without it, a worker that never idles would never see I/O.
     fn poll_io(&self) {
-        #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
             crate::io::driver::poll_home(driver, self.index());
         }
@@ -334,7 +332,6 @@ impl TaskGroup {
 
     /// An idle worker's look at other workers' dispatchers nobody polls.
     fn poll_io_foreign(&self) {
-        #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
             crate::io::driver::poll_foreign(driver, self.index());
         }
@@ -407,7 +404,6 @@ impl TaskGroup {
     /// workers and no other worker is in it, else on the futex.
     fn sleep(&self, state: super::parking_lot::State) {
         let lot = &self.shared.lot;
-        #[cfg(not(loom))]
         if let Some(driver) = crate::io::driver::worker_driver() {
             let d = driver.home_of(self.index());
             loop {

@@ -149,7 +149,6 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 /// Makes writes to a closed pipe or socket fail with `EPIPE` instead of
 /// killing the process (what bRPC does at startup). Leaves a handler the
 /// program installed itself alone; Rust binaries ignore SIGPIPE already.
-#[cfg(not(loom))]
 pub(crate) fn ignore_sigpipe() {
     // SAFETY: querying and setting a signal disposition with valid
     // arguments; SIG_IGN needs no handler code.

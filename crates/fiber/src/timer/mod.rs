@@ -40,15 +40,12 @@
 //! late (the timer thread runs with a 1 µs timer slack).
 
 mod bucket;
-mod callback;
+pub(crate) mod callback;
 mod os;
-mod slot;
+pub(crate) mod slot;
 mod stats;
 mod sync;
 mod thread;
-
-#[cfg(all(test, loom))]
-mod loom_tests;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -309,7 +309,7 @@ impl Shared {
             // (Both publications of `nearest` are swaps, not stores: as
             // read-modify-writes they are ordered after every earlier
             // `fetch_min`, which is what the protocol relies on and what
-            // loom models faithfully; see loom_tests.rs.)
+            // loom models faithfully; see loom_tests/timer.rs.)
             self.nearest.swap(0, Ordering::SeqCst);
             let mut live = 0u64;
             for (bucket, freed) in self.buckets.iter().zip(freed.iter_mut()) {

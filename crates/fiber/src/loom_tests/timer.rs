@@ -1,21 +1,20 @@
-//! Model checks of the lock-free part: the per-slot state machine (arm, fire,
-//! cancel, reuse). Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p fibrpc-fiber --release --lib timer`.
+//! Model checks of the timer's lock-free part: the per-slot state machine
+//! (arm, fire, cancel, reuse).
 //!
 //! The buckets and the table's growth are under mutexes. The timer thread's
 //! sleep/wake protocol (lock-free: a `nearest` word, a futex word) lives in
-//! `thread.rs` tangled with real time and a real futex, so it is checked here
-//! on a replica of its steps (keep the two in sync): a futex is modelled by a
-//! mutex + condvar with the kernel's check-then-sleep atomicity, and a
-//! simulated clock checks that the timer never sleeps through a task it
-//! should have been woken for.
+//! `timer/thread.rs` tangled with real time and a real futex, so it is
+//! checked here on a replica of its steps (keep the two in sync): a futex is
+//! modelled by a mutex + condvar with the kernel's check-then-sleep
+//! atomicity, and a simulated clock checks that the timer never sleeps
+//! through a task it should have been woken for.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::callback::Callback;
-use super::slot::{Slot, SlotCancel, ID_VERSION_MASK};
+use crate::timer::callback::Callback;
+use crate::timer::slot::{Slot, SlotCancel, ID_VERSION_MASK};
 
 fn counting(hits: &Arc<AtomicUsize>, by: usize) -> Callback {
     let hits = hits.clone();
