@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side TCP echo benchmark (issue 4): fibrpc's tcp_echo_server vs the
+# Side-by-side TCP echo benchmark: fibrpc's tcp_echo_server vs the
 # tokio and may echo servers of this package, 2 workers each, driven by
 # fibrpc-echo-bench on loopback. For each C, every server is started fresh,
 # loaded for WARMUP+DURATION seconds (closed loop, SIZE-byte echoes), and

@@ -1,4 +1,4 @@
-//! The benchmark cases (issue 3) and what each one means.
+//! The benchmark cases and what each one means.
 
 use crate::harness::Sizing;
 use std::hint::black_box;
@@ -109,7 +109,7 @@ impl Case {
         }
     }
 
-    /// The goal issue 3 sets for fibrpc, if any.
+    /// The target fibrpc's runtime is held to in this case, if any.
     pub fn goal(self) -> &'static str {
         match self {
             Case::SpawnJoin => "≤ 100 ns",

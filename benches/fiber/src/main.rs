@@ -1,10 +1,10 @@
-//! `fiber_bench`: fibrpc's fiber runtime side by side with tokio and may
-//! (issue 3's benchmark section), in one invocation.
+//! `fiber_bench`: fibrpc's fiber runtime side by side with tokio and may,
+//! in one invocation: spawn, yield, ping-pong, mutex and channel costs.
 //!
 //! Every case runs on each runtime with the same worker count (2, or 1 for
 //! the "1w" rows), is repeated several times, and the median is reported as
 //! time per operation. The table gives the time ratios fibrpc/tokio and
-//! fibrpc/may (below 1 = fibrpc faster) and the issue's goal for fibrpc.
+//! fibrpc/may (below 1 = fibrpc faster) and the runtime's target for fibrpc.
 //!
 //! ```text
 //! fiber_bench [--quick] [--case NAME[,NAME]]... [--runtime fibrpc|tokio|may]...

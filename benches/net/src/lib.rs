@@ -1,4 +1,4 @@
-//! Shared pieces of the TCP echo benchmark (issue 4). The flag parser and
+//! Shared pieces of the TCP echo benchmark. The flag parser and
 //! the `/proc` readers for a server's CPU time and RSS are `fibrpc-tools`'
 //! (shared with the RPC benchmark), re-exported here.
 //!

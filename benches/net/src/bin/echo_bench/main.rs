@@ -1,5 +1,5 @@
 //! `fibrpc-echo-bench`: closed-loop TCP echo load generator for comparing
-//! fibrpc's echo server with tokio's and may's (issue 4).
+//! fibrpc's echo server with tokio's and may's.
 //!
 //! Each of C connections sends S bytes, waits until S bytes came back, and
 //! repeats. Connections are spread over T threads, each driving its share
