@@ -36,6 +36,7 @@ pub struct Controller {
     pub(crate) latency: Duration,
     pub(crate) retried: u32,
     pub(crate) has_backup_request: bool,
+    pub(crate) request_code: Option<u64>,
 }
 
 impl Controller {
@@ -72,6 +73,13 @@ impl Controller {
     /// first response wins.
     pub fn set_backup_request(&mut self, delay: Duration) {
         self.backup_request = Some(delay);
+    }
+
+    /// Sets the request code: calls with the same code go to the same
+    /// server under a consistent-hashing load balancer (bRPC's
+    /// `set_request_code`).
+    pub fn set_request_code(&mut self, code: u64) {
+        self.request_code = Some(code);
     }
 
     /// Sets the log id carried to the server (and shown in its logs).

@@ -2,12 +2,12 @@
 //! socket's reader fiber whenever the connection is readable.
 //!
 //! It reads with an [`IOPortal`](fibrpc_iobuf::IOPortal) until `EAGAIN`,
-//! asks the protocols to cut messages (the one that matched last on this
-//! connection first), starts a fiber for every message but the last and
-//! processes the last one in place — a lone request costs no extra fiber,
-//! and a burst is handled in parallel. A malformed frame or a frame over
-//! the body limit closes this connection (with the reason logged); other
-//! connections never notice.
+//! asks the socket's [`InputHandler`] to cut messages (a server tries its
+//! protocols, the one that matched last on this connection first), starts
+//! a fiber for every message but the last and processes the last one in
+//! place — a lone request costs no extra fiber, and a burst is handled in
+//! parallel. A malformed frame or a frame over the body limit closes this
+//! connection (with the reason logged); other connections never notice.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use fibrpc_fiber::io::ReadEvents;
 
-use crate::protocol::{InputMessage, Parsed};
-use crate::socket::{InputState, Socket};
+use crate::socket::{Cut, InputHandler, Socket};
 use crate::{errno, RpcError};
 
 /// The first read of a burst offers this much; reads that fill what they
@@ -31,9 +30,13 @@ const MAX_READ: usize = 512 << 10;
 /// `MoreReadEvents`): input arriving while a slow handler runs starts a new
 /// reader at once, so one slow call never holds up the others on a
 /// multiplexed connection.
-pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
-    let mut last: Option<InputMessage> = None;
-    let inline = sock.user.inline();
+pub(crate) fn on_readable<H: InputHandler>(
+    handler: &Arc<H>,
+    sock: &Arc<Socket>,
+    events: &ReadEvents<'_>,
+) {
+    let mut last: Option<H::Message> = None;
+    let inline = handler.inline();
     'read: loop {
         if sock.failed() || sock.input_closed() {
             break;
@@ -68,17 +71,25 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
         };
         // Cut every complete message.
         loop {
-            match cut(sock, &mut input, eof) {
-                Cut::Message(msg) if inline => sock.user.on_message(sock, msg),
+            if input.portal.is_empty() {
+                break;
+            }
+            let cut = handler.cut(sock, &mut input.portal, eof);
+            if let Cut::Message(_) = &cut {
+                sock.stats.on_message_in();
+            }
+            match cut {
+                Cut::Message(msg) if inline => handler.process(sock, msg),
                 Cut::Message(msg) => {
-                    let ends_input = msg.ends_input();
+                    let ends_input = handler.ends_input(&msg);
                     if let Some(prev) = last.replace(msg) {
-                        spawn_process(sock, prev);
+                        spawn_process(handler, sock, prev);
                     }
                     if ends_input {
                         // Nothing after it is read: the connection closes
-                        // once it is answered (HTTP `Connection: close`,
-                        // or malformed HTTP answered with 400).
+                        // once it is answered (say, a request asking to
+                        // close, or a malformed one answered with an
+                        // error).
                         sock.close_input();
                         break 'read;
                     }
@@ -121,65 +132,19 @@ pub(crate) fn on_readable(sock: &Arc<Socket>, events: &ReadEvents<'_>) {
         }
     }
     if let Some(m) = last {
-        sock.user.on_message(sock, m);
+        handler.process(sock, m);
     }
 }
 
-// Moved once per message; boxing would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-enum Cut {
-    Message(InputMessage),
-    NeedMore,
-    Bad(String),
-}
-
-/// Cuts one message, trying the preferred protocol first, and numbers
-/// HTTP requests in their order on the connection.
-fn cut(sock: &Socket, input: &mut InputState, eof: bool) -> Cut {
-    let mut c = cut_any(sock, &mut input.portal, eof);
-    if let Cut::Message(msg) = &mut c {
-        sock.stats.on_message_in();
-        if let InputMessage::HttpRequest(r) = msg {
-            // The messenger runs one reader at a time: numbering
-            // under the input lock follows the byte order.
-            r.seq = sock.next_http_seq.load(Ordering::Relaxed);
-            sock.next_http_seq.store(r.seq + 1, Ordering::Relaxed);
-        }
-    }
-    c
-}
-
-fn cut_any(sock: &Socket, buf: &mut fibrpc_iobuf::IOBuf, eof: bool) -> Cut {
-    if buf.is_empty() {
-        return Cut::NeedMore;
-    }
-    let protocols = sock.protocols;
-    let first = usize::from(sock.preferred.load(Ordering::Relaxed)).min(protocols.len() - 1);
-    let order = std::iter::once(first).chain((0..protocols.len()).filter(|&i| i != first));
-    for i in order {
-        match protocols[i].parse(buf, sock, eof) {
-            Parsed::Message(m) => {
-                if i != first {
-                    sock.preferred.store(i as u8, Ordering::Relaxed);
-                }
-                return Cut::Message(m);
-            }
-            Parsed::NeedMore => return Cut::NeedMore,
-            Parsed::NotMine => continue,
-            Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", protocols[i].name())),
-        }
-    }
-    Cut::Bad("no protocol recognises the input".into())
-}
-
-fn spawn_process(sock: &Arc<Socket>, msg: InputMessage) {
+fn spawn_process<H: InputHandler>(handler: &Arc<H>, sock: &Arc<Socket>, msg: H::Message) {
     let s = sock.clone();
+    let h = handler.clone();
     // Counted until the fiber starts: a response written meanwhile waits
     // for this one's to batch with it (see `Socket::write`).
     sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
     let spawned = fibrpc_fiber::Builder::new().spawn(move || {
         s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
-        s.user.on_message(&s, msg)
+        h.process(&s, msg)
     });
     if let Err(e) = spawned {
         // The closure, and so its decrement, never runs.

@@ -1,65 +1,64 @@
 //! fibrpc: bRPC's architecture rebuilt in Rust.
 //!
-//! This is the umbrella crate users depend on (see `DESIGN.md` §1):
+//! This is the crate users depend on:
 //!
 //! - [`Server`] hosts [`Service`]s (generated from `.proto` files by
-//!   `fibrpc-build`); each request runs in a fiber, so handlers are plain
-//!   synchronous code.
-//! - [`Channel`] calls a server: synchronously (the calling fiber or thread
-//!   waits) or with a completion callback.
+//!   `fibrpc-build`) and serves every [`protocol`] on one port; each
+//!   request runs in a fiber, so handlers are plain synchronous code (or
+//!   answer later through a [`Responder`]).
+//! - [`Channel`] calls a server over baidu_std: synchronously (the
+//!   calling fiber or thread waits), with a completion callback, or as a
+//!   `Future` on any executor. [`http::HttpChannel`] does the same over
+//!   HTTP/1.1; both are fronts over the one [`channel::CallEngine`].
 //! - [`Controller`] carries the per-call settings and results.
-//! - [`protocol::baidu_std`]: bRPC's default protocol, byte-compatible with
-//!   bRPC 1.17; [`errno`]: bRPC's error code numbers.
+//! - [`protocol`]: one folder per wire protocol (baidu_std,
+//!   byte-compatible with bRPC; HTTP/1.1), and how to add one;
+//!   [`errno`]: bRPC's error code numbers.
+//!
+//! Layers inside the crate, lower never importing higher: `socket` (a
+//! connection: bytes, limits, the wait-free write path; it names no
+//! protocol) ← `input_messenger` (reading and cutting) ← `protocol`
+//! (each wire protocol) ← `server` and `channel` (the call engine).
 
 // Under loom only the lock-free write list is built and model-checked
-// (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc --lib loom`).
+// (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc --lib loom`); everything
+// else is one tree behind one gate.
 #[cfg(loom)]
 #[path = "socket/write_list.rs"]
 mod write_list_loom;
 
-#[cfg(not(loom))]
-mod builtin;
-#[cfg(not(loom))]
-pub mod channel;
-#[cfg(not(loom))]
-pub mod codec;
-#[cfg(not(loom))]
-mod controller;
-pub mod errno;
-#[cfg(not(loom))]
-mod error;
-#[cfg(not(loom))]
-pub mod example;
-#[cfg(not(loom))]
-pub mod flags;
-#[cfg(not(loom))]
-mod global_vars;
-#[cfg(not(loom))]
-pub mod http;
-#[cfg(not(loom))]
-mod input_messenger;
-#[cfg(not(loom))]
-pub mod protocol;
-#[cfg(not(loom))]
-pub mod server;
-#[cfg(not(loom))]
-mod service;
-#[cfg(not(loom))]
-pub mod socket;
+/// Declares the crate's modules and exports, all absent under loom.
+macro_rules! not_under_loom {
+    ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
+}
 
-#[cfg(not(loom))]
-pub use channel::{Channel, ChannelOptions, ConnectionType};
-#[cfg(not(loom))]
-pub use controller::Controller;
-#[cfg(not(loom))]
-pub use error::RpcError;
+not_under_loom! {
+    mod builtin;
+    pub mod channel;
+    pub mod codec;
+    mod controller;
+    mod error;
+    pub mod example;
+    pub mod flags;
+    mod global_vars;
+    pub mod http;
+    mod input_messenger;
+    pub mod protocol;
+    pub mod server;
+    mod service;
+    pub mod socket;
+
+    pub use channel::{Channel, ChannelOptions, ConnectionType};
+    pub use controller::Controller;
+    pub use error::RpcError;
+    pub use protocol::baidu_std::compress::CompressType;
+    pub use server::{Responder, Server, ServerOptions};
+    pub use service::Service;
+}
+
+pub mod errno;
+
 pub use fibrpc_bvar as bvar;
 pub use fibrpc_fiber as fiber;
 pub use fibrpc_iobuf as iobuf;
 pub use fibrpc_iobuf::IOBuf;
-#[cfg(not(loom))]
-pub use protocol::baidu_std::compress::CompressType;
-#[cfg(not(loom))]
-pub use server::{Server, ServerOptions};
-#[cfg(not(loom))]
-pub use service::Service;

@@ -7,7 +7,7 @@
 
 use fibrpc_iobuf::IOBuf;
 
-use crate::{Controller, RpcError};
+use crate::{Controller, Responder, RpcError};
 
 /// A service a [`crate::Server`] can host: a fully qualified name, its
 /// methods, and a call that takes and returns serialized messages.
@@ -43,4 +43,22 @@ pub trait Service: Send + Sync + 'static {
         cntl: &mut Controller,
         request: &IOBuf,
     ) -> Result<IOBuf, RpcError>;
+
+    /// Whether method `method` answers later, through a [`Responder`]:
+    /// then the server calls
+    /// [`call_method_deferred`](Self::call_method_deferred) instead of
+    /// [`call_method`](Self::call_method). Default: no.
+    fn defers(&self, _method: usize) -> bool {
+        false
+    }
+
+    /// Handles one request of a deferring method (see
+    /// [`defers`](Self::defers)): start the work and return; complete
+    /// `done` from any fiber, thread or callback, holding no fiber while
+    /// the answer is pending (bRPC's `done->Run()`). The default runs
+    /// [`call_method`](Self::call_method) and answers at once.
+    fn call_method_deferred(&self, method: usize, request: IOBuf, mut done: Responder) {
+        let r = self.call_method(method, done.controller_mut(), &request);
+        done.send(r);
+    }
 }

@@ -6,9 +6,9 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
 use super::{Format, Page};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut page = Page::new(Format::of(req), "connections");
     let mut socks: Vec<_> = shared
         .connection_ids()

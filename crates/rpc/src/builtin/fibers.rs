@@ -4,9 +4,9 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
 use super::{Format, Page};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(_: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut page = Page::new(Format::of(req), "fibers");
     let stats = fibrpc_fiber::stats();
     let total = stats.total();

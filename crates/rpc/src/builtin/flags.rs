@@ -5,9 +5,9 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
 use super::{query_param, Format, Page};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(_: &Shared, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
+pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
     if let Some(value) = query_param(req, "setvalue") {
         let value = percent_decode(value);
         return match crate::flags::set(rest, &value) {

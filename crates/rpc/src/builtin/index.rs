@@ -4,11 +4,11 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
 use super::{Format, Page, PAGES};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut page = Page::new(Format::of(req), "fibrpc server");
-    let mut services: Vec<&str> = shared.services.keys().copied().collect();
+    let mut services: Vec<&str> = shared.shared.services.keys().copied().collect();
     services.sort_unstable();
     page.pairs(&[
         ("version", env!("CARGO_PKG_VERSION").to_string()),

@@ -4,9 +4,9 @@
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(_: &Shared, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(_: &ServerContext, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut out = String::new();
     fibrpc_bvar::registry::dump_prometheus(&mut out);
     crate::http::response(

@@ -26,14 +26,14 @@ mod vars;
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
-use crate::server::Shared;
+use crate::server::ServerContext;
 pub(crate) use page::{escape, query_param, Format, Page};
 
 /// A builtin page: its path, a one-line description, and its handler.
 pub(crate) struct Builtin {
     pub path: &'static str,
     pub about: &'static str,
-    handler: fn(&Shared, &Request<IOBuf>, &str) -> Response<IOBuf>,
+    handler: fn(&ServerContext, &Request<IOBuf>, &str) -> Response<IOBuf>,
 }
 
 /// Every builtin page, in the index's order.
@@ -81,7 +81,7 @@ pub(crate) static PAGES: &[Builtin] = &[
 ];
 
 /// Answers `req` if its path is a builtin page.
-pub(crate) fn serve(shared: &Shared, req: &Request<IOBuf>) -> Option<Response<IOBuf>> {
+pub(crate) fn serve(shared: &ServerContext, req: &Request<IOBuf>) -> Option<Response<IOBuf>> {
     let path = req.uri().path();
     if path == "/" || path == "/index" {
         return Some(index::serve(shared, req, ""));
@@ -105,11 +105,11 @@ pub(crate) fn nav_html() -> String {
     s
 }
 
-fn health(_: &Shared, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+fn health(_: &ServerContext, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     crate::http::text(StatusCode::OK, "OK\n")
 }
 
-fn version(_: &Shared, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+fn version(_: &ServerContext, _: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     crate::http::text(
         StatusCode::OK,
         format!("fibrpc {}\n", env!("CARGO_PKG_VERSION")),

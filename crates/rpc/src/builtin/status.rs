@@ -7,25 +7,20 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
 use super::{Format, Page};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
     let mut page = Page::new(Format::of(req), "status");
-    let max = shared.options.max_concurrency;
+    let max = shared.options().max_concurrency;
     page.pairs(&[
         ("uptime", uptime(shared)),
         (
             "connections",
-            shared
-                .connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len()
-                .to_string(),
+            shared.connection_ids().len().to_string(),
         ),
         (
             "in flight",
-            shared.inflight.value().load(Ordering::Relaxed).to_string(),
+            shared.shared.inflight.value().load(Ordering::Relaxed).to_string(),
         ),
         (
             "max concurrency",
@@ -37,13 +32,13 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
         ),
         (
             "stopping",
-            shared.stopping.load(Ordering::Relaxed).to_string(),
+            shared.shared.stopping.load(Ordering::Relaxed).to_string(),
         ),
     ]);
-    let mut names: Vec<&&str> = shared.services.keys().collect();
+    let mut names: Vec<&&str> = shared.shared.services.keys().collect();
     names.sort_unstable();
     for name in names {
-        let entry = &shared.services[*name];
+        let entry = &shared.shared.services[*name];
         page.heading(name);
         let rows: Vec<Vec<String>> = entry
             .service
@@ -87,9 +82,9 @@ pub(super) fn serve(shared: &Shared, req: &Request<IOBuf>, _: &str) -> Response<
 }
 
 /// How long the server has run, as `1d 2h 3m 4s`.
-pub(super) fn uptime(shared: &Shared) -> String {
+pub(super) fn uptime(shared: &ServerContext) -> String {
     let s = SystemTime::now()
-        .duration_since(shared.started)
+        .duration_since(shared.shared.started)
         .unwrap_or_default()
         .as_secs();
     let (d, h, m, s) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);

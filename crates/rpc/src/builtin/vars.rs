@@ -8,9 +8,9 @@ use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
 use super::{escape, query_param, Format, Page};
-use crate::server::Shared;
+use crate::server::ServerContext;
 
-pub(super) fn serve(_: &Shared, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
+pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
     if query_param(req, "series").is_some() {
         return match fibrpc_bvar::registry::series_json(rest) {
             Some(json) => crate::http::response(StatusCode::OK, "application/json", json),

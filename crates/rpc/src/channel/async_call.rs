@@ -1,134 +1,156 @@
-//! Asynchronous calls (bRPC's `CallMethod` with a `done` closure).
+//! Asynchronous calls (bRPC's `CallMethod` with a `done` closure) and
+//! their `Future` form.
 //!
 //! When a connection is at hand (the channel's single connection, an idle
 //! pooled one), an asynchronous call holds no fiber while it is in flight:
 //! the request is written, a timer keeps the deadline, and the response,
 //! the connection's failure or the timer completes the [`PendingCall`],
-//! which starts the continuation in a new fiber. That fiber decodes the
-//! response, retries a connection failure synchronously (it may block) and
-//! runs the caller's callback. So ten thousand outstanding calls cost ten
-//! thousand small records, not ten thousand fibers.
+//! which starts the continuation in a new fiber. That fiber turns the
+//! response into the result, retries a connection failure synchronously
+//! (it may block) and runs the caller's callback. So ten thousand
+//! outstanding calls cost ten thousand small records, not ten thousand
+//! fibers.
 //!
 //! Calls that would have to block before anything is sent — connecting
 //! (short connections, a pool with no idle connection, a broken single
 //! connection), or a backup request to schedule — are carried by a fiber
 //! from the start, which runs the synchronous path.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use fibrpc_fiber::timer::{self, TimerId};
-use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
-use super::{encode_frame, next_correlation_id, post, record_outcome, reset_outcome};
-use super::{response, timeout_error, CallPlan, Channel};
-use crate::protocol::InputMessage;
-use crate::socket::Socket;
-use crate::{codec, errno, Controller, RpcError};
+use super::connections::{Conn, Connections};
+use super::engine::{record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan};
+use crate::protocol::ClientProtocol;
+use crate::{errno, Controller, RpcError};
 
-/// The caller's callback, on the serialized response.
-type RawDone = Box<dyn FnOnce(Controller, Result<IOBuf, RpcError>) + Send>;
+/// The caller's callback.
+type Done<T> = Box<dyn FnOnce(Controller, Result<T, RpcError>) + Send>;
 
 /// No timer armed (yet).
 const NO_TIMER: u64 = u64::MAX;
 
-impl Channel {
+impl<P: ClientProtocol> CallEngine<P> {
     /// Starts the call and returns at once; `done` runs in a fiber of its
     /// own with the controller and the outcome, so it may block.
     ///
     /// While the call is in flight no fiber is held for it (see the
-    /// module docs for the cases that need one); timeouts, retries of
-    /// connection failures and the controller's fields behave as for
-    /// [`Channel::call`].
-    pub fn call_async<Req, Resp>(
+    /// module docs for the cases that need one); timeouts, retries and
+    /// the controller's fields behave as for [`call`](Self::call).
+    pub fn call_async(
         &self,
-        service: &str,
-        method: &str,
-        cntl: Controller,
-        request: &Req,
-        done: impl FnOnce(Controller, Result<Resp, RpcError>) + Send + 'static,
-    ) where
-        Req: prost::Message,
-        Resp: prost::Message + Default + Send + 'static,
-    {
-        let done: RawDone = Box::new(move |mut cntl, r| {
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
-            done(cntl, r)
-        });
-        self.call_raw_async(service, method, cntl, codec::encode(request), done);
-    }
-
-    fn call_raw_async(
-        &self,
-        service: &str,
-        method: &str,
         mut cntl: Controller,
-        request: IOBuf,
-        done: RawDone,
+        request: P::Request,
+        done: impl FnOnce(Controller, Result<P::Response, RpcError>) + Send + 'static,
     ) {
         let start = Instant::now();
         reset_outcome(&mut cntl);
-        let plan = match self.plan(service, method, &cntl, request, start) {
-            Ok(plan) => plan,
-            Err(e) => return spawn_done(cntl, start, Err(e), done),
-        };
+        let plan = self.plan(&cntl, request, start);
+        let done: Done<P::Response> = Box::new(done);
         if plan.backup.is_none() {
-            if let Some(sock) = self.inner.conns.try_get() {
-                return self.start_in_flight(sock, plan, cntl, start, done);
+            match self.select(&plan, &cntl) {
+                Ok((addr, pool)) => {
+                    if let Some(conn) = pool.try_get() {
+                        return self.start_in_flight(addr, pool, conn, plan, cntl, start, done);
+                    }
+                }
+                Err(e) => {
+                    record_outcome(&mut cntl, start, &Err::<(), _>(e.clone()));
+                    return spawn_done(cntl, Err(e), done);
+                }
             }
         }
         self.spawn_carrier(plan, cntl, start, done);
     }
 
+    /// [`call_async`](Self::call_async) as a `Future`, for any executor
+    /// (tokio included): it resolves to the controller and the outcome.
+    /// Polling never blocks, and no fiber is held while the call is in
+    /// flight.
+    pub fn call_future(&self, cntl: Controller, request: P::Request) -> CallFuture<P::Response> {
+        let shared = Arc::new(Mutex::new(FutureState {
+            outcome: None,
+            waker: None,
+        }));
+        let theirs = shared.clone();
+        self.call_async(cntl, request, move |cntl, r| {
+            let waker = {
+                let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                s.outcome = Some((cntl, r));
+                s.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        });
+        CallFuture { shared }
+    }
+
     /// Sends the request and leaves the rest to the completion.
+    #[allow(clippy::too_many_arguments)]
     fn start_in_flight(
         &self,
-        sock: Arc<Socket>,
-        mut plan: CallPlan,
+        addr: SocketAddr,
+        pool: Arc<Connections<P>>,
+        conn: Conn<P>,
+        mut plan: CallPlan<P::Request>,
         mut cntl: Controller,
         start: Instant,
-        done: RawDone,
+        done: Done<P::Response>,
     ) {
-        cntl.remote_side = Some(sock.remote_side());
-        cntl.local_side = Some(sock.local_side());
-        let corr = next_correlation_id();
-        let frame = match encode_frame(corr, &mut plan.meta, &plan.payload, &cntl) {
-            Ok(f) => f,
-            Err(e) => {
-                self.inner.conns.put_back(sock, true);
-                return spawn_done(cntl, start, Err(e), done);
-            }
-        };
+        cntl.remote_side = Some(conn.sock.remote_side());
+        cntl.local_side = Some(conn.sock.local_side());
         let call = PendingCall::new();
         let timer_id = Arc::new(AtomicU64::new(NO_TIMER));
         let deadline = plan.deadline;
+        // Packed before the continuation takes the plan; registered and
+        // written after it is set (nothing can complete the call before).
+        let id = match self.send_prepare(&conn, &mut plan, &cntl) {
+            Ok(w) => w,
+            Err(e) => {
+                pool.put_back(conn, true);
+                let r = Err(e);
+                record_outcome(&mut cntl, start, &r);
+                return spawn_done(cntl, r, done);
+            }
+        };
+        let (corr, wire) = id;
         let finish = InFlight {
-            channel: self.clone(),
-            sock: sock.clone(),
+            engine: self.clone(),
+            addr,
+            pool,
+            conn: conn.clone(),
             corr,
             call: call.clone(),
             timer_id: timer_id.clone(),
             plan,
             cntl,
             start,
+            sent: Instant::now(),
             done,
         };
-        // Before the call can be completed by anyone.
         call.set_continuation(Box::new(move || finish.complete()));
-        if let Err(e) = post(&sock, corr, frame, &call) {
+        if !conn.input.add(&conn.sock, corr, call.clone()) {
             // Completes through the continuation, which retries it like
             // any connection failure.
+            call.complete(Err(conn.sock.failed_error()));
+            return;
+        }
+        if let Err(e) = conn.sock.write(wire) {
+            conn.input.take(corr);
             call.complete(Err(e));
             return;
         }
         if let Some(d) = deadline {
             let c = call.clone();
-            let addr = self.inner.addr;
             let id = timer::add(d, move || {
                 c.complete(Err(timeout_error(addr, start, deadline)));
             });
@@ -136,8 +158,29 @@ impl Channel {
         }
     }
 
+    /// Packs the plan's request for `conn` under a fresh correlation id.
+    fn send_prepare(
+        &self,
+        conn: &Conn<P>,
+        plan: &mut CallPlan<P::Request>,
+        cntl: &Controller,
+    ) -> Result<(u64, fibrpc_iobuf::IOBuf), RpcError> {
+        let id = super::engine::next_correlation_id();
+        let wire = self
+            .inner
+            .protocol
+            .pack_request(&mut plan.request, id, cntl, &conn.sock)?;
+        Ok((id, wire))
+    }
+
     /// Runs the whole call on the synchronous path in a fiber.
-    fn spawn_carrier(&self, plan: CallPlan, mut cntl: Controller, start: Instant, done: RawDone) {
+    fn spawn_carrier(
+        &self,
+        plan: CallPlan<P::Request>,
+        mut cntl: Controller,
+        start: Instant,
+        done: Done<P::Response>,
+    ) {
         let me = self.clone();
         let spawned = fibrpc_fiber::Builder::new().spawn(move || {
             let r = me.run_attempts(plan, &mut cntl, start);
@@ -152,62 +195,72 @@ impl Channel {
 }
 
 /// Runs `done` with an outcome known at once, in a fiber of its own.
-fn spawn_done(mut cntl: Controller, start: Instant, r: Result<IOBuf, RpcError>, done: RawDone) {
-    record_outcome(&mut cntl, start, &r);
+fn spawn_done<T: Send + 'static>(cntl: Controller, r: Result<T, RpcError>, done: Done<T>) {
     if let Err(e) = fibrpc_fiber::Builder::new().spawn(move || done(cntl, r)) {
         eprintln!("fibrpc: cannot start an asynchronous call's callback: {e}");
     }
 }
 
 /// An asynchronous call in flight: what its completion needs.
-struct InFlight {
-    channel: Channel,
-    sock: Arc<Socket>,
-    corr: i64,
-    call: Arc<PendingCall>,
+struct InFlight<P: ClientProtocol> {
+    engine: CallEngine<P>,
+    addr: SocketAddr,
+    pool: Arc<Connections<P>>,
+    conn: Conn<P>,
+    corr: u64,
+    call: Arc<PendingCall<P::Message>>,
     /// The deadline's timer, once armed.
     timer_id: Arc<AtomicU64>,
-    plan: CallPlan,
+    plan: CallPlan<P::Request>,
     cntl: Controller,
     start: Instant,
-    done: RawDone,
+    sent: Instant,
+    done: Done<P::Response>,
 }
 
-impl InFlight {
+impl<P: ClientProtocol> InFlight<P> {
     /// The continuation (in a fiber of its own): the outcome, a retry on
     /// the synchronous path if the connection failed, then the callback.
     fn complete(self) {
         let InFlight {
-            channel,
-            sock,
+            engine,
+            addr,
+            pool,
+            conn,
             corr,
             call,
             timer_id,
-            plan,
+            mut plan,
             mut cntl,
             start,
+            sent,
             done,
         } = self;
         // A late response finds nothing and is dropped.
-        sock.take_pending(corr);
+        conn.input.take(corr);
         let id = timer_id.load(Ordering::Acquire);
         if id != NO_TIMER {
             // Fails harmlessly if it fired (and completed nothing).
             let _ = timer::cancel(TimerId::from_u64(id));
         }
         let outcome = call.take();
-        let timed_out = matches!(&outcome, Some(Err(e)) if e.code == errno::ERPCTIMEDOUT);
-        // After a timeout the response may still come: not reusable.
-        channel.inner.conns.put_back(sock, !timed_out);
+        let err = match &outcome {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        };
+        engine.feedback(&mut plan, addr, err.as_ref(), sent);
+        let clean = match &outcome {
+            // After a timeout the response may still come: not reusable.
+            Some(Err(e)) => e.code != errno::ERPCTIMEDOUT,
+            Some(Ok(m)) => engine.inner.protocol.reusable_after(m),
+            None => false,
+        };
+        pool.put_back(conn, clean);
         let r = match outcome {
-            Some(Ok(InputMessage::BaiduStd(frame))) => response::finish(frame, &mut cntl),
-            Some(Ok(_)) => Err(RpcError::new(
-                errno::ERESPONSE,
-                "a response of another protocol",
-            )),
+            Some(Ok(msg)) => engine.inner.protocol.process_response(msg, &mut cntl),
             Some(Err(e)) if plan.may_retry(&e, &cntl) => {
                 cntl.retried += 1;
-                channel.run_attempts(plan, &mut cntl, start)
+                engine.run_attempts(plan, &mut cntl, start)
             }
             Some(Err(e)) => Err(e),
             None => Err(RpcError::new(
@@ -217,5 +270,53 @@ impl InFlight {
         };
         record_outcome(&mut cntl, start, &r);
         done(cntl, r);
+    }
+}
+
+struct FutureState<T> {
+    outcome: Option<(Controller, Result<T, RpcError>)>,
+    waker: Option<Waker>,
+}
+
+/// A call in flight as a `Future` ([`CallEngine::call_future`]): resolves
+/// to the controller (latency, attachment, error) and the outcome.
+#[must_use = "a call future does nothing unless awaited; the call runs anyway"]
+pub struct CallFuture<T> {
+    shared: Arc<Mutex<FutureState<T>>>,
+}
+
+impl<T> std::fmt::Debug for CallFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T> CallFuture<T> {
+    /// A future already resolved to `r`.
+    pub(crate) fn ready(cntl: Controller, r: Result<T, RpcError>) -> CallFuture<T> {
+        CallFuture {
+            shared: Arc::new(Mutex::new(FutureState {
+                outcome: Some((cntl, r)),
+                waker: None,
+            })),
+        }
+    }
+}
+
+impl<T> Future for CallFuture<T> {
+    type Output = (Controller, Result<T, RpcError>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        match s.outcome.take() {
+            Some(o) => Poll::Ready(o),
+            None => {
+                match &s.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => s.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
     }
 }

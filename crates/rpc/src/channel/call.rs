@@ -9,36 +9,44 @@ use std::time::Instant;
 
 use fibrpc_fiber::butex::Butex;
 
-use crate::protocol::InputMessage;
 use crate::RpcError;
 
 /// What an asynchronous call does once completed (run in a new fiber).
 pub(crate) type Continuation = Box<dyn FnOnce() + Send>;
 
-/// See the module docs. Shared by the caller and the socket's pending map.
-pub(crate) struct PendingCall {
+/// See the module docs. Shared by the caller and the connection's
+/// pending calls. `M`: the protocol's response message.
+pub(crate) struct PendingCall<M> {
     /// 0 while waiting, 1 once the outcome is set.
     done: Butex,
-    slot: Mutex<Slot>,
+    slot: Mutex<Slot<M>>,
 }
 
 /// What completing a call fills and takes, under one lock.
-#[derive(Default)]
-struct Slot {
-    outcome: Option<Result<InputMessage, RpcError>>,
+struct Slot<M> {
+    outcome: Option<Result<M, RpcError>>,
     /// Set before the call is registered anywhere that can complete it.
     then: Option<Continuation>,
 }
 
-impl PendingCall {
-    pub(crate) fn new() -> Arc<PendingCall> {
+impl<M> Default for Slot<M> {
+    fn default() -> Self {
+        Slot {
+            outcome: None,
+            then: None,
+        }
+    }
+}
+
+impl<M> PendingCall<M> {
+    pub(crate) fn new() -> Arc<PendingCall<M>> {
         Arc::new(PendingCall {
             done: Butex::new(0),
             slot: Mutex::new(Slot::default()),
         })
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot<M>> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -52,7 +60,7 @@ impl PendingCall {
     /// Sets the outcome unless one was set already (the first response
     /// wins: backup requests, a failure racing a response). Returns
     /// whether this call set it.
-    pub(crate) fn complete(&self, r: Result<InputMessage, RpcError>) -> bool {
+    pub(crate) fn complete(&self, r: Result<M, RpcError>) -> bool {
         let then = {
             let mut slot = self.slot();
             if slot.outcome.is_some() {
@@ -103,7 +111,7 @@ impl PendingCall {
     }
 
     /// Takes the outcome (once).
-    pub(crate) fn take(&self) -> Option<Result<InputMessage, RpcError>> {
+    pub(crate) fn take(&self) -> Option<Result<M, RpcError>> {
         self.slot().outcome.take()
     }
 }

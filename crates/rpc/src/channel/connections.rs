@@ -1,73 +1,57 @@
-//! The connections of a channel: one shared (single), a pool (pooled), or
-//! one per call (short). Responses reach their calls through
-//! [`ClientUser`], the sockets' consumer on the client side.
+//! The connections to one server: one shared (single), a pool (pooled),
+//! or one per call (short).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::protocol::{InputMessage, Protocol};
-use crate::socket::{connect, Socket, SocketOptions, SocketUser};
+use super::client_input::ClientInput;
+use super::{ChannelOptions, ConnectionType};
+use crate::protocol::ClientProtocol;
+use crate::socket::{connect, Socket, SocketOptions};
 use crate::{errno, RpcError};
 
-use super::{ChannelOptions, ConnectionType};
+/// One connection of a channel: the socket and the calls waiting on it.
+pub(crate) struct Conn<P: ClientProtocol> {
+    pub sock: Arc<Socket>,
+    pub input: Arc<ClientInput<P>>,
+}
 
-/// Routes responses to the calls waiting on the socket.
-pub(crate) struct ClientUser;
-
-impl SocketUser for ClientUser {
-    fn inline(&self) -> bool {
-        true
-    }
-
-    fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage) {
-        let InputMessage::BaiduStd(frame) = msg else {
-            // Only baidu_std is cut on these connections.
-            return;
-        };
-        if frame.meta.response.is_none() && frame.meta.request.is_some() {
-            eprintln!(
-                "fibrpc: {} sent a request on a client connection; ignored",
-                sock.remote_side()
-            );
-            return;
-        }
-        // Absent: the call timed out or another response won; drop it.
-        if let Some(call) = sock.take_pending(frame.meta.correlation_id()) {
-            call.complete(Ok(InputMessage::BaiduStd(frame)));
+impl<P: ClientProtocol> Clone for Conn<P> {
+    fn clone(&self) -> Self {
+        Conn {
+            sock: self.sock.clone(),
+            input: self.input.clone(),
         }
     }
 }
 
-pub(crate) struct Connections {
+/// See the module docs.
+pub(crate) struct Connections<P: ClientProtocol> {
     addr: SocketAddr,
-    protocols: &'static [&'static dyn Protocol],
-    user: Arc<dyn SocketUser>,
+    protocol: Arc<P>,
     kind: ConnectionType,
     options: SocketOptions,
-    connect_timeout: std::time::Duration,
+    connect_timeout: Duration,
     /// Single: the shared connection. Pooled: idle connections.
-    idle: Mutex<Vec<Arc<Socket>>>,
+    idle: Mutex<Vec<Conn<P>>>,
     /// Single: serializes reconnecting, so a broken connection is
     /// replaced once, not by every caller. A fiber mutex: connecting
     /// suspends the holder.
     connecting: fibrpc_fiber::sync::Mutex<()>,
 }
 
-impl Connections {
-    /// Connections to `addr` speaking `protocols`, their messages going
-    /// to `user`.
-    pub(crate) fn new(
-        addr: SocketAddr,
-        o: &ChannelOptions,
-        protocols: &'static [&'static dyn Protocol],
-        user: Arc<dyn SocketUser>,
-    ) -> Connections {
+impl<P: ClientProtocol> Connections<P> {
+    /// Connections to `addr` speaking `protocol`.
+    pub(crate) fn new(addr: SocketAddr, o: &ChannelOptions, protocol: Arc<P>) -> Connections<P> {
+        let mut kind = o.connection_type;
+        if kind == ConnectionType::Single && protocol.one_call_per_connection() {
+            kind = ConnectionType::Pooled;
+        }
         Connections {
             addr,
-            protocols,
-            user,
-            kind: o.connection_type,
+            protocol,
+            kind,
             options: SocketOptions {
                 max_unwritten: o.max_unwritten_bytes,
                 max_body: o.max_body_size,
@@ -79,46 +63,43 @@ impl Connections {
         }
     }
 
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn<P>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A connection for one call.
-    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Arc<Socket>, RpcError> {
+    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Conn<P>, RpcError> {
         match self.kind {
             ConnectionType::Single => {
-                if let Some(s) = self.healthy_single() {
-                    return Ok(s);
+                if let Some(c) = self.healthy_single() {
+                    return Ok(c);
                 }
                 let _g = self.connecting.lock();
-                if let Some(s) = self.healthy_single() {
-                    return Ok(s);
+                if let Some(c) = self.healthy_single() {
+                    return Ok(c);
                 }
-                let s = self.connect(deadline)?;
+                let c = self.connect(deadline)?;
                 // Replaces the failed connection, if any.
-                *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = vec![s.clone()];
-                Ok(s)
+                *self.idle() = vec![c.clone()];
+                Ok(c)
             }
-            ConnectionType::Pooled => {
-                loop {
-                    let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    match s {
-                        Some(s) if !s.failed() => return Ok(s),
-                        Some(_) => continue,
-                        None => break,
-                    }
-                }
-                self.connect(deadline)
-            }
+            ConnectionType::Pooled => match self.try_get() {
+                Some(c) => Ok(c),
+                None => self.connect(deadline),
+            },
             ConnectionType::Short => self.connect(deadline),
         }
     }
 
     /// A connection for one call if one is there without connecting
     /// (never for short connections).
-    pub(crate) fn try_get(&self) -> Option<Arc<Socket>> {
+    pub(crate) fn try_get(&self) -> Option<Conn<P>> {
         match self.kind {
             ConnectionType::Single => self.healthy_single(),
             ConnectionType::Pooled => loop {
-                let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
-                if !s.failed() {
-                    return Some(s);
+                let c = self.idle().pop()?;
+                if !c.sock.failed() {
+                    return Some(c);
                 }
             },
             ConnectionType::Short => None,
@@ -126,23 +107,25 @@ impl Connections {
     }
 
     /// Gives a connection back after a call (`clean`: the call completed,
-    /// so no response is still in flight on it).
-    pub(crate) fn put_back(&self, s: Arc<Socket>, clean: bool) {
+    /// so no response is still in flight on it, and the protocol lets it
+    /// carry another).
+    pub(crate) fn put_back(&self, c: Conn<P>, clean: bool) {
         match self.kind {
+            // Shared by every call: a late response on it finds no call
+            // and is dropped.
             ConnectionType::Single => {}
-            ConnectionType::Pooled if clean && !s.failed() => {
-                self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
-            }
-            _ => s.set_failed(RpcError::new(errno::EUNUSED, "connection no longer needed")),
+            ConnectionType::Pooled if clean && !c.sock.failed() => self.idle().push(c),
+            _ => c
+                .sock
+                .set_failed(RpcError::new(errno::EUNUSED, "connection no longer needed")),
         }
     }
 
-    fn healthy_single(&self) -> Option<Arc<Socket>> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.first().filter(|s| !s.failed()).cloned()
+    fn healthy_single(&self) -> Option<Conn<P>> {
+        self.idle().first().filter(|c| !c.sock.failed()).cloned()
     }
 
-    fn connect(&self, deadline: Option<Instant>) -> Result<Arc<Socket>, RpcError> {
+    fn connect(&self, deadline: Option<Instant>) -> Result<Conn<P>, RpcError> {
         let mut until = Instant::now() + self.connect_timeout;
         if let Some(d) = deadline {
             until = until.min(d);
@@ -153,32 +136,25 @@ impl Connections {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
-        Socket::create(
-            stream,
-            Some(self.addr),
-            self.protocols,
-            self.user.clone(),
-            self.options,
-        )
-        .map_err(|e| {
-            RpcError::new(
-                errno::EFAILEDSOCKET,
-                format!("cannot set up the connection: {e}"),
-            )
-        })
+        let input = Arc::new(ClientInput::new(self.protocol.clone()));
+        let sock = Socket::create(stream, Some(self.addr), input.clone(), self.options).map_err(
+            |e| {
+                RpcError::new(
+                    errno::EFAILEDSOCKET,
+                    format!("cannot set up the connection: {e}"),
+                )
+            },
+        )?;
+        Ok(Conn { sock, input })
     }
 }
 
-impl Drop for Connections {
+impl<P: ClientProtocol> Drop for Connections<P> {
     fn drop(&mut self) {
         // The slab keeps a live socket reachable; fail ours so they close.
-        for s in self
-            .idle
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            s.set_failed(RpcError::new(errno::EUNUSED, "channel dropped"));
+        for c in self.idle.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            c.sock
+                .set_failed(RpcError::new(errno::EUNUSED, "channel dropped"));
         }
     }
 }

@@ -1,91 +1,159 @@
-//! Wire protocols. Each protocol recognises its first bytes, cuts one
-//! message out of a connection's input, and says how to process it (bRPC's
-//! `Protocol` struct). Detection is per connection: the
-//! input messenger tries the protocol that matched last first.
+//! Wire protocols, each one folder (bRPC's `protocol.h`).
+//!
+//! A protocol is a type implementing [`Protocol`]: it cuts its messages
+//! out of a connection's input, processes requests on a server, verifies
+//! a connection's first message, and keeps whatever it needs per
+//! connection in the socket's opaque slot
+//! ([`Socket::protocol_state`]). Its client half, [`ClientProtocol`],
+//! packs requests and turns responses into results for the one call
+//! engine ([`crate::channel::CallEngine`]).
+//!
+//! - [`baidu_std`]: bRPC's default protocol, byte-compatible with bRPC;
+//! - [`http`]: HTTP/1.1 (server and client), with the builtin console.
+//!
+//! A server detects the protocol per connection: it tries its protocols
+//! in order, the one that matched last on this connection first, and
+//! each says "mine", "need more", "not mine" or "bad". Neither the socket
+//! nor the input messenger names a protocol.
+//!
+//! # How to add a protocol
+//!
+//! 1. Define the message type and implement [`Protocol`] for a unit
+//!    struct: `parse` cuts one message (or says [`Parsed::NeedMore`] /
+//!    [`Parsed::NotMine`] / [`Parsed::Bad`]), `process_request` answers
+//!    it with [`Socket::write`] — through the server's services with
+//!    [`ServerContext::call_method`], or on its own.
+//! 2. Serve it: [`crate::Server::add_protocol`] before `start`. It shares
+//!    the port with baidu_std and HTTP; keep `parse` quick to say
+//!    `NotMine` for input that is not yours (look at the first bytes).
+//! 3. Call it: implement [`ClientProtocol`] (pack a request under a
+//!    correlation id, say which call a response answers, turn it into
+//!    the call's result) and make a [`crate::channel::CallEngine`] with
+//!    it. Timeouts, retries, backup requests, connection pooling and the
+//!    sync, callback and `Future` forms come from the engine.
+//!
+//! `crates/rpc/tests/custom_protocol.rs` does exactly this for a small
+//! line-based protocol.
 
 pub mod baidu_std;
 pub mod http;
+mod registry;
+
+use std::sync::Arc;
 
 use fibrpc_iobuf::IOBuf;
 
+pub use crate::server::ServerContext;
 use crate::socket::Socket;
+use crate::{Controller, RpcError};
+pub(crate) use registry::{ProtocolList, ServerMessage};
 
-/// One message cut from a connection's input.
+/// What a protocol found at the front of a connection's input.
 #[derive(Debug)]
-// Moved once per message; boxing would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum InputMessage {
-    /// A baidu_std frame (request or response).
-    BaiduStd(baidu_std::Frame),
-    /// An HTTP request on a server connection.
-    HttpRequest(http::InboundRequest),
-    /// An HTTP response on a client connection.
-    HttpResponse(::http::Response<IOBuf>),
-}
-
-impl InputMessage {
-    /// Whether nothing after this message is read from the connection (it
-    /// is closed once this message is answered).
-    pub(crate) fn ends_input(&self) -> bool {
-        match self {
-            InputMessage::HttpRequest(r) => r.close,
-            _ => false,
-        }
-    }
-}
-
-/// What a protocol found at the front of the input.
-// Moved once per message; boxing would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Parsed {
+pub enum Parsed<M> {
     /// A complete message, cut from the input.
-    Message(InputMessage),
-    /// Possibly this protocol's, but incomplete: read more.
+    Message(M),
+    /// Possibly this protocol's, but incomplete: read more. Nothing may
+    /// have been consumed.
     NeedMore,
-    /// Not this protocol: try the next.
+    /// Not this protocol's: try the next. Nothing may have been consumed.
     NotMine,
-    /// This protocol's, but malformed: close the connection.
+    /// This protocol's, but malformed: the connection closes, and the
+    /// reason is logged.
     Bad(String),
 }
 
-/// A protocol the input messenger can cut messages for.
-pub(crate) trait Protocol: Sync {
-    /// The protocol's name, for logs.
+/// One wire protocol: its messages, how they are cut, and how a server
+/// processes them. See the [module docs](self) for how to add one.
+pub trait Protocol: Send + Sync + 'static {
+    /// One message as cut from the input.
+    type Message: Send + 'static;
+
+    /// The protocol's name, for logs and `/connections`.
     fn name(&self) -> &'static str;
 
-    /// Cuts one message off the front of `buf` (consuming nothing unless
-    /// it returns a message or a bad frame). `sock` gives the limits and
-    /// per-connection state; `eof`: the peer closed, nothing more comes.
-    fn parse(&self, buf: &mut IOBuf, sock: &Socket, eof: bool) -> Parsed;
-}
+    /// Cuts one message off the front of `input`, consuming nothing
+    /// unless it returns a message. Runs in the connection's reader, one
+    /// call at a time per connection, so state kept in
+    /// [`Socket::protocol_state`] may count messages in input order.
+    /// `eof`: the peer closed its side; nothing more will come.
+    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<Self::Message>;
 
-/// baidu_std as seen by the input messenger.
-pub(crate) struct BaiduStd;
-
-impl Protocol for BaiduStd {
-    fn name(&self) -> &'static str {
-        "baidu_std"
+    /// Whether nothing after `msg` is read from the connection: it closes
+    /// once `msg` is answered (HTTP's `Connection: close`). Default: no.
+    fn ends_input(&self, _msg: &Self::Message) -> bool {
+        false
     }
 
-    fn parse(&self, buf: &mut IOBuf, sock: &Socket, _eof: bool) -> Parsed {
-        use baidu_std::{ParseError, ParseResult, Probe};
-        if baidu_std::probe(buf) == Probe::No {
-            return Parsed::NotMine;
-        }
-        match baidu_std::parse(buf, sock.options.max_body) {
-            ParseResult::Complete(f) => Parsed::Message(InputMessage::BaiduStd(f)),
-            ParseResult::NotEnoughData => Parsed::NeedMore,
-            ParseResult::Error(ParseError::BadMagic) => Parsed::NotMine,
-            ParseResult::Error(e) => Parsed::Bad(e.to_string()),
-        }
+    /// Checks the first message of a server connection before anything
+    /// is processed (credentials, a handshake). An error closes the
+    /// connection. Default: accept.
+    fn verify(
+        &self,
+        _first: &Self::Message,
+        _conn: &Arc<Socket>,
+        _server: &ServerContext,
+    ) -> Result<(), RpcError> {
+        Ok(())
+    }
+
+    /// Processes one request on a server connection, in a fiber of its
+    /// own (it may block), and writes the answer with [`Socket::write`].
+    /// Default: the protocol is client-only, the connection closes.
+    fn process_request(&self, _msg: Self::Message, conn: &Arc<Socket>, _server: &ServerContext) {
+        conn.set_failed(RpcError::new(
+            crate::errno::EREQUEST,
+            format!("{} carries no requests to a server", self.name()),
+        ));
     }
 }
 
-/// The protocols a server accepts, in detection order.
-pub(crate) static SERVER_PROTOCOLS: &[&dyn Protocol] = &[&BaiduStd, &http::HttpServer];
+/// The client half of a protocol: what the call engine needs to send a
+/// request and to hand the response to its call.
+pub trait ClientProtocol: Protocol {
+    /// What a call sends (kept for retries).
+    type Request: Send + 'static;
+    /// What a call gets back.
+    type Response: Send + 'static;
 
-/// The protocol of a baidu_std channel's connections.
-pub(crate) static CLIENT_PROTOCOLS: &[&dyn Protocol] = &[&BaiduStd];
+    /// Whether a connection carries one call at a time (HTTP/1.1): then a
+    /// channel's `Single` connection type means `Pooled`. Default: no,
+    /// responses are matched by correlation id.
+    fn one_call_per_connection(&self) -> bool {
+        false
+    }
 
-/// The protocol of an HTTP channel's connections.
-pub(crate) static HTTP_CLIENT_PROTOCOLS: &[&dyn Protocol] = &[&http::HttpClient];
+    /// Serializes `req` for one attempt under `correlation_id`, which
+    /// [`correlation_id`](Self::correlation_id) must return for its
+    /// response. Protocols without ids on the wire record it in their
+    /// per-connection state. `req` is mutable so that per-attempt fields
+    /// (the id itself) can be set in place rather than copied; the same
+    /// request is packed again for a retry or a backup request.
+    fn pack_request(
+        &self,
+        req: &mut Self::Request,
+        correlation_id: u64,
+        cntl: &Controller,
+        conn: &Arc<Socket>,
+    ) -> Result<IOBuf, RpcError>;
+
+    /// Which call `msg` answers. `None`: nobody's; the message is dropped
+    /// (the protocol may fail the connection). Runs in the connection's
+    /// reader: keep it quick.
+    fn correlation_id(&self, msg: &Self::Message, conn: &Socket) -> Option<u64>;
+
+    /// Turns a response into the call's result (bRPC's
+    /// `process_response`): errors, checksums, decompression, and what
+    /// goes into the controller. Runs in the caller's fiber.
+    fn process_response(
+        &self,
+        msg: Self::Message,
+        cntl: &mut Controller,
+    ) -> Result<Self::Response, RpcError>;
+
+    /// Whether the connection may carry another call after `msg`.
+    /// Default: yes.
+    fn reusable_after(&self, _msg: &Self::Message) -> bool {
+        true
+    }
+}

@@ -1,16 +1,15 @@
 //! The acceptor: a fiber that accepts connections and turns each into a
-//! [`Socket`] served by [`ServerUser`](super::process::ServerUser).
+//! [`Socket`] whose input the server's protocols cut
+//! ([`ServerInput`](super::input::ServerInput)).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fibrpc_fiber::net::TcpListener;
 use fibrpc_fiber::JoinHandle;
 
-use super::process::ServerUser;
-use super::Shared;
-use crate::protocol::SERVER_PROTOCOLS;
+use super::input::ServerInput;
+use super::ServerContext;
 use crate::socket::{Socket, SocketOptions};
 use crate::RpcError;
 
@@ -23,7 +22,7 @@ pub(super) struct Acceptor {
 }
 
 impl Acceptor {
-    pub(super) fn start(listener: TcpListener, shared: Arc<Shared>) -> Result<Acceptor, RpcError> {
+    pub(super) fn start(listener: TcpListener, shared: ServerContext) -> Result<Acceptor, RpcError> {
         listener.set_accept_timeout(Some(STOP_POLL))?;
         let handle = fibrpc_fiber::Builder::new()
             .name("fibrpc-acceptor")
@@ -38,14 +37,14 @@ impl Acceptor {
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+fn accept_loop(listener: TcpListener, shared: ServerContext) {
     let options = SocketOptions {
-        max_unwritten: shared.options.max_unwritten_bytes,
-        max_body: shared.options.max_body_size,
-        max_header: shared.options.http_max_header_size,
+        max_unwritten: shared.options().max_unwritten_bytes,
+        max_body: shared.options().max_body_size,
+        max_header: shared.options().http_max_header_size,
     };
-    let user: Arc<ServerUser> = Arc::new(ServerUser::new(shared.clone()));
-    while !shared.stopping.load(Ordering::Acquire) {
+    let user: Arc<ServerInput> = Arc::new(ServerInput::new(shared.clone()));
+    while !shared.is_stopping() {
         let (stream, remote) = match listener.accept() {
             Ok((stream, remote)) => (stream.into_std(), remote),
             Err(e)
@@ -67,12 +66,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         match Socket::create(
             stream,
             Some(remote),
-            SERVER_PROTOCOLS,
             user.clone(),
             options,
         ) {
             Ok(sock) => {
-                let mut conns = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+                let mut conns = shared.shared.connections.lock().unwrap_or_else(|e| e.into_inner());
                 // A connection that failed at once removed itself already.
                 if !sock.failed() {
                     conns.insert(sock.id());

@@ -13,14 +13,14 @@
 //! ```
 
 mod acceptor;
-mod http;
-mod json;
+mod context;
+mod input;
 mod method_status;
 mod options;
-mod process;
+mod responder;
 mod ticker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,74 +29,26 @@ use std::time::{Duration, Instant};
 use fibrpc_fiber::butex::Butex;
 
 use crate::http::HttpHandler;
-use crate::socket::SocketId;
+use crate::protocol::http::HttpRoutes;
+use crate::protocol::{Protocol, ProtocolList};
 use crate::{errno, RpcError, Service};
-pub(crate) use http::HttpRoutes;
+pub use context::ServerContext;
+pub(crate) use context::{panic_message, InflightGuard, ServiceEntry, Services, Shared};
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
-
-/// A registered service and its methods.
-pub(crate) struct ServiceEntry {
-    pub service: Arc<dyn Service>,
-    pub methods: HashMap<&'static str, usize>,
-    pub status: Vec<MethodStatus>,
-    /// JSON transcoding for HTTP callers, built on first use.
-    pub json: json::LazyJsonCodec,
-}
-
-pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
-
-/// What the acceptor, the connections and the request fibers share.
-pub(crate) struct Shared {
-    pub services: Arc<Services>,
-    pub http_routes: Arc<HttpRoutes>,
-    /// When the server started (for `/status` and `/version`).
-    pub started: std::time::SystemTime,
-    pub options: ServerOptions,
-    /// Requests being handled; `join` waits on it reaching 0.
-    pub inflight: Butex,
-    pub stopping: AtomicBool,
-    pub connections: Mutex<HashSet<SocketId>>,
-}
-
-impl Shared {
-    fn inflight(&self) -> u32 {
-        self.inflight.value().load(Ordering::Acquire)
-    }
-
-    /// The ids of the open connections (a snapshot).
-    pub(crate) fn connection_ids(&self) -> Vec<SocketId> {
-        self.connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect()
-    }
-
-    /// The full name of a service given by its full or its short name
-    /// (`EchoService` for `example.EchoService`), as HTTP URLs may.
-    pub(crate) fn resolve_service_name(&self, name: &str) -> Option<&'static str> {
-        if let Some((&full, _)) = self.services.get_key_value(name) {
-            return Some(full);
-        }
-        self.services
-            .keys()
-            .copied()
-            .find(|full| full.rsplit('.').next() == Some(name))
-    }
-}
+pub use responder::Responder;
 
 /// An RPC server. See the module docs.
 pub struct Server {
     options: ServerOptions,
     services: Arc<Services>,
     http_routes: Arc<HttpRoutes>,
+    protocols: ProtocolList,
     running: Option<Running>,
 }
 
 struct Running {
-    shared: Arc<Shared>,
+    shared: ServerContext,
     addr: SocketAddr,
     acceptor: Option<acceptor::Acceptor>,
     ticker: Option<ticker::Ticker>,
@@ -118,8 +70,21 @@ impl Server {
             options,
             services: Arc::default(),
             http_routes: Arc::default(),
+            protocols: ProtocolList::builtin(),
             running: None,
         }
+    }
+
+    /// Serves `protocol` on this server's port too (before
+    /// [`start`](Self::start)), after the builtin ones (baidu_std,
+    /// HTTP/1.1): each connection is detected as the first protocol whose
+    /// `parse` does not say `NotMine`. See [`crate::protocol`] for how to
+    /// write one.
+    pub fn add_protocol<P: Protocol>(&mut self, protocol: P) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "add protocols before start"));
+        }
+        self.protocols.push(protocol)
     }
 
     /// Answers HTTP requests for `path` with `handler` (before
@@ -197,22 +162,25 @@ impl Server {
         // connects overflows into 1 s SYN retransmits).
         let listener = fibrpc_fiber::net::TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let shared = ServerContext {
+            shared: Arc::new(Shared {
             services: self.services.clone(),
             http_routes: self.http_routes.clone(),
+            protocols: self.protocols.clone(),
             started: std::time::SystemTime::now(),
             options: self.options.clone(),
             inflight: Butex::new(0),
             stopping: AtomicBool::new(false),
             connections: Mutex::new(HashSet::new()),
-        });
+            }),
+        };
         crate::global_vars::expose();
         self.expose_vars(addr.port());
         let acceptor = acceptor::Acceptor::start(listener, shared.clone())?;
         let ticker = match ticker::Ticker::start(shared.clone()) {
             Ok(t) => t,
             Err(e) => {
-                shared.stopping.store(true, Ordering::Release);
+                shared.shared.stopping.store(true, Ordering::Release);
                 acceptor.stop();
                 return Err(e.into());
             }
@@ -259,7 +227,7 @@ impl Server {
     /// with [`join`](Self::join).
     pub fn stop(&mut self) {
         let Some(r) = &mut self.running else { return };
-        r.shared.stopping.store(true, Ordering::Release);
+        r.shared.shared.stopping.store(true, Ordering::Release);
         if let Some(a) = r.acceptor.take() {
             a.stop();
         }
@@ -281,7 +249,7 @@ impl Server {
             if n == 0 {
                 break;
             }
-            let _ = shared.inflight.wait(n, None);
+            let _ = shared.shared.inflight.wait(n, None);
         }
         for id in shared.connection_ids() {
             if let Some(sock) = id.address() {
@@ -307,6 +275,7 @@ impl Server {
     pub fn connection_count(&self) -> usize {
         self.running.as_ref().map_or(0, |r| {
             r.shared
+                .shared
                 .connections
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

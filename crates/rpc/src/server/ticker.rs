@@ -1,24 +1,22 @@
 //! A fiber that wakes once a second while the server runs and turns the
 //! connections' counters into per-second rates (for `/connections`).
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fibrpc_fiber::JoinHandle;
 
-use super::Shared;
+use super::ServerContext;
 
 pub(super) struct Ticker {
     handle: JoinHandle<()>,
 }
 
 impl Ticker {
-    pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<Ticker> {
+    pub(super) fn start(shared: ServerContext) -> std::io::Result<Ticker> {
         let handle = fibrpc_fiber::Builder::new()
             .name("fibrpc-server-ticker")
             .spawn(move || {
-                while !shared.stopping.load(Ordering::Acquire) {
+                while !shared.is_stopping() {
                     // Interrupted by `stop`.
                     if fibrpc_fiber::sleep(Duration::from_secs(1)).is_err() {
                         break;

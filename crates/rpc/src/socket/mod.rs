@@ -6,57 +6,42 @@
 //!   waiting on it with `EFAILEDSOCKET`.
 //! - Input: the descriptor is registered edge-triggered with a reader hook;
 //!   on readable, a fiber runs the input messenger, which cuts
-//!   messages and hands them to the socket's consumer (a server or a
-//!   channel).
-//! - Output: `Socket::write` is wait-free (see `write_list.rs`); a
+//!   messages and hands them to the socket's [`SocketUser`] (a server's
+//!   protocols, or a client's).
+//! - Output: [`Socket::write`] is wait-free (see `write_list.rs`); a
 //!   write-behind fiber finishes what could not be written at once.
+//! - What a protocol keeps per connection lives in one opaque slot
+//!   ([`Socket::protocol_state`]): the socket names no protocol.
 
+mod close;
 mod connect;
 mod id;
-mod ordered;
 mod stats;
+mod user;
 mod write;
 pub(crate) mod write_list;
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fibrpc_fiber::io::Registration;
 use fibrpc_iobuf::{IOBuf, IOPortal};
 
-use crate::channel::call::PendingCall;
-use crate::protocol::{InputMessage, Protocol};
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
 use id::Slab;
 pub use id::SocketId;
-use ordered::ResponseOrder;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
+pub(crate) use user::{Cut, InputHandler, SocketUser};
 use write_list::WriteList;
 
-/// Who consumes a socket's messages: a server (requests) or a channel
-/// (responses).
-pub(crate) trait SocketUser: Send + Sync + 'static {
-    /// Handles one message. Runs in a fiber: the reader's own for the
-    /// last message of a read, a new one for the others.
-    fn on_message(&self, sock: &Arc<Socket>, msg: InputMessage);
-
-    /// Whether messages are cheap and never block (a response only wakes
-    /// its caller): then the reader handles each in place, in order, and
-    /// no fiber is started per message. This also orders every message
-    /// read before an EOF ahead of the failure the EOF causes.
-    fn inline(&self) -> bool {
-        false
-    }
-
-    /// The socket failed (after its pending calls were woken).
-    fn on_failed(&self, _sock: &Socket) {}
-}
+/// The default of [`SocketOptions::max_header`]: 64 KiB.
+pub(crate) const DEFAULT_MAX_HEADER: usize = 64 << 10;
 
 /// Per-socket limits.
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +49,11 @@ pub(crate) struct SocketOptions {
     /// Bytes queued but not yet written above which writes fail with
     /// `EOVERCROWDED` (bRPC's `socket_max_unwritten_bytes`).
     pub max_unwritten: usize,
-    /// Frames with a larger body close the connection.
+    /// Messages with a larger body close the connection (the protocols'
+    /// parsers apply it).
     pub max_body: usize,
-    /// HTTP heads (request or status line and headers) longer than this
-    /// close the connection (after a 431 on a server).
+    /// Message heads longer than this close the connection (for
+    /// protocols with a textual head).
     pub max_header: usize,
 }
 
@@ -75,8 +61,8 @@ impl Default for SocketOptions {
     fn default() -> Self {
         SocketOptions {
             max_unwritten: 64 << 20,
-            max_body: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
-            max_header: crate::protocol::http::DEFAULT_MAX_HEADER,
+            max_body: 64 << 20,
+            max_header: DEFAULT_MAX_HEADER,
         }
     }
 }
@@ -106,30 +92,22 @@ pub struct Socket {
     pub(crate) queued_inputs: AtomicUsize,
     pub(crate) options: SocketOptions,
     pub(crate) input: Mutex<InputState>,
-    pub(crate) protocols: &'static [&'static dyn Protocol],
-    /// Index into `protocols` of the last one that matched.
-    pub(crate) preferred: AtomicU8,
+    /// Who cuts and processes the input, and hears of the failure.
     pub(crate) user: Arc<dyn SocketUser>,
-    /// Client calls waiting for a response on this connection, by
-    /// correlation id.
-    pub(crate) pending: Mutex<HashMap<i64, Arc<PendingCall>>>,
+    /// For the user's protocol detection: the index of the protocol that
+    /// last matched on this connection (tried first next time).
+    pub(crate) preferred: AtomicU8,
+    /// Whether the first message was cut (and verified).
+    pub(crate) first_cut: AtomicBool,
+    /// What the connection's protocol keeps per connection (created by
+    /// the first [`protocol_state`](Self::protocol_state) call).
+    state: OnceLock<Box<dyn Any + Send + Sync>>,
     /// Traffic counters.
     pub(crate) stats: SocketStats,
-    /// HTTP responses waiting for earlier ones.
-    order: Mutex<ResponseOrder>,
     /// Close once `unwritten` drops to 0.
     close_when_flushed: AtomicBool,
     /// Read nothing more (the connection closes after its last answer).
     input_closed: AtomicBool,
-    /// HTTP client: the request in flight is a HEAD (its response has no
-    /// body whatever its headers say).
-    http_head: AtomicBool,
-    /// HTTP server: the number the next request cut gets (only the
-    /// reader, which runs alone, changes it).
-    pub(crate) next_http_seq: AtomicU64,
-    /// HTTP server: 1 + the number of the request a `100 Continue` was
-    /// sent for (0: none).
-    continue_sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Socket {
@@ -151,7 +129,6 @@ impl Socket {
     pub(crate) fn create(
         stream: TcpStream,
         remote: Option<SocketAddr>,
-        protocols: &'static [&'static dyn Protocol],
         user: Arc<dyn SocketUser>,
         options: SocketOptions,
     ) -> io::Result<Arc<Socket>> {
@@ -182,24 +159,20 @@ impl Socket {
                 portal: IOPortal::new(),
                 read_hint: 0,
             }),
-            protocols,
-            preferred: AtomicU8::new(0),
             user,
-            pending: Mutex::new(HashMap::new()),
+            preferred: AtomicU8::new(0),
+            first_cut: AtomicBool::new(false),
+            state: OnceLock::new(),
             stats: SocketStats::new(),
-            order: Mutex::default(),
             close_when_flushed: AtomicBool::new(false),
             input_closed: AtomicBool::new(false),
-            http_head: AtomicBool::new(false),
-            next_http_seq: AtomicU64::new(0),
-            continue_sent: AtomicU64::new(0),
         });
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
         slab.publish(id, sock.clone());
         let reg = Registration::with_reader(sock.stream.as_raw_fd(), move |events| {
             if let Some(s) = id.address() {
-                crate::input_messenger::on_readable(&s, events);
+                s.user.clone().on_readable(&s, events);
             }
         });
         match reg {
@@ -266,20 +239,33 @@ impl Socket {
         self.stream.as_raw_fd()
     }
 
-    /// The name of the protocol that last matched on this connection.
+    /// The name of the protocol the connection speaks (the one that last
+    /// matched on a server connection).
     pub fn protocol_name(&self) -> &'static str {
-        let i = usize::from(self.preferred.load(Ordering::Relaxed));
-        self.protocols.get(i).map_or("?", |p| p.name())
+        self.user.protocol_name(self)
     }
 
-    /// HTTP client: whether the request in flight is a HEAD.
-    pub(crate) fn http_head_request(&self) -> bool {
-        self.http_head.load(Ordering::Acquire)
+    /// The largest message body this connection accepts (protocols'
+    /// parsers refuse larger ones).
+    pub fn max_body_size(&self) -> usize {
+        self.options.max_body
     }
 
-    /// HTTP client: says whether the next request is a HEAD.
-    pub(crate) fn set_http_head_request(&self, head: bool) {
-        self.http_head.store(head, Ordering::Release);
+    /// The longest message head this connection accepts (for protocols
+    /// with a textual head).
+    pub fn max_header_size(&self) -> usize {
+        self.options.max_header
+    }
+
+    /// The per-connection state of the protocol this connection speaks:
+    /// created with `T::default()` by the first call, the same object
+    /// afterwards. `None` when the slot holds another type (another
+    /// protocol spoke first on this connection: one connection, one
+    /// stateful protocol).
+    pub fn protocol_state<T: Any + Default + Send + Sync>(&self) -> Option<&T> {
+        self.state
+            .get_or_init(|| Box::new(T::default()))
+            .downcast_ref::<T>()
     }
 
     /// Bytes queued for writing and not yet written.
@@ -289,50 +275,17 @@ impl Socket {
 
     /// Fails the socket (once; later calls do nothing): invalidates its id,
     /// shuts the connection down (which also stops the write-behind
-    /// fiber), and completes every pending call with `EFAILEDSOCKET`.
+    /// fiber), and tells its user (a client fails the calls waiting on
+    /// it with `EFAILEDSOCKET`).
     pub fn set_failed(&self, reason: RpcError) {
         if self.failed.swap(true, Ordering::AcqRel) {
             return;
         }
-        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         let _ = self.stream.shutdown(Shutdown::Both);
-        let pending: Vec<_> = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, c)| c)
-            .collect();
-        for call in pending {
-            call.complete(Err(RpcError::new(
-                errno::EFAILEDSOCKET,
-                format!("connection to {} failed: {}", self.remote, reason.text),
-            )));
-        }
         self.user.on_failed(self);
         // Last: the slab's reference may be the last one; `self` stays
         // valid because our caller holds another.
         Slab::get().remove(self.id);
-    }
-
-    /// Registers a call waiting for the response with `correlation_id`.
-    /// Fails if the socket failed already (its calls were woken).
-    pub(crate) fn add_pending(&self, correlation_id: i64, call: Arc<PendingCall>) -> bool {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        // Checked under the lock: `set_failed` drains after setting the
-        // flag, so a call added here is either drained or refused.
-        if self.failed() {
-            return false;
-        }
-        p.insert(correlation_id, call);
-        true
-    }
-
-    /// Removes (and returns) the call waiting for `correlation_id`.
-    pub(crate) fn take_pending(&self, correlation_id: i64) -> Option<Arc<PendingCall>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&correlation_id)
     }
 }

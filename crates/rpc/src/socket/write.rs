@@ -23,7 +23,7 @@ impl Socket {
     ///
     /// Fails with `EFAILEDSOCKET` on a failed socket and `EOVERCROWDED`
     /// when more than `max_unwritten` bytes are already queued.
-    pub(crate) fn write(self: &Arc<Self>, data: IOBuf) -> Result<(), RpcError> {
+    pub fn write(self: &Arc<Self>, data: IOBuf) -> Result<(), RpcError> {
         if self.failed() {
             return Err(self.failed_error());
         }
@@ -49,8 +49,8 @@ impl Socket {
             // `writev` takes every response (tonic's connection task
             // batches the same way). Fibers queued for other connections
             // are no reason to wait: deferring for them cost a fiber per
-            // response under many one-request connections (HTTP under
-            // wrk).
+            // response under many one-request connections (plain
+            // request/response traffic under wrk).
             self.start_keep_write(owner, true);
             return Ok(());
         }

@@ -17,7 +17,11 @@
 //! - [`meta`]: the `RpcMeta` messages;
 //! - [`frame`]: [`probe`], [`parse`] and [`encode`];
 //! - [`compress`]: payload compression (none, snappy, gzip, zlib, lz4);
-//! - [`checksum`]: CRC32C as bRPC computes it.
+//! - [`checksum`]: CRC32C as bRPC computes it;
+//! - [`BaiduStd`]: the protocol as servers and the call engine use it,
+//!   with `server.rs` (a request frame becomes a method call and its
+//!   response frame) and [`client`] (a call's request frame, and the
+//!   result of its response).
 //!
 //! ```
 //! use fibrpc::protocol::baidu_std::{encode, parse, ParseResult, RpcMeta, RpcRequestMeta};
@@ -44,12 +48,16 @@
 //! ```
 
 pub mod checksum;
+pub mod client;
 pub mod compress;
 pub mod frame;
 pub mod meta;
+mod protocol;
+mod server;
 
 pub use frame::{
     encode, parse, probe, EncodeError, Frame, ParseError, ParseResult, Probe, DEFAULT_MAX_BODY,
     HEADER_LEN, MAGIC,
 };
 pub use meta::{ChunkInfo, RpcMeta, RpcRequestMeta, RpcResponseMeta, StreamSettings};
+pub use protocol::BaiduStd;

@@ -1,4 +1,5 @@
-//! HTTP/1.1 on the same port as baidu_std (bRPC's `http_rpc_protocol`).
+//! HTTP/1.1 on the same port as baidu_std (bRPC's `http_rpc_protocol`),
+//! server and client.
 //!
 //! Messages are the [`http`] crate's `Request<IOBuf>` and
 //! `Response<IOBuf>`: the types hyper users know, with fibrpc's zero-copy
@@ -7,100 +8,111 @@
 //! - [`parse`]: cutting requests and responses from a connection's input
 //!   (Content-Length and chunked bodies, size limits → 413/431, malformed
 //!   → 400);
-//! - [`encode`]: writing them.
+//! - [`encode`]: writing them;
+//! - `order.rs`: per server connection, request numbers, responses in
+//!   request order (pipelining) and `100 Continue`;
+//! - `server.rs`: a request on a server: user handlers, the builtin
+//!   console, pb methods as `POST /Service/Method` (JSON through
+//!   `json.rs`, or protobuf);
+//! - [`HttpChannel`]: the client, a thin front over the call engine
+//!   (`client.rs`: packing requests, matching responses, HEAD).
 
+mod client;
 pub mod encode;
+mod handler;
+mod json;
+mod order;
 pub mod parse;
+mod server;
 
+pub use client::{HttpChannel, HttpClientProtocol, HttpRequest};
 pub use encode::{encode_request, encode_response, wants_close};
+pub use handler::{HttpContext, HttpHandler};
+pub(crate) use json::LazyJsonCodec;
 pub use parse::{parse_request, parse_response, HttpError, HttpParse, Limits};
+pub(crate) use server::HttpRoutes;
+
+use std::sync::Arc;
 
 use fibrpc_iobuf::IOBuf;
 
-use super::{InputMessage, Parsed, Protocol};
+use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
+use order::ServerConn;
 
 /// Default limit on the head of an HTTP message (request line or status
 /// line plus headers): 64 KiB.
-pub const DEFAULT_MAX_HEADER: usize = 64 << 10;
+pub const DEFAULT_MAX_HEADER: usize = crate::socket::DEFAULT_MAX_HEADER;
 
 /// A request cut on a server connection (or the error that stopped its
 /// parsing), numbered so that responses go out in request order (HTTP/1.1
 /// pipelining).
 #[derive(Debug)]
-pub(crate) struct InboundRequest {
+pub struct InboundRequest {
     /// The request, or why the input is not one (answered with its
     /// status, then the connection closes).
-    pub req: Result<http::Request<IOBuf>, HttpError>,
-    /// Position on the connection, set by the input messenger.
-    pub seq: u64,
+    req: Result<http::Request<IOBuf>, HttpError>,
+    /// Position on the connection.
+    seq: u64,
     /// The connection closes after the response.
-    pub close: bool,
+    close: bool,
 }
 
 /// The parse limits of `sock`'s connection.
 fn limits(sock: &Socket) -> Limits {
     Limits {
-        max_header: sock.options.max_header,
-        max_body: sock.options.max_body,
+        max_header: sock.max_header_size(),
+        max_body: sock.max_body_size(),
     }
 }
 
-/// HTTP requests, as a server sees them.
-pub(crate) struct HttpServer;
+/// HTTP/1.1 requests, as a server sees them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpServerProtocol;
 
-impl Protocol for HttpServer {
+impl Protocol for HttpServerProtocol {
+    type Message = InboundRequest;
+
     fn name(&self) -> &'static str {
         "http"
     }
 
-    fn parse(&self, buf: &mut IOBuf, sock: &Socket, _eof: bool) -> Parsed {
+    fn parse(&self, buf: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<InboundRequest> {
         let (parsed, waiting) = parse::parse_request_expecting(buf, limits(sock));
+        let state = || sock.protocol_state::<ServerConn>();
         if waiting {
-            // Writing needs the shared handle; rare (one per such request).
-            if let Some(s) = sock.id().address() {
-                s.send_continue();
+            if let Some(s) = state() {
+                s.send_continue(sock);
             }
         }
-        match parsed {
+        let (req, close) = match parsed {
             HttpParse::Complete(req) => {
                 let close = wants_close(req.version(), req.headers());
-                Parsed::Message(InputMessage::HttpRequest(InboundRequest {
-                    req: Ok(req),
-                    seq: 0,
-                    close,
-                }))
+                (Ok(req), close)
             }
-            HttpParse::NeedMore => Parsed::NeedMore,
-            HttpParse::NotMine => Parsed::NotMine,
+            HttpParse::NeedMore => return Parsed::NeedMore,
+            HttpParse::NotMine => return Parsed::NotMine,
             // Answered (400/413/431) before the connection closes.
             HttpParse::Error(e) => {
                 buf.clear();
-                Parsed::Message(InputMessage::HttpRequest(InboundRequest {
-                    req: Err(e),
-                    seq: 0,
-                    close: true,
-                }))
+                (Err(e), true)
             }
-        }
+        };
+        let Some(state) = state() else {
+            return Parsed::Bad("the connection spoke another protocol first".into());
+        };
+        Parsed::Message(InboundRequest {
+            req,
+            seq: state.take_seq(),
+            close,
+        })
     }
-}
 
-/// HTTP responses, as a client sees them.
-pub(crate) struct HttpClient;
-
-impl Protocol for HttpClient {
-    fn name(&self) -> &'static str {
-        "http"
+    fn ends_input(&self, msg: &InboundRequest) -> bool {
+        msg.close
     }
 
-    fn parse(&self, buf: &mut IOBuf, sock: &Socket, eof: bool) -> Parsed {
-        let head = sock.http_head_request();
-        match parse_response(buf, limits(sock), head, eof) {
-            HttpParse::Complete(r) => Parsed::Message(InputMessage::HttpResponse(r)),
-            HttpParse::NeedMore => Parsed::NeedMore,
-            HttpParse::NotMine => Parsed::NotMine,
-            HttpParse::Error(e) => Parsed::Bad(format!("{} {}", e.status, e.reason)),
-        }
+    fn process_request(&self, msg: InboundRequest, conn: &Arc<Socket>, server: &ServerContext) {
+        server::process_request(server, conn, msg);
     }
 }

@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::process::{admit, find_method, panic_message, run_method, InflightGuard};
-use super::Shared;
-use crate::http::{text, HttpContext, HttpHandler};
-use crate::protocol::http::{encode_response, InboundRequest};
+use super::order::ServerConn;
+use super::{encode_response, HttpContext, HttpHandler, InboundRequest};
+use crate::http::text;
+use crate::server::{panic_message, InflightGuard, ServerContext};
 use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
 
@@ -57,7 +57,7 @@ impl HttpRoutes {
         Ok(())
     }
 
-    fn find(&self, path: &str) -> Option<&Arc<dyn HttpHandler>> {
+    pub(crate) fn find(&self, path: &str) -> Option<&Arc<dyn HttpHandler>> {
         self.exact.get(path).or_else(|| {
             self.prefixes
                 .iter()
@@ -67,8 +67,15 @@ impl HttpRoutes {
     }
 }
 
-pub(super) fn process_request(shared: &Shared, sock: &Arc<Socket>, inbound: InboundRequest) {
+/// Processes one request; the response goes out in request order.
+pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: InboundRequest) {
     let InboundRequest { req, seq, close } = inbound;
+    let out = Out {
+        sock: sock.clone(),
+        seq,
+        head_only: false,
+        close,
+    };
     let req = match req {
         Ok(r) => r,
         Err(e) => {
@@ -81,56 +88,71 @@ pub(super) fn process_request(shared: &Shared, sock: &Arc<Socket>, inbound: Inbo
                 );
             }
             let resp = text(e.status, format!("{}\n", e.reason));
-            send(sock, seq, &resp, false, true);
-            return;
+            return Out { close: true, ..out }.send(&resp);
         }
     };
     let received = Instant::now();
-    let (_guard, in_flight) = InflightGuard::enter(shared);
-    let head_only = req.method() == Method::HEAD;
-    let ctx = HttpContext {
+    let guard = InflightGuard::enter(ctx);
+    let out = Out {
+        head_only: req.method() == Method::HEAD,
+        ..out
+    };
+    let hctx = HttpContext {
         remote_side: sock.remote_side(),
         local_side: sock.local_side(),
         received,
     };
-    let resp = route(shared, req, &ctx, in_flight);
-    send(sock, seq, &resp, head_only, close);
-}
-
-fn route(
-    shared: &Shared,
-    req: Request<IOBuf>,
-    ctx: &HttpContext,
-    in_flight: usize,
-) -> Response<IOBuf> {
     let path = req.uri().path();
-    if let Some(h) = shared.http_routes.find(path) {
-        if let Err(e) = admit(shared, in_flight) {
-            return error_response(&e);
-        }
-        return catch_unwind(AssertUnwindSafe(|| h.handle(req, ctx))).unwrap_or_else(|p| {
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the handler panicked: {}\n", panic_message(&*p)),
-            )
-        });
+    if let Some(h) = ctx.shared.http_routes.find(path) {
+        let resp = match guard.admit() {
+            Err(e) => error_response(&e),
+            Ok(()) => catch_unwind(AssertUnwindSafe(|| h.handle(req, &hctx))).unwrap_or_else(|p| {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the handler panicked: {}\n", panic_message(&*p)),
+                )
+            }),
+        };
+        return out.send(&resp);
     }
-    if let Some(resp) = crate::builtin::serve(shared, &req) {
-        return resp;
+    if let Some(resp) = crate::builtin::serve(ctx, &req) {
+        return out.send(&resp);
     }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     match pb_target(path) {
         Some((service, method)) => {
-            if let Err(e) = admit(shared, in_flight) {
-                return error_response(&e);
+            if let Err(e) = guard.admit() {
+                return out.send(&error_response(&e));
             }
-            call_pb(shared, service, method, &parts.headers, body, ctx)
+            call_pb(ctx, guard, service, method, &parts.headers, body, &hctx, out)
         }
-        None => text(
+        None => out.send(&text(
             StatusCode::NOT_FOUND,
             format!("no page or method at {path}\n"),
-        ),
+        )),
+    }
+}
+
+/// Where and how a request's response goes.
+struct Out {
+    sock: Arc<Socket>,
+    seq: u64,
+    head_only: bool,
+    close: bool,
+}
+
+impl Out {
+    fn send(self, resp: &Response<IOBuf>) {
+        let mut wire = IOBuf::new();
+        encode_response(resp, self.head_only, self.close, &mut wire);
+        match self.sock.protocol_state::<ServerConn>() {
+            Some(conn) => conn.write_in_order(&self.sock, self.seq, wire, self.close),
+            None => self.sock.set_failed(RpcError::new(
+                errno::EINTERNAL,
+                "an HTTP response on a connection of another protocol",
+            )),
+        }
     }
 }
 
@@ -144,19 +166,22 @@ fn pb_target(path: &str) -> Option<(&str, &str)> {
 /// A pb method over HTTP: the body is the request in JSON (the default) or
 /// serialized (`Content-Type: application/proto`); the response comes the
 /// same way.
+#[allow(clippy::too_many_arguments)]
 fn call_pb(
-    shared: &Shared,
+    ctx: &ServerContext,
+    guard: InflightGuard,
     service: &str,
     method: &str,
     headers: &HeaderMap,
     body: IOBuf,
-    ctx: &HttpContext,
-) -> Response<IOBuf> {
-    let full = shared.resolve_service_name(service);
-    let (entry, index) = match find_method(shared, full.unwrap_or(service), method) {
+    hctx: &HttpContext,
+    out: Out,
+) {
+    let (service, index) = match ctx.find_method(service, method) {
         Ok(t) => t,
-        Err(e) => return error_response(&e),
+        Err(e) => return out.send(&error_response(&e)),
     };
+    let entry = ctx.entry(service);
     let content_type = headers.get(CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
     let binary = [
         &b"application/proto"[..],
@@ -175,34 +200,43 @@ fn call_pb(
         match entry.json.get(&*entry.service) {
             Some(codec) => Some(codec),
             None => {
-                return text(
+                return out.send(&text(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     format!(
                         "{service} has no descriptors for JSON: call it with Content-Type: application/proto\n"
                     ),
-                )
+                ))
             }
         }
     };
     let mut cntl = Controller::new();
-    cntl.remote_side = Some(ctx.remote_side);
-    cntl.local_side = Some(ctx.local_side);
+    cntl.remote_side = Some(hctx.remote_side);
+    cntl.local_side = Some(hctx.local_side);
     let request = match json {
         Some(codec) => match codec.request_to_pb(index, &body) {
             Ok(pb) => pb,
-            Err(e) => return error_response(&e),
+            Err(e) => return out.send(&error_response(&e)),
         },
         None => body,
     };
-    let result = run_method(entry, index, &mut cntl, &request, ctx.received);
-    match (result, json) {
-        (Ok(out), None) => crate::http::response(StatusCode::OK, "application/proto", out),
-        (Ok(out), Some(codec)) => match codec.response_to_json(index, &out) {
-            Ok(j) => crate::http::response(StatusCode::OK, "application/json", j),
-            Err(e) => error_response(&e),
-        },
-        (Err(e), _) => error_response(&e),
-    }
+    let json = json.is_some();
+    let reply_ctx = ctx.clone();
+    let reply = move |_: &mut Controller, result: Result<IOBuf, RpcError>| {
+        let resp = match (result, json) {
+            (Ok(pb), false) => crate::http::response(StatusCode::OK, "application/proto", pb),
+            (Ok(pb), true) => {
+                let codec = reply_ctx.entry(service).json.get(&*reply_ctx.entry(service).service);
+                match codec.map(|c| c.response_to_json(index, &pb)) {
+                    Some(Ok(j)) => crate::http::response(StatusCode::OK, "application/json", j),
+                    Some(Err(e)) => error_response(&e),
+                    None => error_response(&RpcError::new(errno::EINTERNAL, "no JSON codec")),
+                }
+            }
+            (Err(e), _) => error_response(&e),
+        };
+        out.send(&resp);
+    };
+    ctx.dispatch(guard, service, index, cntl, request, hctx.received, reply);
 }
 
 /// An RPC error as an HTTP response (bRPC's `ErrorCodeToStatusCode`),
@@ -222,8 +256,4 @@ pub(crate) fn error_response(e: &RpcError) -> Response<IOBuf> {
     r
 }
 
-fn send(sock: &Arc<Socket>, seq: u64, resp: &Response<IOBuf>, head_only: bool, close: bool) {
-    let mut out = IOBuf::new();
-    encode_response(resp, head_only, close, &mut out);
-    sock.write_in_order(seq, out, close);
-}
+

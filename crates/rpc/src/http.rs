@@ -5,12 +5,13 @@
 //!   [`HttpHandler`] (any `Fn(Request<IOBuf>, &HttpContext) ->
 //!   Response<IOBuf>`). Handlers run in fibers, so they may block.
 //! - pb services are callable as `POST /ServiceName/MethodName` with a
-//!   protobuf body (`Content-Type: application/proto`).
+//!   JSON body or a protobuf one (`Content-Type: application/proto`).
 //! - Builtin pages (`/status`, `/vars`, `/health`, ...) on every server.
 //! - [`HttpChannel`]: a client for any HTTP/1.1 server.
 //!
 //! Messages are the [`http`] crate's `Request` and `Response` with
-//! an [`IOBuf`] body; the crate's main types are re-exported here.
+//! an [`IOBuf`] body; the crate's main types are re-exported here. The
+//! protocol itself lives in [`crate::protocol::http`].
 //!
 //! ```no_run
 //! use fibrpc::http::{HttpContext, Request, Response};
@@ -25,14 +26,10 @@
 //! server.start("127.0.0.1:8000").unwrap();
 //! ```
 
-mod client;
-mod handler;
-
+pub use crate::protocol::http::{HttpChannel, HttpContext, HttpHandler};
 pub use ::http::{
     header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
-pub use client::HttpChannel;
-pub use handler::{HttpContext, HttpHandler};
 
 use fibrpc_iobuf::IOBuf;
 

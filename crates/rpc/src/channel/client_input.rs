@@ -1,0 +1,107 @@
+//! The client side's [`InputHandler`], one per connection: the channel's
+//! protocol cuts responses, and each goes to the call waiting for it
+//! under its correlation id. The pending calls live here, not in the
+//! socket: the socket layer knows nothing of calls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fibrpc_iobuf::IOBuf;
+
+use super::call::PendingCall;
+use crate::protocol::{ClientProtocol, Parsed};
+use crate::socket::{Cut, InputHandler, Socket};
+use crate::{errno, RpcError};
+
+/// Calls waiting on one connection, and the protocol that answers them.
+pub(crate) struct ClientInput<P: ClientProtocol> {
+    protocol: Arc<P>,
+    pending: Mutex<HashMap<u64, Arc<PendingCall<P::Message>>>>,
+}
+
+impl<P: ClientProtocol> ClientInput<P> {
+    pub(crate) fn new(protocol: Arc<P>) -> ClientInput<P> {
+        ClientInput {
+            protocol,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<PendingCall<P::Message>>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a call waiting for the response with `correlation_id`.
+    /// Fails if the socket failed already (its calls were woken).
+    pub(crate) fn add(
+        &self,
+        sock: &Socket,
+        correlation_id: u64,
+        call: Arc<PendingCall<P::Message>>,
+    ) -> bool {
+        let mut p = self.pending();
+        // Checked under the lock: `set_failed` sets the flag before it
+        // drains, so a call added here is either drained or refused.
+        if sock.failed() {
+            return false;
+        }
+        p.insert(correlation_id, call);
+        true
+    }
+
+    /// Removes (and returns) the call waiting for `correlation_id`.
+    pub(crate) fn take(&self, correlation_id: u64) -> Option<Arc<PendingCall<P::Message>>> {
+        self.pending().remove(&correlation_id)
+    }
+}
+
+impl<P: ClientProtocol> InputHandler for ClientInput<P> {
+    type Message = P::Message;
+
+    fn cut(&self, sock: &Arc<Socket>, input: &mut IOBuf, eof: bool) -> Cut<P::Message> {
+        let name = self.protocol.name();
+        match self.protocol.parse(input, sock, eof) {
+            Parsed::Message(m) => Cut::Message(m),
+            Parsed::NeedMore => Cut::NeedMore,
+            Parsed::NotMine => Cut::Bad(format!("not a {name} response")),
+            Parsed::Bad(why) => Cut::Bad(format!("{name}: {why}")),
+        }
+    }
+
+    fn ends_input(&self, msg: &P::Message) -> bool {
+        self.protocol.ends_input(msg)
+    }
+
+    fn inline(&self) -> bool {
+        true
+    }
+
+    fn process(&self, sock: &Arc<Socket>, msg: P::Message) {
+        // Absent: the call timed out or another response won; drop it.
+        if let Some(call) = self
+            .protocol
+            .correlation_id(&msg, sock)
+            .and_then(|id| self.take(id))
+        {
+            call.complete(Ok(msg));
+        }
+    }
+
+    fn on_failed(&self, sock: &Socket) {
+        let calls: Vec<_> = self.pending().drain().map(|(_, c)| c).collect();
+        if calls.is_empty() {
+            return;
+        }
+        let why = sock.error().map(|e| e.text).unwrap_or_default();
+        for call in calls {
+            call.complete(Err(RpcError::new(
+                errno::EFAILEDSOCKET,
+                format!("connection to {} failed: {why}", sock.remote_side()),
+            )));
+        }
+    }
+
+    fn protocol_name(&self, _sock: &Socket) -> &'static str {
+        self.protocol.name()
+    }
+}

@@ -1,0 +1,372 @@
+//! [`CallEngine`]: the one call engine under every client front
+//! ([`Channel`](super::Channel) for baidu_std,
+//! [`HttpChannel`](crate::http::HttpChannel), and any
+//! [`ClientProtocol`]).
+//!
+//! A call is a plan (the packed-once request, the deadline, the retry
+//! budget, the backup delay) run as attempts. Each attempt asks the
+//! [`ServerSelector`] for a server (the seam where the cluster layer plugs
+//! in), takes a connection to it (single, pooled or short), registers the
+//! call under a fresh correlation id, writes the request and waits for the
+//! response, a failure or the deadline — with a backup request after the
+//! backup delay. A failure that proves the request can be sent again
+//! ([`retryable`]) starts another attempt while the budget and the
+//! deadline allow. The result goes through the protocol's
+//! `process_response`, and the outcome (latency, error, retries) into the
+//! controller. Synchronous, callback and `Future` forms share all of it
+//! (the asynchronous ones are in `async_call.rs`).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::call::PendingCall;
+use super::connections::{Conn, Connections};
+use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
+use super::ChannelOptions;
+use crate::protocol::ClientProtocol;
+use crate::{errno, Controller, RpcError};
+
+/// The call engine for protocol `P`. Cheap to clone (clones share the
+/// connections); connections close when the last clone is dropped.
+pub struct CallEngine<P: ClientProtocol> {
+    pub(super) inner: Arc<Inner<P>>,
+}
+
+pub(super) struct Inner<P: ClientProtocol> {
+    pub protocol: Arc<P>,
+    pub options: ChannelOptions,
+    selector: Arc<dyn ServerSelector>,
+    /// The connections to each server the selector chose so far.
+    servers: RwLock<HashMap<SocketAddr, Arc<Connections<P>>>>,
+}
+
+impl<P: ClientProtocol> Clone for CallEngine<P> {
+    fn clone(&self) -> Self {
+        CallEngine {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P: ClientProtocol> std::fmt::Debug for CallEngine<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallEngine")
+            .field("protocol", &self.inner.protocol.name())
+            .field("connection_type", &self.inner.options.connection_type)
+            .finish()
+    }
+}
+
+/// Correlation ids are unique per process, so a late response can never
+/// match a newer call on the same connection.
+pub(super) fn next_correlation_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A call's request and the rules its attempts follow.
+pub(super) struct CallPlan<R> {
+    pub request: R,
+    pub deadline: Option<Instant>,
+    max_retry: u32,
+    pub backup: Option<Duration>,
+    /// Servers of failed attempts.
+    excluded: Vec<SocketAddr>,
+}
+
+impl<R> CallPlan<R> {
+    /// Whether a failed attempt is sent again: the one retry rule of
+    /// every client.
+    pub(super) fn may_retry(&self, e: &RpcError, cntl: &Controller) -> bool {
+        retryable(e)
+            && cntl.retried < self.max_retry
+            && self.deadline.is_none_or(|d| Instant::now() < d)
+    }
+}
+
+impl<P: ClientProtocol> CallEngine<P> {
+    /// An engine calling the one server at `addr` (resolved now;
+    /// connected at the first call).
+    pub fn new(
+        protocol: P,
+        addr: impl ToSocketAddrs,
+        options: ChannelOptions,
+    ) -> Result<CallEngine<P>, RpcError> {
+        let addr = addr
+            .to_socket_addrs()
+            .map_err(RpcError::from)?
+            .next()
+            .ok_or_else(|| RpcError::new(libc::EINVAL, "the address resolves to nothing"))?;
+        Ok(Self::with_selector(
+            protocol,
+            Arc::new(SingleServer(addr)),
+            options,
+        ))
+    }
+
+    /// An engine whose attempts go where `selector` says.
+    pub fn with_selector(
+        protocol: P,
+        selector: Arc<dyn ServerSelector>,
+        options: ChannelOptions,
+    ) -> CallEngine<P> {
+        CallEngine {
+            inner: Arc::new(Inner {
+                protocol: Arc::new(protocol),
+                options,
+                selector,
+                servers: RwLock::default(),
+            }),
+        }
+    }
+
+    /// The options the engine was made with.
+    pub fn options(&self) -> &ChannelOptions {
+        &self.inner.options
+    }
+
+    /// The protocol.
+    pub fn protocol(&self) -> &P {
+        &self.inner.protocol
+    }
+
+    /// Sends `request` and waits (the calling fiber suspends, a plain
+    /// thread blocks) for the result. The outcome is also recorded in
+    /// `cntl`: latency, error, retries, remote side.
+    pub fn call(
+        &self,
+        cntl: &mut Controller,
+        request: P::Request,
+    ) -> Result<P::Response, RpcError> {
+        let start = Instant::now();
+        reset_outcome(cntl);
+        let plan = self.plan(cntl, request, start);
+        let r = self.run_attempts(plan, cntl, start);
+        record_outcome(cntl, start, &r);
+        r
+    }
+
+    /// The deadline of a call started at `start`: the controller's
+    /// timeout, else the channel's.
+    pub(crate) fn deadline(&self, cntl: &Controller, start: Instant) -> Option<Instant> {
+        cntl.timeout.or(self.inner.options.timeout).map(|t| start + t)
+    }
+
+    pub(super) fn plan(
+        &self,
+        cntl: &Controller,
+        request: P::Request,
+        start: Instant,
+    ) -> CallPlan<P::Request> {
+        let opts = &self.inner.options;
+        CallPlan {
+            request,
+            deadline: self.deadline(cntl, start),
+            max_retry: cntl.max_retry.unwrap_or(opts.max_retry),
+            backup: cntl.backup_request.or(opts.backup_request),
+            excluded: Vec::new(),
+        }
+    }
+
+    /// Attempts until a response, a final error, or the retries or the
+    /// deadline run out.
+    pub(super) fn run_attempts(
+        &self,
+        mut plan: CallPlan<P::Request>,
+        cntl: &mut Controller,
+        start: Instant,
+    ) -> Result<P::Response, RpcError> {
+        loop {
+            match self.attempt(&mut plan, cntl, start) {
+                Ok(msg) => return self.inner.protocol.process_response(msg, cntl),
+                Err(e) if plan.may_retry(&e, cntl) => cntl.retried += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Chooses the server of the next attempt and its connections.
+    pub(super) fn select(
+        &self,
+        plan: &CallPlan<P::Request>,
+        cntl: &Controller,
+    ) -> Result<(SocketAddr, Arc<Connections<P>>), RpcError> {
+        let addr = self.inner.selector.select(&SelectInput {
+            excluded: &plan.excluded,
+            request_code: cntl.request_code,
+        })?;
+        if let Some(c) = self
+            .inner
+            .servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+        {
+            return Ok((addr, c.clone()));
+        }
+        let mut servers = self.inner.servers.write().unwrap_or_else(|e| e.into_inner());
+        let c = servers.entry(addr).or_insert_with(|| {
+            Arc::new(Connections::new(
+                addr,
+                &self.inner.options,
+                self.inner.protocol.clone(),
+            ))
+        });
+        Ok((addr, c.clone()))
+    }
+
+    /// Tells the selector how an attempt went, and remembers a failed
+    /// server so that a retry avoids it.
+    pub(super) fn feedback(
+        &self,
+        plan: &mut CallPlan<P::Request>,
+        server: SocketAddr,
+        error: Option<&RpcError>,
+        sent: Instant,
+    ) {
+        self.inner.selector.feedback(&AttemptOutcome {
+            server,
+            error,
+            latency: sent.elapsed(),
+        });
+        if error.is_some() && !plan.excluded.contains(&server) {
+            plan.excluded.push(server);
+        }
+    }
+
+    /// One try: a connection, the request written, the response awaited
+    /// (plus a backup request if configured).
+    fn attempt(
+        &self,
+        plan: &mut CallPlan<P::Request>,
+        cntl: &mut Controller,
+        start: Instant,
+    ) -> Result<P::Message, RpcError> {
+        let (addr, pool) = self.select(plan, cntl)?;
+        let sent = Instant::now();
+        let r = self.attempt_on(&pool, addr, plan, cntl, start);
+        self.feedback(plan, addr, r.as_ref().err(), sent);
+        r
+    }
+
+    fn attempt_on(
+        &self,
+        pool: &Connections<P>,
+        addr: SocketAddr,
+        plan: &mut CallPlan<P::Request>,
+        cntl: &mut Controller,
+        start: Instant,
+    ) -> Result<P::Message, RpcError> {
+        let deadline = plan.deadline;
+        let conn = pool.get(deadline)?;
+        cntl.remote_side = Some(conn.sock.remote_side());
+        cntl.local_side = Some(conn.sock.local_side());
+        let call = PendingCall::new();
+        let id = self.send(&conn, &mut plan.request, cntl, &call)?;
+        let backup_at = plan
+            .backup
+            .map(|b| start + b)
+            .filter(|&b| deadline.is_none_or(|d| b < d));
+        let mut completed = call.wait(backup_at.or(deadline));
+        let mut second = None;
+        if !completed && backup_at.is_some() {
+            // A backup request; on a single connection it shares the socket.
+            if let Ok(c2) = pool.get(deadline) {
+                if let Ok(id2) = self.send(&c2, &mut plan.request, cntl, &call) {
+                    cntl.has_backup_request = true;
+                    second = Some((c2, id2));
+                }
+            }
+            completed = call.wait(deadline);
+        }
+        // A late response finds nothing and is dropped.
+        conn.input.take(id);
+        if let Some((c2, id2)) = &second {
+            c2.input.take(*id2);
+        }
+        let outcome = call.take();
+        let reusable = match &outcome {
+            Some(Ok(m)) => self.inner.protocol.reusable_after(m),
+            _ => true,
+        };
+        pool.put_back(conn, completed && reusable);
+        if let Some((c2, _)) = second {
+            pool.put_back(c2, completed && reusable);
+        }
+        match outcome {
+            Some(r) => r,
+            None => Err(timeout_error(addr, start, deadline)),
+        }
+    }
+
+    /// Registers `call` on `conn` under a fresh correlation id and writes
+    /// the request. Returns the correlation id.
+    pub(super) fn send(
+        &self,
+        conn: &Conn<P>,
+        request: &mut P::Request,
+        cntl: &Controller,
+        call: &Arc<PendingCall<P::Message>>,
+    ) -> Result<u64, RpcError> {
+        let id = next_correlation_id();
+        let wire = self
+            .inner
+            .protocol
+            .pack_request(request, id, cntl, &conn.sock)?;
+        if !conn.input.add(&conn.sock, id, call.clone()) {
+            return Err(conn.sock.failed_error());
+        }
+        if let Err(e) = conn.sock.write(wire) {
+            conn.input.take(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+}
+
+/// The error of a call to `addr` that reached its deadline.
+pub(super) fn timeout_error(addr: SocketAddr, start: Instant, deadline: Option<Instant>) -> RpcError {
+    RpcError::new(
+        errno::ERPCTIMEDOUT,
+        format!(
+            "reached timeout={}ms @{addr}",
+            deadline.map_or(0, |d| d.duration_since(start).as_millis()),
+        ),
+    )
+}
+
+/// Clears what a previous call left in `cntl`.
+pub(crate) fn reset_outcome(cntl: &mut Controller) {
+    cntl.error = None;
+    cntl.retried = 0;
+    cntl.has_backup_request = false;
+    cntl.response_attachment.clear();
+}
+
+/// Records a finished call's latency and error in `cntl`.
+pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Result<T, RpcError>) {
+    cntl.latency = start.elapsed();
+    if let Err(e) = r {
+        cntl.error = Some(e.clone());
+    }
+}
+
+/// Failures worth sending again: the connection broke or could not be
+/// made. Timeouts and server answers are final.
+pub fn retryable(e: &RpcError) -> bool {
+    matches!(
+        e.code,
+        errno::EFAILEDSOCKET
+            | errno::EEOF
+            | errno::ELOGOFF
+            | libc::ECONNREFUSED
+            | libc::ECONNRESET
+            | libc::ECONNABORTED
+            | libc::EPIPE
+            | libc::ENETUNREACH
+            | libc::EHOSTUNREACH
+    )
+}

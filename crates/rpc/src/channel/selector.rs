@@ -1,0 +1,59 @@
+//! The call engine's seam "choose the server for this attempt".
+//!
+//! Every attempt of a call (the first, each retry, a backup request) asks
+//! the channel's [`ServerSelector`] for a server, and tells it how the
+//! attempt went. Today's channels reach one address ([`SingleServer`]).
+//! The cluster layer — naming services feeding a server list, load
+//! balancers, health checks and circuit breakers — is a selector too, so
+//! it plugs in here without touching the engine.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::RpcError;
+
+/// What a selector knows of the call it chooses for.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct SelectInput<'a> {
+    /// Servers earlier attempts of this call went to (and failed on):
+    /// a retry should go elsewhere when it can (bRPC's
+    /// `ExcludedServers`).
+    pub excluded: &'a [SocketAddr],
+    /// The caller's request code, for consistent hashing (bRPC's
+    /// `Controller::set_request_code`), if set.
+    pub request_code: Option<u64>,
+}
+
+/// How one attempt went, for the selector's bookkeeping (load balancers
+/// weigh latency; circuit breakers count errors).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AttemptOutcome<'a> {
+    /// The server the attempt went to.
+    pub server: SocketAddr,
+    /// The attempt's error, `None` if a response came.
+    pub error: Option<&'a RpcError>,
+    /// From sending the request to the outcome.
+    pub latency: Duration,
+}
+
+/// Chooses the server of each attempt. See the module docs.
+pub trait ServerSelector: Send + Sync + 'static {
+    /// The server for the next attempt. An error fails the attempt (and
+    /// the call, unless the error is retryable and attempts remain).
+    fn select(&self, call: &SelectInput<'_>) -> Result<SocketAddr, RpcError>;
+
+    /// How an attempt went. Default: ignored.
+    fn feedback(&self, _outcome: &AttemptOutcome<'_>) {}
+}
+
+/// One server, always.
+#[derive(Debug, Clone, Copy)]
+pub struct SingleServer(pub SocketAddr);
+
+impl ServerSelector for SingleServer {
+    fn select(&self, _: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
+        Ok(self.0)
+    }
+}

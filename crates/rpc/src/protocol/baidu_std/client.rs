@@ -1,0 +1,104 @@
+//! baidu_std on a client: the request frame of a call (bRPC's
+//! `PackRpcRequest`) and the result of its response frame (bRPC's
+//! `ProcessRpcResponse`).
+
+use std::time::Instant;
+
+use fibrpc_iobuf::IOBuf;
+
+use super::{checksum, compress, Frame, RpcMeta, RpcRequestMeta};
+use crate::{errno, Controller, RpcError};
+
+/// A call's request as every attempt sends it: the meta (its correlation
+/// id set per attempt) and the serialized, compressed payload.
+#[derive(Debug, Clone)]
+pub struct Request {
+    meta: RpcMeta,
+    payload: IOBuf,
+}
+
+impl Request {
+    /// The request of a call to `service.method` with the serialized
+    /// `request`, compressed and checksummed as `cntl` says; `deadline`,
+    /// if given, goes into the meta as `timeout_ms`.
+    pub fn new(
+        service: &str,
+        method: &str,
+        cntl: &Controller,
+        request: IOBuf,
+        deadline: Option<Instant>,
+    ) -> Result<Request, RpcError> {
+        let ct = cntl.compress_type().as_i32();
+        let payload = if ct == 0 {
+            request
+        } else {
+            compress::compress(ct, &request)
+                .map_err(|e| RpcError::new(errno::EREQUEST, format!("cannot compress: {e}")))?
+        };
+        let att = cntl.request_attachment.len();
+        let att = i32::try_from(att)
+            .map_err(|_| RpcError::new(errno::EREQUEST, format!("attachment of {att} bytes")))?;
+        // Presence as bRPC writes it, so our frames match its byte for byte.
+        let mut meta = RpcMeta {
+            request: Some(RpcRequestMeta {
+                service_name: service.to_owned(),
+                method_name: method.to_owned(),
+                log_id: Some(cntl.log_id as i64),
+                timeout_ms: deadline.map(|d| {
+                    let ms = d.saturating_duration_since(Instant::now()).as_millis();
+                    ms.min(i32::MAX as u128) as i32
+                }),
+                ..Default::default()
+            }),
+            compress_type: Some(ct),
+            attachment_size: (att > 0).then_some(att),
+            content_type: Some(0),
+            checksum_type: Some(0),
+            checksum_value: Some(Vec::new()),
+            ..Default::default()
+        };
+        if cntl.checksum {
+            checksum::fill_crc32c(&mut meta, &payload, &cntl.request_attachment);
+        }
+        Ok(Request { meta, payload })
+    }
+}
+
+/// The frame of one attempt under `correlation_id`.
+pub(super) fn pack(
+    req: &mut Request,
+    correlation_id: u64,
+    cntl: &Controller,
+) -> Result<IOBuf, RpcError> {
+    req.meta.correlation_id = Some(correlation_id as i64);
+    let mut frame = IOBuf::new();
+    super::encode(&req.meta, &req.payload, &cntl.request_attachment, &mut frame)
+        .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
+    Ok(frame)
+}
+
+/// Checks the frame (error code, checksum), decompresses the payload and
+/// moves the attachment into `cntl`.
+pub(super) fn finish(frame: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcError> {
+    let Frame {
+        meta,
+        payload,
+        attachment,
+    } = frame;
+    if let Some(resp) = &meta.response {
+        if resp.error_code() != 0 {
+            return Err(RpcError::new(resp.error_code(), resp.error_text()));
+        }
+    }
+    checksum::verify(&meta, &payload, &attachment)
+        .map_err(|e| RpcError::new(errno::ERESPONSE, format!("response checksum: {e}")))?;
+    let ct = meta.compress_type();
+    let payload = if ct == 0 {
+        payload
+    } else {
+        compress::decompress(ct, &payload, super::DEFAULT_MAX_BODY)
+            .map_err(|e| RpcError::new(errno::ERESPONSE, format!("response payload: {e}")))?
+    };
+    cntl.response_attachment = attachment;
+    Ok(payload)
+}

@@ -1,0 +1,70 @@
+//! [`BaiduStd`]: baidu_std as a [`Protocol`] (server) and a
+//! [`ClientProtocol`] (client).
+
+use std::sync::Arc;
+
+use fibrpc_iobuf::IOBuf;
+
+use super::{client, server, Frame, ParseError, ParseResult, Probe};
+use crate::protocol::{ClientProtocol, Parsed, Protocol, ServerContext};
+use crate::socket::Socket;
+use crate::{Controller, RpcError};
+
+/// bRPC's default protocol. Every server speaks it; [`crate::Channel`]
+/// calls with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BaiduStd;
+
+impl Protocol for BaiduStd {
+    type Message = Frame;
+
+    fn name(&self) -> &'static str {
+        "baidu_std"
+    }
+
+    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, _eof: bool) -> Parsed<Frame> {
+        if super::probe(input) == Probe::No {
+            return Parsed::NotMine;
+        }
+        match super::parse(input, conn.max_body_size()) {
+            ParseResult::Complete(f) => Parsed::Message(f),
+            ParseResult::NotEnoughData => Parsed::NeedMore,
+            ParseResult::Error(ParseError::BadMagic) => Parsed::NotMine,
+            ParseResult::Error(e) => Parsed::Bad(e.to_string()),
+        }
+    }
+
+    fn process_request(&self, msg: Frame, conn: &Arc<Socket>, server: &ServerContext) {
+        server::process_request(server, conn, msg);
+    }
+}
+
+impl ClientProtocol for BaiduStd {
+    type Request = client::Request;
+    type Response = IOBuf;
+
+    fn pack_request(
+        &self,
+        req: &mut client::Request,
+        correlation_id: u64,
+        cntl: &Controller,
+        _conn: &Arc<Socket>,
+    ) -> Result<IOBuf, RpcError> {
+        client::pack(req, correlation_id, cntl)
+    }
+
+    fn correlation_id(&self, msg: &Frame, conn: &Socket) -> Option<u64> {
+        if msg.meta.response.is_none() && msg.meta.request.is_some() {
+            eprintln!(
+                "fibrpc: {} sent a request on a client connection; ignored",
+                conn.remote_side()
+            );
+            return None;
+        }
+        Some(msg.meta.correlation_id() as u64)
+    }
+
+    fn process_response(&self, msg: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcError> {
+        client::finish(msg, cntl)
+    }
+}

@@ -1,0 +1,138 @@
+//! baidu_std on a server (bRPC's `ProcessRpcRequest` and
+//! `SendRpcResponse`): a request frame becomes a method call, its outcome
+//! a response frame under the request's correlation id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fibrpc_iobuf::IOBuf;
+
+use super::{checksum, compress, Frame, RpcMeta, RpcResponseMeta};
+use crate::server::{InflightGuard, ServerContext};
+use crate::socket::Socket;
+use crate::{errno, Controller, RpcError};
+
+/// Processes one request frame; the response goes out when the handler
+/// answers (at once, or later for a deferred one).
+pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Frame) {
+    let received = Instant::now();
+    let Frame {
+        meta,
+        payload,
+        attachment,
+    } = frame;
+    let correlation_id = meta.correlation_id();
+    let Some(req) = &meta.request else {
+        eprintln!(
+            "fibrpc: {} sent a frame without a request meta to a server; closing",
+            sock.remote_side()
+        );
+        sock.set_failed(RpcError::new(
+            errno::EREQUEST,
+            "a response sent to a server",
+        ));
+        return;
+    };
+    let guard = InflightGuard::enter(ctx);
+
+    let mut cntl = Controller::new();
+    cntl.log_id = req.log_id() as u64;
+    cntl.remote_side = Some(sock.remote_side());
+    cntl.local_side = Some(sock.local_side());
+    cntl.deadline = req
+        .timeout_ms
+        .filter(|&ms| ms > 0)
+        .map(|ms| received + Duration::from_millis(ms as u64));
+    cntl.request_attachment = attachment;
+
+    let target = (|| {
+        guard.admit()?;
+        let target = ctx.find_method(&req.service_name, &req.method_name)?;
+        checksum::verify(&meta, &payload, &cntl.request_attachment)
+            .map_err(|e| RpcError::new(errno::EREQUEST, format!("request checksum: {e}")))?;
+        let ct = meta.compress_type();
+        let request = if ct == 0 {
+            payload
+        } else {
+            compress::decompress(ct, &payload, ctx.options().max_body_size)
+                .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?
+        };
+        Ok((target, request))
+    })();
+    let sock = sock.clone();
+    let reply = move |cntl: &mut Controller, r: Result<IOBuf, RpcError>| {
+        send_response(&sock, correlation_id, cntl, r)
+    };
+    match target {
+        Ok(((service, index), request)) => {
+            ctx.dispatch(guard, service, index, cntl, request, received, reply)
+        }
+        Err(e) => reply(&mut cntl, Err(e)),
+    }
+}
+
+/// Encodes and writes the response (or the error) for `correlation_id`.
+fn send_response(
+    sock: &Arc<Socket>,
+    correlation_id: i64,
+    cntl: &mut Controller,
+    result: Result<IOBuf, RpcError>,
+) {
+    let mut meta = RpcMeta {
+        correlation_id: Some(correlation_id),
+        ..Default::default()
+    };
+    let (payload, attachment) = match result {
+        Ok(body) => {
+            let ct = cntl.compress_type().as_i32();
+            let body = if ct == 0 {
+                Ok(body)
+            } else {
+                compress::compress(ct, &body)
+            };
+            match body {
+                Ok(b) => {
+                    meta.compress_type = Some(ct);
+                    meta.response = Some(RpcResponseMeta {
+                        error_code: Some(0),
+                        error_text: None,
+                    });
+                    (b, std::mem::take(&mut cntl.response_attachment))
+                }
+                Err(e) => {
+                    meta.response = Some(error_meta(RpcError::new(
+                        errno::EINTERNAL,
+                        format!("cannot compress the response: {e}"),
+                    )));
+                    (IOBuf::new(), IOBuf::new())
+                }
+            }
+        }
+        Err(e) => {
+            meta.response = Some(error_meta(e));
+            (IOBuf::new(), IOBuf::new())
+        }
+    };
+    let att = attachment.len();
+    if att > 0 {
+        meta.attachment_size = Some(att.min(i32::MAX as usize) as i32);
+    }
+    if cntl.checksum() {
+        checksum::fill_crc32c(&mut meta, &payload, &attachment);
+    }
+    let mut out = IOBuf::new();
+    if let Err(e) = super::encode(&meta, &payload, &attachment, &mut out) {
+        eprintln!("fibrpc: cannot encode a response: {e}");
+        return;
+    }
+    // A failed or overcrowded connection: the caller times out or sees
+    // the connection fail; nothing else to do here.
+    let _ = sock.write(out);
+}
+
+fn error_meta(e: RpcError) -> RpcResponseMeta {
+    RpcResponseMeta {
+        error_code: Some(e.code),
+        error_text: Some(e.text),
+    }
+}

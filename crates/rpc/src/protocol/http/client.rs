@@ -1,0 +1,248 @@
+//! HTTP/1.1 on a client: [`HttpClientProtocol`] for the call engine, and
+//! [`HttpChannel`], its front for any HTTP/1.1 server.
+//!
+//! HTTP/1.1 has no correlation ids on the wire: a connection carries one
+//! request at a time (the engine pools connections), and the connection's
+//! state remembers which call and whether it was a `HEAD` (whose response
+//! has no body whatever its headers say).
+
+use std::collections::VecDeque;
+use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex};
+
+
+use fibrpc_iobuf::IOBuf;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response};
+
+use super::{encode_request, limits, parse_response, wants_close, HttpParse};
+use crate::channel::{CallEngine, CallFuture, ChannelOptions};
+use crate::protocol::{ClientProtocol, Parsed, Protocol};
+use crate::socket::Socket;
+use crate::{errno, Controller, RpcError};
+
+/// HTTP/1.1 responses, as a client sees them.
+#[derive(Debug, Clone, Default)]
+pub struct HttpClientProtocol {
+    /// The `Host` header of every request (unless it sets its own).
+    host: Option<String>,
+}
+
+/// A request as every attempt sends it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    wire: IOBuf,
+    head: bool,
+}
+
+/// Requests sent on one connection and not answered yet, oldest first:
+/// (correlation id, whether it was a HEAD).
+#[derive(Debug, Default)]
+struct ClientConn {
+    sent: Mutex<VecDeque<(u64, bool)>>,
+}
+
+impl ClientConn {
+    fn sent(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, bool)>> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl HttpClientProtocol {
+    /// Encodes `req` once for all attempts.
+    pub fn request(&self, req: &Request<IOBuf>) -> HttpRequest {
+        let mut wire = IOBuf::new();
+        encode_request(
+            req.method(),
+            req.uri(),
+            self.host.as_deref(),
+            req.headers(),
+            req.body(),
+            &mut wire,
+        );
+        HttpRequest {
+            wire,
+            head: req.method() == Method::HEAD,
+        }
+    }
+}
+
+impl Protocol for HttpClientProtocol {
+    type Message = Response<IOBuf>;
+
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn parse(&self, buf: &mut IOBuf, sock: &Arc<Socket>, eof: bool) -> Parsed<Response<IOBuf>> {
+        let head = sock
+            .protocol_state::<ClientConn>()
+            .and_then(|c| c.sent().front().map(|&(_, head)| head))
+            .unwrap_or(false);
+        match parse_response(buf, limits(sock), head, eof) {
+            HttpParse::Complete(r) => Parsed::Message(r),
+            HttpParse::NeedMore => Parsed::NeedMore,
+            HttpParse::NotMine => Parsed::NotMine,
+            HttpParse::Error(e) => Parsed::Bad(format!("{} {}", e.status, e.reason)),
+        }
+    }
+}
+
+impl ClientProtocol for HttpClientProtocol {
+    type Request = HttpRequest;
+    type Response = Response<IOBuf>;
+
+    fn one_call_per_connection(&self) -> bool {
+        true
+    }
+
+    fn pack_request(
+        &self,
+        req: &mut HttpRequest,
+        correlation_id: u64,
+        _cntl: &Controller,
+        conn: &Arc<Socket>,
+    ) -> Result<IOBuf, RpcError> {
+        let state = conn.protocol_state::<ClientConn>().ok_or_else(|| {
+            RpcError::new(errno::EINTERNAL, "the connection speaks another protocol")
+        })?;
+        state.sent().push_back((correlation_id, req.head));
+        Ok(req.wire.clone())
+    }
+
+    fn correlation_id(&self, _msg: &Response<IOBuf>, conn: &Socket) -> Option<u64> {
+        let id = conn
+            .protocol_state::<ClientConn>()
+            .and_then(|c| c.sent().pop_front())
+            .map(|(id, _)| id);
+        if id.is_none() {
+            // Nobody asked: the server is confused.
+            conn.set_failed(RpcError::new(
+                errno::ERESPONSE,
+                "an HTTP response nobody waits for",
+            ));
+        }
+        id
+    }
+
+    fn process_response(
+        &self,
+        msg: Response<IOBuf>,
+        _cntl: &mut Controller,
+    ) -> Result<Response<IOBuf>, RpcError> {
+        Ok(msg)
+    }
+
+    fn reusable_after(&self, msg: &Response<IOBuf>) -> bool {
+        !wants_close(msg.version(), msg.headers())
+    }
+}
+
+/// A client of one HTTP server. Cheap to clone (clones share the
+/// connection pool).
+///
+/// ```no_run
+/// let ch = fibrpc::http::HttpChannel::new("127.0.0.1:8000", Default::default())?;
+/// let resp = ch.get("/health")?;
+/// assert_eq!(resp.status(), 200);
+/// assert_eq!(resp.body().to_vec(), b"OK\n");
+/// # Ok::<(), fibrpc::RpcError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpChannel {
+    engine: CallEngine<HttpClientProtocol>,
+}
+
+impl HttpChannel {
+    /// A channel to `server`: `host:port`, optionally prefixed by
+    /// `http://` (resolved now; connected at the first request). The
+    /// options' timeout, retries and backup request apply to every
+    /// request; connections are pooled (HTTP/1.1 carries one request at a
+    /// time), or short if the options say so.
+    pub fn new(server: &str, options: ChannelOptions) -> Result<HttpChannel, RpcError> {
+        let host = server.strip_prefix("http://").unwrap_or(server);
+        let host = host.trim_end_matches('/').to_string();
+        let addr = host
+            .to_socket_addrs()
+            .map_err(RpcError::from)?
+            .next()
+            .ok_or_else(|| RpcError::new(libc::EINVAL, "the address resolves to nothing"))?;
+        let protocol = HttpClientProtocol { host: Some(host) };
+        Ok(HttpChannel {
+            engine: CallEngine::new(protocol, addr, options)?,
+        })
+    }
+
+    /// The engine under this channel.
+    pub fn engine(&self) -> &CallEngine<HttpClientProtocol> {
+        &self.engine
+    }
+
+    /// `GET path` (path and query).
+    pub fn get(&self, path: &str) -> Result<Response<IOBuf>, RpcError> {
+        self.request(&mut Controller::new(), get(path)?)
+    }
+
+    /// `POST path` with a body of `content_type`.
+    pub fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<IOBuf>,
+    ) -> Result<Response<IOBuf>, RpcError> {
+        self.request(&mut Controller::new(), post(path, content_type, body)?)
+    }
+
+    /// Sends `req` and waits for the response. Any status is a response
+    /// (check `status()`); errors are failures to get one: `ERPCTIMEDOUT`,
+    /// a connection that failed after the retries, a malformed response.
+    /// `cntl` gives the timeout and retries (else the channel's) and gets
+    /// the latency, the remote side and the error.
+    pub fn request(
+        &self,
+        cntl: &mut Controller,
+        req: Request<IOBuf>,
+    ) -> Result<Response<IOBuf>, RpcError> {
+        let req = self.engine.protocol().request(&req);
+        self.engine.call(cntl, req)
+    }
+
+    /// Sends `req` and returns at once; `done` runs in a fiber of its own
+    /// with the controller and the outcome. No fiber is held while the
+    /// request is in flight on a pooled connection.
+    pub fn request_async(
+        &self,
+        cntl: Controller,
+        req: Request<IOBuf>,
+        done: impl FnOnce(Controller, Result<Response<IOBuf>, RpcError>) + Send + 'static,
+    ) {
+        let req = self.engine.protocol().request(&req);
+        self.engine.call_async(cntl, req, done);
+    }
+
+    /// Sends `req`; the `Future` resolves to the controller and the
+    /// outcome, on any executor. Polling never blocks.
+    pub fn request_future(&self, cntl: Controller, req: Request<IOBuf>) -> CallFuture<Response<IOBuf>> {
+        let req = self.engine.protocol().request(&req);
+        self.engine.call_future(cntl, req)
+    }
+}
+
+/// `GET path`.
+fn get(path: &str) -> Result<Request<IOBuf>, RpcError> {
+    Request::get(path)
+        .body(IOBuf::new())
+        .map_err(|e| RpcError::new(libc::EINVAL, format!("bad path {path:?}: {e}")))
+}
+
+/// `POST path` with a body of `content_type`.
+fn post(path: &str, content_type: &str, body: impl Into<IOBuf>) -> Result<Request<IOBuf>, RpcError> {
+    let mut req = Request::post(path)
+        .body(body.into())
+        .map_err(|e| RpcError::new(libc::EINVAL, format!("bad path {path:?}: {e}")))?;
+    let ct = HeaderValue::from_str(content_type)
+        .map_err(|_| RpcError::new(libc::EINVAL, "bad content type"))?;
+    req.headers_mut().insert(CONTENT_TYPE, ct);
+    Ok(req)
+}
+

@@ -1,0 +1,160 @@
+//! The protocols of a server, type-erased, and detection: which protocol
+//! a connection's input belongs to.
+
+use std::any::Any;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use fibrpc_iobuf::IOBuf;
+
+use super::{Parsed, Protocol, ServerContext};
+use crate::socket::{Cut, Socket};
+use crate::RpcError;
+
+/// A message cut on a server connection, of the protocol at `protocol`
+/// in its server's list. Boxed: one allocation per message, cheaper than
+/// moving a large message by value from the parser to its fiber.
+pub(crate) struct ServerMessage {
+    protocol: u8,
+    ends_input: bool,
+    msg: Box<dyn Any + Send>,
+}
+
+impl ServerMessage {
+    /// Whether the connection reads nothing after this message.
+    pub(crate) fn ends_input(&self) -> bool {
+        self.ends_input
+    }
+}
+
+/// [`Protocol`] with its message type erased, so a server can hold a list
+/// of different protocols.
+trait DynProtocol: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<(Box<dyn Any + Send>, bool)>;
+    fn verify(&self, msg: &(dyn Any + Send), conn: &Arc<Socket>, server: &ServerContext) -> Result<(), RpcError>;
+    fn process_request(&self, msg: Box<dyn Any + Send>, conn: &Arc<Socket>, server: &ServerContext);
+}
+
+impl<P: Protocol> DynProtocol for P {
+    fn name(&self) -> &'static str {
+        Protocol::name(self)
+    }
+
+    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<(Box<dyn Any + Send>, bool)> {
+        match Protocol::parse(self, input, conn, eof) {
+            Parsed::Message(m) => {
+                let ends = self.ends_input(&m);
+                Parsed::Message((Box::new(m), ends))
+            }
+            Parsed::NeedMore => Parsed::NeedMore,
+            Parsed::NotMine => Parsed::NotMine,
+            Parsed::Bad(why) => Parsed::Bad(why),
+        }
+    }
+
+    fn verify(&self, msg: &(dyn Any + Send), conn: &Arc<Socket>, server: &ServerContext) -> Result<(), RpcError> {
+        match msg.downcast_ref::<P::Message>() {
+            Some(m) => Protocol::verify(self, m, conn, server),
+            None => Ok(()),
+        }
+    }
+
+    fn process_request(&self, msg: Box<dyn Any + Send>, conn: &Arc<Socket>, server: &ServerContext) {
+        // The box came from this protocol's own `parse`.
+        if let Ok(m) = msg.downcast::<P::Message>() {
+            Protocol::process_request(self, *m, conn, server);
+        }
+    }
+}
+
+/// The protocols a server accepts, in detection order.
+#[derive(Clone)]
+pub(crate) struct ProtocolList {
+    protocols: Vec<Arc<dyn DynProtocol>>,
+}
+
+impl std::fmt::Debug for ProtocolList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.protocols.iter().map(|p| p.name())).finish()
+    }
+}
+
+impl ProtocolList {
+    /// What every server speaks: baidu_std, then HTTP/1.1.
+    pub(crate) fn builtin() -> ProtocolList {
+        ProtocolList {
+            protocols: vec![
+                Arc::new(super::baidu_std::BaiduStd),
+                Arc::new(super::http::HttpServerProtocol),
+            ],
+        }
+    }
+
+    /// Adds `p` after the others. Fails past 255 protocols or on a name
+    /// that is taken.
+    pub(crate) fn push<P: Protocol>(&mut self, p: P) -> Result<(), RpcError> {
+        if self.protocols.len() >= usize::from(u8::MAX) {
+            return Err(RpcError::new(libc::E2BIG, "too many protocols"));
+        }
+        if self.protocols.iter().any(|q| q.name() == p.name()) {
+            return Err(RpcError::new(
+                libc::EEXIST,
+                format!("protocol {} added twice", Protocol::name(&p)),
+            ));
+        }
+        self.protocols.push(Arc::new(p));
+        Ok(())
+    }
+
+    /// The name of the protocol that last matched on `sock`.
+    pub(crate) fn name_on(&self, sock: &Socket) -> &'static str {
+        let i = usize::from(sock.preferred.load(Ordering::Relaxed));
+        self.protocols.get(i).map_or("?", |p| p.name())
+    }
+
+    /// Cuts one message, trying the protocol that matched last on this
+    /// connection first; the connection's first message is verified.
+    pub(crate) fn cut(
+        &self,
+        sock: &Arc<Socket>,
+        input: &mut IOBuf,
+        eof: bool,
+        server: &ServerContext,
+    ) -> Cut<ServerMessage> {
+        let n = self.protocols.len();
+        let first = usize::from(sock.preferred.load(Ordering::Relaxed)).min(n - 1);
+        let order = std::iter::once(first).chain((0..n).filter(|&i| i != first));
+        for i in order {
+            let p = &self.protocols[i];
+            match p.parse(input, sock, eof) {
+                Parsed::Message((msg, ends_input)) => {
+                    if i != first {
+                        sock.preferred.store(i as u8, Ordering::Relaxed);
+                    }
+                    if !sock.first_cut.swap(true, Ordering::Relaxed) {
+                        if let Err(e) = p.verify(&*msg, sock, server) {
+                            return Cut::Bad(format!("{}: verification failed: {e}", p.name()));
+                        }
+                    }
+                    return Cut::Message(ServerMessage {
+                        protocol: i as u8,
+                        ends_input,
+                        msg,
+                    });
+                }
+                Parsed::NeedMore => return Cut::NeedMore,
+                Parsed::NotMine => continue,
+                Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", p.name())),
+            }
+        }
+        Cut::Bad("no protocol recognises the input".into())
+    }
+
+    /// Processes a message cut by [`cut`](Self::cut).
+    pub(crate) fn process(&self, sock: &Arc<Socket>, msg: ServerMessage, server: &ServerContext) {
+        if let Some(p) = self.protocols.get(usize::from(msg.protocol)) {
+            p.process_request(msg.msg, sock, server);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! [`ServerContext`]: what a running server's connections and request
+//! fibers share, and the one path every protocol takes into a service
+//! (admission, method lookup, the handler, its counters).
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fibrpc_fiber::butex::Butex;
+use fibrpc_iobuf::IOBuf;
+
+use super::method_status::MethodStatus;
+use super::responder::{Reply, Responder};
+use super::ServerOptions;
+use crate::protocol::http::{HttpRoutes, LazyJsonCodec};
+use crate::protocol::ProtocolList;
+use crate::socket::SocketId;
+use crate::{errno, Controller, RpcError, Service};
+
+/// A registered service and its methods.
+pub(crate) struct ServiceEntry {
+    pub service: Arc<dyn Service>,
+    pub methods: HashMap<&'static str, usize>,
+    pub status: Vec<MethodStatus>,
+    /// JSON transcoding for HTTP callers, built on first use.
+    pub json: LazyJsonCodec,
+}
+
+pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
+
+/// What the acceptor, the connections and the request fibers share.
+pub(crate) struct Shared {
+    pub services: Arc<Services>,
+    pub http_routes: Arc<HttpRoutes>,
+    pub protocols: ProtocolList,
+    /// When the server started (for `/status` and `/version`).
+    pub started: std::time::SystemTime,
+    pub options: ServerOptions,
+    /// Requests being handled; `join` waits on it reaching 0.
+    pub inflight: Butex,
+    pub stopping: AtomicBool,
+    pub connections: Mutex<HashSet<SocketId>>,
+}
+
+/// A running server as its protocols see it: the services, the options,
+/// and the entry into a method ([`call_method`](Self::call_method)).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct ServerContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("services", &self.shared.services.keys().collect::<Vec<_>>())
+            .field("protocols", &self.shared.protocols)
+            .finish()
+    }
+}
+
+impl ServerContext {
+    /// The server's options.
+    pub fn options(&self) -> &super::ServerOptions {
+        &self.shared.options
+    }
+
+    /// Whether the server is stopping (new requests get `ELOGOFF`).
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Acquire)
+    }
+
+    /// Calls `service.method` (full or short service name) with a
+    /// serialized request, as every builtin protocol does: the request is
+    /// admitted (max concurrency, stopping), counted in the method's
+    /// status and in the requests the server waits for on stop, and the
+    /// handler runs — synchronously, or deferred if the service answers
+    /// later. `done` gets the controller and the serialized response or
+    /// the error, in this fiber or in whichever completes the response.
+    pub fn call_method(
+        &self,
+        service: &str,
+        method: &str,
+        cntl: Controller,
+        request: IOBuf,
+        done: impl FnOnce(Controller, Result<IOBuf, RpcError>) + Send + 'static,
+    ) {
+        let received = Instant::now();
+        let guard = InflightGuard::enter(self);
+        let target = guard.admit().and_then(|()| self.find_method(service, method));
+        match target {
+            Ok((service, index)) => {
+                self.dispatch(guard, service, index, cntl, request, received, move |c, r| {
+                    done(std::mem::take(c), r)
+                })
+            }
+            Err(e) => done(cntl, Err(e)),
+        }
+    }
+
+    pub(crate) fn inflight(&self) -> u32 {
+        self.shared.inflight.value().load(Ordering::Acquire)
+    }
+
+    /// The ids of the open connections (a snapshot).
+    pub(crate) fn connection_ids(&self) -> Vec<SocketId> {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// The full name of a service given by its full or its short name
+    /// (`EchoService` for `example.EchoService`), as HTTP URLs may.
+    pub(crate) fn resolve_service_name(&self, name: &str) -> Option<&'static str> {
+        if let Some((&full, _)) = self.shared.services.get_key_value(name) {
+            return Some(full);
+        }
+        self.shared
+            .services
+            .keys()
+            .copied()
+            .find(|full| full.rsplit('.').next() == Some(name))
+    }
+
+    /// The service (by full or short name) and the method index a
+    /// request names.
+    pub(crate) fn find_method(
+        &self,
+        service: &str,
+        method: &str,
+    ) -> Result<(&'static str, usize), RpcError> {
+        let full = self.resolve_service_name(service).ok_or_else(|| {
+            RpcError::new(errno::ENOSERVICE, format!("Fail to find service={service}"))
+        })?;
+        let entry = &self.shared.services[full];
+        let &index = entry.methods.get(method).ok_or_else(|| {
+            RpcError::new(
+                errno::ENOMETHOD,
+                format!("Fail to find method={method} of service={service}"),
+            )
+        })?;
+        Ok((full, index))
+    }
+
+    /// The entry of a service [`find_method`](Self::find_method) found.
+    pub(crate) fn entry(&self, service: &'static str) -> &ServiceEntry {
+        &self.shared.services[service]
+    }
+
+    /// Runs method `index` of `service` on `request` and hands the
+    /// outcome to `reply`: at once for a synchronous handler, whenever
+    /// its [`Responder`] is completed for a deferred one. The guard
+    /// counts the request until the reply ran.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn dispatch<R>(
+        &self,
+        guard: InflightGuard,
+        service: &'static str,
+        index: usize,
+        mut cntl: Controller,
+        request: IOBuf,
+        received: Instant,
+        reply: R,
+    ) where
+        R: FnOnce(&mut Controller, Result<IOBuf, RpcError>) + Send + 'static,
+    {
+        let entry = self.entry(service);
+        let status = &entry.status[index];
+        status.on_start();
+        if entry.service.defers(index) {
+            let reply: Reply = Box::new(reply);
+            let done = Responder::new(cntl, guard, service, index, received, reply);
+            let svc = entry.service.clone();
+            if let Err(p) = catch_unwind(AssertUnwindSafe(move || {
+                svc.call_method_deferred(index, request, done)
+            })) {
+                // The responder was dropped in the unwind and answered
+                // `EINTERNAL`; say why.
+                eprintln!(
+                    "fibrpc: the deferred handler of {service} panicked: {}",
+                    panic_message(&*p)
+                );
+            }
+            return;
+        }
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            entry.service.call_method(index, &mut cntl, &request)
+        }))
+        .unwrap_or_else(|p| {
+            Err(RpcError::new(
+                errno::EINTERNAL,
+                format!("the handler panicked: {}", panic_message(&*p)),
+            ))
+        });
+        let r = match cntl.error.take() {
+            Some(e) => Err(e),
+            None => r,
+        };
+        status.on_end(r.is_ok(), received.elapsed());
+        reply(&mut cntl, r);
+        drop(guard);
+    }
+}
+
+/// Counts a request in flight; the last one out during a stop wakes
+/// `Server::join`. A guard, so a panicking handler still counts out.
+pub(crate) struct InflightGuard {
+    shared: Arc<Shared>,
+    /// Requests running before this one.
+    before: usize,
+}
+
+impl InflightGuard {
+    /// Counts a request in.
+    pub(crate) fn enter(ctx: &ServerContext) -> InflightGuard {
+        let before = ctx.shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
+        InflightGuard {
+            shared: ctx.shared.clone(),
+            before,
+        }
+    }
+
+    /// Refuses the request while the server stops or when the requests
+    /// running before it reached `max_concurrency`.
+    pub(crate) fn admit(&self) -> Result<(), RpcError> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
+        }
+        let max = self.shared.options.max_concurrency;
+        if max > 0 && self.before >= max {
+            return Err(RpcError::new(
+                errno::ELIMIT,
+                format!("reached the server's max_concurrency={max}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server this request runs on.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.shared.inflight.value().fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.inflight.wake_all();
+        }
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}

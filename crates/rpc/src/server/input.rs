@@ -1,0 +1,49 @@
+//! The server side's [`InputHandler`]: the server's protocols cut and
+//! process the input of every accepted connection.
+
+use std::sync::Arc;
+
+use fibrpc_iobuf::IOBuf;
+
+use super::ServerContext;
+use crate::protocol::ServerMessage;
+use crate::socket::{Cut, InputHandler, Socket};
+
+pub(crate) struct ServerInput {
+    ctx: ServerContext,
+}
+
+impl ServerInput {
+    pub(crate) fn new(ctx: ServerContext) -> ServerInput {
+        ServerInput { ctx }
+    }
+}
+
+impl InputHandler for ServerInput {
+    type Message = ServerMessage;
+
+    fn cut(&self, sock: &Arc<Socket>, input: &mut IOBuf, eof: bool) -> Cut<ServerMessage> {
+        self.ctx.shared.protocols.cut(sock, input, eof, &self.ctx)
+    }
+
+    fn ends_input(&self, msg: &ServerMessage) -> bool {
+        msg.ends_input()
+    }
+
+    fn process(&self, sock: &Arc<Socket>, msg: ServerMessage) {
+        self.ctx.shared.protocols.process(sock, msg, &self.ctx);
+    }
+
+    fn on_failed(&self, sock: &Socket) {
+        self.ctx
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sock.id());
+    }
+
+    fn protocol_name(&self, sock: &Socket) -> &'static str {
+        self.ctx.shared.protocols.name_on(sock)
+    }
+}

@@ -1,0 +1,86 @@
+//! Who consumes a socket's input: the traits the input messenger calls.
+//!
+//! A socket knows bytes and limits only. What its bytes mean — which
+//! protocols cut them, and who processes what they cut (a server's
+//! request handlers, a client's waiting calls) — is its [`SocketUser`],
+//! given when the socket is created.
+
+use std::sync::Arc;
+
+use fibrpc_fiber::io::ReadEvents;
+use fibrpc_iobuf::IOBuf;
+
+use super::Socket;
+
+/// What the input messenger found at the front of a connection's input.
+pub(crate) enum Cut<M> {
+    /// One whole message, cut off the input.
+    Message(M),
+    /// Incomplete: read more.
+    NeedMore,
+    /// Malformed: close the connection, logging the reason.
+    Bad(String),
+}
+
+/// The consumer of a socket's input and failure (bRPC's `SocketUser` and
+/// the messenger's handlers in one).
+pub(crate) trait SocketUser: Send + Sync + 'static {
+    /// The connection is readable: read and process (runs in the
+    /// connection's reader fiber). Implemented for every
+    /// [`InputHandler`] by the input messenger.
+    fn on_readable(self: Arc<Self>, sock: &Arc<Socket>, events: &ReadEvents<'_>);
+
+    /// The socket failed: release whatever waits on it.
+    fn on_failed(&self, _sock: &Socket) {}
+
+    /// The name of the protocol the connection speaks, for display.
+    fn protocol_name(&self, sock: &Socket) -> &'static str;
+}
+
+/// Cuts messages from a connection's input and processes them; the input
+/// messenger drives it.
+pub(crate) trait InputHandler: Send + Sync + 'static {
+    /// One message as cut.
+    type Message: Send + 'static;
+
+    /// Cuts one message off the front of `input` (consuming nothing
+    /// unless it returns a message). `eof`: the peer closed its side.
+    /// Runs in the reader, one at a time per connection.
+    fn cut(&self, sock: &Arc<Socket>, input: &mut IOBuf, eof: bool) -> Cut<Self::Message>;
+
+    /// Whether nothing after `msg` is read from the connection (it closes
+    /// once `msg` is answered).
+    fn ends_input(&self, msg: &Self::Message) -> bool;
+
+    /// Processes one message. Runs in a fiber: the reader's own for the
+    /// last message of a read, a new one for the others.
+    fn process(&self, sock: &Arc<Socket>, msg: Self::Message);
+
+    /// Whether messages are cheap and never block (a response only wakes
+    /// its caller): then the reader processes each in place, in order,
+    /// and no fiber is started per message. This also orders every
+    /// message read before an EOF ahead of the failure the EOF causes.
+    fn inline(&self) -> bool {
+        false
+    }
+
+    /// See [`SocketUser::on_failed`].
+    fn on_failed(&self, _sock: &Socket) {}
+
+    /// See [`SocketUser::protocol_name`].
+    fn protocol_name(&self, sock: &Socket) -> &'static str;
+}
+
+impl<H: InputHandler> SocketUser for H {
+    fn on_readable(self: Arc<Self>, sock: &Arc<Socket>, events: &ReadEvents<'_>) {
+        crate::input_messenger::on_readable(&self, sock, events);
+    }
+
+    fn on_failed(&self, sock: &Socket) {
+        InputHandler::on_failed(self, sock);
+    }
+
+    fn protocol_name(&self, sock: &Socket) -> &'static str {
+        InputHandler::protocol_name(self, sock)
+    }
+}
