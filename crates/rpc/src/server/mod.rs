@@ -36,7 +36,7 @@ pub use context::ServerContext;
 pub(crate) use context::{panic_message, InflightGuard, ServiceEntry, Services, Shared};
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
-pub use responder::Responder;
+pub use responder::{Responder, TypedResponder};
 
 /// An RPC server. See the module docs.
 pub struct Server {

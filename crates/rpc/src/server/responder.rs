@@ -101,3 +101,42 @@ impl Drop for Responder {
         }
     }
 }
+
+/// A [`Responder`] for a method whose response is the message `M`: what
+/// generated deferred services hand their handlers.
+pub struct TypedResponder<M> {
+    inner: Responder,
+    _message: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M> std::fmt::Debug for TypedResponder<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<M: prost::Message> TypedResponder<M> {
+    /// Wraps a responder whose method answers with `M`.
+    pub fn new(inner: Responder) -> TypedResponder<M> {
+        TypedResponder {
+            inner,
+            _message: std::marker::PhantomData,
+        }
+    }
+
+    /// The request's controller.
+    pub fn controller(&self) -> &Controller {
+        self.inner.controller()
+    }
+
+    /// The controller, to set the response attachment or compression.
+    pub fn controller_mut(&mut self) -> &mut Controller {
+        self.inner.controller_mut()
+    }
+
+    /// Answers with `response` (serialized here), or the error.
+    pub fn send(self, response: Result<M, RpcError>) {
+        self.inner
+            .send(response.map(|m| crate::codec::encode(&m)));
+    }
+}
