@@ -2,7 +2,7 @@
 //!
 //! The dispatcher never reads or writes a socket. An event bumps the
 //! registration's readiness counters (waking fibers blocked on them) or
-//! hands the edge to its reader hook. Who calls [`Dispatcher::poll`] — a
+//! hands the edge to its reader hook. Who calls [`PollGuard::poll`] — a
 //! dedicated thread or an idle worker — is the driver's business.
 
 use super::entry::{bump, EntrySlab};
@@ -55,7 +55,7 @@ impl Dispatcher {
         })
     }
 
-    /// The eventfd that interrupts a blocked [`poll`](Self::try_poll).
+    /// The eventfd that interrupts a blocked [`poll`](PollGuard::poll).
     pub(crate) fn waker_fd(&self) -> RawFd {
         self.waker.as_raw_fd()
     }

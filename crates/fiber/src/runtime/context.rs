@@ -117,7 +117,8 @@ pub(crate) struct Context {
 // pool hands idle contexts around); (2) holding a started fiber that is
 // migratable — an audited runtime fiber or an `unsafe` opt-in whose contract
 // forbids !Send state and TLS borrows across suspension points. The
-// scheduler never moves a started, pinned fiber's context (DESIGN.md §2).
+// scheduler never moves a started, pinned fiber's context (the soundness
+// rule in the crate docs).
 unsafe impl Send for Context {}
 
 impl Context {

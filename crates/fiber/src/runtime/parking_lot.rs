@@ -6,10 +6,11 @@
 //! return at once: no wakeup is lost.
 //!
 //! bRPC shares 4 lots among all workers. Here every worker has its own lot:
-//! a fiber that already started is pinned to its worker (see DESIGN.md §2,
-//! soundness), so waking it must wake *that* worker; a shared lot would have
-//! to wake all its sleepers to be sure. General signals pick a sleeping lot
-//! (see `TaskControl::signal_task`), so no more than the workers needed wake.
+//! a fiber that already started is pinned to its worker (the soundness
+//! rule in the crate docs), so waking it must wake *that* worker; a shared
+//! lot would have to wake all its sleepers to be sure. General signals pick
+//! a sleeping lot (see `TaskControl::signal_task`), so no more than the
+//! workers needed wake.
 
 use crate::loom::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicUsize};
 use crate::sys::futex;

@@ -103,9 +103,9 @@ thread_local! {
 ///
 /// `inline(never)`: a migratable fiber may resume on another thread, and a
 /// thread-local address cached across a switch would then name the old
-/// thread's worker (the bug class DESIGN.md §2 warns about). Reading it
-/// through an opaque call after every switch is what keeps runtime code
-/// correct there.
+/// thread's worker (the bug class the no-migration rule exists for).
+/// Reading it through an opaque call after every switch is what keeps
+/// runtime code correct there.
 #[inline(never)]
 pub(crate) fn current_group() -> Option<&'static TaskGroup> {
     let p = CURRENT_GROUP.with(|c| c.get());
@@ -595,10 +595,10 @@ impl TaskGroup {
     /// The worker a fiber about to start here should start on instead, if
     /// we are clearly more loaded than it.
     ///
-    /// Started fibers never migrate (DESIGN.md §2), so where a long-lived
-    /// fiber (a connection's) first runs decides the balance for its whole
-    /// life; the thief that happened to be idle at spawn time is a poor
-    /// judge. Load is counted as live pinned fibers; below `BALANCE_MIN`
+    /// Started fibers never migrate (the soundness rule), so where a
+    /// long-lived fiber (a connection's) first runs decides the balance for
+    /// its whole life; the thief that happened to be idle at spawn time is
+    /// a poor judge. Load is counted as live pinned fibers; below `BALANCE_MIN`
     /// nothing moves, so short spawn/join work keeps its LIFO fast path.
     fn less_loaded_worker(&self) -> Option<usize> {
         let mine = self.shared.pinned.load(Ordering::Relaxed);
