@@ -1,6 +1,7 @@
 //! The `prost_build::ServiceGenerator` that writes, per service, the trait,
-//! the `fibrpc::Service` wrapper and the client stub (see the crate docs
-//! for their shapes).
+//! the `fibrpc::Service` wrapper, the client stub and, for the services
+//! the builder names, the deferred trait and its wrapper (see the crate
+//! docs for their shapes).
 
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -18,15 +19,31 @@ pub(crate) struct FibrpcServiceGenerator {
     descriptors: PathBuf,
     /// Errors (streaming RPCs) for `Builder::compile_protos` to return.
     errors: Rc<RefCell<Vec<String>>>,
+    /// Full names of the services that also get the deferred form; `"*"`
+    /// is every service.
+    deferred: Vec<String>,
 }
 
 impl FibrpcServiceGenerator {
-    pub(crate) fn new(rt: String, descriptors: PathBuf, errors: Rc<RefCell<Vec<String>>>) -> Self {
+    pub(crate) fn new(
+        rt: String,
+        descriptors: PathBuf,
+        errors: Rc<RefCell<Vec<String>>>,
+        deferred: Vec<String>,
+    ) -> Self {
         FibrpcServiceGenerator {
             rt,
             descriptors,
             errors,
+            deferred,
         }
+    }
+
+    /// Whether `full_name` (`"pkg.Foo"`) gets the deferred form.
+    fn defers(&self, full_name: &str) -> bool {
+        self.deferred
+            .iter()
+            .any(|s| s == "*" || s.trim_start_matches('.') == full_name)
     }
 }
 
@@ -48,10 +65,15 @@ impl ServiceGenerator for FibrpcServiceGenerator {
             ));
             return;
         }
+        let deferred = self.defers(&full_name);
         let names = Names::new(&service, full_name);
         write_consts(&service, &names, buf);
         write_trait(&service, &self.rt, buf);
         write_server(&service, &names, &self.rt, &self.descriptors, buf);
+        if deferred {
+            write_deferred_trait(&service, &names, &self.rt, buf);
+            write_deferred_server(&service, &names, &self.rt, &self.descriptors, buf);
+        }
         write_client(&service, &names, &self.rt, buf);
     }
 }
@@ -73,6 +95,10 @@ struct Names {
     /// `FOO_SERVICE_METHOD_NAMES`.
     methods_const: String,
     server: String,
+    /// `FooDeferred`, the trait of the deferred form.
+    deferred: String,
+    /// `FooDeferredServer`.
+    deferred_server: String,
     client: String,
 }
 
@@ -88,6 +114,8 @@ impl Names {
             service_const: format!("{prefix}_NAME"),
             methods_const: format!("{prefix}_METHOD_NAMES"),
             server: format!("{}Server", service.name),
+            deferred: format!("{}Deferred", service.name),
+            deferred_server: format!("{}DeferredServer", service.name),
             client: format!("{}Client", service.name),
         }
     }
@@ -104,10 +132,29 @@ fn docs(comments: &Comments, indent: u8, default: &str, buf: &mut String) {
     }
 }
 
+/// The proto comments as doc lines, then `extra` (after an empty doc
+/// line when there were comments).
+fn docs_then(comments: &Comments, indent: u8, extra: &str, buf: &mut String) {
+    comments.append_with_indent(indent, buf);
+    let pad = "    ".repeat(indent.into());
+    if !comments.leading.is_empty() || !comments.trailing.is_empty() {
+        let _ = writeln!(buf, "{pad}///");
+    }
+    for line in extra.lines() {
+        let _ = writeln!(buf, "{pad}/// {line}");
+    }
+}
+
 /// The method's name for the callback form: `echo_async` (`r#type` gives
 /// `type_async`, which needs no escape).
 fn async_name(method: &Method) -> String {
     format!("{}_async", method.name.trim_start_matches("r#"))
+}
+
+/// The method's name for the `Future` form: `echo_future` (`r#type`
+/// gives `type_future`).
+fn future_name(method: &Method) -> String {
+    format!("{}_future", method.name.trim_start_matches("r#"))
 }
 
 fn write_consts(service: &Service, names: &Names, buf: &mut String) {
@@ -236,6 +283,143 @@ impl<T: {trait_name}> {rt}::Service for {server}<T> {{
     );
 }
 
+fn write_deferred_trait(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+    docs_then(
+        &service.comments,
+        0,
+        &format!(
+            "The `{proto}` service in deferred form: each method starts the work
+and returns, and the answer goes through its `done` responder
+(`done.send(Ok(response))`), from any fiber, thread or callback. No fiber
+is held while the answer is pending; a responder dropped without
+answering answers `EINTERNAL`; `done.controller()` is the request's
+controller. Serve an implementation with [`{server}`].",
+            proto = service.proto_name,
+            server = names.deferred_server,
+        ),
+        buf,
+    );
+    let _ = writeln!(
+        buf,
+        "pub trait {}: Send + Sync + 'static {{",
+        names.deferred
+    );
+    for m in &service.methods {
+        docs_then(
+            &m.comments,
+            1,
+            &format!(
+                "Starts the `{}` RPC and returns; answer through `done`.",
+                m.proto_name
+            ),
+            buf,
+        );
+        let _ = writeln!(
+            buf,
+            "    fn {name}(&self, request: {req}, done: {rt}::server::TypedResponder<{resp}>);",
+            name = m.name,
+            req = m.input_type,
+            resp = m.output_type,
+        );
+    }
+    buf.push_str("}\n");
+}
+
+fn write_deferred_server(
+    service: &Service,
+    names: &Names,
+    rt: &str,
+    descriptors: &Path,
+    buf: &mut String,
+) {
+    let (trait_name, server) = (&names.deferred, &names.deferred_server);
+    let _ = writeln!(
+        buf,
+        "/// Serves an implementation of [`{trait_name}`] as a `{rt}::Service` whose
+/// methods all answer later: decodes each request and hands it to the
+/// trait method with the responder that answers it.
+pub struct {server}<T: {trait_name}> {{
+    inner: ::std::sync::Arc<T>,
+}}
+
+impl<T: {trait_name}> {server}<T> {{
+    /// Wraps `inner` for a server.
+    pub fn new(inner: T) -> Self {{
+        Self::from_arc(::std::sync::Arc::new(inner))
+    }}
+
+    /// Wraps an implementation that is shared with other code.
+    pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {{
+        {server} {{ inner }}
+    }}
+
+    /// The wrapped implementation.
+    pub fn get_ref(&self) -> &::std::sync::Arc<T> {{
+        &self.inner
+    }}
+}}
+
+impl<T: {trait_name}> {rt}::Service for {server}<T> {{
+    fn service_name(&self) -> &'static str {{
+        {sc}
+    }}
+
+    fn method_names(&self) -> &'static [&'static str] {{
+        {mc}
+    }}
+
+    fn descriptor_set(&self) -> ::core::option::Option<&'static [u8]> {{
+        ::core::option::Option::Some(include_bytes!({fds:?}))
+    }}
+
+    fn call_method(
+        &self,
+        _method: usize,
+        _cntl: &mut {rt}::Controller,
+        _request: &{rt}::IOBuf,
+    ) -> ::core::result::Result<{rt}::IOBuf, {rt}::RpcError> {{
+        ::core::result::Result::Err({rt}::RpcError::new(
+            {rt}::errno::EINTERNAL,
+            ::std::format!(\"{{}} answers only deferred (call_method_deferred)\", {sc}),
+        ))
+    }}
+
+    fn defers(&self, _method: usize) -> bool {{
+        true
+    }}
+
+    fn call_method_deferred(&self, method: usize, request: {rt}::IOBuf, done: {rt}::Responder) {{
+        match method {{",
+        sc = names.service_const,
+        mc = names.methods_const,
+        fds = descriptors.display().to_string(),
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        let _ = writeln!(
+            buf,
+            "            {i} => match {rt}::codec::decode_request::<{req}>(&request) {{
+                ::core::result::Result::Ok(request) => self
+                    .inner
+                    .{name}(request, {rt}::server::TypedResponder::new(done)),
+                ::core::result::Result::Err(e) => done.send(::core::result::Result::Err(e)),
+            }},",
+            req = m.input_type,
+            name = m.name,
+        );
+    }
+    let _ = writeln!(
+        buf,
+        "            _ => done.send(::core::result::Result::Err({rt}::RpcError::new(
+                {rt}::errno::ENOMETHOD,
+                ::std::format!(\"{{}} has no method #{{}}\", {sc}, method),
+            ))),
+        }}
+    }}
+}}",
+        sc = names.service_const,
+    );
+}
+
 fn write_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
     let client = &names.client;
     let _ = writeln!(
@@ -287,9 +471,24 @@ impl {client} {{
             + 'static,
     ) {{
         self.channel.call_async({sc}, {proto:?}, cntl, request, done)
+    }}
+
+    /// Starts `{proto}` as a `Future` for any executor, resolving to the
+    /// controller and the outcome. Polling never blocks, and no fiber is
+    /// held while the call is in flight.
+    pub fn {future_name}(
+        &self,
+        cntl: {rt}::Controller,
+        request: &{req},
+    ) -> impl ::core::future::Future<
+        Output = ({rt}::Controller, ::core::result::Result<{resp}, {rt}::RpcError>),
+    > + ::core::marker::Send
+           + 'static {{
+        self.channel.call_future({sc}, {proto:?}, cntl, request)
     }}",
             name = m.name,
             async_name = async_name(m),
+            future_name = future_name(m),
             proto = m.proto_name,
             req = m.input_type,
             resp = m.output_type,

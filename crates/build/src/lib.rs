@@ -28,11 +28,36 @@
 //!   so the method may block.
 //! - `FooServer<T: Foo>`: implements `fibrpc::Service` for an
 //!   implementation of the trait; hand it to the server.
-//! - `FooClient`: wraps a `fibrpc::Channel`, with `echo` (waits) and
-//!   `echo_async` (runs a callback) per RPC.
+//! - `FooClient`: wraps a `fibrpc::Channel`, with three forms per RPC:
+//!   `echo` waits (`fn echo(&self, cntl: &mut Controller, request:
+//!   &EchoRequest) -> Result<EchoResponse, RpcError>`), `echo_async` runs
+//!   a callback (`fn echo_async(&self, cntl: Controller, request:
+//!   &EchoRequest, done: impl FnOnce(Controller, Result<EchoResponse,
+//!   RpcError>) + Send + 'static)`), and `echo_future` returns a `Future`
+//!   for any executor (`fn echo_future(&self, cntl: Controller, request:
+//!   &EchoRequest) -> impl Future<Output = (Controller,
+//!   Result<EchoResponse, RpcError>)> + Send + 'static`). A method whose
+//!   name is a Rust keyword keeps its `r#` (`r#match`) but its other forms
+//!   need none (`match_async`, `match_future`).
 //! - `FOO_SERVICE_NAME` (`"pkg.Foo"`) and `FOO_SERVICE_METHOD_NAMES`. A
 //!   service whose name already ends in `Service` is not doubled:
 //!   `EchoService` gives `ECHO_SERVICE_NAME`.
+//!
+//! For the services named by [`Builder::deferred`] (`"pkg.Foo"`, or `"*"`
+//! for all), the output also has the deferred form, for handlers that
+//! answer later without holding a fiber (bRPC's `done->Run()`):
+//!
+//! - `trait FooDeferred`: one method per RPC that starts the work and
+//!   returns (`fn echo(&self, request: EchoRequest, done:
+//!   fibrpc::server::TypedResponder<EchoResponse>)`). The handler answers
+//!   with `done.send(Ok(response))` (or `Err`) from any fiber, thread or
+//!   callback; no fiber is held while it waits; a responder dropped
+//!   without answering answers `EINTERNAL`; `done.controller()` is the
+//!   request's controller.
+//! - `FooDeferredServer<T: FooDeferred>`: implements `fibrpc::Service`
+//!   with every method deferring (`defers` is true, the work is in
+//!   `call_method_deferred`); a request that does not decode is answered
+//!   `EREQUEST` without calling the handler.
 //!
 //! Proto comments become doc comments; items without one get a generated
 //! doc, so a crate with `#![warn(missing_docs)]` stays quiet about
@@ -75,6 +100,7 @@ pub struct Builder {
     prost_config: Option<prost_build::Config>,
     out_dir: Option<PathBuf>,
     emit_rerun_if_changed: bool,
+    deferred: Vec<String>,
 }
 
 impl Default for Builder {
@@ -92,6 +118,7 @@ impl Builder {
             prost_config: None,
             out_dir: None,
             emit_rerun_if_changed: true,
+            deferred: Vec::new(),
         }
     }
 
@@ -123,6 +150,16 @@ impl Builder {
     /// regenerates the code.
     pub fn emit_rerun_if_changed(mut self, on: bool) -> Builder {
         self.emit_rerun_if_changed = on;
+        self
+    }
+
+    /// Also generates the deferred form (`FooDeferred` and
+    /// `FooDeferredServer`, see the crate docs) for `service`, a fully
+    /// qualified name as on the wire (`"example.EchoService"`; a leading
+    /// `.` is ignored). Call it once per service; `"*"` is every service.
+    /// The synchronous trait and its wrapper are generated either way.
+    pub fn deferred(mut self, service: impl Into<String>) -> Builder {
+        self.deferred.push(service.into());
         self
     }
 
@@ -180,6 +217,7 @@ impl Builder {
             self.runtime_path,
             descriptor_path,
             errors.clone(),
+            self.deferred,
         )));
         config.compile_protos(protos, &includes)?;
         let errors = errors.borrow();

@@ -9,14 +9,23 @@ const PROTOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos");
 /// Compiles `proto` (a file in `tests/protos`) and returns its error or
 /// the text of `package.rs`.
 fn generate(proto: &str, package: &str, runtime: Option<&str>) -> std::io::Result<String> {
+    generate_with(proto, package, |builder| match runtime {
+        Some(rt) => builder.runtime_path(rt),
+        None => builder,
+    })
+}
+
+/// [`generate`] with the builder adjusted by `configure`.
+fn generate_with(
+    proto: &str,
+    package: &str,
+    configure: impl FnOnce(fibrpc_build::Builder) -> fibrpc_build::Builder,
+) -> std::io::Result<String> {
     let out = tempfile::tempdir()?;
-    let mut builder = fibrpc_build::configure()
+    let builder = fibrpc_build::configure()
         .out_dir(out.path())
         .emit_rerun_if_changed(false);
-    if let Some(rt) = runtime {
-        builder = builder.runtime_path(rt);
-    }
-    builder.compile_protos(&[Path::new(PROTOS).join(proto)], &[PROTOS])?;
+    configure(builder).compile_protos(&[Path::new(PROTOS).join(proto)], &[PROTOS])?;
     std::fs::read_to_string(out.path().join(format!("{package}.rs")))
 }
 
@@ -24,7 +33,7 @@ fn generate(proto: &str, package: &str, runtime: Option<&str>) -> std::io::Resul
 /// on how prost's formatter breaks lines.
 fn squeeze(text: &str) -> String {
     let flat: String = text.split_whitespace().collect();
-    flat.replace(",)", ")")
+    flat.replace(",)", ")").replace(",>", ">")
 }
 
 fn assert_has(text: &str, want: &str) {
@@ -83,6 +92,87 @@ fn two_method_service() {
         &text,
         "self.channel.call_async(GREETER_SERVICE_NAME, \"Match\", cntl, request, done)",
     );
+    // The `Future` form, likewise unescaped.
+    assert_has(
+        &text,
+        "pub fn match_future(&self, cntl: ::fibrpc::Controller, request: &HelloRequest)
+            -> impl ::core::future::Future<Output = (::fibrpc::Controller,
+                ::core::result::Result<HelloReply, ::fibrpc::RpcError>)>
+            + ::core::marker::Send + 'static {
+            self.channel.call_future(GREETER_SERVICE_NAME, \"Match\", cntl, request)",
+    );
+    assert_has(&text, "pub fn say_hello_future(");
+    // No deferred form unless asked for.
+    assert!(!text.contains("Deferred"), "{text}");
+}
+
+#[test]
+fn deferred_form_for_the_named_service() {
+    let text = generate_with("greeter.proto", "test.greeter", |b| {
+        b.deferred("test.greeter.Greeter")
+    })
+    .unwrap();
+    // The synchronous form stays.
+    assert_has(&text, "pub trait Greeter: Send + Sync + 'static {");
+    assert_has(&text, "pub struct GreeterServer<T: Greeter>");
+    // The service's comment, then what the deferred form is.
+    assert_has(
+        &text,
+        "/// Greets people.\n///\n/// The `Greeter` service in deferred form:",
+    );
+    assert_has(&text, "pub trait GreeterDeferred: Send + Sync + 'static {");
+    assert_has(
+        &text,
+        "/// Says hello to `name`.\n///\n/// Starts the `SayHello` RPC and returns; answer through `done`.
+        fn say_hello(&self, request: HelloRequest,
+            done: ::fibrpc::server::TypedResponder<HelloReply>);",
+    );
+    assert_has(&text, "fn r#match(&self, request: HelloRequest,");
+    assert_has(
+        &text,
+        "pub struct GreeterDeferredServer<T: GreeterDeferred>",
+    );
+    assert_has(
+        &text,
+        "impl<T: GreeterDeferred> ::fibrpc::Service for GreeterDeferredServer<T>",
+    );
+    assert_has(&text, "fn defers(&self, _method: usize) -> bool { true }");
+    assert_has(&text, "::fibrpc::errno::EINTERNAL,");
+    assert_has(&text, "answers only deferred");
+    assert_has(
+        &text,
+        "fn call_method_deferred(&self, method: usize, request: ::fibrpc::IOBuf,
+            done: ::fibrpc::Responder)",
+    );
+    assert_has(
+        &text,
+        "2 => { match ::fibrpc::codec::decode_request::<HelloRequest>(&request) {
+            ::core::result::Result::Ok(request) => {
+                self.inner.r#match(request, ::fibrpc::server::TypedResponder::new(done))
+            }
+            ::core::result::Result::Err(e) => { done.send(::core::result::Result::Err(e)) }",
+    );
+    assert_has(
+        &text,
+        "_ => { done.send(::core::result::Result::Err(::fibrpc::RpcError::new(
+            ::fibrpc::errno::ENOMETHOD,",
+    );
+}
+
+#[test]
+fn deferred_accepts_every_service_and_a_leading_dot() {
+    for name in ["*", ".test.greeter.Greeter"] {
+        let text = generate_with("greeter.proto", "test.greeter", |b| {
+            b.deferred("other.Service").deferred(name)
+        })
+        .unwrap();
+        assert_has(&text, "pub trait GreeterDeferred");
+    }
+    let text = generate_with("greeter.proto", "test.greeter", |b| {
+        b.deferred("test.greeter.Other").deferred("Greeter")
+    })
+    .unwrap();
+    assert!(!text.contains("GreeterDeferred"), "{text}");
 }
 
 #[test]

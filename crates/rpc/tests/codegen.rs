@@ -1,11 +1,14 @@
 //! The code `fibrpc-build` generates for `proto/echo.proto`
 //! (`fibrpc::example`): the server wrapper dispatches, decodes and
-//! encodes as `fibrpc::Service` promises; the client stub type-checks.
+//! encodes as `fibrpc::Service` promises; the client stub calls a served
+//! wrapper in its three forms (waiting, callback, `Future`). The deferred
+//! form is in `tests/codegen_deferred.rs`.
 //! Also `fibrpc-build`'s `greeter.proto` (several methods, one named
 //! with a Rust keyword), generated for outside fibrpc (`::fibrpc` paths).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use fibrpc::example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
@@ -133,22 +136,55 @@ fn unknown_method_is_enomethod() {
     assert_eq!(server.get_ref().calls.load(Ordering::Relaxed), 0);
 }
 
-/// The stub's signatures, checked by the compiler only: `Channel` cannot
-/// connect yet, so nothing calls this.
-#[allow(dead_code)]
-fn client_stub_type_checks(client: &EchoServiceClient) {
-    let client = client.clone();
+#[test]
+fn client_stub_calls_the_sync_server_in_every_form() {
+    let imp = Arc::new(Echo::default());
+    let mut server = fibrpc::Server::new(Default::default());
+    server
+        .add_service(EchoServiceServer::from_arc(imp.clone()))
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let channel = fibrpc::Channel::new(server.listen_addr().unwrap(), Default::default()).unwrap();
+    let client = EchoServiceClient::new(channel).clone();
     let _: &fibrpc::Channel = client.channel();
-    let request = EchoRequest {
-        message: "hi".into(),
+    let request = |message: &str| EchoRequest {
+        message: message.into(),
     };
+
+    // Waiting.
     let mut cntl = Controller::new();
-    let _: Result<EchoResponse, RpcError> = client.echo(&mut cntl, &request);
-    client.echo_async(Controller::new(), &request, |cntl, result| {
-        let _: Controller = cntl;
-        let _: Result<EchoResponse, RpcError> = result;
-    });
-    let _ = EchoServiceClient::new(client.channel().clone());
+    let response = client.echo(&mut cntl, &request("sync")).unwrap();
+    assert_eq!(response.message, "sync");
+    assert!(!cntl.failed());
+
+    // Callback.
+    let (tx, rx) = std::sync::mpsc::channel();
+    client.echo_async(
+        Controller::new(),
+        &request("callback"),
+        move |cntl, result| {
+            tx.send((cntl.failed(), result)).unwrap();
+        },
+    );
+    let (failed, result) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(!failed);
+    assert_eq!(result.unwrap().message, "callback");
+
+    // Future, driven by `block_on`.
+    let (cntl, result) =
+        fibrpc::fiber::block_on(client.echo_future(Controller::new(), &request("future")));
+    assert!(!cntl.failed());
+    assert_eq!(result.unwrap().message, "future");
+
+    // A failing handler fails the future's controller too.
+    let (cntl, result) =
+        fibrpc::fiber::block_on(client.echo_future(Controller::new(), &request("fail")));
+    let err = result.unwrap_err();
+    assert_eq!(err.code, errno::EINTERNAL);
+    assert_eq!(err.text, "asked to fail");
+    assert_eq!(cntl.error_code(), errno::EINTERNAL);
+
+    assert_eq!(imp.calls.load(Ordering::Relaxed), 4);
 }
 
 /// fibrpc-build's `tests/protos/greeter.proto`, built by `build.rs`.
@@ -211,12 +247,14 @@ fn multi_method_service_dispatches_by_index() {
     assert_eq!(err.code, errno::ENOMETHOD);
 }
 
-/// Compile check only, as for the echo stub.
+/// Compile check only (the keyword-named method in every form; the
+/// deferred tests call them).
 #[allow(dead_code)]
 fn greeter_stub_type_checks(client: &greeter::GreeterClient) {
     let request = greeter::HelloRequest::default();
     let _: Result<greeter::HelloReply, RpcError> = client.r#match(&mut Controller::new(), &request);
     client.match_async(Controller::new(), &request, |_, _| {});
+    drop(client.match_future(Controller::new(), &request));
     let _: Result<greeter::HelloReply, RpcError> =
         client.say_goodbye(&mut Controller::new(), &request);
 }
