@@ -31,7 +31,7 @@ const MAX_READ: usize = 512 << 10;
 /// reader at once, so one slow call never holds up the others on a
 /// multiplexed connection.
 pub(crate) fn on_readable<H: InputHandler>(
-    handler: &Arc<H>,
+    handler: &H,
     sock: &Arc<Socket>,
     events: &ReadEvents<'_>,
 ) {
@@ -83,7 +83,7 @@ pub(crate) fn on_readable<H: InputHandler>(
                 Cut::Message(msg) => {
                     let ends_input = handler.ends_input(&msg);
                     if let Some(prev) = last.replace(msg) {
-                        spawn_process(handler, sock, prev);
+                        spawn_process::<H>(sock, prev);
                     }
                     if ends_input {
                         // Nothing after it is read: the connection closes
@@ -136,15 +136,17 @@ pub(crate) fn on_readable<H: InputHandler>(
     }
 }
 
-fn spawn_process<H: InputHandler>(handler: &Arc<H>, sock: &Arc<Socket>, msg: H::Message) {
+fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
     let s = sock.clone();
-    let h = handler.clone();
     // Counted until the fiber starts: a response written meanwhile waits
     // for this one's to batch with it (see `Socket::write`).
     sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
     let spawned = fibrpc_fiber::Builder::new().spawn(move || {
         s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
-        h.process(&s, msg)
+        // The socket's user is the handler that cut the message.
+        if let Some(h) = s.user.as_any().downcast_ref::<H>() {
+            h.process(&s, msg);
+        }
     });
     if let Err(e) = spawned {
         // The closure, and so its decrement, never runs.

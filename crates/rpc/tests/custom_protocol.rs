@@ -117,7 +117,11 @@ impl ClientProtocol for Lines {
         msg.0.get(2..)?.split(' ').next()?.parse().ok()
     }
 
-    fn process_response(&self, msg: Line, _cntl: &mut Controller) -> Result<(u64, String), RpcError> {
+    fn process_response(
+        &self,
+        msg: Line,
+        _cntl: &mut Controller,
+    ) -> Result<(u64, String), RpcError> {
         let mut parts = msg.0[2..].splitn(3, ' ');
         let _id = parts.next();
         let n = parts.next().and_then(|n| n.parse().ok());
@@ -161,7 +165,11 @@ impl ClientProtocol for LinesClient {
         Lines.correlation_id(msg, conn)
     }
 
-    fn process_response(&self, msg: Line, cntl: &mut Controller) -> Result<(u64, String), RpcError> {
+    fn process_response(
+        &self,
+        msg: Line,
+        cntl: &mut Controller,
+    ) -> Result<(u64, String), RpcError> {
         Lines.process_response(msg, cntl)
     }
 }
@@ -176,7 +184,9 @@ fn a_protocol_from_outside_the_crate_shares_the_port_with_baidu_std_and_http() {
     // per-connection count goes 1, 2, 3.
     let single = CallEngine::new(LinesClient, addr, ChannelOptions::default()).unwrap();
     for i in 1..=3u64 {
-        let (n, text) = single.call(&mut Controller::new(), format!("hello {i}")).unwrap();
+        let (n, text) = single
+            .call(&mut Controller::new(), format!("hello {i}"))
+            .unwrap();
         assert_eq!((n, text.as_str()), (i, format!("hello {i}").as_str()));
     }
 
@@ -204,7 +214,10 @@ fn a_protocol_from_outside_the_crate_shares_the_port_with_baidu_std_and_http() {
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     raw.write_all(b"> 7 one\n> 8 two\n").unwrap();
     let mut lines = BufReader::new(raw.try_clone().unwrap()).lines();
-    let mut got = vec![lines.next().unwrap().unwrap(), lines.next().unwrap().unwrap()];
+    let mut got = vec![
+        lines.next().unwrap().unwrap(),
+        lines.next().unwrap().unwrap(),
+    ];
     got.sort();
     assert_eq!(got, ["< 7 1 one", "< 8 2 two"]);
 
@@ -228,7 +241,10 @@ fn the_protocol_callback_and_future_forms_come_from_the_engine() {
     engine.call_async(Controller::new(), "cb".into(), move |_, r| {
         tx.send(r.map(|(_, t)| t)).unwrap();
     });
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap(), "cb");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap(),
+        "cb"
+    );
     let (_, r) = fibrpc::fiber::block_on(engine.call_future(Controller::new(), "fut".into()));
     assert_eq!(r.unwrap().1, "fut");
 }

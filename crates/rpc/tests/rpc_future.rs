@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use fibrpc::{codec, Controller, IOBuf, Responder, RpcError, Server, Service};
 use rpc_common::{req, EchoRequest, EchoResponse, SERVICE};
 
+/// Answers waiting at the gate, with their messages.
+type Waiting = Arc<Mutex<Vec<(Responder, String)>>>;
+
 /// An echo whose answers wait until the gate opens: a handler holds
 /// nothing but its responder (no fiber) while it waits.
 #[derive(Default)]
 struct GatedEcho {
     open: Arc<AtomicBool>,
-    waiting: Arc<Mutex<Vec<(Responder, String)>>>,
+    waiting: Waiting,
 }
 
 impl Service for GatedEcho {
@@ -60,7 +63,7 @@ impl GatedEcho {
     }
 }
 
-fn start_gated() -> (Server, Arc<AtomicBool>, Arc<Mutex<Vec<(Responder, String)>>>) {
+fn start_gated() -> (Server, Arc<AtomicBool>, Waiting) {
     let svc = GatedEcho::default();
     let (open, waiting) = (svc.open.clone(), svc.waiting.clone());
     let mut server = Server::new(Default::default());
@@ -72,7 +75,10 @@ fn start_gated() -> (Server, Arc<AtomicBool>, Arc<Mutex<Vec<(Responder, String)>
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -98,11 +104,16 @@ fn ten_thousand_deferred_requests_hold_no_fibers_and_all_are_answered() {
     assert_eq!(waiting_before, 1, "the warm-up call waits too");
     for i in 0..N {
         let answered = answered.clone();
-        ch.call_async(SERVICE, "Echo", Controller::new(), &req(&i.to_string()),
+        ch.call_async(
+            SERVICE,
+            "Echo",
+            Controller::new(),
+            &req(&i.to_string()),
             move |_, r: Result<EchoResponse, RpcError>| {
                 assert_eq!(r.unwrap().message, i.to_string());
                 answered.fetch_add(1, Ordering::Relaxed);
-            });
+            },
+        );
     }
     wait_until("every request to reach its handler", || {
         waiting.lock().unwrap().len() == N + 1
@@ -111,11 +122,16 @@ fn ten_thousand_deferred_requests_hold_no_fibers_and_all_are_answered() {
     // nor the pending answers hold fibers (the runtime's own, a few
     // readers and acceptors, stay under the bound).
     let alive = fibrpc::fiber::stats().alive();
-    assert!(alive < 200, "{alive} fibers alive with {N} deferred requests");
+    assert!(
+        alive < 200,
+        "{alive} fibers alive with {N} deferred requests"
+    );
     assert_eq!(answered.load(Ordering::Relaxed), 0);
     // Released from a plain thread.
     let (o, w) = (open.clone(), waiting.clone());
-    std::thread::spawn(move || GatedEcho::release(&o, &w)).join().unwrap();
+    std::thread::spawn(move || GatedEcho::release(&o, &w))
+        .join()
+        .unwrap();
     wait_until("every answer", || answered.load(Ordering::Relaxed) == N);
     let stats = server.method_stats(SERVICE, "Echo").unwrap();
     assert_eq!(stats.calls as usize, N + 1);
@@ -157,7 +173,9 @@ fn deferred_methods_answer_over_http_too() {
     let http = fibrpc::http::HttpChannel::new(&addr.to_string(), Default::default()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let body = codec::encode(&req("over http"));
-    let mut request = fibrpc::http::Request::post(format!("/{SERVICE}/Echo")).body(body).unwrap();
+    let mut request = fibrpc::http::Request::post(format!("/{SERVICE}/Echo"))
+        .body(body)
+        .unwrap();
     request.headers_mut().insert(
         fibrpc::http::header::CONTENT_TYPE,
         fibrpc::http::HeaderValue::from_static("application/proto"),
@@ -211,7 +229,9 @@ async fn a_thousand_concurrent_calls_from_tokio_without_blocking_its_thread() {
 
     // HttpChannel has the same form.
     let http = fibrpc::http::HttpChannel::new(&addr.to_string(), Default::default()).unwrap();
-    let get = fibrpc::http::Request::get("/health").body(IOBuf::new()).unwrap();
+    let get = fibrpc::http::Request::get("/health")
+        .body(IOBuf::new())
+        .unwrap();
     let (_, r) = http.request_future(Controller::new(), get).await;
     assert_eq!(r.unwrap().body().to_vec(), b"OK\n");
 }

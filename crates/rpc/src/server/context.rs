@@ -160,7 +160,7 @@ impl ServerContext {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch<R>(
         &self,
-        guard: InflightGuard,
+        guard: InflightGuard<'_>,
         service: &'static str,
         index: usize,
         mut cntl: Controller,
@@ -175,7 +175,7 @@ impl ServerContext {
         status.on_start();
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
-            let done = Responder::new(cntl, guard, service, index, received, reply);
+            let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);
             let svc = entry.service.clone();
             if let Err(p) = catch_unwind(AssertUnwindSafe(move || {
                 svc.call_method_deferred(index, request, done)
@@ -210,29 +210,29 @@ impl ServerContext {
 
 /// Counts a request in flight; the last one out during a stop wakes
 /// `Server::join`. A guard, so a panicking handler still counts out.
-pub(crate) struct InflightGuard {
-    shared: Arc<Shared>,
+/// Borrowed: a request answered in its own fiber touches no reference
+/// count of the server, which every connection shares (see
+/// [`into_owned`](Self::into_owned) for one answered later).
+pub(crate) struct InflightGuard<'a> {
+    ctx: &'a ServerContext,
     /// Requests running before this one.
     before: usize,
 }
 
-impl InflightGuard {
+impl<'a> InflightGuard<'a> {
     /// Counts a request in.
-    pub(crate) fn enter(ctx: &ServerContext) -> InflightGuard {
+    pub(crate) fn enter(ctx: &'a ServerContext) -> InflightGuard<'a> {
         let before = ctx.shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
-        InflightGuard {
-            shared: ctx.shared.clone(),
-            before,
-        }
+        InflightGuard { ctx, before }
     }
 
     /// Refuses the request while the server stops or when the requests
     /// running before it reached `max_concurrency`.
     pub(crate) fn admit(&self) -> Result<(), RpcError> {
-        if self.shared.stopping.load(Ordering::Acquire) {
+        if self.ctx.is_stopping() {
             return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
         }
-        let max = self.shared.options.max_concurrency;
+        let max = self.ctx.shared.options.max_concurrency;
         if max > 0 && self.before >= max {
             return Err(RpcError::new(
                 errno::ELIMIT,
@@ -242,17 +242,41 @@ impl InflightGuard {
         Ok(())
     }
 
+    /// The same count, kept by a guard that may outlive this fiber.
+    pub(crate) fn into_owned(self) -> OwnedInflight {
+        let shared = self.ctx.shared.clone();
+        std::mem::forget(self);
+        OwnedInflight { shared }
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        count_out(&self.ctx.shared);
+    }
+}
+
+/// An [`InflightGuard`] that owns its server: held by a [`Responder`].
+pub(crate) struct OwnedInflight {
+    shared: Arc<Shared>,
+}
+
+impl OwnedInflight {
     /// The server this request runs on.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 }
 
-impl Drop for InflightGuard {
+impl Drop for OwnedInflight {
     fn drop(&mut self) {
-        if self.shared.inflight.value().fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.inflight.wake_all();
-        }
+        count_out(&self.shared);
+    }
+}
+
+fn count_out(shared: &Shared) {
+    if shared.inflight.value().fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.inflight.wake_all();
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
 
-use super::context::InflightGuard;
+use super::context::OwnedInflight;
 use crate::{errno, Controller, RpcError};
 
 /// How the request's protocol sends an outcome.
@@ -23,7 +23,7 @@ pub(crate) type Reply = Box<dyn FnOnce(&mut Controller, Result<IOBuf, RpcError>)
 pub struct Responder {
     cntl: Controller,
     reply: Option<Reply>,
-    guard: InflightGuard,
+    guard: OwnedInflight,
     service: &'static str,
     method: usize,
     received: Instant,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Responder {
 impl Responder {
     pub(crate) fn new(
         cntl: Controller,
-        guard: InflightGuard,
+        guard: OwnedInflight,
         service: &'static str,
         method: usize,
         received: Instant,

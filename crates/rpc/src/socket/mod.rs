@@ -6,7 +6,7 @@
 //!   waiting on it with `EFAILEDSOCKET`.
 //! - Input: the descriptor is registered edge-triggered with a reader hook;
 //!   on readable, a fiber runs the input messenger, which cuts
-//!   messages and hands them to the socket's [`SocketUser`] (a server's
+//!   messages and hands them to the socket's user (`SocketUser`) (a server's
 //!   protocols, or a client's).
 //! - Output: [`Socket::write`] is wait-free (see `write_list.rs`); a
 //!   write-behind fiber finishes what could not be written at once.
@@ -172,7 +172,7 @@ impl Socket {
         slab.publish(id, sock.clone());
         let reg = Registration::with_reader(sock.stream.as_raw_fd(), move |events| {
             if let Some(s) = id.address() {
-                s.user.clone().on_readable(&s, events);
+                s.user.on_readable(&s, events);
             }
         });
         match reg {

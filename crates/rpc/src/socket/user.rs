@@ -28,7 +28,13 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
     /// The connection is readable: read and process (runs in the
     /// connection's reader fiber). Implemented for every
     /// [`InputHandler`] by the input messenger.
-    fn on_readable(self: Arc<Self>, sock: &Arc<Socket>, events: &ReadEvents<'_>);
+    fn on_readable(&self, sock: &Arc<Socket>, events: &ReadEvents<'_>);
+
+    /// `self` as `Any`, so that a message's fiber can get back to the
+    /// concrete handler through its socket (no reference count of the
+    /// handler, which every connection of a server shares, is touched per
+    /// message).
+    fn as_any(&self) -> &dyn std::any::Any;
 
     /// The socket failed: release whatever waits on it.
     fn on_failed(&self, _sock: &Socket) {}
@@ -72,8 +78,12 @@ pub(crate) trait InputHandler: Send + Sync + 'static {
 }
 
 impl<H: InputHandler> SocketUser for H {
-    fn on_readable(self: Arc<Self>, sock: &Arc<Socket>, events: &ReadEvents<'_>) {
-        crate::input_messenger::on_readable(&self, sock, events);
+    fn on_readable(&self, sock: &Arc<Socket>, events: &ReadEvents<'_>) {
+        crate::input_messenger::on_readable(self, sock, events);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn on_failed(&self, sock: &Socket) {

@@ -18,9 +18,15 @@ use std::collections::VecDeque;
 use std::ptr;
 
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicPtr, Ordering};
+use loom::sync::{
+    atomic::{AtomicPtr, Ordering},
+    Mutex,
+};
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{
+    atomic::{AtomicPtr, Ordering},
+    Mutex,
+};
 
 struct Node<T> {
     item: Option<T>,
@@ -42,6 +48,11 @@ fn unconnected<T>() -> *mut Node<T> {
 /// walking them would be unsound.
 pub(crate) struct WriteList<T> {
     head: AtomicPtr<Node<T>>,
+    /// The FIFO the last owner emptied, with its capacity, for the next
+    /// owner: an owner per write, and a fresh `VecDeque` for each cost a
+    /// `malloc` and a `free` per response. Only owners touch it, one at a
+    /// time, so the lock is never contended.
+    spare: Mutex<VecDeque<T>>,
 }
 
 // SAFETY: the list hands items from pushing threads to the owner's thread,
@@ -56,6 +67,7 @@ impl<T> Default for WriteList<T> {
     fn default() -> Self {
         WriteList {
             head: AtomicPtr::new(ptr::null_mut()),
+            spare: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -100,10 +112,9 @@ impl<T> WriteList<T> {
         // SAFETY: we found the list empty, so we are the owner and the only
         // one who takes items out of `node`.
         let item = unsafe { (*node).item.take() };
-        Some(Owner {
-            fifo: item.into_iter().collect(),
-            last: node,
-        })
+        let mut fifo = std::mem::take(&mut *self.spare());
+        fifo.extend(item);
+        Some(Owner { fifo, last: node })
     }
 
     /// Moves the requests pushed since the owner's last look into its FIFO,
@@ -152,6 +163,9 @@ impl<T> WriteList<T> {
         if !owner.fifo.is_empty() {
             return Err(owner);
         }
+        // Before the CAS: once it succeeds, the next owner may look.
+        // Until then nobody else is an owner, so nobody takes it.
+        *self.spare() = std::mem::take(&mut owner.fifo);
         match self.head.compare_exchange(
             owner.last,
             ptr::null_mut(),
@@ -164,10 +178,20 @@ impl<T> WriteList<T> {
                 Ok(())
             }
             Err(_) => {
+                owner.fifo = std::mem::take(&mut *self.spare());
                 self.grab(&mut owner);
                 Err(owner)
             }
         }
+    }
+}
+
+impl<T> WriteList<T> {
+    fn spare(&self) -> impl std::ops::DerefMut<Target = VecDeque<T>> + '_ {
+        #[cfg(loom)]
+        return self.spare.lock().unwrap();
+        #[cfg(not(loom))]
+        return self.spare.lock().unwrap_or_else(|e| e.into_inner());
     }
 }
 

@@ -51,7 +51,7 @@ pub const DEFAULT_MAX_HEADER: usize = crate::socket::DEFAULT_MAX_HEADER;
 pub struct InboundRequest {
     /// The request, or why the input is not one (answered with its
     /// status, then the connection closes).
-    req: Result<http::Request<IOBuf>, HttpError>,
+    req: Result<Box<http::Request<IOBuf>>, HttpError>,
     /// Position on the connection.
     seq: u64,
     /// The connection closes after the response.

@@ -9,6 +9,7 @@
 
 use std::mem::MaybeUninit;
 
+use bytes::Bytes;
 use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -122,16 +123,23 @@ enum Framing {
 
 /// Cuts one request (head and whole body) off the front of `buf`.
 pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf>> {
-    parse_request_expecting(buf, limits).0
+    match parse_request_expecting(buf, limits).0 {
+        HttpParse::Complete(r) => HttpParse::Complete(*r),
+        HttpParse::NeedMore => HttpParse::NeedMore,
+        HttpParse::NotMine => HttpParse::NotMine,
+        HttpParse::Error(e) => HttpParse::Error(e),
+    }
 }
 
-/// [`parse_request`], also saying whether the answer is `NeedMore` for a
-/// whole head that asks `Expect: 100-continue` (the client waits for an
-/// interim `100 Continue` before it sends the body).
+/// [`parse_request`], boxed, also saying whether the answer is `NeedMore`
+/// for a whole head that asks `Expect: 100-continue` (the client waits for
+/// an interim `100 Continue` before it sends the body). Boxed where it is
+/// built: the request is large (~250 bytes), and each move of it from the
+/// parser to the handler's fiber was a `memcpy` call.
 pub(crate) fn parse_request_expecting(
     buf: &mut IOBuf,
     limits: Limits,
-) -> (HttpParse<Request<IOBuf>>, bool) {
+) -> (HttpParse<Box<Request<IOBuf>>>, bool) {
     let mut expects = false;
     let r = parse_request_inner(buf, limits, &mut expects);
     let waiting = expects && matches!(r, HttpParse::NeedMore);
@@ -142,7 +150,7 @@ fn parse_request_inner(
     buf: &mut IOBuf,
     limits: Limits,
     expects_continue: &mut bool,
-) -> HttpParse<Request<IOBuf>> {
+) -> HttpParse<Box<Request<IOBuf>>> {
     if let Some(early) = probed(probe_request(buf)) {
         return early;
     }
@@ -174,19 +182,17 @@ fn parse_request_inner(
     let parts = (|| -> Result<_, HttpError> {
         let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
             .map_err(|_| HttpError::bad("bad method"))?;
-        let uri: Uri = req
-            .path
-            .unwrap_or_default()
-            .parse()
+        let head = SharedHead::new(buf, &bytes[..head_len]);
+        let uri = Uri::from_maybe_shared(head.slice(req.path.unwrap_or_default().as_bytes()))
             .map_err(|e| HttpError::bad(format!("bad request target: {e}")))?;
-        Ok((method, uri, version(req.version), header_map(req.headers)?))
+        Ok((method, uri, version(req.version), header_map(req.headers, &head)?))
     })();
     let (method, uri, version, headers) = match parts {
         Ok(p) => p,
         Err(e) => return HttpParse::Error(e),
     };
     let body = cut_body(buf, head_len, end, framing);
-    let mut r = Request::new(body);
+    let mut r = Box::new(Request::new(body));
     *r.method_mut() = method;
     *r.uri_mut() = uri;
     *r.version_mut() = version;
@@ -249,7 +255,8 @@ pub fn parse_response(
             Err(e) => return HttpParse::Error(e),
         }
     };
-    let headers = match header_map(resp.headers) {
+    let head = SharedHead::new(buf, &bytes[..head_len]);
+    let headers = match header_map(resp.headers, &head) {
         Ok(h) => h,
         Err(e) => return HttpParse::Error(e),
     };
@@ -331,12 +338,61 @@ fn version(minor: Option<u8>) -> Version {
     }
 }
 
-fn header_map(raw: &[httparse::Header<'_>]) -> Result<HeaderMap, HttpError> {
+/// A message head as one shared [`Bytes`], so that the request target
+/// and the header values are slices of it rather than copies: one
+/// allocation per message instead of one per header (when the head lies
+/// in one block of the input, the bytes stay there; else they are copied
+/// once).
+struct SharedHead<'a> {
+    bytes: Bytes,
+    /// The parsed head the slices come from.
+    parsed: &'a [u8],
+}
+
+impl<'a> SharedHead<'a> {
+    fn new(buf: &IOBuf, parsed: &'a [u8]) -> SharedHead<'a> {
+        let in_place = buf
+            .slices()
+            .next()
+            .is_some_and(|s| s.as_ptr() == parsed.as_ptr());
+        let bytes = if in_place {
+            let mut head = buf.clone();
+            head.pop_back(head.len() - parsed.len());
+            Bytes::from_owner(HeadBlock(head))
+        } else {
+            Bytes::copy_from_slice(parsed)
+        };
+        SharedHead { bytes, parsed }
+    }
+
+    /// `part`, a subslice of the parsed head, as a slice of the shared
+    /// bytes.
+    fn slice(&self, part: &[u8]) -> Bytes {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.parsed.as_ptr() as usize);
+        if start > self.parsed.len() || part.len() > self.parsed.len() - start {
+            // Not from the head (cannot happen with httparse).
+            return Bytes::copy_from_slice(part);
+        }
+        self.bytes.slice(start..start + part.len())
+    }
+}
+
+/// The first bytes of a connection's input, kept by reference while the
+/// slices of a head use them. The head lies in the first block.
+struct HeadBlock(IOBuf);
+
+impl AsRef<[u8]> for HeadBlock {
+    fn as_ref(&self) -> &[u8] {
+        self.0.slices().next().unwrap_or_default()
+    }
+}
+
+fn header_map(raw: &[httparse::Header<'_>], head: &SharedHead<'_>) -> Result<HeaderMap, HttpError> {
     let mut map = HeaderMap::with_capacity(raw.len());
     for h in raw {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::bad(format!("bad header name {:?}", h.name)))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let value = HeaderValue::from_maybe_shared(head.slice(h.value))
             .map_err(|_| HttpError::bad(format!("bad value of header {}", h.name)))?;
         map.append(name, value);
     }

@@ -3,7 +3,6 @@
 //! pb services as `/ServiceName/MethodName`; the response goes out in
 //! request order.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +22,10 @@ use crate::{errno, Controller, RpcError};
 /// under it; the longest such prefix wins.
 #[derive(Default)]
 pub(crate) struct HttpRoutes {
-    exact: HashMap<String, Arc<dyn HttpHandler>>,
+    /// FxHash: paths are few and short, and SipHash's DoS resistance buys
+    /// nothing for a table the server's own code fills (it was 160
+    /// instructions of a 9,300-instruction request under callgrind).
+    exact: rustc_hash::FxHashMap<String, Arc<dyn HttpHandler>>,
     prefixes: Vec<(String, Arc<dyn HttpHandler>)>,
 }
 
@@ -106,7 +108,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     if let Some(h) = ctx.shared.http_routes.find(path) {
         let resp = match guard.admit() {
             Err(e) => error_response(&e),
-            Ok(()) => catch_unwind(AssertUnwindSafe(|| h.handle(req, &hctx))).unwrap_or_else(|p| {
+            Ok(()) => catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
                 text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("the handler panicked: {}\n", panic_message(&*p)),
@@ -118,7 +120,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     if let Some(resp) = crate::builtin::serve(ctx, &req) {
         return out.send(&resp);
     }
-    let (parts, body) = req.into_parts();
+    let (parts, body) = (*req).into_parts();
     let path = parts.uri.path();
     match pb_target(path) {
         Some((service, method)) => {
