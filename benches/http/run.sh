@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side HTTP/1.1 plaintext benchmark (issue 6): fibrpc's http_hello
+# Side-by-side HTTP/1.1 plaintext benchmark: fibrpc's http_hello
 # example vs hyper_hello (hyper 1.x on tokio) and may_hello (may_minihttp),
 # and optionally floor_hello (raw epoll, no framework: a yardstick), 2
 # workers each, `GET /hello` -> 200 "Hello, World!" over keep-alive

@@ -16,7 +16,7 @@ import sys
 
 SERVERS = ["fibrpc", "hyper", "may", "floor"]
 PEERS = ["hyper", "may"]
-GOAL = 1.2  # issue 6: fibrpc's requests/s at least 1.2x hyper's
+GOAL = 1.2  # the project's goal: fibrpc's requests/s at least 1.2x hyper's
 
 FIELDS = [
     ("rps", "req/s", 0),

@@ -1,4 +1,4 @@
-//! Shared pieces of the HTTP/1.1 plaintext benchmark (issue 6). The flag
+//! Shared pieces of the HTTP/1.1 plaintext benchmark. The flag
 //! parser and the `/proc` readers for a server's CPU time and RSS are
 //! `fibrpc-tools`' (shared with the other benchmarks), re-exported here.
 //!

@@ -139,7 +139,9 @@ impl ProtocolList {
                     if i != first {
                         sock.preferred.store(i as u8, Ordering::Relaxed);
                     }
-                    if !sock.first_cut.swap(true, Ordering::Relaxed) {
+                    // Only the reader cuts: a load and a store, no RMW.
+                    if !sock.first_cut.load(Ordering::Relaxed) {
+                        sock.first_cut.store(true, Ordering::Relaxed);
                         if let Err(e) = p.verify(&*msg, sock, server) {
                             return Cut::Bad(format!("{}: verification failed: {e}", p.name()));
                         }

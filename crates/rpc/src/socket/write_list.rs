@@ -18,15 +18,12 @@ use std::collections::VecDeque;
 use std::ptr;
 
 #[cfg(loom)]
-use loom::sync::{
-    atomic::{AtomicPtr, Ordering},
-    Mutex,
+use loom::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicPtr, Ordering},
 };
 #[cfg(not(loom))]
-use std::sync::{
-    atomic::{AtomicPtr, Ordering},
-    Mutex,
-};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 struct Node<T> {
     item: Option<T>,
@@ -50,9 +47,9 @@ pub(crate) struct WriteList<T> {
     head: AtomicPtr<Node<T>>,
     /// The FIFO the last owner emptied, with its capacity, for the next
     /// owner: an owner per write, and a fresh `VecDeque` for each cost a
-    /// `malloc` and a `free` per response. Only owners touch it, one at a
-    /// time, so the lock is never contended.
-    spare: Mutex<VecDeque<T>>,
+    /// `malloc` and a `free` per response (a lock here cost more than
+    /// that). Only the owner touches it: see [`WriteList::spare`].
+    spare: UnsafeCell<VecDeque<T>>,
 }
 
 // SAFETY: the list hands items from pushing threads to the owner's thread,
@@ -67,7 +64,7 @@ impl<T> Default for WriteList<T> {
     fn default() -> Self {
         WriteList {
             head: AtomicPtr::new(ptr::null_mut()),
-            spare: Mutex::new(VecDeque::new()),
+            spare: UnsafeCell::new(VecDeque::new()),
         }
     }
 }
@@ -112,7 +109,8 @@ impl<T> WriteList<T> {
         // SAFETY: we found the list empty, so we are the owner and the only
         // one who takes items out of `node`.
         let item = unsafe { (*node).item.take() };
-        let mut fifo = std::mem::take(&mut *self.spare());
+        // SAFETY: we are the owner (see `spare`).
+        let mut fifo = unsafe { self.spare(std::mem::take) };
         fifo.extend(item);
         Some(Owner { fifo, last: node })
     }
@@ -164,8 +162,9 @@ impl<T> WriteList<T> {
             return Err(owner);
         }
         // Before the CAS: once it succeeds, the next owner may look.
-        // Until then nobody else is an owner, so nobody takes it.
-        *self.spare() = std::mem::take(&mut owner.fifo);
+        let fifo = std::mem::take(&mut owner.fifo);
+        // SAFETY: we are still the owner (see `spare`).
+        unsafe { self.spare(|s| *s = fifo) };
         match self.head.compare_exchange(
             owner.last,
             ptr::null_mut(),
@@ -178,7 +177,8 @@ impl<T> WriteList<T> {
                 Ok(())
             }
             Err(_) => {
-                owner.fifo = std::mem::take(&mut *self.spare());
+                // SAFETY: the CAS failed: we are still the owner.
+                owner.fifo = unsafe { self.spare(std::mem::take) };
                 self.grab(&mut owner);
                 Err(owner)
             }
@@ -187,13 +187,26 @@ impl<T> WriteList<T> {
 }
 
 impl<T> WriteList<T> {
-    fn spare(&self) -> impl std::ops::DerefMut<Target = VecDeque<T>> + '_ {
+    /// Runs `f` on the spare FIFO.
+    ///
+    /// # Safety
+    ///
+    /// Only the list's owner may call it. One owner exists at a time, and
+    /// ownership passes through the head: the old owner's release CAS
+    /// (Release) is read by the swap that finds the list empty (Acquire),
+    /// so the next owner sees what the last one left here.
+    unsafe fn spare<R>(&self, f: impl FnOnce(&mut VecDeque<T>) -> R) -> R {
         #[cfg(loom)]
-        return self.spare.lock().unwrap();
+        // SAFETY: the caller is the owner (the function's contract).
+        return self.spare.with_mut(|p| f(unsafe { &mut *p }));
         #[cfg(not(loom))]
-        return self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the caller is the owner (the function's contract).
+        return f(unsafe { &mut *self.spare.get() });
     }
 }
+
+#[cfg(not(loom))]
+use std::cell::UnsafeCell;
 
 impl<T> Owner<T> {
     /// The requests taken, oldest first.
