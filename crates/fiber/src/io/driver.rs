@@ -115,6 +115,10 @@ impl Driver {
                 WORKER_DRIVER.store(self as *const Driver as *mut Driver, Ordering::Release);
                 // Somebody must poll: make sure a runtime has workers.
                 crate::runtime::ensure_workers();
+                // Workers that went to sleep before this saw no driver and
+                // sleep on their futex: nobody would block in their
+                // dispatchers' epoll (see `wake_all_workers`).
+                crate::runtime::wake_all_workers();
             }
             Poller::Thread => {
                 for (i, d) in self.dispatchers.iter().enumerate() {

@@ -69,9 +69,14 @@ impl Builder {
         // Before any fiber can run: the mode of the interrupt fence pair.
         crate::sys::membarrier::init();
         RUNTIMES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let control = TaskControl::new();
+        CONTROLS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(control);
         let rt = Runtime {
             inner: Arc::new(Inner {
-                control: TaskControl::new(),
+                control,
                 threads: Mutex::new(Vec::new()),
                 builder: self.clone(),
             }),
@@ -89,6 +94,38 @@ static RUNTIMES_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::Ato
 pub(crate) fn ensure_workers() {
     if RUNTIMES_RUNNING.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         Runtime::global();
+    }
+}
+
+/// Every runtime's control block (they are leaked, so this holds no
+/// resource beyond a pointer each): see [`wake_all_workers`].
+static CONTROLS: Mutex<Vec<&'static TaskControl>> = Mutex::new(Vec::new());
+
+/// Signals every worker of every runtime, so that each one asleep looks
+/// for work again and goes back to sleep the way it would now.
+///
+/// Called when the I/O driver starts in worker-poller mode. A worker that
+/// went idle before that saw no driver and sleeps on its futex, with no
+/// timeout; nothing else wakes it while its fibers have nothing to do.
+/// Its home dispatcher then has nobody blocked in `epoll_wait`: the events
+/// of the descriptors registered there (reader hooks are spread round
+/// robin over the dispatchers) were collected only by the non-blocking
+/// looks of busy or just-idled workers, and a lone caller waiting for a
+/// response, with every worker asleep, waited out its whole timeout
+/// (2 workers, 1 sequential RPC caller: every call timed out). Woken, the
+/// worker sleeps in its dispatcher instead. Either it reads the new
+/// `pending_signal` after our increment (whose release pairs with its
+/// acquire load of the state, so it then sees the driver), or its futex
+/// wait finds the value changed and returns.
+pub(crate) fn wake_all_workers() {
+    let controls = CONTROLS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for control in controls {
+        if control.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
+        for i in 0..control.nworkers() {
+            control.group(i).lot.signal();
+        }
     }
 }
 
