@@ -20,41 +20,27 @@
 //! protocol) ← `input_messenger` (reading and cutting) ← `protocol`
 //! (each wire protocol) ← `server` and `channel` (the call engine).
 
-// Under loom only the lock-free write list is built and model-checked
-// (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc --lib loom`); everything
-// else is one tree behind one gate.
-#[cfg(loom)]
-#[path = "socket/write_list.rs"]
-mod write_list_loom;
+mod builtin;
+pub mod channel;
+pub mod codec;
+mod controller;
+mod error;
+pub mod example;
+pub mod flags;
+mod global_vars;
+pub mod http;
+mod input_messenger;
+pub mod protocol;
+pub mod server;
+mod service;
+pub mod socket;
 
-/// Declares the crate's modules and exports, all absent under loom.
-macro_rules! not_under_loom {
-    ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
-}
-
-not_under_loom! {
-    mod builtin;
-    pub mod channel;
-    pub mod codec;
-    mod controller;
-    mod error;
-    pub mod example;
-    pub mod flags;
-    mod global_vars;
-    pub mod http;
-    mod input_messenger;
-    pub mod protocol;
-    pub mod server;
-    mod service;
-    pub mod socket;
-
-    pub use channel::{Channel, ChannelOptions, ConnectionType};
-    pub use controller::Controller;
-    pub use error::RpcError;
-    pub use protocol::baidu_std::compress::CompressType;
-    pub use server::{Responder, Server, ServerOptions};
-    pub use service::Service;
-}
+pub use channel::{Channel, ChannelOptions, ConnectionType};
+pub use controller::Controller;
+pub use error::RpcError;
+pub use protocol::baidu_std::compress::CompressType;
+pub use server::{Responder, Server, ServerOptions};
+pub use service::Service;
 
 pub mod errno;
 

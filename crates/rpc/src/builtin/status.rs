@@ -14,13 +14,15 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
     let max = shared.options().max_concurrency;
     page.pairs(&[
         ("uptime", uptime(shared)),
-        (
-            "connections",
-            shared.connection_ids().len().to_string(),
-        ),
+        ("connections", shared.connection_ids().len().to_string()),
         (
             "in flight",
-            shared.shared.inflight.value().load(Ordering::Relaxed).to_string(),
+            shared
+                .shared
+                .inflight
+                .value()
+                .load(Ordering::Relaxed)
+                .to_string(),
         ),
         (
             "max concurrency",

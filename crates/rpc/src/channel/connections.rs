@@ -137,14 +137,13 @@ impl<P: ClientProtocol> Connections<P> {
             )
         })?;
         let input = Arc::new(ClientInput::new(self.protocol.clone()));
-        let sock = Socket::create(stream, Some(self.addr), input.clone(), self.options).map_err(
-            |e| {
+        let sock =
+            Socket::create(stream, Some(self.addr), input.clone(), self.options).map_err(|e| {
                 RpcError::new(
                     errno::EFAILEDSOCKET,
                     format!("cannot set up the connection: {e}"),
                 )
-            },
-        )?;
+            })?;
         Ok(Conn { sock, input })
     }
 }
@@ -152,7 +151,12 @@ impl<P: ClientProtocol> Connections<P> {
 impl<P: ClientProtocol> Drop for Connections<P> {
     fn drop(&mut self) {
         // The slab keeps a live socket reachable; fail ours so they close.
-        for c in self.idle.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for c in self
+            .idle
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             c.sock
                 .set_failed(RpcError::new(errno::EUNUSED, "channel dropped"));
         }

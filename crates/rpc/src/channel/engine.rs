@@ -152,7 +152,9 @@ impl<P: ClientProtocol> CallEngine<P> {
     /// The deadline of a call started at `start`: the controller's
     /// timeout, else the channel's.
     pub(crate) fn deadline(&self, cntl: &Controller, start: Instant) -> Option<Instant> {
-        cntl.timeout.or(self.inner.options.timeout).map(|t| start + t)
+        cntl.timeout
+            .or(self.inner.options.timeout)
+            .map(|t| start + t)
     }
 
     pub(super) fn plan(
@@ -207,7 +209,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         {
             return Ok((addr, c.clone()));
         }
-        let mut servers = self.inner.servers.write().unwrap_or_else(|e| e.into_inner());
+        let mut servers = self
+            .inner
+            .servers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let c = servers.entry(addr).or_insert_with(|| {
             Arc::new(Connections::new(
                 addr,
@@ -328,7 +334,11 @@ impl<P: ClientProtocol> CallEngine<P> {
 }
 
 /// The error of a call to `addr` that reached its deadline.
-pub(super) fn timeout_error(addr: SocketAddr, start: Instant, deadline: Option<Instant>) -> RpcError {
+pub(super) fn timeout_error(
+    addr: SocketAddr,
+    start: Instant,
+    deadline: Option<Instant>,
+) -> RpcError {
     RpcError::new(
         errno::ERPCTIMEDOUT,
         format!(

@@ -27,8 +27,8 @@ use fibrpc_iobuf::IOBuf;
 use crate::protocol::baidu_std::{self, BaiduStd};
 use crate::{codec, Controller, RpcError};
 pub use async_call::CallFuture;
-pub use engine::{retryable, CallEngine};
 use engine::{record_outcome, reset_outcome};
+pub use engine::{retryable, CallEngine};
 pub use options::{ChannelOptions, ConnectionType};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
@@ -115,13 +115,19 @@ impl Channel {
         Req: prost::Message,
         Resp: prost::Message + Default + Send + 'static,
     {
-        self.call_raw_async(service, method, cntl, codec::encode(request), move |mut cntl, r| {
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
-            done(cntl, r)
-        });
+        self.call_raw_async(
+            service,
+            method,
+            cntl,
+            codec::encode(request),
+            move |mut cntl, r| {
+                let r = r.and_then(|p| codec::decode_response(&p));
+                if let Err(e) = &r {
+                    cntl.error = Some(e.clone());
+                }
+                done(cntl, r)
+            },
+        );
     }
 
     /// [`call_async`](Self::call_async) with serialized messages.

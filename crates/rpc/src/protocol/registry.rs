@@ -38,8 +38,14 @@ impl ServerMessage {
 /// of different protocols.
 trait DynProtocol: Send + Sync {
     fn name(&self) -> &'static str;
-    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<(AnyMessage, bool)>;
-    fn verify(&self, msg: &(dyn Any + Send), conn: &Arc<Socket>, server: &ServerContext) -> Result<(), RpcError>;
+    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool)
+        -> Parsed<(AnyMessage, bool)>;
+    fn verify(
+        &self,
+        msg: &(dyn Any + Send),
+        conn: &Arc<Socket>,
+        server: &ServerContext,
+    ) -> Result<(), RpcError>;
     fn process_request(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext);
 }
 
@@ -48,7 +54,12 @@ impl<P: Protocol> DynProtocol for P {
         Protocol::name(self)
     }
 
-    fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<(AnyMessage, bool)> {
+    fn parse(
+        &self,
+        input: &mut IOBuf,
+        conn: &Arc<Socket>,
+        eof: bool,
+    ) -> Parsed<(AnyMessage, bool)> {
         match Protocol::parse(self, input, conn, eof) {
             Parsed::Message(m) => {
                 let ends = self.ends_input(&m);
@@ -60,7 +71,12 @@ impl<P: Protocol> DynProtocol for P {
         }
     }
 
-    fn verify(&self, msg: &(dyn Any + Send), conn: &Arc<Socket>, server: &ServerContext) -> Result<(), RpcError> {
+    fn verify(
+        &self,
+        msg: &(dyn Any + Send),
+        conn: &Arc<Socket>,
+        server: &ServerContext,
+    ) -> Result<(), RpcError> {
         match msg.downcast_ref::<P::Message>() {
             Some(m) => Protocol::verify(self, m, conn, server),
             None => Ok(()),
@@ -83,7 +99,9 @@ pub(crate) struct ProtocolList {
 
 impl std::fmt::Debug for ProtocolList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.protocols.iter().map(|p| p.name())).finish()
+        f.debug_list()
+            .entries(self.protocols.iter().map(|p| p.name()))
+            .finish()
     }
 }
 

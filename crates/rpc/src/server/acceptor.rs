@@ -22,7 +22,10 @@ pub(super) struct Acceptor {
 }
 
 impl Acceptor {
-    pub(super) fn start(listener: TcpListener, shared: ServerContext) -> Result<Acceptor, RpcError> {
+    pub(super) fn start(
+        listener: TcpListener,
+        shared: ServerContext,
+    ) -> Result<Acceptor, RpcError> {
         listener.set_accept_timeout(Some(STOP_POLL))?;
         let handle = fibrpc_fiber::Builder::new()
             .name("fibrpc-acceptor")
@@ -63,14 +66,13 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
                 continue;
             }
         };
-        match Socket::create(
-            stream,
-            Some(remote),
-            user.clone(),
-            options,
-        ) {
+        match Socket::create(stream, Some(remote), user.clone(), options) {
             Ok(sock) => {
-                let mut conns = shared.shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+                let mut conns = shared
+                    .shared
+                    .connections
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 // A connection that failed at once removed itself already.
                 if !sock.failed() {
                     conns.insert(sock.id());

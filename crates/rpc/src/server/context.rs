@@ -89,13 +89,19 @@ impl ServerContext {
     ) {
         let received = Instant::now();
         let guard = InflightGuard::enter(self);
-        let target = guard.admit().and_then(|()| self.find_method(service, method));
+        let target = guard
+            .admit()
+            .and_then(|()| self.find_method(service, method));
         match target {
-            Ok((service, index)) => {
-                self.dispatch(guard, service, index, cntl, request, received, move |c, r| {
-                    done(std::mem::take(c), r)
-                })
-            }
+            Ok((service, index)) => self.dispatch(
+                guard,
+                service,
+                index,
+                cntl,
+                request,
+                received,
+                move |c, r| done(std::mem::take(c), r),
+            ),
             Err(e) => done(cntl, Err(e)),
         }
     }

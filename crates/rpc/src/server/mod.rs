@@ -164,14 +164,14 @@ impl Server {
         let addr = listener.local_addr()?;
         let shared = ServerContext {
             shared: Arc::new(Shared {
-            services: self.services.clone(),
-            http_routes: self.http_routes.clone(),
-            protocols: self.protocols.clone(),
-            started: std::time::SystemTime::now(),
-            options: self.options.clone(),
-            inflight: Butex::new(0),
-            stopping: AtomicBool::new(false),
-            connections: Mutex::new(HashSet::new()),
+                services: self.services.clone(),
+                http_routes: self.http_routes.clone(),
+                protocols: self.protocols.clone(),
+                started: std::time::SystemTime::now(),
+                options: self.options.clone(),
+                inflight: Butex::new(0),
+                stopping: AtomicBool::new(false),
+                connections: Mutex::new(HashSet::new()),
             }),
         };
         crate::global_vars::expose();

@@ -136,7 +136,6 @@ impl<M: prost::Message> TypedResponder<M> {
 
     /// Answers with `response` (serialized here), or the error.
     pub fn send(self, response: Result<M, RpcError>) {
-        self.inner
-            .send(response.map(|m| crate::codec::encode(&m)));
+        self.inner.send(response.map(|m| crate::codec::encode(&m)));
     }
 }

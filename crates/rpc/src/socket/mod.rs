@@ -170,8 +170,13 @@ impl Socket {
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
         slab.publish(id, sock.clone());
+        // A weak reference, not the id: upgrading it is one atomic, where
+        // the id's lookup takes the slab slot's lock and clones the `Arc`
+        // on every read event. A failed socket's reader stops at once
+        // (`on_readable` checks `failed` first).
+        let weak = Arc::downgrade(&sock);
         let reg = Registration::with_reader(sock.stream.as_raw_fd(), move |events| {
-            if let Some(s) = id.address() {
+            if let Some(s) = weak.upgrade() {
                 s.user.on_readable(&s, events);
             }
         });

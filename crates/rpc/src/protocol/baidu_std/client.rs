@@ -72,8 +72,13 @@ pub(super) fn pack(
 ) -> Result<IOBuf, RpcError> {
     req.meta.correlation_id = Some(correlation_id as i64);
     let mut frame = IOBuf::new();
-    super::encode(&req.meta, &req.payload, &cntl.request_attachment, &mut frame)
-        .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
+    super::encode(
+        &req.meta,
+        &req.payload,
+        &cntl.request_attachment,
+        &mut frame,
+    )
+    .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
     Ok(frame)
 }
 

@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex};
 
-
 use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response};
@@ -222,7 +221,11 @@ impl HttpChannel {
 
     /// Sends `req`; the `Future` resolves to the controller and the
     /// outcome, on any executor. Polling never blocks.
-    pub fn request_future(&self, cntl: Controller, req: Request<IOBuf>) -> CallFuture<Response<IOBuf>> {
+    pub fn request_future(
+        &self,
+        cntl: Controller,
+        req: Request<IOBuf>,
+    ) -> CallFuture<Response<IOBuf>> {
         let req = self.engine.protocol().request(&req);
         self.engine.call_future(cntl, req)
     }
@@ -236,7 +239,11 @@ fn get(path: &str) -> Result<Request<IOBuf>, RpcError> {
 }
 
 /// `POST path` with a body of `content_type`.
-fn post(path: &str, content_type: &str, body: impl Into<IOBuf>) -> Result<Request<IOBuf>, RpcError> {
+fn post(
+    path: &str,
+    content_type: &str,
+    body: impl Into<IOBuf>,
+) -> Result<Request<IOBuf>, RpcError> {
     let mut req = Request::post(path)
         .body(body.into())
         .map_err(|e| RpcError::new(libc::EINVAL, format!("bad path {path:?}: {e}")))?;
@@ -245,4 +252,3 @@ fn post(path: &str, content_type: &str, body: impl Into<IOBuf>) -> Result<Reques
     req.headers_mut().insert(CONTENT_TYPE, ct);
     Ok(req)
 }
-

@@ -185,7 +185,12 @@ fn parse_request_inner(
         let head = SharedHead::new(buf, &bytes[..head_len]);
         let uri = Uri::from_maybe_shared(head.slice(req.path.unwrap_or_default().as_bytes()))
             .map_err(|e| HttpError::bad(format!("bad request target: {e}")))?;
-        Ok((method, uri, version(req.version), header_map(req.headers, &head)?))
+        Ok((
+            method,
+            uri,
+            version(req.version),
+            header_map(req.headers, &head)?,
+        ))
     })();
     let (method, uri, version, headers) = match parts {
         Ok(p) => p,

@@ -108,12 +108,14 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     if let Some(h) = ctx.shared.http_routes.find(path) {
         let resp = match guard.admit() {
             Err(e) => error_response(&e),
-            Ok(()) => catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the handler panicked: {}\n", panic_message(&*p)),
-                )
-            }),
+            Ok(()) => {
+                catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the handler panicked: {}\n", panic_message(&*p)),
+                    )
+                })
+            }
         };
         return out.send(&resp);
     }
@@ -127,7 +129,16 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
             if let Err(e) = guard.admit() {
                 return out.send(&error_response(&e));
             }
-            call_pb(ctx, guard, service, method, &parts.headers, body, &hctx, out)
+            call_pb(
+                ctx,
+                guard,
+                service,
+                method,
+                &parts.headers,
+                body,
+                &hctx,
+                out,
+            )
         }
         None => out.send(&text(
             StatusCode::NOT_FOUND,
@@ -227,7 +238,10 @@ fn call_pb(
         let resp = match (result, json) {
             (Ok(pb), false) => crate::http::response(StatusCode::OK, "application/proto", pb),
             (Ok(pb), true) => {
-                let codec = reply_ctx.entry(service).json.get(&*reply_ctx.entry(service).service);
+                let codec = reply_ctx
+                    .entry(service)
+                    .json
+                    .get(&*reply_ctx.entry(service).service);
                 match codec.map(|c| c.response_to_json(index, &pb)) {
                     Some(Ok(j)) => crate::http::response(StatusCode::OK, "application/json", j),
                     Some(Err(e)) => error_response(&e),
@@ -257,5 +271,3 @@ pub(crate) fn error_response(e: &RpcError) -> Response<IOBuf> {
         .insert("x-bd-error-code", HeaderValue::from(e.code));
     r
 }
-
-
