@@ -26,27 +26,7 @@
 //! server.start("127.0.0.1:8000").unwrap();
 //! ```
 
-pub use crate::protocol::http::{HttpChannel, HttpContext, HttpHandler};
+pub use crate::protocol::http::{response, text, HttpChannel, HttpContext, HttpHandler};
 pub use ::http::{
     header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
-
-use fibrpc_iobuf::IOBuf;
-
-/// A response with `status`, a `Content-Type` and a body.
-pub fn response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<IOBuf>,
-) -> Response<IOBuf> {
-    let mut r = Response::new(body.into());
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// A `text/plain` response.
-pub fn text(status: StatusCode, body: impl Into<IOBuf>) -> Response<IOBuf> {
-    response(status, "text/plain; charset=utf-8", body)
-}

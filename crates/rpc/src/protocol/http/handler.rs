@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
-use http::{Request, Response};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
 
 /// What a handler knows about the request besides the request itself.
 #[derive(Debug, Clone)]
@@ -35,4 +36,22 @@ where
     fn handle(&self, req: Request<IOBuf>, ctx: &HttpContext) -> Response<IOBuf> {
         self(req, ctx)
     }
+}
+
+/// A response with `status`, a `Content-Type` and a body.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<IOBuf>,
+) -> Response<IOBuf> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A `text/plain` response.
+pub fn text(status: StatusCode, body: impl Into<IOBuf>) -> Response<IOBuf> {
+    response(status, "text/plain; charset=utf-8", body)
 }

@@ -27,7 +27,7 @@ mod server;
 
 pub use client::{HttpChannel, HttpClientProtocol, HttpRequest};
 pub use encode::{encode_request, encode_response, wants_close};
-pub use handler::{HttpContext, HttpHandler};
+pub use handler::{response, text, HttpContext, HttpHandler};
 pub(crate) use json::LazyJsonCodec;
 pub use parse::{parse_request, parse_response, HttpError, HttpParse, Limits};
 pub(crate) use server::HttpRoutes;
