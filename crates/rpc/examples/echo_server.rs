@@ -92,10 +92,10 @@ fn main() {
     server.join();
     if let Some(s) = server.method_stats("example.EchoService", "Echo") {
         println!(
-            "echo_server: {} calls, {} errors, mean latency {:?}",
+            "echo_server: {} calls, {} errors, mean latency {:?} (all calls)",
             s.calls,
             s.errors,
-            s.mean_latency()
+            s.lifetime_mean_latency()
         );
     }
 }

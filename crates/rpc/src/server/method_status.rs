@@ -1,6 +1,10 @@
 //! Per-method counters (bRPC's `MethodStatus`), on bvar: a
 //! [`LatencyRecorder`] (count, qps, latency average, max and percentiles
-//! over the last 10 s), an error [`Adder`] and a concurrency gauge. Once
+//! over the last 10 s), an error [`Adder`], an all-time latency sum and a
+//! concurrency gauge. The window's figures come from samples taken once
+//! a second, so a call that ended less than a second ago, or more than
+//! the window ago, is not in them; the all-time mean
+//! ([`MethodStats::latency_avg_us_total`]) counts every call at once. Once
 //! the server runs they are exposed as bRPC names them:
 //! `rpc_server_<port>_<service>_<method>_latency`, `_qps`, `_count`,
 //! `_error`, `_concurrency`, ...
@@ -15,6 +19,8 @@ use fibrpc_bvar::{Adder, ExposeError, LatencyRecorder, PassiveStatus};
 pub struct MethodStatus {
     latency: LatencyRecorder,
     errors: Adder,
+    /// Sum of every finished call's latency, microseconds.
+    latency_sum_us: Adder,
     concurrency: Arc<AtomicI64>,
     /// The concurrency as a bvar, while exposed.
     concurrency_var: PassiveStatus,
@@ -35,6 +41,7 @@ impl Default for MethodStatus {
         MethodStatus {
             latency: LatencyRecorder::new(),
             errors: Adder::new(),
+            latency_sum_us: Adder::new(),
             concurrency,
             concurrency_var: PassiveStatus::new(move || c.load(Ordering::Relaxed)),
         }
@@ -52,8 +59,13 @@ pub struct MethodStats {
     pub concurrency: u64,
     /// Calls per second over the window.
     pub qps: u64,
-    /// Mean handler latency over the window, microseconds.
+    /// Mean handler latency over the window, microseconds (0 while the
+    /// window holds no sampled call; see
+    /// [`mean_latency`](Self::mean_latency)).
     pub latency_us: u64,
+    /// Mean handler latency of every finished call, ever, microseconds:
+    /// right even when no call ended inside the window.
+    pub latency_avg_us_total: u64,
     /// Largest handler latency over the window, microseconds.
     pub latency_max_us: u64,
     /// Median latency over the window, microseconds.
@@ -65,9 +77,21 @@ pub struct MethodStats {
 }
 
 impl MethodStats {
-    /// Mean latency over the window.
+    /// Mean latency over the window, or the all-time mean while the
+    /// window holds no sampled call (calls that ended less than a second
+    /// ago, or longer ago than the window).
     pub fn mean_latency(&self) -> Duration {
-        Duration::from_micros(self.latency_us)
+        if self.latency_us > 0 {
+            Duration::from_micros(self.latency_us)
+        } else {
+            self.lifetime_mean_latency()
+        }
+    }
+
+    /// Mean latency of every finished call, ever
+    /// ([`latency_avg_us_total`](Self::latency_avg_us_total)).
+    pub fn lifetime_mean_latency(&self) -> Duration {
+        Duration::from_micros(self.latency_avg_us_total)
     }
 }
 
@@ -80,6 +104,7 @@ impl MethodStatus {
         let us = latency.as_micros().min(i64::MAX as u128) as i64;
         self.concurrency.fetch_sub(1, Ordering::Relaxed);
         self.latency.record(us);
+        self.latency_sum_us.add(us);
         if !ok {
             self.errors.add(1);
         }
@@ -104,12 +129,16 @@ impl MethodStatus {
     pub fn snapshot(&self) -> MethodStats {
         let l = &self.latency;
         let u = |v: i64| v.max(0) as u64;
+        let calls = u(l.count());
         MethodStats {
-            calls: u(l.count()),
+            calls,
             errors: u(self.errors.get_value()),
             concurrency: u(self.concurrency.load(Ordering::Relaxed)),
             qps: u(l.qps()),
             latency_us: u(l.latency()),
+            latency_avg_us_total: u(self.latency_sum_us.get_value())
+                .checked_div(calls)
+                .unwrap_or(0),
             latency_max_us: u(l.max_latency()),
             latency_p50_us: u(l.latency_percentile(0.5)),
             latency_p99_us: u(l.latency_percentile(0.99)),
