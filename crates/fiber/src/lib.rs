@@ -33,6 +33,45 @@
 //! overflow hits the guard page and aborts the process with a message
 //! naming the fiber.
 //!
+//! # What blocks a worker
+//!
+//! A worker runs one fiber at a time and switches only when that fiber
+//! waits on something of this crate or ends. Code that keeps the OS thread
+//! asleep or busy holds the worker, and every other fiber queued there
+//! waits (health checks included). What does it, and what to use instead:
+//!
+//! - `std::thread::sleep`: use [`sleep`] or [`sleep_until`].
+//! - `std::sync` locks held long, `std` condition variables and channels
+//!   waited on: use [`sync`]'s `Mutex`, `RwLock`, `Condvar`, `Semaphore`,
+//!   `mpsc`.
+//! - Blocking I/O (`std::net`, `std::fs`, DNS, blocking client
+//!   libraries): use [`net`] for sockets and pipes, [`spawn_blocking`] for
+//!   the rest.
+//! - A long computation or a blocking C call: [`spawn_blocking`], or
+//!   [`yield_now`] now and then in a long loop.
+//!
+//! [`spawn_blocking`] runs a closure on a bounded pool of OS threads
+//! ([`MAX_BLOCKING_THREADS`]) while the calling fiber suspends. A worker
+//! that runs one fiber for longer than a threshold (100 ms by default;
+//! `FIBRPC_BLOCKED_WORKER_MS` or
+//! [`RuntimeBuilder::blocked_worker_threshold`]) is reported once per
+//! incident on stderr, naming the fiber and where it was spawned, and in
+//! [`stats`] ([`WorkerStats::blocked_ms`],
+//! [`WorkerStats::blocked_incidents`]).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let h = fibrpc_fiber::spawn(|| {
+//!     // Not `std::thread::sleep`: the worker runs other fibers meanwhile.
+//!     fibrpc_fiber::sleep(Duration::from_millis(5)).unwrap();
+//!     // Blocking code goes to the blocking pool; this fiber suspends.
+//!     let len = fibrpc_fiber::spawn_blocking(|| std::fs::read("/proc/self/stat").map(|b| b.len()));
+//!     len.join().unwrap().is_ok()
+//! });
+//! assert!(h.join().unwrap());
+//! ```
+//!
 //! Soundness: a fiber that has started never moves to another worker (so
 //! `!Send` state and thread-locals held across a wait stay on their thread);
 //! only fibers that have not run yet are stolen. See [`Builder::migratable`]
@@ -43,6 +82,7 @@
 // models, and the model checks are one module tree, `loom_tests`
 // (`RUSTFLAGS="--cfg loom" cargo test -p fibrpc-fiber --release --lib loom`).
 mod block_on;
+mod blocking;
 pub mod butex;
 pub mod io;
 mod loom;
@@ -56,6 +96,9 @@ pub(crate) mod task;
 pub mod timer;
 
 pub use block_on::block_on;
+pub use blocking::{
+    blocking_threads, spawn_blocking, BlockingHandle, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS,
+};
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
     flush, has_queued_fibers, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass,

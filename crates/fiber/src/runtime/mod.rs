@@ -1,6 +1,7 @@
 //! The runtime (bRPC's TaskControl and its workers): builder, handle,
 //! spawning and waking.
 
+mod blocked;
 pub(crate) mod context;
 mod lifo;
 pub(crate) mod parking_lot;
@@ -17,6 +18,7 @@ use crate::task::packet::ResultVTable;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 pub use self::context::StackClass;
 pub use self::stats::{RuntimeStats, WorkerStats};
@@ -27,6 +29,8 @@ pub struct Builder {
     workers: usize,
     name: String,
     thread_stack_size: usize,
+    /// `None`: the environment's or the default threshold.
+    blocked_threshold_ms: Option<u64>,
 }
 
 impl Default for Builder {
@@ -35,6 +39,7 @@ impl Default for Builder {
             workers: thread::available_parallelism().map_or(2, |n| n.get()),
             name: "fiber-worker".into(),
             thread_stack_size: 2 << 20,
+            blocked_threshold_ms: None,
         }
     }
 }
@@ -64,12 +69,31 @@ impl Builder {
         self
     }
 
+    /// How long a worker may run one fiber without a switch before it is
+    /// reported as blocked (once per incident, on stderr, and in
+    /// [`RuntimeStats`]: `blocked_ms`, `blocked_incidents`); `None` turns
+    /// the detection off. The default is 100 ms, or the
+    /// `FIBRPC_BLOCKED_WORKER_MS` environment variable (milliseconds, 0 for
+    /// off). A monitor thread samples the workers every 50 ms (more often
+    /// for thresholds under 100 ms), so a duration is measured to within
+    /// one period. See the crate docs, "What blocks a worker".
+    pub fn blocked_worker_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.blocked_threshold_ms = Some(threshold.map_or(0, |d| (d.as_millis() as u64).max(1)));
+        self
+    }
+
     /// Starts the workers.
     pub fn build(self) -> io::Result<Runtime> {
         // Before any fiber can run: the mode of the interrupt fence pair.
         crate::sys::membarrier::init();
         RUNTIMES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let control = TaskControl::new();
+        control.blocked_threshold_ms.store(
+            self.blocked_threshold_ms
+                .unwrap_or_else(blocked::default_threshold_ms),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        blocked::start_monitor();
         CONTROLS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -229,6 +253,7 @@ impl Runtime {
     }
 
     /// Spawns a fiber on this runtime. See [`crate::spawn`].
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> crate::JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -241,6 +266,7 @@ impl Runtime {
 
     /// Runs `f` in a fiber of this runtime and blocks the calling thread
     /// until it returns; a panic in `f` is resumed here.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -333,6 +359,7 @@ where
         let (entry, result) = meta.payload.init(f);
         let rs = meta.run_state();
         rs.entry = Some(entry);
+        meta.diag.publish(attrs.spawned_at, &attrs.name);
         rs.attrs = attrs;
         rs.control = Some(control);
         result

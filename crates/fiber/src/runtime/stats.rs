@@ -63,6 +63,16 @@ pub struct WorkerStats {
     /// Started fibers pinned to this worker and not ended yet (a gauge, not
     /// a counter: the load that first runs are balanced by).
     pub pinned: u64,
+    /// How long the fiber running on this worker has run without switching
+    /// out, in milliseconds, if that is past the runtime's blocked-worker
+    /// threshold ([`Builder::blocked_worker_threshold`]); 0 otherwise. In
+    /// [`RuntimeStats::total`], the largest over the workers.
+    ///
+    /// [`Builder::blocked_worker_threshold`]: crate::RuntimeBuilder::blocked_worker_threshold
+    pub blocked_ms: u64,
+    /// Times a fiber was seen running on this worker for longer than the
+    /// threshold (one per incident, however long it lasts).
+    pub blocked_incidents: u64,
 }
 
 impl WorkerStats {
@@ -75,6 +85,8 @@ impl WorkerStats {
         self.exited += o.exited;
         self.stacks_mapped += o.stacks_mapped;
         self.pinned += o.pinned;
+        self.blocked_ms = self.blocked_ms.max(o.blocked_ms);
+        self.blocked_incidents += o.blocked_incidents;
     }
 }
 
@@ -95,6 +107,8 @@ impl WorkerCounters {
             exited: self.exited.get(),
             stacks_mapped: self.stacks_mapped.get(),
             pinned: 0,
+            blocked_ms: 0,
+            blocked_incidents: 0,
         }
     }
 }

@@ -36,6 +36,12 @@ pub(crate) struct GroupShared {
     /// Started fibers pinned to this worker and not finished: the load
     /// measure first runs are balanced by (written by the owner only).
     pub(crate) pinned: AtomicUsize,
+    /// The fiber this worker last switched into (null while the worker is
+    /// idle), for the blocked-worker monitor. Written by the owner with one
+    /// relaxed store per switch; see `blocked`.
+    pub(crate) running: AtomicPtr<TaskMeta>,
+    /// The monitor's view of this worker (written by the monitor only).
+    pub(crate) watch: super::blocked::Watch,
 }
 
 impl GroupShared {
@@ -50,6 +56,8 @@ impl GroupShared {
             lifo: AtomicPtr::new(std::ptr::null_mut()),
             lifo_watched: AtomicBool::new(false),
             pinned: AtomicUsize::new(0),
+            running: AtomicPtr::new(std::ptr::null_mut()),
+            watch: super::blocked::Watch::new(),
         }
     }
 
@@ -86,6 +94,9 @@ pub(crate) struct TaskControl {
     parked: crate::loom::AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) outside: WorkerCounters,
+    /// How long a worker may run one fiber before the monitor reports it
+    /// as blocked, in milliseconds (0: never).
+    pub(crate) blocked_threshold_ms: std::sync::atomic::AtomicU64,
 }
 
 impl TaskControl {
@@ -97,6 +108,9 @@ impl TaskControl {
             parked: crate::loom::AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             outside: WorkerCounters::default(),
+            blocked_threshold_ms: std::sync::atomic::AtomicU64::new(
+                super::blocked::DEFAULT_THRESHOLD_MS,
+            ),
         }))
     }
 
@@ -223,12 +237,15 @@ impl TaskControl {
 
     /// Counters of every worker plus outside threads.
     pub(crate) fn stats(&self) -> RuntimeStats {
+        let threshold = self.blocked_threshold_ms.load(Ordering::Relaxed);
         RuntimeStats {
             workers: (0..self.nworkers())
                 .map(|i| {
                     let g = self.group(i);
                     WorkerStats {
                         pinned: g.pinned.load(Ordering::Relaxed) as u64,
+                        blocked_ms: super::blocked::blocked_ms(g, threshold),
+                        blocked_incidents: g.watch.incidents(),
                         ..g.counters.snapshot()
                     }
                 })

@@ -307,6 +307,7 @@ impl TaskGroup {
         let why = self.resume(task);
         self.nested_runs.set(self.nested_runs.get() - 1);
         self.current.set(Some(me));
+        self.shared.set_running(me);
         match why {
             Switch::Parked => {}
             Switch::Yield => self.make_ready_again(task),
@@ -356,6 +357,8 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
+        // Idle: no fiber of ours can be blocking this worker now.
+        self.shared.clear_running();
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
         let budget = self.search_rounds.get();
@@ -516,6 +519,9 @@ impl TaskGroup {
     fn resume(&self, task: TaskRef) -> Switch {
         self.current.set(Some(task));
         self.shared.counters.switches.incr();
+        // For the blocked-worker monitor: one relaxed store to a line this
+        // worker already writes (the switch counter's); see `blocked`.
+        self.shared.set_running(task);
         self.tick.set(self.tick.get().wrapping_add(1));
         // SAFETY: we hold the run token, which includes the context slot;
         // fibers never touch it, so this is the only reference. A started
@@ -549,6 +555,7 @@ impl TaskGroup {
         if class == StackClass::Worker {
             self.current.set(Some(task));
             self.shared.counters.switches.incr();
+            self.shared.set_running(task);
             run_body_inner(task, None);
             self.current.set(None);
             self.finish(task);

@@ -66,6 +66,9 @@ pub(crate) struct Attrs {
     /// May resume on any worker after it started (audited runtime fibers and
     /// the `unsafe` opt-in only).
     pub(crate) migratable: bool,
+    /// Where the fiber was spawned (`#[track_caller]` of the spawn
+    /// functions), for the blocked-worker report.
+    pub(crate) spawned_at: Option<&'static std::panic::Location<'static>>,
 }
 
 /// Fields owned by the holder of the run token.
@@ -103,6 +106,65 @@ pub(crate) struct TaskMeta {
     /// `run` so the scheduler can resume it in place (no move per switch)
     /// while the fiber itself borrows `run`.
     ctx: UnsafeCell<Option<Box<Context>>>,
+    /// What the blocked-worker monitor may read about the fiber from
+    /// another thread (the run state is the token holder's alone). Written
+    /// at spawn; a stale read after the slot was reused is harmless (the
+    /// monitor re-checks the worker's switch count).
+    pub(crate) diag: Diag,
+}
+
+/// The fiber's spawn site and name, readable from any thread (see
+/// `runtime::blocked`).
+///
+/// Cost per spawn: one relaxed pointer store; a named fiber, or an unnamed
+/// one reusing a slot whose previous fiber was named, also takes an
+/// uncontended lock to publish (or clear) the name.
+pub(crate) struct Diag {
+    spawned_at: AtomicPtr<std::panic::Location<'static>>,
+    named: AtomicBool,
+    name: Mutex<Option<Arc<str>>>,
+}
+
+impl Diag {
+    fn new() -> Self {
+        Diag {
+            spawned_at: AtomicPtr::new(std::ptr::null_mut()),
+            named: AtomicBool::new(false),
+            name: Mutex::new(None),
+        }
+    }
+
+    /// Publishes the spawn site and name of the fiber just created in this
+    /// slot.
+    pub(crate) fn publish(
+        &self,
+        at: Option<&'static std::panic::Location<'static>>,
+        name: &Option<Arc<str>>,
+    ) {
+        let p = at.map_or(std::ptr::null_mut(), |l| {
+            l as *const std::panic::Location<'static> as *mut _
+        });
+        self.spawned_at.store(p, Ordering::Relaxed);
+        if name.is_some() || self.named.load(Ordering::Relaxed) {
+            *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
+            self.named.store(name.is_some(), Ordering::Relaxed);
+        }
+    }
+
+    /// Where the fiber in this slot was spawned, if known.
+    pub(crate) fn spawned_at(&self) -> Option<&'static std::panic::Location<'static>> {
+        let p = self.spawned_at.load(Ordering::Relaxed);
+        // SAFETY: the pointer is null or came from a `&'static Location`.
+        unsafe { p.cast_const().as_ref() }
+    }
+
+    /// The name of the fiber in this slot, if it has one.
+    pub(crate) fn name(&self) -> Option<Arc<str>> {
+        if !self.named.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 // SAFETY: the shared fields are atomics or `Sync` (`Butex`); `run` is only
@@ -125,6 +187,7 @@ impl TaskMeta {
             run: UnsafeCell::new(RunState::default()),
             payload: Payload::new(),
             ctx: UnsafeCell::new(None),
+            diag: Diag::new(),
         }
     }
 

@@ -69,6 +69,7 @@ impl Builder {
     }
 
     /// Spawns on the current worker's runtime, or the default one.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -78,6 +79,7 @@ impl Builder {
     }
 
     /// Spawns on `rt`.
+    #[track_caller]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -86,6 +88,7 @@ impl Builder {
         self.spawn_inner(Some(rt), f)
     }
 
+    #[track_caller]
     fn spawn_inner<F, T>(self, rt: Option<&Runtime>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -95,6 +98,7 @@ impl Builder {
             stack: self.stack,
             name: self.name,
             migratable: self.migratable,
+            spawned_at: Some(std::panic::Location::caller()),
         };
         let mode = SpawnMode {
             urgent: self.urgent,

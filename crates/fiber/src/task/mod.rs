@@ -27,6 +27,7 @@ pub use join::{join_id, JoinError, JoinHandle};
 /// a random worker's remote queue. A fiber is only ever stolen before it
 /// first runs. It gets a normal (1 MiB) stack, mapped lazily at its first
 /// run and pooled afterwards. Use [`Builder`] for the other options.
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -38,6 +39,7 @@ where
 /// Spawns a fiber that runs *now* on this worker; the calling fiber goes
 /// back to the run queue (bRPC's `bthread_start_urgent`). From a thread that
 /// is not a fiber it is the same as [`spawn`].
+#[track_caller]
 pub fn spawn_urgent<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

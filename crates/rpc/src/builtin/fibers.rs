@@ -1,4 +1,7 @@
-//! `/fibers`: the fiber runtime's workers and counters.
+//! `/fibers`: the fiber runtime's workers and counters, and which workers
+//! a fiber is blocking right now (`blocked_ms`: how long the fiber running
+//! there has run without switching out, once past the runtime's
+//! blocked-worker threshold; `incidents`: how often that happened).
 
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
@@ -20,6 +23,14 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
         ("signals", total.signals.to_string()),
         ("parks", total.parks.to_string()),
         ("stacks mapped", total.stacks_mapped.to_string()),
+        (
+            "blocked worker incidents",
+            total.blocked_incidents.to_string(),
+        ),
+        (
+            "blocking pool threads",
+            fibrpc_fiber::blocking_threads().to_string(),
+        ),
         ("timers scheduled", timer.scheduled.to_string()),
         ("timers added", timer.added.to_string()),
         ("timers ran", timer.ran.to_string()),
@@ -40,12 +51,23 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
                 w.created.to_string(),
                 w.exited.to_string(),
                 w.pinned.to_string(),
+                w.blocked_ms.to_string(),
+                w.blocked_incidents.to_string(),
             ]
         })
         .collect();
     page.table(
         &[
-            "worker", "switches", "steals", "signals", "parks", "created", "exited", "pinned",
+            "worker",
+            "switches",
+            "steals",
+            "signals",
+            "parks",
+            "created",
+            "exited",
+            "pinned",
+            "blocked_ms",
+            "incidents",
         ],
         &rows,
         None,

@@ -1,0 +1,232 @@
+//! Detection of blocked workers: a fiber that runs for long without
+//! switching out (a `std::thread::sleep`, a `std::sync` lock held long,
+//! blocking I/O, a long computation) keeps every other fiber of its worker
+//! waiting, and nothing in the scheduler can take the worker back.
+//!
+//! A monitor thread (one per process, started with the first runtime)
+//! samples every worker of every runtime every [`PERIOD`] (less if a
+//! threshold is shorter): a worker whose switch count has not moved since
+//! an earlier sample, with a fiber running, has been running that fiber
+//! since at least then. Past the runtime's threshold, the incident is
+//! counted and reported once on stderr (worker, fiber id, name, spawn site,
+//! how long), and [`crate::stats`] shows it (`blocked_ms`,
+//! `blocked_incidents`).
+//!
+//! Hot-path cost: the switch counter already existed (the LIFO watchdog
+//! reads it); a switch adds one relaxed pointer store (`running`) to a
+//! cache line the worker already writes, and a worker going idle one more.
+//! No clock is read per switch: time is measured by the monitor, so a
+//! duration is short by at most one sampling period. The monitor reads
+//! two words per worker per period.
+
+use super::task_control::GroupShared;
+use super::task_meta::{TaskMeta, TaskRef};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The default blocked-worker threshold, in milliseconds.
+pub(crate) const DEFAULT_THRESHOLD_MS: u64 = 100;
+
+/// How often the monitor samples the workers, at most.
+const PERIOD: Duration = Duration::from_millis(50);
+
+/// The environment variable that sets the default threshold (milliseconds;
+/// 0 turns detection off).
+pub(crate) const ENV_THRESHOLD: &str = "FIBRPC_BLOCKED_WORKER_MS";
+
+/// The threshold a runtime gets unless its builder sets one: the
+/// environment's, or [`DEFAULT_THRESHOLD_MS`].
+pub(crate) fn default_threshold_ms() -> u64 {
+    static FROM_ENV: OnceLock<u64> = OnceLock::new();
+    *FROM_ENV.get_or_init(|| {
+        std::env::var(ENV_THRESHOLD)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_THRESHOLD_MS)
+    })
+}
+
+/// Nanoseconds since the first call (a process-wide monotonic clock that
+/// fits an atomic).
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The monitor's view of one worker. Written by the monitor thread only;
+/// read by `stats`.
+pub(crate) struct Watch {
+    /// The worker's switch count when the monitor last saw it change.
+    stamp: AtomicU64,
+    /// When that was (`now_ns`).
+    since_ns: AtomicU64,
+    /// Whether the current incident was reported already.
+    reported: AtomicBool,
+    /// Incidents so far.
+    incidents: AtomicU64,
+}
+
+impl Watch {
+    pub(crate) fn new() -> Self {
+        Watch {
+            stamp: AtomicU64::new(u64::MAX),
+            since_ns: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
+            incidents: AtomicU64::new(0),
+        }
+    }
+
+    /// Incidents counted on this worker.
+    pub(crate) fn incidents(&self) -> u64 {
+        self.incidents.load(Ordering::Relaxed)
+    }
+}
+
+impl GroupShared {
+    /// Records that the worker switches into `task` (owner only).
+    #[inline(always)]
+    pub(crate) fn set_running(&self, task: TaskRef) {
+        self.running
+            .store(task as *const TaskMeta as *mut TaskMeta, Ordering::Relaxed);
+    }
+
+    /// Records that the worker runs no fiber (owner only, when idle).
+    pub(crate) fn clear_running(&self) {
+        self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+}
+
+/// How long worker `g` has run its current fiber, in milliseconds, if at
+/// least `threshold_ms` (and that is not 0); else 0.
+pub(crate) fn blocked_ms(g: &GroupShared, threshold_ms: u64) -> u64 {
+    if threshold_ms == 0 || g.running.load(Ordering::Relaxed).is_null() {
+        return 0;
+    }
+    if g.counters.switches_now() != g.watch.stamp.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let ms = now_ns().saturating_sub(g.watch.since_ns.load(Ordering::Relaxed)) / 1_000_000;
+    if ms >= threshold_ms {
+        ms
+    } else {
+        0
+    }
+}
+
+/// Starts the monitor thread, once per process.
+pub(crate) fn start_monitor() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        now_ns();
+        let spawned = std::thread::Builder::new()
+            .name("fiber-monitor".into())
+            .stack_size(256 << 10)
+            .spawn(monitor_loop);
+        if let Err(e) = spawned {
+            eprintln!("fibrpc-fiber: cannot start the blocked-worker monitor: {e}");
+        }
+    });
+}
+
+/// One incident to report, gathered under the runtime list's lock and
+/// printed after it.
+struct Report {
+    worker: usize,
+    task: TaskRef,
+    stamp: u64,
+    group: &'static GroupShared,
+    ms: u64,
+}
+
+fn monitor_loop() {
+    let mut reports = Vec::new();
+    loop {
+        let mut period = PERIOD;
+        {
+            let controls = super::CONTROLS.lock().unwrap_or_else(|e| e.into_inner());
+            let now = now_ns();
+            for control in controls.iter() {
+                if control.stopping.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let threshold = control.blocked_threshold_ms.load(Ordering::Relaxed);
+                if threshold == 0 {
+                    continue;
+                }
+                period = period.min(Duration::from_millis((threshold / 2).max(1)));
+                for i in 0..control.nworkers() {
+                    let g = control.group(i);
+                    if let Some(r) = sample(g, now, threshold) {
+                        reports.push(r);
+                    }
+                }
+            }
+        }
+        for r in reports.drain(..) {
+            report(&r);
+        }
+        std::thread::sleep(period);
+    }
+}
+
+/// Looks at worker `g` once; returns a new incident to report.
+fn sample(g: &'static GroupShared, now: u64, threshold_ms: u64) -> Option<Report> {
+    let w = &g.watch;
+    let switches = g.counters.switches_now();
+    let running = g.running.load(Ordering::Relaxed);
+    if running.is_null() || switches != w.stamp.load(Ordering::Relaxed) {
+        // Switched (or idle) since the last look: a new run starts now.
+        w.since_ns.store(now, Ordering::Relaxed);
+        w.stamp.store(switches, Ordering::Relaxed);
+        w.reported.store(false, Ordering::Relaxed);
+        return None;
+    }
+    let ms = now.saturating_sub(w.since_ns.load(Ordering::Relaxed)) / 1_000_000;
+    if ms < threshold_ms || w.reported.load(Ordering::Relaxed) {
+        return None;
+    }
+    w.reported.store(true, Ordering::Relaxed);
+    w.incidents
+        .store(w.incidents.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    // SAFETY: `running` is only ever null or a `TaskRef` (metas live in a
+    // slab that is never freed), so the reference is valid; what it says
+    // may be stale, which `report` checks.
+    let task: TaskRef = unsafe { &*running };
+    Some(Report {
+        worker: g.index,
+        task,
+        stamp: switches,
+        group: g,
+        ms,
+    })
+}
+
+/// Prints one incident on stderr.
+fn report(r: &Report) {
+    let id = r.task.id();
+    let name = r.task.diag.name();
+    let at = r.task.diag.spawned_at();
+    // The slot may have been reused since the sample: only name the fiber
+    // if the worker is still on the same run.
+    let same = r.group.counters.switches_now() == r.stamp;
+    let mut line = format!(
+        "fibrpc-fiber: worker {} blocked: one fiber has run for {} ms without switching out",
+        r.worker, r.ms
+    );
+    if same {
+        line.push_str(&format!(" (id {id:?}"));
+        if let Some(n) = name {
+            line.push_str(&format!(", name \"{n}\""));
+        }
+        if let Some(at) = at {
+            line.push_str(&format!(", spawned at {at}"));
+        }
+        line.push(')');
+    }
+    line.push_str(
+        "; the worker's other fibers wait meanwhile. Use fibrpc_fiber::sleep, \
+         the fiber sync primitives and net types, or spawn_blocking.",
+    );
+    eprintln!("{line}");
+}
