@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-#[path = "common/stop_signals.rs"]
-mod stop_signals;
+#[path = "common/stop.rs"]
+mod stop;
 
 use fibrpc::example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 use fibrpc::{Controller, RpcError, Server, ServerOptions};
@@ -71,9 +71,6 @@ fn main() {
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    // Before any thread exists, so every thread inherits the mask and the
-    // signals are left for `wait_for_stop` to take.
-    let signals = stop_signals::block();
     let mut server = Server::new(options);
     server
         .add_service(EchoServiceServer::new(Echo { verbose }))
@@ -86,10 +83,9 @@ fn main() {
         "echo_server: serving example.EchoService on {}",
         server.listen_addr().unwrap()
     );
-    stop_signals::wait(&signals, duration);
-    println!("echo_server: stopping");
-    server.stop();
-    server.join();
+    // Graceful: requests in flight are answered before this returns.
+    server.run_until(stop::signal_or_after(duration));
+    println!("echo_server: stopped");
     if let Some(s) = server.method_stats("example.EchoService", "Echo") {
         println!(
             "echo_server: {} calls, {} errors, mean latency {:?} (all calls)",

@@ -12,8 +12,8 @@
 //! SECS` (stop by itself). Prints `listening on ADDR` first; Ctrl-C or
 //! SIGTERM stops gracefully.
 
-#[path = "common/stop_signals.rs"]
-mod stop_signals;
+#[path = "common/stop.rs"]
+mod stop;
 
 use std::time::Duration;
 
@@ -47,7 +47,6 @@ fn main() {
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    let signals = stop_signals::block();
     let mut server = Server::new(ServerOptions::default());
     server
         .add_http_handler("/hello", hello)
@@ -57,9 +56,7 @@ fn main() {
         std::process::exit(1);
     }
     println!("listening on {}", server.listen_addr().unwrap());
-    stop_signals::wait(&signals, duration);
-    server.stop();
-    server.join();
+    server.run_until(stop::signal_or_after(duration));
 }
 
 fn usage(err: &str) -> ! {

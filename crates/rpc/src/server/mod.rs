@@ -11,6 +11,23 @@
 //! server.join();
 //! # Ok(()) }
 //! ```
+//!
+//! # Graceful shutdown
+//!
+//! Like tonic's `serve_with_shutdown`: [`Server::serve_with_shutdown`]
+//! starts, waits for a future, then stops gracefully (requests in flight
+//! are answered, then the connections close).
+//! [`Server::run_until_signal`] does the same for a started server on
+//! SIGINT (Ctrl-C) or SIGTERM; [`Server::run_until`] for any future.
+//!
+//! ```no_run
+//! # fn demo(svc: impl fibrpc::Service) -> Result<(), fibrpc::RpcError> {
+//! let mut server = fibrpc::Server::new(Default::default());
+//! server.add_service(svc)?;
+//! server.start("0.0.0.0:8000")?;
+//! server.run_until_signal()?; // returns once the stop is complete
+//! # Ok(()) }
+//! ```
 
 mod acceptor;
 mod context;
@@ -18,9 +35,11 @@ mod input;
 mod method_status;
 mod options;
 mod responder;
+mod shutdown;
 mod ticker;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +56,7 @@ pub(crate) use context::{panic_message, InflightGuard, ServiceEntry, Services, S
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 pub use responder::{Responder, TypedResponder};
+pub use shutdown::{shutdown_signal, ShutdownSignal};
 
 /// An RPC server. See the module docs.
 pub struct Server {
@@ -262,6 +282,61 @@ impl Server {
                 sock.set_failed(RpcError::new(errno::ELOGOFF, "server stopped"));
             }
         }
+    }
+
+    /// Waits until `shutdown` completes, then stops gracefully:
+    /// [`stop`](Self::stop), then [`join`](Self::join). Blocks the calling
+    /// thread, or in a fiber only the fiber (the future is driven with
+    /// [`fibrpc_fiber::block_on`], so any future works: a channel's
+    /// receiver, a timer, [`shutdown_signal`], a tokio future).
+    ///
+    /// ```no_run
+    /// # fn demo(mut server: fibrpc::Server) {
+    /// let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    /// // ... hand `tx` to whoever decides when to stop.
+    /// server.run_until(async move {
+    ///     let _ = rx.await; // a send or a dropped sender
+    /// });
+    /// # }
+    /// ```
+    pub fn run_until(&mut self, shutdown: impl Future<Output = ()>) {
+        fibrpc_fiber::block_on(shutdown);
+        self.stop();
+        self.join();
+    }
+
+    /// Waits for SIGINT (Ctrl-C) or SIGTERM, then stops gracefully:
+    /// requests in flight are answered, then the connections close. A
+    /// second signal during the stop ends the process at once. See
+    /// [`shutdown_signal`] for what happens to the signals meanwhile.
+    ///
+    /// Fails only if signal handling cannot be set up (see
+    /// [`shutdown_signal`]); the server then keeps running.
+    pub fn run_until_signal(&mut self) -> Result<(), RpcError> {
+        let signal = shutdown_signal()?;
+        self.run_until(signal);
+        Ok(())
+    }
+
+    /// Binds `addr`, serves until `shutdown` completes, then stops
+    /// gracefully: tonic's `serve_with_shutdown`. [`start`](Self::start)
+    /// followed by [`run_until`](Self::run_until).
+    ///
+    /// ```no_run
+    /// # fn demo(svc: impl fibrpc::Service) -> Result<(), fibrpc::RpcError> {
+    /// let mut server = fibrpc::Server::new(Default::default());
+    /// server.add_service(svc)?;
+    /// server.serve_with_shutdown("0.0.0.0:8000", fibrpc::server::shutdown_signal()?)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_with_shutdown(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RpcError> {
+        self.start(addr)?;
+        self.run_until(shutdown);
+        Ok(())
     }
 
     /// Counters of `service.method` (None if unknown).
