@@ -35,6 +35,7 @@ pub struct Controller {
     pub(crate) deadline: Option<Instant>,
     pub(crate) latency: Duration,
     pub(crate) retried: u32,
+    pub(crate) attempt_errors: Vec<RpcError>,
     pub(crate) has_backup_request: bool,
     pub(crate) request_code: Option<u64>,
 }
@@ -191,6 +192,15 @@ impl Controller {
     /// connection failure.
     pub fn retried_count(&self) -> u32 {
         self.retried
+    }
+
+    /// Client side: the error of each failed attempt, in order — the
+    /// first failure, then each retry's; the last one is the call's
+    /// error unless a later attempt succeeded or the answer failed to
+    /// decode. Empty when no attempt failed. The call's error text also
+    /// lists the earlier ones (`...; earlier attempts: #1 [...] ...`).
+    pub fn attempt_errors(&self) -> &[RpcError] {
+        &self.attempt_errors
     }
 
     /// Client side: whether a backup request was sent.

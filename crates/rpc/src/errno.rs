@@ -2,8 +2,16 @@
 //! error codes cross the wire unchanged between fibrpc and bRPC.
 //!
 //! Codes 1001–1018 are raised by the framework on the client or server side,
-//! 2001–2006 by the server. System `errno` values (e.g. `ECONNREFUSED`) are
-//! used as codes too; [`name`] and [`describe`] know only bRPC's own.
+//! 2001–2006 by the server. System `errno` values (e.g. `ECONNREFUSED`),
+//! all below 1000, are used as codes too; [`name`] and [`describe`] know
+//! only bRPC's own.
+//!
+//! **Application codes**: bRPC keeps 1–999 for system `errno` values and
+//! 1000–1999 for itself, and defines 2001–2006. Applications use codes
+//! from 2000 up that bRPC does not define (3000 and above leaves room for
+//! bRPC's future codes) or negative codes; [`is_reserved`] tells which
+//! codes are taken. See [`crate::RpcError`] for how codes are retried and
+//! how they map to HTTP statuses.
 
 /// The service is not found on the server.
 pub const ENOSERVICE: i32 = 1001;
@@ -96,6 +104,13 @@ pub fn describe(code: i32) -> Option<&'static str> {
     ALL.iter().find(|e| e.0 == code).map(|e| e.2)
 }
 
+/// Whether `code` is taken by the system or by bRPC (0, 1–999 for system
+/// `errno` values, 1000–1999, and bRPC's 2001–2006), so an application
+/// should not use it for its own errors.
+pub fn is_reserved(code: i32) -> bool {
+    (0..2000).contains(&code) || name(code).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +126,11 @@ mod tests {
         assert_eq!(name(0), None);
         assert_eq!(name(1012), None);
         assert_eq!(ALL.len(), 22);
+        assert!(is_reserved(libc::ECONNREFUSED));
+        assert!(is_reserved(1500));
+        assert!(is_reserved(EINTERNAL));
+        assert!(!is_reserved(2000));
+        assert!(!is_reserved(3000));
+        assert!(!is_reserved(-1));
     }
 }

@@ -28,7 +28,9 @@ use fibrpc_fiber::timer::{self, TimerId};
 
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
-use super::engine::{record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan};
+use super::engine::{
+    failed_attempt, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
+};
 use crate::protocol::ClientProtocol;
 use crate::{errno, Controller, RpcError};
 
@@ -258,11 +260,13 @@ impl<P: ClientProtocol> InFlight<P> {
         pool.put_back(conn, clean);
         let r = match outcome {
             Some(Ok(msg)) => engine.inner.protocol.process_response(msg, &mut cntl),
-            Some(Err(e)) if plan.may_retry(&e, &cntl) => {
-                cntl.retried += 1;
-                engine.run_attempts(plan, &mut cntl, start)
-            }
-            Some(Err(e)) => Err(e),
+            Some(Err(e)) => match failed_attempt(&plan, &mut cntl, e) {
+                Some(e) => Err(e),
+                None => {
+                    cntl.retried += 1;
+                    engine.run_attempts(plan, &mut cntl, start)
+                }
+            },
             None => Err(RpcError::new(
                 errno::EINTERNAL,
                 "an asynchronous call completed without an outcome",

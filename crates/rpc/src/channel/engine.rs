@@ -184,8 +184,10 @@ impl<P: ClientProtocol> CallEngine<P> {
         loop {
             match self.attempt(&mut plan, cntl, start) {
                 Ok(msg) => return self.inner.protocol.process_response(msg, cntl),
-                Err(e) if plan.may_retry(&e, cntl) => cntl.retried += 1,
-                Err(e) => return Err(e),
+                Err(e) => match failed_attempt(&plan, cntl, e) {
+                    Some(e) => return Err(e),
+                    None => cntl.retried += 1,
+                },
             }
         }
     }
@@ -348,10 +350,44 @@ pub(super) fn timeout_error(
     )
 }
 
+/// Books a failed attempt's error `e` (this side's, so
+/// [local](RpcError::is_local)) in `cntl`: `None` if the call goes on
+/// with another attempt, else the call's error, whose text lists the
+/// earlier attempts' errors.
+pub(super) fn failed_attempt<R>(
+    plan: &CallPlan<R>,
+    cntl: &mut Controller,
+    e: RpcError,
+) -> Option<RpcError> {
+    let e = e.into_local();
+    cntl.attempt_errors.push(e.clone());
+    if plan.may_retry(&e, cntl) {
+        return None;
+    }
+    Some(with_history(e, &cntl.attempt_errors))
+}
+
+/// `last` (the last of `attempts`) with the earlier attempts' errors
+/// appended to its text.
+fn with_history(mut last: RpcError, attempts: &[RpcError]) -> RpcError {
+    let earlier = &attempts[..attempts.len().saturating_sub(1)];
+    if earlier.is_empty() {
+        return last;
+    }
+    last.text.push_str("; earlier attempts:");
+    for (i, e) in earlier.iter().enumerate() {
+        use std::fmt::Write;
+        let sep = if i == 0 { "" } else { ";" };
+        let _ = write!(last.text, "{sep} #{} {e}", i + 1);
+    }
+    last
+}
+
 /// Clears what a previous call left in `cntl`.
 pub(crate) fn reset_outcome(cntl: &mut Controller) {
     cntl.error = None;
     cntl.retried = 0;
+    cntl.attempt_errors.clear();
     cntl.has_backup_request = false;
     cntl.response_attachment.clear();
 }
@@ -364,19 +400,23 @@ pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Resul
     }
 }
 
-/// Failures worth sending again: the connection broke or could not be
-/// made. Timeouts and server answers are final.
+/// Failures worth sending again: this side's call engine found the
+/// connection broken or could not make it ([`RpcError::is_local`]).
+/// Timeouts are final, and so is every error the server answered with,
+/// whatever its code: a handler forwarding a downstream `ECONNREFUSED`
+/// is not the caller's own refused connection.
 pub fn retryable(e: &RpcError) -> bool {
-    matches!(
-        e.code,
-        errno::EFAILEDSOCKET
-            | errno::EEOF
-            | errno::ELOGOFF
-            | libc::ECONNREFUSED
-            | libc::ECONNRESET
-            | libc::ECONNABORTED
-            | libc::EPIPE
-            | libc::ENETUNREACH
-            | libc::EHOSTUNREACH
-    )
+    e.is_local()
+        && matches!(
+            e.code,
+            errno::EFAILEDSOCKET
+                | errno::EEOF
+                | errno::ELOGOFF
+                | libc::ECONNREFUSED
+                | libc::ECONNRESET
+                | libc::ECONNABORTED
+                | libc::EPIPE
+                | libc::ENETUNREACH
+                | libc::EHOSTUNREACH
+        )
 }

@@ -255,19 +255,26 @@ fn call_pb(
     ctx.dispatch(guard, service, index, cntl, request, hctx.received, reply);
 }
 
-/// An RPC error as an HTTP response (bRPC's `ErrorCodeToStatusCode`),
-/// the code in `x-bd-error-code`.
+/// An RPC error as an HTTP response, the code in `x-bd-error-code`: the
+/// status the error chose ([`RpcError::with_http_status`]), else bRPC's
+/// `ErrorCodeToStatusCode`.
 pub(crate) fn error_response(e: &RpcError) -> Response<IOBuf> {
-    let status = match e.code {
+    let chosen = e.http_status().and_then(|s| StatusCode::from_u16(s).ok());
+    let status = chosen.unwrap_or_else(|| status_of(e.code));
+    let mut r = text(status, format!("[E{}]{}\n", e.code, e.text));
+    r.headers_mut()
+        .insert("x-bd-error-code", HeaderValue::from(e.code));
+    r
+}
+
+/// bRPC's `ErrorCodeToStatusCode`.
+fn status_of(code: i32) -> StatusCode {
+    match code {
         errno::ENOSERVICE | errno::ENOMETHOD => StatusCode::NOT_FOUND,
         errno::EREQUEST => StatusCode::BAD_REQUEST,
         errno::ERPCAUTH => StatusCode::FORBIDDEN,
         errno::ELOGOFF | errno::ELIMIT => StatusCode::SERVICE_UNAVAILABLE,
         errno::ERPCTIMEDOUT => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut r = text(status, format!("[E{}]{}\n", e.code, e.text));
-    r.headers_mut()
-        .insert("x-bd-error-code", HeaderValue::from(e.code));
-    r
+    }
 }
