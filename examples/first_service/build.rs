@@ -1,0 +1,4 @@
+// build.rs
+fn main() -> std::io::Result<()> {
+    fibrpc_build::compile_protos(&["proto/kv.proto"], &["proto"])
+}
