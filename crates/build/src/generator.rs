@@ -2,6 +2,15 @@
 //! the `fibrpc::Service` wrapper, the client stub and, for the services
 //! the builder names, the deferred trait and its wrapper (see the crate
 //! docs for their shapes).
+//!
+//! The client stub has four forms per RPC `Echo`: `echo(cntl, &request)`
+//! (waits; settings and results in the controller), `echo_simple(&request)`
+//! (waits; no controller: the channel's settings, the response or the
+//! error), `echo_async(cntl, &request, done)` and
+//! `echo_future(cntl, &request)`. The controller-less form is a new name
+//! beside the others rather than a change of `echo`'s signature, so code
+//! generated before keeps compiling; it is what a tonic user reaches for
+//! (`client.echo_simple(&request)?` after `fibrpc::connect(addr)?`).
 
 use std::cell::RefCell;
 use std::fmt::Write;
@@ -149,6 +158,12 @@ fn docs_then(comments: &Comments, indent: u8, extra: &str, buf: &mut String) {
 /// `type_async`, which needs no escape).
 fn async_name(method: &Method) -> String {
     format!("{}_async", method.name.trim_start_matches("r#"))
+}
+
+/// The method's name for the form without a controller: `echo_simple`
+/// (`r#type` gives `type_simple`).
+fn simple_name(method: &Method) -> String {
+    format!("{}_simple", method.name.trim_start_matches("r#"))
 }
 
 /// The method's name for the `Future` form: `echo_future` (`r#type`
@@ -460,6 +475,16 @@ impl {client} {{
         self.channel.call({sc}, {proto:?}, cntl, request)
     }}
 
+    /// Calls `{proto}` with the channel's settings and waits for the
+    /// response, without a controller: for when nothing but the response
+    /// or the error matters (the error's text lists every failed attempt).
+    pub fn {simple_name}(
+        &self,
+        request: &{req},
+    ) -> ::core::result::Result<{resp}, {rt}::RpcError> {{
+        self.channel.call({sc}, {proto:?}, &mut {rt}::Controller::new(), request)
+    }}
+
     /// Starts `{proto}` and returns at once; `done` runs with the controller
     /// and the outcome when the call ends.
     pub fn {async_name}(
@@ -488,6 +513,7 @@ impl {client} {{
     }}",
             name = m.name,
             async_name = async_name(m),
+            simple_name = simple_name(m),
             future_name = future_name(m),
             proto = m.proto_name,
             req = m.input_type,

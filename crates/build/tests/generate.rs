@@ -102,6 +102,14 @@ fn two_method_service() {
             self.channel.call_future(GREETER_SERVICE_NAME, \"Match\", cntl, request)",
     );
     assert_has(&text, "pub fn say_hello_future(");
+    // The form without a controller, likewise unescaped.
+    assert_has(
+        &text,
+        "pub fn match_simple(&self, request: &HelloRequest)
+            -> ::core::result::Result<HelloReply, ::fibrpc::RpcError> {
+            self.channel.call(GREETER_SERVICE_NAME, \"Match\", &mut ::fibrpc::Controller::new(), request)",
+    );
+    assert_has(&text, "pub fn say_hello_simple(");
     // No deferred form unless asked for.
     assert!(!text.contains("Deferred"), "{text}");
 }

@@ -1,43 +1,47 @@
-//! [`RpcError`]: a bRPC error code with its text.
-//!
-//! # Which codes an application uses
-//!
-//! Codes cross the wire unchanged, so they are shared with every bRPC
-//! client and server, and bRPC's ranges hold:
-//!
-//! - **below 1000**: system `errno` values (`ECONNREFUSED`, `EINVAL`, ...);
-//! - **1000–1999**: the framework's own codes ([`crate::errno`]: 1001–1018,
-//!   raised by the client or the server side);
-//! - **2001–2006**: the server side's framework codes ([`errno::EINTERNAL`]
-//!   to [`errno::EITP`]);
-//! - applications use the rest, as bRPC users do: codes **2000 and above
-//!   that bRPC does not define** (3000 and above leaves room for bRPC's
-//!   own) or **negative codes**. [`errno::is_reserved`] tells which codes
-//!   are taken.
-//!
-//! A handler's error reaches the caller with its code and text. The
-//! caller's engine retries only failures its own side produced (a broken
-//! or refused connection, see [`crate::channel::retryable`]); an error
-//! answered by the server is final, whatever its code, so a handler that
-//! forwards a downstream failure (`io::Error` → `RpcError` with, say,
-//! `ECONNREFUSED`) is never mistaken for the caller's own transport error.
-//!
-//! Over HTTP an error becomes a status (bRPC's `ErrorCodeToStatusCode`:
-//! `ENOSERVICE` → 404, `EREQUEST` → 400, ..., any other code → 500) unless
-//! the handler chose one with [`RpcError::with_http_status`].
+//! [`RpcError`]: a bRPC error code with its text (the code ranges, the
+//! retry rule and the HTTP statuses are in its docs).
 
 use std::fmt;
 
 use crate::errno;
 
 /// Why a call failed: one of bRPC's codes ([`crate::errno`]), a system
-/// `errno` or an application's code (see the [module docs](self) for the
-/// ranges), and a human-readable text. Codes cross the wire unchanged, so
-/// a handler's error reaches the caller (fibrpc or bRPC) with the same
-/// number.
+/// `errno` or an application's code, and a human-readable text. Codes
+/// cross the wire unchanged, so a handler's error reaches the caller
+/// (fibrpc or bRPC) with the same number.
 ///
 /// Equality compares the code, the text and the chosen HTTP status, not
 /// where the error came from.
+///
+/// # Which codes an application uses
+///
+/// Codes are shared with every bRPC client and server, so bRPC's ranges
+/// hold:
+///
+/// - **below 1000**: system `errno` values (`ECONNREFUSED`, `EINVAL`, ...);
+/// - **1000–1999**: the framework's own codes ([`crate::errno`]: 1001–1018,
+///   raised by the client or the server side);
+/// - **2001–2006**: the server side's framework codes ([`errno::EINTERNAL`]
+///   to [`errno::EITP`]);
+/// - applications use the rest, as bRPC users do: codes **2000 and above
+///   that bRPC does not define** (3000 and above leaves room for bRPC's
+///   own) or **negative codes**. [`errno::is_reserved`] tells which codes
+///   are taken.
+///
+/// # Retries
+///
+/// A handler's error reaches the caller with its code and text. The
+/// caller's engine retries only failures its own side produced (a broken
+/// or refused connection, see [`crate::channel::retryable`]); an error
+/// answered by the server is final, whatever its code, so a handler that
+/// forwards a downstream failure (`io::Error` → `RpcError` with, say,
+/// `ECONNREFUSED`) is never mistaken for the caller's own transport error.
+///
+/// # Over HTTP
+///
+/// An error becomes a status (bRPC's `ErrorCodeToStatusCode`:
+/// `ENOSERVICE` → 404, `EREQUEST` → 400, ..., any other code → 500) unless
+/// the handler chose one with [`RpcError::with_http_status`].
 #[derive(Debug, Clone, Eq)]
 pub struct RpcError {
     /// The code: `errno::E*`, a system `errno` or an application's code;

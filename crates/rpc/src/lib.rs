@@ -35,7 +35,7 @@ pub mod server;
 mod service;
 pub mod socket;
 
-pub use channel::{Channel, ChannelOptions, ConnectionType};
+pub use channel::{connect, Channel, ChannelOptions, ConnectionType};
 pub use controller::Controller;
 pub use error::RpcError;
 pub use protocol::baidu_std::compress::CompressType;

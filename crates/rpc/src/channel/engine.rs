@@ -192,16 +192,41 @@ impl<P: ClientProtocol> CallEngine<P> {
         }
     }
 
+    /// Connects now to the server the selector chooses for a call with no
+    /// request code, and keeps the connection for the calls (single and
+    /// pooled connections; short ones connect per call anyway). Fails if
+    /// the server cannot be reached within the connect timeout.
+    pub fn connect_now(&self) -> Result<(), RpcError> {
+        let (_, pool) = self.connections_for(&SelectInput {
+            excluded: &[],
+            request_code: None,
+        })?;
+        if self.inner.options.connection_type == super::ConnectionType::Short {
+            return Ok(());
+        }
+        let conn = pool.get(Some(Instant::now() + self.inner.options.connect_timeout))?;
+        pool.put_back(conn, true);
+        Ok(())
+    }
+
     /// Chooses the server of the next attempt and its connections.
     pub(super) fn select(
         &self,
         plan: &CallPlan<P::Request>,
         cntl: &Controller,
     ) -> Result<(SocketAddr, Arc<Connections<P>>), RpcError> {
-        let addr = self.inner.selector.select(&SelectInput {
+        self.connections_for(&SelectInput {
             excluded: &plan.excluded,
             request_code: cntl.request_code,
-        })?;
+        })
+    }
+
+    /// The server the selector chooses for `input`, and its connections.
+    fn connections_for(
+        &self,
+        input: &SelectInput<'_>,
+    ) -> Result<(SocketAddr, Arc<Connections<P>>), RpcError> {
+        let addr = self.inner.selector.select(input)?;
         if let Some(c) = self
             .inner
             .servers

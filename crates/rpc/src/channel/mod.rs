@@ -32,6 +32,21 @@ pub use engine::{retryable, CallEngine};
 pub use options::{ChannelOptions, ConnectionType};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
+/// A [`Channel`] to `addr` with the default options, connected now
+/// ([`Channel::connect`]): the shortest way to a client.
+///
+/// ```no_run
+/// # fn main() -> Result<(), fibrpc::RpcError> {
+/// let channel = fibrpc::connect("127.0.0.1:8000")?;
+/// let client = fibrpc::example::EchoServiceClient::new(channel);
+/// # let _ = client;
+/// # Ok(())
+/// # }
+/// ```
+pub fn connect(addr: impl ToSocketAddrs) -> Result<Channel, RpcError> {
+    Channel::connect(addr)
+}
+
 /// A baidu_std client of one server. Cheap to clone (clones share
 /// connections); the connections close when the last clone is dropped.
 #[derive(Clone, Debug)]
@@ -45,6 +60,27 @@ impl Channel {
         Ok(Channel {
             engine: CallEngine::new(BaiduStd, addr, options)?,
         })
+    }
+
+    /// A channel to `addr` with the default options, connected now: an
+    /// unreachable server is an error here rather than at the first call
+    /// (like tonic's `Channel::connect`). [`crate::connect`] is the same.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fibrpc::RpcError> {
+    /// use fibrpc::example::{EchoRequest, EchoServiceClient};
+    ///
+    /// let client = EchoServiceClient::new(fibrpc::connect("127.0.0.1:8000")?);
+    /// let request = EchoRequest { message: "hi".into() };
+    /// let response = client.echo_simple(&request)?;
+    /// # let _ = response;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect(addr: impl ToSocketAddrs) -> Result<Channel, RpcError> {
+        let channel = Channel::new(addr, ChannelOptions::default())?;
+        channel.engine.connect_now()?;
+        Ok(channel)
     }
 
     /// A channel whose calls go where `selector` says.
