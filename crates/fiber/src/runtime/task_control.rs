@@ -36,9 +36,10 @@ pub(crate) struct GroupShared {
     /// Started fibers pinned to this worker and not finished: the load
     /// measure first runs are balanced by (written by the owner only).
     pub(crate) pinned: AtomicUsize,
-    /// The fiber this worker last switched into (null while the worker is
-    /// idle), for the blocked-worker monitor. Written by the owner with one
-    /// relaxed store per switch; see `blocked`.
+    /// The fiber this worker runs now (null while the scheduler runs):
+    /// the worker's own record of it, kept here so that the blocked-worker
+    /// monitor can read it. Written by the owner only, relaxed; see
+    /// `blocked`.
     pub(crate) running: AtomicPtr<TaskMeta>,
     /// The monitor's view of this worker (written by the monitor only).
     pub(crate) watch: super::blocked::Watch,

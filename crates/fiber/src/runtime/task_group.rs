@@ -81,7 +81,6 @@ pub(crate) struct TaskGroup {
     resume: UnsafeCell<VecDeque<TaskRef>>,
     pool: UnsafeCell<StackPool>,
     pub(crate) free_slots: UnsafeCell<Vec<TaskRef>>,
-    current: Cell<Option<TaskRef>>,
     /// Fibers run so far (wrapping): the clock of the periodic checks.
     tick: Cell<u32>,
     /// The tick at which the shared queues and I/O were last looked at.
@@ -132,7 +131,6 @@ impl TaskGroup {
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             pool: UnsafeCell::new(StackPool::new()),
             free_slots: UnsafeCell::new(Vec::new()),
-            current: Cell::new(None),
             tick: Cell::new(0),
             last_global: Cell::new(0),
             nested_runs: Cell::new(0),
@@ -147,8 +145,9 @@ impl TaskGroup {
     }
 
     /// The fiber running on this worker right now.
+    #[inline(always)]
     pub(crate) fn current_task(&self) -> Option<TaskRef> {
-        self.current.get()
+        self.shared.running()
     }
 
     /// The worker loop: runs until the runtime stops.
@@ -306,8 +305,7 @@ impl TaskGroup {
         self.nested_runs.set(self.nested_runs.get() + 1);
         let why = self.resume(task);
         self.nested_runs.set(self.nested_runs.get() - 1);
-        self.current.set(Some(me));
-        self.shared.set_running(me);
+        self.shared.set_running(Some(me));
         match why {
             Switch::Parked => {}
             Switch::Yield => self.make_ready_again(task),
@@ -357,8 +355,6 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
-        // Idle: no fiber of ours can be blocking this worker now.
-        self.shared.clear_running();
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
         let budget = self.search_rounds.get();
@@ -517,17 +513,17 @@ impl TaskGroup {
     /// switches out. Always inlined: see `run_task`.
     #[inline(always)]
     fn resume(&self, task: TaskRef) -> Switch {
-        self.current.set(Some(task));
+        // The running fiber is published in `GroupShared` (a relaxed store,
+        // a plain `mov`, as a `Cell` would be) for the blocked-worker
+        // monitor to read; see `blocked`.
+        self.shared.set_running(Some(task));
         self.shared.counters.switches.incr();
-        // For the blocked-worker monitor: one relaxed store to a line this
-        // worker already writes (the switch counter's); see `blocked`.
-        self.shared.set_running(task);
         self.tick.set(self.tick.get().wrapping_add(1));
         // SAFETY: we hold the run token, which includes the context slot;
         // fibers never touch it, so this is the only reference. A started
         // fiber always has its context in the slot.
         let why = unsafe { (*task.ctx_slot()).as_mut().unwrap_unchecked().resume(task) };
-        self.current.set(None);
+        self.shared.set_running(None);
         why
     }
 
@@ -553,11 +549,10 @@ impl TaskGroup {
             p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         if class == StackClass::Worker {
-            self.current.set(Some(task));
+            self.shared.set_running(Some(task));
             self.shared.counters.switches.incr();
-            self.shared.set_running(task);
             run_body_inner(task, None);
-            self.current.set(None);
+            self.shared.set_running(None);
             self.finish(task);
             return false;
         }
@@ -773,7 +768,7 @@ fn fault_info() -> Option<crate::sys::signal::FaultInfo> {
     let p = CURRENT_GROUP.with(|c| c.get());
     // SAFETY: see `current_group`; we only read.
     let g = unsafe { p.as_ref() }?;
-    let task = g.current.get()?;
+    let task = g.current_task()?;
     // SAFETY: the thread was running `task` when it faulted, so its context
     // is in the slot and its run state is not being moved; we only read,
     // and the process aborts right after.
