@@ -13,8 +13,16 @@ fn a_fiber_awaiting_a_blocking_job_leaves_its_worker_to_the_others() {
     let (p, w) = (progress.clone(), waiting.clone());
     let waiter = rt.spawn(move || {
         let t0 = Instant::now();
-        let job = fiber::spawn_blocking(|| {
+        let in_job = p.clone();
+        let job = fiber::spawn_blocking(move || {
             std::thread::sleep(Duration::from_millis(200));
+            // Then until the other fibers are done (however loaded the
+            // machine): they can only progress if this fiber's wait left
+            // the worker to them.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while in_job.load(Ordering::SeqCst) < 500 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             "done"
         });
         w.store(true, Ordering::SeqCst);
@@ -38,8 +46,8 @@ fn a_fiber_awaiting_a_blocking_job_leaves_its_worker_to_the_others() {
     let (r, took, seen) = waiter.join().unwrap();
     assert_eq!(r, "done");
     assert!(took >= Duration::from_millis(200), "took {took:?}");
-    // All 100 fibers ran their 5 rounds (about 50 ms) on the only worker
-    // while the job slept.
+    // All 100 fibers ran their 5 rounds on the only worker while the job
+    // ran.
     assert_eq!(seen, 500, "progress while the job ran");
     for h in others {
         h.join().unwrap();
@@ -99,13 +107,21 @@ fn a_worker_blocked_by_a_std_sleep_is_reported() {
         .unwrap();
     let before = rt.stats().total().blocked_incidents;
     assert_eq!(before, 0);
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
     let h = fiber::Builder::new()
         .name("sleeper")
-        .spawn_on(&rt, || std::thread::sleep(Duration::from_millis(300)))
+        .spawn_on(&rt, move || {
+            s.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300))
+        })
         .unwrap();
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
     let t0 = Instant::now();
     let mut most = 0;
-    while t0.elapsed() < Duration::from_millis(280) {
+    while t0.elapsed() < Duration::from_millis(280) && most <= 100 {
         most = most.max(rt.stats().workers[0].blocked_ms);
         std::thread::sleep(Duration::from_millis(10));
     }
