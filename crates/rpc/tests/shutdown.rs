@@ -77,6 +77,33 @@ fn run_until_answers_in_flight_calls_then_returns() {
 }
 
 #[test]
+fn run_until_in_a_fiber_waits_in_the_fiber() {
+    let (mut server, calls) = start_server(ServerOptions::default());
+    let addr = server.listen_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    // Only the fiber waits: the workers go on serving meanwhile.
+    let serving = fibrpc::fiber::spawn(move || {
+        server.run_until(async move {
+            let _ = rx.await;
+        });
+        server.listen_addr()
+    });
+    let channel = connect(addr).unwrap();
+    assert_eq!(
+        echo(&channel, &mut Controller::new(), &req("x"))
+            .unwrap()
+            .message,
+        "x"
+    );
+    let call =
+        std::thread::spawn(move || echo(&channel, &mut Controller::new(), &slow_request(200)));
+    wait_calls(&calls, 2);
+    tx.send(()).unwrap();
+    assert_eq!(call.join().unwrap().unwrap().message, "slow");
+    assert_eq!(serving.join().unwrap(), None, "stopped");
+}
+
+#[test]
 fn serve_with_shutdown_starts_serves_and_stops() {
     // serve_with_shutdown blocks, so pick the port first.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
