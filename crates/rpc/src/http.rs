@@ -10,7 +10,7 @@
 //! - [`HttpChannel`]: a client for any HTTP/1.1 server.
 //!
 //! Messages are the [`http`] crate's `Request` and `Response` with
-//! an [`IOBuf`] body; the crate's main types are re-exported here. The
+//! an [`IOBuf`](crate::IOBuf) body; the crate's main types are re-exported here. The
 //! protocol itself lives in [`crate::protocol::http`].
 //!
 //! ```no_run
