@@ -28,8 +28,9 @@
 //!   so the method may block.
 //! - `FooServer<T: Foo>`: implements `fibrpc::Service` for an
 //!   implementation of the trait; hand it to the server.
-//! - `FooClient`: wraps a `fibrpc::Channel`, with three forms per RPC:
-//!   `echo` waits (`fn echo(&self, cntl: &mut Controller, request:
+//! - `FooClient`: wraps a `fibrpc::Channel`, with four forms per RPC:
+//!   `echo_simple(&request)` waits with the channel's settings and no
+//!   controller; `echo` waits (`fn echo(&self, cntl: &mut Controller, request:
 //!   &EchoRequest) -> Result<EchoResponse, RpcError>`), `echo_async` runs
 //!   a callback (`fn echo_async(&self, cntl: Controller, request:
 //!   &EchoRequest, done: impl FnOnce(Controller, Result<EchoResponse,
@@ -38,7 +39,7 @@
 //!   &EchoRequest) -> impl Future<Output = (Controller,
 //!   Result<EchoResponse, RpcError>)> + Send + 'static`). A method whose
 //!   name is a Rust keyword keeps its `r#` (`r#match`) but its other forms
-//!   need none (`match_async`, `match_future`).
+//!   need none (`match_simple`, `match_async`, `match_future`).
 //! - `FOO_SERVICE_NAME` (`"pkg.Foo"`) and `FOO_SERVICE_METHOD_NAMES`. A
 //!   service whose name already ends in `Service` is not doubled:
 //!   `EchoService` gives `ECHO_SERVICE_NAME`.
