@@ -184,8 +184,10 @@ fn pipelined_responses_keep_request_order() {
 /// one each: the writer of one waits behind the queued others. An idle
 /// worker that steals the queued requests one by one as they are cut
 /// answers each at once instead (parallelism wins over batching), which
-/// happens in a few percent of tries here: the best of five tries is
-/// checked. Without the batching every try takes one write per response.
+/// happens in a few percent of tries on a quiet machine and in most
+/// under a loaded one (other test binaries): the best of eight tries is
+/// checked against half the responses. Without the batching every try
+/// takes one write per response.
 /// (That a lone response does not wait for other connections' fibers is
 /// not visible in these counters: it is one write either way.)
 #[test]
@@ -193,7 +195,7 @@ fn responses_to_pipelined_requests_are_written_together() {
     const N: u64 = 32;
     let s = server();
     let mut writes = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..8 {
         let mut c = Conn::open(s.listen_addr().unwrap());
         c.send(&b"GET /hello HTTP/1.1\r\n\r\n".repeat(N as usize));
         for _ in 0..N {
@@ -214,7 +216,7 @@ fn responses_to_pipelined_requests_are_written_together() {
         writes.push(out_writes);
     }
     assert!(
-        writes.iter().min() <= Some(&(N / 4)),
+        writes.iter().min() <= Some(&(N / 2)),
         "writes per try for {N} responses: {writes:?}"
     );
 }
