@@ -109,7 +109,7 @@ impl Pool {
                 // (dropping a job drops its sender) rather than hang them.
                 let jobs: Vec<Job> = st.queue.drain(..).collect();
                 drop(st);
-                eprintln!("fibrpc-fiber: cannot start a blocking-pool thread: {e}");
+                tracing::error!(error = %e, "cannot start a blocking-pool thread");
                 drop(jobs);
             }
         }

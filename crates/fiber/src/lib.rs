@@ -55,7 +55,8 @@
 //! that runs one fiber for longer than a threshold (100 ms by default;
 //! `FIBRPC_BLOCKED_WORKER_MS` or
 //! [`RuntimeBuilder::blocked_worker_threshold`]) is reported once per
-//! incident on stderr, naming the fiber and where it was spawned, and in
+//! incident as a `tracing` warning, naming the fiber and where it was
+//! spawned, and in
 //! [`stats`] ([`WorkerStats::blocked_ms`],
 //! [`WorkerStats::blocked_incidents`]).
 //!

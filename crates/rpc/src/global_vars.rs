@@ -11,7 +11,7 @@ pub(crate) fn expose() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         if let Err(e) = fibrpc_bvar::expose_process_vars() {
-            eprintln!("fibrpc: cannot expose the process vars: {e}");
+            tracing::warn!(error = %e, "cannot expose the process vars");
         }
         type Read = fn() -> i64;
         let vars: [(&str, Read); 6] = [
@@ -39,7 +39,7 @@ pub(crate) fn expose() {
             let v = PassiveStatus::new(read);
             match v.expose(name) {
                 Ok(()) => keep.push(v),
-                Err(e) => eprintln!("fibrpc: cannot expose {name}: {e}"),
+                Err(e) => tracing::warn!(var = name, error = %e, "cannot expose a variable"),
             }
         }
     });

@@ -98,9 +98,10 @@ pub(crate) fn on_readable<H: InputHandler>(
                 Cut::Bad(reason) => {
                     drop(input);
                     if crate::flags::log_connection_errors() {
-                        eprintln!(
-                            "fibrpc: closing connection from {}: {reason}",
-                            sock.remote_side()
+                        tracing::warn!(
+                            peer = %sock.remote_side(),
+                            reason = %reason,
+                            "closing connection: malformed input"
                         );
                     }
                     sock.set_failed(RpcError::new(errno::EREQUEST, reason));
@@ -151,6 +152,6 @@ fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
     if let Err(e) = spawned {
         // The closure, and so its decrement, never runs.
         sock.queued_inputs.fetch_sub(1, Ordering::Relaxed);
-        eprintln!("fibrpc: cannot start a fiber for a message: {e}");
+        tracing::error!(error = %e, "cannot start a fiber for a message");
     }
 }

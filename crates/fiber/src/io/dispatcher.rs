@@ -115,7 +115,7 @@ impl PollGuard<'_> {
             Err(e) => {
                 // EBADF/EINVAL cannot happen on our own instance; report
                 // rather than spin silently.
-                eprintln!("fibrpc: epoll_wait failed: {e}");
+                tracing::error!(error = %e, "epoll_wait failed");
                 return 0;
             }
         }

@@ -79,7 +79,7 @@ impl ReaderShared {
         if let Err(e) = spawned {
             // Nothing can read this descriptor now; reset so the next edge
             // tries again rather than leaving the counter stuck above 0.
-            eprintln!("fibrpc: cannot start a reader fiber: {e}");
+            tracing::error!(error = %e, "cannot start a reader fiber");
             self.nevent.store(0, Ordering::Release);
         }
     }

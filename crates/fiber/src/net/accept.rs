@@ -4,7 +4,7 @@
 //! Why back off instead of waiting for readiness: with edge-triggered epoll
 //! a connection left in the backlog because `accept` failed with `EMFILE`
 //! produces no new edge, and retrying at once spins a core at 100%. So the
-//! listener sleeps (10 ms, doubling to 1 s), says so on stderr, and retries;
+//! listener sleeps (10 ms, doubling to 1 s), logs a warning, and retries;
 //! it recovers by itself once descriptors are free again.
 
 use super::fd::IoFd;
@@ -25,9 +25,11 @@ pub(crate) fn accept(listener: &IoFd) -> io::Result<(OwnedFd, SockAddr)> {
     loop {
         match listener.io(Interest::READABLE, |fd, _| sys::socket::accept(fd)) {
             Err(e) if out_of_descriptors(&e) => {
-                eprintln!(
-                    "fibrpc: accept on fd {}: {e}; backing off {backoff:?}",
-                    listener.raw()
+                tracing::warn!(
+                    fd = listener.raw(),
+                    error = %e,
+                    ?backoff,
+                    "accept failed: out of descriptors; backing off"
                 );
                 if crate::sleep(backoff).is_err() {
                     return Err(io::Error::new(

@@ -8,8 +8,8 @@
 //! threshold is shorter): a worker whose switch count has not moved since
 //! an earlier sample, with a fiber running, has been running that fiber
 //! since at least then. Past the runtime's threshold, the incident is
-//! counted and reported once on stderr (worker, fiber id, name, spawn site,
-//! how long), and [`crate::stats`] shows it (`blocked_ms`,
+//! counted and reported once as a `tracing` warning (worker, fiber id,
+//! name, spawn site, how long), and [`crate::stats`] shows it (`blocked_ms`,
 //! `blocked_incidents`).
 //!
 //! Hot-path cost: no new store. The switch counter already existed (the
@@ -137,7 +137,7 @@ pub(crate) fn start_monitor() {
             .stack_size(256 << 10)
             .spawn(monitor_loop);
         if let Err(e) = spawned {
-            eprintln!("fibrpc-fiber: cannot start the blocked-worker monitor: {e}");
+            tracing::error!(error = %e, "cannot start the blocked-worker monitor");
         }
     });
 }
@@ -214,31 +214,29 @@ fn sample(g: &'static GroupShared, now: u64, threshold_ms: u64) -> Option<Report
     })
 }
 
-/// Prints one incident on stderr.
+/// Reports one incident as a `warn!` event (target
+/// `fibrpc_fiber::runtime::blocked`).
 fn report(r: &Report) {
-    let id = r.task.id();
-    let name = r.task.diag.name();
-    let at = r.task.diag.spawned_at();
+    const ADVICE: &str = "the worker's other fibers wait meanwhile; use fibrpc_fiber::sleep, \
+                          the fiber sync primitives and net types, or spawn_blocking";
     // The slot may have been reused since the sample: only name the fiber
     // if the worker is still on the same run.
-    let same = r.group.counters.switches_now() == r.stamp;
-    let mut line = format!(
-        "fibrpc-fiber: worker {} blocked: one fiber has run for {} ms without switching out",
-        r.worker, r.ms
-    );
-    if same {
-        line.push_str(&format!(" (id {id:?}"));
-        if let Some(n) = name {
-            line.push_str(&format!(", name \"{n}\""));
-        }
-        if let Some(at) = at {
-            line.push_str(&format!(", spawned at {at}"));
-        }
-        line.push(')');
+    if r.group.counters.switches_now() != r.stamp {
+        tracing::warn!(
+            worker = r.worker,
+            blocked_ms = r.ms,
+            "worker blocked: one fiber has run without switching out; {ADVICE}"
+        );
+        return;
     }
-    line.push_str(
-        "; the worker's other fibers wait meanwhile. Use fibrpc_fiber::sleep, \
-         the fiber sync primitives and net types, or spawn_blocking.",
+    let name = r.task.diag.name();
+    let at = r.task.diag.spawned_at();
+    tracing::warn!(
+        worker = r.worker,
+        blocked_ms = r.ms,
+        fiber = ?r.task.id(),
+        fiber_name = name.as_deref(),
+        spawned_at = at.map(tracing::field::display),
+        "worker blocked: one fiber has run without switching out; {ADVICE}"
     );
-    eprintln!("{line}");
 }

@@ -70,7 +70,7 @@ impl Builder {
     }
 
     /// How long a worker may run one fiber without a switch before it is
-    /// reported as blocked (once per incident, on stderr, and in
+    /// reported as blocked (once per incident, as a `tracing` warning, and in
     /// [`RuntimeStats`]: `blocked_ms`, `blocked_incidents`); `None` turns
     /// the detection off. The default is 100 ms, or the
     /// `FIBRPC_BLOCKED_WORKER_MS` environment variable (milliseconds, 0 for

@@ -754,9 +754,9 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
     // that down instead. std aborts when a thread-local's destructor
     // panics; so do we, saying which fiber.
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(locals))).is_err() {
-        eprintln!(
-            "fibrpc: a fiber_local! destructor of fiber {:?} panicked; aborting",
-            task.id()
+        tracing::error!(
+            fiber = ?task.id(),
+            "a fiber_local! destructor panicked; aborting"
         );
         std::process::abort();
     }

@@ -49,7 +49,7 @@ impl Default for TimerOptions {
 ///
 /// Callbacks must be short and must not block: they delay every later timer.
 /// Their typical job is waking a fiber. A panicking callback is caught,
-/// reported on stderr and counted in [`TimerStats::panicked`].
+/// logged as an error and counted in [`TimerStats::panicked`].
 ///
 /// The free functions of [`super`] use a global instance started on first use;
 /// a runtime or a test can own private ones. Dropping a `TimerThread` stops it
@@ -437,5 +437,8 @@ fn report_panic(p: &(dyn std::any::Any + Send)) {
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("<non-string panic payload>");
-    eprintln!("fibrpc timer: a timer callback panicked (timer thread continues): {msg}");
+    tracing::error!(
+        panic = msg,
+        "a timer callback panicked (the timer thread continues)"
+    );
 }

@@ -191,7 +191,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         });
         if let Err(e) = spawned {
             // The callback moved into the closure that could not start.
-            eprintln!("fibrpc: cannot start an asynchronous call: {e}");
+            tracing::error!(error = %e, "cannot start an asynchronous call");
         }
     }
 }
@@ -199,7 +199,7 @@ impl<P: ClientProtocol> CallEngine<P> {
 /// Runs `done` with an outcome known at once, in a fiber of its own.
 fn spawn_done<T: Send + 'static>(cntl: Controller, r: Result<T, RpcError>, done: Done<T>) {
     if let Err(e) = fibrpc_fiber::Builder::new().spawn(move || done(cntl, r)) {
-        eprintln!("fibrpc: cannot start an asynchronous call's callback: {e}");
+        tracing::error!(error = %e, "cannot start an asynchronous call's callback");
     }
 }
 

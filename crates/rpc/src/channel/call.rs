@@ -85,7 +85,10 @@ impl<M> PendingCall<M> {
             if let Err(e) = spawned {
                 // Only at the fiber limit. Running it here may block this
                 // thread, but dropping it would lose the caller's callback.
-                eprintln!("fibrpc: no fiber for an asynchronous call's completion ({e}); running it in place");
+                tracing::warn!(
+                    error = %e,
+                    "no fiber for an asynchronous call's completion; running it in place"
+                );
                 let f = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(f) = f {
                     f();

@@ -180,7 +180,7 @@ impl Channel {
             Err(e) => {
                 let e = self.failed_early(&mut cntl, e);
                 if let Err(spawn) = fibrpc_fiber::Builder::new().spawn(move || done(cntl, Err(e))) {
-                    eprintln!("fibrpc: cannot start an asynchronous call's callback: {spawn}");
+                    tracing::error!(error = %spawn, "cannot start an asynchronous call's callback");
                 }
             }
         }

@@ -72,7 +72,7 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
                 continue
             }
             Err(e) => {
-                eprintln!("fibrpc: accept failed: {e}");
+                tracing::warn!(error = %e, "accept failed; retrying in 10 ms");
                 let _ = fibrpc_fiber::sleep(Duration::from_millis(10));
                 continue;
             }
@@ -84,7 +84,11 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
         });
         match Socket::create(stream, Some(remote), gate.clone(), options) {
             Ok(sock) => gate.list(&sock),
-            Err(e) => eprintln!("fibrpc: cannot set up an accepted connection: {e}"),
+            Err(e) => tracing::warn!(
+                peer = %remote,
+                error = %e,
+                "cannot set up an accepted connection"
+            ),
         }
     }
 }

@@ -188,9 +188,10 @@ impl ServerContext {
             })) {
                 // The responder was dropped in the unwind and answered
                 // `EINTERNAL`; say why.
-                eprintln!(
-                    "fibrpc: the deferred handler of {service} panicked: {}",
-                    panic_message(&*p)
+                tracing::error!(
+                    service = %service,
+                    panic = %panic_message(&*p),
+                    "a deferred handler panicked; answered EINTERNAL"
                 );
             }
             return;

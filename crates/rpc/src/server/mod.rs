@@ -223,7 +223,12 @@ impl Server {
                 // `example.EchoService` -> `example_echo_service`.
                 let prefix = format!("rpc_server_{port}_{name}_{method}");
                 if let Err(e) = status.expose(&prefix) {
-                    eprintln!("fibrpc: cannot expose the counters of {name}.{method}: {e}");
+                    tracing::warn!(
+                        service = %name,
+                        method = %method,
+                        error = %e,
+                        "cannot expose the method's counters"
+                    );
                 }
             }
         }

@@ -55,9 +55,9 @@ impl ClientProtocol for BaiduStd {
 
     fn correlation_id(&self, msg: &Frame, conn: &Socket) -> Option<u64> {
         if msg.meta.response.is_none() && msg.meta.request.is_some() {
-            eprintln!(
-                "fibrpc: {} sent a request on a client connection; ignored",
-                conn.remote_side()
+            tracing::warn!(
+                peer = %conn.remote_side(),
+                "a request received on a client connection; ignored"
             );
             return None;
         }

@@ -23,10 +23,12 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     } = frame;
     let correlation_id = meta.correlation_id();
     let Some(req) = &meta.request else {
-        eprintln!(
-            "fibrpc: {} sent a frame without a request meta to a server; closing",
-            sock.remote_side()
-        );
+        if crate::flags::log_connection_errors() {
+            tracing::warn!(
+                peer = %sock.remote_side(),
+                "closing connection: a frame without a request meta sent to a server"
+            );
+        }
         sock.set_failed(RpcError::new(
             errno::EREQUEST,
             "a response sent to a server",
@@ -122,7 +124,7 @@ fn send_response(
     }
     let mut out = IOBuf::new();
     if let Err(e) = super::encode(&meta, &payload, &attachment, &mut out) {
-        eprintln!("fibrpc: cannot encode a response: {e}");
+        tracing::error!(error = %e, "cannot encode a response");
         return;
     }
     // A failed or overcrowded connection: the caller times out or sees

@@ -31,9 +31,10 @@ impl JsonCodec {
     fn new(service: &dyn Service) -> Option<JsonCodec> {
         let pool = DescriptorPool::decode(service.descriptor_set()?)
             .inspect_err(|e| {
-                eprintln!(
-                    "fibrpc: bad descriptors for {}: {e}",
-                    service.service_name()
+                tracing::warn!(
+                    service = service.service_name(),
+                    error = %e,
+                    "cannot decode the service's descriptor set"
                 )
             })
             .ok()?;

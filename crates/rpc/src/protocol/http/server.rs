@@ -82,11 +82,11 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
         Ok(r) => r,
         Err(e) => {
             if crate::flags::log_connection_errors() {
-                eprintln!(
-                    "fibrpc: closing HTTP connection from {}: {} {}",
-                    sock.remote_side(),
-                    e.status.as_u16(),
-                    e.reason
+                tracing::warn!(
+                    peer = %sock.remote_side(),
+                    status = e.status.as_u16(),
+                    reason = %e.reason,
+                    "closing HTTP connection: malformed request"
                 );
             }
             let resp = text(e.status, format!("{}\n", e.reason));
