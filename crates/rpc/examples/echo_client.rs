@@ -14,8 +14,8 @@
 
 use std::time::Duration;
 
-use fibrpc::example::{EchoRequest, EchoServiceClient};
 use fibrpc::{Channel, ChannelOptions, Controller};
+use fibrpc_example::{EchoRequest, EchoServiceClient};
 
 fn main() {
     let mut server = "127.0.0.1:8000".to_string();

@@ -10,11 +10,11 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use fibrpc::example::{
-    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
-};
 use fibrpc::{
     errno, Channel, ChannelOptions, CompressType, Controller, RpcError, Server, ServerOptions,
+};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
 };
 
 struct Echo;

@@ -15,8 +15,8 @@ use std::time::Duration;
 #[path = "common/stop.rs"]
 mod stop;
 
-use fibrpc::example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 use fibrpc::{Controller, RpcError, Server, ServerOptions};
+use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 
 struct Echo {
     verbose: bool,

@@ -25,7 +25,6 @@ pub mod channel;
 pub mod codec;
 mod controller;
 mod error;
-pub mod example;
 pub mod flags;
 mod global_vars;
 pub mod http;

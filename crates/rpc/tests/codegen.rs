@@ -1,5 +1,5 @@
 //! The code `fibrpc-build` generates for `proto/echo.proto`
-//! (`fibrpc::example`): the server wrapper dispatches, decodes and
+//! (`fibrpc_example`): the server wrapper dispatches, decodes and
 //! encodes as `fibrpc::Service` promises; the client stub calls a served
 //! wrapper in its three forms (waiting, callback, `Future`). The deferred
 //! form is in `tests/codegen_deferred.rs`.
@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fibrpc::example::{
+use fibrpc::{codec, errno, Controller, IOBuf, RpcError, Service};
+use fibrpc_example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
     ECHO_SERVICE_METHOD_NAMES, ECHO_SERVICE_NAME,
 };
-use fibrpc::{codec, errno, Controller, IOBuf, RpcError, Service};
 
 /// Echoes, counting calls; the message "fail" fails the call.
 #[derive(Default)]

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use fibrpc::example::{
+use fibrpc::server::TypedResponder;
+use fibrpc::{errno, Channel, Controller, IOBuf, RpcError, Server, Service};
+use fibrpc_example::{
     EchoRequest, EchoResponse, EchoServiceClient, EchoServiceDeferred, EchoServiceDeferredServer,
     ECHO_SERVICE_METHOD_NAMES, ECHO_SERVICE_NAME,
 };
-use fibrpc::server::TypedResponder;
-use fibrpc::{errno, Channel, Controller, IOBuf, RpcError, Server, Service};
 
 /// Echoes from a new plain thread, once the handler has returned.
 /// The message "fail" fails the call, "drop" drops the responder; the

@@ -2,10 +2,10 @@
 //! generated client's form without a controller
 //! (`EchoServiceClient::echo_simple`).
 
-use fibrpc::example::{
+use fibrpc::{Channel, Controller, RpcError, Server, ServerOptions};
+use fibrpc_example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
 };
-use fibrpc::{Channel, Controller, RpcError, Server, ServerOptions};
 
 struct Echo;
 

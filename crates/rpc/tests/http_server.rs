@@ -487,13 +487,13 @@ fn graceful_stop_answers_http_requests_in_flight() {
 
 struct GeneratedEcho;
 
-impl fibrpc::example::EchoService for GeneratedEcho {
+impl fibrpc_example::EchoService for GeneratedEcho {
     fn echo(
         &self,
         _: &mut Controller,
-        req: fibrpc::example::EchoRequest,
-    ) -> Result<fibrpc::example::EchoResponse, fibrpc::RpcError> {
-        Ok(fibrpc::example::EchoResponse {
+        req: fibrpc_example::EchoRequest,
+    ) -> Result<fibrpc_example::EchoResponse, fibrpc::RpcError> {
+        Ok(fibrpc_example::EchoResponse {
             message: format!("echo: {}", req.message),
         })
     }
@@ -502,7 +502,7 @@ impl fibrpc::example::EchoService for GeneratedEcho {
 #[test]
 fn json_bodies_for_generated_services() {
     let mut s = Server::new(ServerOptions::default());
-    s.add_service(fibrpc::example::EchoServiceServer::new(GeneratedEcho))
+    s.add_service(fibrpc_example::EchoServiceServer::new(GeneratedEcho))
         .unwrap();
     s.start("127.0.0.1:0").unwrap();
     let ch =

@@ -18,8 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use fibrpc::example::{EchoRequest, EchoServiceClient};
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf};
+use fibrpc_example::{EchoRequest, EchoServiceClient};
 use fibrpc_tools::cli::Args;
 use fibrpc_tools::press::{Press, PressConfig};
 

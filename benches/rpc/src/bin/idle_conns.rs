@@ -76,8 +76,8 @@ fn main() {
 
 /// One baidu_std Echo request, encoded by fibrpc.
 fn echo_frame() -> Vec<u8> {
-    use fibrpc::example::EchoRequest;
     use fibrpc::protocol::baidu_std::{encode, RpcMeta, RpcRequestMeta};
+    use fibrpc_example::EchoRequest;
     let meta = RpcMeta {
         request: Some(RpcRequestMeta {
             service_name: "example.EchoService".into(),

@@ -38,7 +38,7 @@ pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 /// ```no_run
 /// # fn main() -> Result<(), fibrpc::RpcError> {
 /// let channel = fibrpc::connect("127.0.0.1:8000")?;
-/// let client = fibrpc::example::EchoServiceClient::new(channel);
+/// let client = fibrpc_example::EchoServiceClient::new(channel);
 /// # let _ = client;
 /// # Ok(())
 /// # }
@@ -68,7 +68,7 @@ impl Channel {
     ///
     /// ```no_run
     /// # fn main() -> Result<(), fibrpc::RpcError> {
-    /// use fibrpc::example::{EchoRequest, EchoServiceClient};
+    /// use fibrpc_example::{EchoRequest, EchoServiceClient};
     ///
     /// let client = EchoServiceClient::new(fibrpc::connect("127.0.0.1:8000")?);
     /// let request = EchoRequest { message: "hi".into() };
