@@ -68,6 +68,7 @@ fn local_drop_child() {
     if std::env::var(LOCAL_DROP_ENV).is_err() {
         return;
     }
+    common::log_to_stderr();
     fiber::fiber_local!(
         static BOMB: std::cell::RefCell<Option<PanicsOnDrop>> = std::cell::RefCell::new(None);
     );
@@ -83,7 +84,9 @@ fn a_panicking_fiber_local_destructor_aborts_naming_the_fiber() {
     let out = common::run_child("local_drop_child", LOCAL_DROP_ENV);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("fiber_local! destructor of fiber"),
+        stderr.contains("ERROR")
+            && stderr.contains("fiber_local! destructor panicked")
+            && stderr.contains("fiber="),
         "stderr: {stderr}"
     );
     use std::os::unix::process::ExitStatusExt;

@@ -208,6 +208,7 @@ fn accept_backs_off_when_out_of_descriptors() {
         );
         return;
     }
+    common::log_to_stderr();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // Fill the descriptor table up to a low limit.

@@ -24,3 +24,46 @@ pub fn run_child_with(test: &str, env: &[(&str, &str)]) -> Output {
     }
     cmd.output().unwrap()
 }
+
+/// Installs, as the process-wide `tracing` subscriber, one that writes
+/// every event to stderr (`LEVEL target: message field=value ...`): what a
+/// child process logs becomes part of its captured stderr.
+pub fn log_to_stderr() {
+    use std::fmt::Write as _;
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    struct Line(String);
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                let _ = write!(self.0, " {value:?}");
+            } else {
+                let _ = write!(self.0, " {}={value:?}", field.name());
+            }
+        }
+    }
+
+    struct Stderr;
+    impl Subscriber for Stderr {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let m = event.metadata();
+            let mut line = Line(format!("{} {}:", m.level(), m.target()));
+            event.record(&mut line);
+            eprintln!("{}", line.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let _ = tracing::subscriber::set_global_default(Stderr);
+}
