@@ -12,12 +12,16 @@
 //! (default 100, as bRPC's example), `--max-retry N` (default 3),
 //! `--connection-type single|pooled|short`.
 
+#[path = "common/logging.rs"]
+mod logging;
+
 use std::time::Duration;
 
 use fibrpc::{Channel, ChannelOptions, Controller};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 
 fn main() {
+    logging::init();
     let mut server = "127.0.0.1:8000".to_string();
     let mut attachment = String::new();
     let mut interval = Duration::from_millis(1000);

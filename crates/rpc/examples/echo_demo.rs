@@ -7,6 +7,9 @@
 //! cargo run --release -p fibrpc --example echo_demo
 //! ```
 
+#[path = "common/logging.rs"]
+mod logging;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,6 +39,7 @@ impl EchoService for Echo {
 }
 
 fn main() -> Result<(), RpcError> {
+    logging::init();
     let mut server = Server::new(ServerOptions::default());
     server.add_service(EchoServiceServer::new(Echo))?;
     server.start("127.0.0.1:0")?;

@@ -10,6 +10,9 @@
 //! `--verbose` (print every request), `--duration SECS` (stop by itself).
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
+#[path = "common/logging.rs"]
+mod logging;
+
 use std::time::Duration;
 
 #[path = "common/stop.rs"]
@@ -44,6 +47,7 @@ impl EchoService for Echo {
 }
 
 fn main() {
+    logging::init();
     let mut port = 8000u16;
     let mut options = ServerOptions::default();
     let mut verbose = false;

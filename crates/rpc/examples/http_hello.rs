@@ -15,6 +15,9 @@
 #[path = "common/stop.rs"]
 mod stop;
 
+#[path = "common/logging.rs"]
+mod logging;
+
 use std::time::Duration;
 
 use fibrpc::http::{header, HeaderValue, HttpContext, Request, Response};
@@ -28,6 +31,7 @@ fn hello(_req: Request<IOBuf>, _ctx: &HttpContext) -> Response<IOBuf> {
 }
 
 fn main() {
+    logging::init();
     let mut port = 8100u16;
     let mut duration = None;
     let mut args = std::env::args().skip(1);
