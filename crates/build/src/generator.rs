@@ -227,51 +227,19 @@ fn write_server(service: &Service, names: &Names, rt: &str, descriptors: &Path, 
     let _ = writeln!(
         buf,
         "/// Serves an implementation of [`{trait_name}`] as a `{rt}::Service`: decodes
-/// each request, calls the trait method and encodes its response.
-pub struct {server}<T: {trait_name}> {{
-    inner: ::std::sync::Arc<T>,
-}}
-
-impl<T: {trait_name}> {server}<T> {{
-    /// Wraps `inner` for a server.
-    pub fn new(inner: T) -> Self {{
-        Self::from_arc(::std::sync::Arc::new(inner))
-    }}
-
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::std::sync::Arc<T>) -> Self {{
-        {server} {{ inner }}
-    }}
-
-    /// The wrapped implementation.
-    pub fn get_ref(&self) -> &::std::sync::Arc<T> {{
-        &self.inner
-    }}
-}}
-
-impl<T: {trait_name}> {rt}::Service for {server}<T> {{
-    fn service_name(&self) -> &'static str {{
-        {sc}
-    }}
-
-    fn method_names(&self) -> &'static [&'static str] {{
-        {mc}
-    }}
-
-    fn descriptor_set(&self) -> ::core::option::Option<&'static [u8]> {{
-        ::core::option::Option::Some(include_bytes!({fds:?}))
-    }}
-
+/// each request, calls the trait method and encodes its response."
+    );
+    write_wrapper_head(trait_name, server, names, rt, descriptors, buf);
+    let _ = writeln!(
+        buf,
+        "
     fn call_method(
         &self,
         method: usize,
         cntl: &mut {rt}::Controller,
         request: &{rt}::IOBuf,
     ) -> ::core::result::Result<{rt}::IOBuf, {rt}::RpcError> {{
-        match method {{",
-        sc = names.service_const,
-        mc = names.methods_const,
-        fds = descriptors.display().to_string(),
+        match method {{"
     );
     for (i, m) in service.methods.iter().enumerate() {
         let _ = writeln!(
@@ -340,20 +308,21 @@ controller. Serve an implementation with [`{server}`].",
     buf.push_str("}\n");
 }
 
-fn write_deferred_server(
-    service: &Service,
+/// The part both server wrappers share: the struct holding the
+/// implementation, its constructors, and the `Service` impl's opening with
+/// the names and the descriptors (the caller writes the methods and the
+/// closing brace).
+fn write_wrapper_head(
+    trait_name: &str,
+    server: &str,
     names: &Names,
     rt: &str,
     descriptors: &Path,
     buf: &mut String,
 ) {
-    let (trait_name, server) = (&names.deferred, &names.deferred_server);
-    let _ = writeln!(
+    let _ = write!(
         buf,
-        "/// Serves an implementation of [`{trait_name}`] as a `{rt}::Service` whose
-/// methods all answer later: decodes each request and hands it to the
-/// trait method with the responder that answers it.
-pub struct {server}<T: {trait_name}> {{
+        "pub struct {server}<T: {trait_name}> {{
     inner: ::std::sync::Arc<T>,
 }}
 
@@ -386,7 +355,31 @@ impl<T: {trait_name}> {rt}::Service for {server}<T> {{
     fn descriptor_set(&self) -> ::core::option::Option<&'static [u8]> {{
         ::core::option::Option::Some(include_bytes!({fds:?}))
     }}
+",
+        sc = names.service_const,
+        mc = names.methods_const,
+        fds = descriptors.display().to_string(),
+    );
+}
 
+fn write_deferred_server(
+    service: &Service,
+    names: &Names,
+    rt: &str,
+    descriptors: &Path,
+    buf: &mut String,
+) {
+    let (trait_name, server) = (&names.deferred, &names.deferred_server);
+    let _ = writeln!(
+        buf,
+        "/// Serves an implementation of [`{trait_name}`] as a `{rt}::Service` whose
+/// methods all answer later: decodes each request and hands it to the
+/// trait method with the responder that answers it."
+    );
+    write_wrapper_head(trait_name, server, names, rt, descriptors, buf);
+    let _ = writeln!(
+        buf,
+        "
     fn call_method(
         &self,
         _method: usize,
@@ -406,8 +399,6 @@ impl<T: {trait_name}> {rt}::Service for {server}<T> {{
     fn call_method_deferred(&self, method: usize, request: {rt}::IOBuf, done: {rt}::Responder) {{
         match method {{",
         sc = names.service_const,
-        mc = names.methods_const,
-        fds = descriptors.display().to_string(),
     );
     for (i, m) in service.methods.iter().enumerate() {
         let _ = writeln!(

@@ -2,118 +2,61 @@
 //! input is a `WARN` event naming the peer, and the `log_connection_errors`
 //! flag turns those events off.
 //!
-//! A minimal `tracing::Subscriber`, installed as the global default (the
-//! events come from the server's worker threads), records every event.
+//! `tracing-subscriber`'s formatter, installed as the global default (the
+//! events come from the server's worker threads), writes every event as
+//! one line into memory; the test reads those lines.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fibrpc::{Server, ServerOptions};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
 
-/// One recorded event: its level, target and fields (`message` included),
-/// each field formatted with `Debug`.
-#[derive(Clone, Debug)]
-struct Captured {
-    level: Level,
-    target: String,
-    fields: Vec<(String, String)>,
-}
+/// Everything logged so far, one event per line.
+static LOG: Mutex<String> = Mutex::new(String::new());
 
-impl Captured {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+/// Appends what the formatter writes to [`LOG`].
+struct Sink;
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+        log.push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-struct Fields(Vec<(String, String)>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .push((field.name().to_string(), format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name().to_string(), value.to_string()));
-    }
-}
-
-/// Every event recorded so far, in order.
-static EVENTS: Mutex<Vec<Captured>> = Mutex::new(Vec::new());
-
-/// Records every event in [`EVENTS`]; spans get distinct ids and are
-/// otherwise ignored.
-struct Capture {
-    next_span: AtomicU64,
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields(Vec::new());
-        event.record(&mut fields);
-        EVENTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Captured {
-                level: *event.metadata().level(),
-                target: event.metadata().target().to_string(),
-                fields: fields.0,
-            });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
-
-/// Installs [`Capture`] as the process-wide subscriber (once).
+/// Installs the formatter as the process-wide subscriber (once).
 fn capture() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let c = Capture {
-            next_span: AtomicU64::new(1),
-        };
-        tracing::subscriber::set_global_default(c)
-            .expect("no other global subscriber in this test binary");
+        tracing_subscriber::fmt()
+            .with_writer(|| Sink)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .init();
     });
 }
 
-/// The events recorded so far whose `peer` field is `peer`.
-fn events_from(peer: SocketAddr) -> Vec<Captured> {
-    let peer = peer.to_string();
-    EVENTS
-        .lock()
+/// The lines logged so far that name `peer`.
+fn events_from(peer: SocketAddr) -> Vec<String> {
+    let peer = format!("peer={peer}");
+    LOG.lock()
         .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|e| e.field("peer") == Some(peer.as_str()))
-        .cloned()
+        .lines()
+        .filter(|l| l.contains(&peer))
+        .map(str::to_string)
         .collect()
 }
 
 /// Sends `bytes` on a fresh connection to `server`, reads until the server
 /// closes it, and returns the events logged about that connection.
-fn send_and_wait_for_close(server: SocketAddr, bytes: &[u8]) -> Vec<Captured> {
+fn send_and_wait_for_close(server: SocketAddr, bytes: &[u8]) -> Vec<String> {
     let mut c = TcpStream::connect(server).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let me = c.local_addr().unwrap();
@@ -153,23 +96,19 @@ fn malformed_input_is_logged_through_tracing_unless_the_flag_is_off() {
     let events = send_and_wait_for_close(addr, &garbage);
     let closing: Vec<_> = events
         .iter()
-        .filter(|e| e.field("message") == Some("closing connection: malformed input"))
+        .filter(|l| l.contains("closing connection: malformed input"))
         .collect();
     assert_eq!(closing.len(), 1, "events: {events:#?}");
     let e = closing[0];
-    assert_eq!(e.level, Level::WARN, "{e:#?}");
-    assert!(e.target.starts_with("fibrpc"), "{e:#?}");
-    assert!(
-        e.field("reason")
-            .is_some_and(|r| r.contains("no protocol recognises the input")),
-        "{e:#?}"
-    );
+    assert!(e.contains(" WARN "), "{e}");
+    assert!(e.contains(" fibrpc"), "the target is fibrpc's: {e}");
+    assert!(e.contains("no protocol recognises the input"), "{e}");
 
     let events = send_and_wait_for_close(addr, &no_request_meta);
     assert!(
-        events.iter().any(|e| e.level == Level::WARN
-            && e.field("message")
-                .is_some_and(|m| m.contains("without a request meta"))),
+        events
+            .iter()
+            .any(|l| l.contains(" WARN ") && l.contains("without a request meta")),
         "events: {events:#?}"
     );
 
