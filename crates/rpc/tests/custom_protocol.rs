@@ -98,8 +98,23 @@ impl Protocol for Lines {
     }
 }
 
-/// Step 3: the client half.
-impl ClientProtocol for Lines {
+/// Step 3: the client half. The client's view of a line: responses start
+/// with `<`.
+struct LinesClient;
+
+impl Protocol for LinesClient {
+    type Message = Line;
+
+    fn name(&self) -> &'static str {
+        "lines"
+    }
+
+    fn parse(&self, input: &mut IOBuf, _conn: &Arc<Socket>, _eof: bool) -> Parsed<Line> {
+        cut_line(input, b'<')
+    }
+}
+
+impl ClientProtocol for LinesClient {
     type Request = String;
     type Response = (u64, String);
 
@@ -129,48 +144,6 @@ impl ClientProtocol for Lines {
             (Some(n), Some(text)) => Ok((n, text.to_string())),
             _ => Err(RpcError::new(fibrpc::errno::ERESPONSE, "bad response line")),
         }
-    }
-}
-
-/// The client's view of a line: responses start with `<`.
-struct LinesClient;
-
-impl Protocol for LinesClient {
-    type Message = Line;
-
-    fn name(&self) -> &'static str {
-        "lines"
-    }
-
-    fn parse(&self, input: &mut IOBuf, _conn: &Arc<Socket>, _eof: bool) -> Parsed<Line> {
-        cut_line(input, b'<')
-    }
-}
-
-impl ClientProtocol for LinesClient {
-    type Request = String;
-    type Response = (u64, String);
-
-    fn pack_request(
-        &self,
-        req: &mut String,
-        correlation_id: u64,
-        cntl: &Controller,
-        conn: &Arc<Socket>,
-    ) -> Result<IOBuf, RpcError> {
-        Lines.pack_request(req, correlation_id, cntl, conn)
-    }
-
-    fn correlation_id(&self, msg: &Line, conn: &Socket) -> Option<u64> {
-        Lines.correlation_id(msg, conn)
-    }
-
-    fn process_response(
-        &self,
-        msg: Line,
-        cntl: &mut Controller,
-    ) -> Result<(u64, String), RpcError> {
-        Lines.process_response(msg, cntl)
     }
 }
 
