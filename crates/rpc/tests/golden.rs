@@ -1,7 +1,5 @@
 //! Golden frames captured between bRPC 1.17's echo example client and
-//! server (`tests/data/baidu_std_vectors.txt`, a copy of
-//! `shared/protocols/baidu_std_vectors.txt` so that a clean clone has it):
-//! each parses to what its comment says, and fibrpc's encoder reproduces
+//! server (`tests/data/baidu_std_vectors.txt`): each parses to what its comment says, and fibrpc's encoder reproduces
 //! each one byte for byte from the same fields.
 
 use std::collections::HashMap;
@@ -201,23 +199,4 @@ fn the_whole_capture_as_one_stream_byte_by_byte() {
     }
     assert_eq!(got, vs.len());
     assert!(buf.is_empty());
-}
-
-#[test]
-fn vectors_copy_matches_shared_when_present() {
-    let shared = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/protocols/baidu_std_vectors.txt"
-    );
-    let copy = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/baidu_std_vectors.txt"
-    );
-    if let Ok(s) = std::fs::read(shared) {
-        assert_eq!(
-            s,
-            std::fs::read(copy).unwrap(),
-            "refresh tests/data from shared/"
-        );
-    }
 }
