@@ -35,6 +35,14 @@ pub(crate) struct Block {
     owner: Option<Box<dyn Any + Send + Sync>>,
 }
 
+/// The most references a block may have. Past it, [`Block::inc_ref`]
+/// aborts the process, as `Arc::clone` does: references leaked with
+/// `mem::forget` must never wrap the count to zero and free a block still in
+/// use. Half the `u32` range, so that even as many racing increments as
+/// there could be threads cannot carry the count past `u32::MAX` before one
+/// of them sees the limit.
+pub(crate) const MAX_REFCOUNT: u32 = i32::MAX as u32;
+
 /// Offset of the data inside an owned block. The header is 32 bytes on
 /// 64-bit targets, which keeps the data 16-byte aligned.
 pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<Block>();
@@ -111,9 +119,13 @@ impl Block {
         // SAFETY: the caller holds a reference, so the header is live.
         // Relaxed is enough for an increment (same argument as `Arc::clone`):
         // the new reference is derived from one the caller already has.
-        unsafe { block.as_ref() }
+        let prev = unsafe { block.as_ref() }
             .nshared
             .fetch_add(1, Ordering::Relaxed);
+        // One compare on the hot path; only leaked references get here.
+        if prev >= MAX_REFCOUNT {
+            refcount_overflow();
+        }
     }
 
     /// Drops a reference, releasing the block when it was the last one.
@@ -155,6 +167,20 @@ impl Block {
         }
     }
 
+    /// Sets the refcount, so a test can reach the overflow limit without
+    /// 2^31 clones.
+    ///
+    /// # Safety
+    /// `block` must be live; the test leaks it afterwards (the count no
+    /// longer matches the references).
+    #[cfg(test)]
+    pub(crate) unsafe fn set_ref_for_test(block: NonNull<Block>, n: u32) {
+        // SAFETY: the caller guarantees the block is live.
+        unsafe { block.as_ref() }
+            .nshared
+            .store(n, Ordering::Relaxed);
+    }
+
     /// Resets the refcount of a recycled owned block to 1.
     ///
     /// # Safety
@@ -164,5 +190,80 @@ impl Block {
         unsafe { block.as_ref() }
             .nshared
             .store(1, Ordering::Relaxed);
+    }
+}
+
+/// Too many references to one block (they were leaked): going on would
+/// wrap the count and free the block while in use, so stop here.
+#[cold]
+#[inline(never)]
+fn refcount_overflow() -> ! {
+    std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHILD_ENV: &str = "FIBRPC_IOBUF_REFCOUNT_OVERFLOW_CHILD";
+
+    /// In the child: a block whose count sits at the limit, then one more
+    /// reference, which must abort instead of wrapping.
+    #[test]
+    fn refcount_overflow_child() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        let data = Box::leak(vec![1u8; 16].into_boxed_slice());
+        let ptr = NonNull::new(data.as_mut_ptr()).unwrap();
+        // SAFETY: the leaked bytes are initialized and live forever.
+        let block = unsafe { Block::new_user(ptr, 16, Box::new(())) };
+        // SAFETY: we hold the block's only reference; it is leaked.
+        unsafe {
+            Block::set_ref_for_test(block, MAX_REFCOUNT - 1);
+            Block::inc_ref(block); // reaches the limit: still fine
+            Block::inc_ref(block); // past it: aborts
+        }
+        // Not reached when the check works; exit cleanly so the parent sees
+        // a missing abort.
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn refcount_overflow_aborts() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "block::tests::refcount_overflow_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "status: {:?}, stderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn refcount_below_the_limit_counts_normally() {
+        let data = Box::leak(vec![1u8; 4].into_boxed_slice());
+        let ptr = NonNull::new(data.as_mut_ptr()).unwrap();
+        // SAFETY: the leaked bytes are initialized and live forever.
+        let block = unsafe { Block::new_user(ptr, 4, Box::new(())) };
+        // SAFETY: we own one reference and give back each one we add.
+        unsafe {
+            Block::set_ref_for_test(block, MAX_REFCOUNT - 2);
+            Block::inc_ref(block);
+            Block::dec_ref(block);
+            Block::set_ref_for_test(block, 1);
+            Block::dec_ref(block); // frees the header
+        }
     }
 }
