@@ -88,6 +88,127 @@ fn fiber_locals_are_per_fiber() {
     }
 }
 
+fiber::fiber_local! {
+    static BASE: Cell<u32> = Cell::new(40);
+    /// Its initializer reads another fiber-local.
+    static DERIVED: Cell<u32> = Cell::new(BASE.with(|b| b.get()) + 2);
+    /// Its initializer reads itself.
+    static SELFISH: Cell<u32> = Cell::new(SELFISH.with(|s| s.get()));
+}
+
+#[test]
+fn a_fiber_local_initializer_may_read_other_fiber_locals() {
+    // On a fiber, and on a plain thread (where the initializer used to run
+    // inside the map's `RefCell` borrow and hit "already borrowed").
+    let on_fiber = fiber::spawn(|| {
+        BASE.with(|b| b.set(50));
+        DERIVED.with(|d| d.get())
+    });
+    assert_eq!(on_fiber.join().unwrap(), 52);
+    let on_thread = std::thread::spawn(|| DERIVED.with(|d| d.get()) + BASE.with(|b| b.get()));
+    assert_eq!(on_thread.join().unwrap(), 82);
+}
+
+#[test]
+fn a_fiber_local_initializer_reading_itself_panics_cleanly() {
+    fn msg(e: &(dyn std::any::Any + Send)) -> String {
+        e.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| e.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    }
+    let on_fiber = fiber::spawn(|| {
+        let e = std::panic::catch_unwind(|| SELFISH.with(|s| s.get())).unwrap_err();
+        // The failed initialization leaves the key usable (and failing the
+        // same way), and other keys unaffected.
+        let again = std::panic::catch_unwind(|| SELFISH.with(|s| s.get())).unwrap_err();
+        (msg(&*e), msg(&*again), BASE.with(|b| b.get()))
+    });
+    let (first, again, base) = on_fiber.join().unwrap();
+    assert!(first.contains("recursive initialization"), "{first}");
+    assert!(again.contains("recursive initialization"), "{again}");
+    assert_eq!(base, 40);
+    let on_thread = std::thread::spawn(|| SELFISH.with(|s| s.get()));
+    let e = on_thread.join().unwrap_err();
+    assert!(
+        msg(&*e).contains("recursive initialization"),
+        "{}",
+        msg(&*e)
+    );
+}
+
+static LATE_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets `LATE` when dropped.
+struct SetsLate;
+impl Drop for SetsLate {
+    fn drop(&mut self) {
+        LATE.with(|l| *l.borrow_mut() = Some(CountsDrop(7)));
+    }
+}
+
+struct CountsDrop(u32);
+impl Drop for CountsDrop {
+    fn drop(&mut self) {
+        LATE_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Sets itself again when dropped: a value each time.
+struct Immortal;
+impl Drop for Immortal {
+    fn drop(&mut self) {
+        IMMORTAL_DROPS.fetch_add(1, Ordering::SeqCst);
+        IMMORTAL.with(|_| {});
+    }
+}
+static IMMORTAL_DROPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fiber::fiber_local! {
+    static EARLY: std::cell::RefCell<Option<SetsLate>> = std::cell::RefCell::new(None);
+    static LATE: std::cell::RefCell<Option<CountsDrop>> = std::cell::RefCell::new(None);
+    static IMMORTAL: Immortal = Immortal;
+}
+
+#[test]
+fn a_fiber_local_set_by_a_destructor_dies_with_the_fiber() {
+    // One worker: a slot freed by a joined fiber is the next one spawned.
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let seen = rt.block_on(|| {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            fiber::spawn(|| EARLY.with(|e| *e.borrow_mut() = Some(SetsLate)))
+                .join()
+                .unwrap();
+            // Whatever slot the next fibers get, none may inherit `LATE`.
+            for _ in 0..4 {
+                seen.push(
+                    fiber::spawn(|| LATE.with(|l| l.borrow().as_ref().map(|c| c.0)))
+                        .join()
+                        .unwrap(),
+                );
+            }
+        }
+        seen
+    });
+    assert!(seen.iter().all(Option::is_none), "{seen:?}");
+    // Each value `SetsLate` left behind was dropped at its fiber's exit.
+    assert_eq!(LATE_DROPS.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_destructor_that_always_sets_a_fiber_local_again_is_cut_short() {
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    rt.block_on(|| {
+        fiber::spawn(|| IMMORTAL.with(|_| {})).join().unwrap();
+        // The slot is clean for the next fiber.
+        fiber::spawn(|| ()).join().unwrap();
+    });
+    // A few rounds, then the last value is leaked instead of looping.
+    let n = IMMORTAL_DROPS.load(Ordering::SeqCst);
+    assert!((1..=16).contains(&n), "{n}");
+}
+
 #[test]
 fn stats_count_fibers() {
     let rt = fiber::Runtime::builder().workers(2).build().unwrap();

@@ -640,6 +640,10 @@ impl TaskGroup {
         // SAFETY: token held; the fiber is done.
         let entry = unsafe {
             let rs = task.run_state();
+            debug_assert!(
+                rs.locals.is_empty(),
+                "fiber_local! values outlive the fiber"
+            );
             rs.attrs = Default::default();
             rs.yielder = None;
             rs.control = None;
@@ -747,13 +751,16 @@ fn run_body_inner(task: TaskRef, yielder: Option<YielderPtr>) {
     if unsafe { task.run_state().locals.is_empty() } {
         return;
     }
-    // SAFETY: token held; user code is done.
-    let locals = unsafe { std::mem::take(&mut task.run_state().locals) };
+    // Destructors may set fiber-locals again: drained until empty (or
+    // leaked), so the slot's next fiber starts with none.
     // A panic here would unwind out of the context into whoever resumed
     // it (the worker loop, or a fiber that ran this one nested) and take
     // that down instead. std aborts when a thread-local's destructor
     // panics; so do we, saying which fiber.
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(locals))).is_err() {
+    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::task::local::drop_fiber_locals(task)
+    }));
+    if drained.is_err() {
         tracing::error!(
             fiber = ?task.id(),
             "a fiber_local! destructor panicked; aborting"
