@@ -166,3 +166,53 @@ fn interrupts_race_wakes_and_timeouts_without_losing_a_waiter() {
     assert!(sent >= 100);
     assert!(interrupted.load(std::sync::atomic::Ordering::Relaxed) >= 100);
 }
+
+#[test]
+fn sleep_for_ever_ends_only_by_interrupt() {
+    // `Duration::MAX` does not fit the clock: the fiber sleeps until
+    // interrupted instead of panicking.
+    let rt = rt();
+    let h = rt.spawn(|| fiber::sleep(Duration::MAX));
+    std::thread::sleep(Duration::from_millis(20));
+    let start = std::time::Instant::now();
+    fiber::interrupt(h.id()).unwrap();
+    assert_eq!(h.join().unwrap(), Err(fiber::Interrupted));
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn timeouts_too_long_for_the_clock_mean_no_timeout() {
+    use fibrpc_fiber::io::{fd_wait, Interest};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    let rt = rt();
+    let (tx, rx) = mpsc::channel::<u32>();
+    let m = Arc::new(Mutex::new(0));
+    let m2 = m.clone();
+    let g = m.lock();
+    let (mut r, mut w) = fiber::net::pipe().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = rt.spawn(move || {
+        let got = rx.recv_timeout(Duration::MAX);
+        let locked = m2.lock_timeout(Duration::MAX).map(|g| *g);
+        let connected = fiber::net::TcpStream::connect_timeout(&addr, Duration::MAX).is_ok();
+        let ready = fd_wait(r.as_raw_fd(), Interest::READABLE, Some(Duration::MAX));
+        r.set_read_timeout(Some(Duration::MAX)).unwrap();
+        let mut buf = [0u8; 2];
+        let n = r.read(&mut buf).unwrap();
+        // Nothing more to read: this read blocks, with its timeout read as
+        // none, until the next write.
+        let n2 = r.read(&mut buf).unwrap();
+        (got, locked, connected, ready.is_ok(), n + n2)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    tx.send(5).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(g);
+    w.write_all(b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    w.write_all(b"y").unwrap();
+    assert_eq!(h.join().unwrap(), (Ok(5), Some(0), true, true, 2));
+}

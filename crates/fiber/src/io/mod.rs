@@ -23,7 +23,7 @@ use entry::EntrySlab;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Which readiness to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,8 @@ impl Readiness {
 /// same dispatcher the call fails with `ErrorKind::AlreadyExists`; in
 /// another one it works as an independent one-shot wait.
 pub fn fd_wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too long for the clock is no timeout.
+    let deadline = timeout.and_then(crate::sync::deadline_after);
     let driver = driver::Driver::get()?;
     let slab = EntrySlab::global();
     let (token, entry) = slab.alloc()?;

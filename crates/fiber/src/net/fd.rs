@@ -153,8 +153,9 @@ impl IoFd {
                         },
                     };
                     // The clock is read only when we actually block.
-                    let d = *deadline
-                        .get_or_insert_with(|| self.timeout(interest).map(|t| Instant::now() + t));
+                    let d = *deadline.get_or_insert_with(|| {
+                        self.timeout(interest).and_then(crate::sync::deadline_after)
+                    });
                     self.wait(interest, ticket, d)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -112,19 +112,27 @@ impl std::error::Error for Interrupted {}
 /// Suspends the calling fiber for `d` (its worker runs others meanwhile);
 /// on a plain thread, sleeps the thread. Returns `Err(Interrupted)` if the
 /// fiber was [interrupted](interrupt) before the time was up.
+///
+/// A `d` too long for the clock (`Duration::MAX`) never ends by itself: the
+/// fiber sleeps until interrupted.
 pub fn sleep(d: Duration) -> Result<(), Interrupted> {
-    sleep_until(Instant::now() + d)
+    sleep_opt(crate::sync::deadline_after(d))
 }
 
 /// Like [`sleep`], until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Result<(), Interrupted> {
+    sleep_opt(Some(deadline))
+}
+
+/// Sleeps until `deadline`, or until interrupted if there is none.
+fn sleep_opt(deadline: Option<Instant>) -> Result<(), Interrupted> {
     let b = Butex::new(0);
     loop {
-        match b.wait(0, Some(deadline)) {
+        match b.wait(0, deadline) {
             Err(WaitError::TimedOut) => return Ok(()),
             Err(WaitError::Interrupted) => return Err(Interrupted),
             Ok(()) | Err(WaitError::WouldBlock) => {
-                if Instant::now() >= deadline {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(());
                 }
             }

@@ -31,9 +31,9 @@ impl TcpStream {
     }
 
     /// Connects to `addr`, giving up with `ErrorKind::TimedOut` after
-    /// `timeout`.
+    /// `timeout` (none if it is too long for the clock).
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        connect_addr(addr, Some(Instant::now() + timeout))
+        connect_addr(addr, crate::sync::deadline_after(timeout))
     }
 
     /// Takes over a connected std stream (made non-blocking here).
