@@ -78,7 +78,10 @@ impl Protocol for HttpServerProtocol {
     }
 
     fn parse(&self, buf: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<InboundRequest> {
-        let (parsed, waiting) = parse::parse_request_expecting(buf, limits(sock));
+        // A fresh chunk scan: a chunked body is rescanned from its start
+        // on each read until the connection's state keeps a `ChunkScan`.
+        let (parsed, waiting) =
+            parse::parse_request_expecting(buf, limits(sock), &mut parse::ChunkScan::default());
         let state = || sock.protocol_state::<ServerConn>();
         if waiting {
             if let Some(s) = state() {

@@ -4,8 +4,17 @@
 //! Parsing is restartable and consumes nothing until a whole message is
 //! there: the head is re-parsed when more bytes arrive (it is small), and
 //! a chunked body is scanned chunk header by chunk header — the chunk data
-//! is skipped, never copied — so a large body costs one scan per read, not
-//! one per byte. The body is then cut out of the input by reference.
+//! is skipped, never copied. The scan can resume where the last read left
+//! it (a `ChunkScan` kept by the caller between reads), so that a body
+//! sent in 1-byte chunks costs work linear in its size; a fresh one
+//! rescans from the start. The body is then cut out of the input by
+//! reference.
+//!
+//! Limits: the head, and with it a chunked body's trailers, within
+//! `max_header` (431); a chunk-size line within 1 KiB and a message's
+//! chunk extensions within `max_header` bytes (400); the body within
+//! `max_body` (413). A request with both `Transfer-Encoding` and
+//! `Content-Length` is refused (400).
 
 use std::mem::MaybeUninit;
 
@@ -123,7 +132,7 @@ enum Framing {
 
 /// Cuts one request (head and whole body) off the front of `buf`.
 pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf>> {
-    match parse_request_expecting(buf, limits).0 {
+    match parse_request_expecting(buf, limits, &mut ChunkScan::default()).0 {
         HttpParse::Complete(r) => HttpParse::Complete(*r),
         HttpParse::NeedMore => HttpParse::NeedMore,
         HttpParse::NotMine => HttpParse::NotMine,
@@ -135,13 +144,16 @@ pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf
 /// for a whole head that asks `Expect: 100-continue` (the client waits for
 /// an interim `100 Continue` before it sends the body). Boxed where it is
 /// built: the request is large (~250 bytes), and each move of it from the
-/// parser to the handler's fiber was a `memcpy` call.
+/// parser to the handler's fiber was a `memcpy` call. `scan`: the scan of
+/// a chunked body so far, kept by the caller between reads of one
+/// connection (a fresh one rescans from the start).
 pub(crate) fn parse_request_expecting(
     buf: &mut IOBuf,
     limits: Limits,
+    scan: &mut ChunkScan,
 ) -> (HttpParse<Box<Request<IOBuf>>>, bool) {
     let mut expects = false;
-    let r = parse_request_inner(buf, limits, &mut expects);
+    let r = parse_request_inner(buf, limits, &mut expects, scan);
     let waiting = expects && matches!(r, HttpParse::NeedMore);
     (r, waiting)
 }
@@ -150,6 +162,7 @@ fn parse_request_inner(
     buf: &mut IOBuf,
     limits: Limits,
     expects_continue: &mut bool,
+    scan: &mut ChunkScan,
 ) -> HttpParse<Box<Request<IOBuf>>> {
     if let Some(early) = probed(probe_request(buf)) {
         return early;
@@ -169,12 +182,15 @@ fn parse_request_inner(
     };
     let framing = match request_framing(req.headers, limits) {
         Ok(f) => f,
-        Err(e) => return HttpParse::Error(e),
+        Err(e) => {
+            scan.reset();
+            return HttpParse::Error(e);
+        }
     };
     *expects_continue = req.headers.iter().any(|h| {
         h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
     });
-    let end = match body_end(buf, head_len, framing, limits) {
+    let end = match body_end(buf, head_len, framing, limits, scan) {
         Ok(Some(end)) => end,
         Ok(None) => return HttpParse::NeedMore,
         Err(e) => return HttpParse::Error(e),
@@ -194,9 +210,12 @@ fn parse_request_inner(
     })();
     let (method, uri, version, headers) = match parts {
         Ok(p) => p,
-        Err(e) => return HttpParse::Error(e),
+        Err(e) => {
+            scan.reset();
+            return HttpParse::Error(e);
+        }
     };
-    let body = cut_body(buf, head_len, end, framing);
+    let body = cut_body(buf, head_len, end, framing, scan);
     let mut r = Box::new(Request::new(body));
     *r.method_mut() = method;
     *r.uri_mut() = uri;
@@ -245,6 +264,8 @@ pub fn parse_response(
             Err(e) => return HttpParse::Error(e),
         }
     };
+    // A fresh scan per call: a client reads few chunked responses.
+    let mut scan = ChunkScan::default();
     let end = if framing == Framing::UntilClose {
         if !eof {
             return HttpParse::NeedMore;
@@ -254,7 +275,7 @@ pub fn parse_response(
         }
         buf.len()
     } else {
-        match body_end(buf, head_len, framing, limits) {
+        match body_end(buf, head_len, framing, limits, &mut scan) {
             Ok(Some(end)) => end,
             Ok(None) => return HttpParse::NeedMore,
             Err(e) => return HttpParse::Error(e),
@@ -266,7 +287,7 @@ pub fn parse_response(
         Err(e) => return HttpParse::Error(e),
     };
     let version = version(resp.version);
-    let body = cut_body(buf, head_len, end, framing);
+    let body = cut_body(buf, head_len, end, framing, &mut scan);
     let mut r = Response::new(body);
     *r.status_mut() = status;
     *r.version_mut() = version;
@@ -408,7 +429,7 @@ fn header_map(raw: &[httparse::Header<'_>], head: &SharedHead<'_>) -> Result<Hea
 /// chunked (any other coding is refused), else `Content-Length`, else no
 /// body.
 fn request_framing(raw: &[httparse::Header<'_>], limits: Limits) -> Result<Framing, HttpError> {
-    match framing_headers(raw, limits)? {
+    match framing_headers(raw, limits, true)? {
         Some(f) => Ok(f),
         None => Ok(Framing::Length(0)),
     }
@@ -416,12 +437,17 @@ fn request_framing(raw: &[httparse::Header<'_>], limits: Limits) -> Result<Frami
 
 /// For responses, a message with neither header runs until close.
 fn response_framing(raw: &[httparse::Header<'_>], limits: Limits) -> Result<Framing, HttpError> {
-    Ok(framing_headers(raw, limits)?.unwrap_or(Framing::UntilClose))
+    Ok(framing_headers(raw, limits, false)?.unwrap_or(Framing::UntilClose))
 }
 
+/// `request`: a request carrying both `Transfer-Encoding` and
+/// `Content-Length` is refused (400, RFC 9112 §6.1: it may be an attempt
+/// at request smuggling, and the connection closes); in a response
+/// `Transfer-Encoding` wins.
 fn framing_headers(
     raw: &[httparse::Header<'_>],
     limits: Limits,
+    request: bool,
 ) -> Result<Option<Framing>, HttpError> {
     let mut chunked = None;
     let mut length: Option<usize> = None;
@@ -444,6 +470,9 @@ fn framing_headers(
         }
     }
     match (chunked, length) {
+        (Some(_), Some(_)) if request => {
+            Err(HttpError::bad("both Transfer-Encoding and Content-Length"))
+        }
         (Some(true), _) => Ok(Some(Framing::Chunked)),
         (Some(false), _) => Err(HttpError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -455,22 +484,31 @@ fn framing_headers(
     }
 }
 
-/// Where the message ends, if it is all in `buf`.
+/// Where the message ends, if it is all in `buf`, and for a chunked body
+/// where its chunks' data lie.
 fn body_end(
     buf: &IOBuf,
     head_len: usize,
     framing: Framing,
     limits: Limits,
+    scan: &mut ChunkScan,
 ) -> Result<Option<usize>, HttpError> {
     match framing {
         Framing::Length(n) => Ok((buf.len() >= head_len + n).then_some(head_len + n)),
-        Framing::Chunked => Ok(scan_chunks(buf, head_len, limits)?.map(|(end, _)| end)),
+        Framing::Chunked => scan.scan(buf, head_len, limits),
         Framing::UntilClose => Ok(Some(buf.len())),
     }
 }
 
-/// Consumes the message `[0, end)` from `buf` and returns its body.
-fn cut_body(buf: &mut IOBuf, head_len: usize, end: usize, framing: Framing) -> IOBuf {
+/// Consumes the message `[0, end)` from `buf` and returns its body
+/// (`scan`: the finished scan of a chunked body).
+fn cut_body(
+    buf: &mut IOBuf,
+    head_len: usize,
+    end: usize,
+    framing: Framing,
+    scan: &mut ChunkScan,
+) -> IOBuf {
     let mut body = IOBuf::new();
     match framing {
         Framing::Length(_) | Framing::UntilClose => {
@@ -478,90 +516,460 @@ fn cut_body(buf: &mut IOBuf, head_len: usize, end: usize, framing: Framing) -> I
             buf.cut_to(&mut body, end - head_len);
         }
         Framing::Chunked => {
-            let chunks = scan_chunks(
-                buf,
-                head_len,
-                Limits {
-                    max_header: usize::MAX,
-                    max_body: usize::MAX,
-                },
-            )
-            .ok()
-            .flatten()
-            .map(|(_, c)| c)
-            .unwrap_or_default();
             let mut msg = IOBuf::new();
             buf.cut_to(&mut msg, end);
             let mut at = 0;
-            for (pos, len) in chunks {
+            for &(pos, len) in &scan.chunks {
                 msg.pop_front(pos - at);
                 msg.cut_to(&mut body, len);
                 at = pos + len;
             }
         }
     }
+    scan.reset();
     body
 }
 
-/// Scans a chunked body starting at `pos`: `Some((end, [(data_pos,
-/// data_len)]))` when the last chunk and the trailers are in `buf`.
-#[allow(clippy::type_complexity)]
-fn scan_chunks(
-    buf: &IOBuf,
-    mut pos: usize,
-    limits: Limits,
-) -> Result<Option<(usize, Vec<(usize, usize)>)>, HttpError> {
-    let mut chunks = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let Some((line, next)) = read_line(buf, pos)? else {
-            return Ok(None);
-        };
-        let size_field = line.split(|&b| b == b';').next().unwrap_or_default();
-        let size = std::str::from_utf8(size_field.trim_ascii())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .and_then(|s| usize::from_str_radix(s, 16).ok())
-            .ok_or_else(|| HttpError::bad("bad chunk size"))?;
-        pos = next;
-        if size == 0 {
-            // Trailers (ignored) up to an empty line.
-            loop {
-                let Some((line, next)) = read_line(buf, pos)? else {
-                    return Ok(None);
-                };
-                pos = next;
-                if line.is_empty() {
-                    return Ok(Some((pos, chunks)));
+/// Where the scan of a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Stage {
+    /// At a chunk-size line.
+    #[default]
+    Size,
+    /// At a chunk's data of this many bytes (then its CRLF).
+    Data(usize),
+    /// At a trailer line (the last chunk was seen).
+    Trailers,
+}
+
+/// The scan of a chunked body so far, kept between reads so that each
+/// read scans only the bytes that arrived (a body sent as 1-byte chunks
+/// costs linear, not quadratic, work). Belongs to the message at the
+/// front of a connection's input: the parse that completes the message
+/// or fails it resets it, so one `ChunkScan` per connection serves all its
+/// messages. A fresh one (`Default`) scans from the start.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkScan {
+    /// Where the body starts (the head's length); 0: nothing scanned.
+    body_start: usize,
+    /// Where the current line or chunk data starts.
+    pos: usize,
+    stage: Stage,
+    /// Bytes of the current line already seen to hold no LF.
+    seen: usize,
+    /// Whether the last of those was CR.
+    last_cr: bool,
+    /// The chunks' data found so far: (position, length).
+    chunks: Vec<(usize, usize)>,
+    /// Bytes of chunk data so far.
+    total: usize,
+    /// Bytes of chunk extensions so far.
+    ext: usize,
+    /// Bytes of trailer lines so far.
+    trailers: usize,
+}
+
+impl ChunkScan {
+    fn reset(&mut self) {
+        self.body_start = 0;
+        self.pos = 0;
+        self.stage = Stage::Size;
+        self.seen = 0;
+        self.last_cr = false;
+        self.chunks.clear();
+        self.total = 0;
+        self.ext = 0;
+        self.trailers = 0;
+    }
+
+    /// Scans the chunked body starting at `head_len` from where the last
+    /// call stopped: `Some(end)` when the last chunk and the trailers are
+    /// in `buf` (the chunks then lie in `self.chunks`).
+    fn scan(
+        &mut self,
+        buf: &IOBuf,
+        head_len: usize,
+        limits: Limits,
+    ) -> Result<Option<usize>, HttpError> {
+        if self.body_start != head_len || self.pos > buf.len() || self.pos < head_len {
+            self.reset();
+            self.body_start = head_len;
+            self.pos = head_len;
+        }
+        let r = self.scan_more(buf, limits);
+        if r.is_err() {
+            self.reset();
+        }
+        r
+    }
+
+    fn scan_more(&mut self, buf: &IOBuf, limits: Limits) -> Result<Option<usize>, HttpError> {
+        let mut cur = Cursor::new(buf, self.pos);
+        loop {
+            match self.stage {
+                Stage::Size => {
+                    let start = cur;
+                    let Some(len) = self.line(&mut cur, MAX_LINE, StatusCode::BAD_REQUEST)? else {
+                        return Ok(None);
+                    };
+                    // The line (≤ MAX_LINE bytes) into a stack buffer.
+                    let mut line = [0u8; MAX_LINE];
+                    let mut at = start;
+                    at.copy(&mut line[..len]);
+                    let (size, ext) = chunk_size(&line[..len])?;
+                    self.ext += ext;
+                    if self.ext > limits.max_header {
+                        return Err(HttpError::bad(format!(
+                            "chunk extensions over {} bytes",
+                            limits.max_header
+                        )));
+                    }
+                    self.pos += len + 2;
+                    if size == 0 {
+                        self.stage = Stage::Trailers;
+                        continue;
+                    }
+                    self.total = self.total.saturating_add(size);
+                    if self.total > limits.max_body {
+                        return Err(body_too_large(self.total, limits));
+                    }
+                    self.stage = Stage::Data(size);
+                }
+                Stage::Data(size) => {
+                    let data_end = self.pos.saturating_add(size);
+                    if buf.len() < data_end.saturating_add(2) {
+                        return Ok(None);
+                    }
+                    cur.skip(size);
+                    let mut crlf = [0u8; 2];
+                    cur.copy(&mut crlf);
+                    if &crlf != b"\r\n" {
+                        return Err(HttpError::bad("chunk data not followed by CRLF"));
+                    }
+                    self.chunks.push((self.pos, size));
+                    self.pos = data_end + 2;
+                    self.stage = Stage::Size;
+                }
+                Stage::Trailers => {
+                    // Trailers (ignored) up to an empty line, counted
+                    // with the head against the head's limit.
+                    // (The empty line ending them is not counted.)
+                    let budget = limits
+                        .max_header
+                        .saturating_add(2)
+                        .saturating_sub(self.body_start + self.trailers);
+                    let Some(len) = self.line(
+                        &mut cur,
+                        budget,
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    self.pos += len + 2;
+                    self.trailers += len + 2;
+                    if len == 0 {
+                        return Ok(Some(self.pos));
+                    }
                 }
             }
         }
-        total = total.saturating_add(size);
-        if total > limits.max_body {
-            return Err(body_too_large(total, limits));
+    }
+
+    /// Finds the end of the line starting at `self.pos` (where `cur` is),
+    /// resuming after the bytes seen by earlier calls; leaves `cur` after
+    /// the line. `Some(length without the CRLF)`, `None` when its LF has
+    /// not arrived. A line whose CRLF goes past `max` bytes fails with
+    /// `status`.
+    fn line(
+        &mut self,
+        cur: &mut Cursor<'_>,
+        max: usize,
+        status: StatusCode,
+    ) -> Result<Option<usize>, HttpError> {
+        cur.skip(self.seen);
+        loop {
+            let Some(b) = cur.next_byte() else {
+                return Ok(None);
+            };
+            if b == b'\n' {
+                let (len, cr) = (self.seen, self.last_cr);
+                self.seen = 0;
+                self.last_cr = false;
+                if !cr {
+                    return Err(HttpError::bad("line not ended by CRLF"));
+                }
+                return Ok(Some(len - 1));
+            }
+            self.seen += 1;
+            self.last_cr = b == b'\r';
+            if self.seen + 1 > max {
+                return Err(HttpError::new(
+                    status,
+                    format!("chunk or trailer line over {max} bytes"),
+                ));
+            }
         }
-        let data_end = pos.saturating_add(size);
-        if buf.len() < data_end.saturating_add(2) {
-            return Ok(None);
-        }
-        let mut crlf = [0u8; 2];
-        buf.copy_to(&mut crlf, data_end);
-        if &crlf != b"\r\n" {
-            return Err(HttpError::bad("chunk data not followed by CRLF"));
-        }
-        chunks.push((pos, size));
-        pos = data_end + 2;
     }
 }
 
-/// The line starting at `pos` (without its CRLF) and where the next one
-/// starts; `None` when the CRLF has not arrived.
-fn read_line(buf: &IOBuf, pos: usize) -> Result<Option<(Vec<u8>, usize)>, HttpError> {
-    let mut line = [0u8; MAX_LINE];
-    let n = buf.copy_to(&mut line, pos);
-    match line[..n].windows(2).position(|w| w == b"\r\n") {
-        Some(at) => Ok(Some((line[..at].to_vec(), pos + at + 2))),
-        None if n == MAX_LINE => Err(HttpError::bad("chunk or trailer line too long")),
-        None => Ok(None),
+/// A chunk-size line's size and the bytes of its extensions (`5;a=b`: 5
+/// and 4).
+fn chunk_size(line: &[u8]) -> Result<(usize, usize), HttpError> {
+    let (size_field, ext) = match line.iter().position(|&b| b == b';') {
+        Some(at) => (&line[..at], line.len() - at),
+        None => (line, 0),
+    };
+    let size = std::str::from_utf8(size_field.trim_ascii())
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|s| usize::from_str_radix(s, 16).ok())
+        .ok_or_else(|| HttpError::bad("bad chunk size"))?;
+    Ok((size, ext))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes the chunk scanner looked at on this thread (tests check that
+    /// the work is linear).
+    static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A forward reader over an IOBuf's bytes from a position.
+#[derive(Clone, Copy)]
+struct Cursor<'a> {
+    buf: &'a IOBuf,
+    /// The next reference of `buf` after `cur`.
+    next: usize,
+    /// What is left of the current reference.
+    cur: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn new(buf: &'a IOBuf, pos: usize) -> Cursor<'a> {
+        let mut c = Cursor {
+            buf,
+            next: 0,
+            cur: &[],
+        };
+        c.skip(pos);
+        c
+    }
+
+    /// Moves on to the next non-empty reference; false at the end.
+    fn refill(&mut self) -> bool {
+        while self.cur.is_empty() {
+            match self.buf.backing_block(self.next) {
+                Some(s) => {
+                    self.cur = s;
+                    self.next += 1;
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Moves `n` bytes on (or to the end) without looking at them.
+    fn skip(&mut self, mut n: usize) {
+        while n > 0 && self.refill() {
+            let k = n.min(self.cur.len());
+            self.cur = &self.cur[k..];
+            n -= k;
+        }
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        if !self.refill() {
+            return None;
+        }
+        let b = self.cur[0];
+        self.cur = &self.cur[1..];
+        #[cfg(test)]
+        SCANNED.with(|c| c.set(c.get() + 1));
+        Some(b)
+    }
+
+    /// Copies the next `dst.len()` bytes (fewer at the end).
+    fn copy(&mut self, dst: &mut [u8]) {
+        for d in dst {
+            match self.next_byte() {
+                Some(b) => *d = b,
+                None => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_header: 4096,
+        max_body: 2 << 20,
+    };
+
+    const HEAD: &[u8] = b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    /// Feeds `input` in `piece`-byte pieces through one `ChunkScan`, as a
+    /// server connection does, until the parse is not `NeedMore`.
+    fn feed(input: &[u8], piece: usize, limits: Limits) -> (HttpParse<Box<Request<IOBuf>>>, IOBuf) {
+        let mut buf = IOBuf::new();
+        let mut scan = ChunkScan::default();
+        for part in input.chunks(piece) {
+            buf.append(part);
+            match parse_request_expecting(&mut buf, limits, &mut scan).0 {
+                HttpParse::NeedMore => {}
+                r => return (r, buf),
+            }
+        }
+        (HttpParse::NeedMore, buf)
+    }
+
+    fn status<T: std::fmt::Debug>(r: &HttpParse<T>) -> StatusCode {
+        match r {
+            HttpParse::Error(e) => e.status,
+            r => panic!("not an error: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn endless_trailers_hit_the_head_limit() {
+        let mut input = HEAD.to_vec();
+        input.extend_from_slice(b"3\r\nabc\r\n0\r\n");
+        while input.len() < 3 * LIMITS.max_header {
+            input.extend_from_slice(b"a:b\r\n");
+        }
+        for piece in [1, 7, 4096, input.len()] {
+            let (r, _) = feed(&input, piece, LIMITS);
+            assert_eq!(
+                status(&r),
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "{piece}"
+            );
+        }
+        // Trailers within the limit are fine.
+        let mut ok = HEAD.to_vec();
+        ok.extend_from_slice(b"3\r\nabc\r\n0\r\na: b\r\nc: d\r\n\r\n");
+        let (r, rest) = feed(&ok, 5, LIMITS);
+        let HttpParse::Complete(req) = r else {
+            panic!("{r:?}")
+        };
+        assert!(req.body().equals(b"abc"));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn chunk_extensions_count_against_a_limit() {
+        // Each line is short, the extensions add up.
+        let ext = format!(";name={}", "v".repeat(500));
+        let mut input = HEAD.to_vec();
+        while input.len() < 3 * LIMITS.max_header {
+            input.extend_from_slice(format!("1{ext}\r\nx\r\n").as_bytes());
+        }
+        let (r, _) = feed(&input, 4096, LIMITS);
+        assert_eq!(status(&r), StatusCode::BAD_REQUEST);
+        // One chunk-size line over MAX_LINE.
+        let mut long = HEAD.to_vec();
+        long.extend_from_slice(format!("1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(MAX_LINE)).as_bytes());
+        let (r, _) = feed(&long, 100, LIMITS);
+        assert_eq!(status(&r), StatusCode::BAD_REQUEST);
+        // A few extensions are fine.
+        let mut ok = HEAD.to_vec();
+        ok.extend_from_slice(b"2;a=b;c\r\nhi\r\n0;last\r\n\r\n");
+        let (r, _) = feed(&ok, 3, LIMITS);
+        let HttpParse::Complete(req) = r else {
+            panic!("{r:?}")
+        };
+        assert!(req.body().equals(b"hi"));
+    }
+
+    #[test]
+    fn a_body_split_anywhere_parses_the_same() {
+        let mut input = HEAD.to_vec();
+        input
+            .extend_from_slice(b"5;x=y\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nt: v\r\n\r\n");
+        input.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
+        for piece in 1..=input.len() {
+            let (r, rest) = feed(&input, piece, LIMITS);
+            let HttpParse::Complete(req) = r else {
+                panic!("{piece}: {r:?}")
+            };
+            assert!(req.body().equals(b"hello 0123456789"), "{piece}");
+            // What was fed past the message stays.
+            assert!(rest.len() <= b"GET /next HTTP/1.1\r\n\r\n".len());
+        }
+        // Two messages on one connection share the scan.
+        let mut buf = IOBuf::new();
+        buf.append(&input);
+        buf.append(&input[..input.len() - 22]);
+        let mut scan = ChunkScan::default();
+        let mut bodies = Vec::new();
+        while let HttpParse::Complete(r) = parse_request_expecting(&mut buf, LIMITS, &mut scan).0 {
+            bodies.push(r.body().to_vec());
+        }
+        assert_eq!(bodies, [&b"hello 0123456789"[..], b"", b"hello 0123456789"]);
+    }
+
+    #[test]
+    fn malformed_chunk_lines_are_refused() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"0\r\na:b\n\r\n",
+            b"-1\r\n",
+            b"+1\r\nx\r\n0\r\n\r\n",
+        ] {
+            let mut input = HEAD.to_vec();
+            input.extend_from_slice(bad);
+            let (r, _) = feed(&input, 1, LIMITS);
+            assert_eq!(
+                status(&r),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn scanning_one_byte_chunks_is_linear() {
+        let body = 1 << 20;
+        let mut input = HEAD.to_vec();
+        for i in 0..body {
+            input.extend_from_slice(b"1\r\n");
+            input.push(b'a' + (i % 26) as u8);
+            input.extend_from_slice(b"\r\n");
+        }
+        input.extend_from_slice(b"0\r\n\r\n");
+        SCANNED.with(|c| c.set(0));
+        let (r, rest) = feed(&input, 4096, LIMITS);
+        let scanned = SCANNED.with(|c| c.get());
+        let HttpParse::Complete(req) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(req.body().len(), body);
+        assert!(rest.is_empty());
+        // Each byte of chunk framing is looked at about once (a rescan
+        // from the start on each of the 1,536 reads would look at ~4.6
+        // billion).
+        assert!(scanned <= 2 * input.len(), "{scanned} for {}", input.len());
+    }
+
+    #[test]
+    fn transfer_encoding_with_content_length_is_refused() {
+        let input = b"POST /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let (r, _) = feed(input, input.len(), LIMITS);
+        assert_eq!(status(&r), StatusCode::BAD_REQUEST);
+        // A response with both is read as chunked.
+        let mut buf = IOBuf::new();
+        buf.append(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        let HttpParse::Complete(resp) = parse_response(&mut buf, LIMITS, false, false) else {
+            panic!("response not parsed")
+        };
+        assert!(resp.body().equals(b"abc"));
     }
 }
