@@ -78,11 +78,19 @@ impl Protocol for HttpServerProtocol {
     }
 
     fn parse(&self, buf: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<InboundRequest> {
-        // A fresh chunk scan: a chunked body is rescanned from its start
-        // on each read until the connection's state keeps a `ChunkScan`.
-        let (parsed, waiting) =
-            parse::parse_request_expecting(buf, limits(sock), &mut parse::ChunkScan::default());
         let state = || sock.protocol_state::<ServerConn>();
+        // The connection's chunk scan, kept between reads. Only input that
+        // starts like a request takes the connection's state slot; a fresh
+        // scan serves the rest (and a connection that spoke another
+        // protocol first, whose parse fails below).
+        let mut fresh = parse::ChunkScan::default();
+        let mut kept = (parse::probe_request(buf) == Some(true))
+            .then(state)
+            .flatten()
+            .map(|s| s.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()));
+        let scan = kept.as_deref_mut().unwrap_or(&mut fresh);
+        let (parsed, waiting) = parse::parse_request_expecting(buf, limits(sock), scan);
+        drop(kept);
         if waiting {
             if let Some(s) = state() {
                 s.send_continue(sock);

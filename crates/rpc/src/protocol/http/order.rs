@@ -25,6 +25,9 @@ pub(crate) struct ServerConn {
     /// none).
     continue_sent: AtomicU64,
     order: Mutex<ResponseOrder>,
+    /// The scan of the chunked body being read (only the reader uses it),
+    /// so that each read scans only the new bytes.
+    pub(crate) chunk_scan: Mutex<super::parse::ChunkScan>,
 }
 
 /// Responses that finished before an earlier request's.

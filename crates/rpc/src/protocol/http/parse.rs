@@ -5,9 +5,9 @@
 //! there: the head is re-parsed when more bytes arrive (it is small), and
 //! a chunked body is scanned chunk header by chunk header — the chunk data
 //! is skipped, never copied. The scan can resume where the last read left
-//! it (a `ChunkScan` kept by the caller between reads), so that a body
-//! sent in 1-byte chunks costs work linear in its size; a fresh one
-//! rescans from the start. The body is then cut out of the input by
+//! it (a `ChunkScan` kept by the caller between reads; a server keeps one
+//! per connection), so that a body sent in 1-byte chunks costs work
+//! linear in its size; a fresh one rescans from the start. The body is then cut out of the input by
 //! reference.
 //!
 //! Limits: the head, and with it a chunked body's trailers, within
