@@ -37,7 +37,12 @@ fn request(message: &str) -> EchoRequest {
 fn connect_then_call_without_a_controller() {
     let server = start();
     let client = EchoServiceClient::new(fibrpc::connect(server.listen_addr().unwrap()).unwrap());
-    // Connected before the first call.
+    // Connected before the first call (the server lists the connection
+    // once its acceptor took it, which may be just after `connect`).
+    let t = std::time::Instant::now();
+    while server.connection_count() != 1 && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     assert_eq!(server.connection_count(), 1);
     let response = client.echo_simple(&request("hi")).unwrap();
     assert_eq!(response.message, "hi");
