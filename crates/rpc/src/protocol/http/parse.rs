@@ -267,11 +267,13 @@ pub fn parse_response(
     // A fresh scan per call: a client reads few chunked responses.
     let mut scan = ChunkScan::default();
     let end = if framing == Framing::UntilClose {
-        if !eof {
-            return HttpParse::NeedMore;
-        }
+        // Checked on every read, not only at the close: a peer that never
+        // closes must not grow the input past the limit.
         if buf.len() - head_len > limits.max_body {
             return HttpParse::Error(body_too_large(buf.len() - head_len, limits));
+        }
+        if !eof {
+            return HttpParse::NeedMore;
         }
         buf.len()
     } else {
@@ -811,6 +813,25 @@ mod tests {
     };
 
     const HEAD: &[u8] = b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    #[test]
+    fn a_response_body_until_close_is_refused_past_the_limit_before_the_close() {
+        let limits = Limits {
+            max_header: 4096,
+            max_body: 1000,
+        };
+        let mut buf = IOBuf::from("HTTP/1.1 200 OK\r\n\r\n");
+        buf.append(&[b'x'; 1000]);
+        assert!(matches!(
+            parse_response(&mut buf, limits, false, false),
+            HttpParse::NeedMore
+        ));
+        buf.append(b"x");
+        match parse_response(&mut buf, limits, false, false) {
+            HttpParse::Error(e) => assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// Feeds `input` in `piece`-byte pieces through one `ChunkScan`, as a
     /// server connection does, until the parse is not `NeedMore`.
