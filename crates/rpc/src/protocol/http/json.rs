@@ -68,22 +68,10 @@ impl JsonCodec {
     }
 
     /// Serialized protobuf response → JSON body.
-    pub(crate) fn response_to_json(&self, method: usize, pb: &IOBuf) -> Result<IOBuf, RpcError> {
-        let (_, output) = self.types(method)?;
-        let msg = DynamicMessage::decode(output.clone(), pb.to_vec().as_slice()).map_err(|e| {
-            RpcError::new(
-                errno::ERESPONSE,
-                format!("the response does not parse: {e}"),
-            )
-        })?;
-        let mut out = Vec::new();
-        let mut ser = serde_json::Serializer::new(&mut out);
-        msg.serialize_with_options(
-            &mut ser,
-            &SerializeOptions::new().use_proto_field_name(true),
-        )
-        .map_err(|e| RpcError::new(errno::EINTERNAL, format!("cannot write JSON: {e}")))?;
-        Ok(IOBuf::from(out))
+    /// The response type of `method`, for [`response_to_json`] once the
+    /// handler answered (possibly later, in another fiber).
+    pub(crate) fn response_type(&self, method: usize) -> Result<MessageDescriptor, RpcError> {
+        Ok(self.types(method)?.1.clone())
     }
 
     fn types(&self, method: usize) -> Result<&(MessageDescriptor, MessageDescriptor), RpcError> {
@@ -92,4 +80,22 @@ impl JsonCodec {
             .and_then(Option::as_ref)
             .ok_or_else(|| RpcError::new(errno::ENOMETHOD, "the method has no descriptor"))
     }
+}
+
+/// Serialized protobuf response of type `output` → JSON body.
+pub(crate) fn response_to_json(output: MessageDescriptor, pb: &IOBuf) -> Result<IOBuf, RpcError> {
+    let msg = DynamicMessage::decode(output, pb.to_vec().as_slice()).map_err(|e| {
+        RpcError::new(
+            errno::ERESPONSE,
+            format!("the response does not parse: {e}"),
+        )
+    })?;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::new(&mut out);
+    msg.serialize_with_options(
+        &mut ser,
+        &SerializeOptions::new().use_proto_field_name(true),
+    )
+    .map_err(|e| RpcError::new(errno::EINTERNAL, format!("cannot write JSON: {e}")))?;
+    Ok(IOBuf::from(out))
 }

@@ -225,29 +225,25 @@ fn call_pb(
     let mut cntl = Controller::new();
     cntl.remote_side = Some(hctx.remote_side);
     cntl.local_side = Some(hctx.local_side);
-    let request = match json {
-        Some(codec) => match codec.request_to_pb(index, &body) {
-            Ok(pb) => pb,
+    // JSON: the request transcoded now, and the response's type kept for
+    // the answer (which may come later, from another fiber).
+    let (request, json_response) = match json {
+        Some(codec) => match codec
+            .request_to_pb(index, &body)
+            .and_then(|pb| Ok((pb, Some(codec.response_type(index)?))))
+        {
+            Ok(t) => t,
             Err(e) => return out.send(&error_response(&e)),
         },
-        None => body,
+        None => (body, None),
     };
-    let json = json.is_some();
-    let reply_ctx = ctx.clone();
     let reply = move |_: &mut Controller, result: Result<IOBuf, RpcError>| {
-        let resp = match (result, json) {
-            (Ok(pb), false) => crate::http::response(StatusCode::OK, "application/proto", pb),
-            (Ok(pb), true) => {
-                let codec = reply_ctx
-                    .entry(service)
-                    .json
-                    .get(&*reply_ctx.entry(service).service);
-                match codec.map(|c| c.response_to_json(index, &pb)) {
-                    Some(Ok(j)) => crate::http::response(StatusCode::OK, "application/json", j),
-                    Some(Err(e)) => error_response(&e),
-                    None => error_response(&RpcError::new(errno::EINTERNAL, "no JSON codec")),
-                }
-            }
+        let resp = match (result, json_response) {
+            (Ok(pb), None) => crate::http::response(StatusCode::OK, "application/proto", pb),
+            (Ok(pb), Some(output)) => match super::json::response_to_json(output, &pb) {
+                Ok(j) => crate::http::response(StatusCode::OK, "application/json", j),
+                Err(e) => error_response(&e),
+            },
             (Err(e), _) => error_response(&e),
         };
         out.send(&resp);
