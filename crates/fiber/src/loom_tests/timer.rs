@@ -23,25 +23,37 @@ fn counting(hits: &Arc<AtomicUsize>, by: usize) -> Callback {
     })
 }
 
+/// A fresh slot armed with a callback that adds 1 to the returned counter,
+/// and the version `arm` returned.
+fn armed_slot() -> (Arc<Slot>, Arc<AtomicUsize>, u64) {
+    let slot = Arc::new(Slot::new());
+    let hits = Arc::new(AtomicUsize::new(0));
+    // SAFETY: a fresh slot is owned by its creator.
+    let v = unsafe { slot.arm(counting(&hits, 1), 0) };
+    (slot, hits, v)
+}
+
+/// What the timer thread does with a heap entry of version `v`: fire the
+/// slot and, if that won, run the callback. Returns whether it ran.
+fn fire(slot: &Slot, v: u64) -> bool {
+    match slot.try_fire(v) {
+        Some(cb) => {
+            cb.run();
+            slot.finish_run(v);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Firing and cancelling race: exactly one wins, and `Running` is only ever
 /// reported while the callback really runs.
 #[test]
 fn fire_races_cancel() {
     loom::model(|| {
-        let slot = Arc::new(Slot::new());
-        let hits = Arc::new(AtomicUsize::new(0));
-        // SAFETY: a fresh slot is owned by its creator.
-        let v = unsafe { slot.arm(counting(&hits, 1), 0) };
+        let (slot, hits, v) = armed_slot();
         let s = slot.clone();
-        let firer = thread::spawn(move || {
-            if let Some(cb) = s.try_fire(v) {
-                cb.run();
-                s.finish_run(v);
-                true
-            } else {
-                false
-            }
-        });
+        let firer = thread::spawn(move || fire(&s, v));
         let outcome = slot.try_cancel(Some(v & ID_VERSION_MASK));
         let fired = firer.join().unwrap();
         match outcome {
@@ -61,10 +73,7 @@ fn fire_races_cancel() {
 #[test]
 fn stale_fire_and_cancel_after_reuse() {
     loom::model(|| {
-        let slot = Arc::new(Slot::new());
-        let hits = Arc::new(AtomicUsize::new(0));
-        // SAFETY: a fresh slot is owned by its creator.
-        let v1 = unsafe { slot.arm(counting(&hits, 1), 0) };
+        let (slot, hits, v1) = armed_slot();
         let (s, h) = (slot.clone(), hits.clone());
         let owner = thread::spawn(move || match s.try_cancel(Some(v1 & ID_VERSION_MASK)) {
             SlotCancel::Cancelled { cb, .. } => {
@@ -76,10 +85,7 @@ fn stale_fire_and_cancel_after_reuse() {
         });
         let s = slot.clone();
         let stale = thread::spawn(move || {
-            if let Some(cb) = s.try_fire(v1) {
-                cb.run();
-                s.finish_run(v1);
-            }
+            fire(&s, v1);
         });
         let v2 = owner.join().unwrap();
         stale.join().unwrap();
@@ -107,10 +113,8 @@ fn stale_fire_and_cancel_after_reuse() {
 #[test]
 fn double_cancel() {
     loom::model(|| {
-        let slot = Arc::new(Slot::new());
-        let hits = Arc::new(AtomicUsize::new(0));
-        // SAFETY: a fresh slot is owned by its creator.
-        let v = unsafe { slot.arm(counting(&hits, 1), 0) } & ID_VERSION_MASK;
+        let (slot, hits, v) = armed_slot();
+        let v = v & ID_VERSION_MASK;
         let s = slot.clone();
         let other = thread::spawn(move || match s.try_cancel(Some(v)) {
             SlotCancel::Cancelled { cb, .. } => {
