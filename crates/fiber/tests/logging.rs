@@ -1,99 +1,47 @@
 //! The runtime logs through `tracing`: a blocked worker is one `WARN`
-//! event naming the worker and the fiber. A minimal `tracing::Subscriber`,
-//! installed as the global default (the report comes from the monitor
-//! thread), records every event.
+//! event naming the worker and the fiber. A subscriber installed as the
+//! global default (the report comes from the monitor thread) records every
+//! event.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fibrpc_fiber as fiber;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::Level;
 
 /// One recorded event: its level, target and fields (`message` included).
 #[derive(Clone, Debug)]
 struct Captured {
     level: Level,
-    target: String,
-    fields: Vec<(String, String)>,
-}
-
-impl Captured {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Fields(Vec<(String, String)>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .push((field.name().to_string(), format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name().to_string(), value.to_string()));
-    }
+    target: &'static str,
+    fields: common::Fields,
 }
 
 static EVENTS: Mutex<Vec<Captured>> = Mutex::new(Vec::new());
-
-/// Records every event in [`EVENTS`]; spans are ignored.
-struct Capture {
-    next_span: AtomicU64,
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields(Vec::new());
-        event.record(&mut fields);
-        EVENTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Captured {
-                level: *event.metadata().level(),
-                target: event.metadata().target().to_string(),
-                fields: fields.0,
-            });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
 
 fn reports_of(name: &str) -> Vec<Captured> {
     EVENTS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|e| e.field("fiber_name") == Some(name))
+        .filter(|e| e.fields.get("fiber_name") == Some(name))
         .cloned()
         .collect()
 }
 
 #[test]
 fn a_blocked_worker_is_a_warn_event() {
-    tracing::subscriber::set_global_default(Capture {
-        next_span: AtomicU64::new(1),
+    common::on_event(|m, fields| {
+        EVENTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Captured {
+                level: *m.level(),
+                target: m.target(),
+                fields,
+            });
     })
     .expect("the only global subscriber of this test binary");
     let rt = fiber::Runtime::builder()
@@ -120,16 +68,18 @@ fn a_blocked_worker_is_a_warn_event() {
     let e = &reports[0];
     assert_eq!(e.level, Level::WARN, "{e:#?}");
     assert_eq!(e.target, "fibrpc_fiber::runtime::blocked", "{e:#?}");
-    assert_eq!(e.field("worker"), Some("0"), "{e:#?}");
-    let ms: u64 = e.field("blocked_ms").unwrap().parse().unwrap();
+    assert_eq!(e.fields.get("worker"), Some("0"), "{e:#?}");
+    let ms: u64 = e.fields.get("blocked_ms").unwrap().parse().unwrap();
     assert!(ms >= 50, "{e:#?}");
     assert!(
-        e.field("spawned_at")
+        e.fields
+            .get("spawned_at")
             .is_some_and(|at| at.contains("logging.rs")),
         "{e:#?}"
     );
     assert!(
-        e.field("message")
+        e.fields
+            .get("message")
             .is_some_and(|m| m.starts_with("worker blocked")),
         "{e:#?}"
     );

@@ -25,28 +25,46 @@ pub fn run_child_with(test: &str, env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
-/// Installs, as the process-wide `tracing` subscriber, one that writes
-/// every event to stderr (`LEVEL target: message field=value ...`): what a
-/// child process logs becomes part of its captured stderr.
-pub fn log_to_stderr() {
-    use std::fmt::Write as _;
-    use tracing::field::{Field, Visit};
+/// An event's fields in order, `message` included: `Debug` values
+/// formatted, strings as they are.
+#[derive(Clone, Debug)]
+pub struct Fields(pub Vec<(&'static str, String)>);
+
+impl Fields {
+    /// The value of the field `name`, if the event has one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.push((field.name(), value.to_string()));
+    }
+}
+
+/// Installs, as the process-wide `tracing` subscriber, one that hands every
+/// event (its metadata and fields) to `f`; spans are ignored. Fails if a
+/// global subscriber is already set.
+pub fn on_event<F>(f: F) -> Result<(), tracing::subscriber::SetGlobalDefaultError>
+where
+    F: Fn(&'static tracing::Metadata<'static>, Fields) + Send + Sync + 'static,
+{
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Metadata, Subscriber};
 
-    struct Line(String);
-    impl Visit for Line {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                let _ = write!(self.0, " {value:?}");
-            } else {
-                let _ = write!(self.0, " {}={value:?}", field.name());
-            }
-        }
-    }
-
-    struct Stderr;
-    impl Subscriber for Stderr {
+    struct OnEvent<F>(F);
+    impl<F> Subscriber for OnEvent<F>
+    where
+        F: Fn(&'static Metadata<'static>, Fields) + Send + Sync + 'static,
+    {
         fn enabled(&self, _: &Metadata<'_>) -> bool {
             true
         }
@@ -56,14 +74,32 @@ pub fn log_to_stderr() {
         fn record(&self, _: &Id, _: &Record<'_>) {}
         fn record_follows_from(&self, _: &Id, _: &Id) {}
         fn event(&self, event: &Event<'_>) {
-            let m = event.metadata();
-            let mut line = Line(format!("{} {}:", m.level(), m.target()));
-            event.record(&mut line);
-            eprintln!("{}", line.0);
+            let mut fields = Fields(Vec::new());
+            event.record(&mut fields);
+            (self.0)(event.metadata(), fields);
         }
         fn enter(&self, _: &Id) {}
         fn exit(&self, _: &Id) {}
     }
 
-    let _ = tracing::subscriber::set_global_default(Stderr);
+    tracing::subscriber::set_global_default(OnEvent(f))
+}
+
+/// Installs, as the process-wide `tracing` subscriber, one that writes
+/// every event to stderr (`LEVEL target: message field=value ...`): what a
+/// child process logs becomes part of its captured stderr.
+pub fn log_to_stderr() {
+    use std::fmt::Write as _;
+
+    let _ = on_event(|m, fields| {
+        let mut line = format!("{} {}:", m.level(), m.target());
+        for (name, value) in fields.0 {
+            let _ = if name == "message" {
+                write!(line, " {value}")
+            } else {
+                write!(line, " {name}={value}")
+            };
+        }
+        eprintln!("{line}");
+    });
 }
