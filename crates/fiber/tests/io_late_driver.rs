@@ -9,10 +9,12 @@
 //! Its own test binary: the driver is process-wide and must start here,
 //! after the runtime's workers are asleep.
 
+mod common;
+
 use fiber::butex::{Butex, WaitError};
 use fiber::io::{Config, Poller, Registration};
 use fibrpc_fiber as fiber;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,18 +44,9 @@ impl Conn {
         let signal = Arc::new(Butex::new(0));
         let (s, r, b) = (stream.clone(), received.clone(), signal.clone());
         let reg = Registration::with_reader(stream.as_raw_fd(), move |_| {
-            let mut buf = [0u8; 256];
-            loop {
-                match (&*s).read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        r.fetch_add(n, Ordering::Release);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => panic!("read: {e}"),
-                }
-            }
+            common::drain(&*s, |n| {
+                r.fetch_add(n, Ordering::Release);
+            });
             b.value().fetch_add(1, Ordering::Release);
             b.wake_all();
         })

@@ -1,5 +1,7 @@
 //! Unix sockets, pipes and the reader-fiber hook.
 
+mod common;
+
 use fiber::io::Registration;
 use fiber::net::{pipe, UnixListener, UnixStream};
 use fibrpc_fiber as fiber;
@@ -93,19 +95,11 @@ fn reader_hook_runs_one_reader_at_a_time() {
                 overlap.store(true, Ordering::SeqCst);
             }
             calls.fetch_add(1, Ordering::Relaxed);
-            let mut buf = [0u8; 1024];
-            loop {
-                match (&*b).read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        total.fetch_add(n, Ordering::SeqCst);
-                        // Give the writer a chance to add edges meanwhile.
-                        fiber::yield_now();
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("{e}"),
-                }
-            }
+            common::drain(&*b, |n| {
+                total.fetch_add(n, Ordering::SeqCst);
+                // Give the writer a chance to add edges meanwhile.
+                fiber::yield_now();
+            });
             running.store(false, Ordering::SeqCst);
         })
         .unwrap()

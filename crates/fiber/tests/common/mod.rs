@@ -103,3 +103,20 @@ pub fn log_to_stderr() {
         eprintln!("{line}");
     });
 }
+
+/// Reads `r` (non-blocking) until it would block or reaches the end,
+/// passing each read's byte count to `on_read`.
+pub fn drain(mut r: impl std::io::Read, mut on_read: impl FnMut(usize)) {
+    use std::io::ErrorKind;
+
+    let mut buf = [0u8; 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => on_read(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
