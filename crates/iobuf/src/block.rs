@@ -222,6 +222,7 @@ mod tests {
         unsafe {
             Block::set_ref_for_test(block, MAX_REFCOUNT - 1);
             Block::inc_ref(block); // reaches the limit: still fine
+            eprintln!("at the limit");
             Block::inc_ref(block); // past it: aborts
         }
         // Not reached when the check works; exit cleanly so the parent sees
@@ -242,12 +243,15 @@ mod tests {
             .env(CHILD_ENV, "1")
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The abort came from the increment past the limit, not the one
+        // reaching it.
+        assert!(stderr.contains("at the limit"), "stderr: {stderr}");
         assert_eq!(
             out.status.signal(),
             Some(libc::SIGABRT),
-            "status: {:?}, stderr: {}",
+            "status: {:?}, stderr: {stderr}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
         );
     }
 
