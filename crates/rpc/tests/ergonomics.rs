@@ -2,6 +2,8 @@
 //! generated client's form without a controller
 //! (`EchoServiceClient::echo_simple`).
 
+mod rpc_common;
+
 use fibrpc::{Channel, Controller, RpcError, Server, ServerOptions};
 use fibrpc_example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
@@ -39,11 +41,7 @@ fn connect_then_call_without_a_controller() {
     let client = EchoServiceClient::new(fibrpc::connect(server.listen_addr().unwrap()).unwrap());
     // Connected before the first call (the server lists the connection
     // once its acceptor took it, which may be just after `connect`).
-    let t = std::time::Instant::now();
-    while server.connection_count() != 1 && t.elapsed() < std::time::Duration::from_secs(5) {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    assert_eq!(server.connection_count(), 1);
+    assert_eq!(rpc_common::wait_for_connections(&server, 1), 1);
     let response = client.echo_simple(&request("hi")).unwrap();
     assert_eq!(response.message, "hi");
     let e = client.echo_simple(&request("fail")).unwrap_err();
