@@ -42,6 +42,16 @@ fn read_to_close(c: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Writes `bytes` `times` times, or until a write fails: the server
+/// stops reading once it answers, so a write may fail.
+fn write_until_refused(c: &mut TcpStream, bytes: &[u8], times: usize) {
+    for _ in 0..times {
+        if c.write_all(bytes).is_err() {
+            break;
+        }
+    }
+}
+
 /// The status of the only response in `text`.
 fn only_status(text: &str) -> u16 {
     assert!(text.starts_with("HTTP/1.1 "), "{text:?}");
@@ -72,14 +82,8 @@ fn endless_trailers_get_431_and_a_close() {
         b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n",
     )
     .unwrap();
-    // Well past the default head limit (64 KiB); the server stops reading
-    // once it answers, so a write may fail.
-    let line = b"a:b\r\n".repeat(1024);
-    for _ in 0..40 {
-        if c.write_all(&line).is_err() {
-            break;
-        }
-    }
+    // Well past the default head limit (64 KiB).
+    write_until_refused(&mut c, &b"a:b\r\n".repeat(1024), 40);
     assert_eq!(only_status(&read_to_close(&mut c)), 431);
 }
 
@@ -90,11 +94,7 @@ fn endless_chunk_extensions_get_400_and_a_close() {
     c.write_all(b"POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
     let chunk = format!("1;e={}\r\nx\r\n", "v".repeat(1000)).repeat(16);
-    for _ in 0..20 {
-        if c.write_all(chunk.as_bytes()).is_err() {
-            break;
-        }
-    }
+    write_until_refused(&mut c, chunk.as_bytes(), 20);
     assert_eq!(only_status(&read_to_close(&mut c)), 400);
 }
 
