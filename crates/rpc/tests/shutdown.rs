@@ -32,6 +32,17 @@ fn connect(addr: impl std::net::ToSocketAddrs) -> Result<Channel, RpcError> {
     Channel::new(addr, options)
 }
 
+/// A shutdown future, and the sender that completes it.
+fn shutdown_trigger() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
 /// Waits until the server has taken `n` calls (bounded).
 fn wait_calls(calls: &std::sync::atomic::AtomicUsize, n: usize) {
     let give_up = Instant::now() + Duration::from_secs(10);
@@ -48,11 +59,9 @@ fn wait_calls(calls: &std::sync::atomic::AtomicUsize, n: usize) {
 fn run_until_answers_in_flight_calls_then_returns() {
     let (mut server, calls) = start_server(ServerOptions::default());
     let addr = server.listen_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, shutdown) = shutdown_trigger();
     let serving = std::thread::spawn(move || {
-        server.run_until(async move {
-            let _ = rx.await;
-        });
+        server.run_until(shutdown);
         (Instant::now(), server)
     });
 
@@ -80,12 +89,10 @@ fn run_until_answers_in_flight_calls_then_returns() {
 fn run_until_in_a_fiber_waits_in_the_fiber() {
     let (mut server, calls) = start_server(ServerOptions::default());
     let addr = server.listen_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, shutdown) = shutdown_trigger();
     // Only the fiber waits: the workers go on serving meanwhile.
     let serving = fibrpc::fiber::spawn(move || {
-        server.run_until(async move {
-            let _ = rx.await;
-        });
+        server.run_until(shutdown);
         server.listen_addr()
     });
     let channel = connect(addr).unwrap();
@@ -113,13 +120,11 @@ fn serve_with_shutdown_starts_serves_and_stops() {
         .port();
     let echo_service = Echo::default();
     let calls = echo_service.calls.clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, shutdown) = shutdown_trigger();
     let serving = std::thread::spawn(move || {
         let mut server = Server::new(ServerOptions::default());
         server.add_service(echo_service).unwrap();
-        server.serve_with_shutdown(("127.0.0.1", port), async move {
-            let _ = rx.await;
-        })
+        server.serve_with_shutdown(("127.0.0.1", port), shutdown)
     });
 
     let channel = connect(("127.0.0.1", port)).unwrap();
@@ -128,10 +133,7 @@ fn serve_with_shutdown_starts_serves_and_stops() {
         // Until the server listens.
         match echo(&channel, &mut Controller::new(), &req("hi")) {
             Ok(r) => break r,
-            Err(e) if Instant::now() < give_up => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            Err(_) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => panic!("the server never answered: {e}"),
         }
     };
