@@ -79,7 +79,6 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
         };
         let gate = Arc::new(Accepted {
             input: user.clone(),
-            server: shared.clone(),
             listed: AtomicBool::new(false),
         });
         match Socket::create(stream, Some(remote), gate.clone(), options) {
@@ -99,7 +98,6 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
 /// allocation per connection and one atomic load per read event.
 struct Accepted {
     input: Arc<ServerInput>,
-    server: ServerContext,
     /// Whether the connection is in the set (or failed before it was).
     listed: AtomicBool,
 }
@@ -112,7 +110,8 @@ impl Accepted {
             return;
         }
         let mut conns = self
-            .server
+            .input
+            .ctx
             .shared
             .connections
             .lock()

@@ -121,17 +121,17 @@ impl ServerContext {
             .collect()
     }
 
-    /// The full name of a service given by its full or its short name
-    /// (`EchoService` for `example.EchoService`), as HTTP URLs may.
-    pub(crate) fn resolve_service_name(&self, name: &str) -> Option<&'static str> {
-        if let Some((&full, _)) = self.shared.services.get_key_value(name) {
-            return Some(full);
+    /// A service given by its full or its short name (`EchoService` for
+    /// `example.EchoService`, as HTTP URLs may), with its full name.
+    fn resolve_service(&self, name: &str) -> Option<(&'static str, &ServiceEntry)> {
+        if let Some((&full, entry)) = self.shared.services.get_key_value(name) {
+            return Some((full, entry));
         }
         self.shared
             .services
-            .keys()
-            .copied()
-            .find(|full| full.rsplit('.').next() == Some(name))
+            .iter()
+            .map(|(&full, entry)| (full, entry))
+            .find(|(full, _)| full.rsplit('.').next() == Some(name))
     }
 
     /// The service (by full or short name) and the method index a
@@ -141,10 +141,9 @@ impl ServerContext {
         service: &str,
         method: &str,
     ) -> Result<(&'static str, usize), RpcError> {
-        let full = self.resolve_service_name(service).ok_or_else(|| {
+        let (full, entry) = self.resolve_service(service).ok_or_else(|| {
             RpcError::new(errno::ENOSERVICE, format!("Fail to find service={service}"))
         })?;
-        let entry = &self.shared.services[full];
         let &index = entry.methods.get(method).ok_or_else(|| {
             RpcError::new(
                 errno::ENOMETHOD,
@@ -182,7 +181,7 @@ impl ServerContext {
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);
-            let svc = entry.service.clone();
+            let svc = &entry.service;
             if let Err(p) = catch_unwind(AssertUnwindSafe(move || {
                 svc.call_method_deferred(index, request, done)
             })) {

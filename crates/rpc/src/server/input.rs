@@ -10,7 +10,7 @@ use crate::protocol::ServerMessage;
 use crate::socket::{Cut, InputHandler, Socket};
 
 pub(crate) struct ServerInput {
-    ctx: ServerContext,
+    pub(super) ctx: ServerContext,
 }
 
 impl ServerInput {
