@@ -10,7 +10,7 @@ use crate::protocol::ServerMessage;
 use crate::socket::{Cut, InputHandler, Socket};
 
 pub(crate) struct ServerInput {
-    pub(super) ctx: ServerContext,
+    ctx: ServerContext,
 }
 
 impl ServerInput {
@@ -32,6 +32,18 @@ impl InputHandler for ServerInput {
 
     fn process(&self, sock: &Arc<Socket>, msg: ServerMessage) {
         self.ctx.shared.protocols.process(sock, msg, &self.ctx);
+    }
+
+    /// Lists the connection before anything of it is read. A socket that
+    /// fails later (even while being set up) removes itself in
+    /// `on_failed`, which runs after this.
+    fn on_created(&self, sock: &Arc<Socket>) {
+        self.ctx
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sock.id());
     }
 
     fn on_failed(&self, sock: &Socket) {

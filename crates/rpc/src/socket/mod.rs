@@ -170,6 +170,7 @@ impl Socket {
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
         slab.publish(id, sock.clone());
+        sock.user.on_created(&sock);
         // A weak reference, not the id: upgrading it is one atomic, where
         // the id's lookup takes the slab slot's lock and clones the `Arc`
         // on every read event. A failed socket's reader stops at once

@@ -36,6 +36,11 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
     /// message).
     fn as_any(&self) -> &dyn std::any::Any;
 
+    /// The socket has its id and is not registered for input yet: nothing
+    /// of it has been read (a server lists the connection here, so that
+    /// its first request finds it listed).
+    fn on_created(&self, _sock: &Arc<Socket>) {}
+
     /// The socket failed: release whatever waits on it.
     fn on_failed(&self, _sock: &Socket) {}
 
@@ -70,6 +75,9 @@ pub(crate) trait InputHandler: Send + Sync + 'static {
         false
     }
 
+    /// See [`SocketUser::on_created`].
+    fn on_created(&self, _sock: &Arc<Socket>) {}
+
     /// See [`SocketUser::on_failed`].
     fn on_failed(&self, _sock: &Socket) {}
 
@@ -84,6 +92,10 @@ impl<H: InputHandler> SocketUser for H {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+
+    fn on_created(&self, sock: &Arc<Socket>) {
+        InputHandler::on_created(self, sock);
     }
 
     fn on_failed(&self, sock: &Socket) {
