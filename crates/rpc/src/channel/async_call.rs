@@ -29,7 +29,7 @@ use fibrpc_fiber::timer::{self, TimerId};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::engine::{
-    failed_attempt, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
+    failed_attempt, post, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
 };
 use crate::protocol::ClientProtocol;
 use crate::{errno, Controller, RpcError};
@@ -115,7 +115,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         let deadline = plan.deadline;
         // Packed before the continuation takes the plan; registered and
         // written after it is set (nothing can complete the call before).
-        let id = match self.send_prepare(&conn, &mut plan, &cntl) {
+        let id = match self.pack(&conn, &mut plan.request, &cntl) {
             Ok(w) => w,
             Err(e) => {
                 pool.put_back(conn, true);
@@ -140,14 +140,9 @@ impl<P: ClientProtocol> CallEngine<P> {
             done,
         };
         call.set_continuation(Box::new(move || finish.complete()));
-        if !conn.input.add(&conn.sock, corr, call.clone()) {
+        if let Err(e) = post(&conn, corr, wire, &call) {
             // Completes through the continuation, which retries it like
             // any connection failure.
-            call.complete(Err(conn.sock.failed_error()));
-            return;
-        }
-        if let Err(e) = conn.sock.write(wire) {
-            conn.input.take(corr);
             call.complete(Err(e));
             return;
         }
@@ -158,21 +153,6 @@ impl<P: ClientProtocol> CallEngine<P> {
             });
             timer_id.store(id.as_u64(), Ordering::Release);
         }
-    }
-
-    /// Packs the plan's request for `conn` under a fresh correlation id.
-    fn send_prepare(
-        &self,
-        conn: &Conn<P>,
-        plan: &mut CallPlan<P::Request>,
-        cntl: &Controller,
-    ) -> Result<(u64, fibrpc_iobuf::IOBuf), RpcError> {
-        let id = super::engine::next_correlation_id();
-        let wire = self
-            .inner
-            .protocol
-            .pack_request(&mut plan.request, id, cntl, &conn.sock)?;
-        Ok((id, wire))
     }
 
     /// Runs the whole call on the synchronous path in a fiber.

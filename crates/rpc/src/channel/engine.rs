@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use fibrpc_iobuf::IOBuf;
+
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
@@ -344,20 +346,42 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl: &Controller,
         call: &Arc<PendingCall<P::Message>>,
     ) -> Result<u64, RpcError> {
+        let (id, wire) = self.pack(conn, request, cntl)?;
+        post(conn, id, wire, call)?;
+        Ok(id)
+    }
+
+    /// Packs `request` for `conn` under a fresh correlation id.
+    pub(super) fn pack(
+        &self,
+        conn: &Conn<P>,
+        request: &mut P::Request,
+        cntl: &Controller,
+    ) -> Result<(u64, IOBuf), RpcError> {
         let id = next_correlation_id();
         let wire = self
             .inner
             .protocol
             .pack_request(request, id, cntl, &conn.sock)?;
-        if !conn.input.add(&conn.sock, id, call.clone()) {
-            return Err(conn.sock.failed_error());
-        }
-        if let Err(e) = conn.sock.write(wire) {
-            conn.input.take(id);
-            return Err(e);
-        }
-        Ok(id)
+        Ok((id, wire))
     }
+}
+
+/// Registers `call` on `conn` under `id` and writes its packed request.
+pub(super) fn post<P: ClientProtocol>(
+    conn: &Conn<P>,
+    id: u64,
+    wire: IOBuf,
+    call: &Arc<PendingCall<P::Message>>,
+) -> Result<(), RpcError> {
+    if !conn.input.add(&conn.sock, id, call.clone()) {
+        return Err(conn.sock.failed_error());
+    }
+    if let Err(e) = conn.sock.write(wire) {
+        conn.input.take(id);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The error of a call to `addr` that reached its deadline.
