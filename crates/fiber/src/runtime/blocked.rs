@@ -12,6 +12,15 @@
 //! name, spawn site, how long), and [`crate::stats`] shows it (`blocked_ms`,
 //! `blocked_incidents`).
 //!
+//! The monitor also keeps a stuck worker's I/O moving: nobody polls its
+//! dispatcher while it is stuck, and a worker that went to sleep while all
+//! were asleep sleeps without a timeout (an idle process makes no
+//! wakeups). At the first sample that finds a worker stuck, the monitor
+//! wakes one sleeping worker, which polls the stuck dispatcher and, while
+//! another worker is awake, sleeps in short steps that poll it again. So
+//! input on the stuck worker's connections waits one period, not until the
+//! fiber lets go.
+//!
 //! Hot-path cost: no new store. The switch counter already existed (the
 //! LIFO watchdog reads it), and the worker's "fiber running now" pointer,
 //! which the scheduler always kept, moved from a `Cell` in the worker to a
@@ -68,6 +77,8 @@ pub(crate) struct Watch {
     since_ns: AtomicU64,
     /// Whether the current incident was reported already.
     reported: AtomicBool,
+    /// Whether a sleeping worker was woken for the current run already.
+    nudged: AtomicBool,
     /// Incidents so far.
     incidents: AtomicU64,
 }
@@ -78,6 +89,7 @@ impl Watch {
             stamp: AtomicU64::new(u64::MAX),
             since_ns: AtomicU64::new(0),
             reported: AtomicBool::new(false),
+            nudged: AtomicBool::new(false),
             incidents: AtomicU64::new(0),
         }
     }
@@ -163,16 +175,25 @@ fn monitor_loop() {
                 if control.stopping.load(Ordering::Relaxed) {
                     continue;
                 }
-                let threshold = control.blocked_threshold_ms.load(Ordering::Relaxed);
-                if threshold == 0 {
-                    continue;
-                }
+                // Threshold 0 turns reports off; stuck workers are still
+                // looked for (see below).
+                let threshold = match control.blocked_threshold_ms.load(Ordering::Relaxed) {
+                    0 => u64::MAX,
+                    t => t,
+                };
                 period = period.min(Duration::from_millis((threshold / 2).max(1)));
                 for i in 0..control.nworkers() {
                     let g = control.group(i);
-                    if let Some(r) = sample(g, now, threshold) {
-                        reports.push(r);
+                    let (stuck, report) = sample(g, now, threshold);
+                    if stuck {
+                        // Nobody polls a stuck worker's dispatcher. Idle
+                        // workers look at it only when they wake, and one
+                        // that went to sleep while every worker was asleep
+                        // sleeps without a timeout: wake one, so that it
+                        // looks now and keeps looking while this lasts.
+                        control.signal_task(1, None);
                     }
+                    reports.extend(report);
                 }
             }
         }
@@ -183,8 +204,10 @@ fn monitor_loop() {
     }
 }
 
-/// Looks at worker `g` once; returns a new incident to report.
-fn sample(g: &'static GroupShared, now: u64, threshold_ms: u64) -> Option<Report> {
+/// Looks at worker `g` once. Returns whether it has newly been seen stuck
+/// in one fiber (since an earlier sample: at least one period), and a new
+/// incident to report.
+fn sample(g: &'static GroupShared, now: u64, threshold_ms: u64) -> (bool, Option<Report>) {
     let w = &g.watch;
     let switches = g.counters.switches_now();
     let running = g.running();
@@ -193,25 +216,27 @@ fn sample(g: &'static GroupShared, now: u64, threshold_ms: u64) -> Option<Report
         w.since_ns.store(now, Ordering::Relaxed);
         w.stamp.store(switches, Ordering::Relaxed);
         w.reported.store(false, Ordering::Relaxed);
-        return None;
+        w.nudged.store(false, Ordering::Relaxed);
+        return (false, None);
     }
+    let stuck = !w.nudged.swap(true, Ordering::Relaxed);
     let ms = now.saturating_sub(w.since_ns.load(Ordering::Relaxed)) / 1_000_000;
     if ms < threshold_ms || w.reported.load(Ordering::Relaxed) {
-        return None;
+        return (stuck, None);
     }
     w.reported.store(true, Ordering::Relaxed);
     w.incidents
         .store(w.incidents.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     // What the meta says may be stale (its fiber ended and the slot was
     // reused): `report` checks.
-    let task = running?;
-    Some(Report {
+    let report = running.map(|task| Report {
         worker: g.index,
         task,
         stamp: switches,
         group: g,
         ms,
-    })
+    });
+    (stuck, report)
 }
 
 /// Reports one incident as a `warn!` event (target
