@@ -85,6 +85,7 @@
 mod block_on;
 mod blocking;
 pub mod butex;
+pub mod fault;
 pub mod io;
 mod loom;
 #[cfg(all(test, loom))]

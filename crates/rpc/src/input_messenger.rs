@@ -16,6 +16,7 @@ use std::sync::Arc;
 use fibrpc_fiber::io::ReadEvents;
 
 use crate::socket::{Cut, InputHandler, Socket};
+use crate::unstarted::IfUnstarted;
 use crate::{errno, RpcError};
 
 /// The first read of a burst offers this much; reads that fill what they
@@ -138,20 +139,27 @@ pub(crate) fn on_readable<H: InputHandler>(
 }
 
 fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
-    let s = sock.clone();
     // Counted until the fiber starts: a response written meanwhile waits
     // for this one's to batch with it (see `Socket::write`).
     sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
-    let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+    // A message whose fiber never starts would never be answered: the
+    // connection closes instead, so its peer learns at once.
+    let work = IfUnstarted::new(
+        (sock.clone(), msg),
+        |(s, _msg): (Arc<Socket>, H::Message)| {
+            s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
+            s.set_failed(RpcError::new(
+                errno::EINTERNAL,
+                "no fiber could start to process a request; closing the connection",
+            ));
+        },
+    );
+    let _ = fibrpc_fiber::Builder::new().spawn(move || {
+        let (s, msg) = work.take();
         s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
         // The socket's user is the handler that cut the message.
         if let Some(h) = s.user.as_any().downcast_ref::<H>() {
             h.process(&s, msg);
         }
     });
-    if let Err(e) = spawned {
-        // The closure, and so its decrement, never runs.
-        sock.queued_inputs.fetch_sub(1, Ordering::Relaxed);
-        tracing::error!(error = %e, "cannot start a fiber for a message");
-    }
 }

@@ -33,6 +33,7 @@ pub mod protocol;
 pub mod server;
 mod service;
 pub mod socket;
+mod unstarted;
 
 pub use channel::{connect, Channel, ChannelOptions, ConnectionType};
 pub use controller::Controller;

@@ -46,18 +46,47 @@ impl ReadEvents<'_> {
     }
 }
 
+/// What a reader registration calls when a reader fiber could not start;
+/// see [`super::Registration::with_reader_or_else`].
+pub(crate) type LostHandler = Box<dyn Fn() + Send + Sync + 'static>;
+
 /// Shared by the registration and the reader fibers it starts.
 pub(crate) struct ReaderShared {
     /// Edges since the running reader last caught up; 0 = no reader.
     nevent: AtomicU32,
     handler: ReadHandler,
+    lost: Option<LostHandler>,
+}
+
+/// A reader fiber's closure state: if it is dropped without having
+/// started, no reader runs for the edges counted so far.
+struct ReaderRun {
+    reader: Arc<ReaderShared>,
+    started: bool,
+}
+
+impl Drop for ReaderRun {
+    fn drop(&mut self) {
+        if self.started {
+            return;
+        }
+        tracing::error!("a reader fiber could not start: the descriptor's input is unread");
+        // Reset, so that a later edge tries again rather than finding
+        // the counter stuck above 0; then let the owner give up on the
+        // descriptor (an edge may never come).
+        self.reader.nevent.store(0, Ordering::Release);
+        if let Some(lost) = &self.reader.lost {
+            lost();
+        }
+    }
 }
 
 impl ReaderShared {
-    pub(crate) fn new(handler: ReadHandler) -> Arc<Self> {
+    pub(crate) fn new(handler: ReadHandler, lost: Option<LostHandler>) -> Arc<Self> {
         Arc::new(ReaderShared {
             nevent: AtomicU32::new(0),
             handler,
+            lost,
         })
     }
 
@@ -67,7 +96,10 @@ impl ReaderShared {
             // A reader is running; it sees the new count and goes again.
             return;
         }
-        let me = self.clone();
+        let run = ReaderRun {
+            reader: self.clone(),
+            started: false,
+        };
         // A new fiber, not started yet: any idle worker may steal it, which
         // spreads connections' input processing over the workers.
         // No name: this runs once per burst of input, and a name is a
@@ -75,13 +107,14 @@ impl ReaderShared {
         // Without a wakeup per edge: the poll that found the edge flushes
         // once for its whole batch (`flush_after_poll`). Off a worker the
         // spawn goes to a remote queue and signals as usual.
-        let spawned = crate::Builder::new().nosignal().spawn(move || me.run());
-        if let Err(e) = spawned {
-            // Nothing can read this descriptor now; reset so the next edge
-            // tries again rather than leaving the counter stuck above 0.
-            tracing::error!(error = %e, "cannot start a reader fiber");
-            self.nevent.store(0, Ordering::Release);
-        }
+        // If the fiber never runs (the spawn fails, or no stack can be
+        // mapped when a worker takes it), dropping `run` unstarted tells
+        // the registration's owner.
+        let _ = crate::Builder::new().nosignal().spawn(move || {
+            let mut run = run;
+            run.started = true;
+            run.reader.run();
+        });
     }
 
     /// The reader fiber: runs the handler until no edge arrived during the

@@ -58,7 +58,21 @@ impl Registration {
         fd: RawFd,
         on_readable: impl Fn(&super::ReadEvents<'_>) + Send + Sync + 'static,
     ) -> io::Result<Registration> {
-        Self::register(fd, Some(ReaderShared::new(Box::new(on_readable))))
+        Self::register(fd, Some(ReaderShared::new(Box::new(on_readable), None)))
+    }
+
+    /// As [`with_reader`](Self::with_reader), and `if_lost` runs when a
+    /// reader fiber cannot start (the fiber limit, or no stack could be
+    /// mapped): the input is then unread, and the owner should give up on
+    /// the descriptor (close the connection). It runs outside any fiber
+    /// (on the dispatcher or a worker's scheduler) and must not block.
+    pub fn with_reader_or_else(
+        fd: RawFd,
+        on_readable: impl Fn(&super::ReadEvents<'_>) + Send + Sync + 'static,
+        if_lost: impl Fn() + Send + Sync + 'static,
+    ) -> io::Result<Registration> {
+        let reader = ReaderShared::new(Box::new(on_readable), Some(Box::new(if_lost)));
+        Self::register(fd, Some(reader))
     }
 
     /// Registers `fd` and returns the read and write tickets as they were

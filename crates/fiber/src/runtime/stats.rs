@@ -16,6 +16,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) created: Counter,
     pub(crate) exited: Counter,
     pub(crate) stacks_mapped: Counter,
+    pub(crate) start_failures: Counter,
 }
 
 /// A single-writer counter.
@@ -60,6 +61,9 @@ pub struct WorkerStats {
     pub exited: u64,
     /// Stacks this worker had to map because the pools were empty.
     pub stacks_mapped: u64,
+    /// Fibers that could not start on this worker (no stack could be
+    /// mapped): their closures were dropped unrun.
+    pub start_failures: u64,
     /// Started fibers pinned to this worker and not ended yet (a gauge, not
     /// a counter: the load that first runs are balanced by).
     pub pinned: u64,
@@ -84,6 +88,7 @@ impl WorkerStats {
         self.created += o.created;
         self.exited += o.exited;
         self.stacks_mapped += o.stacks_mapped;
+        self.start_failures += o.start_failures;
         self.pinned += o.pinned;
         self.blocked_ms = self.blocked_ms.max(o.blocked_ms);
         self.blocked_incidents += o.blocked_incidents;
@@ -106,6 +111,7 @@ impl WorkerCounters {
             created: self.created.get(),
             exited: self.exited.get(),
             stacks_mapped: self.stacks_mapped.get(),
+            start_failures: self.start_failures.get(),
             pinned: 0,
             blocked_ms: 0,
             blocked_incidents: 0,

@@ -31,6 +31,7 @@ use super::task_meta::{Slab, TaskRef, NO_HOME};
 use crossbeam_deque::Worker;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
+use std::io;
 use std::sync::atomic::Ordering;
 
 /// Spins over the queues before sleeping: waking a sleeping vCPU costs
@@ -556,6 +557,10 @@ impl TaskGroup {
             self.finish(task);
             return false;
         }
+        if crate::fault::take_stack_failure() {
+            self.lose(task, io::Error::other("injected: no stack for this fiber"));
+            return false;
+        }
         let slot = task.ctx_slot();
         // SAFETY: token held (see `run_task`); the slot holds an idle
         // context or nothing.
@@ -581,17 +586,25 @@ impl TaskGroup {
                 true
             }
             Err(e) => {
-                // SAFETY: token held; the fiber never ran, and `entry` came
-                // from this payload's `init`.
-                unsafe {
-                    if let Some(entry) = task.run_state().entry {
-                        task.payload.fail(entry, e);
-                    }
-                }
-                self.finish(task);
+                self.lose(task, e);
                 false
             }
         }
+    }
+
+    /// `task` cannot start (no stack): its closure is dropped unrun, its
+    /// join handle gets `e`, and the fiber ends.
+    fn lose(&self, task: TaskRef, e: io::Error) {
+        self.shared.counters.start_failures.incr();
+        tracing::error!(error = %e, fiber = ?task.id(), "a fiber could not start");
+        // SAFETY: token held; the fiber never ran, and `entry` came from
+        // this payload's `init`.
+        unsafe {
+            if let Some(entry) = task.run_state().entry {
+                task.payload.fail(entry, e);
+            }
+        }
+        self.finish(task);
     }
 
     /// The worker a fiber about to start here should start on instead, if

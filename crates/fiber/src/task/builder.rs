@@ -78,6 +78,31 @@ impl Builder {
         self.spawn_inner(None, f)
     }
 
+    /// Spawns `f` as a detached fiber that must not be lost silently: if
+    /// it can never run — the spawn fails, or no stack can be mapped for
+    /// it when a worker first takes it (`vm.max_map_count` or memory
+    /// exhausted) — `lost` runs instead, once.
+    ///
+    /// `lost` runs on the spawning thread or on the worker that failed to
+    /// start the fiber, outside any fiber, so it must not block: close a
+    /// connection, fail a call, hand the work to a thread.
+    #[track_caller]
+    pub fn spawn_or_else<F, L>(self, f: F, lost: L)
+    where
+        F: FnOnce() + Send + 'static,
+        L: FnOnce() + Send + 'static,
+    {
+        let guard = IfLost(Some(lost));
+        // Dropping the closure unrun (a failed spawn drops it at once; a
+        // stack that cannot be mapped drops it in the worker) drops the
+        // armed guard, which runs `lost`.
+        let _ = self.spawn_inner(None, move || {
+            let mut guard = guard;
+            guard.0 = None;
+            f()
+        });
+    }
+
     /// Spawns on `rt`.
     #[track_caller]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
@@ -106,5 +131,17 @@ impl Builder {
         };
         let (id, meta, result) = spawn_raw(rt.map(|r| r.control()), f, attrs, mode)?;
         Ok(JoinHandle::new(id, meta, result))
+    }
+}
+
+/// Runs its callback when dropped while armed (see
+/// [`Builder::spawn_or_else`]).
+struct IfLost<L: FnOnce()>(Option<L>);
+
+impl<L: FnOnce()> Drop for IfLost<L> {
+    fn drop(&mut self) {
+        if let Some(lost) = self.0.take() {
+            lost();
+        }
     }
 }

@@ -24,6 +24,10 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
         ("parks", total.parks.to_string()),
         ("stacks mapped", total.stacks_mapped.to_string()),
         (
+            "fibers that could not start",
+            total.start_failures.to_string(),
+        ),
+        (
             "blocked worker incidents",
             total.blocked_incidents.to_string(),
         ),

@@ -32,6 +32,7 @@ use super::engine::{
     failed_attempt, post, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
 };
 use crate::protocol::ClientProtocol;
+use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::{errno, Controller, RpcError};
 
 /// The caller's callback.
@@ -159,28 +160,53 @@ impl<P: ClientProtocol> CallEngine<P> {
     fn spawn_carrier(
         &self,
         plan: CallPlan<P::Request>,
-        mut cntl: Controller,
+        cntl: Controller,
         start: Instant,
         done: Done<P::Response>,
     ) {
-        let me = self.clone();
-        let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+        let work = IfUnstarted::new(
+            (self.clone(), plan, cntl, done),
+            |(_, _, cntl, done): (Self, _, Controller, Done<P::Response>)| {
+                fail_on_thread(cntl, done, "an asynchronous call");
+            },
+        );
+        let _ = fibrpc_fiber::Builder::new().spawn(move || {
+            let (me, plan, mut cntl, done) = work.take();
             let r = me.run_attempts(plan, &mut cntl, start);
             record_outcome(&mut cntl, start, &r);
             done(cntl, r);
         });
-        if let Err(e) = spawned {
-            // The callback moved into the closure that could not start.
-            tracing::error!(error = %e, "cannot start an asynchronous call");
-        }
     }
 }
 
 /// Runs `done` with an outcome known at once, in a fiber of its own.
-fn spawn_done<T: Send + 'static>(cntl: Controller, r: Result<T, RpcError>, done: Done<T>) {
-    if let Err(e) = fibrpc_fiber::Builder::new().spawn(move || done(cntl, r)) {
-        tracing::error!(error = %e, "cannot start an asynchronous call's callback");
-    }
+pub(super) fn spawn_done<T: Send + 'static>(
+    cntl: Controller,
+    r: Result<T, RpcError>,
+    done: Done<T>,
+) {
+    // Without a fiber the callback still runs, on a thread.
+    let work = IfUnstarted::new(
+        (cntl, r, done),
+        |(cntl, r, done): (Controller, _, Done<T>)| {
+            run_on_thread("an asynchronous call's callback", move || done(cntl, r));
+        },
+    );
+    let _ = fibrpc_fiber::Builder::new().spawn(move || {
+        let (cntl, r, done) = work.take();
+        done(cntl, r)
+    });
+}
+
+/// The call could not start for want of a fiber: its callback hears so,
+/// on a thread.
+fn fail_on_thread<T: Send + 'static>(mut cntl: Controller, done: Done<T>, what: &'static str) {
+    let e = RpcError::new(
+        errno::EINTERNAL,
+        "no fiber could start for the call (fiber stacks exhausted)",
+    );
+    cntl.error = Some(e.clone());
+    run_on_thread(what, move || done(cntl, Err(e)));
 }
 
 /// An asynchronous call in flight: what its completion needs.

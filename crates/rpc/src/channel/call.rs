@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use fibrpc_fiber::butex::Butex;
 
+use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::RpcError;
 
 /// What an asynchronous call does once completed (run in a new fiber).
@@ -74,26 +75,12 @@ impl<M> PendingCall<M> {
         if let Some(f) = then {
             // Not here: we may be a socket's reader, `set_failed`'s caller
             // or the timer thread, and the continuation runs user code.
-            let slot = Arc::new(Mutex::new(Some(f)));
-            let theirs = slot.clone();
-            let spawned = fibrpc_fiber::Builder::new().spawn(move || {
-                let f = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(f) = f {
-                    f();
-                }
+            // Should no fiber start for it, it runs on a thread: dropping
+            // it would lose the caller's callback.
+            let work = IfUnstarted::new(f, |f| {
+                run_on_thread("an asynchronous call's completion", f);
             });
-            if let Err(e) = spawned {
-                // Only at the fiber limit. Running it here may block this
-                // thread, but dropping it would lose the caller's callback.
-                tracing::warn!(
-                    error = %e,
-                    "no fiber for an asynchronous call's completion; running it in place"
-                );
-                let f = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(f) = f {
-                    f();
-                }
-            }
+            let _ = fibrpc_fiber::Builder::new().spawn(move || (work.take())());
         }
         true
     }

@@ -179,9 +179,7 @@ impl Channel {
             Ok(req) => self.engine.call_async(cntl, req, done),
             Err(e) => {
                 let e = self.failed_early(&mut cntl, e);
-                if let Err(spawn) = fibrpc_fiber::Builder::new().spawn(move || done(cntl, Err(e))) {
-                    tracing::error!(error = %spawn, "cannot start an asynchronous call's callback");
-                }
+                async_call::spawn_done(cntl, Err(e), Box::new(done));
             }
         }
     }

@@ -50,6 +50,7 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
         max_unwritten: shared.options().max_unwritten_bytes,
         max_body: shared.options().max_body_size,
         max_header: shared.options().http_max_header_size,
+        max_pipelined: shared.options().http_max_pipelined.max(1),
     };
     let user: Arc<ServerInput> = Arc::new(ServerInput::new(shared.clone()));
     while !shared.is_stopping() {
@@ -71,6 +72,20 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
                 continue;
             }
         };
+        let max = shared.options().max_connections;
+        if max > 0 && shared.connection_count() >= max {
+            // Closed at once (the peer sees a reset or EOF), rather than
+            // left in the backlog where it would wait for nothing.
+            shared
+                .shared
+                .refused_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if crate::flags::log_connection_errors() {
+                tracing::warn!(peer = %remote, max_connections = max, "connection refused: at max_connections");
+            }
+            drop(stream);
+            continue;
+        }
         if let Err(e) = Socket::create(stream, Some(remote), user.clone(), options) {
             tracing::warn!(
                 peer = %remote,

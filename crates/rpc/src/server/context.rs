@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub inflight: Butex,
     pub stopping: AtomicBool,
     pub connections: Mutex<HashSet<SocketId>>,
+    /// Connections closed on accept because `max_connections` were open.
+    pub refused_connections: std::sync::atomic::AtomicU64,
 }
 
 /// A running server as its protocols see it: the services, the options,
@@ -111,6 +113,15 @@ impl ServerContext {
     }
 
     /// The ids of the open connections (a snapshot).
+    /// Connections open now.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     pub(crate) fn connection_ids(&self) -> Vec<SocketId> {
         self.shared
             .connections

@@ -37,6 +37,7 @@ mod options;
 mod responder;
 mod shutdown;
 mod ticker;
+mod timeouts;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -192,6 +193,7 @@ impl Server {
                 inflight: Butex::new(0),
                 stopping: AtomicBool::new(false),
                 connections: Mutex::new(HashSet::new()),
+                refused_connections: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         crate::global_vars::expose();
@@ -353,13 +355,16 @@ impl Server {
 
     /// Connections open now.
     pub fn connection_count(&self) -> usize {
+        self.running
+            .as_ref()
+            .map_or(0, |r| r.shared.connection_count())
+    }
+
+    /// Connections closed as soon as they were accepted because
+    /// [`ServerOptions::max_connections`] were open.
+    pub fn refused_connections(&self) -> u64 {
         self.running.as_ref().map_or(0, |r| {
-            r.shared
-                .shared
-                .connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len()
+            r.shared.shared.refused_connections.load(Ordering::Relaxed)
         })
     }
 }

@@ -1,5 +1,7 @@
 //! [`ServerOptions`].
 
+use std::time::Duration;
+
 /// Server settings. Defaults are bRPC's.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -14,6 +16,32 @@ pub struct ServerOptions {
     /// HTTP request heads (request line and headers) longer than this are
     /// answered with 431 and the connection closes (default 64 KiB).
     pub http_max_header_size: usize,
+    /// Pipelined HTTP/1.1 requests read from one connection and not yet
+    /// answered above which the server stops reading that connection
+    /// until answers go out (default 256). Responses leave in request
+    /// order, so requests behind a slow one wait with their answers: this
+    /// bounds what one connection can make the server hold, and the
+    /// sender is slowed down by TCP flow control instead.
+    pub http_max_pipelined: usize,
+    /// Connections open at once; one accepted beyond it is closed at once
+    /// (0 = no limit but the process's descriptor limit, the default).
+    /// With it, what input can make the server hold is bounded by
+    /// `max_connections × max_body_size`.
+    pub max_connections: usize,
+    /// A message (an HTTP request head and body, a baidu_std frame) must
+    /// arrive whole within this long of its first byte, or the
+    /// connection closes (default 60 s; `None`: no limit). This is what
+    /// stops a slowloris sender, who trickles a byte at a time and so
+    /// never trips a timeout between reads.
+    pub read_message_timeout: Option<Duration>,
+    /// A connection with bytes queued for it that cannot write any for
+    /// this long (its peer does not read) closes (default 60 s; `None`: no
+    /// limit).
+    pub write_timeout: Option<Duration>,
+    /// A connection that reads and writes nothing for this long closes,
+    /// even while one of its requests is being handled (bRPC's
+    /// `idle_timeout_sec`; default `None`: never, as bRPC).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -23,6 +51,11 @@ impl Default for ServerOptions {
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
             http_max_header_size: crate::protocol::http::DEFAULT_MAX_HEADER,
+            http_max_pipelined: crate::socket::DEFAULT_MAX_PIPELINED,
+            max_connections: 0,
+            read_message_timeout: Some(Duration::from_secs(60)),
+            write_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: None,
         }
     }
 }

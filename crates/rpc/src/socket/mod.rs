@@ -43,6 +43,9 @@ use write_list::WriteList;
 /// The default of [`SocketOptions::max_header`]: 64 KiB.
 pub(crate) const DEFAULT_MAX_HEADER: usize = 64 << 10;
 
+/// The default of [`SocketOptions::max_pipelined`].
+pub(crate) const DEFAULT_MAX_PIPELINED: usize = 256;
+
 /// Per-socket limits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SocketOptions {
@@ -55,6 +58,9 @@ pub(crate) struct SocketOptions {
     /// Message heads longer than this close the connection (for
     /// protocols with a textual head).
     pub max_header: usize,
+    /// Requests read and not yet answered above which the reader stops
+    /// reading (for protocols that answer in order, as HTTP/1.1).
+    pub max_pipelined: usize,
 }
 
 impl Default for SocketOptions {
@@ -63,6 +69,7 @@ impl Default for SocketOptions {
             max_unwritten: 64 << 20,
             max_body: 64 << 20,
             max_header: DEFAULT_MAX_HEADER,
+            max_pipelined: DEFAULT_MAX_PIPELINED,
         }
     }
 }
@@ -176,11 +183,24 @@ impl Socket {
         // on every read event. A failed socket's reader stops at once
         // (`on_readable` checks `failed` first).
         let weak = Arc::downgrade(&sock);
-        let reg = Registration::with_reader(sock.stream.as_raw_fd(), move |events| {
-            if let Some(s) = weak.upgrade() {
-                s.user.on_readable(&s, events);
-            }
-        });
+        let lost = weak.clone();
+        let reg = Registration::with_reader_or_else(
+            sock.stream.as_raw_fd(),
+            move |events| {
+                if let Some(s) = weak.upgrade() {
+                    s.user.on_readable(&s, events);
+                }
+            },
+            // No fiber to read the input: nothing would answer it.
+            move || {
+                if let Some(s) = lost.upgrade() {
+                    s.set_failed(RpcError::new(
+                        errno::EINTERNAL,
+                        "no fiber could start to read the connection; closing it",
+                    ));
+                }
+            },
+        );
         match reg {
             Ok(reg) => {
                 let _ = sock.reg.set(reg);
@@ -272,6 +292,17 @@ impl Socket {
         self.state
             .get_or_init(|| Box::new(T::default()))
             .downcast_ref::<T>()
+    }
+
+    /// The queued bytes above which writes fail with `EOVERCROWDED`.
+    pub fn max_unwritten_bytes(&self) -> usize {
+        self.options.max_unwritten
+    }
+
+    /// Requests read from this connection and not yet answered above
+    /// which its reader waits (for protocols that answer in order).
+    pub fn max_pipelined(&self) -> usize {
+        self.options.max_pipelined
     }
 
     /// Bytes queued for writing and not yet written.

@@ -11,6 +11,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::write_list::Owner;
 use super::Socket;
+use crate::unstarted::IfUnstarted;
 use crate::{errno, RpcError};
 
 /// At most this many queued messages go into one `writev` batch.
@@ -75,22 +76,24 @@ impl Socket {
     /// the batch still leaves in one `writev` (measured the same as not
     /// signalling, see BENCHMARKS.md).
     fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>, behind_queued: bool) {
-        let me = self.clone();
+        // Should the fiber never start, the owner is dropped with it and
+        // nothing can write this socket any more: it fails.
+        let work = IfUnstarted::new((self.clone(), owner), |(me, _owner): (Arc<Self>, _)| {
+            me.set_failed(RpcError::new(
+                errno::EINTERNAL,
+                "no fiber could start to write the connection; closing it",
+            ));
+        });
         let mut builder = fibrpc_fiber::Builder::new();
         if behind_queued {
             builder = builder.nosignal();
         }
-        let spawned = builder.spawn(move || me.keep_write(owner));
+        let _ = builder.spawn(move || {
+            let (me, owner) = work.take();
+            me.keep_write(owner)
+        });
         if behind_queued {
             fibrpc_fiber::flush();
-        }
-        if let Err(e) = spawned {
-            // The owner moved into the closure that failed to spawn and was
-            // dropped with it; nothing can write this socket any more.
-            self.set_failed(RpcError::new(
-                errno::EINTERNAL,
-                format!("cannot start the write-behind fiber: {e}"),
-            ));
         }
     }
 

@@ -112,6 +112,7 @@ impl Protocol for HttpServerProtocol {
         let Some(state) = state() else {
             return Parsed::Bad("the connection spoke another protocol first".into());
         };
+        state.wait_for_room(sock);
         Parsed::Message(InboundRequest {
             req,
             seq: state.take_seq(),

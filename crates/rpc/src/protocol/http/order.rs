@@ -8,12 +8,16 @@
 //! parked until that one is written.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fibrpc_fiber::butex::Butex;
 use std::sync::{Arc, Mutex};
 
 use fibrpc_iobuf::IOBuf;
 
 use crate::socket::Socket;
+use crate::{errno, RpcError};
 
 /// The per-connection state of an HTTP server connection (held in the
 /// socket's protocol slot).
@@ -28,6 +32,12 @@ pub(crate) struct ServerConn {
     /// The scan of the chunked body being read (only the reader uses it),
     /// so that each read scans only the new bytes.
     pub(crate) chunk_scan: Mutex<super::parse::ChunkScan>,
+    /// Bumped whenever a response goes out; the reader waits on it for
+    /// room under `max_pipelined`.
+    written: Butex,
+    /// Whether the reader waits on `written` (so writers wake it only
+    /// then).
+    reader_waiting: AtomicBool,
 }
 
 /// Responses that finished before an earlier request's.
@@ -36,6 +46,12 @@ struct ResponseOrder {
     /// The sequence number whose response goes out next.
     next: u64,
     parked: BTreeMap<u64, (IOBuf, bool)>,
+    /// The bytes in `parked`: they count against the connection's
+    /// `max_unwritten` like queued bytes do.
+    parked_bytes: usize,
+    /// A response could not be queued: every later one would answer the
+    /// wrong request, so none is written and the connection closes.
+    broken: bool,
 }
 
 impl ServerConn {
@@ -47,28 +63,96 @@ impl ServerConn {
         seq
     }
 
+    /// Requests cut whose responses are not written yet.
+    fn outstanding(&self) -> u64 {
+        let cut = self.next_seq.load(Ordering::Relaxed);
+        let next = self.order.lock().unwrap_or_else(|e| e.into_inner()).next;
+        cut.saturating_sub(next)
+    }
+
+    /// The reader, before it numbers another request: waits while
+    /// `sock.max_pipelined()` requests are unanswered (or until the
+    /// connection fails). Meanwhile nothing more is read from the
+    /// connection, so its sender meets TCP flow control and what the
+    /// server holds for it stays bounded.
+    pub(crate) fn wait_for_room(&self, sock: &Socket) {
+        let max = sock.max_pipelined().max(2) as u64;
+        while self.outstanding() >= max && !sock.failed() {
+            // Published before the state is read again: a writer that
+            // then finds `reader_waiting` false bumped `written` before,
+            // so either the check below sees its answer go out or the
+            // wait returns at once. The timeout is a backstop.
+            self.reader_waiting.store(true, Ordering::SeqCst);
+            let seen = self.written.value().load(Ordering::SeqCst);
+            if self.outstanding() < max || sock.failed() {
+                break;
+            }
+            let _ = self
+                .written
+                .wait(seen, Some(Instant::now() + Duration::from_millis(100)));
+        }
+        self.reader_waiting.store(false, Ordering::Relaxed);
+    }
+
+    /// After responses went out: lets a waiting reader go on.
+    fn on_written(&self) {
+        self.written.value().fetch_add(1, Ordering::SeqCst);
+        if self.reader_waiting.load(Ordering::SeqCst) {
+            self.written.wake_all();
+        }
+    }
+
     /// Writes the response to request number `seq` once every earlier
     /// response is written; `close`: the connection closes after it (and
     /// later responses are dropped).
+    ///
+    /// Responses are never mismatched: when one cannot be queued (the
+    /// connection failed, or parked and queued bytes together pass
+    /// `max_unwritten`), the connection closes and no later response is
+    /// written.
     pub(crate) fn write_in_order(&self, sock: &Arc<Socket>, seq: u64, data: IOBuf, close: bool) {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        if order.broken {
+            return;
+        }
         if seq != order.next {
+            let parked = order.parked_bytes + data.len();
+            if parked + sock.unwritten_bytes() > sock.max_unwritten_bytes() {
+                order.fail(
+                    sock,
+                    format!(
+                        "{parked} bytes of pipelined responses wait for an earlier one \
+                         (max_unwritten_bytes {})",
+                        sock.max_unwritten_bytes()
+                    ),
+                );
+                return;
+            }
+            order.parked_bytes = parked;
             order.parked.insert(seq, (data, close));
             return;
         }
         let mut cur = Some((data, close));
+        let _wake = WakeReader(self);
         while let Some((data, close)) = cur {
             // Under the lock, so that queue order is response order.
-            let _ = sock.write(data);
+            if let Err(e) = sock.write(data) {
+                order.fail(sock, format!("a response could not be queued: {e}"));
+                return;
+            }
             order.next += 1;
             if close {
                 order.parked.clear();
+                order.parked_bytes = 0;
                 drop(order);
                 sock.close_after_flush();
                 return;
             }
             let next = order.next;
             cur = order.parked.remove(&next);
+            if let Some((d, _)) = &cur {
+                order.parked_bytes -= d.len();
+            }
         }
     }
 
@@ -85,5 +169,29 @@ impl ServerConn {
         if order.next == seq {
             let _ = sock.write(IOBuf::from("HTTP/1.1 100 Continue\r\n\r\n"));
         }
+    }
+}
+
+/// Runs [`ServerConn::on_written`] once the responses are out (after the
+/// order lock is released, whichever way the loop ends).
+struct WakeReader<'a>(&'a ServerConn);
+
+impl Drop for WakeReader<'_> {
+    fn drop(&mut self) {
+        self.0.on_written();
+    }
+}
+
+impl ResponseOrder {
+    /// Gives up on the connection: drops what is parked, writes nothing
+    /// more, and closes it (with the reason logged).
+    fn fail(&mut self, sock: &Socket, reason: String) {
+        self.broken = true;
+        self.parked.clear();
+        self.parked_bytes = 0;
+        if crate::flags::log_connection_errors() {
+            tracing::warn!(peer = %sock.remote_side(), %reason, "closing HTTP connection");
+        }
+        sock.set_failed(RpcError::new(errno::EOVERCROWDED, reason));
     }
 }
