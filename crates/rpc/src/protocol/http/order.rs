@@ -32,11 +32,12 @@ pub(crate) struct ServerConn {
     /// The scan of the chunked body being read (only the reader uses it),
     /// so that each read scans only the new bytes.
     pub(crate) chunk_scan: Mutex<super::parse::ChunkScan>,
-    /// Bumped whenever a response goes out; the reader waits on it for
-    /// room under `max_pipelined`.
-    written: Butex,
-    /// Whether the reader waits on `written` (so writers wake it only
-    /// then).
+    /// Responses queued so far (`ResponseOrder::next`, readable without
+    /// the lock: the reader checks it per request).
+    answered: AtomicU64,
+    /// Bumped to wake the reader waiting for room under `max_pipelined`.
+    room: Butex,
+    /// Whether the reader waits on `room` (writers bump it only then).
     reader_waiting: AtomicBool,
 }
 
@@ -63,11 +64,10 @@ impl ServerConn {
         seq
     }
 
-    /// Requests cut whose responses are not written yet.
+    /// Requests cut whose responses are not queued yet.
     fn outstanding(&self) -> u64 {
         let cut = self.next_seq.load(Ordering::Relaxed);
-        let next = self.order.lock().unwrap_or_else(|e| e.into_inner()).next;
-        cut.saturating_sub(next)
+        cut.saturating_sub(self.answered.load(Ordering::SeqCst))
     }
 
     /// The reader, before it numbers another request: waits while
@@ -77,28 +77,35 @@ impl ServerConn {
     /// server holds for it stays bounded.
     pub(crate) fn wait_for_room(&self, sock: &Socket) {
         let max = sock.max_pipelined().max(2) as u64;
-        while self.outstanding() >= max && !sock.failed() {
-            // Published before the state is read again: a writer that
-            // then finds `reader_waiting` false bumped `written` before,
-            // so either the check below sees its answer go out or the
-            // wait returns at once. The timeout is a backstop.
+        if self.outstanding() < max {
+            return;
+        }
+        while !sock.failed() {
+            // All SeqCst: a writer that stores `answered` and then finds
+            // `reader_waiting` false ordered its store before our flag,
+            // so our next look at `answered` sees it; one that finds the
+            // flag bumps `room` after its store, so either the look sees
+            // the store or the wait returns at once. The timeout is a
+            // backstop (and bounds how late a failure is noticed).
             self.reader_waiting.store(true, Ordering::SeqCst);
-            let seen = self.written.value().load(Ordering::SeqCst);
-            if self.outstanding() < max || sock.failed() {
+            let seen = self.room.value().load(Ordering::SeqCst);
+            if self.outstanding() < max {
                 break;
             }
             let _ = self
-                .written
+                .room
                 .wait(seen, Some(Instant::now() + Duration::from_millis(100)));
         }
         self.reader_waiting.store(false, Ordering::Relaxed);
     }
 
-    /// After responses went out: lets a waiting reader go on.
-    fn on_written(&self) {
-        self.written.value().fetch_add(1, Ordering::SeqCst);
+    /// After responses were queued (`next` is the order's new `next`):
+    /// lets a waiting reader go on.
+    fn on_answered(&self, next: u64) {
+        self.answered.store(next, Ordering::SeqCst);
         if self.reader_waiting.load(Ordering::SeqCst) {
-            self.written.wake_all();
+            self.room.value().fetch_add(1, Ordering::SeqCst);
+            self.room.wake_all();
         }
     }
 
@@ -133,7 +140,6 @@ impl ServerConn {
             return;
         }
         let mut cur = Some((data, close));
-        let _wake = WakeReader(self);
         while let Some((data, close)) = cur {
             // Under the lock, so that queue order is response order.
             if let Err(e) = sock.write(data) {
@@ -150,8 +156,9 @@ impl ServerConn {
             }
             let next = order.next;
             cur = order.parked.remove(&next);
-            if let Some((d, _)) = &cur {
-                order.parked_bytes -= d.len();
+            match &cur {
+                Some((d, _)) => order.parked_bytes -= d.len(),
+                None => self.on_answered(next),
             }
         }
     }
@@ -169,16 +176,6 @@ impl ServerConn {
         if order.next == seq {
             let _ = sock.write(IOBuf::from("HTTP/1.1 100 Continue\r\n\r\n"));
         }
-    }
-}
-
-/// Runs [`ServerConn::on_written`] once the responses are out (after the
-/// order lock is released, whichever way the loop ends).
-struct WakeReader<'a>(&'a ServerConn);
-
-impl Drop for WakeReader<'_> {
-    fn drop(&mut self) {
-        self.0.on_written();
     }
 }
 
