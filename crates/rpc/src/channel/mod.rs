@@ -47,6 +47,11 @@ pub fn connect(addr: impl ToSocketAddrs) -> Result<Channel, RpcError> {
     Channel::connect(addr)
 }
 
+/// baidu_std as a channel with `options` calls with it.
+fn protocol_for(options: &ChannelOptions) -> BaiduStd {
+    BaiduStd::with_max_decompressed_size(options.max_decompressed_size)
+}
+
 /// A baidu_std client of one server. Cheap to clone (clones share
 /// connections); the connections close when the last clone is dropped.
 #[derive(Clone, Debug)]
@@ -58,7 +63,7 @@ impl Channel {
     /// A channel to `addr` (resolved now; connected at the first call).
     pub fn new(addr: impl ToSocketAddrs, options: ChannelOptions) -> Result<Channel, RpcError> {
         Ok(Channel {
-            engine: CallEngine::new(BaiduStd, addr, options)?,
+            engine: CallEngine::new(protocol_for(&options), addr, options)?,
         })
     }
 
@@ -89,7 +94,7 @@ impl Channel {
         options: ChannelOptions,
     ) -> Channel {
         Channel {
-            engine: CallEngine::with_selector(BaiduStd, selector, options),
+            engine: CallEngine::with_selector(protocol_for(&options), selector, options),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::protocol::baidu_std::compress::DEFAULT_MAX_DECOMPRESSED_SIZE;
+
 /// How a channel uses connections (bRPC's `connection_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConnectionType {
@@ -51,6 +53,13 @@ pub struct ChannelOptions {
     pub connection_type: ConnectionType,
     /// Responses with a larger body close the connection (default 64 MiB).
     pub max_body_size: usize,
+    /// Compressed response payloads that expand past this many bytes fail
+    /// their call with `ERESPONSE`; the connection and its other calls go
+    /// on (default [`DEFAULT_MAX_DECOMPRESSED_SIZE`], 16 MiB).
+    /// Decompression allocates at most this much per response, whatever
+    /// the payload's header claims. Uncompressed payloads are bounded by
+    /// `max_body_size` alone.
+    pub max_decompressed_size: usize,
     /// Bytes queued on a connection above which calls fail with
     /// `EOVERCROWDED` (default 64 MiB).
     pub max_unwritten_bytes: usize,
@@ -71,6 +80,7 @@ impl Default for ChannelOptions {
             backup_request: None,
             connection_type: ConnectionType::Single,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
+            max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             max_unwritten_bytes: 64 << 20,
             deliver_timeout: false,
         }

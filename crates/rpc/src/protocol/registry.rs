@@ -110,7 +110,7 @@ impl ProtocolList {
     pub(crate) fn builtin() -> ProtocolList {
         ProtocolList {
             protocols: vec![
-                Arc::new(super::baidu_std::BaiduStd),
+                Arc::new(super::baidu_std::BaiduStd::new()),
                 Arc::new(super::http::HttpServerProtocol),
             ],
         }

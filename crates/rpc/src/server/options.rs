@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::protocol::baidu_std::compress::DEFAULT_MAX_DECOMPRESSED_SIZE;
+
 /// Server settings. Defaults are bRPC's.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -13,6 +15,21 @@ pub struct ServerOptions {
     /// Bytes queued on a connection above which responses fail with
     /// `EOVERCROWDED` (default 64 MiB).
     pub max_unwritten_bytes: usize,
+    /// Compressed request payloads (baidu_std `compress_type` snappy,
+    /// gzip, zlib or lz4) that expand past this many bytes are answered
+    /// with `EREQUEST`; the connection and its other requests go on
+    /// (default [`DEFAULT_MAX_DECOMPRESSED_SIZE`], 16 MiB). Uncompressed
+    /// payloads are bounded by `max_body_size` alone.
+    ///
+    /// Decompression stops at the first chunk past the limit and never
+    /// allocates the length a snappy or lz4 header claims unless the
+    /// limit and the compressed size allow it, so one request costs at
+    /// most this much. There is no per-connection budget for decompressed
+    /// bytes: the requests of a connection are decompressed in parallel,
+    /// so the worst case is this limit times the requests in flight,
+    /// which `max_concurrency` caps (requests over it are refused before
+    /// their payload is decompressed).
+    pub max_decompressed_size: usize,
     /// HTTP request heads (request line and headers) longer than this are
     /// answered with 431 and the connection closes (default 64 KiB).
     pub http_max_header_size: usize,
@@ -50,6 +67,7 @@ impl Default for ServerOptions {
             max_concurrency: 0,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
+            max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             http_max_header_size: crate::protocol::http::DEFAULT_MAX_HEADER,
             http_max_pipelined: crate::socket::DEFAULT_MAX_PIPELINED,
             max_connections: 0,

@@ -82,9 +82,13 @@ pub(super) fn pack(
     Ok(frame)
 }
 
-/// Checks the frame (error code, checksum), decompresses the payload and
-/// moves the attachment into `cntl`.
-pub(super) fn finish(frame: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcError> {
+/// Checks the frame (error code, checksum), decompresses the payload (to
+/// at most `max_decompressed` bytes) and moves the attachment into `cntl`.
+pub(super) fn finish(
+    frame: Frame,
+    cntl: &mut Controller,
+    max_decompressed: usize,
+) -> Result<IOBuf, RpcError> {
     let Frame {
         meta,
         payload,
@@ -101,7 +105,7 @@ pub(super) fn finish(frame: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcEr
     let payload = if ct == 0 {
         payload
     } else {
-        compress::decompress(ct, &payload, super::DEFAULT_MAX_BODY)
+        compress::decompress(ct, &payload, max_decompressed)
             .map_err(|e| RpcError::new(errno::ERESPONSE, format!("response payload: {e}")))?
     };
     cntl.response_attachment = attachment;

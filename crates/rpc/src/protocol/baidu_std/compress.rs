@@ -19,12 +19,40 @@
 //! interop with a real bRPC peer is unverified.
 //!
 //! Decompression takes a limit on the output so that a small frame cannot
-//! expand into gigabytes.
+//! expand into gigabytes, and never allocates more than the limit:
+//!
+//! - gzip and zlib inflate in chunks into an [`IOBuf`] and stop at the
+//!   first chunk past the limit (a deflate bomb costs the limit, however
+//!   far it would expand);
+//! - snappy and lz4 announce their length up front, and the whole output
+//!   is allocated at once; that length is attacker-controlled, so it is
+//!   checked against the limit and against what the compressed bytes can
+//!   possibly expand to ([`SNAPPY_MAX_RATIO`], [`LZ4_MAX_RATIO`]) before
+//!   anything is allocated.
+//!
+//! Servers and channels use [`DEFAULT_MAX_DECOMPRESSED_SIZE`] unless told
+//! otherwise (`max_decompressed_size` in their options).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 
 use fibrpc_iobuf::IOBuf;
+
+/// Default limit on a decompressed payload: 16 MiB, a quarter of the
+/// default body limit. A payload that expands past it fails its call
+/// alone (`EREQUEST` on a server, `ERESPONSE` on a client).
+pub const DEFAULT_MAX_DECOMPRESSED_SIZE: usize = 16 << 20;
+
+/// Snappy's densest element is a 3-byte copy of 64 bytes: no valid block
+/// expands by more than 64/3.
+pub const SNAPPY_MAX_RATIO: (usize, usize) = (64, 3);
+
+/// An LZ4 sequence's densest form is a match whose length bytes each add
+/// 255 to it: no valid block expands by more than 255/1.
+pub const LZ4_MAX_RATIO: (usize, usize) = (255, 1);
+
+/// gzip and zlib inflate this much at a time.
+const INFLATE_CHUNK: usize = 16 << 10;
 
 /// The values of `RpcMeta.compress_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,44 +167,94 @@ pub fn compress(compress_type: i32, input: &IOBuf) -> Result<IOBuf, CompressErro
 }
 
 /// Decompresses `input` of wire type `compress_type`, failing when the
-/// result would be longer than `limit` bytes. Type 0 returns the input by
-/// reference (no copy).
+/// result would be longer than `limit` bytes; at most `limit` bytes (plus
+/// one inflate chunk for gzip and zlib) are allocated for the output
+/// whatever the input claims. Type 0 returns the input by reference (no
+/// copy).
 pub fn decompress(compress_type: i32, input: &IOBuf, limit: usize) -> Result<IOBuf, CompressError> {
     let ty =
         CompressType::from_i32(compress_type).ok_or(CompressError::UnknownType(compress_type))?;
-    let out = match ty {
+    match ty {
         CompressType::None => {
             if input.len() > limit {
                 return Err(CompressError::TooLarge { limit });
             }
-            return Ok(input.clone());
+            Ok(input.clone())
         }
         CompressType::Snappy => {
             let data = input.to_vec();
             let n = snap::raw::decompress_len(&data).map_err(corrupt)?;
-            if n > limit {
-                return Err(CompressError::TooLarge { limit });
+            let header = varint_len(&data);
+            check_claim("snappy", n, data.len() - header, SNAPPY_MAX_RATIO, limit)?;
+            let mut out = vec![0; n];
+            let written = snap::raw::Decoder::new()
+                .decompress(&data, &mut out)
+                .map_err(corrupt)?;
+            if written != n {
+                return Err(corrupt("snappy block shorter than its length header"));
             }
-            snap::raw::Decoder::new()
-                .decompress_vec(&data)
-                .map_err(corrupt)?
+            Ok(IOBuf::from(out))
         }
-        CompressType::Gzip => read_limited(flate2::read::GzDecoder::new(input.clone()), limit)?,
-        CompressType::Zlib => read_limited(flate2::read::ZlibDecoder::new(input.clone()), limit)?,
+        CompressType::Gzip => inflate(flate2::read::GzDecoder::new(input.clone()), limit),
+        CompressType::Zlib => inflate(flate2::read::ZlibDecoder::new(input.clone()), limit),
         CompressType::Lz4 => {
             let data = input.to_vec();
             let (n, used) = get_varint32(&data).ok_or_else(|| corrupt("bad lz4 length prefix"))?;
-            if n as usize > limit {
-                return Err(CompressError::TooLarge { limit });
-            }
-            let out = lz4_flex::block::decompress(&data[used..], n as usize).map_err(corrupt)?;
-            if out.len() != n as usize {
+            let n = n as usize;
+            check_claim("lz4", n, data.len() - used, LZ4_MAX_RATIO, limit)?;
+            let mut out = vec![0; n];
+            let written =
+                lz4_flex::block::decompress_into(&data[used..], &mut out).map_err(corrupt)?;
+            if written != n {
                 return Err(corrupt("lz4 block shorter than its length prefix"));
             }
-            out
+            Ok(IOBuf::from(out))
         }
-    };
-    Ok(IOBuf::from(out))
+    }
+}
+
+/// Checks the output length `claimed` by a snappy or lz4 header before it
+/// is allocated: at most `limit`, and at most what `body` compressed bytes
+/// can expand to at `ratio` (so a forged header on a tiny body allocates
+/// nothing, even under the limit).
+fn check_claim(
+    name: &str,
+    claimed: usize,
+    body: usize,
+    (num, den): (usize, usize),
+    limit: usize,
+) -> Result<(), CompressError> {
+    if claimed > limit {
+        return Err(CompressError::TooLarge { limit });
+    }
+    if claimed.saturating_mul(den) > body.saturating_mul(num) {
+        return Err(corrupt(format!(
+            "{name} header claims {claimed} bytes, more than {body} compressed bytes can hold"
+        )));
+    }
+    Ok(())
+}
+
+/// Inflates `r` chunk by chunk into an [`IOBuf`] (8 KiB blocks, no
+/// doubling `Vec`), stopping at the first byte past `limit`.
+fn inflate(mut r: impl Read, limit: usize) -> Result<IOBuf, CompressError> {
+    let mut out = IOBuf::new();
+    // On the heap: fiber stacks are small.
+    let mut chunk = vec![0u8; INFLATE_CHUNK];
+    loop {
+        // One byte past the limit is enough to know it is exceeded.
+        let want = (limit - out.len()).saturating_add(1).min(chunk.len());
+        let n = match r.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(e)),
+        };
+        if out.len() + n > limit {
+            return Err(CompressError::TooLarge { limit });
+        }
+        out.append(&chunk[..n]);
+    }
 }
 
 fn write_all(w: &mut impl Write, input: &IOBuf) -> io::Result<()> {
@@ -186,23 +264,20 @@ fn write_all(w: &mut impl Write, input: &IOBuf) -> io::Result<()> {
     Ok(())
 }
 
-fn read_limited(r: impl Read, limit: usize) -> Result<Vec<u8>, CompressError> {
-    let mut out = Vec::new();
-    r.take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(corrupt)?;
-    if out.len() > limit {
-        return Err(CompressError::TooLarge { limit });
-    }
-    Ok(out)
-}
-
 fn put_varint32(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// The length of the varint at the start of `data` (all of it if the
+/// varint does not end).
+fn varint_len(data: &[u8]) -> usize {
+    data.iter()
+        .position(|&b| b < 0x80)
+        .map_or(data.len(), |i| i + 1)
 }
 
 /// Decodes a varint32 at the start of `data`: (value, bytes used).
@@ -248,6 +323,76 @@ mod tests {
         for ty in CompressType::ALL {
             let c = compress(ty.as_i32(), &empty).unwrap();
             assert!(decompress(ty.as_i32(), &c, 0).unwrap().is_empty());
+        }
+    }
+
+    fn too_large(r: Result<IOBuf, CompressError>) -> usize {
+        match r {
+            Err(CompressError::TooLarge { limit }) => limit,
+            other => panic!("not TooLarge: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bound_at_exactly_limit_and_one_past() {
+        const LIMIT: usize = 100_000;
+        let at = IOBuf::from(vec![b'z'; LIMIT]);
+        let past = IOBuf::from(vec![b'z'; LIMIT + 1]);
+        for ty in CompressType::ALL {
+            let c = compress(ty.as_i32(), &at).unwrap();
+            let d = decompress(ty.as_i32(), &c, LIMIT).unwrap();
+            assert_eq!(d.len(), LIMIT, "{}", ty.name());
+            let c = compress(ty.as_i32(), &past).unwrap();
+            assert_eq!(
+                too_large(decompress(ty.as_i32(), &c, LIMIT)),
+                LIMIT,
+                "{}",
+                ty.name()
+            );
+        }
+    }
+
+    #[test]
+    fn densest_blocks_pass_the_claim_check() {
+        // Runs of one byte are what snappy and lz4 compress best: the
+        // header check must not mistake them for forgeries.
+        for n in [1, 64, 65, 4096, 1 << 20] {
+            let input = IOBuf::from(vec![0u8; n]);
+            for ty in [CompressType::Snappy, CompressType::Lz4] {
+                let c = compress(ty.as_i32(), &input).unwrap();
+                let d = decompress(ty.as_i32(), &c, n).unwrap();
+                assert_eq!(d, input, "{} of {n} zeros", ty.name());
+            }
+        }
+    }
+
+    #[test]
+    fn forged_length_headers_allocate_nothing() {
+        // 4 GiB - 1 claimed, over any limit.
+        let mut lz4 = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+        lz4.extend_from_slice(&[0x10, 0x00]);
+        assert_eq!(
+            too_large(decompress(4, &IOBuf::from(lz4), 1 << 20)),
+            1 << 20
+        );
+        let mut snappy = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+        snappy.extend_from_slice(&[0x00, 0x00]);
+        assert_eq!(
+            too_large(decompress(1, &IOBuf::from(snappy), 1 << 20)),
+            1 << 20
+        );
+        // Exactly the limit claimed, by 2 bytes that cannot hold it.
+        let mut lz4 = Vec::new();
+        put_varint32(&mut lz4, 1 << 20);
+        lz4.extend_from_slice(&[0x10, 0x00]);
+        let mut snappy = Vec::new();
+        put_varint32(&mut snappy, 1 << 20);
+        snappy.extend_from_slice(&[0x00, 0x00]);
+        for (ty, c) in [(4, lz4), (1, snappy)] {
+            match decompress(ty, &IOBuf::from(c), 1 << 20) {
+                Err(CompressError::Corrupt(e)) => assert!(e.contains("claims 1048576"), "{e}"),
+                other => panic!("type {ty}: {other:?}"),
+            }
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use fibrpc_iobuf::IOBuf;
 
+use super::compress::DEFAULT_MAX_DECOMPRESSED_SIZE;
 use super::{client, server, Frame, ParseError, ParseResult, Probe};
 use crate::protocol::{ClientProtocol, Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
@@ -12,8 +13,42 @@ use crate::{Controller, RpcError};
 
 /// bRPC's default protocol. Every server speaks it; [`crate::Channel`]
 /// calls with it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BaiduStd;
+///
+/// The value carries what only its client half uses: the limit on a
+/// decompressed response payload ([`crate::ChannelOptions`]'s
+/// `max_decompressed_size`, which a channel passes in). On a server the
+/// limit is [`crate::ServerOptions`]'s.
+#[derive(Debug, Clone, Copy)]
+pub struct BaiduStd {
+    max_decompressed_size: usize,
+}
+
+impl BaiduStd {
+    /// The protocol with the default limit on decompressed responses
+    /// ([`DEFAULT_MAX_DECOMPRESSED_SIZE`]).
+    pub const fn new() -> BaiduStd {
+        BaiduStd::with_max_decompressed_size(DEFAULT_MAX_DECOMPRESSED_SIZE)
+    }
+
+    /// The protocol whose calls fail with `ERESPONSE` when a compressed
+    /// response payload expands past `limit` bytes.
+    pub const fn with_max_decompressed_size(limit: usize) -> BaiduStd {
+        BaiduStd {
+            max_decompressed_size: limit,
+        }
+    }
+
+    /// The limit on a decompressed response payload.
+    pub fn max_decompressed_size(&self) -> usize {
+        self.max_decompressed_size
+    }
+}
+
+impl Default for BaiduStd {
+    fn default() -> Self {
+        BaiduStd::new()
+    }
+}
 
 impl Protocol for BaiduStd {
     type Message = Frame;
@@ -65,6 +100,6 @@ impl ClientProtocol for BaiduStd {
     }
 
     fn process_response(&self, msg: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcError> {
-        client::finish(msg, cntl)
+        client::finish(msg, cntl, self.max_decompressed_size)
     }
 }

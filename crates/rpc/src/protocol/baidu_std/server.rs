@@ -56,7 +56,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
         let request = if ct == 0 {
             payload
         } else {
-            compress::decompress(ct, &payload, ctx.options().max_body_size)
+            compress::decompress(ct, &payload, ctx.options().max_decompressed_size)
                 .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?
         };
         Ok((target, request))
