@@ -139,6 +139,8 @@ pub(crate) fn on_readable<H: InputHandler>(
 }
 
 fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
+    wait_for_room(sock);
+    sock.processing.fetch_add(1, Ordering::Relaxed);
     // Counted until the fiber starts: a response written meanwhile waits
     // for this one's to batch with it (see `Socket::write`).
     sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
@@ -148,6 +150,7 @@ fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
         (sock.clone(), msg),
         |(s, _msg): (Arc<Socket>, H::Message)| {
             s.queued_inputs.fetch_sub(1, Ordering::Relaxed);
+            processed(&s);
             s.set_failed(RpcError::new(
                 errno::EINTERNAL,
                 "no fiber could start to process a request; closing the connection",
@@ -161,5 +164,44 @@ fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
         if let Some(h) = s.user.as_any().downcast_ref::<H>() {
             h.process(&s, msg);
         }
+        processed(&s);
     });
+}
+
+/// The reader, before it starts another message's fiber: waits while
+/// `max_requests` messages of this connection are in process (or until
+/// the connection fails). Nothing more is read meanwhile, so the sender
+/// meets TCP flow control instead of the server holding a fiber for every
+/// request it sends.
+fn wait_for_room(sock: &Socket) {
+    let max = sock.max_requests().max(2);
+    if sock.processing.load(Ordering::SeqCst) < max {
+        return;
+    }
+    while !sock.failed() {
+        // All SeqCst: a fiber that decrements and then finds the flag
+        // clear ordered its decrement before our flag, so the look below
+        // sees it; one that finds the flag bumps `processed` after its
+        // decrement, so the look sees it or the wait returns at once.
+        // The timeout is a backstop.
+        sock.reader_waiting.store(true, Ordering::SeqCst);
+        let seen = sock.processed.value().load(Ordering::SeqCst);
+        if sock.processing.load(Ordering::SeqCst) < max {
+            break;
+        }
+        let _ = sock.processed.wait(
+            seen,
+            Some(std::time::Instant::now() + std::time::Duration::from_millis(100)),
+        );
+    }
+    sock.reader_waiting.store(false, Ordering::Relaxed);
+}
+
+/// A message's processing ended: lets a waiting reader go on.
+fn processed(sock: &Socket) {
+    sock.processing.fetch_sub(1, Ordering::SeqCst);
+    if sock.reader_waiting.load(Ordering::SeqCst) {
+        sock.processed.value().fetch_add(1, Ordering::SeqCst);
+        sock.processed.wake_all();
+    }
 }

@@ -50,7 +50,7 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
         max_unwritten: shared.options().max_unwritten_bytes,
         max_body: shared.options().max_body_size,
         max_header: shared.options().http_max_header_size,
-        max_pipelined: shared.options().http_max_pipelined.max(1),
+        max_requests: shared.options().max_requests_per_connection.max(2),
     };
     let user: Arc<ServerInput> = Arc::new(ServerInput::new(shared.clone()));
     while !shared.is_stopping() {

@@ -33,13 +33,16 @@ pub struct ServerOptions {
     /// HTTP request heads (request line and headers) longer than this are
     /// answered with 431 and the connection closes (default 64 KiB).
     pub http_max_header_size: usize,
-    /// Pipelined HTTP/1.1 requests read from one connection and not yet
-    /// answered above which the server stops reading that connection
-    /// until answers go out (default 256). Responses leave in request
-    /// order, so requests behind a slow one wait with their answers: this
-    /// bounds what one connection can make the server hold, and the
-    /// sender is slowed down by TCP flow control instead.
-    pub http_max_pipelined: usize,
+    /// Requests of one connection being handled at once: at this many,
+    /// the server stops reading that connection until one finishes
+    /// (default 1024). The sender meets TCP flow control instead of the
+    /// server holding a fiber per request for whatever it sends. For
+    /// HTTP/1.1 it counts pipelined requests read and not yet answered:
+    /// responses leave in request order, so requests behind a slow one
+    /// wait with their answers. Handlers that answer later (deferred)
+    /// count until they return, not until they answer; the server-wide
+    /// `max_concurrency` bounds those.
+    pub max_requests_per_connection: usize,
     /// Connections open at once; one accepted beyond it is closed at once
     /// (0 = no limit but the process's descriptor limit, the default).
     /// With it, what input can make the server hold is bounded by
@@ -69,7 +72,7 @@ impl Default for ServerOptions {
             max_unwritten_bytes: 64 << 20,
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             http_max_header_size: crate::protocol::http::DEFAULT_MAX_HEADER,
-            http_max_pipelined: crate::socket::DEFAULT_MAX_PIPELINED,
+            max_requests_per_connection: crate::socket::DEFAULT_MAX_REQUESTS,
             max_connections: 0,
             read_message_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),

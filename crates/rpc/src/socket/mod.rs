@@ -28,6 +28,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::io::Registration;
 use fibrpc_iobuf::{IOBuf, IOPortal};
 
@@ -43,8 +44,8 @@ use write_list::WriteList;
 /// The default of [`SocketOptions::max_header`]: 64 KiB.
 pub(crate) const DEFAULT_MAX_HEADER: usize = 64 << 10;
 
-/// The default of [`SocketOptions::max_pipelined`].
-pub(crate) const DEFAULT_MAX_PIPELINED: usize = 256;
+/// The default of [`SocketOptions::max_requests`].
+pub(crate) const DEFAULT_MAX_REQUESTS: usize = 1024;
 
 /// Per-socket limits.
 #[derive(Clone, Copy, Debug)]
@@ -58,9 +59,10 @@ pub(crate) struct SocketOptions {
     /// Message heads longer than this close the connection (for
     /// protocols with a textual head).
     pub max_header: usize,
-    /// Requests read and not yet answered above which the reader stops
-    /// reading (for protocols that answer in order, as HTTP/1.1).
-    pub max_pipelined: usize,
+    /// Requests of this connection in process (or, for protocols that
+    /// answer in order, read and not yet answered) at which its reader
+    /// stops reading until one finishes.
+    pub max_requests: usize,
 }
 
 impl Default for SocketOptions {
@@ -69,7 +71,7 @@ impl Default for SocketOptions {
             max_unwritten: 64 << 20,
             max_body: 64 << 20,
             max_header: DEFAULT_MAX_HEADER,
-            max_pipelined: DEFAULT_MAX_PIPELINED,
+            max_requests: DEFAULT_MAX_REQUESTS,
         }
     }
 }
@@ -97,6 +99,13 @@ pub struct Socket {
     /// queued but has not started: their responses are coming, so a
     /// writer may wait for them and send all in one `writev`.
     pub(crate) queued_inputs: AtomicUsize,
+    /// Messages of this connection being processed in fibers of their
+    /// own (the reader waits at `options.max_requests`).
+    pub(crate) processing: AtomicUsize,
+    /// Bumped to wake the reader waiting for `processing` to drop.
+    pub(crate) processed: Butex,
+    /// Whether the reader waits on `processed`.
+    pub(crate) reader_waiting: AtomicBool,
     pub(crate) options: SocketOptions,
     pub(crate) input: Mutex<InputState>,
     /// Who cuts and processes the input, and hears of the failure.
@@ -162,6 +171,9 @@ impl Socket {
             unwritten: AtomicUsize::new(0),
             options,
             queued_inputs: AtomicUsize::new(0),
+            processing: AtomicUsize::new(0),
+            processed: Butex::new(0),
+            reader_waiting: AtomicBool::new(false),
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,
@@ -299,10 +311,10 @@ impl Socket {
         self.options.max_unwritten
     }
 
-    /// Requests read from this connection and not yet answered above
-    /// which its reader waits (for protocols that answer in order).
-    pub fn max_pipelined(&self) -> usize {
-        self.options.max_pipelined
+    /// Requests of this connection in process at which its reader
+    /// waits (see `ServerOptions::max_requests_per_connection`).
+    pub fn max_requests(&self) -> usize {
+        self.options.max_requests
     }
 
     /// Bytes queued for writing and not yet written.

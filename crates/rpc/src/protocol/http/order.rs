@@ -35,7 +35,7 @@ pub(crate) struct ServerConn {
     /// Responses queued so far (`ResponseOrder::next`, readable without
     /// the lock: the reader checks it per request).
     answered: AtomicU64,
-    /// Bumped to wake the reader waiting for room under `max_pipelined`.
+    /// Bumped to wake the reader waiting for room under `max_requests`.
     room: Butex,
     /// Whether the reader waits on `room` (writers bump it only then).
     reader_waiting: AtomicBool,
@@ -71,12 +71,12 @@ impl ServerConn {
     }
 
     /// The reader, before it numbers another request: waits while
-    /// `sock.max_pipelined()` requests are unanswered (or until the
+    /// `sock.max_requests()` requests are unanswered (or until the
     /// connection fails). Meanwhile nothing more is read from the
     /// connection, so its sender meets TCP flow control and what the
     /// server holds for it stays bounded.
     pub(crate) fn wait_for_room(&self, sock: &Socket) {
-        let max = sock.max_pipelined().max(2) as u64;
+        let max = sock.max_requests().max(2) as u64;
         if self.outstanding() < max {
             return;
         }
