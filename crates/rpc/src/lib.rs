@@ -20,7 +20,7 @@
 //! protocol) ← `input_messenger` (reading and cutting) ← `protocol`
 //! (each wire protocol) ← `server` and `channel` (the call engine).
 
-mod builtin;
+pub mod builtin;
 pub mod channel;
 pub mod codec;
 mod controller;
