@@ -14,6 +14,8 @@
 //! - [`protocol`]: one folder per wire protocol (baidu_std,
 //!   byte-compatible with bRPC; HTTP/1.1), and how to add one;
 //!   [`errno`]: bRPC's error code numbers.
+//! - [`builtin`]: the web console every server answers over HTTP
+//!   (`/status`, `/vars`, `/flags`, ...) and who can reach it.
 //!
 //! Layers inside the crate, lower never importing higher: `socket` (a
 //! connection: bytes, limits, the wait-free write path; it names no
