@@ -74,6 +74,7 @@ impl std::fmt::Debug for ServerContext {
         f.debug_struct("ServerContext")
             .field("services", &self.shared.services.keys().collect::<Vec<_>>())
             .field("protocols", &self.shared.protocols)
+            .field("internal", &self.internal)
             .finish()
     }
 }
