@@ -150,7 +150,7 @@ start_server() { # name log pattern cmd...
 # ---------------------------------------------------------------- echo server
 log "echo_server + echo_client"
 start_server echo_server "$OUT/echo_server.log" "serving example.EchoService on" \
-  "$BIN/echo_server" --port 0 --duration 120
+  "$BIN/echo_server" --port 0 --duration 120 --console-flags-writable
 ECHO=$ADDR
 BASE=http://$ECHO
 echo "   echo_server on $ECHO"
@@ -286,8 +286,17 @@ expect flag.txt /flags/log_connection_errors 200
 awk '$1 == "log_connection_errors" && $2 == "true" { found = 1 } END { exit !found }' "$OUT/flag.txt" ||
   { cat "$OUT/flag.txt" >&2; die "/flags/log_connection_errors: value is not true after setvalue"; }
 expect flag_bad.txt '/flags/log_connection_errors?setvalue=notabool' 400
+has flag_bad.txt 'allowed: true or false'
+expect flag_workers.txt '/flags/fiber_concurrency?setvalue=100000' 400
+has flag_workers.txt 'allowed: '
 expect flag_missing.txt /flags/no_such_flag_xyz 404
-ok "/flags (text, html, ?setvalue=true took effect; bad value 400; unknown flag 404)"
+# A web page must not set flags through its visitor's browser.
+expect flag_csrf.txt '/flags/log_connection_errors?setvalue=false' 403 -H 'Sec-Fetch-Site: cross-site'
+expect flag_csrf2.txt '/flags/log_connection_errors?setvalue=false' 403 -H 'Origin: http://evil.example'
+expect flag.txt /flags/log_connection_errors 200
+awk '$1 == "log_connection_errors" && $2 == "true" { found = 1 } END { exit !found }' "$OUT/flag.txt" ||
+  { cat "$OUT/flag.txt" >&2; die "/flags/log_connection_errors: a cross-site setvalue changed it"; }
+ok "/flags (text, html, ?setvalue=true took effect; bad values 400 with the range; unknown flag 404; cross-site 403)"
 
 expect metrics.txt /metrics 200
 case $CTYPE in text/plain*) ;; *) die "/metrics: content type '$CTYPE'" ;; esac
@@ -419,6 +428,12 @@ expect_hello() {
   [ "$body" = "Hello, World!" ] || die "/hello answered '$body'"
 }
 expect_hello
+# http_hello runs with the default options: the console's flags are
+# read-only.
+BASE=http://$HELLO
+expect hello_flag_set.txt '/flags/log_connection_errors?setvalue=false' 403
+has hello_flag_set.txt 'read-only'
+ok "/flags?setvalue= is refused (403) on a server with default options"
 wrk -t2 -c20 -d2s "http://$HELLO/hello" >"$OUT/wrk.txt" 2>&1 || { cat "$OUT/wrk.txt" >&2; die "wrk failed"; }
 sed 's/^/   /' "$OUT/wrk.txt"
 requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$OUT/wrk.txt")

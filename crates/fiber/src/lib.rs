@@ -104,7 +104,7 @@ pub use blocking::{
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
     flush, has_queued_fibers, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass,
-    WorkerStats,
+    WorkerStats, MAX_WORKERS,
 };
 pub use task::local::LocalKey;
 pub use task::{

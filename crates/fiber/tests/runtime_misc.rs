@@ -241,6 +241,28 @@ fn workers_can_be_added_at_run_time() {
     assert_eq!(v, 2016);
 }
 
+/// Past `MAX_WORKERS` a new worker has no slot: growing there is refused
+/// up front, adds nobody, and the runtime keeps working.
+#[test]
+fn workers_beyond_the_maximum_are_refused() {
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let e = rt.add_workers(fiber::MAX_WORKERS).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("at most 256"), "{e}");
+    let e = rt.grow_workers_to(fiber::MAX_WORKERS + 1).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    let e = rt.add_workers(usize::MAX).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(rt.workers(), 1);
+    // Shrinking is refused; the current count and more are accepted.
+    let e = rt.grow_workers_to(0).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    rt.grow_workers_to(1).unwrap();
+    rt.grow_workers_to(2).unwrap();
+    assert_eq!(rt.workers(), 2);
+    assert_eq!(rt.block_on(|| fiber::spawn(|| 7).join().unwrap()), 7);
+}
+
 #[test]
 fn explicit_runtime_shuts_down() {
     let rt = fiber::Runtime::builder().workers(2).build().unwrap();

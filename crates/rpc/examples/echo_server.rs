@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Flags: `--port N` (default 8000), `--max-concurrency N` (0 = no limit),
-//! `--verbose` (print every request), `--duration SECS` (stop by itself).
+//! `--verbose` (print every request), `--duration SECS` (stop by itself),
+//! `--console-flags-writable` (let the console set flags with
+//! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
+//! (serve the console only on port N; 403 on the public port).
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
 #[path = "common/logging.rs"]
@@ -70,6 +73,14 @@ fn main() {
                     value().parse().unwrap_or_else(|_| usage("bad --duration")),
                 ))
             }
+            "--console-flags-writable" => options.console_flags_writable = true,
+            "--internal-port" => {
+                options.internal_port = Some(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("bad --internal-port")),
+                )
+            }
             "--verbose" => verbose = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -87,6 +98,9 @@ fn main() {
         "echo_server: serving example.EchoService on {}",
         server.listen_addr().unwrap()
     );
+    if let Some(internal) = server.internal_listen_addr() {
+        println!("echo_server: builtin console on internal port {internal}");
+    }
     // Graceful: requests in flight are answered before this returns.
     server.run_until(stop::signal_or_after(duration));
     println!("echo_server: stopped");
@@ -105,7 +119,8 @@ fn usage(err: &str) -> ! {
         eprintln!("echo_server: {err}");
     }
     eprintln!(
-        "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS]"
+        "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
+         [--console-flags-writable] [--internal-port N]"
     );
     std::process::exit(2);
 }

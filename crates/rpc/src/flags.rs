@@ -2,8 +2,11 @@
 //! run time (bRPC's gflags as shown by `/flags`).
 //!
 //! fibrpc registers its own; applications may [`register`] theirs, and the
-//! `/flags` page lists them all (`/flags/NAME?setvalue=V` sets a reloadable
-//! one).
+//! `/flags` page lists them all. The program sets them with [`set`]; the
+//! console (`/flags/NAME?setvalue=V`) only on a server started with
+//! [`ServerOptions::console_flags_writable`](crate::ServerOptions::console_flags_writable),
+//! and then from any client that reaches it: a setter must accept only
+//! safe values and say which ones it takes.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +47,10 @@ pub struct Flag {
     pub default: &'static str,
     /// Reads the current value.
     pub get: fn() -> String,
-    /// Sets the value from text (validating it); `None`: not reloadable.
+    /// Sets the value from text; `None`: not reloadable. It gets whatever
+    /// a console request carries, so it must validate (never panic) and,
+    /// refusing, name the allowed values: the console answers 400 with the
+    /// message.
     pub set: Option<SetFlag>,
 }
 
@@ -65,18 +71,7 @@ fn registry() -> &'static Mutex<BTreeMap<&'static str, Flag>> {
                 description: "worker threads of the default fiber runtime; can only grow",
                 default: "number of cores",
                 get: || fibrpc_fiber::Runtime::global().workers().to_string(),
-                set: Some(|v| {
-                    let want: usize = v.parse().map_err(|e| format!("not a number: {e}"))?;
-                    let rt = fibrpc_fiber::Runtime::global();
-                    let have = rt.workers();
-                    if want < have {
-                        return Err(format!("workers can only be added (now {have})"));
-                    }
-                    if want > 1024 {
-                        return Err("at most 1024 workers".into());
-                    }
-                    rt.add_workers(want - have).map_err(|e| e.to_string())
-                }),
+                set: Some(set_fiber_concurrency),
             },
             Flag {
                 name: "log_connection_errors",
@@ -84,7 +79,9 @@ fn registry() -> &'static Mutex<BTreeMap<&'static str, Flag>> {
                 default: "true",
                 get: || LOG_CONNECTION_ERRORS.load(Ordering::Relaxed).to_string(),
                 set: Some(|v| {
-                    let on: bool = v.parse().map_err(|_| "true or false".to_string())?;
+                    let on: bool = v
+                        .parse()
+                        .map_err(|_| "allowed: true or false".to_string())?;
                     LOG_CONNECTION_ERRORS.store(on, Ordering::Relaxed);
                     Ok(())
                 }),
@@ -92,6 +89,26 @@ fn registry() -> &'static Mutex<BTreeMap<&'static str, Flag>> {
         ];
         Mutex::new(builtin.into_iter().map(|f| (f.name, f)).collect())
     })
+}
+
+/// `fiber_concurrency`: the default runtime grows to the number of
+/// workers asked for, between its current count (workers are never
+/// removed) and [`fibrpc_fiber::MAX_WORKERS`] (past which the runtime has
+/// no slot for a worker).
+fn set_fiber_concurrency(v: &str) -> Result<(), String> {
+    let rt = fibrpc_fiber::Runtime::global();
+    let (have, max) = (rt.workers(), fibrpc_fiber::MAX_WORKERS);
+    let allowed = || format!("allowed: {have}..={max} (workers can be added, not removed)");
+    let want: usize = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number; {}", allowed()))?;
+    if !(have..=max).contains(&want) {
+        return Err(format!("{want} is out of range; {}", allowed()));
+    }
+    // Checked again under the runtime's lock: another request may have
+    // grown it meanwhile.
+    rt.grow_workers_to(want).map_err(|e| e.to_string())
 }
 
 /// Adds a flag. Fails if the name is taken or not `[a-z0-9_]+`.
@@ -128,25 +145,26 @@ pub fn list() -> Vec<Flag> {
         .collect()
 }
 
-/// The current value of flag `name`.
-pub fn get(name: &str) -> Option<String> {
-    let f = registry()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(name)
-        .copied()?;
-    Some((f.get)())
-}
-
-/// Sets a reloadable flag.
-pub fn set(name: &str, value: &str) -> Result<(), String> {
-    let f = registry()
+/// Flag `name`, copied out of the registry (its getter and setter then
+/// run outside the lock: a setter may be slow, starting workers).
+pub(crate) fn find(name: &str) -> Option<Flag> {
+    registry()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(name)
         .copied()
-        .ok_or_else(|| format!("no flag named {name}"))?;
+}
+
+/// The current value of flag `name`.
+pub fn get(name: &str) -> Option<String> {
+    find(name).map(|f| (f.get)())
+}
+
+/// Sets a reloadable flag (from the program: the console's permission,
+/// [`ServerOptions::console_flags_writable`](crate::ServerOptions::console_flags_writable),
+/// does not apply).
+pub fn set(name: &str, value: &str) -> Result<(), String> {
+    let f = find(name).ok_or_else(|| format!("no flag named {name}"))?;
     let set = f.set.ok_or_else(|| format!("{name} is not reloadable"))?;
-    // Outside the lock: a setter may be slow (starting workers).
     set(value)
 }

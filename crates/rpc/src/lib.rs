@@ -14,13 +14,15 @@
 //! - [`protocol`]: one folder per wire protocol (baidu_std,
 //!   byte-compatible with bRPC; HTTP/1.1), and how to add one;
 //!   [`errno`]: bRPC's error code numbers.
+//! - [`builtin`]: the web console every server answers over HTTP
+//!   (`/status`, `/vars`, `/flags`, ...) and who can reach it.
 //!
 //! Layers inside the crate, lower never importing higher: `socket` (a
 //! connection: bytes, limits, the wait-free write path; it names no
 //! protocol) ← `input_messenger` (reading and cutting) ← `protocol`
 //! (each wire protocol) ← `server` and `channel` (the call engine).
 
-mod builtin;
+pub mod builtin;
 pub mod channel;
 pub mod codec;
 mod controller;

@@ -437,7 +437,10 @@ fn pb_methods_over_http_and_baidu_std_on_the_same_port() {
 
 #[test]
 fn builtin_pages_answer_in_text_and_html() {
-    let s = server();
+    let s = server_with(ServerOptions {
+        console_flags_writable: true,
+        ..Default::default()
+    });
     let mut c = Conn::open(s.listen_addr().unwrap());
     c.send(b"GET /health HTTP/1.1\r\n\r\n");
     assert_eq!(c.reply(false).text(), "OK\n");

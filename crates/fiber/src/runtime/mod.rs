@@ -23,6 +23,10 @@ use std::time::Duration;
 pub use self::context::StackClass;
 pub use self::stats::{RuntimeStats, WorkerStats};
 
+/// Most workers a runtime can have ([`Builder::workers`] clamps to it;
+/// [`Runtime::add_workers`] and [`Runtime::grow_workers_to`] refuse more).
+pub const MAX_WORKERS: usize = task_control::MAX_WORKERS;
+
 /// Configures and starts a [`Runtime`].
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -50,7 +54,8 @@ impl Builder {
         Self::default()
     }
 
-    /// Number of worker threads (bRPC's `bthread_concurrency`). At least 1.
+    /// Number of worker threads (bRPC's `bthread_concurrency`), clamped to
+    /// 1..=[`MAX_WORKERS`].
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.clamp(1, task_control::MAX_WORKERS);
         self
@@ -229,10 +234,52 @@ impl Runtime {
     }
 
     /// Adds `n` workers (bRPC grows its concurrency the same way; workers are
-    /// never removed while the runtime runs).
+    /// never removed while the runtime runs). Fails with
+    /// [`io::ErrorKind::InvalidInput`], adding none, if the runtime would
+    /// have more than [`MAX_WORKERS`] workers.
     pub fn add_workers(&self, n: usize) -> io::Result<()> {
         let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..n {
+        let have = self.workers();
+        self.grow_locked(&mut threads, have.saturating_add(n))
+    }
+
+    /// Grows the runtime to `n` workers (bRPC's `bthread_setconcurrency`):
+    /// adds the missing ones, or nothing if it has `n` already. Fails with
+    /// [`io::ErrorKind::InvalidInput`], changing nothing, if `n` is above
+    /// [`MAX_WORKERS`] or below the current count (workers are never
+    /// removed). Concurrent calls are serialized, so two callers asking for
+    /// the same `n` end with `n` workers, not more.
+    pub fn grow_workers_to(&self, n: usize) -> io::Result<()> {
+        let mut threads = self.inner.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let have = self.workers();
+        if n < have {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("workers can only be added: {n} is below the current {have}"),
+            ));
+        }
+        self.grow_locked(&mut threads, n)
+    }
+
+    /// Starts workers until there are `want`, with the thread list locked
+    /// (which makes the count and the additions one step). Checks the
+    /// bound first: past [`MAX_WORKERS`] the new worker would find no slot
+    /// in the task control and assert.
+    fn grow_locked(
+        &self,
+        threads: &mut Vec<thread::JoinHandle<()>>,
+        want: usize,
+    ) -> io::Result<()> {
+        if want > MAX_WORKERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "at most {MAX_WORKERS} workers (asked for {want}, have {})",
+                    self.workers()
+                ),
+            ));
+        }
+        while self.workers() < want {
             let control = self.inner.control;
             let (tx, rx) = std::sync::mpsc::channel();
             let name = format!("{}-{}", self.inner.builder.name, threads.len());
@@ -245,7 +292,12 @@ impl Runtime {
                     group.run();
                 })?;
             // Wait until the worker is registered, so `workers()` is exact.
-            let _ = rx.recv();
+            if rx.recv().is_err() {
+                // The thread ended before registering: do not wait for a
+                // count that will not come.
+                threads.push(h);
+                return Err(io::Error::other("a new worker thread died while starting"));
+            }
             threads.push(h);
             MOST_WORKERS.fetch_max(control.nworkers(), std::sync::atomic::Ordering::AcqRel);
         }

@@ -1,5 +1,7 @@
-//! The builtin pages every server answers on its port (bRPC's builtin
-//! services): plain text for curl, HTML for browsers.
+//! The builtin pages a server answers over HTTP (bRPC's builtin
+//! services): plain text for curl, HTML for browsers. This module has no
+//! API; the pages are turned on, moved and opened by
+//! [`ServerOptions`](crate::ServerOptions).
 //!
 //! | path | page |
 //! |---|---|
@@ -8,10 +10,54 @@
 //! | `/vars` | every bvar (`/vars/NAME`, `?series` history as JSON) |
 //! | `/connections` | open connections and their traffic |
 //! | `/fibers` | the fiber runtime's workers and counters |
-//! | `/flags` | runtime options (`?setvalue=` for reloadable ones) |
+//! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
 //! | `/health` | `OK` |
 //! | `/version` | fibrpc's version |
+//!
+//! # Who can reach them
+//!
+//! - [`has_builtin_services`](crate::ServerOptions::has_builtin_services)
+//!   (default on, as in bRPC): off, the paths above are unknown paths
+//!   (404, or whatever user handler or method takes them).
+//! - [`internal_port`](crate::ServerOptions::internal_port) (bRPC's): the
+//!   pages answer only on a second listener on that port; on the public
+//!   port they answer 403, as in bRPC. Everything else answers on both.
+//! - User HTTP handlers win over the pages on their paths.
+//!
+//! # Setting flags
+//!
+//! The console shows flags read-only unless the server has
+//! [`console_flags_writable`](crate::ServerOptions::console_flags_writable)
+//! (default off; bRPC sets flags unless `-immutable_flags`). Read-only,
+//! `?setvalue=` answers 403 and changes nothing. Writable, it answers 200
+//! and sets the flag; 400 with the allowed values if the setter refuses
+//! the value (every fibrpc flag checks its range: `fiber_concurrency`
+//! takes the current worker count up to the runtime's
+//! [`MAX_WORKERS`](fibrpc_fiber::MAX_WORKERS)); 404 for an unknown flag;
+//! 403 for one that is not reloadable.
+//!
+//! Setting keeps bRPC's form, a GET, so curl, scripts and links go on
+//! working. A GET is what a web page can make its visitor's browser send
+//! to any address (an image, a link, a no-cors fetch), so a console
+//! reachable from a browser could be driven by any page it visits
+//! (cross-site request forgery). A page cannot choose the headers the
+//! browser adds, though, so a `setvalue` is refused with 403 when:
+//!
+//! - `Sec-Fetch-Site` (sent by browsers on every request) is anything but
+//!   `same-origin` or `none` (typed into the address bar); `same-site` is
+//!   refused too, since a page on another port of the same host is
+//!   same-site;
+//! - `Origin` or `Referer` names another `host:port` than the request's
+//!   `Host` (or is `null`).
+//!
+//! Requests without these headers (curl, scripts) are not affected. Not
+//! covered: browsers old enough to send neither `Sec-Fetch-Site` nor
+//! `Origin` on a GET, with the referrer suppressed by the page; and DNS
+//! rebinding, where an attacker's host name resolves to the server and
+//! its requests are same-origin to the browser. If browsers on untrusted
+//! pages can reach the console, keep the flags read-only or serve the
+//! console on an internal port they cannot reach.
 
 mod assets;
 mod connections;
@@ -19,6 +65,7 @@ mod fibers;
 mod flags;
 mod index;
 mod metrics;
+mod origin;
 mod page;
 mod status;
 mod vars;
@@ -26,14 +73,18 @@ mod vars;
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response, StatusCode};
 
-use crate::server::ServerContext;
+use crate::server::{BuiltinAccess, ServerContext};
 pub(crate) use page::{escape, query_param, Format, Page};
+
+/// Answers a request for a page; the `&str` is the path after the
+/// page's own (`/flags/NAME` → `NAME`).
+type Handler = fn(&ServerContext, &Request<IOBuf>, &str) -> Response<IOBuf>;
 
 /// A builtin page: its path, a one-line description, and its handler.
 pub(crate) struct Builtin {
     pub path: &'static str,
     pub about: &'static str,
-    handler: fn(&ServerContext, &Request<IOBuf>, &str) -> Response<IOBuf>,
+    handler: Handler,
 }
 
 /// Every builtin page, in the index's order.
@@ -60,7 +111,7 @@ pub(crate) static PAGES: &[Builtin] = &[
     },
     Builtin {
         path: "/flags",
-        about: "runtime options; reloadable ones are set with ?setvalue=",
+        about: "runtime options; reloadable ones are set with ?setvalue= if the server allows it",
         handler: flags::serve,
     },
     Builtin {
@@ -80,20 +131,36 @@ pub(crate) static PAGES: &[Builtin] = &[
     },
 ];
 
-/// Answers `req` if its path is a builtin page.
-pub(crate) fn serve(shared: &ServerContext, req: &Request<IOBuf>) -> Option<Response<IOBuf>> {
+/// Answers `req` if its path is a builtin page and the console is on:
+/// `None` lets the path fall through to the methods (and 404) when
+/// [`has_builtin_services`](crate::ServerOptions::has_builtin_services) is
+/// off; a 403 answers it on the public port when the console has an
+/// [`internal_port`](crate::ServerOptions::internal_port).
+pub(crate) fn serve(ctx: &ServerContext, req: &Request<IOBuf>) -> Option<Response<IOBuf>> {
     let path = req.uri().path();
-    if path == "/" || path == "/index" {
-        return Some(index::serve(shared, req, ""));
+    let handler = if path == "/" || path == "/index" {
+        (index::serve as Handler, "")
+    } else {
+        let page = PAGES.iter().find(|p| {
+            path == p.path
+                || path
+                    .strip_prefix(p.path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })?;
+        (
+            page.handler,
+            path[page.path.len()..].trim_start_matches('/'),
+        )
+    };
+    match ctx.builtin_access() {
+        BuiltinAccess::Off => None,
+        BuiltinAccess::Elsewhere => Some(crate::http::text(
+            StatusCode::FORBIDDEN,
+            "builtin services answer only on the internal port \
+             (ServerOptions::internal_port), not on this one\n",
+        )),
+        BuiltinAccess::Here => Some((handler.0)(ctx, req, handler.1)),
     }
-    let page = PAGES.iter().find(|p| {
-        path == p.path
-            || path
-                .strip_prefix(p.path)
-                .is_some_and(|rest| rest.starts_with('/'))
-    })?;
-    let rest = path[page.path.len()..].trim_start_matches('/');
-    Some((page.handler)(shared, req, rest))
 }
 
 /// The navigation bar of the HTML pages.

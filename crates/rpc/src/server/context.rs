@@ -46,12 +46,29 @@ pub(crate) struct Shared {
     pub refused_connections: std::sync::atomic::AtomicU64,
 }
 
+/// Where a server's builtin console answers, as seen from one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BuiltinAccess {
+    /// Nowhere ([`ServerOptions::has_builtin_services`] is off): its
+    /// paths are unknown paths.
+    Off,
+    /// Only on the internal port, and this is the public one (bRPC
+    /// answers 403 here).
+    Elsewhere,
+    /// On this listener.
+    Here,
+}
+
 /// A running server as its protocols see it: the services, the options,
 /// and the entry into a method ([`call_method`](Self::call_method)).
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct ServerContext {
     pub(crate) shared: Arc<Shared>,
+    /// Whether this context serves the connections of the internal port
+    /// ([`ServerOptions::internal_port`]): each listener hands its own
+    /// context to its connections, so a request knows where it came in.
+    pub(crate) internal: bool,
 }
 
 impl std::fmt::Debug for ServerContext {
@@ -59,6 +76,7 @@ impl std::fmt::Debug for ServerContext {
         f.debug_struct("ServerContext")
             .field("services", &self.shared.services.keys().collect::<Vec<_>>())
             .field("protocols", &self.shared.protocols)
+            .field("internal", &self.internal)
             .finish()
     }
 }
@@ -67,6 +85,19 @@ impl ServerContext {
     /// The server's options.
     pub fn options(&self) -> &super::ServerOptions {
         &self.shared.options
+    }
+
+    /// Whether the builtin console answers requests that came in through
+    /// this context's listener.
+    pub(crate) fn builtin_access(&self) -> BuiltinAccess {
+        let o = &self.shared.options;
+        if !o.has_builtin_services {
+            BuiltinAccess::Off
+        } else if o.internal_port.is_none() || self.internal {
+            BuiltinAccess::Here
+        } else {
+            BuiltinAccess::Elsewhere
+        }
     }
 
     /// Whether the server is stopping (new requests get `ELOGOFF`).

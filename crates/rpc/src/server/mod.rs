@@ -53,7 +53,9 @@ use crate::protocol::http::HttpRoutes;
 use crate::protocol::{Protocol, ProtocolList};
 use crate::{errno, RpcError, Service};
 pub use context::ServerContext;
-pub(crate) use context::{panic_message, InflightGuard, ServiceEntry, Services, Shared};
+pub(crate) use context::{
+    panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
+};
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 pub use responder::{Responder, TypedResponder};
@@ -71,7 +73,10 @@ pub struct Server {
 struct Running {
     shared: ServerContext,
     addr: SocketAddr,
-    acceptor: Option<acceptor::Acceptor>,
+    /// The internal port's address ([`ServerOptions::internal_port`]).
+    internal_addr: Option<SocketAddr>,
+    /// The public listener's acceptor, then the internal one's.
+    acceptors: Vec<acceptor::Acceptor>,
     ticker: Option<ticker::Ticker>,
 }
 
@@ -174,7 +179,9 @@ impl Server {
     }
 
     /// Binds `addr` and starts accepting. Port 0 picks a free port (see
-    /// [`listen_addr`](Self::listen_addr)).
+    /// [`listen_addr`](Self::listen_addr)). With
+    /// [`ServerOptions::internal_port`] it binds that port on the same IP
+    /// too; it fails if that port is `addr`'s.
     pub fn start(&mut self, addr: impl ToSocketAddrs) -> Result<(), RpcError> {
         if self.running.is_some() {
             return Err(RpcError::new(libc::EPERM, "the server runs already"));
@@ -183,6 +190,17 @@ impl Server {
         // connects overflows into 1 s SYN retransmits).
         let listener = fibrpc_fiber::net::TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
+        let internal = match self.options.internal_port {
+            Some(port) if port == addr.port() => {
+                return Err(RpcError::new(
+                    libc::EINVAL,
+                    format!("the internal port {port} is the public port"),
+                ))
+            }
+            Some(port) => Some(fibrpc_fiber::net::TcpListener::bind((addr.ip(), port))?),
+            None => None,
+        };
+        let internal_addr = internal.as_ref().map(|l| l.local_addr()).transpose()?;
         let shared = ServerContext {
             shared: Arc::new(Shared {
                 services: self.services.clone(),
@@ -195,22 +213,38 @@ impl Server {
                 connections: Mutex::new(HashSet::new()),
                 refused_connections: std::sync::atomic::AtomicU64::new(0),
             }),
+            internal: false,
         };
         crate::global_vars::expose();
         self.expose_vars(addr.port());
-        let acceptor = acceptor::Acceptor::start(listener, shared.clone())?;
-        let ticker = match ticker::Ticker::start(shared.clone()) {
+        let mut acceptors = Vec::with_capacity(2);
+        let started = acceptor::Acceptor::start(listener, shared.clone()).and_then(|a| {
+            acceptors.push(a);
+            if let Some(l) = internal {
+                // The same services and connection set; only the console
+                // tells the two apart.
+                let ctx = ServerContext {
+                    internal: true,
+                    ..shared.clone()
+                };
+                acceptors.push(acceptor::Acceptor::start(l, ctx)?);
+            }
+            Ok(ticker::Ticker::start(shared.clone())?)
+        });
+        let ticker = match started {
             Ok(t) => t,
             Err(e) => {
                 shared.shared.stopping.store(true, Ordering::Release);
-                acceptor.stop();
-                return Err(e.into());
+                acceptors.into_iter().for_each(acceptor::Acceptor::stop);
+                self.hide_vars();
+                return Err(e);
             }
         };
         self.running = Some(Running {
             shared,
             addr,
-            acceptor: Some(acceptor),
+            internal_addr,
+            acceptors,
             ticker: Some(ticker),
         });
         Ok(())
@@ -249,13 +283,20 @@ impl Server {
         self.running.as_ref().map(|r| r.addr)
     }
 
+    /// The internal port's address, once started with
+    /// [`ServerOptions::internal_port`] (bRPC's `internal_port`): the
+    /// only listener where the builtin console answers.
+    pub fn internal_listen_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(|r| r.internal_addr)
+    }
+
     /// Stops accepting connections; requests that arrive from now on are
     /// answered with `ELOGOFF`. Requests in flight go on: wait for them
     /// with [`join`](Self::join).
     pub fn stop(&mut self) {
         let Some(r) = &mut self.running else { return };
         r.shared.shared.stopping.store(true, Ordering::Release);
-        if let Some(a) = r.acceptor.take() {
+        for a in r.acceptors.drain(..) {
             a.stop();
         }
         if let Some(t) = r.ticker.take() {

@@ -4,7 +4,15 @@ use std::time::Duration;
 
 use crate::protocol::baidu_std::compress::DEFAULT_MAX_DECOMPRESSED_SIZE;
 
-/// Server settings. Defaults are bRPC's.
+/// Server settings. Defaults are bRPC's, except where a server on the
+/// open internet needs a bound bRPC lacks: the console cannot set flags
+/// unless [`console_flags_writable`](Self::console_flags_writable) says
+/// so, a message must arrive within
+/// [`read_message_timeout`](Self::read_message_timeout), queued output must
+/// move within [`write_timeout`](Self::write_timeout), a connection has at
+/// most [`max_requests_per_connection`](Self::max_requests_per_connection)
+/// requests in process, and compressed payloads expand to at most
+/// [`max_decompressed_size`](Self::max_decompressed_size).
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Requests handled at once; more are answered with `ELIMIT`
@@ -62,6 +70,33 @@ pub struct ServerOptions {
     /// even while one of its requests is being handled (bRPC's
     /// `idle_timeout_sec`; default `None`: never, as bRPC).
     pub idle_timeout: Option<Duration>,
+    /// Whether the builtin console pages (`/`, `/status`, `/vars`,
+    /// `/flags`, `/metrics`, `/health`, ...; see [`crate::builtin`]) answer
+    /// at all (bRPC's `has_builtin_services`; default `true`). When
+    /// `false` their paths are unknown paths: HTTP answers 404 unless a
+    /// user handler or method takes them.
+    pub has_builtin_services: bool,
+    /// bRPC's `internal_port`: when set, the server also listens on this
+    /// port (same IP as the address given to
+    /// [`Server::start`](crate::Server::start); 0 picks a free port, see
+    /// [`Server::internal_listen_addr`](crate::Server::internal_listen_addr)),
+    /// and the builtin console answers only there: on the public port its
+    /// pages answer 403. Services, HTTP handlers and protocols answer on
+    /// both ports alike. Keep the internal port behind a firewall or on
+    /// a loopback address. Default `None`: the console answers on the
+    /// public port.
+    pub internal_port: Option<u16>,
+    /// Whether the console may change flags with
+    /// `/flags/NAME?setvalue=V` (the inverse of bRPC's `-immutable_flags`;
+    /// default `false`: the flags are read-only and such requests answer
+    /// 403). Flags are process-wide: a server that allows this lets its
+    /// console change them for every server of the process. Even when
+    /// allowed, a request a browser marks as coming from another site
+    /// (`Sec-Fetch-Site`, `Origin` or `Referer` naming another host) is
+    /// refused with 403, so a web page cannot set flags through its
+    /// visitor's browser (cross-site request forgery); `curl` and the
+    /// console's own pages are not affected. See [`crate::builtin`].
+    pub console_flags_writable: bool,
 }
 
 impl Default for ServerOptions {
@@ -77,6 +112,9 @@ impl Default for ServerOptions {
             read_message_timeout: Some(Duration::from_secs(60)),
             write_timeout: Some(Duration::from_secs(60)),
             idle_timeout: None,
+            has_builtin_services: true,
+            internal_port: None,
+            console_flags_writable: false,
         }
     }
 }
