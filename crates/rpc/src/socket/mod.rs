@@ -16,6 +16,7 @@
 mod close;
 mod connect;
 mod id;
+mod outgoing;
 mod stats;
 mod user;
 mod write;
@@ -29,13 +30,15 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use fibrpc_fiber::io::Registration;
-use fibrpc_iobuf::{IOBuf, IOPortal};
+use fibrpc_iobuf::IOPortal;
 
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
 use id::Slab;
 pub use id::SocketId;
+use outgoing::Outgoing;
+pub(crate) use outgoing::WriteWatcher;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use user::{Cut, InputHandler, SocketUser};
 use write_list::WriteList;
@@ -84,7 +87,7 @@ pub struct Socket {
     local: SocketAddr,
     failed: AtomicBool,
     error: Mutex<Option<RpcError>>,
-    pub(crate) write_list: WriteList<IOBuf>,
+    pub(crate) write_list: WriteList<Outgoing>,
     pub(crate) unwritten: AtomicUsize,
     /// Messages read from this connection whose processing fiber is
     /// queued but has not started: their responses are coming, so a
