@@ -9,7 +9,9 @@
 //!   messages and hands them to the socket's user (`SocketUser`) (a server's
 //!   protocols, or a client's).
 //! - Output: [`Socket::write`] is wait-free (see `write_list.rs`); a
-//!   write-behind fiber finishes what could not be written at once.
+//!   write-behind fiber finishes what could not be written at once. A
+//!   client's request may carry a watcher told whether the kernel took
+//!   any byte of it (`outgoing.rs`).
 //! - What a protocol keeps per connection lives in one opaque slot
 //!   ([`Socket::protocol_state`]): the socket names no protocol.
 

@@ -40,11 +40,11 @@ impl Socket {
         self.write_outgoing(Outgoing::watched(data, watcher))
     }
 
-    fn write_outgoing(self: &Arc<Self>, data: Outgoing) -> Result<(), RpcError> {
+    fn write_outgoing(self: &Arc<Self>, msg: Outgoing) -> Result<(), RpcError> {
         if self.failed() {
             return Err(self.failed_error());
         }
-        let len = data.data.len();
+        let len = msg.data.len();
         let before = self.unwritten.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.options.max_unwritten {
             self.unwritten.fetch_sub(len, Ordering::Relaxed);
@@ -57,7 +57,7 @@ impl Socket {
                 ),
             ));
         }
-        let Some(mut owner) = self.write_list.push(data) else {
+        let Some(mut owner) = self.write_list.push(msg) else {
             return Ok(());
         };
         if self.queued_inputs.load(Ordering::Relaxed) > 0 && fibrpc_fiber::has_queued_fibers() {
