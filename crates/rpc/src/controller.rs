@@ -23,6 +23,7 @@ use crate::RpcError;
 pub struct Controller {
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_retry: Option<u32>,
+    pub(crate) idempotent: Option<bool>,
     pub(crate) backup_request: Option<Duration>,
     pub(crate) log_id: u64,
     pub(crate) compress_type: Option<CompressType>,
@@ -64,9 +65,27 @@ impl Controller {
         self.timeout
     }
 
-    /// Overrides the channel's `max_retry` for this call.
+    /// Overrides the channel's `max_retry` for this call. Which failures
+    /// are retried: [`ChannelOptions::max_retry`](crate::ChannelOptions::max_retry).
     pub fn set_max_retry(&mut self, n: u32) {
         self.max_retry = Some(n);
+    }
+
+    /// Marks this call idempotent (running it twice is harmless) or not,
+    /// overriding the channel's
+    /// [`idempotent`](crate::ChannelOptions::idempotent) and the
+    /// protocol's view (HTTP's method). Only an idempotent call is
+    /// retried after a connection failure once its request may have
+    /// reached the server; any call is retried when the failure proves
+    /// the request never left (a refused connection, say).
+    pub fn set_idempotent(&mut self, idempotent: bool) {
+        self.idempotent = Some(idempotent);
+    }
+
+    /// What [`set_idempotent`](Self::set_idempotent) said, if it was
+    /// called.
+    pub fn idempotent(&self) -> Option<bool> {
+        self.idempotent
     }
 
     /// Overrides the channel's backup-request delay for this call: if no
@@ -188,8 +207,9 @@ impl Controller {
         self.latency
     }
 
-    /// Client side: how many times the request was sent again after a
-    /// connection failure.
+    /// Client side: how many times the call was attempted again after a
+    /// connection failure (see
+    /// [`ChannelOptions::max_retry`](crate::ChannelOptions::max_retry)).
     pub fn retried_count(&self) -> u32 {
         self.retried
     }

@@ -32,9 +32,10 @@ use crate::errno;
 ///
 /// A handler's error reaches the caller with its code and text. The
 /// caller's engine retries only failures its own side produced (a broken
-/// or refused connection, see [`crate::channel::retryable`]); an error
-/// answered by the server is final, whatever its code, so a handler that
-/// forwards a downstream failure (`io::Error` → `RpcError` with, say,
+/// or refused connection, see [`crate::channel::retryable`]; once the
+/// request may have reached the server, only for an idempotent call); an
+/// error answered by the server is final, whatever its code, so a handler
+/// that forwards a downstream failure (`io::Error` → `RpcError` with, say,
 /// `ECONNREFUSED`) is never mistaken for the caller's own transport error.
 ///
 /// # Over HTTP

@@ -116,7 +116,11 @@ fn a_forwarded_system_error_is_an_answer_not_retried() {
         .unwrap_err();
     assert_eq!(e.code, libc::ECONNREFUSED, "{e}");
     assert!(!e.is_local(), "answered by the server: {e}");
-    assert!(!fibrpc::channel::retryable(&e));
+    assert!(!fibrpc::channel::retryable(
+        &e,
+        fibrpc::channel::RequestSent::No,
+        true
+    ));
     assert_eq!(forwarded.load(Ordering::SeqCst), 1, "the handler ran once");
     assert_eq!(cntl.retried_count(), 0);
     assert_eq!(cntl.error_code(), libc::ECONNREFUSED);
@@ -145,8 +149,11 @@ fn dies_mid_call(requests: usize) -> SocketAddr {
     addr
 }
 
+/// Calls marked idempotent: their requests reach the dying server before
+/// it dies, and only an idempotent call is sent again after that.
 fn options() -> ChannelOptions {
     ChannelOptions {
+        idempotent: Some(true),
         max_retry: 3,
         timeout: Some(Duration::from_secs(5)),
         connection_type: ConnectionType::Single,

@@ -115,6 +115,8 @@ fn a_timeout_drops_the_late_response_and_the_connection_goes_on() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
 
+/// The request reached the dying server: only an idempotent call is sent
+/// again (`tests/retry_idempotency.rs` has the other side).
 #[test]
 fn a_broken_connection_is_retried_on_a_new_one() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -142,7 +144,9 @@ fn a_broken_connection_is_retried_on_a_new_one() {
     start(&ch, warm, &req("warm"), &tx);
     assert_eq!(code_of(&recv(&rx).1), errno::ERPCTIMEDOUT);
     // In flight on that connection when the peer hangs up.
-    start(&ch, Controller::new(), &req("first"), &tx);
+    let mut idempotent = Controller::new();
+    idempotent.set_idempotent(true);
+    start(&ch, idempotent, &req("first"), &tx);
     drop(took.recv().unwrap());
     let mut server = fibrpc::Server::new(ServerOptions::default());
     server.add_service(Echo::default()).unwrap();

@@ -129,8 +129,10 @@ fn server_killed_mid_call_fails_promptly_then_a_restarted_server_is_used() {
     assert_eq!(echo(&ch, &mut cntl, &req("back")).unwrap().message, "back");
 }
 
+/// The request reached the server that hung up: only an idempotent call
+/// is sent again (`tests/retry_idempotency.rs` has the other side).
 #[test]
-fn connection_failures_are_retried() {
+fn connection_failures_of_idempotent_calls_are_retried() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = std::thread::spawn(move || {
@@ -159,6 +161,7 @@ fn connection_failures_are_retried() {
     });
     let ch = channel_to(addr, 3);
     let mut cntl = Controller::new();
+    cntl.set_idempotent(true);
     assert_eq!(
         echo(&ch, &mut cntl, &req("again")).unwrap().message,
         "again"

@@ -142,8 +142,8 @@ impl<P: ClientProtocol> CallEngine<P> {
         };
         call.set_continuation(Box::new(move || finish.complete()));
         if let Err(e) = post(&conn, corr, wire, &call) {
-            // Completes through the continuation, which retries it like
-            // any connection failure.
+            // Nothing of it was queued: completes through the
+            // continuation, which retries it like any unsent request.
             call.complete(Err(e));
             return;
         }
@@ -266,7 +266,7 @@ impl<P: ClientProtocol> InFlight<P> {
         pool.put_back(conn, clean);
         let r = match outcome {
             Some(Ok(msg)) => engine.inner.protocol.process_response(msg, &mut cntl),
-            Some(Err(e)) => match failed_attempt(&plan, &mut cntl, e) {
+            Some(Err(e)) => match failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
                 Some(e) => Err(e),
                 None => {
                     cntl.retried += 1;

@@ -2,15 +2,26 @@
 //! the reader (or `Socket::set_failed`, or an asynchronous call's timer)
 //! fills once. An asynchronous call has nobody sleeping on the butex; it
 //! leaves a continuation that the completion starts in a new fiber.
+//!
+//! The call also watches its request's writes (one attempt's request, and
+//! its backup request): whether any byte of them reached the kernel
+//! decides whether a failed attempt may be sent again.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fibrpc_fiber::butex::Butex;
 
+use super::retry::RequestSent;
+use crate::socket::WriteWatcher;
 use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::RpcError;
+
+/// How long [`PendingCall::request_sent`] waits for a `writev` in
+/// progress on another thread (it takes microseconds; a writer thread
+/// descheduled longer than this counts as having sent).
+const WRITE_IN_PROGRESS_WAIT: Duration = Duration::from_millis(20);
 
 /// What an asynchronous call does once completed (run in a new fiber).
 pub(crate) type Continuation = Box<dyn FnOnce() + Send>;
@@ -21,6 +32,10 @@ pub(crate) struct PendingCall<M> {
     /// 0 while waiting, 1 once the outcome is set.
     done: Butex,
     slot: Mutex<Slot<M>>,
+    /// Messages of this call inside a `writev` right now.
+    writing: AtomicU32,
+    /// Messages of this call of which the kernel took some byte.
+    written: AtomicU32,
 }
 
 /// What completing a call fills and takes, under one lock.
@@ -44,6 +59,8 @@ impl<M> PendingCall<M> {
         Arc::new(PendingCall {
             done: Butex::new(0),
             slot: Mutex::new(Slot::default()),
+            writing: AtomicU32::new(0),
+            written: AtomicU32::new(0),
         })
     }
 
@@ -103,5 +120,44 @@ impl<M> PendingCall<M> {
     /// Takes the outcome (once).
     pub(crate) fn take(&self) -> Option<Result<M, RpcError>> {
         self.slot().outcome.take()
+    }
+
+    /// Whether any byte of the call's requests reached the kernel. Asked
+    /// once the call completed: a request still queued then is never
+    /// written (the connection failed, and a failed socket writes
+    /// nothing more), but a `writev` that started before the failure may
+    /// still be running on the writer's thread; its outcome decides, so
+    /// wait for it (bounded: after [`WRITE_IN_PROGRESS_WAIT`] the request
+    /// counts as sent).
+    pub(crate) fn request_sent(&self) -> RequestSent {
+        let mut until = None;
+        while self.writing.load(Ordering::SeqCst) > 0 {
+            let until = *until.get_or_insert_with(|| Instant::now() + WRITE_IN_PROGRESS_WAIT);
+            if Instant::now() >= until {
+                return RequestSent::Maybe;
+            }
+            // The writer is inside a non-blocking syscall on another
+            // thread (it does not suspend between the two reports).
+            std::thread::yield_now();
+        }
+        if self.written.load(Ordering::SeqCst) > 0 {
+            RequestSent::Maybe
+        } else {
+            RequestSent::No
+        }
+    }
+}
+
+impl<M: Send + 'static> WriteWatcher for PendingCall<M> {
+    fn writing(&self) {
+        self.writing.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn wrote(&self, took: bool) {
+        // `written` first: whoever sees `writing` drop sees the outcome.
+        if took {
+            self.written.fetch_add(1, Ordering::SeqCst);
+        }
+        self.writing.fetch_sub(1, Ordering::SeqCst);
     }
 }

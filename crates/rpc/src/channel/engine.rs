@@ -9,9 +9,29 @@
 //! in), takes a connection to it (single, pooled or short), registers the
 //! call under a fresh correlation id, writes the request and waits for the
 //! response, a failure or the deadline — with a backup request after the
-//! backup delay. A failure that proves the request can be sent again
+//! backup delay. A failure that allows the request to be sent again
 //! ([`retryable`]) starts another attempt while the budget and the
-//! deadline allow. The result goes through the protocol's
+//! deadline allow.
+//!
+//! # Retries
+//!
+//! Like bRPC, a call is retried (up to `max_retry` times) when this
+//! side's connection broke or could not be made; timeouts and errors the
+//! server answered with are final. Unlike a plain bRPC channel, a request
+//! that may have reached the server is retried only if the call is
+//! idempotent, since the server may have executed it: the engine knows,
+//! per attempt, whether the kernel took any byte of the request (the
+//! socket's writer reports it to the [`PendingCall`]). So a refused or
+//! failed connect, a full write queue, or a request still queued behind
+//! others when the connection failed is retried for every call, and a
+//! connection reset after the request went out is retried only for calls
+//! marked idempotent ([`Controller::set_idempotent`],
+//! [`ChannelOptions::idempotent`], or the protocol's view of the request:
+//! HTTP's safe methods, `PUT` and `DELETE`). The rule is one function,
+//! [`retryable`] (see `retry.rs`). A backup request is a second copy sent
+//! on purpose; the user asks for it.
+//!
+//! The result goes through the protocol's
 //! `process_response`, and the outcome (latency, error, retries) into the
 //! controller. Synchronous, callback and `Future` forms share all of it
 //! (the asynchronous ones are in `async_call.rs`).
@@ -26,6 +46,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
+use super::retry::{connection_failure, retryable, RequestSent, NOT_RETRIED};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 use super::ChannelOptions;
 use crate::protocol::ClientProtocol;
@@ -74,18 +95,22 @@ pub(super) struct CallPlan<R> {
     pub request: R,
     pub deadline: Option<Instant>,
     max_retry: u32,
+    /// Whether running the request twice is harmless: then a request that
+    /// may have reached the server can be sent again.
+    idempotent: bool,
     pub backup: Option<Duration>,
     /// Servers of failed attempts.
     excluded: Vec<SocketAddr>,
 }
 
+/// A failed attempt: its error, and whether its request may have reached
+/// the server.
+pub(super) type AttemptError = (RpcError, RequestSent);
+
 impl<R> CallPlan<R> {
-    /// Whether a failed attempt is sent again: the one retry rule of
-    /// every client.
-    pub(super) fn may_retry(&self, e: &RpcError, cntl: &Controller) -> bool {
-        retryable(e)
-            && cntl.retried < self.max_retry
-            && self.deadline.is_none_or(|d| Instant::now() < d)
+    /// Whether the retry budget and the deadline allow another attempt.
+    fn can_try_again(&self, cntl: &Controller) -> bool {
+        cntl.retried < self.max_retry && self.deadline.is_none_or(|d| Instant::now() < d)
     }
 }
 
@@ -166,10 +191,16 @@ impl<P: ClientProtocol> CallEngine<P> {
         start: Instant,
     ) -> CallPlan<P::Request> {
         let opts = &self.inner.options;
+        let idempotent = cntl
+            .idempotent
+            .or(opts.idempotent)
+            .or_else(|| self.inner.protocol.idempotent(&request))
+            .unwrap_or(false);
         CallPlan {
             request,
             deadline: self.deadline(cntl, start),
             max_retry: cntl.max_retry.unwrap_or(opts.max_retry),
+            idempotent,
             backup: cntl.backup_request.or(opts.backup_request),
             excluded: Vec::new(),
         }
@@ -186,7 +217,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         loop {
             match self.attempt(&mut plan, cntl, start) {
                 Ok(msg) => return self.inner.protocol.process_response(msg, cntl),
-                Err(e) => match failed_attempt(&plan, cntl, e) {
+                Err((e, sent)) => match failed_attempt(&plan, cntl, e, sent) {
                     Some(e) => return Err(e),
                     None => cntl.retried += 1,
                 },
@@ -279,11 +310,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         plan: &mut CallPlan<P::Request>,
         cntl: &mut Controller,
         start: Instant,
-    ) -> Result<P::Message, RpcError> {
-        let (addr, pool) = self.select(plan, cntl)?;
+    ) -> Result<P::Message, AttemptError> {
+        let (addr, pool) = self.select(plan, cntl).map_err(|e| (e, RequestSent::No))?;
         let sent = Instant::now();
         let r = self.attempt_on(&pool, addr, plan, cntl, start);
-        self.feedback(plan, addr, r.as_ref().err(), sent);
+        self.feedback(plan, addr, r.as_ref().err().map(|(e, _)| e), sent);
         r
     }
 
@@ -294,13 +325,16 @@ impl<P: ClientProtocol> CallEngine<P> {
         plan: &mut CallPlan<P::Request>,
         cntl: &mut Controller,
         start: Instant,
-    ) -> Result<P::Message, RpcError> {
+    ) -> Result<P::Message, AttemptError> {
         let deadline = plan.deadline;
-        let conn = pool.get(deadline)?;
+        let conn = pool.get(deadline).map_err(|e| (e, RequestSent::No))?;
         cntl.remote_side = Some(conn.sock.remote_side());
         cntl.local_side = Some(conn.sock.local_side());
         let call = PendingCall::new();
-        let id = self.send(&conn, &mut plan.request, cntl, &call)?;
+        // Nothing of the request was queued if this fails.
+        let id = self
+            .send(&conn, &mut plan.request, cntl, &call)
+            .map_err(|e| (e, RequestSent::No))?;
         let backup_at = plan
             .backup
             .map(|b| start + b)
@@ -332,8 +366,10 @@ impl<P: ClientProtocol> CallEngine<P> {
             pool.put_back(c2, completed && reusable);
         }
         match outcome {
-            Some(r) => r,
-            None => Err(timeout_error(addr, start, deadline)),
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err((e, call.request_sent())),
+            // Final whatever was sent (the retry rule never retries it).
+            None => Err((timeout_error(addr, start, deadline), RequestSent::Maybe)),
         }
     }
 
@@ -367,7 +403,9 @@ impl<P: ClientProtocol> CallEngine<P> {
     }
 }
 
-/// Registers `call` on `conn` under `id` and writes its packed request.
+/// Registers `call` on `conn` under `id` and writes its packed request;
+/// `call` hears whether the kernel took any of it. An error means
+/// nothing of it was queued.
 pub(super) fn post<P: ClientProtocol>(
     conn: &Conn<P>,
     id: u64,
@@ -377,7 +415,7 @@ pub(super) fn post<P: ClientProtocol>(
     if !conn.input.add(&conn.sock, id, call.clone()) {
         return Err(conn.sock.failed_error());
     }
-    if let Err(e) = conn.sock.write(wire) {
+    if let Err(e) = conn.sock.write_watched(wire, call.clone()) {
         conn.input.take(id);
         return Err(e);
     }
@@ -401,17 +439,24 @@ pub(super) fn timeout_error(
 
 /// Books a failed attempt's error `e` (this side's, so
 /// [local](RpcError::is_local)) in `cntl`: `None` if the call goes on
-/// with another attempt, else the call's error, whose text lists the
-/// earlier attempts' errors.
+/// with another attempt ([`retryable`], budget and deadline allowing),
+/// else the call's error, whose text lists the earlier attempts' errors
+/// and says so when only idempotency kept the call from a retry.
 pub(super) fn failed_attempt<R>(
     plan: &CallPlan<R>,
     cntl: &mut Controller,
     e: RpcError,
+    sent: RequestSent,
 ) -> Option<RpcError> {
-    let e = e.into_local();
+    let mut e = e.into_local();
     cntl.attempt_errors.push(e.clone());
-    if plan.may_retry(&e, cntl) {
+    let room = plan.can_try_again(cntl);
+    if room && retryable(&e, sent, plan.idempotent) {
         return None;
+    }
+    if room && connection_failure(&e) {
+        e.text.push_str("; ");
+        e.text.push_str(NOT_RETRIED);
     }
     Some(with_history(e, &cntl.attempt_errors))
 }
@@ -447,25 +492,4 @@ pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Resul
     if let Err(e) = r {
         cntl.error = Some(e.clone());
     }
-}
-
-/// Failures worth sending again: this side's call engine found the
-/// connection broken or could not make it ([`RpcError::is_local`]).
-/// Timeouts are final, and so is every error the server answered with,
-/// whatever its code: a handler forwarding a downstream `ECONNREFUSED`
-/// is not the caller's own refused connection.
-pub fn retryable(e: &RpcError) -> bool {
-    e.is_local()
-        && matches!(
-            e.code,
-            errno::EFAILEDSOCKET
-                | errno::EEOF
-                | errno::ELOGOFF
-                | libc::ECONNREFUSED
-                | libc::ECONNRESET
-                | libc::ECONNABORTED
-                | libc::EPIPE
-                | libc::ENETUNREACH
-                | libc::EHOSTUNREACH
-        )
 }

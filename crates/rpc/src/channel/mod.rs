@@ -9,7 +9,9 @@
 //! [`CallEngine`] over a user's [`crate::protocol::ClientProtocol`] —
 //! shares the engine: connection choice, attempts, deadline, retry rule,
 //! backup request, outcome recording, pending calls. The engine's seam
-//! "choose the server for this attempt" is [`ServerSelector`].
+//! "choose the server for this attempt" is [`ServerSelector`]; its retry
+//! rule is [`retryable`]: connection failures are retried, but a request
+//! that may have reached the server only for an idempotent call.
 
 mod async_call;
 mod call;
@@ -17,6 +19,7 @@ mod client_input;
 mod connections;
 mod engine;
 mod options;
+mod retry;
 mod selector;
 
 use std::net::ToSocketAddrs;
@@ -27,9 +30,10 @@ use fibrpc_iobuf::IOBuf;
 use crate::protocol::baidu_std::{self, BaiduStd};
 use crate::{codec, Controller, RpcError};
 pub use async_call::CallFuture;
+pub use engine::CallEngine;
 use engine::{record_outcome, reset_outcome};
-pub use engine::{retryable, CallEngine};
 pub use options::{ChannelOptions, ConnectionType};
+pub use retry::{retryable, RequestSent};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
 /// A [`Channel`] to `addr` with the default options, connected now

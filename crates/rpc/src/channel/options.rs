@@ -43,11 +43,37 @@ pub struct ChannelOptions {
     /// Connecting gives up after this long (default 200 ms), or earlier if
     /// the call's deadline is nearer.
     pub connect_timeout: Duration,
-    /// Times a call is sent again after a connection failure (default 3).
-    /// Timeouts are never retried.
+    /// Times a call is sent again after a connection failure (default 3,
+    /// as in bRPC). [`crate::Controller::set_max_retry`] overrides it.
+    ///
+    /// A failure that proves the request never reached the server — the
+    /// connection was refused or its connect timed out, the socket had
+    /// already failed, the write queue was full (`EOVERCROWDED`), the
+    /// request was still queued when the connection failed — is retried
+    /// for every call. A connection that failed after some byte of the
+    /// request went out is retried only for an **idempotent** call (see
+    /// [`idempotent`](Self::idempotent)): the server may have executed
+    /// it, and a plain bRPC retry would run it twice. Timeouts and errors
+    /// the server answered with are never retried. The rule:
+    /// [`crate::channel::retryable`].
     pub max_retry: u32,
+    /// Whether the channel's calls are idempotent — running one twice is
+    /// harmless — so that one whose request may have reached the server
+    /// is still retried after a connection failure (see
+    /// [`max_retry`](Self::max_retry)).
+    ///
+    /// `None` (the default): the protocol decides per request — over HTTP
+    /// `GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT` and `DELETE` are
+    /// idempotent (RFC 9110 §9.2.2) and `POST`, `PATCH` and the rest are
+    /// not; baidu_std calls are not. `Some(b)` sets it for every call of
+    /// the channel. [`crate::Controller::set_idempotent`] overrides both
+    /// for one call.
+    pub idempotent: Option<bool>,
     /// If set and no response came after this long, the request is sent
-    /// once more and the first response wins (default: off).
+    /// once more and the first response wins (default: off). The server
+    /// may then run it twice, whatever
+    /// [`idempotent`](Self::idempotent) says: use it for calls where that
+    /// is harmless.
     pub backup_request: Option<Duration>,
     /// See [`ConnectionType`].
     pub connection_type: ConnectionType,
@@ -77,6 +103,7 @@ impl Default for ChannelOptions {
             timeout: Some(Duration::from_millis(500)),
             connect_timeout: Duration::from_millis(200),
             max_retry: 3,
+            idempotent: None,
             backup_request: None,
             connection_type: ConnectionType::Single,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,

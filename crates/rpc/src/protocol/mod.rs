@@ -156,4 +156,13 @@ pub trait ClientProtocol: Protocol {
     fn reusable_after(&self, _msg: &Self::Message) -> bool {
         true
     }
+
+    /// Whether running `req` twice is harmless, if the protocol knows
+    /// (HTTP: by its method). A call whose request may have reached the
+    /// server is retried after a connection failure only if idempotent;
+    /// the controller's and the channel's settings come first. Default:
+    /// `None`, not known (the call is then not idempotent).
+    fn idempotent(&self, _req: &Self::Request) -> Option<bool> {
+        None
+    }
 }

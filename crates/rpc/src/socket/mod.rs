@@ -9,13 +9,16 @@
 //!   messages and hands them to the socket's user (`SocketUser`) (a server's
 //!   protocols, or a client's).
 //! - Output: [`Socket::write`] is wait-free (see `write_list.rs`); a
-//!   write-behind fiber finishes what could not be written at once.
+//!   write-behind fiber finishes what could not be written at once. A
+//!   client's request may carry a watcher told whether the kernel took
+//!   any byte of it (`outgoing.rs`).
 //! - What a protocol keeps per connection lives in one opaque slot
 //!   ([`Socket::protocol_state`]): the socket names no protocol.
 
 mod close;
 mod connect;
 mod id;
+mod outgoing;
 mod stats;
 mod user;
 mod write;
@@ -30,13 +33,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::io::Registration;
-use fibrpc_iobuf::{IOBuf, IOPortal};
+use fibrpc_iobuf::IOPortal;
 
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
 use id::Slab;
 pub use id::SocketId;
+use outgoing::Outgoing;
+pub(crate) use outgoing::WriteWatcher;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use user::{Cut, InputHandler, SocketUser};
 use write_list::WriteList;
@@ -93,7 +98,7 @@ pub struct Socket {
     local: SocketAddr,
     failed: AtomicBool,
     error: Mutex<Option<RpcError>>,
-    pub(crate) write_list: WriteList<IOBuf>,
+    pub(crate) write_list: WriteList<Outgoing>,
     pub(crate) unwritten: AtomicUsize,
     /// Messages read from this connection whose processing fiber is
     /// queued but has not started: their responses are coming, so a

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use fibrpc_fiber::io::Interest;
 use fibrpc_iobuf::IOBuf;
 
+use super::outgoing::{Outgoing, WriteWatcher};
 use super::write_list::Owner;
 use super::Socket;
 use crate::unstarted::IfUnstarted;
@@ -25,10 +26,26 @@ impl Socket {
     /// Fails with `EFAILEDSOCKET` on a failed socket and `EOVERCROWDED`
     /// when more than `max_unwritten` bytes are already queued.
     pub fn write(self: &Arc<Self>, data: IOBuf) -> Result<(), RpcError> {
+        self.write_outgoing(Outgoing::plain(data))
+    }
+
+    /// [`write`](Self::write), and `watcher` hears whether the kernel
+    /// took any byte of `data` (a client's request: whether the server
+    /// may have it). An error means nothing was queued, so nothing of it
+    /// is ever written and `watcher` hears nothing.
+    pub(crate) fn write_watched(
+        self: &Arc<Self>,
+        data: IOBuf,
+        watcher: Arc<dyn WriteWatcher>,
+    ) -> Result<(), RpcError> {
+        self.write_outgoing(Outgoing::watched(data, watcher))
+    }
+
+    fn write_outgoing(self: &Arc<Self>, msg: Outgoing) -> Result<(), RpcError> {
         if self.failed() {
             return Err(self.failed_error());
         }
-        let len = data.len();
+        let len = msg.data.len();
         let before = self.unwritten.fetch_add(len, Ordering::Relaxed);
         if before > 0 && before + len > self.options.max_unwritten {
             self.unwritten.fetch_sub(len, Ordering::Relaxed);
@@ -41,7 +58,7 @@ impl Socket {
                 ),
             ));
         }
-        let Some(mut owner) = self.write_list.push(data) else {
+        let Some(mut owner) = self.write_list.push(msg) else {
             return Ok(());
         };
         if self.queued_inputs.load(Ordering::Relaxed) > 0 && fibrpc_fiber::has_queued_fibers() {
@@ -75,7 +92,7 @@ impl Socket {
     /// worker needs longer (~20 µs here) than the batch usually takes, so
     /// the batch still leaves in one `writev` (measured the same as not
     /// signalling, see BENCHMARKS.md).
-    fn start_keep_write(self: &Arc<Self>, owner: Owner<IOBuf>, behind_queued: bool) {
+    fn start_keep_write(self: &Arc<Self>, owner: Owner<Outgoing>, behind_queued: bool) {
         // Should the fiber never start, the owner is dropped with it and
         // nothing can write this socket any more: it fails.
         let work = IfUnstarted::new((self.clone(), owner), |(me, _owner): (Arc<Self>, _)| {
@@ -100,7 +117,7 @@ impl Socket {
     /// The write-behind fiber: writes the FIFO, waiting for writability on
     /// `EAGAIN`, taking newer messages as it goes, until the list is
     /// released.
-    fn keep_write(self: Arc<Self>, mut owner: Owner<IOBuf>) {
+    fn keep_write(self: Arc<Self>, mut owner: Owner<Outgoing>) {
         loop {
             if owner.fifo().len() < MAX_BATCH {
                 self.write_list.grab(&mut owner);
@@ -130,7 +147,12 @@ impl Socket {
     /// One `writev` of up to [`MAX_BATCH`] queued messages; written
     /// messages leave the FIFO. On a failed socket, or when the write
     /// fails, drops everything queued instead.
-    fn write_some(&self, owner: &mut Owner<IOBuf>) -> io::Result<usize> {
+    ///
+    /// The watchers of the batch's messages hear of the `writev` before
+    /// it runs and of its outcome right after, before the socket fails on
+    /// a write error: a call woken by that failure then knows whether its
+    /// request got out.
+    fn write_some(&self, owner: &mut Owner<Outgoing>) -> io::Result<usize> {
         let fifo = owner.fifo();
         if fifo.is_empty() {
             return Ok(0);
@@ -139,17 +161,21 @@ impl Socket {
             self.drop_queued(owner);
             return Ok(0);
         }
-        let r = if fifo.len() == 1 {
-            fifo[0].cut_into_fd(self.stream(), usize::MAX)
+        let batch = fifo.len().min(MAX_BATCH);
+        fifo.iter().take(batch).for_each(Outgoing::before_write);
+        let r = if batch == 1 {
+            fifo[0].data.cut_into_fd(self.stream(), usize::MAX)
         } else {
-            let mut refs: Vec<&mut IOBuf> = fifo.iter_mut().take(MAX_BATCH).collect();
+            let mut refs: Vec<&mut IOBuf> =
+                fifo.iter_mut().take(batch).map(|o| &mut o.data).collect();
             IOBuf::cut_multiple_into_fd(self.stream(), &mut refs)
         };
+        fifo.iter_mut().take(batch).for_each(Outgoing::after_write);
         match r {
             Ok(n) => {
                 let left = self.unwritten.fetch_sub(n, Ordering::SeqCst) - n;
                 let mut done = 0;
-                while fifo.front().is_some_and(|b| b.is_empty()) {
+                while fifo.front().is_some_and(|o| o.data.is_empty()) {
                     fifo.pop_front();
                     done += 1;
                 }
@@ -172,8 +198,8 @@ impl Socket {
         }
     }
 
-    fn drop_queued(&self, owner: &mut Owner<IOBuf>) {
-        let dropped: usize = owner.fifo().drain(..).map(|b| b.len()).sum();
+    fn drop_queued(&self, owner: &mut Owner<Outgoing>) {
+        let dropped: usize = owner.fifo().drain(..).map(|o| o.data.len()).sum();
         self.unwritten.fetch_sub(dropped, Ordering::Relaxed);
     }
 

@@ -32,6 +32,8 @@ pub struct HttpClientProtocol {
 pub struct HttpRequest {
     wire: IOBuf,
     head: bool,
+    /// By its method (RFC 9110 §9.2.2).
+    idempotent: bool,
 }
 
 /// Requests sent on one connection and not answered yet, oldest first:
@@ -62,8 +64,19 @@ impl HttpClientProtocol {
         HttpRequest {
             wire,
             head: req.method() == Method::HEAD,
+            idempotent: idempotent_method(req.method()),
         }
     }
+}
+
+/// RFC 9110 §9.2.2: the safe methods (`GET`, `HEAD`, `OPTIONS`,
+/// `TRACE`), `PUT` and `DELETE` are idempotent; `POST`, `PATCH`,
+/// `CONNECT` and unknown methods are not.
+fn idempotent_method(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 impl Protocol for HttpClientProtocol {
@@ -135,6 +148,10 @@ impl ClientProtocol for HttpClientProtocol {
     fn reusable_after(&self, msg: &Response<IOBuf>) -> bool {
         !wants_close(msg.version(), msg.headers())
     }
+
+    fn idempotent(&self, req: &HttpRequest) -> Option<bool> {
+        Some(req.idempotent)
+    }
 }
 
 /// A client of one HTTP server. Cheap to clone (clones share the
@@ -158,6 +175,13 @@ impl HttpChannel {
     /// options' timeout, retries and backup request apply to every
     /// request; connections are pooled (HTTP/1.1 carries one request at a
     /// time), or short if the options say so.
+    ///
+    /// A request whose connection failed after it went out is retried
+    /// only if idempotent: by default `GET`, `HEAD`, `OPTIONS`, `TRACE`,
+    /// `PUT` and `DELETE` are, `POST` and `PATCH` are not (RFC 9110
+    /// §9.2.2; [`ChannelOptions::idempotent`] and
+    /// [`Controller::set_idempotent`] say otherwise). A request that never
+    /// left (a refused connection) is retried whatever its method.
     pub fn new(server: &str, options: ChannelOptions) -> Result<HttpChannel, RpcError> {
         let host = server.strip_prefix("http://").unwrap_or(server);
         let host = host.trim_end_matches('/').to_string();
@@ -194,9 +218,11 @@ impl HttpChannel {
 
     /// Sends `req` and waits for the response. Any status is a response
     /// (check `status()`); errors are failures to get one: `ERPCTIMEDOUT`,
-    /// a connection that failed after the retries, a malformed response.
-    /// `cntl` gives the timeout and retries (else the channel's) and gets
-    /// the latency, the remote side and the error.
+    /// a connection that failed after the retries (a `POST` is not
+    /// retried once it may have reached the server, see
+    /// [`new`](Self::new)), a malformed response. `cntl` gives the
+    /// timeout, retries and idempotency (else the channel's) and gets the
+    /// latency, the remote side and the error.
     pub fn request(
         &self,
         cntl: &mut Controller,
