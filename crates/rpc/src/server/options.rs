@@ -1,5 +1,7 @@
 //! [`ServerOptions`].
 
+use std::time::Duration;
+
 /// Server settings. Defaults are bRPC's.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -14,6 +16,19 @@ pub struct ServerOptions {
     /// HTTP request heads (request line and headers) longer than this are
     /// answered with 431 and the connection closes (default 64 KiB).
     pub http_max_header_size: usize,
+    /// How long a stop waits for the requests in flight to be answered
+    /// and their responses written, counted from
+    /// [`Server::stop`](super::Server::stop) (default 5 s). Then
+    /// [`Server::join`](super::Server::join) closes every connection at
+    /// once, logs the handlers still running, and returns. bRPC's
+    /// `Stop(closewait_ms)`.
+    pub stop_grace: Duration,
+    /// Sets `SO_REUSEPORT` on the listener [`Server::start`](super::Server::start)
+    /// binds, so that other sockets (another process, say the next
+    /// version of this one) can listen on the same port at the same time
+    /// (default off). See ARCHITECTURE.md for restarting without refusing
+    /// connections.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerOptions {
@@ -23,6 +38,8 @@ impl Default for ServerOptions {
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
             http_max_header_size: crate::protocol::http::DEFAULT_MAX_HEADER,
+            stop_grace: Duration::from_secs(5),
+            reuse_port: false,
         }
     }
 }
