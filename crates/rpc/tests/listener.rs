@@ -55,7 +55,10 @@ fn a_taken_over_listener_serves_after_the_old_server_stops() {
 
     old.stop();
     old.join();
-    assert!(!path.exists(), "the offer's socket file is removed at the stop");
+    assert!(
+        !path.exists(),
+        "the offer's socket file is removed at the stop"
+    );
     assert_eq!(old_calls.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     // The socket lives on in the new server: connections are accepted and

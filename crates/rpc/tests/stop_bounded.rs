@@ -67,7 +67,11 @@ fn silent_peer(addr: SocketAddr) -> socket2::Socket {
 fn wait_for(counter: &AtomicUsize, n: usize, what: &str) {
     let give_up = Instant::now() + Duration::from_secs(20);
     while counter.load(Ordering::Relaxed) < n {
-        assert!(Instant::now() < give_up, "{what}: {} of {n}", counter.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < give_up,
+            "{what}: {} of {n}",
+            counter.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

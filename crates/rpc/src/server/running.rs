@@ -117,7 +117,7 @@ impl RunningRequests {
                     .collect::<Vec<_>>()
             })
             .collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1));
+        all.sort_by_key(|(_, ran)| std::cmp::Reverse(*ran));
         all
     }
 }
@@ -165,7 +165,9 @@ mod tests {
         let t = Arc::new(RunningRequests::new());
         let ticket = t.insert(method("Echo"), Instant::now());
         let t2 = t.clone();
-        std::thread::spawn(move || t2.remove(ticket)).join().unwrap();
+        std::thread::spawn(move || t2.remove(ticket))
+            .join()
+            .unwrap();
         assert!(t.snapshot().is_empty());
     }
 }

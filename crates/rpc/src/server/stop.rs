@@ -63,7 +63,9 @@ fn wait_flushed(ctx: &ServerContext, deadline: Option<Instant>) -> bool {
         if passed(deadline) {
             return false;
         }
-        let nap = deadline.map_or(pause, |d| pause.min(d.saturating_duration_since(Instant::now())));
+        let nap = deadline.map_or(pause, |d| {
+            pause.min(d.saturating_duration_since(Instant::now()))
+        });
         let _ = fibrpc_fiber::sleep(nap);
         pause = (pause * 2).min(Duration::from_millis(10));
     }
