@@ -13,6 +13,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::method_status::MethodStatus;
 use super::responder::{Reply, Responder};
+use super::running::{Handler, RunningRequests, Ticket};
 use super::ServerOptions;
 use crate::protocol::http::{HttpRoutes, LazyJsonCodec};
 use crate::protocol::ProtocolList;
@@ -40,7 +41,16 @@ pub(crate) struct Shared {
     pub options: ServerOptions,
     /// Requests being handled; `join` waits on it reaching 0.
     pub inflight: Butex,
+    /// Which handlers run, since when (reported by a stop that outlasts
+    /// its grace period).
+    pub running: RunningRequests,
+    /// Set by `stop`: no connection is accepted and no input read any
+    /// more.
     pub stopping: AtomicBool,
+    /// Set by `join` just before it closes the connections: a request
+    /// that gets this far is refused with `ELOGOFF` (it could not be
+    /// answered anyway).
+    pub closing: AtomicBool,
     pub connections: Mutex<HashSet<SocketId>>,
     /// Connections closed on accept because `max_connections` were open.
     pub refused_connections: std::sync::atomic::AtomicU64,
@@ -100,7 +110,8 @@ impl ServerContext {
         }
     }
 
-    /// Whether the server is stopping (new requests get `ELOGOFF`).
+    /// Whether the server is stopping: it accepts no connection and reads
+    /// no new request; those already read are answered.
     pub fn is_stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::Acquire)
     }
@@ -137,10 +148,6 @@ impl ServerContext {
             ),
             Err(e) => done(cntl, Err(e)),
         }
-    }
-
-    pub(crate) fn inflight(&self) -> u32 {
-        self.shared.inflight.value().load(Ordering::Acquire)
     }
 
     /// The ids of the open connections (a snapshot).
@@ -207,7 +214,7 @@ impl ServerContext {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch<R>(
         &self,
-        guard: InflightGuard<'_>,
+        mut guard: InflightGuard<'_>,
         service: &'static str,
         index: usize,
         mut cntl: Controller,
@@ -220,6 +227,13 @@ impl ServerContext {
         let entry = self.entry(service);
         let status = &entry.status[index];
         status.on_start();
+        guard.track(
+            Handler::Method {
+                service,
+                method: entry.service.method_names()[index],
+            },
+            received,
+        );
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);
@@ -265,19 +279,31 @@ pub(crate) struct InflightGuard<'a> {
     ctx: &'a ServerContext,
     /// Requests running before this one.
     before: usize,
+    /// Its entry in the server's running requests, once its handler is
+    /// known.
+    ticket: Option<Ticket>,
 }
 
 impl<'a> InflightGuard<'a> {
     /// Counts a request in.
     pub(crate) fn enter(ctx: &'a ServerContext) -> InflightGuard<'a> {
-        let before = ctx.shared.inflight.value().fetch_add(1, Ordering::AcqRel) as usize;
-        InflightGuard { ctx, before }
+        // SeqCst, like `admit`'s load of `closing`: `join` sets `closing`
+        // and then reads this count, so either it sees this request or
+        // this request sees `closing` (one `lock xadd` on x86 either way).
+        let before = ctx.shared.inflight.value().fetch_add(1, Ordering::SeqCst) as usize;
+        InflightGuard {
+            ctx,
+            before,
+            ticket: None,
+        }
     }
 
-    /// Refuses the request while the server stops or when the requests
-    /// running before it reached `max_concurrency`.
+    /// Refuses the request once the server closes its connections, or
+    /// when the requests running before it reached `max_concurrency`.
+    /// Requests read after a [`stop`](super::Server::stop) but before the
+    /// close are answered: their peers sent them before the stop.
     pub(crate) fn admit(&self) -> Result<(), RpcError> {
-        if self.ctx.is_stopping() {
+        if self.ctx.shared.closing.load(Ordering::SeqCst) {
             return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
         }
         let max = self.ctx.shared.options.max_concurrency;
@@ -290,23 +316,31 @@ impl<'a> InflightGuard<'a> {
         Ok(())
     }
 
+    /// Lists the request as running `handler` since `since`, until the
+    /// guard goes.
+    pub(crate) fn track(&mut self, handler: Handler, since: Instant) {
+        self.ticket = Some(self.ctx.shared.running.insert(handler, since));
+    }
+
     /// The same count, kept by a guard that may outlive this fiber.
-    pub(crate) fn into_owned(self) -> OwnedInflight {
+    pub(crate) fn into_owned(mut self) -> OwnedInflight {
         let shared = self.ctx.shared.clone();
+        let ticket = self.ticket.take();
         std::mem::forget(self);
-        OwnedInflight { shared }
+        OwnedInflight { shared, ticket }
     }
 }
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        count_out(&self.ctx.shared);
+        count_out(&self.ctx.shared, self.ticket.take());
     }
 }
 
 /// An [`InflightGuard`] that owns its server: held by a [`Responder`].
 pub(crate) struct OwnedInflight {
     shared: Arc<Shared>,
+    ticket: Option<Ticket>,
 }
 
 impl OwnedInflight {
@@ -318,11 +352,14 @@ impl OwnedInflight {
 
 impl Drop for OwnedInflight {
     fn drop(&mut self) {
-        count_out(&self.shared);
+        count_out(&self.shared, self.ticket.take());
     }
 }
 
-fn count_out(shared: &Shared) {
+fn count_out(shared: &Shared, ticket: Option<Ticket>) {
+    if let Some(t) = ticket {
+        shared.running.remove(t);
+    }
     if shared.inflight.value().fetch_sub(1, Ordering::AcqRel) == 1 {
         shared.inflight.wake_all();
     }

@@ -28,37 +28,60 @@
 //! server.run_until_signal()?; // returns once the stop is complete
 //! # Ok(()) }
 //! ```
+//!
+//! A stop is bounded by [`ServerOptions::stop_grace`]: what is not
+//! answered and written by then is cut off, and the handlers still
+//! running are logged by name.
+//!
+//! # Restarting without refusing a connection
+//!
+//! The new process takes the old one's listening socket
+//! ([`Server::offer_listener`] and [`take_listener`], or systemd's
+//! socket activation and [`listen_fds`]) and starts on it
+//! ([`Server::start_on_listener`]); then the old one stops gracefully.
+//! Both accept from one queue meanwhile, so no connection is refused or
+//! reset. ARCHITECTURE.md has the details, and why two `SO_REUSEPORT`
+//! sockets ([`ServerOptions::reuse_port`]) alone are not enough.
 
 mod acceptor;
 mod context;
+mod handoff;
 mod input;
+mod listener;
 mod method_status;
 mod options;
 mod responder;
+mod running;
 mod shutdown;
+mod stop;
 mod ticker;
 mod timeouts;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fibrpc_fiber::butex::Butex;
 
 use crate::http::HttpHandler;
 use crate::protocol::http::HttpRoutes;
 use crate::protocol::{Protocol, ProtocolList};
-use crate::{errno, RpcError, Service};
+use crate::{RpcError, Service};
 pub use context::ServerContext;
 pub(crate) use context::{
     panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
 };
+pub use handoff::take_listener;
+pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 pub use responder::{Responder, TypedResponder};
+pub(crate) use running::Handler;
 pub use shutdown::{shutdown_signal, ShutdownSignal};
 
 /// An RPC server. See the module docs.
@@ -75,9 +98,17 @@ struct Running {
     addr: SocketAddr,
     /// The internal port's address ([`ServerOptions::internal_port`]).
     internal_addr: Option<SocketAddr>,
-    /// The public listener's acceptor, then the internal one's.
+    /// The public listening socket, owned by the first acceptor (open
+    /// while it runs).
+    listen_fd: RawFd,
+    /// The public listener's acceptor, then the internal one's (empty
+    /// once stopped).
     acceptors: Vec<acceptor::Acceptor>,
     ticker: Option<ticker::Ticker>,
+    offer: Option<handoff::ListenerOffer>,
+    /// When the stop's grace period ends (`None` inside: never), once
+    /// stopped.
+    stop_deadline: Option<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -181,14 +212,28 @@ impl Server {
     /// Binds `addr` and starts accepting. Port 0 picks a free port (see
     /// [`listen_addr`](Self::listen_addr)). With
     /// [`ServerOptions::internal_port`] it binds that port on the same IP
-    /// too; it fails if that port is `addr`'s.
+    /// too; it fails if that port is `addr`'s. With
+    /// [`ServerOptions::reuse_port`] the port may be shared with other
+    /// listeners.
     pub fn start(&mut self, addr: impl ToSocketAddrs) -> Result<(), RpcError> {
         if self.running.is_some() {
             return Err(RpcError::new(libc::EPERM, "the server runs already"));
         }
-        // The fiber listener: backlog 1024 (std's is 128, which a burst of
-        // connects overflows into 1 s SYN retransmits).
-        let listener = fibrpc_fiber::net::TcpListener::bind(addr)?;
+        let listener = listener::bind(addr, self.options.reuse_port)?;
+        self.start_on_listener(listener)
+    }
+
+    /// Starts accepting on a socket that already listens: inherited from
+    /// the process that started this one ([`listen_fds`]), taken over
+    /// from a server that is about to stop ([`take_listener`]), or bound
+    /// by the caller with options of its own. The socket's bind options
+    /// and backlog stay as they are ([`ServerOptions::reuse_port`] does
+    /// not apply).
+    pub fn start_on_listener(&mut self, listener: std::net::TcpListener) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "the server runs already"));
+        }
+        let listener = fibrpc_fiber::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let internal = match self.options.internal_port {
             Some(port) if port == addr.port() => {
@@ -201,6 +246,7 @@ impl Server {
             None => None,
         };
         let internal_addr = internal.as_ref().map(|l| l.local_addr()).transpose()?;
+        let listen_fd = listener.as_raw_fd();
         let shared = ServerContext {
             shared: Arc::new(Shared {
                 services: self.services.clone(),
@@ -209,7 +255,9 @@ impl Server {
                 started: std::time::SystemTime::now(),
                 options: self.options.clone(),
                 inflight: Butex::new(0),
+                running: running::RunningRequests::new(),
                 stopping: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
                 connections: Mutex::new(HashSet::new()),
                 refused_connections: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -244,9 +292,51 @@ impl Server {
             shared,
             addr,
             internal_addr,
+            listen_fd,
             acceptors,
             ticker: Some(ticker),
+            offer: None,
+            stop_deadline: None,
         });
+        Ok(())
+    }
+
+    /// The listening socket while the server accepts (until
+    /// [`stop`](Self::stop)), to duplicate and pass on (`try_clone_to_owned`)
+    /// to a process that will take over, say as systemd-style
+    /// `LISTEN_FDS` of a child (see [`listen_fds`]).
+    pub fn listener_fd(&self) -> Option<BorrowedFd<'_>> {
+        let r = self.running.as_ref()?;
+        r.acceptors.first()?;
+        // SAFETY: the acceptor owns the descriptor and closes it only when
+        // stopped, which takes `&mut self`: the borrow cannot outlive it.
+        Some(unsafe { BorrowedFd::borrow_raw(r.listen_fd) })
+    }
+
+    /// Offers the listening socket at the Unix socket `path` until the
+    /// server stops: a process that takes it there ([`take_listener`])
+    /// accepts from the same queue, so it can start before this server
+    /// stops and no connection is refused or reset in between. A stale
+    /// socket file at `path` is replaced; the file is made readable and
+    /// writable by this user only (put it in a directory only the service
+    /// can reach) and removed when the offer ends.
+    ///
+    /// ```no_run
+    /// # fn demo(mut server: fibrpc::Server) -> Result<(), fibrpc::RpcError> {
+    /// server.start("0.0.0.0:8000")?;
+    /// server.offer_listener("/run/echo/listener.sock")?;
+    /// server.run_until_signal()?; // the successor takes over, then signals
+    /// # Ok(()) }
+    /// ```
+    pub fn offer_listener(&mut self, path: impl AsRef<Path>) -> Result<(), RpcError> {
+        let dup = self
+            .listener_fd()
+            .ok_or_else(|| RpcError::new(libc::EPERM, "the server does not accept connections"))?
+            .try_clone_to_owned()?;
+        let offer = handoff::ListenerOffer::start(dup, path.as_ref())?;
+        if let Some(r) = &mut self.running {
+            r.offer = Some(offer);
+        }
         Ok(())
     }
 
@@ -290,14 +380,30 @@ impl Server {
         self.running.as_ref().and_then(|r| r.internal_addr)
     }
 
-    /// Stops accepting connections; requests that arrive from now on are
-    /// answered with `ELOGOFF`. Requests in flight go on: wait for them
-    /// with [`join`](Self::join).
+    /// Stops accepting connections (the listener closes, and any listener
+    /// offer ends) and reading requests: requests already read are
+    /// answered; those a peer sends from now on are never read, and its
+    /// connection closes with the stop, so a fibrpc or bRPC client sends
+    /// them again on a new connection. Starts the grace period
+    /// ([`ServerOptions::stop_grace`]). Wait for the end with
+    /// [`join`](Self::join).
     pub fn stop(&mut self) {
         let Some(r) = &mut self.running else { return };
+        if r.stop_deadline.is_none() {
+            r.stop_deadline = Some(Instant::now().checked_add(self.options.stop_grace));
+        }
         r.shared.shared.stopping.store(true, Ordering::Release);
+        // The offer holds a copy of the listening socket: end it first,
+        // or the socket would go on queueing connections nobody accepts.
+        r.offer = None;
         for a in r.acceptors.drain(..) {
             a.stop();
+        }
+        // After the acceptor ended, every connection is listed.
+        for id in r.shared.connection_ids() {
+            if let Some(sock) = id.address() {
+                sock.close_input();
+            }
         }
         if let Some(t) = r.ticker.take() {
             t.stop();
@@ -305,35 +411,23 @@ impl Server {
     }
 
     /// Waits until every request in flight has been answered and its
-    /// response written, then closes all connections. Calls
+    /// response written, or until the grace period
+    /// ([`ServerOptions::stop_grace`], counted from the stop) ends; then
+    /// closes all connections at once and returns. Handlers still running
+    /// then are logged (a `tracing` warning each: `service.method` and
+    /// how long it ran); their responses are dropped. Calls
     /// [`stop`](Self::stop) first if needed.
     pub fn join(&mut self) {
         self.stop();
         let Some(r) = self.running.take() else { return };
         self.hide_vars();
-        let shared = r.shared;
-        loop {
-            let n = shared.inflight();
-            if n == 0 {
-                break;
-            }
-            let _ = shared.shared.inflight.wait(n, None);
-        }
-        for id in shared.connection_ids() {
-            if let Some(sock) = id.address() {
-                // Let queued responses reach the kernel (bounded: a peer
-                // that reads nothing must not hold the stop forever).
-                let give_up = Instant::now() + Duration::from_secs(2);
-                while sock.unwritten_bytes() > 0 && Instant::now() < give_up {
-                    let _ = fibrpc_fiber::sleep(Duration::from_millis(1));
-                }
-                sock.set_failed(RpcError::new(errno::ELOGOFF, "server stopped"));
-            }
-        }
+        let deadline = r.stop_deadline.flatten();
+        stop::finish(&r.shared, deadline, self.options.stop_grace);
     }
 
     /// Waits until `shutdown` completes, then stops gracefully:
-    /// [`stop`](Self::stop), then [`join`](Self::join). Blocks the calling
+    /// [`stop`](Self::stop), then [`join`](Self::join) (bounded by
+    /// [`ServerOptions::stop_grace`]). Blocks the calling
     /// thread, or in a fiber only the fiber (the future is driven with
     /// [`fibrpc_fiber::block_on`], so any future works: a channel's
     /// receiver, a timer, [`shutdown_signal`], a tokio future).

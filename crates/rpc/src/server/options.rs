@@ -97,6 +97,19 @@ pub struct ServerOptions {
     /// visitor's browser (cross-site request forgery); `curl` and the
     /// console's own pages are not affected. See [`crate::builtin`].
     pub console_flags_writable: bool,
+    /// How long a stop waits for the requests in flight to be answered
+    /// and their responses written, counted from
+    /// [`Server::stop`](super::Server::stop) (default 5 s). Then
+    /// [`Server::join`](super::Server::join) closes every connection at
+    /// once, logs the handlers still running, and returns. bRPC's
+    /// `Stop(closewait_ms)`.
+    pub stop_grace: Duration,
+    /// Sets `SO_REUSEPORT` on the listener [`Server::start`](super::Server::start)
+    /// binds, so that other sockets (another process, say the next
+    /// version of this one) can listen on the same port at the same time
+    /// (default off). See ARCHITECTURE.md for restarting without refusing
+    /// connections.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerOptions {
@@ -115,6 +128,8 @@ impl Default for ServerOptions {
             has_builtin_services: true,
             internal_port: None,
             console_flags_writable: false,
+            stop_grace: Duration::from_secs(5),
+            reuse_port: false,
         }
     }
 }

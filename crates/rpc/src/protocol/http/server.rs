@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use super::order::ServerConn;
 use super::{encode_response, HttpContext, HttpHandler, InboundRequest};
 use crate::http::text;
-use crate::server::{panic_message, InflightGuard, ServerContext};
+use crate::server::{panic_message, Handler, InflightGuard, ServerContext};
 use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
 
@@ -25,8 +25,15 @@ pub(crate) struct HttpRoutes {
     /// FxHash: paths are few and short, and SipHash's DoS resistance buys
     /// nothing for a table the server's own code fills (it was 160
     /// instructions of a 9,300-instruction request under callgrind).
-    exact: rustc_hash::FxHashMap<String, Arc<dyn HttpHandler>>,
-    prefixes: Vec<(String, Arc<dyn HttpHandler>)>,
+    exact: rustc_hash::FxHashMap<String, Route>,
+    prefixes: Vec<(String, Route)>,
+}
+
+/// A user handler and the path it was added under (its name in a stop's
+/// report of handlers still running).
+pub(crate) struct Route {
+    pub path: Arc<str>,
+    pub handler: Arc<dyn HttpHandler>,
 }
 
 impl HttpRoutes {
@@ -37,6 +44,10 @@ impl HttpRoutes {
                 format!("HTTP path {path:?} does not start with /"),
             ));
         }
+        let h = Route {
+            path: path.into(),
+            handler: h,
+        };
         let taken = match path.strip_suffix("/*") {
             Some(prefix) => {
                 let prefix = format!("{prefix}/");
@@ -59,7 +70,7 @@ impl HttpRoutes {
         Ok(())
     }
 
-    pub(crate) fn find(&self, path: &str) -> Option<&Arc<dyn HttpHandler>> {
+    pub(crate) fn find(&self, path: &str) -> Option<&Route> {
         self.exact.get(path).or_else(|| {
             self.prefixes
                 .iter()
@@ -105,10 +116,13 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
         received,
     };
     let path = req.uri().path();
-    if let Some(h) = ctx.shared.http_routes.find(path) {
+    if let Some(route) = ctx.shared.http_routes.find(path) {
+        let mut guard = guard;
         let resp = match guard.admit() {
             Err(e) => error_response(&e),
             Ok(()) => {
+                guard.track(Handler::Http(route.path.clone()), received);
+                let h = &route.handler;
                 catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
                     text(
                         StatusCode::INTERNAL_SERVER_ERROR,
