@@ -13,7 +13,6 @@ use fibrpc_iobuf::IOBuf;
 
 use super::method_status::MethodStatus;
 use super::responder::{Reply, Responder};
-use super::running::{Handler, RunningRequests, Ticket};
 use super::ServerOptions;
 use crate::protocol::http::{HttpRoutes, LazyJsonCodec};
 use crate::protocol::ProtocolList;
@@ -41,9 +40,6 @@ pub(crate) struct Shared {
     pub options: ServerOptions,
     /// Requests being handled; `join` waits on it reaching 0.
     pub inflight: Butex,
-    /// Which handlers run, since when (reported by a stop that outlasts
-    /// its grace period).
-    pub running: RunningRequests,
     /// Set by `stop`: no connection is accepted and no input read any
     /// more.
     pub stopping: AtomicBool,
@@ -214,7 +210,7 @@ impl ServerContext {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch<R>(
         &self,
-        mut guard: InflightGuard<'_>,
+        guard: InflightGuard<'_>,
         service: &'static str,
         index: usize,
         mut cntl: Controller,
@@ -227,13 +223,6 @@ impl ServerContext {
         let entry = self.entry(service);
         let status = &entry.status[index];
         status.on_start();
-        guard.track(
-            Handler::Method {
-                service,
-                method: entry.service.method_names()[index],
-            },
-            received,
-        );
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);
@@ -279,9 +268,6 @@ pub(crate) struct InflightGuard<'a> {
     ctx: &'a ServerContext,
     /// Requests running before this one.
     before: usize,
-    /// Its entry in the server's running requests, once its handler is
-    /// known.
-    ticket: Option<Ticket>,
 }
 
 impl<'a> InflightGuard<'a> {
@@ -291,11 +277,7 @@ impl<'a> InflightGuard<'a> {
         // and then reads this count, so either it sees this request or
         // this request sees `closing` (one `lock xadd` on x86 either way).
         let before = ctx.shared.inflight.value().fetch_add(1, Ordering::SeqCst) as usize;
-        InflightGuard {
-            ctx,
-            before,
-            ticket: None,
-        }
+        InflightGuard { ctx, before }
     }
 
     /// Refuses the request once the server closes its connections, or
@@ -316,31 +298,23 @@ impl<'a> InflightGuard<'a> {
         Ok(())
     }
 
-    /// Lists the request as running `handler` since `since`, until the
-    /// guard goes.
-    pub(crate) fn track(&mut self, handler: Handler, since: Instant) {
-        self.ticket = Some(self.ctx.shared.running.insert(handler, since));
-    }
-
     /// The same count, kept by a guard that may outlive this fiber.
-    pub(crate) fn into_owned(mut self) -> OwnedInflight {
+    pub(crate) fn into_owned(self) -> OwnedInflight {
         let shared = self.ctx.shared.clone();
-        let ticket = self.ticket.take();
         std::mem::forget(self);
-        OwnedInflight { shared, ticket }
+        OwnedInflight { shared }
     }
 }
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        count_out(&self.ctx.shared, self.ticket.take());
+        count_out(&self.ctx.shared);
     }
 }
 
 /// An [`InflightGuard`] that owns its server: held by a [`Responder`].
 pub(crate) struct OwnedInflight {
     shared: Arc<Shared>,
-    ticket: Option<Ticket>,
 }
 
 impl OwnedInflight {
@@ -352,14 +326,11 @@ impl OwnedInflight {
 
 impl Drop for OwnedInflight {
     fn drop(&mut self) {
-        count_out(&self.shared, self.ticket.take());
+        count_out(&self.shared);
     }
 }
 
-fn count_out(shared: &Shared, ticket: Option<Ticket>) {
-    if let Some(t) = ticket {
-        shared.running.remove(t);
-    }
+fn count_out(shared: &Shared) {
     if shared.inflight.value().fetch_sub(1, Ordering::AcqRel) == 1 {
         shared.inflight.wake_all();
     }

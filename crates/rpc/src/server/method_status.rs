@@ -96,6 +96,11 @@ impl MethodStats {
 }
 
 impl MethodStatus {
+    /// Requests in the method now.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency.load(Ordering::Relaxed).max(0) as usize
+    }
+
     pub(crate) fn on_start(&self) {
         self.concurrency.fetch_add(1, Ordering::Relaxed);
     }

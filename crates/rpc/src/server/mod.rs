@@ -51,7 +51,6 @@ mod listener;
 mod method_status;
 mod options;
 mod responder;
-mod running;
 mod shutdown;
 mod stop;
 mod ticker;
@@ -81,7 +80,6 @@ pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 pub use responder::{Responder, TypedResponder};
-pub(crate) use running::Handler;
 pub use shutdown::{shutdown_signal, ShutdownSignal};
 
 /// An RPC server. See the module docs.
@@ -255,7 +253,6 @@ impl Server {
                 started: std::time::SystemTime::now(),
                 options: self.options.clone(),
                 inflight: Butex::new(0),
-                running: running::RunningRequests::new(),
                 stopping: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 connections: Mutex::new(HashSet::new()),

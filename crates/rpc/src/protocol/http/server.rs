@@ -4,6 +4,7 @@
 //! request order.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use super::order::ServerConn;
 use super::{encode_response, HttpContext, HttpHandler, InboundRequest};
 use crate::http::text;
-use crate::server::{panic_message, Handler, InflightGuard, ServerContext};
+use crate::server::{panic_message, InflightGuard, ServerContext};
 use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
 
@@ -34,6 +35,25 @@ pub(crate) struct HttpRoutes {
 pub(crate) struct Route {
     pub path: Arc<str>,
     pub handler: Arc<dyn HttpHandler>,
+    /// Requests in this handler now (reported by a stop that outlasts
+    /// its grace period, as methods' concurrency is).
+    running: AtomicUsize,
+}
+
+impl Route {
+    /// Counts a request into the handler until the guard goes.
+    fn enter(&self) -> RouteRunning<'_> {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        RouteRunning(&self.running)
+    }
+}
+
+struct RouteRunning<'a>(&'a AtomicUsize);
+
+impl Drop for RouteRunning<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl HttpRoutes {
@@ -47,6 +67,7 @@ impl HttpRoutes {
         let h = Route {
             path: path.into(),
             handler: h,
+            running: AtomicUsize::new(0),
         };
         let taken = match path.strip_suffix("/*") {
             Some(prefix) => {
@@ -68,6 +89,16 @@ impl HttpRoutes {
             ));
         }
         Ok(())
+    }
+
+    /// The handlers with requests in them now: (path, how many).
+    pub(crate) fn running(&self) -> Vec<(Arc<str>, usize)> {
+        self.exact
+            .values()
+            .chain(self.prefixes.iter().map(|(_, r)| r))
+            .map(|r| (r.path.clone(), r.running.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub(crate) fn find(&self, path: &str) -> Option<&Route> {
@@ -117,11 +148,10 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     };
     let path = req.uri().path();
     if let Some(route) = ctx.shared.http_routes.find(path) {
-        let mut guard = guard;
         let resp = match guard.admit() {
             Err(e) => error_response(&e),
             Ok(()) => {
-                guard.track(Handler::Http(route.path.clone()), received);
+                let _running = route.enter();
                 let h = &route.handler;
                 catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
                     text(
