@@ -469,3 +469,43 @@ fn response_bomb_fails_its_call_alone() {
     );
     fake.join().unwrap();
 }
+
+/// Requests in process on one connection share its budget for
+/// decompressed payloads (its `max_body_size`): with a 20 MiB budget and
+/// a slow handler, a second 15 MiB request waits for nothing and fails
+/// alone, while the first is answered.
+#[test]
+fn decompressed_requests_in_process_share_the_connections_budget() {
+    let _one_at_a_time = PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, _) = start_server(ServerOptions {
+        max_body_size: 20 << 20,
+        ..ServerOptions::default()
+    });
+    let mut raw = TcpStream::connect(server.listen_addr().unwrap()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut slow = req(&"a".repeat(15 << 20));
+    slow.sleep_ms = Some(500);
+    let payload = compress::compress(CompressType::Gzip.as_i32(), &codec::encode(&slow)).unwrap();
+    let mut both = request_frame(CompressType::Gzip, 1, &payload);
+    both.append_buf(&request_frame(CompressType::Gzip, 2, &payload));
+    raw.write_all(&both.to_vec()).unwrap();
+    let mut answers = [read_frame(&mut raw), read_frame(&mut raw)];
+    answers.sort_by_key(|f| f.meta.correlation_id());
+    let codes: Vec<i32> = answers
+        .iter()
+        .map(|f| {
+            f.meta
+                .response
+                .as_ref()
+                .and_then(|r| r.error_code)
+                .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(codes.iter().filter(|&&c| c == 0).count(), 1, "{codes:?}");
+    assert!(codes.contains(&errno::EREQUEST), "{codes:?}");
+    let refused = answers
+        .iter()
+        .find_map(|f| f.meta.response.as_ref()?.error_text.clone())
+        .unwrap();
+    assert!(refused.contains("max_body_size"), "{refused}");
+}

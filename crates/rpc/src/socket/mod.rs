@@ -107,6 +107,10 @@ pub struct Socket {
     /// Messages of this connection being processed in fibers of their
     /// own (the reader waits at `options.max_requests`).
     pub(crate) processing: AtomicUsize,
+    /// Bytes of decompressed request payloads of this connection held by
+    /// requests in process (charged against `max_body`: see
+    /// [`charge_decompressed`](Self::charge_decompressed)).
+    decompressed: AtomicUsize,
     /// Bumped to wake the reader waiting for `processing` to drop.
     pub(crate) processed: Butex,
     /// Whether the reader waits on `processed`.
@@ -179,6 +183,7 @@ impl Socket {
             processing: AtomicUsize::new(0),
             processed: Butex::new(0),
             reader_waiting: AtomicBool::new(false),
+            decompressed: AtomicUsize::new(0),
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,
@@ -322,6 +327,30 @@ impl Socket {
         self.options.max_requests
     }
 
+    /// What a request of this connection may still decompress to: the
+    /// connection's budget for decompressed payloads in process at once
+    /// (its `max_body_size`, what its input may hold) minus what its
+    /// other requests hold now.
+    pub fn decompression_budget(&self) -> usize {
+        self.options
+            .max_body
+            .saturating_sub(self.decompressed.load(Ordering::Relaxed))
+    }
+
+    /// Charges `n` decompressed bytes to the connection until the returned
+    /// guard goes; `None` (nothing charged) if that passes the budget.
+    pub fn charge_decompressed(self: &Arc<Self>, n: usize) -> Option<DecompressedCharge> {
+        let before = self.decompressed.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.options.max_body {
+            self.decompressed.fetch_sub(n, Ordering::Relaxed);
+            return None;
+        }
+        Some(DecompressedCharge {
+            sock: self.clone(),
+            n,
+        })
+    }
+
     /// Bytes queued for writing and not yet written.
     pub fn unwritten_bytes(&self) -> usize {
         self.unwritten.load(Ordering::Relaxed)
@@ -341,5 +370,19 @@ impl Socket {
         // Last: the slab's reference may be the last one; `self` stays
         // valid because our caller holds another.
         Slab::get().remove(self.id);
+    }
+}
+
+/// Decompressed bytes charged to a connection (see
+/// [`Socket::charge_decompressed`]); released when dropped.
+#[derive(Debug)]
+pub struct DecompressedCharge {
+    sock: Arc<Socket>,
+    n: usize,
+}
+
+impl Drop for DecompressedCharge {
+    fn drop(&mut self) {
+        self.sock.decompressed.fetch_sub(self.n, Ordering::Relaxed);
     }
 }

@@ -53,16 +53,39 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
         checksum::verify(&meta, &payload, &cntl.request_attachment)
             .map_err(|e| RpcError::new(errno::EREQUEST, format!("request checksum: {e}")))?;
         let ct = meta.compress_type();
-        let request = if ct == 0 {
-            payload
-        } else {
-            compress::decompress(ct, &payload, ctx.options().max_decompressed_size)
-                .map_err(|e| RpcError::new(errno::EREQUEST, format!("request payload: {e}")))?
-        };
-        Ok((target, request))
+        if ct == 0 {
+            return Ok((target, payload, None));
+        }
+        // At most the per-request limit, and at most what the
+        // connection's other requests in process leave of its budget.
+        let limit = ctx.options().max_decompressed_size;
+        let left = sock.decompression_budget();
+        let request = compress::decompress(ct, &payload, limit.min(left)).map_err(|e| {
+            let why = if left < limit {
+                " (the connection's other requests hold the rest of its max_body_size)"
+            } else {
+                ""
+            };
+            RpcError::new(errno::EREQUEST, format!("request payload: {e}{why}"))
+        })?;
+        let charge = sock.charge_decompressed(request.len()).ok_or_else(|| {
+            RpcError::new(
+                errno::EREQUEST,
+                "request payload: the connection's decompressed requests in process \
+                 exceed its max_body_size",
+            )
+        })?;
+        Ok((target, request, Some(charge)))
     })();
+    let (target, charge) = match target {
+        Ok((t, request, charge)) => (Ok((t, request)), charge),
+        Err(e) => (Err(e), None),
+    };
     let sock = sock.clone();
+    // The charge lasts until the answer goes out (deferred handlers
+    // included: they hold the reply).
     let reply = move |cntl: &mut Controller, r: Result<IOBuf, RpcError>| {
+        drop(charge);
         send_response(&sock, correlation_id, cntl, r)
     };
     match target {
