@@ -41,10 +41,9 @@ impl TempFile {
     fn new(name: &str) -> TempFile {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        TempFile(std::env::temp_dir().join(format!(
-            "fibrpc-naming-{}-{n}-{name}",
-            std::process::id()
-        )))
+        TempFile(
+            std::env::temp_dir().join(format!("fibrpc-naming-{}-{n}-{name}", std::process::id())),
+        )
     }
 
     /// Replaces the file at once (a rename), as the docs advise.
@@ -107,12 +106,22 @@ fn malformed_entries_are_clear_errors() {
     ] {
         let e = parse_server_node(entry).unwrap_err();
         assert_eq!(e.code, libc::EINVAL, "{entry}: {e}");
-        assert!(e.text.contains(entry) && e.text.contains(why), "{entry}: {e}");
+        assert!(
+            e.text.contains(entry) && e.text.contains(why),
+            "{entry}: {e}"
+        );
     }
     // One bad entry fails a hand-written list, naming the entry.
-    let e = naming_service_for_url("list://127.0.0.1:1,127.0.0.1").err().unwrap();
-    assert!(e.text.contains("\"127.0.0.1\"") && e.text.contains("no port"), "{e}");
-    let e = naming_service_for_url("zk://127.0.0.1:2181/x").err().unwrap();
+    let e = naming_service_for_url("list://127.0.0.1:1,127.0.0.1")
+        .err()
+        .unwrap();
+    assert!(
+        e.text.contains("\"127.0.0.1\"") && e.text.contains("no port"),
+        "{e}"
+    );
+    let e = naming_service_for_url("zk://127.0.0.1:2181/x")
+        .err()
+        .unwrap();
     assert!(e.text.contains("unknown naming service"), "{e}");
     let e = naming_service_for_url("dns://localhost").err().unwrap();
     assert!(e.text.contains("no port"), "{e}");
@@ -155,7 +164,10 @@ fn one_watcher_per_url_while_used() {
     assert!(!Arc::ptr_eq(&a, &other));
     let weak = Arc::downgrade(&a);
     drop((a, b));
-    assert!(weak.upgrade().is_none(), "the registry holds no strong reference");
+    assert!(
+        weak.upgrade().is_none(),
+        "the registry holds no strong reference"
+    );
     let c = NamingWatcher::shared(url).unwrap();
     assert_eq!(c.servers().len(), 2);
 }
@@ -191,10 +203,17 @@ fn file_is_reloaded_when_it_changes() {
     eprintln!("file change seen after {:?}", t0.elapsed());
     let changes = changes.lock().unwrap();
     assert_eq!(changes.len(), 2, "{changes:?}");
-    assert_eq!(changes[0].0.len(), 2, "the observer starts with the whole list");
+    assert_eq!(
+        changes[0].0.len(),
+        2,
+        "the observer starts with the whole list"
+    );
     assert_eq!(
         changes[1],
-        (vec![node("127.0.0.1:7303", "")], vec![node("127.0.0.1:7301", "")])
+        (
+            vec![node("127.0.0.1:7303", "")],
+            vec![node("127.0.0.1:7301", "")]
+        )
     );
 }
 
@@ -273,13 +292,21 @@ fn user_naming_service_and_observers() {
     queue.lock().unwrap().push(vec![node("127.0.0.1:7601", "")]);
     queue.lock().unwrap().push(vec![node("127.0.0.1:7602", "")]);
     assert!(wait_until(Duration::from_secs(5), || w.version() != v));
-    assert!(wait_until(Duration::from_secs(5), || calls.load(Ordering::SeqCst) == 2));
+    assert!(wait_until(Duration::from_secs(5), || calls
+        .load(Ordering::SeqCst)
+        == 2));
     assert_eq!(w.version(), v + 1);
 
     drop(handle);
     queue.lock().unwrap().push(vec![]);
-    assert!(wait_until(Duration::from_secs(5), || w.servers().is_empty()));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "a dropped handle is not called");
+    assert!(wait_until(Duration::from_secs(5), || w
+        .servers()
+        .is_empty()));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a dropped handle is not called"
+    );
 }
 
 /// A service that fails before its first list.
@@ -295,7 +322,10 @@ impl NamingService for Broken {
 fn a_service_failing_at_start_fails_the_watcher() {
     let e = NamingWatcher::start("broken", Box::new(Broken)).unwrap_err();
     assert_eq!(e.code, libc::ECONNREFUSED);
-    assert!(e.text.contains("broken") && e.text.contains("registry unreachable"), "{e}");
+    assert!(
+        e.text.contains("broken") && e.text.contains("registry unreachable"),
+        "{e}"
+    );
 }
 
 #[test]

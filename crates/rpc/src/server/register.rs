@@ -53,16 +53,21 @@ impl Registration {
             key: format!("{}{addr}", target.prefix),
             id: None,
         };
-        lease.register().map_err(|e| {
-            RpcError::new(e.code, format!("cannot register at {url}: {}", e.text))
-        })?;
+        lease
+            .register()
+            .map_err(|e| RpcError::new(e.code, format!("cannot register at {url}: {}", e.text)))?;
         tracing::info!(key = %lease.key, "registered in etcd");
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("fibrpc-register".into())
             .spawn(move || lease.keep_alive(&stop2))
-            .map_err(|e| RpcError::new(libc::EAGAIN, format!("cannot start the registration thread: {e}")))?;
+            .map_err(|e| {
+                RpcError::new(
+                    libc::EAGAIN,
+                    format!("cannot start the registration thread: {e}"),
+                )
+            })?;
         Ok(Registration {
             stop,
             thread: Some(thread),
@@ -127,7 +132,9 @@ impl Lease {
         };
         match done {
             Ok(()) => tracing::info!(key = %self.key, "deregistered from etcd"),
-            Err(e) => tracing::warn!(key = %self.key, error = %e, "cannot deregister from etcd; the key expires with its lease"),
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "cannot deregister from etcd; the key expires with its lease")
+            }
         }
     }
 

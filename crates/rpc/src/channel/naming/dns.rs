@@ -26,9 +26,12 @@ impl DnsNamingService {
     /// ignored). The name is not resolved yet.
     pub fn new(target: &str) -> Result<DnsNamingService, RpcError> {
         let target = target.trim_end_matches('/');
-        let bad = |why: &str| RpcError::new(libc::EINVAL, format!("bad dns target {target:?}: {why}"));
+        let bad =
+            |why: &str| RpcError::new(libc::EINVAL, format!("bad dns target {target:?}: {why}"));
         let (host, port) = target.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-        let port: u16 = port.parse().map_err(|_| bad("the port is not a number in 0..65536"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number in 0..65536"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(bad("no host"));
@@ -52,12 +55,14 @@ impl DnsNamingService {
 
 impl PeriodicNamingService for DnsNamingService {
     fn get_servers(&mut self) -> Result<Vec<ServerNode>, RpcError> {
-        let addrs = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| {
-            RpcError::new(
-                libc::EHOSTUNREACH,
-                format!("cannot resolve {}: {e}", self.host),
-            )
-        })?;
+        let addrs = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                RpcError::new(
+                    libc::EHOSTUNREACH,
+                    format!("cannot resolve {}: {e}", self.host),
+                )
+            })?;
         Ok(addrs.map(ServerNode::new).collect())
     }
 

@@ -43,7 +43,8 @@ impl EtcdTarget {
             return Err(bad("no key prefix"));
         }
         match endpoint.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+            }
             _ => return Err(bad("no host:port")),
         }
         Ok(EtcdTarget {
@@ -75,9 +76,8 @@ impl EtcdClient {
             connection_type: ConnectionType::Pooled,
             ..ChannelOptions::default()
         };
-        let channel = HttpChannel::new(endpoint, options).map_err(|e| {
-            RpcError::new(e.code, format!("etcd at {endpoint}: {}", e.text))
-        })?;
+        let channel = HttpChannel::new(endpoint, options)
+            .map_err(|e| RpcError::new(e.code, format!("etcd at {endpoint}: {}", e.text)))?;
         Ok(EtcdClient {
             channel,
             endpoint: endpoint.to_string(),
@@ -87,11 +87,21 @@ impl EtcdClient {
     /// POSTs `body` to `path` and returns the first JSON object of the
     /// response (streaming endpoints answer a sequence of them).
     fn call(&self, path: &str, body: Value) -> Result<Value, RpcError> {
-        let failed = |what: String| RpcError::new(crate::errno::ERESPONSE, format!("etcd at {} {path}: {what}", self.endpoint));
+        let failed = |what: String| {
+            RpcError::new(
+                crate::errno::ERESPONSE,
+                format!("etcd at {} {path}: {what}", self.endpoint),
+            )
+        };
         let resp = self
             .channel
             .post(path, "application/json", body.to_string().into_bytes())
-            .map_err(|e| RpcError::new(e.code, format!("etcd at {} {path}: {}", self.endpoint, e.text)))?;
+            .map_err(|e| {
+                RpcError::new(
+                    e.code,
+                    format!("etcd at {} {path}: {}", self.endpoint, e.text),
+                )
+            })?;
         let bytes = resp.body().to_vec();
         let value: Value = serde_json::Deserializer::from_slice(&bytes)
             .into_iter::<Value>()
@@ -100,7 +110,9 @@ impl EtcdClient {
             .map_err(|e| failed(format!("status {}, bad JSON: {e}", resp.status())))?;
         // A stream's message is {"result": ...} or {"error": ...}.
         let value = match value {
-            Value::Object(mut o) if o.contains_key("result") => o.remove("result").unwrap_or_default(),
+            Value::Object(mut o) if o.contains_key("result") => {
+                o.remove("result").unwrap_or_default()
+            }
             v => v,
         };
         if let Some(err) = value.get("error") {
@@ -133,7 +145,12 @@ impl EtcdClient {
             .and_then(|h| int(h.get("revision")?))
             .unwrap_or(0);
         let mut kvs = Vec::new();
-        for kv in resp.get("kvs").and_then(Value::as_array).into_iter().flatten() {
+        for kv in resp
+            .get("kvs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let field = |name: &str| -> Vec<u8> {
                 kv.get(name)
                     .and_then(Value::as_str)
@@ -164,7 +181,10 @@ impl EtcdClient {
     pub fn grant(&self, ttl_s: i64) -> Result<i64, RpcError> {
         let resp = self.call("/v3/lease/grant", json!({ "TTL": ttl_s.to_string() }))?;
         resp.get("ID").and_then(int).ok_or_else(|| {
-            RpcError::new(crate::errno::ERESPONSE, format!("etcd lease grant: no ID in {resp}"))
+            RpcError::new(
+                crate::errno::ERESPONSE,
+                format!("etcd lease grant: no ID in {resp}"),
+            )
         })
     }
 

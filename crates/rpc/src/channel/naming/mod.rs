@@ -171,7 +171,9 @@ pub fn naming_service_for_url(url: &str) -> Result<Box<dyn NamingService>, RpcEr
         "etcd" => Ok(Box::new(Periodic(EtcdNamingService::new(rest)?))),
         other => Err(RpcError::new(
             libc::EINVAL,
-            format!("unknown naming service {other:?} in {url:?} (list, file, dns, etcd, or host:port)"),
+            format!(
+                "unknown naming service {other:?} in {url:?} (list, file, dns, etcd, or host:port)"
+            ),
         )),
     }
 }
@@ -194,7 +196,9 @@ pub fn parse_server_node(entry: &str) -> Result<Option<ServerNode>, RpcError> {
         Ok(a) => a,
         Err(_) => {
             let (host, port) = addr.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-            let port: u16 = port.parse().map_err(|_| bad("the port is not a number in 0..65536"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| bad("the port is not a number in 0..65536"))?;
             if host.is_empty() {
                 return Err(bad("no host"));
             }

@@ -221,7 +221,9 @@ impl NamingWatcher {
         std::thread::Builder::new()
             .name("fibrpc-naming".into())
             .spawn(move || run(service, actions))
-            .map_err(|e| RpcError::new(libc::EAGAIN, format!("cannot start a naming thread: {e}")))?;
+            .map_err(|e| {
+                RpcError::new(libc::EAGAIN, format!("cannot start a naming thread: {e}"))
+            })?;
         let deadline = Instant::now() + FIRST_LIST_TIMEOUT;
         let mut st = lock(&shared.state);
         loop {
@@ -248,10 +250,16 @@ impl NamingWatcher {
                 // Dropping `watcher` (below, on return) stops the thread.
                 return Err(RpcError::new(
                     libc::ETIMEDOUT,
-                    format!("naming service {name} gave no server list within {FIRST_LIST_TIMEOUT:?}"),
+                    format!(
+                        "naming service {name} gave no server list within {FIRST_LIST_TIMEOUT:?}"
+                    ),
                 ));
             }
-            st = shared.wake.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+            st = shared
+                .wake
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
