@@ -40,10 +40,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::RpcError;
-pub use dns::DnsNamingService;
-pub use etcd::EtcdNamingService;
-pub use etcd_client::{EtcdClient, EtcdTarget};
-pub use file::FileNamingService;
+pub use dns::{DnsNamingService, DNS_DEFAULT_INTERVAL};
+pub use etcd::{EtcdNamingService, ETCD_POLL_INTERVAL};
+pub use etcd_client::{EtcdClient, EtcdTarget, KeyValue, ETCD_REQUEST_TIMEOUT};
+pub use file::{FileNamingService, FILE_POLL_INTERVAL, MAX_FILE_SIZE};
 pub use list::ListNamingService;
 pub use watcher::{NamingServiceActions, NamingWatcher, ServerListChange, WatchHandle};
 
