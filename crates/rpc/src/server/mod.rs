@@ -50,6 +50,7 @@ mod input;
 mod listener;
 mod method_status;
 mod options;
+mod register;
 mod responder;
 mod shutdown;
 mod stop;
@@ -107,6 +108,8 @@ struct Running {
     /// When the stop's grace period ends (`None` inside: never), once
     /// stopped.
     stop_deadline: Option<Option<Instant>>,
+    /// The entry in a naming service ([`ServerOptions::register`]).
+    registration: Option<register::Registration>,
 }
 
 impl std::fmt::Debug for Server {
@@ -294,7 +297,21 @@ impl Server {
             ticker: Some(ticker),
             offer: None,
             stop_deadline: None,
+            registration: None,
         });
+        if let Some(url) = self.options.register.clone() {
+            match register::Registration::start(&url, addr) {
+                Ok(reg) => {
+                    if let Some(r) = &mut self.running {
+                        r.registration = Some(reg);
+                    }
+                }
+                Err(e) => {
+                    self.join();
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -386,6 +403,8 @@ impl Server {
     /// [`join`](Self::join).
     pub fn stop(&mut self) {
         let Some(r) = &mut self.running else { return };
+        // Out of the naming service first, so clients stop choosing it.
+        r.registration = None;
         if r.stop_deadline.is_none() {
             r.stop_deadline = Some(Instant::now().checked_add(self.options.stop_grace));
         }

@@ -110,6 +110,16 @@ pub struct ServerOptions {
     /// (default off). See ARCHITECTURE.md for restarting without refusing
     /// connections.
     pub reuse_port: bool,
+    /// Where to register the server once started (default: nowhere):
+    /// `etcd://host:port/prefix` puts the key `/prefix/ip:port` under a
+    /// lease that is kept alive while the server runs and revoked when it
+    /// stops, so clients of the same URL
+    /// ([`crate::channel::naming::EtcdNamingService`]) find it, and lose
+    /// it within the lease's TTL if the process dies. A malformed URL or
+    /// an unreachable etcd fails [`Server::start`](super::Server::start)
+    /// (within a few seconds). A server listening on an unspecified
+    /// address (`0.0.0.0`) registers the address it reaches etcd from.
+    pub register: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -130,6 +140,7 @@ impl Default for ServerOptions {
             console_flags_writable: false,
             stop_grace: Duration::from_secs(5),
             reuse_port: false,
+            register: None,
         }
     }
 }
