@@ -32,11 +32,10 @@ pub struct ServerOptions {
     /// Decompression stops at the first chunk past the limit and never
     /// allocates the length a snappy or lz4 header claims unless the
     /// limit and the compressed size allow it, so one request costs at
-    /// most this much. There is no per-connection budget for decompressed
-    /// bytes: the requests of a connection are decompressed in parallel,
-    /// so the worst case is this limit times the requests in flight,
-    /// which `max_concurrency` caps (requests over it are refused before
-    /// their payload is decompressed).
+    /// most this much. The decompressed payloads a connection's requests
+    /// hold until they are answered are charged to that connection, whose
+    /// budget is its `max_body_size`: a request that would pass it is
+    /// answered with `EREQUEST` (the others go on).
     pub max_decompressed_size: usize,
     /// HTTP request heads (request line and headers) longer than this are
     /// answered with 431 and the connection closes (default 64 KiB).
