@@ -31,6 +31,7 @@ use super::connections::{Conn, Connections};
 use super::engine::{
     failed_attempt, post, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
 };
+use super::retry::refused_unrun;
 use crate::protocol::ClientProtocol;
 use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::{errno, Controller, RpcError};
@@ -260,12 +261,26 @@ impl<P: ClientProtocol> InFlight<P> {
         let clean = match &outcome {
             // After a timeout the response may still come: not reusable.
             Some(Err(e)) => e.code != errno::ERPCTIMEDOUT,
-            Some(Ok(m)) => engine.inner.protocol.reusable_after(m),
+            Some(Ok(m)) => {
+                let reusable = engine.inner.protocol.reusable_after(m);
+                if !reusable {
+                    pool.retire(&conn);
+                }
+                reusable
+            }
             None => false,
         };
         pool.put_back(conn, clean);
         let r = match outcome {
-            Some(Ok(msg)) => engine.inner.protocol.process_response(msg, &mut cntl),
+            Some(Ok(msg)) => match engine.inner.protocol.process_response(msg, &mut cntl) {
+                // A stopping server did not run it: again, elsewhere.
+                Err(e) if refused_unrun(&e) && plan.can_try_again(&cntl) => {
+                    cntl.attempt_errors.push(e);
+                    cntl.retried += 1;
+                    engine.run_attempts(plan, &mut cntl, start)
+                }
+                r => r,
+            },
             Some(Err(e)) => match failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
                 Some(e) => Err(e),
                 None => {

@@ -114,7 +114,9 @@ impl<P: ClientProtocol> Connections<P> {
             // Shared by every call: a late response on it finds no call
             // and is dropped.
             ConnectionType::Single => {}
-            ConnectionType::Pooled if clean && !c.sock.failed() => self.idle().push(c),
+            ConnectionType::Pooled if clean && !c.sock.failed() && !c.sock.is_logoff() => {
+                self.idle().push(c)
+            }
             _ => c
                 .sock
                 .set_failed(RpcError::new(errno::EUNUSED, "connection no longer needed")),
@@ -122,7 +124,27 @@ impl<P: ClientProtocol> Connections<P> {
     }
 
     fn healthy_single(&self) -> Option<Conn<P>> {
-        self.idle().first().filter(|c| !c.sock.failed()).cloned()
+        self.idle()
+            .first()
+            .filter(|c| !c.sock.failed() && !c.sock.is_logoff())
+            .cloned()
+    }
+
+    /// The server said it takes no new request on `c` (it is stopping, or
+    /// closes after its answer): new calls take another connection, and
+    /// so do those that would have taken an idle one of the pool (a
+    /// stopping server would refuse them all). Calls in flight on `c` go
+    /// on.
+    pub(crate) fn retire(&self, c: &Conn<P>) {
+        c.sock.set_logoff();
+        if self.kind == ConnectionType::Pooled {
+            for idle in self.idle().drain(..) {
+                idle.sock.set_failed(RpcError::new(
+                    errno::ELOGOFF,
+                    "the server is stopping; connection retired",
+                ));
+            }
+        }
     }
 
     fn connect(&self, deadline: Option<Instant>) -> Result<Conn<P>, RpcError> {

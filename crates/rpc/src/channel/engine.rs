@@ -46,7 +46,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
-use super::retry::{connection_failure, retryable, RequestSent, NOT_RETRIED};
+use super::retry::{connection_failure, refused_unrun, retryable, RequestSent, NOT_RETRIED};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 use super::ChannelOptions;
 use crate::protocol::ClientProtocol;
@@ -109,7 +109,7 @@ pub(super) type AttemptError = (RpcError, RequestSent);
 
 impl<R> CallPlan<R> {
     /// Whether the retry budget and the deadline allow another attempt.
-    fn can_try_again(&self, cntl: &Controller) -> bool {
+    pub(super) fn can_try_again(&self, cntl: &Controller) -> bool {
         cntl.retried < self.max_retry && self.deadline.is_none_or(|d| Instant::now() < d)
     }
 }
@@ -216,7 +216,13 @@ impl<P: ClientProtocol> CallEngine<P> {
     ) -> Result<P::Response, RpcError> {
         loop {
             match self.attempt(&mut plan, cntl, start) {
-                Ok(msg) => return self.inner.protocol.process_response(msg, cntl),
+                Ok(msg) => match self.inner.protocol.process_response(msg, cntl) {
+                    Err(e) if refused_unrun(&e) && plan.can_try_again(cntl) => {
+                        cntl.attempt_errors.push(e);
+                        cntl.retried += 1;
+                    }
+                    r => return r,
+                },
                 Err((e, sent)) => match failed_attempt(&plan, cntl, e, sent) {
                     Some(e) => return Err(e),
                     None => cntl.retried += 1,
@@ -361,6 +367,9 @@ impl<P: ClientProtocol> CallEngine<P> {
             Some(Ok(m)) => self.inner.protocol.reusable_after(m),
             _ => true,
         };
+        if !reusable {
+            pool.retire(&conn);
+        }
         pool.put_back(conn, completed && reusable);
         if let Some((c2, _)) = second {
             pool.put_back(c2, completed && reusable);

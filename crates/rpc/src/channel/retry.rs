@@ -18,7 +18,8 @@
 //!   `OPTIONS`, `TRACE`, `PUT` and `DELETE`, RFC 9110 §9.2.2).
 //!
 //! Whatever the call, timeouts (`ERPCTIMEDOUT`) and errors the server
-//! answered with are final.
+//! answered with are final, but one: `ELOGOFF`, by which a stopping server
+//! says it did not run the request.
 
 use crate::{errno, RpcError};
 
@@ -45,6 +46,14 @@ pub enum RequestSent {
 /// downstream `ECONNREFUSED` is not the caller's own refused connection.
 pub fn retryable(e: &RpcError, sent: RequestSent, idempotent: bool) -> bool {
     connection_failure(e) && (sent == RequestSent::No || idempotent)
+}
+
+/// The server answered that it did not run the request: `ELOGOFF`, a
+/// stopping server (bRPC retries it too), whatever the call. The
+/// connection is not used again (the engine retires it), so the retry
+/// reaches whoever serves the address now, or another replica.
+pub(super) fn refused_unrun(e: &RpcError) -> bool {
+    e.code == errno::ELOGOFF && !e.is_local()
 }
 
 /// This side's connection broke, could not be made, or could not take

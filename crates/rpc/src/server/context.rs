@@ -280,12 +280,14 @@ impl<'a> InflightGuard<'a> {
         InflightGuard { ctx, before }
     }
 
-    /// Refuses the request once the server closes its connections, or
-    /// when the requests running before it reached `max_concurrency`.
-    /// Requests read after a [`stop`](super::Server::stop) but before the
-    /// close are answered: their peers sent them before the stop.
+    /// Refuses the request once the server stops (bRPC's `ELOGOFF`: the
+    /// server says it did not run the request, so a client may send it
+    /// elsewhere whatever the call), or when the requests running before
+    /// it reached `max_concurrency`.
     pub(crate) fn admit(&self) -> Result<(), RpcError> {
-        if self.ctx.shared.closing.load(Ordering::SeqCst) {
+        // `closing` is the SeqCst half of `join`'s handshake with
+        // `enter`; `stopping` refuses everything after `stop` at once.
+        if self.ctx.is_stopping() || self.ctx.shared.closing.load(Ordering::SeqCst) {
             return Err(RpcError::new(errno::ELOGOFF, "the server is stopping"));
         }
         let max = self.ctx.shared.options.max_concurrency;

@@ -395,10 +395,11 @@ impl Server {
     }
 
     /// Stops accepting connections (the listener closes, and any listener
-    /// offer ends) and reading requests: requests already read are
-    /// answered; those a peer sends from now on are never read, and its
-    /// connection closes with the stop, so a fibrpc or bRPC client sends
-    /// them again on a new connection. Starts the grace period
+    /// offer ends). Requests already running are answered; requests that
+    /// arrive from now on are refused with `ELOGOFF` (bRPC's "the server
+    /// is stopping"), which proves they did not run: a fibrpc or bRPC
+    /// client stops using the connection and sends them again on a new
+    /// one, to whichever server listens now. Starts the grace period
     /// ([`ServerOptions::stop_grace`]). Wait for the end with
     /// [`join`](Self::join).
     pub fn stop(&mut self) {
@@ -414,12 +415,6 @@ impl Server {
         r.offer = None;
         for a in r.acceptors.drain(..) {
             a.stop();
-        }
-        // After the acceptor ended, every connection is listed.
-        for id in r.shared.connection_ids() {
-            if let Some(sock) = id.address() {
-                sock.close_input();
-            }
         }
         if let Some(t) = r.ticker.take() {
             t.stop();

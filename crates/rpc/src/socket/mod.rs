@@ -133,6 +133,9 @@ pub struct Socket {
     close_when_flushed: AtomicBool,
     /// Read nothing more (the connection closes after its last answer).
     input_closed: AtomicBool,
+    /// The peer will take no new request here (bRPC's logoff): calls in
+    /// flight go on, new calls take another connection.
+    logoff: AtomicBool,
 }
 
 impl std::fmt::Debug for Socket {
@@ -195,6 +198,7 @@ impl Socket {
             stats: SocketStats::new(),
             close_when_flushed: AtomicBool::new(false),
             input_closed: AtomicBool::new(false),
+            logoff: AtomicBool::new(false),
         });
         // Published before registering: registering a readable descriptor
         // reports it at once, and the reader finds the socket by id.
@@ -349,6 +353,17 @@ impl Socket {
             sock: self.clone(),
             n,
         })
+    }
+
+    /// Marks the connection as taking no new request (the peer said it
+    /// is stopping, or will close after its answer).
+    pub fn set_logoff(&self) {
+        self.logoff.store(true, Ordering::Release);
+    }
+
+    /// Whether [`set_logoff`](Self::set_logoff) was called.
+    pub fn is_logoff(&self) -> bool {
+        self.logoff.load(Ordering::Acquire)
     }
 
     /// Bytes queued for writing and not yet written.

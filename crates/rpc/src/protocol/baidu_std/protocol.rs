@@ -102,4 +102,12 @@ impl ClientProtocol for BaiduStd {
     fn process_response(&self, msg: Frame, cntl: &mut Controller) -> Result<IOBuf, RpcError> {
         client::finish(msg, cntl, self.max_decompressed_size)
     }
+
+    /// Not after `ELOGOFF`: the server is stopping and refuses whatever
+    /// else comes on this connection (bRPC's client marks such a socket
+    /// "logoff" too).
+    fn reusable_after(&self, msg: &Frame) -> bool {
+        let code = msg.meta.response.as_ref().and_then(|r| r.error_code);
+        code != Some(crate::errno::ELOGOFF)
+    }
 }
