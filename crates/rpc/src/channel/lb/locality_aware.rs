@@ -43,8 +43,11 @@ const EWMA_SHIFT: u32 = 3;
 ///
 /// Picks draw a point on the weights laid end to end and find its
 /// server in a Fenwick tree of atomic weights: O(log n), no lock. A
-/// weight is written back into the tree only when it changed by more
-/// than 1/8, which keeps picks from all hitting the tree's shared nodes.
+/// server's weight is recomputed at each feedback, and at a select when
+/// its inflight count reaches a power of two (2, 4, 8, ...: a server
+/// that stops answering loses weight without feedback); it is written
+/// back into the tree only when it changed by more than 1/8. Both keep
+/// picks from writing the tree's shared nodes at every call.
 /// An excluded pick is drawn again (a few times), then goes to the next
 /// server not excluded.
 ///
@@ -235,8 +238,15 @@ impl LoadBalancer for LocalityAwareLoadBalancer {
         }
         let i = list.draw(input.excluded);
         let server = &list.servers[i];
-        server.stats.inflight.fetch_add(1, Ordering::Relaxed);
-        list.refresh(i);
+        let inflight = server.stats.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+        // Refreshing at every select would write the tree twice per call
+        // (inflight 0 -> 1 halves the weight, the feedback doubles it back):
+        // feedbacks refresh, and a select only when the count reaches a
+        // power of two, so a server that stops answering still loses its
+        // weight (within a factor of 2) without any feedback.
+        if inflight >= 2 && inflight.is_power_of_two() {
+            list.refresh(i);
+        }
         Ok(server.addr)
     }
 
