@@ -18,6 +18,7 @@ mod call;
 mod client_input;
 mod connections;
 mod engine;
+pub mod lb;
 pub mod naming;
 mod options;
 mod retry;

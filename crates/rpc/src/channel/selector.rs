@@ -25,6 +25,18 @@ pub struct SelectInput<'a> {
     pub request_code: Option<u64>,
 }
 
+impl<'a> SelectInput<'a> {
+    /// The input of an attempt that avoids `excluded` and carries
+    /// `request_code` (for selectors and load balancers used outside the
+    /// engine: a cluster layer, tests, benchmarks).
+    pub fn new(excluded: &'a [SocketAddr], request_code: Option<u64>) -> SelectInput<'a> {
+        SelectInput {
+            excluded,
+            request_code,
+        }
+    }
+}
+
 /// How one attempt went, for the selector's bookkeeping (load balancers
 /// weigh latency; circuit breakers count errors).
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +48,22 @@ pub struct AttemptOutcome<'a> {
     pub error: Option<&'a RpcError>,
     /// From sending the request to the outcome.
     pub latency: Duration,
+}
+
+impl<'a> AttemptOutcome<'a> {
+    /// The outcome of an attempt on `server` that failed with `error` (or
+    /// succeeded, `None`) after `latency`.
+    pub fn new(
+        server: SocketAddr,
+        error: Option<&'a RpcError>,
+        latency: Duration,
+    ) -> AttemptOutcome<'a> {
+        AttemptOutcome {
+            server,
+            error,
+            latency,
+        }
+    }
 }
 
 /// Chooses the server of each attempt. See the module docs.
