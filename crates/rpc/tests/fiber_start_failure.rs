@@ -12,35 +12,13 @@ use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fibrpc::fiber::fault;
-use fibrpc::protocol::baidu_std::{self, RpcMeta, RpcRequestMeta};
-use fibrpc::{ChannelOptions, Controller, IOBuf, ServerOptions};
+use fibrpc::{ChannelOptions, Controller, ServerOptions};
 use rpc_common::*;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn turn() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn frame(corr: i64) -> Vec<u8> {
-    let meta = RpcMeta {
-        request: Some(RpcRequestMeta {
-            service_name: SERVICE.into(),
-            method_name: "Echo".into(),
-            ..Default::default()
-        }),
-        correlation_id: Some(corr),
-        ..Default::default()
-    };
-    let mut out = IOBuf::new();
-    baidu_std::encode(
-        &meta,
-        &fibrpc::codec::encode(&req("x")),
-        &IOBuf::new(),
-        &mut out,
-    )
-    .unwrap();
-    out.to_vec()
 }
 
 fn start_failures() -> u64 {
@@ -58,7 +36,7 @@ fn a_connection_whose_reader_cannot_start_closes() {
     let before = start_failures();
     // The next fiber to start is the reader this request's arrival spawns.
     fault::fail_next_stacks(1);
-    c.write_all(&frame(1)).unwrap();
+    c.write_all(&echo_frame(1, &req("x"))).unwrap();
     let mut buf = [0u8; 256];
     match c.read(&mut buf) {
         Ok(0) => {}

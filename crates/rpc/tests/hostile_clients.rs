@@ -445,23 +445,6 @@ fn a_hundred_thousand_pipelined_requests_behind_a_slow_one() {
     });
 }
 
-/// A baidu_std request frame for the echo service.
-fn echo_frame(corr: i64, r: &EchoRequest) -> Vec<u8> {
-    use fibrpc::protocol::baidu_std::{self, RpcMeta, RpcRequestMeta};
-    let meta = RpcMeta {
-        request: Some(RpcRequestMeta {
-            service_name: SERVICE.into(),
-            method_name: "Echo".into(),
-            ..Default::default()
-        }),
-        correlation_id: Some(corr),
-        ..Default::default()
-    };
-    let mut out = IOBuf::new();
-    baidu_std::encode(&meta, &fibrpc::codec::encode(r), &IOBuf::new(), &mut out).unwrap();
-    out.to_vec()
-}
-
 #[test]
 fn twenty_thousand_slow_requests_on_one_connection() {
     use fibrpc::protocol::baidu_std::{self, ParseResult};

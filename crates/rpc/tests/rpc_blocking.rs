@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fibrpc::protocol::baidu_std::{self, Frame, ParseResult, RpcMeta, RpcRequestMeta};
+use fibrpc::protocol::baidu_std::{self, Frame, ParseResult};
 use fibrpc::{IOBuf, ServerOptions};
 use rpc_common::*;
 
@@ -28,21 +28,6 @@ fn two_workers() -> bool {
         eprintln!("skipped: the default runtime has {n} worker(s)");
     }
     n >= 2
-}
-
-fn frame(corr: i64, r: &EchoRequest) -> Vec<u8> {
-    let meta = RpcMeta {
-        request: Some(RpcRequestMeta {
-            service_name: SERVICE.into(),
-            method_name: "Echo".into(),
-            ..Default::default()
-        }),
-        correlation_id: Some(corr),
-        ..Default::default()
-    };
-    let mut out = IOBuf::new();
-    baidu_std::encode(&meta, &fibrpc::codec::encode(r), &IOBuf::new(), &mut out).unwrap();
-    out.to_vec()
 }
 
 fn blocking() -> EchoRequest {
@@ -107,8 +92,8 @@ fn a_response_is_not_held_by_a_handler_blocking_its_thread() {
     let Some((_turn, _server, mut s)) = setup() else {
         return;
     };
-    let mut both = frame(1, &blocking());
-    both.extend(frame(2, &req("quick")));
+    let mut both = echo_frame(1, &blocking());
+    both.extend(echo_frame(2, &req("quick")));
     let t = Instant::now();
     s.write_all(&both).unwrap();
     expect_quick_first(&mut s, t, BLOCK * 2 / 3);
@@ -122,11 +107,11 @@ fn input_is_read_while_its_worker_is_blocked() {
     let Some((_turn, _server, mut s)) = setup() else {
         return;
     };
-    s.write_all(&frame(1, &blocking())).unwrap();
+    s.write_all(&echo_frame(1, &blocking())).unwrap();
     // Let the blocking handler start (on the worker whose epoll holds
     // this connection), then send the quick one.
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
-    s.write_all(&frame(2, &req("quick"))).unwrap();
+    s.write_all(&echo_frame(2, &req("quick"))).unwrap();
     expect_quick_first(&mut s, t, BLOCK / 2);
 }

@@ -112,3 +112,22 @@ pub fn wait_for_connections(server: &Server, n: usize) -> usize {
     }
     server.connection_count()
 }
+
+/// A raw baidu_std request frame calling the echo service with `r` under
+/// correlation id `corr` (for tests that speak to the server over plain
+/// sockets).
+pub fn echo_frame(corr: i64, r: &EchoRequest) -> Vec<u8> {
+    use fibrpc::protocol::baidu_std::{self, RpcMeta, RpcRequestMeta};
+    let meta = RpcMeta {
+        request: Some(RpcRequestMeta {
+            service_name: SERVICE.into(),
+            method_name: "Echo".into(),
+            ..Default::default()
+        }),
+        correlation_id: Some(corr),
+        ..Default::default()
+    };
+    let mut out = IOBuf::new();
+    baidu_std::encode(&meta, &codec::encode(r), &IOBuf::new(), &mut out).unwrap();
+    out.to_vec()
+}

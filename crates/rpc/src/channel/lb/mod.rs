@@ -118,6 +118,38 @@ pub fn load_balancer_by_name(name: &str) -> Result<Box<dyn LoadBalancer>, RpcErr
     })
 }
 
+/// The server list of the balancers that need only addresses (`rr`,
+/// `random`): a snapshot replaced whole on a list change, so picks load
+/// it without a lock.
+#[derive(Debug, Default)]
+struct AddrList(arc_swap::ArcSwap<Vec<SocketAddr>>);
+
+impl AddrList {
+    /// Replaces the list; returns how many servers it holds.
+    fn reset(&self, servers: &[ServerEntry]) -> usize {
+        let addrs = unique_addrs(servers);
+        let n = addrs.len();
+        self.0.store(std::sync::Arc::new(addrs));
+        n
+    }
+
+    /// The server at `start(n)` of the `n` listed, or the next one not
+    /// excluded; `balancer` names the error of an empty list.
+    fn pick(
+        &self,
+        balancer: &str,
+        excluded: &[SocketAddr],
+        start: impl FnOnce(usize) -> usize,
+    ) -> Result<SocketAddr, RpcError> {
+        let servers = self.0.load();
+        let n = servers.len();
+        if n == 0 {
+            return Err(no_server(balancer));
+        }
+        Ok(servers[first_allowed(n, start(n), |i| servers[i], excluded)])
+    }
+}
+
 /// The error of a pick from an empty list.
 fn no_server(balancer: &str) -> RpcError {
     RpcError::new(

@@ -2,11 +2,8 @@
 //! `RandomizedLoadBalancer`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
-use super::{first_allowed, no_server, unique_addrs, LoadBalancer, ServerEntry};
+use super::{AddrList, LoadBalancer, ServerEntry};
 use crate::channel::SelectInput;
 use crate::RpcError;
 
@@ -15,7 +12,7 @@ use crate::RpcError;
 /// contend). An excluded pick goes to the next server in the list.
 #[derive(Debug, Default)]
 pub struct RandomizedLoadBalancer {
-    servers: ArcSwap<Vec<SocketAddr>>,
+    servers: AddrList,
 }
 
 impl RandomizedLoadBalancer {
@@ -27,20 +24,12 @@ impl RandomizedLoadBalancer {
 
 impl LoadBalancer for RandomizedLoadBalancer {
     fn reset(&self, servers: &[ServerEntry]) -> usize {
-        let addrs = unique_addrs(servers);
-        let n = addrs.len();
-        self.servers.store(Arc::new(addrs));
-        n
+        self.servers.reset(servers)
     }
 
     fn select(&self, input: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
-        let servers = self.servers.load();
-        let n = servers.len();
-        if n == 0 {
-            return Err(no_server(self.name()));
-        }
-        let start = fastrand::usize(..n);
-        Ok(servers[first_allowed(n, start, |i| servers[i], input.excluded)])
+        self.servers
+            .pick(self.name(), input.excluded, |n| fastrand::usize(..n))
     }
 
     fn name(&self) -> &'static str {

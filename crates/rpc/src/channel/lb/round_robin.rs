@@ -2,11 +2,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
-use super::{first_allowed, no_server, unique_addrs, LoadBalancer, ServerEntry};
+use super::{AddrList, LoadBalancer, ServerEntry};
 use crate::channel::SelectInput;
 use crate::RpcError;
 
@@ -16,7 +13,7 @@ use crate::RpcError;
 /// server's turn goes to the next server in the list.
 #[derive(Debug, Default)]
 pub struct RoundRobinLoadBalancer {
-    servers: ArcSwap<Vec<SocketAddr>>,
+    servers: AddrList,
     next: AtomicUsize,
 }
 
@@ -29,21 +26,14 @@ impl RoundRobinLoadBalancer {
 
 impl LoadBalancer for RoundRobinLoadBalancer {
     fn reset(&self, servers: &[ServerEntry]) -> usize {
-        let addrs = unique_addrs(servers);
-        let n = addrs.len();
-        self.servers.store(Arc::new(addrs));
-        n
+        self.servers.reset(servers)
     }
 
     fn select(&self, input: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
-        let servers = self.servers.load();
-        let n = servers.len();
-        if n == 0 {
-            return Err(no_server(self.name()));
-        }
         // Relaxed: the counter only spreads picks, it orders nothing.
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        Ok(servers[first_allowed(n, start, |i| servers[i], input.excluded)])
+        self.servers.pick(self.name(), input.excluded, |n| {
+            self.next.fetch_add(1, Ordering::Relaxed) % n
+        })
     }
 
     fn name(&self) -> &'static str {
