@@ -11,7 +11,9 @@
 //!
 //! The cases run one at a time (memory is measured per process). Every
 //! loop is bounded in count and time, and all traffic stays on loopback.
-//! Decompression bombs have their own binary (`decompression_bombs.rs`).
+//! Decompression bombs are here too (one per compression type);
+//! `decompression_bombs.rs` adds forged length headers and the client
+//! side.
 
 mod rpc_common;
 
@@ -494,6 +496,64 @@ fn twenty_thousand_slow_requests_on_one_connection() {
         }
         writer.join().unwrap();
     });
+}
+
+/// A compressed echo request that expands to 40 MiB, past the 16 MiB
+/// decompression bound (`decompression_bombs.rs` has the forged-header
+/// variants and the client side).
+fn bomb_frame(ty: fibrpc::protocol::baidu_std::compress::CompressType) -> Vec<u8> {
+    use fibrpc::protocol::baidu_std::{self, compress, RpcMeta, RpcRequestMeta};
+    let plain = fibrpc::codec::encode(&req(&"a".repeat(40 << 20)));
+    let payload = compress::compress(ty.as_i32(), &plain).unwrap();
+    let meta = RpcMeta {
+        request: Some(RpcRequestMeta {
+            service_name: SERVICE.into(),
+            method_name: "Echo".into(),
+            ..Default::default()
+        }),
+        correlation_id: Some(7),
+        compress_type: Some(ty.as_i32()),
+        ..Default::default()
+    };
+    let mut out = IOBuf::new();
+    baidu_std::encode(&meta, &payload, &IOBuf::new(), &mut out).unwrap();
+    out.to_vec()
+}
+
+#[test]
+fn decompression_bombs_fail_alone() {
+    use fibrpc::protocol::baidu_std::compress::CompressType;
+    use fibrpc::protocol::baidu_std::{self, ParseResult};
+    let _t = turn();
+    for ty in [
+        CompressType::Gzip,
+        CompressType::Zlib,
+        CompressType::Snappy,
+        CompressType::Lz4,
+    ] {
+        let frame = bomb_frame(ty);
+        // The bound is 16 MiB of output per request: twice that for the
+        // attack, the allocator's slack included.
+        under_attack(options(), 32 << 20, move |addr| {
+            let mut c = connect(addr);
+            c.write_all(&frame).unwrap();
+            let mut buf = IOBuf::new();
+            let mut chunk = vec![0u8; 1 << 16];
+            let answer = loop {
+                match baidu_std::parse(&mut buf, 1 << 20) {
+                    ParseResult::Complete(f) => break f,
+                    ParseResult::NotEnoughData => {
+                        let k = c.read(&mut chunk).unwrap();
+                        assert!(k > 0, "closed instead of answering");
+                        buf.append(&chunk[..k]);
+                    }
+                    other => panic!("bad frame: {other:?}"),
+                }
+            };
+            let code = answer.meta.response.and_then(|r| r.error_code);
+            assert_eq!(code, Some(fibrpc::errno::EREQUEST), "{ty:?}");
+        });
+    }
 }
 
 #[test]
