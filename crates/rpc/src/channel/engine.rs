@@ -299,9 +299,13 @@ impl<P: ClientProtocol> CallEngine<P> {
         error: Option<&RpcError>,
         sent: Instant,
     ) {
+        // An attempt's error is this side's (the server's answers come
+        // as responses): marked so, the selector can tell a broken
+        // connection from a server's reply carrying the same code.
+        let local = error.map(|e| e.clone().into_local());
         self.inner.selector.feedback(&AttemptOutcome {
             server,
-            error,
+            error: local.as_ref(),
             latency: sent.elapsed(),
         });
         if error.is_some() && !plan.excluded.contains(&server) {
