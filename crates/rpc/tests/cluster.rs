@@ -339,3 +339,23 @@ fn servers_registered_in_etcd_are_reached_and_leave_at_stop() {
     }
     assert_eq!(b.calls(), before + 20);
 }
+
+#[test]
+fn with_every_server_isolated_calls_fail_fast_until_one_is_back() {
+    let dead = dead_addr();
+    let ch = Channel::with_naming(&format!("list://{dead}"), "rr", options(0, true)).unwrap();
+    let (cntl, ok) = call(&ch);
+    assert!(!ok);
+    assert_eq!(cntl.error_code(), libc::ECONNREFUSED, "{:?}", cntl.error());
+    let (cntl, ok) = call(&ch);
+    assert!(!ok);
+    assert_eq!(cntl.error_code(), libc::EHOSTDOWN, "{:?}", cntl.error());
+    assert!(cntl.error_text().contains("isolated"), "{:?}", cntl.error());
+
+    let back = Replica::start_on(&dead.to_string(), ServerOptions::default());
+    assert!(
+        wait_until(Duration::from_secs(2), || call(&ch).1),
+        "the server was not re-admitted within 2 s"
+    );
+    assert!(back.calls() > 0);
+}
