@@ -267,3 +267,26 @@ impl Inner {
         self.lb.reset(&healthy);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_sides_connection_failures_isolate() {
+        let local = |code| RpcError::new(code, "x").into_local();
+        for code in [
+            libc::ECONNREFUSED,
+            libc::ECONNRESET,
+            errno::EEOF,
+            errno::ELOGOFF,
+        ] {
+            assert!(isolates(&local(code)), "{code}");
+            // The same code answered by the server is its business.
+            assert!(!isolates(&RpcError::new(code, "x")), "{code}");
+        }
+        for code in [errno::EOVERCROWDED, errno::ERPCTIMEDOUT, libc::ENODATA] {
+            assert!(!isolates(&local(code)), "{code}");
+        }
+    }
+}
