@@ -359,3 +359,54 @@ fn with_every_server_isolated_calls_fail_fast_until_one_is_back() {
     );
     assert!(back.calls() > 0);
 }
+
+#[test]
+fn a_call_refused_by_a_stopping_replica_is_retried_on_another() {
+    let mut a = Replica::start();
+    let b = Replica::start();
+    let url = list_url(&[&a, &b]);
+    // Consistent hashing: without exclusion, a retry with the same code
+    // would go to the same server.
+    let ch = Channel::with_naming(&url, "c_murmurhash", options(1, false)).unwrap();
+    let code_on_a = (0..64u64)
+        .find(|&code| {
+            let mut cntl = Controller::new();
+            cntl.set_request_code(code);
+            echo(&ch, &mut cntl, &req("probe")).is_ok() && cntl.remote_side() == Some(a.addr)
+        })
+        .expect("no request code maps to the first server");
+
+    // A slow call keeps the stopping server from finishing its stop.
+    let slow = {
+        let ch = ch.clone();
+        std::thread::spawn(move || {
+            let mut cntl = Controller::new();
+            cntl.set_request_code(code_on_a);
+            let mut r = req("slow");
+            r.sleep_ms = Some(600);
+            echo(&ch, &mut cntl, &r).is_ok()
+        })
+    };
+    let busy = a.calls() + 1;
+    assert!(wait_until(Duration::from_secs(2), || a.calls() == busy));
+    a.server.stop();
+
+    // Answered ELOGOFF by the stopping server: sent again, to the other.
+    let mut cntl = Controller::new();
+    cntl.set_request_code(code_on_a);
+    let r = echo(&ch, &mut cntl, &req("moved"));
+    assert!(r.is_ok(), "{:?}", cntl.error());
+    assert_eq!(cntl.remote_side(), Some(b.addr));
+    assert_eq!(cntl.retried_count(), 1);
+    assert_eq!(
+        cntl.attempt_errors()[0].code,
+        fibrpc::errno::ELOGOFF,
+        "{:?}",
+        cntl.attempt_errors()
+    );
+    assert!(
+        slow.join().unwrap(),
+        "the call in flight at the stop completes"
+    );
+    a.kill();
+}
