@@ -7,7 +7,17 @@
 //!     --server 127.0.0.1:8000 --attachment foo --interval-ms 1000
 //! ```
 //!
-//! Flags: `--server ADDR`, `--attachment TEXT`, `--interval-ms N` (default
+//! Against a cluster (bRPC's `Channel::Init(url, lb, ...)`): `--server`
+//! takes a naming URL and `--lb` a load balancer:
+//!
+//! ```text
+//! cargo run --release -p fibrpc --example echo_client -- \
+//!     --server list://127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003 --lb rr
+//! ```
+//!
+//! Flags: `--server ADDR|URL` (`host:port`, or `list://`, `file://`,
+//! `dns://`, `etcd://host:port/prefix`), `--lb rr|wrr|random|la|c_murmurhash|c_md5`
+//! (default `rr`; used with a URL), `--attachment TEXT`, `--interval-ms N` (default
 //! 1000), `--count N` (0 = until killed; default 0), `--timeout-ms N`
 //! (default 100, as bRPC's example), `--max-retry N` (default 3),
 //! `--connection-type single|pooled|short`.
@@ -23,6 +33,7 @@ use fibrpc_example::{EchoRequest, EchoServiceClient};
 fn main() {
     logging::init();
     let mut server = "127.0.0.1:8000".to_string();
+    let mut lb = "rr".to_string();
     let mut attachment = String::new();
     let mut interval = Duration::from_millis(1000);
     let mut count = 0u64;
@@ -38,6 +49,7 @@ fn main() {
         };
         match a.as_str() {
             "--server" => server = value(),
+            "--lb" => lb = value(),
             "--attachment" => attachment = value(),
             "--interval-ms" => interval = Duration::from_millis(num(&value())),
             "--count" => count = num(&value()),
@@ -50,7 +62,12 @@ fn main() {
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
+    let channel = if server.contains("://") {
+        Channel::with_naming(&server, &lb, options)
+    } else {
+        Channel::new(server.as_str(), options)
+    };
+    let channel = channel.unwrap_or_else(|e| {
         eprintln!("echo_client: bad server {server}: {e}");
         std::process::exit(1);
     });
@@ -93,7 +110,8 @@ fn usage(err: &str) -> ! {
         eprintln!("echo_client: {err}");
     }
     eprintln!(
-        "usage: echo_client [--server 127.0.0.1:8000] [--attachment TEXT] [--interval-ms 1000] \
+        "usage: echo_client [--server 127.0.0.1:8000|list://h:p,h:p|etcd://h:p/prefix] \
+         [--lb rr] [--attachment TEXT] [--interval-ms 1000] \
          [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short]"
     );
     std::process::exit(2);

@@ -10,7 +10,9 @@
 //! `--verbose` (print every request), `--duration SECS` (stop by itself),
 //! `--console-flags-writable` (let the console set flags with
 //! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
-//! (serve the console only on port N; 403 on the public port).
+//! (serve the console only on port N; 403 on the public port),
+//! `--register etcd://host:port/prefix` (register in etcd while running,
+//! for clients using that URL as their naming service).
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
 #[path = "common/logging.rs"]
@@ -81,6 +83,7 @@ fn main() {
                         .unwrap_or_else(|_| usage("bad --internal-port")),
                 )
             }
+            "--register" => options.register = Some(value()),
             "--verbose" => verbose = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -120,7 +123,7 @@ fn usage(err: &str) -> ! {
     }
     eprintln!(
         "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
-         [--console-flags-writable] [--internal-port N]"
+         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix]"
     );
     std::process::exit(2);
 }

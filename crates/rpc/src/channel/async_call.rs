@@ -275,6 +275,7 @@ impl<P: ClientProtocol> InFlight<P> {
             Some(Ok(msg)) => match engine.inner.protocol.process_response(msg, &mut cntl) {
                 // A stopping server did not run it: again, elsewhere.
                 Err(e) if refused_unrun(&e) && plan.can_try_again(&cntl) => {
+                    plan.exclude(addr);
                     cntl.attempt_errors.push(e);
                     cntl.retried += 1;
                     engine.run_attempts(plan, &mut cntl, start)

@@ -112,6 +112,14 @@ impl<R> CallPlan<R> {
     pub(super) fn can_try_again(&self, cntl: &Controller) -> bool {
         cntl.retried < self.max_retry && self.deadline.is_none_or(|d| Instant::now() < d)
     }
+
+    /// Makes the call's later attempts avoid `server` when another one
+    /// is available.
+    pub(super) fn exclude(&mut self, server: SocketAddr) {
+        if !self.excluded.contains(&server) {
+            self.excluded.push(server);
+        }
+    }
 }
 
 impl<P: ClientProtocol> CallEngine<P> {
@@ -218,6 +226,11 @@ impl<P: ClientProtocol> CallEngine<P> {
             match self.attempt(&mut plan, cntl, start) {
                 Ok(msg) => match self.inner.protocol.process_response(msg, cntl) {
                     Err(e) if refused_unrun(&e) && plan.can_try_again(cntl) => {
+                        // The server is stopping: the retry goes to
+                        // another replica if the cluster has one.
+                        if let Some(server) = cntl.remote_side {
+                            plan.exclude(server);
+                        }
                         cntl.attempt_errors.push(e);
                         cntl.retried += 1;
                     }
@@ -299,13 +312,17 @@ impl<P: ClientProtocol> CallEngine<P> {
         error: Option<&RpcError>,
         sent: Instant,
     ) {
+        // An attempt's error is this side's (the server's answers come
+        // as responses): marked so, the selector can tell a broken
+        // connection from a server's reply carrying the same code.
+        let local = error.map(|e| e.clone().into_local());
         self.inner.selector.feedback(&AttemptOutcome {
             server,
-            error,
+            error: local.as_ref(),
             latency: sent.elapsed(),
         });
-        if error.is_some() && !plan.excluded.contains(&server) {
-            plan.excluded.push(server);
+        if error.is_some() {
+            plan.exclude(server);
         }
     }
 

@@ -16,6 +16,7 @@
 mod async_call;
 mod call;
 mod client_input;
+pub mod cluster;
 mod connections;
 mod engine;
 pub mod lb;
@@ -58,7 +59,8 @@ fn protocol_for(options: &ChannelOptions) -> BaiduStd {
     BaiduStd::with_max_decompressed_size(options.max_decompressed_size)
 }
 
-/// A baidu_std client of one server. Cheap to clone (clones share
+/// A baidu_std client of one server ([`Channel::new`]) or of a cluster
+/// ([`Channel::with_naming`]). Cheap to clone (clones share
 /// connections); the connections close when the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct Channel {
@@ -92,6 +94,42 @@ impl Channel {
         let channel = Channel::new(addr, ChannelOptions::default())?;
         channel.engine.connect_now()?;
         Ok(channel)
+    }
+
+    /// A channel to a cluster (bRPC's `Channel::Init(naming_url, lb_name,
+    /// &options)`): the servers `url` names (`list://h1:p1,h2:p2`,
+    /// `file:///path`, `dns://name:port`, `etcd://host:port/prefix`, or
+    /// one `host:port`; see [`naming`]), picked per attempt by the load
+    /// balancer `lb` names (`rr`, `wrr`, `random`, `la`, `c_murmurhash`,
+    /// `c_md5`; see [`lb`]). A server whose connection fails takes no
+    /// calls until a health check reconnects to it (every
+    /// [`ChannelOptions::health_check_interval`]); a retry goes to
+    /// another server. See [`cluster`].
+    ///
+    /// Fails if the URL or the balancer is unknown, or the naming service
+    /// gives no first list (within 5 s). Channels of one URL share its
+    /// naming service.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), fibrpc::RpcError> {
+    /// use fibrpc::{Channel, ChannelOptions};
+    ///
+    /// let channel = Channel::with_naming(
+    ///     "list://127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003",
+    ///     "rr",
+    ///     ChannelOptions::default(),
+    /// )?;
+    /// let client = fibrpc_example::EchoServiceClient::new(channel);
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_naming(url: &str, lb: &str, options: ChannelOptions) -> Result<Channel, RpcError> {
+        let selector = cluster::ClusterSelector::from_url(url, lb, &options)?;
+        Ok(Channel::with_selector(
+            std::sync::Arc::new(selector),
+            options,
+        ))
     }
 
     /// A channel whose calls go where `selector` says.

@@ -95,6 +95,13 @@ pub struct ChannelOptions {
     /// flag; bRPC clients send no `timeout_ms` by default, and with this
     /// off fibrpc's request frames are laid out exactly as theirs).
     pub deliver_timeout: bool,
+    /// How often a cluster channel ([`crate::Channel::with_naming`])
+    /// tries to reconnect to a server it isolated after a connection
+    /// failure; the server takes calls again once a TCP connect succeeds
+    /// (default 3 s, bRPC's `health_check_interval_s`). Each try is
+    /// bounded by [`connect_timeout`](Self::connect_timeout). Unused by
+    /// single-server channels.
+    pub health_check_interval: Duration,
 }
 
 impl Default for ChannelOptions {
@@ -110,6 +117,7 @@ impl Default for ChannelOptions {
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             max_unwritten_bytes: 64 << 20,
             deliver_timeout: false,
+            health_check_interval: Duration::from_secs(3),
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! Every attempt of a call (the first, each retry, a backup request) asks
 //! the channel's [`ServerSelector`] for a server, and tells it how the
-//! attempt went. Today's channels reach one address ([`SingleServer`]).
-//! The cluster layer — naming services feeding a server list, load
-//! balancers, health checks and circuit breakers — is a selector too, so
-//! it plugs in here without touching the engine.
+//! attempt went. A channel to one address uses [`SingleServer`]; the
+//! cluster layer — naming services feeding a server list, load
+//! balancers, health checks — is a selector too
+//! ([`ClusterSelector`](super::cluster::ClusterSelector)), and so would be
+//! a circuit breaker: each plugs in here without touching the engine.
 
 use std::net::SocketAddr;
 use std::time::Duration;
