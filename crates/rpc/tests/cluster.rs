@@ -368,7 +368,9 @@ fn a_call_refused_by_a_stopping_replica_is_retried_on_another() {
     // Consistent hashing: without exclusion, a retry with the same code
     // would go to the same server.
     let ch = Channel::with_naming(&url, "c_murmurhash", options(1, false)).unwrap();
+    // Codes are ring positions (hashes): spread the probes over the ring.
     let code_on_a = (0..64u64)
+        .map(|k| fibrpc::channel::lb::murmur_hash32(&k.to_le_bytes()) as u64)
         .find(|&code| {
             let mut cntl = Controller::new();
             cntl.set_request_code(code);
