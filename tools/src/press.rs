@@ -101,6 +101,7 @@ impl Press {
     pub fn run(&self, config: &PressConfig) -> Histogram<u64> {
         std::thread::sleep(config.warmup);
         let cpu = config.server_pid.and_then(|pid| CpuWindow::start(pid).ok());
+        let own = CpuWindow::start(std::process::id()).ok();
         self.measuring.store(true, Ordering::Relaxed);
         let start = Instant::now();
         let mut second = 0u64;
@@ -134,8 +135,9 @@ impl Press {
             errors += r.errors.load(Ordering::Relaxed);
         }
         let server = cpu.and_then(|w| w.finish(total.len()).ok());
+        let client = own.and_then(|w| w.finish(total.len()).ok());
         self.stop.store(true, Ordering::Relaxed);
-        print_result(&total, errors, elapsed, server, &config.extra);
+        print_result(&total, errors, elapsed, server, client, &config.extra);
         total
     }
 }
@@ -145,6 +147,7 @@ fn print_result(
     errors: u64,
     elapsed: f64,
     server: Option<ServerStats>,
+    client: Option<ServerStats>,
     extra: &[(String, String)],
 ) {
     let qps = h.len() as f64 / elapsed;
@@ -168,6 +171,9 @@ fn print_result(
             ",\"server_cpu_s\":{:.3},\"server_cpu_per_100k_s\":{:.3},\"server_rss_kb\":{}",
             s.cpu_s, s.cpu_per_100k_s, s.rss_kb
         );
+    }
+    if let Some(c) = client {
+        json += &format!(",\"client_cpu_per_100k_s\":{:.3}", c.cpu_per_100k_s);
     }
     for (k, v) in extra {
         json += &format!(",\"{k}\":{v}");

@@ -8,7 +8,9 @@
 //!     --server 127.0.0.1:8000 --concurrency 16 --duration 10
 //! ```
 //!
-//! Flags: `--server ADDR`, `--concurrency N` (callers, default 16),
+//! Flags: `--server ADDR` (or a naming URL: `list://a,b,c`, `file://`,
+//! `dns://`, `etcd://`), `--lb NAME` (the load balancer for a URL, default
+//! `rr`), `--concurrency N` (callers, default 16),
 //! `--duration SECS` (10), `--warmup SECS` (1), `--request-size BYTES`
 //! (message length, default 16), `--attachment-size BYTES` (0),
 //! `--timeout-ms N` (1000), `--connection-type single|pooled|short`,
@@ -25,6 +27,7 @@ use fibrpc_tools::press::{Press, PressConfig};
 
 fn main() {
     let mut server = "127.0.0.1:8000".to_string();
+    let mut lb = "rr".to_string();
     let mut concurrency = 16usize;
     let mut config = PressConfig {
         warmup: Duration::from_secs(1),
@@ -42,6 +45,7 @@ fn main() {
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
             "--server" => server = args.value(&flag),
+            "--lb" => lb = args.value(&flag),
             "--concurrency" | "-c" => concurrency = args.value(&flag),
             "--duration" | "-d" => config.duration = Duration::from_secs_f64(args.value(&flag)),
             "--warmup" => config.warmup = Duration::from_secs_f64(args.value(&flag)),
@@ -54,7 +58,12 @@ fn main() {
             other => args.unknown(other),
         }
     }
-    let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
+    let channel = if server.contains("://") {
+        Channel::with_naming(&server, &lb, options)
+    } else {
+        Channel::new(server.as_str(), options)
+    };
+    let channel = channel.unwrap_or_else(|e| {
         eprintln!("fibrpc_press: bad server {server}: {e}");
         std::process::exit(1);
     });
@@ -99,6 +108,7 @@ fn main() {
     }
 }
 
-const USAGE: &str = "usage: fibrpc_press [--server 127.0.0.1:8000] [--concurrency 16] \
+const USAGE: &str =
+    "usage: fibrpc_press [--server 127.0.0.1:8000|list://…] [--lb rr] [--concurrency 16] \
 [--duration 10] [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
 [--connection-type single|pooled|short] [--threads N] [--server-pid PID]";

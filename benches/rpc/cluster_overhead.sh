@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# What a cluster channel costs the caller: echo calls through `list://`
+# of one local replica (the naming/balancing machinery alone) and of
+# three (rr; three connections instead of one, so each batches a third of
+# the calls), against a plain channel to the first, alternated, with the
+# caller's own CPU per 100k calls and the ratios to the plain channel.
+#
+#   benches/rpc/cluster_overhead.sh [ROUNDS]
+#
+# Environment: C (callers, 16), DURATION (5), PORT (8300; uses three).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds="${1:-3}"
+C="${C:-16}" DURATION="${DURATION:-5}" PORT="${PORT:-8300}"
+cargo build -q --release -p fibrpc --example echo_server
+cargo build -q --release -p fibrpc-tools --bin fibrpc_press
+bin=target/release
+pids=()
+for p in "$PORT" $((PORT + 1)) $((PORT + 2)); do
+  "$bin/examples/echo_server" --port "$p" > /dev/null 2>&1 & pids+=($!)
+done
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+sleep 0.5
+list="list://127.0.0.1:$PORT,127.0.0.1:$((PORT + 1)),127.0.0.1:$((PORT + 2))"
+
+run() { # server
+  "$bin/fibrpc_press" --server "$1" --lb rr --concurrency "$C" --duration "$DURATION" \
+    --warmup 1 --threads 1 2> /dev/null | sed -n 's/^RESULT //p'
+}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+single_cpu=() one_cpu=() three_cpu=()
+for r in $(seq 1 "$rounds"); do
+  s=$(run "127.0.0.1:$PORT"); o=$(run "list://127.0.0.1:$PORT"); t=$(run "$list")
+  sc=$(field "$s" client_cpu_per_100k_s); oc=$(field "$o" client_cpu_per_100k_s)
+  tc=$(field "$t" client_cpu_per_100k_s)
+  echo "round $r: plain qps $(field "$s" qps) CPU $sc | list of 1 qps $(field "$o" qps) CPU $oc | list of 3 qps $(field "$t" qps) CPU $tc (caller s/100k)"
+  single_cpu+=("$sc"); one_cpu+=("$oc"); three_cpu+=("$tc")
+done
+python3 - "${single_cpu[*]}" "${one_cpu[*]}" "${three_cpu[*]}" <<'PY'
+import statistics, sys
+s, o, t = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+ms, mo, mt = statistics.median(s), statistics.median(o), statistics.median(t)
+print(f"median caller CPU per 100k calls: plain {ms:.3} s, list of 1 {mo:.3} s ({mo/ms:.3}x), list of 3 {mt:.3} s ({mt/ms:.3}x)")
+PY
