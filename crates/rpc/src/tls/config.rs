@@ -35,9 +35,8 @@ impl TlsServerConfig {
         key: impl AsRef<Path>,
     ) -> Result<TlsServerConfig, RpcError> {
         let (cert_chain, key) = (cert_chain.as_ref(), key.as_ref());
-        let chain = std::fs::read(cert_chain).map_err(|e| {
-            bad_config(format!("cannot read {}: {e}", cert_chain.display()))
-        })?;
+        let chain = std::fs::read(cert_chain)
+            .map_err(|e| bad_config(format!("cannot read {}: {e}", cert_chain.display())))?;
         let key_pem = std::fs::read(key)
             .map_err(|e| bad_config(format!("cannot read {}: {e}", key.display())))?;
         Self::from_pem(&chain, &key_pem)

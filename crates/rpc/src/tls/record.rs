@@ -82,7 +82,10 @@ mod tests {
         assert_eq!(front(&IOBuf::from(&rec[..])), Front::Record(7));
         assert_eq!(front(&IOBuf::from(&rec[..6])), Front::Partial);
         assert_eq!(front(&IOBuf::from(&rec[..3])), Front::Partial);
-        assert!(matches!(front(&IOBuf::from(&b"\x16GET"[..])), Front::Bad(_)));
+        assert!(matches!(
+            front(&IOBuf::from(&b"\x16GET"[..])),
+            Front::Bad(_)
+        ));
         assert!(matches!(front(&IOBuf::from(&[7u8][..])), Front::Bad(_)));
         let huge = [23u8, 3, 3, 0xff, 0xff];
         assert!(matches!(front(&IOBuf::from(&huge[..])), Front::Bad(_)));
