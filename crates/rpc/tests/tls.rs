@@ -402,3 +402,68 @@ fn config_errors_are_clear() {
     let files = TlsServerConfig::from_pem_files(p.dir.join("server.pem"), p.dir.join("server.key"));
     assert!(files.is_ok());
 }
+
+fn client_tls() -> fibrpc::tls::TlsClientConfig {
+    fibrpc::tls::TlsClientConfig::from_ca_pem(pki().ca_pem.as_bytes()).unwrap()
+}
+
+fn tls_channel_options(tls: fibrpc::tls::TlsClientConfig) -> fibrpc::ChannelOptions {
+    fibrpc::ChannelOptions {
+        tls: Some(tls),
+        timeout: Some(Duration::from_secs(5)),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn channel_calls_echo_over_tls() {
+    // Plaintext refused: the calls below can only succeed over TLS.
+    let (server, addr) = tls_server(true);
+    let ch = fibrpc::Channel::new(addr.to_string(), tls_channel_options(client_tls())).unwrap();
+    for i in 0..20 {
+        let mut cntl = fibrpc::Controller::new();
+        let msg = format!("over tls {i}");
+        let resp = echo(&ch, &mut cntl, &req(&msg)).unwrap();
+        assert_eq!(resp.message, msg);
+    }
+    // A message larger than a TLS record, and one connection for all.
+    let big = "x".repeat(100_000);
+    let mut cntl = fibrpc::Controller::new();
+    assert_eq!(echo(&ch, &mut cntl, &req(&big)).unwrap().message, big);
+    assert_eq!(server.connection_count(), 1);
+}
+
+#[test]
+fn http_channel_gets_over_tls_with_a_server_name() {
+    let (_server, addr) = tls_server(true);
+    let tls = client_tls()
+        .with_server_name("localhost")
+        .unwrap()
+        .with_alpn(&[b"http/1.1"]);
+    let ch = fibrpc::http::HttpChannel::new(&addr.to_string(), tls_channel_options(tls)).unwrap();
+    let resp = ch.get("/health").unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn channel_refuses_a_server_its_cas_did_not_sign() {
+    let (_server, addr) = tls_server(true);
+    // A CA of its own, which did not sign the server's certificate.
+    let other_key = KeyPair::generate().unwrap();
+    let mut other = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other_ca = other.self_signed(&other_key).unwrap();
+    let tls = fibrpc::tls::TlsClientConfig::from_ca_pem(other_ca.pem().as_bytes()).unwrap();
+    let ch = fibrpc::Channel::new(addr.to_string(), tls_channel_options(tls)).unwrap();
+    let mut cntl = fibrpc::Controller::new();
+    let err = echo(&ch, &mut cntl, &req("x")).unwrap_err();
+    assert_eq!(err.code, fibrpc::errno::ESSL, "{err}");
+    assert!(err.text.contains("certificate"), "{err}");
+    // And a wrong name for a certificate the CA did sign.
+    let tls = client_tls().with_server_name("example.com").unwrap();
+    let ch = fibrpc::Channel::new(addr.to_string(), tls_channel_options(tls)).unwrap();
+    let mut cntl = fibrpc::Controller::new();
+    let err = echo(&ch, &mut cntl, &req("x")).unwrap_err();
+    assert_eq!(err.code, fibrpc::errno::ESSL, "{err}");
+}

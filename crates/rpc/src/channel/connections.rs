@@ -33,6 +33,7 @@ pub(crate) struct Connections<P: ClientProtocol> {
     kind: ConnectionType,
     options: SocketOptions,
     connect_timeout: Duration,
+    tls: Option<crate::tls::TlsClientConfig>,
     /// Single: the shared connection. Pooled: idle connections.
     idle: Mutex<Vec<Conn<P>>>,
     /// Single: serializes reconnecting, so a broken connection is
@@ -58,6 +59,7 @@ impl<P: ClientProtocol> Connections<P> {
                 ..SocketOptions::default()
             },
             connect_timeout: o.connect_timeout,
+            tls: o.tls.clone(),
             idle: Mutex::new(Vec::new()),
             connecting: fibrpc_fiber::sync::Mutex::new(()),
         }
@@ -166,6 +168,12 @@ impl<P: ClientProtocol> Connections<P> {
                     format!("cannot set up the connection: {e}"),
                 )
             })?;
+        if let Some(tls) = &self.tls {
+            let name = tls.server_name_for(self.addr.ip());
+            let session = crate::tls::session::client(tls.rustls_config(), name)
+                .map_err(|e| RpcError::new(errno::ESSL, e))?;
+            sock.connect_tls(session, until)?;
+        }
         Ok(Conn { sock, input })
     }
 }

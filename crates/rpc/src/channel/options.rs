@@ -95,6 +95,12 @@ pub struct ChannelOptions {
     /// flag; bRPC clients send no `timeout_ms` by default, and with this
     /// off fibrpc's request frames are laid out exactly as theirs).
     pub deliver_timeout: bool,
+    /// Speak TLS to the servers (default `None`: plaintext). Each new
+    /// connection completes its handshake within
+    /// [`connect_timeout`](Self::connect_timeout) before it carries a
+    /// call; a failed handshake (say, a certificate the CAs did not sign)
+    /// fails the connection with `ESSL`.
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 impl Default for ChannelOptions {
@@ -110,6 +116,7 @@ impl Default for ChannelOptions {
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             max_unwritten_bytes: 64 << 20,
             deliver_timeout: false,
+            tls: None,
         }
     }
 }

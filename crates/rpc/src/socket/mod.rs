@@ -402,6 +402,10 @@ impl Socket {
         *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         let _ = self.stream.shutdown(Shutdown::Both);
         self.user.on_failed(self);
+        if let Some(tls) = self.tls.get() {
+            // A client's connect waiting for the handshake.
+            tls.wake();
+        }
         // Last: the slab's reference may be the last one; `self` stays
         // valid because our caller holds another.
         Slab::get().remove(self.id);

@@ -119,6 +119,47 @@ impl Socket {
         Ok(())
     }
 
+    /// Makes a client connection TLS and completes the handshake by
+    /// `deadline` (the reader carries it on as the server answers), so
+    /// that no request waits inside rustls, where the write path could
+    /// not tell its caller whether it went out.
+    pub(crate) fn connect_tls(
+        self: &Arc<Self>,
+        session: TlsSession,
+        deadline: std::time::Instant,
+    ) -> Result<(), RpcError> {
+        self.start_tls(session);
+        let Some(tls) = self.tls.get() else {
+            return Err(RpcError::new(errno::EINTERNAL, "no TLS session"));
+        };
+        let mut conn = tls.lock();
+        let hello = session::take_output(&mut conn);
+        let owner = self.enqueue(Outgoing::plain(hello))?;
+        drop(conn);
+        if let Some(owner) = owner {
+            self.write_owned(owner);
+        }
+        if tls.wait_handshake(|| self.failed(), deadline) {
+            return Ok(());
+        }
+        let err = match self.error() {
+            Some(e) => RpcError::new(
+                errno::ESSL,
+                format!("TLS handshake with {}: {}", self.remote_side(), e.text),
+            ),
+            // Like a connect that timed out: nothing was sent yet.
+            None => RpcError::new(
+                errno::EFAILEDSOCKET,
+                format!(
+                    "TLS handshake with {} did not complete in time",
+                    self.remote_side()
+                ),
+            ),
+        };
+        self.set_failed(err.clone());
+        Err(err)
+    }
+
     /// [`Socket::write`] on a TLS connection: encrypts `msg` and queues
     /// its records, both under the session's lock so that records queue
     /// in the order they were numbered; writes after unlocking.

@@ -23,10 +23,12 @@
 //! who wants it builds a config with aws-lc-rs and passes it through
 //! [`TlsServerConfig::from_rustls`].
 
+mod client;
 mod config;
 mod record;
 pub(crate) mod session;
 
+pub use client::TlsClientConfig;
 pub(crate) use config::TlsAccept;
 pub use config::{TlsServerConfig, DEFAULT_ALPN};
 

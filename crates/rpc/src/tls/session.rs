@@ -12,6 +12,9 @@
 use std::io::{self, BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use fibrpc_fiber::butex::Butex;
 
 use fibrpc_iobuf::IOBuf;
 use rustls::pki_types::CertificateDer;
@@ -34,6 +37,9 @@ pub(crate) struct TlsSession {
     /// Set once the handshake completed: the peer's certificate chain
     /// (empty if it sent none).
     peer_certs: OnceLock<Vec<CertificateDer<'static>>>,
+    /// Bumped when the handshake completes or the connection fails: a
+    /// client's connect waits on it.
+    settled: Butex,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -58,6 +64,7 @@ impl TlsSession {
             handshaking: AtomicBool::new(true),
             alpn: OnceLock::new(),
             peer_certs: OnceLock::new(),
+            settled: Butex::new(0),
         }
     }
 
@@ -81,6 +88,28 @@ impl TlsSession {
     /// before the handshake completed or when the peer sent none).
     pub(crate) fn peer_certificates(&self) -> &[CertificateDer<'static>] {
         self.peer_certs.get().map_or(&[], |c| c.as_slice())
+    }
+
+    /// Wakes whoever waits for the handshake (it completed, or the
+    /// connection failed).
+    pub(crate) fn wake(&self) {
+        self.settled.value().fetch_add(1, Ordering::Release);
+        self.settled.wake_all();
+    }
+
+    /// Waits until the handshake completed (`true`), `failed` says the
+    /// connection failed, or `deadline` passes (both `false`).
+    pub(crate) fn wait_handshake(&self, failed: impl Fn() -> bool, deadline: Instant) -> bool {
+        loop {
+            let seen = self.settled.value().load(Ordering::Acquire);
+            if !self.handshaking() {
+                return true;
+            }
+            if failed() || Instant::now() >= deadline {
+                return false;
+            }
+            let _ = self.settled.wait(seen, Some(deadline));
+        }
     }
 
     /// Decrypts the whole records at the front of `raw` into `plain`,
@@ -123,6 +152,7 @@ impl TlsSession {
                     .peer_certs
                     .set(certs.iter().map(|c| c.clone().into_owned()).collect());
                 self.handshaking.store(false, Ordering::Release);
+                self.wake();
             }
             let mut reader = conn.reader();
             loop {
@@ -168,6 +198,16 @@ pub(crate) fn take_output(conn: &mut Connection) -> IOBuf {
 /// A new server-side session.
 pub(crate) fn server(config: &Arc<rustls::ServerConfig>) -> Result<TlsSession, String> {
     rustls::ServerConnection::new(config.clone())
+        .map(|c| TlsSession::new(c.into()))
+        .map_err(|e| format!("TLS: {e}"))
+}
+
+/// A new client-side session verifying the server as `name`.
+pub(crate) fn client(
+    config: &Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) -> Result<TlsSession, String> {
+    rustls::ClientConnection::new(config.clone(), name)
         .map(|c| TlsSession::new(c.into()))
         .map_err(|e| format!("TLS: {e}"))
 }
