@@ -51,6 +51,23 @@ impl Socket {
         self.tls.get().map_or(&[], TlsSession::peer_certificates)
     }
 
+    /// The subject of the certificate the TLS peer presented
+    /// (`CN=...,O=...`, in the certificate's order), once the handshake
+    /// completed; `None` on a plaintext connection or when the peer sent
+    /// no certificate.
+    pub fn peer_certificate_subject(&self) -> Option<&str> {
+        self.tls
+            .get()
+            .and_then(TlsSession::peer_subject)
+            .map(|s| &**s)
+    }
+
+    /// [`peer_certificate_subject`](Self::peer_certificate_subject),
+    /// shared (for a request's controller).
+    pub(crate) fn peer_subject_arc(&self) -> Option<Arc<str>> {
+        self.tls.get().and_then(TlsSession::peer_subject).cloned()
+    }
+
     /// Whether a TLS handshake is under way (for the server's
     /// `read_message_timeout`: the handshake's records are consumed
     /// from the input as they arrive, and waiting for the peer's next

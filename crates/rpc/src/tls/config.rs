@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ServerConfig;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 
 use crate::RpcError;
 
@@ -21,9 +23,23 @@ pub const DEFAULT_ALPN: [&[u8]; 2] = [b"http/1.1", b"h2"];
 
 /// A server's TLS settings (for [`ServerOptions::tls`](crate::ServerOptions::tls)):
 /// a rustls `ServerConfig` shared by every connection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TlsServerConfig {
     config: Arc<ServerConfig>,
+    /// The certificate chain and key, kept to rebuild the config with a
+    /// client certificate verifier (`None` for a caller's rustls config).
+    identity: Option<Arc<Identity>>,
+}
+
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+impl std::fmt::Debug for TlsServerConfig {
+    // Not derived: the key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServerConfig")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsServerConfig {
@@ -44,24 +60,58 @@ impl TlsServerConfig {
 
     /// [`from_pem_files`](Self::from_pem_files) from PEM text in memory.
     pub fn from_pem(cert_chain: &[u8], key: &[u8]) -> Result<TlsServerConfig, RpcError> {
-        let chain = certs_from_pem(cert_chain)?;
-        let key = key_from_pem(key)?;
-        let mut config = ServerConfig::builder_with_provider(super::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad_config(format!("TLS versions: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| bad_config(format!("certificate and key: {e}")))?;
-        config.alpn_protocols = DEFAULT_ALPN.iter().map(|p| p.to_vec()).collect();
+        let identity = (certs_from_pem(cert_chain)?, key_from_pem(key)?);
+        let config = build(&identity, None)?;
         Ok(TlsServerConfig {
             config: Arc::new(config),
+            identity: Some(Arc::new(identity)),
         })
+    }
+
+    /// Asks every client for a certificate signed by one of the CAs in
+    /// `ca_pem` (mutual TLS) and verifies it. `required`: a client
+    /// without one fails the handshake; otherwise it may connect
+    /// anonymously (and a certificate it does present is still
+    /// verified). The verified client's subject is
+    /// [`Controller::peer_certificate_subject`](crate::Controller::peer_certificate_subject).
+    pub fn with_client_auth(
+        mut self,
+        ca_pem: &[u8],
+        required: bool,
+    ) -> Result<TlsServerConfig, RpcError> {
+        let Some(identity) = &self.identity else {
+            return Err(bad_config(
+                "a config from rustls: set its client certificate verifier there",
+            ));
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in certs_from_pem(ca_pem)? {
+            roots
+                .add(cert)
+                .map_err(|e| bad_config(format!("client CA certificate: {e}")))?;
+        }
+        let mut verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), super::provider());
+        if !required {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let verifier = verifier
+            .build()
+            .map_err(|e| bad_config(format!("client certificate verifier: {e}")))?;
+        let alpn = self.config.alpn_protocols.clone();
+        let mut config = build(identity, Some(verifier))?;
+        config.alpn_protocols = alpn;
+        self.config = Arc::new(config);
+        Ok(self)
     }
 
     /// A config built by the caller with rustls directly (client
     /// certificate verification, session caches, key logging, ...).
     pub fn from_rustls(config: Arc<ServerConfig>) -> TlsServerConfig {
-        TlsServerConfig { config }
+        TlsServerConfig {
+            config,
+            identity: None,
+        }
     }
 
     /// Replaces the ALPN protocols offered, most preferred first (an
@@ -76,6 +126,27 @@ impl TlsServerConfig {
     pub fn rustls_config(&self) -> &Arc<ServerConfig> {
         &self.config
     }
+}
+
+/// A server config presenting `identity`, verifying clients with
+/// `verifier` (none: no client certificate is asked for), offering
+/// [`DEFAULT_ALPN`].
+fn build(
+    identity: &Identity,
+    verifier: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<ServerConfig, RpcError> {
+    let builder = ServerConfig::builder_with_provider(super::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad_config(format!("TLS versions: {e}")))?;
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(identity.0.clone(), identity.1.clone_key())
+        .map_err(|e| bad_config(format!("certificate and key: {e}")))?;
+    config.alpn_protocols = DEFAULT_ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
 }
 
 /// Every certificate in `pem`, in order; an error if there is none.

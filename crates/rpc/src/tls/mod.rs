@@ -27,6 +27,7 @@ mod client;
 mod config;
 mod record;
 pub(crate) mod session;
+mod subject;
 
 pub use client::TlsClientConfig;
 pub(crate) use config::TlsAccept;

@@ -37,6 +37,9 @@ pub(crate) struct TlsSession {
     /// Set once the handshake completed: the peer's certificate chain
     /// (empty if it sent none).
     peer_certs: OnceLock<Vec<CertificateDer<'static>>>,
+    /// Set once the handshake completed: the subject of the peer's
+    /// certificate, read once per connection rather than per request.
+    peer_subject: OnceLock<Option<Arc<str>>>,
     /// Bumped when the handshake completes or the connection fails: a
     /// client's connect waits on it.
     settled: Butex,
@@ -64,6 +67,7 @@ impl TlsSession {
             handshaking: AtomicBool::new(true),
             alpn: OnceLock::new(),
             peer_certs: OnceLock::new(),
+            peer_subject: OnceLock::new(),
             settled: Butex::new(0),
         }
     }
@@ -88,6 +92,12 @@ impl TlsSession {
     /// before the handshake completed or when the peer sent none).
     pub(crate) fn peer_certificates(&self) -> &[CertificateDer<'static>] {
         self.peer_certs.get().map_or(&[], |c| c.as_slice())
+    }
+
+    /// The subject of the peer's certificate (`CN=...,O=...`), if it
+    /// presented one.
+    pub(crate) fn peer_subject(&self) -> Option<&Arc<str>> {
+        self.peer_subject.get().and_then(Option::as_ref)
     }
 
     /// Wakes whoever waits for the handshake (it completed, or the
@@ -148,6 +158,8 @@ impl TlsSession {
             if self.handshaking() && !conn.is_handshaking() {
                 let _ = self.alpn.set(conn.alpn_protocol().map(<[u8]>::to_vec));
                 let certs = conn.peer_certificates().unwrap_or_default();
+                let subject = certs.first().and_then(|c| super::subject::subject_of(c));
+                let _ = self.peer_subject.set(subject.map(Arc::from));
                 let _ = self
                     .peer_certs
                     .set(certs.iter().map(|c| c.clone().into_owned()).collect());
