@@ -98,21 +98,43 @@ impl Socket {
         let Some(tls) = self.tls.get() else {
             return Ok(&mut input.portal);
         };
-        let mut conn = tls.lock();
-        let result = tls.decrypt(&mut conn, &mut input.portal, &mut input.plain);
-        // Handshake records, or the alert telling the peer why it failed.
-        let out = session::take_output(&mut conn);
-        let owner = if out.is_empty() {
-            None
-        } else {
-            self.enqueue(Outgoing::plain(out))
-                .map_err(|e| format!("cannot queue TLS records: {}", e.text))?
-        };
-        drop(conn);
-        if let Some(owner) = owner {
-            self.write_owned(owner);
+        let mut owner = None;
+        loop {
+            let mut conn = tls.lock();
+            let result = tls.decrypt_one(&mut conn, &mut input.portal, &mut input.plain);
+            // Handshake records, or the alert telling the peer why it
+            // failed.
+            let out = session::take_output(&mut conn);
+            if !out.is_empty() {
+                match self.enqueue(Outgoing::plain(out)) {
+                    // The first to find the list empty writes it all, once
+                    // every record read is decrypted.
+                    Ok(o) => owner = owner.or(o),
+                    Err(e) => {
+                        drop(conn);
+                        if let Some(o) = owner {
+                            self.write_owned(o);
+                        }
+                        return Err(format!("cannot queue TLS records: {}", e.text));
+                    }
+                }
+            }
+            drop(conn);
+            match result {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(why) => {
+                    if let Some(o) = owner {
+                        self.write_owned(o);
+                    }
+                    return Err(why);
+                }
+            }
         }
-        result.map(|()| &mut input.plain)
+        if let Some(o) = owner {
+            self.write_owned(o);
+        }
+        Ok(&mut input.plain)
     }
 
     /// A server connection's first bytes: TLS if they start a handshake

@@ -11,10 +11,11 @@
 
 use std::io::{self, BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use fibrpc_fiber::butex::Butex;
+use fibrpc_fiber::sync::{Mutex, MutexGuard};
 
 use fibrpc_iobuf::IOBuf;
 use rustls::pki_types::CertificateDer;
@@ -26,7 +27,9 @@ use super::record::{self, Front};
 /// the rustls connection: the reader's decryption (and the handshake
 /// records it produces) and the writers' encryption. Each holder queues
 /// the records it produced before unlocking, so records enter the write
-/// list in the order rustls numbered them.
+/// list in the order rustls numbered them. A fiber mutex: a writer that
+/// finds it held (the reader decrypting a record, another writer
+/// encrypting a response) suspends its fiber rather than its worker.
 pub(crate) struct TlsSession {
     conn: Mutex<Connection>,
     /// Cleared once the handshake completed (read without the lock by the
@@ -74,7 +77,7 @@ impl TlsSession {
 
     /// The rustls connection, locked.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        self.conn.lock()
     }
 
     /// Whether the handshake is still going on.
@@ -122,67 +125,74 @@ impl TlsSession {
         }
     }
 
-    /// Decrypts the whole records at the front of `raw` into `plain`,
-    /// leaving a partial record in `raw`. Handshake records rustls
-    /// produces meanwhile wait in `conn` ([`take_output`]). An error
-    /// (not TLS, a failed handshake, a bad record) means the connection
-    /// must close; a TLS alert telling the peer why may wait in `conn`.
-    pub(crate) fn decrypt(
+    /// Decrypts the whole record at the front of `raw` into `plain`
+    /// (`Ok(false)`: `raw` holds no whole record). Handshake records
+    /// rustls produces meanwhile wait in `conn` ([`take_output`]). An
+    /// error (not TLS, a failed handshake, a bad record) means the
+    /// connection must close; a TLS alert telling the peer why may wait
+    /// in `conn`. One record at a time: the lock is held for one
+    /// record's decryption, not a whole read's.
+    pub(crate) fn decrypt_one(
         &self,
         conn: &mut Connection,
         raw: &mut IOBuf,
         plain: &mut IOBuf,
-    ) -> Result<(), String> {
-        loop {
-            let n = match record::front(raw) {
-                Front::Record(n) => n,
-                Front::Partial => return Ok(()),
-                Front::Bad(why) => return Err(why),
-            };
-            let mut one = Read::take(&mut *raw, n as u64);
-            while one.limit() > 0 {
-                match conn.read_tls(&mut one) {
-                    // After the peer's close_notify rustls takes nothing
-                    // more: drop the rest.
-                    Ok(0) => {
-                        let left = one.limit() as usize;
-                        raw.pop_front(left);
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("TLS input: {e}")),
+    ) -> Result<bool, String> {
+        let n = match record::front(raw) {
+            Front::Record(n) => n,
+            Front::Partial => return Ok(false),
+            Front::Bad(why) => return Err(why),
+        };
+        let mut one = Read::take(&mut *raw, n as u64);
+        while one.limit() > 0 {
+            match conn.read_tls(&mut one) {
+                // After the peer's close_notify rustls takes nothing
+                // more: drop the rest.
+                Ok(0) => {
+                    let left = one.limit() as usize;
+                    raw.pop_front(left);
+                    break;
                 }
-            }
-            conn.process_new_packets()
-                .map_err(|e| format!("TLS: {e}"))?;
-            if self.handshaking() && !conn.is_handshaking() {
-                let _ = self.alpn.set(conn.alpn_protocol().map(<[u8]>::to_vec));
-                let certs = conn.peer_certificates().unwrap_or_default();
-                let subject = certs.first().and_then(|c| super::subject::subject_of(c));
-                let _ = self.peer_subject.set(subject.map(Arc::from));
-                let _ = self
-                    .peer_certs
-                    .set(certs.iter().map(|c| c.clone().into_owned()).collect());
-                self.handshaking.store(false, Ordering::Release);
-                self.wake();
-            }
-            let mut reader = conn.reader();
-            loop {
-                match reader.fill_buf() {
-                    Ok([]) => break,
-                    Ok(chunk) => {
-                        let len = chunk.len();
-                        plain.append(chunk);
-                        reader.consume(len);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // The peer closed without close_notify: the TCP EOF
-                    // that follows ends the connection.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(format!("TLS plaintext: {e}")),
-                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("TLS input: {e}")),
             }
         }
+        conn.process_new_packets()
+            .map_err(|e| format!("TLS: {e}"))?;
+        if self.handshaking() && !conn.is_handshaking() {
+            self.handshake_done(conn);
+        }
+        let mut reader = conn.reader();
+        loop {
+            match reader.fill_buf() {
+                Ok([]) => break,
+                Ok(chunk) => {
+                    let len = chunk.len();
+                    plain.append(chunk);
+                    reader.consume(len);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // The peer closed without close_notify: the TCP EOF
+                // that follows ends the connection.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(format!("TLS plaintext: {e}")),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records what the handshake settled and wakes a client waiting for
+    /// it.
+    fn handshake_done(&self, conn: &Connection) {
+        let _ = self.alpn.set(conn.alpn_protocol().map(<[u8]>::to_vec));
+        let certs = conn.peer_certificates().unwrap_or_default();
+        let subject = certs.first().and_then(|c| super::subject::subject_of(c));
+        let _ = self.peer_subject.set(subject.map(Arc::from));
+        let _ = self
+            .peer_certs
+            .set(certs.iter().map(|c| c.clone().into_owned()).collect());
+        self.handshaking.store(false, Ordering::Release);
+        self.wake();
     }
 }
 
