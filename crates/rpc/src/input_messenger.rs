@@ -72,7 +72,7 @@ pub(crate) fn on_readable<H: InputHandler>(
         };
         // What the protocols cut: the bytes read, or on a TLS connection
         // what they decrypt to (one branch for plaintext).
-        let msgs = if sock.input_mode.load(Ordering::Relaxed) == crate::socket::PLAIN {
+        let msgs = if sock.input_mode.load(Ordering::Acquire) == crate::socket::PLAIN {
             &mut *input.portal
         } else {
             match sock.tls_input(&mut input) {

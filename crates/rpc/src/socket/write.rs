@@ -55,6 +55,7 @@ impl Socket {
     /// Queues `msg` (bytes as they go on the wire): `Some` if this caller
     /// found the list empty and owns it now, and must pass it to
     /// [`write_owned`](Self::write_owned).
+    #[inline]
     pub(super) fn enqueue(&self, msg: Outgoing) -> Result<Option<Owner<Outgoing>>, RpcError> {
         if self.failed() {
             return Err(self.failed_error());
@@ -77,6 +78,7 @@ impl Socket {
 
     /// The owner of the write list writes: in place, or behind the other
     /// requests of the batch just read.
+    #[inline]
     pub(super) fn write_owned(self: &Arc<Self>, mut owner: Owner<Outgoing>) {
         if self.queued_inputs.load(Ordering::Relaxed) > 0 && fibrpc_fiber::has_queued_fibers() {
             // The other requests of the batch just read are queued and
