@@ -199,6 +199,22 @@ impl Socket {
         Err(err)
     }
 
+    /// On a TLS connection, queues a `close_notify` alert behind
+    /// everything queued (before a close after the last answer).
+    pub(super) fn queue_close_notify(self: &Arc<Self>) {
+        let Some(tls) = self.tls.get() else {
+            return;
+        };
+        let mut conn = tls.lock();
+        conn.send_close_notify();
+        let out = session::take_output(&mut conn);
+        let owner = self.enqueue(Outgoing::plain(out)).ok().flatten();
+        drop(conn);
+        if let Some(owner) = owner {
+            self.write_owned(owner);
+        }
+    }
+
     /// [`Socket::write`] on a TLS connection: encrypts `msg` and queues
     /// its records, both under the session's lock so that records queue
     /// in the order they were numbered; writes after unlocking.
