@@ -605,3 +605,28 @@ fn optional_client_auth_lets_anonymous_clients_in() {
         "CN=fibrpc test client,O=fibrpc"
     );
 }
+
+#[test]
+fn concurrent_calls_share_one_tls_connection() {
+    let (server, addr) = tls_server(true);
+    let ch = Arc::new(
+        fibrpc::Channel::new(addr.to_string(), tls_channel_options(client_tls())).unwrap(),
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let ch = ch.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    // Sizes from one byte to beyond a record.
+                    let msg = format!("{t}-{i}-{}", "y".repeat((t * 50 + i) * 97));
+                    let mut cntl = fibrpc::Controller::new();
+                    assert_eq!(echo(&ch, &mut cntl, &req(&msg)).unwrap().message, msg);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(server.connection_count(), 1);
+}
