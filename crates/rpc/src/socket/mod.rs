@@ -132,8 +132,9 @@ pub struct Socket {
     /// Plaintext, TLS, or decided by the first byte (`tls.rs`).
     pub(crate) input_mode: AtomicU8,
     /// A TLS connection's rustls state (set before its first byte is
-    /// processed).
-    tls: OnceLock<crate::tls::session::TlsSession>,
+    /// processed). Boxed: a rustls connection is large, and a plaintext
+    /// socket should not carry its size.
+    tls: OnceLock<Box<crate::tls::session::TlsSession>>,
     /// Who cuts and processes the input, and hears of the failure.
     pub(crate) user: Arc<dyn SocketUser>,
     /// For the user's protocol detection: the index of the protocol that

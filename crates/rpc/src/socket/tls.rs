@@ -32,6 +32,10 @@ pub(crate) fn initial_mode(accepts_tls: bool) -> AtomicU8 {
 }
 
 impl Socket {
+    fn session(&self) -> Option<&TlsSession> {
+        self.tls.get().map(|b| &**b)
+    }
+
     /// Whether the connection speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.get().is_some()
@@ -41,14 +45,14 @@ impl Socket {
     /// plaintext connection, before the handshake completed, or when the
     /// peers agreed on none).
     pub fn alpn(&self) -> Option<&[u8]> {
-        self.tls.get().and_then(TlsSession::alpn)
+        self.session().and_then(TlsSession::alpn)
     }
 
     /// The certificate chain the TLS peer presented, its own certificate
     /// first (empty on a plaintext connection, before the handshake
     /// completed, or when the peer sent none).
     pub fn peer_certificates(&self) -> &[CertificateDer<'static>] {
-        self.tls.get().map_or(&[], TlsSession::peer_certificates)
+        self.session().map_or(&[], TlsSession::peer_certificates)
     }
 
     /// The subject of the certificate the TLS peer presented
@@ -56,8 +60,7 @@ impl Socket {
     /// completed; `None` on a plaintext connection or when the peer sent
     /// no certificate.
     pub fn peer_certificate_subject(&self) -> Option<&str> {
-        self.tls
-            .get()
+        self.session()
             .and_then(TlsSession::peer_subject)
             .map(|s| &**s)
     }
@@ -65,7 +68,7 @@ impl Socket {
     /// [`peer_certificate_subject`](Self::peer_certificate_subject),
     /// shared (for a request's controller).
     pub(crate) fn peer_subject_arc(&self) -> Option<Arc<str>> {
-        self.tls.get().and_then(TlsSession::peer_subject).cloned()
+        self.session().and_then(TlsSession::peer_subject).cloned()
     }
 
     /// Whether a TLS handshake is under way (for the server's
@@ -73,14 +76,14 @@ impl Socket {
     /// from the input as they arrive, and waiting for the peer's next
     /// one is waiting for a message).
     pub(crate) fn tls_handshaking(&self) -> bool {
-        self.tls.get().is_some_and(TlsSession::handshaking)
+        self.session().is_some_and(TlsSession::handshaking)
     }
 
     /// Makes the connection TLS from now on (before anything was read or
     /// written: a client right after connecting, a server at the first
     /// byte).
     pub(crate) fn start_tls(&self, session: TlsSession) {
-        let _ = self.tls.set(session);
+        let _ = self.tls.set(Box::new(session));
         self.input_mode.store(TLS, Ordering::Release);
     }
 
