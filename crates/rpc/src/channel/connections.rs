@@ -160,6 +160,17 @@ impl<P: ClientProtocol> Connections<P> {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
+        // Before the socket exists: a failure here leaves nothing open.
+        let session = match &self.tls {
+            Some(tls) => Some(
+                crate::tls::session::client(
+                    tls.rustls_config(),
+                    tls.server_name_for(self.addr.ip()),
+                )
+                .map_err(|e| RpcError::new(errno::ESSL, e))?,
+            ),
+            None => None,
+        };
         let input = Arc::new(ClientInput::new(self.protocol.clone()));
         let sock =
             Socket::create(stream, Some(self.addr), input.clone(), self.options).map_err(|e| {
@@ -168,10 +179,7 @@ impl<P: ClientProtocol> Connections<P> {
                     format!("cannot set up the connection: {e}"),
                 )
             })?;
-        if let Some(tls) = &self.tls {
-            let name = tls.server_name_for(self.addr.ip());
-            let session = crate::tls::session::client(tls.rustls_config(), name)
-                .map_err(|e| RpcError::new(errno::ESSL, e))?;
+        if let Some(session) = session {
             sock.connect_tls(session, until)?;
         }
         Ok(Conn { sock, input })
