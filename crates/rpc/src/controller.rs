@@ -33,6 +33,7 @@ pub struct Controller {
     pub(crate) error: Option<RpcError>,
     pub(crate) remote_side: Option<SocketAddr>,
     pub(crate) local_side: Option<SocketAddr>,
+    pub(crate) peer_subject: Option<std::sync::Arc<str>>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) latency: Duration,
     pub(crate) retried: u32,
@@ -194,6 +195,14 @@ impl Controller {
     /// This side's address of the connection.
     pub fn local_side(&self) -> Option<SocketAddr> {
         self.local_side
+    }
+
+    /// Server side, over TLS: the subject of the client's verified
+    /// certificate (`CN=...,O=...`), when the server asks for client
+    /// certificates (`TlsServerConfig::with_client_auth`) and the client
+    /// presented one. `None` otherwise.
+    pub fn peer_certificate_subject(&self) -> Option<&str> {
+        self.peer_subject.as_deref()
     }
 
     /// Server side: when the caller stops waiting (from the request's

@@ -70,12 +70,29 @@ pub(crate) fn on_readable<H: InputHandler>(
                 break;
             }
         };
+        // What the protocols cut: the bytes read, or on a TLS connection
+        // what they decrypt to (one branch for plaintext).
+        let msgs = if sock.input_mode.load(Ordering::Acquire) == crate::socket::PLAIN {
+            &mut *input.portal
+        } else {
+            match sock.tls_input(&mut input) {
+                Ok(buf) => buf,
+                Err(reason) => {
+                    drop(input);
+                    if crate::flags::log_connection_errors() {
+                        tracing::warn!(peer = %sock.remote_side(), %reason, "closing connection");
+                    }
+                    sock.set_failed(RpcError::new(errno::ESSL, reason));
+                    break 'read;
+                }
+            }
+        };
         // Cut every complete message.
         loop {
-            if input.portal.is_empty() {
+            if msgs.is_empty() {
                 break;
             }
-            let cut = handler.cut(sock, &mut input.portal, eof);
+            let cut = handler.cut(sock, msgs, eof);
             if let Cut::Message(_) = &cut {
                 sock.stats.on_message_in();
             }

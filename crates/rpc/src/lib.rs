@@ -35,6 +35,7 @@ pub mod protocol;
 pub mod server;
 mod service;
 pub mod socket;
+pub mod tls;
 mod unstarted;
 
 pub use channel::{connect, Channel, ChannelOptions, ConnectionType};

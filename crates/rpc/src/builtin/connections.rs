@@ -24,7 +24,7 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
             let r = s.rates();
             vec![
                 s.remote_side().to_string(),
-                s.protocol_name().to_string(),
+                protocol_cell(s),
                 s.fd().to_string(),
                 st.in_bytes.to_string(),
                 r.in_bytes.to_string(),
@@ -65,4 +65,20 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
         None,
     );
     page.finish()
+}
+
+/// The protocol, and for a TLS connection the negotiated ALPN (bRPC's
+/// `/connections` has an SSL column for the same reason).
+fn protocol_cell(s: &crate::socket::Socket) -> String {
+    if !s.is_tls() {
+        return s.protocol_name().to_string();
+    }
+    match s.alpn() {
+        Some(alpn) => format!(
+            "{} (TLS, ALPN {})",
+            s.protocol_name(),
+            String::from_utf8_lossy(alpn)
+        ),
+        None => format!("{} (TLS)", s.protocol_name()),
+    }
 }

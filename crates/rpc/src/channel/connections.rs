@@ -33,6 +33,7 @@ pub(crate) struct Connections<P: ClientProtocol> {
     kind: ConnectionType,
     options: SocketOptions,
     connect_timeout: Duration,
+    tls: Option<crate::tls::TlsClientConfig>,
     /// Single: the shared connection. Pooled: idle connections.
     idle: Mutex<Vec<Conn<P>>>,
     /// Single: serializes reconnecting, so a broken connection is
@@ -58,6 +59,7 @@ impl<P: ClientProtocol> Connections<P> {
                 ..SocketOptions::default()
             },
             connect_timeout: o.connect_timeout,
+            tls: o.tls.clone(),
             idle: Mutex::new(Vec::new()),
             connecting: fibrpc_fiber::sync::Mutex::new(()),
         }
@@ -158,6 +160,17 @@ impl<P: ClientProtocol> Connections<P> {
                 format!("cannot connect to {}: {e}", self.addr),
             )
         })?;
+        // Before the socket exists: a failure here leaves nothing open.
+        let session = match &self.tls {
+            Some(tls) => Some(
+                crate::tls::session::client(
+                    tls.rustls_config(),
+                    tls.server_name_for(self.addr.ip()),
+                )
+                .map_err(|e| RpcError::new(errno::ESSL, e))?,
+            ),
+            None => None,
+        };
         let input = Arc::new(ClientInput::new(self.protocol.clone()));
         let sock =
             Socket::create(stream, Some(self.addr), input.clone(), self.options).map_err(|e| {
@@ -166,6 +179,9 @@ impl<P: ClientProtocol> Connections<P> {
                     format!("cannot set up the connection: {e}"),
                 )
             })?;
+        if let Some(session) = session {
+            sock.connect_tls(session, until)?;
+        }
         Ok(Conn { sock, input })
     }
 }

@@ -102,6 +102,12 @@ pub struct ChannelOptions {
     /// bounded by [`connect_timeout`](Self::connect_timeout). Unused by
     /// single-server channels.
     pub health_check_interval: Duration,
+    /// Speak TLS to the servers (default `None`: plaintext). Each new
+    /// connection completes its handshake within
+    /// [`connect_timeout`](Self::connect_timeout) before it carries a
+    /// call; a failed handshake (say, a certificate the CAs did not sign)
+    /// fails the connection with `ESSL`.
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 impl Default for ChannelOptions {
@@ -118,6 +124,7 @@ impl Default for ChannelOptions {
             max_unwritten_bytes: 64 << 20,
             deliver_timeout: false,
             health_check_interval: Duration::from_secs(3),
+            tls: None,
         }
     }
 }

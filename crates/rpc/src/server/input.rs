@@ -8,14 +8,20 @@ use fibrpc_iobuf::IOBuf;
 use super::ServerContext;
 use crate::protocol::ServerMessage;
 use crate::socket::{Cut, InputHandler, Socket};
+use crate::tls::TlsAccept;
 
 pub(crate) struct ServerInput {
     ctx: ServerContext,
+    tls: Option<TlsAccept>,
 }
 
 impl ServerInput {
     pub(crate) fn new(ctx: ServerContext) -> ServerInput {
-        ServerInput { ctx }
+        let tls = ctx.options().tls.as_ref().map(|t| TlsAccept {
+            config: t.rustls_config().clone(),
+            required: ctx.options().tls_required,
+        });
+        ServerInput { ctx, tls }
     }
 }
 
@@ -57,5 +63,9 @@ impl InputHandler for ServerInput {
 
     fn protocol_name(&self, sock: &Socket) -> &'static str {
         self.ctx.shared.protocols.name_on(sock)
+    }
+
+    fn tls_accept(&self) -> Option<&TlsAccept> {
+        self.tls.as_ref()
     }
 }

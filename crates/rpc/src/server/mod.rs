@@ -234,6 +234,12 @@ impl Server {
         if self.running.is_some() {
             return Err(RpcError::new(libc::EPERM, "the server runs already"));
         }
+        if self.options.tls_required && self.options.tls.is_none() {
+            return Err(RpcError::new(
+                libc::EINVAL,
+                "tls_required without a tls config",
+            ));
+        }
         let listener = fibrpc_fiber::net::TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let internal = match self.options.internal_port {

@@ -119,6 +119,19 @@ pub struct ServerOptions {
     /// (within a few seconds). A server listening on an unspecified
     /// address (`0.0.0.0`) registers the address it reaches etcd from.
     pub register: Option<String>,
+    /// Serves TLS on the server's ports (default `None`: plaintext
+    /// only). A connection whose first byte starts a TLS handshake record
+    /// (0x16) speaks TLS, any other plaintext, so both share a port as
+    /// in bRPC; the protocols see decrypted input either way. ALPN
+    /// prefers `http/1.1` (see [`crate::tls::DEFAULT_ALPN`]); the
+    /// negotiated protocol is [`Socket::alpn`](crate::socket::Socket::alpn).
+    /// A TLS handshake must complete within `read_message_timeout`.
+    pub tls: Option<crate::tls::TlsServerConfig>,
+    /// With [`tls`](Self::tls): a connection that does not start with a
+    /// TLS handshake is closed at its first byte (default `false`:
+    /// plaintext is served too). Without `tls`,
+    /// [`Server::start`](super::Server::start) fails.
+    pub tls_required: bool,
 }
 
 impl Default for ServerOptions {
@@ -140,6 +153,8 @@ impl Default for ServerOptions {
             stop_grace: Duration::from_secs(5),
             reuse_port: false,
             register: None,
+            tls: None,
+            tls_required: false,
         }
     }
 }

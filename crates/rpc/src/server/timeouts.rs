@@ -78,10 +78,9 @@ impl Timeouts {
         let stats = sock.stats();
         // `try_lock`: a reader holding the input is at work on it (or
         // holds it back on purpose), which is not the peer being slow.
-        let partial = sock
-            .input
-            .try_lock()
-            .is_ok_and(|input| !input.portal.is_empty());
+        // A TLS handshake under way is a message not yet complete.
+        let partial =
+            sock.tls_handshaking() || sock.input.try_lock().is_ok_and(|input| input.has_partial());
         let queued = sock.unwritten_bytes() > 0;
         let seen = self.seen.entry(sock.id()).or_insert(Seen {
             stats,

@@ -3,6 +3,7 @@
 //! queued byte is written.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::Socket;
 use crate::{errno, RpcError};
@@ -10,7 +11,9 @@ use crate::{errno, RpcError};
 impl Socket {
     /// Closes the connection once everything queued is written. Call it
     /// after the last answer was queued.
-    pub fn close_after_flush(&self) {
+    pub fn close_after_flush(self: &Arc<Self>) {
+        // A TLS peer learns the close was meant (not a truncation).
+        self.queue_close_notify();
         self.close_when_flushed.store(true, Ordering::SeqCst);
         if self.unwritten.load(Ordering::SeqCst) == 0 {
             self.set_failed(closed_error());

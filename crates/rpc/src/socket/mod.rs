@@ -20,6 +20,7 @@ mod connect;
 mod id;
 mod outgoing;
 mod stats;
+mod tls;
 mod user;
 mod write;
 pub(crate) mod write_list;
@@ -43,6 +44,7 @@ pub use id::SocketId;
 use outgoing::Outgoing;
 pub(crate) use outgoing::WriteWatcher;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
+pub(crate) use tls::PLAIN;
 pub(crate) use user::{Cut, InputHandler, SocketUser};
 use write_list::WriteList;
 
@@ -84,8 +86,18 @@ impl Default for SocketOptions {
 /// What the reader keeps between reads.
 pub(crate) struct InputState {
     pub portal: IOPortal,
+    /// On a TLS connection, the decrypted input (what the protocols cut;
+    /// `portal` then holds at most a partial record).
+    pub plain: fibrpc_iobuf::IOBuf,
     /// Bytes to offer the next read (adapts to the traffic).
     pub read_hint: usize,
+}
+
+impl InputState {
+    /// Whether part of a message waits for more bytes.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.portal.is_empty() || !self.plain.is_empty()
+    }
 }
 
 /// One connection. See the module docs.
@@ -117,6 +129,12 @@ pub struct Socket {
     pub(crate) reader_waiting: AtomicBool,
     pub(crate) options: SocketOptions,
     pub(crate) input: Mutex<InputState>,
+    /// Plaintext, TLS, or decided by the first byte (`tls.rs`).
+    pub(crate) input_mode: AtomicU8,
+    /// A TLS connection's rustls state (set before its first byte is
+    /// processed). Boxed: a rustls connection is large, and a plaintext
+    /// socket should not carry its size.
+    tls: OnceLock<Box<crate::tls::session::TlsSession>>,
     /// Who cuts and processes the input, and hears of the failure.
     pub(crate) user: Arc<dyn SocketUser>,
     /// For the user's protocol detection: the index of the protocol that
@@ -190,7 +208,10 @@ impl Socket {
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),
                 read_hint: 0,
+                plain: fibrpc_iobuf::IOBuf::new(),
             }),
+            input_mode: tls::initial_mode(user.tls_accept().is_some()),
+            tls: OnceLock::new(),
             user,
             preferred: AtomicU8::new(0),
             first_cut: AtomicBool::new(false),
@@ -382,6 +403,10 @@ impl Socket {
         *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         let _ = self.stream.shutdown(Shutdown::Both);
         self.user.on_failed(self);
+        if let Some(tls) = self.tls.get() {
+            // A client's connect waiting for the handshake.
+            tls.wake();
+        }
         // Last: the slab's reference may be the last one; `self` stays
         // valid because our caller holds another.
         Slab::get().remove(self.id);

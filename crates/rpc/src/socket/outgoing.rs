@@ -62,6 +62,16 @@ impl Outgoing {
         }
     }
 
+    /// The same message (and watcher) carrying `data` instead: its
+    /// encrypted form on a TLS connection.
+    pub(crate) fn with_data(self, data: IOBuf) -> Outgoing {
+        let watch = self.watch.map(|w| Watch {
+            whole: data.len(),
+            ..w
+        });
+        Outgoing { data, watch }
+    }
+
     /// Before a `writev` that includes this message.
     pub(crate) fn before_write(&self) {
         if let Some(w) = &self.watch {

@@ -11,6 +11,7 @@ use fibrpc_fiber::io::ReadEvents;
 use fibrpc_iobuf::IOBuf;
 
 use super::Socket;
+use crate::tls::TlsAccept;
 
 /// What the input messenger found at the front of a connection's input.
 pub(crate) enum Cut<M> {
@@ -46,6 +47,12 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
 
     /// The name of the protocol the connection speaks, for display.
     fn protocol_name(&self, sock: &Socket) -> &'static str;
+
+    /// The TLS config of a server that serves TLS on this connection's
+    /// port (its first byte decides). Default: none.
+    fn tls_accept(&self) -> Option<&TlsAccept> {
+        None
+    }
 }
 
 /// Cuts messages from a connection's input and processes them; the input
@@ -83,6 +90,11 @@ pub(crate) trait InputHandler: Send + Sync + 'static {
 
     /// See [`SocketUser::protocol_name`].
     fn protocol_name(&self, sock: &Socket) -> &'static str;
+
+    /// See [`SocketUser::tls_accept`].
+    fn tls_accept(&self) -> Option<&TlsAccept> {
+        None
+    }
 }
 
 impl<H: InputHandler> SocketUser for H {
@@ -104,5 +116,9 @@ impl<H: InputHandler> SocketUser for H {
 
     fn protocol_name(&self, sock: &Socket) -> &'static str {
         InputHandler::protocol_name(self, sock)
+    }
+
+    fn tls_accept(&self) -> Option<&TlsAccept> {
+        InputHandler::tls_accept(self)
     }
 }

@@ -42,6 +42,21 @@ impl Socket {
     }
 
     fn write_outgoing(self: &Arc<Self>, msg: Outgoing) -> Result<(), RpcError> {
+        // The one branch TLS adds to a plaintext connection's writes.
+        if let Some(tls) = self.tls.get() {
+            return self.write_tls(tls, msg);
+        }
+        if let Some(owner) = self.enqueue(msg)? {
+            self.write_owned(owner);
+        }
+        Ok(())
+    }
+
+    /// Queues `msg` (bytes as they go on the wire): `Some` if this caller
+    /// found the list empty and owns it now, and must pass it to
+    /// [`write_owned`](Self::write_owned).
+    #[inline]
+    pub(super) fn enqueue(&self, msg: Outgoing) -> Result<Option<Owner<Outgoing>>, RpcError> {
         if self.failed() {
             return Err(self.failed_error());
         }
@@ -58,9 +73,13 @@ impl Socket {
                 ),
             ));
         }
-        let Some(mut owner) = self.write_list.push(msg) else {
-            return Ok(());
-        };
+        Ok(self.write_list.push(msg))
+    }
+
+    /// The owner of the write list writes: in place, or behind the other
+    /// requests of the batch just read.
+    #[inline]
+    pub(super) fn write_owned(self: &Arc<Self>, mut owner: Owner<Outgoing>) {
         if self.queued_inputs.load(Ordering::Relaxed) > 0 && fibrpc_fiber::has_queued_fibers() {
             // The other requests of the batch just read are queued and
             // will write here too: queue the writer behind them, and one
@@ -70,17 +89,13 @@ impl Socket {
             // response under many one-request connections (plain
             // request/response traffic under wrk).
             self.start_keep_write(owner, true);
-            return Ok(());
+            return;
         }
         // Our own message, in place. EAGAIN or a partial write leaves the
         // rest in the FIFO for the write-behind fiber.
         let _ = self.write_some(&mut owner);
-        match self.write_list.release(owner) {
-            Ok(()) => Ok(()),
-            Err(owner) => {
-                self.start_keep_write(owner, false);
-                Ok(())
-            }
+        if let Err(owner) = self.write_list.release(owner) {
+            self.start_keep_write(owner, false);
         }
     }
 

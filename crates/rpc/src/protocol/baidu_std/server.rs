@@ -41,6 +41,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     cntl.log_id = req.log_id() as u64;
     cntl.remote_side = Some(sock.remote_side());
     cntl.local_side = Some(sock.local_side());
+    cntl.peer_subject = sock.peer_subject_arc();
     cntl.deadline = req
         .timeout_ms
         .filter(|&ms| ms > 0)

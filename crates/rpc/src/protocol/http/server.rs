@@ -269,6 +269,7 @@ fn call_pb(
     let mut cntl = Controller::new();
     cntl.remote_side = Some(hctx.remote_side);
     cntl.local_side = Some(hctx.local_side);
+    cntl.peer_subject = out.sock.peer_subject_arc();
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
     let (request, json_response) = match json {
