@@ -107,6 +107,13 @@ impl ParkingLot {
         }
     }
 
+    /// As [`wait`](Self::wait), for at most `timeout`.
+    pub(crate) fn wait_for(&self, expected: State, timeout: std::time::Duration) {
+        if !expected.stopped() {
+            futex::wait(&self.pending_signal, expected.0, Some(timeout));
+        }
+    }
+
     /// Sets the stop bit and wakes the sleeper for good.
     pub(crate) fn stop(&self) {
         self.pending_signal.fetch_or(1, Ordering::SeqCst);

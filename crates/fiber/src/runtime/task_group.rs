@@ -62,6 +62,10 @@ const MAX_NESTED_RUNS: u32 = 16;
 /// How long a worker sleeps in its epoll while another worker is awake
 /// before it looks at the dispatchers nobody polls (see `sleep`).
 const FOREIGN_IO_CHECK: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// How long a worker sleeps on its futex while another worker sleeps in
+/// the dispatcher they share, before it looks at the dispatcher again.
+const SHARED_DISPATCHER_CHECK: std::time::Duration = std::time::Duration::from_millis(10);
 /// Below this many pinned fibers a worker never hands a first run away.
 const BALANCE_MIN: usize = 8;
 /// A first run goes to the least loaded worker when it has this many
@@ -428,10 +432,16 @@ impl TaskGroup {
                     return;
                 }
                 // Someone else sleeps in our dispatcher (a worker sharing
-                // it): it collects our events and wakes us. Sleeping on the
-                // futex is then safe.
+                // it, maybe of another runtime): it collects our events
+                // and wakes us. But it may leave without handing over (its
+                // runtime stops, or it goes on to a long task), and then
+                // nobody would watch our descriptors: sleep on the futex
+                // in steps, and look at the dispatcher again after each.
+                // (Only where workers share a dispatcher; by default each
+                // has its own.)
                 if d.has_blocking_poller() {
-                    break;
+                    lot.wait_for(state, SHARED_DISPATCHER_CHECK);
+                    return;
                 }
                 // A worker is polling it without blocking (an idle helper's
                 // look): it lets go within microseconds. Sleeping on the
