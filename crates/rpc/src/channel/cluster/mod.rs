@@ -90,20 +90,10 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 /// stopping). A full write queue (`EOVERCROWDED`), a call timeout and
 /// every error the server answered with leave the server in the list.
 pub fn isolates(e: &RpcError) -> bool {
-    e.is_local()
-        && matches!(
-            e.code,
-            errno::EFAILEDSOCKET
-                | errno::EEOF
-                | errno::ELOGOFF
-                | libc::ECONNREFUSED
-                | libc::ECONNRESET
-                | libc::ECONNABORTED
-                | libc::EPIPE
-                | libc::ENETUNREACH
-                | libc::EHOSTUNREACH
-                | libc::ETIMEDOUT
-        )
+    // The retry rule's connection failures, but a full write queue (the
+    // connection is fine), plus a connect that timed out.
+    e.code != errno::EOVERCROWDED
+        && (super::retry::connection_failure(e) || e.is_local() && e.code == libc::ETIMEDOUT)
 }
 
 impl ClusterSelector {
