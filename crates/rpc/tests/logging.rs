@@ -6,48 +6,18 @@
 //! events come from the server's worker threads), writes every event as
 //! one line into memory; the test reads those lines.
 
+mod log_capture;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fibrpc::{Server, ServerOptions};
 
-/// Everything logged so far, one event per line.
-static LOG: Mutex<String> = Mutex::new(String::new());
-
-/// Appends what the formatter writes to [`LOG`].
-struct Sink;
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-        log.push_str(&String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs the formatter as the process-wide subscriber (once).
-fn capture() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| Sink)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .init();
-    });
-}
-
 /// The lines logged so far that name `peer`.
 fn events_from(peer: SocketAddr) -> Vec<String> {
     let peer = format!("peer={peer}");
-    LOG.lock()
-        .unwrap_or_else(|e| e.into_inner())
+    log_capture::logged()
         .lines()
         .filter(|l| l.contains(&peer))
         .map(str::to_string)
@@ -80,7 +50,7 @@ fn send_and_wait_for_close(server: SocketAddr, bytes: &[u8]) -> Vec<String> {
 // One test: `log_connection_errors` is process-wide, and the cases toggle it.
 #[test]
 fn malformed_input_is_logged_through_tracing_unless_the_flag_is_off() {
-    capture();
+    log_capture::capture(tracing::Level::TRACE);
     let mut server = Server::new(ServerOptions::default());
     server.start("127.0.0.1:0").unwrap();
     let addr = server.listen_addr().unwrap();

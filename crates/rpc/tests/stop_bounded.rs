@@ -6,45 +6,18 @@
 //! The log is captured as in `logging.rs`: `tracing-subscriber`'s
 //! formatter, the process-wide default, writes into memory.
 
+mod log_capture;
 mod rpc_common;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fibrpc::http::{HttpContext, Request, StatusCode};
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, Server, ServerOptions};
 use rpc_common::*;
-
-/// Everything logged so far.
-static LOG: Mutex<String> = Mutex::new(String::new());
-
-struct Sink;
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-        log.push_str(&String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        tracing_subscriber::fmt()
-            .with_writer(|| Sink)
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .init();
-    });
-}
 
 const GRACE: Duration = Duration::from_secs(1);
 const PEERS: usize = 50;
@@ -78,7 +51,7 @@ fn wait_for(counter: &AtomicUsize, n: usize, what: &str) {
 
 #[test]
 fn join_returns_within_the_grace_period_and_names_the_stuck_handler() {
-    capture();
+    log_capture::capture(tracing::Level::WARN);
     // One body, shared by reference by every response.
     let mut body = IOBuf::new();
     body.append(&vec![b'x'; BIG]);
@@ -133,7 +106,7 @@ fn join_returns_within_the_grace_period_and_names_the_stuck_handler() {
         .unwrap_or_else(|_| panic!("join did not return within {bound:?} of the stop"));
     assert!(returned - stopped <= bound, "{:?}", returned - stopped);
 
-    let log = LOG.lock().unwrap().clone();
+    let log = log_capture::logged();
     let reported: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("handler still running"))
