@@ -192,33 +192,12 @@ fn spawn_process<H: InputHandler>(sock: &Arc<Socket>, msg: H::Message) {
 /// request it sends.
 fn wait_for_room(sock: &Socket) {
     let max = sock.max_requests().max(2);
-    if sock.processing.load(Ordering::SeqCst) < max {
-        return;
-    }
-    while !sock.failed() {
-        // All SeqCst: a fiber that decrements and then finds the flag
-        // clear ordered its decrement before our flag, so the look below
-        // sees it; one that finds the flag bumps `processed` after its
-        // decrement, so the look sees it or the wait returns at once.
-        // The timeout is a backstop.
-        sock.reader_waiting.store(true, Ordering::SeqCst);
-        let seen = sock.processed.value().load(Ordering::SeqCst);
-        if sock.processing.load(Ordering::SeqCst) < max {
-            break;
-        }
-        let _ = sock.processed.wait(
-            seen,
-            Some(std::time::Instant::now() + std::time::Duration::from_millis(100)),
-        );
-    }
-    sock.reader_waiting.store(false, Ordering::Relaxed);
+    sock.room
+        .wait_while(sock, || sock.processing.load(Ordering::SeqCst) >= max);
 }
 
 /// A message's processing ended: lets a waiting reader go on.
 fn processed(sock: &Socket) {
     sock.processing.fetch_sub(1, Ordering::SeqCst);
-    if sock.reader_waiting.load(Ordering::SeqCst) {
-        sock.processed.value().fetch_add(1, Ordering::SeqCst);
-        sock.processed.wake_all();
-    }
+    sock.room.freed();
 }

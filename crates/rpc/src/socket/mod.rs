@@ -19,6 +19,7 @@ mod close;
 mod connect;
 mod id;
 mod outgoing;
+mod room;
 mod stats;
 mod tls;
 mod user;
@@ -32,7 +33,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use fibrpc_fiber::butex::Butex;
 use fibrpc_fiber::io::Registration;
 use fibrpc_iobuf::IOPortal;
 
@@ -43,6 +43,7 @@ use id::Slab;
 pub use id::SocketId;
 use outgoing::Outgoing;
 pub(crate) use outgoing::WriteWatcher;
+pub(crate) use room::RoomGate;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use tls::PLAIN;
 pub(crate) use user::{Cut, InputHandler, SocketUser};
@@ -123,10 +124,8 @@ pub struct Socket {
     /// requests in process (charged against `max_body`: see
     /// [`charge_decompressed`](Self::charge_decompressed)).
     decompressed: AtomicUsize,
-    /// Bumped to wake the reader waiting for `processing` to drop.
-    pub(crate) processed: Butex,
-    /// Whether the reader waits on `processed`.
-    pub(crate) reader_waiting: AtomicBool,
+    /// Where the reader waits for `processing` to drop.
+    pub(crate) room: room::RoomGate,
     pub(crate) options: SocketOptions,
     pub(crate) input: Mutex<InputState>,
     /// Plaintext, TLS, or decided by the first byte (`tls.rs`).
@@ -202,8 +201,7 @@ impl Socket {
             options,
             queued_inputs: AtomicUsize::new(0),
             processing: AtomicUsize::new(0),
-            processed: Butex::new(0),
-            reader_waiting: AtomicBool::new(false),
+            room: room::RoomGate::default(),
             decompressed: AtomicUsize::new(0),
             input: Mutex::new(InputState {
                 portal: IOPortal::new(),

@@ -8,15 +8,12 @@
 //! parked until that one is written.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use fibrpc_fiber::butex::Butex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fibrpc_iobuf::IOBuf;
 
-use crate::socket::Socket;
+use crate::socket::{RoomGate, Socket};
 use crate::{errno, RpcError};
 
 /// The per-connection state of an HTTP server connection (held in the
@@ -35,10 +32,8 @@ pub(crate) struct ServerConn {
     /// Responses queued so far (`ResponseOrder::next`, readable without
     /// the lock: the reader checks it per request).
     answered: AtomicU64,
-    /// Bumped to wake the reader waiting for room under `max_requests`.
-    room: Butex,
-    /// Whether the reader waits on `room` (writers bump it only then).
-    reader_waiting: AtomicBool,
+    /// Where the reader waits for room under `max_requests`.
+    room: RoomGate,
 }
 
 /// Responses that finished before an earlier request's.
@@ -77,36 +72,14 @@ impl ServerConn {
     /// server holds for it stays bounded.
     pub(crate) fn wait_for_room(&self, sock: &Socket) {
         let max = sock.max_requests().max(2) as u64;
-        if self.outstanding() < max {
-            return;
-        }
-        while !sock.failed() {
-            // All SeqCst: a writer that stores `answered` and then finds
-            // `reader_waiting` false ordered its store before our flag,
-            // so our next look at `answered` sees it; one that finds the
-            // flag bumps `room` after its store, so either the look sees
-            // the store or the wait returns at once. The timeout is a
-            // backstop (and bounds how late a failure is noticed).
-            self.reader_waiting.store(true, Ordering::SeqCst);
-            let seen = self.room.value().load(Ordering::SeqCst);
-            if self.outstanding() < max {
-                break;
-            }
-            let _ = self
-                .room
-                .wait(seen, Some(Instant::now() + Duration::from_millis(100)));
-        }
-        self.reader_waiting.store(false, Ordering::Relaxed);
+        self.room.wait_while(sock, || self.outstanding() >= max);
     }
 
     /// After responses were queued (`next` is the order's new `next`):
     /// lets a waiting reader go on.
     fn on_answered(&self, next: u64) {
         self.answered.store(next, Ordering::SeqCst);
-        if self.reader_waiting.load(Ordering::SeqCst) {
-            self.room.value().fetch_add(1, Ordering::SeqCst);
-            self.room.wake_all();
-        }
+        self.room.freed();
     }
 
     /// Writes the response to request number `seq` once every earlier
