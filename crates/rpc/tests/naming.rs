@@ -1,12 +1,16 @@
 //! Naming services without etcd: list parsing, files reloaded when they
 //! change, DNS, the shared watcher and user-written services.
 
+// For its `wait_until` (no etcd is started here).
+mod etcd_common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use etcd_common::wait_until;
 use fibrpc::channel::naming::{
     naming_service_for_url, parse_server_node, ListNamingService, NamingService,
     NamingServiceActions, NamingWatcher, ServerNode,
@@ -17,20 +21,6 @@ fn node(addr: &str, tag: &str) -> ServerNode {
     ServerNode {
         addr: addr.parse().unwrap(),
         tag: tag.to_string(),
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
