@@ -20,13 +20,17 @@
 //! (default `rr`; used with a URL), `--attachment TEXT`, `--interval-ms N` (default
 //! 1000), `--count N` (0 = until killed; default 0), `--timeout-ms N`
 //! (default 100, as bRPC's example), `--max-retry N` (default 3),
-//! `--connection-type single|pooled|short`.
+//! `--connection-type single|pooled|short`, `--tls-ca ca.pem` (speak TLS,
+//! trusting that CA), `--tls-cert c.pem --tls-key k.pem` (present a
+//! client certificate), `--tls-server-name NAME` (the name to verify the
+//! server's certificate against; default: its IP address).
 
 #[path = "common/logging.rs"]
 mod logging;
 
 use std::time::Duration;
 
+use fibrpc::tls::TlsClientConfig;
 use fibrpc::{Channel, ChannelOptions, Controller};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 
@@ -41,6 +45,7 @@ fn main() {
         timeout: Some(Duration::from_millis(100)),
         ..Default::default()
     };
+    let (mut tls_ca, mut tls_cert, mut tls_key, mut tls_name) = (None, None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -58,10 +63,15 @@ fn main() {
             "--connection-type" => {
                 options.connection_type = value().parse().unwrap_or_else(|e: String| usage(&e))
             }
+            "--tls-ca" => tls_ca = Some(value()),
+            "--tls-cert" => tls_cert = Some(value()),
+            "--tls-key" => tls_key = Some(value()),
+            "--tls-server-name" => tls_name = Some(value()),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
+    options.tls = tls_config(tls_ca, tls_cert, tls_key, tls_name);
     let channel = if server.contains("://") {
         Channel::with_naming(&server, &lb, options)
     } else {
@@ -100,6 +110,45 @@ fn main() {
     }
 }
 
+/// The TLS config the `--tls-*` flags ask for (none without a CA).
+fn tls_config(
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    name: Option<String>,
+) -> Option<TlsClientConfig> {
+    let Some(ca) = ca else {
+        if cert.is_some() || key.is_some() || name.is_some() {
+            usage("--tls-cert, --tls-key and --tls-server-name need --tls-ca");
+        }
+        return None;
+    };
+    let fail = |e: fibrpc::RpcError| -> ! {
+        eprintln!("echo_client: {e}");
+        std::process::exit(1);
+    };
+    let mut config = TlsClientConfig::from_ca_pem_file(&ca).unwrap_or_else(|e| fail(e));
+    if let Some(name) = name {
+        config = config.with_server_name(&name).unwrap_or_else(|e| fail(e));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &str| {
+                std::fs::read(p).unwrap_or_else(|e| {
+                    eprintln!("echo_client: cannot read {p}: {e}");
+                    std::process::exit(1);
+                })
+            };
+            config = config
+                .with_client_cert_pem(&read(&cert), &read(&key))
+                .unwrap_or_else(|e| fail(e));
+        }
+        (None, None) => {}
+        _ => usage("--tls-cert and --tls-key go together"),
+    }
+    Some(config)
+}
+
 fn num(s: &str) -> u64 {
     s.parse()
         .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
@@ -112,7 +161,8 @@ fn usage(err: &str) -> ! {
     eprintln!(
         "usage: echo_client [--server 127.0.0.1:8000|list://h:p,h:p|etcd://h:p/prefix] \
          [--lb rr] [--attachment TEXT] [--interval-ms 1000] \
-         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short]"
+         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short] \
+         [--tls-ca ca.pem [--tls-cert c.pem --tls-key k.pem] [--tls-server-name NAME]]"
     );
     std::process::exit(2);
 }

@@ -12,7 +12,12 @@
 //! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
 //! (serve the console only on port N; 403 on the public port),
 //! `--register etcd://host:port/prefix` (register in etcd while running,
-//! for clients using that URL as their naming service).
+//! for clients using that URL as their naming service),
+//! `--tls-cert cert.pem --tls-key key.pem` (serve TLS too, on the same
+//! port: a connection's first byte decides), `--tls-required` (refuse
+//! plaintext), `--tls-client-ca ca.pem` (mutual TLS: require a client
+//! certificate that CA signed). README.md shows a TLS run with the
+//! openssl commands that make the certificates.
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
 #[path = "common/logging.rs"]
@@ -23,6 +28,7 @@ use std::time::Duration;
 #[path = "common/stop.rs"]
 mod stop;
 
+use fibrpc::tls::TlsServerConfig;
 use fibrpc::{Controller, RpcError, Server, ServerOptions};
 use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 
@@ -57,6 +63,7 @@ fn main() {
     let mut options = ServerOptions::default();
     let mut verbose = false;
     let mut duration = None;
+    let (mut tls_cert, mut tls_key, mut tls_client_ca) = (None, None, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -84,11 +91,17 @@ fn main() {
                 )
             }
             "--register" => options.register = Some(value()),
+            "--tls-cert" => tls_cert = Some(value()),
+            "--tls-key" => tls_key = Some(value()),
+            "--tls-required" => options.tls_required = true,
+            "--tls-client-ca" => tls_client_ca = Some(value()),
             "--verbose" => verbose = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
+    options.tls = tls_config(tls_cert, tls_key, tls_client_ca);
+    let tls = options.tls.is_some();
     let mut server = Server::new(options);
     server
         .add_service(EchoServiceServer::new(Echo { verbose }))
@@ -98,8 +111,9 @@ fn main() {
         std::process::exit(1);
     }
     println!(
-        "echo_server: serving example.EchoService on {}",
-        server.listen_addr().unwrap()
+        "echo_server: serving example.EchoService on {}{}",
+        server.listen_addr().unwrap(),
+        if tls { " (TLS and plaintext decided per connection)" } else { "" }
     );
     if let Some(internal) = server.internal_listen_addr() {
         println!("echo_server: builtin console on internal port {internal}");
@@ -117,13 +131,43 @@ fn main() {
     }
 }
 
+/// The TLS config the `--tls-*` flags ask for (none without a
+/// certificate).
+fn tls_config(
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+) -> Option<TlsServerConfig> {
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) if client_ca.is_none() => return None,
+        _ => usage("--tls-cert and --tls-key go together (and --tls-client-ca needs them)"),
+    };
+    let config = TlsServerConfig::from_pem_files(&cert, &key).unwrap_or_else(|e| {
+        eprintln!("echo_server: {e}");
+        std::process::exit(1);
+    });
+    let Some(ca) = client_ca else {
+        return Some(config);
+    };
+    let ca_pem = std::fs::read(&ca).unwrap_or_else(|e| {
+        eprintln!("echo_server: cannot read {ca}: {e}");
+        std::process::exit(1);
+    });
+    Some(config.with_client_auth(&ca_pem, true).unwrap_or_else(|e| {
+        eprintln!("echo_server: {e}");
+        std::process::exit(1);
+    }))
+}
+
 fn usage(err: &str) -> ! {
     if !err.is_empty() {
         eprintln!("echo_server: {err}");
     }
     eprintln!(
         "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
-         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix]"
+         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] \
+         [--tls-cert cert.pem --tls-key key.pem [--tls-required] [--tls-client-ca ca.pem]]"
     );
     std::process::exit(2);
 }

@@ -40,6 +40,14 @@ pub struct Controller {
     pub(crate) attempt_errors: Vec<RpcError>,
     pub(crate) has_backup_request: bool,
     pub(crate) request_code: Option<u64>,
+    /// Server side: who the peer is (the connection's, from the
+    /// authenticator).
+    pub(crate) auth_context: Option<std::sync::Arc<crate::auth::AuthContext>>,
+    /// Key/value pairs sent with the request (baidu_std
+    /// `RpcMeta.user_fields`; HTTP headers from a client).
+    pub(crate) request_user_fields: std::collections::BTreeMap<String, String>,
+    /// Server side, over HTTP: the request's headers.
+    pub(crate) http_request_headers: http::HeaderMap,
 }
 
 impl Controller {
@@ -203,6 +211,46 @@ impl Controller {
     /// presented one. `None` otherwise.
     pub fn peer_certificate_subject(&self) -> Option<&str> {
         self.peer_subject.as_deref()
+    }
+
+    /// Server side: who the peer is, when the server has an
+    /// authenticator ([`ServerOptions::auth`](crate::ServerOptions::auth))
+    /// and it accepted the connection's credential. `None` otherwise.
+    pub fn auth_context(&self) -> Option<&crate::auth::AuthContext> {
+        self.auth_context.as_deref()
+    }
+
+    /// Key/value pairs sent with the request. Server side: what a
+    /// baidu_std client put in `RpcMeta.user_fields` (HTTP requests'
+    /// headers are [`http_request_headers`](Self::http_request_headers)).
+    /// Client side: what this call sends.
+    pub fn request_user_fields(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.request_user_fields
+    }
+
+    /// Client side: the key/value pairs to send with the request — over
+    /// baidu_std in `RpcMeta.user_fields` (bRPC's
+    /// `request_user_fields`), over HTTP as headers (each key must then
+    /// be a valid header name and each value a valid header value, or
+    /// the call fails with `EREQUEST`). A client interceptor may add
+    /// them before each attempt.
+    pub fn request_user_fields_mut(&mut self) -> &mut std::collections::BTreeMap<String, String> {
+        &mut self.request_user_fields
+    }
+
+    /// Server side: the value the client sent for `key`, from the
+    /// baidu_std user fields or, over HTTP, the header of that name.
+    pub fn request_user_field(&self, key: &str) -> Option<&str> {
+        self.request_user_fields.get(key).map(String::as_str).or_else(|| {
+            self.http_request_headers
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+        })
+    }
+
+    /// Server side, over HTTP: the request's headers (empty otherwise).
+    pub fn http_request_headers(&self) -> &http::HeaderMap {
+        &self.http_request_headers
     }
 
     /// Server side: when the caller stops waiting (from the request's

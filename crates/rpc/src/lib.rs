@@ -22,6 +22,7 @@
 //! protocol) ← `input_messenger` (reading and cutting) ← `protocol`
 //! (each wire protocol) ← `server` and `channel` (the call engine).
 
+pub mod auth;
 pub mod builtin;
 pub mod channel;
 pub mod codec;
@@ -31,6 +32,7 @@ pub mod flags;
 mod global_vars;
 pub mod http;
 mod input_messenger;
+pub mod interceptor;
 pub mod protocol;
 pub mod server;
 mod service;

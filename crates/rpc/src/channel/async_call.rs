@@ -63,7 +63,12 @@ impl<P: ClientProtocol> CallEngine<P> {
             match self.select(&plan, &cntl) {
                 Ok((addr, pool)) => {
                     if let Some(conn) = pool.try_get() {
-                        return self.start_in_flight(addr, pool, conn, plan, cntl, start, done);
+                        // A connection whose credential is still to go
+                        // out may wait for it: a fiber carries the call.
+                        if self.inner.options.auth.is_none() || conn.input.auth.is_sent() {
+                            return self.start_in_flight(addr, pool, conn, plan, cntl, start, done);
+                        }
+                        pool.put_back(conn, true);
                     }
                 }
                 Err(e) => {
@@ -110,6 +115,14 @@ impl<P: ClientProtocol> CallEngine<P> {
         start: Instant,
         done: Done<P::Response>,
     ) {
+        if !self.inner.options.interceptors.is_empty() {
+            if let Err(e) = self.before_hooks(&plan, addr, &mut cntl) {
+                pool.put_back(conn, true);
+                let r = Err(e);
+                record_outcome(&mut cntl, start, &r);
+                return spawn_done(cntl, r, done);
+            }
+        }
         cntl.remote_side = Some(conn.sock.remote_side());
         cntl.local_side = Some(conn.sock.local_side());
         let call = PendingCall::new();
@@ -272,7 +285,7 @@ impl<P: ClientProtocol> InFlight<P> {
         };
         pool.put_back(conn, clean);
         let r = match outcome {
-            Some(Ok(msg)) => match engine.inner.protocol.process_response(msg, &mut cntl) {
+            Some(Ok(msg)) => match engine.processed(&plan, msg, &mut cntl) {
                 // A stopping server did not run it: again, elsewhere.
                 Err(e) if refused_unrun(&e) && plan.can_try_again(&cntl) => {
                     plan.exclude(addr);
@@ -282,13 +295,18 @@ impl<P: ClientProtocol> InFlight<P> {
                 }
                 r => r,
             },
-            Some(Err(e)) => match failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
-                Some(e) => Err(e),
-                None => {
-                    cntl.retried += 1;
-                    engine.run_attempts(plan, &mut cntl, start)
+            Some(Err(e)) => {
+                if !engine.inner.options.interceptors.is_empty() {
+                    engine.after_hooks(&plan, &cntl, Err(&e));
                 }
-            },
+                match failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
+                    Some(e) => Err(e),
+                    None => {
+                        cntl.retried += 1;
+                        engine.run_attempts(plan, &mut cntl, start)
+                    }
+                }
+            }
             None => Err(RpcError::new(
                 errno::EINTERNAL,
                 "an asynchronous call completed without an outcome",

@@ -16,6 +16,9 @@ use crate::{errno, RpcError};
 /// Calls waiting on one connection, and the protocol that answers them.
 pub(crate) struct ClientInput<P: ClientProtocol> {
     protocol: Arc<P>,
+    /// Whether the connection's credential went out (with an
+    /// authenticator).
+    pub(crate) auth: super::auth_gate::AuthGate,
     pending: Mutex<HashMap<u64, Arc<PendingCall<P::Message>>>>,
 }
 
@@ -23,6 +26,7 @@ impl<P: ClientProtocol> ClientInput<P> {
     pub(crate) fn new(protocol: Arc<P>) -> ClientInput<P> {
         ClientInput {
             protocol,
+            auth: Default::default(),
             pending: Mutex::new(HashMap::new()),
         }
     }

@@ -48,6 +48,7 @@ use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::retry::{connection_failure, refused_unrun, retryable, RequestSent, NOT_RETRIED};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
+use super::intercept;
 use super::ChannelOptions;
 use crate::protocol::ClientProtocol;
 use crate::{errno, Controller, RpcError};
@@ -223,8 +224,10 @@ impl<P: ClientProtocol> CallEngine<P> {
         start: Instant,
     ) -> Result<P::Response, RpcError> {
         loop {
-            match self.attempt(&mut plan, cntl, start) {
-                Ok(msg) => match self.inner.protocol.process_response(msg, cntl) {
+            // Refused by an interceptor: final (its hooks heard it).
+            let attempt = self.attempt(&mut plan, cntl, start)?;
+            match attempt {
+                Ok(msg) => match self.processed(&plan, msg, cntl) {
                     Err(e) if refused_unrun(&e) && plan.can_try_again(cntl) => {
                         // The server is stopping: the retry goes to
                         // another replica if the cluster has one.
@@ -242,6 +245,43 @@ impl<P: ClientProtocol> CallEngine<P> {
                 },
             }
         }
+    }
+
+    /// The result of an attempt's response, which the interceptors hear.
+    pub(super) fn processed(
+        &self,
+        plan: &CallPlan<P::Request>,
+        msg: P::Message,
+        cntl: &mut Controller,
+    ) -> Result<P::Response, RpcError> {
+        let r = self.inner.protocol.process_response(msg, cntl);
+        if !self.inner.options.interceptors.is_empty() {
+            self.after_hooks(plan, cntl, r.as_ref().map(|_| ()));
+        }
+        r
+    }
+
+    /// The interceptors' `after` hooks for an attempt that went out (or
+    /// failed on its way).
+    pub(super) fn after_hooks(
+        &self,
+        plan: &CallPlan<P::Request>,
+        cntl: &Controller,
+        result: Result<(), &RpcError>,
+    ) {
+        let hooks = &self.inner.options.interceptors;
+        intercept::after(&*self.inner.protocol, hooks, &plan.request, cntl, result);
+    }
+
+    /// The interceptors' `before` hooks for an attempt to `server`.
+    pub(super) fn before_hooks(
+        &self,
+        plan: &CallPlan<P::Request>,
+        server: SocketAddr,
+        cntl: &mut Controller,
+    ) -> Result<(), RpcError> {
+        let hooks = &self.inner.options.interceptors;
+        intercept::before(&*self.inner.protocol, hooks, &plan.request, server, cntl)
     }
 
     /// Connects now to the server the selector chooses for a call with no
@@ -327,18 +367,32 @@ impl<P: ClientProtocol> CallEngine<P> {
     }
 
     /// One try: a connection, the request written, the response awaited
-    /// (plus a backup request if configured).
+    /// (plus a backup request if configured). The outer error: an
+    /// interceptor refused the attempt before anything happened (the
+    /// server is not to blame, and the hooks heard it already).
+    #[allow(clippy::type_complexity)]
     fn attempt(
         &self,
         plan: &mut CallPlan<P::Request>,
         cntl: &mut Controller,
         start: Instant,
-    ) -> Result<P::Message, AttemptError> {
-        let (addr, pool) = self.select(plan, cntl).map_err(|e| (e, RequestSent::No))?;
+    ) -> Result<Result<P::Message, AttemptError>, RpcError> {
+        let (addr, pool) = match self.select(plan, cntl) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err((e, RequestSent::No))),
+        };
+        if !self.inner.options.interceptors.is_empty() {
+            self.before_hooks(plan, addr, cntl)?;
+        }
         let sent = Instant::now();
         let r = self.attempt_on(&pool, addr, plan, cntl, start);
         self.feedback(plan, addr, r.as_ref().err().map(|(e, _)| e), sent);
-        r
+        if let Err((e, _)) = &r {
+            if !self.inner.options.interceptors.is_empty() {
+                self.after_hooks(plan, cntl, Err(e));
+            }
+        }
+        Ok(r)
     }
 
     fn attempt_on(
@@ -355,9 +409,13 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl.local_side = Some(conn.sock.local_side());
         let call = PendingCall::new();
         // Nothing of the request was queued if this fails.
-        let id = self
-            .send(&conn, &mut plan.request, cntl, &call)
-            .map_err(|e| (e, RequestSent::No))?;
+        let id = match self.send(&conn, &mut plan.request, cntl, &call, deadline) {
+            Ok(id) => id,
+            Err(e) => {
+                pool.put_back(conn, true);
+                return Err((e, RequestSent::No));
+            }
+        };
         let backup_at = plan
             .backup
             .map(|b| start + b)
@@ -367,7 +425,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         if !completed && backup_at.is_some() {
             // A backup request; on a single connection it shares the socket.
             if let Ok(c2) = pool.get(deadline) {
-                if let Ok(id2) = self.send(&c2, &mut plan.request, cntl, &call) {
+                if let Ok(id2) = self.send(&c2, &mut plan.request, cntl, &call, deadline) {
                     cntl.has_backup_request = true;
                     second = Some((c2, id2));
                 }
@@ -400,16 +458,35 @@ impl<P: ClientProtocol> CallEngine<P> {
     }
 
     /// Registers `call` on `conn` under a fresh correlation id and writes
-    /// the request. Returns the correlation id.
+    /// the request — with the connection's credential if the channel has
+    /// an authenticator and no request carried it yet (waiting, until
+    /// `deadline`, while another call sends it). Returns the correlation
+    /// id.
     pub(super) fn send(
         &self,
         conn: &Conn<P>,
         request: &mut P::Request,
         cntl: &Controller,
         call: &Arc<PendingCall<P::Message>>,
+        deadline: Option<Instant>,
     ) -> Result<u64, RpcError> {
-        let (id, wire) = self.pack(conn, request, cntl)?;
+        let Some(auth) = &self.inner.options.auth else {
+            let (id, wire) = self.pack(conn, request, cntl)?;
+            post(conn, id, wire, call)?;
+            return Ok(id);
+        };
+        let protocol = &*self.inner.protocol;
+        let turn = intercept::credential_turn(protocol, &**auth, conn, request, deadline)?;
+        let packed = self.pack(conn, request, cntl);
+        if turn.is_some() {
+            // Only this request carries it (retries included).
+            protocol.set_credential(request, None)?;
+        }
+        let (id, wire) = packed?;
         post(conn, id, wire, call)?;
+        if let Some(turn) = turn {
+            turn.sent();
+        }
         Ok(id)
     }
 

@@ -14,11 +14,13 @@
 //! that may have reached the server only for an idempotent call.
 
 mod async_call;
+mod auth_gate;
 mod call;
 mod client_input;
 pub mod cluster;
 mod connections;
 mod engine;
+mod intercept;
 pub mod lb;
 pub mod naming;
 mod options;

@@ -108,6 +108,16 @@ pub struct ChannelOptions {
     /// call; a failed handshake (say, a certificate the CAs did not sign)
     /// fails the connection with `ESSL`.
     pub tls: Option<crate::tls::TlsClientConfig>,
+    /// Presents a credential on each new connection (bRPC's
+    /// `ChannelOptions::auth`; default `None`): the first request packed
+    /// on it carries [`Authenticator::generate_credential`](crate::auth::Authenticator::generate_credential)'s
+    /// bytes (baidu_std in `RpcMeta.authentication_data`, HTTP as the
+    /// `Authorization` header, unless the request sets its own). See
+    /// [`crate::auth`].
+    pub auth: Option<std::sync::Arc<dyn crate::auth::Authenticator>>,
+    /// Run around each attempt of every call, in order (default: none).
+    /// See [`crate::interceptor`].
+    pub interceptors: Vec<std::sync::Arc<dyn crate::interceptor::ClientInterceptor>>,
 }
 
 impl Default for ChannelOptions {
@@ -125,6 +135,8 @@ impl Default for ChannelOptions {
             deliver_timeout: false,
             health_check_interval: Duration::from_secs(3),
             tls: None,
+            auth: None,
+            interceptors: Vec::new(),
         }
     }
 }

@@ -86,8 +86,11 @@ pub trait Protocol: Send + Sync + 'static {
     }
 
     /// Checks the first message of a server connection before anything
-    /// is processed (credentials, a handshake). An error closes the
-    /// connection. Default: accept.
+    /// is processed (credentials, a handshake): runs in the connection's
+    /// reader, once. An error refuses the connection: nothing after this
+    /// message is read, and [`reject`](Self::reject) answers it. A
+    /// protocol that carries credentials hands them to
+    /// [`crate::auth::verify_connection`]. Default: accept.
     fn verify(
         &self,
         _first: &Self::Message,
@@ -95,6 +98,20 @@ pub trait Protocol: Send + Sync + 'static {
         _server: &ServerContext,
     ) -> Result<(), RpcError> {
         Ok(())
+    }
+
+    /// Answers `msg`, the first message of a connection that
+    /// [`verify`](Self::verify) refused, with `error` (in a fiber of its
+    /// own), and closes the connection once the answer is written.
+    /// Default: closes at once without an answer.
+    fn reject(
+        &self,
+        _msg: Self::Message,
+        conn: &Arc<Socket>,
+        _server: &ServerContext,
+        error: RpcError,
+    ) {
+        conn.set_failed(error);
     }
 
     /// Processes one request on a server connection, in a fiber of its
@@ -150,6 +167,33 @@ pub trait ClientProtocol: Protocol {
         msg: Self::Message,
         cntl: &mut Controller,
     ) -> Result<Self::Response, RpcError>;
+
+    /// The names interceptors see for `req`
+    /// ([`CallInfo`](crate::interceptor::CallInfo)'s service and method).
+    /// Default: empty.
+    fn call_name<'r>(&self, _req: &'r Self::Request) -> (&'r str, &'r str) {
+        ("", "")
+    }
+
+    /// Puts a connection's credential in `req` for the next
+    /// [`pack_request`](Self::pack_request) (`None`: takes it out again),
+    /// when the channel has an authenticator
+    /// ([`ChannelOptions::auth`](crate::ChannelOptions::auth)). Default:
+    /// the protocol carries no credentials, and a channel with an
+    /// authenticator fails its calls with `ERPCAUTH`.
+    fn set_credential(
+        &self,
+        _req: &mut Self::Request,
+        credential: Option<&[u8]>,
+    ) -> Result<(), RpcError> {
+        match credential {
+            None => Ok(()),
+            Some(_) => Err(RpcError::new(
+                crate::errno::ERPCAUTH,
+                format!("{} carries no credentials", self.name()),
+            )),
+        }
+    }
 
     /// Whether the connection may carry another call after `msg`.
     /// Default: yes.

@@ -25,6 +25,10 @@ pub(crate) struct ServerMessage {
     protocol: u8,
     ends_input: bool,
     msg: AnyMessage,
+    /// The first message of a connection its protocol's `verify`
+    /// refused: answered with this, then the connection closes. Boxed:
+    /// it is rare, and every message carries the field.
+    rejected: Option<Box<RpcError>>,
 }
 
 impl ServerMessage {
@@ -47,6 +51,7 @@ trait DynProtocol: Send + Sync {
         server: &ServerContext,
     ) -> Result<(), RpcError>;
     fn process_request(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext);
+    fn reject(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext, e: RpcError);
 }
 
 impl<P: Protocol> DynProtocol for P {
@@ -87,6 +92,12 @@ impl<P: Protocol> DynProtocol for P {
         // The box came from this protocol's own `parse`.
         if let Ok(m) = msg.downcast::<P::Message>() {
             Protocol::process_request(self, m.into_inner(), conn, server);
+        }
+    }
+    fn reject(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext, e: RpcError) {
+        match msg.downcast::<P::Message>() {
+            Ok(m) => Protocol::reject(self, m.into_inner(), conn, server, e),
+            Err(_) => conn.set_failed(e),
         }
     }
 }
@@ -158,16 +169,27 @@ impl ProtocolList {
                         sock.preferred.store(i as u8, Ordering::Relaxed);
                     }
                     // Only the reader cuts: a load and a store, no RMW.
+                    let mut rejected = None;
                     if !sock.first_cut.load(Ordering::Relaxed) {
                         sock.first_cut.store(true, Ordering::Relaxed);
                         if let Err(e) = p.verify(&*msg, sock, server) {
-                            return Cut::Bad(format!("{}: verification failed: {e}", p.name()));
+                            if crate::flags::log_connection_errors() {
+                                tracing::warn!(
+                                    peer = %sock.remote_side(),
+                                    protocol = p.name(),
+                                    error = %e,
+                                    "refusing a connection: its first message failed verification"
+                                );
+                            }
+                            rejected = Some(Box::new(e));
                         }
                     }
                     return Cut::Message(ServerMessage {
                         protocol: i as u8,
-                        ends_input,
+                        // A refused connection reads nothing more.
+                        ends_input: ends_input || rejected.is_some(),
                         msg,
+                        rejected,
                     });
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
@@ -181,7 +203,10 @@ impl ProtocolList {
     /// Processes a message cut by [`cut`](Self::cut).
     pub(crate) fn process(&self, sock: &Arc<Socket>, msg: ServerMessage, server: &ServerContext) {
         if let Some(p) = self.protocols.get(usize::from(msg.protocol)) {
-            p.process_request(msg.msg, sock, server);
+            match msg.rejected {
+                None => p.process_request(msg.msg, sock, server),
+                Some(e) => p.reject(msg.msg, sock, server, *e),
+            }
         }
     }
 }

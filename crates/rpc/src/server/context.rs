@@ -11,12 +11,13 @@ use std::time::Instant;
 use fibrpc_fiber::butex::Butex;
 use fibrpc_iobuf::IOBuf;
 
+use super::interceptors;
 use super::method_status::MethodStatus;
 use super::responder::{Reply, Responder};
 use super::ServerOptions;
 use crate::protocol::http::{HttpRoutes, LazyJsonCodec};
 use crate::protocol::ProtocolList;
-use crate::socket::SocketId;
+use crate::socket::{Socket, SocketId};
 use crate::{errno, Controller, RpcError, Service};
 
 /// A registered service and its methods.
@@ -203,12 +204,63 @@ impl ServerContext {
         &self.shared.services[service]
     }
 
+    /// A controller for a request read from `conn`: the addresses, the
+    /// TLS peer's certificate subject and the connection's
+    /// [`AuthContext`](crate::auth::AuthContext). Protocols make their
+    /// requests' controllers with it.
+    pub fn new_controller(&self, conn: &Socket) -> Controller {
+        let mut cntl = Controller::new();
+        cntl.remote_side = Some(conn.remote_side());
+        cntl.local_side = Some(conn.local_side());
+        cntl.peer_subject = conn.peer_subject_arc();
+        if self.shared.options.auth.is_some() {
+            cntl.auth_context = conn.auth_context().cloned();
+        }
+        cntl
+    }
+
     /// Runs method `index` of `service` on `request` and hands the
     /// outcome to `reply`: at once for a synchronous handler, whenever
     /// its [`Responder`] is completed for a deferred one. The guard
-    /// counts the request until the reply ran.
+    /// counts the request until the reply ran. With an authenticator, a
+    /// request of an unauthenticated connection (the internal port's) is
+    /// refused; the interceptors run around the handler.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn dispatch<R>(
+        &self,
+        guard: InflightGuard<'_>,
+        service: &'static str,
+        index: usize,
+        mut cntl: Controller,
+        request: IOBuf,
+        received: Instant,
+        reply: R,
+    ) where
+        R: FnOnce(&mut Controller, Result<IOBuf, RpcError>) + Send + 'static,
+    {
+        let options = &self.shared.options;
+        if options.auth.is_some() && cntl.auth_context.is_none() {
+            return reply(&mut cntl, Err(crate::auth::unauthenticated()));
+        }
+        if options.interceptors.is_empty() {
+            return self.run_handler(guard, service, index, cntl, request, received, reply);
+        }
+        let method = self.entry(service).service.method_names()[index];
+        let (passed, refused) = interceptors::before(self, service, method, &mut cntl);
+        let shared = self.shared.clone();
+        let reply = move |c: &mut Controller, r: Result<IOBuf, RpcError>| {
+            interceptors::after(&shared.options.interceptors[..passed], service, method, c, &r);
+            reply(c, r)
+        };
+        match refused {
+            Some(e) => reply(&mut cntl, Err(e)),
+            None => self.run_handler(guard, service, index, cntl, request, received, reply),
+        }
+    }
+
+    /// [`dispatch`](Self::dispatch) once the call is let through.
+    #[allow(clippy::too_many_arguments)]
+    fn run_handler<R>(
         &self,
         guard: InflightGuard<'_>,
         service: &'static str,

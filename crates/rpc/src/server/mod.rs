@@ -47,6 +47,7 @@ mod acceptor;
 mod context;
 mod handoff;
 mod input;
+mod interceptors;
 mod listener;
 mod method_status;
 mod options;

@@ -132,6 +132,19 @@ pub struct ServerOptions {
     /// plaintext is served too). Without `tls`,
     /// [`Server::start`](super::Server::start) fails.
     pub tls_required: bool,
+    /// Verifies the credential on the first message of every connection
+    /// (bRPC's `ServerOptions::auth`; default `None`: no
+    /// authentication). A refused connection is answered `ERPCAUTH` and
+    /// closed; an accepted one keeps the [`AuthContext`](crate::auth::AuthContext)
+    /// the authenticator filled, which handlers read with
+    /// [`Controller::auth_context`](crate::Controller::auth_context). The
+    /// builtin console then requires credentials too (HTTP
+    /// `Authorization`), except on the
+    /// [`internal_port`](Self::internal_port). See [`crate::auth`].
+    pub auth: Option<std::sync::Arc<dyn crate::auth::Authenticator>>,
+    /// Run around every method call, in order (default: none). See
+    /// [`crate::interceptor`].
+    pub interceptors: Vec<std::sync::Arc<dyn crate::interceptor::ServerInterceptor>>,
 }
 
 impl Default for ServerOptions {
@@ -155,6 +168,8 @@ impl Default for ServerOptions {
             register: None,
             tls: None,
             tls_required: false,
+            auth: None,
+            interceptors: Vec::new(),
         }
     }
 }

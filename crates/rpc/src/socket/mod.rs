@@ -141,6 +141,9 @@ pub struct Socket {
     pub(crate) preferred: AtomicU8,
     /// Whether the first message was cut (and verified).
     pub(crate) first_cut: AtomicBool,
+    /// Who the peer is, once a server's authenticator accepted the
+    /// connection's credential (`auth.rs`).
+    auth: OnceLock<Arc<crate::auth::AuthContext>>,
     /// What the connection's protocol keeps per connection (created by
     /// the first [`protocol_state`](Self::protocol_state) call).
     state: OnceLock<Box<dyn Any + Send + Sync>>,
@@ -213,6 +216,7 @@ impl Socket {
             user,
             preferred: AtomicU8::new(0),
             first_cut: AtomicBool::new(false),
+            auth: OnceLock::new(),
             state: OnceLock::new(),
             stats: SocketStats::new(),
             close_when_flushed: AtomicBool::new(false),
@@ -337,6 +341,18 @@ impl Socket {
         self.state
             .get_or_init(|| Box::new(T::default()))
             .downcast_ref::<T>()
+    }
+
+    /// Who the peer is, if a server's authenticator accepted this
+    /// connection (see [`crate::auth`]).
+    pub fn auth_context(&self) -> Option<&Arc<crate::auth::AuthContext>> {
+        self.auth.get()
+    }
+
+    /// Records who the peer is (once: the first message is verified
+    /// once).
+    pub(crate) fn set_auth_context(&self, ctx: Arc<crate::auth::AuthContext>) {
+        let _ = self.auth.set(ctx);
     }
 
     /// The queued bytes above which writes fail with `EOVERCROWDED`.

@@ -35,11 +35,11 @@ impl Request {
             compress::compress(ct, &request)
                 .map_err(|e| RpcError::new(errno::EREQUEST, format!("cannot compress: {e}")))?
         };
-        let att = cntl.request_attachment.len();
-        let att = i32::try_from(att)
-            .map_err(|_| RpcError::new(errno::EREQUEST, format!("attachment of {att} bytes")))?;
-        // Presence as bRPC writes it, so our frames match its byte for byte.
-        let mut meta = RpcMeta {
+        // Presence as bRPC writes it, so our frames match its byte for
+        // byte. The fields a client interceptor may change (log id,
+        // attachment, user fields) and the checksum over the attachment
+        // are set per attempt, in `pack`.
+        let meta = RpcMeta {
             request: Some(RpcRequestMeta {
                 service_name: service.to_owned(),
                 method_name: method.to_owned(),
@@ -51,16 +51,24 @@ impl Request {
                 ..Default::default()
             }),
             compress_type: Some(ct),
-            attachment_size: (att > 0).then_some(att),
             content_type: Some(0),
             checksum_type: Some(0),
             checksum_value: Some(Vec::new()),
             ..Default::default()
         };
-        if cntl.checksum {
-            checksum::fill_crc32c(&mut meta, &payload, &cntl.request_attachment);
-        }
         Ok(Request { meta, payload })
+    }
+
+    /// The service and method called.
+    pub fn call_name(&self) -> (&str, &str) {
+        self.meta.request.as_ref().map_or(("", ""), |r| {
+            (r.service_name.as_str(), r.method_name.as_str())
+        })
+    }
+
+    /// Sets (or clears) `authentication_data`.
+    pub(super) fn set_credential(&mut self, credential: Option<&[u8]>) {
+        self.meta.authentication_data = credential.map(<[u8]>::to_vec);
     }
 }
 
@@ -70,7 +78,22 @@ pub(super) fn pack(
     correlation_id: u64,
     cntl: &Controller,
 ) -> Result<IOBuf, RpcError> {
-    req.meta.correlation_id = Some(correlation_id as i64);
+    let meta = &mut req.meta;
+    meta.correlation_id = Some(correlation_id as i64);
+    if let Some(r) = &mut meta.request {
+        r.log_id = Some(cntl.log_id as i64);
+    }
+    let att = cntl.request_attachment.len();
+    let att = i32::try_from(att)
+        .map_err(|_| RpcError::new(errno::EREQUEST, format!("attachment of {att} bytes")))?;
+    meta.attachment_size = (att > 0).then_some(att);
+    meta.user_fields.clone_from(&cntl.request_user_fields);
+    if cntl.checksum {
+        checksum::fill_crc32c(meta, &req.payload, &cntl.request_attachment);
+    } else if meta.checksum_type != Some(0) {
+        meta.checksum_type = Some(0);
+        meta.checksum_value = Some(Vec::new());
+    }
     let mut frame = IOBuf::new();
     super::encode(
         &req.meta,

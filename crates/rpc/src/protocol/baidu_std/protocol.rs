@@ -69,6 +69,20 @@ impl Protocol for BaiduStd {
         }
     }
 
+    /// The credential is `RpcMeta.authentication_data` (field 7).
+    fn verify(
+        &self,
+        first: &Frame,
+        conn: &Arc<Socket>,
+        server: &ServerContext,
+    ) -> Result<(), RpcError> {
+        crate::auth::verify_connection(server, conn, first.meta.authentication_data.as_deref())
+    }
+
+    fn reject(&self, msg: Frame, conn: &Arc<Socket>, _server: &ServerContext, error: RpcError) {
+        server::reject(conn, msg, error);
+    }
+
     fn process_request(&self, msg: Frame, conn: &Arc<Socket>, server: &ServerContext) {
         server::process_request(server, conn, msg);
     }
@@ -86,6 +100,19 @@ impl ClientProtocol for BaiduStd {
         _conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
         client::pack(req, correlation_id, cntl)
+    }
+
+    fn call_name<'r>(&self, req: &'r client::Request) -> (&'r str, &'r str) {
+        req.call_name()
+    }
+
+    fn set_credential(
+        &self,
+        req: &mut client::Request,
+        credential: Option<&[u8]>,
+    ) -> Result<(), RpcError> {
+        req.set_credential(credential);
+        Ok(())
     }
 
     fn correlation_id(&self, msg: &Frame, conn: &Socket) -> Option<u64> {

@@ -17,11 +17,12 @@ use crate::{errno, Controller, RpcError};
 pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Frame) {
     let received = Instant::now();
     let Frame {
-        meta,
+        mut meta,
         payload,
         attachment,
     } = frame;
     let correlation_id = meta.correlation_id();
+    let user_fields = std::mem::take(&mut meta.user_fields);
     let Some(req) = &meta.request else {
         if crate::flags::log_connection_errors() {
             tracing::warn!(
@@ -37,16 +38,14 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     };
     let guard = InflightGuard::enter(ctx);
 
-    let mut cntl = Controller::new();
+    let mut cntl = ctx.new_controller(sock);
     cntl.log_id = req.log_id() as u64;
-    cntl.remote_side = Some(sock.remote_side());
-    cntl.local_side = Some(sock.local_side());
-    cntl.peer_subject = sock.peer_subject_arc();
     cntl.deadline = req
         .timeout_ms
         .filter(|&ms| ms > 0)
         .map(|ms| received + Duration::from_millis(ms as u64));
     cntl.request_attachment = attachment;
+    cntl.request_user_fields = user_fields;
 
     let target = (|| {
         guard.admit()?;
@@ -95,6 +94,13 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
         }
         Err(e) => reply(&mut cntl, Err(e)),
     }
+}
+
+/// Answers the first request of a connection the authenticator refused
+/// with `error`, then closes the connection.
+pub(super) fn reject(sock: &Arc<Socket>, frame: Frame, error: RpcError) {
+    send_response(sock, frame.meta.correlation_id(), &mut Controller::new(), Err(error));
+    sock.close_after_flush();
 }
 
 /// Encodes and writes the response (or the error) for `correlation_id`.

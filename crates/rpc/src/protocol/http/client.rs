@@ -31,9 +31,18 @@ pub struct HttpClientProtocol {
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
     wire: IOBuf,
+    /// Where the head's final empty line starts in `wire`: headers added
+    /// per attempt (credential, user fields) go there.
+    head_end: usize,
     head: bool,
     /// By its method (RFC 9110 §9.2.2).
     idempotent: bool,
+    method: Method,
+    uri: http::Uri,
+    /// The request sets its own `Authorization`: no credential is added.
+    has_authorization: bool,
+    /// The connection's credential, for this attempt only.
+    credential: Option<Vec<u8>>,
 }
 
 /// Requests sent on one connection and not answered yet, oldest first:
@@ -61,11 +70,58 @@ impl HttpClientProtocol {
             req.body(),
             &mut wire,
         );
+        // The head ends with an empty line ("\r\n") right before the body.
+        let head_end = wire.len() - req.body().len() - 2;
         HttpRequest {
             wire,
+            head_end,
             head: req.method() == Method::HEAD,
             idempotent: idempotent_method(req.method()),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            has_authorization: req.headers().contains_key(http::header::AUTHORIZATION),
+            credential: None,
         }
+    }
+}
+
+impl HttpRequest {
+    /// The bytes of one attempt: the encoded request, plus the
+    /// credential and `cntl`'s user fields as headers.
+    fn wire_for(&self, cntl: &Controller) -> Result<IOBuf, RpcError> {
+        let credential = self.credential.as_deref();
+        if credential.is_none() && cntl.request_user_fields.is_empty() {
+            return Ok(self.wire.clone());
+        }
+        let mut rest = self.wire.clone();
+        let mut out = rest.split_to(self.head_end);
+        if let Some(c) = credential {
+            if c.contains(&b'\r') || c.contains(&b'\n') {
+                return Err(RpcError::new(
+                    errno::ERPCAUTH,
+                    "the credential cannot be an HTTP header value",
+                ));
+            }
+            out.append(b"Authorization: ");
+            out.append(c);
+            out.append(b"\r\n");
+        }
+        for (k, v) in &cntl.request_user_fields {
+            let valid = http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                && HeaderValue::from_str(v).is_ok();
+            if !valid {
+                return Err(RpcError::new(
+                    errno::EREQUEST,
+                    format!("user field {k:?} is not a valid HTTP header"),
+                ));
+            }
+            out.append(k.as_bytes());
+            out.append(b": ");
+            out.append(v.as_bytes());
+            out.append(b"\r\n");
+        }
+        out.append_owned(rest);
+        Ok(out)
     }
 }
 
@@ -112,14 +168,32 @@ impl ClientProtocol for HttpClientProtocol {
         &self,
         req: &mut HttpRequest,
         correlation_id: u64,
-        _cntl: &Controller,
+        cntl: &Controller,
         conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
         let state = conn.protocol_state::<ClientConn>().ok_or_else(|| {
             RpcError::new(errno::EINTERNAL, "the connection speaks another protocol")
         })?;
+        let wire = req.wire_for(cntl)?;
         state.sent().push_back((correlation_id, req.head));
-        Ok(req.wire.clone())
+        Ok(wire)
+    }
+
+    fn call_name<'r>(&self, req: &'r HttpRequest) -> (&'r str, &'r str) {
+        (req.method.as_str(), req.uri.path())
+    }
+
+    /// The credential goes in an `Authorization` header, unless the
+    /// request has its own.
+    fn set_credential(
+        &self,
+        req: &mut HttpRequest,
+        credential: Option<&[u8]>,
+    ) -> Result<(), RpcError> {
+        req.credential = credential
+            .filter(|_| !req.has_authorization)
+            .map(<[u8]>::to_vec);
+        Ok(())
     }
 
     fn correlation_id(&self, _msg: &Response<IOBuf>, conn: &Socket) -> Option<u64> {

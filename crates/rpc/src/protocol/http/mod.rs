@@ -124,6 +124,35 @@ impl Protocol for HttpServerProtocol {
         msg.close
     }
 
+    /// The credential is the `Authorization` header's value. A request
+    /// that did not parse passes: it is answered 400 and the connection
+    /// closes anyway.
+    fn verify(
+        &self,
+        first: &InboundRequest,
+        conn: &Arc<Socket>,
+        server: &ServerContext,
+    ) -> Result<(), crate::RpcError> {
+        let Ok(req) = &first.req else {
+            return Ok(());
+        };
+        let credential = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        crate::auth::verify_connection(server, conn, credential)
+    }
+
+    fn reject(
+        &self,
+        msg: InboundRequest,
+        conn: &Arc<Socket>,
+        _server: &ServerContext,
+        error: crate::RpcError,
+    ) {
+        server::reject(conn, msg, error);
+    }
+
     fn process_request(&self, msg: InboundRequest, conn: &Arc<Socket>, server: &ServerContext) {
         server::process_request(server, conn, msg);
     }

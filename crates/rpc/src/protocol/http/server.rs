@@ -150,6 +150,11 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     if let Some(route) = ctx.shared.http_routes.find(path) {
         let resp = match guard.admit() {
             Err(e) => error_response(&e),
+            // The internal port's unauthenticated connections reach the
+            // console only.
+            Ok(()) if ctx.options().auth.is_some() && sock.auth_context().is_none() => {
+                error_response(&crate::auth::unauthenticated())
+            }
             Ok(()) => {
                 let _running = route.enter();
                 let h = &route.handler;
@@ -167,8 +172,8 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
         return out.send(&resp);
     }
     let (parts, body) = (*req).into_parts();
-    let path = parts.uri.path();
-    match pb_target(path) {
+    let path = parts.uri.path().to_owned();
+    match pb_target(&path) {
         Some((service, method)) => {
             if let Err(e) = guard.admit() {
                 return out.send(&error_response(&e));
@@ -178,7 +183,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
                 guard,
                 service,
                 method,
-                &parts.headers,
+                parts.headers,
                 body,
                 &hctx,
                 out,
@@ -189,6 +194,18 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
             format!("no page or method at {path}\n"),
         )),
     }
+}
+
+/// Answers the first request of a connection the authenticator refused
+/// (401 without credentials, 403 with wrong ones), then closes it.
+pub(super) fn reject(sock: &Arc<Socket>, inbound: InboundRequest, error: RpcError) {
+    let out = Out {
+        sock: sock.clone(),
+        seq: inbound.seq,
+        head_only: false,
+        close: true,
+    };
+    out.send(&error_response(&error));
 }
 
 /// Where and how a request's response goes.
@@ -229,7 +246,7 @@ fn call_pb(
     guard: InflightGuard,
     service: &str,
     method: &str,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: IOBuf,
     hctx: &HttpContext,
     out: Out,
@@ -266,10 +283,8 @@ fn call_pb(
             }
         }
     };
-    let mut cntl = Controller::new();
-    cntl.remote_side = Some(hctx.remote_side);
-    cntl.local_side = Some(hctx.local_side);
-    cntl.peer_subject = out.sock.peer_subject_arc();
+    let mut cntl = ctx.new_controller(&out.sock);
+    cntl.http_request_headers = headers;
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
     let (request, json_response) = match json {
