@@ -101,7 +101,11 @@ fn main() {
         }
     }
     options.tls = tls_config(tls_cert, tls_key, tls_client_ca);
-    let tls = options.tls.is_some();
+    let tls = match (&options.tls, options.tls_required) {
+        (None, _) => "",
+        (Some(_), true) => " (TLS only)",
+        (Some(_), false) => " (TLS or plaintext, decided per connection)",
+    };
     let mut server = Server::new(options);
     server
         .add_service(EchoServiceServer::new(Echo { verbose }))
@@ -113,7 +117,11 @@ fn main() {
     println!(
         "echo_server: serving example.EchoService on {}{}",
         server.listen_addr().unwrap(),
-        if tls { " (TLS and plaintext decided per connection)" } else { "" }
+        if tls {
+            " (TLS and plaintext decided per connection)"
+        } else {
+            ""
+        }
     );
     if let Some(internal) = server.internal_listen_addr() {
         println!("echo_server: builtin console on internal port {internal}");

@@ -241,11 +241,14 @@ impl Controller {
     /// Server side: the value the client sent for `key`, from the
     /// baidu_std user fields or, over HTTP, the header of that name.
     pub fn request_user_field(&self, key: &str) -> Option<&str> {
-        self.request_user_fields.get(key).map(String::as_str).or_else(|| {
-            self.http_request_headers
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-        })
+        self.request_user_fields
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| {
+                self.http_request_headers
+                    .get(key)
+                    .and_then(|v| v.to_str().ok())
+            })
     }
 
     /// Server side, over HTTP: the request's headers (empty otherwise).

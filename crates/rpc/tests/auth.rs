@@ -13,7 +13,9 @@ use fibrpc::auth::{AuthContext, Authenticator};
 use fibrpc::http::HttpChannel;
 use fibrpc::protocol::baidu_std::{self, ParseResult, RpcMeta, RpcRequestMeta, RpcResponseMeta};
 use fibrpc::{errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
-use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
+};
 
 const GOOD: &str = "Bearer open-sesame";
 
@@ -110,7 +112,10 @@ fn the_right_credential_passes_and_the_handler_sees_who_called() {
     let (_server, addr, auth) = auth_server();
     let channel = Channel::new(addr, client_options(Some(GOOD))).unwrap();
     for _ in 0..5 {
-        assert_eq!(who(channel.clone()).unwrap(), "alice/staff/admin/init/false");
+        assert_eq!(
+            who(channel.clone()).unwrap(),
+            "alice/staff/admin/init/false"
+        );
     }
     // Five calls on one connection: verified once.
     assert_eq!(auth.verified.load(Ordering::Relaxed), 1);
@@ -167,7 +172,11 @@ fn response_code(bytes: &[u8]) -> (i64, i32) {
     let ParseResult::Complete(f) = baidu_std::parse(&mut buf, 1 << 20) else {
         panic!("no whole response frame in {bytes:?}");
     };
-    let code = f.meta.response.as_ref().map_or(0, RpcResponseMeta::error_code);
+    let code = f
+        .meta
+        .response
+        .as_ref()
+        .map_or(0, RpcResponseMeta::error_code);
     (f.meta.correlation_id(), code)
 }
 
@@ -204,7 +213,11 @@ fn only_the_first_request_of_a_connection_needs_the_credential() {
         assert!(n > 0, "closed early");
         got.append(&chunk[..n]);
         while let ParseResult::Complete(f) = baidu_std::parse(&mut got, 1 << 20) {
-            let code = f.meta.response.as_ref().map_or(0, RpcResponseMeta::error_code);
+            let code = f
+                .meta
+                .response
+                .as_ref()
+                .map_or(0, RpcResponseMeta::error_code);
             frames.push((f.meta.correlation_id(), code));
         }
     }
@@ -274,7 +287,11 @@ fn the_client_sends_the_credential_once_per_connection_even_under_concurrency() 
     let seen: Vec<_> = (0..CALLS)
         .map(|_| credentials.recv_timeout(Duration::from_secs(5)).unwrap())
         .collect();
-    assert_eq!(seen[0].as_deref(), Some(GOOD.as_bytes()), "the first frame carries it");
+    assert_eq!(
+        seen[0].as_deref(),
+        Some(GOOD.as_bytes()),
+        "the first frame carries it"
+    );
     assert!(
         seen[1..].iter().all(Option::is_none),
         "no later frame carries it: {seen:?}"

@@ -11,7 +11,9 @@ use std::time::Duration;
 use fibrpc::http::HttpChannel;
 use fibrpc::interceptor::{CallInfo, ClientInterceptor, ServerInterceptor};
 use fibrpc::{errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
-use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
+};
 
 /// What happened, in order.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -166,7 +168,11 @@ fn a_server_interceptor_refuses_with_its_code_over_every_protocol() {
     log.lock().unwrap().clear();
     let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
     let r = http
-        .post("/EchoService/Echo", "application/json", r#"{"message":"hi"}"#)
+        .post(
+            "/EchoService/Echo",
+            "application/json",
+            r#"{"message":"hi"}"#,
+        )
         .unwrap();
     assert_eq!(r.headers()["x-bd-error-code"], "1");
     assert_eq!(entries(&log), want);
@@ -177,11 +183,20 @@ fn a_server_interceptor_refuses_with_its_code_over_every_protocol() {
 fn a_server_interceptor_can_refuse_with_erpcauth() {
     let log = Log::default();
     let (_s, addr, calls) = server(vec![recorder("gate", &log, Some(errno::ERPCAUTH))], &log);
-    let e = echo(&Channel::new(addr, options()).unwrap(), &mut Controller::new(), "x").unwrap_err();
+    let e = echo(
+        &Channel::new(addr, options()).unwrap(),
+        &mut Controller::new(),
+        "x",
+    )
+    .unwrap_err();
     assert_eq!(e.code, errno::ERPCAUTH);
     let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
     let r = http
-        .post("/EchoService/Echo", "application/json", r#"{"message":"x"}"#)
+        .post(
+            "/EchoService/Echo",
+            "application/json",
+            r#"{"message":"x"}"#,
+        )
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(calls.load(Ordering::Relaxed), 0);
@@ -271,7 +286,11 @@ fn a_client_interceptor_adds_metadata_the_server_sees() {
     log.lock().unwrap().clear();
     let http = HttpChannel::new(&addr.to_string(), traced(vec![tracer("h", &log, false)])).unwrap();
     let r = http
-        .post("/EchoService/Echo", "application/json", r#"{"message":"meta"}"#)
+        .post(
+            "/EchoService/Echo",
+            "application/json",
+            r#"{"message":"meta"}"#,
+        )
         .unwrap();
     let body = String::from_utf8_lossy(&r.body().to_vec()).into_owned();
     assert!(body.contains("trace=h-42"), "{body}");

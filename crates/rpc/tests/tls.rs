@@ -5,86 +5,21 @@
 //! curl and openssl must be installed: a test that cannot run them fails.
 
 mod rpc_common;
+mod tls_common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fibrpc::tls::TlsServerConfig;
 use fibrpc::{Server, ServerOptions};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rpc_common::*;
 use rustls::pki_types::ServerName;
-
-/// A test CA and a server certificate it signed, as PEM, and the CA's
-/// file for curl and openssl.
-struct Pki {
-    ca_pem: String,
-    client_cert_pem: String,
-    client_key_pem: String,
-    cert_pem: String,
-    key_pem: String,
-    dir: PathBuf,
-}
-
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "fibrpc test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "fibrpc test server");
-        let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client.distinguished_name = rcgen::DistinguishedName::new();
-        client
-            .distinguished_name
-            .push(DnType::CommonName, "fibrpc test client");
-        client
-            .distinguished_name
-            .push(DnType::OrganizationName, "fibrpc");
-        client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let client_cert = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
-        let dir = std::env::temp_dir().join(format!("fibrpc-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        std::fs::write(dir.join("client.pem"), client_cert.pem()).unwrap();
-        std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
-        Pki {
-            ca_pem: ca_cert.pem(),
-            client_cert_pem: client_cert.pem(),
-            client_key_pem: client_key.serialize_pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            dir,
-        }
-    })
-}
-
-fn ca_file() -> PathBuf {
-    pki().dir.join("ca.pem")
-}
+use tls_common::*;
 
 fn tls_options(required: bool) -> ServerOptions {
     let p = pki();
@@ -115,28 +50,6 @@ fn tls_server(required: bool) -> (Server, SocketAddr) {
 }
 
 const BIG: usize = 1 << 20;
-
-/// Runs a command, killing it after 20 s; fails loudly if the program is
-/// missing.
-fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 /// A rustls client config trusting the test CA, offering `alpn`.
 fn client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {

@@ -35,7 +35,10 @@ impl AuthGate {
     /// request is queued ([`AuthTurn::sent`]). `None`: it was sent;
     /// send none. Waits (until `deadline`) while another call is sending
     /// it.
-    pub(crate) fn fight(&self, deadline: Option<Instant>) -> Result<Option<AuthTurn<'_>>, RpcError> {
+    pub(crate) fn fight(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<AuthTurn<'_>>, RpcError> {
         loop {
             match self.state.value().compare_exchange(
                 NOBODY,

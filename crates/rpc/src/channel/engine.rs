@@ -46,9 +46,9 @@ use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
+use super::intercept;
 use super::retry::{connection_failure, refused_unrun, retryable, RequestSent, NOT_RETRIED};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
-use super::intercept;
 use super::ChannelOptions;
 use crate::protocol::ClientProtocol;
 use crate::{errno, Controller, RpcError};

@@ -249,7 +249,13 @@ impl ServerContext {
         let (passed, refused) = interceptors::before(self, service, method, &mut cntl);
         let shared = self.shared.clone();
         let reply = move |c: &mut Controller, r: Result<IOBuf, RpcError>| {
-            interceptors::after(&shared.options.interceptors[..passed], service, method, c, &r);
+            interceptors::after(
+                &shared.options.interceptors[..passed],
+                service,
+                method,
+                c,
+                &r,
+            );
             reply(c, r)
         };
         match refused {

@@ -99,7 +99,12 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
 /// Answers the first request of a connection the authenticator refused
 /// with `error`, then closes the connection.
 pub(super) fn reject(sock: &Arc<Socket>, frame: Frame, error: RpcError) {
-    send_response(sock, frame.meta.correlation_id(), &mut Controller::new(), Err(error));
+    send_response(
+        sock,
+        frame.meta.correlation_id(),
+        &mut Controller::new(),
+        Err(error),
+    );
     sock.close_after_flush();
 }
 

@@ -178,16 +178,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
             if let Err(e) = guard.admit() {
                 return out.send(&error_response(&e));
             }
-            call_pb(
-                ctx,
-                guard,
-                service,
-                method,
-                parts.headers,
-                body,
-                &hctx,
-                out,
-            )
+            call_pb(ctx, guard, service, method, parts.headers, body, &hctx, out)
         }
         None => out.send(&text(
             StatusCode::NOT_FOUND,
