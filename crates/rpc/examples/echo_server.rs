@@ -117,11 +117,7 @@ fn main() {
     println!(
         "echo_server: serving example.EchoService on {}{}",
         server.listen_addr().unwrap(),
-        if tls {
-            " (TLS and plaintext decided per connection)"
-        } else {
-            ""
-        }
+        tls
     );
     if let Some(internal) = server.internal_listen_addr() {
         println!("echo_server: builtin console on internal port {internal}");
