@@ -16,10 +16,13 @@
 //! `--timeout-ms N` (1000), `--connection-type single|pooled|short`,
 //! `--threads` (caller fibers run on N workers: sets FIBRPC_WORKERS; default
 //! the runtime's), `--server-pid PID` (charge the server its CPU time and
-//! report its RSS).
+//! report its RSS), `--tls-ca ca.pem` (speak TLS, trusting that CA),
+//! `--tls-server-name NAME` (verify the server's certificate against NAME
+//! rather than its IP address).
 
 use std::time::{Duration, Instant};
 
+use fibrpc::tls::TlsClientConfig;
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 use fibrpc_tools::cli::Args;
@@ -41,6 +44,7 @@ fn main() {
         timeout: Some(Duration::from_millis(1000)),
         ..Default::default()
     };
+    let (mut tls_ca, mut tls_name) = (None::<String>, None::<String>);
     let mut args = Args::from_env(USAGE);
     while let Some(flag) = args.next_flag() {
         match flag.as_str() {
@@ -55,9 +59,23 @@ fn main() {
             "--server-pid" => config.server_pid = Some(args.value(&flag)),
             "--threads" => std::env::set_var("FIBRPC_WORKERS", args.value::<String>(&flag)),
             "--connection-type" => options.connection_type = args.value(&flag),
+            "--tls-ca" => tls_ca = Some(args.value(&flag)),
+            "--tls-server-name" => tls_name = Some(args.value(&flag)),
             other => args.unknown(other),
         }
     }
+    if let Some(ca) = tls_ca {
+        let tls = TlsClientConfig::from_ca_pem_file(&ca).and_then(|t| match &tls_name {
+            Some(name) => t.with_server_name(name),
+            None => Ok(t),
+        });
+        options.tls = Some(tls.unwrap_or_else(|e| args.fail(&format!("--tls-ca {ca}: {e}"))));
+    } else if tls_name.is_some() {
+        args.fail("--tls-server-name needs --tls-ca");
+    }
+    config
+        .extra
+        .push(("tls".into(), options.tls.is_some().to_string()));
     let channel = if server.contains("://") {
         Channel::with_naming(&server, &lb, options)
     } else {
@@ -111,4 +129,5 @@ fn main() {
 const USAGE: &str =
     "usage: fibrpc_press [--server 127.0.0.1:8000|list://…] [--lb rr] [--concurrency 16] \
 [--duration 10] [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
-[--connection-type single|pooled|short] [--threads N] [--server-pid PID]";
+[--connection-type single|pooled|short] [--threads N] [--server-pid PID] \
+[--tls-ca ca.pem [--tls-server-name NAME]]";
