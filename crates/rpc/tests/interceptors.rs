@@ -370,3 +370,40 @@ fn a_retry_runs_the_client_interceptors_again() {
         .count();
     assert_eq!((befores, afters), (3, 3), "{:?}", entries(&log));
 }
+
+/// Answers from another thread after 20 ms, logging "answered".
+struct Later(Log);
+
+impl fibrpc_example::EchoServiceDeferred for Later {
+    fn echo(&self, req: EchoRequest, done: fibrpc::server::TypedResponder<EchoResponse>) {
+        let log = self.0.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            log.lock().unwrap().push("answered".into());
+            done.send(Ok(EchoResponse {
+                message: req.message,
+            }));
+        });
+    }
+}
+
+#[test]
+fn after_hooks_run_when_a_deferred_handler_answers() {
+    let log = Log::default();
+    let mut server = Server::new(ServerOptions {
+        interceptors: vec![recorder("a", &log, None)],
+        ..ServerOptions::default()
+    });
+    server
+        .add_service(fibrpc_example::EchoServiceDeferredServer::new(Later(
+            log.clone(),
+        )))
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let ch = Channel::new(server.listen_addr().unwrap(), options()).unwrap();
+    assert_eq!(echo(&ch, &mut Controller::new(), "later").unwrap(), "later");
+    assert_eq!(
+        entries(&log),
+        ["a.before example.EchoService.Echo", "answered", "a.after 0"]
+    );
+}

@@ -172,13 +172,15 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
         return out.send(&resp);
     }
     let (parts, body) = (*req).into_parts();
-    let path = parts.uri.path().to_owned();
-    match pb_target(&path) {
+    // Apart: the path borrows the URI while the headers move on.
+    let http::request::Parts { uri, headers, .. } = parts;
+    let path = uri.path();
+    match pb_target(path) {
         Some((service, method)) => {
             if let Err(e) = guard.admit() {
                 return out.send(&error_response(&e));
             }
-            call_pb(ctx, guard, service, method, parts.headers, body, &hctx, out)
+            call_pb(ctx, guard, service, method, headers, body, &hctx, out)
         }
         None => out.send(&text(
             StatusCode::NOT_FOUND,
