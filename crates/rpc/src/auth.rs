@@ -72,6 +72,16 @@ pub trait Authenticator: Send + Sync + 'static {
         peer: SocketAddr,
         ctx: &mut AuthContext,
     ) -> Result<(), RpcError>;
+
+    /// The `WWW-Authenticate` challenge sent with the 401 that answers
+    /// an HTTP request without credentials (RFC 9110 §11.6.1): the
+    /// scheme the server expects in `Authorization`. `Basic
+    /// realm="..."` makes a browser ask its user for a password (the
+    /// authenticator then gets `Basic base64(user:password)`). Default:
+    /// `Bearer`.
+    fn http_challenge(&self) -> String {
+        "Bearer".into()
+    }
 }
 
 impl std::fmt::Debug for dyn Authenticator {
@@ -125,6 +135,7 @@ pub fn verify_connection(
 pub(crate) fn unauthenticated() -> RpcError {
     RpcError::new(
         errno::ERPCAUTH,
-        "this connection is not authenticated: only the builtin console answers it",
+        "this connection is not authenticated: its calls are refused (only the builtin \
+         console answers on the internal port without credentials)",
     )
 }

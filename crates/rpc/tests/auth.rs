@@ -338,6 +338,7 @@ fn http_requests_authenticate_with_the_authorization_header() {
     let (status, reply) = http(addr, &post_echo(None));
     assert_eq!(status, 401, "{reply}");
     assert!(reply.contains("x-bd-error-code: 1004"), "{reply}");
+    assert!(reply.contains("www-authenticate: Bearer"), "{reply}");
     let (status, reply) = http(addr, &post_echo(Some("Bearer nope")));
     assert_eq!(status, 403, "{reply}");
     assert!(reply.contains("x-bd-error-code: 1004"), "{reply}");

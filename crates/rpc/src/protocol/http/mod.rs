@@ -147,10 +147,10 @@ impl Protocol for HttpServerProtocol {
         &self,
         msg: InboundRequest,
         conn: &Arc<Socket>,
-        _server: &ServerContext,
+        server_ctx: &ServerContext,
         error: crate::RpcError,
     ) {
-        server::reject(conn, msg, error);
+        server::reject(server_ctx, conn, msg, error);
     }
 
     fn process_request(&self, msg: InboundRequest, conn: &Arc<Socket>, server: &ServerContext) {

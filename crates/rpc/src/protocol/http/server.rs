@@ -191,14 +191,26 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
 
 /// Answers the first request of a connection the authenticator refused
 /// (401 without credentials, 403 with wrong ones), then closes it.
-pub(super) fn reject(sock: &Arc<Socket>, inbound: InboundRequest, error: RpcError) {
+pub(super) fn reject(
+    ctx: &ServerContext,
+    sock: &Arc<Socket>,
+    inbound: InboundRequest,
+    error: RpcError,
+) {
     let out = Out {
         sock: sock.clone(),
         seq: inbound.seq,
         head_only: false,
         close: true,
     };
-    out.send(&error_response(&error));
+    let mut resp = error_response(&error);
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        let challenge = ctx.options().auth.as_ref().map(|a| a.http_challenge());
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+        }
+    }
+    out.send(&resp);
 }
 
 /// Where and how a request's response goes.
