@@ -112,8 +112,10 @@ pub struct ChannelOptions {
     /// `ChannelOptions::auth`; default `None`): the first request packed
     /// on it carries [`Authenticator::generate_credential`](crate::auth::Authenticator::generate_credential)'s
     /// bytes (baidu_std in `RpcMeta.authentication_data`, HTTP as the
-    /// `Authorization` header, unless the request sets its own). See
-    /// [`crate::auth`].
+    /// `Authorization` header, unless the request sets its own); later
+    /// requests on that connection carry none, as bRPC's. An HTTP server
+    /// that checks every request wants the header set on each request
+    /// instead. See [`crate::auth`].
     pub auth: Option<std::sync::Arc<dyn crate::auth::Authenticator>>,
     /// Run around each attempt of every call, in order (default: none).
     /// See [`crate::interceptor`].
