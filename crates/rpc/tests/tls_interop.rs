@@ -1,8 +1,8 @@
 //! TLS against peers that are not fibrpc, and under load: Python's `ssl`
 //! module making a raw baidu_std call with a frame captured from bRPC,
 //! `openssl s_client` offering TLS 1.1 (refused), a certificate past its
-//! `not_after` (refused by the client), and 100 plaintext and 100 TLS
-//! clients on one port at once.
+//! `not_after` (refused by the client), 100 plaintext and 100 TLS
+//! clients on one port at once, and a credential over mutual TLS.
 //!
 //! python3 and openssl must be installed: a test that cannot run them
 //! fails.
@@ -211,4 +211,90 @@ fn a_hundred_plaintext_and_a_hundred_tls_clients_share_the_port_at_once() {
         let r = t.join().unwrap();
         assert_eq!(r.unwrap(), format!("client {i}"));
     }
+}
+
+/// Accepts the credential `token` as `svc`.
+struct Token;
+
+impl fibrpc::auth::Authenticator for Token {
+    fn generate_credential(&self) -> Result<Vec<u8>, fibrpc::RpcError> {
+        Ok(b"token".to_vec())
+    }
+
+    fn verify_credential(
+        &self,
+        credential: &[u8],
+        _peer: SocketAddr,
+        ctx: &mut fibrpc::auth::AuthContext,
+    ) -> Result<(), fibrpc::RpcError> {
+        if credential != b"token" {
+            return Err(fibrpc::RpcError::new(errno::ERPCAUTH, "bad token"));
+        }
+        ctx.user = "svc".into();
+        ctx.is_service = true;
+        Ok(())
+    }
+}
+
+/// Answers with the credential's user and the client certificate's
+/// subject.
+struct Who;
+
+impl fibrpc::Service for Who {
+    fn service_name(&self) -> &'static str {
+        SERVICE
+    }
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Echo"]
+    }
+    fn call_method(
+        &self,
+        _method: usize,
+        cntl: &mut Controller,
+        _request: &IOBuf,
+    ) -> Result<IOBuf, fibrpc::RpcError> {
+        let user = cntl.auth_context().map_or("-", |a| a.user.as_str());
+        let subject = cntl.peer_certificate_subject().unwrap_or("-");
+        Ok(fibrpc::codec::encode(&EchoResponse {
+            message: format!("{user} {subject}"),
+        }))
+    }
+}
+
+#[test]
+fn a_credential_over_mutual_tls_gives_the_handler_both_identities() {
+    let p = pki();
+    let tls = server_config()
+        .with_client_auth(p.ca_pem.as_bytes(), true)
+        .unwrap();
+    let mut server = Server::new(ServerOptions {
+        tls: Some(tls),
+        tls_required: true,
+        auth: Some(Arc::new(Token)),
+        ..ServerOptions::default()
+    });
+    server.add_service(Who).unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let client_tls = TlsClientConfig::from_ca_pem(p.ca_pem.as_bytes())
+        .unwrap()
+        .with_client_cert_pem(p.client_cert_pem.as_bytes(), p.client_key_pem.as_bytes())
+        .unwrap();
+    let channel = Channel::new(
+        server.listen_addr().unwrap(),
+        ChannelOptions {
+            tls: Some(client_tls),
+            auth: Some(Arc::new(Token)),
+            timeout: Some(Duration::from_secs(5)),
+            ..ChannelOptions::default()
+        },
+    )
+    .unwrap();
+    let req = EchoRequest {
+        message: String::new(),
+        ..Default::default()
+    };
+    let got: EchoResponse = channel
+        .call(SERVICE, "Echo", &mut Controller::new(), &req)
+        .unwrap();
+    assert_eq!(got.message, "svc CN=fibrpc test client,O=fibrpc");
 }
