@@ -93,15 +93,25 @@ fn ten_thousand_deferred_requests_hold_no_fibers_and_all_are_answered() {
         ..Default::default()
     };
     let ch = fibrpc::Channel::new(addr, options).unwrap();
-    // Connect first, so that every asynchronous call finds the connection
-    // and holds no fiber while in flight (the warm-up call itself waits
-    // at the gate: it times out, and its connection stays).
-    let mut warm_up = Controller::new();
-    warm_up.set_timeout(Duration::from_millis(20));
-    let _ = rpc_common::echo(&ch, &mut warm_up, &req("warm-up"));
     let answered = Arc::new(AtomicUsize::new(0));
-    let waiting_before = waiting.lock().unwrap().len();
-    assert_eq!(waiting_before, 1, "the warm-up call waits too");
+    // Connect first, so that every asynchronous call finds the connection
+    // and holds no fiber while in flight. The warm-up call waits at the
+    // gate with the others; waiting for it to arrive (rather than giving
+    // it a short timeout) keeps the test independent of the machine's load.
+    let warm_up_answered = answered.clone();
+    ch.call_async(
+        SERVICE,
+        "Echo",
+        Controller::new(),
+        &req("warm-up"),
+        move |_, r: Result<EchoResponse, RpcError>| {
+            assert_eq!(r.unwrap().message, "warm-up");
+            warm_up_answered.fetch_add(1, Ordering::Relaxed);
+        },
+    );
+    wait_until("the warm-up call to reach its handler", || {
+        waiting.lock().unwrap().len() == 1
+    });
     for i in 0..N {
         let answered = answered.clone();
         ch.call_async(
@@ -132,7 +142,7 @@ fn ten_thousand_deferred_requests_hold_no_fibers_and_all_are_answered() {
     std::thread::spawn(move || GatedEcho::release(&o, &w))
         .join()
         .unwrap();
-    wait_until("every answer", || answered.load(Ordering::Relaxed) == N);
+    wait_until("every answer", || answered.load(Ordering::Relaxed) == N + 1);
     let stats = server.method_stats(SERVICE, "Echo").unwrap();
     assert_eq!(stats.calls as usize, N + 1);
 }
