@@ -40,6 +40,9 @@ pub struct Controller {
     pub(crate) attempt_errors: Vec<RpcError>,
     pub(crate) has_backup_request: bool,
     pub(crate) request_code: Option<u64>,
+    /// The call's rpcz span while it is being recorded (`None` unless
+    /// rpcz is on and the call sampled).
+    pub(crate) span: Option<Box<crate::rpcz::Recording>>,
 }
 
 impl Controller {

@@ -29,7 +29,9 @@
 //! 3. Call it: implement [`ClientProtocol`] (pack a request under a
 //!    correlation id, say which call a response answers, turn it into
 //!    the call's result) and make a [`crate::channel::CallEngine`] with
-//!    it. Timeouts, retries, backup requests, connection pooling and the
+//!    it. For [rpcz](crate::rpcz), `describe` names a call and
+//!    `pack_request` may carry the ids of the controller's span (as
+//!    baidu_std's meta and HTTP's `traceparent` do). Timeouts, retries, backup requests, connection pooling and the
 //!    sync, callback and `Future` forms come from the engine.
 //!
 //! `crates/rpc/tests/custom_protocol.rs` does exactly this for a small
@@ -164,5 +166,18 @@ pub trait ClientProtocol: Protocol {
     /// `None`, not known (the call is then not idempotent).
     fn idempotent(&self, _req: &Self::Request) -> Option<bool> {
         None
+    }
+
+    /// What a traced call's [rpcz span](crate::rpcz::Span) shows as its
+    /// service and method. Asked only for calls rpcz records. Default:
+    /// the protocol's name, and no method.
+    fn describe(&self, _req: &Self::Request) -> (String, String) {
+        (self.name().to_string(), String::new())
+    }
+
+    /// The size in bytes of a response, for a traced call's span. Asked
+    /// only for calls rpcz records. Default: 0, not known.
+    fn message_size(&self, _msg: &Self::Message) -> usize {
+        0
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct ServerMessage {
     protocol: u8,
     ends_input: bool,
     msg: AnyMessage,
+    /// When it was cut, if rpcz was on (a traced request's first
+    /// timestamp).
+    received: Option<std::time::Instant>,
 }
 
 impl ServerMessage {
@@ -168,6 +171,7 @@ impl ProtocolList {
                         protocol: i as u8,
                         ends_input,
                         msg,
+                        received: crate::rpcz::server::cut_time(),
                     });
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
@@ -181,6 +185,7 @@ impl ProtocolList {
     /// Processes a message cut by [`cut`](Self::cut).
     pub(crate) fn process(&self, sock: &Arc<Socket>, msg: ServerMessage, server: &ServerContext) {
         if let Some(p) = self.protocols.get(usize::from(msg.protocol)) {
+            let _received = crate::rpcz::server::processing(msg.received);
             p.process_request(msg.msg, sock, server);
         }
     }

@@ -71,6 +71,13 @@ pub(super) fn pack(
     cntl: &Controller,
 ) -> Result<IOBuf, RpcError> {
     req.meta.correlation_id = Some(correlation_id as i64);
+    if let Some(r) = req.meta.request.as_mut() {
+        // rpcz: bRPC's fields, set as bRPC's client sets them.
+        let ids = crate::rpcz::outgoing(cntl);
+        r.trace_id = ids.map(|(t, _, _)| t as i64);
+        r.span_id = ids.map(|(_, s, _)| s as i64);
+        r.parent_span_id = ids.map(|(_, _, p)| p as i64);
+    }
     let mut frame = IOBuf::new();
     super::encode(
         &req.meta,
@@ -80,6 +87,13 @@ pub(super) fn pack(
     )
     .map_err(|e| RpcError::new(errno::EREQUEST, e.to_string()))?;
     Ok(frame)
+}
+
+/// What a traced call shows: (service, method).
+pub(super) fn describe(req: &Request) -> (String, String) {
+    req.meta.request.as_ref().map_or_else(Default::default, |r| {
+        (r.service_name.clone(), r.method_name.clone())
+    })
 }
 
 /// Checks the frame (error code, checksum), decompresses the payload (to

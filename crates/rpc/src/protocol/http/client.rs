@@ -31,6 +31,11 @@ pub struct HttpClientProtocol {
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
     wire: IOBuf,
+    /// Bytes of `wire` before the blank line that ends the head: where a
+    /// traced call's `traceparent` goes.
+    head_end: usize,
+    /// The request names its own `traceparent`: rpcz adds none.
+    has_traceparent: bool,
     head: bool,
     /// By its method (RFC 9110 §9.2.2).
     idempotent: bool,
@@ -61,8 +66,12 @@ impl HttpClientProtocol {
             req.body(),
             &mut wire,
         );
+        // The head ends with an empty line ("\r\n").
+        let head_end = wire.len() - req.body().len() - 2;
         HttpRequest {
             wire,
+            head_end,
+            has_traceparent: req.headers().contains_key(crate::rpcz::traceparent::HEADER),
             head: req.method() == Method::HEAD,
             idempotent: idempotent_method(req.method()),
         }
@@ -112,14 +121,17 @@ impl ClientProtocol for HttpClientProtocol {
         &self,
         req: &mut HttpRequest,
         correlation_id: u64,
-        _cntl: &Controller,
+        cntl: &Controller,
         conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
         let state = conn.protocol_state::<ClientConn>().ok_or_else(|| {
             RpcError::new(errno::EINTERNAL, "the connection speaks another protocol")
         })?;
         state.sent().push_back((correlation_id, req.head));
-        Ok(req.wire.clone())
+        match crate::rpcz::outgoing(cntl) {
+            Some((trace, span, _)) if !req.has_traceparent => Ok(with_traceparent(req, trace, span)),
+            _ => Ok(req.wire.clone()),
+        }
     }
 
     fn correlation_id(&self, _msg: &Response<IOBuf>, conn: &Socket) -> Option<u64> {
@@ -152,6 +164,35 @@ impl ClientProtocol for HttpClientProtocol {
     fn idempotent(&self, req: &HttpRequest) -> Option<bool> {
         Some(req.idempotent)
     }
+
+    /// The HTTP method and the path (without the query).
+    fn describe(&self, req: &HttpRequest) -> (String, String) {
+        let mut aux = [0u8; 512];
+        let n = req.wire.len().min(aux.len());
+        let line = req.wire.fetch(n, &mut aux).unwrap_or_default();
+        let line = line.split(|&b| b == b'\r').next().unwrap_or_default();
+        let mut words = line.split(|&b| b == b' ');
+        let method = String::from_utf8_lossy(words.next().unwrap_or_default()).into_owned();
+        let target = words.next().unwrap_or_default();
+        let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+        (method, String::from_utf8_lossy(path).into_owned())
+    }
+
+    fn message_size(&self, msg: &Response<IOBuf>) -> usize {
+        msg.body().len()
+    }
+}
+
+/// rpcz: `req`'s bytes with a `traceparent` header naming the call's
+/// span (W3C Trace Context) at the end of the head.
+fn with_traceparent(req: &HttpRequest, trace_id: u64, span_id: u64) -> IOBuf {
+    let mut rest = req.wire.clone();
+    let mut wire = IOBuf::new();
+    rest.cut_to(&mut wire, req.head_end);
+    let value = crate::rpcz::traceparent::format(trace_id, span_id);
+    wire.append(format!("{}: {value}\r\n", crate::rpcz::traceparent::HEADER).as_bytes());
+    wire.append_owned(rest);
+    wire
 }
 
 /// A client of one HTTP server. Cheap to clone (clones share the
