@@ -51,18 +51,20 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
         Ok(f) => f,
         Err(e) => return crate::http::text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let shown: Vec<&Arc<Span>> = spans
-        .iter()
-        .filter(|s| filter.keeps(s))
-        .take(filter.max)
-        .collect();
+    // Newest first by start (the ring holds them in the order they
+    // finished: a server span before its client's).
+    let mut shown: Vec<&Arc<Span>> = spans.iter().filter(|s| filter.keeps(s)).collect();
+    shown.sort_by_key(|s| std::cmp::Reverse(s.start_ns));
+    shown.truncate(filter.max);
     if json {
         let rows: Vec<_> = shown.iter().map(|s| span_json(s)).collect();
         return json_response(&rows);
     }
     let mut page = Page::new(Format::of(req), "rpcz");
     if !crate::rpcz::enabled() {
-        page.line("rpcz is off: turn it on with flag enable_rpcz (/flags/enable_rpcz?setvalue=true).");
+        page.line(
+            "rpcz is off: turn it on with flag enable_rpcz (/flags/enable_rpcz?setvalue=true).",
+        );
     }
     page.line(&format!(
         "{} of {} spans kept (newest first). Filters: ?min_latency=US&error_only&log_id=N&max=N; \
@@ -73,8 +75,19 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
     let rows: Vec<Vec<String>> = shown.iter().map(|s| list_row(s)).collect();
     page.table(
         &[
-            "trace", "span", "parent", "kind", "time", "latency_us", "method", "peer", "protocol",
-            "request", "response", "error", "log_id",
+            "trace",
+            "span",
+            "parent",
+            "kind",
+            "time",
+            "latency_us",
+            "method",
+            "peer",
+            "protocol",
+            "request",
+            "response",
+            "error",
+            "log_id",
         ],
         &rows,
         Some(&|r| format!("/rpcz?trace={}", r[0])),
@@ -94,10 +107,7 @@ impl Filter {
     fn of(req: &Request<IOBuf>) -> Result<Filter, String> {
         let num = |name: &str| -> Result<Option<u64>, String> {
             query_param(req, name)
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| format!("{name}={v} is not a number"))
-                })
+                .map(|v| v.parse().map_err(|_| format!("{name}={v} is not a number")))
                 .transpose()
         };
         let error_only = query_param(req, "error_only").is_some_and(|v| v != "0" && v != "false");
@@ -126,7 +136,8 @@ fn tree(spans: &[Arc<Span>], trace: u64) -> Vec<(usize, Arc<Span>)> {
     let mut children: HashMap<u64, Vec<&Arc<Span>>> = HashMap::new();
     let mut roots = Vec::new();
     for s in &mine {
-        if s.parent_span_id != 0 && s.parent_span_id != s.span_id && ids.contains(&s.parent_span_id) {
+        if s.parent_span_id != 0 && s.parent_span_id != s.span_id && ids.contains(&s.parent_span_id)
+        {
             children.entry(s.parent_span_id).or_default().push(s);
         } else {
             roots.push(*s);
@@ -182,7 +193,16 @@ fn trace_page(req: &Request<IOBuf>, trace: u64, tree: &[(usize, Arc<Span>)]) -> 
         })
         .collect();
     page.table(
-        &["span", "parent", "kind", "method", "peer", "latency_us", "error", "timeline_us"],
+        &[
+            "span",
+            "parent",
+            "kind",
+            "method",
+            "peer",
+            "latency_us",
+            "error",
+            "timeline_us",
+        ],
         &rows,
         None,
     );

@@ -43,7 +43,7 @@ pub(crate) fn trim(cap: usize) {
     drop(dropped);
 }
 
-/// The spans kept, newest first (a snapshot).
+/// The spans kept (a snapshot), the last finished first.
 pub fn spans() -> Vec<Arc<Span>> {
     ring().iter().rev().cloned().collect()
 }

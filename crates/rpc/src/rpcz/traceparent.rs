@@ -77,10 +77,7 @@ mod tests {
     #[test]
     fn round_trips() {
         let v = format(0x0123_4567_89ab_cdef, 0x42);
-        assert_eq!(
-            v,
-            "00-00000000000000000123456789abcdef-0000000000000042-01"
-        );
+        assert_eq!(v, "00-00000000000000000123456789abcdef-0000000000000042-01");
         assert_eq!(
             parse(v.as_bytes()),
             Some(TraceParent {

@@ -91,9 +91,12 @@ pub(super) fn pack(
 
 /// What a traced call shows: (service, method).
 pub(super) fn describe(req: &Request) -> (String, String) {
-    req.meta.request.as_ref().map_or_else(Default::default, |r| {
-        (r.service_name.clone(), r.method_name.clone())
-    })
+    req.meta
+        .request
+        .as_ref()
+        .map_or_else(Default::default, |r| {
+            (r.service_name.clone(), r.method_name.clone())
+        })
 }
 
 /// Checks the frame (error code, checksum), decompresses the payload (to

@@ -155,7 +155,10 @@ fn send_response(
         tracing::error!(error = %e, "cannot encode a response");
         return;
     }
-    let (size, code) = (out.len(), meta.response.as_ref().map_or(0, |r| r.error_code()));
+    let (size, code) = (
+        out.len(),
+        meta.response.as_ref().map_or(0, |r| r.error_code()),
+    );
     // A failed or overcrowded connection: the caller times out or sees
     // the connection fail; nothing else to do here.
     let _ = sock.write(out);
@@ -174,7 +177,8 @@ fn start_span(cntl: &mut Controller, meta: &RpcMeta, payload: &IOBuf) {
             traced: true,
         }),
     };
-    let size = super::HEADER_LEN + meta.encoded_len() + payload.len() + cntl.request_attachment.len();
+    let size =
+        super::HEADER_LEN + meta.encoded_len() + payload.len() + cntl.request_attachment.len();
     crate::rpcz::server::start(
         cntl,
         "baidu_std",

@@ -129,7 +129,9 @@ impl ClientProtocol for HttpClientProtocol {
         })?;
         state.sent().push_back((correlation_id, req.head));
         match crate::rpcz::outgoing(cntl) {
-            Some((trace, span, _)) if !req.has_traceparent => Ok(with_traceparent(req, trace, span)),
+            Some((trace, span, _)) if !req.has_traceparent => {
+                Ok(with_traceparent(req, trace, span))
+            }
             _ => Ok(req.wire.clone()),
         }
     }
