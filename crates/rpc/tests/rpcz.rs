@@ -636,3 +636,75 @@ fn off_records_nothing() {
 fn ch_to(s: &Server) -> Channel {
     Channel::new(s.listen_addr().unwrap(), ChannelOptions::default()).unwrap()
 }
+
+/// `example.RelayService.Relay`, deferred: calls B's Echo asynchronously
+/// from its handler and answers in the callback.
+struct DeferredRelay {
+    next: Channel,
+}
+
+impl Service for DeferredRelay {
+    fn service_name(&self) -> &'static str {
+        "example.RelayService"
+    }
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Relay"]
+    }
+    fn call_method(&self, _: usize, _: &mut Controller, _: &IOBuf) -> Result<IOBuf, RpcError> {
+        unreachable!("deferred")
+    }
+    fn defers(&self, _: usize) -> bool {
+        true
+    }
+    fn call_method_deferred(&self, _: usize, request: IOBuf, done: fibrpc::Responder) {
+        let r: EchoRequest = codec::decode_request(&request).unwrap();
+        let mut down = Controller::new();
+        down.set_log_id(done.controller().log_id());
+        self.next.call_async(
+            SERVICE,
+            "Echo",
+            down,
+            &r,
+            move |_, resp: Result<EchoResponse, RpcError>| {
+                done.send(resp.map(|m| codec::encode(&m)));
+            },
+        );
+    }
+}
+
+#[test]
+fn a_deferred_handler_and_an_asynchronous_call_are_traced() {
+    let _g = serial();
+    let (b, _) = start_server(ServerOptions::default());
+    // Connected now, so the asynchronous call goes out at once on the
+    // connection at hand (no fiber carries it).
+    let next = Channel::connect(b.listen_addr().unwrap()).unwrap();
+    let mut a = Server::new(ServerOptions::default());
+    a.add_service(DeferredRelay { next }).unwrap();
+    a.start("127.0.0.1:0").unwrap();
+    let ch = ch_to(&a);
+    let mut cntl = Controller::new();
+    cntl.set_log_id(0xdef);
+    let resp: EchoResponse = ch
+        .call("example.RelayService", "Relay", &mut cntl, &req("later"))
+        .unwrap();
+    assert_eq!(resp.message, "later");
+    let mine = |kind: SpanKind, method: &'static str| {
+        move |s: &Span| s.log_id == 0xdef && s.kind == kind && &*s.method == method
+    };
+    let root = one("the caller's span", mine(SpanKind::Client, "Relay"));
+    let a_server = one("A's server span", mine(SpanKind::Server, "Relay"));
+    let a_client = one("A's asynchronous call", mine(SpanKind::Client, "Echo"));
+    let b_server = one("B's server span", mine(SpanKind::Server, "Echo"));
+    assert_eq!(a_server.parent_span_id, root.span_id);
+    assert_eq!(a_client.parent_span_id, a_server.span_id);
+    assert_eq!(b_server.parent_span_id, a_client.span_id);
+    for s in [&root, &a_server, &a_client, &b_server] {
+        assert_eq!(s.trace_id, root.trace_id);
+        assert!(all_stamps(s), "{s:#?}");
+    }
+    // The deferred handler ended when it answered: after its call came
+    // back.
+    let end = |s: &Span, i: usize| s.start_ns + s.stamps()[i].1.unwrap().as_nanos() as u64;
+    assert!(end(&a_server, 3) >= end(&a_client, 4), "{a_server:#?} {a_client:#?}");
+}
