@@ -20,7 +20,8 @@
 //! (default `rr`; used with a URL), `--attachment TEXT`, `--interval-ms N` (default
 //! 1000), `--count N` (0 = until killed; default 0), `--timeout-ms N`
 //! (default 100, as bRPC's example), `--max-retry N` (default 3),
-//! `--connection-type single|pooled|short`.
+//! `--connection-type single|pooled|short`, `--enable-rpcz` (record each
+//! call's span; with `RUST_LOG=fibrpc::rpcz=debug` they are printed).
 
 #[path = "common/logging.rs"]
 mod logging;
@@ -58,6 +59,7 @@ fn main() {
             "--connection-type" => {
                 options.connection_type = value().parse().unwrap_or_else(|e: String| usage(&e))
             }
+            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -112,7 +114,8 @@ fn usage(err: &str) -> ! {
     eprintln!(
         "usage: echo_client [--server 127.0.0.1:8000|list://h:p,h:p|etcd://h:p/prefix] \
          [--lb rr] [--attachment TEXT] [--interval-ms 1000] \
-         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short]"
+         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short] \
+         [--enable-rpcz]"
     );
     std::process::exit(2);
 }

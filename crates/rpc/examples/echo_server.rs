@@ -12,7 +12,10 @@
 //! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
 //! (serve the console only on port N; 403 on the public port),
 //! `--register etcd://host:port/prefix` (register in etcd while running,
-//! for clients using that URL as their naming service).
+//! for clients using that URL as their naming service),
+//! `--enable-rpcz` (trace calls; see them at `/rpcz`),
+//! `--rpcz-sample-rate R` (with `--enable-rpcz`: the fraction of calls
+//! traced, 0..=1; default 1).
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
 #[path = "common/logging.rs"]
@@ -84,6 +87,9 @@ fn main() {
                 )
             }
             "--register" => options.register = Some(value()),
+            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
+            "--rpcz-sample-rate" => fibrpc::flags::set("rpcz_sample_rate", &value())
+                .unwrap_or_else(|e| usage(&format!("bad --rpcz-sample-rate: {e}"))),
             "--verbose" => verbose = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -123,7 +129,8 @@ fn usage(err: &str) -> ! {
     }
     eprintln!(
         "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
-         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix]"
+         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] \
+         [--enable-rpcz] [--rpcz-sample-rate R]"
     );
     std::process::exit(2);
 }
