@@ -706,5 +706,8 @@ fn a_deferred_handler_and_an_asynchronous_call_are_traced() {
     // The deferred handler ended when it answered: after its call came
     // back.
     let end = |s: &Span, i: usize| s.start_ns + s.stamps()[i].1.unwrap().as_nanos() as u64;
-    assert!(end(&a_server, 3) >= end(&a_client, 4), "{a_server:#?} {a_client:#?}");
+    assert!(
+        end(&a_server, 3) >= end(&a_client, 4),
+        "{a_server:#?} {a_client:#?}"
+    );
 }
