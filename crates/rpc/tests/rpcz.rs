@@ -3,6 +3,7 @@
 //! through a handler's fiber, the `/rpcz` page, the ring's bound, and
 //! nothing recorded while off.
 
+mod log_capture;
 mod rpc_common;
 
 use std::io::{Read, Write};
@@ -709,5 +710,49 @@ fn a_deferred_handler_and_an_asynchronous_call_are_traced() {
     assert!(
         end(&a_server, 3) >= end(&a_client, 4),
         "{a_server:#?} {a_client:#?}"
+    );
+}
+
+#[test]
+fn a_pb_method_over_http_takes_the_traceparent_and_spans_reach_tracing() {
+    let _g = serial();
+    log_capture::capture(tracing::Level::DEBUG);
+    let (server, _) = start_server(ServerOptions::default());
+    let ch = HttpChannel::new(
+        &server.listen_addr().unwrap().to_string(),
+        ChannelOptions::default(),
+    )
+    .unwrap();
+    let body = codec::encode(&req("over http"));
+    let call = Request::post(format!("/{SERVICE}/Echo"))
+        .header("content-type", "application/proto")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(body)
+        .unwrap();
+    let r = ch.request(&mut Controller::new(), call).unwrap();
+    assert_eq!(r.status(), 200);
+    let s = one("the method's span", |s| s.kind == SpanKind::Server);
+    assert_eq!(
+        (&*s.service, &*s.method, s.protocol),
+        (SERVICE, "Echo", "http")
+    );
+    assert_eq!(
+        s.trace_id, 0xa3ce929d0e0e4736,
+        "the low half of the W3C trace id"
+    );
+    assert_eq!(s.parent_span_id, 0x00f067aa0ba902b7);
+    assert!(all_stamps(&s), "{s:#?}");
+    assert!(s.request_size > 0 && s.response_size > 0);
+    // The same span as a `tracing` event, for a subscriber to export.
+    let want = format!("span_id={:016x}", s.span_id);
+    assert!(
+        wait_until(|| log_capture::logged()
+            .lines()
+            .any(|l| l.contains("fibrpc::rpcz") && l.contains("rpcz span") && l.contains(&want))),
+        "{}",
+        log_capture::logged()
     );
 }

@@ -148,33 +148,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     };
     let path = req.uri().path();
     if let Some(route) = ctx.shared.http_routes.find(path) {
-        // rpcz: a controller only to carry a traced request's span.
-        let mut traced = None;
-        if crate::rpcz::enabled() {
-            traced = route_span(&req, &hctx);
-        }
-        let resp = match guard.admit() {
-            Err(e) => error_response(&e),
-            Ok(()) => {
-                let _running = route.enter();
-                let _context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
-                let h = &route.handler;
-                catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("the handler panicked: {}\n", panic_message(&*p)),
-                    )
-                })
-            }
-        };
-        let status = resp.status().as_u16();
-        let size = out.send_sized(&resp);
-        if let Some(mut cntl) = traced {
-            crate::rpcz::server::handler_end(&mut cntl);
-            let code = if status >= 400 { i32::from(status) } else { 0 };
-            crate::rpcz::server::sent(&mut cntl, size, code);
-        }
-        return;
+        return call_route(route, req, &hctx, guard, out);
     }
     if let Some(resp) = crate::builtin::serve(ctx, &req) {
         return out.send(&resp);
@@ -202,6 +176,51 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
             format!("no page or method at {path}\n"),
         )),
     }
+}
+
+/// A request to a user handler (traced by rpcz as a method named by the
+/// HTTP method and the path).
+fn call_route(
+    route: &Route,
+    req: Box<http::Request<IOBuf>>,
+    hctx: &HttpContext,
+    guard: InflightGuard<'_>,
+    out: Out,
+) {
+    // rpcz: a controller only to carry a traced request's span.
+    let mut traced = None;
+    if crate::rpcz::enabled() {
+        traced = route_span(&req, hctx);
+    }
+    let resp = match guard.admit() {
+        Err(e) => error_response(&e),
+        Ok(()) => {
+            let _running = route.enter();
+            let context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
+            let h = &route.handler;
+            let resp =
+                catch_unwind(AssertUnwindSafe(|| h.handle(*req, hctx))).unwrap_or_else(|p| {
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the handler panicked: {}\n", panic_message(&*p)),
+                    )
+                });
+            drop(context);
+            if let Some(cntl) = traced.as_mut() {
+                crate::rpcz::server::handler_end(cntl);
+            }
+            resp
+        }
+    };
+    let status = resp.status().as_u16();
+    let size = out.send_sized(&resp);
+    if let Some(mut cntl) = traced {
+        // A failure status is the span's error (no RPC error code is
+        // 400..=599).
+        let code = if status >= 400 { i32::from(status) } else { 0 };
+        crate::rpcz::server::sent(&mut cntl, size, code);
+    }
+    drop(guard);
 }
 
 /// Where and how a request's response goes.
