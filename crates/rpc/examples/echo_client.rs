@@ -23,7 +23,9 @@
 //! `--connection-type single|pooled|short`, `--tls-ca ca.pem` (speak TLS,
 //! trusting that CA), `--tls-cert c.pem --tls-key k.pem` (present a
 //! client certificate), `--tls-server-name NAME` (the name to verify the
-//! server's certificate against; default: its IP address).
+//! server's certificate against; default: its IP address), `--enable-rpcz`
+//! (record each call's span; with `RUST_LOG=fibrpc::rpcz=debug` they are
+//! printed).
 
 #[path = "common/logging.rs"]
 mod logging;
@@ -67,6 +69,7 @@ fn main() {
             "--tls-cert" => tls_cert = Some(value()),
             "--tls-key" => tls_key = Some(value()),
             "--tls-server-name" => tls_name = Some(value()),
+            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -162,7 +165,8 @@ fn usage(err: &str) -> ! {
         "usage: echo_client [--server 127.0.0.1:8000|list://h:p,h:p|etcd://h:p/prefix] \
          [--lb rr] [--attachment TEXT] [--interval-ms 1000] \
          [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short] \
-         [--tls-ca ca.pem [--tls-cert c.pem --tls-key k.pem] [--tls-server-name NAME]]"
+         [--tls-ca ca.pem [--tls-cert c.pem --tls-key k.pem] [--tls-server-name NAME]] \
+         [--enable-rpcz]"
     );
     std::process::exit(2);
 }

@@ -18,6 +18,9 @@
 //! plaintext), `--tls-client-ca ca.pem` (mutual TLS: require a client
 //! certificate that CA signed). README.md shows a TLS run with the
 //! openssl commands that make the certificates.
+//! `--enable-rpcz` (trace calls; see them at `/rpcz`),
+//! `--rpcz-sample-rate R` (with `--enable-rpcz`: the fraction of calls
+//! traced, 0..=1; default 1).
 //! Ctrl-C (or SIGTERM) stops gracefully: requests in flight are answered.
 
 #[path = "common/logging.rs"]
@@ -95,6 +98,9 @@ fn main() {
             "--tls-key" => tls_key = Some(value()),
             "--tls-required" => options.tls_required = true,
             "--tls-client-ca" => tls_client_ca = Some(value()),
+            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
+            "--rpcz-sample-rate" => fibrpc::flags::set("rpcz_sample_rate", &value())
+                .unwrap_or_else(|e| usage(&format!("bad --rpcz-sample-rate: {e}"))),
             "--verbose" => verbose = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
@@ -171,7 +177,8 @@ fn usage(err: &str) -> ! {
     eprintln!(
         "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
          [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] \
-         [--tls-cert cert.pem --tls-key key.pem [--tls-required] [--tls-client-ca ca.pem]]"
+         [--tls-cert cert.pem --tls-key key.pem [--tls-required] [--tls-client-ca ca.pem]] \
+         [--enable-rpcz] [--rpcz-sample-rate R]"
     );
     std::process::exit(2);
 }

@@ -48,6 +48,9 @@ pub struct Controller {
     pub(crate) request_user_fields: std::collections::BTreeMap<String, String>,
     /// Server side, over HTTP: the request's headers.
     pub(crate) http_request_headers: http::HeaderMap,
+    /// The call's rpcz span while it is being recorded (`None` unless
+    /// rpcz is on and the call sampled).
+    pub(crate) span: Option<Box<crate::rpcz::Recording>>,
 }
 
 impl Controller {

@@ -87,7 +87,13 @@ fn registry() -> &'static Mutex<BTreeMap<&'static str, Flag>> {
                 }),
             },
         ];
-        Mutex::new(builtin.into_iter().map(|f| (f.name, f)).collect())
+        Mutex::new(
+            builtin
+                .into_iter()
+                .chain(crate::rpcz::flags())
+                .map(|f| (f.name, f))
+                .collect(),
+        )
     })
 }
 

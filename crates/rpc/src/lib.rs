@@ -15,7 +15,9 @@
 //!   byte-compatible with bRPC; HTTP/1.1), and how to add one;
 //!   [`errno`]: bRPC's error code numbers.
 //! - [`builtin`]: the web console every server answers over HTTP
-//!   (`/status`, `/vars`, `/flags`, ...) and who can reach it.
+//!   (`/status`, `/vars`, `/flags`, `/rpcz`, ...) and who can reach it.
+//! - [`rpcz`]: per-call tracing spans, their ids on the wire, and the
+//!   trace context of a handler's fiber.
 //!
 //! Layers inside the crate, lower never importing higher: `socket` (a
 //! connection: bytes, limits, the wait-free write path; it names no
@@ -34,6 +36,7 @@ pub mod http;
 mod input_messenger;
 pub mod interceptor;
 pub mod protocol;
+pub mod rpcz;
 pub mod server;
 mod service;
 pub mod socket;

@@ -12,6 +12,7 @@
 //! | `/fibers` | the fiber runtime's workers and counters |
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
+//! | `/rpcz` | recent traced calls (filters; `?trace=ID` for one trace's tree; `?format=json`) |
 //! | `/health` | `OK` |
 //! | `/version` | fibrpc's version |
 //!
@@ -67,6 +68,7 @@ mod index;
 mod metrics;
 mod origin;
 mod page;
+mod rpcz;
 mod status;
 mod vars;
 
@@ -118,6 +120,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/metrics",
         about: "every bvar in Prometheus text format",
         handler: metrics::serve,
+    },
+    Builtin {
+        path: "/rpcz",
+        about: "recent traced calls (flag enable_rpcz); ?trace=ID shows one trace",
+        handler: rpcz::serve,
     },
     Builtin {
         path: "/health",

@@ -57,6 +57,7 @@ impl<P: ClientProtocol> CallEngine<P> {
     ) {
         let start = Instant::now();
         reset_outcome(&mut cntl);
+        self.trace(&mut cntl, &request, start);
         let plan = self.plan(&cntl, request, start);
         let done: Done<P::Response> = Box::new(done);
         if plan.backup.is_none() {
@@ -130,7 +131,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         let deadline = plan.deadline;
         // Packed before the continuation takes the plan; registered and
         // written after it is set (nothing can complete the call before).
-        let id = match self.pack(&conn, &mut plan.request, &cntl) {
+        let id = match self.pack(&conn, &mut plan.request, &mut cntl) {
             Ok(w) => w,
             Err(e) => {
                 pool.put_back(conn, true);
@@ -140,6 +141,10 @@ impl<P: ClientProtocol> CallEngine<P> {
             }
         };
         let (corr, wire) = id;
+        // rpcz: once posted, the call may complete (and its controller
+        // move on) before `post` returns; the write is stamped as it
+        // starts.
+        crate::rpcz::client_written(&mut cntl);
         let finish = InFlight {
             engine: self.clone(),
             addr,
@@ -266,6 +271,9 @@ impl<P: ClientProtocol> InFlight<P> {
             let _ = timer::cancel(TimerId::from_u64(id));
         }
         let outcome = call.take();
+        if let Some(Ok(m)) = &outcome {
+            engine.note_response(&mut cntl, m);
+        }
         let err = match &outcome {
             Some(Err(e)) => Some(e.clone()),
             _ => None,

@@ -179,10 +179,33 @@ impl<P: ClientProtocol> CallEngine<P> {
     ) -> Result<P::Response, RpcError> {
         let start = Instant::now();
         reset_outcome(cntl);
+        self.trace(cntl, &request, start);
         let plan = self.plan(cntl, request, start);
         let r = self.run_attempts(plan, cntl, start);
         record_outcome(cntl, start, &r);
         r
+    }
+
+    /// rpcz: starts the call's span if rpcz is on (one relaxed load when
+    /// off) and the call is sampled or made under a traced context.
+    #[inline]
+    pub(super) fn trace(&self, cntl: &mut Controller, request: &P::Request, start: Instant) {
+        if crate::rpcz::enabled() {
+            let p = &self.inner.protocol;
+            crate::rpcz::client_start(cntl, p.name(), start, || {
+                let (service, method) = p.call_name(request);
+                (service.to_owned(), method.to_owned())
+            });
+        }
+    }
+
+    /// rpcz: an attempt's response arrived (`msg`), for a traced call.
+    #[inline]
+    pub(super) fn note_response(&self, cntl: &mut Controller, msg: &P::Message) {
+        if cntl.span.is_some() {
+            let size = self.inner.protocol.message_size(msg);
+            crate::rpcz::client_received(cntl, size);
+        }
     }
 
     /// The deadline of a call started at `start`: the controller's
@@ -450,7 +473,10 @@ impl<P: ClientProtocol> CallEngine<P> {
             pool.put_back(c2, completed && reusable);
         }
         match outcome {
-            Some(Ok(m)) => Ok(m),
+            Some(Ok(m)) => {
+                self.note_response(cntl, &m);
+                Ok(m)
+            }
             Some(Err(e)) => Err((e, call.request_sent())),
             // Final whatever was sent (the retry rule never retries it).
             None => Err((timeout_error(addr, start, deadline), RequestSent::Maybe)),
@@ -466,13 +492,14 @@ impl<P: ClientProtocol> CallEngine<P> {
         &self,
         conn: &Conn<P>,
         request: &mut P::Request,
-        cntl: &Controller,
+        cntl: &mut Controller,
         call: &Arc<PendingCall<P::Message>>,
         deadline: Option<Instant>,
     ) -> Result<u64, RpcError> {
         let Some(auth) = &self.inner.options.auth else {
             let (id, wire) = self.pack(conn, request, cntl)?;
             post(conn, id, wire, call)?;
+            crate::rpcz::client_written(cntl);
             return Ok(id);
         };
         let protocol = &*self.inner.protocol;
@@ -487,6 +514,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         if let Some(turn) = turn {
             turn.sent();
         }
+        crate::rpcz::client_written(cntl);
         Ok(id)
     }
 
@@ -495,13 +523,14 @@ impl<P: ClientProtocol> CallEngine<P> {
         &self,
         conn: &Conn<P>,
         request: &mut P::Request,
-        cntl: &Controller,
+        cntl: &mut Controller,
     ) -> Result<(u64, IOBuf), RpcError> {
         let id = next_correlation_id();
         let wire = self
             .inner
             .protocol
             .pack_request(request, id, cntl, &conn.sock)?;
+        crate::rpcz::client_packed(cntl, wire.len());
         Ok((id, wire))
     }
 }
@@ -589,10 +618,12 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
     cntl.response_attachment.clear();
 }
 
-/// Records a finished call's latency and error in `cntl`.
+/// Records a finished call's latency and error in `cntl` (and finishes
+/// its rpcz span, if traced).
 pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Result<T, RpcError>) {
     cntl.latency = start.elapsed();
     if let Err(e) = r {
         cntl.error = Some(e.clone());
     }
+    crate::rpcz::client_done(cntl, r.as_ref().map_or_else(|e| e.code, |_| 0));
 }

@@ -30,7 +30,10 @@
 //!    correlation id, say which call a response answers, turn it into
 //!    the call's result) and make a [`crate::channel::CallEngine`] with
 //!    it. Timeouts, retries, backup requests, connection pooling and the
-//!    sync, callback and `Future` forms come from the engine.
+//!    sync, callback and `Future` forms come from the engine. `call_name`
+//!    names a call for interceptors and [rpcz](crate::rpcz), and
+//!    `pack_request` may carry the ids of the controller's span (as
+//!    baidu_std's meta and HTTP's `traceparent` do).
 //!
 //! `crates/rpc/tests/custom_protocol.rs` does exactly this for a small
 //! line-based protocol.
@@ -168,7 +171,7 @@ pub trait ClientProtocol: Protocol {
         cntl: &mut Controller,
     ) -> Result<Self::Response, RpcError>;
 
-    /// The names interceptors see for `req`
+    /// The names interceptors and rpcz spans see for `req`
     /// ([`CallInfo`](crate::interceptor::CallInfo)'s service and method).
     /// Default: empty.
     fn call_name<'r>(&self, _req: &'r Self::Request) -> (&'r str, &'r str) {
@@ -208,5 +211,11 @@ pub trait ClientProtocol: Protocol {
     /// `None`, not known (the call is then not idempotent).
     fn idempotent(&self, _req: &Self::Request) -> Option<bool> {
         None
+    }
+
+    /// The size in bytes of a response, for a traced call's span. Asked
+    /// only for calls rpcz records. Default: 0, not known.
+    fn message_size(&self, _msg: &Self::Message) -> usize {
+        0
     }
 }

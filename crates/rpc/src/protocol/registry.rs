@@ -29,6 +29,9 @@ pub(crate) struct ServerMessage {
     /// refused: answered with this, then the connection closes. Boxed:
     /// it is rare, and every message carries the field.
     rejected: Option<Box<RpcError>>,
+    /// When it was cut, if rpcz was on (a traced request's first
+    /// timestamp).
+    received: Option<std::time::Instant>,
 }
 
 impl ServerMessage {
@@ -190,6 +193,7 @@ impl ProtocolList {
                         ends_input: ends_input || rejected.is_some(),
                         msg,
                         rejected,
+                        received: crate::rpcz::server::cut_time(),
                     });
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
@@ -203,6 +207,7 @@ impl ProtocolList {
     /// Processes a message cut by [`cut`](Self::cut).
     pub(crate) fn process(&self, sock: &Arc<Socket>, msg: ServerMessage, server: &ServerContext) {
         if let Some(p) = self.protocols.get(usize::from(msg.protocol)) {
+            let _received = crate::rpcz::server::processing(msg.received);
             match msg.rejected {
                 None => p.process_request(msg.msg, sock, server),
                 Some(e) => p.reject(msg.msg, sock, server, *e),

@@ -281,13 +281,18 @@ impl ServerContext {
         let entry = self.entry(service);
         let status = &entry.status[index];
         status.on_start();
+        // rpcz: a traced request's span is the fiber's context while its
+        // handler runs here (a deferred one: until it returns).
+        let traced = crate::rpcz::server::handler_start(&mut cntl);
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);
             let svc = &entry.service;
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || {
+            let r = catch_unwind(AssertUnwindSafe(move || {
                 svc.call_method_deferred(index, request, done)
-            })) {
+            }));
+            drop(traced);
+            if let Err(p) = r {
                 // The responder was dropped in the unwind and answered
                 // `EINTERNAL`; say why.
                 tracing::error!(
@@ -307,6 +312,8 @@ impl ServerContext {
                 format!("the handler panicked: {}", panic_message(&*p)),
             ))
         });
+        drop(traced);
+        crate::rpcz::server::handler_end(&mut cntl);
         let r = match cntl.error.take() {
             Some(e) => Err(e),
             None => r,

@@ -79,6 +79,7 @@ impl Responder {
         let Some(reply) = self.reply.take() else {
             return;
         };
+        crate::rpcz::server::handler_end(&mut self.cntl);
         let result = match self.cntl.error.take() {
             Some(e) => Err(e),
             None => result,

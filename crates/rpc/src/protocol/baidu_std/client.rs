@@ -82,6 +82,11 @@ pub(super) fn pack(
     meta.correlation_id = Some(correlation_id as i64);
     if let Some(r) = &mut meta.request {
         r.log_id = Some(cntl.log_id as i64);
+        // rpcz: bRPC's fields, set as bRPC's client sets them.
+        let ids = crate::rpcz::outgoing(cntl);
+        r.trace_id = ids.map(|(t, _, _)| t as i64);
+        r.span_id = ids.map(|(_, s, _)| s as i64);
+        r.parent_span_id = ids.map(|(_, _, p)| p as i64);
     }
     let att = cntl.request_attachment.len();
     let att = i32::try_from(att)

@@ -130,6 +130,11 @@ impl ClientProtocol for BaiduStd {
         client::finish(msg, cntl, self.max_decompressed_size)
     }
 
+    fn message_size(&self, msg: &Frame) -> usize {
+        use prost::Message as _;
+        super::HEADER_LEN + msg.meta.encoded_len() + msg.payload.len() + msg.attachment.len()
+    }
+
     /// Not after `ELOGOFF`: the server is stopping and refuses whatever
     /// else comes on this connection (bRPC's client marks such a socket
     /// "logoff" too).

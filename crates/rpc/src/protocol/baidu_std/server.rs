@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
+use prost::Message as _;
 
 use super::{checksum, compress, Frame, RpcMeta, RpcResponseMeta};
 use crate::server::{InflightGuard, ServerContext};
@@ -46,6 +47,9 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
         .map(|ms| received + Duration::from_millis(ms as u64));
     cntl.request_attachment = attachment;
     cntl.request_user_fields = user_fields;
+    if crate::rpcz::enabled() {
+        start_span(&mut cntl, &meta, &payload);
+    }
 
     let target = (|| {
         guard.admit()?;
@@ -162,9 +166,38 @@ fn send_response(
         tracing::error!(error = %e, "cannot encode a response");
         return;
     }
+    let (size, code) = (
+        out.len(),
+        meta.response.as_ref().map_or(0, |r| r.error_code()),
+    );
     // A failed or overcrowded connection: the caller times out or sees
     // the connection fail; nothing else to do here.
     let _ = sock.write(out);
+    crate::rpcz::server::sent(cntl, size, code);
+}
+
+/// rpcz: the span of a request, with the ids its caller sent (bRPC's
+/// `trace_id`, `span_id`, `parent_span_id`).
+fn start_span(cntl: &mut Controller, meta: &RpcMeta, payload: &IOBuf) {
+    let Some(req) = &meta.request else { return };
+    let upstream = match req.trace_id() as u64 {
+        0 => None,
+        trace_id => Some(crate::rpcz::server::Upstream {
+            trace_id,
+            span_id: req.span_id() as u64,
+            traced: true,
+        }),
+    };
+    let size =
+        super::HEADER_LEN + meta.encoded_len() + payload.len() + cntl.request_attachment.len();
+    crate::rpcz::server::start(
+        cntl,
+        "baidu_std",
+        &req.service_name,
+        &req.method_name,
+        upstream,
+        size,
+    );
 }
 
 fn error_meta(e: RpcError) -> RpcResponseMeta {

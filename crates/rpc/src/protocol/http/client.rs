@@ -32,8 +32,11 @@ pub struct HttpClientProtocol {
 pub struct HttpRequest {
     wire: IOBuf,
     /// Where the head's final empty line starts in `wire`: headers added
-    /// per attempt (credential, user fields) go there.
+    /// per attempt (credential, user fields, a traced call's
+    /// `traceparent`) go there.
     head_end: usize,
+    /// The request names its own `traceparent`: rpcz adds none.
+    has_traceparent: bool,
     head: bool,
     /// By its method (RFC 9110 §9.2.2).
     idempotent: bool,
@@ -75,6 +78,7 @@ impl HttpClientProtocol {
         HttpRequest {
             wire,
             head_end,
+            has_traceparent: req.headers().contains_key(crate::rpcz::traceparent::HEADER),
             head: req.method() == Method::HEAD,
             idempotent: idempotent_method(req.method()),
             method: req.method().clone(),
@@ -87,14 +91,20 @@ impl HttpClientProtocol {
 
 impl HttpRequest {
     /// The bytes of one attempt: the encoded request, plus the
-    /// credential and `cntl`'s user fields as headers.
+    /// credential, `cntl`'s user fields and a traced call's `traceparent`
+    /// as headers.
     fn wire_for(&self, cntl: &Controller) -> Result<IOBuf, RpcError> {
         let credential = self.credential.as_deref();
-        if credential.is_none() && cntl.request_user_fields.is_empty() {
+        let traced = crate::rpcz::outgoing(cntl).filter(|_| !self.has_traceparent);
+        if credential.is_none() && cntl.request_user_fields.is_empty() && traced.is_none() {
             return Ok(self.wire.clone());
         }
         let mut rest = self.wire.clone();
         let mut out = rest.split_to(self.head_end);
+        if let Some((trace, span, _)) = traced {
+            let value = crate::rpcz::traceparent::format(trace, span);
+            out.append(format!("{}: {value}\r\n", crate::rpcz::traceparent::HEADER).as_bytes());
+        }
         if let Some(c) = credential {
             if c.contains(&b'\r') || c.contains(&b'\n') {
                 return Err(RpcError::new(
@@ -225,6 +235,10 @@ impl ClientProtocol for HttpClientProtocol {
 
     fn idempotent(&self, req: &HttpRequest) -> Option<bool> {
         Some(req.idempotent)
+    }
+
+    fn message_size(&self, msg: &Response<IOBuf>) -> usize {
+        msg.body().len()
     }
 }
 

@@ -148,25 +148,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     };
     let path = req.uri().path();
     if let Some(route) = ctx.shared.http_routes.find(path) {
-        let resp = match guard.admit() {
-            Err(e) => error_response(&e),
-            // The internal port's unauthenticated connections reach the
-            // console only.
-            Ok(()) if ctx.options().auth.is_some() && sock.auth_context().is_none() => {
-                error_response(&crate::auth::unauthenticated())
-            }
-            Ok(()) => {
-                let _running = route.enter();
-                let h = &route.handler;
-                catch_unwind(AssertUnwindSafe(|| h.handle(*req, &hctx))).unwrap_or_else(|p| {
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("the handler panicked: {}\n", panic_message(&*p)),
-                    )
-                })
-            }
-        };
-        return out.send(&resp);
+        return call_route(route, req, &hctx, guard, out, sock, ctx);
     }
     if let Some(resp) = crate::builtin::serve(ctx, &req) {
         return out.send(&resp);
@@ -213,6 +195,58 @@ pub(super) fn reject(
     out.send(&resp);
 }
 
+/// A request to a user handler (traced by rpcz as a method named by the
+/// HTTP method and the path).
+fn call_route(
+    route: &Route,
+    req: Box<http::Request<IOBuf>>,
+    hctx: &HttpContext,
+    guard: InflightGuard<'_>,
+    out: Out,
+    sock: &Socket,
+    ctx: &ServerContext,
+) {
+    // rpcz: a controller only to carry a traced request's span.
+    let mut traced = None;
+    if crate::rpcz::enabled() {
+        traced = route_span(&req, hctx);
+    }
+    let resp = match guard.admit() {
+        Err(e) => error_response(&e),
+        // The internal port's unauthenticated connections reach the
+        // console only.
+        Ok(()) if ctx.options().auth.is_some() && sock.auth_context().is_none() => {
+            error_response(&crate::auth::unauthenticated())
+        }
+        Ok(()) => {
+            let _running = route.enter();
+            let context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
+            let h = &route.handler;
+            let resp =
+                catch_unwind(AssertUnwindSafe(|| h.handle(*req, hctx))).unwrap_or_else(|p| {
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the handler panicked: {}\n", panic_message(&*p)),
+                    )
+                });
+            drop(context);
+            if let Some(cntl) = traced.as_mut() {
+                crate::rpcz::server::handler_end(cntl);
+            }
+            resp
+        }
+    };
+    let status = resp.status().as_u16();
+    let size = out.send_sized(&resp);
+    if let Some(mut cntl) = traced {
+        // A failure status is the span's error (no RPC error code is
+        // 400..=599).
+        let code = if status >= 400 { i32::from(status) } else { 0 };
+        crate::rpcz::server::sent(&mut cntl, size, code);
+    }
+    drop(guard);
+}
+
 /// Where and how a request's response goes.
 struct Out {
     sock: Arc<Socket>,
@@ -223,8 +257,14 @@ struct Out {
 
 impl Out {
     fn send(self, resp: &Response<IOBuf>) {
+        self.send_sized(resp);
+    }
+
+    /// Sends `resp`; returns its size on the wire.
+    fn send_sized(self, resp: &Response<IOBuf>) -> usize {
         let mut wire = IOBuf::new();
         encode_response(resp, self.head_only, self.close, &mut wire);
+        let size = wire.len();
         match self.sock.protocol_state::<ServerConn>() {
             Some(conn) => conn.write_in_order(&self.sock, self.seq, wire, self.close),
             None => self.sock.set_failed(RpcError::new(
@@ -232,7 +272,36 @@ impl Out {
                 "an HTTP response on a connection of another protocol",
             )),
         }
+        size
     }
+}
+
+/// rpcz: what a request's `traceparent` says of its caller; a malformed
+/// one is ignored.
+fn upstream(headers: &HeaderMap) -> Option<crate::rpcz::server::Upstream> {
+    let v = headers.get(crate::rpcz::traceparent::HEADER)?;
+    let p = crate::rpcz::traceparent::parse(v.as_bytes())?;
+    Some(crate::rpcz::server::Upstream {
+        trace_id: p.trace_id,
+        span_id: p.parent_id,
+        traced: p.sampled,
+    })
+}
+
+/// rpcz: a controller carrying the span of a request to a user handler
+/// (shown as the HTTP method and the path), if it is traced.
+fn route_span(req: &http::Request<IOBuf>, hctx: &HttpContext) -> Option<Controller> {
+    let mut cntl = Controller::new();
+    cntl.remote_side = Some(hctx.remote_side);
+    crate::rpcz::server::start(
+        &mut cntl,
+        "http",
+        req.method().as_str(),
+        req.uri().path(),
+        upstream(req.headers()),
+        req.body().len(),
+    );
+    cntl.span.is_some().then_some(cntl)
 }
 
 /// `/Service/Method` → its two names.
@@ -289,6 +358,11 @@ fn call_pb(
         }
     };
     let mut cntl = ctx.new_controller(&out.sock);
+    if crate::rpcz::enabled() {
+        let method = entry.service.method_names()[index];
+        let up = upstream(&headers);
+        crate::rpcz::server::start(&mut cntl, "http", service, method, up, body.len());
+    }
     cntl.http_request_headers = headers;
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
@@ -302,7 +376,8 @@ fn call_pb(
         },
         None => (body, None),
     };
-    let reply = move |_: &mut Controller, result: Result<IOBuf, RpcError>| {
+    let reply = move |cntl: &mut Controller, result: Result<IOBuf, RpcError>| {
+        let code = result.as_ref().map_or_else(|e| e.code, |_| 0);
         let resp = match (result, json_response) {
             (Ok(pb), None) => crate::http::response(StatusCode::OK, "application/proto", pb),
             (Ok(pb), Some(output)) => match super::json::response_to_json(output, &pb) {
@@ -311,7 +386,8 @@ fn call_pb(
             },
             (Err(e), _) => error_response(&e),
         };
-        out.send(&resp);
+        let size = out.send_sized(&resp);
+        crate::rpcz::server::sent(cntl, size, code);
     };
     ctx.dispatch(guard, service, index, cntl, request, hctx.received, reply);
 }
