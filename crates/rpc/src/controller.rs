@@ -40,6 +40,8 @@ pub struct Controller {
     pub(crate) attempt_errors: Vec<RpcError>,
     pub(crate) has_backup_request: bool,
     pub(crate) request_code: Option<u64>,
+    /// Streams the call opens (client) or the request carries (server).
+    pub(crate) streams: crate::protocol::streaming::CallStreams,
 }
 
 impl Controller {

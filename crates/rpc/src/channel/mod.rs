@@ -180,7 +180,15 @@ impl Channel {
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
         match self.request(service, method, cntl, request) {
-            Ok(req) => self.engine.call(cntl, req),
+            Ok(req) => {
+                let r = self.engine.call(cntl, req)?;
+                // A call that opened streams succeeds only if the server
+                // accepted them.
+                cntl.streams
+                    .call_ended(Ok(()))
+                    .inspect_err(|e| cntl.error = Some(e.clone()))?;
+                Ok(r)
+            }
             Err(e) => Err(self.failed_early(cntl, e)),
         }
     }

@@ -17,6 +17,7 @@
 
 mod close;
 mod connect;
+mod extension;
 mod id;
 mod outgoing;
 mod room;
@@ -40,6 +41,7 @@ use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
 use id::Slab;
+pub use extension::SocketExtension;
 pub use id::SocketId;
 use outgoing::Outgoing;
 pub(crate) use outgoing::WriteWatcher;
@@ -144,6 +146,9 @@ pub struct Socket {
     /// What the connection's protocol keeps per connection (created by
     /// the first [`protocol_state`](Self::protocol_state) call).
     state: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// What other protocols multiplex on the connection
+    /// ([`extension`](Self::extension)), told of its failure.
+    extensions: Mutex<extension::Extensions>,
     /// Traffic counters.
     pub(crate) stats: SocketStats,
     /// Close once `unwritten` drops to 0.
@@ -214,6 +219,7 @@ impl Socket {
             preferred: AtomicU8::new(0),
             first_cut: AtomicBool::new(false),
             state: OnceLock::new(),
+            extensions: Mutex::default(),
             stats: SocketStats::new(),
             close_when_flushed: AtomicBool::new(false),
             input_closed: AtomicBool::new(false),
@@ -398,8 +404,9 @@ impl Socket {
         if self.failed.swap(true, Ordering::AcqRel) {
             return;
         }
-        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         let _ = self.stream.shutdown(Shutdown::Both);
+        self.fail_extensions(&reason);
         self.user.on_failed(self);
         if let Some(tls) = self.tls.get() {
             // A client's connect waiting for the handshake.

@@ -2,11 +2,13 @@
 //! `PackRpcRequest`) and the result of its response frame (bRPC's
 //! `ProcessRpcResponse`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
 
 use super::{checksum, compress, Frame, RpcMeta, RpcRequestMeta};
+use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
 
 /// A call's request as every attempt sends it: the meta (its correlation
@@ -55,6 +57,7 @@ impl Request {
             content_type: Some(0),
             checksum_type: Some(0),
             checksum_value: Some(Vec::new()),
+            stream_settings: cntl.streams.request_settings(),
             ..Default::default()
         };
         if cntl.checksum {
@@ -69,8 +72,11 @@ pub(super) fn pack(
     req: &mut Request,
     correlation_id: u64,
     cntl: &Controller,
+    conn: &Arc<Socket>,
 ) -> Result<IOBuf, RpcError> {
     req.meta.correlation_id = Some(correlation_id as i64);
+    // The call's streams travel on this connection.
+    cntl.streams.bind(conn);
     let mut frame = IOBuf::new();
     super::encode(
         &req.meta,
