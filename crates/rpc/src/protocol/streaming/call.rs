@@ -11,7 +11,6 @@ use fibrpc_iobuf::IOBuf;
 use super::frame::encode;
 use super::meta::StreamFrameMeta;
 use super::receive::send_rst;
-use super::stream::Phase;
 use super::Stream;
 use crate::protocol::baidu_std::{self, RpcMeta, StreamSettings};
 use crate::socket::Socket;
@@ -97,11 +96,9 @@ impl CallStreams {
                 Ok(())
             }
             Ok(()) => {
-                if self
-                    .created
-                    .iter()
-                    .any(|s| s.inner.phase() == Phase::Pending)
-                {
+                // Closed already is fine (the server may close at once);
+                // never connected is not.
+                if self.created.iter().any(|s| !s.inner.opened()) {
                     let e = not_accepted();
                     for s in &self.created {
                         s.inner.fail(e.clone());

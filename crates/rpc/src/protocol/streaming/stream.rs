@@ -101,6 +101,8 @@ pub(super) struct State {
     peer_need_feedback: bool,
     /// Whether the peer reads what this side writes.
     peer_writable: bool,
+    /// The stream connected once (its call opened it).
+    pub(super) opened: bool,
     /// A client's first stream: its first message is the call's response.
     pub(super) awaits_response: bool,
     /// A client's first stream: the call's other streams, connected with
@@ -151,6 +153,7 @@ impl StreamInner {
                 remote_id: -1,
                 peer_need_feedback: false,
                 peer_writable: false,
+                opened: false,
                 awaits_response: false,
                 siblings: Vec::new(),
                 produced: 0,
@@ -220,6 +223,7 @@ impl StreamInner {
             return;
         }
         st.phase = Phase::Connected;
+        st.opened = true;
         let held = std::mem::take(&mut st.held);
         if st.peer_writable {
             for m in held {
@@ -632,6 +636,11 @@ impl StreamInner {
             messages_in: st.messages_in,
             messages_out: st.messages_out,
         }
+    }
+
+    /// Whether the stream connected once.
+    pub(super) fn opened(&self) -> bool {
+        self.lock().opened
     }
 
     pub(super) fn phase(&self) -> Phase {
