@@ -261,7 +261,7 @@ fn a_thousand_streams_share_one_connection() {
 fn a_large_transfer_stays_within_the_window() {
     const WINDOW: usize = 64 << 10;
     const MESSAGE: usize = 16 << 10;
-    const TOTAL: usize = 256 << 20;
+    const TOTAL: usize = 1 << 30;
     let (tx, rx) = mpsc::channel::<Stream>();
     let tx = Mutex::new(tx);
     let server = start(move |cntl, _| {

@@ -45,7 +45,7 @@ impl Request {
             request: Some(RpcRequestMeta {
                 service_name: service.to_owned(),
                 method_name: method.to_owned(),
-                log_id: Some(cntl.log_id as i64),
+                log_id: cntl.has_log_id.then_some(cntl.log_id as i64),
                 timeout_ms: deadline.map(|d| {
                     let ms = d.saturating_duration_since(Instant::now()).as_millis();
                     ms.min(i32::MAX as u128) as i32

@@ -40,6 +40,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
 
     let mut cntl = Controller::new();
     cntl.log_id = req.log_id() as u64;
+    cntl.has_log_id = req.log_id.is_some();
     cntl.remote_side = Some(sock.remote_side());
     cntl.local_side = Some(sock.local_side());
     cntl.peer_subject = sock.peer_subject_arc();
