@@ -32,7 +32,10 @@ impl StreamInputHandler for Receiver {
     fn on_received_messages(&self, stream: &Stream, messages: &mut [IOBuf]) {
         let mut line = String::new();
         for (i, m) in messages.iter().enumerate() {
-            line.push_str(&format!("msg[{i}]={}", String::from_utf8_lossy(&m.to_vec())));
+            line.push_str(&format!(
+                "msg[{i}]={}",
+                String::from_utf8_lossy(&m.to_vec())
+            ));
         }
         println!("Received from Stream={}: {line}", stream.id());
     }

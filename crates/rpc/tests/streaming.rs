@@ -8,11 +8,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fibrpc::protocol::streaming::{
-    Stream, StreamInput, StreamInputHandler, StreamOptions,
-};
+use fibrpc::protocol::streaming::{Stream, StreamInput, StreamInputHandler, StreamOptions};
 use fibrpc::{errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
-use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
+};
 
 /// Polls `cond` every 5 ms for at most `limit`.
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -76,7 +76,9 @@ fn req(s: &str) -> EchoRequest {
 fn open(c: &EchoServiceClient, options: StreamOptions) -> Stream {
     let mut cntl = Controller::new();
     let stream = Stream::create(&mut cntl, options);
-    let resp = c.echo(&mut cntl, &req("open")).expect("the call opening the stream");
+    let resp = c
+        .echo(&mut cntl, &req("open"))
+        .expect("the call opening the stream");
     assert_eq!(resp.message, "accepted");
     assert!(stream.is_connected());
     stream
@@ -134,7 +136,10 @@ fn messages_come_back_in_order_and_close_ends_both_sides() {
     assert!(s.is_closed());
     let e = s.write(IOBuf::from("late")).unwrap_err();
     assert_eq!(e.code, libc::EINVAL);
-    assert!(wait_until(Duration::from_secs(5), || h.closed.load(Ordering::SeqCst) == 1));
+    assert!(wait_until(Duration::from_secs(5), || h
+        .closed
+        .load(Ordering::SeqCst)
+        == 1));
     assert_eq!(h.failed.load(Ordering::SeqCst), 0, "a normal close");
     assert!(h.batches.lock().unwrap().iter().all(|&n| n <= 128));
 }
@@ -183,7 +188,9 @@ fn a_call_whose_stream_is_not_accepted_fails() {
         Stream::accept(cntl, StreamOptions::default())?;
         Ok(EchoResponse::default())
     });
-    let e = client(&server).echo(&mut Controller::new(), &req("x")).unwrap_err();
+    let e = client(&server)
+        .echo(&mut Controller::new(), &req("x"))
+        .unwrap_err();
     assert_eq!(e.code, libc::EINVAL, "{e}");
 }
 
@@ -221,7 +228,9 @@ fn several_streams_open_with_one_call() {
 fn a_thousand_streams_share_one_connection() {
     let (server, h) = echo_server();
     let c = client(&server);
-    let streams: Vec<Stream> = (0..1000).map(|_| open(&c, StreamOptions::default())).collect();
+    let streams: Vec<Stream> = (0..1000)
+        .map(|_| open(&c, StreamOptions::default()))
+        .collect();
     assert_eq!(server.connection_count(), 1);
     for (i, s) in streams.iter().enumerate() {
         for j in 0..3 {
@@ -251,7 +260,10 @@ fn a_thousand_streams_share_one_connection() {
     for s in &streams {
         s.close();
     }
-    assert!(wait_until(Duration::from_secs(10), || h.closed.load(Ordering::SeqCst) == 1000));
+    assert!(wait_until(Duration::from_secs(10), || h
+        .closed
+        .load(Ordering::SeqCst)
+        == 1000));
     assert!(wait_until(Duration::from_secs(5), || {
         fibrpc::protocol::streaming::open_streams().is_empty()
     }));
@@ -380,7 +392,10 @@ fn a_writer_to_a_stalled_reader_waits_and_its_idle_timeout_fires() {
         d.store(1, Ordering::SeqCst);
         r
     });
-    assert!(wait_until(Duration::from_secs(5), || idle.timeouts.load(Ordering::SeqCst) >= 1));
+    assert!(wait_until(Duration::from_secs(5), || idle
+        .timeouts
+        .load(Ordering::SeqCst)
+        >= 1));
     assert_eq!(done.load(Ordering::SeqCst), 0, "the writer still waits");
     // The reader takes one message: the window opens, the writer goes on.
     assert_eq!(theirs.recv().unwrap().unwrap().len(), 1024);
@@ -467,13 +482,20 @@ fn the_console_lists_streams() {
         use std::io::{Read, Write};
         let mut t = std::net::TcpStream::connect(server.listen_addr().unwrap()).unwrap();
         t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(t, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            t,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = String::new();
         t.read_to_string(&mut body).unwrap();
         body
     };
     let page = get("/streams");
-    assert!(page.contains("1 streams") || page.contains(" streams"), "{page}");
+    assert!(
+        page.contains("1 streams") || page.contains(" streams"),
+        "{page}"
+    );
     assert!(page.contains(&format!("{}", s.id())), "{page}");
     assert!(page.contains("connected"), "{page}");
     let page = get("/connections");

@@ -18,7 +18,9 @@ use fibrpc::protocol::streaming::{
     StreamInputHandler, StreamOptions,
 };
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
-use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
+};
 
 struct Vector {
     id: String,
@@ -171,11 +173,9 @@ fn meta_from(f: &HashMap<String, String>) -> StreamFrameMeta {
     let stream: i64 = f["stream_id"].parse().unwrap();
     let source: Option<i64> = f.get("source_stream_id").map(|v| v.parse().unwrap());
     match frame_type(&f["frame_type"]) {
-        FrameType::Data => StreamFrameMeta::data(
-            stream,
-            source.unwrap(),
-            f["has_continuation"] == "true",
-        ),
+        FrameType::Data => {
+            StreamFrameMeta::data(stream, source.unwrap(), f["has_continuation"] == "true")
+        }
         FrameType::Feedback => {
             let consumed = kv(&f["feedback"])["consumed_size"].parse().unwrap();
             StreamFrameMeta::feedback(stream, source.unwrap(), consumed)
@@ -309,8 +309,19 @@ fn the_encoder_reproduces_every_frame_brpc_wrote() {
 
     // A 26-byte message in segments of 10 (S2.01-S2.03).
     let mut out = IOBuf::new();
-    encode_message(0, 0, &IOBuf::from("abcdefghijklmnopqrstuvwxyz"), 10, &mut out);
-    let expected = [vector(&all, "S2.01"), vector(&all, "S2.02"), vector(&all, "S2.03")].concat();
+    encode_message(
+        0,
+        0,
+        &IOBuf::from("abcdefghijklmnopqrstuvwxyz"),
+        10,
+        &mut out,
+    );
+    let expected = [
+        vector(&all, "S2.01"),
+        vector(&all, "S2.02"),
+        vector(&all, "S2.03"),
+    ]
+    .concat();
     assert_eq!(out.to_vec(), expected);
 }
 
@@ -368,7 +379,10 @@ struct Accepting;
 
 impl EchoService for Accepting {
     fn echo(&self, cntl: &mut Controller, _: EchoRequest) -> Result<EchoResponse, RpcError> {
-        Stream::accept(cntl, StreamOptions::with_handler(std::sync::Arc::new(Consume)))?;
+        Stream::accept(
+            cntl,
+            StreamOptions::with_handler(std::sync::Arc::new(Consume)),
+        )?;
         Ok(EchoResponse {
             message: "Accepted stream".into(),
         })
@@ -379,7 +393,9 @@ impl EchoService for Accepting {
 fn fibrpcs_server_writes_what_brpcs_server_wrote() {
     let all = vectors();
     let mut server = Server::new(ServerOptions::default());
-    server.add_service(EchoServiceServer::new(Accepting)).unwrap();
+    server
+        .add_service(EchoServiceServer::new(Accepting))
+        .unwrap();
     server.start("127.0.0.1:0").unwrap();
     let mut t = TcpStream::connect(server.listen_addr().unwrap()).unwrap();
     t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -402,7 +418,10 @@ fn fibrpcs_server_writes_what_brpcs_server_wrote() {
     }
     // CLOSE is answered with CLOSE (S1.15, S1.16)...
     t.write_all(&to_ours("S1.15")).unwrap();
-    assert_eq!(normalize(&read_frame(&mut t), &ids, None), vector(&all, "S1.16"));
+    assert_eq!(
+        normalize(&read_frame(&mut t), &ids, None),
+        vector(&all, "S1.16")
+    );
     // ...and a CLOSE for the stream now gone with RST to its source
     // (S5.11, S5.12: RST{stream_id=5}).
     t.write_all(&vector(&all, "S5.11")).unwrap();
@@ -431,12 +450,19 @@ fn fibrpcs_client_writes_what_brpcs_client_wrote() {
         let to_client = |id: &str| normalize(&vector(&all, id), &[(0, ours)], Some(cid));
         t.write_all(&to_client("S1.02")).unwrap();
         for id in ["S1.03", "S1.04"] {
-            assert_eq!(normalize(&read_frame(&mut t), &ids, None), vector(&all, id), "{id}");
+            assert_eq!(
+                normalize(&read_frame(&mut t), &ids, None),
+                vector(&all, id),
+                "{id}"
+            );
         }
         t.write_all(&to_client("S1.05")).unwrap();
         // The client closes (S1.15); bRPC's server answers CLOSE (S1.16);
         // the client's stream is gone and answers RST{146}.
-        assert_eq!(normalize(&read_frame(&mut t), &ids, None), vector(&all, "S1.15"));
+        assert_eq!(
+            normalize(&read_frame(&mut t), &ids, None),
+            vector(&all, "S1.15")
+        );
         t.write_all(&to_client("S1.16")).unwrap();
         assert_eq!(read_frame(&mut t), vector(&all, "S4.16"));
     });
@@ -468,7 +494,9 @@ fn fibrpcs_client_writes_what_brpcs_client_wrote() {
         .unwrap();
     assert_eq!(resp.message, "Accepted stream");
     assert_eq!(stream.remote_id(), 146);
-    stream.write(IOBuf::from("abcdefghijklmnopqrstuvwxyz")).unwrap();
+    stream
+        .write(IOBuf::from("abcdefghijklmnopqrstuvwxyz"))
+        .unwrap();
     stream.write(IOBuf::from("0123456789")).unwrap();
     assert!(
         (0..500).any(|_| {

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use fibrpc::protocol::baidu_std::{self, RpcMeta, RpcRequestMeta, StreamSettings};
-use fibrpc::protocol::streaming::{self as strm, FrameType, Stream, StreamFrameMeta, StreamOptions};
+use fibrpc::protocol::streaming::{
+    self as strm, FrameType, Stream, StreamFrameMeta, StreamOptions,
+};
 use fibrpc::{Controller, IOBuf, RpcError, Server, ServerOptions};
 use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
 
@@ -143,7 +145,10 @@ fn bad_frames_hit_only_their_stream_or_close_the_connection() {
     t.write_all(&frame(&StreamFrameMeta::data(theirs[1], 6, false), b"fine"))
         .unwrap();
     assert_eq!(
-        server_streams[1].recv_timeout(Duration::from_secs(5)).unwrap().unwrap(),
+        server_streams[1]
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap(),
         b"fine".to_vec()
     );
     let (meta, _) = strm_meta(&read_frame(&mut t));

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use fibrpc::protocol::streaming::{Stream, StreamInputHandler, StreamOptions};
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
-use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer};
+use fibrpc_example::{
+    EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
+};
 use fibrpc_tools::cli::{announce_listening, Args};
 
 const USAGE: &str = "usage: stream_press --serve [--port 8300]
@@ -83,7 +85,12 @@ fn stream_transfer(client: &EchoServiceClient, size: usize, secs: f64, window: u
         },
     );
     client
-        .echo(&mut cntl, &EchoRequest { message: "stream".into() })
+        .echo(
+            &mut cntl,
+            &EchoRequest {
+                message: "stream".into(),
+            },
+        )
         .unwrap_or_else(|e| {
             eprintln!("stream_press: cannot open a stream: {e}");
             std::process::exit(1)
@@ -121,7 +128,9 @@ fn unary_transfer(client: &EchoServiceClient, size: usize, secs: f64, concurrenc
             let (client, calls, stop, payload) =
                 (client.clone(), calls.clone(), stop.clone(), payload.clone());
             fibrpc::fiber::spawn(move || {
-                let request = EchoRequest { message: "unary".into() };
+                let request = EchoRequest {
+                    message: "unary".into(),
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let mut cntl = Controller::new();
                     *cntl.request_attachment_mut() = payload.clone();

@@ -216,7 +216,10 @@ impl<P: ClientProtocol> CallEngine<P> {
                 cntl.max_retry.unwrap_or(opts.max_retry)
             },
             idempotent,
-            backup: cntl.backup_request.or(opts.backup_request).filter(|_| !once),
+            backup: cntl
+                .backup_request
+                .or(opts.backup_request)
+                .filter(|_| !once),
             excluded: Vec::new(),
         }
     }

@@ -48,9 +48,7 @@ impl Socket {
     /// fail).
     pub fn find_extension<T: SocketExtension>(&self) -> Option<Arc<T>> {
         let ext = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
-        ext.list
-            .iter()
-            .find_map(|a| a.clone().downcast::<T>().ok())
+        ext.list.iter().find_map(|a| a.clone().downcast::<T>().ok())
     }
 
     /// Tells every extension that the socket failed, and drops them.

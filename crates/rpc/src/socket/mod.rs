@@ -40,8 +40,8 @@ use fibrpc_iobuf::IOPortal;
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
-use id::Slab;
 pub use extension::SocketExtension;
+use id::Slab;
 pub use id::SocketId;
 use outgoing::Outgoing;
 pub(crate) use outgoing::WriteWatcher;

@@ -52,13 +52,13 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     // The streams the request opens, for the handler to accept; their
     // presence also decides how the response travels.
     let streamed = meta.stream_settings.clone();
-    cntl.streams.requested = meta
-        .stream_settings
-        .clone()
-        .map(|settings| crate::protocol::streaming::Requested {
-            sock: sock.clone(),
-            settings,
-        });
+    cntl.streams.requested =
+        meta.stream_settings
+            .clone()
+            .map(|settings| crate::protocol::streaming::Requested {
+                sock: sock.clone(),
+                settings,
+            });
 
     let target = (|| {
         guard.admit()?;

@@ -153,7 +153,8 @@ pub(super) fn on_response(
         (Some(peer), None) => {
             let nf = peer.need_feedback();
             let w = peer.writable();
-            let peer_ids = std::iter::once(peer.stream_id).chain(peer.extra_stream_ids.iter().copied());
+            let peer_ids =
+                std::iter::once(peer.stream_id).chain(peer.extra_stream_ids.iter().copied());
             let mut peer_ids = peer_ids.fuse();
             for s in &all {
                 match peer_ids.next() {
@@ -199,10 +200,7 @@ pub(crate) fn send_response(
     payload: &IOBuf,
     attachment: &IOBuf,
 ) {
-    let ok = meta
-        .response
-        .as_ref()
-        .is_some_and(|r| r.error_code() == 0);
+    let ok = meta.response.as_ref().is_some_and(|r| r.error_code() == 0);
     if ok {
         meta.stream_settings = settings_of(&accepted);
     }

@@ -207,7 +207,13 @@ mod tests {
     #[test]
     fn segments_carry_continuation() {
         let mut out = IOBuf::new();
-        encode_message(0, 0, &IOBuf::from("abcdefghijklmnopqrstuvwxyz"), 10, &mut out);
+        encode_message(
+            0,
+            0,
+            &IOBuf::from("abcdefghijklmnopqrstuvwxyz"),
+            10,
+            &mut out,
+        );
         let mut sizes = Vec::new();
         while let ParseResult::Complete(f) = parse(&mut out, 100) {
             sizes.push((f.payload.len(), f.meta.has_continuation));

@@ -68,17 +68,18 @@ impl Stream {
         options: StreamOptions,
     ) -> Result<Vec<Stream>, RpcError> {
         if !cntl.streams.accepted.is_empty() {
-            return Err(RpcError::new(libc::EINVAL, "the streams were accepted already"));
-        }
-        let Some(Requested { sock, settings }) = cntl.streams.requested.take() else {
             return Err(RpcError::new(
                 libc::EINVAL,
-                "the request carries no stream",
+                "the streams were accepted already",
             ));
+        }
+        let Some(Requested { sock, settings }) = cntl.streams.requested.take() else {
+            return Err(RpcError::new(libc::EINVAL, "the request carries no stream"));
         };
         let nf = settings.need_feedback();
         let w = settings.writable();
-        let ids = std::iter::once(settings.stream_id).chain(settings.extra_stream_ids.iter().copied());
+        let ids =
+            std::iter::once(settings.stream_id).chain(settings.extra_stream_ids.iter().copied());
         let mut streams = Vec::new();
         for rid in ids {
             let s = Stream {

@@ -71,7 +71,11 @@ struct Carried {
 impl SocketStreams {
     /// How many streams the connection carries now.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).ids.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .len()
     }
 
     /// Whether the connection carries no stream.
@@ -127,5 +131,6 @@ pub(super) fn detach(sock: &Socket, id: i64) {
 
 /// How many streams `sock` carries.
 pub fn streams_on(sock: &Socket) -> usize {
-    sock.find_extension::<SocketStreams>().map_or(0, |s| s.len())
+    sock.find_extension::<SocketStreams>()
+        .map_or(0, |s| s.len())
 }

@@ -388,12 +388,7 @@ impl StreamInner {
     }
 
     /// A DATA frame (one segment) from the peer, in the reader.
-    pub(super) fn on_data(
-        self: &Arc<Self>,
-        sock: &Socket,
-        payload: IOBuf,
-        more: bool,
-    ) -> Arrival {
+    pub(super) fn on_data(self: &Arc<Self>, sock: &Socket, payload: IOBuf, more: bool) -> Arrival {
         let mut st = self.lock();
         if st.phase == Phase::Closed {
             return Arrival::Done;
