@@ -102,17 +102,47 @@ impl SocketStreams {
 }
 
 impl SocketExtension for SocketStreams {
+    /// Fails the streams in a fiber of its own: the socket may be failing
+    /// inside one of their writes (a write error fails it), whose caller
+    /// holds that stream's wire lock.
     fn on_failed(&self, error: &RpcError) {
         let ids = {
             let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             c.failed = true;
             std::mem::take(&mut c.ids)
         };
-        for id in ids {
-            if let Some(s) = get(id) {
-                s.fail(error.clone());
-            }
+        if ids.is_empty() {
+            return;
         }
+        let error = error.clone();
+        let fail = move || {
+            for id in ids {
+                if let Some(s) = get(id) {
+                    s.fail(error.clone());
+                }
+            }
+        };
+        // Should no fiber start, a thread does it (never in place: the
+        // caller may hold a stream's lock).
+        let job: Arc<Mutex<Option<Job>>> = Arc::new(Mutex::new(Some(Box::new(fail))));
+        let lost = job.clone();
+        fibrpc_fiber::Builder::new().spawn_or_else(
+            move || run_job(&job),
+            move || {
+                crate::unstarted::run_on_thread("failing a connection's streams", move || {
+                    run_job(&lost)
+                })
+            },
+        );
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn run_job(job: &Mutex<Option<Job>>) {
+    let f = job.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(f) = f {
+        f();
     }
 }
 

@@ -4,9 +4,12 @@
 //! A stream is `Pending` until its call's response went out (server) or
 //! came in (client): writes are held meanwhile. It is `Connected` once
 //! it knows the peer's stream id, and `Closed` after a close from either
-//! side, a reset, a connection failure or a window overrun. Everything
-//! lives under one lock; what goes on the wire is queued on the socket
-//! under it (never blocking), so frames of one stream keep their order.
+//! side, a reset, a connection failure or a window overrun. The state
+//! lives under a short lock that is never held across a socket write (a
+//! failing write fails the socket, whose failure fails this stream; a
+//! TLS write may suspend). DATA and CLOSE frames are decided and queued
+//! under a second, fiber-aware lock (`wire`), so they keep their order:
+//! held messages before later ones, CLOSE after every DATA.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -81,6 +84,9 @@ pub(crate) struct StreamInner {
     id: i64,
     pub(super) options: StreamOptions,
     state: Mutex<State>,
+    /// Orders this stream's DATA and CLOSE frames on the socket; taken
+    /// before `state`, held across the socket write.
+    wire: fibrpc_fiber::sync::Mutex<()>,
     /// Bumped whenever a waiting writer may go on (feedback, connect,
     /// close).
     writable: Butex,
@@ -173,6 +179,7 @@ impl StreamInner {
                 last_message: Instant::now(),
                 idle_timer: None,
             }),
+            wire: fibrpc_fiber::sync::Mutex::new(()),
             writable: Butex::new(0),
             readable: Butex::new(0),
             created: SystemTime::now(),
@@ -218,60 +225,73 @@ impl StreamInner {
     /// caller wrote to the socket before, the response), and the idle
     /// timer starts.
     pub(super) fn connect(self: &Arc<Self>) {
-        let mut st = self.lock();
-        if st.phase != Phase::Pending {
-            return;
-        }
-        st.phase = Phase::Connected;
-        st.opened = true;
-        let held = std::mem::take(&mut st.held);
-        if st.peer_writable {
-            for m in held {
-                // A failed connection fails the stream through its
-                // extension.
-                let _ = self.send_data(&st, &m);
+        let _wire = self.wire.lock();
+        let (sock, out, feedback) = {
+            let mut st = self.lock();
+            if st.phase != Phase::Pending {
+                return;
             }
-        } else if !held.is_empty() {
-            tracing::warn!(
-                stream = self.id,
-                messages = held.len(),
-                "the peer does not read this stream; messages written before it connected dropped"
-            );
+            st.phase = Phase::Connected;
+            st.opened = true;
+            let held = std::mem::take(&mut st.held);
+            let mut out = IOBuf::new();
+            if st.peer_writable {
+                for m in &held {
+                    encode_message(st.remote_id, self.id, m, MAX_SEGMENT_SIZE, &mut out);
+                }
+            } else if !held.is_empty() {
+                tracing::warn!(
+                    stream = self.id,
+                    messages = held.len(),
+                    "the peer does not read this stream; messages written before it connected dropped"
+                );
+            }
+            st.last_message = Instant::now();
+            self.arm_idle(&mut st);
+            // What was consumed before (a client stream's early input).
+            let feedback = self.feedback_frame(&mut st);
+            (st.sock.clone(), out, feedback)
+        };
+        if let Some(sock) = sock {
+            // A failed connection fails the stream through its extension.
+            if !out.is_empty() {
+                let _ = sock.write(out);
+            }
         }
-        // What was consumed before (a client stream's early input).
-        self.send_feedback(&mut st);
-        st.last_message = Instant::now();
-        self.arm_idle(&mut st);
-        drop(st);
+        self.write_feedback(feedback);
         self.bump_writable();
     }
 
-    /// Queues one message's DATA frames on the socket.
-    fn send_data(&self, st: &State, msg: &IOBuf) -> Result<(), RpcError> {
-        let Some(sock) = &st.sock else {
-            return Err(RpcError::new(libc::EINVAL, "the stream has no connection"));
-        };
-        let mut out = IOBuf::new();
-        encode_message(st.remote_id, self.id, msg, MAX_SEGMENT_SIZE, &mut out);
-        sock.write(out)
-    }
-
-    /// Sends FEEDBACK if the peer wants it and something new was consumed.
-    fn send_feedback(&self, st: &mut State) {
+    /// The FEEDBACK frame to send if the peer wants one and something new
+    /// was consumed (counted as sent: see [`write_feedback`]).
+    ///
+    /// [`write_feedback`]: Self::write_feedback
+    fn feedback_frame(&self, st: &mut State) -> Option<Feedback> {
         if st.phase != Phase::Connected || !st.peer_need_feedback || st.consumed <= st.feedback_sent
         {
-            return;
+            return None;
         }
-        let Some(sock) = &st.sock else { return };
+        let sock = st.sock.clone()?;
         let mut out = IOBuf::new();
         encode(
             &StreamFrameMeta::feedback(st.remote_id, self.id, st.consumed),
             &IOBuf::new(),
             &mut out,
         );
-        // Kept unsent on failure: the next consume sends it again.
-        if sock.write(out).is_ok() {
-            st.feedback_sent = st.consumed;
+        let before = st.feedback_sent;
+        st.feedback_sent = st.consumed;
+        Some(Feedback { sock, out, before })
+    }
+
+    /// Writes a FEEDBACK frame (outside the state lock). One the socket
+    /// refused is counted as unsent again: the next consume resends it.
+    fn write_feedback(&self, f: Option<Feedback>) {
+        let Some(Feedback { sock, out, before }) = f else {
+            return;
+        };
+        if sock.write(out).is_err() {
+            let mut st = self.lock();
+            st.feedback_sent = st.feedback_sent.min(before);
         }
     }
 
@@ -294,41 +314,62 @@ impl StreamInner {
         deadline: Option<Instant>,
     ) -> Result<(), RpcError> {
         let window = self.options.max_buf_size as u64;
+        let n = msg.len() as u64;
         loop {
             let seq = self.writable.value().load(Ordering::Acquire);
             let full = {
-                let mut st = self.lock();
-                match st.phase {
-                    Phase::Closed => return Err(closed_error(&st)),
-                    Phase::Connected if !st.peer_writable => {
-                        return Err(RpcError::new(
-                            libc::EBADF,
-                            "the peer does not read this stream (it has no handler)",
-                        ))
+                let _wire = self.wire.lock();
+                let decided = {
+                    let mut st = self.lock();
+                    match st.phase {
+                        Phase::Closed => return Err(closed_error(&st)),
+                        Phase::Connected if !st.peer_writable => {
+                            return Err(RpcError::new(
+                                libc::EBADF,
+                                "the peer does not read this stream (it has no handler)",
+                            ))
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
-                if window == 0 || st.produced < st.remote_consumed + window {
-                    let n = msg.len() as u64;
-                    if st.phase == Phase::Pending {
-                        st.held.push(msg);
+                    if window > 0 && st.produced >= st.remote_consumed + window {
+                        None
+                    } else {
                         st.produced += n;
                         st.messages_out += 1;
-                        return Ok(());
-                    }
-                    match self.send_data(&st, &msg) {
-                        Ok(()) => {
-                            st.produced += n;
-                            st.messages_out += 1;
+                        if st.phase == Phase::Pending {
+                            st.held.push(msg.clone());
                             return Ok(());
                         }
-                        // The connection's queue is full (many streams,
-                        // a peer reading slowly): like a full window.
-                        Err(e) if e.code == errno::EOVERCROWDED => false,
-                        Err(e) => return Err(e),
+                        let Some(sock) = st.sock.clone() else {
+                            return Err(RpcError::new(
+                                libc::EINVAL,
+                                "the stream has no connection",
+                            ));
+                        };
+                        let mut out = IOBuf::new();
+                        encode_message(st.remote_id, self.id, &msg, MAX_SEGMENT_SIZE, &mut out);
+                        Some((sock, out))
                     }
-                } else {
-                    true
+                };
+                match decided {
+                    None => true,
+                    Some((sock, out)) => match sock.write(out) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            // Not sent: uncounted (the wire lock kept
+                            // other writes out meanwhile).
+                            let mut st = self.lock();
+                            st.produced -= n;
+                            st.messages_out -= 1;
+                            // The connection's queue is full (many
+                            // streams, a peer reading slowly): like a
+                            // full window.
+                            if e.code != errno::EOVERCROWDED {
+                                return Err(e);
+                            }
+                            false
+                        }
+                    },
                 }
             };
             if !wait {
@@ -438,7 +479,9 @@ impl StreamInner {
             }
             StreamInput::Discard => {
                 st.consumed += n;
-                self.send_feedback(&mut st);
+                let f = self.feedback_frame(&mut st);
+                drop(st);
+                self.write_feedback(f);
             }
         }
         Arrival::Done
@@ -483,9 +526,12 @@ impl StreamInner {
 
     /// `n` bytes were consumed (handed to the handler, or read).
     pub(super) fn consumed(&self, n: u64) {
-        let mut st = self.lock();
-        st.consumed += n;
-        self.send_feedback(&mut st);
+        let f = {
+            let mut st = self.lock();
+            st.consumed += n;
+            self.feedback_frame(&mut st)
+        };
+        self.write_feedback(f);
     }
 
     /// The next message for `recv`.
@@ -505,9 +551,13 @@ impl StreamInner {
                     // Batched: when the reader caught up, or half a window
                     // went unreported.
                     let half = (self.options.receive_limit() / 2) as u64;
-                    if st.inbox.is_empty() || st.consumed - st.feedback_sent >= half {
-                        self.send_feedback(&mut st);
-                    }
+                    let f = if st.inbox.is_empty() || st.consumed - st.feedback_sent >= half {
+                        self.feedback_frame(&mut st)
+                    } else {
+                        None
+                    };
+                    drop(st);
+                    self.write_feedback(f);
                     return Ok(Some(m));
                 }
                 if st.idle_pending {
@@ -577,7 +627,9 @@ impl StreamInner {
     /// to the peer if the stream was connected and `tell_peer`. Returns
     /// false if it was closed already.
     pub(super) fn finish(self: &Arc<Self>, error: Option<RpcError>, tell_peer: bool) -> bool {
-        let sock = {
+        // After every DATA frame of the stream.
+        let wire = self.wire.lock();
+        let (sock, close) = {
             let mut st = self.lock();
             if st.phase == Phase::Closed {
                 return false;
@@ -590,20 +642,22 @@ impl StreamInner {
             if let Some(t) = st.idle_timer.take() {
                 let _ = timer::cancel(t);
             }
-            if was_connected && tell_peer {
-                if let Some(sock) = &st.sock {
-                    let mut out = IOBuf::new();
-                    encode(
-                        &StreamFrameMeta::close(st.remote_id, self.id),
-                        &IOBuf::new(),
-                        &mut out,
-                    );
-                    let _ = sock.write(out);
-                }
-            }
+            let close = (was_connected && tell_peer).then(|| {
+                let mut out = IOBuf::new();
+                encode(
+                    &StreamFrameMeta::close(st.remote_id, self.id),
+                    &IOBuf::new(),
+                    &mut out,
+                );
+                out
+            });
             self.start_consumer(&mut st);
-            st.sock.clone()
+            (st.sock.clone(), close)
         };
+        if let (Some(sock), Some(out)) = (&sock, close) {
+            let _ = sock.write(out);
+        }
+        drop(wire);
         registry::remove(self.id);
         if let Some(sock) = sock {
             registry::detach(&sock, self.id);
@@ -641,6 +695,14 @@ impl StreamInner {
     pub(super) fn phase(&self) -> Phase {
         self.lock().phase
     }
+}
+
+/// A FEEDBACK frame decided under the state lock, written after it.
+struct Feedback {
+    sock: Arc<Socket>,
+    out: IOBuf,
+    /// `feedback_sent` before this one.
+    before: u64,
 }
 
 /// What the handler's fiber does next.
