@@ -126,9 +126,10 @@ fn bad_frames_hit_only_their_stream_or_close_the_connection() {
     bad.extend_from_slice(&[0x0a, 0x05, b'x', b'y']);
     t.write_all(&bad).unwrap();
 
-    // Stream 5 overruns the server's window (nobody reads there): past
-    // it, the server resets stream 5 and logs why.
-    let chunk = vec![b'a'; 600];
+    // Stream 5 overruns the server's window (nobody reads there; the
+    // server holds at least bRPC's default window, 2 MiB, unconsumed):
+    // past it, the server resets stream 5 and logs why.
+    let chunk = vec![b'a'; 1536 << 10];
     for _ in 0..3 {
         t.write_all(&frame(&StreamFrameMeta::data(theirs[0], 5, false), &chunk))
             .unwrap();

@@ -80,15 +80,21 @@ impl fmt::Debug for StreamInput {
 /// ([`Stream::accept`]).
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
-    /// The flow-control window of this side's writes, and the most this
-    /// side holds unconsumed: a write waits (or [`Stream::try_write`]
-    /// fails with `EAGAIN`) while this many payload bytes are written and
-    /// not yet reported consumed by the peer; a message is sent whole, so
-    /// the window may be passed by one message. A peer that passes this
-    /// side's window by more than one message fails the stream. Both
-    /// sides should use the same value (bRPC's defaults do: 2 MiB). 0: no
-    /// flow control (the peer is told not to send feedback, and this side
-    /// holds at most [`UNLIMITED_WINDOW_CAP`] unconsumed).
+    /// The flow-control window of this side's writes (bRPC's): a write
+    /// waits (or [`Stream::try_write`] fails with `EAGAIN`) while this
+    /// many payload bytes are written and not yet reported consumed by
+    /// the peer; a message is sent whole, so the window may be passed by
+    /// one message. 0: no flow control (the peer is told not to send
+    /// feedback).
+    ///
+    /// The window is the writer's and never goes on the wire, so a
+    /// receiver bounds what it holds unconsumed by its own guess of the
+    /// peer's: this value, but at least bRPC's default
+    /// ([`DEFAULT_MAX_BUF_SIZE`], so any peer using the default is within
+    /// it), or [`UNLIMITED_WINDOW_CAP`] when this is 0. A peer that
+    /// sends a message while that much is unconsumed has ignored its
+    /// window: the stream is reset (the connection and its other streams
+    /// go on).
     pub max_buf_size: usize,
     /// Calls [`StreamInputHandler::on_idle_timeout`] (or makes
     /// [`Stream::recv`] return `ETIMEDOUT` once) when no message arrived
@@ -121,10 +127,11 @@ impl StreamOptions {
     }
 
     /// The most this side holds unconsumed before it fails the stream
-    /// (one more message may come on top).
+    /// (one more message may come on top): see
+    /// [`max_buf_size`](Self::max_buf_size).
     pub(crate) fn receive_limit(&self) -> usize {
         if self.max_buf_size > 0 {
-            self.max_buf_size
+            self.max_buf_size.max(DEFAULT_MAX_BUF_SIZE)
         } else {
             UNLIMITED_WINDOW_CAP
         }

@@ -9,7 +9,7 @@ use fibrpc_iobuf::IOBuf;
 use super::frame::{encode, StreamFrame};
 use super::meta::{FrameType, StreamFrameMeta};
 use super::registry;
-use super::stream::{Arrival, StreamInner};
+use super::stream::{Arrival, Phase, StreamInner};
 use crate::protocol::baidu_std;
 use crate::socket::Socket;
 use crate::{errno, RpcError};
@@ -20,12 +20,11 @@ pub(super) fn on_frame(sock: &Arc<Socket>, frame: StreamFrame) -> Option<baidu_s
     let StreamFrame { meta, payload } = frame;
     let kind = meta.kind();
     // Streams are found process-wide, but a frame may touch only the
-    // streams of the connection it came on.
+    // streams of the connection it came on. A stream closing right now
+    // (still listed) is gone for the peer already, as bRPC's would be.
     let found = registry::get(meta.stream_id).filter(|s| {
-        s.lock()
-            .sock
-            .as_ref()
-            .is_some_and(|own| own.id() == sock.id())
+        let st = s.lock();
+        st.phase != Phase::Closed && st.sock.as_ref().is_some_and(|own| own.id() == sock.id())
     });
     let Some(s) = found else {
         unknown_stream(sock, &meta);

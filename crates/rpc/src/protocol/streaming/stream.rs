@@ -549,8 +549,11 @@ impl StreamInner {
                 if let Some(m) = st.inbox.pop_front() {
                     st.consumed += m.len() as u64;
                     // Batched: when the reader caught up, or half a window
-                    // went unreported.
-                    let half = (self.options.receive_limit() / 2) as u64;
+                    // (ours: the peer's is likely the same) went unreported.
+                    let half = match self.options.max_buf_size {
+                        0 => self.options.receive_limit() / 2,
+                        w => (w / 2).max(1),
+                    } as u64;
                     let f = if st.inbox.is_empty() || st.consumed - st.feedback_sent >= half {
                         self.feedback_frame(&mut st)
                     } else {
