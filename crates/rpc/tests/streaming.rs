@@ -183,6 +183,23 @@ fn a_call_whose_stream_is_not_accepted_fails() {
     assert!(s.is_closed());
     assert!(s.write(IOBuf::from("x")).is_err());
 
+    // A short connection would close the stream with the call.
+    let short = EchoServiceClient::new(
+        Channel::new(
+            server.listen_addr().unwrap(),
+            ChannelOptions {
+                connection_type: fibrpc::ConnectionType::Short,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let mut cntl = Controller::new();
+    let s = Stream::create(&mut cntl, StreamOptions::default());
+    let e = short.echo(&mut cntl, &req("x")).unwrap_err();
+    assert_eq!(e.code, libc::EINVAL, "{e}");
+    assert!(s.is_closed());
+
     // A handler accepting a stream the request does not carry fails.
     let server = start(|cntl, _| {
         Stream::accept(cntl, StreamOptions::default())?;
@@ -264,8 +281,12 @@ fn a_thousand_streams_share_one_connection() {
         .closed
         .load(Ordering::SeqCst)
         == 1000));
+    // Gone from the process's streams (other tests' may be open).
+    let ids: Vec<i64> = streams.iter().map(Stream::id).collect();
     assert!(wait_until(Duration::from_secs(5), || {
-        fibrpc::protocol::streaming::open_streams().is_empty()
+        fibrpc::protocol::streaming::open_streams()
+            .iter()
+            .all(|s| !ids.contains(&s.id) && !ids.contains(&s.remote_id))
     }));
 }
 

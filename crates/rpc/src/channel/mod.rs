@@ -292,6 +292,14 @@ impl Channel {
         cntl: &Controller,
         request: IOBuf,
     ) -> Result<baidu_std::client::Request, RpcError> {
+        if cntl.streams.opens_streams() && self.options().connection_type == ConnectionType::Short
+        {
+            // The connection closes with the call, and its streams with it.
+            return Err(RpcError::new(
+                libc::EINVAL,
+                "a call that opens streams needs a single or pooled connection, not a short one",
+            ));
+        }
         let delivered = self
             .engine
             .deadline(cntl, Instant::now())
