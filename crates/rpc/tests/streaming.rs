@@ -200,6 +200,13 @@ fn a_call_whose_stream_is_not_accepted_fails() {
     assert_eq!(e.code, libc::EINVAL, "{e}");
     assert!(s.is_closed());
 
+    // A stream whose call is never made closes with its controller.
+    let mut cntl = Controller::new();
+    let s = Stream::create(&mut cntl, StreamOptions::default());
+    assert!(!s.is_closed());
+    drop(cntl);
+    assert!(s.is_closed());
+
     // A handler accepting a stream the request does not carry fails.
     let server = start(|cntl, _| {
         Stream::accept(cntl, StreamOptions::default())?;
@@ -427,7 +434,12 @@ fn a_writer_to_a_stalled_reader_waits_and_its_idle_timeout_fires() {
     blocked.join().unwrap().unwrap();
     assert_eq!(theirs.recv().unwrap().unwrap(), b"blocked".to_vec());
     assert!(theirs.stats().max_unconsumed as usize <= WINDOW + 1024);
-    // Closing wakes a writer that waits.
+    // Closing wakes a writer that waits (once every FEEDBACK is in, so
+    // that the window stays full).
+    assert!(wait_until(Duration::from_secs(5), || {
+        let st = s.stats();
+        st.remote_consumed == st.produced
+    }));
     while s.try_write(IOBuf::from(vec![1u8; 1024])).is_ok() {}
     let writer = s.clone();
     let blocked = std::thread::spawn(move || writer.write(IOBuf::from("never")));
@@ -490,7 +502,8 @@ fn a_connection_failure_fails_its_streams() {
     let e = s.recv_timeout(Duration::from_secs(5)).unwrap_err();
     assert_ne!(e.code, errno::ERPCTIMEDOUT, "the stream failed: {e}");
     assert!(s.is_closed());
-    assert!(theirs.is_closed());
+    // The failure reaches the streams in a fiber of its own.
+    assert!(wait_until(Duration::from_secs(5), || theirs.is_closed()));
     assert!(theirs.write(IOBuf::from("x")).is_err());
 }
 

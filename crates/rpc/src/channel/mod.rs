@@ -292,8 +292,7 @@ impl Channel {
         cntl: &Controller,
         request: IOBuf,
     ) -> Result<baidu_std::client::Request, RpcError> {
-        if cntl.streams.opens_streams() && self.options().connection_type == ConnectionType::Short
-        {
+        if cntl.streams.opens_streams() && self.options().connection_type == ConnectionType::Short {
             // The connection closes with the call, and its streams with it.
             return Err(RpcError::new(
                 libc::EINVAL,

@@ -111,6 +111,25 @@ impl CallStreams {
     }
 }
 
+/// A controller dropped with streams whose call was never made: they
+/// could never connect, and would stay listed forever.
+impl Drop for CallStreams {
+    fn drop(&mut self) {
+        for s in &self.created {
+            let unsent = {
+                let st = s.inner.lock();
+                st.sock.is_none() && st.phase == super::stream::Phase::Pending
+            };
+            if unsent {
+                s.inner.fail(RpcError::new(
+                    libc::EINVAL,
+                    "the controller was dropped before a call opened the stream",
+                ));
+            }
+        }
+    }
+}
+
 fn not_accepted() -> RpcError {
     RpcError::new(errno::EREQUEST, "The server didn't accept the stream")
 }
