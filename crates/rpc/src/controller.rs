@@ -26,6 +26,9 @@ pub struct Controller {
     pub(crate) idempotent: Option<bool>,
     pub(crate) backup_request: Option<Duration>,
     pub(crate) log_id: u64,
+    /// Whether [`set_log_id`](Self::set_log_id) was called (or the
+    /// request carried one): bRPC sends a log id only then.
+    pub(crate) has_log_id: bool,
     pub(crate) compress_type: Option<CompressType>,
     pub(crate) checksum: bool,
     pub(crate) request_attachment: IOBuf,
@@ -51,6 +54,8 @@ pub struct Controller {
     /// The call's rpcz span while it is being recorded (`None` unless
     /// rpcz is on and the call sampled).
     pub(crate) span: Option<Box<crate::rpcz::Recording>>,
+    /// Streams the call opens (client) or the request carries (server).
+    pub(crate) streams: crate::protocol::streaming::CallStreams,
 }
 
 impl Controller {
@@ -117,6 +122,7 @@ impl Controller {
     /// Sets the log id carried to the server (and shown in its logs).
     pub fn set_log_id(&mut self, id: u64) {
         self.log_id = id;
+        self.has_log_id = true;
     }
 
     /// The log id: set by the caller, or (server side) received.

@@ -93,7 +93,7 @@ pub(crate) fn on_readable<H: InputHandler>(
                 break;
             }
             let cut = handler.cut(sock, msgs, eof);
-            if let Cut::Message(_) = &cut {
+            if let Cut::Message(_) | Cut::Consumed = &cut {
                 sock.stats.on_message_in();
             }
             match cut {
@@ -112,6 +112,7 @@ pub(crate) fn on_readable<H: InputHandler>(
                         break 'read;
                     }
                 }
+                Cut::Consumed => {}
                 Cut::NeedMore => break,
                 Cut::Bad(reason) => {
                     drop(input);

@@ -378,7 +378,9 @@ fn a_call_refused_by_a_stopping_replica_is_retried_on_another() {
         })
         .expect("no request code maps to the first server");
 
-    // A slow call keeps the stopping server from finishing its stop.
+    // A slow call keeps the stopping server from finishing its stop
+    // (counted before it starts: it may arrive at once).
+    let busy = a.calls() + 1;
     let slow = {
         let ch = ch.clone();
         std::thread::spawn(move || {
@@ -389,7 +391,6 @@ fn a_call_refused_by_a_stopping_replica_is_retried_on_another() {
             echo(&ch, &mut cntl, &r).is_ok()
         })
     };
-    let busy = a.calls() + 1;
     assert!(wait_until(Duration::from_secs(2), || a.calls() == busy));
     a.server.stop();
 

@@ -78,6 +78,7 @@ fn meta() -> impl Strategy<Value = RpcMeta> {
                     stream_id,
                     need_feedback,
                     writable,
+                    extra_stream_ids: Vec::new(),
                 }),
                 user_fields: uf,
                 content_type: content,

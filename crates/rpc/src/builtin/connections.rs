@@ -1,4 +1,5 @@
-//! `/connections`: the server's open connections and their traffic.
+//! `/connections`: the server's open connections, their traffic, and
+//! how many streams each carries.
 
 use std::time::SystemTime;
 
@@ -35,6 +36,7 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
                 st.out_messages.to_string(),
                 r.out_messages.to_string(),
                 st.out_writes.to_string(),
+                crate::protocol::streaming::streams_on(s).to_string(),
                 format!("{:?}", s.id()),
                 format!(
                     "{}s ago",
@@ -58,6 +60,7 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
             "out_msg",
             "out_msg/s",
             "out_writes",
+            "streams",
             "socket_id",
             "created",
         ],

@@ -9,6 +9,7 @@
 //! | `/status` | services, methods, counts, qps, errors, latency, in-flight |
 //! | `/vars` | every bvar (`/vars/NAME`, `?series` history as JSON) |
 //! | `/connections` | open connections and their traffic |
+//! | `/streams` | open streams (bRPC's streaming RPC): peers, windows, counters |
 //! | `/fibers` | the fiber runtime's workers and counters |
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
@@ -70,6 +71,7 @@ mod origin;
 mod page;
 mod rpcz;
 mod status;
+mod streams;
 mod vars;
 
 use fibrpc_iobuf::IOBuf;
@@ -105,6 +107,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/connections",
         about: "open connections: peers, protocol, traffic",
         handler: connections::serve,
+    },
+    Builtin {
+        path: "/streams",
+        about: "open streams: peer, window, bytes written, consumed and unconsumed",
+        handler: streams::serve,
     },
     Builtin {
         path: "/fibers",

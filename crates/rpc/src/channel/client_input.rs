@@ -64,11 +64,16 @@ impl<P: ClientProtocol> InputHandler for ClientInput<P> {
 
     fn cut(&self, sock: &Arc<Socket>, input: &mut IOBuf, eof: bool) -> Cut<P::Message> {
         let name = self.protocol.name();
-        match self.protocol.parse(input, sock, eof) {
+        let parsed = match self.protocol.parse(input, sock, eof) {
+            Parsed::NotMine => self.protocol.parse_other(input, sock, eof),
+            p => p,
+        };
+        match parsed {
             Parsed::Message(m) => Cut::Message(m),
             Parsed::NeedMore => Cut::NeedMore,
             Parsed::NotMine => Cut::Bad(format!("not a {name} response")),
             Parsed::Bad(why) => Cut::Bad(format!("{name}: {why}")),
+            Parsed::Consumed => Cut::Consumed,
         }
     }
 

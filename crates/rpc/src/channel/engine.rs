@@ -228,12 +228,22 @@ impl<P: ClientProtocol> CallEngine<P> {
             .or(opts.idempotent)
             .or_else(|| self.inner.protocol.idempotent(&request))
             .unwrap_or(false);
+        // A call that opens streams is sent once (as bRPC's): its
+        // streams are bound to the connection it goes out on.
+        let once = cntl.streams.opens_streams();
         CallPlan {
             request,
             deadline: self.deadline(cntl, start),
-            max_retry: cntl.max_retry.unwrap_or(opts.max_retry),
+            max_retry: if once {
+                0
+            } else {
+                cntl.max_retry.unwrap_or(opts.max_retry)
+            },
             idempotent,
-            backup: cntl.backup_request.or(opts.backup_request),
+            backup: cntl
+                .backup_request
+                .or(opts.backup_request)
+                .filter(|_| !once),
             excluded: Vec::new(),
         }
     }
@@ -619,11 +629,13 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
 }
 
 /// Records a finished call's latency and error in `cntl` (and finishes
-/// its rpcz span, if traced).
+/// its rpcz span, if traced). A failed call fails the streams it was to
+/// open.
 pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Result<T, RpcError>) {
     cntl.latency = start.elapsed();
     if let Err(e) = r {
         cntl.error = Some(e.clone());
+        let _ = cntl.streams.call_ended(Err(e));
     }
     crate::rpcz::client_done(cntl, r.as_ref().map_or_else(|e| e.code, |_| 0));
 }

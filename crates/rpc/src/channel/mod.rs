@@ -182,7 +182,15 @@ impl Channel {
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
         match self.request(service, method, cntl, request) {
-            Ok(req) => self.engine.call(cntl, req),
+            Ok(req) => {
+                let r = self.engine.call(cntl, req)?;
+                // A call that opened streams succeeds only if the server
+                // accepted them.
+                cntl.streams
+                    .call_ended(Ok(()))
+                    .inspect_err(|e| cntl.error = Some(e.clone()))?;
+                Ok(r)
+            }
             Err(e) => Err(self.failed_early(cntl, e)),
         }
     }
@@ -286,6 +294,13 @@ impl Channel {
         cntl: &Controller,
         request: IOBuf,
     ) -> Result<baidu_std::client::Request, RpcError> {
+        if cntl.streams.opens_streams() && self.options().connection_type == ConnectionType::Short {
+            // The connection closes with the call, and its streams with it.
+            return Err(RpcError::new(
+                libc::EINVAL,
+                "a call that opens streams needs a single or pooled connection, not a short one",
+            ));
+        }
         let delivered = self
             .engine
             .deadline(cntl, Instant::now())

@@ -9,7 +9,9 @@
 //! engine ([`crate::channel::CallEngine`]).
 //!
 //! - [`baidu_std`]: bRPC's default protocol, byte-compatible with bRPC;
-//! - [`http`]: HTTP/1.1 (server and client), with the builtin console.
+//! - [`http`]: HTTP/1.1 (server and client), with the builtin console;
+//! - [`streaming`]: bRPC's streaming RPC (STRM frames on baidu_std
+//!   connections), byte-compatible with bRPC.
 //!
 //! A server detects the protocol per connection: it tries its protocols
 //! in order, the one that matched last on this connection first, and
@@ -41,6 +43,7 @@
 pub mod baidu_std;
 pub mod http;
 mod registry;
+pub mod streaming;
 
 use std::sync::Arc;
 
@@ -64,6 +67,11 @@ pub enum Parsed<M> {
     /// This protocol's, but malformed: the connection closes, and the
     /// reason is logged.
     Bad(String),
+    /// This protocol's, and already handled where it was cut (in the
+    /// connection's reader, in input order): nothing to process. What
+    /// bRPC's stream frames do: they only move bytes into a stream, and
+    /// must keep their order.
+    Consumed,
 }
 
 /// One wire protocol: its messages, how they are cut, and how a server
@@ -196,6 +204,22 @@ pub trait ClientProtocol: Protocol {
                 format!("{} carries no credentials", self.name()),
             )),
         }
+    }
+
+    /// Cuts input on a client connection that [`parse`](Protocol::parse)
+    /// said is not this protocol's: the frames of another protocol
+    /// multiplexed on the same connection (bRPC's streams on baidu_std
+    /// connections). It may yield a message of this protocol found inside
+    /// them (a response wrapped in a stream frame) or
+    /// [`Parsed::Consumed`]. Default: [`Parsed::NotMine`], the
+    /// connection closes.
+    fn parse_other(
+        &self,
+        _input: &mut IOBuf,
+        _conn: &Arc<Socket>,
+        _eof: bool,
+    ) -> Parsed<Self::Message> {
+        Parsed::NotMine
     }
 
     /// Whether the connection may carry another call after `msg`.

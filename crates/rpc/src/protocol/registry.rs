@@ -76,6 +76,7 @@ impl<P: Protocol> DynProtocol for P {
             Parsed::NeedMore => Parsed::NeedMore,
             Parsed::NotMine => Parsed::NotMine,
             Parsed::Bad(why) => Parsed::Bad(why),
+            Parsed::Consumed => Parsed::Consumed,
         }
     }
 
@@ -120,11 +121,13 @@ impl std::fmt::Debug for ProtocolList {
 }
 
 impl ProtocolList {
-    /// What every server speaks: baidu_std, then HTTP/1.1.
+    /// What every server speaks: baidu_std, bRPC's stream frames, then
+    /// HTTP/1.1.
     pub(crate) fn builtin() -> ProtocolList {
         ProtocolList {
             protocols: vec![
                 Arc::new(super::baidu_std::BaiduStd::new()),
+                Arc::new(super::streaming::StreamingRpc),
                 Arc::new(super::http::HttpServerProtocol),
             ],
         }
@@ -197,6 +200,9 @@ impl ProtocolList {
                     });
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
+                // Which protocol the connection speaks is unchanged:
+                // what was consumed rode on it.
+                Parsed::Consumed => return Cut::Consumed,
                 Parsed::NotMine => continue,
                 Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", p.name())),
             }

@@ -122,7 +122,11 @@ impl Timeouts {
                 options.write_timeout.unwrap_or_default()
             ));
         }
-        if past(Some(seen.quiet_since), options.idle_timeout) {
+        // A connection carrying streams is not idle (as bRPC's): its
+        // streams decide when it ends.
+        if past(Some(seen.quiet_since), options.idle_timeout)
+            && crate::protocol::streaming::streams_on(sock) == 0
+        {
             return Some(format!(
                 "idle for idle_timeout ({:?})",
                 options.idle_timeout.unwrap_or_default()

@@ -17,6 +17,7 @@
 
 mod close;
 mod connect;
+mod extension;
 mod id;
 mod outgoing;
 mod room;
@@ -39,6 +40,7 @@ use fibrpc_iobuf::IOPortal;
 use crate::{errno, RpcError};
 
 pub(crate) use connect::connect;
+pub use extension::SocketExtension;
 use id::Slab;
 pub use id::SocketId;
 use outgoing::Outgoing;
@@ -147,6 +149,9 @@ pub struct Socket {
     /// What the connection's protocol keeps per connection (created by
     /// the first [`protocol_state`](Self::protocol_state) call).
     state: OnceLock<Box<dyn Any + Send + Sync>>,
+    /// What other protocols multiplex on the connection
+    /// ([`extension`](Self::extension)), told of its failure.
+    extensions: Mutex<extension::Extensions>,
     /// Traffic counters.
     pub(crate) stats: SocketStats,
     /// Close once `unwritten` drops to 0.
@@ -218,6 +223,7 @@ impl Socket {
             first_cut: AtomicBool::new(false),
             auth: OnceLock::new(),
             state: OnceLock::new(),
+            extensions: Mutex::default(),
             stats: SocketStats::new(),
             close_when_flushed: AtomicBool::new(false),
             input_closed: AtomicBool::new(false),
@@ -414,8 +420,9 @@ impl Socket {
         if self.failed.swap(true, Ordering::AcqRel) {
             return;
         }
-        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.clone());
         let _ = self.stream.shutdown(Shutdown::Both);
+        self.fail_extensions(&reason);
         self.user.on_failed(self);
         if let Some(tls) = self.tls.get() {
             // A client's connect waiting for the handshake.

@@ -21,6 +21,8 @@ pub(crate) enum Cut<M> {
     NeedMore,
     /// Malformed: close the connection, logging the reason.
     Bad(String),
+    /// Cut and handled in place: nothing to process.
+    Consumed,
 }
 
 /// The consumer of a socket's input and failure (bRPC's `SocketUser` and

@@ -2,11 +2,13 @@
 //! `PackRpcRequest`) and the result of its response frame (bRPC's
 //! `ProcessRpcResponse`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use fibrpc_iobuf::IOBuf;
 
 use super::{checksum, compress, Frame, RpcMeta, RpcRequestMeta};
+use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
 
 /// A call's request as every attempt sends it: the meta (its correlation
@@ -43,7 +45,7 @@ impl Request {
             request: Some(RpcRequestMeta {
                 service_name: service.to_owned(),
                 method_name: method.to_owned(),
-                log_id: Some(cntl.log_id as i64),
+                log_id: cntl.has_log_id.then_some(cntl.log_id as i64),
                 timeout_ms: deadline.map(|d| {
                     let ms = d.saturating_duration_since(Instant::now()).as_millis();
                     ms.min(i32::MAX as u128) as i32
@@ -54,6 +56,7 @@ impl Request {
             content_type: Some(0),
             checksum_type: Some(0),
             checksum_value: Some(Vec::new()),
+            stream_settings: cntl.streams.request_settings(),
             ..Default::default()
         };
         Ok(Request { meta, payload })
@@ -77,11 +80,12 @@ pub(super) fn pack(
     req: &mut Request,
     correlation_id: u64,
     cntl: &Controller,
+    conn: &Arc<Socket>,
 ) -> Result<IOBuf, RpcError> {
     let meta = &mut req.meta;
     meta.correlation_id = Some(correlation_id as i64);
     if let Some(r) = &mut meta.request {
-        r.log_id = Some(cntl.log_id as i64);
+        r.log_id = cntl.has_log_id.then_some(cntl.log_id as i64);
         // rpcz: bRPC's fields, set as bRPC's client sets them.
         let ids = crate::rpcz::outgoing(cntl);
         r.trace_id = ids.map(|(t, _, _)| t as i64);
@@ -99,6 +103,8 @@ pub(super) fn pack(
         meta.checksum_type = Some(0);
         meta.checksum_value = Some(Vec::new());
     }
+    // The call's streams travel on this connection.
+    cntl.streams.bind(conn);
     let mut frame = IOBuf::new();
     super::encode(
         &req.meta,

@@ -115,12 +115,18 @@ pub struct StreamSettings {
     /// The id of the stream on the sender's side.
     #[prost(int64, required, tag = "1")]
     pub stream_id: i64,
-    /// Whether the receiver should send consumption feedback.
+    /// Whether the receiver must send consumption feedback (the sender
+    /// has a flow-control window).
     #[prost(bool, optional, tag = "2")]
     pub need_feedback: Option<bool>,
-    /// Whether the stream is writable from the receiver's side.
+    /// Whether the sender reads what the receiver writes (it installed
+    /// a handler), so the receiver may send DATA.
     #[prost(bool, optional, tag = "3")]
     pub writable: Option<bool>,
+    /// The sender's 2nd..Nth stream ids when one call opens several
+    /// (proto2 `repeated int64`, not packed, as bRPC writes it).
+    #[prost(int64, repeated, packed = "false", tag = "4")]
+    pub extra_stream_ids: Vec<i64>,
 }
 
 #[cfg(test)]
@@ -171,6 +177,7 @@ mod tests {
                 stream_id: 5,
                 need_feedback: Some(true),
                 writable: Some(false),
+                extra_stream_ids: vec![6, 7],
             }),
             chunk_info: Some(ChunkInfo {
                 stream_id: 5,

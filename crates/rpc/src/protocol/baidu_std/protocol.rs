@@ -97,9 +97,15 @@ impl ClientProtocol for BaiduStd {
         req: &mut client::Request,
         correlation_id: u64,
         cntl: &Controller,
-        _conn: &Arc<Socket>,
+        conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
-        client::pack(req, correlation_id, cntl)
+        client::pack(req, correlation_id, cntl, conn)
+    }
+
+    /// bRPC's stream frames ride on baidu_std connections; the response
+    /// to a call that opened streams comes inside one.
+    fn parse_other(&self, input: &mut IOBuf, conn: &Arc<Socket>, _eof: bool) -> Parsed<Frame> {
+        crate::protocol::streaming::cut_on_client(input, conn)
     }
 
     fn call_name<'r>(&self, req: &'r client::Request) -> (&'r str, &'r str) {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 use prost::Message as _;
 
-use super::{checksum, compress, Frame, RpcMeta, RpcResponseMeta};
+use super::{checksum, compress, Frame, RpcMeta, RpcResponseMeta, StreamSettings};
+use crate::protocol::streaming;
 use crate::server::{InflightGuard, ServerContext};
 use crate::socket::Socket;
 use crate::{errno, Controller, RpcError};
@@ -41,6 +42,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
 
     let mut cntl = ctx.new_controller(sock);
     cntl.log_id = req.log_id() as u64;
+    cntl.has_log_id = req.log_id.is_some();
     cntl.deadline = req
         .timeout_ms
         .filter(|&ms| ms > 0)
@@ -50,6 +52,16 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     if crate::rpcz::enabled() {
         start_span(&mut cntl, &meta, &payload);
     }
+    // The streams the request opens, for the handler to accept; their
+    // presence also decides how the response travels.
+    let streamed = meta.stream_settings.clone();
+    cntl.streams.requested =
+        meta.stream_settings
+            .clone()
+            .map(|settings| crate::protocol::streaming::Requested {
+                sock: sock.clone(),
+                settings,
+            });
 
     let target = (|| {
         guard.admit()?;
@@ -90,7 +102,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     // included: they hold the reply).
     let reply = move |cntl: &mut Controller, r: Result<IOBuf, RpcError>| {
         drop(charge);
-        send_response(&sock, correlation_id, cntl, r)
+        send_response(&sock, correlation_id, cntl, r, streamed.as_ref())
     };
     match target {
         Ok(((service, index), request)) => {
@@ -108,6 +120,7 @@ pub(super) fn reject(sock: &Arc<Socket>, frame: Frame, error: RpcError) {
         frame.meta.correlation_id(),
         &mut Controller::new(),
         Err(error),
+        None,
     );
     sock.close_after_flush();
 }
@@ -118,6 +131,7 @@ fn send_response(
     correlation_id: i64,
     cntl: &mut Controller,
     result: Result<IOBuf, RpcError>,
+    streamed: Option<&StreamSettings>,
 ) {
     let mut meta = RpcMeta {
         correlation_id: Some(correlation_id),
@@ -160,6 +174,12 @@ fn send_response(
     }
     if cntl.checksum() {
         checksum::fill_crc32c(&mut meta, &payload, &attachment);
+    }
+    if let Some(requested) = streamed {
+        let accepted = std::mem::take(&mut cntl.streams.accepted);
+        cntl.streams.requested = None;
+        streaming::send_response(sock, requested, accepted, meta, &payload, &attachment);
+        return;
     }
     let mut out = IOBuf::new();
     if let Err(e) = super::encode(&meta, &payload, &attachment, &mut out) {
