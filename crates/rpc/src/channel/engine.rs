@@ -408,8 +408,9 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl: &Controller,
         call: &Arc<PendingCall<P::Message>>,
     ) -> Result<u64, RpcError> {
+        let order = conn.input.order_lock();
         let (id, wire) = self.pack(conn, request, cntl)?;
-        post(conn, id, wire, call)?;
+        post_in_order(conn, id, wire, call, order.is_some())?;
         Ok(id)
     }
 
@@ -446,6 +447,27 @@ pub(super) fn post<P: ClientProtocol>(
         return Err(e);
     }
     Ok(())
+}
+
+/// [`post`], and when the protocol matches responses by order
+/// (`ordered`, the order lock held since packing), a request that could
+/// not be queued fails the connection: the protocol recorded it, and
+/// the responses after it would answer the wrong calls.
+pub(super) fn post_in_order<P: ClientProtocol>(
+    conn: &Conn<P>,
+    id: u64,
+    wire: IOBuf,
+    call: &Arc<PendingCall<P::Message>>,
+    ordered: bool,
+) -> Result<(), RpcError> {
+    let r = post(conn, id, wire, call);
+    if let (Err(e), true) = (&r, ordered) {
+        conn.sock.set_failed(RpcError::new(
+            e.code,
+            format!("a request recorded in order could not be queued: {e}"),
+        ));
+    }
+    r
 }
 
 /// The error of a call to `addr` that reached its deadline.
