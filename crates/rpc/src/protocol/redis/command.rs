@@ -112,7 +112,7 @@ impl CommandParser {
         if input.copy_to(&mut b, 0) == 0 {
             return None;
         }
-        Some(b[0] == b'*' || b[0].is_ascii_graphic() || b[0].is_ascii_whitespace())
+        Some(b[0] == b'*' || starts_inline(b[0]))
     }
 
     /// Cuts one command off the front of `input`, or says why not. After
@@ -125,10 +125,12 @@ impl CommandParser {
                 if input.copy_to(&mut first, 0) == 0 {
                     return CommandParse::NeedMore;
                 }
-                if first[0] == b'*' {
-                    self.multibulk_start(input, limits)
-                } else {
-                    self.inline(input, 0, limits)
+                match first[0] {
+                    b'*' => self.multibulk_start(input, limits),
+                    b if starts_inline(b) => self.inline(input, 0, limits),
+                    b => CommandParse::Error(format!(
+                        "Protocol error: expected '*' or an inline command, got byte 0x{b:02x}"
+                    )),
                 }
             }
             Partial::Multibulk {
@@ -265,6 +267,12 @@ impl CommandParser {
             None => CommandParse::Error("Protocol error: unbalanced quotes in request".into()),
         }
     }
+}
+
+/// Whether an inline command may start with `b`: text, not a control
+/// byte (binary garbage is a protocol error, not a command name).
+fn starts_inline(b: u8) -> bool {
+    b.is_ascii_graphic() || b.is_ascii_whitespace()
 }
 
 /// Reads the `*N` / `$N` line at the cursor: `Ok(None)` if incomplete,
@@ -484,6 +492,7 @@ mod tests {
             (b"*1\r\n$4\r\nPINGxx", "Protocol error: expected CRLF after bulk data"),
             (b"set a \"b\r\n", "Protocol error: unbalanced quotes in request"),
             (b"*1\r\n$111111111111111111111111111111111", "Protocol error: too big bulk count string"),
+            (b"\x00", "Protocol error: expected '*' or an inline command, got byte 0x00"),
         ];
         for (wire, want) in cases {
             for step in [1, wire.len()] {

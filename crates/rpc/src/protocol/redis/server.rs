@@ -135,13 +135,17 @@ impl Protocol for RedisServerProtocol {
     }
 
     fn parse(&self, input: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<RedisBatch> {
-        // Quick to say no: the connection's state slot is taken only by
-        // input that can be a command (HTTP and baidu_std were asked
-        // first, see the module docs).
-        match CommandParser::probe(input) {
-            None => return Parsed::NeedMore,
-            Some(false) => return Parsed::NotMine,
-            Some(true) => {}
+        // Detection, quick to say no: a connection's state slot is taken
+        // only by input that can be a command (HTTP and baidu_std were
+        // asked first, see the module docs). Once the connection speaks
+        // redis, the parser answers whatever comes (an error for bytes
+        // that are no command).
+        if sock.protocol_name() != self.name() {
+            match CommandParser::probe(input) {
+                None => return Parsed::NeedMore,
+                Some(false) => return Parsed::NotMine,
+                Some(true) => {}
+            }
         }
         let Some(state) = sock.protocol_state::<RedisConn>() else {
             return Parsed::Bad("the connection spoke another protocol first".into());
