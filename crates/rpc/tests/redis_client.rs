@@ -172,3 +172,88 @@ fn a_request_with_no_command_is_refused() {
     assert_eq!(empty.code, errno::EREQUEST, "{empty}");
     assert_eq!(ch.command(&["PING"]).unwrap(), RedisReply::status("PONG"));
 }
+
+/// The redis client protocol with a fiber switch inside `pack_request`,
+/// between recording the call and the engine queueing its bytes: where
+/// another caller on the same connection could slip its request in.
+struct YieldingPack(fibrpc::redis::RedisClientProtocol);
+
+impl fibrpc::protocol::Protocol for YieldingPack {
+    type Message = fibrpc::redis::RedisReplies;
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn parse(
+        &self,
+        input: &mut IOBuf,
+        conn: &std::sync::Arc<fibrpc::socket::Socket>,
+        eof: bool,
+    ) -> fibrpc::protocol::Parsed<Self::Message> {
+        self.0.parse(input, conn, eof)
+    }
+}
+
+impl fibrpc::protocol::ClientProtocol for YieldingPack {
+    type Request = RedisRequest;
+    type Response = fibrpc::redis::RedisResponse;
+
+    fn responses_in_request_order(&self) -> bool {
+        self.0.responses_in_request_order()
+    }
+
+    fn pack_request(
+        &self,
+        req: &mut RedisRequest,
+        correlation_id: u64,
+        cntl: &Controller,
+        conn: &std::sync::Arc<fibrpc::socket::Socket>,
+    ) -> Result<IOBuf, fibrpc::RpcError> {
+        let wire = self.0.pack_request(req, correlation_id, cntl, conn);
+        fibrpc::fiber::yield_now();
+        wire
+    }
+
+    fn correlation_id(&self, msg: &Self::Message, conn: &fibrpc::socket::Socket) -> Option<u64> {
+        self.0.correlation_id(msg, conn)
+    }
+
+    fn process_response(
+        &self,
+        msg: Self::Message,
+        cntl: &mut Controller,
+    ) -> Result<Self::Response, fibrpc::RpcError> {
+        self.0.process_response(msg, cntl)
+    }
+}
+
+#[test]
+fn requests_enter_the_connection_in_the_order_they_were_recorded() {
+    use fibrpc::protocol::ClientProtocol;
+    let server = start_kv_server();
+    let engine = fibrpc::channel::CallEngine::new(
+        YieldingPack(fibrpc::redis::RedisClientProtocol),
+        server.listen_addr().unwrap(),
+        options(),
+    )
+    .unwrap();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let engine = engine.clone();
+            fibrpc::fiber::spawn(move || {
+                for i in 0..50 {
+                    let msg = format!("{t}-{i}");
+                    let mut req = RedisRequest::new();
+                    req.add_command(&["ECHO", &msg]);
+                    let resp = engine.call(&mut Controller::new(), req).unwrap();
+                    assert_eq!(resp.reply(0), Some(&RedisReply::bulk(msg)));
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(engine.protocol().responses_in_request_order());
+}
