@@ -148,6 +148,9 @@ impl RespParser {
                     return Err("a line not ended by CRLF".into());
                 }
                 line.truncate(nl - 1);
+                if line.contains(&b'\r') {
+                    return Err("a CR inside a status line".into());
+                }
                 let text = String::from_utf8_lossy(&line[1..]).into_owned();
                 Ok(Some(Value::Done(if kind == b'+' {
                     RedisReply::Status(text)
