@@ -54,7 +54,10 @@ fn main() {
         eprintln!("redis_server: cannot start on port {port}: {e}");
         std::process::exit(1);
     }
-    println!("redis_server: serving redis on {}", server.listen_addr().unwrap());
+    println!(
+        "redis_server: serving redis on {}",
+        server.listen_addr().unwrap()
+    );
     server.run_until(stop::signal_or_after(duration));
     println!("redis_server: stopped");
 }

@@ -40,10 +40,17 @@ fn exercise(ch: &RedisChannel, real: bool) {
     assert_eq!(r[3], RedisReply::Nil);
     assert_eq!(r[4], RedisReply::Integer(1));
     assert!(r[5].is_error(), "{:?}", r[5]);
-    assert!(r[5].as_str().unwrap().starts_with("ERR value is not an integer"));
+    assert!(r[5]
+        .as_str()
+        .unwrap()
+        .starts_with("ERR value is not an integer"));
     assert_eq!(
         r[6],
-        RedisReply::Array(vec![RedisReply::bulk("v"), RedisReply::Nil, RedisReply::bulk("1")])
+        RedisReply::Array(vec![
+            RedisReply::bulk("v"),
+            RedisReply::Nil,
+            RedisReply::bulk("1")
+        ])
     );
     assert_eq!(r[7], RedisReply::ok());
     assert_eq!(r[8], RedisReply::Integer(1));
@@ -52,11 +59,21 @@ fn exercise(ch: &RedisChannel, real: bool) {
     // Binary-safe values, and a large one that goes out and comes back
     // by reference.
     let bin = b"a\r\nb\0c$-1\r\n".to_vec();
-    assert_eq!(ch.command(&[&b"SET"[..], b"t:bin", &bin]).unwrap(), RedisReply::ok());
-    assert_eq!(ch.command(&[&b"GET"[..], b"t:bin"]).unwrap(), RedisReply::bulk(bin));
+    assert_eq!(
+        ch.command(&[&b"SET"[..], b"t:bin", &bin]).unwrap(),
+        RedisReply::ok()
+    );
+    assert_eq!(
+        ch.command(&[&b"GET"[..], b"t:bin"]).unwrap(),
+        RedisReply::bulk(bin)
+    );
     let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
     let mut set = RedisRequest::new();
-    set.add_command_bufs(&[IOBuf::from("SET"), IOBuf::from("t:big"), IOBuf::from(big.clone())]);
+    set.add_command_bufs(&[
+        IOBuf::from("SET"),
+        IOBuf::from("t:big"),
+        IOBuf::from(big.clone()),
+    ]);
     set.add_command(&["GET", "t:big"]);
     let resp = ch.call(&mut Controller::new(), &set).unwrap();
     assert_eq!(resp.reply(0), Some(&RedisReply::ok()));
@@ -64,11 +81,17 @@ fn exercise(ch: &RedisChannel, real: bool) {
 
     // An unknown command is an error reply, not a failed call.
     let unknown = ch.command(&["NOSUCHCOMMAND", "x"]).unwrap();
-    assert!(unknown.as_str().unwrap().starts_with("ERR unknown command"), "{unknown:?}");
+    assert!(
+        unknown.as_str().unwrap().starts_with("ERR unknown command"),
+        "{unknown:?}"
+    );
     if real {
         // A reply type fibrpc's store does not produce: nested arrays.
         let r = ch.command(&["COMMAND", "INFO", "get"]).unwrap();
-        assert!(matches!(&r.as_array().unwrap()[0], RedisReply::Array(_)), "{r:?}");
+        assert!(
+            matches!(&r.as_array().unwrap()[0], RedisReply::Array(_)),
+            "{r:?}"
+        );
     }
 }
 
@@ -168,7 +191,9 @@ fn a_refused_connection_fails_the_call() {
 fn a_request_with_no_command_is_refused() {
     let server = start_kv_server();
     let ch = RedisChannel::new(server.listen_addr().unwrap(), options()).unwrap();
-    let empty = ch.call(&mut Controller::new(), &RedisRequest::new()).unwrap_err();
+    let empty = ch
+        .call(&mut Controller::new(), &RedisRequest::new())
+        .unwrap_err();
     assert_eq!(empty.code, errno::EREQUEST, "{empty}");
     assert_eq!(ch.command(&["PING"]).unwrap(), RedisReply::status("PONG"));
 }

@@ -64,10 +64,7 @@ impl RealRedis {
     pub fn start() -> RealRedis {
         let bin = tool("redis-server");
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "fibrpc-redis-{}-{port}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("fibrpc-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(bin)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -85,11 +82,17 @@ impl RealRedis {
             if let Ok(mut s) = TcpStream::connect(addr) {
                 s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
                 let mut buf = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read_exact(&mut buf).is_ok()
+                    && &buf == b"+PONG\r\n"
+                {
                     return r;
                 }
             }
-            assert!(Instant::now() < deadline, "redis-server never answered on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server never answered on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

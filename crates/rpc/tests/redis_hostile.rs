@@ -39,7 +39,8 @@ fn malformed_commands_get_redis_errors_and_close_their_own_connection() {
     let mut other = Bystander::new(addr);
     let mut big_inline = vec![b'a'; (64 << 10) + 100];
     big_inline[0] = b'G';
-    let cases: Vec<(Vec<u8>, &[u8])> = vec![
+    let cases: Vec<(Vec<u8>, &[u8])> =
+        vec![
         (b"*1\r\n$2147483648\r\n".to_vec(), b"-ERR Protocol error: invalid bulk length\r\n"),
         (b"*1\r\n$-5\r\n".to_vec(), b"-ERR Protocol error: invalid bulk length\r\n"),
         (b"*1\r\n$-1\r\n".to_vec(), b"-ERR Protocol error: invalid bulk length\r\n"),
@@ -95,17 +96,40 @@ fn limits_are_options_and_bound_what_a_command_holds() {
     let addr = server.listen_addr().unwrap();
     let mut other = Bystander::new(addr);
     let cases: Vec<(Vec<u8>, &[u8])> = vec![
-        (b"*1\r\n$2000000\r\n".to_vec(), b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*101\r\n".to_vec(), b"-ERR Protocol error: invalid multibulk length\r\n"),
-        (vec![b'x'; 1200], b"-ERR Protocol error: too big inline request\r\n"),
         (
-            b"*5\r\n$1000000\r\n".iter().chain(vec![b'a'; 1000000].iter()).chain(b"\r\n$1000000\r\n".iter()).chain(vec![b'a'; 1000000].iter()).chain(b"\r\n$1000000\r\n".iter()).chain(vec![b'a'; 1000000].iter()).chain(b"\r\n$1000000\r\n".iter()).chain(vec![b'a'; 1000000].iter()).chain(b"\r\n$1000000\r\n".iter()).copied().collect(),
+            b"*1\r\n$2000000\r\n".to_vec(),
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*101\r\n".to_vec(),
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            vec![b'x'; 1200],
+            b"-ERR Protocol error: too big inline request\r\n",
+        ),
+        (
+            b"*5\r\n$1000000\r\n"
+                .iter()
+                .chain(vec![b'a'; 1000000].iter())
+                .chain(b"\r\n$1000000\r\n".iter())
+                .chain(vec![b'a'; 1000000].iter())
+                .chain(b"\r\n$1000000\r\n".iter())
+                .chain(vec![b'a'; 1000000].iter())
+                .chain(b"\r\n$1000000\r\n".iter())
+                .chain(vec![b'a'; 1000000].iter())
+                .chain(b"\r\n$1000000\r\n".iter())
+                .copied()
+                .collect(),
             b"-ERR Protocol error: command too big\r\n",
         ),
     ];
     for (wire, want) in cases {
         other.ping();
-        assert_eq!(String::from_utf8_lossy(&hostile(addr, &wire)), String::from_utf8_lossy(want));
+        assert_eq!(
+            String::from_utf8_lossy(&hostile(addr, &wire)),
+            String::from_utf8_lossy(want)
+        );
         other.ping();
     }
     // At the limits, commands go through.

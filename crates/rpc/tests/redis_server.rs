@@ -16,7 +16,8 @@ use redis_common::*;
 
 fn cli(port: u16, args: &[&str]) -> String {
     let mut cmd = Command::new(tool("redis-cli"));
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args);
     let (ok, out) = run_tool(cmd, b"", Duration::from_secs(30));
     assert!(ok, "redis-cli {args:?} failed: {out}");
     out.trim_end().to_string()
@@ -31,7 +32,10 @@ fn redis_cli_pings_sets_and_gets() {
     assert_eq!(cli(port, &["GET", "greeting"]), "hello world");
     assert_eq!(cli(port, &["INCR", "n"]), "1");
     assert_eq!(cli(port, &["INCR", "n"]), "2");
-    assert_eq!(cli(port, &["MGET", "greeting", "nope", "n"]), "hello world\n\n2");
+    assert_eq!(
+        cli(port, &["MGET", "greeting", "nope", "n"]),
+        "hello world\n\n2"
+    );
     assert_eq!(cli(port, &["DEL", "greeting", "nope"]), "1");
     assert_eq!(cli(port, &["GET", "greeting"]), "");
     let err = cli(port, &["NOSUCH", "a"]);
@@ -44,7 +48,11 @@ fn redis_cli_pipe_mode_gets_every_reply() {
     let port = server.listen_addr().unwrap().port();
     let mut input = Vec::new();
     for i in 0..5000 {
-        input.extend(resp(&[b"SET", format!("k{i}").as_bytes(), format!("v{i}").as_bytes()]));
+        input.extend(resp(&[
+            b"SET",
+            format!("k{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+        ]));
     }
     let mut cmd = Command::new(tool("redis-cli"));
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"]);
@@ -66,12 +74,16 @@ fn redis_benchmark_pipelined_gets_and_sets_all_succeed() {
     assert!(ok, "redis-benchmark failed: {out}");
     for t in ["SET: ", "GET: "] {
         assert!(
-            out.lines().any(|l| l.contains(t) && l.contains("requests per second")),
+            out.lines()
+                .any(|l| l.contains(t) && l.contains("requests per second")),
             "no {t} result: {out}"
         );
     }
     let lower = out.to_ascii_lowercase();
-    assert!(!lower.contains("error") && !lower.contains("warning"), "{out}");
+    assert!(
+        !lower.contains("error") && !lower.contains("warning"),
+        "{out}"
+    );
     // The sets landed: redis-benchmark's key and 3-byte value.
     assert_eq!(cli(port, &["GET", "key:__rand_int__"]).len(), 3);
 }
@@ -93,7 +105,10 @@ fn pipelined_commands_run_in_order_and_answer_in_order() {
         let v = i.to_string();
         want.extend_from_slice(format!("+OK\r\n${}\r\n{v}\r\n:{}\r\n", v.len(), i + 1).as_bytes());
     }
-    assert_eq!(String::from_utf8(read_n(&mut s, want.len())).unwrap(), String::from_utf8(want).unwrap());
+    assert_eq!(
+        String::from_utf8(read_n(&mut s, want.len())).unwrap(),
+        String::from_utf8(want).unwrap()
+    );
 }
 
 #[test]
@@ -113,7 +128,8 @@ fn slow_commands_do_not_reorder_a_pipeline() {
     let mut want = Vec::new();
     for ms in [40u64, 30, 20, 10, 0] {
         // Separate writes, so separate reads and batches.
-        s.write_all(&resp(&[b"WAIT", ms.to_string().as_bytes()])).unwrap();
+        s.write_all(&resp(&[b"WAIT", ms.to_string().as_bytes()]))
+            .unwrap();
         let v = ms.to_string();
         want.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
         std::thread::sleep(Duration::from_millis(2));
@@ -125,7 +141,8 @@ fn slow_commands_do_not_reorder_a_pipeline() {
 fn inline_commands_and_hello_as_redis_answers_them() {
     let server = start_kv_server();
     let mut s = raw(server.listen_addr().unwrap());
-    s.write_all(b"PING\r\n\r\nSET k \"a b\"\nGET k\r\nHELLO 3\r\n").unwrap();
+    s.write_all(b"PING\r\n\r\nSET k \"a b\"\nGET k\r\nHELLO 3\r\n")
+        .unwrap();
     let want = b"+PONG\r\n+OK\r\n$3\r\na b\r\n-NOPROTO unsupported protocol version\r\n";
     assert_eq!(read_n(&mut s, want.len()), want);
     // HELLO 2: the RESP2 map, flat.
@@ -161,11 +178,15 @@ fn redis_shares_the_port_with_baidu_std_and_http() {
     assert_eq!(http.get("/health").unwrap().body().to_vec(), b"OK\n");
     // A raw HTTP request is HTTP's, not an inline redis command.
     let mut s = raw(addr);
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let head = read_n(&mut s, 15);
     assert_eq!(&head, b"HTTP/1.1 200 OK");
     let redis = fibrpc::redis::RedisChannel::new(addr, Default::default()).unwrap();
-    assert_eq!(redis.command(&["PING"]).unwrap(), RedisReply::status("PONG"));
+    assert_eq!(
+        redis.command(&["PING"]).unwrap(),
+        RedisReply::status("PONG")
+    );
     let page = http.get("/connections").unwrap().body().to_vec();
     assert!(String::from_utf8(page).unwrap().contains("redis"));
     server.stop();

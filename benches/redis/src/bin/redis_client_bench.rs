@@ -94,7 +94,10 @@ fn main() {
 
 /// The key and whether to SET for a caller's `i`-th call.
 fn op(caller: usize, i: u64, keys: u64) -> (String, bool) {
-    let k = (i.wrapping_mul(2654435761).wrapping_add(caller as u64 * 7919)) % keys;
+    let k = (i
+        .wrapping_mul(2654435761)
+        .wrapping_add(caller as u64 * 7919))
+        % keys;
     (format!("bench:k{k}"), i % 2 == 0)
 }
 
@@ -107,8 +110,13 @@ fn run_fibrpc(c: &Config, counts: &Arc<Counts>) {
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..c.callers)
         .map(|caller| {
-            let (ch, counts, stop, keys, value) =
-                (ch.clone(), counts.clone(), stop.clone(), c.keys, c.value.clone());
+            let (ch, counts, stop, keys, value) = (
+                ch.clone(),
+                counts.clone(),
+                stop.clone(),
+                c.keys,
+                c.value.clone(),
+            );
             fibrpc::fiber::spawn(move || {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -154,8 +162,13 @@ fn run_redis_rs(c: &Config, counts: &Arc<Counts>) {
         let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..c.callers)
             .map(|caller| {
-                let (mut conn, counts, stop, keys, value) =
-                    (conn.clone(), counts.clone(), stop.clone(), c.keys, c.value.clone());
+                let (mut conn, counts, stop, keys, value) = (
+                    conn.clone(),
+                    counts.clone(),
+                    stop.clone(),
+                    c.keys,
+                    c.value.clone(),
+                );
                 tokio::spawn(async move {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {

@@ -51,9 +51,7 @@ impl Default for Kv {
 }
 
 fn wrong_args(cmd: &str) -> RedisReply {
-    RedisReply::error(format!(
-        "ERR wrong number of arguments for '{cmd}' command"
-    ))
+    RedisReply::error(format!("ERR wrong number of arguments for '{cmd}' command"))
 }
 
 fn not_integer() -> RedisReply {
@@ -97,109 +95,177 @@ impl Kv {
     /// DBSIZE and CONFIG GET (of `save` and `appendonly`: no persistence).
     pub fn service(&self) -> RedisService {
         let mut s = RedisService::new();
-        let add = |s: &mut RedisService, name: &str, f: fn(&Kv, &[Bytes]) -> RedisReply, kv: &Kv| {
-            let kv = kv.clone();
-            s.add_command_handler(name, move |a: &[Bytes]| f(&kv, a))
-                .expect("add a redis command");
-        };
-        add(&mut s, "ping", |_, a| match a.len() {
-            1 => RedisReply::status("PONG"),
-            2 => bulk(&a[1]),
-            _ => wrong_args("ping"),
-        }, self);
-        add(&mut s, "echo", |_, a| match a.len() {
-            2 => bulk(&a[1]),
-            _ => wrong_args("echo"),
-        }, self);
-        add(&mut s, "get", |kv, a| match a.len() {
-            2 => kv.get(&a[1]).map_or(RedisReply::Nil, |v| bulk(&v)),
-            _ => wrong_args("get"),
-        }, self);
-        add(&mut s, "mget", |kv, a| {
-            if a.len() < 2 {
-                return wrong_args("mget");
-            }
-            RedisReply::Array(
-                a[1..]
-                    .iter()
-                    .map(|k| kv.get(k).map_or(RedisReply::Nil, |v| bulk(&v)))
-                    .collect(),
-            )
-        }, self);
-        add(&mut s, "set", Kv::set, self);
-        add(&mut s, "del", |kv, a| {
-            if a.len() < 2 {
-                return wrong_args("del");
-            }
-            let now = Instant::now();
-            let n = a[1..]
-                .iter()
-                .filter(|k| kv.shard(k).remove(&k[..]).is_some_and(|e| e.live(now)))
-                .count();
-            RedisReply::Integer(n as i64)
-        }, self);
-        add(&mut s, "exists", |kv, a| {
-            if a.len() < 2 {
-                return wrong_args("exists");
-            }
-            RedisReply::Integer(a[1..].iter().filter(|k| kv.get(k).is_some()).count() as i64)
-        }, self);
-        add(&mut s, "incr", |kv, a| match a.len() {
-            2 => kv.incr_by(&a[1], 1),
-            _ => wrong_args("incr"),
-        }, self);
-        add(&mut s, "decr", |kv, a| match a.len() {
-            2 => kv.incr_by(&a[1], -1),
-            _ => wrong_args("decr"),
-        }, self);
-        add(&mut s, "incrby", |kv, a| match (a.len(), a.get(2).and_then(|d| int_arg(d))) {
-            (3, Some(d)) => kv.incr_by(&a[1], d),
-            (3, None) => not_integer(),
-            _ => wrong_args("incrby"),
-        }, self);
-        add(&mut s, "expire", |kv, a| match (a.len(), a.get(2).and_then(|d| int_arg(d))) {
-            (3, Some(secs)) => kv.expire(&a[1], secs),
-            (3, None) => not_integer(),
-            _ => wrong_args("expire"),
-        }, self);
-        add(&mut s, "ttl", |kv, a| {
-            if a.len() != 2 {
-                return wrong_args("ttl");
-            }
-            let mut shard = kv.shard(&a[1]);
-            let now = Instant::now();
-            let t = match shard.get(&a[1][..]) {
-                Some(e) if e.live(now) => e.expires.map_or(-1, |t| (t - now).as_secs_f64().round() as i64),
-                Some(_) => {
-                    shard.remove(&a[1][..]);
-                    -2
-                }
-                None => -2,
+        let add =
+            |s: &mut RedisService, name: &str, f: fn(&Kv, &[Bytes]) -> RedisReply, kv: &Kv| {
+                let kv = kv.clone();
+                s.add_command_handler(name, move |a: &[Bytes]| f(&kv, a))
+                    .expect("add a redis command");
             };
-            RedisReply::Integer(t)
-        }, self);
-        add(&mut s, "dbsize", |kv, _| {
-            let n: usize = kv
-                .shards
-                .iter()
-                .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
-                .sum();
-            RedisReply::Integer(n as i64)
-        }, self);
-        add(&mut s, "config", |_, a| match (a.get(1), a.get(2)) {
-            (Some(sub), Some(name)) if sub.eq_ignore_ascii_case(b"get") => {
-                // What redis-benchmark asks at start: no persistence.
-                let value = if name.eq_ignore_ascii_case(b"save") {
-                    ""
-                } else if name.eq_ignore_ascii_case(b"appendonly") {
-                    "no"
-                } else {
-                    return RedisReply::Array(Vec::new());
+        add(
+            &mut s,
+            "ping",
+            |_, a| match a.len() {
+                1 => RedisReply::status("PONG"),
+                2 => bulk(&a[1]),
+                _ => wrong_args("ping"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "echo",
+            |_, a| match a.len() {
+                2 => bulk(&a[1]),
+                _ => wrong_args("echo"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "get",
+            |kv, a| match a.len() {
+                2 => kv.get(&a[1]).map_or(RedisReply::Nil, |v| bulk(&v)),
+                _ => wrong_args("get"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "mget",
+            |kv, a| {
+                if a.len() < 2 {
+                    return wrong_args("mget");
+                }
+                RedisReply::Array(
+                    a[1..]
+                        .iter()
+                        .map(|k| kv.get(k).map_or(RedisReply::Nil, |v| bulk(&v)))
+                        .collect(),
+                )
+            },
+            self,
+        );
+        add(&mut s, "set", Kv::set, self);
+        add(
+            &mut s,
+            "del",
+            |kv, a| {
+                if a.len() < 2 {
+                    return wrong_args("del");
+                }
+                let now = Instant::now();
+                let n = a[1..]
+                    .iter()
+                    .filter(|k| kv.shard(k).remove(&k[..]).is_some_and(|e| e.live(now)))
+                    .count();
+                RedisReply::Integer(n as i64)
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "exists",
+            |kv, a| {
+                if a.len() < 2 {
+                    return wrong_args("exists");
+                }
+                RedisReply::Integer(a[1..].iter().filter(|k| kv.get(k).is_some()).count() as i64)
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "incr",
+            |kv, a| match a.len() {
+                2 => kv.incr_by(&a[1], 1),
+                _ => wrong_args("incr"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "decr",
+            |kv, a| match a.len() {
+                2 => kv.incr_by(&a[1], -1),
+                _ => wrong_args("decr"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "incrby",
+            |kv, a| match (a.len(), a.get(2).and_then(|d| int_arg(d))) {
+                (3, Some(d)) => kv.incr_by(&a[1], d),
+                (3, None) => not_integer(),
+                _ => wrong_args("incrby"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "expire",
+            |kv, a| match (a.len(), a.get(2).and_then(|d| int_arg(d))) {
+                (3, Some(secs)) => kv.expire(&a[1], secs),
+                (3, None) => not_integer(),
+                _ => wrong_args("expire"),
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "ttl",
+            |kv, a| {
+                if a.len() != 2 {
+                    return wrong_args("ttl");
+                }
+                let mut shard = kv.shard(&a[1]);
+                let now = Instant::now();
+                let t = match shard.get(&a[1][..]) {
+                    Some(e) if e.live(now) => e
+                        .expires
+                        .map_or(-1, |t| (t - now).as_secs_f64().round() as i64),
+                    Some(_) => {
+                        shard.remove(&a[1][..]);
+                        -2
+                    }
+                    None => -2,
                 };
-                RedisReply::Array(vec![bulk(name), RedisReply::bulk(value)])
-            }
-            _ => RedisReply::error("ERR only CONFIG GET name is supported"),
-        }, self);
+                RedisReply::Integer(t)
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "dbsize",
+            |kv, _| {
+                let n: usize = kv
+                    .shards
+                    .iter()
+                    .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+                    .sum();
+                RedisReply::Integer(n as i64)
+            },
+            self,
+        );
+        add(
+            &mut s,
+            "config",
+            |_, a| match (a.get(1), a.get(2)) {
+                (Some(sub), Some(name)) if sub.eq_ignore_ascii_case(b"get") => {
+                    // What redis-benchmark asks at start: no persistence.
+                    let value = if name.eq_ignore_ascii_case(b"save") {
+                        ""
+                    } else if name.eq_ignore_ascii_case(b"appendonly") {
+                        "no"
+                    } else {
+                        return RedisReply::Array(Vec::new());
+                    };
+                    RedisReply::Array(vec![bulk(name), RedisReply::bulk(value)])
+                }
+                _ => RedisReply::error("ERR only CONFIG GET name is supported"),
+            },
+            self,
+        );
         s
     }
 

@@ -29,7 +29,8 @@ use fibrpc_fiber::timer::{self, TimerId};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::engine::{
-    failed_attempt, post_in_order, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
+    failed_attempt, post_in_order, record_outcome, reset_outcome, timeout_error, CallEngine,
+    CallPlan,
 };
 use super::retry::refused_unrun;
 use crate::protocol::ClientProtocol;

@@ -30,10 +30,38 @@ use crate::{errno, Controller, RpcError};
 /// idempotent (retried after a connection failure even if it may have
 /// reached the server).
 const READ_ONLY: &[&str] = &[
-    "get", "mget", "exists", "strlen", "getrange", "ttl", "pttl", "type", "ping", "echo",
-    "hget", "hmget", "hgetall", "hexists", "hlen", "hkeys", "hvals", "llen", "lrange", "lindex",
-    "scard", "smembers", "sismember", "zcard", "zscore", "zrange", "zrank", "dbsize", "keys",
-    "scan", "info", "time",
+    "get",
+    "mget",
+    "exists",
+    "strlen",
+    "getrange",
+    "ttl",
+    "pttl",
+    "type",
+    "ping",
+    "echo",
+    "hget",
+    "hmget",
+    "hgetall",
+    "hexists",
+    "hlen",
+    "hkeys",
+    "hvals",
+    "llen",
+    "lrange",
+    "lindex",
+    "scard",
+    "smembers",
+    "sismember",
+    "zcard",
+    "zscore",
+    "zrange",
+    "zrank",
+    "dbsize",
+    "keys",
+    "scan",
+    "info",
+    "time",
 ];
 
 /// One or more commands sent together (pipelined), answered by a
@@ -108,7 +136,11 @@ impl RedisRequest {
 
     fn counted(&mut self, name: Option<&[u8]>) -> &mut Self {
         self.count += 1;
-        let read_only = name.is_some_and(|n| READ_ONLY.iter().any(|r| n.eq_ignore_ascii_case(r.as_bytes())));
+        let read_only = name.is_some_and(|n| {
+            READ_ONLY
+                .iter()
+                .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
+        });
         self.read_only &= read_only;
         self
     }
@@ -241,7 +273,10 @@ impl ClientProtocol for RedisClientProtocol {
         conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
         if req.is_empty() {
-            return Err(RpcError::new(errno::EREQUEST, "a redis request with no command"));
+            return Err(RpcError::new(
+                errno::EREQUEST,
+                "a redis request with no command",
+            ));
         }
         let state = conn.protocol_state::<ClientConn>().ok_or_else(|| {
             RpcError::new(errno::EINTERNAL, "the connection speaks another protocol")
@@ -301,7 +336,10 @@ pub struct RedisChannel {
 impl RedisChannel {
     /// A channel to the redis server at `addr` (resolved now; connected
     /// at the first call).
-    pub fn new(addr: impl ToSocketAddrs, options: ChannelOptions) -> Result<RedisChannel, RpcError> {
+    pub fn new(
+        addr: impl ToSocketAddrs,
+        options: ChannelOptions,
+    ) -> Result<RedisChannel, RpcError> {
         Ok(RedisChannel {
             engine: CallEngine::new(RedisClientProtocol, addr, options)?,
         })
@@ -315,7 +353,11 @@ impl RedisChannel {
     /// Sends `req`'s commands and waits for all their replies. `cntl`
     /// gives the timeout and retries (else the channel's) and gets the
     /// latency and the error.
-    pub fn call(&self, cntl: &mut Controller, req: &RedisRequest) -> Result<RedisResponse, RpcError> {
+    pub fn call(
+        &self,
+        cntl: &mut Controller,
+        req: &RedisRequest,
+    ) -> Result<RedisResponse, RpcError> {
         self.engine.call(cntl, req.clone())
     }
 

@@ -459,11 +459,20 @@ mod tests {
         let want = vec![
             words(&["SET", "k", "hello"]),
             words(&["PING"]),
-            vec![b"set".to_vec(), b"a".to_vec(), b"b cA\n".to_vec(), b"d'e".to_vec()],
+            vec![
+                b"set".to_vec(),
+                b"a".to_vec(),
+                b"b cA\n".to_vec(),
+                b"d'e".to_vec(),
+            ],
             words(&[""]),
         ];
         for step in 1..wire.len() + 1 {
-            assert_eq!(all(wire, step, &RedisLimits::default()), (want.clone(), None), "step {step}");
+            assert_eq!(
+                all(wire, step, &RedisLimits::default()),
+                (want.clone(), None),
+                "step {step}"
+            );
         }
     }
 
@@ -482,22 +491,45 @@ mod tests {
     fn bad_input_gets_redis_errors() {
         let d = RedisLimits::default();
         let cases: &[(&[u8], &str)] = &[
-            (b"*1\r\n$2147483648\r\n", "Protocol error: invalid bulk length"),
+            (
+                b"*1\r\n$2147483648\r\n",
+                "Protocol error: invalid bulk length",
+            ),
             (b"*1\r\n$-1\r\n", "Protocol error: invalid bulk length"),
             (b"*1\r\n$-5\r\n", "Protocol error: invalid bulk length"),
             (b"*1\r\n$abc\r\n", "Protocol error: invalid bulk length"),
-            (b"*1000000000\r\n", "Protocol error: invalid multibulk length"),
+            (
+                b"*1000000000\r\n",
+                "Protocol error: invalid multibulk length",
+            ),
             (b"*abc\r\n", "Protocol error: invalid multibulk length"),
             (b"*1\r\n:4\r\n", "Protocol error: expected '$', got ':'"),
-            (b"*1\r\n$4\r\nPINGxx", "Protocol error: expected CRLF after bulk data"),
-            (b"set a \"b\r\n", "Protocol error: unbalanced quotes in request"),
-            (b"*1\r\n$111111111111111111111111111111111", "Protocol error: too big bulk count string"),
-            (b"\x00", "Protocol error: expected '*' or an inline command, got byte 0x00"),
+            (
+                b"*1\r\n$4\r\nPINGxx",
+                "Protocol error: expected CRLF after bulk data",
+            ),
+            (
+                b"set a \"b\r\n",
+                "Protocol error: unbalanced quotes in request",
+            ),
+            (
+                b"*1\r\n$111111111111111111111111111111111",
+                "Protocol error: too big bulk count string",
+            ),
+            (
+                b"\x00",
+                "Protocol error: expected '*' or an inline command, got byte 0x00",
+            ),
         ];
         for (wire, want) in cases {
             for step in [1, wire.len()] {
                 let (_, err) = all(wire, step, &d);
-                assert_eq!(err.as_deref(), Some(*want), "{:?}", String::from_utf8_lossy(wire));
+                assert_eq!(
+                    err.as_deref(),
+                    Some(*want),
+                    "{:?}",
+                    String::from_utf8_lossy(wire)
+                );
             }
         }
         let long = vec![b'x'; (64 << 10) + 1];
@@ -520,7 +552,10 @@ mod tests {
         let mut p = CommandParser::new();
         let wire = &b"*2\r\n$3\r\nGET\r\n$1"[..];
         let mut input = IOBuf::from(wire);
-        assert_eq!(p.parse(&mut input, &RedisLimits::default()), CommandParse::NeedMore);
+        assert_eq!(
+            p.parse(&mut input, &RedisLimits::default()),
+            CommandParse::NeedMore
+        );
         assert_eq!(input.len(), wire.len());
     }
 }

@@ -179,7 +179,9 @@ fn hello(args: &[Bytes], conn_id: u64) -> RedisReply {
             Some(v) if (0..=i64::from(i32::MAX)).contains(&v) => {
                 return RedisReply::error("NOPROTO unsupported protocol version")
             }
-            _ => return RedisReply::error("ERR Protocol version is not an integer or out of range"),
+            _ => {
+                return RedisReply::error("ERR Protocol version is not an integer or out of range")
+            }
         }
         let mut i = 2;
         while i < args.len() {
@@ -229,7 +231,9 @@ mod tests {
         let mut s = RedisService::new();
         s.add_command_handler("Get", |a: &[Bytes]| RedisReply::bulk(a[1].to_vec()))
             .unwrap();
-        assert!(s.add_command_handler("GET", |_: &[Bytes]| RedisReply::Nil).is_err());
+        assert!(s
+            .add_command_handler("GET", |_: &[Bytes]| RedisReply::Nil)
+            .is_err());
         assert_eq!(s.run(&args(&["gEt", "k"]), 1), RedisReply::bulk("k"));
         assert_eq!(
             s.run(&args(&["foo", "bar", "baz"]), 1),
@@ -246,7 +250,10 @@ mod tests {
         );
         assert!(s.run(&args(&["hello", "x"]), 1).is_error());
         assert!(s.run(&args(&["hello", "2", "bogus"]), 1).is_error());
-        for a in [&["HELLO"][..], &["HELLO", "2", "AUTH", "u", "p", "SETNAME", "n"]] {
+        for a in [
+            &["HELLO"][..],
+            &["HELLO", "2", "AUTH", "u", "p", "SETNAME", "n"],
+        ] {
             let r = s.run(&args(a), 7);
             let items = r.as_array().unwrap();
             assert_eq!(items.len(), 14);
