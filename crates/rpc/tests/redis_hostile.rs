@@ -165,3 +165,43 @@ fn a_command_trickling_in_over_many_reads_is_parsed_once() {
     assert_eq!(&got[..want_head.len()], want_head.as_bytes());
     assert!(got[want_head.len()..].chunks(5).all(|c| c == b"$-1\r\n"));
 }
+
+/// The process's resident memory in bytes (server and attacker share it).
+fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb << 10
+}
+
+#[test]
+fn announced_sizes_cost_nothing_until_the_bytes_come() {
+    // 300 connections each announce a command of 1024×1024 arguments and
+    // a 512 MiB argument (both within redis' limits), and send 1 KiB of
+    // it: the server holds what was sent, not what was announced.
+    let server = start_kv_server();
+    let addr = server.listen_addr().unwrap();
+    let mut other = Bystander::new(addr);
+    other.ping();
+    let before = rss();
+    let mut conns = Vec::new();
+    for _ in 0..300 {
+        let mut s = raw(addr);
+        let mut wire = b"*1048576\r\n$536870912\r\n".to_vec();
+        wire.extend_from_slice(&[b'v'; 1024]);
+        s.write_all(&wire).unwrap();
+        conns.push(s);
+    }
+    for _ in 0..500 {
+        if server.connection_count() > 300 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(server.connection_count() > 300);
+    other.ping();
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 64 << 20, "RSS grew by {} MiB", grown >> 20);
+    drop(conns);
+    other.ping();
+}

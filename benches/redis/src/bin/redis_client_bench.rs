@@ -98,7 +98,7 @@ fn op(caller: usize, i: u64, keys: u64) -> (String, bool) {
         .wrapping_mul(2654435761)
         .wrapping_add(caller as u64 * 7919))
         % keys;
-    (format!("bench:k{k}"), i % 2 == 0)
+    (format!("bench:k{k}"), i.is_multiple_of(2))
 }
 
 fn run_fibrpc(c: &Config, counts: &Arc<Counts>) {

@@ -34,6 +34,5 @@ pub use client::{RedisChannel, RedisClientProtocol, RedisReplies, RedisRequest, 
 pub use command::{split_args, CommandParse, CommandParser, RedisLimits};
 pub use reply::RedisReply;
 pub use resp::{RespLimits, RespParse, RespParser};
-pub use server::RedisBatch;
 pub(crate) use server::RedisServerProtocol;
 pub use service::{RedisCommandHandler, RedisService};

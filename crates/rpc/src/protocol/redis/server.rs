@@ -48,7 +48,7 @@ impl RedisServerProtocol {
 }
 
 /// The commands of one read of a server connection, in order.
-pub struct RedisBatch {
+pub(crate) struct RedisBatch {
     /// Position of the batch on its connection.
     seq: u32,
     commands: Vec<Vec<Bytes>>,
