@@ -352,7 +352,9 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut p = 0;
     let at = |i: usize| line.get(i).copied();
     loop {
-        while at(p).is_some_and(|b| b.is_ascii_whitespace() || b == 0x0b) {
+        // Whatever ends an unquoted word (NUL included) is skipped here,
+        // or the next word would start, and end, at it.
+        while at(p).is_some_and(|b| b.is_ascii_whitespace() || b == 0x0b || b == 0) {
             p += 1;
         }
         if p >= line.len() {
@@ -474,6 +476,14 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    #[test]
+    fn inline_separators_all_advance() {
+        assert_eq!(
+            split_args(b"a\0b \x0c c\0"),
+            Some(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        );
     }
 
     #[test]
