@@ -479,6 +479,21 @@ mod tests {
     }
 
     #[test]
+    fn a_command_fed_in_pieces_is_checked_once() {
+        // 50k arguments, one per call: resuming costs each call its new
+        // bytes; starting over would check 1.25 billion arguments.
+        let n = 50_000;
+        let mut wire = format!("*{n}\r\n").into_bytes();
+        for _ in 0..n {
+            wire.extend_from_slice(b"$1\r\na\r\n");
+        }
+        let (cmds, err) = all(&wire, 7, &RedisLimits::default());
+        assert_eq!(err, None);
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].len(), n);
+    }
+
+    #[test]
     fn inline_separators_all_advance() {
         assert_eq!(
             split_args(b"a\0b \x0c c\0"),
