@@ -9,10 +9,11 @@
 //! - [`Channel`] calls a server over baidu_std: synchronously (the
 //!   calling fiber or thread waits), with a completion callback, or as a
 //!   `Future` on any executor. [`http::HttpChannel`] does the same over
-//!   HTTP/1.1; both are fronts over the one [`channel::CallEngine`].
+//!   HTTP/1.1 and [`redis::RedisChannel`] over redis; all are fronts
+//!   over the one [`channel::CallEngine`].
 //! - [`Controller`] carries the per-call settings and results.
 //! - [`protocol`]: one folder per wire protocol (baidu_std,
-//!   byte-compatible with bRPC; HTTP/1.1), and how to add one;
+//!   byte-compatible with bRPC; HTTP/1.1; redis), and how to add one;
 //!   [`errno`]: bRPC's error code numbers.
 //! - [`builtin`]: the web console every server answers over HTTP
 //!   (`/status`, `/vars`, `/flags`, `/rpcz`, ...) and who can reach it.
@@ -37,6 +38,7 @@ mod input_messenger;
 pub mod interceptor;
 pub mod protocol;
 pub mod rpcz;
+pub use protocol::redis;
 pub mod server;
 mod service;
 pub mod socket;

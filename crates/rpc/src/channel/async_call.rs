@@ -29,7 +29,8 @@ use fibrpc_fiber::timer::{self, TimerId};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::engine::{
-    failed_attempt, post, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
+    failed_attempt, post_in_order, record_outcome, reset_outcome, timeout_error, CallEngine,
+    CallPlan,
 };
 use super::retry::refused_unrun;
 use crate::protocol::ClientProtocol;
@@ -131,9 +132,13 @@ impl<P: ClientProtocol> CallEngine<P> {
         let deadline = plan.deadline;
         // Packed before the continuation takes the plan; registered and
         // written after it is set (nothing can complete the call before).
+        // Held until the request is queued (protocols matching responses
+        // by order).
+        let order = conn.input.order_lock();
         let id = match self.pack(&conn, &mut plan.request, &mut cntl) {
             Ok(w) => w,
             Err(e) => {
+                drop(order);
                 pool.put_back(conn, true);
                 let r = Err(e);
                 record_outcome(&mut cntl, start, &r);
@@ -160,7 +165,10 @@ impl<P: ClientProtocol> CallEngine<P> {
             done,
         };
         call.set_continuation(Box::new(move || finish.complete()));
-        if let Err(e) = post(&conn, corr, wire, &call) {
+        let ordered = order.is_some();
+        let posted = post_in_order(&conn, corr, wire, &call, ordered);
+        drop(order);
+        if let Err(e) = posted {
             // Nothing of it was queued: completes through the
             // continuation, which retries it like any unsent request.
             call.complete(Err(e));

@@ -20,6 +20,11 @@ pub(crate) struct ClientInput<P: ClientProtocol> {
     /// authenticator).
     pub(crate) auth: super::auth_gate::AuthGate,
     pending: Mutex<HashMap<u64, Arc<PendingCall<P::Message>>>>,
+    /// Held from packing a request to queueing it when the protocol
+    /// matches responses by order
+    /// ([`ClientProtocol::responses_in_request_order`]). A fiber mutex:
+    /// queueing may write in place.
+    order: fibrpc_fiber::sync::Mutex<()>,
 }
 
 impl<P: ClientProtocol> ClientInput<P> {
@@ -28,7 +33,16 @@ impl<P: ClientProtocol> ClientInput<P> {
             protocol,
             auth: Default::default(),
             pending: Mutex::new(HashMap::new()),
+            order: fibrpc_fiber::sync::Mutex::new(()),
         }
+    }
+
+    /// For a protocol matching responses by order: the lock under which
+    /// a request is packed and queued (`None` for the others).
+    pub(crate) fn order_lock(&self) -> Option<fibrpc_fiber::sync::MutexGuard<'_, ()>> {
+        self.protocol
+            .responses_in_request_order()
+            .then(|| self.order.lock())
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<PendingCall<P::Message>>>> {

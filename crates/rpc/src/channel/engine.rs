@@ -507,20 +507,28 @@ impl<P: ClientProtocol> CallEngine<P> {
         deadline: Option<Instant>,
     ) -> Result<u64, RpcError> {
         let Some(auth) = &self.inner.options.auth else {
+            // Held until the request is queued (protocols matching
+            // responses by order).
+            let order = conn.input.order_lock();
             let (id, wire) = self.pack(conn, request, cntl)?;
-            post(conn, id, wire, call)?;
+            post_in_order(conn, id, wire, call, order.is_some())?;
+            drop(order);
             crate::rpcz::client_written(cntl);
             return Ok(id);
         };
         let protocol = &*self.inner.protocol;
+        // Waits while another call sends the credential: before the order
+        // lock, which that call needs.
         let turn = intercept::credential_turn(protocol, &**auth, conn, request, deadline)?;
+        let order = conn.input.order_lock();
         let packed = self.pack(conn, request, cntl);
         if turn.is_some() {
             // Only this request carries it (retries included).
             protocol.set_credential(request, None)?;
         }
         let (id, wire) = packed?;
-        post(conn, id, wire, call)?;
+        post_in_order(conn, id, wire, call, order.is_some())?;
+        drop(order);
         if let Some(turn) = turn {
             turn.sent();
         }
@@ -562,6 +570,27 @@ pub(super) fn post<P: ClientProtocol>(
         return Err(e);
     }
     Ok(())
+}
+
+/// [`post`], and when the protocol matches responses by order
+/// (`ordered`, the order lock held since packing), a request that could
+/// not be queued fails the connection: the protocol recorded it, and
+/// the responses after it would answer the wrong calls.
+pub(super) fn post_in_order<P: ClientProtocol>(
+    conn: &Conn<P>,
+    id: u64,
+    wire: IOBuf,
+    call: &Arc<PendingCall<P::Message>>,
+    ordered: bool,
+) -> Result<(), RpcError> {
+    let r = post(conn, id, wire, call);
+    if let (Err(e), true) = (&r, ordered) {
+        conn.sock.set_failed(RpcError::new(
+            e.code,
+            format!("a request recorded in order could not be queued: {e}"),
+        ));
+    }
+    r
 }
 
 /// The error of a call to `addr` that reached its deadline.

@@ -12,6 +12,8 @@
 //! - [`http`]: HTTP/1.1 (server and client), with the builtin console;
 //! - [`streaming`]: bRPC's streaming RPC (STRM frames on baidu_std
 //!   connections), byte-compatible with bRPC.
+//! - [`redis`]: RESP2, a [`redis::RedisService`] on a server (served
+//!   only when added) and [`redis::RedisChannel`] for any redis server.
 //!
 //! A server detects the protocol per connection: it tries its protocols
 //! in order, the one that matched last on this connection first, and
@@ -42,6 +44,7 @@
 
 pub mod baidu_std;
 pub mod http;
+pub mod redis;
 mod registry;
 pub mod streaming;
 
@@ -151,10 +154,23 @@ pub trait ClientProtocol: Protocol {
         false
     }
 
+    /// Whether responses answer requests in the order the requests were
+    /// written, with no id on the wire (redis): `pack_request` then
+    /// records the correlation id in the connection's state, and the
+    /// engine packs and queues each connection's requests under one lock
+    /// so that the recorded order is the wire's. A request packed but
+    /// refused by the write queue then fails the connection (the record
+    /// would no longer match). Default: no.
+    fn responses_in_request_order(&self) -> bool {
+        false
+    }
+
     /// Serializes `req` for one attempt under `correlation_id`, which
     /// [`correlation_id`](Self::correlation_id) must return for its
     /// response. Protocols without ids on the wire record it in their
-    /// per-connection state. `req` is mutable so that per-attempt fields
+    /// per-connection state (and say
+    /// [`responses_in_request_order`](Self::responses_in_request_order)
+    /// if several calls share a connection). `req` is mutable so that per-attempt fields
     /// (the id itself) can be set in place rather than copied; the same
     /// request is packed again for a retry or a backup request.
     fn pack_request(

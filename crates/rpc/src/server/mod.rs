@@ -146,6 +146,17 @@ impl Server {
         self.protocols.push(protocol)
     }
 
+    /// Serves `service`'s commands over redis on this server's port
+    /// (before [`start`](Self::start); bRPC's
+    /// `ServerOptions.redis_service`). Without it the port does not speak
+    /// redis. See [`crate::redis`].
+    pub fn add_redis_service(
+        &mut self,
+        service: crate::redis::RedisService,
+    ) -> Result<(), RpcError> {
+        self.add_protocol(crate::redis::RedisServerProtocol::new(service))
+    }
+
     /// Answers HTTP requests for `path` with `handler` (before
     /// [`start`](Self::start)). A path ending in `/*` takes every path
     /// under it. User paths win over the builtin pages.

@@ -1,0 +1,390 @@
+//! Redis on a client: [`RedisClientProtocol`] for the call engine, and
+//! [`RedisChannel`], its front for any redis server (bRPC's redis
+//! client: a `RedisRequest` of commands, a `RedisResponse` of as many
+//! replies).
+//!
+//! Redis has no correlation ids: replies come in the order of the
+//! commands. Each connection's state keeps the calls sent on it, oldest
+//! first, with the number of replies each waits for; the parser hands
+//! the oldest call its replies once all are there. Calls share a
+//! connection (pipelined); the engine packs and writes each
+//! connection's requests under one lock
+//! ([`ClientProtocol::responses_in_request_order`]) so that this order is
+//! the wire's.
+
+use std::collections::VecDeque;
+use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex};
+
+use fibrpc_iobuf::IOBuf;
+
+use super::reply::{encode_bulk, head};
+use super::resp::{RespLimits, RespParse, RespParser};
+use super::RedisReply;
+use crate::channel::{CallEngine, CallFuture, ChannelOptions};
+use crate::protocol::{ClientProtocol, Parsed, Protocol};
+use crate::socket::Socket;
+use crate::{errno, Controller, RpcError};
+
+/// Commands that change nothing: a request made of them only is
+/// idempotent (retried after a connection failure even if it may have
+/// reached the server).
+const READ_ONLY: &[&str] = &[
+    "get",
+    "mget",
+    "exists",
+    "strlen",
+    "getrange",
+    "ttl",
+    "pttl",
+    "type",
+    "ping",
+    "echo",
+    "hget",
+    "hmget",
+    "hgetall",
+    "hexists",
+    "hlen",
+    "hkeys",
+    "hvals",
+    "llen",
+    "lrange",
+    "lindex",
+    "scard",
+    "smembers",
+    "sismember",
+    "zcard",
+    "zscore",
+    "zrange",
+    "zrank",
+    "dbsize",
+    "keys",
+    "scan",
+    "info",
+    "time",
+];
+
+/// One or more commands sent together (pipelined), answered by a
+/// [`RedisResponse`] of as many replies (bRPC's `RedisRequest`). Built
+/// once; cloning shares the encoded bytes.
+///
+/// ```
+/// let mut req = fibrpc::redis::RedisRequest::new();
+/// req.add_command(&["SET", "k", "v"]).add_command(&["GET", "k"]);
+/// req.add_command_line("INCRBY counter 5")?;
+/// assert_eq!(req.command_count(), 3);
+/// # Ok::<(), fibrpc::RpcError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisRequest {
+    wire: IOBuf,
+    count: usize,
+    read_only: bool,
+}
+
+impl Default for RedisRequest {
+    fn default() -> Self {
+        RedisRequest {
+            wire: IOBuf::new(),
+            count: 0,
+            read_only: true,
+        }
+    }
+}
+
+impl RedisRequest {
+    /// A request with no command yet.
+    pub fn new() -> RedisRequest {
+        RedisRequest::default()
+    }
+
+    /// Adds a command: its name and arguments (copied).
+    pub fn add_command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> &mut Self {
+        head(&mut self.wire, b'*', args.len() as i64);
+        for a in args {
+            let a = a.as_ref();
+            head(&mut self.wire, b'$', a.len() as i64);
+            self.wire.append(a);
+            self.wire.append(b"\r\n");
+        }
+        self.counted(args.first().map(|a| a.as_ref()))
+    }
+
+    /// Adds a command whose arguments are buffers: large ones are sent
+    /// by reference (zero-copy), say a value to `SET`.
+    pub fn add_command_bufs(&mut self, args: &[IOBuf]) -> &mut Self {
+        head(&mut self.wire, b'*', args.len() as i64);
+        for a in args {
+            encode_bulk(&mut self.wire, a);
+        }
+        let name = args.first().map(|a| a.to_vec());
+        self.counted(name.as_deref())
+    }
+
+    /// Adds a command written as `redis-cli` takes it: words, `"..."`
+    /// with escapes, `'...'`. Fails on unbalanced quotes or an empty
+    /// line.
+    pub fn add_command_line(&mut self, line: &str) -> Result<&mut Self, RpcError> {
+        match super::command::split_args(line.as_bytes()) {
+            Some(args) if !args.is_empty() => Ok(self.add_command(&args)),
+            _ => Err(RpcError::new(
+                libc::EINVAL,
+                format!("not a redis command: {line:?}"),
+            )),
+        }
+    }
+
+    fn counted(&mut self, name: Option<&[u8]>) -> &mut Self {
+        self.count += 1;
+        let read_only = name.is_some_and(|n| {
+            READ_ONLY
+                .iter()
+                .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
+        });
+        self.read_only &= read_only;
+        self
+    }
+
+    /// The number of commands (and of replies the response will hold).
+    pub fn command_count(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the request has no command.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// The replies to a [`RedisRequest`], one per command, in order (bRPC's
+/// `RedisResponse`). A command that failed has an
+/// [`Error`](RedisReply::Error) reply; the call itself succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisResponse {
+    replies: Vec<RedisReply>,
+}
+
+impl RedisResponse {
+    /// The reply to command `i`.
+    pub fn reply(&self, i: usize) -> Option<&RedisReply> {
+        self.replies.get(i)
+    }
+
+    /// The number of replies.
+    pub fn reply_size(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// All replies, in command order.
+    pub fn replies(&self) -> &[RedisReply] {
+        &self.replies
+    }
+
+    /// The replies, owned.
+    pub fn into_replies(self) -> Vec<RedisReply> {
+        self.replies
+    }
+}
+
+/// The replies to one call, as cut from a connection.
+#[derive(Debug)]
+pub struct RedisReplies(Vec<RedisReply>);
+
+/// What a client connection keeps: the calls waiting, oldest first
+/// (correlation id, replies wanted), and the replies of the oldest cut so
+/// far.
+#[derive(Debug, Default)]
+struct ClientConn {
+    state: Mutex<ClientState>,
+}
+
+#[derive(Debug, Default)]
+struct ClientState {
+    sent: VecDeque<(u64, usize)>,
+    parser: RespParser,
+    replies: Vec<RedisReply>,
+}
+
+impl ClientConn {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClientState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Redis replies, as a client sees them (the call engine's protocol
+/// under [`RedisChannel`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisClientProtocol;
+
+impl Protocol for RedisClientProtocol {
+    type Message = RedisReplies;
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    /// Cuts replies (consuming each as it completes: they are kept in
+    /// the connection's state, so a long reply is parsed once) until the
+    /// oldest call has all of its own.
+    fn parse(&self, input: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<RedisReplies> {
+        let Some(conn) = sock.protocol_state::<ClientConn>() else {
+            return Parsed::Bad("the connection speaks another protocol".into());
+        };
+        let limits = RespLimits {
+            max_reply_bytes: sock.max_body_size(),
+            ..RespLimits::default()
+        };
+        let mut s = conn.lock();
+        let s = &mut *s;
+        loop {
+            let Some(&(_, want)) = s.sent.front() else {
+                return Parsed::Bad("a reply nobody asked for".into());
+            };
+            match s.parser.parse(input, &limits) {
+                RespParse::Reply(r) => {
+                    s.replies.push(r);
+                    if s.replies.len() >= want {
+                        return Parsed::Message(RedisReplies(std::mem::take(&mut s.replies)));
+                    }
+                }
+                RespParse::NeedMore => return Parsed::NeedMore,
+                RespParse::Error(e) => return Parsed::Bad(e),
+            }
+            if input.is_empty() {
+                return Parsed::NeedMore;
+            }
+        }
+    }
+}
+
+impl ClientProtocol for RedisClientProtocol {
+    type Request = RedisRequest;
+    type Response = RedisResponse;
+
+    fn responses_in_request_order(&self) -> bool {
+        true
+    }
+
+    fn pack_request(
+        &self,
+        req: &mut RedisRequest,
+        correlation_id: u64,
+        _cntl: &Controller,
+        conn: &Arc<Socket>,
+    ) -> Result<IOBuf, RpcError> {
+        if req.is_empty() {
+            return Err(RpcError::new(
+                errno::EREQUEST,
+                "a redis request with no command",
+            ));
+        }
+        let state = conn.protocol_state::<ClientConn>().ok_or_else(|| {
+            RpcError::new(errno::EINTERNAL, "the connection speaks another protocol")
+        })?;
+        state.lock().sent.push_back((correlation_id, req.count));
+        Ok(req.wire.clone())
+    }
+
+    fn correlation_id(&self, _msg: &RedisReplies, conn: &Socket) -> Option<u64> {
+        conn.protocol_state::<ClientConn>()
+            .and_then(|c| c.lock().sent.pop_front())
+            .map(|(id, _)| id)
+    }
+
+    fn process_response(
+        &self,
+        msg: RedisReplies,
+        _cntl: &mut Controller,
+    ) -> Result<RedisResponse, RpcError> {
+        Ok(RedisResponse { replies: msg.0 })
+    }
+
+    fn idempotent(&self, req: &RedisRequest) -> Option<bool> {
+        req.read_only.then_some(true)
+    }
+}
+
+/// A client of one redis server (fibrpc's own or a real one). Cheap to
+/// clone (clones share connections). By default all calls share one
+/// connection, pipelined: each call's commands go out at once and the
+/// replies come back in order.
+///
+/// Timeouts, retries, backup requests and the connection type come from
+/// [`ChannelOptions`] as for every channel. A call whose connection broke
+/// after its request went out is retried only if it is idempotent: made
+/// of read-only commands only (`GET`, `MGET`, `EXISTS`, ...), or marked
+/// so ([`ChannelOptions::idempotent`], [`Controller::set_idempotent`]).
+/// A reply larger than [`ChannelOptions::max_body_size`] closes the
+/// connection.
+///
+/// ```no_run
+/// use fibrpc::redis::{RedisChannel, RedisReply, RedisRequest};
+///
+/// let ch = RedisChannel::new("127.0.0.1:6379", Default::default())?;
+/// let mut req = RedisRequest::new();
+/// req.add_command(&["SET", "k", "v"]).add_command(&["GET", "k"]);
+/// let resp = ch.call(&mut fibrpc::Controller::new(), &req)?;
+/// assert_eq!(resp.reply(0), Some(&RedisReply::ok()));
+/// assert_eq!(resp.reply(1), Some(&RedisReply::bulk("v")));
+/// # Ok::<(), fibrpc::RpcError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisChannel {
+    engine: CallEngine<RedisClientProtocol>,
+}
+
+impl RedisChannel {
+    /// A channel to the redis server at `addr` (resolved now; connected
+    /// at the first call).
+    pub fn new(
+        addr: impl ToSocketAddrs,
+        options: ChannelOptions,
+    ) -> Result<RedisChannel, RpcError> {
+        Ok(RedisChannel {
+            engine: CallEngine::new(RedisClientProtocol, addr, options)?,
+        })
+    }
+
+    /// The engine under this channel.
+    pub fn engine(&self) -> &CallEngine<RedisClientProtocol> {
+        &self.engine
+    }
+
+    /// Sends `req`'s commands and waits for all their replies. `cntl`
+    /// gives the timeout and retries (else the channel's) and gets the
+    /// latency and the error.
+    pub fn call(
+        &self,
+        cntl: &mut Controller,
+        req: &RedisRequest,
+    ) -> Result<RedisResponse, RpcError> {
+        self.engine.call(cntl, req.clone())
+    }
+
+    /// Sends one command and returns its reply.
+    pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<RedisReply, RpcError> {
+        let mut req = RedisRequest::new();
+        req.add_command(args);
+        let resp = self.call(&mut Controller::new(), &req)?;
+        resp.into_replies()
+            .pop()
+            .ok_or_else(|| RpcError::new(errno::ERESPONSE, "no reply"))
+    }
+
+    /// Sends `req` and returns at once; `done` runs in a fiber of its own
+    /// with the controller and the outcome.
+    pub fn call_async(
+        &self,
+        cntl: Controller,
+        req: &RedisRequest,
+        done: impl FnOnce(Controller, Result<RedisResponse, RpcError>) + Send + 'static,
+    ) {
+        self.engine.call_async(cntl, req.clone(), done);
+    }
+
+    /// Sends `req`; the `Future` resolves to the controller and the
+    /// outcome, on any executor.
+    pub fn call_future(&self, cntl: Controller, req: &RedisRequest) -> CallFuture<RedisResponse> {
+        self.engine.call_future(cntl, req.clone())
+    }
+}
