@@ -60,8 +60,16 @@ impl<P: ClientProtocol> InputHandler for ClientInput<P> {
 
     fn cut(&self, sock: &Arc<Socket>, input: &mut IOBuf, eof: bool) -> Cut<P::Message> {
         let name = self.protocol.name();
-        match self.protocol.parse(input, sock, eof) {
+        let mut parsed = self.protocol.parse(input, sock, eof);
+        while let Parsed::Consumed = parsed {
+            if input.is_empty() {
+                return Cut::NeedMore;
+            }
+            parsed = self.protocol.parse(input, sock, eof);
+        }
+        match parsed {
             Parsed::Message(m) => Cut::Message(m),
+            Parsed::Consumed => Cut::NeedMore,
             Parsed::NeedMore => Cut::NeedMore,
             Parsed::NotMine => Cut::Bad(format!("not a {name} response")),
             Parsed::Bad(why) => Cut::Bad(format!("{name}: {why}")),

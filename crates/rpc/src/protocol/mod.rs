@@ -9,7 +9,9 @@
 //! engine ([`crate::channel::CallEngine`]).
 //!
 //! - [`baidu_std`]: bRPC's default protocol, byte-compatible with bRPC;
-//! - [`http`]: HTTP/1.1 (server and client), with the builtin console.
+//! - [`http`]: HTTP/1.1 (server and client), with the builtin console;
+//! - [`h2`]: HTTP/2 (server), the same handlers and console, and gRPC
+//!   on top.
 //!
 //! A server detects the protocol per connection: it tries its protocols
 //! in order, the one that matched last on this connection first, and
@@ -36,6 +38,8 @@
 //! line-based protocol.
 
 pub mod baidu_std;
+pub mod grpc;
+pub mod h2;
 pub mod http;
 mod registry;
 
@@ -58,6 +62,12 @@ pub enum Parsed<M> {
     NeedMore,
     /// Not this protocol's: try the next. Nothing may have been consumed.
     NotMine,
+    /// This protocol's: something was consumed (a control frame, part
+    /// of a message kept in the connection's state), and no message is
+    /// complete yet. The parse is called again on what is left (or
+    /// after more is read). For protocols whose connections carry more
+    /// than messages (HTTP/2's SETTINGS, PING, WINDOW_UPDATE frames).
+    Consumed,
     /// This protocol's, but malformed: the connection closes, and the
     /// reason is logged.
     Bad(String),
@@ -73,7 +83,7 @@ pub trait Protocol: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Cuts one message off the front of `input`, consuming nothing
-    /// unless it returns a message. Runs in the connection's reader, one
+    /// unless it returns a message or [`Parsed::Consumed`]. Runs in the connection's reader, one
     /// call at a time per connection, so state kept in
     /// [`Socket::protocol_state`] may count messages in input order.
     /// `eof`: the peer closed its side; nothing more will come.
@@ -96,6 +106,13 @@ pub trait Protocol: Send + Sync + 'static {
     ) -> Result<(), RpcError> {
         Ok(())
     }
+
+    /// The server stopped accepting: tell this connection's peer to send
+    /// no new requests (HTTP/2's GOAWAY). Requests already read are
+    /// still answered. Called once per connection by
+    /// [`Server::stop`](crate::Server::stop), from the stopping thread.
+    /// Default: nothing (baidu_std answers later requests `ELOGOFF`).
+    fn on_server_stop(&self, _conn: &Arc<Socket>) {}
 
     /// Processes one request on a server connection, in a fiber of its
     /// own (it may block), and writes the answer with [`Socket::write`].

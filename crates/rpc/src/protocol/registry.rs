@@ -47,6 +47,7 @@ trait DynProtocol: Send + Sync {
         server: &ServerContext,
     ) -> Result<(), RpcError>;
     fn process_request(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext);
+    fn on_server_stop(&self, conn: &Arc<Socket>);
 }
 
 impl<P: Protocol> DynProtocol for P {
@@ -67,8 +68,13 @@ impl<P: Protocol> DynProtocol for P {
             }
             Parsed::NeedMore => Parsed::NeedMore,
             Parsed::NotMine => Parsed::NotMine,
+            Parsed::Consumed => Parsed::Consumed,
             Parsed::Bad(why) => Parsed::Bad(why),
         }
+    }
+
+    fn on_server_stop(&self, conn: &Arc<Socket>) {
+        Protocol::on_server_stop(self, conn);
     }
 
     fn verify(
@@ -106,12 +112,16 @@ impl std::fmt::Debug for ProtocolList {
 }
 
 impl ProtocolList {
-    /// What every server speaks: baidu_std, then HTTP/1.1.
-    pub(crate) fn builtin() -> ProtocolList {
+    /// What every server speaks: baidu_std, then HTTP/1.1, then HTTP/2
+    /// (its preface starts `PRI `, which HTTP/1.1's parse says is not
+    /// its own at the second byte, so HTTP/1.1 and baidu_std connections
+    /// never try it).
+    pub(crate) fn builtin(h2: super::h2::H2Options) -> ProtocolList {
         ProtocolList {
             protocols: vec![
                 Arc::new(super::baidu_std::BaiduStd::new()),
                 Arc::new(super::http::HttpServerProtocol),
+                Arc::new(super::h2::H2Protocol::new(h2)),
             ],
         }
     }
@@ -152,7 +162,19 @@ impl ProtocolList {
         let order = std::iter::once(first).chain((0..n).filter(|&i| i != first));
         for i in order {
             let p = &self.protocols[i];
-            match p.parse(input, sock, eof) {
+            let mut parsed = p.parse(input, sock, eof);
+            while let Parsed::Consumed = parsed {
+                // The protocol took frames of its own: it is this
+                // connection's; let it go on with what is left.
+                if i != first {
+                    sock.preferred.store(i as u8, Ordering::Relaxed);
+                }
+                if input.is_empty() {
+                    return Cut::NeedMore;
+                }
+                parsed = p.parse(input, sock, eof);
+            }
+            match parsed {
                 Parsed::Message((msg, ends_input)) => {
                     if i != first {
                         sock.preferred.store(i as u8, Ordering::Relaxed);
@@ -172,10 +194,20 @@ impl ProtocolList {
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
                 Parsed::NotMine => continue,
+                Parsed::Consumed => unreachable!("handled above"),
                 Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", p.name())),
             }
         }
         Cut::Bad("no protocol recognises the input".into())
+    }
+
+    /// Tells the protocol of `sock` (the one that last matched) that the
+    /// server stopped accepting.
+    pub(crate) fn on_server_stop(&self, sock: &Arc<Socket>) {
+        let i = usize::from(sock.preferred.load(Ordering::Relaxed));
+        if let Some(p) = self.protocols.get(i) {
+            p.on_server_stop(sock);
+        }
     }
 
     /// Processes a message cut by [`cut`](Self::cut).

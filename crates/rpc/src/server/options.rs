@@ -132,6 +132,10 @@ pub struct ServerOptions {
     /// plaintext is served too). Without `tls`,
     /// [`Server::start`](super::Server::start) fails.
     pub tls_required: bool,
+    /// HTTP/2 (and gRPC) limits: streams per connection, flow-control
+    /// windows, frame and header list sizes, and the flood guards (see
+    /// [`H2Options`](crate::protocol::h2::H2Options)).
+    pub h2: crate::protocol::h2::H2Options,
 }
 
 impl Default for ServerOptions {
@@ -155,6 +159,7 @@ impl Default for ServerOptions {
             register: None,
             tls: None,
             tls_required: false,
+            h2: Default::default(),
         }
     }
 }

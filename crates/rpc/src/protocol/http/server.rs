@@ -117,7 +117,6 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     let out = Out {
         sock: sock.clone(),
         seq,
-        head_only: false,
         close,
     };
     let req = match req {
@@ -132,14 +131,46 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
                 );
             }
             let resp = text(e.status, format!("{}\n", e.reason));
-            return Out { close: true, ..out }.send(&resp);
+            return Out { close: true, ..out }.send(&resp, false);
         }
     };
+    dispatch(ctx, sock, req, out);
+}
+
+/// Where a response goes: HTTP/1.1's in-order writer, or an HTTP/2
+/// stream. Implementations write `resp` (its head only when
+/// `head_only`: the request was `HEAD`).
+pub(crate) trait SendResponse: Send + 'static {
+    /// Writes `resp`.
+    fn send(self, resp: &Response<IOBuf>, head_only: bool);
+}
+
+/// A [`SendResponse`] and whether the request was `HEAD`.
+struct Reply<O> {
+    out: O,
+    head_only: bool,
+}
+
+impl<O: SendResponse> Reply<O> {
+    fn send(self, resp: &Response<IOBuf>) {
+        self.out.send(resp, self.head_only);
+    }
+}
+
+/// Answers one parsed request (bRPC's `ProcessHttpRequest`): a user
+/// handler, else a builtin page, else a pb method as
+/// `/Service/Method`. Every HTTP version takes this path.
+pub(crate) fn dispatch<O: SendResponse>(
+    ctx: &ServerContext,
+    sock: &Arc<Socket>,
+    req: Box<http::Request<IOBuf>>,
+    out: O,
+) {
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
-    let out = Out {
+    let out = Reply {
+        out,
         head_only: req.method() == Method::HEAD,
-        ..out
     };
     let hctx = HttpContext {
         remote_side: sock.remote_side(),
@@ -181,6 +212,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
                 &parts.headers,
                 body,
                 &hctx,
+                sock,
                 out,
             )
         }
@@ -191,18 +223,17 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     }
 }
 
-/// Where and how a request's response goes.
+/// Where and how an HTTP/1.1 response goes: in request order.
 struct Out {
     sock: Arc<Socket>,
     seq: u64,
-    head_only: bool,
     close: bool,
 }
 
-impl Out {
-    fn send(self, resp: &Response<IOBuf>) {
+impl SendResponse for Out {
+    fn send(self, resp: &Response<IOBuf>, head_only: bool) {
         let mut wire = IOBuf::new();
-        encode_response(resp, self.head_only, self.close, &mut wire);
+        encode_response(resp, head_only, self.close, &mut wire);
         match self.sock.protocol_state::<ServerConn>() {
             Some(conn) => conn.write_in_order(&self.sock, self.seq, wire, self.close),
             None => self.sock.set_failed(RpcError::new(
@@ -224,7 +255,7 @@ fn pb_target(path: &str) -> Option<(&str, &str)> {
 /// serialized (`Content-Type: application/proto`); the response comes the
 /// same way.
 #[allow(clippy::too_many_arguments)]
-fn call_pb(
+fn call_pb<O: SendResponse>(
     ctx: &ServerContext,
     guard: InflightGuard,
     service: &str,
@@ -232,7 +263,8 @@ fn call_pb(
     headers: &HeaderMap,
     body: IOBuf,
     hctx: &HttpContext,
-    out: Out,
+    sock: &Arc<Socket>,
+    out: Reply<O>,
 ) {
     let (service, index) = match ctx.find_method(service, method) {
         Ok(t) => t,
@@ -269,7 +301,7 @@ fn call_pb(
     let mut cntl = Controller::new();
     cntl.remote_side = Some(hctx.remote_side);
     cntl.local_side = Some(hctx.local_side);
-    cntl.peer_subject = out.sock.peer_subject_arc();
+    cntl.peer_subject = sock.peer_subject_arc();
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
     let (request, json_response) = match json {
