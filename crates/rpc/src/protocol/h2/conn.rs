@@ -107,10 +107,16 @@ pub(super) fn detect(buf: &mut IOBuf, sock: &Arc<Socket>, opts: &H2Options) -> P
     let mut head = [0u8; 24];
     let n = buf.copy_to(&mut head, 0);
     if head[..n] != PREFACE[..n] {
-        if sock.alpn() == Some(b"h2") {
-            return Parsed::Bad("ALPN chose h2 but the client did not send the HTTP/2 preface".into());
+        // `PRI ` starts no other protocol's message: a client meant
+        // HTTP/2 and got its preface wrong. Over TLS, ALPN said so.
+        let meant_h2 = n >= 4 && head[..4] == PREFACE[..4];
+        if !meant_h2 && sock.alpn() != Some(b"h2") {
+            return Parsed::NotMine;
         }
-        return Parsed::NotMine;
+        let mut out = IOBuf::new();
+        frame::put_goaway(&mut out, 0, Reason::ProtocolError, b"bad connection preface");
+        let _ = sock.write(out);
+        return Parsed::Bad("not the HTTP/2 connection preface".into());
     }
     if n < PREFACE.len() {
         return Parsed::NeedMore;
@@ -218,8 +224,9 @@ impl H2Conn {
                         "closing HTTP/2 connection: GOAWAY"
                     );
                 }
+                // Input is still read (and dropped) until the GOAWAY is
+                // written: a peer blocked writing might never read it.
                 sock.set_logoff();
-                sock.close_input();
                 sock.close_after_flush();
                 Parsed::Consumed
             }
@@ -304,7 +311,7 @@ impl Reader {
                 }
                 Ok(None)
             }
-            kind::SETTINGS => self.on_settings(conn, head, payload, sock, opts, out),
+            kind::SETTINGS => self.on_settings(conn, head, payload, sock, opts),
             kind::PUSH_PROMISE => conn_err(Reason::ProtocolError, "PUSH_PROMISE from a client"),
             kind::PING => {
                 if head.stream != 0 {
@@ -388,7 +395,6 @@ impl Reader {
         payload: IOBuf,
         sock: &Arc<Socket>,
         opts: &H2Options,
-        out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
         if head.stream != 0 {
             return conn_err(Reason::ProtocolError, "SETTINGS on a stream");
@@ -434,10 +440,14 @@ impl Reader {
                 _ => {}
             }
         }
-        send.flush(sock);
-        drop(send);
         self.count_ack(sock, opts)?;
-        frame::put_head(out, 0, kind::SETTINGS, flag::ACK, 0);
+        // The acknowledgement goes before any frame sent under the new
+        // settings (a larger frame size, say): a peer may hold to the
+        // old ones until it sees it (gRPC's C core does).
+        let mut ack = IOBuf::new();
+        frame::put_head(&mut ack, 0, kind::SETTINGS, flag::ACK, 0);
+        send.write(sock, ack);
+        send.flush(sock);
         Ok(None)
     }
 

@@ -17,6 +17,11 @@ use rustc_hash::FxHashMap;
 use super::frame::{self, flag, kind, Reason};
 use crate::socket::Socket;
 
+/// The largest frame sent, whatever the peer allows: 64 KiB, so that
+/// one large response does not hold the connection for long between
+/// the frames of others.
+const MAX_SENT_FRAME: usize = 64 << 10;
+
 /// A response as frames will carry it.
 #[derive(Debug, Default)]
 pub(crate) struct ResponseParts {
@@ -115,9 +120,11 @@ impl SendSide {
         }
     }
 
-    /// The peer's `SETTINGS_MAX_FRAME_SIZE`.
+    /// The peer's `SETTINGS_MAX_FRAME_SIZE`. DATA frames stay at most
+    /// [`MAX_SENT_FRAME`] even when the peer allows larger ones: the
+    /// streams of a connection share it frame by frame.
     pub fn set_max_frame(&mut self, size: u32) {
-        self.max_frame = size as usize;
+        self.max_frame = (size as usize).min(MAX_SENT_FRAME);
     }
 
     /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`: every stream's window
