@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 use rustc_hash::FxHashMap;
@@ -16,10 +18,16 @@ use super::send::SendSide;
 use super::{H2Options, H2Request};
 use crate::protocol::Parsed;
 use crate::socket::Socket;
+use crate::{errno, RpcError};
 
 /// Streams this side reset whose late frames are dropped quietly (a
 /// peer may have sent them before it saw the reset, RFC 9113 §5.4.2).
 const RECENT_RESETS: usize = 128;
+
+/// How long a connection that got a GOAWAY for its errors may take to
+/// close its side once the GOAWAY is written (nginx's
+/// `lingering_timeout`), and to take the GOAWAY at all.
+const LINGER: Duration = Duration::from_secs(5);
 
 /// CONTINUATION frames one header block may take (CVE-2024-27316:
 /// endless empty CONTINUATIONs cost CPU without growing the block).
@@ -224,10 +232,8 @@ impl H2Conn {
                         "closing HTTP/2 connection: GOAWAY"
                     );
                 }
-                // Input is still read (and dropped) until the GOAWAY is
-                // written: a peer blocked writing might never read it.
                 sock.set_logoff();
-                sock.close_after_flush();
+                linger_close(sock);
                 Parsed::Consumed
             }
         }
@@ -768,5 +774,32 @@ impl Reader {
             drop(send);
             self.remember_reset(id);
         }
+    }
+}
+
+/// Closes a connection after its GOAWAY (nginx's lingering close):
+/// once the GOAWAY is written, this side's half is shut (the peer reads
+/// it, then the end), and input is still read and dropped until the
+/// peer closes or [`LINGER`] passes. Closing at once would reset the
+/// connection if the peer's frames were still arriving, and a reset
+/// makes the peer's kernel drop the GOAWAY unread.
+fn linger_close(sock: &Arc<Socket>) {
+    let s = sock.clone();
+    let spawned = fibrpc_fiber::Builder::new().spawn(move || {
+        let until = |deadline: Instant, done: &dyn Fn() -> bool| {
+            let mut pause = Duration::from_millis(1);
+            while !done() && !s.failed() && Instant::now() < deadline {
+                let _ = fibrpc_fiber::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+        };
+        until(Instant::now() + LINGER, &|| s.unwritten_bytes() == 0);
+        let _ = s.stream().shutdown(Shutdown::Write);
+        // The peer's close fails the socket (the reader sees EOF).
+        until(Instant::now() + LINGER, &|| false);
+        s.set_failed(RpcError::new(errno::ECLOSE, "closed after GOAWAY"));
+    });
+    if spawned.is_err() {
+        sock.set_failed(RpcError::new(errno::ECLOSE, "closed after GOAWAY"));
     }
 }
