@@ -15,6 +15,7 @@ use super::frame::{self, flag, kind, setting, FrameHead, Reason, PREFACE};
 use super::hpack::{self, DecodeError};
 use super::request::{self, Fields};
 use super::send::SendSide;
+use super::wire::Wire;
 use super::{H2Options, H2Request};
 use crate::protocol::Parsed;
 use crate::socket::Socket;
@@ -144,7 +145,7 @@ pub(super) fn detect(buf: &mut IOBuf, sock: &Arc<Socket>, opts: &H2Options) -> P
 impl H2Conn {
     /// Sends the server's SETTINGS (the server preface) and opens the
     /// connection's window to what streams are given.
-    fn start(&self, sock: &Arc<Socket>, opts: &H2Options) {
+    pub(super) fn start<W: Wire>(&self, sock: &W, opts: &H2Options) {
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = IOBuf::new();
         frame::put_settings(
@@ -162,16 +163,16 @@ impl H2Conn {
             frame::put_window_update(&mut out, 0, grow as u32);
             r.conn_window += grow;
         }
-        let _ = sock.write(out);
+        sock.write(out);
     }
 
     /// Parses frames until a request is complete (a message), the input
     /// ends within a frame, or the peer broke the protocol (GOAWAY; the
     /// connection closes once it is written).
-    pub(super) fn parse(
+    pub(super) fn parse<W: Wire>(
         &self,
         buf: &mut IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Parsed<H2Request> {
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,7 +207,7 @@ impl H2Conn {
         match result {
             Ok(msg) => {
                 if !out.is_empty() {
-                    let _ = sock.write(out);
+                    sock.write(out);
                 }
                 match msg {
                     Some(m) => Parsed::Message(m),
@@ -226,14 +227,13 @@ impl H2Conn {
                 drop(send);
                 if crate::flags::log_connection_errors() {
                     tracing::warn!(
-                        peer = %sock.remote_side(),
+                        peer = %sock.peer(),
                         error = ?reason,
                         reason = %why,
                         "closing HTTP/2 connection: GOAWAY"
                     );
                 }
-                sock.set_logoff();
-                linger_close(sock);
+                sock.close_after_goaway();
                 Parsed::Consumed
             }
         }
@@ -241,7 +241,7 @@ impl H2Conn {
 
     /// The server stopped: GOAWAY (NO_ERROR) with the last stream the
     /// peer opened; streams opened after it are refused.
-    pub(super) fn go_away(&self, sock: &Arc<Socket>) {
+    pub(super) fn go_away<W: Wire>(&self, sock: &W) {
         self.going_away.store(true, Ordering::SeqCst);
         let last = self.last_stream.load(Ordering::SeqCst);
         let mut send = self.send.lock();
@@ -255,18 +255,18 @@ impl H2Conn {
     }
 
     /// Writes a response on `stream` (from the request's fiber).
-    pub(crate) fn respond(&self, sock: &Arc<Socket>, stream: u32, resp: super::ResponseParts) {
+    pub(crate) fn respond<W: Wire>(&self, sock: &W, stream: u32, resp: super::ResponseParts) {
         self.send.lock().respond(sock, stream, resp);
     }
 }
 
 impl Reader {
-    fn on_frame(
+    fn on_frame<W: Wire>(
         &mut self,
         conn: &H2Conn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
@@ -377,7 +377,7 @@ impl Reader {
 
     /// An acknowledgement is about to be queued: count it while the
     /// output does not drain (see `H2Options::max_pending_acks`).
-    fn count_ack(&mut self, sock: &Socket, opts: &H2Options) -> Result<(), ConnError> {
+    fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
         if sock.unwritten_bytes() == 0 {
             self.pending_acks = 0;
         }
@@ -394,12 +394,12 @@ impl Reader {
         Ok(())
     }
 
-    fn on_settings(
+    fn on_settings<W: Wire>(
         &mut self,
         conn: &H2Conn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Result<Option<H2Request>, ConnError> {
         if head.stream != 0 {
@@ -457,12 +457,12 @@ impl Reader {
         Ok(None)
     }
 
-    fn on_headers(
+    fn on_headers<W: Wire>(
         &mut self,
         conn: &H2Conn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
@@ -503,12 +503,12 @@ impl Reader {
         }
     }
 
-    fn on_continuation(
+    fn on_continuation<W: Wire>(
         &mut self,
         conn: &H2Conn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
@@ -548,11 +548,11 @@ impl Reader {
     }
 
     /// A whole header block: a new request, or a request's trailers.
-    fn on_block(
+    fn on_block<W: Wire>(
         &mut self,
         conn: &H2Conn,
         block: Block,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
@@ -618,7 +618,7 @@ impl Reader {
             Ok(r) => r,
             Err(why) => {
                 if crate::flags::log_connection_errors() {
-                    tracing::warn!(peer = %sock.remote_side(), stream = id, reason = %why,
+                    tracing::warn!(peer = %sock.peer(), stream = id, reason = %why,
                         "HTTP/2: malformed request, stream reset");
                 }
                 self.reset(conn, id, Reason::ProtocolError, out, opts)?;
@@ -639,12 +639,12 @@ impl Reader {
         Ok(None)
     }
 
-    fn on_data(
+    fn on_data<W: Wire>(
         &mut self,
         conn: &H2Conn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Request>, ConnError> {
@@ -753,13 +753,13 @@ impl Reader {
     /// Answers a stream at once with a status (its request is refused:
     /// too large) and, unless the peer finished sending, resets it with
     /// NO_ERROR so that it stops (RFC 9113 §8.1).
-    fn reject(
+    fn reject<W: Wire>(
         &mut self,
         conn: &H2Conn,
         id: u32,
         peer_done: bool,
         resp: super::ResponseParts,
-        sock: &Arc<Socket>,
+        sock: &W,
     ) {
         self.open.remove(&id);
         let mut send = conn.send.lock();
@@ -783,7 +783,7 @@ impl Reader {
 /// peer closes or [`LINGER`] passes. Closing at once would reset the
 /// connection if the peer's frames were still arriving, and a reset
 /// makes the peer's kernel drop the GOAWAY unread.
-fn linger_close(sock: &Arc<Socket>) {
+pub(super) fn linger_close(sock: &Arc<Socket>) {
     let s = sock.clone();
     let spawned = fibrpc_fiber::Builder::new().spawn(move || {
         let until = |deadline: Instant, done: &dyn Fn() -> bool| {

@@ -30,8 +30,10 @@ mod conn;
 pub mod frame;
 pub mod hpack;
 mod request;
+mod reader;
 mod send;
 mod server;
+mod wire;
 
 use std::sync::Arc;
 
@@ -42,6 +44,8 @@ use crate::socket::Socket;
 pub(crate) use conn::H2Conn;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;
+pub use reader::FrameReader;
+pub use wire::Wire;
 
 /// HTTP/2 limits of a server ([`crate::ServerOptions::h2`]). The
 /// defaults follow hyper's and nghttp2's.

@@ -9,13 +9,12 @@
 //! WINDOW_UPDATE or SETTINGS frame opens them.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use fibrpc_iobuf::IOBuf;
 use rustc_hash::FxHashMap;
 
 use super::frame::{self, flag, kind, Reason};
-use crate::socket::Socket;
+use super::wire::Wire;
 
 /// The largest frame sent, whatever the peer allows: 64 KiB, so that
 /// one large response does not hold the connection for long between
@@ -172,7 +171,7 @@ impl SendSide {
     /// Writes a response on `stream`: its headers at once, its body as
     /// far as the windows let, the rest later ([`flush`](Self::flush)).
     /// Nothing is written if the stream is gone (reset).
-    pub fn respond(&mut self, sock: &Arc<Socket>, stream: u32, resp: ResponseParts) {
+    pub fn respond<W: Wire>(&mut self, sock: &W, stream: u32, resp: ResponseParts) {
         if !self.streams.contains_key(&stream) {
             return;
         }
@@ -196,7 +195,7 @@ impl SendSide {
     }
 
     /// Writes what the windows now let out of the blocked streams.
-    pub fn flush(&mut self, sock: &Arc<Socket>) {
+    pub fn flush<W: Wire>(&mut self, sock: &W) {
         if self.blocked.is_empty() || self.conn_window <= 0 {
             return;
         }
@@ -218,10 +217,9 @@ impl SendSide {
 
     /// Queues a frame that belongs to no response's order (a
     /// RST_STREAM, a GOAWAY).
-    pub fn write(&self, sock: &Arc<Socket>, out: IOBuf) {
+    pub fn write<W: Wire>(&self, sock: &W, out: IOBuf) {
         if !out.is_empty() {
-            // A failed write means a failed connection: nothing to do.
-            let _ = sock.write(out);
+            sock.write(out);
         }
     }
 
