@@ -88,10 +88,17 @@ fn grpcio_unary_calls() {
     assert_eq!(got[0], "echo:hello ok 5 hello");
     assert_eq!(got[1], "echo:héllo wörld ok 11 héllo wörld");
     assert_eq!(got[2], "echo: ok 0 ");
-    assert_eq!(got[3], format!("gzip ok 1100 {}", &"compressed ".repeat(3)[..32]));
+    assert_eq!(
+        got[3],
+        format!("gzip ok 1100 {}", &"compressed ".repeat(3)[..32])
+    );
     assert_eq!(got[4], format!("big ok {} {}", 16 << 20, "x".repeat(32)));
     // UNIMPLEMENTED, with bRPC's text.
-    assert!(got[5].starts_with("missing status 12 [E1001]"), "{}", got[5]);
+    assert!(
+        got[5].starts_with("missing status 12 [E1001]"),
+        "{}",
+        got[5]
+    );
     // grpc-timeout (30 s) became the handler's deadline.
     let ms: u64 = got[6]
         .strip_prefix("echo:deadline ok ")

@@ -82,7 +82,12 @@ fn others_unaffected(addr: SocketAddr) {
 fn curl_console_handler_and_json_call() {
     let (_server, addr) = server();
     let base = format!("http://{addr}");
-    let (status, err) = curl(&["-sS", "--http2-prior-knowledge", "-v", &format!("{base}/status")]);
+    let (status, err) = curl(&[
+        "-sS",
+        "--http2-prior-knowledge",
+        "-v",
+        &format!("{base}/status"),
+    ]);
     assert!(err.contains("HTTP/2 200"), "{err}");
     assert!(status.contains("uptime"), "{status}");
     assert!(status.contains("example.EchoService"), "{status}");
@@ -101,9 +106,20 @@ fn curl_console_handler_and_json_call() {
     assert!(err.contains("HTTP/2 200"), "{err}");
     assert_eq!(echo, r#"{"message":"over h2"}"#);
     // A missing page is the HTTP dispatch's 404, and HEAD has no body.
-    let (_, err) = curl(&["-sS", "-v", "--http2-prior-knowledge", &format!("{base}/nothing")]);
+    let (_, err) = curl(&[
+        "-sS",
+        "-v",
+        "--http2-prior-knowledge",
+        &format!("{base}/nothing"),
+    ]);
     assert!(err.contains("HTTP/2 404"), "{err}");
-    let (body, err) = curl(&["-sS", "-v", "-I", "--http2-prior-knowledge", &format!("{base}/hello")]);
+    let (body, err) = curl(&[
+        "-sS",
+        "-v",
+        "-I",
+        "--http2-prior-knowledge",
+        &format!("{base}/hello"),
+    ]);
     assert!(err.contains("HTTP/2 200"), "{err}");
     assert!(body.contains("content-length: 20"), "{body}");
 }
@@ -133,7 +149,12 @@ fn curl_sends_and_receives_16_mib() {
         60,
     );
     let got = std::fs::read(&answer).unwrap_or_default();
-    assert_eq!(got.len(), message.len() + 14, "{:?}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        got.len(),
+        message.len() + 14,
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(got.ends_with(b"mmm\"}"));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -146,11 +167,16 @@ fn h2load(args: &[&str]) -> String {
 #[test]
 fn h2load_status_all_succeed() {
     let (_server, addr) = server();
-    let out = h2load(&["-n", "2000", "-c", "4", "-m", "16", &format!("http://{addr}/status")]);
-    assert!(
-        out.contains("2000 succeeded, 0 failed, 0 errored"),
-        "{out}"
-    );
+    let out = h2load(&[
+        "-n",
+        "2000",
+        "-c",
+        "4",
+        "-m",
+        "16",
+        &format!("http://{addr}/status"),
+    ]);
+    assert!(out.contains("2000 succeeded, 0 failed, 0 errored"), "{out}");
     assert!(out.contains("2000 2xx"), "{out}");
 }
 
@@ -183,7 +209,12 @@ fn a_thousand_concurrent_streams_on_one_connection() {
     let mut batch = Vec::new();
     for i in 0..N as u32 {
         let block = request_block("GET", "/gather", &[]);
-        batch.extend(frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 2 * i + 1, &block));
+        batch.extend(frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            2 * i + 1,
+            &block,
+        ));
     }
     c.send(&batch);
     let mut all = 0;
@@ -211,7 +242,15 @@ fn h2load_a_thousand_streams_per_connection() {
         },
         ..Default::default()
     });
-    let out = h2load(&["-n", "3000", "-c", "1", "-m", "1000", &format!("http://{addr}/hello")]);
+    let out = h2load(&[
+        "-n",
+        "3000",
+        "-c",
+        "1",
+        "-m",
+        "1000",
+        &format!("http://{addr}/hello"),
+    ]);
     assert!(out.contains("3000 succeeded, 0 failed, 0 errored"), "{out}");
 }
 
@@ -254,7 +293,12 @@ fn window_update_overflow_is_flow_control_error() {
     let (_server, addr) = server();
     let mut c = RawH2::connect(addr);
     // The connection's window starts at 65,535: 2^31 - 1 more overflows.
-    c.send(&frame(kind::WINDOW_UPDATE, 0, 0, &0x7fff_ffffu32.to_be_bytes()));
+    c.send(&frame(
+        kind::WINDOW_UPDATE,
+        0,
+        0,
+        &0x7fff_ffffu32.to_be_bytes(),
+    ));
     assert_eq!(c.goaway().map(|g| g.1), Some(FLOW_CONTROL_ERROR));
     assert!(c.closed());
     others_unaffected(addr);
@@ -265,8 +309,18 @@ fn stream_window_overflow_resets_only_the_stream() {
     let (_server, addr) = server();
     let mut c = RawH2::connect(addr);
     let block = request_block("GET", "/slow?ms=200", &[]);
-    c.send(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block));
-    c.send(&frame(kind::WINDOW_UPDATE, 0, 1, &0x7fff_ffffu32.to_be_bytes()));
+    c.send(&frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        1,
+        &block,
+    ));
+    c.send(&frame(
+        kind::WINDOW_UPDATE,
+        0,
+        1,
+        &0x7fff_ffffu32.to_be_bytes(),
+    ));
     assert_eq!(c.response(1).reset, Some(FLOW_CONTROL_ERROR));
     c.get(3, "/hello");
     assert_eq!(c.response(3).status(), 200);
@@ -298,7 +352,12 @@ fn hpack_bomb_is_431_and_the_connection_goes_on() {
     block.extend([0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e]); // literal, name "x", value length 4000
     block.extend(std::iter::repeat_n(b'b', 4000));
     block.extend(std::iter::repeat_n(0xbe, 1000)); // dynamic index 62
-    c.send(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block));
+    c.send(&frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        1,
+        &block,
+    ));
     assert_eq!(c.response(1).status(), 431);
     // The table stayed in step: the next request decodes.
     c.get(3, "/hello");
@@ -315,7 +374,12 @@ fn rapid_reset_is_enhance_your_calm() {
     for i in 0..300u32 {
         let id = 2 * i + 1;
         let block = request_block("GET", "/slow", &[]);
-        batch.extend(frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id, &block));
+        batch.extend(frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            id,
+            &block,
+        ));
         batch.extend(frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
     }
     c.send(&batch);
@@ -334,7 +398,12 @@ fn occasional_cancels_are_fine() {
         c.get(id, "/hello");
         assert_eq!(c.response(id).status(), 200);
         let block = request_block("GET", "/slow?ms=100", &[]);
-        let mut f = frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id + 2, &block);
+        let mut f = frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            id + 2,
+            &block,
+        );
         f.extend(frame(kind::RST_STREAM, 0, id + 2, &8u32.to_be_bytes()));
         c.send(&f);
     }
@@ -366,7 +435,12 @@ fn ping_flood_unread_is_enhance_your_calm() {
     // server closes after its GOAWAY is read, with no input left
     // unread) and reads.
     let ping = frame(kind::PING, 0, 0, &[7; 8]);
-    let flood: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 600_000).collect();
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 600_000)
+        .collect();
     c.send(&flood);
     let mut acks = 0;
     let goaway = loop {
@@ -376,7 +450,11 @@ fn ping_flood_unread_is_enhance_your_calm() {
             None => break None,
         }
     };
-    assert_eq!(goaway, Some(ENHANCE_YOUR_CALM), "after {acks} acknowledgements");
+    assert_eq!(
+        goaway,
+        Some(ENHANCE_YOUR_CALM),
+        "after {acks} acknowledgements"
+    );
     others_unaffected(addr);
 }
 
@@ -408,7 +486,12 @@ fn streams_past_max_concurrent_are_refused() {
     let mut c = RawH2::connect(addr);
     for id in [1, 3, 5] {
         let block = request_block("GET", "/slow?ms=300", &[]);
-        c.send(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, id, &block));
+        c.send(&frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            id,
+            &block,
+        ));
     }
     assert_eq!(c.response(5).reset, Some(REFUSED_STREAM));
     assert_eq!(c.response(1).status(), 200);
@@ -436,7 +519,12 @@ fn stop_sends_goaway_and_finishes_streams_in_flight() {
     let (mut server, addr) = server();
     let mut c = RawH2::connect(addr);
     let block = request_block("GET", "/slow?ms=500", &[]);
-    c.send(&frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block));
+    c.send(&frame(
+        kind::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        1,
+        &block,
+    ));
     // Wait until the server has the stream.
     let deadline = Instant::now() + Duration::from_secs(10);
     while fibrpc_inflight(&addr) == 0 && Instant::now() < deadline {

@@ -44,7 +44,9 @@ impl Reply {
     }
 
     pub fn status(&self) -> u16 {
-        self.header(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -112,7 +114,12 @@ impl RawH2 {
     /// Sends a GET (END_STREAM on the HEADERS).
     pub fn get(&mut self, stream: u32, path: &str) {
         let block = request_block("GET", path, &[]);
-        let f = frame(kind::HEADERS, flag::END_HEADERS | flag::END_STREAM, stream, &block);
+        let f = frame(
+            kind::HEADERS,
+            flag::END_HEADERS | flag::END_STREAM,
+            stream,
+            &block,
+        );
         self.send(&f);
     }
 
@@ -208,7 +215,10 @@ impl RawH2 {
                 }
                 kind::RST_STREAM => {
                     r.reset = Some(u32::from_be_bytes([
-                        f.payload[0], f.payload[1], f.payload[2], f.payload[3],
+                        f.payload[0],
+                        f.payload[1],
+                        f.payload[2],
+                        f.payload[3],
                     ]));
                     return r;
                 }

@@ -120,7 +120,8 @@ pub fn percent_encode_message(msg: &str) -> String {
 /// The `/package.Service/Method` of a gRPC path.
 fn target(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    (!service.is_empty() && !method.is_empty() && !method.contains('/')).then_some((service, method))
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
 }
 
 /// A failed call: the error, and the status if not the error code's.
@@ -155,8 +156,8 @@ fn request_message(
     }
     let limit = ctx.options().max_decompressed_size;
     let left = sock.decompression_budget();
-    let msg = compress::decompress(CompressType::Gzip.as_i32(), &msg, limit.min(left))
-        .map_err(|e| {
+    let msg =
+        compress::decompress(CompressType::Gzip.as_i32(), &msg, limit.min(left)).map_err(|e| {
             let e = RpcError::new(errno::EREQUEST, format!("request message: {e}"));
             (e, Some(GrpcStatus::ResourceExhausted))
         })?;
@@ -238,7 +239,11 @@ fn failure((e, status): Failure) -> ResponseParts {
     encode_header(b":status", b"200", &mut headers);
     encode_header(b"content-type", b"application/grpc", &mut headers);
     let mut n = itoa::Buffer::new();
-    encode_header(b"grpc-status", n.format(status as u32).as_bytes(), &mut headers);
+    encode_header(
+        b"grpc-status",
+        n.format(status as u32).as_bytes(),
+        &mut headers,
+    );
     let msg = percent_encode_message(&format!("[E{}]{}", e.code, e.text));
     encode_header(b"grpc-message", msg.as_bytes(), &mut headers);
     ResponseParts {

@@ -67,7 +67,10 @@ mod tests {
         assert_eq!(grpc_status_of(errno::ENOSERVICE), GrpcStatus::Unimplemented);
         assert_eq!(grpc_status_of(errno::ELIMIT), GrpcStatus::ResourceExhausted);
         assert_eq!(grpc_status_of(errno::ELOGOFF), GrpcStatus::Unavailable);
-        assert_eq!(grpc_status_of(errno::ERPCTIMEDOUT), GrpcStatus::DeadlineExceeded);
+        assert_eq!(
+            grpc_status_of(errno::ERPCTIMEDOUT),
+            GrpcStatus::DeadlineExceeded
+        );
         assert_eq!(grpc_status_of(libc::ETIMEDOUT), GrpcStatus::Internal);
         assert_eq!(grpc_status_of(errno::EINTERNAL), GrpcStatus::Internal);
     }

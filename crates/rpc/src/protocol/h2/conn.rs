@@ -3,8 +3,8 @@
 //! complete request leaves as a message.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -123,7 +123,12 @@ pub(super) fn detect(buf: &mut IOBuf, sock: &Arc<Socket>, opts: &H2Options) -> P
             return Parsed::NotMine;
         }
         let mut out = IOBuf::new();
-        frame::put_goaway(&mut out, 0, Reason::ProtocolError, b"bad connection preface");
+        frame::put_goaway(
+            &mut out,
+            0,
+            Reason::ProtocolError,
+            b"bad connection preface",
+        );
         let _ = sock.write(out);
         return Parsed::Bad("not the HTTP/2 connection preface".into());
     }
@@ -189,7 +194,10 @@ impl H2Conn {
             if head.len > opts.max_frame_size {
                 break conn_err(
                     Reason::FrameSizeError,
-                    format!("a frame of {} bytes, over SETTINGS_MAX_FRAME_SIZE", head.len),
+                    format!(
+                        "a frame of {} bytes, over SETTINGS_MAX_FRAME_SIZE",
+                        head.len
+                    ),
                 );
             }
             if buf.len() < frame::HEADER_LEN + head.len as usize {
@@ -435,8 +443,12 @@ impl Reader {
                     }
                 }
                 setting::MAX_FRAME_SIZE => {
-                    if !(frame::DEFAULT_MAX_FRAME_SIZE..=frame::MAX_MAX_FRAME_SIZE).contains(&value) {
-                        return conn_err(Reason::ProtocolError, "SETTINGS_MAX_FRAME_SIZE out of range");
+                    if !(frame::DEFAULT_MAX_FRAME_SIZE..=frame::MAX_MAX_FRAME_SIZE).contains(&value)
+                    {
+                        return conn_err(
+                            Reason::ProtocolError,
+                            "SETTINGS_MAX_FRAME_SIZE out of range",
+                        );
                     }
                     send.set_max_frame(value);
                 }
@@ -560,11 +572,11 @@ impl Reader {
         // Decoded whatever becomes of the stream: the table must stay in
         // step with the peer's.
         let mut fields = Fields::default();
-        let decoded = self
-            .decoder
-            .decode(&block.bytes, opts.max_header_list_size as usize, |n, v| {
-                fields.add(n, v)
-            });
+        let decoded =
+            self.decoder
+                .decode(&block.bytes, opts.max_header_list_size as usize, |n, v| {
+                    fields.add(n, v)
+                });
         let too_large = match decoded {
             Ok(()) => false,
             Err(DecodeError::ListTooLarge) => true,
@@ -653,7 +665,10 @@ impl Reader {
         }
         let len = i64::from(head.len);
         if len > self.conn_window {
-            return conn_err(Reason::FlowControlError, "DATA past the connection's window");
+            return conn_err(
+                Reason::FlowControlError,
+                "DATA past the connection's window",
+            );
         }
         self.conn_window -= len;
         // The connection's window is given back as data arrives: what a
@@ -668,7 +683,11 @@ impl Reader {
         let mut data = payload;
         if head.has(flag::PADDED) {
             let mut p = [0u8; 1];
-            let pad = if data.copy_to(&mut p, 0) == 1 { usize::from(p[0]) } else { usize::MAX };
+            let pad = if data.copy_to(&mut p, 0) == 1 {
+                usize::from(p[0])
+            } else {
+                usize::MAX
+            };
             if pad >= data.len() {
                 return conn_err(Reason::ProtocolError, "DATA padding too long");
             }
@@ -744,7 +763,10 @@ impl Reader {
         if send.reset_debt > opts.max_reset_streams {
             return conn_err(
                 Reason::EnhanceYourCalm,
-                format!("more than {} streams reset for errors", opts.max_reset_streams),
+                format!(
+                    "more than {} streams reset for errors",
+                    opts.max_reset_streams
+                ),
             );
         }
         Ok(())

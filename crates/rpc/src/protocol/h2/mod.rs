@@ -29,8 +29,8 @@
 mod conn;
 pub mod frame;
 pub mod hpack;
-mod request;
 mod reader;
+mod request;
 mod send;
 mod server;
 mod wire;
@@ -42,9 +42,9 @@ use fibrpc_iobuf::IOBuf;
 use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
 pub(crate) use conn::H2Conn;
+pub use reader::FrameReader;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;
-pub use reader::FrameReader;
 pub use wire::Wire;
 
 /// HTTP/2 limits of a server ([`crate::ServerOptions::h2`]). The

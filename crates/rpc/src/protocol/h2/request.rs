@@ -49,7 +49,8 @@ impl Fields {
             }
             match pseudo {
                 b"method" if self.method.is_none() => {
-                    self.method = Some(Method::from_bytes(value).map_err(|_| "a malformed :method")?);
+                    self.method =
+                        Some(Method::from_bytes(value).map_err(|_| "a malformed :method")?);
                 }
                 b"path" if self.path.is_none() => {
                     let p = std::str::from_utf8(value).map_err(|_| "a malformed :path")?;
@@ -134,11 +135,19 @@ pub(crate) fn response_parts(resp: &Response<IOBuf>, head_only: bool) -> Respons
     }
     if !resp.headers().contains_key(CONTENT_LENGTH) {
         let mut n = itoa::Buffer::new();
-        encode_header(b"content-length", n.format(resp.body().len()).as_bytes(), &mut block);
+        encode_header(
+            b"content-length",
+            n.format(resp.body().len()).as_bytes(),
+            &mut block,
+        );
     }
     ResponseParts {
         headers: block,
-        body: if head_only { IOBuf::new() } else { resp.body().clone() },
+        body: if head_only {
+            IOBuf::new()
+        } else {
+            resp.body().clone()
+        },
         trailers: None,
     }
 }

@@ -241,7 +241,13 @@ impl SendSide {
             let n = (room as usize).min(p.data.len());
             let chunk = p.data.split_to(n);
             let last = p.data.is_empty() && p.trailers.is_none();
-            frame::put_head(out, n, kind::DATA, if last { flag::END_STREAM } else { 0 }, stream);
+            frame::put_head(
+                out,
+                n,
+                kind::DATA,
+                if last { flag::END_STREAM } else { 0 },
+                stream,
+            );
             out.append_owned(chunk);
             self.conn_window -= n as i64;
             s.window -= n as i64;

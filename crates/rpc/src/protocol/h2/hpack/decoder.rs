@@ -18,11 +18,14 @@ pub enum DecodeError {
     ListTooLarge,
 }
 
+/// A header as the dynamic table keeps it: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// One connection's HPACK decoding state: the dynamic table.
 #[derive(Debug)]
 pub struct Decoder {
     /// Newest first.
-    table: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    table: VecDeque<Entry>,
     /// The table's size as RFC 7541 counts it.
     size: usize,
     /// The size the peer's encoder chose (size updates), at most `limit`.
@@ -79,7 +82,7 @@ impl Decoder {
                 emit(name, value);
             } else if b & 0xc0 == 0x40 {
                 // Literal with incremental indexing (§6.2.1).
-                let (name, value, n) = self.literal(block, 6)?;
+                let ((name, value), n) = self.literal(block, 6)?;
                 block = &block[n..];
                 emit(&name, &value);
                 self.insert(name, value);
@@ -104,7 +107,7 @@ impl Decoder {
             } else {
                 // Literal without indexing (0000) or never indexed (0001)
                 // (§6.2.2, §6.2.3).
-                let (name, value, n) = self.literal(block, 4)?;
+                let ((name, value), n) = self.literal(block, 4)?;
                 block = &block[n..];
                 emit(&name, &value);
             }
@@ -136,7 +139,7 @@ impl Decoder {
         &self,
         block: &[u8],
         prefix: u8,
-    ) -> Result<(Box<[u8]>, Box<[u8]>, usize), DecodeError> {
+    ) -> Result<(Entry, usize), DecodeError> {
         let (index, mut n) = integer(block, prefix)?;
         let name: Box<[u8]> = if index == 0 {
             let (s, m) = string(&block[n..])?;
@@ -146,7 +149,7 @@ impl Decoder {
             self.get(index)?.0.into()
         };
         let (value, m) = string(&block[n..])?;
-        Ok((name, value.into(), n + m))
+        Ok(((name, value.into()), n + m))
     }
 
     /// Adds an entry, evicting the oldest ones to make room (§4.4); an
@@ -179,7 +182,11 @@ impl Decoder {
 /// shifts stay in range).
 fn integer(block: &[u8], prefix: u8) -> Result<(usize, usize), DecodeError> {
     let mask = (1usize << prefix) - 1;
-    let first = usize::from(*block.first().ok_or(DecodeError::Compression("truncated integer"))?);
+    let first = usize::from(
+        *block
+            .first()
+            .ok_or(DecodeError::Compression("truncated integer"))?,
+    );
     let mut value = first & mask;
     if value < mask {
         return Ok((value, 1));
@@ -238,7 +245,9 @@ mod tests {
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -332,14 +341,17 @@ mod tests {
     fn malformed_blocks_are_errors() {
         let mut d = Decoder::default();
         for bad in [
-            &[0x80][..],                    // index 0
-            &[0xff, 0x80],                  // truncated integer
+            &[0x80][..],                           // index 0
+            &[0xff, 0x80],                         // truncated integer
             &[0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], // integer too large
-            &[0xbe],                        // empty dynamic table
-            &[0x40, 0x05, b'a'],            // truncated string
+            &[0xbe],                               // empty dynamic table
+            &[0x40, 0x05, b'a'],                   // truncated string
         ] {
             assert!(
-                matches!(d.decode(bad, usize::MAX, |_, _| {}), Err(DecodeError::Compression(_))),
+                matches!(
+                    d.decode(bad, usize::MAX, |_, _| {}),
+                    Err(DecodeError::Compression(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -74,9 +74,14 @@ mod tests {
         assert_eq!(block[0], 0x88);
         let mut got = Vec::new();
         Decoder::default()
-            .decode(&block, usize::MAX, |n, v| got.push((n.to_vec(), v.to_vec())))
+            .decode(&block, usize::MAX, |n, v| {
+                got.push((n.to_vec(), v.to_vec()))
+            })
             .unwrap();
-        let want: Vec<_> = headers.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        let want: Vec<_> = headers
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
         assert_eq!(got, want);
     }
 }

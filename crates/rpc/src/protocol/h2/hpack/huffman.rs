@@ -31,7 +31,12 @@ fn canonical() -> &'static Canonical {
     static C: OnceLock<Canonical> = OnceLock::new();
     C.get_or_init(|| {
         let mut order: Vec<u16> = (0..257).collect();
-        order.sort_by_key(|&s| (HUFFMAN_CODES[usize::from(s)].1, HUFFMAN_CODES[usize::from(s)].0));
+        order.sort_by_key(|&s| {
+            (
+                HUFFMAN_CODES[usize::from(s)].1,
+                HUFFMAN_CODES[usize::from(s)].0,
+            )
+        });
         let mut c = Canonical {
             first: [0; MAX_LEN + 1],
             count: [0; MAX_LEN + 1],
@@ -159,6 +164,9 @@ mod tests {
         // A whole byte of padding (8 ones) after a full byte.
         assert_eq!(decode(&[0xff], &mut out), Err(HuffmanError::Padding));
         // EOS itself: 30 ones.
-        assert_eq!(decode(&[0xff, 0xff, 0xff, 0xfc], &mut out), Err(HuffmanError::Eos));
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xfc], &mut out),
+            Err(HuffmanError::Eos)
+        );
     }
 }
