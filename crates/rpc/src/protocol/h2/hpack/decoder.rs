@@ -135,11 +135,7 @@ impl Decoder {
 
     /// A literal field: its name (indexed with a `prefix`-bit index, or a
     /// string), its value, and the bytes it took.
-    fn literal(
-        &self,
-        block: &[u8],
-        prefix: u8,
-    ) -> Result<(Entry, usize), DecodeError> {
+    fn literal(&self, block: &[u8], prefix: u8) -> Result<(Entry, usize), DecodeError> {
         let (index, mut n) = integer(block, prefix)?;
         let name: Box<[u8]> = if index == 0 {
             let (s, m) = string(&block[n..])?;
