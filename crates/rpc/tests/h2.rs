@@ -429,9 +429,10 @@ fn ping_flood_unread_is_enhance_your_calm() {
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut c = RawH2::wrap(s);
     c.send(fibrpc::protocol::h2::frame::PREFACE);
-    // 600,000 PINGs (10 MB), written at once: their acknowledgements
-    // (10 MB) pass what the kernel buffers between the two sockets, so
-    // they back up in the server. The client then stops writing (the
+    // 1,000,000 PINGs (17 MB), written at once: their acknowledgements
+    // (17 MB) pass what the kernel buffers between the two sockets (a
+    // few MB with Linux's default tcp_wmem), so they back up in the
+    // server. The client then stops writing (the
     // server closes after its GOAWAY is read, with no input left
     // unread) and reads.
     let ping = frame(kind::PING, 0, 0, &[7; 8]);
@@ -439,7 +440,7 @@ fn ping_flood_unread_is_enhance_your_calm() {
         .iter()
         .copied()
         .cycle()
-        .take(ping.len() * 600_000)
+        .take(ping.len() * 1_000_000)
         .collect();
     c.send(&flood);
     let mut acks = 0;

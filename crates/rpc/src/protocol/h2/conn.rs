@@ -70,9 +70,9 @@ struct Reader {
     conn_window: i64,
     /// Bytes received and not yet given back with a WINDOW_UPDATE.
     conn_unacked: u32,
-    /// PING and SETTINGS acknowledgements queued while the output does
-    /// not drain.
-    pending_acks: u32,
+    /// Where the PING and SETTINGS acknowledgements not yet written
+    /// stand in the output (see `count_ack`).
+    pending_acks: VecDeque<u64>,
     /// A GOAWAY for an error went out: input is dropped.
     dead: bool,
 }
@@ -87,7 +87,7 @@ impl Default for Reader {
             recent_resets: VecDeque::new(),
             conn_window: i64::from(frame::DEFAULT_WINDOW),
             conn_unacked: 0,
-            pending_acks: 0,
+            pending_acks: VecDeque::new(),
             dead: false,
         }
     }
@@ -383,14 +383,17 @@ impl Reader {
         }
     }
 
-    /// An acknowledgement is about to be queued: count it while the
-    /// output does not drain (see `H2Options::max_pending_acks`).
+    /// An acknowledgement is about to be queued: at most
+    /// `max_pending_acks` may wait behind output the peer does not read
+    /// (see `H2Options::max_pending_acks`). Each is remembered by where
+    /// it stands in the output (bytes queued before it); it is no longer
+    /// pending once the kernel took that many.
     fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
-        if sock.unwritten_bytes() == 0 {
-            self.pending_acks = 0;
+        let written = sock.written_bytes();
+        while self.pending_acks.front().is_some_and(|&at| at <= written) {
+            self.pending_acks.pop_front();
         }
-        self.pending_acks += 1;
-        if self.pending_acks > opts.max_pending_acks {
+        if self.pending_acks.len() >= opts.max_pending_acks as usize {
             return conn_err(
                 Reason::EnhanceYourCalm,
                 format!(
@@ -399,6 +402,8 @@ impl Reader {
                 ),
             );
         }
+        self.pending_acks
+            .push_back(written + sock.unwritten_bytes() as u64);
         Ok(())
     }
 

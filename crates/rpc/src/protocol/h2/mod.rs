@@ -83,11 +83,13 @@ pub struct H2Options {
     /// and then is never near it, since every answered stream pays one
     /// back.
     pub max_reset_streams: u32,
-    /// PING and SETTINGS acknowledgements queued while the client does
-    /// not read them (the connection's output is not draining): past it
-    /// the connection ends with `ENHANCE_YOUR_CALM` (default 1000,
-    /// nghttp2's). This stops the "ping flood" and "settings flood"
-    /// attacks (CVE-2019-9512, CVE-2019-9515).
+    /// PING and SETTINGS acknowledgements queued and not yet taken by
+    /// the kernel (the client does not read them): past it the
+    /// connection ends with `ENHANCE_YOUR_CALM` (default 1000, nghttp2's
+    /// bound on its queue of such frames). This stops the "ping flood"
+    /// and "settings flood" attacks (CVE-2019-9512, CVE-2019-9515); a
+    /// client that reads, however many PINGs it sends, never has more
+    /// than a few waiting.
     pub max_pending_acks: u32,
 }
 

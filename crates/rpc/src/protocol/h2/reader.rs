@@ -34,6 +34,10 @@ impl Wire for Sink {
         self.unwritten.load(Ordering::Relaxed)
     }
 
+    fn written_bytes(&self) -> u64 {
+        0
+    }
+
     fn max_body_size(&self) -> usize {
         self.max_body
     }

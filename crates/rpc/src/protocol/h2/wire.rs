@@ -16,6 +16,9 @@ pub trait Wire {
     fn write(&self, out: IOBuf);
     /// Bytes queued and not yet taken by the kernel.
     fn unwritten_bytes(&self) -> usize;
+    /// Bytes the kernel took since the connection opened (with
+    /// `unwritten_bytes`, where a frame queued now stands in the output).
+    fn written_bytes(&self) -> u64;
     /// The largest request body taken.
     fn max_body_size(&self) -> usize;
     /// The peer, for logs.
@@ -32,6 +35,10 @@ impl Wire for Arc<Socket> {
 
     fn unwritten_bytes(&self) -> usize {
         Socket::unwritten_bytes(self)
+    }
+
+    fn written_bytes(&self) -> u64 {
+        self.stats().out_bytes
     }
 
     fn max_body_size(&self) -> usize {
