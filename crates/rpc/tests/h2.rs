@@ -557,3 +557,17 @@ fn fibrpc_inflight(addr: &SocketAddr) -> usize {
         .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
         .map_or(0, |n: usize| n.saturating_sub(1))
 }
+
+#[test]
+fn body_not_of_its_content_length_resets_the_stream() {
+    let (_server, addr) = server();
+    let mut c = RawH2::connect(addr);
+    let block = request_block("POST", "/hello", &[("content-length", "5")]);
+    c.send(&frame(kind::HEADERS, flag::END_HEADERS, 1, &block));
+    c.send(&frame(kind::DATA, flag::END_STREAM, 1, b"abc"));
+    assert_eq!(c.response(1).reset, Some(PROTOCOL_ERROR));
+    let block = request_block("POST", "/hello", &[("content-length", "3")]);
+    c.send(&frame(kind::HEADERS, flag::END_HEADERS, 3, &block));
+    c.send(&frame(kind::DATA, flag::END_STREAM, 3, b"abc"));
+    assert_eq!(c.response(3).status(), 200);
+}

@@ -594,10 +594,7 @@ impl Reader {
             if !block.end_stream {
                 return conn_err(Reason::ProtocolError, "trailers without END_STREAM");
             }
-            return Ok(Some(H2Request {
-                stream: id,
-                req: s.req,
-            }));
+            return self.complete(conn, id, s.req, sock, opts, out);
         }
         if id <= self.last_stream {
             if self.recent_resets.contains(&id) {
@@ -643,7 +640,7 @@ impl Reader {
             }
         };
         if block.end_stream {
-            return Ok(Some(H2Request { stream: id, req }));
+            return self.complete(conn, id, req, sock, opts, out);
         }
         self.open.insert(
             id,
@@ -722,8 +719,10 @@ impl Reader {
         }
         s.req.body_mut().append_owned(data);
         if head.has(flag::END_STREAM) {
-            let s = self.open.remove(&id).map(|s| s.req);
-            return Ok(s.map(|req| H2Request { stream: id, req }));
+            return match self.open.remove(&id) {
+                Some(s) => self.complete(conn, id, s.req, sock, opts, out),
+                None => Ok(None),
+            };
         }
         s.unacked += head.len;
         if s.unacked >= opts.initial_window_size / 2 {
@@ -732,6 +731,36 @@ impl Reader {
             s.unacked = 0;
         }
         Ok(None)
+    }
+
+    /// A request whose last frame came: a message, unless its body is
+    /// not the length its `content-length` said (malformed, RFC 9113
+    /// §8.1.1: the stream is reset).
+    fn complete<W: Wire>(
+        &mut self,
+        conn: &H2Conn,
+        id: u32,
+        req: Box<http::Request<IOBuf>>,
+        sock: &W,
+        opts: &H2Options,
+        out: &mut IOBuf,
+    ) -> Result<Option<H2Request>, ConnError> {
+        let declared = req.headers().get(http::header::CONTENT_LENGTH);
+        let matches = declared.is_none_or(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                == Some(req.body().len())
+        });
+        if !matches {
+            if crate::flags::log_connection_errors() {
+                tracing::warn!(peer = %sock.peer(), stream = id,
+                    "HTTP/2: a body not of its content-length, stream reset");
+            }
+            self.reset(conn, id, Reason::ProtocolError, out, opts)?;
+            return Ok(None);
+        }
+        Ok(Some(H2Request { stream: id, req }))
     }
 
     /// Remembers a stream this side reset (or refused): its late frames
