@@ -14,6 +14,8 @@
 //!   connections), byte-compatible with bRPC.
 //! - [`redis`]: RESP2, a [`redis::RedisService`] on a server (served
 //!   only when added) and [`redis::RedisChannel`] for any redis server.
+//! - [`h2`]: HTTP/2 (server), the same handlers and console, and gRPC
+//!   on top.
 //!
 //! A server detects the protocol per connection: it tries its protocols
 //! in order, the one that matched last on this connection first, and
@@ -43,6 +45,8 @@
 //! line-based protocol.
 
 pub mod baidu_std;
+pub mod grpc;
+pub mod h2;
 pub mod http;
 pub mod redis;
 mod registry;
@@ -71,9 +75,13 @@ pub enum Parsed<M> {
     /// reason is logged.
     Bad(String),
     /// This protocol's, and already handled where it was cut (in the
-    /// connection's reader, in input order): nothing to process. What
-    /// bRPC's stream frames do: they only move bytes into a stream, and
-    /// must keep their order.
+    /// connection's reader, in input order): something was consumed (a
+    /// control frame, part of a message kept in the connection's state)
+    /// and there is nothing to process yet. The parse is called again on
+    /// what is left, or after more is read. For connections that carry
+    /// more than messages: HTTP/2's SETTINGS, PING and WINDOW_UPDATE
+    /// frames, bRPC's stream frames (which only move bytes into a stream
+    /// and must keep their order).
     Consumed,
 }
 
@@ -87,8 +95,8 @@ pub trait Protocol: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Cuts one message off the front of `input`, consuming nothing
-    /// unless it returns a message. Runs in the connection's reader, one
-    /// call at a time per connection, so state kept in
+    /// unless it returns a message or [`Parsed::Consumed`]. Runs in the
+    /// connection's reader, one call at a time per connection, so state kept in
     /// [`Socket::protocol_state`] may count messages in input order.
     /// `eof`: the peer closed its side; nothing more will come.
     fn parse(&self, input: &mut IOBuf, conn: &Arc<Socket>, eof: bool) -> Parsed<Self::Message>;
@@ -127,6 +135,13 @@ pub trait Protocol: Send + Sync + 'static {
     ) {
         conn.set_failed(error);
     }
+
+    /// The server stopped accepting: tell this connection's peer to send
+    /// no new requests (HTTP/2's GOAWAY). Requests already read are
+    /// still answered. Called once per connection by
+    /// [`Server::stop`](crate::Server::stop), from the stopping thread.
+    /// Default: nothing (baidu_std answers later requests `ELOGOFF`).
+    fn on_server_stop(&self, _conn: &Arc<Socket>) {}
 
     /// Processes one request on a server connection, in a fiber of its
     /// own (it may block), and writes the answer with [`Socket::write`].

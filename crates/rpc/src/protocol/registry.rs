@@ -55,6 +55,7 @@ trait DynProtocol: Send + Sync {
     ) -> Result<(), RpcError>;
     fn process_request(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext);
     fn reject(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext, e: RpcError);
+    fn on_server_stop(&self, conn: &Arc<Socket>);
 }
 
 impl<P: Protocol> DynProtocol for P {
@@ -75,9 +76,13 @@ impl<P: Protocol> DynProtocol for P {
             }
             Parsed::NeedMore => Parsed::NeedMore,
             Parsed::NotMine => Parsed::NotMine,
-            Parsed::Bad(why) => Parsed::Bad(why),
             Parsed::Consumed => Parsed::Consumed,
+            Parsed::Bad(why) => Parsed::Bad(why),
         }
+    }
+
+    fn on_server_stop(&self, conn: &Arc<Socket>) {
+        Protocol::on_server_stop(self, conn);
     }
 
     fn verify(
@@ -122,13 +127,16 @@ impl std::fmt::Debug for ProtocolList {
 
 impl ProtocolList {
     /// What every server speaks: baidu_std, bRPC's stream frames, then
-    /// HTTP/1.1.
-    pub(crate) fn builtin() -> ProtocolList {
+    /// HTTP/1.1, then HTTP/2 (its preface starts `PRI `, which HTTP/1.1's
+    /// parse says is not its own at the second byte, so HTTP/1.1 and
+    /// baidu_std connections never try it).
+    pub(crate) fn builtin(h2: super::h2::H2Options) -> ProtocolList {
         ProtocolList {
             protocols: vec![
                 Arc::new(super::baidu_std::BaiduStd::new()),
                 Arc::new(super::streaming::StreamingRpc),
                 Arc::new(super::http::HttpServerProtocol),
+                Arc::new(super::h2::H2Protocol::new(h2)),
             ],
         }
     }
@@ -200,14 +208,29 @@ impl ProtocolList {
                     });
                 }
                 Parsed::NeedMore => return Cut::NeedMore,
-                // Which protocol the connection speaks is unchanged:
-                // what was consumed rode on it.
-                Parsed::Consumed => return Cut::Consumed,
+                // The protocol took frames of its own: try it first on
+                // what follows (HTTP/2's frames before its first request
+                // look like nothing else's).
+                Parsed::Consumed => {
+                    if i != first {
+                        sock.preferred.store(i as u8, Ordering::Relaxed);
+                    }
+                    return Cut::Consumed;
+                }
                 Parsed::NotMine => continue,
                 Parsed::Bad(why) => return Cut::Bad(format!("{}: {why}", p.name())),
             }
         }
         Cut::Bad("no protocol recognises the input".into())
+    }
+
+    /// Tells the protocol of `sock` (the one that last matched) that the
+    /// server stopped accepting.
+    pub(crate) fn on_server_stop(&self, sock: &Arc<Socket>) {
+        let i = usize::from(sock.preferred.load(Ordering::Relaxed));
+        if let Some(p) = self.protocols.get(i) {
+            p.on_server_stop(sock);
+        }
     }
 
     /// Processes a message cut by [`cut`](Self::cut).

@@ -126,10 +126,10 @@ impl Server {
     /// A server with no services, not listening yet.
     pub fn new(options: ServerOptions) -> Server {
         Server {
+            protocols: ProtocolList::builtin(options.h2.clone()),
             options,
             services: Arc::default(),
             http_routes: Arc::default(),
-            protocols: ProtocolList::builtin(),
             running: None,
         }
     }
@@ -428,6 +428,13 @@ impl Server {
             r.stop_deadline = Some(Instant::now().checked_add(self.options.stop_grace));
         }
         r.shared.shared.stopping.store(true, Ordering::Release);
+        // Peers of protocols that can be told (HTTP/2's GOAWAY) send no
+        // new request from now on; those in flight are answered.
+        for id in r.shared.connection_ids() {
+            if let Some(sock) = id.address() {
+                r.shared.shared.protocols.on_server_stop(&sock);
+            }
+        }
         // The offer holds a copy of the listening socket: end it first,
         // or the socket would go on queueing connections nobody accepts.
         r.offer = None;

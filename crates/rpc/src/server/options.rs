@@ -145,6 +145,10 @@ pub struct ServerOptions {
     /// Run around every method call, in order (default: none). See
     /// [`crate::interceptor`].
     pub interceptors: Vec<std::sync::Arc<dyn crate::interceptor::ServerInterceptor>>,
+    /// HTTP/2 (and gRPC) limits: streams per connection, flow-control
+    /// windows, frame and header list sizes, and the flood guards (see
+    /// [`H2Options`](crate::protocol::h2::H2Options)).
+    pub h2: crate::protocol::h2::H2Options,
 }
 
 impl Default for ServerOptions {
@@ -170,6 +174,7 @@ impl Default for ServerOptions {
             tls_required: false,
             auth: None,
             interceptors: Vec::new(),
+            h2: Default::default(),
         }
     }
 }

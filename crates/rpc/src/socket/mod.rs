@@ -361,6 +361,13 @@ impl Socket {
         let _ = self.auth.set(ctx);
     }
 
+    /// The per-connection state of type `T` if the connection has one
+    /// already (never creates it: a protocol probing a connection that
+    /// may be another's asks this first).
+    pub fn existing_protocol_state<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.state.get()?.downcast_ref::<T>()
+    }
+
     /// The queued bytes above which writes fail with `EOVERCROWDED`.
     pub fn max_unwritten_bytes(&self) -> usize {
         self.options.max_unwritten

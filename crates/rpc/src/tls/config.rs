@@ -15,10 +15,8 @@ use crate::RpcError;
 /// The ALPN protocols a server accepts by default, in its order of
 /// preference: `http/1.1`, then `h2`. rustls picks the first of the
 /// server's list that the client offers, so a client offering both (curl,
-/// browsers) gets `http/1.1`, which fibrpc serves. `h2` is listed so that
-/// an h2-only client negotiates rather than failing the handshake; fibrpc
-/// does not speak HTTP/2 yet, so such a client is then closed by protocol
-/// detection.
+/// browsers) gets `http/1.1`; an h2-only client (gRPC) gets `h2`, served
+/// by [`crate::protocol::h2`].
 pub const DEFAULT_ALPN: [&[u8]; 2] = [b"http/1.1", b"h2"];
 
 /// A server's TLS settings (for [`ServerOptions::tls`](crate::ServerOptions::tls)):

@@ -30,7 +30,7 @@ pub use encode::{encode_request, encode_response, wants_close};
 pub use handler::{response, text, HttpContext, HttpHandler};
 pub(crate) use json::LazyJsonCodec;
 pub use parse::{parse_request, parse_response, HttpError, HttpParse, Limits};
-pub(crate) use server::HttpRoutes;
+pub(crate) use server::{dispatch, HttpRoutes, SendResponse};
 
 use std::sync::Arc;
 

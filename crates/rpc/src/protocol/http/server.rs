@@ -117,7 +117,6 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
     let out = Out {
         sock: sock.clone(),
         seq,
-        head_only: false,
         close,
     };
     let req = match req {
@@ -132,14 +131,52 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
                 );
             }
             let resp = text(e.status, format!("{}\n", e.reason));
-            return Out { close: true, ..out }.send(&resp);
+            Out { close: true, ..out }.send(&resp, false);
+            return;
         }
     };
+    dispatch(ctx, sock, req, out);
+}
+
+/// Where a response goes: HTTP/1.1's in-order writer, or an HTTP/2
+/// stream. Implementations write `resp` (its head only when
+/// `head_only`: the request was `HEAD`).
+pub(crate) trait SendResponse: Send + 'static {
+    /// Writes `resp`; returns its size on the wire (for rpcz).
+    fn send(self, resp: &Response<IOBuf>, head_only: bool) -> usize;
+}
+
+/// A [`SendResponse`] and whether the request was `HEAD`.
+struct Reply<O> {
+    out: O,
+    head_only: bool,
+}
+
+impl<O: SendResponse> Reply<O> {
+    fn send(self, resp: &Response<IOBuf>) {
+        self.send_sized(resp);
+    }
+
+    /// Sends `resp`; returns its size on the wire.
+    fn send_sized(self, resp: &Response<IOBuf>) -> usize {
+        self.out.send(resp, self.head_only)
+    }
+}
+
+/// Answers one parsed request (bRPC's `ProcessHttpRequest`): a user
+/// handler, else a builtin page, else a pb method as
+/// `/Service/Method`. Every HTTP version takes this path.
+pub(crate) fn dispatch<O: SendResponse>(
+    ctx: &ServerContext,
+    sock: &Arc<Socket>,
+    req: Box<http::Request<IOBuf>>,
+    out: O,
+) {
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
-    let out = Out {
+    let out = Reply {
+        out,
         head_only: req.method() == Method::HEAD,
-        ..out
     };
     let hctx = HttpContext {
         remote_side: sock.remote_side(),
@@ -162,7 +199,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
             if let Err(e) = guard.admit() {
                 return out.send(&error_response(&e));
             }
-            call_pb(ctx, guard, service, method, headers, body, &hctx, out)
+            call_pb(ctx, guard, service, method, headers, body, &hctx, sock, out)
         }
         None => out.send(&text(
             StatusCode::NOT_FOUND,
@@ -182,7 +219,6 @@ pub(super) fn reject(
     let out = Out {
         sock: sock.clone(),
         seq: inbound.seq,
-        head_only: false,
         close: true,
     };
     let mut resp = error_response(&error);
@@ -192,17 +228,17 @@ pub(super) fn reject(
             resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
         }
     }
-    out.send(&resp);
+    out.send(&resp, false);
 }
 
 /// A request to a user handler (traced by rpcz as a method named by the
 /// HTTP method and the path).
-fn call_route(
+fn call_route<O: SendResponse>(
     route: &Route,
     req: Box<http::Request<IOBuf>>,
     hctx: &HttpContext,
     guard: InflightGuard<'_>,
-    out: Out,
+    out: Reply<O>,
     sock: &Socket,
     ctx: &ServerContext,
 ) {
@@ -247,23 +283,17 @@ fn call_route(
     drop(guard);
 }
 
-/// Where and how a request's response goes.
+/// Where and how an HTTP/1.1 response goes: in request order.
 struct Out {
     sock: Arc<Socket>,
     seq: u64,
-    head_only: bool,
     close: bool,
 }
 
-impl Out {
-    fn send(self, resp: &Response<IOBuf>) {
-        self.send_sized(resp);
-    }
-
-    /// Sends `resp`; returns its size on the wire.
-    fn send_sized(self, resp: &Response<IOBuf>) -> usize {
+impl SendResponse for Out {
+    fn send(self, resp: &Response<IOBuf>, head_only: bool) -> usize {
         let mut wire = IOBuf::new();
-        encode_response(resp, self.head_only, self.close, &mut wire);
+        encode_response(resp, head_only, self.close, &mut wire);
         let size = wire.len();
         match self.sock.protocol_state::<ServerConn>() {
             Some(conn) => conn.write_in_order(&self.sock, self.seq, wire, self.close),
@@ -315,7 +345,7 @@ fn pb_target(path: &str) -> Option<(&str, &str)> {
 /// serialized (`Content-Type: application/proto`); the response comes the
 /// same way.
 #[allow(clippy::too_many_arguments)]
-fn call_pb(
+fn call_pb<O: SendResponse>(
     ctx: &ServerContext,
     guard: InflightGuard,
     service: &str,
@@ -323,7 +353,8 @@ fn call_pb(
     headers: HeaderMap,
     body: IOBuf,
     hctx: &HttpContext,
-    out: Out,
+    sock: &Arc<Socket>,
+    out: Reply<O>,
 ) {
     let (service, index) = match ctx.find_method(service, method) {
         Ok(t) => t,
@@ -357,7 +388,7 @@ fn call_pb(
             }
         }
     };
-    let mut cntl = ctx.new_controller(&out.sock);
+    let mut cntl = ctx.new_controller(sock);
     if crate::rpcz::enabled() {
         let method = entry.service.method_names()[index];
         let up = upstream(&headers);

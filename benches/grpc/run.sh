@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Side-by-side gRPC benchmark: fibrpc's gRPC server (the echo_server
+# example, whose example.EchoService answers gRPC on the same port as
+# baidu_std) vs tonic's (benches/rpc's tonic_echo_server, tokio with
+# WORKERS threads), unary Echo with a 64-byte message, both loaded by the
+# same client: h2load posting a prepared gRPC request body (5-byte
+# length prefix + the protobuf) with `-c CONNS -m STREAMS` for each
+# pair of CONNS_LIST x STREAMS_LIST. For each repetition, pair and
+# server: the server starts fresh, h2load warms it up for WARMUP s, then
+# measures for DURATION s while the server's CPU time is read from
+# /proc. Ends with medians over REPS and the ratios fibrpc/tonic of qps
+# and of server CPU per call.
+#
+#   benches/grpc/run.sh [--quick]
+#
+#   --quick   DURATION=3 REPS=1 WARMUP=1 (unless set)
+#
+# Environment (defaults in parentheses):
+#   CONNS_LIST    h2load connections (-c) to try ("1 4")
+#   STREAMS_LIST  concurrent streams per connection (-m) ("16 64")
+#   DURATION      measured seconds per run (10)
+#   REPS          measured runs per server and pair (3)
+#   WARMUP        seconds of load before each measured run (2)
+#   WORKERS       tonic's tokio threads (2; fibrpc's workers are one
+#                 per core, 2 on the benchmark machines)
+#   QUIET_WAIT    seconds to wait for a quiet machine before each run (30)
+#   OUT           directory for logs and results (a new one under /tmp)
+#   FIBRPC_SERVER_CMD  ($target/release/examples/echo_server --port 8200)
+#   TONIC_SERVER_CMD   ($target/release/tonic_echo_server --port 8201 --threads WORKERS)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+if [[ $quick == 1 ]]; then
+    DURATION="${DURATION:-3}" REPS="${REPS:-1}" WARMUP="${WARMUP:-1}"
+fi
+CONNS_LIST="${CONNS_LIST:-1 4}"
+STREAMS_LIST="${STREAMS_LIST:-16 64}"
+DURATION="${DURATION:-10}"
+REPS="${REPS:-3}"
+WARMUP="${WARMUP:-2}"
+WORKERS="${WORKERS:-2}"
+QUIET_WAIT="${QUIET_WAIT:-30}"
+OUT="${OUT:-$(mktemp -d /tmp/bench-grpc.XXXXXX)}"
+mkdir -p "$OUT"
+results="$OUT/results.txt"
+: > "$results"
+target="${CARGO_TARGET_DIR:-target}"
+FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/echo_server --port 8200}"
+TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$target/release/tonic_echo_server --port 8201 --threads $WORKERS}"
+SERVERS="fibrpc tonic"
+
+command -v h2load > /dev/null || {
+    echo "error: h2load is missing (apt-get install nghttp2-client)" >&2
+    exit 1
+}
+cargo build --release -p fibrpc --example echo_server
+cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server
+
+server_cmd() {
+    case "$1" in
+        fibrpc) echo "$FIBRPC_SERVER_CMD" ;;
+        tonic) echo "$TONIC_SERVER_CMD" ;;
+    esac
+}
+# stop_server, wait_until_quiet, cmd_port, start_server_on_port
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+# The request: EchoRequest{message: 62 x "x"} is 64 bytes of protobuf
+# (tag, length, text), behind gRPC's 5-byte prefix (uncompressed, 64).
+body="$OUT/echo64.grpc"
+python3 - "$body" <<'PY'
+import sys
+msg = b"\x0a\x3e" + b"x" * 62
+assert len(msg) == 64
+open(sys.argv[1], "wb").write(b"\0" + len(msg).to_bytes(4, "big") + msg)
+PY
+url_of() { echo "http://127.0.0.1:$(cmd_port "$(server_cmd "$1")")/example.EchoService/Echo"; }
+load() { # url, conns, streams, seconds
+    h2load -D "$4" -c "$2" -m "$3" -d "$body" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$1"
+}
+# Busy clock ticks of process $1 (user + system).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# A call must answer grpc-status 0: h2load only sees HTTP 200.
+check_grpc() { # server
+    local out
+    out="$(curl -sS --http2-prior-knowledge -o /dev/null -v --data-binary @"$body" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$(url_of "$1")" 2>&1)"
+    grep -qi 'grpc-status: 0' <<< "$out" || {
+        echo "error: $1 did not answer grpc-status 0:" >&2
+        echo "$out" >&2
+        return 1
+    }
+}
+
+run_one() { # server, conns, streams, rep
+    local server="$1" c="$2" m="$3" rep="$4" tag="$1-c$2-m$3-r$4" url before after hz
+    url="$(url_of "$server")"
+    wait_until_quiet
+    start_server_on_port "$server" "$OUT/$tag.server.log" || return 0
+    check_grpc "$server" || { stop_server; return 0; }
+    load "$url" "$c" "$m" "$WARMUP" > "$OUT/$tag.warmup.log" 2>&1 || true
+    before="$(cpu_ticks "$server_pid")"
+    load "$url" "$c" "$m" "$DURATION" > "$OUT/$tag.h2load.log" 2>&1 || true
+    after="$(cpu_ticks "$server_pid")"
+    stop_server
+    hz="$(getconf CLK_TCK)"
+    python3 - "$server" "$c" "$m" "$rep" "$((after - before))" "$hz" "$OUT/$tag.h2load.log" \
+        >> "$results" <<'PY'
+import re, sys
+server, c, m, rep, ticks, hz, log = sys.argv[1:]
+text = open(log).read()
+ok = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", text)
+rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
+mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", text)
+if not (ok and rps and mean):
+    sys.exit(f"no result in {log}")
+calls = int(ok.group(1))
+unit = {"us": 1.0, "ms": 1000.0, "s": 1e6}
+m_val = re.match(r"([\d.]+)(us|ms|s)", mean.group(1))
+mean_us = float(m_val.group(1)) * unit[m_val.group(2)]
+cpu_us = int(ticks) * 1e6 / int(hz) / max(calls, 1)
+print(f"{server} {c} {m} {rep} {float(rps.group(1)):.0f} {mean_us:.1f} {cpu_us:.2f} "
+      f"{int(ok.group(2)) + int(ok.group(3))}")
+PY
+    tail -n 1 "$results"
+}
+
+echo "servers: $SERVERS; c in {$CONNS_LIST}, m in {$STREAMS_LIST}; ${WARMUP}+${DURATION} s; reps: $REPS; output: $OUT"
+echo "(columns: server conns streams rep qps mean_latency_us server_cpu_us_per_call failed)"
+for rep in $(seq "$REPS"); do
+    for c in $CONNS_LIST; do
+        for m in $STREAMS_LIST; do
+            for server in $SERVERS; do run_one "$server" "$c" "$m" "$rep"; done
+        done
+    done
+done
+echo
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for s, c, m, rep, qps, lat, cpu, failed in rows:
+    by.setdefault((int(c), int(m), s), []).append((float(qps), float(lat), float(cpu), int(failed)))
+print(f"{'c':>3} {'m':>4} {'server':<7} {'qps':>10} {'mean us':>9} {'cpu us/call':>12} {'failed':>7}")
+for (c, m) in sorted({(k[0], k[1]) for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((c, m, s))
+        if not runs:
+            continue
+        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"{c:>3} {m:>4} {s:<7} {med[s][0]:>10.0f} {med[s][1]:>9.1f} {med[s][2]:>12.2f} "
+              f"{sum(r[3] for r in runs):>7}")
+    if len(med) == 2:
+        print(f"{c:>3} {m:>4} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>10.2f} "
+              f"{med['fibrpc'][1] / med['tonic'][1]:>9.2f} {med['fibrpc'][2] / med['tonic'][2]:>12.2f}"
+              "   (fibrpc/tonic)")
+PY

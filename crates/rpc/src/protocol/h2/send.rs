@@ -1,0 +1,267 @@
+//! The sending half of a server connection: the peer's settings and
+//! flow-control windows, the streams still being answered, and the
+//! response data a window holds back.
+//!
+//! One lock (a fiber mutex: `Socket::write` may wait for a TLS
+//! session's lock) orders every frame of a stream: a response's first
+//! frames are queued with `Socket::write` under it, and what the
+//! windows held back is written, under it too, by the reader when a
+//! WINDOW_UPDATE or SETTINGS frame opens them.
+
+use std::collections::VecDeque;
+
+use fibrpc_iobuf::IOBuf;
+use rustc_hash::FxHashMap;
+
+use super::frame::{self, flag, kind, Reason};
+use super::wire::Wire;
+
+/// The largest frame sent, whatever the peer allows: 64 KiB, so that
+/// one large response does not hold the connection for long between
+/// the frames of others.
+const MAX_SENT_FRAME: usize = 64 << 10;
+
+/// A response as frames will carry it.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseParts {
+    /// The HPACK-encoded header block.
+    pub headers: Vec<u8>,
+    /// The body.
+    pub body: IOBuf,
+    /// The HPACK-encoded trailers (gRPC's status), if any.
+    pub trailers: Option<Vec<u8>>,
+}
+
+/// A stream being answered.
+#[derive(Debug)]
+struct SendStream {
+    /// What the peer lets this stream send.
+    window: i64,
+    /// The rest of the response, once its headers went out.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    data: IOBuf,
+    trailers: Option<Vec<u8>>,
+}
+
+/// The connection's sending state (see the module docs).
+#[derive(Debug)]
+pub(super) struct SendSide {
+    /// What the peer lets the connection send.
+    conn_window: i64,
+    /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`.
+    initial_window: i64,
+    /// The peer's `SETTINGS_MAX_FRAME_SIZE`.
+    max_frame: usize,
+    /// Streams opened by the peer and not answered in full (nor reset):
+    /// their count is what `SETTINGS_MAX_CONCURRENT_STREAMS` bounds.
+    streams: FxHashMap<u32, SendStream>,
+    /// Streams whose data waits for a window, oldest first.
+    blocked: VecDeque<u32>,
+    /// Streams reset (by the peer, or by this side for the peer's
+    /// errors) less streams answered in full (see
+    /// `H2Options::max_reset_streams`).
+    pub reset_debt: u32,
+    /// The last stream id of the GOAWAY sent, if one was.
+    pub goaway: Option<u32>,
+}
+
+impl Default for SendSide {
+    fn default() -> Self {
+        SendSide {
+            conn_window: i64::from(frame::DEFAULT_WINDOW),
+            initial_window: i64::from(frame::DEFAULT_WINDOW),
+            max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
+            streams: FxHashMap::default(),
+            blocked: VecDeque::new(),
+            reset_debt: 0,
+            goaway: None,
+        }
+    }
+}
+
+/// A connection error raised by a settings or window change.
+pub(super) type WindowError = (Reason, &'static str);
+
+impl SendSide {
+    /// Streams being answered.
+    pub fn active(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether `stream` is being answered.
+    pub fn is_active(&self, stream: u32) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
+    /// A new stream from the peer.
+    pub fn open(&mut self, stream: u32) {
+        self.streams.insert(
+            stream,
+            SendStream {
+                window: self.initial_window,
+                pending: None,
+            },
+        );
+    }
+
+    /// The stream ends without (more of) its response: reset by either
+    /// side. Whether it was being answered.
+    pub fn close(&mut self, stream: u32) -> bool {
+        if self.streams.remove(&stream).is_some() {
+            self.blocked.retain(|&s| s != stream);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The peer's `SETTINGS_MAX_FRAME_SIZE`. DATA frames stay at most
+    /// [`MAX_SENT_FRAME`] even when the peer allows larger ones: the
+    /// streams of a connection share it frame by frame.
+    pub fn set_max_frame(&mut self, size: u32) {
+        self.max_frame = (size as usize).min(MAX_SENT_FRAME);
+    }
+
+    /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`: every stream's window
+    /// moves by the difference (RFC 9113 §6.9.2).
+    pub fn set_initial_window(&mut self, size: u32) -> Result<(), WindowError> {
+        let delta = i64::from(size) - self.initial_window;
+        self.initial_window = i64::from(size);
+        for s in self.streams.values_mut() {
+            s.window += delta;
+            if s.window > frame::MAX_WINDOW {
+                return Err((
+                    Reason::FlowControlError,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A WINDOW_UPDATE for the connection (`stream` 0) or a stream.
+    /// `Ok(false)`: the stream's window overflowed, the stream must be
+    /// reset with `FLOW_CONTROL_ERROR`.
+    pub fn window_update(&mut self, stream: u32, increment: u32) -> Result<bool, WindowError> {
+        let inc = i64::from(increment);
+        if stream == 0 {
+            self.conn_window += inc;
+            if self.conn_window > frame::MAX_WINDOW {
+                return Err((
+                    Reason::FlowControlError,
+                    "WINDOW_UPDATE overflows the connection's window",
+                ));
+            }
+            return Ok(true);
+        }
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.window += inc;
+            if s.window > frame::MAX_WINDOW {
+                self.close(stream);
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes a response on `stream`: its headers at once, its body as
+    /// far as the windows let, the rest later ([`flush`](Self::flush)).
+    /// Nothing is written if the stream is gone (reset).
+    pub fn respond<W: Wire>(&mut self, sock: &W, stream: u32, resp: ResponseParts) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        let mut out = IOBuf::new();
+        let end = resp.body.is_empty() && resp.trailers.is_none();
+        frame::put_headers(&mut out, stream, &resp.headers, end, self.max_frame);
+        if end {
+            self.finished(stream);
+        } else {
+            if let Some(s) = self.streams.get_mut(&stream) {
+                s.pending = Some(Pending {
+                    data: resp.body,
+                    trailers: resp.trailers,
+                });
+            }
+            if !self.push(stream, &mut out) {
+                self.blocked.push_back(stream);
+            }
+        }
+        self.write(sock, out);
+    }
+
+    /// Writes what the windows now let out of the blocked streams.
+    pub fn flush<W: Wire>(&mut self, sock: &W) {
+        if self.blocked.is_empty() || self.conn_window <= 0 {
+            return;
+        }
+        let mut out = IOBuf::new();
+        let n = self.blocked.len();
+        for _ in 0..n {
+            let Some(stream) = self.blocked.pop_front() else {
+                break;
+            };
+            if !self.push(stream, &mut out) {
+                self.blocked.push_back(stream);
+            }
+            if self.conn_window <= 0 {
+                break;
+            }
+        }
+        self.write(sock, out);
+    }
+
+    /// Queues a frame that belongs to no response's order (a
+    /// RST_STREAM, a GOAWAY).
+    pub fn write<W: Wire>(&self, sock: &W, out: IOBuf) {
+        if !out.is_empty() {
+            sock.write(out);
+        }
+    }
+
+    /// Appends as much of `stream`'s pending data (and its trailers) as
+    /// the windows let. True when the stream's response is complete.
+    fn push(&mut self, stream: u32, out: &mut IOBuf) -> bool {
+        let max_frame = self.max_frame;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return true;
+        };
+        let Some(p) = s.pending.as_mut() else {
+            return true;
+        };
+        while !p.data.is_empty() {
+            let room = self.conn_window.min(s.window).min(max_frame as i64);
+            if room <= 0 {
+                return false;
+            }
+            let n = (room as usize).min(p.data.len());
+            let chunk = p.data.split_to(n);
+            let last = p.data.is_empty() && p.trailers.is_none();
+            frame::put_head(
+                out,
+                n,
+                kind::DATA,
+                if last { flag::END_STREAM } else { 0 },
+                stream,
+            );
+            out.append_owned(chunk);
+            self.conn_window -= n as i64;
+            s.window -= n as i64;
+        }
+        if let Some(t) = p.trailers.take() {
+            frame::put_headers(out, stream, &t, true, max_frame);
+        }
+        self.finished(stream);
+        true
+    }
+
+    /// A stream answered in full: it closes, and pays back a reset.
+    fn finished(&mut self, stream: u32) {
+        self.streams.remove(&stream);
+        self.reset_debt = self.reset_debt.saturating_sub(1);
+    }
+}

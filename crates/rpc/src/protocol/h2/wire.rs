@@ -1,0 +1,56 @@
+//! [`Wire`]: what a connection's HTTP/2 state needs of the connection
+//! under it. A server's is its [`Socket`]; [`super::FrameReader`]'s is
+//! an in-memory buffer, so that the same frame processing runs in a
+//! fuzzer with no socket.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use fibrpc_iobuf::IOBuf;
+
+use crate::socket::Socket;
+
+/// The connection under an HTTP/2 connection's state.
+pub trait Wire {
+    /// Queues bytes for the peer (a failed connection drops them).
+    fn write(&self, out: IOBuf);
+    /// Bytes queued and not yet taken by the kernel.
+    fn unwritten_bytes(&self) -> usize;
+    /// Bytes the kernel took since the connection opened (with
+    /// `unwritten_bytes`, where a frame queued now stands in the output).
+    fn written_bytes(&self) -> u64;
+    /// The largest request body taken.
+    fn max_body_size(&self) -> usize;
+    /// The peer, for logs.
+    fn peer(&self) -> impl Display;
+    /// A GOAWAY for the peer's errors was queued: close once it is out.
+    fn close_after_goaway(&self);
+}
+
+impl Wire for Arc<Socket> {
+    fn write(&self, out: IOBuf) {
+        // A failed write means a failed connection: nothing to do.
+        let _ = Socket::write(self, out);
+    }
+
+    fn unwritten_bytes(&self) -> usize {
+        Socket::unwritten_bytes(self)
+    }
+
+    fn written_bytes(&self) -> u64 {
+        self.stats().out_bytes
+    }
+
+    fn max_body_size(&self) -> usize {
+        Socket::max_body_size(self)
+    }
+
+    fn peer(&self) -> impl Display {
+        self.remote_side()
+    }
+
+    fn close_after_goaway(&self) {
+        self.set_logoff();
+        super::conn::linger_close(self);
+    }
+}
