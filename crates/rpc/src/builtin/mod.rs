@@ -9,6 +9,7 @@
 //! | `/status` | services, methods, counts, qps, errors, latency, in-flight |
 //! | `/vars` | every bvar (`/vars/NAME`, `?series` history as JSON) |
 //! | `/connections` | open connections and their traffic |
+//! | `/cluster` | cluster channels: servers, states, circuit breakers |
 //! | `/fibers` | the fiber runtime's workers and counters |
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
@@ -60,6 +61,7 @@
 //! console on an internal port they cannot reach.
 
 mod assets;
+mod cluster;
 mod connections;
 mod fibers;
 mod flags;
@@ -103,6 +105,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/connections",
         about: "open connections: peers, protocol, traffic",
         handler: connections::serve,
+    },
+    Builtin {
+        path: "/cluster",
+        about: "cluster channels: naming, load balancer, each server's state, error rates, calls",
+        handler: cluster::serve,
     },
     Builtin {
         path: "/fibers",
