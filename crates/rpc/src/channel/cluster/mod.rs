@@ -306,7 +306,7 @@ impl ServerSelector for ClusterSelector {
         }
         match inner.lb.select(call) {
             Ok(addr) => {
-                if let Some(r) = inner.replica(addr) {
+                if let Some(r) = inner.replicas.load().get(&addr) {
                     r.inflight.fetch_add(1, Relaxed);
                 }
                 Ok(addr)
@@ -318,8 +318,10 @@ impl ServerSelector for ClusterSelector {
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
         let inner = &*self.inner;
         inner.lb.feedback(outcome);
-        let replica = inner.replica(outcome.server);
-        if let Some(r) = &replica {
+        // A guard, not a clone: no shared refcount bumped per attempt.
+        let replicas = inner.replicas.load();
+        let replica = replicas.get(&outcome.server);
+        if let Some(r) = replica {
             let _ = r
                 .inflight
                 .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
@@ -327,13 +329,13 @@ impl ServerSelector for ClusterSelector {
         }
         // A response's verdict comes in `answered`.
         let Some(e) = outcome.error else { return };
-        if let Some(r) = &replica {
+        if let Some(r) = replica {
             r.errors.fetch_add(1, Relaxed);
         }
         if isolates(e) {
             inner.isolate(outcome.server, None, e);
         }
-        if let Some(b) = replica.as_ref().and_then(|r| r.breaker.as_ref()) {
+        if let Some(b) = replica.and_then(|r| r.breaker.as_ref()) {
             if let Some(isolation) = b.on_call_end(e.code, outcome.latency) {
                 inner.isolate(outcome.server, Some(isolation), e);
             }
@@ -345,7 +347,8 @@ impl ServerSelector for ClusterSelector {
         if inner.breaker.is_none() && outcome.error.is_none() {
             return;
         }
-        let Some(r) = inner.replica(outcome.server) else {
+        let replicas = inner.replicas.load();
+        let Some(r) = replicas.get(&outcome.server) else {
             return;
         };
         if outcome.error.is_some() {
@@ -356,21 +359,14 @@ impl ServerSelector for ClusterSelector {
         let code = outcome
             .error
             .map_or(0, |e| if e.code == 0 { -1 } else { e.code });
-        if let Some(isolation) = b.on_call_end(code, outcome.latency) {
-            let e = outcome
-                .error
-                .cloned()
-                .unwrap_or_else(|| RpcError::new(-1, "?"));
-            inner.isolate(outcome.server, Some(isolation), &e);
+        // Only an error can trip a breaker.
+        if let (Some(isolation), Some(e)) = (b.on_call_end(code, outcome.latency), outcome.error) {
+            inner.isolate(outcome.server, Some(isolation), e);
         }
     }
 }
 
 impl Inner {
-    fn replica(&self, addr: SocketAddr) -> Option<Arc<Replica>> {
-        self.replicas.load().get(&addr).cloned()
-    }
-
     /// The balancer found no server: bRPC's `EHOSTDOWN` when every listed
     /// server is isolated (and the start of a recovery, if a policy says
     /// so).
@@ -457,11 +453,8 @@ impl Inner {
         let mut st = lock(&self.state);
         if st.isolated.remove(&server).is_some() {
             tracing::info!(%server, "server healthy again");
-            if let Some(b) = self
-                .replica(server)
-                .as_ref()
-                .and_then(|r| r.breaker.as_ref())
-            {
+            let replicas = self.replicas.load();
+            if let Some(b) = replicas.get(&server).and_then(|r| r.breaker.as_ref()) {
                 b.reset();
             }
             self.reset_lb(&st);
