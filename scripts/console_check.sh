@@ -201,7 +201,7 @@ sleep 2.2
 log "pages with curl ($BASE)"
 expect index.txt / 200
 not_html index.txt /
-has index.txt example.EchoService /status /vars /connections /fibers /flags /metrics /health /version
+has index.txt example.EchoService /status /vars /connections /cluster /fibers /flags /metrics /health /version
 expect index.html / 200 "${HTML[@]}"
 is_html index.html /
 has index.html 'href="/status"' 'href="/vars"' example.EchoService
@@ -265,6 +265,13 @@ expect connections.html /connections 200 "${HTML[@]}"
 is_html connections.html /connections
 has connections.html '<th>remote</th>'
 ok "/connections (text, html): $(head -1 "$OUT/connections.txt")"
+
+expect cluster.txt /cluster 200
+not_html cluster.txt /cluster
+has cluster.txt "cluster channels"
+expect cluster.html /cluster 200 "${HTML[@]}"
+is_html cluster.html /cluster
+ok "/cluster (text, html): $(head -1 "$OUT/cluster.txt")"
 
 expect fibers.txt /fibers 200
 not_html fibers.txt /fibers

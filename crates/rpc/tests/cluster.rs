@@ -413,3 +413,77 @@ fn a_call_refused_by_a_stopping_replica_is_retried_on_another() {
     );
     a.kill();
 }
+
+/// An echo service whose every call takes `delay`.
+struct Slow {
+    delay: Duration,
+    calls: Arc<AtomicUsize>,
+}
+
+impl fibrpc::Service for Slow {
+    fn service_name(&self) -> &'static str {
+        rpc_common::SERVICE
+    }
+    fn method_names(&self) -> &'static [&'static str] {
+        &["Echo"]
+    }
+    fn call_method(
+        &self,
+        _: usize,
+        _: &mut Controller,
+        request: &fibrpc::IOBuf,
+    ) -> Result<fibrpc::IOBuf, fibrpc::RpcError> {
+        let r: rpc_common::EchoRequest = fibrpc::codec::decode_request(request)?;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.delay.is_zero() {
+            fibrpc::fiber::sleep(self.delay).unwrap();
+        }
+        Ok(fibrpc::codec::encode(&rpc_common::EchoResponse {
+            message: r.message,
+        }))
+    }
+}
+
+#[test]
+fn la_sends_a_stalled_replica_under_a_tenth_of_the_calls() {
+    let delays = [0, 0, 200];
+    let servers: Vec<(Server, Arc<AtomicUsize>)> = delays
+        .iter()
+        .map(|&ms| {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let mut server = Server::new(ServerOptions::default());
+            server
+                .add_service(Slow {
+                    delay: Duration::from_millis(ms),
+                    calls: calls.clone(),
+                })
+                .unwrap();
+            server.start("127.0.0.1:0").unwrap();
+            (server, calls)
+        })
+        .collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|(s, _)| s.listen_addr().unwrap().to_string())
+        .collect();
+    let url = format!("list://{}", addrs.join(","));
+    let ch = Channel::with_naming(&url, "la", options(0, true)).unwrap();
+    let counts = || -> Vec<usize> {
+        servers
+            .iter()
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .collect()
+    };
+    let load = Load::start(&ch, 8);
+    // Warm-up: la learns the latencies.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = counts();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = counts();
+    assert_eq!(load.finish(), 0, "no call failed");
+    let got: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: usize = got.iter().sum();
+    eprintln!("calls per replica over 3 s: {got:?}");
+    assert!(total > 100, "{got:?}");
+    assert!(got[2] * 10 < total, "the stalled replica got {got:?}");
+}

@@ -231,6 +231,7 @@ fn console_can_be_turned_off() {
         "/status",
         "/vars",
         "/connections",
+        "/cluster",
         "/fibers",
         "/flags",
         "/flags/fiber_concurrency?setvalue=100000",

@@ -10,6 +10,7 @@
 //! | `/vars` | every bvar (`/vars/NAME`, `?series` history as JSON) |
 //! | `/connections` | open connections and their traffic |
 //! | `/streams` | open streams (bRPC's streaming RPC): peers, windows, counters |
+//! | `/cluster` | cluster channels: servers, states, circuit breakers |
 //! | `/fibers` | the fiber runtime's workers and counters |
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
@@ -62,6 +63,7 @@
 //! console on an internal port they cannot reach.
 
 mod assets;
+mod cluster;
 mod connections;
 mod fibers;
 mod flags;
@@ -112,6 +114,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/streams",
         about: "open streams: peer, window, bytes written, consumed and unconsumed",
         handler: streams::serve,
+    },
+    Builtin {
+        path: "/cluster",
+        about: "cluster channels: naming, load balancer, each server's state, error rates, calls",
+        handler: cluster::serve,
     },
     Builtin {
         path: "/fibers",

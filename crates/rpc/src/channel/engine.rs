@@ -102,6 +102,9 @@ pub(super) struct CallPlan<R> {
     pub backup: Option<Duration>,
     /// Servers of failed attempts.
     excluded: Vec<SocketAddr>,
+    /// The server and latency of the last attempt that got a response,
+    /// for the selector's [`answered`](ServerSelector::answered).
+    responded: Option<(SocketAddr, Duration)>,
 }
 
 /// A failed attempt: its error, and whether its request may have reached
@@ -245,6 +248,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                 .or(opts.backup_request)
                 .filter(|_| !once),
             excluded: Vec::new(),
+            responded: None,
         }
     }
 
@@ -288,6 +292,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl: &mut Controller,
     ) -> Result<P::Response, RpcError> {
         let r = self.inner.protocol.process_response(msg, cntl);
+        if let Some((server, latency)) = plan.responded {
+            let error = r.as_ref().err();
+            let outcome = AttemptOutcome::new(server, error, latency);
+            self.inner.selector.answered(&outcome);
+        }
         if !self.inner.options.interceptors.is_empty() {
             self.after_hooks(plan, cntl, r.as_ref().map(|_| ()));
         }
@@ -389,13 +398,15 @@ impl<P: ClientProtocol> CallEngine<P> {
         // as responses): marked so, the selector can tell a broken
         // connection from a server's reply carrying the same code.
         let local = error.map(|e| e.clone().into_local());
+        let latency = sent.elapsed();
         self.inner.selector.feedback(&AttemptOutcome {
             server,
             error: local.as_ref(),
-            latency: sent.elapsed(),
+            latency,
         });
-        if error.is_some() {
-            plan.exclude(server);
+        match error {
+            Some(_) => plan.exclude(server),
+            None => plan.responded = Some((server, latency)),
         }
     }
 

@@ -103,10 +103,12 @@ impl Channel {
     /// `file:///path`, `dns://name:port`, `etcd://host:port/prefix`, or
     /// one `host:port`; see [`naming`]), picked per attempt by the load
     /// balancer `lb` names (`rr`, `wrr`, `random`, `la`, `c_murmurhash`,
-    /// `c_md5`; see [`lb`]). A server whose connection fails takes no
-    /// calls until a health check reconnects to it (every
-    /// [`ChannelOptions::health_check_interval`]); a retry goes to
-    /// another server. See [`cluster`].
+    /// `c_md5`; see [`lb`]). A server whose connection fails (or, with
+    /// [`ChannelOptions::enable_circuit_breaker`], whose error rate trips
+    /// its circuit breaker) takes no calls until a health check passes
+    /// (every [`ChannelOptions::health_check_interval`]); a retry goes to
+    /// another server. As in bRPC, `lb` may carry a recovery policy:
+    /// `"rr:min_working_instances=2 hold_seconds=5"`. See [`cluster`].
     ///
     /// Fails if the URL or the balancer is unknown, or the naming service
     /// gives no first list (within 5 s). Channels of one URL share its

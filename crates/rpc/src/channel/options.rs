@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::cluster::{CircuitBreakerOptions, ClusterRecoverPolicy, HealthCheck};
 use crate::protocol::baidu_std::compress::DEFAULT_MAX_DECOMPRESSED_SIZE;
 
 /// How a channel uses connections (bRPC's `connection_type`).
@@ -96,12 +97,35 @@ pub struct ChannelOptions {
     /// off fibrpc's request frames are laid out exactly as theirs).
     pub deliver_timeout: bool,
     /// How often a cluster channel ([`crate::Channel::with_naming`])
-    /// tries to reconnect to a server it isolated after a connection
-    /// failure; the server takes calls again once a TCP connect succeeds
-    /// (default 3 s, bRPC's `health_check_interval_s`). Each try is
-    /// bounded by [`connect_timeout`](Self::connect_timeout). Unused by
+    /// probes a server it isolated after a connection failure (or whose
+    /// circuit breaker tripped, once its isolation is over); the server
+    /// takes calls again once a probe ([`health_check`](Self::health_check))
+    /// passes (default 3 s, bRPC's `health_check_interval_s`). Unused by
     /// single-server channels.
     pub health_check_interval: Duration,
+    /// What a cluster channel's probe of an isolated server checks
+    /// (default [`HealthCheck::Connect`]: a TCP connect within
+    /// [`connect_timeout`](Self::connect_timeout); or an HTTP `GET` of a
+    /// path, bRPC's `health_check_path`; or a function of the address).
+    pub health_check: HealthCheck,
+    /// Gives each server of a cluster channel a circuit breaker (bRPC's
+    /// `enable_circuit_breaker`; default off): a server whose error rate
+    /// (the server's error answers included, `ELIMIT` excepted) passes a
+    /// threshold is isolated for a while, longer each time it trips
+    /// again soon after coming back. See [`circuit_breaker`](Self::circuit_breaker)
+    /// and [`crate::channel::cluster`]. Off, nothing is counted.
+    pub enable_circuit_breaker: bool,
+    /// The circuit breakers' windows, thresholds and isolation durations
+    /// (default bRPC's), used when
+    /// [`enable_circuit_breaker`](Self::enable_circuit_breaker) is on.
+    pub circuit_breaker: CircuitBreakerOptions,
+    /// Throttles a cluster channel's calls while the cluster comes back
+    /// after every server was isolated (bRPC's
+    /// `DefaultClusterRecoverPolicy`; default `None`): calls are rejected
+    /// with `EREJECT` in proportion to the servers still missing. See
+    /// [`ClusterRecoverPolicy`]; bRPC's load balancer parameters
+    /// (`"rr:min_working_instances=2 hold_seconds=5"`) set it too.
+    pub cluster_recover_policy: Option<ClusterRecoverPolicy>,
     /// Speak TLS to the servers (default `None`: plaintext). Each new
     /// connection completes its handshake within
     /// [`connect_timeout`](Self::connect_timeout) before it carries a
@@ -136,6 +160,10 @@ impl Default for ChannelOptions {
             max_unwritten_bytes: 64 << 20,
             deliver_timeout: false,
             health_check_interval: Duration::from_secs(3),
+            health_check: HealthCheck::Connect,
+            enable_circuit_breaker: false,
+            circuit_breaker: CircuitBreakerOptions::default(),
+            cluster_recover_policy: None,
             tls: None,
             auth: None,
             interceptors: Vec::new(),

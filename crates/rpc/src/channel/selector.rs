@@ -5,8 +5,8 @@
 //! attempt went. A channel to one address uses [`SingleServer`]; the
 //! cluster layer — naming services feeding a server list, load
 //! balancers, health checks — is a selector too
-//! ([`ClusterSelector`](super::cluster::ClusterSelector)), and so would be
-//! a circuit breaker: each plugs in here without touching the engine.
+//! ([`ClusterSelector`](super::cluster::ClusterSelector)), with its
+//! circuit breakers: each plugs in here without touching the engine.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -73,8 +73,17 @@ pub trait ServerSelector: Send + Sync + 'static {
     /// the call, unless the error is retryable and attempts remain).
     fn select(&self, call: &SelectInput<'_>) -> Result<SocketAddr, RpcError>;
 
-    /// How an attempt went. Default: ignored.
+    /// How an attempt went: its error if it failed on this side (no
+    /// response: a broken connection, a timeout), `None` if a response
+    /// came, whatever it says. Called once per attempt. Default: ignored.
     fn feedback(&self, _outcome: &AttemptOutcome<'_>) {}
+
+    /// What the response of an attempt said, once the protocol read it:
+    /// `error` is the error the server answered with, `None` a success
+    /// (circuit breakers count both). Follows the attempt's
+    /// [`feedback`](Self::feedback) (which had no error). Default:
+    /// ignored.
+    fn answered(&self, _outcome: &AttemptOutcome<'_>) {}
 }
 
 /// One server, always.

@@ -1,7 +1,7 @@
 //! The cluster client (bRPC's `Channel::Init(naming_url, lb_name, ...)`):
 //! a [`ClusterSelector`] turns a naming service's server list, a load
-//! balancer and health checking into the call engine's
-//! [`ServerSelector`].
+//! balancer, health checking, circuit breakers and a recovery policy into
+//! the call engine's [`ServerSelector`].
 //!
 //! - The list comes from a [`NamingWatcher`] (shared by every channel of
 //!   the URL). At each change the balancer is
@@ -11,39 +11,91 @@
 //!   ([`isolates`]) **isolates** the server: it leaves the balancer's
 //!   list, so the calls that follow (and the retry of the failed one) go
 //!   to the other replicas. bRPC does the same when a socket fails.
-//! - A **health check** thread per cluster tries a TCP connect to each
-//!   isolated server every [`ChannelOptions::health_check_interval`]
-//!   (bRPC's `health_check_interval_s`, 3 s) and puts the server back in
-//!   the balancer's list once a connect succeeds (`health.rs`).
+//! - With [`ChannelOptions::enable_circuit_breaker`], each server has a
+//!   **circuit breaker** (`breaker.rs`, bRPC's) fed with every attempt's
+//!   outcome, the server's answers included: a server whose error rate
+//!   passes a threshold is isolated for an isolation duration (100 ms,
+//!   doubling while it trips again soon after coming back, up to 30 s).
+//! - A **health check** thread per cluster (`health.rs`) probes each
+//!   isolated server ([`HealthCheck`]: a TCP connect by default, an HTTP
+//!   `GET`, or the user's function) — a connection failure's one
+//!   [`ChannelOptions::health_check_interval`] later (bRPC's
+//!   `health_check_interval_s`, 3 s), a tripped breaker's once its
+//!   isolation is over — and puts it back in the balancer's list when it
+//!   passes, again every interval until then.
 //! - A retry avoids the servers the call failed on
 //!   ([`SelectInput::excluded`]), which every balancer honours.
 //!
 //! When every server of the list is isolated, calls fail at once with
-//! `EHOSTDOWN` until the health check re-admits one. bRPC's
-//! `ClusterRecoverPolicy` (letting a share of the calls through while
-//! a cluster recovers, so the first replica back is not flooded) is not
-//! implemented.
+//! `EHOSTDOWN` until the health check re-admits one. With a
+//! [`ClusterRecoverPolicy`] (`recover.rs`, bRPC's), the cluster then
+//! recovers gradually: calls are rejected with `EREJECT` in proportion to
+//! the servers still missing, so the first server back is not flooded.
+//!
+//! Every cluster of the process is listed, with its servers' states, on
+//! the builtin `/cluster` page (`registry.rs`).
 
+mod breaker;
 mod health;
+mod recover;
+mod registry;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
 
 use super::lb::{load_balancer_by_name, LoadBalancer, ServerEntry};
 use super::naming::{NamingWatcher, ServerListChange, ServerNode, WatchHandle};
 use super::{AttemptOutcome, ChannelOptions, SelectInput, ServerSelector};
 use crate::{errno, RpcError};
+use breaker::CircuitBreaker;
+pub use breaker::{BreakerStats, CircuitBreakerOptions};
+pub use health::{HealthCheck, HEALTH_CHECK_TIMEOUT};
+pub use recover::ClusterRecoverPolicy;
+use recover::Recovery;
+pub(crate) use registry::clusters;
+
+/// Whether a server takes calls, as [`ClusterSelector::servers`] reports
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// In the balancer's list.
+    Healthy,
+    /// Its connection failed; it takes no calls until a health check
+    /// passes.
+    Isolated,
+    /// Its circuit breaker tripped; it takes no calls for `remaining`
+    /// more, then until a health check passes.
+    Tripped {
+        /// What is left of the isolation (zero once the health check is
+        /// due).
+        remaining: Duration,
+    },
+}
 
 /// One server of a cluster as [`ClusterSelector::servers`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterServer {
     /// The naming service's entry.
     pub node: ServerNode,
-    /// Whether the server is isolated (its connection failed and no
-    /// health check has succeeded since): it takes no calls.
+    /// Whether the server is isolated (by a connection failure or its
+    /// circuit breaker): it takes no calls.
     pub isolated: bool,
+    /// Why it is isolated, or not.
+    pub state: ServerState,
+    /// Attempts sent to it that ended (answered or failed).
+    pub calls: u64,
+    /// Those that failed, or were answered with an error.
+    pub errors: u64,
+    /// Attempts sent to it not yet ended.
+    pub inflight: u64,
+    /// Its circuit breaker, if the channel enables them.
+    pub breaker: Option<BreakerStats>,
 }
 
 /// A [`ServerSelector`] over a cluster: a naming service's list, a load
@@ -56,18 +108,36 @@ pub struct ClusterSelector {
     watcher: Arc<NamingWatcher>,
 }
 
-/// The state the watcher's observer, the health checker and the engine
-/// share.
+/// The state the watcher's observer, the health checker, the engine and
+/// the `/cluster` page share.
 pub(super) struct Inner {
+    /// The naming service's URL.
+    name: String,
     lb: Box<dyn LoadBalancer>,
     state: Mutex<State>,
+    /// Per-server counters and breakers, read without a lock by every
+    /// attempt; replaced (carrying the entries over) at list changes.
+    replicas: ArcSwap<FxHashMap<SocketAddr, Arc<Replica>>>,
+    /// Servers listed, and those of them not isolated.
+    total: AtomicUsize,
+    usable: AtomicUsize,
     /// Wakes the health checker: a server was isolated, or the selector
     /// was dropped.
     wake: std::sync::Condvar,
     /// How often isolated servers are probed.
     interval: Duration,
-    /// How long one probe's connect may take.
-    probe_timeout: Duration,
+    prober: health::Prober,
+    /// `Some` with [`ChannelOptions::enable_circuit_breaker`].
+    breaker: Option<CircuitBreakerOptions>,
+    recovery: Option<Recovery>,
+}
+
+/// A server's counters and breaker.
+struct Replica {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    inflight: AtomicU64,
+    breaker: Option<CircuitBreaker>,
 }
 
 #[derive(Default)]
@@ -75,9 +145,18 @@ struct State {
     /// The naming service's last list.
     servers: Arc<Vec<ServerNode>>,
     /// Servers of `servers` that take no calls until a probe succeeds.
-    isolated: HashSet<SocketAddr>,
+    isolated: HashMap<SocketAddr, Isolation>,
     /// The selector was dropped: the health checker ends.
     stopped: bool,
+}
+
+/// Why and until when a server is out.
+#[derive(Debug, Clone, Copy)]
+struct Isolation {
+    /// `Some(end)`: its breaker tripped, isolated until `end`.
+    tripped_until: Option<Instant>,
+    /// When the health checker probes it next.
+    next_probe: Instant,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -96,21 +175,36 @@ pub fn isolates(e: &RpcError) -> bool {
         && (super::retry::connection_failure(e) || e.is_local() && e.code == libc::ETIMEDOUT)
 }
 
+/// Splits bRPC's `name:params` load balancer string.
+fn split_lb(lb: &str) -> (&str, &str) {
+    lb.split_once(':').unwrap_or((lb, ""))
+}
+
 impl ClusterSelector {
     /// A selector over the servers `watcher` lists, picked by `lb`,
-    /// probed every `options.health_check_interval` (each connect bounded
-    /// by `options.connect_timeout`). Starts the health check thread.
+    /// isolated servers probed as `options.health_check` says every
+    /// `options.health_check_interval`, with circuit breakers if
+    /// `options.enable_circuit_breaker` and recovery throttling if
+    /// `options.cluster_recover_policy`. Starts the health check thread.
     pub fn new(
         watcher: Arc<NamingWatcher>,
         lb: Box<dyn LoadBalancer>,
         options: &ChannelOptions,
     ) -> Result<ClusterSelector, RpcError> {
         let inner = Arc::new(Inner {
+            name: watcher.name().to_string(),
             lb,
             state: Mutex::new(State::default()),
+            replicas: ArcSwap::default(),
+            total: AtomicUsize::new(0),
+            usable: AtomicUsize::new(0),
             wake: std::sync::Condvar::new(),
             interval: options.health_check_interval,
-            probe_timeout: options.connect_timeout,
+            prober: health::Prober::new(options),
+            breaker: options
+                .enable_circuit_breaker
+                .then(|| options.circuit_breaker.clone()),
+            recovery: options.cluster_recover_policy.map(Recovery::new),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         // Called now with the whole list, then at every change.
@@ -120,6 +214,7 @@ impl ClusterSelector {
             }
         });
         health::start(&inner, watcher.name())?;
+        registry::register(&inner);
         Ok(ClusterSelector {
             inner,
             _watch: watch,
@@ -130,29 +225,38 @@ impl ClusterSelector {
     /// A selector over the cluster `url` names (see
     /// [`naming_service_for_url`](super::naming::naming_service_for_url);
     /// the watcher is shared with other users of the URL) with the load
-    /// balancer `lb` names (see
-    /// [`load_balancer_by_name`]). Fails if either is unknown or the
-    /// naming service gives no first list.
+    /// balancer `lb` names (see [`load_balancer_by_name`]). As in bRPC,
+    /// `lb` may carry the recovery policy's parameters after a colon,
+    /// `"rr:min_working_instances=2 hold_seconds=5"` (see
+    /// [`ClusterRecoverPolicy::parse`]); they win over
+    /// `options.cluster_recover_policy`. Fails if the naming service, the
+    /// balancer or a parameter is unknown, or the naming service gives no
+    /// first list.
     pub fn from_url(
         url: &str,
         lb: &str,
         options: &ChannelOptions,
     ) -> Result<ClusterSelector, RpcError> {
-        let lb = load_balancer_by_name(lb)?;
-        ClusterSelector::new(NamingWatcher::shared(url)?, lb, options)
+        let (name, params) = split_lb(lb);
+        let policy = ClusterRecoverPolicy::parse(params)?;
+        let lb = load_balancer_by_name(name)?;
+        let watcher = NamingWatcher::shared(url)?;
+        match policy {
+            None => ClusterSelector::new(watcher, lb, options),
+            Some(p) => {
+                let options = ChannelOptions {
+                    cluster_recover_policy: Some(p),
+                    ..options.clone()
+                };
+                ClusterSelector::new(watcher, lb, &options)
+            }
+        }
     }
 
-    /// The naming service's current list, each server marked isolated or
-    /// not.
+    /// The naming service's current list, with each server's state and
+    /// counters.
     pub fn servers(&self) -> Vec<ClusterServer> {
-        let st = lock(&self.inner.state);
-        st.servers
-            .iter()
-            .map(|n| ClusterServer {
-                node: n.clone(),
-                isolated: st.isolated.contains(&n.addr),
-            })
-            .collect()
+        self.inner.servers()
     }
 
     /// The watcher feeding the list.
@@ -163,6 +267,15 @@ impl ClusterSelector {
     /// The load balancer's name.
     pub fn load_balancer(&self) -> &'static str {
         self.inner.lb.name()
+    }
+
+    /// Whether the cluster is recovering (see [`ClusterRecoverPolicy`]):
+    /// calls are being rejected in proportion to the servers missing.
+    pub fn recovering(&self) -> bool {
+        self.inner
+            .recovery
+            .as_ref()
+            .is_some_and(Recovery::recovering)
     }
 }
 
@@ -185,63 +298,173 @@ impl Drop for ClusterSelector {
 
 impl ServerSelector for ClusterSelector {
     fn select(&self, call: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
-        self.inner.lb.select(call).map_err(|e| {
-            let st = lock(&self.inner.state);
-            if e.code == libc::ENODATA && !st.servers.is_empty() {
-                // bRPC's code when every server is down.
-                RpcError::new(
-                    libc::EHOSTDOWN,
-                    format!(
-                        "every server of {} is isolated after a connection failure \
-                         ({} servers; health checks re-admit them)",
-                        self.watcher.name(),
-                        st.servers.len()
-                    ),
-                )
-                .into_local()
-            } else {
-                e
+        let inner = &*self.inner;
+        if let Some(rec) = &inner.recovery {
+            if let Some(e) = rec.reject(inner.usable.load(Relaxed), inner.total.load(Relaxed)) {
+                return Err(e);
             }
-        })
+        }
+        match inner.lb.select(call) {
+            Ok(addr) => {
+                if let Some(r) = inner.replicas.load().get(&addr) {
+                    r.inflight.fetch_add(1, Relaxed);
+                }
+                Ok(addr)
+            }
+            Err(e) => Err(inner.no_server(e)),
+        }
     }
 
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
-        self.inner.lb.feedback(outcome);
-        if let Some(e) = outcome.error.filter(|e| isolates(e)) {
-            self.inner.isolate(outcome.server, e);
+        let inner = &*self.inner;
+        inner.lb.feedback(outcome);
+        // A guard, not a clone: no shared refcount bumped per attempt.
+        let replicas = inner.replicas.load();
+        let replica = replicas.get(&outcome.server);
+        if let Some(r) = replica {
+            let _ = r
+                .inflight
+                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+            r.calls.fetch_add(1, Relaxed);
+        }
+        // A response's verdict comes in `answered`.
+        let Some(e) = outcome.error else { return };
+        if let Some(r) = replica {
+            r.errors.fetch_add(1, Relaxed);
+        }
+        if isolates(e) {
+            inner.isolate(outcome.server, None, e);
+        }
+        if let Some(b) = replica.and_then(|r| r.breaker.as_ref()) {
+            if let Some(isolation) = b.on_call_end(e.code, outcome.latency) {
+                inner.isolate(outcome.server, Some(isolation), e);
+            }
+        }
+    }
+
+    fn answered(&self, outcome: &AttemptOutcome<'_>) {
+        let inner = &*self.inner;
+        if inner.breaker.is_none() && outcome.error.is_none() {
+            return;
+        }
+        let replicas = inner.replicas.load();
+        let Some(r) = replicas.get(&outcome.server) else {
+            return;
+        };
+        if outcome.error.is_some() {
+            r.errors.fetch_add(1, Relaxed);
+        }
+        let Some(b) = &r.breaker else { return };
+        // An error without a code is still an error.
+        let code = outcome
+            .error
+            .map_or(0, |e| if e.code == 0 { -1 } else { e.code });
+        // Only an error can trip a breaker.
+        if let (Some(isolation), Some(e)) = (b.on_call_end(code, outcome.latency), outcome.error) {
+            inner.isolate(outcome.server, Some(isolation), e);
         }
     }
 }
 
 impl Inner {
-    /// A new list from the naming service: isolation is kept for the
-    /// servers still listed.
+    /// The balancer found no server: bRPC's `EHOSTDOWN` when every listed
+    /// server is isolated (and the start of a recovery, if a policy says
+    /// so).
+    fn no_server(&self, e: RpcError) -> RpcError {
+        let st = lock(&self.state);
+        if e.code != libc::ENODATA || st.servers.is_empty() {
+            return e;
+        }
+        if let Some(rec) = &self.recovery {
+            rec.start();
+        }
+        RpcError::new(
+            libc::EHOSTDOWN,
+            format!(
+                "every server of {} is isolated after a connection failure or by its \
+                 circuit breaker ({} servers; health checks re-admit them)",
+                self.name,
+                st.servers.len()
+            ),
+        )
+        .into_local()
+    }
+
+    /// A new list from the naming service: isolation, counters and
+    /// breakers are kept for the servers still listed.
     fn set_servers(&self, servers: Arc<Vec<ServerNode>>) {
         let mut st = lock(&self.state);
-        st.isolated.retain(|a| servers.iter().any(|n| n.addr == *a));
+        st.isolated
+            .retain(|a, _| servers.iter().any(|n| n.addr == *a));
+        let old = self.replicas.load();
+        let replicas: FxHashMap<SocketAddr, Arc<Replica>> = servers
+            .iter()
+            .map(|n| {
+                let r = old.get(&n.addr).cloned().unwrap_or_else(|| {
+                    Arc::new(Replica {
+                        calls: AtomicU64::new(0),
+                        errors: AtomicU64::new(0),
+                        inflight: AtomicU64::new(0),
+                        breaker: self.breaker.as_ref().map(CircuitBreaker::new),
+                    })
+                });
+                (n.addr, r)
+            })
+            .collect();
+        self.replicas.store(Arc::new(replicas));
         st.servers = servers;
         self.reset_lb(&st);
     }
 
-    /// Takes `server` out of the balancer's list after `e`, and wakes the
-    /// health checker.
-    fn isolate(&self, server: SocketAddr, e: &RpcError) {
+    /// Takes `server` out of the balancer's list after `e` — for
+    /// `tripped` (its breaker's isolation) or, if `None`, until a health
+    /// check passes — and wakes the health checker.
+    fn isolate(&self, server: SocketAddr, tripped: Option<Duration>, e: &RpcError) {
         let mut st = lock(&self.state);
-        if !st.servers.iter().any(|n| n.addr == server) || !st.isolated.insert(server) {
+        if !st.servers.iter().any(|n| n.addr == server) || st.isolated.contains_key(&server) {
             return;
         }
-        tracing::warn!(%server, error = %e, "server isolated until a health check succeeds");
+        let now = Instant::now();
+        let isolation = match tripped {
+            None => {
+                tracing::warn!(%server, error = %e, "server isolated until a health check succeeds");
+                Isolation {
+                    tripped_until: None,
+                    next_probe: now + self.interval,
+                }
+            }
+            Some(d) => {
+                tracing::warn!(%server, error = %e, isolation = ?d, "circuit breaker tripped: server isolated");
+                Isolation {
+                    tripped_until: Some(now + d),
+                    next_probe: now + d,
+                }
+            }
+        };
+        st.isolated.insert(server, isolation);
         self.reset_lb(&st);
         drop(st);
         self.wake.notify_all();
     }
 
-    /// Puts `server` back in the balancer's list (a probe succeeded).
+    /// Puts `server` back in the balancer's list (a probe succeeded), its
+    /// breaker reset.
     fn readmit(&self, server: SocketAddr) {
         let mut st = lock(&self.state);
-        if st.isolated.remove(&server) {
+        if st.isolated.remove(&server).is_some() {
             tracing::info!(%server, "server healthy again");
+            let replicas = self.replicas.load();
+            if let Some(b) = replicas.get(&server).and_then(|r| r.breaker.as_ref()) {
+                b.reset();
+            }
             self.reset_lb(&st);
+        }
+    }
+
+    /// A probe of `server` failed: the next is an interval later.
+    fn probe_failed(&self, server: SocketAddr) {
+        if let Some(i) = lock(&self.state).isolated.get_mut(&server) {
+            i.next_probe = Instant::now() + self.interval;
         }
     }
 
@@ -251,10 +474,46 @@ impl Inner {
         let healthy: Vec<ServerEntry> = st
             .servers
             .iter()
-            .filter(|n| !st.isolated.contains(&n.addr))
+            .filter(|n| !st.isolated.contains_key(&n.addr))
             .map(|n| ServerEntry::new(n.addr, n.tag.clone()))
             .collect();
+        self.total.store(st.servers.len(), Relaxed);
+        self.usable.store(healthy.len(), Relaxed);
         self.lb.reset(&healthy);
+    }
+
+    fn servers(&self) -> Vec<ClusterServer> {
+        let st = lock(&self.state);
+        let replicas = self.replicas.load();
+        let now = Instant::now();
+        st.servers
+            .iter()
+            .map(|n| {
+                let state = match st.isolated.get(&n.addr) {
+                    None => ServerState::Healthy,
+                    Some(Isolation {
+                        tripped_until: Some(end),
+                        ..
+                    }) => ServerState::Tripped {
+                        remaining: end.saturating_duration_since(now),
+                    },
+                    Some(_) => ServerState::Isolated,
+                };
+                let r = replicas.get(&n.addr);
+                let count = |f: fn(&Replica) -> &AtomicU64| r.map_or(0, |r| f(r).load(Relaxed));
+                ClusterServer {
+                    node: n.clone(),
+                    isolated: state != ServerState::Healthy,
+                    state,
+                    calls: count(|r| &r.calls),
+                    errors: count(|r| &r.errors),
+                    inflight: count(|r| &r.inflight),
+                    breaker: r
+                        .and_then(|r| r.breaker.as_ref())
+                        .map(CircuitBreaker::stats),
+                }
+            })
+            .collect()
     }
 }
 
