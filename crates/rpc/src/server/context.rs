@@ -281,6 +281,9 @@ impl ServerContext {
         let entry = self.entry(service);
         let status = &entry.status[index];
         status.on_start();
+        // The calls the handler makes from this fiber inherit the
+        // caller's deadline (`call_context`); one branch without one.
+        let _inherit = cntl.deadline.map(crate::call_context::enter_deadline);
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);

@@ -15,12 +15,17 @@ use crate::{errno, Controller, RpcError};
 pub struct Request {
     meta: RpcMeta,
     payload: IOBuf,
+    /// Delivered as `timeout_ms`: the time left when each attempt is
+    /// packed (a retry tells the server less than the first attempt).
+    deadline: Option<Instant>,
 }
 
 impl Request {
     /// The request of a call to `service.method` with the serialized
     /// `request`, compressed and checksummed as `cntl` says; `deadline`,
-    /// if given, goes into the meta as `timeout_ms`.
+    /// if given, goes into the meta as `timeout_ms`: the milliseconds
+    /// left when each attempt is packed (at least 1, since 0 would say
+    /// "no deadline").
     pub fn new(
         service: &str,
         method: &str,
@@ -44,10 +49,7 @@ impl Request {
                 service_name: service.to_owned(),
                 method_name: method.to_owned(),
                 log_id: Some(cntl.log_id as i64),
-                timeout_ms: deadline.map(|d| {
-                    let ms = d.saturating_duration_since(Instant::now()).as_millis();
-                    ms.min(i32::MAX as u128) as i32
-                }),
+                timeout_ms: deadline.map(timeout_ms),
                 ..Default::default()
             }),
             compress_type: Some(ct),
@@ -56,7 +58,11 @@ impl Request {
             checksum_value: Some(Vec::new()),
             ..Default::default()
         };
-        Ok(Request { meta, payload })
+        Ok(Request {
+            meta,
+            payload,
+            deadline,
+        })
     }
 
     /// The service and method called.
@@ -72,6 +78,13 @@ impl Request {
     }
 }
 
+/// The whole milliseconds left until `deadline`, at least 1 (a server
+/// reads 0 as "no deadline").
+fn timeout_ms(deadline: Instant) -> i32 {
+    let ms = deadline.saturating_duration_since(Instant::now()).as_millis();
+    ms.clamp(1, i32::MAX as u128) as i32
+}
+
 /// The frame of one attempt under `correlation_id`.
 pub(super) fn pack(
     req: &mut Request,
@@ -82,6 +95,9 @@ pub(super) fn pack(
     meta.correlation_id = Some(correlation_id as i64);
     if let Some(r) = &mut meta.request {
         r.log_id = Some(cntl.log_id as i64);
+        if let Some(d) = req.deadline {
+            r.timeout_ms = Some(timeout_ms(d));
+        }
     }
     let att = cntl.request_attachment.len();
     let att = i32::try_from(att)
