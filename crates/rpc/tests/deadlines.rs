@@ -16,6 +16,9 @@ use fibrpc::{
 };
 use rpc_common::*;
 
+/// Where A puts the outcome of its late call to B, and how long it took.
+type LateSlot = Arc<Mutex<Option<(Result<EchoResponse, RpcError>, Duration)>>>;
+
 /// B: answers with the milliseconds its handler had left ("none"
 /// without a deadline), and counts its calls.
 struct Probe {
@@ -48,7 +51,7 @@ impl Service for Probe {
 /// deadline is left; the outcome goes to `late`).
 struct Relay {
     to_b: Channel,
-    late: Arc<Mutex<Option<(Result<EchoResponse, RpcError>, Duration)>>>,
+    late: LateSlot,
 }
 
 impl Service for Relay {
@@ -91,7 +94,7 @@ struct Chain {
     a_addr: std::net::SocketAddr,
     b_addr: std::net::SocketAddr,
     b_calls: Arc<AtomicUsize>,
-    late: Arc<Mutex<Option<(Result<EchoResponse, RpcError>, Duration)>>>,
+    late: LateSlot,
 }
 
 /// B, and A calling B with `a_options` (A's channel timeout: 5 s).
@@ -140,7 +143,8 @@ fn call_a(c: &Chain, mode: &str, timeout: Duration) -> Result<String, RpcError> 
 }
 
 fn left_ms(s: &str) -> u64 {
-    s.parse().unwrap_or_else(|_| panic!("B saw no deadline: {s}"))
+    s.parse()
+        .unwrap_or_else(|_| panic!("B saw no deadline: {s}"))
 }
 
 #[test]

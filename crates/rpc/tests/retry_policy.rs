@@ -235,7 +235,11 @@ fn retries_go_to_replicas_the_call_has_not_tried() {
     let seen = bad.seen();
     assert!(!seen.is_empty(), "the failing replica was never picked");
     let unique: HashSet<_> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "a call went twice to the failing replica");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a call went twice to the failing replica"
+    );
 }
 
 #[test]

@@ -56,10 +56,10 @@ use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
+use super::attempts::{AttemptStatus, CallAttempt};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::intercept;
-use super::attempts::{AttemptStatus, CallAttempt};
 #[cfg(doc)]
 use super::retry::retryable;
 use super::retry::{connection_failure, RequestSent, NOT_RETRIED};

@@ -80,7 +80,9 @@ impl RetryTokens {
     /// Takes a token for a retry; false if there is less than one.
     pub(super) fn withdraw(&self) -> bool {
         self.tokens
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(UNIT))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                t.checked_sub(UNIT)
+            })
             .is_ok()
     }
 }

@@ -81,7 +81,9 @@ impl Request {
 /// The whole milliseconds left until `deadline`, at least 1 (a server
 /// reads 0 as "no deadline").
 fn timeout_ms(deadline: Instant) -> i32 {
-    let ms = deadline.saturating_duration_since(Instant::now()).as_millis();
+    let ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
     ms.clamp(1, i32::MAX as u128) as i32
 }
 
