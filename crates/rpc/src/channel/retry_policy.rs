@@ -89,10 +89,10 @@ impl std::fmt::Debug for dyn RetryPolicy {
     }
 }
 
-/// The engine's rule (see the [module docs](self)): a connection failure
-/// of this side when the request provably never left or the call is
-/// idempotent ([`retryable`]), or `ELOGOFF` answered by a stopping
-/// server. No backoff.
+/// The engine's rule (see [`ChannelOptions::max_retry`](super::ChannelOptions::max_retry)):
+/// a connection failure of this side when the request provably never
+/// left or the call is idempotent ([`retryable`]), or `ELOGOFF`
+/// answered by a stopping server. No backoff.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRetryPolicy;
 
