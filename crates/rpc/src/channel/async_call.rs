@@ -66,11 +66,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         if plan.backup.is_none() {
             match self.select(&plan, &cntl) {
                 Ok((addr, pool)) => {
-                    plan.tried(addr);
                     if let Some(conn) = pool.try_get() {
                         // A connection whose credential is still to go
                         // out may wait for it: a fiber carries the call.
                         if self.inner.options.auth.is_none() || conn.input.auth.is_sent() {
+                            plan.tried(addr);
                             return self.start_in_flight(addr, pool, conn, plan, cntl, start, done);
                         }
                         pool.put_back(conn, true);
