@@ -246,9 +246,11 @@ fn retries_go_to_replicas_the_call_has_not_tried() {
 fn a_backup_request_goes_to_another_replica() {
     let slow = Running::start(None, 400);
     let fast = Running::start(None, 0);
+    // Random picks: without the first attempt's replica excluded, half
+    // of the backup requests would go to the slow replica again.
     let ch = Channel::with_naming(
         &list_url(&[&slow, &fast]),
-        "rr",
+        "random",
         ChannelOptions {
             backup_request: Some(Duration::from_millis(30)),
             ..options()
@@ -256,7 +258,7 @@ fn a_backup_request_goes_to_another_replica() {
     )
     .unwrap();
     let mut backed_up = 0;
-    for i in 0..8 {
+    for i in 0..16 {
         let mut cntl = Controller::new();
         let r = echo(&ch, &mut cntl, &req(&format!("b{i}")));
         assert!(r.is_ok(), "{:?}", cntl.error());
@@ -267,10 +269,11 @@ fn a_backup_request_goes_to_another_replica() {
             assert_eq!(attempts.len(), 2, "{attempts:?}");
             assert_eq!(attempts[0].server, Some(slow.addr));
             assert_eq!(attempts[0].status, AttemptStatus::Superseded);
-            assert!(!attempts[0].backup);
             assert_eq!(attempts[1].server, Some(fast.addr));
-            assert!(attempts[1].backup);
             assert_eq!(attempts[1].status, AttemptStatus::Answered);
+            // Usually the backup (the first went to the slow replica);
+            // on a loaded machine the fast one may be backed up too.
+            assert_ne!(attempts[0].backup, attempts[1].backup);
         }
         assert_eq!(cntl.retried_count(), 0);
     }
