@@ -88,6 +88,23 @@ fn fiber_locals_are_per_fiber() {
     }
 }
 
+#[test]
+fn with_existing_reads_only_a_value_the_fiber_created() {
+    let h = fiber::spawn(|| {
+        let before = COUNTER.with_existing(|c| c.get());
+        COUNTER.with(|c| c.set(7));
+        (before, COUNTER.with_existing(|c| c.get()))
+    });
+    assert_eq!(h.join().unwrap(), (None, Some(7)));
+    // Another fiber starts without it.
+    assert_eq!(
+        fiber::spawn(|| COUNTER.with_existing(|c| c.get()))
+            .join()
+            .unwrap(),
+        None
+    );
+}
+
 fiber::fiber_local! {
     static BASE: Cell<u32> = Cell::new(40);
     /// Its initializer reads another fiber-local.

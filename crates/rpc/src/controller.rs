@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
+use crate::channel::{AttemptStatus, CallAttempt, SharedRetryPolicy};
 use crate::protocol::baidu_std::compress::CompressType;
 use crate::RpcError;
 
@@ -41,6 +42,14 @@ pub struct Controller {
     pub(crate) latency: Duration,
     pub(crate) retried: u32,
     pub(crate) attempt_errors: Vec<RpcError>,
+    /// The attempts that did not answer the call, in the order they
+    /// ended (see [`attempts`](Self::attempts)).
+    pub(crate) unanswered: Vec<CallAttempt>,
+    /// Client side: a response ended the last call.
+    pub(crate) answered: bool,
+    /// The answer came from the backup request.
+    pub(crate) answered_by_backup: bool,
+    pub(crate) retry_policy: Option<SharedRetryPolicy>,
     pub(crate) has_backup_request: bool,
     pub(crate) request_code: Option<u64>,
     /// Server side: who the peer is (the connection's, from the
@@ -97,6 +106,13 @@ impl Controller {
     /// the request never left (a refused connection, say).
     pub fn set_idempotent(&mut self, idempotent: bool) {
         self.idempotent = Some(idempotent);
+    }
+
+    /// Overrides the channel's
+    /// [`retry_policy`](crate::ChannelOptions::retry_policy) for this
+    /// call (bRPC's `Controller::set_retry_policy`).
+    pub fn set_retry_policy(&mut self, policy: SharedRetryPolicy) {
+        self.retry_policy = Some(policy);
     }
 
     /// What [`set_idempotent`](Self::set_idempotent) said, if it was
@@ -277,8 +293,10 @@ impl Controller {
     }
 
     /// Client side: how many times the call was attempted again after a
-    /// connection failure (see
-    /// [`ChannelOptions::max_retry`](crate::ChannelOptions::max_retry)).
+    /// failed attempt (see
+    /// [`ChannelOptions::max_retry`](crate::ChannelOptions::max_retry)
+    /// and [`RetryPolicy`](crate::channel::RetryPolicy)); a backup
+    /// request is not a retry. [`attempts`](Self::attempts) lists them.
     pub fn retried_count(&self) -> u32 {
         self.retried
     }
@@ -290,6 +308,25 @@ impl Controller {
     /// lists the earlier ones (`...; earlier attempts: #1 [...] ...`).
     pub fn attempt_errors(&self) -> &[RpcError] {
         &self.attempt_errors
+    }
+
+    /// Client side: every attempt of the last call — the server it went
+    /// to and how it ended — in the order they ended; the one whose
+    /// response ended the call last. A failed call lists its failed
+    /// attempts; a call that failed before any attempt (say, an
+    /// inherited deadline with too little time left) lists none. Built
+    /// on demand: the call itself records only the attempts that did
+    /// not answer.
+    pub fn attempts(&self) -> Vec<CallAttempt> {
+        let mut all = self.unanswered.clone();
+        if self.answered {
+            all.push(CallAttempt {
+                server: self.remote_side,
+                backup: self.answered_by_backup,
+                status: AttemptStatus::Answered,
+            });
+        }
+        all
     }
 
     /// Client side: whether a backup request was sent.

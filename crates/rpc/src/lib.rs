@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod builtin;
+pub mod call_context;
 pub mod channel;
 pub mod codec;
 mod controller;

@@ -169,6 +169,25 @@ impl<T: 'static> LocalKey<T> {
     }
 }
 
+impl<T: 'static> LocalKey<T> {
+    /// Runs `f` with this fiber's value if it was created already, else
+    /// returns `None` without creating it: a read that costs a fiber
+    /// which never used the key no allocation.
+    pub fn with_existing<R>(&'static self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let key = self as *const Self as usize;
+        let p = with_map(|m| {
+            m.entries
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.as_deref().map(|v| v as *const dyn Any))
+        })?;
+        // SAFETY: as in `with`: `p` points into a box owned by the running
+        // fiber's (or thread's) map, dropped only at its exit.
+        let v = unsafe { &*p };
+        Some(f(v.downcast_ref::<T>().expect("fiber_local type")))
+    }
+}
+
 /// Declares fiber-local statics: `fiber_local!(static NAME: Type = init;)`.
 /// Each fiber sees its own value (use `Cell`/`RefCell` inside to mutate).
 #[macro_export]

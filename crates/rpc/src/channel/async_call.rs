@@ -29,10 +29,9 @@ use fibrpc_fiber::timer::{self, TimerId};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::engine::{
-    failed_attempt, post_in_order, record_outcome, reset_outcome, timeout_error, CallEngine,
-    CallPlan,
+    post_in_order, record_outcome, reset_outcome, timeout_error, CallEngine, CallPlan,
 };
-use super::retry::refused_unrun;
+use super::retry::RequestSent;
 use crate::protocol::ClientProtocol;
 use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::{errno, Controller, RpcError};
@@ -59,8 +58,14 @@ impl<P: ClientProtocol> CallEngine<P> {
         let start = Instant::now();
         reset_outcome(&mut cntl);
         self.trace(&mut cntl, &request, start);
-        let plan = self.plan(&cntl, request, start);
         let done: Done<P::Response> = Box::new(done);
+        let mut plan = match self.plan(&cntl, request, start) {
+            Ok(plan) => plan,
+            Err(e) => {
+                record_outcome(&mut cntl, start, &Err::<(), _>(e.clone()));
+                return spawn_done(cntl, Err(e), done);
+            }
+        };
         if plan.backup.is_none() {
             match self.select(&plan, &cntl) {
                 Ok((addr, pool)) => {
@@ -68,6 +73,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                         // A connection whose credential is still to go
                         // out may wait for it: a fiber carries the call.
                         if self.inner.options.auth.is_none() || conn.input.auth.is_sent() {
+                            plan.tried(addr);
                             return self.start_in_flight(addr, pool, conn, plan, cntl, start, done);
                         }
                         pool.put_back(conn, true);
@@ -286,7 +292,10 @@ impl<P: ClientProtocol> InFlight<P> {
             Some(Err(e)) => Some(e.clone()),
             _ => None,
         };
-        engine.feedback(&mut plan, addr, err.as_ref(), sent);
+        let latency = engine.feedback(addr, err.as_ref(), sent);
+        if let Some(Ok(_)) = &outcome {
+            plan.responded = Some((addr, latency));
+        }
         let clean = match &outcome {
             // After a timeout the response may still come: not reusable.
             Some(Err(e)) => e.code != errno::ERPCTIMEDOUT,
@@ -302,25 +311,22 @@ impl<P: ClientProtocol> InFlight<P> {
         pool.put_back(conn, clean);
         let r = match outcome {
             Some(Ok(msg)) => match engine.processed(&plan, msg, &mut cntl) {
-                // A stopping server did not run it: again, elsewhere.
-                Err(e) if refused_unrun(&e) && plan.can_try_again(&cntl) => {
-                    plan.exclude(addr);
-                    cntl.attempt_errors.push(e);
-                    cntl.retried += 1;
-                    engine.run_attempts(plan, &mut cntl, start)
-                }
-                r => r,
+                Ok(r) => Ok(r),
+                // Answered: the policy decides (a stopping server's
+                // `ELOGOFF` is sent again, elsewhere, by default).
+                Err(e) => match engine.failed_attempt(&plan, &mut cntl, e, RequestSent::Maybe) {
+                    Some(e) => Err(e),
+                    None => engine.run_attempts(plan, &mut cntl, start),
+                },
             },
             Some(Err(e)) => {
                 if !engine.inner.options.interceptors.is_empty() {
                     engine.after_hooks(&plan, &cntl, Err(&e));
                 }
-                match failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
+                let e = e.into_local();
+                match engine.failed_attempt(&plan, &mut cntl, e, call.request_sent()) {
                     Some(e) => Err(e),
-                    None => {
-                        cntl.retried += 1;
-                        engine.run_attempts(plan, &mut cntl, start)
-                    }
+                    None => engine.run_attempts(plan, &mut cntl, start),
                 }
             }
             None => Err(RpcError::new(

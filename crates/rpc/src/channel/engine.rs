@@ -9,9 +9,19 @@
 //! in), takes a connection to it (single, pooled or short), registers the
 //! call under a fresh correlation id, writes the request and waits for the
 //! response, a failure or the deadline — with a backup request after the
-//! backup delay. A failure that allows the request to be sent again
-//! ([`retryable`]) starts another attempt while the budget and the
-//! deadline allow.
+//! backup delay. A failure the [`RetryPolicy`] wants sent
+//! again starts another attempt, on a replica the call has not tried
+//! yet when there is one, while `max_retry`, the deadline and the
+//! channel's [`RetryBudget`] allow.
+//!
+//! # Deadlines
+//!
+//! A call's deadline is its own timeout (the controller's, else the
+//! channel's), capped by the deadline of the request the calling fiber
+//! serves ([`crate::call_context`]). A call that inherits less than
+//! `min_inherited_budget` fails at once, unsent.
+//!
+//! [`RetryBudget`]: super::RetryBudget
 //!
 //! # Retries
 //!
@@ -28,8 +38,10 @@
 //! marked idempotent ([`Controller::set_idempotent`],
 //! [`ChannelOptions::idempotent`], or the protocol's view of the request:
 //! HTTP's safe methods, `PUT` and `DELETE`). The rule is one function,
-//! [`retryable`] (see `retry.rs`). A backup request is a second copy sent
-//! on purpose; the user asks for it.
+//! [`retryable`] (see `retry.rs`), which [`DefaultRetryPolicy`] applies;
+//! a user's [`RetryPolicy`] replaces it. A backup request is a second
+//! copy sent on purpose, to a replica other than the first attempt's;
+//! the user asks for it.
 //!
 //! The result goes through the protocol's
 //! `process_response`, and the outcome (latency, error, retries) into the
@@ -44,11 +56,17 @@ use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
+use super::attempts::{AttemptStatus, CallAttempt};
 use super::call::PendingCall;
 use super::connections::{Conn, Connections};
 use super::intercept;
-use super::retry::{connection_failure, refused_unrun, retryable, RequestSent, NOT_RETRIED};
+#[cfg(doc)]
+use super::retry::retryable;
+use super::retry::{connection_failure, RequestSent, NOT_RETRIED};
+use super::retry_budget::RetryTokens;
+use super::retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy};
 use super::selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
+use super::tried::TriedServers;
 use super::ChannelOptions;
 use crate::protocol::ClientProtocol;
 use crate::{errno, Controller, RpcError};
@@ -65,6 +83,8 @@ pub(super) struct Inner<P: ClientProtocol> {
     selector: Arc<dyn ServerSelector>,
     /// The connections to each server the selector chose so far.
     servers: RwLock<HashMap<SocketAddr, Arc<Connections<P>>>>,
+    /// The retry budget's bucket, if the options set one.
+    retry_tokens: Option<RetryTokens>,
 }
 
 impl<P: ClientProtocol> Clone for CallEngine<P> {
@@ -100,11 +120,14 @@ pub(super) struct CallPlan<R> {
     /// may have reached the server can be sent again.
     idempotent: bool,
     pub backup: Option<Duration>,
-    /// Servers of failed attempts.
-    excluded: Vec<SocketAddr>,
+    /// Servers the call's attempts went to: the next one avoids them.
+    tried: TriedServers,
+    /// The server of the attempt that ended last (`None`: none was
+    /// chosen), and whether it was the backup request.
+    last: (Option<SocketAddr>, bool),
     /// The server and latency of the last attempt that got a response,
     /// for the selector's [`answered`](ServerSelector::answered).
-    responded: Option<(SocketAddr, Duration)>,
+    pub(super) responded: Option<(SocketAddr, Duration)>,
 }
 
 /// A failed attempt: its error, and whether its request may have reached
@@ -118,11 +141,10 @@ impl<R> CallPlan<R> {
     }
 
     /// Makes the call's later attempts avoid `server` when another one
-    /// is available.
-    pub(super) fn exclude(&mut self, server: SocketAddr) {
-        if !self.excluded.contains(&server) {
-            self.excluded.push(server);
-        }
+    /// is available, and remembers it as the attempt's server.
+    pub(super) fn tried(&mut self, server: SocketAddr) {
+        self.tried.add(server);
+        self.last = (Some(server), false);
     }
 }
 
@@ -155,6 +177,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         CallEngine {
             inner: Arc::new(Inner {
                 protocol: Arc::new(protocol),
+                retry_tokens: options.retry_budget.as_ref().map(RetryTokens::new),
                 options,
                 selector,
                 servers: RwLock::default(),
@@ -183,8 +206,10 @@ impl<P: ClientProtocol> CallEngine<P> {
         let start = Instant::now();
         reset_outcome(cntl);
         self.trace(cntl, &request, start);
-        let plan = self.plan(cntl, request, start);
-        let r = self.run_attempts(plan, cntl, start);
+        let r = match self.plan(cntl, request, start) {
+            Ok(plan) => self.run_attempts(plan, cntl, start),
+            Err(e) => Err(e),
+        };
         record_outcome(cntl, start, &r);
         r
     }
@@ -212,20 +237,54 @@ impl<P: ClientProtocol> CallEngine<P> {
     }
 
     /// The deadline of a call started at `start`: the controller's
-    /// timeout, else the channel's.
+    /// timeout, else the channel's, capped by the inherited one.
     pub(crate) fn deadline(&self, cntl: &Controller, start: Instant) -> Option<Instant> {
-        cntl.timeout
-            .or(self.inner.options.timeout)
-            .map(|t| start + t)
+        self.deadline_inherited(cntl, start).0
     }
 
+    /// [`deadline`](Self::deadline), and whether it is the inherited
+    /// one ([`crate::call_context`]).
+    fn deadline_inherited(&self, cntl: &Controller, start: Instant) -> (Option<Instant>, bool) {
+        let opts = &self.inner.options;
+        let own = cntl.timeout.or(opts.timeout).map(|t| start + t);
+        if !opts.inherit_deadline {
+            return (own, false);
+        }
+        match crate::call_context::inherited_deadline() {
+            Some(d) if own.is_none_or(|o| d < o) => (Some(d), true),
+            _ => (own, false),
+        }
+    }
+
+    /// The call's plan; an error if it inherits too little time to be
+    /// sent at all.
     pub(super) fn plan(
         &self,
         cntl: &Controller,
         request: P::Request,
         start: Instant,
-    ) -> CallPlan<P::Request> {
+    ) -> Result<CallPlan<P::Request>, RpcError> {
         let opts = &self.inner.options;
+        let (deadline, inherited) = self.deadline_inherited(cntl, start);
+        if let (Some(d), true) = (deadline, inherited) {
+            let left = d.saturating_duration_since(start);
+            let min = opts.min_inherited_budget.max(Duration::from_millis(1));
+            if left < min {
+                return Err(RpcError::new(
+                    errno::ERPCTIMEDOUT,
+                    format!(
+                        "not sent: {}us left of the deadline inherited from the request \
+                         being served (min_inherited_budget={}us)",
+                        left.as_micros(),
+                        min.as_micros()
+                    ),
+                )
+                .into_local());
+            }
+        }
+        if let Some(tokens) = &self.inner.retry_tokens {
+            tokens.deposit();
+        }
         let idempotent = cntl
             .idempotent
             .or(opts.idempotent)
@@ -234,9 +293,9 @@ impl<P: ClientProtocol> CallEngine<P> {
         // A call that opens streams is sent once (as bRPC's): its
         // streams are bound to the connection it goes out on.
         let once = cntl.streams.opens_streams();
-        CallPlan {
+        Ok(CallPlan {
             request,
-            deadline: self.deadline(cntl, start),
+            deadline,
             max_retry: if once {
                 0
             } else {
@@ -247,9 +306,10 @@ impl<P: ClientProtocol> CallEngine<P> {
                 .backup_request
                 .or(opts.backup_request)
                 .filter(|_| !once),
-            excluded: Vec::new(),
+            tried: TriedServers::default(),
+            last: (None, false),
             responded: None,
-        }
+        })
     }
 
     /// Attempts until a response, a final error, or the retries or the
@@ -263,25 +323,93 @@ impl<P: ClientProtocol> CallEngine<P> {
         loop {
             // Refused by an interceptor: final (its hooks heard it).
             let attempt = self.attempt(&mut plan, cntl, start)?;
-            match attempt {
+            let (e, sent) = match attempt {
                 Ok(msg) => match self.processed(&plan, msg, cntl) {
-                    Err(e) if refused_unrun(&e) && plan.can_try_again(cntl) => {
-                        // The server is stopping: the retry goes to
-                        // another replica if the cluster has one.
-                        if let Some(server) = cntl.remote_side {
-                            plan.exclude(server);
-                        }
-                        cntl.attempt_errors.push(e);
-                        cntl.retried += 1;
+                    Ok(r) => {
+                        cntl.answered_by_backup = plan.last.1;
+                        return Ok(r);
                     }
-                    r => return r,
+                    // The server answered: it had the request.
+                    Err(e) => (e, RequestSent::Maybe),
                 },
-                Err((e, sent)) => match failed_attempt(&plan, cntl, e, sent) {
-                    Some(e) => return Err(e),
-                    None => cntl.retried += 1,
-                },
+                Err((e, sent)) => (e.into_local(), sent),
+            };
+            if let Some(e) = self.failed_attempt(&plan, cntl, e, sent) {
+                return Err(e);
             }
         }
+    }
+
+    /// Books a failed attempt's error `e` (this side's, marked
+    /// [local](RpcError::is_local), or the server's answer) in `cntl`
+    /// and asks the retry policy: `None` if the call goes on with
+    /// another attempt (after the policy's backoff), else the call's
+    /// error. For this side's errors its text lists the earlier
+    /// attempts' errors; it says why the call was not retried when it
+    /// had room (idempotency, the retry budget, the backoff).
+    pub(super) fn failed_attempt(
+        &self,
+        plan: &CallPlan<P::Request>,
+        cntl: &mut Controller,
+        mut e: RpcError,
+        sent: RequestSent,
+    ) -> Option<RpcError> {
+        let (server, backup) = plan.last;
+        cntl.unanswered.push(CallAttempt {
+            server,
+            backup,
+            status: AttemptStatus::Failed(e.clone()),
+        });
+        let local = e.is_local();
+        if local {
+            cntl.attempt_errors.push(e.clone());
+        }
+        let room = plan.can_try_again(cntl);
+        let custom = cntl
+            .retry_policy
+            .clone()
+            .or_else(|| self.inner.options.retry_policy.clone());
+        let policy: &dyn RetryPolicy = custom.as_deref().unwrap_or(&DefaultRetryPolicy);
+        let attempt = FailedAttempt::new(&e, cntl.retried + 1, sent, plan.idempotent, server);
+        let why_not = if !room {
+            None
+        } else if !policy.do_retry(&attempt) {
+            (custom.is_none() && connection_failure(&e)).then_some(NOT_RETRIED)
+        } else if !self.retry_token() {
+            Some(
+                "not retried: the channel's retry budget is spent \
+                 (ChannelOptions::retry_budget)",
+            )
+        } else {
+            let wait = policy.backoff(&attempt);
+            if wait.is_zero() {
+                return retrying(cntl, e, local);
+            }
+            if plan.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                Some("not retried: the retry policy's backoff would pass the deadline")
+            } else {
+                // Interrupted: retry at once.
+                let _ = fibrpc_fiber::sleep(wait);
+                return retrying(cntl, e, local);
+            }
+        };
+        if let Some(why) = why_not {
+            e.text.push_str("; ");
+            e.text.push_str(why);
+        }
+        Some(if local {
+            with_history(e, &cntl.attempt_errors)
+        } else {
+            e
+        })
+    }
+
+    /// Takes a token of the retry budget; true if there is none to take.
+    fn retry_token(&self) -> bool {
+        self.inner
+            .retry_tokens
+            .as_ref()
+            .is_none_or(RetryTokens::withdraw)
     }
 
     /// The result of an attempt's response, which the interceptors hear.
@@ -350,7 +478,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl: &Controller,
     ) -> Result<(SocketAddr, Arc<Connections<P>>), RpcError> {
         self.connections_for(&SelectInput {
-            excluded: &plan.excluded,
+            excluded: plan.tried.as_slice(),
             request_code: cntl.request_code,
         })
     }
@@ -385,15 +513,14 @@ impl<P: ClientProtocol> CallEngine<P> {
         Ok((addr, c.clone()))
     }
 
-    /// Tells the selector how an attempt went, and remembers a failed
-    /// server so that a retry avoids it.
+    /// Tells the selector how an attempt went; returns the attempt's
+    /// latency.
     pub(super) fn feedback(
         &self,
-        plan: &mut CallPlan<P::Request>,
         server: SocketAddr,
         error: Option<&RpcError>,
         sent: Instant,
-    ) {
+    ) -> Duration {
         // An attempt's error is this side's (the server's answers come
         // as responses): marked so, the selector can tell a broken
         // connection from a server's reply carrying the same code.
@@ -404,10 +531,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             error: local.as_ref(),
             latency,
         });
-        match error {
-            Some(_) => plan.exclude(server),
-            None => plan.responded = Some((server, latency)),
-        }
+        latency
     }
 
     /// One try: a connection, the request written, the response awaited
@@ -421,16 +545,24 @@ impl<P: ClientProtocol> CallEngine<P> {
         cntl: &mut Controller,
         start: Instant,
     ) -> Result<Result<P::Message, AttemptError>, RpcError> {
+        plan.last = (None, false);
+        plan.responded = None;
         let (addr, pool) = match self.select(plan, cntl) {
             Ok(s) => s,
             Err(e) => return Ok(Err((e, RequestSent::No))),
         };
+        plan.tried(addr);
         if !self.inner.options.interceptors.is_empty() {
-            self.before_hooks(plan, addr, cntl)?;
+            if let Err(e) = self.before_hooks(plan, addr, cntl) {
+                cntl.unanswered.push(CallAttempt {
+                    server: Some(addr),
+                    backup: false,
+                    status: AttemptStatus::Failed(e.clone()),
+                });
+                return Err(e);
+            }
         }
-        let sent = Instant::now();
         let r = self.attempt_on(&pool, addr, plan, cntl, start);
-        self.feedback(plan, addr, r.as_ref().err().map(|(e, _)| e), sent);
         if let Err((e, _)) = &r {
             if !self.inner.options.interceptors.is_empty() {
                 self.after_hooks(plan, cntl, Err(e));
@@ -439,16 +571,58 @@ impl<P: ClientProtocol> CallEngine<P> {
         Ok(r)
     }
 
+    /// A backup request for `call` to a replica the call has not tried
+    /// yet (the same server if there is no other): its server, pool,
+    /// connection and correlation id, or `None` if it could not be sent
+    /// (the first attempt then goes on alone).
+    #[allow(clippy::type_complexity)]
+    fn send_backup(
+        &self,
+        plan: &mut CallPlan<P::Request>,
+        cntl: &mut Controller,
+        call: &Arc<PendingCall<P::Message>>,
+    ) -> Option<(SocketAddr, Arc<Connections<P>>, Conn<P>, u64)> {
+        let (addr, pool) = self.select(plan, cntl).ok()?;
+        let sent = Instant::now();
+        let conn = match pool.get(plan.deadline) {
+            Ok(c) => c,
+            Err(e) => {
+                self.feedback(addr, Some(&e), sent);
+                return None;
+            }
+        };
+        match self.send(&conn, &mut plan.request, cntl, call, plan.deadline) {
+            Ok(id) => {
+                plan.tried.add(addr);
+                Some((addr, pool, conn, id))
+            }
+            Err(e) => {
+                pool.put_back(conn, true);
+                self.feedback(addr, Some(&e), sent);
+                None
+            }
+        }
+    }
+
+    /// The attempt on `addr` (through `pool`), with its backup request
+    /// if the call has one; tells the selector how each went.
     fn attempt_on(
         &self,
-        pool: &Connections<P>,
+        pool: &Arc<Connections<P>>,
         addr: SocketAddr,
         plan: &mut CallPlan<P::Request>,
         cntl: &mut Controller,
         start: Instant,
     ) -> Result<P::Message, AttemptError> {
         let deadline = plan.deadline;
-        let conn = pool.get(deadline).map_err(|e| (e, RequestSent::No))?;
+        let sent = Instant::now();
+        let conn = match pool.get(deadline) {
+            Ok(c) => c,
+            Err(e) => {
+                self.feedback(addr, Some(&e), sent);
+                return Err((e, RequestSent::No));
+            }
+        };
         cntl.remote_side = Some(conn.sock.remote_side());
         cntl.local_side = Some(conn.sock.local_side());
         let call = PendingCall::new();
@@ -457,6 +631,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             Ok(id) => id,
             Err(e) => {
                 pool.put_back(conn, true);
+                self.feedback(addr, Some(&e), sent);
                 return Err((e, RequestSent::No));
             }
         };
@@ -467,41 +642,71 @@ impl<P: ClientProtocol> CallEngine<P> {
         let mut completed = call.wait(backup_at.or(deadline));
         let mut second = None;
         if !completed && backup_at.is_some() {
-            // A backup request; on a single connection it shares the socket.
-            if let Ok(c2) = pool.get(deadline) {
-                if let Ok(id2) = self.send(&c2, &mut plan.request, cntl, &call, deadline) {
-                    cntl.has_backup_request = true;
-                    second = Some((c2, id2));
-                }
-            }
+            second = self.send_backup(plan, cntl, &call);
+            cntl.has_backup_request = second.is_some();
             completed = call.wait(deadline);
         }
-        // A late response finds nothing and is dropped.
-        conn.input.take(id);
-        if let Some((c2, id2)) = &second {
-            c2.input.take(*id2);
-        }
+        // A late response finds nothing and is dropped. The answer came
+        // on the connection whose entry is gone (both gone: both
+        // answered, or the first failed; the first is named).
+        let first_pending = conn.input.take(id).is_some();
+        let backup_answered = match &second {
+            Some((_, _, c2, id2)) => c2.input.take(*id2).is_none() && first_pending,
+            None => false,
+        };
         let outcome = call.take();
+        if let Some(Ok(m)) = &outcome {
+            self.note_response(cntl, m);
+        }
+        let error = match &outcome {
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(e.clone()),
+            None => Some(timeout_error(addr, start, deadline)),
+        };
         let reusable = match &outcome {
             Some(Ok(m)) => self.inner.protocol.reusable_after(m),
             _ => true,
         };
-        if !reusable {
-            pool.retire(&conn);
-        }
-        pool.put_back(conn, completed && reusable);
-        if let Some((c2, _)) = second {
-            pool.put_back(c2, completed && reusable);
-        }
-        match outcome {
-            Some(Ok(m)) => {
-                self.note_response(cntl, &m);
-                Ok(m)
+        let Some((addr2, pool2, c2, _)) = second else {
+            if !reusable {
+                pool.retire(&conn);
             }
-            Some(Err(e)) => Err((e, call.request_sent())),
-            // Final whatever was sent (the retry rule never retries it).
-            None => Err((timeout_error(addr, start, deadline), RequestSent::Maybe)),
+            pool.put_back(conn, completed && reusable);
+            let latency = self.feedback(addr, error.as_ref(), sent);
+            if error.is_none() {
+                plan.responded = Some((addr, latency));
+            }
+            return attempt_result(outcome, &call, addr, start, deadline);
+        };
+        // The loser's response may still come: its connection carries
+        // no other call.
+        let ((win_addr, win_pool, win), (lose_addr, lose_pool, lose)) = if backup_answered {
+            ((addr2, &pool2, c2), (addr, pool, conn))
+        } else {
+            ((addr, pool, conn), (addr2, &pool2, c2))
+        };
+        if !reusable {
+            win_pool.retire(&win);
         }
+        win_pool.put_back(win, completed && reusable);
+        lose_pool.put_back(lose, false);
+        let latency = self.feedback(win_addr, error.as_ref(), sent);
+        if error.is_none() {
+            plan.responded = Some((win_addr, latency));
+        }
+        self.feedback(lose_addr, None, sent);
+        if completed {
+            cntl.unanswered.push(CallAttempt {
+                server: Some(lose_addr),
+                backup: !backup_answered,
+                status: AttemptStatus::Superseded,
+            });
+        }
+        if backup_answered {
+            cntl.remote_side = Some(addr2);
+            plan.last = (Some(addr2), true);
+        }
+        attempt_result(outcome, &call, addr, start, deadline)
     }
 
     /// Registers `call` on `conn` under a fresh correlation id and writes
@@ -619,28 +824,14 @@ pub(super) fn timeout_error(
     )
 }
 
-/// Books a failed attempt's error `e` (this side's, so
-/// [local](RpcError::is_local)) in `cntl`: `None` if the call goes on
-/// with another attempt ([`retryable`], budget and deadline allowing),
-/// else the call's error, whose text lists the earlier attempts' errors
-/// and says so when only idempotency kept the call from a retry.
-pub(super) fn failed_attempt<R>(
-    plan: &CallPlan<R>,
-    cntl: &mut Controller,
-    e: RpcError,
-    sent: RequestSent,
-) -> Option<RpcError> {
-    let mut e = e.into_local();
-    cntl.attempt_errors.push(e.clone());
-    let room = plan.can_try_again(cntl);
-    if room && retryable(&e, sent, plan.idempotent) {
-        return None;
+/// Counts a retry of an attempt that failed with `e` (an answered
+/// error joins the attempts' errors here; this side's already did).
+fn retrying(cntl: &mut Controller, e: RpcError, local: bool) -> Option<RpcError> {
+    if !local {
+        cntl.attempt_errors.push(e);
     }
-    if room && connection_failure(&e) {
-        e.text.push_str("; ");
-        e.text.push_str(NOT_RETRIED);
-    }
-    Some(with_history(e, &cntl.attempt_errors))
+    cntl.retried += 1;
+    None
 }
 
 /// `last` (the last of `attempts`) with the earlier attempts' errors
@@ -664,6 +855,9 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
     cntl.error = None;
     cntl.retried = 0;
     cntl.attempt_errors.clear();
+    cntl.unanswered.clear();
+    cntl.answered = false;
+    cntl.answered_by_backup = false;
     cntl.has_backup_request = false;
     cntl.response_attachment.clear();
 }
@@ -673,9 +867,29 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
 /// open.
 pub(crate) fn record_outcome<T>(cntl: &mut Controller, start: Instant, r: &Result<T, RpcError>) {
     cntl.latency = start.elapsed();
-    if let Err(e) = r {
-        cntl.error = Some(e.clone());
-        let _ = cntl.streams.call_ended(Err(e));
+    match r {
+        Ok(_) => cntl.answered = true,
+        Err(e) => {
+            cntl.error = Some(e.clone());
+            let _ = cntl.streams.call_ended(Err(e));
+        }
     }
     crate::rpcz::client_done(cntl, r.as_ref().map_or_else(|e| e.code, |_| 0));
+}
+
+/// An attempt's result from its call's outcome (`None`: the deadline
+/// came first).
+fn attempt_result<M>(
+    outcome: Option<Result<M, RpcError>>,
+    call: &PendingCall<M>,
+    addr: SocketAddr,
+    start: Instant,
+    deadline: Option<Instant>,
+) -> Result<M, AttemptError> {
+    match outcome {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err((e, call.request_sent())),
+        // Final whatever was sent (the retry rule never retries it).
+        None => Err((timeout_error(addr, start, deadline), RequestSent::Maybe)),
+    }
 }

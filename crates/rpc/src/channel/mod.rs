@@ -14,6 +14,7 @@
 //! that may have reached the server only for an idempotent call.
 
 mod async_call;
+mod attempts;
 mod auth_gate;
 mod call;
 mod client_input;
@@ -25,7 +26,10 @@ pub mod lb;
 pub mod naming;
 mod options;
 mod retry;
+mod retry_budget;
+mod retry_policy;
 mod selector;
+mod tried;
 
 use std::net::ToSocketAddrs;
 use std::time::Instant;
@@ -35,10 +39,13 @@ use fibrpc_iobuf::IOBuf;
 use crate::protocol::baidu_std::{self, BaiduStd};
 use crate::{codec, Controller, RpcError};
 pub use async_call::CallFuture;
+pub use attempts::{AttemptStatus, CallAttempt};
 pub use engine::CallEngine;
 use engine::{record_outcome, reset_outcome};
 pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
+pub use retry_budget::RetryBudget;
+pub use retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy, SharedRetryPolicy};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
 /// A [`Channel`] to `addr` with the default options, connected now

@@ -71,7 +71,8 @@ pub struct ChannelOptions {
     /// for one call.
     pub idempotent: Option<bool>,
     /// If set and no response came after this long, the request is sent
-    /// once more and the first response wins (default: off). The server
+    /// once more — to another replica when the channel is a cluster —
+    /// and the first response wins (default: off). The server
     /// may then run it twice, whatever
     /// [`idempotent`](Self::idempotent) says: use it for calls where that
     /// is harmless.
@@ -91,11 +92,37 @@ pub struct ChannelOptions {
     /// `EOVERCROWDED` (default 64 MiB).
     pub max_unwritten_bytes: usize,
     /// Tell the server the call's remaining time (`timeout_ms` in the
-    /// request meta), so its handler sees a [`crate::Controller::deadline`]
-    /// (default: off, like bRPC's `baidu_std_protocol_deliver_timeout_ms`
-    /// flag; bRPC clients send no `timeout_ms` by default, and with this
-    /// off fibrpc's request frames are laid out exactly as theirs).
+    /// request meta, the milliseconds left when each attempt is sent),
+    /// so its handler sees a [`crate::Controller::deadline`] and the
+    /// calls it makes inherit it (see [`crate::call_context`]). Default:
+    /// on. bRPC has it behind its `baidu_std_protocol_deliver_timeout_ms`
+    /// flag, off by default; with this off fibrpc's request frames are
+    /// laid out exactly as a default bRPC client's. Over HTTP nothing is
+    /// sent (bRPC has no header for it).
     pub deliver_timeout: bool,
+    /// Calls made while serving a request (from the handler's fiber)
+    /// end no later than that request's deadline: their own timeout is
+    /// capped by the time it has left (default: on). See
+    /// [`crate::call_context`].
+    pub inherit_deadline: bool,
+    /// A call whose inherited deadline leaves less than this fails at
+    /// once with `ERPCTIMEDOUT`, without being sent: no answer could
+    /// come back in time (default 2 ms; at least 1 ms is always
+    /// required, since `timeout_ms` counts whole milliseconds). Calls
+    /// that inherit nothing are not checked.
+    pub min_inherited_budget: Duration,
+    /// Decides which failed attempts are sent again (bRPC's
+    /// `RetryPolicy`; default `None`:
+    /// [`DefaultRetryPolicy`](super::DefaultRetryPolicy), the rule
+    /// [`max_retry`](Self::max_retry) describes).
+    /// [`crate::Controller::set_retry_policy`] overrides it per call.
+    pub retry_policy: Option<super::SharedRetryPolicy>,
+    /// Caps the channel's retries to a share of its recent calls, so
+    /// that retries cannot multiply the load on a failing cluster
+    /// (default: 10 % of the calls plus a bucket of 100; `None`: only
+    /// [`max_retry`](Self::max_retry) limits them). See
+    /// [`RetryBudget`](super::RetryBudget).
+    pub retry_budget: Option<super::RetryBudget>,
     /// How often a cluster channel ([`crate::Channel::with_naming`])
     /// probes a server it isolated after a connection failure (or whose
     /// circuit breaker tripped, once its isolation is over); the server
@@ -158,7 +185,11 @@ impl Default for ChannelOptions {
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             max_unwritten_bytes: 64 << 20,
-            deliver_timeout: false,
+            deliver_timeout: true,
+            inherit_deadline: true,
+            min_inherited_budget: Duration::from_millis(2),
+            retry_policy: None,
+            retry_budget: Some(super::RetryBudget::default()),
             health_check_interval: Duration::from_secs(3),
             health_check: HealthCheck::Connect,
             enable_circuit_breaker: false,

@@ -284,6 +284,9 @@ impl ServerContext {
         // rpcz: a traced request's span is the fiber's context while its
         // handler runs here (a deferred one: until it returns).
         let traced = crate::rpcz::server::handler_start(&mut cntl);
+        // The calls the handler makes from this fiber inherit the
+        // caller's deadline (`call_context`); one branch without one.
+        let _inherit = cntl.deadline.map(crate::call_context::enter_deadline);
         if entry.service.defers(index) {
             let reply: Reply = Box::new(reply);
             let done = Responder::new(cntl, guard.into_owned(), service, index, received, reply);

@@ -17,12 +17,17 @@ use crate::{errno, Controller, RpcError};
 pub struct Request {
     meta: RpcMeta,
     payload: IOBuf,
+    /// Delivered as `timeout_ms`: the time left when each attempt is
+    /// packed (a retry tells the server less than the first attempt).
+    deadline: Option<Instant>,
 }
 
 impl Request {
     /// The request of a call to `service.method` with the serialized
     /// `request`, compressed and checksummed as `cntl` says; `deadline`,
-    /// if given, goes into the meta as `timeout_ms`.
+    /// if given, goes into the meta as `timeout_ms`: the milliseconds
+    /// left when each attempt is packed (at least 1, since 0 would say
+    /// "no deadline").
     pub fn new(
         service: &str,
         method: &str,
@@ -46,10 +51,7 @@ impl Request {
                 service_name: service.to_owned(),
                 method_name: method.to_owned(),
                 log_id: cntl.has_log_id.then_some(cntl.log_id as i64),
-                timeout_ms: deadline.map(|d| {
-                    let ms = d.saturating_duration_since(Instant::now()).as_millis();
-                    ms.min(i32::MAX as u128) as i32
-                }),
+                timeout_ms: deadline.map(timeout_ms),
                 ..Default::default()
             }),
             compress_type: Some(ct),
@@ -59,7 +61,11 @@ impl Request {
             stream_settings: cntl.streams.request_settings(),
             ..Default::default()
         };
-        Ok(Request { meta, payload })
+        Ok(Request {
+            meta,
+            payload,
+            deadline,
+        })
     }
 
     /// The service and method called.
@@ -73,6 +79,15 @@ impl Request {
     pub(super) fn set_credential(&mut self, credential: Option<&[u8]>) {
         self.meta.authentication_data = credential.map(<[u8]>::to_vec);
     }
+}
+
+/// The whole milliseconds left until `deadline`, at least 1 (a server
+/// reads 0 as "no deadline").
+fn timeout_ms(deadline: Instant) -> i32 {
+    let ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis();
+    ms.clamp(1, i32::MAX as u128) as i32
 }
 
 /// The frame of one attempt under `correlation_id`.
@@ -91,6 +106,9 @@ pub(super) fn pack(
         r.trace_id = ids.map(|(t, _, _)| t as i64);
         r.span_id = ids.map(|(_, s, _)| s as i64);
         r.parent_span_id = ids.map(|(_, _, p)| p as i64);
+        if let Some(d) = req.deadline {
+            r.timeout_ms = Some(timeout_ms(d));
+        }
     }
     let att = cntl.request_attachment.len();
     let att = i32::try_from(att)
