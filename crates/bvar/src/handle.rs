@@ -33,6 +33,11 @@ macro_rules! expose_methods {
             self.inner.exposure.expose_labeled(family, labels, weak)
         }
 
+        /// Whether `other` is a clone of this handle (the same variable).
+        pub fn same_as(&self, other: &Self) -> bool {
+            ::std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+        }
+
         /// Hides every name this variable is exposed under.
         pub fn hide(&self) {
             self.inner.exposure.hide()

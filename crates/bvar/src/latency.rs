@@ -270,6 +270,11 @@ impl LatencyRecorder {
         Ok(())
     }
 
+    /// Whether `other` is a clone of this handle (the same recorder).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Hides every sub-variable.
     pub fn hide(&self) {
         self.inner.exposure.hide();
