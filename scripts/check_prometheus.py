@@ -70,6 +70,7 @@ def check(text):
     finished = set()  # families whose samples are over
     current = None
     samples = 0
+    family_labels = {}  # family -> its label names (without quantile/le)
     if text and not text.endswith("\n"):
         errors.append("exposition does not end with a newline")
     for no, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"), 1):
@@ -123,6 +124,18 @@ def check(text):
             if current is not None:
                 finished.add(current)
             current = fam
+        kind = types.get(fam)
+        names = {k for k, _ in key}
+        if "quantile" in names and not (kind == "summary" and name == fam):
+            errors.append(f"{where}: quantile label outside a summary's samples")
+        if "le" in names and not (kind == "histogram" and name == fam + "_bucket"):
+            errors.append(f"{where}: le label outside a histogram's _bucket samples")
+        names = frozenset(names - {"quantile", "le"})
+        if family_labels.setdefault(fam, names) != names:
+            errors.append(
+                f"{where}: {fam} samples with labels {sorted(names)}, "
+                f"earlier ones with {sorted(family_labels[fam])}"
+            )
         series = (name, key)
         if series in seen_series:
             errors.append(f"{where}: duplicate series {name}{labels or ''}")

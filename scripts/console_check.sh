@@ -220,25 +220,28 @@ ok "/status (text, html): Echo count $echo_count"
 expect vars.txt /vars 200
 not_html vars.txt /vars
 has vars.txt ' : ' rpc_server_
-# The method's call counter: rpc_server_<port>_example_echo_service_echo_count.
-VAR=$(grep -oE '^rpc_server_[0-9]+_example_echo_service_echo_count' "$OUT/vars.txt" | head -1 || true)
-[ -n "$VAR" ] || VAR=$(grep -oE '^rpc_server_[A-Za-z0-9_]*echo[A-Za-z0-9_]*count' "$OUT/vars.txt" | head -1 || true)
-[ -n "$VAR" ] || { grep rpc_server_ "$OUT/vars.txt" >&2 || true; die "/vars: no rpc_server_*echo*count var"; }
+# The method's call counter, one label combination of a family:
+# rpc_server_method_count{port="P",service="example.EchoService",method="Echo"}.
+VAR=$(grep -oE '^rpc_server_method_count\{port="[0-9]+",service="example\.EchoService",method="Echo"\}' "$OUT/vars.txt" | head -1 || true)
+[ -n "$VAR" ] || { grep rpc_server_ "$OUT/vars.txt" >&2 || true; die "/vars: no rpc_server_method_count{...method=\"Echo\"} var"; }
+# As a URL path (percent-encoded) and in HTML attributes (&quot;).
+VAR_URL=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$VAR")
+VAR_HTML=${VAR//\"/&quot;}
 value=$(awk -v n="$VAR" '$1 == n { print $3; exit }' "$OUT/vars.txt")
 awk -v v="$value" 'BEGIN { exit !(v + 0 > 0) }' || die "/vars: $VAR is '$value', want > 0"
 nonzero=$(awk '$1 ~ /^rpc_server_/ && $3 + 0 > 0' "$OUT/vars.txt" | wc -l)
 [ "$nonzero" -ge 2 ] || die "/vars: only $nonzero rpc_server_* vars are non-zero"
 expect vars.html /vars 200 "${HTML[@]}"
 is_html vars.html /vars
-has vars.html "data-name=\"$VAR\"" 'getContext' 'chartsDrawn' 'id="filter"'
+has vars.html "data-name=\"$VAR_HTML\"" 'getContext' 'chartsDrawn' 'id="filter"'
 ok "/vars (text, html): $nonzero non-zero rpc_server_* vars; $VAR = $value"
 
-expect var.txt "/vars/$VAR" 200
+expect var.txt "/vars/$VAR_URL" 200
 has var.txt "$VAR : "
-expect var.html "/vars/$VAR" 200 "${HTML[@]}"
-is_html var.html "/vars/$VAR"
-has var.html "data-name=\"$VAR\""
-expect var_series.json "/vars/$VAR?series" 200
+expect var.html "/vars/$VAR_URL" 200 "${HTML[@]}"
+is_html var.html "/vars/$VAR_URL"
+has var.html "data-name=\"$VAR_HTML\""
+expect var_series.json "/vars/$VAR_URL?series" 200
 case $CTYPE in application/json*) ;; *) die "/vars/$VAR?series: content type '$CTYPE'" ;; esac
 python3 -m json.tool "$OUT/var_series.json" >/dev/null || die "/vars/$VAR?series is not valid JSON"
 python3 - "$OUT/var_series.json" "$VAR" <<'EOF' || die "/vars/$VAR?series: bad content"
@@ -252,7 +255,7 @@ for p in d:
 assert d[-1][1] > 0, f"last sample {d[-1]}"
 print(f"   {len(d)} samples, last {d[-1]}")
 EOF
-expect var_series_html.json "/vars/$VAR?series" 200 "${HTML[@]}"
+expect var_series_html.json "/vars/$VAR_URL?series" 200 "${HTML[@]}"
 python3 -m json.tool "$OUT/var_series_html.json" >/dev/null || die "?series with Accept: text/html is not JSON"
 expect var_missing.txt /vars/no_such_var_xyz 404
 expect var_missing_series.txt '/vars/no_such_var_xyz?series' 404
@@ -309,8 +312,8 @@ expect metrics.txt /metrics 200
 case $CTYPE in text/plain*) ;; *) die "/metrics: content type '$CTYPE'" ;; esac
 python3 "$SCRIPTS/check_prometheus.py" "$OUT/metrics.txt" | sed 's/^/   /' ||
   die "/metrics is not valid Prometheus text"
-grep -qE '^rpc_server_[A-Za-z0-9_]*echo[A-Za-z0-9_]*_count_total(\{[^}]*\})? [1-9]' "$OUT/metrics.txt" ||
-  die "/metrics: no non-zero Echo call counter (..._echo_count_total)"
+grep -qE '^rpc_server_method_count_total\{[^}]*service="example\.EchoService",method="Echo"\} [1-9]' "$OUT/metrics.txt" ||
+  die "/metrics: no non-zero Echo call counter (rpc_server_method_count_total{...method=\"Echo\"})"
 if [ -n "$PROMTOOL" ]; then
   # promtool parses with Prometheus' own parser, then lints names and help
   # texts (HELP on every family, counters named *_total, no _count/_sum
@@ -387,7 +390,7 @@ ok "malformed requests: garbage closed, 5 malformed HTTP requests 400"
 
 # ---------------------------------------------------------------- chromium
 log "headless chromium: /vars?open=$VAR"
-URL="$BASE/vars?open=$VAR"
+URL="$BASE/vars?open=$VAR_URL"
 # The chart opens under its row: make the window tall enough to show it
 # wherever the row is (about 31 px a row, 250 px above the table, a 240 px
 # chart); at least 1200x900.
@@ -423,6 +426,14 @@ chrome "$OUT/chrome_screenshot.log" --screenshot="$OUT/vars.png" ||
 python3 "$SCRIPTS/check_screenshot.py" "$OUT/vars.png" | sed 's/^/   /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "screenshot check failed ($OUT/vars.png)"
 ok "screenshot $OUT/vars.png shows the chart"
+# 3. /status: every method's sparklines (qps, p50, p99) drew.
+URL="$BASE/status"
+chrome "$OUT/status_dom.html" --dump-dom ||
+  { tail -20 "$OUT/status_dom.html.stderr" >&2; die "chromium --dump-dom /status failed"; }
+drawn=$(sed -n 's/.*<body[^>]*data-charts-drawn="\([0-9]*\)".*/\1/p' "$OUT/status_dom.html" | head -1)
+[ "${drawn:-0}" -ge 3 ] ||
+  { grep -o '<body[^>]*>' "$OUT/status_dom.html" >&2 || true; die "chromium: /status sparklines never drew"; }
+ok "chromium /status: sparklines drawn $drawn times"
 
 # ---------------------------------------------------------------- wrk
 log "wrk against http_hello"

@@ -18,6 +18,26 @@ macro_rules! expose_methods {
             self.inner.exposure.expose(name, weak)
         }
 
+        /// Exposes this variable as one label combination of the family
+        /// `family`: `/vars` lists it as `family{label="value",...}`
+        /// ([`registry::labeled_name`](crate::registry::labeled_name)) and
+        /// `/metrics` writes it as a labeled sample of `family`. Usually
+        /// called by [`MVariable`](crate::MVariable).
+        pub fn expose_labeled(
+            &self,
+            family: &str,
+            labels: &[(&str, &str)],
+        ) -> Result<(), $crate::ExposeError> {
+            let weak = ::std::sync::Arc::downgrade(&self.inner);
+            let weak: ::std::sync::Weak<dyn $crate::Variable> = weak;
+            self.inner.exposure.expose_labeled(family, labels, weak)
+        }
+
+        /// Whether `other` is a clone of this handle (the same variable).
+        pub fn same_as(&self, other: &Self) -> bool {
+            ::std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+        }
+
         /// Hides every name this variable is exposed under.
         pub fn hide(&self) {
             self.inner.exposure.hide()

@@ -223,6 +223,23 @@ impl LatencyRecorder {
     /// Exposes the sub-variables under `prefix` (normalized): on any
     /// duplicate name none of them stays exposed.
     pub fn expose(&self, prefix: &str) -> Result<(), ExposeError> {
+        self.expose_subs(prefix, None)
+    }
+
+    /// Exposes the sub-variables as one label combination of the families
+    /// `<prefix>_latency`, `<prefix>_qps`, ... (see
+    /// [`Adder::expose_labeled`](crate::Adder::expose_labeled)): `/metrics`
+    /// writes one `<prefix>_latency` summary family with a sample set per
+    /// combination. On any duplicate name none stays exposed.
+    pub fn expose_labeled(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<(), ExposeError> {
+        self.expose_subs(prefix, Some(labels))
+    }
+
+    fn expose_subs(
+        &self,
+        prefix: &str,
+        labels: Option<&[(&str, &str)]>,
+    ) -> Result<(), ExposeError> {
         let prefix = crate::name::normalize(prefix);
         if prefix.is_empty() {
             return Err(ExposeError::EmptyName);
@@ -236,7 +253,11 @@ impl LatencyRecorder {
             let weak = Arc::downgrade(&sub);
             let weak: Weak<dyn Variable> = weak;
             let name = format!("{prefix}_{}", what.suffix());
-            if let Err(e) = self.inner.exposure.expose(&name, weak) {
+            let exposed = match labels {
+                None => self.inner.exposure.expose(&name, weak),
+                Some(labels) => self.inner.exposure.expose_labeled(&name, labels, weak),
+            };
+            if let Err(e) = exposed {
                 self.inner.exposure.hide_from(before);
                 return Err(e);
             }
@@ -247,6 +268,11 @@ impl LatencyRecorder {
                 .push(sub);
         }
         Ok(())
+    }
+
+    /// Whether `other` is a clone of this handle (the same recorder).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Hides every sub-variable.

@@ -9,6 +9,9 @@
 //! * [`Window`] / [`PerSecond`]: a variable over the last N seconds, fed by
 //!   a sampler thread that ticks once a second (started on first need;
 //!   [`sample_now`] ticks by hand).
+//! * [`MVariable`]: a family of variables told apart by label values
+//!   (bRPC's `MultiDimension`), bounded in combinations; each combination
+//!   is listed as `name{label="value"}` and dumped as a labeled sample.
 //! * [`Status`] / [`PassiveStatus`]: values set by the user or read from a
 //!   closure.
 //! * [`registry`]: names (`expose`, `hide`, `list`, `describe`, `dump` with
@@ -42,6 +45,7 @@ mod handle;
 mod histogram;
 mod int_recorder;
 mod latency;
+mod mvariable;
 mod name;
 mod process;
 mod prometheus;
@@ -56,6 +60,7 @@ pub use adder::Adder;
 pub use extremum::{Maxer, Miner};
 pub use int_recorder::IntRecorder;
 pub use latency::{LatencyRecorder, DEFAULT_WINDOW_SECS};
+pub use mvariable::{Labeled, MVariable, DEFAULT_MAX_COMBINATIONS, MAX_LABEL_VALUE_LEN};
 pub use process::expose_process_vars;
 pub use registry::ExposeError;
 pub use sampler::sample_now;

@@ -12,28 +12,96 @@
 //! would repeat ones already written is skipped, so the output never has
 //! duplicate families.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 /// Writes every numeric exposed variable, sorted by name, to `out`
 /// (Prometheus text format 0.0.4).
+///
+/// A labeled registry name (`family{k="v"}`, see
+/// [`labeled_name`](crate::registry::labeled_name)) is dumped under its
+/// family with its labels added to every sample (before a summary's
+/// `quantile`). The registry is sorted, so a family's combinations are
+/// adjacent: the first writes `# HELP` and `# TYPE`, the others only their
+/// samples, and the family stays contiguous as the format requires.
 pub fn dump_prometheus(out: &mut String) {
-    let mut seen: HashSet<String> = HashSet::new();
+    // Families with a header written, and which family wrote each sample
+    // name: a variable that would repeat a family or a sample name of
+    // another family is skipped.
+    let mut families: HashSet<String> = HashSet::new();
+    let mut samples: HashMap<String, String> = HashMap::new();
+    // Families the run of combinations of `run_base` has headed.
+    let mut run: HashSet<String> = HashSet::new();
+    let mut run_base = String::new();
     let mut one = String::new();
     crate::registry::for_each_live(|name, var| {
+        let (base, labels) = match name.split_once('{') {
+            Some((b, l)) => (b, Some(l.strip_suffix('}').unwrap_or(l))),
+            None => (name, None),
+        };
         one.clear();
-        var.dump_prometheus(&metric_name(name), &mut one);
-        let names: Vec<&str> = one
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split(['{', ' ']).next())
-            .collect();
-        if names.iter().any(|n| seen.contains(*n)) {
-            return;
+        var.dump_prometheus(&metric_name(base), &mut one);
+        let continuing = labels.is_some() && base == run_base;
+        if !continuing {
+            run.clear();
         }
-        seen.extend(names.into_iter().map(str::to_owned));
-        out.push_str(&one);
+        run_base = if labels.is_some() {
+            base.to_owned()
+        } else {
+            String::new()
+        };
+        let mut text = String::new();
+        let mut headed = Vec::new();
+        let mut written = Vec::new();
+        let mut family = String::new();
+        for line in one.lines() {
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or(line.strip_prefix("# TYPE "))
+            {
+                family = rest.split(' ').next().unwrap_or("").to_owned();
+                if continuing && run.contains(&family) {
+                    continue;
+                }
+                if families.contains(&family) {
+                    return;
+                }
+                if line.starts_with("# TYPE ") {
+                    headed.push(family.clone());
+                }
+            } else if !line.starts_with('#') {
+                let sample = line.split(['{', ' ']).next().unwrap_or("");
+                if samples.get(sample).is_some_and(|f| *f != family) {
+                    return;
+                }
+                written.push((sample.to_owned(), family.clone()));
+                if let Some(labels) = labels.filter(|l| !l.is_empty()) {
+                    add_labels(&mut text, line, labels);
+                    continue;
+                }
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+        families.extend(headed.iter().cloned());
+        run.extend(headed);
+        samples.extend(written);
+        out.push_str(&text);
     });
+}
+
+/// Appends sample `line` with `labels` (`k="v",...`) added first.
+fn add_labels(out: &mut String, line: &str, labels: &str) {
+    let (series, value) = line.rsplit_once(' ').unwrap_or((line, ""));
+    match series.split_once('{') {
+        Some((name, rest)) => {
+            let _ = write!(out, "{name}{{{labels},{rest} {value}");
+        }
+        None => {
+            let _ = write!(out, "{series}{{{labels}}} {value}");
+        }
+    }
+    out.push('\n');
 }
 
 /// A valid metric name for a registry name.
@@ -312,6 +380,50 @@ mod tests {
         assert_eq!(samples["prom_test_clash_total"], 0.0, "the Adder's");
         assert_eq!(out.matches("# TYPE prom_test_clash_total").count(), 1);
         drop((clash, clash_gauge));
+    }
+
+    #[test]
+    fn labeled_families_have_one_header_and_escaped_labels() {
+        let calls: crate::MVariable<Adder> =
+            crate::MVariable::new("prom_lab_calls", &["service", "method"]);
+        calls.get_stats(&["S", "Echo"]).unwrap().add(2);
+        calls.get_stats(&["S", "a\"b\\c\nd"]).unwrap().add(1);
+        let lat: crate::MVariable<LatencyRecorder> =
+            crate::MVariable::new("prom_lab_rpc", &["method"]);
+        for m in ["A", "B"] {
+            let r = lat.get_stats(&[m]).unwrap();
+            r.record(100);
+            r.tick();
+        }
+        let plain = Adder::new_exposed("prom_lab_calls_x").unwrap();
+        let mut out = String::new();
+        dump_prometheus(&mut out);
+        let samples = parse(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert_eq!(
+            out.matches("# TYPE prom_lab_calls_total counter").count(),
+            1
+        );
+        assert_eq!(out.matches("# HELP prom_lab_calls_total ").count(), 1);
+        assert_eq!(
+            samples[r#"prom_lab_calls_total{service="S",method="Echo"}"#],
+            2.0
+        );
+        assert_eq!(
+            samples[r#"prom_lab_calls_total{service="S",method="a\"b\\c\nd"}"#],
+            1.0
+        );
+        assert_eq!(
+            out.matches("# TYPE prom_lab_rpc_latency summary").count(),
+            1
+        );
+        assert_eq!(
+            samples[r#"prom_lab_rpc_latency{method="B",quantile="0.5"}"#],
+            100.0
+        );
+        assert_eq!(samples[r#"prom_lab_rpc_latency_count{method="A"}"#], 1.0);
+        assert_eq!(samples[r#"prom_lab_rpc_count_total{method="B"}"#], 1.0);
+        assert_eq!(samples["prom_lab_calls_x_total"], 0.0);
+        drop((calls, lat, plain));
     }
 
     #[test]

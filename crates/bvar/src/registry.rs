@@ -67,8 +67,45 @@ pub fn expose(name: &str, var: Weak<dyn Variable>) -> Result<String, ExposeError
 }
 
 fn expose_with_id(name: &str, var: Weak<dyn Variable>) -> Result<(String, u64), ExposeError> {
-    let name = name::normalize(name);
-    if name.is_empty() {
+    insert(name::normalize(name), var)
+}
+
+/// The registry name of one label combination of a labeled family:
+/// `family{label="value",...}`, the family normalized as [`expose`] does,
+/// label names normalized too (with a leading `_` if they would start
+/// with a digit) and values escaped as the Prometheus text format asks
+/// (`\\`, `\"`, `\n`). `/vars` lists it as it is, `/metrics` writes it as
+/// a labeled sample of `family`.
+pub fn labeled_name(family: &str, labels: &[(&str, &str)]) -> String {
+    let mut out = name::normalize(family);
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let k = name::normalize(k);
+        if k.is_empty() || k.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push('_');
+        }
+        out.push_str(&k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// Inserts `name` as it is (already normalized or labeled).
+fn insert(name: String, var: Weak<dyn Variable>) -> Result<(String, u64), ExposeError> {
+    if name.is_empty() || name.starts_with('{') {
         return Err(ExposeError::EmptyName);
     }
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +254,22 @@ impl Exposure {
     /// Exposes `var` under `name` and remembers it for [`Exposure::hide`].
     pub(crate) fn expose(&self, name: &str, var: Weak<dyn Variable>) -> Result<(), ExposeError> {
         let (name, id) = expose_with_id(name, var)?;
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, id));
+        Ok(())
+    }
+
+    /// Exposes `var` as the label combination `labels` of `family` (see
+    /// [`labeled_name`]).
+    pub(crate) fn expose_labeled(
+        &self,
+        family: &str,
+        labels: &[(&str, &str)],
+        var: Weak<dyn Variable>,
+    ) -> Result<(), ExposeError> {
+        let (name, id) = insert(labeled_name(family, labels), var)?;
         self.names
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -545,3 +545,63 @@ fn json_needs_descriptors() {
     c.send(b"POST /EchoService/Echo HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
     assert_eq!(c.reply(false).status, 415);
 }
+
+#[test]
+fn per_method_vars_are_labeled_on_metrics_vars_and_status() {
+    let s = server();
+    let addr = s.listen_addr().unwrap();
+    let ch = Channel::new(addr, ChannelOptions::default()).unwrap();
+    echo(&ch, &mut Controller::new(), &req("counted")).unwrap();
+    let labels = format!(
+        "{{port=\"{}\",service=\"{SERVICE}\",method=\"Echo\"}}",
+        addr.port()
+    );
+    let mut c = Conn::open(addr);
+    c.send(b"GET /metrics HTTP/1.1\r\n\r\n");
+    let metrics = c.reply(false).text();
+    assert!(
+        metrics.contains(&format!("rpc_server_method_count_total{labels} 1\n")),
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics
+            .matches("# TYPE rpc_server_method_latency summary\n")
+            .count(),
+        1
+    );
+    assert!(metrics.contains(&format!(
+        "rpc_server_method_latency{{{},quantile=\"0.99\"}} ",
+        &labels[1..labels.len() - 1]
+    )));
+    assert!(
+        !metrics.contains(&format!("rpc_server_{}_", addr.port())),
+        "no per-method names"
+    );
+    c.send(b"GET /vars HTTP/1.1\r\n\r\n");
+    let vars = c.reply(false).text();
+    assert!(
+        vars.contains(&format!("rpc_server_method_count{labels} : 1\n")),
+        "{vars}"
+    );
+    // The chart's history, by the percent-encoded labeled name.
+    let name = format!("rpc_server_method_qps{labels}");
+    let path: String = name
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
+    c.send(format!("GET /vars/{path}?series HTTP/1.1\r\n\r\n").as_bytes());
+    let r = c.reply(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().starts_with("{\"label\":"), "{}", r.text());
+    c.send(b"GET /status HTTP/1.1\r\nAccept: text/html\r\n\r\n");
+    let status = c.reply(false).text();
+    let spark = format!(
+        "<canvas class=\"spark\" data-var=\"{}\">",
+        name.replace('"', "&quot;")
+    );
+    assert!(status.contains(&spark), "{status}");
+    assert!(status.contains("fibrpcChart.draw(c, s, true)"));
+}

@@ -24,15 +24,17 @@ a { color:var(--accent); }
 .var:hover td { background:#f1f5ff; }
 .chart { background:#fff; border:1px solid var(--line); margin:4px 0 12px; }
 p.hint { color:var(--muted); }
+table.sparks td { text-align:left; vertical-align:middle; }
+canvas.spark { width:160px; height:32px; background:#fff; border:1px solid var(--line); vertical-align:middle; }
 input[type=search] { padding:6px 10px; width:320px; border:1px solid var(--line); border-radius:4px; margin-bottom:10px; }
 "#;
 
-/// `/vars` in a browser: the filter box, and a live chart under a clicked
-/// variable (its `?series` history, redrawn every second). Plain canvas,
-/// no library.
-pub(crate) const VARS_JS: &str = r#"
+/// The chart code `/vars` and `/status` share: `fibrpcChart.draw(canvas,
+/// series, compact)` draws a `?series` history (`compact`: a sparkline,
+/// no axes or labels), `fibrpcChart.fetch(name, then)` gets one. Plain
+/// canvas, no library.
+pub(crate) const CHART_JS: &str = r#"
 (function () {
-  var charts = {};
   function fmt(v) {
     var a = Math.abs(v);
     if (a === 0) return '0';
@@ -42,7 +44,7 @@ pub(crate) const VARS_JS: &str = r#"
     if (a >= 1e4) return (v / 1e3).toFixed(1) + 'k';
     return (Math.round(v * 100) / 100).toString();
   }
-  function draw(canvas, series) {
+  function draw(canvas, series, compact) {
     var dpr = window.devicePixelRatio || 1;
     var w = canvas.clientWidth, h = canvas.clientHeight;
     canvas.width = w * dpr; canvas.height = h * dpr;
@@ -50,11 +52,15 @@ pub(crate) const VARS_JS: &str = r#"
     g.scale(dpr, dpr);
     g.fillStyle = '#fff'; g.fillRect(0, 0, w, h);
     var pts = series.data || [];
+    // A sparkline shows the last minute (the per-second points).
+    if (compact) pts = pts.slice(-60);
     var left = 64, right = 12, top = 24, bottom = 26;
+    if (compact) { left = 2; right = 2; top = 3; bottom = 2; }
     var pw = w - left - right, ph = h - top - bottom;
     g.font = '12px system-ui, sans-serif';
     g.fillStyle = '#34405a';
-    g.fillText(series.label + (pts.length ? '  =  ' + fmt(pts[pts.length - 1][1]) : '  (no samples yet)'), left, 16);
+    if (!compact)
+      g.fillText(series.label + (pts.length ? '  =  ' + fmt(pts[pts.length - 1][1]) : '  (no samples yet)'), left, 16);
     var min = Infinity, max = -Infinity;
     pts.forEach(function (p) { min = Math.min(min, p[1]); max = Math.max(max, p[1]); });
     if (!pts.length) { min = 0; max = 1; }
@@ -66,13 +72,15 @@ pub(crate) const VARS_JS: &str = r#"
       .find(function (s) { return s >= raw; });
     min = Math.floor(min / step) * step; max = Math.ceil(max / step) * step;
     g.strokeStyle = '#e3e6ee'; g.lineWidth = 1; g.fillStyle = '#6b7385';
-    for (var t = min; t <= max + step / 2; t += step) {
+    for (var t = min; !compact && t <= max + step / 2; t += step) {
       var y = top + ph - ph * (t - min) / (max - min);
       g.beginPath(); g.moveTo(left, y); g.lineTo(left + pw, y); g.stroke();
       g.fillText(fmt(t), 4, y + 4);
     }
-    g.fillText('older', left, h - 8);
-    g.fillText('now', left + pw - 24, h - 8);
+    if (!compact) {
+      g.fillText('older', left, h - 8);
+      g.fillText('now', left + pw - 24, h - 8);
+    }
     if (pts.length < 1) return;
     var n = Math.max(pts.length - 1, 1);
     function xy(k) {
@@ -85,16 +93,29 @@ pub(crate) const VARS_JS: &str = r#"
     g.fillStyle = 'rgba(47,111,237,0.15)'; g.fill();
     g.beginPath(); g.moveTo(p0[0], p0[1]);
     for (k = 1; k < pts.length; k++) { p = xy(k); g.lineTo(p[0], p[1]); }
-    g.strokeStyle = '#2f6fed'; g.lineWidth = 2; g.stroke();
+    g.strokeStyle = '#2f6fed'; g.lineWidth = compact ? 1.5 : 2; g.stroke();
     document.body.dataset.chartsDrawn = (parseInt(document.body.dataset.chartsDrawn || '0') + 1).toString();
   }
+  function get(name, then) {
+    fetch('/vars/' + encodeURIComponent(name) + '?series')
+      .then(function (r) { return r.json(); })
+      .then(then)
+      .catch(function () {});
+  }
+  window.fibrpcChart = { draw: draw, fetch: get, fmt: fmt };
+})();
+"#;
+
+/// `/vars` in a browser: the filter box, and a live chart under a clicked
+/// variable (its `?series` history, redrawn every second, drawn by
+/// [`CHART_JS`]).
+pub(crate) const VARS_JS: &str = r#"
+(function () {
+  var charts = {};
   function refresh(name) {
     var c = charts[name];
     if (!c) return;
-    fetch('/vars/' + encodeURIComponent(name) + '?series')
-      .then(function (r) { return r.json(); })
-      .then(function (s) { if (charts[name]) draw(c.canvas, s); })
-      .catch(function () {});
+    fibrpcChart.fetch(name, function (s) { if (charts[name]) fibrpcChart.draw(c.canvas, s); });
   }
   function toggle(tr) {
     var name = tr.dataset.name;
@@ -126,5 +147,24 @@ pub(crate) const VARS_JS: &str = r#"
       tr.style.display = tr.dataset.name.indexOf(q) >= 0 ? '' : 'none';
     });
   });
+})();
+"#;
+
+/// `/status` in a browser: every `canvas.spark` is a sparkline of the
+/// variable in its `data-var` (the last minute of its server-side
+/// series), redrawn every second by [`CHART_JS`].
+pub(crate) const STATUS_JS: &str = r#"
+(function () {
+  var sparks = document.querySelectorAll('canvas.spark');
+  function refresh() {
+    sparks.forEach(function (c) {
+      fibrpcChart.fetch(c.dataset.var, function (s) {
+        fibrpcChart.draw(c, s, true);
+        var last = (s.data || []).slice(-1)[0];
+        if (c.nextElementSibling) c.nextElementSibling.textContent = last ? fibrpcChart.fmt(last[1]) : '';
+      });
+    });
+  }
+  if (sparks.length) { refresh(); setInterval(refresh, 1000); }
 })();
 "#;

@@ -1,4 +1,8 @@
 //! `/status`: the server and each method's counters (bRPC's `/status`).
+//! In a browser, each method also gets live sparklines of its qps and
+//! latency percentiles: the last minute of the server-side series the
+//! bvar sampler keeps for `rpc_server_method_qps{...}`, ... , drawn by
+//! the chart code `/vars` uses.
 
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -6,7 +10,7 @@ use std::time::SystemTime;
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
-use super::{Format, Page};
+use super::{escape, Format, Page};
 use crate::server::ServerContext;
 
 pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
@@ -79,8 +83,48 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
             &rows,
             None,
         );
+        sparklines(&mut page, entry.service.method_names(), &entry.status);
     }
+    page.script(super::assets::CHART_JS);
+    page.script(super::assets::STATUS_JS);
     page.finish()
+}
+
+/// The charted figures: (family, column title).
+const CHARTED: [(&str, &str); 3] = [
+    ("rpc_server_method_qps", "qps"),
+    ("rpc_server_method_latency_50", "p50 µs"),
+    ("rpc_server_method_latency_99", "p99 µs"),
+];
+
+/// HTML only: a row of `canvas.spark` per exposed method, each naming
+/// its variable in `data-var` for `STATUS_JS`.
+fn sparklines(page: &mut Page, methods: &[&str], status: &[crate::server::MethodStatus]) {
+    let mut html = String::from("<table class=\"sparks\">\n<tr><th>method</th>");
+    for (_, title) in CHARTED {
+        html.push_str(&format!("<th>{title}, last minute</th>"));
+    }
+    html.push_str("</tr>\n");
+    let mut any = false;
+    for (m, st) in methods.iter().zip(status) {
+        let Some(_) = st.var_name(CHARTED[0].0) else {
+            continue;
+        };
+        any = true;
+        html.push_str(&format!("<tr><td>{}</td>", escape(m)));
+        for (family, _) in CHARTED {
+            let var = st.var_name(family).unwrap_or_default();
+            html.push_str(&format!(
+                "<td><canvas class=\"spark\" data-var=\"{}\"></canvas> <span></span></td>",
+                escape(&var)
+            ));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+    if any {
+        page.html(&html);
+    }
 }
 
 /// How long the server has run, as `1d 2h 3m 4s`.

@@ -1,6 +1,8 @@
 //! `/vars`: every exposed bvar (bRPC's `/vars`). `/vars/NAME` (or a
 //! pattern with `*`) shows the matching ones; `/vars/NAME?series` is the
-//! history as JSON for charts. In a browser, a click on a numeric
+//! history as JSON for charts (a labeled name such as
+//! `rpc_server_method_qps{port="8000",service="S",method="M"}` is a name
+//! like any other, percent-encoded in the path). In a browser, a click on a numeric
 //! variable opens a live chart of its history (`?open=NAME` opens it at
 //! load).
 
@@ -11,6 +13,9 @@ use super::{escape, query_param, Format, Page};
 use crate::server::ServerContext;
 
 pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
+    // Labeled names (`f{k="v"}`) arrive percent-encoded.
+    let rest = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+    let rest: &str = &rest;
     if query_param(req, "series").is_some() {
         return match fibrpc_bvar::registry::series_json(rest) {
             Some(json) => crate::http::response(StatusCode::OK, "application/json", json),
@@ -43,7 +48,9 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
          <input type=\"search\" id=\"filter\" placeholder=\"filter, e.g. qps\">\n\
          <table class=\"grid vars\">\n<tr><th>name</th><th>value</th></tr>\n",
     );
-    let open = query_param(req, "open").unwrap_or("");
+    let open = percent_encoding::percent_decode_str(query_param(req, "open").unwrap_or(""))
+        .decode_utf8_lossy()
+        .into_owned();
     for (n, d) in &vars {
         let numeric = d.trim().parse::<f64>().is_ok();
         page.html(&format!(
@@ -59,6 +66,7 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
         ));
     }
     page.html("</table>\n");
+    page.script(super::assets::CHART_JS);
     page.script(super::assets::VARS_JS);
     page.finish()
 }

@@ -4,16 +4,40 @@
 //! concurrency gauge. The window's figures come from samples taken once
 //! a second, so a call that ended less than a second ago, or more than
 //! the window ago, is not in them; the all-time mean
-//! ([`MethodStats::latency_avg_us_total`]) counts every call at once. Once
-//! the server runs they are exposed as bRPC names them:
-//! `rpc_server_<port>_<service>_<method>_latency`, `_qps`, `_count`,
-//! `_error`, `_concurrency`, ...
+//! ([`MethodStats::latency_avg_us_total`]) counts every call at once.
+//!
+//! Once the server runs they are exposed as labeled families
+//! ([`MVariable`], bRPC's mbvar), one combination per method:
+//! `rpc_server_method_latency{port="8000",service="example.EchoService",method="Echo"}`,
+//! `rpc_server_method_qps{...}`, `_count`, `_max_latency`, `_latency_99`,
+//! `rpc_server_method_error{...}` and `rpc_server_method_concurrency{...}`.
+//! The families adopt the method's own handles, so a call updates them
+//! with no lookup. `port` keeps two servers in one process apart.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use fibrpc_bvar::{Adder, ExposeError, LatencyRecorder, PassiveStatus};
+use fibrpc_bvar::{Adder, LatencyRecorder, MVariable, PassiveStatus};
+
+/// The label names of the per-method families.
+pub(crate) const METHOD_LABELS: [&str; 3] = ["port", "service", "method"];
+
+/// The process-wide per-method families.
+struct Families {
+    latency: MVariable<LatencyRecorder>,
+    errors: MVariable<Adder>,
+    concurrency: MVariable<PassiveStatus>,
+}
+
+fn families() -> &'static Families {
+    static FAMILIES: OnceLock<Families> = OnceLock::new();
+    FAMILIES.get_or_init(|| Families {
+        latency: MVariable::new("rpc_server_method", &METHOD_LABELS),
+        errors: MVariable::new("rpc_server_method_error", &METHOD_LABELS),
+        concurrency: MVariable::new("rpc_server_method_concurrency", &METHOD_LABELS),
+    })
+}
 
 /// Counters of one method.
 pub struct MethodStatus {
@@ -24,6 +48,8 @@ pub struct MethodStatus {
     concurrency: Arc<AtomicI64>,
     /// The concurrency as a bvar, while exposed.
     concurrency_var: PassiveStatus,
+    /// The label values the counters are exposed with, while exposed.
+    labels: Mutex<Option<[String; 3]>>,
 }
 
 impl std::fmt::Debug for MethodStatus {
@@ -44,6 +70,7 @@ impl Default for MethodStatus {
             latency_sum_us: Adder::new(),
             concurrency,
             concurrency_var: PassiveStatus::new(move || c.load(Ordering::Relaxed)),
+            labels: Mutex::new(None),
         }
     }
 }
@@ -115,19 +142,70 @@ impl MethodStatus {
         }
     }
 
-    /// Exposes the counters under `prefix`.
-    pub(crate) fn expose(&self, prefix: &str) -> Result<(), ExposeError> {
-        self.latency.expose(prefix)?;
-        self.errors.expose(&format!("{prefix}_error"))?;
-        self.concurrency_var
-            .expose(&format!("{prefix}_concurrency"))
+    /// Exposes the counters as the combination (`port`, `service`,
+    /// `method`) of the per-method families. Fails if a family is full or
+    /// already holds the combination with other counters.
+    pub(crate) fn expose(&self, port: u16, service: &str, method: &str) -> Result<(), String> {
+        self.hide();
+        let port = port.to_string();
+        let values = [port.as_str(), service, method];
+        let f = families();
+        let adopted = [
+            f.latency
+                .get_stats_with(&values, || self.latency.clone())
+                .is_some_and(|l| l.same_as(&self.latency)),
+            f.errors
+                .get_stats_with(&values, || self.errors.clone())
+                .is_some_and(|e| e.same_as(&self.errors)),
+            f.concurrency
+                .get_stats_with(&values, || self.concurrency_var.clone())
+                .is_some_and(|c| c.same_as(&self.concurrency_var)),
+        ];
+        if !adopted.iter().all(|&a| a) {
+            // Only remove what is ours: another server's counters stay.
+            self.remove(&values, adopted);
+            return Err(format!(
+                "per-method families full or already holding {values:?}"
+            ));
+        }
+        *self.labels.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some([port.clone(), service.to_owned(), method.to_owned()]);
+        Ok(())
+    }
+
+    fn remove(&self, values: &[&str], ours: [bool; 3]) {
+        let f = families();
+        if ours[0] {
+            f.latency.delete_stats(values);
+        }
+        if ours[1] {
+            f.errors.delete_stats(values);
+        }
+        if ours[2] {
+            f.concurrency.delete_stats(values);
+        }
     }
 
     /// Hides what [`expose`](Self::expose) showed.
     pub(crate) fn hide(&self) {
-        self.latency.hide();
-        self.errors.hide();
-        self.concurrency_var.hide();
+        let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(labels) = labels {
+            let values: Vec<&str> = labels.iter().map(String::as_str).collect();
+            self.remove(&values, [true; 3]);
+        }
+    }
+
+    /// The `/vars` name of this method's variable `family` (such as
+    /// `rpc_server_method_qps`) while the counters are exposed.
+    pub fn var_name(&self, family: &str) -> Option<String> {
+        let labels = self.labels.lock().unwrap_or_else(|e| e.into_inner());
+        let l = labels.as_ref()?;
+        let pairs: Vec<(&str, &str)> = METHOD_LABELS
+            .iter()
+            .copied()
+            .zip(l.iter().map(String::as_str))
+            .collect();
+        Some(fibrpc_bvar::registry::labeled_name(family, &pairs))
     }
 
     /// A snapshot of the counters.

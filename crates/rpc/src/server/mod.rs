@@ -372,15 +372,13 @@ impl Server {
         Ok(())
     }
 
-    /// Exposes each method's counters as bvars named like bRPC's
-    /// (`rpc_server_8000_example_echo_service_echo_qps`, ...).
+    /// Exposes each method's counters as one label combination of the
+    /// per-method bvar families (`rpc_server_method_qps{port="8000",
+    /// service="example.EchoService",method="Echo"}`, ...).
     fn expose_vars(&self, port: u16) {
         for (name, entry) in self.services.iter() {
             for (method, status) in entry.service.method_names().iter().zip(&entry.status) {
-                // bvar normalizes the name as bRPC does:
-                // `example.EchoService` -> `example_echo_service`.
-                let prefix = format!("rpc_server_{port}_{name}_{method}");
-                if let Err(e) = status.expose(&prefix) {
+                if let Err(e) = status.expose(port, name, method) {
                     tracing::warn!(
                         service = %name,
                         method = %method,
