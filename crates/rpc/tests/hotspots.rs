@@ -98,7 +98,11 @@ fn assert_svg(r: &Reply) {
         "{}",
         &body[..body.len().min(200)]
     );
-    assert!(body.ends_with("</svg>"), "{}", &body[body.len().saturating_sub(200)..]);
+    assert!(
+        body.ends_with("</svg>"),
+        "{}",
+        &body[body.len().saturating_sub(200)..]
+    );
 }
 
 #[test]
@@ -161,7 +165,10 @@ fn contention_profile_names_the_fibers_that_waited() {
     let profile = thread::spawn(move || get(addr, "/hotspots/contention?seconds=2", &[]));
     let t0 = Instant::now();
     while !fibrpc::fiber::sync::contention::is_running() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the profile never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the profile never started"
+        );
         thread::sleep(Duration::from_millis(5));
     }
     let m = Arc::new(fibrpc::fiber::sync::Mutex::new(0u64));
@@ -207,7 +214,8 @@ fn seconds_is_clamped_or_refused() {
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/html"), "{r:?}");
     assert!(
-        r.body.contains("data=\"/hotspots/cpu?seconds=60&amp;format=svg\""),
+        r.body
+            .contains("data=\"/hotspots/cpu?seconds=60&amp;format=svg\""),
         "{}",
         r.body
     );
@@ -218,13 +226,20 @@ fn index_heap_and_unknown_pages() {
     let (_server, addr) = start(ServerOptions::default());
     let r = get(addr, "/hotspots", &[("Accept", "text/html")]);
     assert_eq!(r.status, 200);
-    assert!(r.body.contains("href=\"/hotspots/cpu?seconds=10\""), "{}", r.body);
+    assert!(
+        r.body.contains("href=\"/hotspots/cpu?seconds=10\""),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("href=\"/hotspots/contention?seconds=10\""));
     let r = get(addr, "/", &[]);
     assert!(r.body.contains("/hotspots"), "{}", r.body);
     let r = get(addr, "/hotspots/heap", &[]);
     assert_eq!(r.status, 501, "{r:?}");
-    assert!(r.body.contains("allocator") && r.body.contains("jemalloc"), "{r:?}");
+    assert!(
+        r.body.contains("allocator") && r.body.contains("jemalloc"),
+        "{r:?}"
+    );
     let r = get(addr, "/hotspots/nosuch", &[]);
     assert_eq!(r.status, 404, "{r:?}");
 }
@@ -239,7 +254,11 @@ fn hotspots_keep_to_the_internal_port() {
         internal_port: Some(internal),
         ..Default::default()
     });
-    for path in ["/hotspots", "/hotspots/cpu?seconds=1", "/hotspots/contention"] {
+    for path in [
+        "/hotspots",
+        "/hotspots/cpu?seconds=1",
+        "/hotspots/contention",
+    ] {
         let r = get(addr, path, &[]);
         assert_eq!(r.status, 403, "{path}: {r:?}");
     }

@@ -148,7 +148,13 @@ impl ContentionProfile {
         for (ips, (ns, n)) in table.by_stack {
             let mut frames: Vec<String> = Vec::with_capacity(ips.len());
             for &ip in ips.iter() {
-                frames.extend(names.entry(ip).or_insert_with(|| symbols(ip)).iter().cloned());
+                frames.extend(
+                    names
+                        .entry(ip)
+                        .or_insert_with(|| symbols(ip))
+                        .iter()
+                        .cloned(),
+                );
             }
             // Drop the profiler's own frames (the capture and the unwinder).
             let skip = frames

@@ -114,9 +114,7 @@ fn seconds(req: &Request<IOBuf>) -> Result<u64, Response<IOBuf>> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(text(
             StatusCode::BAD_REQUEST,
-            format!(
-                "seconds={v}: want a whole number of seconds (clamped to 1..{MAX_SECONDS})\n"
-            ),
+            format!("seconds={v}: want a whole number of seconds (clamped to 1..{MAX_SECONDS})\n"),
         ));
     }
     // All digits: too many for a u64 is just a very long request.
