@@ -172,7 +172,7 @@ impl ContentionProfile {
                 table.other.1,
             ));
         }
-        stacks.sort_by(|a, b| b.1.cmp(&a.1));
+        stacks.sort_by_key(|s| std::cmp::Reverse(s.1));
         ContentionProfile { stacks }
     }
 

@@ -105,16 +105,15 @@ fn index(req: &Request<IOBuf>) -> Response<IOBuf> {
     page.finish()
 }
 
-/// `seconds=` of the request, clamped; an error answer if it is not a
-/// whole number.
-fn seconds(req: &Request<IOBuf>) -> Result<u64, Response<IOBuf>> {
+/// `seconds=` of the request, clamped; why not, if it is not a whole
+/// number.
+fn seconds(req: &Request<IOBuf>) -> Result<u64, String> {
     let Some(v) = query_param(req, "seconds") else {
         return Ok(DEFAULT_SECONDS);
     };
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("seconds={v}: want a whole number of seconds (clamped to 1..{MAX_SECONDS})\n"),
+        return Err(format!(
+            "seconds={v}: want a whole number of seconds (clamped to 1..{MAX_SECONDS})\n"
         ));
     }
     // All digits: too many for a u64 is just a very long request.
@@ -126,7 +125,7 @@ fn seconds(req: &Request<IOBuf>) -> Result<u64, Response<IOBuf>> {
 fn profile(req: &Request<IOBuf>, kind: &str) -> Response<IOBuf> {
     let secs = match seconds(req) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(why) => return text(StatusCode::BAD_REQUEST, why),
     };
     let svg_only = query_param(req, "format") == Some("svg") || Format::of(req) == Format::Text;
     if !svg_only {
@@ -257,7 +256,7 @@ mod tests {
             .uri(format!("/hotspots/cpu{q}"))
             .body(IOBuf::new())
             .unwrap();
-        seconds(&req).map_err(|r| r.status())
+        seconds(&req).map_err(|_| StatusCode::BAD_REQUEST)
     }
 
     #[test]
