@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Checks a PNG screenshot of /vars: not blank, and a chart was drawn.
+With --min-flame-pixels N (for /hotspots), checks for a flame graph instead
+of a chart line: at least N pixels of the flame palette (red to yellow:
+R >= 200, B <= 60, G <= 235).
 
 Usage: check_screenshot.py FILE.png [--min-colors N] [--min-line-pixels N]
+                           [--min-flame-pixels N]
 
 Decodes the PNG with the standard library only (8-bit RGB or RGBA,
 non-interlaced, all five filter types), then asserts that the image has
@@ -90,16 +94,23 @@ def read_png(path):
 def main():
     args = sys.argv[1:]
     if not args:
-        print("usage: check_screenshot.py FILE.png [--min-colors N] [--min-line-pixels N]", file=sys.stderr)
+        print(
+            "usage: check_screenshot.py FILE.png [--min-colors N] [--min-line-pixels N]"
+            " [--min-flame-pixels N]",
+            file=sys.stderr,
+        )
         return 2
     path = args[0]
-    min_colors, min_line = 50, 300
+    min_colors, min_line, min_flame = 50, 300, 0
     i = 1
     while i < len(args):
         if args[i] == "--min-colors":
             min_colors = int(args[i + 1])
         elif args[i] == "--min-line-pixels":
             min_line = int(args[i + 1])
+        elif args[i] == "--min-flame-pixels":
+            min_flame = int(args[i + 1])
+            min_line = 0
         else:
             print(f"check_screenshot: unknown flag {args[i]}", file=sys.stderr)
             return 2
@@ -111,6 +122,7 @@ def main():
         return 1
     colors = set()
     line_pixels = 0
+    flame_pixels = 0
     r0, g0, b0 = LINE
     for row in rows:
         for x in range(0, len(row), bpp):
@@ -118,9 +130,11 @@ def main():
             colors.add((r, g, b))
             if abs(r - r0) <= TOLERANCE and abs(g - g0) <= TOLERANCE and abs(b - b0) <= TOLERANCE:
                 line_pixels += 1
+            if r >= 200 and b <= 60 and g <= 235:
+                flame_pixels += 1
     print(
         f"check_screenshot: {path}: {width}x{height}, {len(colors)} distinct colors, "
-        f"{line_pixels} chart-line pixels (#2f6fed +-{TOLERANCE})"
+        f"{line_pixels} chart-line pixels (#2f6fed +-{TOLERANCE}), {flame_pixels} flame pixels"
     )
     ok = True
     if len(colors) < min_colors:
@@ -129,6 +143,12 @@ def main():
     if line_pixels < min_line:
         print(
             f"check_screenshot: no chart drawn: {line_pixels} line-color pixels < {min_line}",
+            file=sys.stderr,
+        )
+        ok = False
+    if flame_pixels < min_flame:
+        print(
+            f"check_screenshot: no flame graph drawn: {flame_pixels} flame-color pixels < {min_flame}",
             file=sys.stderr,
         )
         ok = False

@@ -435,6 +435,28 @@ drawn=$(sed -n 's/.*<body[^>]*data-charts-drawn="\([0-9]*\)".*/\1/p' "$OUT/statu
   { grep -o '<body[^>]*>' "$OUT/status_dom.html" >&2 || true; die "chromium: /status sparklines never drew"; }
 ok "chromium /status: sparklines drawn $drawn times"
 
+# ---------------------------------------------------------------- hotspots
+# The echo_client above still calls, so the CPU profile has samples.
+log "/hotspots: CPU flame graph (curl, headless chromium)"
+expect hot_cpu.svg '/hotspots/cpu?seconds=1' 200
+[ "$CTYPE" = image/svg+xml ] || die "/hotspots/cpu: content type '$CTYPE'"
+head -c 200 "$OUT/hot_cpu.svg" | grep -qE '^(<\?xml|<svg)' || die "/hotspots/cpu: not an SVG"
+tail -c 50 "$OUT/hot_cpu.svg" | grep -q '</svg>' || die "/hotspots/cpu: the SVG is not complete"
+has hot_cpu.svg 'CPU, 1 s'
+expect hot_bad.txt '/hotspots/cpu?seconds=abc' 400
+expect hot_heap.txt /hotspots/heap 501
+has hot_heap.txt allocator
+# The console page shows the graph in an <object>; chromium loads it (a
+# 1 s profile) and must draw flames.
+URL="$BASE/hotspots/cpu?seconds=1"
+HEIGHT=900
+chrome "$OUT/chrome_hotspots.log" --screenshot="$OUT/hotspots.png" ||
+  { tail -20 "$OUT/chrome_hotspots.log.stderr" >&2; die "chromium --screenshot of /hotspots/cpu failed"; }
+[ -s "$OUT/hotspots.png" ] || die "chromium wrote no screenshot of /hotspots/cpu"
+python3 "$SCRIPTS/check_screenshot.py" "$OUT/hotspots.png" --min-flame-pixels 2000 | sed 's/^/   /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "screenshot check failed ($OUT/hotspots.png)"
+ok "/hotspots/cpu: SVG flame graph; bad seconds 400; heap 501; screenshot $OUT/hotspots.png shows flames"
+
 # ---------------------------------------------------------------- wrk
 log "wrk against http_hello"
 start_server http_hello "$OUT/http_hello.log" "listening on" \

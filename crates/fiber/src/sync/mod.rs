@@ -14,6 +14,7 @@
 //! | [`Semaphore`] | counting semaphore with RAII permits |
 //! | [`CountdownEvent`] | bRPC's `CountdownEvent`: wait for N signals |
 //! | [`mpsc`] | unbounded and bounded (incl. rendezvous) channels |
+//! | [`contention`] | profiling of where `Mutex`/`RwLock` waiters waited |
 //!
 //! # Decisions common to all primitives
 //!
@@ -63,6 +64,7 @@
 //! ```
 
 mod condvar;
+pub mod contention;
 mod countdown;
 pub mod mpsc;
 mod mutex;

@@ -78,6 +78,22 @@ impl RawMutex {
             }
             std::hint::spin_loop();
         }
+        // Off, contention profiling costs this one relaxed load, and only
+        // here, after the spin, when the lock really is contended.
+        match super::contention::probe() {
+            None => self.lock_wait(w),
+            Some(p) => {
+                let r = self.lock_wait(w);
+                p.finish();
+                r
+            }
+        }
+    }
+
+    /// The parking part of `lock_slow`.
+    #[inline]
+    fn lock_wait(&self, w: &mut Wait) -> Result<(), Stop> {
+        let v = self.butex.value();
         loop {
             // Taking the lock this way leaves it CONTENDED: we cannot know
             // whether others still wait, so our unlock must wake.

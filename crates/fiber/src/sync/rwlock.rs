@@ -97,6 +97,20 @@ impl RawRwLock {
 
     #[cold]
     fn read_contended(&self, w: &mut Wait) -> Result<(), Stop> {
+        // Off, contention profiling costs this one relaxed load.
+        match super::contention::probe() {
+            None => self.read_wait(w),
+            Some(p) => {
+                let r = self.read_wait(w);
+                p.finish();
+                r
+            }
+        }
+    }
+
+    /// The waiting part of `read_contended`.
+    #[inline]
+    fn read_wait(&self, w: &mut Wait) -> Result<(), Stop> {
         let mut s = self.st().load(Ordering::Relaxed);
         loop {
             if is_read_lockable(s) {
@@ -165,6 +179,20 @@ impl RawRwLock {
 
     #[cold]
     fn write_contended(&self, w: &mut Wait) -> Result<(), Stop> {
+        // Off, contention profiling costs this one relaxed load.
+        match super::contention::probe() {
+            None => self.write_wait(w),
+            Some(p) => {
+                let r = self.write_wait(w);
+                p.finish();
+                r
+            }
+        }
+    }
+
+    /// The waiting part of `write_contended`.
+    #[inline]
+    fn write_wait(&self, w: &mut Wait) -> Result<(), Stop> {
         let mut s = self.st().load(Ordering::Relaxed);
         let mut other_writers_waiting = 0;
         loop {

@@ -15,6 +15,7 @@
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
 //! | `/rpcz` | recent traced calls (filters; `?trace=ID` for one trace's tree; `?format=json`) |
+//! | `/hotspots` | CPU and lock-contention profiles as flame graphs (`/hotspots/cpu?seconds=N`, `/hotspots/contention?seconds=N`) |
 //! | `/health` | `OK` |
 //! | `/version` | fibrpc's version |
 //!
@@ -67,6 +68,7 @@ mod cluster;
 mod connections;
 mod fibers;
 mod flags;
+mod hotspots;
 mod index;
 mod metrics;
 mod origin;
@@ -139,6 +141,11 @@ pub(crate) static PAGES: &[Builtin] = &[
         path: "/rpcz",
         about: "recent traced calls (flag enable_rpcz); ?trace=ID shows one trace",
         handler: rpcz::serve,
+    },
+    Builtin {
+        path: "/hotspots",
+        about: "CPU and lock-contention profiles as flame graphs (/hotspots/cpu?seconds=N)",
+        handler: hotspots::serve,
     },
     Builtin {
         path: "/health",
