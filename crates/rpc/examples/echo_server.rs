@@ -12,7 +12,9 @@
 //! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
 //! (serve the console only on port N; 403 on the public port),
 //! `--register etcd://host:port/prefix` (register in etcd while running,
-//! for clients using that URL as their naming service),
+//! for clients using that URL as their naming service), `--dump DIR`
+//! (sample every request to files in DIR, bRPC's rpc_dump, for
+//! `fibrpc_press --replay DIR`),
 //! `--tls-cert cert.pem --tls-key key.pem` (serve TLS too, on the same
 //! port: a connection's first byte decides), `--tls-required` (refuse
 //! plaintext), `--tls-client-ca ca.pem` (mutual TLS: require a client
@@ -28,6 +30,7 @@ use std::time::Duration;
 #[path = "common/stop.rs"]
 mod stop;
 
+use fibrpc::rpc_dump::RpcDumpOptions;
 use fibrpc::tls::TlsServerConfig;
 use fibrpc::{Controller, RpcError, Server, ServerOptions};
 use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
@@ -91,6 +94,7 @@ fn main() {
                 )
             }
             "--register" => options.register = Some(value()),
+            "--dump" => options.rpc_dump = Some(RpcDumpOptions::new(value())),
             "--tls-cert" => tls_cert = Some(value()),
             "--tls-key" => tls_key = Some(value()),
             "--tls-required" => options.tls_required = true,
@@ -170,7 +174,7 @@ fn usage(err: &str) -> ! {
     }
     eprintln!(
         "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
-         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] \
+         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] [--dump DIR] \
          [--tls-cert cert.pem --tls-key key.pem [--tls-required] [--tls-client-ca ca.pem]]"
     );
     std::process::exit(2);

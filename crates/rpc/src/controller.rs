@@ -48,6 +48,9 @@ pub struct Controller {
     pub(crate) request_user_fields: std::collections::BTreeMap<String, String>,
     /// Server side, over HTTP: the request's headers.
     pub(crate) http_request_headers: http::HeaderMap,
+    /// Server side: the protocol the request came in with (`""` when
+    /// the protocol did not say), for the rpc dump.
+    pub(crate) protocol: &'static str,
 }
 
 impl Controller {

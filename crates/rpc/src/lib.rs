@@ -34,6 +34,7 @@ pub mod http;
 mod input_messenger;
 pub mod interceptor;
 pub mod protocol;
+pub mod rpc_dump;
 pub mod server;
 mod service;
 pub mod socket;

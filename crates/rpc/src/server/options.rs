@@ -145,6 +145,11 @@ pub struct ServerOptions {
     /// Run around every method call, in order (default: none). See
     /// [`crate::interceptor`].
     pub interceptors: Vec<std::sync::Arc<dyn crate::interceptor::ServerInterceptor>>,
+    /// Samples requests to files for replay (bRPC's `rpc_dump`; default
+    /// `None`: nothing is dumped). The directory is created at
+    /// [`Server::start`](super::Server::start), which fails if it cannot
+    /// be. See [`crate::rpc_dump`] for the format and the limits.
+    pub rpc_dump: Option<crate::rpc_dump::RpcDumpOptions>,
 }
 
 impl Default for ServerOptions {
@@ -170,6 +175,7 @@ impl Default for ServerOptions {
             tls_required: false,
             auth: None,
             interceptors: Vec::new(),
+            rpc_dump: None,
         }
     }
 }

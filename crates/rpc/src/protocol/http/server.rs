@@ -290,6 +290,7 @@ fn call_pb(
     };
     let mut cntl = ctx.new_controller(&out.sock);
     cntl.http_request_headers = headers;
+    cntl.protocol = "http";
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
     let (request, json_response) = match json {
