@@ -37,3 +37,9 @@ pub fn signal_or_after(limit: Option<Duration>) -> impl Future<Output = ()> {
         Poll::Pending
     })
 }
+
+/// Parses `--duration SECS` (fractions allowed) for clap.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
