@@ -1,56 +1,24 @@
-//! A minimal `--flag VALUE` parser: the binaries take a handful of numeric
-//! flags, which is not worth a dependency.
+//! Command-line helpers shared by the tools and the bench binaries, which
+//! parse their flags with clap: value parsers for seconds and counts, the
+//! `--port`/`--workers` flags of the peer servers, and the line the bench
+//! scripts wait for.
 
-use std::fmt::Display;
-use std::str::FromStr;
+use std::time::Duration;
 
-/// The arguments after the program name, consumed flag by flag.
-pub struct Args {
-    rest: std::vec::IntoIter<String>,
-    usage: &'static str,
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+/// Parses seconds (fractions allowed: `--warmup 0.5`); negative, NaN or
+/// huge values are errors.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
 }
 
-impl Args {
-    /// Takes the process arguments; `usage` is printed on any error.
-    pub fn from_env(usage: &'static str) -> Self {
-        let rest: Vec<String> = std::env::args().skip(1).collect();
-        Self {
-            rest: rest.into_iter(),
-            usage,
-        }
-    }
-
-    /// The next flag, or `None` when all are consumed.
-    pub fn next_flag(&mut self) -> Option<String> {
-        self.rest.next()
-    }
-
-    /// Parses the value that follows `flag`; exits with the usage on error.
-    pub fn value<T: FromStr>(&mut self, flag: &str) -> T
-    where
-        T::Err: Display,
-    {
-        let Some(raw) = self.rest.next() else {
-            self.fail(&format!("{flag} needs a value"));
-        };
-        raw.parse()
-            .unwrap_or_else(|e| self.fail(&format!("bad value {raw:?} for {flag}: {e}")))
-    }
-
-    /// Handles a flag the caller does not know: `--help`/`-h` prints the
-    /// usage and exits 0, anything else is an error.
-    pub fn unknown(&self, flag: &str) -> ! {
-        if flag == "--help" || flag == "-h" {
-            println!("{}", self.usage);
-            std::process::exit(0);
-        }
-        self.fail(&format!("unknown flag {flag:?}"))
-    }
-
-    /// Prints `msg` and the usage to stderr and exits with status 2.
-    pub fn fail(&self, msg: &str) -> ! {
-        eprintln!("error: {msg}\n{}", self.usage);
-        std::process::exit(2);
+/// Parses a count that must be at least 1.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>().map_err(|e| format!("{e}"))? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
     }
 }
 
@@ -65,21 +33,28 @@ pub fn announce_listening(addr: std::net::SocketAddr) {
     let _ = out.flush();
 }
 
+/// The flags of a peer server of the benches.
+#[derive(Parser, Debug)]
+struct ServerFlags {
+    /// The port (0: any free port, printed as `listening on ADDR`).
+    #[arg(short, long)]
+    port: Option<u16>,
+    /// Worker threads.
+    #[arg(short, long, default_value_t = 2, value_parser = at_least_one)]
+    workers: usize,
+}
+
 /// Parses `--port P` and `--workers W` for a peer server of the benches,
 /// with defaults (`--port 0` = any free port, reported by
-/// [`announce_listening`]; 2 workers).
+/// [`announce_listening`]; 2 workers). `usage` is shown by `--help` and
+/// on errors, which exit with status 2.
 pub fn server_flags(usage: &'static str, default_port: u16) -> (u16, usize) {
-    let mut args = Args::from_env(usage);
-    let (mut port, mut workers) = (default_port, 2);
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--port" | "-p" => port = args.value(&flag),
-            "--workers" | "-w" => workers = args.value(&flag),
-            other => args.unknown(other),
-        }
-    }
-    if workers == 0 {
-        args.fail("--workers must be at least 1");
-    }
-    (port, workers)
+    let usage = usage.strip_prefix("usage: ").unwrap_or(usage);
+    let name = usage.split_whitespace().next().unwrap_or("server");
+    let matches = ServerFlags::command()
+        .name(name)
+        .override_usage(usage)
+        .get_matches();
+    let flags = ServerFlags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (flags.port.unwrap_or(default_port), flags.workers)
 }

@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod dynamic;
 pub mod floor;
 pub mod press;
 pub mod proc_stats;

@@ -40,60 +40,59 @@ struct Opts {
     runtimes: Vec<String>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: fiber_bench [--quick] [--case NAME]... [--runtime fibrpc|tokio|may]... \
-         [--reps N] [--target-ms T] [--list]\n\
-         cases: {}",
-        Case::ALL.map(|c| c.key()).join(", ")
-    );
-    std::process::exit(2)
+/// The flags, as clap parses them.
+#[derive(clap::Parser)]
+#[command(name = "fiber_bench", after_help = cases_help())]
+struct Flags {
+    /// A few short runs of every path (a smoke test).
+    #[arg(long)]
+    quick: bool,
+    /// Cases to run (repeatable, or comma-separated; default all).
+    #[arg(long = "case", value_delimiter = ',', value_parser = parse_case)]
+    cases: Vec<Case>,
+    /// Runtimes to measure (repeatable, or comma-separated; default all).
+    #[arg(long = "runtime", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(["fibrpc", "tokio", "may"]))]
+    runtimes: Vec<String>,
+    /// Runs per measurement.
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Target duration of one run, ms.
+    #[arg(long)]
+    target_ms: Option<u64>,
+    /// Internal: measure one may case in this child process.
+    #[arg(long, hide = true, value_parser = parse_case)]
+    may_child: Option<Case>,
+    /// List the cases and exit.
+    #[arg(long)]
+    list: bool,
 }
 
-fn parse_case(s: &str) -> Case {
-    Case::from_key(s).unwrap_or_else(|| {
-        eprintln!("unknown case {s:?}");
-        usage()
-    })
+fn cases_help() -> String {
+    format!("cases: {}", Case::ALL.map(|c| c.key()).join(", "))
+}
+
+fn parse_case(s: &str) -> Result<Case, String> {
+    Case::from_key(s).ok_or_else(|| format!("unknown case {s:?}; {}", cases_help()))
 }
 
 fn parse_opts() -> Opts {
-    let mut args = std::env::args().skip(1);
-    let mut quick = false;
-    let mut cases = Vec::new();
-    let mut reps = None;
-    let mut target_ms = None;
-    let mut may_child = None;
-    let mut runtimes = Vec::new();
-    while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage());
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--case" => {
-                for k in value().split(',') {
-                    cases.push(parse_case(k));
-                }
-            }
-            "--reps" => reps = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--target-ms" => target_ms = Some(value().parse().unwrap_or_else(|_| usage())),
-            "--runtime" => {
-                for r in value().split(',') {
-                    if !["fibrpc", "tokio", "may"].contains(&r) {
-                        usage()
-                    }
-                    runtimes.push(r.to_string());
-                }
-            }
-            "--may-child" => may_child = Some(parse_case(&value())),
-            "--list" => {
-                for c in Case::ALL {
-                    println!("{:<22} {}", c.key(), c.label());
-                }
-                std::process::exit(0)
-            }
-            _ => usage(),
+    let flags = <Flags as clap::Parser>::parse();
+    if flags.list {
+        for c in Case::ALL {
+            println!("{:<22} {}", c.key(), c.label());
         }
+        std::process::exit(0)
     }
+    let Flags {
+        quick,
+        mut cases,
+        mut runtimes,
+        reps,
+        target_ms,
+        may_child,
+        ..
+    } = flags;
     if cases.is_empty() {
         cases = Case::ALL.to_vec();
     }

@@ -36,44 +36,74 @@ use fibrpc::tls::TlsClientConfig;
 use fibrpc::{Channel, ChannelOptions, Controller};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 
+/// bRPC's echo client.
+#[derive(clap::Parser)]
+#[command(name = "echo_client")]
+struct Flags {
+    /// host:port, or a naming URL: list://, file://, dns://, etcd://host:port/prefix.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    server: String,
+    /// The load balancer for a naming URL: rr, wrr, random, la, c_murmurhash, c_md5.
+    #[arg(long, default_value = "rr")]
+    lb: String,
+    /// The attachment of every request.
+    #[arg(long, default_value = "")]
+    attachment: String,
+    /// Milliseconds between calls.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Calls to make (0: until killed).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// The timeout of a call.
+    #[arg(long, default_value_t = 100)]
+    timeout_ms: u64,
+    /// Retries of a failed call.
+    #[arg(long, default_value_t = 3)]
+    max_retry: u32,
+    /// single, pooled or short.
+    #[arg(long)]
+    connection_type: Option<fibrpc::ConnectionType>,
+    /// Speak TLS, trusting this CA.
+    #[arg(long)]
+    tls_ca: Option<String>,
+    /// Present this client certificate (PEM).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// The name to verify the server's certificate against (default: its IP address).
+    #[arg(long, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Record each call's rpcz span (printed with RUST_LOG=fibrpc::rpcz=debug).
+    #[arg(long)]
+    enable_rpcz: bool,
+}
+
 fn main() {
     logging::init();
-    let mut server = "127.0.0.1:8000".to_string();
-    let mut lb = "rr".to_string();
-    let mut attachment = String::new();
-    let mut interval = Duration::from_millis(1000);
-    let mut count = 0u64;
+    let flags = <Flags as clap::Parser>::parse();
+    if flags.enable_rpcz {
+        fibrpc::rpcz::set_enabled(true);
+    }
+    let (server, lb, attachment) = (flags.server, flags.lb, flags.attachment);
+    let interval = Duration::from_millis(flags.interval_ms);
+    let count = flags.count;
     let mut options = ChannelOptions {
-        timeout: Some(Duration::from_millis(100)),
+        timeout: Some(Duration::from_millis(flags.timeout_ms)),
+        max_retry: flags.max_retry,
         ..Default::default()
     };
-    let (mut tls_ca, mut tls_cert, mut tls_key, mut tls_name) = (None, None, None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--server" => server = value(),
-            "--lb" => lb = value(),
-            "--attachment" => attachment = value(),
-            "--interval-ms" => interval = Duration::from_millis(num(&value())),
-            "--count" => count = num(&value()),
-            "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
-            "--max-retry" => options.max_retry = num(&value()) as u32,
-            "--connection-type" => {
-                options.connection_type = value().parse().unwrap_or_else(|e: String| usage(&e))
-            }
-            "--tls-ca" => tls_ca = Some(value()),
-            "--tls-cert" => tls_cert = Some(value()),
-            "--tls-key" => tls_key = Some(value()),
-            "--tls-server-name" => tls_name = Some(value()),
-            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
+    if let Some(t) = flags.connection_type {
+        options.connection_type = t;
     }
+    let (tls_ca, tls_cert, tls_key, tls_name) = (
+        flags.tls_ca,
+        flags.tls_cert,
+        flags.tls_key,
+        flags.tls_server_name,
+    );
     options.tls = tls_config(tls_ca, tls_cert, tls_key, tls_name);
     let channel = if server.contains("://") {
         Channel::with_naming(&server, &lb, options)
@@ -120,12 +150,8 @@ fn tls_config(
     key: Option<String>,
     name: Option<String>,
 ) -> Option<TlsClientConfig> {
-    let Some(ca) = ca else {
-        if cert.is_some() || key.is_some() || name.is_some() {
-            usage("--tls-cert, --tls-key and --tls-server-name need --tls-ca");
-        }
-        return None;
-    };
+    // clap makes --tls-cert, --tls-key and --tls-server-name need --tls-ca.
+    let ca = ca?;
     let fail = |e: fibrpc::RpcError| -> ! {
         eprintln!("echo_client: {e}");
         std::process::exit(1);
@@ -134,39 +160,17 @@ fn tls_config(
     if let Some(name) = name {
         config = config.with_server_name(&name).unwrap_or_else(|e| fail(e));
     }
-    match (cert, key) {
-        (Some(cert), Some(key)) => {
-            let read = |p: &str| {
-                std::fs::read(p).unwrap_or_else(|e| {
-                    eprintln!("echo_client: cannot read {p}: {e}");
-                    std::process::exit(1);
-                })
-            };
-            config = config
-                .with_client_cert_pem(&read(&cert), &read(&key))
-                .unwrap_or_else(|e| fail(e));
-        }
-        (None, None) => {}
-        _ => usage("--tls-cert and --tls-key go together"),
+    // clap makes the two come together.
+    if let (Some(cert), Some(key)) = (cert, key) {
+        let read = |p: &str| {
+            std::fs::read(p).unwrap_or_else(|e| {
+                eprintln!("echo_client: cannot read {p}: {e}");
+                std::process::exit(1);
+            })
+        };
+        config = config
+            .with_client_cert_pem(&read(&cert), &read(&key))
+            .unwrap_or_else(|e| fail(e));
     }
     Some(config)
-}
-
-fn num(s: &str) -> u64 {
-    s.parse()
-        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("echo_client: {err}");
-    }
-    eprintln!(
-        "usage: echo_client [--server 127.0.0.1:8000|list://h:p,h:p|etcd://h:p/prefix] \
-         [--lb rr] [--attachment TEXT] [--interval-ms 1000] \
-         [--count N] [--timeout-ms 100] [--max-retry 3] [--connection-type single|pooled|short] \
-         [--tls-ca ca.pem [--tls-cert c.pem --tls-key k.pem] [--tls-server-name NAME]] \
-         [--enable-rpcz]"
-    );
-    std::process::exit(2);
 }

@@ -12,7 +12,9 @@
 //! `/flags/NAME?setvalue=V`; read-only otherwise), `--internal-port N`
 //! (serve the console only on port N; 403 on the public port),
 //! `--register etcd://host:port/prefix` (register in etcd while running,
-//! for clients using that URL as their naming service),
+//! for clients using that URL as their naming service), `--dump DIR`
+//! (sample every request to files in DIR, bRPC's rpc_dump, for
+//! `fibrpc_press --replay DIR`),
 //! `--tls-cert cert.pem --tls-key key.pem` (serve TLS too, on the same
 //! port: a connection's first byte decides), `--tls-required` (refuse
 //! plaintext), `--tls-client-ca ca.pem` (mutual TLS: require a client
@@ -31,6 +33,7 @@ use std::time::Duration;
 #[path = "common/stop.rs"]
 mod stop;
 
+use fibrpc::rpc_dump::RpcDumpOptions;
 use fibrpc::tls::TlsServerConfig;
 use fibrpc::{Controller, RpcError, Server, ServerOptions};
 use fibrpc_example::{EchoRequest, EchoResponse, EchoService, EchoServiceServer};
@@ -60,52 +63,80 @@ impl EchoService for Echo {
     }
 }
 
+/// bRPC's echo server.
+#[derive(clap::Parser)]
+#[command(name = "echo_server")]
+struct Flags {
+    /// The port.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Requests handled at once at most (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_concurrency: usize,
+    /// Print every request.
+    #[arg(long)]
+    verbose: bool,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_parser = stop::parse_secs)]
+    duration: Option<Duration>,
+    /// Let the console set flags (/flags/NAME?setvalue=V).
+    #[arg(long)]
+    console_flags_writable: bool,
+    /// Serve the console only on this port (403 on the public one).
+    #[arg(long)]
+    internal_port: Option<u16>,
+    /// Register in etcd while running: etcd://host:port/prefix.
+    #[arg(long)]
+    register: Option<String>,
+    /// Sample every request to files in DIR (bRPC's rpc_dump), for
+    /// `fibrpc_press --replay DIR`.
+    #[arg(long, value_name = "DIR")]
+    dump: Option<String>,
+    /// Serve TLS too with this certificate (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// Refuse plaintext connections.
+    #[arg(long, requires = "tls_cert")]
+    tls_required: bool,
+    /// Mutual TLS: require a client certificate this CA signed.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<String>,
+    /// Trace calls (see them at /rpcz).
+    #[arg(long)]
+    enable_rpcz: bool,
+    /// With --enable-rpcz: the fraction of calls traced, 0..=1.
+    #[arg(long, value_name = "R", requires = "enable_rpcz")]
+    rpcz_sample_rate: Option<String>,
+}
+
 fn main() {
     logging::init();
-    let mut port = 8000u16;
-    let mut options = ServerOptions::default();
-    let mut verbose = false;
-    let mut duration = None;
-    let (mut tls_cert, mut tls_key, mut tls_client_ca) = (None, None, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
-            "--max-concurrency" => {
-                options.max_concurrency = value()
-                    .parse()
-                    .unwrap_or_else(|_| usage("bad --max-concurrency"))
-            }
-            "--duration" => {
-                duration = Some(Duration::from_secs_f64(
-                    value().parse().unwrap_or_else(|_| usage("bad --duration")),
-                ))
-            }
-            "--console-flags-writable" => options.console_flags_writable = true,
-            "--internal-port" => {
-                options.internal_port = Some(
-                    value()
-                        .parse()
-                        .unwrap_or_else(|_| usage("bad --internal-port")),
-                )
-            }
-            "--register" => options.register = Some(value()),
-            "--tls-cert" => tls_cert = Some(value()),
-            "--tls-key" => tls_key = Some(value()),
-            "--tls-required" => options.tls_required = true,
-            "--tls-client-ca" => tls_client_ca = Some(value()),
-            "--enable-rpcz" => fibrpc::rpcz::set_enabled(true),
-            "--rpcz-sample-rate" => fibrpc::flags::set("rpcz_sample_rate", &value())
-                .unwrap_or_else(|e| usage(&format!("bad --rpcz-sample-rate: {e}"))),
-            "--verbose" => verbose = true,
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
+    let flags = <Flags as clap::Parser>::parse();
+    if flags.enable_rpcz {
+        fibrpc::rpcz::set_enabled(true);
+    }
+    if let Some(rate) = &flags.rpcz_sample_rate {
+        if let Err(e) = fibrpc::flags::set("rpcz_sample_rate", rate) {
+            eprintln!("echo_server: bad --rpcz-sample-rate: {e}");
+            std::process::exit(2);
         }
     }
+    let port = flags.port;
+    let verbose = flags.verbose;
+    let duration = flags.duration;
+    let mut options = ServerOptions {
+        max_concurrency: flags.max_concurrency,
+        console_flags_writable: flags.console_flags_writable,
+        internal_port: flags.internal_port,
+        register: flags.register,
+        tls_required: flags.tls_required,
+        rpc_dump: flags.dump.map(RpcDumpOptions::new),
+        ..Default::default()
+    };
+    let (tls_cert, tls_key, tls_client_ca) = (flags.tls_cert, flags.tls_key, flags.tls_client_ca);
     options.tls = tls_config(tls_cert, tls_key, tls_client_ca);
     let tls = match (&options.tls, options.tls_required) {
         (None, _) => "",
@@ -150,8 +181,8 @@ fn tls_config(
 ) -> Option<TlsServerConfig> {
     let (cert, key) = match (cert, key) {
         (Some(c), Some(k)) => (c, k),
-        (None, None) if client_ca.is_none() => return None,
-        _ => usage("--tls-cert and --tls-key go together (and --tls-client-ca needs them)"),
+        // clap makes the flags come together.
+        _ => return None,
     };
     let config = TlsServerConfig::from_pem_files(&cert, &key).unwrap_or_else(|e| {
         eprintln!("echo_server: {e}");
@@ -168,17 +199,4 @@ fn tls_config(
         eprintln!("echo_server: {e}");
         std::process::exit(1);
     }))
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("echo_server: {err}");
-    }
-    eprintln!(
-        "usage: echo_server [--port 8000] [--max-concurrency N] [--verbose] [--duration SECS] \
-         [--console-flags-writable] [--internal-port N] [--register etcd://host:port/prefix] \
-         [--tls-cert cert.pem --tls-key key.pem [--tls-required] [--tls-client-ca ca.pem]] \
-         [--enable-rpcz] [--rpcz-sample-rate R]"
-    );
-    std::process::exit(2);
 }

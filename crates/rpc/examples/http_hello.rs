@@ -30,27 +30,23 @@ fn hello(_req: Request<IOBuf>, _ctx: &HttpContext) -> Response<IOBuf> {
     r
 }
 
+/// The plaintext HTTP benchmark's server (`GET /hello`).
+#[derive(clap::Parser)]
+#[command(name = "http_hello")]
+struct Flags {
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 8100)]
+    port: u16,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_parser = stop::parse_secs)]
+    duration: Option<Duration>,
+}
+
 fn main() {
     logging::init();
-    let mut port = 8100u16;
-    let mut duration = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
-            "--duration" => {
-                duration = Some(Duration::from_secs_f64(
-                    value().parse().unwrap_or_else(|_| usage("bad --duration")),
-                ))
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
-    }
+    let flags = <Flags as clap::Parser>::parse();
+    let port = flags.port;
+    let duration = flags.duration;
     let mut server = Server::new(ServerOptions::default());
     server
         .add_http_handler("/hello", hello)
@@ -61,12 +57,4 @@ fn main() {
     }
     println!("listening on {}", server.listen_addr().unwrap());
     server.run_until(stop::signal_or_after(duration));
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("http_hello: {err}");
-    }
-    eprintln!("usage: http_hello [--port 8100] [--duration SECS]");
-    std::process::exit(2);
 }

@@ -65,6 +65,9 @@ pub struct Controller {
     pub(crate) span: Option<Box<crate::rpcz::Recording>>,
     /// Streams the call opens (client) or the request carries (server).
     pub(crate) streams: crate::protocol::streaming::CallStreams,
+    /// Server side: the protocol the request came in with (`""` when
+    /// the protocol did not say), for the rpc dump.
+    pub(crate) protocol: &'static str,
 }
 
 impl Controller {

@@ -40,6 +40,7 @@ pub mod interceptor;
 pub mod protocol;
 pub mod rpcz;
 pub use protocol::redis;
+pub mod rpc_dump;
 pub mod server;
 mod service;
 pub mod socket;

@@ -1,96 +1,260 @@
-//! fibrpc's press tool (bRPC's `rpc_press` / multi-threaded echo client):
-//! N caller fibers in a closed loop calling `example.EchoService.Echo`,
-//! printing QPS and latency percentiles every second and a summary at the
-//! end. The run is bounded: warm-up plus duration.
+//! fibrpc's press tool (bRPC's `rpc_press`, `rpc_replay` and its
+//! multi-threaded echo client).
+//!
+//! **Any service**: requests written as JSON (one object per line, or a
+//! JSON array), typed by a `.proto` compiled at run time (no `protoc`
+//! needed) or by a descriptor set, sent over baidu_std or HTTP, at a
+//! target rate (open loop, latency from each call's intended start) or
+//! by C callers (closed loop). A live line on stderr when it is a
+//! terminal; a JSON summary on stdout.
 //!
 //! ```text
-//! cargo run --release -p fibrpc-tools --bin fibrpc_press -- \
-//!     --server 127.0.0.1:8000 --concurrency 16 --duration 10
+//! fibrpc_press --server 127.0.0.1:8000 --proto echo.proto \
+//!     --method example.EchoService/Echo --input requests.json \
+//!     --qps 1000 --duration 10 --connections 4
+//! fibrpc_press --server 127.0.0.1:8000 --replay /tmp/dump --qps 500
 //! ```
 //!
-//! Flags: `--server ADDR` (or a naming URL: `list://a,b,c`, `file://`,
-//! `dns://`, `etcd://`), `--lb NAME` (the load balancer for a URL, default
-//! `rr`), `--concurrency N` (callers, default 16),
-//! `--duration SECS` (10), `--warmup SECS` (1), `--request-size BYTES`
-//! (message length, default 16), `--attachment-size BYTES` (0),
-//! `--timeout-ms N` (1000), `--connection-type single|pooled|short`,
-//! `--threads` (caller fibers run on N workers: sets FIBRPC_WORKERS; default
-//! the runtime's), `--server-pid PID` (charge the server its CPU time and
-//! report its RSS), `--tls-ca ca.pem` (speak TLS, trusting that CA),
-//! `--tls-server-name NAME` (verify the server's certificate against NAME
-//! rather than its IP address).
+//! **The echo benchmark** (no `--proto`/`--replay`: the mode the bench
+//! scripts use): C caller fibers in a closed loop calling
+//! `example.EchoService.Echo`, a line per second and a `RESULT {...}`
+//! line at the end.
+//!
+//! ```text
+//! fibrpc_press --server 127.0.0.1:8000 --concurrency 16 --duration 10
+//! ```
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use fibrpc::tls::TlsClientConfig;
-use fibrpc::{Channel, ChannelOptions, Controller, IOBuf};
+use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller, IOBuf};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
-use fibrpc_tools::cli::Args;
+use fibrpc_tools::dynamic::app::{drain_for, run_app, AppConfig, Source};
+use fibrpc_tools::dynamic::run::{LoadConfig, Mode};
+use fibrpc_tools::dynamic::target::Protocol;
 use fibrpc_tools::press::{Press, PressConfig};
 
+/// Load generator for fibrpc and bRPC servers.
+#[derive(Parser, Debug)]
+#[command(
+    name = "fibrpc_press",
+    about = "Load generator for fibrpc and bRPC servers (bRPC's rpc_press and rpc_replay)",
+    after_help = "Protocols: baidu_std and http (the JSON body POSTed to /package.Service/Method). \
+gRPC is not supported yet.\n\
+Without --proto, --descriptor-set or --replay: the echo benchmark \
+(example.EchoService.Echo, closed loop, RESULT line).\n\
+With them: one JSON summary object on stdout; a live line on stderr when it is a terminal."
+)]
+struct Cli {
+    /// host:port, or (baidu_std) a naming URL: list://a,b file:// dns:// etcd://
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    server: String,
+    /// The load balancer for a naming URL.
+    #[arg(long, default_value = "rr")]
+    lb: String,
+    /// The .proto defining --method (compiled at run time).
+    #[arg(long, conflicts_with_all = ["descriptor_set", "replay"])]
+    proto: Option<PathBuf>,
+    /// An import path for --proto (repeatable; its own directory is one).
+    #[arg(short = 'I', long = "include", requires = "proto")]
+    include: Vec<PathBuf>,
+    /// An encoded FileDescriptorSet defining --method, instead of --proto.
+    #[arg(long, conflicts_with = "replay")]
+    descriptor_set: Option<PathBuf>,
+    /// The method to call: package.Service/Method.
+    #[arg(long, requires = "input")]
+    method: Option<String>,
+    /// The requests: JSON objects, one per line, or a JSON array ('-': stdin).
+    #[arg(long, requires = "method")]
+    input: Option<PathBuf>,
+    /// Replay the requests an rpc dump directory holds (each once, unless
+    /// --count or --qps/--duration say otherwise).
+    #[arg(long, conflicts_with_all = ["method", "input"])]
+    replay: Option<PathBuf>,
+    /// baidu_std or http (gRPC: not yet). With --replay: override each
+    /// record's protocol.
+    #[arg(long)]
+    protocol: Option<Protocol>,
+    /// Open loop at this many calls per second.
+    #[arg(long, conflicts_with = "concurrency")]
+    qps: Option<f64>,
+    /// Closed loop with N callers (default 16).
+    #[arg(short = 'c', long)]
+    concurrency: Option<usize>,
+    /// Channels (connections) per protocol.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Open loop: calls in flight at most (the sender waits past it).
+    #[arg(long, default_value_t = 10_000)]
+    max_inflight: usize,
+    /// Stop after this many calls.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds measured (default 10; with --replay and no --qps: until each
+    /// record was sent once).
+    #[arg(short = 'd', long)]
+    duration: Option<f64>,
+    /// Seconds of unmeasured calls first (default 1 for the echo
+    /// benchmark, 0 otherwise).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Echo benchmark: the message length.
+    #[arg(long, default_value_t = 16)]
+    request_size: usize,
+    /// Echo benchmark: the attachment length.
+    #[arg(long, default_value_t = 0)]
+    attachment_size: usize,
+    /// The timeout of a call.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// single, pooled or short.
+    #[arg(long)]
+    connection_type: Option<ConnectionType>,
+    /// Run the caller fibers on N workers (sets FIBRPC_WORKERS).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Echo benchmark: charge the server its CPU time, report its RSS.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Speak TLS, trusting this CA.
+    #[arg(long)]
+    tls_ca: Option<String>,
+    /// Verify the server's certificate against NAME, not its IP address.
+    #[arg(long, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+}
+
 fn main() {
-    let mut server = "127.0.0.1:8000".to_string();
-    let mut lb = "rr".to_string();
-    let mut concurrency = 16usize;
-    let mut config = PressConfig {
-        warmup: Duration::from_secs(1),
-        duration: Duration::from_secs(10),
-        server_pid: None,
-        extra: Vec::new(),
-    };
-    let mut request_size = 16usize;
-    let mut attachment_size = 0usize;
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // Read by the runtime when it starts (at the first fiber call).
+        std::env::set_var("FIBRPC_WORKERS", n.to_string());
+    }
+    let options = channel_options(&cli);
+    if cli.proto.is_some() || cli.descriptor_set.is_some() || cli.replay.is_some() {
+        any_service(&cli, options);
+    } else if cli.method.is_some() {
+        fail(2, "--method needs --proto or --descriptor-set");
+    } else {
+        echo_benchmark(&cli, options);
+    }
+}
+
+fn fail(status: i32, message: &str) -> ! {
+    eprintln!("fibrpc_press: {message}");
+    std::process::exit(status);
+}
+
+fn channel_options(cli: &Cli) -> ChannelOptions {
     let mut options = ChannelOptions {
-        timeout: Some(Duration::from_millis(1000)),
+        timeout: Some(Duration::from_millis(cli.timeout_ms)),
         ..Default::default()
     };
-    let (mut tls_ca, mut tls_name) = (None::<String>, None::<String>);
-    let mut args = Args::from_env(USAGE);
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--server" => server = args.value(&flag),
-            "--lb" => lb = args.value(&flag),
-            "--concurrency" | "-c" => concurrency = args.value(&flag),
-            "--duration" | "-d" => config.duration = Duration::from_secs_f64(args.value(&flag)),
-            "--warmup" => config.warmup = Duration::from_secs_f64(args.value(&flag)),
-            "--request-size" => request_size = args.value(&flag),
-            "--attachment-size" => attachment_size = args.value(&flag),
-            "--timeout-ms" => options.timeout = Some(Duration::from_millis(args.value(&flag))),
-            "--server-pid" => config.server_pid = Some(args.value(&flag)),
-            "--threads" => std::env::set_var("FIBRPC_WORKERS", args.value::<String>(&flag)),
-            "--connection-type" => options.connection_type = args.value(&flag),
-            "--tls-ca" => tls_ca = Some(args.value(&flag)),
-            "--tls-server-name" => tls_name = Some(args.value(&flag)),
-            other => args.unknown(other),
-        }
+    if let Some(t) = cli.connection_type {
+        options.connection_type = t;
     }
-    if let Some(ca) = tls_ca {
-        let tls = TlsClientConfig::from_ca_pem_file(&ca).and_then(|t| match &tls_name {
+    if let Some(ca) = &cli.tls_ca {
+        let tls = TlsClientConfig::from_ca_pem_file(ca).and_then(|t| match &cli.tls_server_name {
             Some(name) => t.with_server_name(name),
             None => Ok(t),
         });
-        options.tls = Some(tls.unwrap_or_else(|e| args.fail(&format!("--tls-ca {ca}: {e}"))));
-    } else if tls_name.is_some() {
-        args.fail("--tls-server-name needs --tls-ca");
+        options.tls = Some(tls.unwrap_or_else(|e| fail(2, &format!("--tls-ca {ca}: {e}"))));
     }
+    options
+}
+
+/// `--proto`/`--descriptor-set`/`--replay`: the summary JSON on stdout.
+fn any_service(cli: &Cli, options: ChannelOptions) {
+    let source = match &cli.replay {
+        Some(dir) => Source::Replay {
+            dir: dir.clone(),
+            protocol: cli.protocol,
+        },
+        None => Source::Json {
+            proto: cli.proto.clone().map(|p| (p, cli.include.clone())),
+            descriptor_set: cli.descriptor_set.clone(),
+            method: cli
+                .method
+                .clone()
+                .unwrap_or_else(|| fail(2, "--proto/--descriptor-set need --method and --input")),
+            input: cli
+                .input
+                .clone()
+                .unwrap_or_else(|| fail(2, "--method needs --input")),
+            protocol: cli.protocol.unwrap_or(Protocol::BaiduStd),
+        },
+    };
+    let mode = match cli.qps {
+        Some(qps) if qps > 0.0 && qps.is_finite() => Mode::Open {
+            qps,
+            max_inflight: cli.max_inflight,
+        },
+        Some(qps) => fail(2, &format!("--qps {qps}: must be above 0")),
+        None => Mode::Closed {
+            concurrency: cli.concurrency.unwrap_or(16),
+        },
+    };
+    // A replay without a rate or a duration ends when each record went
+    // once; give it time enough.
+    let default_duration = if cli.replay.is_some() && cli.qps.is_none() {
+        3600.0
+    } else {
+        10.0
+    };
+    let secs = |v: f64, flag: &str| {
+        Duration::try_from_secs_f64(v).unwrap_or_else(|e| fail(2, &format!("{flag} {v}: {e}")))
+    };
+    let config = AppConfig {
+        source,
+        server: cli.server.clone(),
+        lb: cli.lb.clone(),
+        connections: cli.connections.max(1),
+        load: LoadConfig {
+            mode,
+            warmup: secs(cli.warmup.unwrap_or(0.0), "--warmup"),
+            duration: secs(cli.duration.unwrap_or(default_duration), "--duration"),
+            count: cli.count,
+            drain: drain_for(&options),
+            progress: true,
+        },
+        options,
+    };
+    match run_app(&config) {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => fail(e.status, &e.message),
+    }
+}
+
+/// The echo benchmark the bench scripts run: RESULT line and all.
+fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
+    let concurrency = cli.concurrency.unwrap_or(16);
+    let secs = |v: f64, flag: &str| {
+        Duration::try_from_secs_f64(v).unwrap_or_else(|e| fail(2, &format!("{flag} {v}: {e}")))
+    };
+    let mut config = PressConfig {
+        warmup: secs(cli.warmup.unwrap_or(1.0), "--warmup"),
+        duration: secs(cli.duration.unwrap_or(10.0), "--duration"),
+        server_pid: cli.server_pid,
+        extra: Vec::new(),
+    };
     config
         .extra
         .push(("tls".into(), options.tls.is_some().to_string()));
+    let server = &cli.server;
     let channel = if server.contains("://") {
-        Channel::with_naming(&server, &lb, options)
+        Channel::with_naming(server, &cli.lb, options)
     } else {
         Channel::new(server.as_str(), options)
     };
-    let channel = channel.unwrap_or_else(|e| {
-        eprintln!("fibrpc_press: bad server {server}: {e}");
-        std::process::exit(1);
-    });
+    let channel = channel.unwrap_or_else(|e| fail(1, &format!("bad server {server}: {e}")));
     config
         .extra
         .push(("concurrency".into(), concurrency.to_string()));
     let press = Press::new(concurrency);
-    let message = "x".repeat(request_size);
-    let attachment = IOBuf::from(&vec![b'a'; attachment_size][..]);
+    let message = "x".repeat(cli.request_size);
+    let attachment = IOBuf::from(&vec![b'a'; cli.attachment_size][..]);
     let callers: Vec<_> = (0..concurrency)
         .map(|i| {
             let client = EchoServiceClient::new(channel.clone());
@@ -125,9 +289,3 @@ fn main() {
         let _ = c.join();
     }
 }
-
-const USAGE: &str =
-    "usage: fibrpc_press [--server 127.0.0.1:8000|list://…] [--lb rr] [--concurrency 16] \
-[--duration 10] [--warmup 1] [--request-size 16] [--attachment-size 0] [--timeout-ms 1000] \
-[--connection-type single|pooled|short] [--threads N] [--server-pid PID] \
-[--tls-ca ca.pem [--tls-server-name NAME]]";

@@ -23,11 +23,34 @@ use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, Serve
 use fibrpc_example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
 };
-use fibrpc_tools::cli::{announce_listening, Args};
+use fibrpc_tools::cli::announce_listening;
 
-const USAGE: &str = "usage: stream_press --serve [--port 8300]
-       stream_press [--server 127.0.0.1:8300] [--size 1024] [--duration 5]
-                    [--concurrency 64] [--max-buf-size 2097152]";
+/// Stream throughput against unary calls carrying the same bytes.
+#[derive(clap::Parser)]
+#[command(name = "stream_press")]
+struct Flags {
+    /// Serve instead of pressing.
+    #[arg(long)]
+    serve: bool,
+    /// With --serve: the port.
+    #[arg(long, default_value_t = 8300)]
+    port: u16,
+    /// The server to press.
+    #[arg(long, default_value = "127.0.0.1:8300")]
+    server: String,
+    /// Bytes per message.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seconds per transfer.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Unary callers on the one connection.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// The stream's window (max_buf_size), bytes.
+    #[arg(long, default_value_t = 2 << 20)]
+    max_buf_size: usize,
+}
 
 /// Counts and drops what a stream receives.
 struct Sink;
@@ -155,22 +178,9 @@ fn unary_transfer(client: &EchoServiceClient, size: usize, secs: f64, concurrenc
 }
 
 fn main() {
-    let mut args = Args::from_env(USAGE);
-    let (mut serve_mode, mut port) = (false, 8300u16);
-    let mut server = "127.0.0.1:8300".to_string();
-    let (mut size, mut secs, mut concurrency, mut window) = (1024usize, 5.0f64, 64usize, 2 << 20);
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--serve" => serve_mode = true,
-            "--port" => port = args.value(&flag),
-            "--server" => server = args.value(&flag),
-            "--size" => size = args.value(&flag),
-            "--duration" => secs = args.value(&flag),
-            "--concurrency" => concurrency = args.value(&flag),
-            "--max-buf-size" => window = args.value(&flag),
-            other => args.unknown(other),
-        }
-    }
+    let f = <Flags as clap::Parser>::parse();
+    let (serve_mode, port, server) = (f.serve, f.port, f.server);
+    let (size, secs, concurrency, window) = (f.size, f.duration, f.concurrency, f.max_buf_size);
     if serve_mode {
         serve(port);
     }
@@ -181,7 +191,10 @@ fn main() {
             ..Default::default()
         },
     )
-    .unwrap_or_else(|e| args.fail(&format!("bad --server {server}: {e}")));
+    .unwrap_or_else(|e| {
+        eprintln!("stream_press: bad --server {server}: {e}");
+        std::process::exit(2)
+    });
     let client = EchoServiceClient::new(channel);
     let s = stream_transfer(&client, size, secs, window);
     println!(

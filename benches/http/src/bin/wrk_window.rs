@@ -28,33 +28,31 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use fibrpc_bench_http::cli::Args;
 use fibrpc_bench_http::proc_stats::{machine_busy_seconds, CpuWindow};
 use fibrpc_bench_http::wrk;
 
-const USAGE: &str = "usage: wrk_window --server-pid PID -- wrk ARGS... (with --latency)";
+/// Runs wrk and charges the server its CPU time over wrk's window.
+#[derive(clap::Parser)]
+#[command(
+    name = "wrk_window",
+    override_usage = "wrk_window --server-pid PID -- wrk ARGS... (with --latency)"
+)]
+struct Flags {
+    /// The server's process id.
+    #[arg(long)]
+    server_pid: u32,
+    /// The wrk command line, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
 
 fn main() {
-    let mut args = Args::from_env(USAGE);
-    let mut pid: Option<u32> = None;
-    let mut command = Vec::new();
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--server-pid" => pid = Some(args.value(&flag)),
-            "--" => {
-                while let Some(word) = args.next_flag() {
-                    command.push(word);
-                }
-            }
-            other => args.unknown(other),
-        }
-    }
-    let Some(pid) = pid else {
-        args.fail("--server-pid is required");
-    };
-    let Some((program, program_args)) = command.split_first() else {
-        args.fail("no command after --");
-    };
+    let flags = <Flags as clap::Parser>::parse();
+    let pid = flags.server_pid;
+    let (program, program_args) = flags
+        .command
+        .split_first()
+        .expect("clap requires a command");
 
     let busy_before = machine_busy_seconds().unwrap_or_else(|e| die(&format!("/proc/stat: {e}")));
     let window = CpuWindow::start(pid).unwrap_or_else(|e| die(&format!("server {pid}: {e}")));

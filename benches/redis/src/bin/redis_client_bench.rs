@@ -19,11 +19,31 @@ use std::time::{Duration, Instant};
 
 use fibrpc::redis::{RedisChannel, RedisReply, RedisRequest};
 use fibrpc::{ChannelOptions, Controller};
-use fibrpc_tools::cli::Args;
 use fibrpc_tools::proc_stats::cpu_seconds;
 
-const USAGE: &str = "usage: redis_client_bench --server HOST:PORT --client fibrpc|redis-rs \
-                     [--callers 16] [--duration 10] [--keys 1000] [--value-size 16]";
+/// Closed-loop GET/SET load on one redis server.
+#[derive(clap::Parser)]
+#[command(name = "redis_client_bench")]
+struct Flags {
+    /// The redis server, HOST:PORT.
+    #[arg(long)]
+    server: String,
+    /// Whose client: fibrpc's RedisChannel or the redis crate's.
+    #[arg(long, value_parser = ["fibrpc", "redis-rs"])]
+    client: String,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 16)]
+    callers: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Keys the calls spread over.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+    /// Bytes of each SET's value.
+    #[arg(long, default_value_t = 16)]
+    value_size: usize,
+}
 
 struct Config {
     server: String,
@@ -42,37 +62,22 @@ struct Counts {
 }
 
 fn main() {
-    let mut args = Args::from_env(USAGE);
-    let mut c = Config {
-        server: String::new(),
-        client: String::new(),
-        callers: 16,
-        duration: Duration::from_secs(10),
-        keys: 1000,
-        value: vec![b'x'; 16],
+    let f = <Flags as clap::Parser>::parse();
+    let c = Config {
+        server: f.server,
+        client: f.client,
+        callers: f.callers,
+        duration: Duration::from_secs_f64(f.duration),
+        keys: f.keys,
+        value: vec![b'x'; f.value_size],
     };
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--server" => c.server = args.value(&flag),
-            "--client" => c.client = args.value(&flag),
-            "--callers" => c.callers = args.value(&flag),
-            "--duration" => c.duration = Duration::from_secs_f64(args.value(&flag)),
-            "--keys" => c.keys = args.value(&flag),
-            "--value-size" => c.value = vec![b'x'; args.value::<usize>(&flag)],
-            other => args.unknown(other),
-        }
-    }
-    if c.server.is_empty() || c.keys == 0 {
-        args.fail("--server is required and --keys must be positive");
-    }
     let counts = Arc::new(Counts::default());
     let pid = std::process::id();
     let cpu0 = cpu_seconds(pid).unwrap_or(0.0);
     let start = Instant::now();
     match c.client.as_str() {
         "fibrpc" => run_fibrpc(&c, &counts),
-        "redis-rs" => run_redis_rs(&c, &counts),
-        _ => args.fail("--client is fibrpc or redis-rs"),
+        _ => run_redis_rs(&c, &counts),
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu0;

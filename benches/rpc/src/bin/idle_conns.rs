@@ -17,30 +17,29 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use fibrpc_bench_rpc::cli::Args;
+use fibrpc_bench_rpc::cli::parse_secs;
 
-const USAGE: &str =
-    "usage: idle_conns --addr HOST:PORT [--conns N (10000)] [--hold SECS (5)] [--baidu-echo]";
+/// Holds N idle TCP connections to a server.
+#[derive(clap::Parser)]
+#[command(name = "idle_conns")]
+struct Flags {
+    /// The server, HOST:PORT.
+    #[arg(short, long)]
+    addr: SocketAddr,
+    /// Connections to open.
+    #[arg(short, long, default_value_t = 10_000)]
+    conns: usize,
+    /// Seconds to hold them.
+    #[arg(short = 'd', long, default_value = "5", value_parser = parse_secs)]
+    hold: Duration,
+    /// Make one baidu_std echo call on each first.
+    #[arg(long)]
+    baidu_echo: bool,
+}
 
 fn main() {
-    let mut args = Args::from_env(USAGE);
-    let (mut addr, mut conns, mut hold) = (None::<SocketAddr>, 10_000usize, 5.0f64);
-    let mut echo_first = false;
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--addr" | "-a" => addr = Some(args.value(&flag)),
-            "--conns" | "-c" => conns = args.value(&flag),
-            "--hold" | "-d" => hold = args.value(&flag),
-            "--baidu-echo" => echo_first = true,
-            other => args.unknown(other),
-        }
-    }
-    let Some(addr) = addr else {
-        args.fail("--addr is required");
-    };
-    if !(hold >= 0.0 && hold.is_finite()) {
-        args.fail("--hold must be >= 0");
-    }
+    let flags = <Flags as clap::Parser>::parse();
+    let (addr, conns, hold, echo_first) = (flags.addr, flags.conns, flags.hold, flags.baidu_echo);
     let started = Instant::now();
     let mut held = Vec::with_capacity(conns);
     let mut failed = 0usize;
@@ -70,7 +69,7 @@ fn main() {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    std::thread::sleep(Duration::from_secs_f64(hold));
+    std::thread::sleep(hold);
     drop(held);
 }
 

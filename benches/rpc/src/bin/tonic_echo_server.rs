@@ -10,13 +10,23 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use fibrpc_bench_rpc::cli::Args;
+use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_server::{EchoService, EchoServiceServer};
 use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
-const USAGE: &str = "usage: tonic_echo_server [--port P (8001; 0 = any)] [--threads N (cores)]";
+/// The gRPC peer of fibrpc's echo_server.
+#[derive(clap::Parser)]
+#[command(name = "tonic_echo_server")]
+struct Flags {
+    /// The port (0: any free one).
+    #[arg(short, long, default_value_t = 8001)]
+    port: u16,
+    /// tokio worker threads (default: the cores).
+    #[arg(short, long, value_parser = at_least_one)]
+    threads: Option<usize>,
+}
 
 /// The service: echoes the request's message back.
 struct Echo;
@@ -31,18 +41,11 @@ impl EchoService for Echo {
 }
 
 fn main() {
-    let mut args = Args::from_env(USAGE);
-    let (mut port, mut threads) = (8001u16, fibrpc_bench_rpc::default_threads());
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--port" | "-p" => port = args.value(&flag),
-            "--threads" | "-t" => threads = args.value(&flag),
-            other => args.unknown(other),
-        }
-    }
-    if threads == 0 {
-        args.fail("--threads must be at least 1");
-    }
+    let flags = <Flags as clap::Parser>::parse();
+    let port = flags.port;
+    let threads = flags
+        .threads
+        .unwrap_or_else(fibrpc_bench_rpc::default_threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()

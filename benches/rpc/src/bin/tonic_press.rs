@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fibrpc_bench_rpc::cli::Args;
+use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_client::EchoServiceClient;
 use fibrpc_bench_rpc::pb::EchoRequest;
 use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
@@ -27,58 +27,56 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-const USAGE: &str = "usage: tonic_press [--server HOST:PORT (127.0.0.1:8001)] [--concurrency N (1)]
-    [--duration SECS (10)] [--warmup SECS (2)] [--request-size BYTES (64)]
-    [--connections K (1)] [--threads T (2)] [--server-pid PID]";
-
 /// How long a call may still be pending after the window before the caller
 /// gives up on it (so the tool always stops, even against a hung server).
 const GRACE: Duration = Duration::from_secs(5);
 
+/// The closed-loop gRPC press tool, the peer of fibrpc_press.
+#[derive(clap::Parser)]
+#[command(name = "tonic_press")]
 struct Config {
+    /// The server, HOST:PORT.
+    #[arg(short, long, default_value = "127.0.0.1:8001")]
     server: String,
+    /// Callers.
+    #[arg(short, long, default_value_t = 1, value_parser = at_least_one)]
     concurrency: usize,
+    /// Seconds measured (> 0).
+    #[arg(short, long, default_value_t = 10.0, value_parser = positive)]
     duration: f64,
+    /// Seconds before measuring (>= 0).
+    #[arg(short, long, default_value_t = 2.0, value_parser = non_negative)]
     warmup: f64,
+    /// The message length.
+    #[arg(short = 'b', long, default_value_t = 64)]
     request_size: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(short = 'k', long, default_value_t = 1, value_parser = at_least_one)]
     connections: usize,
+    /// tokio worker threads.
+    #[arg(short, long, default_value_t = 2, value_parser = at_least_one)]
     threads: usize,
+    /// Charge the server its CPU time and report its RSS.
+    #[arg(long)]
     server_pid: Option<u32>,
 }
 
-fn parse_args() -> Config {
-    let mut args = Args::from_env(USAGE);
-    let mut c = Config {
-        server: "127.0.0.1:8001".into(),
-        concurrency: 1,
-        duration: 10.0,
-        warmup: 2.0,
-        request_size: 64,
-        connections: 1,
-        threads: 2,
-        server_pid: None,
-    };
-    while let Some(flag) = args.next_flag() {
-        match flag.as_str() {
-            "--server" | "-s" => c.server = args.value(&flag),
-            "--concurrency" | "-c" => c.concurrency = args.value(&flag),
-            "--duration" | "-d" => c.duration = args.value(&flag),
-            "--warmup" | "-w" => c.warmup = args.value(&flag),
-            "--request-size" | "-b" => c.request_size = args.value(&flag),
-            "--connections" | "-k" => c.connections = args.value(&flag),
-            "--threads" | "-t" => c.threads = args.value(&flag),
-            "--server-pid" => c.server_pid = Some(args.value(&flag)),
-            other => args.unknown(other),
-        }
+fn positive(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if x > 0.0 && x.is_finite() {
+        Ok(x)
+    } else {
+        Err("must be > 0".into())
     }
-    if c.concurrency == 0 || c.connections == 0 || c.threads == 0 {
-        args.fail("--concurrency, --connections and --threads must be at least 1");
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if x >= 0.0 && x.is_finite() {
+        Ok(x)
+    } else {
+        Err("must be >= 0".into())
     }
-    let valid = |x: f64, min: f64| x >= min && x.is_finite();
-    if !valid(c.duration, f64::MIN_POSITIVE) || !valid(c.warmup, 0.0) {
-        args.fail("--duration must be > 0 and --warmup >= 0");
-    }
-    c
 }
 
 /// A latency histogram in nanoseconds, 1 ns to 60 s, 3 significant digits.
@@ -194,7 +192,7 @@ async fn reporter(start: Instant, warmup: f64, live: Arc<Live>) {
 }
 
 fn main() {
-    let config = parse_args();
+    let config = <Config as clap::Parser>::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)
         .enable_all()

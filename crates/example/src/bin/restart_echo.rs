@@ -46,14 +46,30 @@ impl EchoService for Echo {
     }
 }
 
+/// An echo server restarted by handing its listening socket over.
+#[derive(clap::Parser)]
+#[command(name = "restart_echo")]
 struct Args {
+    /// Where to listen when no socket is handed over or inherited.
+    #[arg(long, default_value = "127.0.0.1:8000")]
     addr: String,
+    /// Take the listening socket from a server offering it at PATH, and
+    /// offer it there in turn.
+    #[arg(long, value_name = "PATH")]
     handoff: Option<String>,
+    /// Milliseconds a graceful stop may take.
+    #[arg(long = "grace-ms", default_value = "5000", value_parser = parse_millis)]
     grace: Duration,
 }
 
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{e}"))
+}
+
 fn main() {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
     let calls = Arc::new(AtomicU64::new(0));
     let mut server = Server::new(ServerOptions {
         reuse_port: true,
@@ -143,39 +159,4 @@ fn signal_or_stdin_closed() -> std::io::Result<impl Future<Output = ()>> {
         s.1 = Some(cx.waker().clone());
         Poll::Pending
     }))
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        addr: "127.0.0.1:8000".into(),
-        handoff: None,
-        grace: Duration::from_secs(5),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--addr" => args.addr = value(),
-            "--handoff" => args.handoff = Some(value()),
-            "--grace-ms" => {
-                args.grace = Duration::from_millis(
-                    value().parse().unwrap_or_else(|_| usage("bad --grace-ms")),
-                )
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
-    }
-    args
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("restart_echo: {err}");
-    }
-    eprintln!("usage: restart_echo [--addr 127.0.0.1:8000] [--handoff PATH] [--grace-ms 5000]");
-    std::process::exit(2);
 }

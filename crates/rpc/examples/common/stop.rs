@@ -37,3 +37,11 @@ pub fn signal_or_after(limit: Option<Duration>) -> impl Future<Output = ()> {
         Poll::Pending
     })
 }
+
+/// Parses `--duration SECS` (fractions allowed) for clap.
+// Not every example that includes this file takes `--duration`.
+#[allow(dead_code)]
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}

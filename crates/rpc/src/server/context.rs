@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub connections: Mutex<HashSet<SocketId>>,
     /// Connections closed on accept because `max_connections` were open.
     pub refused_connections: std::sync::atomic::AtomicU64,
+    /// Samples requests to files ([`ServerOptions::rpc_dump`]).
+    pub dump: Option<crate::rpc_dump::RpcDumper>,
 }
 
 /// Where a server's builtin console answers, as seen from one listener.
@@ -239,6 +241,16 @@ impl ServerContext {
         R: FnOnce(&mut Controller, Result<IOBuf, RpcError>) + Send + 'static,
     {
         let options = &self.shared.options;
+        if let Some(dump) = &self.shared.dump {
+            let method = self.entry(service).service.method_names()[index];
+            dump.sample(
+                cntl.protocol,
+                service,
+                method,
+                &request,
+                &cntl.request_attachment,
+            );
+        }
         if options.auth.is_some() && cntl.auth_context.is_none() {
             return reply(&mut cntl, Err(crate::auth::unauthenticated()));
         }

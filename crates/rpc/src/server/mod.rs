@@ -72,6 +72,7 @@ use fibrpc_fiber::butex::Butex;
 use crate::http::HttpHandler;
 use crate::protocol::http::HttpRoutes;
 use crate::protocol::{Protocol, ProtocolList};
+use crate::rpc_dump::RpcDumper;
 use crate::{RpcError, Service};
 pub use context::ServerContext;
 pub(crate) use context::{
@@ -265,6 +266,15 @@ impl Server {
             None => None,
         };
         let internal_addr = internal.as_ref().map(|l| l.local_addr()).transpose()?;
+        let dump = match &self.options.rpc_dump {
+            Some(o) => Some(RpcDumper::new(o.clone()).map_err(|e| {
+                RpcError::new(
+                    libc::EINVAL,
+                    format!("rpc_dump directory {}: {e}", o.dir.display()),
+                )
+            })?),
+            None => None,
+        };
         let listen_fd = listener.as_raw_fd();
         let shared = ServerContext {
             shared: Arc::new(Shared {
@@ -278,6 +288,7 @@ impl Server {
                 closing: AtomicBool::new(false),
                 connections: Mutex::new(HashSet::new()),
                 refused_connections: std::sync::atomic::AtomicU64::new(0),
+                dump,
             }),
             internal: false,
         };

@@ -149,6 +149,11 @@ pub struct ServerOptions {
     /// windows, frame and header list sizes, and the flood guards (see
     /// [`H2Options`](crate::protocol::h2::H2Options)).
     pub h2: crate::protocol::h2::H2Options,
+    /// Samples requests to files for replay (bRPC's `rpc_dump`; default
+    /// `None`: nothing is dumped). The directory is created at
+    /// [`Server::start`](super::Server::start), which fails if it cannot
+    /// be. See [`crate::rpc_dump`] for the format and the limits.
+    pub rpc_dump: Option<crate::rpc_dump::RpcDumpOptions>,
 }
 
 impl Default for ServerOptions {
@@ -175,6 +180,7 @@ impl Default for ServerOptions {
             auth: None,
             interceptors: Vec::new(),
             h2: Default::default(),
+            rpc_dump: None,
         }
     }
 }

@@ -43,6 +43,7 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     let mut cntl = ctx.new_controller(sock);
     cntl.log_id = req.log_id() as u64;
     cntl.has_log_id = req.log_id.is_some();
+    cntl.protocol = "baidu_std";
     cntl.deadline = req
         .timeout_ms
         .filter(|&ms| ms > 0)

@@ -395,6 +395,7 @@ fn call_pb<O: SendResponse>(
         crate::rpcz::server::start(&mut cntl, "http", service, method, up, body.len());
     }
     cntl.http_request_headers = headers;
+    cntl.protocol = "http";
     // JSON: the request transcoded now, and the response's type kept for
     // the answer (which may come later, from another fiber).
     let (request, json_response) = match json {
