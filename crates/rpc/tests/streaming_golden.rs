@@ -470,6 +470,8 @@ fn fibrpcs_client_writes_what_brpcs_client_wrote() {
         addr,
         ChannelOptions {
             timeout: Some(Duration::from_secs(5)),
+            // A default bRPC client sends no `timeout_ms`.
+            deliver_timeout: false,
             ..Default::default()
         },
     )
