@@ -226,7 +226,7 @@ VAR=$(grep -oE '^rpc_server_method_count\{port="[0-9]+",service="example\.EchoSe
 [ -n "$VAR" ] || { grep rpc_server_ "$OUT/vars.txt" >&2 || true; die "/vars: no rpc_server_method_count{...method=\"Echo\"} var"; }
 # As a URL path (percent-encoded) and in HTML attributes (&quot;).
 VAR_URL=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$VAR")
-VAR_HTML=${VAR//\"/&quot;}
+VAR_HTML=$(python3 -c 'import sys, html; print(html.escape(sys.argv[1], quote=True))' "$VAR")
 value=$(awk -v n="$VAR" '$1 == n { print $3; exit }' "$OUT/vars.txt")
 awk -v v="$value" 'BEGIN { exit !(v + 0 > 0) }' || die "/vars: $VAR is '$value', want > 0"
 nonzero=$(awk '$1 ~ /^rpc_server_/ && $3 + 0 > 0' "$OUT/vars.txt" | wc -l)
@@ -448,10 +448,14 @@ expect hot_heap.txt /hotspots/heap 501
 has hot_heap.txt allocator
 # The console page shows the graph in an <object>; chromium loads it (a
 # 1 s profile) and must draw flames.
-URL="$BASE/hotspots/cpu?seconds=1"
+URL="$BASE/hotspots/cpu?seconds=1&format=svg"
 HEIGHT=900
+# Load while it samples: an idle server gives a graph with no flames.
+wrk -t1 -c4 -d4s "$BASE/vars" >/dev/null 2>&1 &
+load=$!
 chrome "$OUT/chrome_hotspots.log" --screenshot="$OUT/hotspots.png" ||
   { tail -20 "$OUT/chrome_hotspots.log.stderr" >&2; die "chromium --screenshot of /hotspots/cpu failed"; }
+wait "$load" || true
 [ -s "$OUT/hotspots.png" ] || die "chromium wrote no screenshot of /hotspots/cpu"
 python3 "$SCRIPTS/check_screenshot.py" "$OUT/hotspots.png" --min-flame-pixels 2000 | sed 's/^/   /'
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "screenshot check failed ($OUT/hotspots.png)"

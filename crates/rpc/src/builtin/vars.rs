@@ -24,9 +24,14 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
     }
     let filter = query_param(req, "filter").unwrap_or(rest);
     let mut vars = Vec::new();
-    fibrpc_bvar::registry::dump(filter, |name, desc| {
-        vars.push((name.to_string(), desc.to_string()))
-    });
+    // A labeled name holds commas, which a filter reads as a list of
+    // patterns: an exact name is looked up as itself first.
+    match fibrpc_bvar::registry::describe(filter) {
+        Some(desc) => vars.push((filter.to_string(), desc)),
+        None => fibrpc_bvar::registry::dump(filter, |name, desc| {
+            vars.push((name.to_string(), desc.to_string()))
+        }),
+    }
     if vars.is_empty() && !filter.is_empty() {
         return crate::http::text(StatusCode::NOT_FOUND, format!("no var matches {filter}\n"));
     }
@@ -58,7 +63,7 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
             cls = if numeric { "var" } else { "text" },
             n = escape(n),
             d = escape(d),
-            open = if numeric && open.split(',').any(|o| o == n) {
+            open = if numeric && (open == *n || open.split(',').any(|o| o == n)) {
                 " data-open=\"1\""
             } else {
                 ""
