@@ -148,34 +148,29 @@ pub enum ParseResult {
 /// `max_body` or a `meta_size` over `body_size` are reported as soon as the
 /// header shows them. On success exactly the frame's bytes are consumed.
 pub fn parse(src: &mut IOBuf, max_body: usize) -> ParseResult {
-    let mut header = [0u8; HEADER_LEN];
-    let n = src.copy_to(&mut header, 0);
-    if header[..n.min(4)] != MAGIC[..n.min(4)] {
-        return ParseResult::Error(ParseError::BadMagic);
-    }
-    if n < HEADER_LEN {
-        return ParseResult::NotEnoughData;
-    }
-    let body_size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    let meta_size = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
-    if body_size > max_body {
-        return ParseResult::Error(ParseError::BodyTooLarge {
+    let (meta_buf, mut body) = match cut_framed(src, MAGIC, max_body) {
+        Framed::Cut { meta, body } => (meta, body),
+        Framed::NotEnoughData => return ParseResult::NotEnoughData,
+        Framed::OtherMagic => return ParseResult::Error(ParseError::BadMagic),
+        Framed::BodyTooLarge {
             body_size,
             max_body,
-        });
-    }
-    if meta_size > body_size {
-        return ParseResult::Error(ParseError::MetaTooLarge {
+        } => {
+            return ParseResult::Error(ParseError::BodyTooLarge {
+                body_size,
+                max_body,
+            })
+        }
+        Framed::MetaTooLarge {
             meta_size,
             body_size,
-        });
-    }
-    if src.len() - HEADER_LEN < body_size {
-        return ParseResult::NotEnoughData;
-    }
-    src.pop_front(HEADER_LEN);
-    let mut body = src.split_to(body_size);
-    let meta_buf = body.split_to(meta_size);
+        } => {
+            return ParseResult::Error(ParseError::MetaTooLarge {
+                meta_size,
+                body_size,
+            })
+        }
+    };
     let meta = match RpcMeta::decode(meta_buf) {
         Ok(m) => m,
         Err(e) => return ParseResult::Error(ParseError::BadMeta(e.to_string())),
@@ -194,6 +189,64 @@ pub fn parse(src: &mut IOBuf, max_body: usize) -> ParseResult {
         payload,
         attachment: body,
     })
+}
+
+/// A frame with baidu_std's 12-byte header (bRPC's stream frames share
+/// it under their own magic), cut by [`cut_framed`].
+pub(crate) enum Framed {
+    /// The whole frame was there and is consumed: its meta bytes and the
+    /// rest of its body.
+    Cut {
+        /// The first `meta_size` bytes of the body.
+        meta: IOBuf,
+        /// The body after the meta.
+        body: IOBuf,
+    },
+    /// Not complete yet (or too short to tell); nothing consumed.
+    NotEnoughData,
+    /// The input does not start with the magic; nothing consumed.
+    OtherMagic,
+    /// `body_size` is over the limit; nothing consumed.
+    BodyTooLarge { body_size: usize, max_body: usize },
+    /// `meta_size > body_size`; nothing consumed.
+    MetaTooLarge { meta_size: usize, body_size: usize },
+}
+
+/// Cuts one frame with baidu_std's header layout and `magic` off the
+/// front of `src` (zero-copy). A wrong magic, a `body_size` over
+/// `max_body` or a `meta_size` over `body_size` are reported as soon as
+/// the header shows them; otherwise nothing is consumed until the whole
+/// frame is there.
+pub(crate) fn cut_framed(src: &mut IOBuf, magic: [u8; 4], max_body: usize) -> Framed {
+    let mut header = [0u8; HEADER_LEN];
+    let n = src.copy_to(&mut header, 0);
+    if header[..n.min(4)] != magic[..n.min(4)] {
+        return Framed::OtherMagic;
+    }
+    if n < HEADER_LEN {
+        return Framed::NotEnoughData;
+    }
+    let body_size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    let meta_size = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
+    if body_size > max_body {
+        return Framed::BodyTooLarge {
+            body_size,
+            max_body,
+        };
+    }
+    if meta_size > body_size {
+        return Framed::MetaTooLarge {
+            meta_size,
+            body_size,
+        };
+    }
+    if src.len() - HEADER_LEN < body_size {
+        return Framed::NotEnoughData;
+    }
+    src.pop_front(HEADER_LEN);
+    let mut body = src.split_to(body_size);
+    let meta = body.split_to(meta_size);
+    Framed::Cut { meta, body }
 }
 
 /// Why a frame cannot be encoded.

@@ -16,11 +16,12 @@ use fibrpc_iobuf::{IOBuf, IOBufAppender};
 use prost::Message;
 
 use super::meta::StreamFrameMeta;
+use crate::protocol::baidu_std::frame::{cut_framed, Framed};
 
 /// The 4 bytes every STRM frame starts with.
 pub const MAGIC: [u8; 4] = *b"STRM";
 /// Bytes of the fixed header: magic, body_size, meta_size.
-pub const HEADER_LEN: usize = 12;
+pub const HEADER_LEN: usize = crate::protocol::baidu_std::frame::HEADER_LEN;
 
 /// One complete frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,34 +93,30 @@ pub enum ParseResult {
 
 /// Cuts one frame off the front of `src`.
 pub fn parse(src: &mut IOBuf, max_body: usize) -> ParseResult {
-    let mut header = [0u8; HEADER_LEN];
-    let n = src.copy_to(&mut header, 0);
-    if header[..n.min(4)] != MAGIC[..n.min(4)] {
-        return ParseResult::NotMine;
-    }
-    if n < HEADER_LEN {
-        return ParseResult::NotEnoughData;
-    }
-    let body_size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    let meta_size = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
-    if body_size > max_body {
-        return ParseResult::Error(ParseError::BodyTooLarge {
+    // STRM frames carry baidu_std's header under their own magic.
+    let (meta_buf, payload) = match cut_framed(src, MAGIC, max_body) {
+        Framed::Cut { meta, body } => (meta, body),
+        Framed::NotEnoughData => return ParseResult::NotEnoughData,
+        Framed::OtherMagic => return ParseResult::NotMine,
+        Framed::BodyTooLarge {
             body_size,
             max_body,
-        });
-    }
-    if meta_size > body_size {
-        return ParseResult::Error(ParseError::MetaTooLarge {
+        } => {
+            return ParseResult::Error(ParseError::BodyTooLarge {
+                body_size,
+                max_body,
+            })
+        }
+        Framed::MetaTooLarge {
             meta_size,
             body_size,
-        });
-    }
-    if src.len() - HEADER_LEN < body_size {
-        return ParseResult::NotEnoughData;
-    }
-    src.pop_front(HEADER_LEN);
-    let mut payload = src.split_to(body_size);
-    let meta_buf = payload.split_to(meta_size);
+        } => {
+            return ParseResult::Error(ParseError::MetaTooLarge {
+                meta_size,
+                body_size,
+            })
+        }
+    };
     match StreamFrameMeta::decode(meta_buf) {
         Ok(meta) => ParseResult::Complete(StreamFrame { meta, payload }),
         Err(e) => ParseResult::Error(ParseError::BadMeta(e.to_string())),
