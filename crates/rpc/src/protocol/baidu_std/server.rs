@@ -55,9 +55,9 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, frame: Fr
     }
     // The streams the request opens, for the handler to accept; their
     // presence also decides how the response travels.
-    let streamed = meta.stream_settings.clone();
+    let streamed = meta.stream_settings.take();
     cntl.streams.requested =
-        meta.stream_settings
+        streamed
             .clone()
             .map(|settings| crate::protocol::streaming::Requested {
                 sock: sock.clone(),
