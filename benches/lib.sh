@@ -9,6 +9,10 @@
 #   start_server_on_port NAME LOG
 #                     start `server_cmd NAME` (the sourcing script defines
 #                     server_cmd), wait until its --port accepts
+#   parse_quick_flag ARGS
+#                     the scripts' one flag: --quick sets quick=1, -h/--help
+#                     prints the script's header comment; anything else
+#                     exits 2
 
 server_pid=""
 stop_server() {
@@ -70,4 +74,15 @@ start_server_on_port() {
     cat "$2" >&2
     stop_server
     return 1
+}
+
+parse_quick_flag() {
+    quick=0
+    for arg in "$@"; do
+        case "$arg" in
+            --quick) quick=1 ;;
+            -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+            *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+        esac
+    done
 }

@@ -30,14 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-3}" REPS="${REPS:-1}" WARMUP="${WARMUP:-1}"
 fi
@@ -71,7 +65,6 @@ server_cmd() {
     esac
 }
 # stop_server, wait_until_quiet, cmd_port, start_server_on_port
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # The request: EchoRequest{message: 62 x "x"} is 64 bytes of protobuf
 # (tag, length, text), behind gRPC's 5-byte prefix (uncompressed, 64).

@@ -35,14 +35,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-3}" REPS="${REPS:-1}"
 fi
@@ -109,7 +103,6 @@ if [[ -z "$SERVERS" ]]; then
 fi
 
 # stop_server, busy_ticks, wait_until_quiet, start_server_on_port
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # The port is the value of --port in the server command.
 server_port() { cmd_port "$(server_cmd "$1")"; }

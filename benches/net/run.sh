@@ -26,14 +26,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 SERVERS="${SERVERS:-fibrpc tokio may}"
 CONNS="${CONNS:-1 50 1000 10000}"
 SIZE="${SIZE:-64}"
@@ -80,7 +74,6 @@ server_port() {
 }
 
 # stop_server, busy_ticks, wait_until_quiet
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # Starts server $1 with its output in $2 and waits (10 s at most) for its
 # "listening on" line; returns 1 if it never comes.

@@ -27,14 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 if [[ $quick == 1 ]]; then
     N="${N:-20000}" CLIENT_SECONDS="${CLIENT_SECONDS:-1}" QUIET_WAIT="${QUIET_WAIT:-0}"
 fi
@@ -56,7 +50,6 @@ cargo build --release -p fibrpc --example redis_server
 cargo build --release -p fibrpc-bench-redis
 
 # stop_server, busy_ticks, wait_until_quiet, start_server_on_port
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 FIBRPC_PORT=6390
 REDIS_PORT=6391

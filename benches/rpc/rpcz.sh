@@ -25,14 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-2}" WARMUP="${WARMUP:-1}" CONCS="${CONCS:-1 16}"
 fi
@@ -62,7 +56,6 @@ server_cmd() {
     echo "$cmd"
 }
 # stop_server, wait_until_quiet, start_server_on_port
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 run_load() {
     local mode="$1" c="$2" rep="$3" tag="rpcz-$1-c$2-r$3" result

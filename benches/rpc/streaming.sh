@@ -24,14 +24,7 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=benches/lib.sh
 source benches/lib.sh
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+parse_quick_flag "$@"
 [[ $quick == 1 ]] && DURATION="${DURATION:-1}"
 SIZES="${SIZES:-64 1024 65536}"
 DURATION="${DURATION:-5}"

@@ -27,14 +27,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+parse_quick_flag "$@"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-2}" WARMUP="${WARMUP:-1}" REPS="${REPS:-1}"
 fi
@@ -71,7 +65,6 @@ server_cmd() {
     echo "$BIN/examples/echo_server --port $PORT --tls-cert $OUT/cert.pem --tls-key $OUT/key.pem"
 }
 # stop_server, wait_until_quiet, start_server_on_port
-source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # One run in mode $1 (plain or tls), repetition $2.
 run_load() {
