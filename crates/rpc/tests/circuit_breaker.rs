@@ -19,20 +19,7 @@ use fibrpc::{
     codec, errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions,
     Service,
 };
-use rpc_common::{echo, req, EchoRequest, EchoResponse, SERVICE};
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use rpc_common::{echo, req, wait_until, EchoRequest, EchoResponse, SERVICE};
 
 /// An echo service that, while `failing`, answers every other call with
 /// an error.

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fibrpc::{codec, Controller, IOBuf, RpcError, Server, ServerOptions, Service};
 
@@ -106,7 +106,7 @@ pub fn code_of<T>(r: &Result<T, RpcError>) -> i32 {
 /// The server's connection count once it is `n` (it drops a closed
 /// connection just after the peer sees the close), or after 5 s.
 pub fn wait_for_connections(server: &Server, n: usize) -> usize {
-    let t = std::time::Instant::now();
+    let t = Instant::now();
     while server.connection_count() != n && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -130,4 +130,19 @@ pub fn echo_frame(corr: i64, r: &EchoRequest) -> Vec<u8> {
     let mut out = IOBuf::new();
     baidu_std::encode(&meta, &codec::encode(r), &IOBuf::new(), &mut out).unwrap();
     out.to_vec()
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes (the
+/// etcd tests, which do not include this module, keep their own).
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

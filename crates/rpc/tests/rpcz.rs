@@ -9,7 +9,7 @@ mod rpc_common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fibrpc::http::{HttpChannel, HttpContext, Request, StatusCode};
 use fibrpc::protocol::baidu_std::{self, ParseResult, RpcMeta, RpcResponseMeta};
@@ -30,18 +30,10 @@ fn serial() -> MutexGuard<'static, ()> {
     g
 }
 
-/// Polls `cond` every 5 ms until it holds or 10 s pass (a server span is
-/// kept just after its response is written, so the caller may look
-/// first).
-fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
+/// Polls `cond` until it holds or 10 s pass (a server span is kept
+/// just after its response is written, so the caller may look first).
+fn wait_for(cond: impl FnMut() -> bool) -> bool {
+    rpc_common::wait_until(Duration::from_secs(10), cond)
 }
 
 fn spans_where(f: impl Fn(&Span) -> bool) -> Vec<Arc<Span>> {
@@ -50,7 +42,7 @@ fn spans_where(f: impl Fn(&Span) -> bool) -> Vec<Arc<Span>> {
 
 fn one(what: &str, f: impl Fn(&Span) -> bool) -> Arc<Span> {
     assert!(
-        wait_until(|| spans_where(&f).len() == 1),
+        wait_for(|| spans_where(&f).len() == 1),
         "{what}: {:#?}",
         rpcz::spans()
     );
@@ -518,7 +510,7 @@ fn rpcz_page_lists_newest_first_and_filters() {
     );
     // Client and server span of each.
     assert!(
-        wait_until(|| rpcz::spans().len() == 6),
+        wait_for(|| rpcz::spans().len() == 6),
         "{:#?}",
         rpcz::spans()
     );
@@ -580,7 +572,7 @@ fn the_ring_is_bounded() {
         cntl.set_log_id(500 + i);
         echo(&ch, &mut cntl, &req("x")).unwrap();
     }
-    assert!(wait_until(|| spans_where(|s| s.log_id == 519).len() == 2));
+    assert!(wait_for(|| spans_where(|s| s.log_id == 519).len() == 2));
     let kept = rpcz::spans();
     assert_eq!(kept.len(), 5, "{kept:#?}");
     assert!(kept.iter().all(|s| s.log_id >= 517), "the newest are kept");
@@ -749,7 +741,7 @@ fn a_pb_method_over_http_takes_the_traceparent_and_spans_reach_tracing() {
     // The same span as a `tracing` event, for a subscriber to export.
     let want = format!("span_id={:016x}", s.span_id);
     assert!(
-        wait_until(|| log_capture::logged()
+        wait_for(|| log_capture::logged()
             .lines()
             .any(|l| l.contains("fibrpc::rpcz") && l.contains("rpcz span") && l.contains(&want))),
         "{}",

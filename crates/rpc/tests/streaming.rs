@@ -3,6 +3,8 @@
 //! control under a large transfer, a stalled reader, close from either
 //! side, connection failure, the console.
 
+mod rpc_common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -10,21 +12,11 @@ use std::time::{Duration, Instant};
 
 use fibrpc::protocol::streaming::{Stream, StreamInput, StreamInputHandler, StreamOptions};
 use fibrpc::{errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
+use rpc_common::wait_until;
+
 use fibrpc_example::{
     EchoRequest, EchoResponse, EchoService, EchoServiceClient, EchoServiceServer,
 };
-
-/// Polls `cond` every 5 ms for at most `limit`.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    cond()
-}
 
 type Accept = dyn Fn(&mut Controller, &EchoRequest) -> Result<EchoResponse, RpcError> + Send + Sync;
 
