@@ -24,27 +24,21 @@ use std::time::Duration;
 
 use fibrpc::{Server, ServerOptions};
 
+/// A redis server with an in-memory store.
+#[derive(clap::Parser)]
+#[command(name = "redis_server")]
+struct Flags {
+    /// The port.
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_parser = stop::parse_secs)]
+    duration: Option<Duration>,
+}
+
 fn main() {
     logging::init();
-    let mut port = 6379u16;
-    let mut duration = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
-            "--duration" => {
-                duration = Some(Duration::from_secs_f64(
-                    value().parse().unwrap_or_else(|_| usage("bad --duration")),
-                ))
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
-    }
+    let Flags { port, duration } = clap::Parser::parse();
     let mut server = Server::new(ServerOptions::default());
     let kv = redis_kv::Kv::default();
     server
@@ -60,12 +54,4 @@ fn main() {
     );
     server.run_until(stop::signal_or_after(duration));
     println!("redis_server: stopped");
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("redis_server: {err}");
-    }
-    eprintln!("usage: redis_server [--port 6379] [--duration SECS]");
-    std::process::exit(2);
 }

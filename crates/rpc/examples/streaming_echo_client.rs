@@ -25,32 +25,38 @@ use fibrpc::protocol::streaming::{Stream, StreamInput, StreamOptions};
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 
+/// bRPC's streaming echo client.
+#[derive(clap::Parser)]
+#[command(name = "streaming_echo_client")]
+struct Flags {
+    /// The server, host:port.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    server: String,
+    /// The opening call's timeout (bRPC's example: 100 ms).
+    #[arg(long, default_value_t = 100)]
+    timeout_ms: u64,
+    /// Milliseconds between rounds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// Rounds to write (0: until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// single or pooled.
+    #[arg(long)]
+    connection_type: Option<fibrpc::ConnectionType>,
+}
+
 fn main() {
     logging::init();
-    let mut server = "127.0.0.1:8001".to_string();
-    let mut interval = Duration::from_millis(1000);
-    let mut count = 0u64;
+    let flags = <Flags as clap::Parser>::parse();
+    let (server, count) = (flags.server, flags.count);
+    let interval = Duration::from_millis(flags.interval_ms);
     let mut options = ChannelOptions {
-        timeout: Some(Duration::from_millis(100)),
+        timeout: Some(Duration::from_millis(flags.timeout_ms)),
         ..Default::default()
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--server" => server = value(),
-            "--timeout-ms" => options.timeout = Some(Duration::from_millis(num(&value()))),
-            "--interval-ms" => interval = Duration::from_millis(num(&value())),
-            "--count" => count = num(&value()),
-            "--connection-type" => {
-                options.connection_type = value().parse().unwrap_or_else(|e: String| usage(&e))
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
+    if let Some(t) = flags.connection_type {
+        options.connection_type = t;
     }
     let channel = Channel::new(server.as_str(), options).unwrap_or_else(|e| {
         eprintln!("streaming_echo_client: bad server {server}: {e}");
@@ -95,20 +101,4 @@ fn main() {
     }
     stream.close();
     println!("EchoClient is going to quit");
-}
-
-fn num(s: &str) -> u64 {
-    s.parse()
-        .unwrap_or_else(|_| usage(&format!("not a number: {s}")))
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("streaming_echo_client: {err}");
-    }
-    eprintln!(
-        "usage: streaming_echo_client [--server 127.0.0.1:8001] [--timeout-ms 100] \
-         [--interval-ms 1000] [--count N] [--connection-type single|pooled]"
-    );
-    std::process::exit(2);
 }

@@ -71,40 +71,33 @@ impl EchoService for StreamingEcho {
     }
 }
 
+/// bRPC's streaming echo server.
+#[derive(clap::Parser)]
+#[command(name = "streaming_echo_server")]
+struct Flags {
+    /// The port (bRPC's example: 8001).
+    #[arg(long, default_value_t = 8001)]
+    port: u16,
+    /// The stream's window in bytes (default: the stream default, 2 MiB).
+    #[arg(long)]
+    max_buf_size: Option<usize>,
+    /// Print a line when a stream is idle this long.
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_parser = stop::parse_secs)]
+    duration: Option<Duration>,
+}
+
 fn main() {
     logging::init();
-    let mut port = 8001u16;
+    let flags = <Flags as clap::Parser>::parse();
+    let (port, duration) = (flags.port, flags.duration);
     let mut options = StreamOptions::with_handler(Arc::new(Receiver));
-    let mut duration = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || {
-            args.next()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
-        match a.as_str() {
-            "--port" => port = value().parse().unwrap_or_else(|_| usage("bad --port")),
-            "--max-buf-size" => {
-                options.max_buf_size = value()
-                    .parse()
-                    .unwrap_or_else(|_| usage("bad --max-buf-size"))
-            }
-            "--idle-timeout-ms" => {
-                options.idle_timeout = Some(Duration::from_millis(
-                    value()
-                        .parse()
-                        .unwrap_or_else(|_| usage("bad --idle-timeout-ms")),
-                ))
-            }
-            "--duration" => {
-                duration = Some(Duration::from_secs_f64(
-                    value().parse().unwrap_or_else(|_| usage("bad --duration")),
-                ))
-            }
-            "-h" | "--help" => usage(""),
-            other => usage(&format!("unknown flag {other}")),
-        }
+    if let Some(bytes) = flags.max_buf_size {
+        options.max_buf_size = bytes;
     }
+    options.idle_timeout = flags.idle_timeout_ms.map(Duration::from_millis);
     let service = Arc::new(StreamingEcho {
         options,
         streams: Mutex::new(Vec::new()),
@@ -138,15 +131,4 @@ impl EchoService for Shared {
     fn echo(&self, cntl: &mut Controller, request: EchoRequest) -> Result<EchoResponse, RpcError> {
         self.0.echo(cntl, request)
     }
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("streaming_echo_server: {err}");
-    }
-    eprintln!(
-        "usage: streaming_echo_server [--port 8001] [--max-buf-size BYTES] \
-         [--idle-timeout-ms N] [--duration SECS]"
-    );
-    std::process::exit(2);
 }
