@@ -3,10 +3,13 @@
 //! The peer of fibrpc's `echo_server` example in `run.sh`.
 //!
 //!     tonic_echo_server [--port 8001] [--threads N]
+//!                       [--tls-cert cert.pem --tls-key key.pem]
 //!
 //! Listens on 127.0.0.1 (`--port 0` picks a free port) and prints
 //! `LISTENING <port>` once it accepts connections. Runs on a tokio
 //! multi-thread runtime with `--threads` workers (default: one per core).
+//! With `--tls-cert` and `--tls-key` it speaks TLS only (tonic's rustls
+//! with the ring provider, as fibrpc's), ALPN `h2`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -14,6 +17,7 @@ use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_server::{EchoService, EchoServiceServer};
 use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 /// The gRPC peer of fibrpc's echo_server.
@@ -26,6 +30,12 @@ struct Flags {
     /// tokio worker threads (default: the cores).
     #[arg(short, long, value_parser = at_least_one)]
     threads: Option<usize>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// The service: echoes the request's message back.
@@ -43,6 +53,15 @@ impl EchoService for Echo {
 fn main() {
     let flags = <Flags as clap::Parser>::parse();
     let port = flags.port;
+    let tls = flags.tls_cert.as_ref().zip(flags.tls_key.as_ref()).map(|(cert, key)| {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).unwrap_or_else(|e| {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                std::process::exit(1);
+            })
+        };
+        ServerTlsConfig::new().identity(Identity::from_pem(read(cert), read(key)))
+    });
     let threads = flags
         .threads
         .unwrap_or_else(fibrpc_bench_rpc::default_threads);
@@ -60,7 +79,14 @@ fn main() {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let bound = incoming.local_addr().expect("listener address");
         fibrpc_bench_rpc::announce_listening(bound.port());
-        tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap_or_else(|e| {
+                eprintln!("error: bad TLS configuration: {e}");
+                std::process::exit(1);
+            });
+        }
+        builder
             .add_service(EchoServiceServer::new(Echo))
             .serve_with_incoming(incoming)
             .await

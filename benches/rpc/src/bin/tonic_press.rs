@@ -8,12 +8,18 @@
 //!     tonic_press [--server 127.0.0.1:8001] [--concurrency 1] [--duration 10]
 //!                 [--warmup 2] [--request-size 64] [--connections 1]
 //!                 [--threads 2] [--server-pid PID]
+//!                 [--tls-ca ca.pem [--tls-server-name NAME]] [--short]
 //!
 //! Prints `[t=Ns] qps=... p50_us=... p99_us=...` every second, a summary,
 //! and one `RESULT {json}` line (see README.md for the fields). Latencies of
 //! calls started in the measured window go into per-caller hdrhistograms
 //! merged at the end. The run is bounded: callers stop issuing at the end of
 //! the window, and a call still pending 5 s after it is abandoned.
+//!
+//! `--tls-ca` speaks TLS (tonic's rustls, ring provider), trusting that CA.
+//! `--short` makes every call on a connection of its own (connect, TLS
+//! and HTTP/2 handshakes, one call, close), the peer of fibrpc_press's
+//! `--connection-type short`: with TLS it measures handshakes per second.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +31,8 @@ use fibrpc_bench_rpc::pb::EchoRequest;
 use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// How long a call may still be pending after the window before the caller
 /// gives up on it (so the tool always stops, even against a hung server).
@@ -59,6 +66,15 @@ struct Config {
     /// Charge the server its CPU time and report its RSS.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Speak TLS, trusting this PEM CA certificate.
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Verify the server's certificate against NAME, not the --server host.
+    #[arg(long, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Each call on a new connection of its own (closed after the call).
+    #[arg(long)]
+    short: bool,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -101,11 +117,33 @@ struct Live {
     done: AtomicBool,
 }
 
+/// Where a caller's calls go.
+#[derive(Clone)]
+enum Target {
+    /// A connection made once and shared.
+    Shared(Channel),
+    /// A new connection per call (`--short`).
+    Short(Endpoint),
+}
+
+impl Target {
+    /// The channel for the next call: the shared one, or a new connection.
+    async fn channel(&self) -> Result<Channel, Status> {
+        match self {
+            Target::Shared(channel) => Ok(channel.clone()),
+            Target::Short(endpoint) => endpoint
+                .connect()
+                .await
+                .map_err(|e| Status::unavailable(format!("connect: {e:?}"))),
+        }
+    }
+}
+
 /// One closed-loop caller: call after call until `end`, recording the
 /// calls that start at or after `measure_from`.
 async fn caller(
     id: usize,
-    channel: Channel,
+    target: Target,
     message: Arc<str>,
     measure_from: Instant,
     end: Instant,
@@ -116,7 +154,6 @@ async fn caller(
         errors: 0,
     };
     let calls = async {
-        let mut client = EchoServiceClient::new(channel);
         loop {
             let start = Instant::now();
             if start >= end {
@@ -125,7 +162,10 @@ async fn caller(
             let request = EchoRequest {
                 message: String::from(&*message),
             };
-            let result = client.echo(request).await;
+            let result = match target.channel().await {
+                Ok(channel) => EchoServiceClient::new(channel).echo(request).await,
+                Err(status) => Err(status),
+            };
             let nanos = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
             let measured = start >= measure_from;
             match result {
@@ -205,21 +245,46 @@ fn main() {
 }
 
 async fn run(config: Config) -> i32 {
-    let uri = format!("http://{}", config.server);
-    let endpoint = match Endpoint::from_shared(uri.clone()) {
+    let scheme = if config.tls_ca.is_some() { "https" } else { "http" };
+    let uri = format!("{scheme}://{}", config.server);
+    let mut endpoint = match Endpoint::from_shared(uri.clone()) {
         Ok(e) => e.tcp_nodelay(true).connect_timeout(Duration::from_secs(5)),
         Err(e) => {
             eprintln!("error: bad --server {:?}: {e}", config.server);
             return 2;
         }
     };
-    let mut channels = Vec::with_capacity(config.connections);
-    for _ in 0..config.connections {
-        match endpoint.connect().await {
-            Ok(channel) => channels.push(channel),
+    if let Some(ca) = &config.tls_ca {
+        let pem = match std::fs::read(ca) {
+            Ok(pem) => pem,
             Err(e) => {
-                eprintln!("error: cannot connect to {uri}: {e:?}");
-                return 1;
+                eprintln!("error: cannot read {}: {e}", ca.display());
+                return 2;
+            }
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        if let Some(name) = &config.tls_server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        endpoint = match endpoint.tls_config(tls) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: bad TLS configuration: {e}");
+                return 2;
+            }
+        };
+    }
+    let mut targets = Vec::with_capacity(config.connections);
+    if config.short {
+        targets.push(Target::Short(endpoint));
+    } else {
+        for _ in 0..config.connections {
+            match endpoint.connect().await {
+                Ok(channel) => targets.push(Target::Shared(channel)),
+                Err(e) => {
+                    eprintln!("error: cannot connect to {uri}: {e:?}");
+                    return 1;
+                }
             }
         }
     }
@@ -235,9 +300,14 @@ async fn run(config: Config) -> i32 {
     let measure_from = start + Duration::from_secs_f64(config.warmup);
     let end = measure_from + Duration::from_secs_f64(config.duration);
     println!(
-        "tonic_press: {} callers on {} HTTP/2 connection(s) to {}, {} B messages, {}+{} s, {} threads",
+        "tonic_press: {} callers on {}{} to {}, {} B messages, {}+{} s, {} threads",
         config.concurrency,
-        config.connections,
+        if config.short {
+            "a new HTTP/2 connection per call".to_string()
+        } else {
+            format!("{} HTTP/2 connection(s)", config.connections)
+        },
+        if config.tls_ca.is_some() { " over TLS" } else { "" },
         config.server,
         config.request_size,
         config.warmup,
@@ -248,7 +318,7 @@ async fn run(config: Config) -> i32 {
         .map(|id| {
             tokio::spawn(caller(
                 id,
-                channels[id % channels.len()].clone(),
+                targets[id % targets.len()].clone(),
                 message.clone(),
                 measure_from,
                 end,
