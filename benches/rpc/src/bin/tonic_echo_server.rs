@@ -53,15 +53,19 @@ impl EchoService for Echo {
 fn main() {
     let flags = <Flags as clap::Parser>::parse();
     let port = flags.port;
-    let tls = flags.tls_cert.as_ref().zip(flags.tls_key.as_ref()).map(|(cert, key)| {
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).unwrap_or_else(|e| {
-                eprintln!("error: cannot read {}: {e}", path.display());
-                std::process::exit(1);
-            })
-        };
-        ServerTlsConfig::new().identity(Identity::from_pem(read(cert), read(key)))
-    });
+    let tls = flags
+        .tls_cert
+        .as_ref()
+        .zip(flags.tls_key.as_ref())
+        .map(|(cert, key)| {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).unwrap_or_else(|e| {
+                    eprintln!("error: cannot read {}: {e}", path.display());
+                    std::process::exit(1);
+                })
+            };
+            ServerTlsConfig::new().identity(Identity::from_pem(read(cert), read(key)))
+        });
     let threads = flags
         .threads
         .unwrap_or_else(fibrpc_bench_rpc::default_threads);

@@ -31,8 +31,8 @@ use fibrpc_bench_rpc::pb::EchoRequest;
 use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
-use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::Status;
 
 /// How long a call may still be pending after the window before the caller
 /// gives up on it (so the tool always stops, even against a hung server).
@@ -245,7 +245,11 @@ fn main() {
 }
 
 async fn run(config: Config) -> i32 {
-    let scheme = if config.tls_ca.is_some() { "https" } else { "http" };
+    let scheme = if config.tls_ca.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let uri = format!("{scheme}://{}", config.server);
     let mut endpoint = match Endpoint::from_shared(uri.clone()) {
         Ok(e) => e.tcp_nodelay(true).connect_timeout(Duration::from_secs(5)),
@@ -307,7 +311,11 @@ async fn run(config: Config) -> i32 {
         } else {
             format!("{} HTTP/2 connection(s)", config.connections)
         },
-        if config.tls_ca.is_some() { " over TLS" } else { "" },
+        if config.tls_ca.is_some() {
+            " over TLS"
+        } else {
+            ""
+        },
         config.server,
         config.request_size,
         config.warmup,

@@ -106,7 +106,7 @@ impl<P: ClientProtocol> InputHandler for ClientInput<P> {
             .correlation_id(&msg, sock)
             .and_then(|id| self.take(id))
         {
-            call.complete(Ok(msg));
+            call.complete_from(sock, Ok(msg));
         }
     }
 

@@ -117,7 +117,9 @@ pub struct Socket {
     pub(crate) unwritten: AtomicUsize,
     /// Messages read from this connection whose processing fiber is
     /// queued but has not started: their responses are coming, so a
-    /// writer may wait for them and send all in one `writev`.
+    /// writer may wait for them and send all in one `writev`. On a
+    /// client, callers a response read here woke that have not run yet
+    /// count too: their next requests are coming.
     pub(crate) queued_inputs: AtomicUsize,
     /// Messages of this connection being processed in fibers of their
     /// own (the reader waits at `options.max_requests`).
