@@ -44,6 +44,33 @@ impl TlsClientConfig {
         })
     }
 
+    /// Trusts the operating system's CA certificates (what
+    /// `rustls-native-certs` finds: the distribution's bundle, or the
+    /// file and directory `SSL_CERT_FILE` and `SSL_CERT_DIR` name), as a
+    /// client of public services would. Fails if none could be loaded;
+    /// certificates the store rejects are skipped, as browsers skip them.
+    pub fn from_system_roots() -> Result<TlsClientConfig, RpcError> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(bad_config(format!(
+                "no system CA certificate could be loaded{why}"
+            )));
+        }
+        let roots = Arc::new(roots);
+        Ok(TlsClientConfig {
+            config: Arc::new(build(&roots, None)?),
+            roots,
+            server_name: None,
+        })
+    }
+
     /// [`from_ca_pem`](Self::from_ca_pem) from a file.
     pub fn from_ca_pem_file(path: impl AsRef<Path>) -> Result<TlsClientConfig, RpcError> {
         let path = path.as_ref();
