@@ -55,6 +55,7 @@ mod register;
 mod responder;
 mod shutdown;
 mod stop;
+mod streaming_dispatch;
 mod ticker;
 mod timeouts;
 
@@ -78,6 +79,7 @@ pub use context::ServerContext;
 pub(crate) use context::{
     panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
 };
+pub(crate) use input::ServerInput;
 pub use handoff::take_listener;
 pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};

@@ -15,7 +15,10 @@
 //!   percent-encoded `grpc-message` in the trailers, or in a
 //!   trailers-only response when nothing else was sent.
 
+mod server_stream;
 mod status;
+mod streaming_call;
+mod typed_stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,10 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
+pub use server_stream::ServerStream;
 pub use status::{grpc_status_of, GrpcStatus};
+pub(crate) use streaming_call::{is_streaming_call, serve_streaming};
+pub use typed_stream::{BidiStream, ClientStreamReader, ServerStreamWriter};
 
 use crate::protocol::baidu_std::compress::{self, CompressType};
 use crate::protocol::h2::hpack::encode_header;
@@ -118,7 +124,7 @@ pub fn percent_encode_message(msg: &str) -> String {
 }
 
 /// The `/package.Service/Method` of a gRPC path.
-fn target(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn target(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     (!service.is_empty() && !method.is_empty() && !method.contains('/'))
         .then_some((service, method))
@@ -217,17 +223,49 @@ pub(crate) fn serve(
     }
 }
 
-/// A successful call: headers, the message, `grpc-status: 0` trailers.
-fn response(msg: IOBuf) -> ResponseParts {
+/// A response's header block (before its messages).
+pub(crate) fn response_headers() -> Vec<u8> {
     let mut headers = Vec::with_capacity(32);
     encode_header(b":status", b"200", &mut headers);
     encode_header(b"content-type", b"application/grpc", &mut headers);
-    let mut trailers = Vec::with_capacity(16);
-    encode_header(b"grpc-status", b"0", &mut trailers);
+    headers
+}
+
+/// The block that ends a call: `grpc-status` and, if any, the
+/// percent-encoded `grpc-message`; with the response's headers before
+/// them when `trailers_only` (nothing else was sent).
+pub(crate) fn status_block(
+    trailers_only: bool,
+    status: GrpcStatus,
+    message: Option<&str>,
+) -> Vec<u8> {
+    let mut block = if trailers_only {
+        response_headers()
+    } else {
+        Vec::with_capacity(32)
+    };
+    let mut n = itoa::Buffer::new();
+    encode_header(
+        b"grpc-status",
+        n.format(status as u32).as_bytes(),
+        &mut block,
+    );
+    if let Some(m) = message {
+        encode_header(
+            b"grpc-message",
+            percent_encode_message(m).as_bytes(),
+            &mut block,
+        );
+    }
+    block
+}
+
+/// A successful call: headers, the message, `grpc-status: 0` trailers.
+fn response(msg: IOBuf) -> ResponseParts {
     ResponseParts {
-        headers,
+        headers: response_headers(),
         body: frame_message(msg),
-        trailers: Some(trailers),
+        trailers: Some(status_block(false, GrpcStatus::Ok, None)),
     }
 }
 
@@ -235,19 +273,9 @@ fn response(msg: IOBuf) -> ResponseParts {
 /// error code's, bRPC's mapping, unless given) and `grpc-message`.
 fn failure((e, status): Failure) -> ResponseParts {
     let status = status.unwrap_or_else(|| grpc_status_of(e.code));
-    let mut headers = Vec::with_capacity(64);
-    encode_header(b":status", b"200", &mut headers);
-    encode_header(b"content-type", b"application/grpc", &mut headers);
-    let mut n = itoa::Buffer::new();
-    encode_header(
-        b"grpc-status",
-        n.format(status as u32).as_bytes(),
-        &mut headers,
-    );
-    let msg = percent_encode_message(&format!("[E{}]{}", e.code, e.text));
-    encode_header(b"grpc-message", msg.as_bytes(), &mut headers);
+    let msg = format!("[E{}]{}", e.code, e.text);
     ResponseParts {
-        headers,
+        headers: status_block(true, status, Some(&msg)),
         body: IOBuf::new(),
         trailers: None,
     }
