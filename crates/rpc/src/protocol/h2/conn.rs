@@ -608,13 +608,16 @@ impl Reader {
                 return conn_err(Reason::CompressionError, format!("HPACK: {why}"))
             }
         };
-        if let Some(inbound) = self.streaming.get(&id) {
+        if let Some(inbound) = self.streaming.get(&id).cloned() {
             // A streaming request's trailers end its input.
             if !block.end_stream {
                 return conn_err(Reason::ProtocolError, "trailers without END_STREAM");
             }
-            inbound.finish();
-            self.streaming.remove(&id);
+            if inbound.client_done() {
+                self.reset(conn, id, Reason::StreamClosed, out, opts)?;
+            } else {
+                inbound.finish();
+            }
             return Ok(None);
         }
         if let Some(s) = self.open.remove(&id) {
@@ -676,9 +679,9 @@ impl Reader {
                 block.end_stream,
             ));
             self.forget_done_streams();
-            if !block.end_stream {
-                self.streaming.insert(id, inbound.clone());
-            }
+            // Kept until the handler is done, even once the client
+            // finished sending: a RST_STREAM must still reach it.
+            self.streaming.insert(id, inbound.clone());
             return Ok(Some(H2Request {
                 stream: id,
                 req,
@@ -743,8 +746,12 @@ impl Reader {
             data.pop_back(pad);
         }
         let id = head.stream;
-        if let Some(inbound) = self.streaming.get(&id) {
+        if let Some(inbound) = self.streaming.get(&id).cloned() {
             let end = head.has(flag::END_STREAM);
+            if inbound.client_done() {
+                self.reset(conn, id, Reason::StreamClosed, out, opts)?;
+                return Ok(None);
+            }
             match inbound.append(data, head.len, end) {
                 Appended::Kept => {}
                 Appended::Dropped(n) => {
@@ -756,9 +763,6 @@ impl Reader {
                     self.reset(conn, id, Reason::FlowControlError, out, opts)?;
                     return Ok(None);
                 }
-            }
-            if end {
-                self.streaming.remove(&id);
             }
             return Ok(None);
         }

@@ -132,11 +132,11 @@ impl Inbound {
         self.cond.notify_all();
     }
 
-    /// Whether the reader may forget the stream: its input ended, or
-    /// the handler is done with it.
+    /// Whether the reader may forget the stream: it broke, or the
+    /// handler is done with it.
     pub(super) fn is_done(&self) -> bool {
         let s = self.state.lock();
-        s.end || s.broken.is_some() || s.discard
+        s.broken.is_some() || s.discard
     }
 
     /// Whether the client finished sending.
