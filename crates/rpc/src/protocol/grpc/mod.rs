@@ -19,6 +19,7 @@ mod server_stream;
 mod status;
 mod streaming_call;
 mod typed_stream;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ pub use server_stream::ServerStream;
 pub use status::{grpc_status_of, GrpcStatus};
 pub(crate) use streaming_call::{is_streaming_call, serve_streaming};
 pub use typed_stream::{BidiStream, ClientStreamReader, ServerStreamWriter};
+pub(crate) use web::{is_grpc_web, serve_web};
 
 use crate::protocol::baidu_std::compress::{self, CompressType};
 use crate::protocol::h2::hpack::encode_header;
@@ -178,12 +180,43 @@ fn request_message(
     Ok((msg, Some(charge)))
 }
 
-/// Serves one gRPC call (in the request's fiber).
+/// Where a unary call's outcome goes: an HTTP/2 stream (gRPC), or an
+/// HTTP response of either version (gRPC-Web).
+pub(crate) trait UnaryReply: Send + 'static {
+    /// The call succeeded with `msg` (serialized, unframed).
+    fn ok(self, msg: IOBuf);
+    /// The call failed with `status` and `message` (for `grpc-message`).
+    fn fail(self, status: GrpcStatus, message: String);
+}
+
+impl UnaryReply for StreamOut {
+    fn ok(self, msg: IOBuf) {
+        self.send_parts(response(msg));
+    }
+
+    fn fail(self, status: GrpcStatus, message: String) {
+        self.send_parts(ResponseParts {
+            headers: status_block(true, status, Some(&message)),
+            body: IOBuf::new(),
+            trailers: None,
+        });
+    }
+}
+
+/// Fails `out` with `f`'s status (the error code's, bRPC's mapping,
+/// unless given) and text.
+fn fail_with(out: impl UnaryReply, (e, status): Failure) {
+    let status = status.unwrap_or_else(|| grpc_status_of(e.code));
+    out.fail(status, format!("[E{}]{}", e.code, e.text));
+}
+
+/// Serves one unary gRPC call (in the request's fiber); `body` is the
+/// request's length-prefixed message.
 pub(crate) fn serve(
     ctx: &ServerContext,
     sock: &Arc<Socket>,
     req: Box<http::Request<IOBuf>>,
-    out: StreamOut,
+    out: impl UnaryReply,
 ) {
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
@@ -212,14 +245,14 @@ pub(crate) fn serve(
         Ok(((service, index), msg, charge)) => {
             let reply = move |_: &mut Controller, r: Result<IOBuf, RpcError>| {
                 drop(charge);
-                out.send_parts(match r {
-                    Ok(msg) => response(msg),
-                    Err(e) => failure((e, None)),
-                });
+                match r {
+                    Ok(msg) => out.ok(msg),
+                    Err(e) => fail_with(out, (e, None)),
+                }
             };
             ctx.dispatch(guard, service, index, cntl, msg, received, reply);
         }
-        Err(f) => out.send_parts(failure(f)),
+        Err(f) => fail_with(out, f),
     }
 }
 
@@ -269,17 +302,6 @@ fn response(msg: IOBuf) -> ResponseParts {
     }
 }
 
-/// A failed call: one trailers-only block with `grpc-status` (the
-/// error code's, bRPC's mapping, unless given) and `grpc-message`.
-fn failure((e, status): Failure) -> ResponseParts {
-    let status = status.unwrap_or_else(|| grpc_status_of(e.code));
-    let msg = format!("[E{}]{}", e.code, e.text);
-    ResponseParts {
-        headers: status_block(true, status, Some(&msg)),
-        body: IOBuf::new(),
-        trailers: None,
-    }
-}
 
 #[cfg(test)]
 mod tests {
