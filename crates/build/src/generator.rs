@@ -30,11 +30,7 @@ pub(crate) struct FibrpcServiceGenerator {
 }
 
 impl FibrpcServiceGenerator {
-    pub(crate) fn new(
-        rt: String,
-        descriptors: PathBuf,
-        deferred: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(rt: String, descriptors: PathBuf, deferred: Vec<String>) -> Self {
         FibrpcServiceGenerator {
             rt,
             descriptors,

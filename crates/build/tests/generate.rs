@@ -232,7 +232,11 @@ fn streaming_methods_take_stream_handles() {
     assert!(text.contains("pub fn one_simple("), "{text}");
     assert!(!text.contains("pub fn many"), "{text}");
     // Both wrappers serve the streaming methods.
-    assert_eq!(text.matches("fn call_method_streaming(").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("fn call_method_streaming(").count(),
+        2,
+        "{text}"
+    );
 }
 
 #[test]

@@ -98,10 +98,7 @@ pub trait Service: Send + Sync + 'static {
     ) -> Result<(), RpcError> {
         Err(RpcError::new(
             errno::ENOMETHOD,
-            format!(
-                "{} has no streaming method #{method}",
-                self.service_name()
-            ),
+            format!("{} has no streaming method #{method}", self.service_name()),
         ))
     }
 }

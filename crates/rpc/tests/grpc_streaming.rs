@@ -380,3 +380,50 @@ fn a_stopping_server_lets_a_stream_in_flight_finish() {
     );
     stopper.join().unwrap();
 }
+
+#[test]
+fn a_message_over_max_body_size_fails_only_its_call() {
+    let seen = Arc::new(Seen::default());
+    let mut server = Server::new(ServerOptions {
+        max_body_size: 1 << 20,
+        ..Default::default()
+    });
+    server
+        .add_service(StreamEchoServiceServer::new(StreamEcho(seen)))
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let addr = server.listen_addr().unwrap();
+    let mut c = RawH2::connect(addr);
+    let open = |c: &mut RawH2, id: u32, method: &str| {
+        let block = request_block(
+            "POST",
+            &format!("/example.StreamEchoService/{method}"),
+            &[("content-type", "application/grpc"), ("te", "trailers")],
+        );
+        c.send(&frame(kind::HEADERS, flag::END_HEADERS, id, &block));
+    };
+    // A prefix that announces 2 MiB: refused before any of it is held.
+    open(&mut c, 1, "Collect");
+    let mut prefix = vec![0];
+    prefix.extend_from_slice(&(2u32 << 20).to_be_bytes());
+    c.send(&frame(kind::DATA, 0, 1, &prefix));
+    let trailers = next_on(&mut c, 1).unwrap_err();
+    assert!(
+        trailers.contains(&("grpc-status".into(), "8".into())),
+        "{trailers:?}"
+    );
+    // The connection goes on: another call on it succeeds.
+    open(&mut c, 3, "Chat");
+    let msg = grpc_message(&StreamRequest {
+        message: "still here".into(),
+        ..Default::default()
+    });
+    c.send(&frame(kind::DATA, flag::END_STREAM, 3, &msg));
+    let echoed = next_on(&mut c, 3).unwrap();
+    assert!(String::from_utf8_lossy(&echoed).contains("still here"));
+    let trailers = next_on(&mut c, 3).unwrap_err();
+    assert!(
+        trailers.contains(&("grpc-status".into(), "0".into())),
+        "{trailers:?}"
+    );
+}

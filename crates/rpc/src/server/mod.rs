@@ -79,8 +79,8 @@ pub use context::ServerContext;
 pub(crate) use context::{
     panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
 };
-pub(crate) use input::ServerInput;
 pub use handoff::take_listener;
+pub(crate) use input::ServerInput;
 pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;

@@ -39,7 +39,13 @@ impl ServerContext {
         };
         if let Some(e) = refused {
             let r = Err(e);
-            interceptors::after(&options.interceptors[..passed], service, method, &mut cntl, &r);
+            interceptors::after(
+                &options.interceptors[..passed],
+                service,
+                method,
+                &mut cntl,
+                &r,
+            );
             return r.map(drop);
         }
         let status = &entry.status[index];

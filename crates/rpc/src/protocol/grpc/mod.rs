@@ -302,7 +302,6 @@ fn response(msg: IOBuf) -> ResponseParts {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,7 +130,11 @@ impl ServerStream {
                 ));
             }
             let sock = &self.inner.sock;
-            match self.inner.inbound.take(self.inner.deadline, &|| sock.failed()) {
+            match self
+                .inner
+                .inbound
+                .take(self.inner.deadline, &|| sock.failed())
+            {
                 Taken::Data(data, update) => {
                     st.buf.append_owned(data);
                     if !update.is_empty() {
@@ -279,13 +283,7 @@ impl ServerStream {
         };
         let trailers = super::status_block(false, code, message.as_deref());
         let trailers_only = super::status_block(true, code, message.as_deref());
-        conn.stream_finish(
-            sock,
-            self.stream_id(),
-            trailers_only,
-            trailers,
-            reset_after,
-        );
+        conn.stream_finish(sock, self.stream_id(), trailers_only, trailers, reset_after);
     }
 
     /// Whether [`finish`](Self::finish) was called.
@@ -308,9 +306,15 @@ fn broken_error(why: InboundEnd) -> RpcError {
 }
 
 fn timed_out() -> RpcError {
-    RpcError::new(errno::ERPCTIMEDOUT, "the call's deadline (grpc-timeout) passed")
+    RpcError::new(
+        errno::ERPCTIMEDOUT,
+        "the call's deadline (grpc-timeout) passed",
+    )
 }
 
 fn connection_failed() -> RpcError {
-    RpcError::new(errno::EFAILEDSOCKET, "the connection of the gRPC call failed")
+    RpcError::new(
+        errno::EFAILEDSOCKET,
+        "the connection of the gRPC call failed",
+    )
 }

@@ -28,9 +28,7 @@ pub(crate) fn is_streaming_call(sock: &Socket, req: &http::Request<IOBuf>) -> bo
         return false;
     };
     match ctx.find_method(service, method) {
-        Ok((service, index)) => {
-            ctx.entry(service).service.method_kind(index) != MethodKind::Unary
-        }
+        Ok((service, index)) => ctx.entry(service).service.method_kind(index) != MethodKind::Unary,
         Err(_) => false,
     }
 }

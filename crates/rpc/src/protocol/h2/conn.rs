@@ -673,11 +673,7 @@ impl Reader {
         if sock.is_streaming_call(&req) {
             // Processed from its HEADERS on: its DATA goes to the
             // handler as it comes.
-            let inbound = Arc::new(Inbound::new(
-                id,
-                opts.initial_window_size,
-                block.end_stream,
-            ));
+            let inbound = Arc::new(Inbound::new(id, opts.initial_window_size, block.end_stream));
             self.forget_done_streams();
             // Kept until the handler is done, even once the client
             // finished sending: a RST_STREAM must still reach it.

@@ -45,10 +45,10 @@ use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
 pub(crate) use conn::H2Conn;
 pub(crate) use inbound::{Inbound, InboundEnd, Taken};
-pub(crate) use stream_send::SendFailure;
 pub use reader::FrameReader;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;
+pub(crate) use stream_send::SendFailure;
 pub use wire::Wire;
 
 /// HTTP/2 limits of a server ([`crate::ServerOptions::h2`]). The
