@@ -114,6 +114,12 @@ impl ServerStream {
     /// the client finished sending. Fails when the call was cancelled,
     /// timed out or broke, and on a malformed or too large message.
     pub fn recv(&self) -> Result<Option<IOBuf>, RpcError> {
+        if self.is_finished() {
+            return Err(RpcError::new(
+                errno::EINTERNAL,
+                "recv on a gRPC call that already finished",
+            ));
+        }
         let mut st = self.inner.recv.lock();
         loop {
             if let Some(msg) = self.cut_message(&mut st.buf)? {

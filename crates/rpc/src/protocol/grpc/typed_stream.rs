@@ -58,6 +58,8 @@ impl<M: prost::Message> ServerStreamWriter<M> {
 #[derive(Debug, Clone)]
 pub struct ClientStreamReader<M> {
     stream: ServerStream,
+    /// The iterator ended (the client's end, or an error).
+    done: bool,
     _m: PhantomData<fn() -> M>,
 }
 
@@ -66,6 +68,7 @@ impl<M: prost::Message + Default> ClientStreamReader<M> {
     pub fn new(stream: ServerStream) -> Self {
         ClientStreamReader {
             stream,
+            done: false,
             _m: PhantomData,
         }
     }
@@ -102,10 +105,12 @@ impl<M: prost::Message + Default> Iterator for ClientStreamReader<M> {
     /// [`recv`](Self::recv) as an iterator: ends when the client
     /// finished sending, or after the first error.
     fn next(&mut self) -> Option<Self::Item> {
-        if self.stream.is_finished() {
+        if self.done {
             return None;
         }
-        self.recv().transpose()
+        let r = self.recv().transpose();
+        self.done = !matches!(r, Some(Ok(_)));
+        r
     }
 }
 

@@ -372,3 +372,83 @@ impl SendSide {
         self.reset_debt = self.reset_debt.saturating_sub(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::fmt::Display;
+
+    use super::*;
+
+    /// Collects what is written.
+    #[derive(Default)]
+    struct Out(RefCell<Vec<u8>>);
+
+    impl Wire for Out {
+        fn write(&self, out: IOBuf) {
+            self.0.borrow_mut().extend(out.to_vec());
+        }
+        fn unwritten_bytes(&self) -> usize {
+            0
+        }
+        fn written_bytes(&self) -> u64 {
+            0
+        }
+        fn max_body_size(&self) -> usize {
+            usize::MAX
+        }
+        fn peer(&self) -> impl Display {
+            "test"
+        }
+        fn close_after_goaway(&self) {}
+    }
+
+    /// Kinds and flags of the frames in `bytes`, with DATA's bytes summed.
+    fn frames(bytes: &[u8]) -> (Vec<(u8, u8)>, usize) {
+        let (mut kinds, mut data, mut rest) = (Vec::new(), 0, bytes);
+        while rest.len() >= frame::HEADER_LEN {
+            let head = frame::FrameHead::parse(rest[..frame::HEADER_LEN].try_into().unwrap());
+            kinds.push((head.kind, head.flags));
+            if head.kind == kind::DATA {
+                data += head.len as usize;
+            }
+            rest = &rest[frame::HEADER_LEN + head.len as usize..];
+        }
+        (kinds, data)
+    }
+
+    #[test]
+    fn a_streaming_response_waits_for_windows_listed_once() {
+        let out = Out::default();
+        let mut send = SendSide::default();
+        send.open(1);
+        assert!(send.stream_start(&out, 1, b"h"));
+        // More than the 65,535-byte windows: the rest waits.
+        for _ in 0..10 {
+            assert!(send.stream_data(&out, 1, IOBuf::from(vec![0u8; 10_000])));
+        }
+        assert_eq!(send.pending_len(1), Some(100_000 - 65_535));
+        assert_eq!(send.blocked.len(), 1, "a blocked stream is listed once");
+        let (kinds, data) = frames(&out.0.borrow());
+        assert_eq!(data, 65_535);
+        assert!(kinds.iter().all(|&(_, f)| f & flag::END_STREAM == 0));
+        // The windows open: the rest goes, and the stream stays open.
+        send.window_update(0, 1 << 20).unwrap();
+        send.window_update(1, 1 << 20).unwrap();
+        send.flush(&out);
+        assert_eq!(send.pending_len(1), Some(0));
+        assert!(send.blocked.is_empty());
+        assert_eq!(frames(&out.0.borrow()).1, 100_000);
+        // The end: trailers with END_STREAM, then the stream is gone.
+        send.stream_end(&out, 1, b"t".to_vec(), true);
+        let (kinds, _) = frames(&out.0.borrow());
+        let n = kinds.len();
+        assert_eq!(
+            kinds[n - 2],
+            (kind::HEADERS, flag::END_STREAM | flag::END_HEADERS)
+        );
+        assert_eq!(kinds[n - 1].0, kind::RST_STREAM);
+        assert_eq!(send.pending_len(1), None);
+        assert!(!send.stream_data(&out, 1, IOBuf::from("late")));
+    }
+}
