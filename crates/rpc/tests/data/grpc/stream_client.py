@@ -129,7 +129,11 @@ def slow_reader():
     """Reads one of 2000 responses of 64 KiB, then asks the server (on
     another stream) how many it sent while this client did not read,
     then reads the rest."""
-    it = stub.Expand(req("slow", count=2000, size=64 << 10), timeout=60)
+    # Without BDP probing grpcio keeps its stream window small, so what
+    # the server sends ahead is its own buffering plus the sockets'.
+    slow = grpc.insecure_channel(addr, options=options + [("grpc.http2.bdp_probe", 0)])
+    it = stream_echo_pb2_grpc.StreamEchoServiceStub(slow).Expand(
+        req("slow", count=2000, size=64 << 10), timeout=60)
     next(it)
     time.sleep(2)
     sent = stub.Echo(req("sent"), timeout=10).message
