@@ -97,7 +97,8 @@ impl StreamEchoService for StreamEcho {
     }
 
     /// "N TOTAL": how many requests and their messages' bytes, with the
-    /// last request's `size` bytes of padding.
+    /// last request's `size` bytes of padding; a request `hold` makes the
+    /// handler sleep 3 s before it reads on.
     fn collect(
         &self,
         _: &mut Controller,
@@ -108,6 +109,9 @@ impl StreamEchoService for StreamEcho {
             n += 1;
             total += r.message.len();
             size = r.size;
+            if r.message == "hold" {
+                fibrpc::fiber::sleep(Duration::from_secs(3)).unwrap();
+            }
         }
         Ok(response(format!("{n} {total}"), n, size))
     }
@@ -426,4 +430,53 @@ fn a_message_over_max_body_size_fails_only_its_call() {
         trailers.contains(&("grpc-status".into(), "0".into())),
         "{trailers:?}"
     );
+}
+
+#[test]
+fn a_handler_that_does_not_read_holds_the_client_to_one_window() {
+    let (_server, addr, _) = start();
+    let mut c = RawH2::connect(addr);
+    let block = request_block(
+        "POST",
+        "/example.StreamEchoService/Collect",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+    );
+    c.send(&frame(kind::HEADERS, flag::END_HEADERS, 1, &block));
+    let hold = grpc_message(&StreamRequest {
+        message: "hold".into(),
+        ..Default::default()
+    });
+    c.send(&frame(kind::DATA, 0, 1, &hold));
+    // While the handler sleeps, the rest of the stream's window (1 MiB,
+    // the server's default) is taken: the start of a large message.
+    let window = 1 << 20;
+    let mut left = window - hold.len();
+    let mut first = vec![0u8; 16 << 10];
+    first[1..5].copy_from_slice(&(8u32 << 20).to_be_bytes());
+    let mut chunk = first;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        c.send(&frame(kind::DATA, 0, 1, &chunk[..n]));
+        left -= n;
+        chunk = vec![0u8; 16 << 10];
+    }
+    // No byte of it was given back (the handler read none): one more
+    // frame is past the window, and only this stream is reset.
+    c.send(&frame(kind::DATA, 0, 1, &[0u8; 1024]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no RST_STREAM");
+        let f = c.read_frame().expect("the connection ended");
+        if f.kind == kind::WINDOW_UPDATE && f.stream == 1 {
+            panic!("the stream's window was given back before the handler read");
+        }
+        if f.kind == kind::RST_STREAM && f.stream == 1 {
+            // FLOW_CONTROL_ERROR.
+            assert_eq!(f.payload, [0, 0, 0, 3]);
+            break;
+        }
+    }
+    // The connection serves on.
+    c.get(3, "/health");
+    assert_eq!(c.response(3).status(), 200);
 }
