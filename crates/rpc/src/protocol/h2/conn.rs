@@ -233,6 +233,12 @@ impl H2Conn {
             Err((reason, why)) => {
                 r.dead = true;
                 buf.clear();
+                // Streaming handlers stop reading and sending now, not
+                // when the connection closes.
+                for (_, inbound) in r.streaming.drain() {
+                    inbound.break_off(InboundEnd::Failed(reason));
+                }
+                self.send_room.notify_all();
                 let last = r.last_stream;
                 drop(r);
                 let mut send = self.send.lock();
@@ -318,10 +324,11 @@ impl Reader {
                 }
                 let mut receiving = self.open.remove(&head.stream).is_some();
                 if let Some(inbound) = self.streaming.remove(&head.stream) {
+                    // A stream whose handler is done costs nothing more.
+                    receiving = !inbound.is_done();
                     let mut code = [0u8; 4];
                     payload.copy_to(&mut code, 0);
                     inbound.break_off(InboundEnd::Reset(u32::from_be_bytes(code)));
-                    receiving = true;
                 }
                 let mut send = conn.send.lock();
                 let answering = send.close(head.stream);

@@ -126,14 +126,14 @@ def deadline():
 
 
 def slow_reader():
-    """Reads one of 2000 responses of 64 KiB, then asks the server (on
+    """Reads one of 500 responses of 64 KiB, then asks the server (on
     another stream) how many it sent while this client did not read,
     then reads the rest."""
     # Without BDP probing grpcio keeps its stream window small, so what
     # the server sends ahead is its own buffering plus the sockets'.
     slow = grpc.insecure_channel(addr, options=options + [("grpc.http2.bdp_probe", 0)])
     it = stream_echo_pb2_grpc.StreamEchoServiceStub(slow).Expand(
-        req("slow", count=2000, size=64 << 10), timeout=60)
+        req("slow", count=500, size=64 << 10), timeout=120)
     next(it)
     time.sleep(2)
     sent = stub.Echo(req("sent"), timeout=10).message
