@@ -12,10 +12,8 @@
 //! generated before keeps compiling; it is what a tonic user reaches for
 //! (`client.echo_simple(&request)?` after `fibrpc::connect(addr)?`).
 
-use std::cell::RefCell;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use heck::ToShoutySnakeCase;
 use prost_build::{Comments, Method, Service, ServiceGenerator};
@@ -26,24 +24,16 @@ pub(crate) struct FibrpcServiceGenerator {
     rt: String,
     /// Where prost writes the file descriptor set the services embed.
     descriptors: PathBuf,
-    /// Errors (streaming RPCs) for `Builder::compile_protos` to return.
-    errors: Rc<RefCell<Vec<String>>>,
     /// Full names of the services that also get the deferred form; `"*"`
     /// is every service.
     deferred: Vec<String>,
 }
 
 impl FibrpcServiceGenerator {
-    pub(crate) fn new(
-        rt: String,
-        descriptors: PathBuf,
-        errors: Rc<RefCell<Vec<String>>>,
-        deferred: Vec<String>,
-    ) -> Self {
+    pub(crate) fn new(rt: String, descriptors: PathBuf, deferred: Vec<String>) -> Self {
         FibrpcServiceGenerator {
             rt,
             descriptors,
-            errors,
             deferred,
         }
     }
@@ -59,21 +49,6 @@ impl FibrpcServiceGenerator {
 impl ServiceGenerator for FibrpcServiceGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
         let full_name = full_name(&service);
-        let streaming: Vec<&str> = service
-            .methods
-            .iter()
-            .filter(|m| m.client_streaming || m.server_streaming)
-            .map(|m| m.proto_name.as_str())
-            .collect();
-        if !streaming.is_empty() {
-            // Nothing is written for the service: half of it would not
-            // match what the server dispatches.
-            self.errors.borrow_mut().push(format!(
-                "fibrpc-build: {full_name}: streaming RPCs are not supported ({})",
-                streaming.join(", ")
-            ));
-            return;
-        }
         let deferred = self.defers(&full_name);
         let names = Names::new(&service, full_name);
         write_consts(&service, &names, buf);
@@ -210,16 +185,162 @@ fn write_trait(service: &Service, rt: &str, buf: &mut String) {
             &format!("Handles the `{}` RPC.", m.proto_name),
             buf,
         );
-        let _ = writeln!(
-            buf,
-            "    fn {name}(&self, cntl: &mut {rt}::Controller, request: {req}) \
-             -> ::core::result::Result<{resp}, {rt}::RpcError>;",
-            name = m.name,
-            req = m.input_type,
-            resp = m.output_type,
-        );
+        write_trait_method(m, rt, buf);
     }
     buf.push_str("}\n");
+}
+
+/// A trait method's signature: unary methods take the request and
+/// return the response; streaming methods take the call's typed stream
+/// handles (gRPC only).
+fn write_trait_method(m: &Method, rt: &str, buf: &mut String) {
+    let (name, req, resp) = (&m.name, &m.input_type, &m.output_type);
+    let cntl = format!("cntl: &mut {rt}::Controller");
+    let grpc = format!("{rt}::protocol::grpc");
+    let _ = match kind(m) {
+        Kind::Unary => writeln!(
+            buf,
+            "    fn {name}(&self, {cntl}, request: {req}) \
+             -> ::core::result::Result<{resp}, {rt}::RpcError>;"
+        ),
+        Kind::ServerStreaming => writeln!(
+            buf,
+            "    ///
+    /// Server streaming (gRPC only): send the responses through
+    /// `responses`; the call ends with the returned status.
+    fn {name}(&self, {cntl}, request: {req}, responses: {grpc}::ServerStreamWriter<{resp}>) \
+             -> ::core::result::Result<(), {rt}::RpcError>;"
+        ),
+        Kind::ClientStreaming => writeln!(
+            buf,
+            "    ///
+    /// Client streaming (gRPC only): read the requests from `requests`
+    /// (`recv` until `Ok(None)`) and return the one response.
+    fn {name}(&self, {cntl}, requests: {grpc}::ClientStreamReader<{req}>) \
+             -> ::core::result::Result<{resp}, {rt}::RpcError>;"
+        ),
+        Kind::Bidirectional => writeln!(
+            buf,
+            "    ///
+    /// Bidirectional streaming (gRPC only): `stream.recv()` the requests
+    /// and `stream.send()` the responses, in any order (`split` gives
+    /// the halves to two fibers); the call ends with the returned status.
+    fn {name}(&self, {cntl}, stream: {grpc}::BidiStream<{req}, {resp}>) \
+             -> ::core::result::Result<(), {rt}::RpcError>;"
+        ),
+    };
+}
+
+/// How a method's messages flow.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Unary,
+    ServerStreaming,
+    ClientStreaming,
+    Bidirectional,
+}
+
+fn kind(m: &Method) -> Kind {
+    match (m.client_streaming, m.server_streaming) {
+        (false, false) => Kind::Unary,
+        (false, true) => Kind::ServerStreaming,
+        (true, false) => Kind::ClientStreaming,
+        (true, true) => Kind::Bidirectional,
+    }
+}
+
+/// What a unary path (baidu_std, HTTP) answers for a streaming method.
+fn streaming_only(m: &Method, names: &Names, rt: &str) -> String {
+    format!(
+        "{rt}::RpcError::new(
+                {rt}::errno::ENOMETHOD,
+                ::std::format!(\"{{}}.{proto} is a streaming method, served over gRPC only\", {sc}),
+            )",
+        proto = m.proto_name,
+        sc = names.service_const,
+    )
+}
+
+/// `method_kind` and `call_method_streaming` of a `Service` impl whose
+/// wrapped implementation is `self.inner` (both wrappers share them).
+fn write_streaming_impl(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+    if service.methods.iter().all(|m| kind(m) == Kind::Unary) {
+        return;
+    }
+    let grpc = format!("{rt}::protocol::grpc");
+    let _ = writeln!(
+        buf,
+        "
+    fn method_kind(&self, method: usize) -> {rt}::MethodKind {{
+        match method {{"
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        let k = match kind(m) {
+            Kind::Unary => continue,
+            Kind::ServerStreaming => "ServerStreaming",
+            Kind::ClientStreaming => "ClientStreaming",
+            Kind::Bidirectional => "Bidirectional",
+        };
+        let _ = writeln!(buf, "            {i} => {rt}::MethodKind::{k},");
+    }
+    let _ = writeln!(
+        buf,
+        "            _ => {rt}::MethodKind::Unary,
+        }}
+    }}
+
+    fn call_method_streaming(
+        &self,
+        method: usize,
+        cntl: &mut {rt}::Controller,
+        stream: {grpc}::ServerStream,
+    ) -> ::core::result::Result<(), {rt}::RpcError> {{
+        match method {{"
+    );
+    for (i, m) in service.methods.iter().enumerate() {
+        let (name, req) = (&m.name, &m.input_type);
+        let _ = match kind(m) {
+            Kind::Unary => continue,
+            Kind::ServerStreaming => writeln!(
+                buf,
+                "            {i} => {{
+                let request = match stream.recv()? {{
+                    ::core::option::Option::Some(m) => {rt}::codec::decode_request::<{req}>(&m)?,
+                    ::core::option::Option::None => {{
+                        return ::core::result::Result::Err({rt}::RpcError::new(
+                            {rt}::errno::EREQUEST,
+                            \"the call ended before its request message\",
+                        ))
+                    }}
+                }};
+                self.inner.{name}(cntl, request, {grpc}::ServerStreamWriter::new(stream))
+            }}"
+            ),
+            Kind::ClientStreaming => writeln!(
+                buf,
+                "            {i} => {{
+                let response = self
+                    .inner
+                    .{name}(cntl, {grpc}::ClientStreamReader::new(stream.clone()))?;
+                stream.send({rt}::codec::encode(&response))
+            }}"
+            ),
+            Kind::Bidirectional => writeln!(
+                buf,
+                "            {i} => self.inner.{name}(cntl, {grpc}::BidiStream::new(stream)),"
+            ),
+        };
+    }
+    let _ = writeln!(
+        buf,
+        "            _ => ::core::result::Result::Err({rt}::RpcError::new(
+                {rt}::errno::ENOMETHOD,
+                ::std::format!(\"{{}} has no streaming method #{{}}\", {sc}, method),
+            )),
+        }}
+    }}",
+        sc = names.service_const,
+    );
 }
 
 fn write_server(service: &Service, names: &Names, rt: &str, descriptors: &Path, buf: &mut String) {
@@ -242,6 +363,14 @@ fn write_server(service: &Service, names: &Names, rt: &str, descriptors: &Path, 
         match method {{"
     );
     for (i, m) in service.methods.iter().enumerate() {
+        if kind(m) != Kind::Unary {
+            let _ = writeln!(
+                buf,
+                "            {i} => ::core::result::Result::Err({}),",
+                streaming_only(m, names, rt)
+            );
+            continue;
+        }
         let _ = writeln!(
             buf,
             "            {i} => {{
@@ -260,10 +389,11 @@ fn write_server(service: &Service, names: &Names, rt: &str, descriptors: &Path, 
                 ::std::format!(\"{{}} has no method #{{}}\", {sc}, method),
             )),
         }}
-    }}
-}}",
+    }}",
         sc = names.service_const,
     );
+    write_streaming_impl(service, names, rt, buf);
+    buf.push_str("}\n");
 }
 
 fn write_deferred_trait(service: &Service, names: &Names, rt: &str, buf: &mut String) {
@@ -288,6 +418,18 @@ controller. Serve an implementation with [`{server}`].",
         names.deferred
     );
     for m in &service.methods {
+        if kind(m) != Kind::Unary {
+            // A streaming call holds its fiber for as long as it lasts
+            // whatever the form: the same method as the plain trait's.
+            docs(
+                &m.comments,
+                1,
+                &format!("Handles the `{}` RPC.", m.proto_name),
+                buf,
+            );
+            write_trait_method(m, rt, buf);
+            continue;
+        }
         docs_then(
             &m.comments,
             1,
@@ -401,6 +543,14 @@ fn write_deferred_server(
         sc = names.service_const,
     );
     for (i, m) in service.methods.iter().enumerate() {
+        if kind(m) != Kind::Unary {
+            let _ = writeln!(
+                buf,
+                "            {i} => done.send(::core::result::Result::Err({})),",
+                streaming_only(m, names, rt)
+            );
+            continue;
+        }
         let _ = writeln!(
             buf,
             "            {i} => match {rt}::codec::decode_request::<{req}>(&request) {{
@@ -420,10 +570,11 @@ fn write_deferred_server(
                 ::std::format!(\"{{}} has no method #{{}}\", {sc}, method),
             ))),
         }}
-    }}
-}}",
+    }}",
         sc = names.service_const,
     );
+    write_streaming_impl(service, names, rt, buf);
+    buf.push_str("}\n");
 }
 
 fn write_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
@@ -448,7 +599,9 @@ impl {client} {{
     }}",
         full = names.full_name,
     );
-    for m in &service.methods {
+    // Streaming methods are called over gRPC, not through this
+    // baidu_std stub.
+    for m in service.methods.iter().filter(|m| kind(m) == Kind::Unary) {
         buf.push('\n');
         docs(
             &m.comments,

@@ -65,18 +65,34 @@
 //! services (document your messages and fields in the `.proto` for the
 //! same about messages).
 //!
-//! Streaming RPCs are not supported (bRPC's protobuf services are unary):
-//! a `.proto` with one makes [`compile_protos`] return an error naming it.
+//! Streaming RPCs (gRPC's server, client and bidirectional streaming)
+//! are served over gRPC only; in the trait they take the call's stream
+//! handles from `fibrpc::protocol::grpc` instead of a request and a
+//! response:
+//!
+//! - server streaming: `fn watch(&self, cntl: &mut Controller, request:
+//!   WatchRequest, responses: ServerStreamWriter<Event>) -> Result<(),
+//!   RpcError>` (`responses.send(&event)?` per message);
+//! - client streaming: `fn upload(&self, cntl: &mut Controller, requests:
+//!   ClientStreamReader<Chunk>) -> Result<Summary, RpcError>`
+//!   (`requests.recv()?` until `None`);
+//! - bidirectional: `fn chat(&self, cntl: &mut Controller, stream:
+//!   BidiStream<Note, Note>) -> Result<(), RpcError>`.
+//!
+//! `recv` and `send` suspend the handler's fiber (`send` while the
+//! client's flow-control window holds back too much); the call ends with
+//! the returned status in gRPC's trailers. The deferred trait has the
+//! same methods for them. Over baidu_std and HTTP a streaming method
+//! answers `ENOMETHOD` ("served over gRPC only"), and the baidu_std
+//! client stub has no form for it.
 //!
 //! `protoc` comes from the `protoc-bin-vendored` crate, so nothing needs
 //! to be installed; set `PROTOC` to use another one.
 
 mod generator;
 
-use std::cell::RefCell;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use generator::FibrpcServiceGenerator;
 
@@ -165,7 +181,7 @@ impl Builder {
     }
 
     /// Compiles `protos`, resolving imports under `includes`. Fails on a
-    /// protoc error, a streaming RPC, or an unwritable output directory.
+    /// protoc error or an unwritable output directory.
     pub fn compile_protos(
         self,
         protos: &[impl AsRef<Path>],
@@ -211,25 +227,12 @@ impl Builder {
             fingerprint(protos)
         ));
         config.file_descriptor_set_path(&descriptor_path);
-        // The generator cannot fail a prost run, so it leaves its errors
-        // here and they are reported once prost returns.
-        let errors = Rc::new(RefCell::new(Vec::new()));
         config.service_generator(Box::new(FibrpcServiceGenerator::new(
             self.runtime_path,
             descriptor_path,
-            errors.clone(),
             self.deferred,
         )));
-        config.compile_protos(protos, &includes)?;
-        let errors = errors.borrow();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                errors.join("\n"),
-            ))
-        }
+        config.compile_protos(protos, &includes)
     }
 }
 

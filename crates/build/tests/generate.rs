@@ -194,14 +194,48 @@ fn runtime_path_is_configurable() {
 }
 
 #[test]
-fn streaming_is_an_error_naming_the_methods() {
-    let err = generate("streaming.proto", "test.streaming", None).unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    let msg = err.to_string();
-    assert!(msg.contains("test.streaming.Streamer"), "{msg}");
-    assert!(
-        msg.contains("streaming RPCs are not supported (Many)"),
-        "{msg}"
+fn streaming_methods_take_stream_handles() {
+    let text = generate_with("streaming.proto", "test.streaming", |b| b.deferred("*")).unwrap();
+    assert_has(
+        &text,
+        "fn one(&self, cntl: &mut ::fibrpc::Controller, request: Item)
+            -> ::core::result::Result<Item, ::fibrpc::RpcError>;",
+    );
+    assert_has(
+        &text,
+        "fn many(&self, cntl: &mut ::fibrpc::Controller, request: Item,
+            responses: ::fibrpc::protocol::grpc::ServerStreamWriter<Item>)
+            -> ::core::result::Result<(), ::fibrpc::RpcError>;",
+    );
+    assert_has(
+        &text,
+        "fn gather(&self, cntl: &mut ::fibrpc::Controller,
+            requests: ::fibrpc::protocol::grpc::ClientStreamReader<Item>)
+            -> ::core::result::Result<Item, ::fibrpc::RpcError>;",
+    );
+    assert_has(
+        &text,
+        "fn both(&self, cntl: &mut ::fibrpc::Controller,
+            stream: ::fibrpc::protocol::grpc::BidiStream<Item, Item>)
+            -> ::core::result::Result<(), ::fibrpc::RpcError>;",
+    );
+    // Served over gRPC by kind; over baidu_std and HTTP they say so.
+    assert_has(&text, "1 => ::fibrpc::MethodKind::ServerStreaming,");
+    assert_has(&text, "2 => ::fibrpc::MethodKind::ClientStreaming,");
+    assert_has(&text, "3 => ::fibrpc::MethodKind::Bidirectional,");
+    assert_has(&text, "is a streaming method, served over gRPC only");
+    assert_has(
+        &text,
+        "3 => self.inner.both(cntl, ::fibrpc::protocol::grpc::BidiStream::new(stream)),",
+    );
+    // The baidu_std stub has only the unary method.
+    assert!(text.contains("pub fn one_simple("), "{text}");
+    assert!(!text.contains("pub fn many"), "{text}");
+    // Both wrappers serve the streaming methods.
+    assert_eq!(
+        text.matches("fn call_method_streaming(").count(),
+        2,
+        "{text}"
     );
 }
 

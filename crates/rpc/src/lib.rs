@@ -52,7 +52,7 @@ pub use controller::Controller;
 pub use error::RpcError;
 pub use protocol::baidu_std::compress::CompressType;
 pub use server::{Responder, Server, ServerOptions};
-pub use service::Service;
+pub use service::{MethodKind, Service};
 
 pub mod errno;
 

@@ -7,7 +7,23 @@
 
 use fibrpc_iobuf::IOBuf;
 
-use crate::{Controller, Responder, RpcError};
+use crate::protocol::grpc::ServerStream;
+use crate::{errno, Controller, Responder, RpcError};
+
+/// How a method's messages flow (gRPC's four kinds). Only unary methods
+/// are served over baidu_std and HTTP; the streaming kinds are served
+/// over gRPC ([`Service::call_method_streaming`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodKind {
+    /// One request, one response.
+    Unary,
+    /// One request, a stream of responses.
+    ServerStreaming,
+    /// A stream of requests, one response.
+    ClientStreaming,
+    /// Streams both ways.
+    Bidirectional,
+}
 
 /// A service a [`crate::Server`] can host: a fully qualified name, its
 /// methods, and a call that takes and returns serialized messages.
@@ -60,5 +76,29 @@ pub trait Service: Send + Sync + 'static {
     fn call_method_deferred(&self, method: usize, request: IOBuf, mut done: Responder) {
         let r = self.call_method(method, done.controller_mut(), &request);
         done.send(r);
+    }
+
+    /// How method `method` streams. Default: every method is unary.
+    fn method_kind(&self, _method: usize) -> MethodKind {
+        MethodKind::Unary
+    }
+
+    /// Handles one call of a streaming method (see
+    /// [`method_kind`](Self::method_kind)), in a fiber of its own for as
+    /// long as the call lasts: read requests with
+    /// [`ServerStream::recv`] and answer with [`ServerStream::send`],
+    /// both of which suspend the fiber. The call ends with the returned
+    /// status (unless the handler called [`ServerStream::finish`]
+    /// before). Default: `ENOMETHOD`.
+    fn call_method_streaming(
+        &self,
+        method: usize,
+        _cntl: &mut Controller,
+        _stream: ServerStream,
+    ) -> Result<(), RpcError> {
+        Err(RpcError::new(
+            errno::ENOMETHOD,
+            format!("{} has no streaming method #{method}", self.service_name()),
+        ))
     }
 }

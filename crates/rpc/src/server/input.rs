@@ -23,6 +23,15 @@ impl ServerInput {
         });
         ServerInput { ctx, tls }
     }
+
+    /// The server context of a server connection (`None` for a
+    /// client's).
+    pub(crate) fn context_of(sock: &Socket) -> Option<&ServerContext> {
+        sock.user
+            .as_any()
+            .downcast_ref::<ServerInput>()
+            .map(|s| &s.ctx)
+    }
 }
 
 impl InputHandler for ServerInput {

@@ -55,6 +55,7 @@ mod register;
 mod responder;
 mod shutdown;
 mod stop;
+mod streaming_dispatch;
 mod ticker;
 mod timeouts;
 
@@ -79,6 +80,7 @@ pub(crate) use context::{
     panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
 };
 pub use handoff::take_listener;
+pub(crate) use input::ServerInput;
 pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;

@@ -15,7 +15,11 @@
 //!   percent-encoded `grpc-message` in the trailers, or in a
 //!   trailers-only response when nothing else was sent.
 
+mod server_stream;
 mod status;
+mod streaming_call;
+mod typed_stream;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +27,11 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
+pub use server_stream::ServerStream;
 pub use status::{grpc_status_of, GrpcStatus};
+pub(crate) use streaming_call::{is_streaming_call, serve_streaming};
+pub use typed_stream::{BidiStream, ClientStreamReader, ServerStreamWriter};
+pub(crate) use web::{is_grpc_web, serve_web};
 
 use crate::protocol::baidu_std::compress::{self, CompressType};
 use crate::protocol::h2::hpack::encode_header;
@@ -118,7 +126,7 @@ pub fn percent_encode_message(msg: &str) -> String {
 }
 
 /// The `/package.Service/Method` of a gRPC path.
-fn target(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn target(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     (!service.is_empty() && !method.is_empty() && !method.contains('/'))
         .then_some((service, method))
@@ -172,12 +180,43 @@ fn request_message(
     Ok((msg, Some(charge)))
 }
 
-/// Serves one gRPC call (in the request's fiber).
+/// Where a unary call's outcome goes: an HTTP/2 stream (gRPC), or an
+/// HTTP response of either version (gRPC-Web).
+pub(crate) trait UnaryReply: Send + 'static {
+    /// The call succeeded with `msg` (serialized, unframed).
+    fn ok(self, msg: IOBuf);
+    /// The call failed with `status` and `message` (for `grpc-message`).
+    fn fail(self, status: GrpcStatus, message: String);
+}
+
+impl UnaryReply for StreamOut {
+    fn ok(self, msg: IOBuf) {
+        self.send_parts(response(msg));
+    }
+
+    fn fail(self, status: GrpcStatus, message: String) {
+        self.send_parts(ResponseParts {
+            headers: status_block(true, status, Some(&message)),
+            body: IOBuf::new(),
+            trailers: None,
+        });
+    }
+}
+
+/// Fails `out` with `f`'s status (the error code's, bRPC's mapping,
+/// unless given) and text.
+fn fail_with(out: impl UnaryReply, (e, status): Failure) {
+    let status = status.unwrap_or_else(|| grpc_status_of(e.code));
+    out.fail(status, format!("[E{}]{}", e.code, e.text));
+}
+
+/// Serves one unary gRPC call (in the request's fiber); `body` is the
+/// request's length-prefixed message.
 pub(crate) fn serve(
     ctx: &ServerContext,
     sock: &Arc<Socket>,
     req: Box<http::Request<IOBuf>>,
-    out: StreamOut,
+    out: impl UnaryReply,
 ) {
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
@@ -206,50 +245,60 @@ pub(crate) fn serve(
         Ok(((service, index), msg, charge)) => {
             let reply = move |_: &mut Controller, r: Result<IOBuf, RpcError>| {
                 drop(charge);
-                out.send_parts(match r {
-                    Ok(msg) => response(msg),
-                    Err(e) => failure((e, None)),
-                });
+                match r {
+                    Ok(msg) => out.ok(msg),
+                    Err(e) => fail_with(out, (e, None)),
+                }
             };
             ctx.dispatch(guard, service, index, cntl, msg, received, reply);
         }
-        Err(f) => out.send_parts(failure(f)),
+        Err(f) => fail_with(out, f),
     }
 }
 
-/// A successful call: headers, the message, `grpc-status: 0` trailers.
-fn response(msg: IOBuf) -> ResponseParts {
+/// A response's header block (before its messages).
+pub(crate) fn response_headers() -> Vec<u8> {
     let mut headers = Vec::with_capacity(32);
     encode_header(b":status", b"200", &mut headers);
     encode_header(b"content-type", b"application/grpc", &mut headers);
-    let mut trailers = Vec::with_capacity(16);
-    encode_header(b"grpc-status", b"0", &mut trailers);
-    ResponseParts {
-        headers,
-        body: frame_message(msg),
-        trailers: Some(trailers),
-    }
+    headers
 }
 
-/// A failed call: one trailers-only block with `grpc-status` (the
-/// error code's, bRPC's mapping, unless given) and `grpc-message`.
-fn failure((e, status): Failure) -> ResponseParts {
-    let status = status.unwrap_or_else(|| grpc_status_of(e.code));
-    let mut headers = Vec::with_capacity(64);
-    encode_header(b":status", b"200", &mut headers);
-    encode_header(b"content-type", b"application/grpc", &mut headers);
+/// The block that ends a call: `grpc-status` and, if any, the
+/// percent-encoded `grpc-message`; with the response's headers before
+/// them when `trailers_only` (nothing else was sent).
+pub(crate) fn status_block(
+    trailers_only: bool,
+    status: GrpcStatus,
+    message: Option<&str>,
+) -> Vec<u8> {
+    let mut block = if trailers_only {
+        response_headers()
+    } else {
+        Vec::with_capacity(32)
+    };
     let mut n = itoa::Buffer::new();
     encode_header(
         b"grpc-status",
         n.format(status as u32).as_bytes(),
-        &mut headers,
+        &mut block,
     );
-    let msg = percent_encode_message(&format!("[E{}]{}", e.code, e.text));
-    encode_header(b"grpc-message", msg.as_bytes(), &mut headers);
+    if let Some(m) = message {
+        encode_header(
+            b"grpc-message",
+            percent_encode_message(m).as_bytes(),
+            &mut block,
+        );
+    }
+    block
+}
+
+/// A successful call: headers, the message, `grpc-status: 0` trailers.
+fn response(msg: IOBuf) -> ResponseParts {
     ResponseParts {
-        headers,
-        body: IOBuf::new(),
-        trailers: None,
+        headers: response_headers(),
+        body: frame_message(msg),
+        trailers: Some(status_block(false, GrpcStatus::Ok, None)),
     }
 }
 

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::frame::{self, flag, kind, setting, FrameHead, Reason, PREFACE};
 use super::hpack::{self, DecodeError};
+use super::inbound::{Appended, Inbound, InboundEnd};
 use super::request::{self, Fields};
 use super::send::SendSide;
 use super::wire::Wire;
@@ -54,6 +55,9 @@ pub(crate) struct H2Conn {
     last_stream: AtomicU32,
     /// The server stopped: streams opened from now on are refused.
     going_away: AtomicBool,
+    /// Signalled when streaming responses may send again: a window
+    /// opened, a stream was reset (see `stream_send.rs`).
+    pub(super) send_room: fibrpc_fiber::sync::Condvar,
 }
 
 #[derive(Debug)]
@@ -64,6 +68,8 @@ struct Reader {
     last_stream: u32,
     /// Streams still receiving their request.
     open: FxHashMap<u32, RecvStream>,
+    /// Streaming requests (already being processed) still receiving.
+    streaming: FxHashMap<u32, Arc<Inbound>>,
     /// Streams this side reset lately (their late frames are dropped).
     recent_resets: VecDeque<u32>,
     /// What the peer may still send on the connection.
@@ -84,6 +90,7 @@ impl Default for Reader {
             block: None,
             last_stream: 0,
             open: FxHashMap::default(),
+            streaming: FxHashMap::default(),
             recent_resets: VecDeque::new(),
             conn_window: i64::from(frame::DEFAULT_WINDOW),
             conn_unacked: 0,
@@ -226,6 +233,12 @@ impl H2Conn {
             Err((reason, why)) => {
                 r.dead = true;
                 buf.clear();
+                // Streaming handlers stop reading and sending now, not
+                // when the connection closes.
+                for (_, inbound) in r.streaming.drain() {
+                    inbound.break_off(InboundEnd::Failed(reason));
+                }
+                self.send_room.notify_all();
                 let last = r.last_stream;
                 drop(r);
                 let mut send = self.send.lock();
@@ -309,9 +322,18 @@ impl Reader {
                 if head.stream > self.last_stream {
                     return conn_err(Reason::ProtocolError, "RST_STREAM on an idle stream");
                 }
-                let receiving = self.open.remove(&head.stream).is_some();
+                let mut receiving = self.open.remove(&head.stream).is_some();
+                if let Some(inbound) = self.streaming.remove(&head.stream) {
+                    // A stream whose handler is done costs nothing more.
+                    receiving = !inbound.is_done();
+                    let mut code = [0u8; 4];
+                    payload.copy_to(&mut code, 0);
+                    inbound.break_off(InboundEnd::Reset(u32::from_be_bytes(code)));
+                }
                 let mut send = conn.send.lock();
-                if send.close(head.stream) || receiving {
+                let answering = send.close(head.stream);
+                conn.send_room.notify_all();
+                if answering || receiving {
                     send.reset_debt += 1;
                     if send.reset_debt > opts.max_reset_streams {
                         return conn_err(
@@ -374,7 +396,10 @@ impl Reader {
                         self.reset(conn, head.stream, Reason::FlowControlError, out, opts)?;
                         return Ok(None);
                     }
-                    Ok(true) => send.flush(sock),
+                    Ok(true) => {
+                        send.flush(sock);
+                        conn.send_room.notify_all();
+                    }
                 }
                 Ok(None)
             }
@@ -471,6 +496,7 @@ impl Reader {
         frame::put_head(&mut ack, 0, kind::SETTINGS, flag::ACK, 0);
         send.write(sock, ack);
         send.flush(sock);
+        conn.send_room.notify_all();
         Ok(None)
     }
 
@@ -589,6 +615,18 @@ impl Reader {
                 return conn_err(Reason::CompressionError, format!("HPACK: {why}"))
             }
         };
+        if let Some(inbound) = self.streaming.get(&id).cloned() {
+            // A streaming request's trailers end its input.
+            if !block.end_stream {
+                return conn_err(Reason::ProtocolError, "trailers without END_STREAM");
+            }
+            if inbound.client_done() {
+                self.reset(conn, id, Reason::StreamClosed, out, opts)?;
+            } else {
+                inbound.finish();
+            }
+            return Ok(None);
+        }
         if let Some(s) = self.open.remove(&id) {
             // Trailers: they end the request (their fields are dropped).
             if !block.end_stream {
@@ -639,6 +677,20 @@ impl Reader {
                 return Ok(None);
             }
         };
+        if sock.is_streaming_call(&req) {
+            // Processed from its HEADERS on: its DATA goes to the
+            // handler as it comes.
+            let inbound = Arc::new(Inbound::new(id, opts.initial_window_size, block.end_stream));
+            self.forget_done_streams();
+            // Kept until the handler is done, even once the client
+            // finished sending: a RST_STREAM must still reach it.
+            self.streaming.insert(id, inbound.clone());
+            return Ok(Some(H2Request {
+                stream: id,
+                req,
+                inbound: Some(inbound),
+            }));
+        }
         if block.end_stream {
             return self.complete(conn, id, req, sock, opts, out);
         }
@@ -697,6 +749,26 @@ impl Reader {
             data.pop_back(pad);
         }
         let id = head.stream;
+        if let Some(inbound) = self.streaming.get(&id).cloned() {
+            let end = head.has(flag::END_STREAM);
+            if inbound.client_done() {
+                self.reset(conn, id, Reason::StreamClosed, out, opts)?;
+                return Ok(None);
+            }
+            match inbound.append(data, head.len, end) {
+                Appended::Kept => {}
+                Appended::Dropped(n) => {
+                    if n > 0 && !end {
+                        frame::put_window_update(out, id, n);
+                    }
+                }
+                Appended::OverWindow => {
+                    self.reset(conn, id, Reason::FlowControlError, out, opts)?;
+                    return Ok(None);
+                }
+            }
+            return Ok(None);
+        }
         let Some(s) = self.open.get_mut(&id) else {
             if id > self.last_stream {
                 return conn_err(Reason::ProtocolError, "DATA on an idle stream");
@@ -760,7 +832,28 @@ impl Reader {
             self.reset(conn, id, Reason::ProtocolError, out, opts)?;
             return Ok(None);
         }
-        Ok(Some(H2Request { stream: id, req }))
+        Ok(Some(H2Request {
+            stream: id,
+            req,
+            inbound: None,
+        }))
+    }
+
+    /// Forgets the streaming requests whose handlers are done (or whose
+    /// input ended), so that the map stays within the streams open; a
+    /// late frame of one is dropped quietly (their responses ended with
+    /// RST_STREAM(NO_ERROR), which the client may not have seen yet).
+    fn forget_done_streams(&mut self) {
+        let done: Vec<u32> = self
+            .streaming
+            .iter()
+            .filter(|(_, s)| s.is_done())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in done {
+            self.streaming.remove(&id);
+            self.remember_reset(id);
+        }
     }
 
     /// Remembers a stream this side reset (or refused): its late frames
@@ -789,10 +882,14 @@ impl Reader {
         opts: &H2Options,
     ) -> Result<(), ConnError> {
         self.open.remove(&id);
+        if let Some(inbound) = self.streaming.remove(&id) {
+            inbound.break_off(InboundEnd::Failed(reason));
+        }
         frame::put_rst_stream(out, id, reason);
         self.remember_reset(id);
         let mut send = conn.send.lock();
         send.close(id);
+        conn.send_room.notify_all();
         send.reset_debt += 1;
         if send.reset_debt > opts.max_reset_streams {
             return conn_err(

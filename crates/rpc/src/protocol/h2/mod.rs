@@ -29,10 +29,12 @@
 mod conn;
 pub mod frame;
 pub mod hpack;
+mod inbound;
 mod reader;
 mod request;
 mod send;
 mod server;
+mod stream_send;
 mod wire;
 
 use std::sync::Arc;
@@ -42,9 +44,11 @@ use fibrpc_iobuf::IOBuf;
 use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
 pub(crate) use conn::H2Conn;
+pub(crate) use inbound::{Inbound, InboundEnd, Taken};
 pub use reader::FrameReader;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;
+pub(crate) use stream_send::SendFailure;
 pub use wire::Wire;
 
 /// HTTP/2 limits of a server ([`crate::ServerOptions::h2`]). The
@@ -91,6 +95,12 @@ pub struct H2Options {
     /// client that reads, however many PINGs it sends, never has more
     /// than a few waiting.
     pub max_pending_acks: u32,
+    /// Bytes of one streaming response (a gRPC server-streaming or
+    /// bidirectional call) held for the client's flow-control window:
+    /// past it the handler's `send` waits (default 256 KiB). A client
+    /// that reads slowly thus costs at most this plus one message per
+    /// stream, however much the handler has to send.
+    pub stream_send_buffer: u32,
 }
 
 impl Default for H2Options {
@@ -102,6 +112,7 @@ impl Default for H2Options {
             max_header_list_size: 16 << 10,
             max_reset_streams: 200,
             max_pending_acks: 1000,
+            stream_send_buffer: 256 << 10,
         }
     }
 }
@@ -111,6 +122,8 @@ impl Default for H2Options {
 pub struct H2Request {
     stream: u32,
     req: Box<http::Request<IOBuf>>,
+    /// A streaming call's input, still arriving (its body is empty).
+    inbound: Option<Arc<Inbound>>,
 }
 
 impl H2Request {
@@ -122,6 +135,12 @@ impl H2Request {
     /// The request.
     pub fn request(&self) -> &http::Request<IOBuf> {
         &self.req
+    }
+
+    /// Whether the request is a streaming call, processed from its
+    /// headers on while its body still arrives.
+    pub fn is_streaming(&self) -> bool {
+        self.inbound.is_some()
     }
 }
 

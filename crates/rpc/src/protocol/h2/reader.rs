@@ -49,6 +49,12 @@ impl Wire for Sink {
     fn close_after_goaway(&self) {
         self.closed.store(true, Ordering::Relaxed);
     }
+
+    /// Requests under `/stream/` are processed as streaming calls, so
+    /// that a fuzzer reaches that path too.
+    fn is_streaming_call(&self, req: &http::Request<IOBuf>) -> bool {
+        req.uri().path().starts_with("/stream/")
+    }
 }
 
 /// One HTTP/2 server connection's state, after the client preface:

@@ -39,12 +39,21 @@ struct SendStream {
     window: i64,
     /// The rest of the response, once its headers went out.
     pending: Option<Pending>,
+    /// Whether the stream is in `SendSide::blocked`.
+    blocked: bool,
 }
 
 #[derive(Debug)]
 struct Pending {
     data: IOBuf,
     trailers: Option<Vec<u8>>,
+    /// A streaming response whose handler may still send: the stream
+    /// does not end when the data runs out.
+    open: bool,
+    /// After the trailers, RST_STREAM(NO_ERROR): the response ended
+    /// before the request did, and the client may stop sending (RFC
+    /// 9113 §8.1).
+    reset_after: bool,
 }
 
 /// The connection's sending state (see the module docs).
@@ -104,6 +113,7 @@ impl SendSide {
             SendStream {
                 window: self.initial_window,
                 pending: None,
+                blocked: false,
             },
         );
     }
@@ -185,11 +195,11 @@ impl SendSide {
                 s.pending = Some(Pending {
                     data: resp.body,
                     trailers: resp.trailers,
+                    open: false,
+                    reset_after: false,
                 });
             }
-            if !self.push(stream, &mut out) {
-                self.blocked.push_back(stream);
-            }
+            self.push_or_block(stream, &mut out);
         }
         self.write(sock, out);
     }
@@ -205,9 +215,10 @@ impl SendSide {
             let Some(stream) = self.blocked.pop_front() else {
                 break;
             };
-            if !self.push(stream, &mut out) {
-                self.blocked.push_back(stream);
+            if let Some(s) = self.streams.get_mut(&stream) {
+                s.blocked = false;
             }
+            self.push_or_block(stream, &mut out);
             if self.conn_window <= 0 {
                 break;
             }
@@ -240,7 +251,7 @@ impl SendSide {
             }
             let n = (room as usize).min(p.data.len());
             let chunk = p.data.split_to(n);
-            let last = p.data.is_empty() && p.trailers.is_none();
+            let last = p.data.is_empty() && p.trailers.is_none() && !p.open;
             frame::put_head(
                 out,
                 n,
@@ -252,16 +263,192 @@ impl SendSide {
             self.conn_window -= n as i64;
             s.window -= n as i64;
         }
+        if p.open {
+            return true;
+        }
         if let Some(t) = p.trailers.take() {
             frame::put_headers(out, stream, &t, true, max_frame);
         }
+        if p.reset_after {
+            frame::put_rst_stream(out, stream, Reason::NoError);
+        }
         self.finished(stream);
         true
+    }
+
+    /// [`push`](Self::push), and `stream` waits in `blocked` for a
+    /// window if not all went out (once: a stream is listed at most
+    /// once, however many messages it queues).
+    fn push_or_block(&mut self, stream: u32, out: &mut IOBuf) {
+        if self.streams.get(&stream).is_some_and(|s| s.blocked) {
+            return;
+        }
+        if !self.push(stream, out) {
+            if let Some(s) = self.streams.get_mut(&stream) {
+                s.blocked = true;
+                self.blocked.push_back(stream);
+            }
+        }
+    }
+
+    /// Bytes of `stream`'s response queued here for a window; `None`
+    /// once the stream is gone (reset, or answered in full).
+    pub fn pending_len(&self, stream: u32) -> Option<usize> {
+        let s = self.streams.get(&stream)?;
+        Some(s.pending.as_ref().map_or(0, |p| p.data.len()))
+    }
+
+    /// Whether `stream`'s response headers went out.
+    pub fn headers_sent(&self, stream: u32) -> bool {
+        self.streams
+            .get(&stream)
+            .is_some_and(|s| s.pending.is_some())
+    }
+
+    /// Starts a streaming response on `stream`: its HEADERS now, its
+    /// messages with [`stream_data`](Self::stream_data), its end with
+    /// [`stream_end`](Self::stream_end). False if the stream is gone.
+    pub fn stream_start<W: Wire>(&mut self, sock: &W, stream: u32, headers: &[u8]) -> bool {
+        let max_frame = self.max_frame;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return false;
+        };
+        s.pending = Some(Pending {
+            data: IOBuf::new(),
+            trailers: None,
+            open: true,
+            reset_after: false,
+        });
+        let mut out = IOBuf::new();
+        frame::put_headers(&mut out, stream, headers, false, max_frame);
+        self.write(sock, out);
+        true
+    }
+
+    /// Queues `data` on a started streaming response and writes what
+    /// the windows let out. False if the stream is gone.
+    pub fn stream_data<W: Wire>(&mut self, sock: &W, stream: u32, data: IOBuf) -> bool {
+        let Some(p) = self
+            .streams
+            .get_mut(&stream)
+            .and_then(|s| s.pending.as_mut())
+        else {
+            return false;
+        };
+        p.data.append_owned(data);
+        let mut out = IOBuf::new();
+        self.push_or_block(stream, &mut out);
+        self.write(sock, out);
+        true
+    }
+
+    /// Ends a started streaming response with `trailers` (after the data
+    /// still queued), then RST_STREAM(NO_ERROR) if `reset_after`.
+    pub fn stream_end<W: Wire>(
+        &mut self,
+        sock: &W,
+        stream: u32,
+        trailers: Vec<u8>,
+        reset_after: bool,
+    ) {
+        let Some(p) = self
+            .streams
+            .get_mut(&stream)
+            .and_then(|s| s.pending.as_mut())
+        else {
+            return;
+        };
+        p.trailers = Some(trailers);
+        p.open = false;
+        p.reset_after = reset_after;
+        let mut out = IOBuf::new();
+        self.push_or_block(stream, &mut out);
+        self.write(sock, out);
     }
 
     /// A stream answered in full: it closes, and pays back a reset.
     fn finished(&mut self, stream: u32) {
         self.streams.remove(&stream);
         self.reset_debt = self.reset_debt.saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::fmt::Display;
+
+    use super::*;
+
+    /// Collects what is written.
+    #[derive(Default)]
+    struct Out(RefCell<Vec<u8>>);
+
+    impl Wire for Out {
+        fn write(&self, out: IOBuf) {
+            self.0.borrow_mut().extend(out.to_vec());
+        }
+        fn unwritten_bytes(&self) -> usize {
+            0
+        }
+        fn written_bytes(&self) -> u64 {
+            0
+        }
+        fn max_body_size(&self) -> usize {
+            usize::MAX
+        }
+        fn peer(&self) -> impl Display {
+            "test"
+        }
+        fn close_after_goaway(&self) {}
+    }
+
+    /// Kinds and flags of the frames in `bytes`, with DATA's bytes summed.
+    fn frames(bytes: &[u8]) -> (Vec<(u8, u8)>, usize) {
+        let (mut kinds, mut data, mut rest) = (Vec::new(), 0, bytes);
+        while rest.len() >= frame::HEADER_LEN {
+            let head = frame::FrameHead::parse(rest[..frame::HEADER_LEN].try_into().unwrap());
+            kinds.push((head.kind, head.flags));
+            if head.kind == kind::DATA {
+                data += head.len as usize;
+            }
+            rest = &rest[frame::HEADER_LEN + head.len as usize..];
+        }
+        (kinds, data)
+    }
+
+    #[test]
+    fn a_streaming_response_waits_for_windows_listed_once() {
+        let out = Out::default();
+        let mut send = SendSide::default();
+        send.open(1);
+        assert!(send.stream_start(&out, 1, b"h"));
+        // More than the 65,535-byte windows: the rest waits.
+        for _ in 0..10 {
+            assert!(send.stream_data(&out, 1, IOBuf::from(vec![0u8; 10_000])));
+        }
+        assert_eq!(send.pending_len(1), Some(100_000 - 65_535));
+        assert_eq!(send.blocked.len(), 1, "a blocked stream is listed once");
+        let (kinds, data) = frames(&out.0.borrow());
+        assert_eq!(data, 65_535);
+        assert!(kinds.iter().all(|&(_, f)| f & flag::END_STREAM == 0));
+        // The windows open: the rest goes, and the stream stays open.
+        send.window_update(0, 1 << 20).unwrap();
+        send.window_update(1, 1 << 20).unwrap();
+        send.flush(&out);
+        assert_eq!(send.pending_len(1), Some(0));
+        assert!(send.blocked.is_empty());
+        assert_eq!(frames(&out.0.borrow()).1, 100_000);
+        // The end: trailers with END_STREAM, then the stream is gone.
+        send.stream_end(&out, 1, b"t".to_vec(), true);
+        let (kinds, _) = frames(&out.0.borrow());
+        let n = kinds.len();
+        assert_eq!(
+            kinds[n - 2],
+            (kind::HEADERS, flag::END_STREAM | flag::END_HEADERS)
+        );
+        assert_eq!(kinds[n - 1].0, kind::RST_STREAM);
+        assert_eq!(send.pending_len(1), None);
+        assert!(!send.stream_data(&out, 1, IOBuf::from("late")));
     }
 }

@@ -13,7 +13,15 @@ use crate::socket::Socket;
 
 /// Processes one request (in its fiber).
 pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, msg: H2Request) {
-    let H2Request { stream, req } = msg;
+    let H2Request {
+        stream,
+        req,
+        inbound,
+    } = msg;
+    if let Some(inbound) = inbound {
+        crate::protocol::grpc::serve_streaming(ctx, sock, req, inbound);
+        return;
+    }
     let out = StreamOut {
         sock: sock.clone(),
         stream,

@@ -25,6 +25,12 @@ pub trait Wire {
     fn peer(&self) -> impl Display;
     /// A GOAWAY for the peer's errors was queued: close once it is out.
     fn close_after_goaway(&self);
+    /// Whether `req` (its headers, no body yet) is a streaming call,
+    /// processed as its DATA comes rather than once it is complete
+    /// (a gRPC streaming method). Default: no.
+    fn is_streaming_call(&self, _req: &http::Request<IOBuf>) -> bool {
+        false
+    }
 }
 
 impl Wire for Arc<Socket> {
@@ -52,5 +58,9 @@ impl Wire for Arc<Socket> {
     fn close_after_goaway(&self) {
         self.set_logoff();
         super::conn::linger_close(self);
+    }
+
+    fn is_streaming_call(&self, req: &http::Request<IOBuf>) -> bool {
+        crate::protocol::grpc::is_streaming_call(self, req)
     }
 }

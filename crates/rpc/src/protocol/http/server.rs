@@ -163,15 +163,19 @@ impl<O: SendResponse> Reply<O> {
     }
 }
 
-/// Answers one parsed request (bRPC's `ProcessHttpRequest`): a user
-/// handler, else a builtin page, else a pb method as
-/// `/Service/Method`. Every HTTP version takes this path.
+/// Answers one parsed request (bRPC's `ProcessHttpRequest`): a gRPC-Web
+/// call (by its content type), else a user handler, else a builtin
+/// page, else a pb method as `/Service/Method`. Every HTTP version takes
+/// this path.
 pub(crate) fn dispatch<O: SendResponse>(
     ctx: &ServerContext,
     sock: &Arc<Socket>,
     req: Box<http::Request<IOBuf>>,
     out: O,
 ) {
+    if crate::protocol::grpc::is_grpc_web(&req) {
+        return crate::protocol::grpc::serve_web(ctx, sock, req, out);
+    }
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
     let out = Reply {

@@ -1,0 +1,326 @@
+//! [`ServerStream`]: one streaming gRPC call as its handler sees it,
+//! with serialized messages. The generated services wrap it in typed
+//! handles ([`super::ServerStreamWriter`], [`super::ClientStreamReader`],
+//! [`super::BidiStream`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Instant;
+
+use fibrpc_fiber::sync::Mutex;
+use fibrpc_iobuf::IOBuf;
+
+use super::{frame_message, grpc_status_of, GrpcStatus};
+use crate::protocol::baidu_std::compress::{self, CompressType};
+use crate::protocol::h2::{H2Conn, Inbound, InboundEnd, SendFailure, Taken};
+use crate::socket::Socket;
+use crate::{errno, RpcError};
+
+/// Limits and settings of one streaming call, from the server's options
+/// and the request's headers.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamLimits {
+    /// The largest message taken (`ServerOptions::max_body_size`).
+    pub max_message: usize,
+    /// The largest message once inflated
+    /// (`ServerOptions::max_decompressed_size`).
+    pub max_decompressed: usize,
+    /// Response bytes held for the client's window before `send` waits
+    /// (`H2Options::stream_send_buffer`).
+    pub send_buffer: usize,
+    /// The request's `grpc-encoding`, if not `identity`.
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct RecvState {
+    /// Bytes taken from the stream and not yet cut into messages.
+    buf: IOBuf,
+    /// The client finished sending.
+    ended: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sock: Arc<Socket>,
+    inbound: Arc<Inbound>,
+    deadline: Option<Instant>,
+    limits: StreamLimits,
+    recv: Mutex<RecvState>,
+    finished: AtomicBool,
+    /// The gRPC status of an error this stream raised (a message too
+    /// large is RESOURCE_EXHAUSTED, whatever its error code maps to).
+    raised: StdMutex<Option<(i32, GrpcStatus)>>,
+}
+
+/// One streaming gRPC call on the server: the client's messages
+/// ([`recv`](Self::recv)) and the server's ([`send`](Self::send)),
+/// serialized. Both suspend the calling fiber, never a worker thread:
+/// `recv` until a whole message came, `send` while the client's
+/// flow-control window holds back more than
+/// [`H2Options::stream_send_buffer`](crate::protocol::h2::H2Options::stream_send_buffer)
+/// bytes of this stream.
+///
+/// The call ends with [`finish`](Self::finish) or, for the generated
+/// services, with the handler's return. A client that cancels (RST_STREAM),
+/// a deadline (`grpc-timeout`) that passes, and a connection that fails
+/// all make `recv` and `send` fail from then on. Clones share the call, so
+/// one fiber may read while another writes.
+#[derive(Debug, Clone)]
+pub struct ServerStream {
+    inner: Arc<Inner>,
+}
+
+impl ServerStream {
+    pub(crate) fn new(
+        sock: Arc<Socket>,
+        inbound: Arc<Inbound>,
+        deadline: Option<Instant>,
+        limits: StreamLimits,
+    ) -> ServerStream {
+        ServerStream {
+            inner: Arc::new(Inner {
+                sock,
+                inbound,
+                deadline,
+                limits,
+                recv: Mutex::new(RecvState::default()),
+                finished: AtomicBool::new(false),
+                raised: StdMutex::new(None),
+            }),
+        }
+    }
+
+    /// The HTTP/2 stream id of the call.
+    pub fn stream_id(&self) -> u32 {
+        self.inner.inbound.stream_id()
+    }
+
+    /// The call's deadline (from the client's `grpc-timeout`).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// Whether the call can no longer succeed: the client cancelled it,
+    /// its deadline passed, its connection failed, or it finished.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.finished.load(Ordering::Acquire)
+            || self.inner.inbound.broken().is_some()
+            || self.inner.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.inner.sock.failed()
+    }
+
+    /// The next message from the client, waiting for it; `Ok(None)` once
+    /// the client finished sending. Fails when the call was cancelled,
+    /// timed out or broke, and on a malformed or too large message.
+    pub fn recv(&self) -> Result<Option<IOBuf>, RpcError> {
+        if self.is_finished() {
+            return Err(RpcError::new(
+                errno::EINTERNAL,
+                "recv on a gRPC call that already finished",
+            ));
+        }
+        let mut st = self.inner.recv.lock();
+        loop {
+            if let Some(msg) = self.cut_message(&mut st.buf)? {
+                return Ok(Some(msg));
+            }
+            if st.ended {
+                if st.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(self.raise(
+                    errno::EREQUEST,
+                    "the request stream ended within a message",
+                    GrpcStatus::Internal,
+                ));
+            }
+            let sock = &self.inner.sock;
+            match self
+                .inner
+                .inbound
+                .take(self.inner.deadline, &|| sock.failed())
+            {
+                Taken::Data(data, update) => {
+                    st.buf.append_owned(data);
+                    if !update.is_empty() {
+                        // A failed write means a failed connection,
+                        // which the next wait reports.
+                        let _ = sock.write(update);
+                    }
+                }
+                Taken::End => st.ended = true,
+                Taken::Broken(why) => return Err(broken_error(why)),
+                Taken::TimedOut => return Err(timed_out()),
+                Taken::ConnectionFailed => return Err(connection_failed()),
+            }
+        }
+    }
+
+    /// Cuts one whole length-prefixed message off `buf`, inflated if it
+    /// is compressed.
+    fn cut_message(&self, buf: &mut IOBuf) -> Result<Option<IOBuf>, RpcError> {
+        let mut prefix = [0u8; 5];
+        if buf.copy_to(&mut prefix, 0) < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        let limits = &self.inner.limits;
+        if prefix[0] > 1 {
+            return Err(self.raise(
+                errno::EREQUEST,
+                format!("a message with compressed flag {}", prefix[0]),
+                GrpcStatus::Internal,
+            ));
+        }
+        if len > limits.max_message {
+            return Err(self.raise(
+                errno::EREQUEST,
+                format!(
+                    "a request message of {len} bytes, over max_body_size ({})",
+                    limits.max_message
+                ),
+                GrpcStatus::ResourceExhausted,
+            ));
+        }
+        if buf.len() < 5 + len {
+            return Ok(None);
+        }
+        buf.pop_front(5);
+        let msg = buf.split_to(len);
+        if prefix[0] == 0 {
+            return Ok(Some(msg));
+        }
+        match limits.encoding.as_deref() {
+            Some("gzip") => {}
+            Some(other) => {
+                return Err(self.raise(
+                    errno::EREQUEST,
+                    format!("grpc-encoding {other} is not supported (gzip is)"),
+                    GrpcStatus::Unimplemented,
+                ))
+            }
+            None => {
+                return Err(self.raise(
+                    errno::EREQUEST,
+                    "a compressed message without grpc-encoding",
+                    GrpcStatus::Internal,
+                ))
+            }
+        }
+        compress::decompress(CompressType::Gzip.as_i32(), &msg, limits.max_decompressed)
+            .map(Some)
+            .map_err(|e| {
+                self.raise(
+                    errno::EREQUEST,
+                    format!("request message: {e}"),
+                    GrpcStatus::ResourceExhausted,
+                )
+            })
+    }
+
+    /// An error of this stream's own, remembered with its gRPC status.
+    fn raise(&self, code: i32, text: impl Into<String>, status: GrpcStatus) -> RpcError {
+        *self.inner.raised.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, status));
+        RpcError::new(code, text)
+    }
+
+    /// Sends one message to the client (the response headers go with
+    /// the first). Waits while the client's window holds back too much
+    /// of the stream; fails once the call was cancelled, timed out,
+    /// broke or finished.
+    pub fn send(&self, msg: IOBuf) -> Result<(), RpcError> {
+        if self.inner.finished.load(Ordering::Acquire) {
+            return Err(RpcError::new(
+                errno::EINTERNAL,
+                "send on a gRPC call that already finished",
+            ));
+        }
+        let sock = &self.inner.sock;
+        let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
+            return Err(connection_failed());
+        };
+        let r = conn.stream_send(
+            sock,
+            self.stream_id(),
+            &super::response_headers,
+            frame_message(msg),
+            self.inner.limits.send_buffer,
+            self.inner.deadline,
+        );
+        r.map_err(|f| match f {
+            SendFailure::Gone => match self.inner.inbound.broken() {
+                Some(why) => broken_error(why),
+                None => RpcError::new(errno::ECLOSE, "the gRPC stream is closed"),
+            },
+            SendFailure::TimedOut => timed_out(),
+            SendFailure::ConnectionFailed => connection_failed(),
+        })
+    }
+
+    /// Ends the call with `status` in the trailers (`Ok`: gRPC's OK;
+    /// an error: its code mapped as bRPC's `ErrorCodeToGrpcStatus`, and
+    /// its text as `grpc-message`). Later calls, and sends, do nothing
+    /// and fail. Messages still waiting for the client's window go
+    /// before the trailers.
+    pub fn finish(&self, status: Result<(), RpcError>) {
+        if self.inner.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inbound = &self.inner.inbound;
+        // The client may still be sending: it is told to stop, and what
+        // comes meanwhile is dropped.
+        let reset_after = !inbound.client_done();
+        inbound.discard();
+        let sock = &self.inner.sock;
+        let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
+            return;
+        };
+        let (code, message) = match &status {
+            Ok(()) => (GrpcStatus::Ok, None),
+            Err(e) => {
+                let raised = *self.inner.raised.lock().unwrap_or_else(|p| p.into_inner());
+                let code = match raised {
+                    Some((c, s)) if c == e.code => s,
+                    _ => grpc_status_of(e.code),
+                };
+                (code, Some(format!("[E{}]{}", e.code, e.text)))
+            }
+        };
+        let trailers = super::status_block(false, code, message.as_deref());
+        let trailers_only = super::status_block(true, code, message.as_deref());
+        conn.stream_finish(sock, self.stream_id(), trailers_only, trailers, reset_after);
+    }
+
+    /// Whether [`finish`](Self::finish) was called.
+    pub fn is_finished(&self) -> bool {
+        self.inner.finished.load(Ordering::Acquire)
+    }
+}
+
+fn broken_error(why: InboundEnd) -> RpcError {
+    match why {
+        InboundEnd::Reset(code) => RpcError::new(
+            libc::ECANCELED,
+            format!("the client cancelled the call (RST_STREAM {code})"),
+        ),
+        InboundEnd::Failed(reason) => RpcError::new(
+            errno::EREQUEST,
+            format!("the stream was reset for the client's error ({reason:?})"),
+        ),
+    }
+}
+
+fn timed_out() -> RpcError {
+    RpcError::new(
+        errno::ERPCTIMEDOUT,
+        "the call's deadline (grpc-timeout) passed",
+    )
+}
+
+fn connection_failed() -> RpcError {
+    RpcError::new(
+        errno::EFAILEDSOCKET,
+        "the connection of the gRPC call failed",
+    )
+}
