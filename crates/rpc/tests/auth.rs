@@ -344,6 +344,46 @@ fn http_requests_authenticate_with_the_authorization_header() {
     assert!(reply.contains("x-bd-error-code: 1004"), "{reply}");
 }
 
+/// curl over HTTP/2 (prior knowledge): the JSON echo, with `auth`.
+fn curl_h2_echo(addr: SocketAddr, auth: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--http2-prior-knowledge", "--max-time", "10"])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["--data", r#"{"message":"hi"}"#]);
+    if let Some(a) = auth {
+        cmd.args(["-H", &format!("Authorization: {a}")]);
+    }
+    cmd.arg(format!("http://{addr}/EchoService/Echo"));
+    cmd.output()
+        .expect("curl must be installed (apt-get install curl)")
+}
+
+#[test]
+fn h2_requests_authenticate_with_the_authorization_header() {
+    let (_server, addr, auth) = auth_server();
+    let out = curl_h2_echo(addr, Some(GOOD));
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(body.contains("alice/staff/admin/init/false"), "{body}");
+    let checked = auth.verified.load(Ordering::Relaxed);
+    assert!(checked >= 1);
+    // Without a credential or with a wrong one the connection is closed
+    // unanswered: curl gets no echo.
+    for bad in [None, Some("Bearer nope")] {
+        let out = curl_h2_echo(addr, bad);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !body.contains("alice") && !body.contains("anonymous"),
+            "{bad:?}: {body}"
+        );
+        assert!(!out.status.success(), "{bad:?}: curl succeeded: {body}");
+    }
+}
+
 #[test]
 fn http_channel_sends_the_credential() {
     let (_server, addr, _) = auth_server();

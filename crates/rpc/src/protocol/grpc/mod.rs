@@ -221,10 +221,10 @@ pub(crate) fn serve(
     let received = Instant::now();
     let guard = InflightGuard::enter(ctx);
     let (parts, body) = (*req).into_parts();
-    let mut cntl = Controller::new();
-    cntl.remote_side = Some(sock.remote_side());
-    cntl.local_side = Some(sock.local_side());
-    cntl.peer_subject = sock.peer_subject_arc();
+    // The connection's peer, TLS subject and auth context, as every
+    // protocol's handler gets them.
+    let mut cntl = ctx.new_controller(sock);
+    cntl.protocol = "grpc";
     cntl.deadline = parts
         .headers
         .get("grpc-timeout")

@@ -178,6 +178,23 @@ impl Protocol for H2Protocol {
         }
     }
 
+    /// As HTTP/1.1: the first request's `Authorization` header (gRPC
+    /// clients send their token as `authorization` metadata) is the
+    /// connection's credential. A refused connection is closed.
+    fn verify(
+        &self,
+        first: &H2Request,
+        conn: &Arc<Socket>,
+        server: &ServerContext,
+    ) -> Result<(), crate::RpcError> {
+        let credential = first
+            .req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        crate::auth::verify_connection(server, conn, credential)
+    }
+
     fn on_server_stop(&self, conn: &Arc<Socket>) {
         if let Some(state) = conn.existing_protocol_state::<H2Conn>() {
             state.go_away(conn);
