@@ -122,8 +122,9 @@ pub(crate) struct Context {
 static IDLE_DEPTH: AtomicUsize = AtomicUsize::new(0);
 
 /// Kept below the measured idle depth when pages are released: room for
-/// the switch code's own frame under the loop's (a few hundred bytes).
-const IDLE_MARGIN: usize = 8 << 10;
+/// the frames between the loop's and the suspended stack pointer (the
+/// inlined `suspend` and corosensei's switch: a few hundred bytes).
+const IDLE_MARGIN: usize = 4 << 10;
 
 // SAFETY: a context moves between threads in two situations only: (1) idle,
 // suspended at the top of its loop, where its stack holds no user data (the

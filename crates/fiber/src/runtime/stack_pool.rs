@@ -3,8 +3,8 @@
 //!
 //! A worker keeps a lock-free list per stack class, spilling to a global
 //! pool and then to `munmap`. bRPC's pools only grow; these shrink:
-//! - a worker going to sleep keeps at most [`LOCAL_KEEP`] per class and
-//!   moves the rest to the global pool;
+//! - once per trim epoch, a worker going to sleep keeps at most
+//!   [`LOCAL_KEEP`] per class and moves the rest to the global pool;
 //! - the trimmer ([`super::trim`]) unmaps the global contexts above
 //!   [`GLOBAL_KEEP`] that nobody took during a whole trim interval (the
 //!   pool's low-water mark, so a pool in steady use is left alone), and

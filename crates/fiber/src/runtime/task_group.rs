@@ -740,14 +740,28 @@ impl TaskGroup {
         }
     }
 
-    /// Before the worker sleeps: gives back what a burst left cached here.
+    /// Before the worker sleeps: gives back what a burst left cached here,
+    /// once per trim epoch and only if fibers ran since the last time (so
+    /// a worker that sleeps and wakes per message pays two compares).
     /// Free slots above [`SLOT_KEEP`] go to the global free list and their
     /// contexts to the pool, the pool's excess to the global pool (which
-    /// the trimmer unmaps). Once per trim epoch, if fibers ran since the
-    /// last time, the deep stack pages of the contexts kept are released;
-    /// a worker that would sleep through the epoch asks to be woken for it.
-    /// With nothing to shed this is a few compares: it runs on every sleep.
+    /// the trimmer unmaps), and the deep stack pages of the contexts kept
+    /// are released. A worker that already did this in the current epoch
+    /// asks the trimmer to wake it at the next one, so an idle process
+    /// sheds within one interval even if no work comes to wake it.
     fn shed_idle_memory(&self) {
+        let tick = self.tick.get();
+        if tick == self.released_at.get() {
+            return;
+        }
+        let epoch = super::trim::epoch();
+        if epoch == self.released_epoch.get() {
+            if !self.nudge_asked.get() {
+                self.nudge_asked.set(true);
+                super::trim::request_nudge(self.shared);
+            }
+            return;
+        }
         // SAFETY: the worker loop, on this thread, outside fibers: no other
         // borrow of `free_slots` or `pool` is alive (see `recycle`).
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
@@ -757,27 +771,17 @@ impl TaskGroup {
         if pool.over_keep() {
             pool.shed();
         }
-        let tick = self.tick.get();
-        if tick == self.released_at.get() {
-            return;
-        }
-        let epoch = super::trim::epoch();
-        if epoch != self.released_epoch.get() {
-            for m in cache.iter() {
-                // SAFETY: free slots in our cache are ours; their contexts
-                // are idle.
-                if let Some(ctx) = unsafe { (*m.ctx_slot()).as_mut() } {
-                    ctx.release_pages();
-                }
+        for m in cache.iter() {
+            // SAFETY: free slots in our cache are ours; their contexts are
+            // idle.
+            if let Some(ctx) = unsafe { (*m.ctx_slot()).as_mut() } {
+                ctx.release_pages();
             }
-            pool.release_pages();
-            self.released_at.set(tick);
-            self.released_epoch.set(epoch);
-            self.nudge_asked.set(false);
-        } else if !self.nudge_asked.get() {
-            self.nudge_asked.set(true);
-            super::trim::request_nudge(self.shared);
         }
+        pool.release_pages();
+        self.released_at.set(tick);
+        self.released_epoch.set(epoch);
+        self.nudge_asked.set(false);
     }
 }
 

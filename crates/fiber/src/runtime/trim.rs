@@ -6,19 +6,19 @@
 //! super::Builder::memory_trim_interval)) one process-wide thread:
 //! 1. unmaps the idle stacks of the global pool that nobody took during the
 //!    last interval (above a small reserve, see `stack_pool`);
-//! 2. starts a new trim epoch: each worker, the next time it goes to sleep,
-//!    releases the deep pages of the few stacks it keeps
-//!    (`Context::release_pages`). Workers asleep since they last ran a
-//!    fiber asked to be woken for that, and are, once;
+//! 2. starts a new trim epoch: each worker that ran fibers since its last
+//!    shed, the next time it goes to sleep, keeps a few free slots and
+//!    stacks, moves the rest to the global pool and releases the deep
+//!    pages of those it keeps (`Context::release_pages`). Workers that
+//!    would sleep through the epoch asked to be woken for it, and are;
 //! 3. on glibc, calls `malloc_trim(0)`, which hands free heap pages back
 //!    to the kernel (glibc on its own only trims the top of each arena, so
 //!    freed connection buffers and IOBuf blocks stay resident). When a trim
 //!    frees less than [`MALLOC_TRIM_MIN_GAIN`], the next ones are spaced
 //!    out (up to [`MALLOC_TRIM_MAX_SKIP`] intervals skipped).
 //!
-//! Nothing of this runs on a hot path: workers shed their excess stacks
-//! only when they go to sleep, with one length check per class when there
-//! is nothing to shed.
+//! Nothing of this runs on a hot path: workers shed at most once per
+//! epoch, when they go to sleep; every other sleep costs two compares.
 
 use super::task_control::GroupShared;
 use std::sync::atomic::{AtomicU64, Ordering};
