@@ -62,7 +62,7 @@ fn largest_mappings() -> String {
         })
         .map(|(k, _)| *k)
         .collect();
-    maps.sort_by(|a, b| b.0.cmp(&a.0));
+    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
     let mut out: Vec<String> = maps
         .iter()
         .take(10)

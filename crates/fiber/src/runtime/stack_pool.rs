@@ -116,9 +116,9 @@ impl StackPool {
         let mut unmap = Vec::new();
         {
             let mut g = global();
-            for i in 0..3 {
-                let excess = self.lists[i].len().saturating_sub(LOCAL_KEEP[i]);
-                for ctx in self.lists[i].drain(..excess) {
+            for (list, keep) in self.lists.iter_mut().zip(LOCAL_KEEP) {
+                let excess = list.len().saturating_sub(keep);
+                for ctx in list.drain(..excess) {
                     unmap.extend(g.push(ctx));
                 }
             }
@@ -165,16 +165,20 @@ pub(crate) fn trim_global(hysteresis: bool) -> usize {
     let mut unmap: Vec<Box<Context>> = Vec::new();
     {
         let mut g = global();
-        for i in 0..3 {
-            let len = g.lists[i].len();
-            let idle = if hysteresis { g.low[i].min(len) } else { len };
+        let Global { lists, low } = &mut *g;
+        for ((list, low), keep) in lists.iter_mut().zip(low.iter_mut()).zip(GLOBAL_KEEP) {
+            let idle = if hysteresis {
+                (*low).min(list.len())
+            } else {
+                list.len()
+            };
             // The idle ones are at the bottom (the list is LIFO).
-            let n = idle.saturating_sub(GLOBAL_KEEP[i]);
-            unmap.extend(g.lists[i].drain(..n));
-            for ctx in g.lists[i].iter_mut().take(GLOBAL_KEEP[i]) {
+            let n = idle.saturating_sub(keep);
+            unmap.extend(list.drain(..n));
+            for ctx in list.iter_mut().take(keep) {
                 ctx.release_pages();
             }
-            g.low[i] = g.lists[i].len();
+            *low = list.len();
         }
     }
     let n = unmap.len();
