@@ -103,8 +103,8 @@ pub use blocking::{
 };
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
-    flush, has_queued_fibers, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass,
-    WorkerStats, MAX_WORKERS,
+    flush, has_queued_fibers, stats, trim_memory, Builder as RuntimeBuilder, Runtime, RuntimeStats,
+    StackClass, WorkerStats, DEFAULT_TRIM_INTERVAL, MAX_WORKERS,
 };
 pub use task::local::LocalKey;
 pub use task::{

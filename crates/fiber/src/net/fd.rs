@@ -215,6 +215,64 @@ impl IoFd {
         })
     }
 
+    /// Suspends until a read may find data (or the end of the stream)
+    /// without reading anything, up to the read timeout. Waits only when a
+    /// read under the current ticket found the socket drained; otherwise
+    /// returns at once (the caller's read decides), so it costs no system
+    /// call. Wakeups may be spurious: the read after it may still see
+    /// `WouldBlock`.
+    pub(crate) fn readable(&self) -> io::Result<()> {
+        let Some(reg) = self.registration() else {
+            // Never waited yet: nothing says the socket is empty.
+            return Ok(());
+        };
+        let ticket = reg.readiness(Interest::READABLE);
+        if self.drained_at.load(Ordering::Relaxed) != ticket.as_u32() as u64 + 1
+            || reg.read_closed()
+        {
+            return Ok(());
+        }
+        let d = self
+            .timeout(Interest::READABLE)
+            .and_then(crate::sync::deadline_after);
+        self.wait(Interest::READABLE, ticket, d)
+    }
+
+    /// One `read(2)` that never suspends: `WouldBlock` when nothing is
+    /// there, after which [`readable`](Self::readable) waits for data.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let ticket = self.registration().map(|r| r.readiness(Interest::READABLE));
+            match sys::fd::read(self.raw(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The ticket taken before the read, or (first time) the
+                    // one from before the registration: an edge after it
+                    // ends the next `readable`.
+                    let ticket = match ticket {
+                        Some(t) => Some(t),
+                        None => self.register(Interest::READABLE)?,
+                    };
+                    if let Some(t) = ticket {
+                        self.drained_at
+                            .store(t.as_u32() as u64 + 1, Ordering::Relaxed);
+                    }
+                    return Err(e);
+                }
+                Ok(n) => {
+                    if let Some(t) = ticket {
+                        if n > 0 && n < buf.len() {
+                            self.drained_at
+                                .store(t.as_u32() as u64 + 1, Ordering::Relaxed);
+                        }
+                    }
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// One `write(2)` (pipes), suspending while the pipe is full.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Interest::WRITABLE, |fd, _| sys::fd::write(fd, buf))

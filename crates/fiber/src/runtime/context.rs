@@ -10,6 +10,7 @@ use super::task_meta::TaskRef;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The stack a fiber runs on (bRPC's stack types).
 ///
@@ -110,7 +111,20 @@ pub(crate) struct Context {
     coro: Coro,
     class: StackClass,
     bounds: (usize, usize),
+    /// The pages below the idle loop's frames were given back to the
+    /// kernel and no fiber ran here since (so they are still untouched).
+    advised: bool,
 }
+
+/// The deepest any context's idle loop sat below its stack top (bytes),
+/// measured by each context once, when it first runs. The idle loop is
+/// suspended there between fibers; everything below is dead frames.
+static IDLE_DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+/// Kept below the measured idle depth when pages are released: room for
+/// the frames between the loop's and the suspended stack pointer (the
+/// inlined `suspend` and corosensei's switch: a few hundred bytes).
+const IDLE_MARGIN: usize = 4 << 10;
 
 // SAFETY: a context moves between threads in two situations only: (1) idle,
 // suspended at the top of its loop, where its stack holds no user data (the
@@ -129,7 +143,12 @@ impl Context {
         use corosensei::stack::Stack;
         let stack = DefaultStack::new(class.size()).map_err(|e| stack_error(e, class))?;
         let bounds = (stack.limit().get(), stack.base().get());
-        let coro = Coro::with_stack(stack, |yielder, first: TaskRef| {
+        let top = bounds.1;
+        let coro = Coro::with_stack(stack, move |yielder, first: TaskRef| {
+            // Once per stack (a cold path): how deep the idle loop sits.
+            let probe = 0u8;
+            let here = std::hint::black_box(&probe) as *const u8 as usize;
+            IDLE_DEPTH.fetch_max(top.saturating_sub(here), Ordering::Relaxed);
             let mut task = first;
             loop {
                 super::task_group::run_body(task, YielderPtr(yielder));
@@ -140,6 +159,7 @@ impl Context {
             coro,
             class,
             bounds,
+            advised: false,
         }))
     }
 
@@ -156,6 +176,45 @@ impl Context {
                 unreachable!("a context loop never returns")
             }
         }
+    }
+
+    /// Marks the stack as about to run a fiber (its released pages will be
+    /// touched again). One byte store, on the line `resume` reads anyway.
+    #[inline]
+    pub(crate) fn mark_used(&mut self) {
+        self.advised = false;
+    }
+
+    /// Gives the pages below the idle loop's frames back to the kernel
+    /// (`MADV_DONTNEED`): a fiber that ran deep leaves them resident, and a
+    /// context waiting in a pool would keep them. The next fiber to run here
+    /// gets fresh zero pages where it goes deep. Call only on an idle
+    /// context (suspended at the top of its loop). No-op until the idle
+    /// depth is known (no context has run yet, so none has deep pages).
+    pub(crate) fn release_pages(&mut self) {
+        let depth = IDLE_DEPTH.load(Ordering::Relaxed);
+        if depth == 0 || self.advised {
+            return;
+        }
+        let page = page_size();
+        let (limit, top) = self.bounds;
+        // `limit` is the guard page; the usable stack starts a page above.
+        let lo = limit + page;
+        let keep = (depth + IDLE_MARGIN).next_multiple_of(page);
+        let hi = top.saturating_sub(keep) & !(page - 1);
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside this context's own stack mapping
+            // (above the guard page, below the idle loop's frames and the
+            // margin under them). The context is idle, so nothing lives
+            // there: the frames it held belonged to fibers that exited.
+            // DONTNEED on private anonymous memory only replaces those
+            // pages with zero pages on the next touch.
+            let r = unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED) };
+            if r != 0 {
+                return;
+            }
+        }
+        self.advised = true;
     }
 
     /// Lowest address (guard page included) and top of the stack, for the
@@ -182,83 +241,17 @@ fn stack_error(e: io::Error, class: StackClass) -> io::Error {
     )
 }
 
-/// Per-worker cache of idle contexts, one list per stack class, spilling to
-/// a global pool and then to `munmap`.
-pub(crate) struct StackPool {
-    // Boxed on purpose: a context moves from here into a fiber's slot and
-    // back, and the box makes that an 8-byte move.
-    #[allow(clippy::vec_box)]
-    lists: [Vec<Box<Context>>; 3],
-}
-
-const LOCAL_CAP: [usize; 3] = [256, 64, 8];
-const GLOBAL_CAP: [usize; 3] = [4096, 256, 16];
-
-#[allow(clippy::vec_box)] // see `StackPool::lists`
-static GLOBAL_POOL: std::sync::Mutex<[Vec<Box<Context>>; 3]> =
-    std::sync::Mutex::new([Vec::new(), Vec::new(), Vec::new()]);
-
-impl StackPool {
-    pub(crate) fn new() -> Self {
-        StackPool {
-            lists: [Vec::new(), Vec::new(), Vec::new()],
+/// The system page size (cached).
+pub(crate) fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: sysconf has no memory-safety preconditions.
+            let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            let p = if p > 0 { p as usize } else { 4096 };
+            PAGE.store(p, Ordering::Relaxed);
+            p
         }
-    }
-
-    /// An idle context of `class`: cached, from the global pool, or new.
-    /// Returns the context and whether it was freshly mapped.
-    pub(crate) fn get(&mut self, class: StackClass) -> io::Result<(Box<Context>, bool)> {
-        let i = class.pool_index();
-        if let Some(c) = self.lists[i].pop() {
-            return Ok((c, false));
-        }
-        {
-            let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());
-            let take = g[i].len().min(LOCAL_CAP[i] / 2 + 1);
-            let at = g[i].len() - take;
-            self.lists[i].extend(g[i].drain(at..));
-        }
-        if let Some(c) = self.lists[i].pop() {
-            return Ok((c, false));
-        }
-        Context::new(class).map(|c| (c, true))
-    }
-
-    /// Returns an idle context (its fiber exited).
-    pub(crate) fn put(&mut self, ctx: Box<Context>) {
-        let i = ctx.class().pool_index();
-        if self.lists[i].len() < LOCAL_CAP[i] {
-            self.lists[i].push(ctx);
-            return;
-        }
-        let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if g[i].len() < GLOBAL_CAP[i] {
-            g[i].push(ctx);
-        }
-        // else: dropped here, which unwinds the idle loop and unmaps.
-    }
-}
-
-/// Returns an idle context to the global pool (from a thread without a
-/// worker's pool), or unmaps it if the pool is full.
-pub(crate) fn put_global(ctx: Box<Context>) {
-    let i = ctx.class().pool_index();
-    let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if g[i].len() < GLOBAL_CAP[i] {
-        g[i].push(ctx);
-        return;
-    }
-    drop(g);
-    drop(ctx);
-}
-
-impl Drop for StackPool {
-    fn drop(&mut self) {
-        let mut g = GLOBAL_POOL.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, list) in self.lists.iter_mut().enumerate() {
-            let room = GLOBAL_CAP[i].saturating_sub(g[i].len());
-            let n = room.min(list.len());
-            g[i].extend(list.drain(..n));
-        }
+        p => p,
     }
 }

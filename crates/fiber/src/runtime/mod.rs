@@ -6,10 +6,12 @@ pub(crate) mod context;
 mod lifo;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
+mod stack_pool;
 pub(crate) mod stats;
 pub(crate) mod task_control;
 pub(crate) mod task_group;
 pub(crate) mod task_meta;
+mod trim;
 
 use self::task_control::TaskControl;
 use self::task_group::{current_group, TaskGroup};
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 pub use self::context::StackClass;
 pub use self::stats::{RuntimeStats, WorkerStats};
+pub use self::trim::{trim_memory, DEFAULT_TRIM_INTERVAL};
 
 /// Most workers a runtime can have ([`Builder::workers`] clamps to it;
 /// [`Runtime::add_workers`] and [`Runtime::grow_workers_to`] refuse more).
@@ -35,6 +38,7 @@ pub struct Builder {
     thread_stack_size: usize,
     /// `None`: the environment's or the default threshold.
     blocked_threshold_ms: Option<u64>,
+    trim_interval: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -44,6 +48,7 @@ impl Default for Builder {
             name: "fiber-worker".into(),
             thread_stack_size: 2 << 20,
             blocked_threshold_ms: None,
+            trim_interval: Some(trim::DEFAULT_TRIM_INTERVAL),
         }
     }
 }
@@ -87,8 +92,24 @@ impl Builder {
         self
     }
 
+    /// How often memory left idle by a burst is given back (default
+    /// [`DEFAULT_TRIM_INTERVAL`], 5 s; `None`: never). Fiber stacks unused
+    /// through a whole interval are unmapped (a small reserve stays, its
+    /// deep pages released), workers going to sleep keep only a few, and
+    /// on glibc free heap pages go back to the kernel (`malloc_trim`).
+    /// So after a burst the resident size comes back down within about two
+    /// intervals; see [`trim_memory`] to do it at once.
+    ///
+    /// One trimmer thread serves the whole process: the last runtime built
+    /// sets the interval for all.
+    pub fn memory_trim_interval(mut self, interval: Option<Duration>) -> Self {
+        self.trim_interval = interval;
+        self
+    }
+
     /// Starts the workers.
     pub fn build(self) -> io::Result<Runtime> {
+        trim::configure(self.trim_interval);
         // Before any fiber can run: the mode of the interrupt fence pair.
         crate::sys::membarrier::init();
         RUNTIMES_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

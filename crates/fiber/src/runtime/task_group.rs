@@ -25,7 +25,8 @@
 //! `resume` and `local` are taken alternately so neither a yielding fiber
 //! nor a spawning one can starve the other.
 
-use super::context::{StackClass, StackPool, Switch, YielderPtr};
+use super::context::{StackClass, Switch, YielderPtr};
+use super::stack_pool::StackPool;
 use super::task_control::{GroupShared, TaskControl};
 use super::task_meta::{Slab, TaskRef, NO_HOME};
 use crossbeam_deque::Worker;
@@ -52,6 +53,10 @@ const GLOBAL_CHECK_INTERVAL: u32 = 61;
 /// Freed fiber slots a worker keeps (LIFO, each with its idle context)
 /// before it hands half of them back to the global free list.
 const SLOT_CACHE: usize = 256;
+/// Freed slots (with their idle contexts) a worker keeps when it goes to
+/// sleep; the rest go back to the global free list and pools, so a burst
+/// of fibers does not stay cached on an idle worker.
+const SLOT_KEEP: usize = 16;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
 /// Fibers woken and run on the spot by a fiber that was itself run that
@@ -97,6 +102,12 @@ pub(crate) struct TaskGroup {
     deferred: Cell<Option<(TaskRef, Switch)>>,
     /// Tasks queued with NOSIGNAL since the last `flush`.
     pub(crate) unsignalled: Cell<usize>,
+    /// `tick` when the kept contexts' deep pages were last released.
+    released_at: Cell<u32>,
+    /// The trim epoch of that release.
+    released_epoch: Cell<u64>,
+    /// Asked the trimmer for a wakeup at the next epoch.
+    nudge_asked: Cell<bool>,
 }
 
 thread_local! {
@@ -141,6 +152,9 @@ impl TaskGroup {
             nested_runs: Cell::new(0),
             deferred: Cell::new(None),
             unsignalled: Cell::new(0),
+            released_at: Cell::new(0),
+            released_epoch: Cell::new(super::trim::epoch()),
+            nudge_asked: Cell::new(false),
         }
     }
 
@@ -392,7 +406,10 @@ impl TaskGroup {
         let found = lot.park_until(
             self.control.parked(),
             || self.find_any(),
-            || self.shared.counters.parks.incr(),
+            || {
+                self.shared.counters.parks.incr();
+                self.shed_idle_memory();
+            },
             |state| {
                 self.sleep(state);
                 woke_unsignalled.set(lot.state() == state);
@@ -576,7 +593,8 @@ impl TaskGroup {
         // context or nothing.
         let left = unsafe { (*slot).take() };
         match left {
-            Some(ctx) if ctx.class() == class => {
+            Some(mut ctx) if ctx.class() == class => {
+                ctx.mark_used();
                 // SAFETY: as above.
                 unsafe { *slot = Some(ctx) };
                 return true;
@@ -718,22 +736,71 @@ impl TaskGroup {
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
         cache.push(task);
         if cache.len() > SLOT_CACHE {
-            // Slots leaving this worker give their idle contexts back to
-            // the (bounded) pools, so memory held this way stays bounded.
-            let spill: Vec<u32> = cache
-                .drain(SLOT_CACHE / 2..)
-                .map(|m| {
-                    // SAFETY: a free slot is owned by whoever holds it in a
-                    // free list: us.
-                    if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
-                        pool.put(ctx);
-                    }
-                    m.slot
-                })
-                .collect();
-            Slab::global().free_many(spill);
+            spill_slots(cache, pool, SLOT_CACHE / 2);
         }
     }
+
+    /// Before the worker sleeps: gives back what a burst left cached here,
+    /// once per trim epoch and only if fibers ran since the last time (so
+    /// a worker that sleeps and wakes per message pays two compares).
+    /// Free slots above [`SLOT_KEEP`] go to the global free list and their
+    /// contexts to the pool, the pool's excess to the global pool (which
+    /// the trimmer unmaps), and the deep stack pages of the contexts kept
+    /// are released. A worker that already did this in the current epoch
+    /// asks the trimmer to wake it at the next one, so an idle process
+    /// sheds within one interval even if no work comes to wake it.
+    fn shed_idle_memory(&self) {
+        let tick = self.tick.get();
+        if tick == self.released_at.get() {
+            return;
+        }
+        let epoch = super::trim::epoch();
+        if epoch == self.released_epoch.get() {
+            if !self.nudge_asked.get() {
+                self.nudge_asked.set(true);
+                super::trim::request_nudge(self.shared);
+            }
+            return;
+        }
+        // SAFETY: the worker loop, on this thread, outside fibers: no other
+        // borrow of `free_slots` or `pool` is alive (see `recycle`).
+        let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
+        if cache.len() > SLOT_KEEP {
+            spill_slots(cache, pool, SLOT_KEEP);
+        }
+        if pool.over_keep() {
+            pool.shed();
+        }
+        for m in cache.iter() {
+            // SAFETY: free slots in our cache are ours; their contexts are
+            // idle.
+            if let Some(ctx) = unsafe { (*m.ctx_slot()).as_mut() } {
+                ctx.release_pages();
+            }
+        }
+        pool.release_pages();
+        self.released_at.set(tick);
+        self.released_epoch.set(epoch);
+        self.nudge_asked.set(false);
+    }
+}
+
+/// Moves the free slots of `cache` past the first `keep` to the global free
+/// list, their idle contexts to `pool` (bounded, spilling to the global
+/// pool and then to `munmap`).
+fn spill_slots(cache: &mut Vec<TaskRef>, pool: &mut StackPool, keep: usize) {
+    let spill: Vec<u32> = cache
+        .drain(keep..)
+        .map(|m| {
+            // SAFETY: a free slot is owned by whoever holds it in a free
+            // list: us.
+            if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
+                pool.put(ctx);
+            }
+            m.slot
+        })
+        .collect();
+    Slab::global().free_many(spill);
 }
 
 /// Recycles a slot whose fiber ended, released last by its join handle:
@@ -747,7 +814,7 @@ pub(crate) fn recycle_slot(task: TaskRef) {
     // SAFETY: both owners let go, so we alone hold the slot, and its fiber
     // ended: the context (if any) is idle and no worker touches it.
     if let Some(ctx) = unsafe { (*task.ctx_slot()).take() } {
-        super::context::put_global(ctx);
+        super::stack_pool::put_global(ctx);
     }
     Slab::global().free_one(task.slot);
 }

@@ -108,6 +108,24 @@ impl TcpStream {
         sendfile::send_file(&self.io, file, offset, len)
     }
 
+    /// Suspends until a read may find data (or the end of the stream),
+    /// without reading, up to the read timeout. With
+    /// [`try_read`](Self::try_read) a connection can wait for input
+    /// holding no buffer, and take one only once bytes are there: an idle
+    /// connection then costs its fiber's stack page and nothing more.
+    ///
+    /// It waits only if the last read under the current readiness ticket
+    /// found the socket drained, so it makes no system call; wakeups may
+    /// be spurious (`try_read` then returns `WouldBlock`: wait again).
+    pub fn readable(&self) -> io::Result<()> {
+        self.io.readable()
+    }
+
+    /// One read that never suspends: `WouldBlock` if nothing is there yet.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.try_read(buf)
+    }
+
     /// Splits into a read half and a write half that two fibers can own.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         (
