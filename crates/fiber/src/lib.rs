@@ -103,8 +103,8 @@ pub use blocking::{
 };
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
-    flush, has_queued_fibers, stats, Builder as RuntimeBuilder, Runtime, RuntimeStats, StackClass,
-    WorkerStats, MAX_WORKERS,
+    fiber_info, flush, has_queued_fibers, list_fibers, stats, Builder as RuntimeBuilder,
+    FiberInfo, FiberState, Runtime, RuntimeStats, StackClass, WorkerStats, MAX_WORKERS,
 };
 pub use task::local::LocalKey;
 pub use task::{

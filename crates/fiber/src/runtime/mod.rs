@@ -4,6 +4,7 @@
 mod blocked;
 pub(crate) mod context;
 mod lifo;
+mod list;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
 pub(crate) mod stats;
@@ -21,6 +22,7 @@ use std::thread;
 use std::time::Duration;
 
 pub use self::context::StackClass;
+pub use self::list::{fiber_info, list_fibers, FiberInfo, FiberState};
 pub use self::stats::{RuntimeStats, WorkerStats};
 
 /// Most workers a runtime can have ([`Builder::workers`] clamps to it;
