@@ -103,7 +103,7 @@ pub use blocking::{
 };
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
-    fiber_info, flush, has_queued_fibers, list_fibers, stats, Builder as RuntimeBuilder,
+    coarse_ms, fiber_info, flush, has_queued_fibers, list_fibers, stats, Builder as RuntimeBuilder,
     FiberInfo, FiberState, Runtime, RuntimeStats, StackClass, WorkerStats, MAX_WORKERS,
 };
 pub use task::local::LocalKey;

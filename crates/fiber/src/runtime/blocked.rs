@@ -74,9 +74,13 @@ pub(crate) fn now_ns() -> u64 {
 /// to one monitor period (50 ms).
 static COARSE_MS: AtomicU64 = AtomicU64::new(0);
 
-/// The coarse clock (see [`COARSE_MS`]).
+/// A millisecond clock for stamps on hot paths: one relaxed load, no
+/// clock read. Milliseconds since the first fiber runtime started, as of
+/// the runtime's monitor thread's last sample, so behind by up to its
+/// period (50 ms); 0 before any runtime started. Compare two readings of
+/// it, not a reading with another clock.
 #[inline(always)]
-pub(crate) fn coarse_ms() -> u64 {
+pub fn coarse_ms() -> u64 {
     COARSE_MS.load(Ordering::Relaxed)
 }
 

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+pub use self::blocked::coarse_ms;
 pub use self::context::StackClass;
 pub use self::list::{fiber_info, list_fibers, FiberInfo, FiberState};
 pub use self::stats::{RuntimeStats, WorkerStats};
