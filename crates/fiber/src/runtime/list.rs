@@ -37,11 +37,11 @@ pub enum FiberState {
 }
 
 impl FiberState {
-    /// A short lowercase name (`"not started"`, `"ready"`, `"running"`,
+    /// A short lowercase name (`"not_started"`, `"ready"`, `"running"`,
     /// `"suspended"`).
     pub fn as_str(self) -> &'static str {
         match self {
-            FiberState::NotStarted => "not started",
+            FiberState::NotStarted => "not_started",
             FiberState::Ready => "ready",
             FiberState::Running => "running",
             FiberState::Suspended => "suspended",

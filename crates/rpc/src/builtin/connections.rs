@@ -4,6 +4,7 @@
 //! `/connections/ID`, one connection's page (bRPC's `/sockets/ID`,
 //! `socket.rs`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -60,10 +61,11 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, rest: &str) ->
     columns[COLUMNS.len() - 1] = "in_process";
     page.table(&columns, &rows, Some(&link));
 
+    let mine_ids: HashSet<_> = mine.iter().map(|s| s.id()).collect();
     let others: Vec<Arc<Socket>> = sorted(
         Socket::all()
             .into_iter()
-            .filter(|s| !mine.iter().any(|m| m.id() == s.id()))
+            .filter(|s| !mine_ids.contains(&s.id()))
             .collect(),
     );
     page.heading("other connections of this process (channels, other servers)");

@@ -3,7 +3,7 @@
 //! (not started, ready, running, suspended), name, where it was spawned
 //! (which names the code it runs), its worker, and how long a suspended
 //! one has waited. `?max=N` shows at most N rows (default 1000);
-//! `?state=suspended` (or `running`, `ready`, `not started`) keeps one
+//! `?state=suspended` (or `running`, `ready`, `not_started`) keeps one
 //! state.
 //!
 //! No backtrace is shown: walking another fiber's stack needs its saved
