@@ -4,6 +4,7 @@
 //! a connection whose bytes it counted, a fiber it keeps waiting, a call
 //! a deferred handler keeps unanswered.
 
+mod h2_common;
 mod rpc_common;
 
 use std::collections::HashMap;
@@ -167,6 +168,31 @@ fn a_connection_page_shows_the_bytes_it_carried() {
     assert!(wait_until(Duration::from_secs(5), || get(addr, &path)
         .status
         == 404));
+}
+
+/// An HTTP/2 connection's page shows what the protocol keeps for it.
+#[test]
+fn an_h2_connection_page_shows_its_protocol_state() {
+    let (server, _) = start_server(ServerOptions::default());
+    let addr = server.listen_addr().unwrap();
+    let mut c = h2_common::RawH2::connect(addr);
+    c.get(1, "/health");
+    assert_eq!(c.response(1).status(), 200);
+    c.get(3, "/health");
+    assert_eq!(c.response(3).status(), 200);
+    let me = c.s.local_addr().unwrap().to_string();
+    let list = get(addr, "/connections").body;
+    let row = rows(&list, "socket_id")
+        .into_iter()
+        .find(|r| r["remote"] == me)
+        .unwrap_or_else(|| panic!("no row for {me} in\n{list}"));
+    assert_eq!(row["protocol"], "h2");
+    let page = get(addr, &format!("/connections/{}", row["socket_id"])).body;
+    assert!(page.contains("[protocol state]"), "{page}");
+    let p = pairs(&page);
+    assert_eq!(p["h2 last stream id"], "3", "{page}");
+    assert_eq!(p["h2 GOAWAY sent"], "no", "{page}");
+    assert!(p.contains_key("h2 send window"), "{page}");
 }
 
 /// A client connection of the process (a channel's) is listed too, with

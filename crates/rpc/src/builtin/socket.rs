@@ -39,6 +39,11 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, id: &str) -> R
          <a href=\"/ids\">all waiting calls</a></p>\n",
         super::escape(&s.remote_side().to_string())
     ));
+    let details = s.protocol_details();
+    if !details.is_empty() {
+        page.heading("protocol state");
+        page.pairs(&details);
+    }
     page.heading("calls waiting for answers");
     match s.waiting_calls() {
         None => page.line("none: a server's connection makes no calls"),

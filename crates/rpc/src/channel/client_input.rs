@@ -128,6 +128,10 @@ impl<P: ClientProtocol> InputHandler for ClientInput<P> {
         self.protocol.name()
     }
 
+    fn describe(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        self.protocol.describe_connection(sock)
+    }
+
     fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
         let now = std::time::Instant::now();
         let mut calls: Vec<WaitingCall> = self

@@ -421,6 +421,12 @@ impl Socket {
         self.user.waiting_calls()
     }
 
+    /// What the connection's protocol keeps for it, as `name : value`
+    /// lines (for the console; see `Protocol::describe_connection`).
+    pub fn protocol_details(&self) -> Vec<(&'static str, String)> {
+        self.user.describe(self)
+    }
+
     /// Messages of this connection being processed in fibers of their
     /// own right now (a request whose handler answers later, through a
     /// responder, is not counted once its handler returned).

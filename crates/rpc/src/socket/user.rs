@@ -79,6 +79,12 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
     fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
         None
     }
+
+    /// What the connection's protocol keeps for it, for display (see
+    /// `Protocol::describe_connection`).
+    fn describe(&self, _sock: &Socket) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// Cuts messages from a connection's input and processes them; the input
@@ -126,6 +132,11 @@ pub(crate) trait InputHandler: Send + Sync + 'static {
     fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
         None
     }
+
+    /// See [`SocketUser::describe`].
+    fn describe(&self, _sock: &Socket) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 impl<H: InputHandler> SocketUser for H {
@@ -155,5 +166,9 @@ impl<H: InputHandler> SocketUser for H {
 
     fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
         InputHandler::waiting_calls(self)
+    }
+
+    fn describe(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        InputHandler::describe(self, sock)
     }
 }
