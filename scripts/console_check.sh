@@ -130,6 +130,9 @@ CHECK_START=$SECONDS
 start_server() { # name log pattern cmd...
   local name=$1 logf=$2 pattern=$3
   shift 3
+  # Created here: the background job may not have opened it yet when the
+  # first look below reads it (and a failed read would end the script).
+  : >"$logf"
   "$@" >"$logf" 2>&1 &
   local pid=$! i addr
   PIDS+=("$pid")
