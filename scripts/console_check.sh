@@ -130,6 +130,9 @@ CHECK_START=$SECONDS
 start_server() { # name log pattern cmd...
   local name=$1 logf=$2 pattern=$3
   shift 3
+  # Created here: the background job may not have opened it yet when the
+  # first look below reads it (and a failed read would end the script).
+  : >"$logf"
   "$@" >"$logf" 2>&1 &
   local pid=$! i addr
   PIDS+=("$pid")
@@ -201,7 +204,7 @@ sleep 2.2
 log "pages with curl ($BASE)"
 expect index.txt / 200
 not_html index.txt /
-has index.txt example.EchoService /status /vars /connections /cluster /fibers /flags /metrics /health /version
+has index.txt example.EchoService /status /vars /connections /ids /cluster /fibers /flags /metrics /health /version
 expect index.html / 200 "${HTML[@]}"
 is_html index.html /
 has index.html 'href="/status"' 'href="/vars"' example.EchoService
@@ -261,6 +264,9 @@ expect var_missing.txt /vars/no_such_var_xyz 404
 expect var_missing_series.txt '/vars/no_such_var_xyz?series' 404
 ok "/vars/$VAR (text, html, ?series JSON); unknown var 404"
 
+# A connection that stays open for the per-connection pages below (curl's
+# own connections close after each page).
+exec 3<>"/dev/tcp/${ECHO%:*}/${ECHO##*:}" || die "cannot connect to $ECHO"
 expect connections.txt /connections 200
 not_html connections.txt /connections
 has connections.txt connections remote protocol in_bytes
@@ -268,6 +274,30 @@ expect connections.html /connections 200 "${HTML[@]}"
 is_html connections.html /connections
 has connections.html '<th>remote</th>'
 ok "/connections (text, html): $(head -1 "$OUT/connections.txt")"
+
+# One connection's page: the oldest row of the table is the one held on
+# descriptor 3.
+SOCK=$(awk '!col { for (i = 1; i <= NF; i++) if ($i == "socket_id") col = i; next }
+            NF >= col && $col ~ /^[0-9]+$/ { print $col; exit }' "$OUT/connections.txt")
+[ -n "$SOCK" ] || { cat "$OUT/connections.txt" >&2; die "/connections: no socket_id in the table"; }
+has connections.html "href=\"/connections/$SOCK\""
+expect socket.txt "/connections/$SOCK" 200
+not_html socket.txt "/connections/$SOCK"
+has socket.txt "socket_id" "remote" "local" "protocol" "state" "unwritten_bytes" "last active" "tls" "[calls waiting for answers]"
+expect socket.html "/connections/$SOCK" 200 "${HTML[@]}"
+is_html socket.html "/connections/$SOCK"
+has socket.html '<table class="kv">' 'href="/ids"'
+expect socket_missing.txt /connections/18446744073709551615 404
+expect socket_bad.txt /connections/abc 400
+ok "/connections/$SOCK (text, html): $(grep -E '^(remote|state) ' "$OUT/socket.txt" | tr -s ' ' | paste -sd';')"
+
+expect ids.txt /ids 200
+not_html ids.txt /ids
+has ids.txt "calls waiting on" correlation_id deadline_in_ms
+expect ids.html /ids 200 "${HTML[@]}"
+is_html ids.html /ids
+has ids.html '<th>correlation_id</th>'
+ok "/ids (text, html): $(head -1 "$OUT/ids.txt")"
 
 expect cluster.txt /cluster 200
 not_html cluster.txt /cluster
@@ -283,6 +313,22 @@ expect fibers.html /fibers 200 "${HTML[@]}"
 is_html fibers.html /fibers
 has fibers.html '<th>worker</th>'
 ok "/fibers (text, html)"
+
+# The live fibers: the server's ticker is a named fiber that sleeps.
+expect fiber_list.txt '/fibers?list' 200
+not_html fiber_list.txt '/fibers?list'
+has fiber_list.txt "fibers alive" spawned_at suspended_ms fibrpc-server-ticker
+FIBER=$(awk '$3 == "fibrpc-server-ticker" { print $1; exit }' "$OUT/fiber_list.txt")
+[ -n "$FIBER" ] || { cat "$OUT/fiber_list.txt" >&2; die "/fibers?list: no fibrpc-server-ticker row"; }
+expect fiber_list.html '/fibers?list' 200 "${HTML[@]}"
+is_html fiber_list.html '/fibers?list'
+has fiber_list.html "href=\"/fibers/$FIBER\""
+expect fiber.txt "/fibers/$FIBER" 200
+has fiber.txt fibrpc-server-ticker "spawned at" state
+expect fiber.html "/fibers/$FIBER" 200 "${HTML[@]}"
+is_html fiber.html "/fibers/$FIBER"
+expect fiber_missing.txt /fibers/1 404
+ok "/fibers?list and /fibers/$FIBER (text, html): $(head -1 "$OUT/fiber_list.txt")"
 
 expect flags.txt /flags 200
 not_html flags.txt /flags
@@ -434,6 +480,14 @@ drawn=$(sed -n 's/.*<body[^>]*data-charts-drawn="\([0-9]*\)".*/\1/p' "$OUT/statu
 [ "${drawn:-0}" -ge 3 ] ||
   { grep -o '<body[^>]*>' "$OUT/status_dom.html" >&2 || true; die "chromium: /status sparklines never drew"; }
 ok "chromium /status: sparklines drawn $drawn times"
+# 4. The per-object pages render as tables in a browser.
+for page in "connections/$SOCK" "fibers?list" ids; do
+  URL="$BASE/$page"
+  dom="$OUT/dom_${page//[^a-z0-9]/_}.html"
+  chrome "$dom" --dump-dom || { tail -20 "$dom.stderr" >&2; die "chromium --dump-dom /$page failed"; }
+  grep -q '<table class="' "$dom" || die "chromium: /$page has no table in the DOM"
+done
+ok "chromium: /connections/$SOCK, /fibers?list and /ids render their tables"
 
 # ---------------------------------------------------------------- hotspots
 # The echo_client above still calls, so the CPU profile has samples.

@@ -344,7 +344,9 @@ impl Butex {
         let route = WakeRoute::of_current(task);
         let node = Waiter::new(self, WaiterKind::Fiber(task, route));
         let node_ptr = &node as *const Waiter;
-        // Published before switching out so `interrupt` can find us.
+        // Published before switching out so `interrupt` can find us (and
+        // the console sees the fiber suspended, since when).
+        task.diag.note_park();
         task.current_waiter.publish(node_ptr);
         // Armed before linking: a timeout that fires first marks the node
         // `cancelled` and `link` refuses it.

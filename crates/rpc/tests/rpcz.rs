@@ -25,6 +25,7 @@ fn serial() -> MutexGuard<'static, ()> {
     let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     fibrpc::flags::set("rpcz_sample_rate", "1").unwrap();
     fibrpc::flags::set("rpcz_max_spans", "10000").unwrap();
+    fibrpc::flags::set("rpcz_max_traces_per_second", "0").unwrap();
     rpcz::set_enabled(true);
     rpcz::clear();
     g
@@ -539,6 +540,17 @@ fn rpcz_page_lists_newest_first_and_filters() {
     let one_call = json_spans(addr, "log_id=101&max=1");
     assert_eq!(one_call.len(), 1);
 
+    // By peer: the client spans name the server, the server spans the
+    // channel's connection; a host alone matches every port.
+    let to_server = json_spans(addr, &format!("peer={addr}"));
+    assert_eq!(to_server.len(), 3, "{to_server:#?}");
+    assert!(
+        to_server.iter().all(|s| s["kind"] == "client"),
+        "{to_server:#?}"
+    );
+    assert_eq!(json_spans(addr, "peer=127.0.0.1").len(), 6);
+    assert!(json_spans(addr, "peer=10.9.9.9:1").is_empty());
+
     let trace = all[0]["trace_id"].as_str().unwrap().to_string();
     let by_trace = get(addr, &format!("/rpcz?trace={trace}&format=json"));
     let rows: serde_json::Value = serde_json::from_str(&by_trace.body).unwrap();
@@ -582,6 +594,39 @@ fn the_ring_is_bounded() {
     assert!(fibrpc::flags::set("rpcz_max_spans", "0").is_err());
     assert!(fibrpc::flags::set("rpcz_sample_rate", "1.5").is_err());
     assert!(fibrpc::flags::set("enable_rpcz", "yes").is_err());
+}
+
+/// `rpcz_max_traces_per_second` caps the traces started per second;
+/// their server halves (a traced caller's) are still recorded.
+#[test]
+fn traces_started_per_second_are_capped() {
+    let _g = serial();
+    assert!(fibrpc::flags::set("rpcz_max_traces_per_second", "many").is_err());
+    fibrpc::flags::set("rpcz_max_traces_per_second", "5").unwrap();
+    let (server, _) = start_server(ServerOptions::default());
+    let ch = Channel::new(server.listen_addr().unwrap(), ChannelOptions::default()).unwrap();
+    let started = std::time::Instant::now();
+    let calls = 200;
+    for i in 0..calls {
+        let mut cntl = Controller::new();
+        cntl.set_log_id(700 + i);
+        echo(&ch, &mut cntl, &req("x")).unwrap();
+    }
+    let seconds = started.elapsed().as_secs();
+    fibrpc::flags::set("rpcz_max_traces_per_second", "0").unwrap();
+    let client = |s: &Span| s.kind == SpanKind::Client;
+    let roots = spans_where(client).len() as u64;
+    // Each second (coarse clock, so a run spans at most `seconds + 2`
+    // of them) starts at most 5.
+    assert!(roots >= 1, "nothing traced");
+    assert!(roots <= 5 * (seconds + 2), "{roots} traces in {seconds} s");
+    assert!(roots < calls, "no cap: {roots} of {calls} traced");
+    // Every trace started is whole: a server span for each client span.
+    assert!(
+        wait_for(|| spans_where(|s| s.kind == SpanKind::Server).len() as u64 == roots),
+        "{:#?}",
+        rpcz::spans()
+    );
 }
 
 #[test]

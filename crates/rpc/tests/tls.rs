@@ -226,6 +226,39 @@ fn console_shows_tls_and_alpn() {
     // The listing is made while this very connection is open.
     let (page, _) = https_get(addr, "/connections", &[b"http/1.1"]);
     assert!(page.contains("(TLS, ALPN http/1.1)"), "{page}");
+
+    // One TLS connection kept open: its own page names the version, the
+    // cipher suite and the ALPN.
+    let mut tls = rustls::StreamOwned::new(client_conn(&[b"http/1.1"]), connect(addr));
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"OK\n") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let me = tls.sock.local_addr().unwrap().to_string();
+    let list = http_get(addr, "/connections");
+    // The protocol cell has spaces: socket_id is the third cell from the
+    // end of the row.
+    let row: Vec<&str> = list
+        .lines()
+        .find(|l| l.starts_with(&me))
+        .unwrap_or_else(|| panic!("no row for {me}:\n{list}"))
+        .split_whitespace()
+        .collect();
+    let id = row[row.len() - 3];
+    let page = http_get(addr, &format!("/connections/{id}"));
+    let tls_line = page
+        .lines()
+        .find(|l| l.starts_with("tls "))
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(tls_line.contains("TLSv1_3"), "{tls_line}");
+    assert!(tls_line.contains("TLS13_"), "{tls_line}");
+    assert!(tls_line.contains("ALPN http/1.1"), "{tls_line}");
+    drop(tls);
 }
 
 #[test]

@@ -39,6 +39,12 @@ impl<T> CurrentWaiter<T> {
         self.node.store(node as *mut T, Ordering::Release);
     }
 
+    /// Whether a node is published: the fiber is in (or entering) a wait.
+    /// Racy; for display.
+    pub(crate) fn is_published(&self) -> bool {
+        !self.node.load(Ordering::Relaxed).is_null()
+    }
+
     /// Withdraws the published node. When this returns no visitor is
     /// using it or will reach it, so it may die.
     #[inline(always)]

@@ -63,9 +63,25 @@ pub(crate) fn default_threshold_ms() -> u64 {
 
 /// Nanoseconds since the first call (a process-wide monotonic clock that
 /// fits an atomic).
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// [`now_ns`] in milliseconds as of the monitor's last sample: a clock a
+/// hot path can read for the price of a load (fiber waits stamp their
+/// start with it for the console's "suspended for"). Coarse: behind by up
+/// to one monitor period (50 ms).
+static COARSE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// A millisecond clock for stamps on hot paths: one relaxed load, no
+/// clock read. Milliseconds since the first fiber runtime started, as of
+/// the runtime's monitor thread's last sample, so behind by up to its
+/// period (50 ms); 0 before any runtime started. Compare two readings of
+/// it, not a reading with another clock.
+#[inline(always)]
+pub fn coarse_ms() -> u64 {
+    COARSE_MS.load(Ordering::Relaxed)
 }
 
 /// The monitor's view of one worker. Written by the monitor thread only;
@@ -171,6 +187,7 @@ fn monitor_loop() {
         {
             let controls = super::CONTROLS.lock().unwrap_or_else(|e| e.into_inner());
             let now = now_ns();
+            COARSE_MS.store(now / 1_000_000, Ordering::Relaxed);
             for control in controls.iter() {
                 if control.stopping.load(Ordering::Relaxed) {
                     continue;

@@ -4,6 +4,7 @@
 mod blocked;
 pub(crate) mod context;
 mod lifo;
+mod list;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
 mod stack_pool;
@@ -22,7 +23,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+pub use self::blocked::coarse_ms;
 pub use self::context::StackClass;
+pub use self::list::{fiber_info, list_fibers, FiberInfo, FiberState};
 pub use self::stats::{RuntimeStats, WorkerStats};
 pub use self::trim::{trim_memory, DEFAULT_TRIM_INTERVAL};
 

@@ -692,6 +692,9 @@ impl TaskGroup {
         };
         task.home.store(NO_HOME, Ordering::Relaxed);
         task.interrupted.store(false, Ordering::Relaxed);
+        // Off the list of live fibers before the version moves on, so a
+        // lister that sees the mark reads the version of this fiber.
+        task.diag.clear();
         // Counted before the version bump, so a joiner reads stats that
         // already include the fiber it joined.
         self.shared.counters.exited.incr();

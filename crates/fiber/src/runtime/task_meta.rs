@@ -14,7 +14,7 @@ use crate::butex::{Butex, CurrentWaiter, Waiter};
 use crate::task::local::LocalMap;
 use crate::task::packet::{EntryVTable, Payload};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A reference to a fiber's control block. Metas are never freed.
@@ -43,6 +43,13 @@ impl FiberId {
     /// The raw 64-bit value (for logs and for bRPC-style integer ids).
     pub fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// The id whose [`as_u64`](Self::as_u64) is `raw` (for ids read back
+    /// from a log or a console URL). Any value is safe: an id that names
+    /// no live fiber just finds none.
+    pub fn from_u64(raw: u64) -> FiberId {
+        FiberId(raw)
     }
 }
 
@@ -114,15 +121,23 @@ pub(crate) struct TaskMeta {
 }
 
 /// The fiber's spawn site and name, readable from any thread (see
-/// `runtime::blocked`).
+/// `runtime::blocked` and `runtime::list`).
 ///
 /// Cost per spawn: one relaxed pointer store; a named fiber, or an unnamed
 /// one reusing a slot whose previous fiber was named, also takes an
-/// uncontended lock to publish (or clear) the name.
+/// uncontended lock to publish (or clear) the name. The spawn site doubles
+/// as the slot's "a fiber lives here" mark (every spawn has one): the end
+/// of a fiber clears it with one more relaxed store, and that is the whole
+/// registry of live fibers the console lists (`runtime::list` walks the
+/// slab). A wait stores when it started (`parked_ms`), from the coarse
+/// clock the monitor thread keeps: two plain moves, no clock read.
 pub(crate) struct Diag {
     spawned_at: AtomicPtr<std::panic::Location<'static>>,
     named: AtomicBool,
     name: Mutex<Option<Arc<str>>>,
+    /// When the fiber's current (or last) wait began, in the monitor's
+    /// coarse milliseconds (`blocked::coarse_ms`).
+    parked_ms: AtomicU64,
 }
 
 impl Diag {
@@ -131,7 +146,32 @@ impl Diag {
             spawned_at: AtomicPtr::new(std::ptr::null_mut()),
             named: AtomicBool::new(false),
             name: Mutex::new(None),
+            parked_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The fiber in this slot ended: the slot holds no live fiber until the
+    /// next [`publish`](Self::publish).
+    pub(crate) fn clear(&self) {
+        self.spawned_at
+            .store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Whether a fiber lives in this slot (spawned and not ended; racy).
+    pub(crate) fn live(&self) -> bool {
+        !self.spawned_at.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Notes that the fiber starts waiting now (the fiber itself calls it).
+    #[inline(always)]
+    pub(crate) fn note_park(&self) {
+        self.parked_ms
+            .store(super::blocked::coarse_ms(), Ordering::Relaxed);
+    }
+
+    /// When the fiber's current or last wait began (coarse milliseconds).
+    pub(crate) fn parked_ms(&self) -> u64 {
+        self.parked_ms.load(Ordering::Relaxed)
     }
 
     /// Publishes the spawn site and name of the fiber just created in this
@@ -303,6 +343,14 @@ impl Slab {
             }
         }
         self.get(slot as u32)
+    }
+
+    /// How many slots were ever handed out (slots `0..allocated()` may hold
+    /// fibers; a racy bound).
+    pub(crate) fn allocated(&self) -> u32 {
+        self.next_slot
+            .load(Ordering::Relaxed)
+            .min(MAX_SEGMENTS * SEGMENT_LEN) as u32
     }
 
     /// Returns one slot whose fiber ended and whose idle context was

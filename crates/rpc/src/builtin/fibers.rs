@@ -2,14 +2,22 @@
 //! a fiber is blocking right now (`blocked_ms`: how long the fiber running
 //! there has run without switching out, once past the runtime's
 //! blocked-worker threshold; `incidents`: how often that happened).
+//! `/fibers?list` lists the live fibers and `/fibers/ID` shows one
+//! (`fiber_list.rs`).
 
 use fibrpc_iobuf::IOBuf;
 use http::{Request, Response};
 
-use super::{Format, Page};
+use super::{query_param, Format, Page};
 use crate::server::ServerContext;
 
-pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Response<IOBuf> {
+pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Response<IOBuf> {
+    if !rest.is_empty() {
+        return super::fiber_list::detail(req, rest);
+    }
+    if query_param(req, "list").is_some() {
+        return super::fiber_list::list(req);
+    }
     let mut page = Page::new(Format::of(req), "fibers");
     let stats = fibrpc_fiber::stats();
     let total = stats.total();
@@ -40,6 +48,8 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, _: &str) -> Respons
         ("timers ran", timer.ran.to_string()),
         ("timers cancelled", timer.cancelled.to_string()),
     ]);
+    page.line("/fibers?list lists the live fibers; /fibers/ID shows one");
+    page.html("<p><a href=\"/fibers?list\">list the live fibers</a></p>\n");
     page.heading("workers");
     let rows: Vec<Vec<String>> = stats
         .workers

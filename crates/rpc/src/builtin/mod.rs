@@ -8,10 +8,11 @@
 //! | `/` | index with links |
 //! | `/status` | services, methods, counts, qps, errors, latency, in-flight |
 //! | `/vars` | every bvar (`/vars/NAME`, `?series` history as JSON) |
-//! | `/connections` | open connections and their traffic |
+//! | `/connections` | open connections and their traffic (`/connections/ID`: one connection) |
 //! | `/streams` | open streams (bRPC's streaming RPC): peers, windows, counters |
 //! | `/cluster` | cluster channels: servers, states, circuit breakers |
-//! | `/fibers` | the fiber runtime's workers and counters |
+//! | `/fibers` | the fiber runtime's workers and counters (`?list`: the live fibers; `/fibers/ID`: one) |
+//! | `/ids` | calls waiting for answers, by connection and correlation id |
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
 //! | `/rpcz` | recent traced calls (filters; `?trace=ID` for one trace's tree; `?format=json`) |
@@ -66,14 +67,17 @@
 mod assets;
 mod cluster;
 mod connections;
+mod fiber_list;
 mod fibers;
 mod flags;
 mod hotspots;
+mod ids;
 mod index;
 mod metrics;
 mod origin;
 mod page;
 mod rpcz;
+mod socket;
 mod status;
 mod streams;
 mod vars;
@@ -109,7 +113,7 @@ pub(crate) static PAGES: &[Builtin] = &[
     },
     Builtin {
         path: "/connections",
-        about: "open connections: peers, protocol, traffic",
+        about: "open connections: peers, protocol, traffic; click one for its state, TLS, waiting calls",
         handler: connections::serve,
     },
     Builtin {
@@ -124,8 +128,13 @@ pub(crate) static PAGES: &[Builtin] = &[
     },
     Builtin {
         path: "/fibers",
-        about: "the fiber runtime: workers, switches, steals, fibers alive",
+        about: "the fiber runtime: workers, switches, steals, fibers alive; ?list lists the live fibers",
         handler: fibers::serve,
+    },
+    Builtin {
+        path: "/ids",
+        about: "calls waiting for answers: connection, correlation id, request state, age, deadline",
+        handler: ids::serve,
     },
     Builtin {
         path: "/flags",

@@ -178,6 +178,13 @@ impl Page {
         }
     }
 
+    /// Text only: a line (ignored in HTML, which says it with markup).
+    pub(crate) fn text_line(&mut self, text: &str) {
+        if self.format == Format::Text {
+            let _ = writeln!(self.body, "{text}");
+        }
+    }
+
     /// HTML only: raw markup (ignored in text).
     pub(crate) fn html(&mut self, markup: &str) {
         if self.format == Format::Html {

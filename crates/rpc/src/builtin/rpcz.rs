@@ -3,7 +3,8 @@
 //! - `?trace=ID` (hex): the tree of that trace, as far as this process
 //!   saw it (its server and client spans);
 //! - filters: `min_latency=US` (microseconds), `error_only`,
-//!   `log_id=N`; `max=N` rows (default 200);
+//!   `log_id=N`, `peer=IP:PORT` (the calls of one connection; `peer=IP`
+//!   for every connection of a host); `max=N` rows (default 200);
 //! - `?format=json` for scripts (an array of spans; with `trace`, each
 //!   has its `depth` in the tree), else text or HTML as every page.
 
@@ -100,6 +101,8 @@ struct Filter {
     min_latency_us: u64,
     error_only: bool,
     log_id: Option<u64>,
+    /// `ip:port`, or `ip` alone.
+    peer: Option<String>,
     max: usize,
 }
 
@@ -115,6 +118,12 @@ impl Filter {
             min_latency_us: num("min_latency")?.unwrap_or(0),
             error_only,
             log_id: num("log_id")?,
+            peer: query_param(req, "peer").map(|p| {
+                // `[::1]:80` arrives percent-encoded from a form or link.
+                p.replace("%5B", "[")
+                    .replace("%5D", "]")
+                    .replace("%3A", ":")
+            }),
             max: num("max")?.map_or(DEFAULT_ROWS, |n| n as usize),
         })
     }
@@ -123,6 +132,11 @@ impl Filter {
         s.latency().as_micros() as u64 >= self.min_latency_us
             && (!self.error_only || s.failed())
             && self.log_id.is_none_or(|id| s.log_id == id)
+            && self.peer.as_deref().is_none_or(|want| {
+                s.peer.is_some_and(|p| {
+                    p.to_string() == want || p.ip().to_string() == want.trim_matches(['[', ']'])
+                })
+            })
     }
 }
 

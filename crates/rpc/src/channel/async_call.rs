@@ -133,9 +133,10 @@ impl<P: ClientProtocol> CallEngine<P> {
         }
         cntl.remote_side = Some(conn.sock.remote_side());
         cntl.local_side = Some(conn.sock.local_side());
-        let call = PendingCall::new();
-        let timer_id = Arc::new(AtomicU64::new(NO_TIMER));
         let deadline = plan.deadline;
+        let sent = Instant::now();
+        let call = PendingCall::new(sent, deadline);
+        let timer_id = Arc::new(AtomicU64::new(NO_TIMER));
         // Packed before the continuation takes the plan; registered and
         // written after it is set (nothing can complete the call before).
         // Held until the request is queued (protocols matching responses
@@ -167,7 +168,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             plan,
             cntl,
             start,
-            sent: Instant::now(),
+            sent,
             done,
         };
         call.set_continuation(Box::new(move || finish.complete()));

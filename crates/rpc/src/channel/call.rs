@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fibrpc_fiber::butex::Butex;
 
 use super::retry::RequestSent;
-use crate::socket::{Socket, WriteWatcher};
+use crate::socket::{Socket, WaitingCall, WriteWatcher};
 use crate::unstarted::{run_on_thread, IfUnstarted};
 use crate::RpcError;
 
@@ -36,6 +36,10 @@ pub(crate) struct PendingCall<M> {
     writing: AtomicU32,
     /// Messages of this call of which the kernel took some byte.
     written: AtomicU32,
+    /// When the attempt began and when the call gives up (for `/ids`;
+    /// times the engine read anyway).
+    started: Instant,
+    deadline: Option<Instant>,
 }
 
 /// What completing a call fills and takes, under one lock.
@@ -69,13 +73,36 @@ impl<M> Slot<M> {
 }
 
 impl<M> PendingCall<M> {
-    pub(crate) fn new() -> Arc<PendingCall<M>> {
+    /// A call whose attempt began at `started` and which gives up at
+    /// `deadline`.
+    pub(crate) fn new(started: Instant, deadline: Option<Instant>) -> Arc<PendingCall<M>> {
         Arc::new(PendingCall {
             done: Butex::new(0),
             slot: Mutex::new(Slot::default()),
             writing: AtomicU32::new(0),
             written: AtomicU32::new(0),
+            started,
+            deadline,
         })
+    }
+
+    /// The call as the console shows it, waiting under `correlation_id`.
+    pub(crate) fn describe(&self, correlation_id: u64, now: Instant) -> WaitingCall {
+        let state = if self.done.value().load(Ordering::Acquire) == 1 {
+            "answered"
+        } else if self.writing.load(Ordering::Relaxed) > 0 {
+            "writing"
+        } else if self.written.load(Ordering::Relaxed) > 0 {
+            "sent"
+        } else {
+            "queued"
+        };
+        WaitingCall {
+            correlation_id,
+            state,
+            age: now.saturating_duration_since(self.started),
+            deadline_in: self.deadline.map(|d| d.saturating_duration_since(now)),
+        }
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot<M>> {

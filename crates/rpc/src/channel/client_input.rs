@@ -10,7 +10,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::call::PendingCall;
 use crate::protocol::{ClientProtocol, Parsed};
-use crate::socket::{Cut, InputHandler, Socket};
+use crate::socket::{Cut, InputHandler, Socket, WaitingCall};
 use crate::{errno, RpcError};
 
 /// Calls waiting on one connection, and the protocol that answers them.
@@ -126,5 +126,20 @@ impl<P: ClientProtocol> InputHandler for ClientInput<P> {
 
     fn protocol_name(&self, _sock: &Socket) -> &'static str {
         self.protocol.name()
+    }
+
+    fn describe(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        self.protocol.describe_connection(sock)
+    }
+
+    fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
+        let now = std::time::Instant::now();
+        let mut calls: Vec<WaitingCall> = self
+            .pending()
+            .iter()
+            .map(|(&id, call)| call.describe(id, now))
+            .collect();
+        calls.sort_unstable_by_key(|c| c.correlation_id);
+        Some(calls)
     }
 }

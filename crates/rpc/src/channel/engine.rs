@@ -625,7 +625,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         };
         cntl.remote_side = Some(conn.sock.remote_side());
         cntl.local_side = Some(conn.sock.local_side());
-        let call = PendingCall::new();
+        let call = PendingCall::new(sent, deadline);
         // Nothing of the request was queued if this fails.
         let id = match self.send(&conn, &mut plan.request, cntl, &call, deadline) {
             Ok(id) => id,

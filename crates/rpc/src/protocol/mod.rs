@@ -143,6 +143,14 @@ pub trait Protocol: Send + Sync + 'static {
     /// Default: nothing (baidu_std answers later requests `ELOGOFF`).
     fn on_server_stop(&self, _conn: &Arc<Socket>) {}
 
+    /// What this protocol keeps for `conn`, as `name : value` lines for
+    /// the console's `/connections/ID` (streams open, windows, ...). It
+    /// must not wait: take no lock another fiber may hold long (a
+    /// `try_lock` that gives up is fine). Default: nothing.
+    fn describe_connection(&self, _conn: &Socket) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Processes one request on a server connection, in a fiber of its
     /// own (it may block), and writes the answer with [`Socket::write`].
     /// Default: the protocol is client-only, the connection closes.

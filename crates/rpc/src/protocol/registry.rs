@@ -56,6 +56,7 @@ trait DynProtocol: Send + Sync {
     fn process_request(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext);
     fn reject(&self, msg: AnyMessage, conn: &Arc<Socket>, server: &ServerContext, e: RpcError);
     fn on_server_stop(&self, conn: &Arc<Socket>);
+    fn describe_connection(&self, conn: &Socket) -> Vec<(&'static str, String)>;
 }
 
 impl<P: Protocol> DynProtocol for P {
@@ -83,6 +84,10 @@ impl<P: Protocol> DynProtocol for P {
 
     fn on_server_stop(&self, conn: &Arc<Socket>) {
         Protocol::on_server_stop(self, conn);
+    }
+
+    fn describe_connection(&self, conn: &Socket) -> Vec<(&'static str, String)> {
+        Protocol::describe_connection(self, conn)
     }
 
     fn verify(
@@ -161,6 +166,15 @@ impl ProtocolList {
     pub(crate) fn name_on(&self, sock: &Socket) -> &'static str {
         let i = usize::from(sock.preferred.load(Ordering::Relaxed));
         self.protocols.get(i).map_or("?", |p| p.name())
+    }
+
+    /// What the protocol that last matched on `sock` keeps for it (see
+    /// [`Protocol::describe_connection`]).
+    pub(crate) fn describe_on(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        let i = usize::from(sock.preferred.load(Ordering::Relaxed));
+        self.protocols
+            .get(i)
+            .map_or_else(Vec::new, |p| p.describe_connection(sock))
     }
 
     /// Cuts one message, trying the protocol that matched last on this

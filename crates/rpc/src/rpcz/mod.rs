@@ -33,7 +33,12 @@
 //! with [`crate::flags::set`] or the console. A request whose caller
 //! traced it, and a call made under a traced context, are always recorded
 //! (when rpcz is on), so traces have no holes. `rpcz_max_spans` bounds the
-//! ring (default 10000; the oldest go first).
+//! ring (default 10000; the oldest go first). `rpcz_max_traces_per_second`
+//! (default 0: no bound) caps the traces started per second, whatever the
+//! sample rate, as bRPC's collector caps its samples per second
+//! (`bvar_collector_expected_per_second`): under a load spike the cost of
+//! tracing stays flat. The cap counts roots only, so a trace that started
+//! is recorded whole.
 //!
 //! Off, a call pays one relaxed load and a branch (a server request: one
 //! where its message is cut, one where it is processed), and a check that
@@ -46,7 +51,7 @@ pub(crate) mod server;
 mod span;
 pub mod traceparent;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub(crate) use client::{
     done as client_done, outgoing, packed as client_packed, received as client_received,
@@ -62,6 +67,12 @@ use crate::flags::Flag;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Sampled calls per million (1_000_000: all).
 static SAMPLE_PPM: AtomicU32 = AtomicU32::new(PPM);
+/// Traces started per second at most (0: no cap).
+static MAX_TRACES_PER_SECOND: AtomicU64 = AtomicU64::new(0);
+/// The second (`fibrpc_fiber::coarse_ms() / 1000`) `STARTED` counts in.
+static WINDOW: AtomicU64 = AtomicU64::new(0);
+/// Traces started in the second `WINDOW`.
+static STARTED: AtomicU64 = AtomicU64::new(0);
 /// The ring's capacity.
 pub(crate) static MAX_SPANS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_SPANS);
 
@@ -89,11 +100,28 @@ fn sample(upstream_traced: bool) -> bool {
         return true;
     }
     let ppm = SAMPLE_PPM.load(Ordering::Relaxed);
-    ppm >= PPM || (ppm > 0 && fastrand::u32(..PPM) < ppm)
+    let sampled = ppm >= PPM || (ppm > 0 && fastrand::u32(..PPM) < ppm);
+    sampled && under_rate_cap()
+}
+
+/// Whether another trace may start this second (`rpcz_max_traces_per_second`).
+/// Racy at a second's turn (a few traces more or fewer), which a cap for
+/// cost does not mind.
+fn under_rate_cap() -> bool {
+    let cap = MAX_TRACES_PER_SECOND.load(Ordering::Relaxed);
+    if cap == 0 {
+        return true;
+    }
+    let second = fibrpc_fiber::coarse_ms() / 1000;
+    if WINDOW.load(Ordering::Relaxed) != second {
+        WINDOW.store(second, Ordering::Relaxed);
+        STARTED.store(0, Ordering::Relaxed);
+    }
+    STARTED.fetch_add(1, Ordering::Relaxed) < cap
 }
 
 /// rpcz's flags, for the registry (`/flags`).
-pub(crate) fn flags() -> [Flag; 3] {
+pub(crate) fn flags() -> [Flag; 4] {
     [
         Flag {
             name: "enable_rpcz",
@@ -137,6 +165,20 @@ pub(crate) fn flags() -> [Flag; 3] {
                 }
                 MAX_SPANS.store(n, Ordering::Relaxed);
                 collector::trim(n);
+                Ok(())
+            }),
+        },
+        Flag {
+            name: "rpcz_max_traces_per_second",
+            description: "traces started per second at most, whatever the sample rate (0: no cap); calls of a traced caller are always recorded",
+            default: "0",
+            get: || MAX_TRACES_PER_SECOND.load(Ordering::Relaxed).to_string(),
+            set: Some(|v| {
+                let n: u64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| "allowed: a count of traces per second, 0 for no cap".to_string())?;
+                MAX_TRACES_PER_SECOND.store(n, Ordering::Relaxed);
                 Ok(())
             }),
         },

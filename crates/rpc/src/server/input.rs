@@ -74,6 +74,10 @@ impl InputHandler for ServerInput {
         self.ctx.shared.protocols.name_on(sock)
     }
 
+    fn describe(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        self.ctx.shared.protocols.describe_on(sock)
+    }
+
     fn tls_accept(&self) -> Option<&TlsAccept> {
         self.tls.as_ref()
     }

@@ -42,6 +42,12 @@ impl SocketId {
         self.0
     }
 
+    /// The id whose [`as_u64`](Self::as_u64) is `raw` (from a console
+    /// URL). Any value is safe: a stale or made-up id finds no socket.
+    pub(crate) fn from_u64(raw: u64) -> SocketId {
+        SocketId(raw)
+    }
+
     /// The socket, if it is still alive (not failed, not recycled).
     pub(crate) fn address(self) -> Option<Arc<Socket>> {
         let slot = Slab::get().slot(self.index())?;
@@ -102,6 +108,20 @@ impl Slab {
             .unwrap_or_else(|e| e.into_inner())
             .0;
         Ok(SocketId::new(index, v))
+    }
+
+    /// Every live socket of the process (server and client sides), in
+    /// slot order: a pass over the slots used so far, one uncontended
+    /// lock each. For the console.
+    pub(crate) fn live(&self) -> Vec<Arc<Socket>> {
+        let used = self.free.lock().unwrap_or_else(|e| e.into_inner()).1;
+        (0..used)
+            .filter_map(|i| {
+                let slot = self.slot(i)?;
+                let g = slot.lock().unwrap_or_else(|e| e.into_inner());
+                g.1.clone()
+            })
+            .collect()
     }
 
     /// Makes `socket` reachable through its id.

@@ -48,6 +48,7 @@ pub(crate) use outgoing::WriteWatcher;
 pub(crate) use room::RoomGate;
 pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use tls::PLAIN;
+pub use user::WaitingCall;
 pub(crate) use user::{Cut, InputHandler, SocketUser};
 use write_list::WriteList;
 
@@ -414,6 +415,36 @@ impl Socket {
     /// Whether [`set_logoff`](Self::set_logoff) was called.
     pub fn is_logoff(&self) -> bool {
         self.logoff.load(Ordering::Acquire)
+    }
+
+    /// The calls waiting for answers on this connection (`None` on a
+    /// server's connection, which makes no calls).
+    pub fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
+        self.user.waiting_calls()
+    }
+
+    /// What the connection's protocol keeps for it, as `name : value`
+    /// lines (for the console; see `Protocol::describe_connection`).
+    pub fn protocol_details(&self) -> Vec<(&'static str, String)> {
+        self.user.describe(self)
+    }
+
+    /// Messages of this connection being processed in fibers of their
+    /// own right now (a request whose handler answers later, through a
+    /// responder, is not counted once its handler returned).
+    pub fn messages_in_process(&self) -> usize {
+        self.processing.load(Ordering::Relaxed)
+    }
+
+    /// How long since a byte last went in or out (since the connection
+    /// was made, if none did), to within 50 ms.
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.stats.idle_for()
+    }
+
+    /// Every live socket of the process, server and client sides.
+    pub(crate) fn all() -> Vec<Arc<Socket>> {
+        Slab::get().live()
     }
 
     /// Bytes queued for writing and not yet written.

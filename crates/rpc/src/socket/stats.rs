@@ -13,6 +13,9 @@ pub struct SocketStats {
     out_bytes: AtomicU64,
     out_messages: AtomicU64,
     out_writes: AtomicU64,
+    /// When a byte last went in or out, in `fibrpc_fiber::coarse_ms`
+    /// (a load of a clock the runtime keeps, not a clock read).
+    last_active_ms: AtomicU64,
     /// The counters at the last tick, and the differences it found.
     prev: [AtomicU64; 4],
     rates: [AtomicU64; 4],
@@ -58,6 +61,7 @@ impl SocketStats {
             out_bytes: AtomicU64::new(0),
             out_messages: AtomicU64::new(0),
             out_writes: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(fibrpc_fiber::coarse_ms()),
             prev: Default::default(),
             rates: Default::default(),
         }
@@ -95,6 +99,21 @@ impl SocketStats {
     // about the same and stays right if that ever changes.
     pub(crate) fn on_read(&self, n: usize) {
         self.in_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Notes traffic now (two plain moves: see `last_active_ms`).
+    #[inline(always)]
+    fn touch(&self) {
+        self.last_active_ms
+            .store(fibrpc_fiber::coarse_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since a byte last went in or out (since the connection
+    /// was made, if none did), to within 50 ms.
+    pub fn idle_for(&self) -> std::time::Duration {
+        let last = self.last_active_ms.load(Ordering::Relaxed);
+        std::time::Duration::from_millis(fibrpc_fiber::coarse_ms().saturating_sub(last))
     }
 
     pub(crate) fn on_message_in(&self) {
@@ -106,6 +125,7 @@ impl SocketStats {
     pub(crate) fn on_written(&self, n: usize, messages: usize) {
         self.out_bytes.fetch_add(n as u64, Ordering::Relaxed);
         self.out_writes.fetch_add(1, Ordering::Relaxed);
+        self.touch();
         if messages > 0 {
             self.out_messages
                 .fetch_add(messages as u64, Ordering::Relaxed);

@@ -65,6 +65,20 @@ impl Socket {
             .map(|s| &**s)
     }
 
+    /// The negotiated TLS version and cipher suite (`TLSv1_3`,
+    /// `TLS13_AES_128_GCM_SHA256`), once the handshake completed; `None` on
+    /// a plaintext connection. Takes the session's lock (for display).
+    pub fn tls_parameters(&self) -> Option<(String, String)> {
+        let session = self.session()?;
+        if session.handshaking() {
+            return None;
+        }
+        let conn = session.lock();
+        let version = conn.protocol_version()?;
+        let suite = conn.negotiated_cipher_suite()?;
+        Some((format!("{version:?}"), format!("{:?}", suite.suite())))
+    }
+
     /// [`peer_certificate_subject`](Self::peer_certificate_subject),
     /// shared (for a request's controller).
     pub(crate) fn peer_subject_arc(&self) -> Option<Arc<str>> {

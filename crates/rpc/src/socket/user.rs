@@ -25,6 +25,24 @@ pub(crate) enum Cut<M> {
     Consumed,
 }
 
+/// One answer a connection's user waits for (a client's call waiting for
+/// its response), as the console shows it (`/ids`, `/connections/ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingCall {
+    /// What matches the answer to the call (baidu_std's correlation id;
+    /// for protocols answering in order, the call's place in line).
+    pub correlation_id: u64,
+    /// Where its request is: `"queued"` (not written yet), `"writing"`
+    /// (inside a `writev` now), `"sent"` (the kernel took some of it; the
+    /// response is awaited), `"answered"` (completed, about to leave).
+    pub state: &'static str,
+    /// Since the attempt began (connection and queueing included).
+    pub age: std::time::Duration,
+    /// Time left before its deadline (`None`: no deadline; zero: past it,
+    /// its caller is about to give up).
+    pub deadline_in: Option<std::time::Duration>,
+}
+
 /// The consumer of a socket's input and failure (bRPC's `SocketUser` and
 /// the messenger's handlers in one).
 pub(crate) trait SocketUser: Send + Sync + 'static {
@@ -54,6 +72,18 @@ pub(crate) trait SocketUser: Send + Sync + 'static {
     /// port (its first byte decides). Default: none.
     fn tls_accept(&self) -> Option<&TlsAccept> {
         None
+    }
+
+    /// The calls waiting for answers on this connection, for display;
+    /// `None` if this user makes no calls (a server's connection).
+    fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
+        None
+    }
+
+    /// What the connection's protocol keeps for it, for display (see
+    /// `Protocol::describe_connection`).
+    fn describe(&self, _sock: &Socket) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
 }
 
@@ -97,6 +127,16 @@ pub(crate) trait InputHandler: Send + Sync + 'static {
     fn tls_accept(&self) -> Option<&TlsAccept> {
         None
     }
+
+    /// See [`SocketUser::waiting_calls`].
+    fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
+        None
+    }
+
+    /// See [`SocketUser::describe`].
+    fn describe(&self, _sock: &Socket) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 impl<H: InputHandler> SocketUser for H {
@@ -122,5 +162,13 @@ impl<H: InputHandler> SocketUser for H {
 
     fn tls_accept(&self) -> Option<&TlsAccept> {
         InputHandler::tls_accept(self)
+    }
+
+    fn waiting_calls(&self) -> Option<Vec<WaitingCall>> {
+        InputHandler::waiting_calls(self)
+    }
+
+    fn describe(&self, sock: &Socket) -> Vec<(&'static str, String)> {
+        InputHandler::describe(self, sock)
     }
 }

@@ -260,6 +260,26 @@ impl H2Conn {
         }
     }
 
+    /// The connection's HTTP/2 state for the console: the stream count
+    /// and windows of the sending half (only if its lock is free: the
+    /// console never waits for a writer), the last stream the peer opened
+    /// and whether GOAWAY went out.
+    pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![(
+            "h2 last stream id",
+            self.last_stream.load(Ordering::Relaxed).to_string(),
+        )];
+        match self.send.try_lock() {
+            Some(send) => v.extend(send.describe()),
+            None => v.push(("h2 streams", "busy (a writer holds them)".to_string())),
+        }
+        v.push((
+            "h2 server stopping",
+            self.going_away.load(Ordering::Relaxed).to_string(),
+        ));
+        v
+    }
+
     /// The server stopped: GOAWAY (NO_ERROR) with the last stream the
     /// peer opened; streams opened after it are refused.
     pub(super) fn go_away<W: Wire>(&self, sock: &W) {

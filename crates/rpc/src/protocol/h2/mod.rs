@@ -201,6 +201,11 @@ impl Protocol for H2Protocol {
         }
     }
 
+    fn describe_connection(&self, conn: &Socket) -> Vec<(&'static str, String)> {
+        conn.existing_protocol_state::<H2Conn>()
+            .map_or_else(Vec::new, H2Conn::describe)
+    }
+
     fn process_request(&self, msg: H2Request, conn: &Arc<Socket>, server: &ServerContext) {
         server::process_request(server, conn, msg);
     }

@@ -96,6 +96,25 @@ impl Default for SendSide {
 pub(super) type WindowError = (Reason, &'static str);
 
 impl SendSide {
+    /// What the console shows of the sending half.
+    pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("h2 streams in process", self.streams.len().to_string()),
+            (
+                "h2 streams waiting for a window",
+                self.blocked.len().to_string(),
+            ),
+            ("h2 send window", self.conn_window.to_string()),
+            ("h2 peer initial window", self.initial_window.to_string()),
+            ("h2 peer max frame", self.max_frame.to_string()),
+            (
+                "h2 GOAWAY sent",
+                self.goaway
+                    .map_or_else(|| "no".to_string(), |s| format!("last stream {s}")),
+            ),
+        ]
+    }
+
     /// Streams being answered.
     pub fn active(&self) -> usize {
         self.streams.len()
