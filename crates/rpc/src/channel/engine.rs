@@ -860,6 +860,7 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
     cntl.answered_by_backup = false;
     cntl.has_backup_request = false;
     cntl.response_attachment.clear();
+    cntl.subs.clear();
 }
 
 /// Records a finished call's latency and error in `cntl` (and finishes
