@@ -78,6 +78,11 @@ impl<P: ClientProtocol> CallEngine<P> {
                         }
                         pool.put_back(conn, true);
                     }
+                    // The carrier's first attempt goes where the selector
+                    // said: asking again would skew the balancer (a
+                    // round robin would never reach a server without an
+                    // idle connection).
+                    plan.chosen = Some(addr);
                 }
                 Err(e) => {
                     record_outcome(&mut cntl, start, &Err::<(), _>(e.clone()));

@@ -348,6 +348,7 @@ impl ServerSelector for ClusterSelector {
 
     fn answered(&self, outcome: &AttemptOutcome<'_>) {
         let inner = &*self.inner;
+        inner.lb.answered(outcome);
         if inner.breaker.is_none() && outcome.error.is_none() {
             return;
         }

@@ -65,13 +65,19 @@ pub(crate) fn sub_controller(parent: &Controller, left: Option<Duration>) -> Con
 }
 
 /// The deadline of a combo call started at `start`: the controller's
-/// timeout, else the channel's.
+/// timeout, else the channel's, capped by the one a handler's calls
+/// inherit ([`crate::call_context`]): the sub-calls may run in other
+/// fibers, which inherit nothing.
 pub(crate) fn combo_deadline(
     cntl: &Controller,
     default: Option<Duration>,
     start: Instant,
 ) -> Option<Instant> {
-    cntl.timeout.or(default).map(|t| start + t)
+    let own = cntl.timeout.or(default).map(|t| start + t);
+    match crate::call_context::inherited_deadline() {
+        Some(d) if own.is_none_or(|o| d < o) => Some(d),
+        _ => own,
+    }
 }
 
 /// What is left until `deadline` (at least a millisecond, so a sub-call

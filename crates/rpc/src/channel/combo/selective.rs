@@ -30,15 +30,12 @@ pub struct ChannelHandle(u32);
 
 impl ChannelHandle {
     /// The balancer sees sub-channels as servers: each handle is an
-    /// address no real server has (`::h`, port 0), as bRPC gives each
-    /// sub-channel a fake socket.
+    /// address no real server has (in `2001:db8::/32`, the range kept
+    /// for documentation, port 0), as bRPC gives each sub-channel a fake
+    /// socket.
     fn addr(self) -> SocketAddr {
-        SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::from(u128::from(self.0)),
-            0,
-            0,
-            0,
-        ))
+        let ip = (0x2001_0db8_u128 << 96) | u128::from(self.0);
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), 0, 0, 0))
     }
 }
 
