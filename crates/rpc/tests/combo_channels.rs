@@ -83,10 +83,12 @@ fn indexed_mapper(slow: &'static [usize]) -> Arc<dyn fibrpc::channel::combo::Cal
 
 /// Concatenates the sub-responses' messages.
 fn concat_merger() -> Arc<dyn fibrpc::channel::combo::ResponseMerger> {
-    Arc::new(merge_response(|resp: &mut EchoResponse, sub: EchoResponse| {
-        resp.message.push_str(&sub.message);
-        MergeResult::Merged
-    }))
+    Arc::new(merge_response(
+        |resp: &mut EchoResponse, sub: EchoResponse| {
+            resp.message.push_str(&sub.message);
+            MergeResult::Merged
+        },
+    ))
 }
 
 fn pchan(subs: &[Arc<dyn RpcChannel>], options: ParallelChannelOptions) -> ParallelChannel {
@@ -134,7 +136,9 @@ fn the_default_merge_is_protobuf_merge_from_in_channel_order() {
         p.add_channel(channel_to(r.addr), Some(indexed_mapper(&[])), None);
     }
     // `message` is a singular field: the last sub-channel's wins.
-    let resp = EchoServiceClient::new(p).echo_simple(&request("x")).unwrap();
+    let resp = EchoServiceClient::new(p)
+        .echo_simple(&request("x"))
+        .unwrap();
     assert_eq!(resp.message, "x2");
 }
 
@@ -205,7 +209,11 @@ fn success_limit_ends_the_call_at_the_first_successes() {
     };
     let mut p = ParallelChannel::new(options);
     for r in &replicas {
-        p.add_channel(channel_to(r.addr), Some(indexed_mapper(&[1, 2])), Some(concat_merger()));
+        p.add_channel(
+            channel_to(r.addr),
+            Some(indexed_mapper(&[1, 2])),
+            Some(concat_merger()),
+        );
     }
     let mut cntl = Controller::new();
     let resp = EchoServiceClient::new(p)
@@ -332,7 +340,10 @@ fn selective_channel_retries_a_dead_sub_channel_on_another() {
         retried += cntl.retried_count();
     }
     assert_eq!(live.calls(), 20);
-    assert!(retried >= 5, "rr sends about half the calls to the dead one first: {retried}");
+    assert!(
+        retried >= 5,
+        "rr sends about half the calls to the dead one first: {retried}"
+    );
 
     // Without retries, the dead sub-channel's calls fail.
     let s = schan(0);

@@ -68,15 +68,26 @@ fn start_held(ch: &Channel, method: &str, n: usize) -> mpsc::Receiver<Result<IOB
     let (tx, rx) = mpsc::channel();
     for _ in 0..n {
         let tx = tx.clone();
-        ch.call_raw_async(SERVICE, method, Controller::new(), codec::encode(&req("h")), move |_, r| {
-            let _ = tx.send(r);
-        });
+        ch.call_raw_async(
+            SERVICE,
+            method,
+            Controller::new(),
+            codec::encode(&req("h")),
+            move |_, r| {
+                let _ = tx.send(r);
+            },
+        );
     }
     rx
 }
 
 fn call(ch: &Channel, method: &str) -> Result<IOBuf, RpcError> {
-    ch.call_raw(SERVICE, method, &mut Controller::new(), codec::encode(&req("x")))
+    ch.call_raw(
+        SERVICE,
+        method,
+        &mut Controller::new(),
+        codec::encode(&req("x")),
+    )
 }
 
 #[test]
@@ -85,15 +96,24 @@ fn a_constant_limit_answers_elimit_one_over_it() {
     let mut server = Server::new(ServerOptions::default());
     server.add_service(held.clone()).unwrap();
     server
-        .set_max_concurrency_of(&format!("{SERVICE}.Echo"), AdaptiveMaxConcurrency::Constant(3))
+        .set_max_concurrency_of(
+            &format!("{SERVICE}.Echo"),
+            AdaptiveMaxConcurrency::Constant(3),
+        )
         .unwrap();
     let e = server
         .set_max_concurrency_of("nope.Service.M", AdaptiveMaxConcurrency::Constant(1))
         .unwrap_err();
     assert_eq!(e.code, errno::ENOMETHOD);
     server.start("127.0.0.1:0").unwrap();
-    assert_eq!(server.max_concurrency_of(&format!("{SERVICE}.Echo")), Some(3));
-    assert_eq!(server.max_concurrency_of(&format!("{SERVICE}.Other")), Some(0));
+    assert_eq!(
+        server.max_concurrency_of(&format!("{SERVICE}.Echo")),
+        Some(3)
+    );
+    assert_eq!(
+        server.max_concurrency_of(&format!("{SERVICE}.Other")),
+        Some(0)
+    );
     let ch = channel(&server);
 
     let rx = start_held(&ch, "Echo", 3);
@@ -239,5 +259,8 @@ fn the_auto_limiter_shrinks_when_latency_rises() {
         c.join().unwrap();
     }
     assert!(shrunk, "limit {before} -> {after}");
-    assert!(rejected.load(Ordering::Relaxed) > 0, "the excess was rejected");
+    assert!(
+        rejected.load(Ordering::Relaxed) > 0,
+        "the excess was rejected"
+    );
 }

@@ -47,8 +47,8 @@ use engine::{record_outcome, reset_outcome};
 pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
 pub use retry_budget::RetryBudget;
-pub use rpc_channel::{DecodedCallFuture, RawDone, RpcChannel};
 pub use retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy, SharedRetryPolicy};
+pub use rpc_channel::{DecodedCallFuture, RawDone, RpcChannel};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
 /// A [`Channel`] to `addr` with the default options, connected now

@@ -100,7 +100,13 @@ pub trait RpcChannel: Send + Sync + 'static {
             }
             done(cntl, r)
         };
-        self.call_raw_async(service, method, cntl, codec::encode(request), Box::new(done));
+        self.call_raw_async(
+            service,
+            method,
+            cntl,
+            codec::encode(request),
+            Box::new(done),
+        );
     }
 
     /// [`call_raw_future`](Self::call_raw_future) with protobuf messages.

@@ -48,8 +48,8 @@ mod context;
 mod handoff;
 mod input;
 mod interceptors;
-mod listener;
 mod limiter;
+mod listener;
 mod method_status;
 mod options;
 mod register;
@@ -80,11 +80,11 @@ pub(crate) use context::{
     panic_message, BuiltinAccess, InflightGuard, ServiceEntry, Services, Shared,
 };
 pub use handoff::take_listener;
-pub use listener::listen_fds;
 pub use limiter::{
     AdaptiveMaxConcurrency, AutoConcurrencyLimiter, AutoConcurrencyOptions, ConcurrencyLimiter,
     ConstantConcurrencyLimiter,
 };
+pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
 pub use responder::{Responder, TypedResponder};
@@ -562,10 +562,7 @@ impl Server {
         limit: AdaptiveMaxConcurrency,
     ) -> Result<(), RpcError> {
         if self.running.is_some() {
-            return Err(RpcError::new(
-                libc::EPERM,
-                "set method limits before start",
-            ));
+            return Err(RpcError::new(libc::EPERM, "set method limits before start"));
         }
         let unknown = || {
             RpcError::new(

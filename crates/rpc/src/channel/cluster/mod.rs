@@ -50,7 +50,9 @@ use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use super::lb::{load_balancer_by_name, LoadBalancer, ServerEntry};
-use super::naming::{NamingServiceFilter, NamingWatcher, ServerListChange, ServerNode, WatchHandle};
+use super::naming::{
+    NamingServiceFilter, NamingWatcher, ServerListChange, ServerNode, WatchHandle,
+};
 use super::{AttemptOutcome, ChannelOptions, SelectInput, ServerSelector};
 use crate::{errno, RpcError};
 use breaker::CircuitBreaker;

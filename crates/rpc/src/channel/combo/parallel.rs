@@ -135,7 +135,14 @@ impl ParallelChannel {
 
     /// Starts a call: maps it, sends the sub-calls, and leaves the rest
     /// to their completions.
-    fn start(&self, service: &str, method: &str, mut cntl: Controller, request: IOBuf, done: RawDone) {
+    fn start(
+        &self,
+        service: &str,
+        method: &str,
+        mut cntl: Controller,
+        request: IOBuf,
+        done: RawDone,
+    ) {
         let start = Instant::now();
         reset_outcome(&mut cntl);
         let fail = |mut cntl: Controller, e: RpcError, done: RawDone| {
@@ -246,8 +253,12 @@ fn sub_done(state: &Mutex<State>, i: usize, c: Controller, r: Result<IOBuf, RpcE
     };
     let mut results = std::mem::take(&mut st.results);
     let mergers = std::mem::take(&mut st.mergers);
-    let (sent, mut failed, fail_limit, start) =
-        (std::mem::take(&mut st.sent), st.failed, st.fail_limit, st.start);
+    let (sent, mut failed, fail_limit, start) = (
+        std::mem::take(&mut st.sent),
+        st.failed,
+        st.fail_limit,
+        st.start,
+    );
     drop(st);
     let r = finish(&mut results, &mergers, &sent, &mut failed, fail_limit);
     cntl.subs = results
@@ -334,7 +345,9 @@ impl RpcChannel for ParallelChannel {
         cntl: &mut Controller,
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
-        wait_for(cntl, |c, done| self.start(service, method, c, request, done))
+        wait_for(cntl, |c, done| {
+            self.start(service, method, c, request, done)
+        })
     }
 
     fn call_raw_async(

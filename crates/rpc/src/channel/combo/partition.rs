@@ -200,6 +200,7 @@ impl RpcChannel for PartitionChannel {
         cntl: Controller,
         request: IOBuf,
     ) -> CallFuture<IOBuf> {
-        self.parallel.call_raw_future(service, method, cntl, request)
+        self.parallel
+            .call_raw_future(service, method, cntl, request)
     }
 }

@@ -196,8 +196,11 @@ impl Call {
         self.tried.push(addr);
         let sub = sub_controller(&self.cntl, left(self.deadline));
         let sent = Instant::now();
-        let (service, method, request) =
-            (self.service.clone(), self.method.clone(), self.request.clone());
+        let (service, method, request) = (
+            self.service.clone(),
+            self.method.clone(),
+            self.request.clone(),
+        );
         channel.call_raw_async(
             &service,
             &method,
@@ -278,10 +281,7 @@ impl Call {
 
 /// A sub-channel that had no server to send to.
 fn no_server(e: &RpcError) -> bool {
-    matches!(
-        e.code,
-        libc::EHOSTDOWN | libc::ENODATA | errno::EREJECT
-    )
+    matches!(e.code, libc::EHOSTDOWN | libc::ENODATA | errno::EREJECT)
 }
 
 /// This side's failures that never carried the request: no server, or a
@@ -304,7 +304,14 @@ fn no_channel() -> RpcError {
 }
 
 impl SelectiveChannel {
-    fn start(&self, service: &str, method: &str, mut cntl: Controller, request: IOBuf, done: RawDone) {
+    fn start(
+        &self,
+        service: &str,
+        method: &str,
+        mut cntl: Controller,
+        request: IOBuf,
+        done: RawDone,
+    ) {
         let start = Instant::now();
         reset_outcome(&mut cntl);
         let max_retry = cntl.max_retry.unwrap_or(self.inner.options.max_retry);
@@ -333,7 +340,9 @@ impl RpcChannel for SelectiveChannel {
         cntl: &mut Controller,
         request: IOBuf,
     ) -> Result<IOBuf, RpcError> {
-        wait_for(cntl, |c, done| self.start(service, method, c, request, done))
+        wait_for(cntl, |c, done| {
+            self.start(service, method, c, request, done)
+        })
     }
 
     fn call_raw_async(

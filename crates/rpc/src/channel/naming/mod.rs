@@ -44,8 +44,8 @@ use crate::RpcError;
 pub use dns::{DnsNamingService, DNS_DEFAULT_INTERVAL};
 pub use etcd::{EtcdNamingService, ETCD_POLL_INTERVAL};
 pub use etcd_client::{EtcdClient, EtcdTarget, KeyValue, ETCD_REQUEST_TIMEOUT};
-pub use filter::NamingServiceFilter;
 pub use file::{FileNamingService, FILE_POLL_INTERVAL, MAX_FILE_SIZE};
+pub use filter::NamingServiceFilter;
 pub use list::ListNamingService;
 pub use watcher::{NamingServiceActions, NamingWatcher, ServerListChange, WatchHandle};
 

@@ -59,8 +59,12 @@ impl AdaptiveMaxConcurrency {
     pub(crate) fn build(&self) -> Option<Box<dyn ConcurrencyLimiter>> {
         match self {
             AdaptiveMaxConcurrency::Unlimited | AdaptiveMaxConcurrency::Constant(0) => None,
-            AdaptiveMaxConcurrency::Constant(n) => Some(Box::new(ConstantConcurrencyLimiter::new(*n))),
-            AdaptiveMaxConcurrency::Auto(o) => Some(Box::new(AutoConcurrencyLimiter::new(o.clone()))),
+            AdaptiveMaxConcurrency::Constant(n) => {
+                Some(Box::new(ConstantConcurrencyLimiter::new(*n)))
+            }
+            AdaptiveMaxConcurrency::Auto(o) => {
+                Some(Box::new(AutoConcurrencyLimiter::new(o.clone())))
+            }
         }
     }
 }
@@ -104,6 +108,12 @@ mod tests {
         assert!("-1".parse::<AdaptiveMaxConcurrency>().is_err());
         assert!("fast".parse::<AdaptiveMaxConcurrency>().is_err());
         assert!(AdaptiveMaxConcurrency::Unlimited.build().is_none());
-        assert_eq!(AdaptiveMaxConcurrency::Constant(3).build().unwrap().max_concurrency(), 3);
+        assert_eq!(
+            AdaptiveMaxConcurrency::Constant(3)
+                .build()
+                .unwrap()
+                .max_concurrency(),
+            3
+        );
     }
 }
