@@ -1,6 +1,6 @@
 //! bRPC's combo channels: channels made of other channels, each an
-//! [`RpcChannel`] itself, so they nest and generated stubs use them like
-//! a [`Channel`](super::Channel).
+//! [`RpcChannel`](super::RpcChannel) itself, so they nest and generated
+//! stubs use them like a [`Channel`](super::Channel).
 //!
 //! - [`ParallelChannel`] sends one call to every sub-channel at once
 //!   ([`CallMapper`] makes each sub-call) and merges the responses
