@@ -581,20 +581,21 @@ fn write_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
     let client = &names.client;
     let _ = writeln!(
         buf,
-        "/// Calls service `{full}` over a [`{rt}::Channel`].
+        "/// Calls service `{full}` over a [`{rt}::Channel`], or any other
+/// [`{rt}::RpcChannel`] (a combo channel, say).
 #[derive(Clone)]
-pub struct {client} {{
-    channel: {rt}::Channel,
+pub struct {client}<C = {rt}::Channel> {{
+    channel: C,
 }}
 
-impl {client} {{
+impl<C: {rt}::RpcChannel> {client}<C> {{
     /// A stub that sends its calls through `channel`.
-    pub fn new(channel: {rt}::Channel) -> Self {{
+    pub fn new(channel: C) -> Self {{
         {client} {{ channel }}
     }}
 
     /// The channel the calls go through.
-    pub fn channel(&self) -> &{rt}::Channel {{
+    pub fn channel(&self) -> &C {{
         &self.channel
     }}",
         full = names.full_name,
@@ -616,7 +617,7 @@ impl {client} {{
         cntl: &mut {rt}::Controller,
         request: &{req},
     ) -> ::core::result::Result<{resp}, {rt}::RpcError> {{
-        self.channel.call({sc}, {proto:?}, cntl, request)
+        {rt}::RpcChannel::call(&self.channel, {sc}, {proto:?}, cntl, request)
     }}
 
     /// Calls `{proto}` with the channel's settings and waits for the
@@ -626,7 +627,7 @@ impl {client} {{
         &self,
         request: &{req},
     ) -> ::core::result::Result<{resp}, {rt}::RpcError> {{
-        self.channel.call({sc}, {proto:?}, &mut {rt}::Controller::new(), request)
+        {rt}::RpcChannel::call(&self.channel, {sc}, {proto:?}, &mut {rt}::Controller::new(), request)
     }}
 
     /// Starts `{proto}` and returns at once; `done` runs with the controller
@@ -639,7 +640,7 @@ impl {client} {{
             + ::core::marker::Send
             + 'static,
     ) {{
-        self.channel.call_async({sc}, {proto:?}, cntl, request, done)
+        {rt}::RpcChannel::call_async(&self.channel, {sc}, {proto:?}, cntl, request, done)
     }}
 
     /// Starts `{proto}` as a `Future` for any executor, resolving to the
@@ -653,7 +654,7 @@ impl {client} {{
         Output = ({rt}::Controller, ::core::result::Result<{resp}, {rt}::RpcError>),
     > + ::core::marker::Send
            + 'static {{
-        self.channel.call_future({sc}, {proto:?}, cntl, request)
+        {rt}::RpcChannel::call_future(&self.channel, {sc}, {proto:?}, cntl, request)
     }}",
             name = m.name,
             async_name = async_name(m),

@@ -78,19 +78,20 @@ fn two_method_service() {
                 let response = self.inner.say_goodbye(cntl, request)?;",
     );
     assert_has(&text, "::fibrpc::RpcError::new(::fibrpc::errno::ENOMETHOD,");
-    assert_has(&text, "pub struct GreeterClient {");
+    assert_has(&text, "pub struct GreeterClient<C = ::fibrpc::Channel> {");
+    assert_has(&text, "impl<C: ::fibrpc::RpcChannel> GreeterClient<C> {");
     assert_has(
         &text,
         "pub fn say_hello(&self, cntl: &mut ::fibrpc::Controller, request: &HelloRequest)
             -> ::core::result::Result<HelloReply, ::fibrpc::RpcError> {
-            self.channel.call(GREETER_SERVICE_NAME, \"SayHello\", cntl, request)",
+            ::fibrpc::RpcChannel::call(&self.channel, GREETER_SERVICE_NAME, \"SayHello\", cntl, request)",
     );
     // A keyword name is escaped; its callback form needs no escape.
     assert_has(&text, "pub fn r#match(");
     assert_has(&text, "pub fn match_async(");
     assert_has(
         &text,
-        "self.channel.call_async(GREETER_SERVICE_NAME, \"Match\", cntl, request, done)",
+        "::fibrpc::RpcChannel::call_async(&self.channel, GREETER_SERVICE_NAME, \"Match\", cntl, request, done)",
     );
     // The `Future` form, likewise unescaped.
     assert_has(
@@ -99,7 +100,7 @@ fn two_method_service() {
             -> impl ::core::future::Future<Output = (::fibrpc::Controller,
                 ::core::result::Result<HelloReply, ::fibrpc::RpcError>)>
             + ::core::marker::Send + 'static {
-            self.channel.call_future(GREETER_SERVICE_NAME, \"Match\", cntl, request)",
+            ::fibrpc::RpcChannel::call_future(&self.channel, GREETER_SERVICE_NAME, \"Match\", cntl, request)",
     );
     assert_has(&text, "pub fn say_hello_future(");
     // The form without a controller, likewise unescaped.
@@ -107,7 +108,7 @@ fn two_method_service() {
         &text,
         "pub fn match_simple(&self, request: &HelloRequest)
             -> ::core::result::Result<HelloReply, ::fibrpc::RpcError> {
-            self.channel.call(GREETER_SERVICE_NAME, \"Match\", &mut ::fibrpc::Controller::new(), request)",
+            ::fibrpc::RpcChannel::call(&self.channel, GREETER_SERVICE_NAME, \"Match\", &mut ::fibrpc::Controller::new(), request)",
     );
     assert_has(&text, "pub fn say_hello_simple(");
     // No deferred form unless asked for.

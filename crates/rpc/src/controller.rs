@@ -68,6 +68,9 @@ pub struct Controller {
     /// Server side: the protocol the request came in with (`""` when
     /// the protocol did not say), for the rpc dump.
     pub(crate) protocol: &'static str,
+    /// Client side, after a combo channel's call: the sub-calls'
+    /// controllers (`None` for a sub-channel skipped).
+    pub(crate) subs: Vec<Option<Controller>>,
 }
 
 impl Controller {
@@ -335,5 +338,24 @@ impl Controller {
     /// Client side: whether a backup request was sent.
     pub fn has_backup_request(&self) -> bool {
         self.has_backup_request
+    }
+
+    /// Client side: how many sub-calls a combo channel's call had (bRPC's
+    /// `sub_count`): a [`ParallelChannel`](crate::channel::combo::ParallelChannel)'s
+    /// or [`PartitionChannel`](crate::channel::combo::PartitionChannel)'s
+    /// sub-channel count, 1 for a
+    /// [`SelectiveChannel`](crate::channel::combo::SelectiveChannel), 0
+    /// for a plain channel.
+    pub fn sub_count(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Client side: the controller of sub-call `index` of a combo
+    /// channel's call (bRPC's `sub`): `None` out of range or for a
+    /// sub-channel the call mapper skipped. A parallel sub-call still
+    /// running when the call was decided shows `EPCHANFINISH`; a
+    /// selective channel's is its last sub-call.
+    pub fn sub(&self, index: usize) -> Option<&Controller> {
+        self.subs.get(index).and_then(Option::as_ref)
     }
 }

@@ -78,6 +78,11 @@ impl<P: ClientProtocol> CallEngine<P> {
                         }
                         pool.put_back(conn, true);
                     }
+                    // The carrier's first attempt goes where the selector
+                    // said: asking again would skew the balancer (a
+                    // round robin would never reach a server without an
+                    // idle connection).
+                    plan.chosen = Some(addr);
                 }
                 Err(e) => {
                     record_outcome(&mut cntl, start, &Err::<(), _>(e.clone()));
@@ -93,22 +98,9 @@ impl<P: ClientProtocol> CallEngine<P> {
     /// Polling never blocks, and no fiber is held while the call is in
     /// flight.
     pub fn call_future(&self, cntl: Controller, request: P::Request) -> CallFuture<P::Response> {
-        let shared = Arc::new(Mutex::new(FutureState {
-            outcome: None,
-            waker: None,
-        }));
-        let theirs = shared.clone();
-        self.call_async(cntl, request, move |cntl, r| {
-            let waker = {
-                let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
-                s.outcome = Some((cntl, r));
-                s.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-        });
-        CallFuture { shared }
+        let (future, resolve) = CallFuture::pending();
+        self.call_async(cntl, request, resolve);
+        future
     }
 
     /// Sends the request and leaves the rest to the completion.
@@ -355,6 +347,32 @@ pub struct CallFuture<T> {
 impl<T> std::fmt::Debug for CallFuture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> CallFuture<T> {
+    /// An unresolved future and the callback that resolves it (and wakes
+    /// whoever polls it): any callback-style call becomes a future.
+    pub(crate) fn pending() -> (
+        CallFuture<T>,
+        impl FnOnce(Controller, Result<T, RpcError>) + Send + 'static,
+    ) {
+        let shared = Arc::new(Mutex::new(FutureState {
+            outcome: None,
+            waker: None,
+        }));
+        let theirs = shared.clone();
+        let resolve = move |cntl, r| {
+            let waker = {
+                let mut s = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                s.outcome = Some((cntl, r));
+                s.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        };
+        (CallFuture { shared }, resolve)
     }
 }
 

@@ -128,6 +128,11 @@ pub(super) struct CallPlan<R> {
     /// The server and latency of the last attempt that got a response,
     /// for the selector's [`answered`](ServerSelector::answered).
     pub(super) responded: Option<(SocketAddr, Duration)>,
+    /// The server the selector already chose for the next attempt (an
+    /// asynchronous call that found no idle connection there hands its
+    /// pick to the fiber that carries it on): used instead of asking
+    /// again, so a balancer sees one pick per attempt.
+    pub(super) chosen: Option<SocketAddr>,
 }
 
 /// A failed attempt: its error, and whether its request may have reached
@@ -309,6 +314,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             tried: TriedServers::default(),
             last: (None, false),
             responded: None,
+            chosen: None,
         })
     }
 
@@ -489,6 +495,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         input: &SelectInput<'_>,
     ) -> Result<(SocketAddr, Arc<Connections<P>>), RpcError> {
         let addr = self.inner.selector.select(input)?;
+        Ok((addr, self.connections_of(addr)))
+    }
+
+    /// The connections to `addr`, made on first use.
+    fn connections_of(&self, addr: SocketAddr) -> Arc<Connections<P>> {
         if let Some(c) = self
             .inner
             .servers
@@ -496,7 +507,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             .unwrap_or_else(|e| e.into_inner())
             .get(&addr)
         {
-            return Ok((addr, c.clone()));
+            return c.clone();
         }
         let mut servers = self
             .inner
@@ -510,7 +521,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                 self.inner.protocol.clone(),
             ))
         });
-        Ok((addr, c.clone()))
+        c.clone()
     }
 
     /// Tells the selector how an attempt went; returns the attempt's
@@ -547,7 +558,11 @@ impl<P: ClientProtocol> CallEngine<P> {
     ) -> Result<Result<P::Message, AttemptError>, RpcError> {
         plan.last = (None, false);
         plan.responded = None;
-        let (addr, pool) = match self.select(plan, cntl) {
+        let picked = match plan.chosen.take() {
+            Some(addr) => Ok((addr, self.connections_of(addr))),
+            None => self.select(plan, cntl),
+        };
+        let (addr, pool) = match picked {
             Ok(s) => s,
             Err(e) => return Ok(Err((e, RequestSent::No))),
         };
@@ -860,6 +875,7 @@ pub(crate) fn reset_outcome(cntl: &mut Controller) {
     cntl.answered_by_backup = false;
     cntl.has_backup_request = false;
     cntl.response_attachment.clear();
+    cntl.subs.clear();
 }
 
 /// Records a finished call's latency and error in `cntl` (and finishes

@@ -19,6 +19,7 @@ mod auth_gate;
 mod call;
 mod client_input;
 pub mod cluster;
+pub mod combo;
 mod connections;
 mod engine;
 mod intercept;
@@ -28,6 +29,7 @@ mod options;
 mod retry;
 mod retry_budget;
 mod retry_policy;
+mod rpc_channel;
 mod selector;
 mod tried;
 
@@ -46,6 +48,7 @@ pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
 pub use retry_budget::RetryBudget;
 pub use retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy, SharedRetryPolicy};
+pub use rpc_channel::{DecodedCallFuture, RawDone, RpcChannel};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
 /// A [`Channel`] to `addr` with the default options, connected now

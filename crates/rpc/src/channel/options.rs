@@ -153,6 +153,10 @@ pub struct ChannelOptions {
     /// [`ClusterRecoverPolicy`]; bRPC's load balancer parameters
     /// (`"rr:min_working_instances=2 hold_seconds=5"`) set it too.
     pub cluster_recover_policy: Option<ClusterRecoverPolicy>,
+    /// Keeps only the servers of a cluster channel's naming service list
+    /// that the filter accepts (bRPC's `ns_filter`; default `None`: all
+    /// of them). See [`NamingServiceFilter`](super::naming::NamingServiceFilter).
+    pub ns_filter: Option<std::sync::Arc<dyn super::naming::NamingServiceFilter>>,
     /// Speak TLS to the servers (default `None`: plaintext). Each new
     /// connection completes its handshake within
     /// [`connect_timeout`](Self::connect_timeout) before it carries a
@@ -195,6 +199,7 @@ impl Default for ChannelOptions {
             enable_circuit_breaker: false,
             circuit_breaker: CircuitBreakerOptions::default(),
             cluster_recover_policy: None,
+            ns_filter: None,
             tls: None,
             auth: None,
             interceptors: Vec::new(),

@@ -292,7 +292,11 @@ impl ServerContext {
     {
         let entry = self.entry(service);
         let status = &entry.status[index];
-        status.on_start();
+        if let Err(e) = status.on_requested() {
+            reply(&mut cntl, Err(e));
+            drop(guard);
+            return;
+        }
         // rpcz: a traced request's span is the fiber's context while its
         // handler runs here (a deferred one: until it returns).
         let traced = crate::rpcz::server::handler_start(&mut cntl);
@@ -333,7 +337,7 @@ impl ServerContext {
             Some(e) => Err(e),
             None => r,
         };
-        status.on_end(r.is_ok(), received.elapsed());
+        status.on_end(error_code(&r), received.elapsed());
         reply(&mut cntl, r);
         drop(guard);
     }
@@ -424,4 +428,14 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// An outcome's error code for the method's counters and limiter: 0 for
+/// a success, -1 for an error without a code.
+pub(crate) fn error_code<T>(r: &Result<T, RpcError>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(e) if e.code == 0 => -1,
+        Err(e) => e.code,
+    }
 }

@@ -20,6 +20,9 @@ use std::time::Duration;
 
 use fibrpc_bvar::{Adder, LatencyRecorder, MVariable, PassiveStatus};
 
+use super::limiter::ConcurrencyLimiter;
+use crate::{errno, RpcError};
+
 /// The label names of the per-method families.
 pub(crate) const METHOD_LABELS: [&str; 3] = ["port", "service", "method"];
 
@@ -50,6 +53,8 @@ pub struct MethodStatus {
     concurrency_var: PassiveStatus,
     /// The label values the counters are exposed with, while exposed.
     labels: Mutex<Option<[String; 3]>>,
+    /// The method's concurrency limiter (`None`: unlimited).
+    limiter: Option<Box<dyn ConcurrencyLimiter>>,
 }
 
 impl std::fmt::Debug for MethodStatus {
@@ -71,6 +76,7 @@ impl Default for MethodStatus {
             concurrency,
             concurrency_var: PassiveStatus::new(move || c.load(Ordering::Relaxed)),
             labels: Mutex::new(None),
+            limiter: None,
         }
     }
 }
@@ -101,6 +107,9 @@ pub struct MethodStats {
     pub latency_p99_us: u64,
     /// 99.9th percentile, microseconds.
     pub latency_p999_us: u64,
+    /// The method's concurrency limit now (0: unlimited); an `auto`
+    /// limiter's moves.
+    pub max_concurrency: u64,
 }
 
 impl MethodStats {
@@ -128,17 +137,59 @@ impl MethodStatus {
         self.concurrency.load(Ordering::Relaxed).max(0) as usize
     }
 
-    pub(crate) fn on_start(&self) {
-        self.concurrency.fetch_add(1, Ordering::Relaxed);
+    /// Counters of a method limited by `limiter` (`None`: unlimited).
+    pub(crate) fn with_limiter(limiter: Option<Box<dyn ConcurrencyLimiter>>) -> MethodStatus {
+        MethodStatus {
+            limiter,
+            ..MethodStatus::default()
+        }
     }
 
-    pub(crate) fn on_end(&self, ok: bool, latency: Duration) {
+    /// Replaces the method's limiter.
+    pub(crate) fn set_limiter(&mut self, limiter: Option<Box<dyn ConcurrencyLimiter>>) {
+        self.limiter = limiter;
+    }
+
+    /// The method's limit now (0: unlimited).
+    pub(crate) fn max_concurrency(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.max_concurrency())
+    }
+
+    /// A request enters the method: counted, or refused with `ELIMIT`
+    /// (counted as a finished error) when its limiter says the method is
+    /// full (bRPC's `MethodStatus::OnRequested`).
+    pub(crate) fn on_requested(&self) -> Result<(), RpcError> {
+        let cc = self.concurrency.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        if l.on_requested(cc.max(0) as usize) {
+            return Ok(());
+        }
+        self.concurrency.fetch_sub(1, Ordering::Relaxed);
+        self.latency.record(0);
+        self.errors.add(1);
+        Err(RpcError::new(
+            errno::ELIMIT,
+            format!(
+                "rejected by the method's concurrency limiter (concurrency={cc}, max_concurrency={})",
+                l.max_concurrency()
+            ),
+        ))
+    }
+
+    /// An admitted request ended with `error_code` (0: success) after
+    /// `latency`.
+    pub(crate) fn on_end(&self, error_code: i32, latency: Duration) {
         let us = latency.as_micros().min(i64::MAX as u128) as i64;
         self.concurrency.fetch_sub(1, Ordering::Relaxed);
         self.latency.record(us);
         self.latency_sum_us.add(us);
-        if !ok {
+        if error_code != 0 {
             self.errors.add(1);
+        }
+        if let Some(l) = &self.limiter {
+            l.on_responded(error_code, latency);
         }
     }
 
@@ -226,6 +277,7 @@ impl MethodStatus {
             latency_p50_us: u(l.latency_percentile(0.5)),
             latency_p99_us: u(l.latency_percentile(0.99)),
             latency_p999_us: u(l.latency_percentile(0.999)),
+            max_concurrency: self.max_concurrency() as u64,
         }
     }
 }

@@ -48,6 +48,7 @@ mod context;
 mod handoff;
 mod input;
 mod interceptors;
+mod limiter;
 mod listener;
 mod method_status;
 mod options;
@@ -81,6 +82,10 @@ pub(crate) use context::{
 };
 pub use handoff::take_listener;
 pub(crate) use input::ServerInput;
+pub use limiter::{
+    AdaptiveMaxConcurrency, AutoConcurrencyLimiter, AutoConcurrencyOptions, ConcurrencyLimiter,
+    ConstantConcurrencyLimiter,
+};
 pub use listener::listen_fds;
 pub use method_status::{MethodStats, MethodStatus};
 pub use options::ServerOptions;
@@ -212,7 +217,10 @@ impl Server {
         }
         let names = service.method_names();
         let methods = names.iter().enumerate().map(|(i, &m)| (m, i)).collect();
-        let status = names.iter().map(|_| MethodStatus::default()).collect();
+        let status = names
+            .iter()
+            .map(|_| MethodStatus::with_limiter(self.options.method_max_concurrency.build()))
+            .collect();
         services.insert(
             name,
             ServiceEntry {
@@ -526,6 +534,64 @@ impl Server {
         self.start(addr)?;
         self.run_until(shutdown);
         Ok(())
+    }
+
+    /// Sets the concurrency limit of one method, named in full
+    /// (`"example.EchoService.Echo"`), before [`start`](Self::start)
+    /// (bRPC's `MaxConcurrencyOf(name) = ...`): requests over it are
+    /// answered with `ELIMIT` before the handler runs. Overrides
+    /// [`ServerOptions::method_max_concurrency`] for that method. Fails
+    /// if the method is unknown or the server runs.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut server = fibrpc::Server::new(Default::default());
+    /// # server.add_service(fibrpc_example::EchoServiceServer::new(Echo))?;
+    /// # struct Echo;
+    /// # impl fibrpc_example::EchoService for Echo {
+    /// #     fn echo(&self, _: &mut fibrpc::Controller, r: fibrpc_example::EchoRequest)
+    /// #         -> Result<fibrpc_example::EchoResponse, fibrpc::RpcError> {
+    /// #         Ok(fibrpc_example::EchoResponse { message: r.message })
+    /// #     }
+    /// # }
+    /// server.set_max_concurrency_of("example.EchoService.Echo", "auto".parse()?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_max_concurrency_of(
+        &mut self,
+        full_method_name: &str,
+        limit: AdaptiveMaxConcurrency,
+    ) -> Result<(), RpcError> {
+        if self.running.is_some() {
+            return Err(RpcError::new(libc::EPERM, "set method limits before start"));
+        }
+        let unknown = || {
+            RpcError::new(
+                crate::errno::ENOMETHOD,
+                format!("no method {full_method_name} (want service.Method in full)"),
+            )
+        };
+        let (service, method) = full_method_name.rsplit_once('.').ok_or_else(unknown)?;
+        let services = Arc::get_mut(&mut self.services).ok_or_else(|| {
+            RpcError::new(
+                libc::EPERM,
+                "connections of the last run still hold the services",
+            )
+        })?;
+        let entry = services.get_mut(service).ok_or_else(unknown)?;
+        let &i = entry.methods.get(method).ok_or_else(unknown)?;
+        entry.status[i].set_limiter(limit.build());
+        Ok(())
+    }
+
+    /// The concurrency limit of a method named in full, now (0:
+    /// unlimited; an `auto` limiter's moves), or `None` if unknown.
+    pub fn max_concurrency_of(&self, full_method_name: &str) -> Option<usize> {
+        let (service, method) = full_method_name.rsplit_once('.')?;
+        let e = self.services.get(service)?;
+        let &i = e.methods.get(method)?;
+        Some(e.status[i].max_concurrency())
     }
 
     /// Counters of `service.method` (None if unknown).

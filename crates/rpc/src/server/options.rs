@@ -18,6 +18,12 @@ pub struct ServerOptions {
     /// Requests handled at once; more are answered with `ELIMIT`
     /// (0 = unlimited, the default).
     pub max_concurrency: usize,
+    /// The concurrency limit of every method (bRPC's
+    /// `method_max_concurrency`; default unlimited): a constant or
+    /// bRPC's `auto` limiter, per method. Requests over it are answered
+    /// with `ELIMIT`. [`Server::set_max_concurrency_of`](crate::Server::set_max_concurrency_of)
+    /// sets one method's.
+    pub method_max_concurrency: super::AdaptiveMaxConcurrency,
     /// Frames with a larger body close the connection (default 64 MiB).
     pub max_body_size: usize,
     /// Bytes queued on a connection above which responses fail with
@@ -160,6 +166,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_concurrency: 0,
+            method_max_concurrency: super::AdaptiveMaxConcurrency::Unlimited,
             max_body_size: crate::protocol::baidu_std::DEFAULT_MAX_BODY,
             max_unwritten_bytes: 64 << 20,
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,

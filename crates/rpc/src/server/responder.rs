@@ -86,7 +86,8 @@ impl Responder {
         };
         let shared = self.guard.shared();
         if let Some(entry) = shared.services.get(self.service) {
-            entry.status[self.method].on_end(result.is_ok(), self.received.elapsed());
+            entry.status[self.method]
+                .on_end(super::context::error_code(&result), self.received.elapsed());
         }
         reply(&mut self.cntl, result);
     }

@@ -49,7 +49,18 @@ impl ServerContext {
             return r.map(drop);
         }
         let status = &entry.status[index];
-        status.on_start();
+        // The method's concurrency limiter counts streams as calls.
+        if let Err(e) = status.on_requested() {
+            let r = Err(e);
+            interceptors::after(
+                &options.interceptors[..passed],
+                service,
+                method,
+                &mut cntl,
+                &r,
+            );
+            return r.map(drop);
+        }
         let _inherit = cntl.deadline.map(crate::call_context::enter_deadline);
         let r = catch_unwind(AssertUnwindSafe(|| {
             entry
@@ -66,7 +77,7 @@ impl ServerContext {
             Some(e) => Err(e),
             None => r,
         };
-        status.on_end(r.is_ok(), received.elapsed());
+        status.on_end(super::context::error_code(&r), received.elapsed());
         if passed > 0 {
             let result = r.clone().map(|()| IOBuf::new());
             interceptors::after(

@@ -50,7 +50,9 @@ use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use super::lb::{load_balancer_by_name, LoadBalancer, ServerEntry};
-use super::naming::{NamingWatcher, ServerListChange, ServerNode, WatchHandle};
+use super::naming::{
+    NamingServiceFilter, NamingWatcher, ServerListChange, ServerNode, WatchHandle,
+};
 use super::{AttemptOutcome, ChannelOptions, SelectInput, ServerSelector};
 use crate::{errno, RpcError};
 use breaker::CircuitBreaker;
@@ -130,6 +132,9 @@ pub(super) struct Inner {
     /// `Some` with [`ChannelOptions::enable_circuit_breaker`].
     breaker: Option<CircuitBreakerOptions>,
     recovery: Option<Recovery>,
+    /// [`ChannelOptions::ns_filter`]: the listed servers this cluster
+    /// keeps.
+    filter: Option<Arc<dyn NamingServiceFilter>>,
 }
 
 /// A server's counters and breaker.
@@ -205,6 +210,7 @@ impl ClusterSelector {
                 .enable_circuit_breaker
                 .then(|| options.circuit_breaker.clone()),
             recovery: options.cluster_recover_policy.map(Recovery::new),
+            filter: options.ns_filter.clone(),
         });
         let weak: Weak<Inner> = Arc::downgrade(&inner);
         // Called now with the whole list, then at every change.
@@ -344,6 +350,7 @@ impl ServerSelector for ClusterSelector {
 
     fn answered(&self, outcome: &AttemptOutcome<'_>) {
         let inner = &*self.inner;
+        inner.lb.answered(outcome);
         if inner.breaker.is_none() && outcome.error.is_none() {
             return;
         }
@@ -393,6 +400,10 @@ impl Inner {
     /// A new list from the naming service: isolation, counters and
     /// breakers are kept for the servers still listed.
     fn set_servers(&self, servers: Arc<Vec<ServerNode>>) {
+        let servers = match &self.filter {
+            Some(f) => Arc::new(servers.iter().filter(|n| f.accept(n)).cloned().collect()),
+            None => servers,
+        };
         let mut st = lock(&self.state);
         st.isolated
             .retain(|a, _| servers.iter().any(|n| n.addr == *a));

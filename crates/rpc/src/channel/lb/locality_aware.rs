@@ -34,8 +34,10 @@ const EWMA_SHIFT: u32 = 3;
 /// grows), gets less traffic, and gets it back when it recovers, as
 /// bRPC's `la` does.
 ///
-/// A failed attempt counts as a latency of at least twice the server's
-/// average, so a server failing fast does not attract traffic. A new
+/// A failed attempt — this side's failure, or an error the server
+/// answered with ([`LoadBalancer::answered`]; `ELIMIT` excepted) —
+/// counts as a latency of at least twice the server's average, so a
+/// server failing fast does not attract traffic. A new
 /// server starts at the average latency of the servers already known (it
 /// gets its fair share until measured). Every weight is at least 1, so
 /// a slow server keeps a trickle of picks that tell when it is fast
@@ -267,6 +269,25 @@ impl LoadBalancer for LocalityAwareLoadBalancer {
         list.refresh(i);
     }
 
+    /// An error the server answered with punishes it as a failed
+    /// attempt does: a sample of at least twice its average latency, on
+    /// top of the attempt's own (its feedback saw only that a response
+    /// came). `ELIMIT` does not: an overloaded server says so fast, and
+    /// its inflight count already steers traffic away.
+    fn answered(&self, outcome: &AttemptOutcome<'_>) {
+        let Some(e) = outcome.error else { return };
+        if e.code == crate::errno::ELIMIT {
+            return;
+        }
+        let list = self.list.load();
+        let Some(&i) = list.index.get(&outcome.server) else {
+            return;
+        };
+        let latency_us = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+        list.servers[i].stats.record(latency_us, true);
+        list.refresh(i);
+    }
+
     fn name(&self) -> &'static str {
         "la"
     }
@@ -295,6 +316,41 @@ mod tests {
             lb.feedback(&AttemptOutcome::new(a, None, latency));
         }
         counts
+    }
+
+    #[test]
+    fn a_server_answering_errors_fast_loses_traffic() {
+        let lb = LocalityAwareLoadBalancer::new();
+        lb.reset(&servers(2));
+        // Server 0 answers errors in 1 ms, server 1 successes in 5 ms.
+        let mut counts = [0; 2];
+        for round in 0..6_000 {
+            let a = lb.select(&SelectInput::new(&[], None)).unwrap();
+            let i = (a.port() - 10000) as usize;
+            let latency = Duration::from_millis(if i == 0 { 1 } else { 5 });
+            lb.feedback(&AttemptOutcome::new(a, None, latency));
+            let error = RpcError::new(crate::errno::EINTERNAL, "x");
+            let answer = (i == 0).then_some(&error);
+            lb.answered(&AttemptOutcome::new(a, answer, latency));
+            if round >= 1_000 {
+                counts[i] += 1;
+            }
+        }
+        assert!(counts[0] < counts[1], "{counts:?}");
+        // ELIMIT is not punished: a fast answer keeps its traffic.
+        let lb = LocalityAwareLoadBalancer::new();
+        lb.reset(&servers(2));
+        let limit = RpcError::new(crate::errno::ELIMIT, "x");
+        let mut counts = [0; 2];
+        for _ in 0..3_000 {
+            let a = lb.select(&SelectInput::new(&[], None)).unwrap();
+            let i = (a.port() - 10000) as usize;
+            let latency = Duration::from_millis(if i == 0 { 1 } else { 5 });
+            lb.feedback(&AttemptOutcome::new(a, None, latency));
+            lb.answered(&AttemptOutcome::new(a, (i == 0).then_some(&limit), latency));
+            counts[i] += 1;
+        }
+        assert!(counts[0] > counts[1], "{counts:?}");
     }
 
     #[test]

@@ -89,6 +89,14 @@ pub trait LoadBalancer: Send + Sync + 'static {
     /// weigh outcomes ignore it (the default).
     fn feedback(&self, _outcome: &AttemptOutcome<'_>) {}
 
+    /// What a server's response to an attempt said, after that attempt's
+    /// [`feedback`](Self::feedback) (which saw a response, not yet its
+    /// verdict): `outcome.error` is the error the server answered with,
+    /// `None` a success. Balancers that weigh errors punish a server
+    /// answering them (bRPC's `la` counts every failed call, answered or
+    /// not); the default ignores it.
+    fn answered(&self, _outcome: &AttemptOutcome<'_>) {}
+
     /// The balancer's name in [`load_balancer_by_name`].
     fn name(&self) -> &'static str;
 }

@@ -33,6 +33,7 @@ mod dns;
 mod etcd;
 mod etcd_client;
 mod file;
+mod filter;
 mod list;
 mod watcher;
 
@@ -44,6 +45,7 @@ pub use dns::{DnsNamingService, DNS_DEFAULT_INTERVAL};
 pub use etcd::{EtcdNamingService, ETCD_POLL_INTERVAL};
 pub use etcd_client::{EtcdClient, EtcdTarget, KeyValue, ETCD_REQUEST_TIMEOUT};
 pub use file::{FileNamingService, FILE_POLL_INTERVAL, MAX_FILE_SIZE};
+pub use filter::NamingServiceFilter;
 pub use list::ListNamingService;
 pub use watcher::{NamingServiceActions, NamingWatcher, ServerListChange, WatchHandle};
 
