@@ -23,6 +23,7 @@ mod handler;
 mod json;
 mod order;
 pub mod parse;
+mod recycle;
 mod server;
 
 pub use client::{HttpChannel, HttpClientProtocol, HttpRequest};

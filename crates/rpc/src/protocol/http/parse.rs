@@ -216,12 +216,12 @@ fn parse_request_inner(
         }
     };
     let body = cut_body(buf, head_len, end, framing, scan);
-    let mut r = Box::new(Request::new(body));
+    let mut r = Request::new(body);
     *r.method_mut() = method;
     *r.uri_mut() = uri;
     *r.version_mut() = version;
     *r.headers_mut() = headers;
-    HttpParse::Complete(r)
+    HttpParse::Complete(super::recycle::box_request(r))
 }
 
 /// Cuts one response off the front of `buf`. `no_body`: the request was
@@ -416,7 +416,7 @@ impl AsRef<[u8]> for HeadBlock {
 }
 
 fn header_map(raw: &[httparse::Header<'_>], head: &SharedHead<'_>) -> Result<HeaderMap, HttpError> {
-    let mut map = HeaderMap::with_capacity(raw.len());
+    let mut map = super::recycle::header_map(raw.len());
     for h in raw {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::bad(format!("bad header name {:?}", h.name)))?;
