@@ -13,9 +13,9 @@
 //! each one comes from.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -189,7 +189,10 @@ fn plain_requests_allocate_little_on_the_server() {
     // map for the request, its box, the write-list node) fails them.
     assert!(allocs <= 3.5, "{allocs:.2} allocations per request");
     assert!(bytes <= 900.0, "{bytes:.0} bytes allocated per request");
-    assert!(p_allocs <= 12.0, "{p_allocs:.2} allocations per pipelined request");
+    assert!(
+        p_allocs <= 12.0,
+        "{p_allocs:.2} allocations per pipelined request"
+    );
     server.stop();
     server.join();
 }

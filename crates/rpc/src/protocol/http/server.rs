@@ -262,8 +262,8 @@ fn call_route<O: SendResponse>(
             let _running = route.enter();
             let context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
             let h = &route.handler;
-            let resp =
-                catch_unwind(AssertUnwindSafe(|| h.handle(unbox_request(req), hctx))).unwrap_or_else(|p| {
+            let resp = catch_unwind(AssertUnwindSafe(|| h.handle(unbox_request(req), hctx)))
+                .unwrap_or_else(|p| {
                     text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("the handler panicked: {}\n", panic_message(&*p)),
