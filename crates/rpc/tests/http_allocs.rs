@@ -124,10 +124,7 @@ impl Client {
             assert!(n > 0, "the server closed the connection");
             have += n;
             // Whole responses at the front of the buffer.
-            loop {
-                let Some(head) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") else {
-                    break;
-                };
+            while let Some(head) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
                 let end = head + 4 + BODY.len();
                 if have < end {
                     break;
