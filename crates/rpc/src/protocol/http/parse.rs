@@ -231,12 +231,13 @@ fn parse_request_inner(
         }
     };
     let body = cut_body(buf, head_len, end, framing, scan);
-    let mut r = Request::new(body);
+    // Boxed first, then filled in place: one move of the request.
+    let mut r = super::recycle::box_request(Request::new(body));
     *r.method_mut() = method;
     *r.uri_mut() = uri;
     *r.version_mut() = version;
     *r.headers_mut() = headers;
-    HttpParse::Complete(super::recycle::box_request(r))
+    HttpParse::Complete(r)
 }
 
 /// Cuts one response off the front of `buf`. `no_body`: the request was

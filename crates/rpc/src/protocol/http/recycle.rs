@@ -62,6 +62,7 @@ pub(crate) fn give_header_map(mut map: HeaderMap) {
 
 /// `req` in a box: the one [`unbox_request`] last emptied on this thread,
 /// else a new one.
+#[inline]
 pub(crate) fn box_request(req: Request<IOBuf>) -> Box<Request<IOBuf>> {
     match REQUEST_BOX.try_with(Cell::take).ok().flatten() {
         Some(empty) => {
@@ -81,6 +82,7 @@ pub(crate) fn box_request(req: Request<IOBuf>) -> Box<Request<IOBuf>> {
 
 /// Moves the request out of its box and keeps the box for the next
 /// [`box_request`] on this thread.
+#[inline]
 pub(crate) fn unbox_request(boxed: Box<Request<IOBuf>>) -> Request<IOBuf> {
     let p = Box::into_raw(boxed);
     // SAFETY: `p` came from a live box, so it is valid and initialized;
