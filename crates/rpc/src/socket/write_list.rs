@@ -39,12 +39,19 @@ fn unconnected<T>() -> *mut Node<T> {
 
 /// A multi-producer list whose first pusher becomes the single consumer.
 ///
-/// No `Drop`: an owner keeps its socket (and so the list) alive until it
-/// releases, so a dropped list is empty. If a bug left nodes behind they
-/// leak: the links below an owner's `last` point to freed nodes, so
-/// walking them would be unsound.
+/// Its `Drop` frees only the cached node: an owner keeps its socket (and
+/// so the list) alive until it releases, so a dropped list is empty. If a
+/// bug left nodes behind they leak: the links below an owner's `last`
+/// point to freed nodes, so walking them would be unsound.
 pub(crate) struct WriteList<T> {
     head: AtomicPtr<Node<T>>,
+    /// A node no one uses, kept for the next push: on a connection that
+    /// writes one response at a time, every write reuses it instead of a
+    /// `malloc` and a `free`. A node goes here only when it would
+    /// otherwise be freed (off the list, and not an owner's CAS comparand),
+    /// so reusing it is as safe against ABA as the allocator handing the
+    /// same address back; whoever swaps it out owns it alone.
+    free: AtomicPtr<Node<T>>,
     /// The FIFO the last owner emptied, with its capacity, for the next
     /// owner: an owner per write, and a fresh `VecDeque` for each cost a
     /// `malloc` and a `free` per response (a lock here cost more than
@@ -64,7 +71,19 @@ impl<T> Default for WriteList<T> {
     fn default() -> Self {
         WriteList {
             head: AtomicPtr::new(ptr::null_mut()),
+            free: AtomicPtr::new(ptr::null_mut()),
             spare: UnsafeCell::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<T> Drop for WriteList<T> {
+    fn drop(&mut self) {
+        let node = self.free.swap(ptr::null_mut(), Ordering::Acquire);
+        if !node.is_null() {
+            // SAFETY: a cached node is unreachable from the list and
+            // owned by the cache alone; it was allocated with Box.
+            drop(unsafe { Box::from_raw(node) });
         }
     }
 }
@@ -90,10 +109,7 @@ impl<T> WriteList<T> {
     /// caller must then write what the owner holds and finish with
     /// [`release`](Self::release).
     pub(crate) fn push(&self, item: T) -> Option<Owner<T>> {
-        let node = Box::into_raw(Box::new(Node {
-            item: Some(item),
-            next: AtomicPtr::new(unconnected()),
-        }));
+        let node = self.new_node(item);
         // AcqRel: Release publishes the node's contents to the owner that
         // walks to it; Acquire orders our link store after the previous
         // pusher's swap.
@@ -145,11 +161,11 @@ impl<T> WriteList<T> {
             owner.fifo.extend(item);
             if node != head {
                 // SAFETY: allocated by `push` with Box, unreachable now.
-                drop(unsafe { Box::from_raw(node) });
+                unsafe { self.free_node(node) };
             }
         }
         // SAFETY: the old `last` is no longer the CAS comparand: free it.
-        drop(unsafe { Box::from_raw(owner.last) });
+        unsafe { self.free_node(owner.last) };
         owner.last = head;
         taken
     }
@@ -173,7 +189,7 @@ impl<T> WriteList<T> {
         ) {
             Ok(_) => {
                 // SAFETY: the list no longer points to `last`; it was ours.
-                drop(unsafe { Box::from_raw(owner.last) });
+                unsafe { self.free_node(owner.last) };
                 Ok(())
             }
             Err(_) => {
@@ -187,6 +203,43 @@ impl<T> WriteList<T> {
 }
 
 impl<T> WriteList<T> {
+    /// A node carrying `item`, not linked yet: the cached one if there is
+    /// one, else a new allocation.
+    fn new_node(&self, item: T) -> *mut Node<T> {
+        // Acquire: pairs with `free_node`'s Release, so the node's last
+        // writes (its item taken) happened before we reuse it.
+        let cached = self.free.swap(ptr::null_mut(), Ordering::Acquire);
+        if cached.is_null() {
+            return Box::into_raw(Box::new(Node {
+                item: Some(item),
+                next: AtomicPtr::new(unconnected()),
+            }));
+        }
+        // SAFETY: the swap made the cached node ours alone (see `free`).
+        unsafe {
+            (*cached).item = Some(item);
+            (*cached).next.store(unconnected(), Ordering::Relaxed);
+        }
+        cached
+    }
+
+    /// Gives back a node no longer on the list: cached for the next push,
+    /// or freed if the cache is taken.
+    ///
+    /// # Safety
+    ///
+    /// `node` came from [`new_node`](Self::new_node), its item is taken,
+    /// and nothing reaches it any more: it is off the list and no owner's
+    /// `last`.
+    unsafe fn free_node(&self, node: *mut Node<T>) {
+        let old = self.free.swap(node, Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: the swap took the previously cached node out of the
+            // cache: it is ours alone, and was allocated with Box.
+            drop(unsafe { Box::from_raw(old) });
+        }
+    }
+
     /// Runs `f` on the spare FIFO.
     ///
     /// # Safety

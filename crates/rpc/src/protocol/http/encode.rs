@@ -23,8 +23,8 @@ pub fn encode_response(resp: &Response<IOBuf>, head_only: bool, close: bool, out
         head.push(b' ');
         head.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
         head.extend_from_slice(b"\r\n");
-        write_headers(head, resp.headers());
-        if !resp.headers().contains_key(DATE) {
+        let has_date = write_headers(head, resp.headers());
+        if !has_date {
             head.extend_from_slice(b"Date: ");
             with_http_date(|d| head.extend_from_slice(d));
             head.extend_from_slice(b"\r\n");
@@ -102,17 +102,21 @@ fn with_scratch(f: impl FnOnce(&mut Vec<u8>)) {
     });
 }
 
-/// The user's headers but the framing ones, which are ours.
-fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+/// The user's headers but the framing ones, which are ours. Returns
+/// whether there was a `Date` (found on the way rather than by a lookup).
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) -> bool {
+    let mut has_date = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
         }
+        has_date |= name == DATE;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    has_date
 }
 
 /// `Content-Length`, `Connection: close` and the empty line.

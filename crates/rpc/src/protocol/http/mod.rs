@@ -23,6 +23,7 @@ mod handler;
 mod json;
 mod order;
 pub mod parse;
+mod recycle;
 mod server;
 
 pub use client::{HttpChannel, HttpClientProtocol, HttpRequest};
@@ -84,23 +85,21 @@ impl Protocol for HttpServerProtocol {
         // scan serves the rest (and a connection that spoke another
         // protocol first, whose parse fails below).
         let mut fresh = parse::ChunkScan::default();
-        let mut kept = (parse::probe_request(buf) == Some(true))
+        let probe = parse::probe_request(buf);
+        let mut kept = (probe == Some(true))
             .then(state)
             .flatten()
             .map(|s| s.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()));
         let scan = kept.as_deref_mut().unwrap_or(&mut fresh);
-        let (parsed, waiting) = parse::parse_request_expecting(buf, limits(sock), scan);
+        let (parsed, flags) = parse::parse_request_expecting(buf, probe, limits(sock), scan);
         drop(kept);
-        if waiting {
+        if flags.waiting {
             if let Some(s) = state() {
                 s.send_continue(sock);
             }
         }
         let (req, close) = match parsed {
-            HttpParse::Complete(req) => {
-                let close = wants_close(req.version(), req.headers());
-                (Ok(req), close)
-            }
+            HttpParse::Complete(req) => (Ok(req), flags.close),
             HttpParse::NeedMore => return Parsed::NeedMore,
             HttpParse::NotMine => return Parsed::NotMine,
             // Answered (400/413/431) before the connection closes.

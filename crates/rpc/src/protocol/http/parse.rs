@@ -132,7 +132,8 @@ enum Framing {
 
 /// Cuts one request (head and whole body) off the front of `buf`.
 pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf>> {
-    match parse_request_expecting(buf, limits, &mut ChunkScan::default()).0 {
+    let probe = probe_request(buf);
+    match parse_request_expecting(buf, probe, limits, &mut ChunkScan::default()).0 {
         HttpParse::Complete(r) => HttpParse::Complete(*r),
         HttpParse::NeedMore => HttpParse::NeedMore,
         HttpParse::NotMine => HttpParse::NotMine,
@@ -140,31 +141,47 @@ pub fn parse_request(buf: &mut IOBuf, limits: Limits) -> HttpParse<Request<IOBuf
     }
 }
 
-/// [`parse_request`], boxed, also saying whether the answer is `NeedMore`
-/// for a whole head that asks `Expect: 100-continue` (the client waits for
-/// an interim `100 Continue` before it sends the body). Boxed where it is
+/// What a server needs to know of a request besides the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RequestFlags {
+    /// The answer is `NeedMore` for a whole head that asks `Expect:
+    /// 100-continue` (the client waits for an interim `100 Continue`
+    /// before it sends the body).
+    pub waiting: bool,
+    /// The connection closes after the response: what [`wants_close`]
+    /// says of the request's version and `Connection` headers, read off
+    /// the raw head rather than looked up in the header map.
+    ///
+    /// [`wants_close`]: super::wants_close
+    pub close: bool,
+}
+
+/// [`parse_request`], boxed, with the [`RequestFlags`]. Boxed where it is
 /// built: the request is large (~250 bytes), and each move of it from the
-/// parser to the handler's fiber was a `memcpy` call. `scan`: the scan of
-/// a chunked body so far, kept by the caller between reads of one
-/// connection (a fresh one rescans from the start).
+/// parser to the handler's fiber was a `memcpy` call. `probe`:
+/// [`probe_request`] of `buf`. `scan`: the scan of a chunked body so far,
+/// kept by the caller between reads of one connection (a fresh one
+/// rescans from the start).
 pub(crate) fn parse_request_expecting(
     buf: &mut IOBuf,
+    probe: Option<bool>,
     limits: Limits,
     scan: &mut ChunkScan,
-) -> (HttpParse<Box<Request<IOBuf>>>, bool) {
-    let mut expects = false;
-    let r = parse_request_inner(buf, limits, &mut expects, scan);
-    let waiting = expects && matches!(r, HttpParse::NeedMore);
-    (r, waiting)
+) -> (HttpParse<Box<Request<IOBuf>>>, RequestFlags) {
+    let mut flags = RequestFlags::default();
+    let r = parse_request_inner(buf, probe, limits, &mut flags, scan);
+    flags.waiting &= matches!(r, HttpParse::NeedMore);
+    (r, flags)
 }
 
 fn parse_request_inner(
     buf: &mut IOBuf,
+    probe: Option<bool>,
     limits: Limits,
-    expects_continue: &mut bool,
+    flags: &mut RequestFlags,
     scan: &mut ChunkScan,
 ) -> HttpParse<Box<Request<IOBuf>>> {
-    if let Some(early) = probed(probe_request(buf)) {
+    if let Some(early) = probed(probe) {
         return early;
     }
     let mut spill = Vec::new();
@@ -187,9 +204,7 @@ fn parse_request_inner(
             return HttpParse::Error(e);
         }
     };
-    *expects_continue = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
-    });
+    *flags = request_flags(req.version, req.headers);
     let end = match body_end(buf, head_len, framing, limits, scan) {
         Ok(Some(end)) => end,
         Ok(None) => return HttpParse::NeedMore,
@@ -216,7 +231,8 @@ fn parse_request_inner(
         }
     };
     let body = cut_body(buf, head_len, end, framing, scan);
-    let mut r = Box::new(Request::new(body));
+    // Boxed first, then filled in place: one move of the request.
+    let mut r = super::recycle::box_request(Request::new(body));
     *r.method_mut() = method;
     *r.uri_mut() = uri;
     *r.version_mut() = version;
@@ -416,7 +432,7 @@ impl AsRef<[u8]> for HeadBlock {
 }
 
 fn header_map(raw: &[httparse::Header<'_>], head: &SharedHead<'_>) -> Result<HeaderMap, HttpError> {
-    let mut map = HeaderMap::with_capacity(raw.len());
+    let mut map = super::recycle::header_map(raw.len());
     for h in raw {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HttpError::bad(format!("bad header name {:?}", h.name)))?;
@@ -425,6 +441,32 @@ fn header_map(raw: &[httparse::Header<'_>], head: &SharedHead<'_>) -> Result<Hea
         map.append(name, value);
     }
     Ok(map)
+}
+
+/// A request's [`RequestFlags`] from its raw head (`waiting` says only
+/// whether it asks `Expect: 100-continue`), in one pass over the headers.
+fn request_flags(minor: Option<u8>, raw: &[httparse::Header<'_>]) -> RequestFlags {
+    let mut flags = RequestFlags {
+        waiting: false,
+        close: version(minor) == Version::HTTP_10,
+    };
+    let mut said_close = false;
+    for h in raw {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let t = token.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    said_close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    flags.close = false;
+                }
+            }
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            flags.waiting |= h.value.eq_ignore_ascii_case(b"100-continue");
+        }
+    }
+    flags.close |= said_close;
+    flags
 }
 
 /// RFC 9112 §6.3 for requests: chunked if `Transfer-Encoding` ends in
@@ -807,6 +849,16 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
+    /// [`parse_request_expecting`] with the probe it needs.
+    fn parse_probed(
+        buf: &mut IOBuf,
+        limits: Limits,
+        scan: &mut ChunkScan,
+    ) -> (HttpParse<Box<Request<IOBuf>>>, RequestFlags) {
+        let probe = probe_request(buf);
+        parse_request_expecting(buf, probe, limits, scan)
+    }
+
     const LIMITS: Limits = Limits {
         max_header: 4096,
         max_body: 2 << 20,
@@ -840,7 +892,7 @@ mod tests {
         let mut scan = ChunkScan::default();
         for part in input.chunks(piece) {
             buf.append(part);
-            match parse_request_expecting(&mut buf, limits, &mut scan).0 {
+            match parse_probed(&mut buf, limits, &mut scan).0 {
                 HttpParse::NeedMore => {}
                 r => return (r, buf),
             }
@@ -927,7 +979,7 @@ mod tests {
         buf.append(&input[..input.len() - 22]);
         let mut scan = ChunkScan::default();
         let mut bodies = Vec::new();
-        while let HttpParse::Complete(r) = parse_request_expecting(&mut buf, LIMITS, &mut scan).0 {
+        while let HttpParse::Complete(r) = parse_probed(&mut buf, LIMITS, &mut scan).0 {
             bodies.push(r.body().to_vec());
         }
         assert_eq!(bodies, [&b"hello 0123456789"[..], b"", b"hello 0123456789"]);
@@ -992,5 +1044,36 @@ mod tests {
             panic!("response not parsed")
         };
         assert!(resp.body().equals(b"abc"));
+    }
+
+    #[test]
+    fn request_flags_read_the_raw_head_as_wants_close_reads_the_map() {
+        let cases: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET / HTTP/1.1\r\nconnection: keep-alive, CLOSE\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: upgrade , keep-alive\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: closed\r\n\r\n",
+        ];
+        for &input in cases {
+            let mut buf = IOBuf::from(input);
+            let (r, flags) = parse_probed(&mut buf, LIMITS, &mut ChunkScan::default());
+            let HttpParse::Complete(req) = r else {
+                panic!("{input:?}: {r:?}");
+            };
+            let want = super::super::wants_close(req.version(), req.headers());
+            assert_eq!(flags.close, want, "{}", String::from_utf8_lossy(input));
+            assert!(!flags.waiting);
+        }
+        // `Expect: 100-continue` with the body still to come: waiting.
+        let mut buf = IOBuf::from(
+            &b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n"[..],
+        );
+        let (r, flags) = parse_probed(&mut buf, LIMITS, &mut ChunkScan::default());
+        assert!(matches!(r, HttpParse::NeedMore));
+        assert!(flags.waiting && !flags.close);
     }
 }

@@ -13,6 +13,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::order::ServerConn;
+use super::recycle::unbox_request;
 use super::{encode_response, HttpContext, HttpHandler, InboundRequest};
 use crate::http::text;
 use crate::server::{panic_message, InflightGuard, ServerContext};
@@ -153,13 +154,16 @@ struct Reply<O> {
 }
 
 impl<O: SendResponse> Reply<O> {
-    fn send(self, resp: &Response<IOBuf>) {
+    fn send(self, resp: Response<IOBuf>) {
         self.send_sized(resp);
     }
 
-    /// Sends `resp`; returns its size on the wire.
-    fn send_sized(self, resp: &Response<IOBuf>) -> usize {
-        self.out.send(resp, self.head_only)
+    /// Sends `resp`; returns its size on the wire. The response's header
+    /// map is kept for a later request's headers.
+    fn send_sized(self, resp: Response<IOBuf>) -> usize {
+        let size = self.out.send(&resp, self.head_only);
+        super::recycle::give_header_map(resp.into_parts().0.headers);
+        size
     }
 }
 
@@ -192,20 +196,20 @@ pub(crate) fn dispatch<O: SendResponse>(
         return call_route(route, req, &hctx, guard, out, sock, ctx);
     }
     if let Some(resp) = crate::builtin::serve(ctx, &req) {
-        return out.send(&resp);
+        return out.send(resp);
     }
-    let (parts, body) = (*req).into_parts();
+    let (parts, body) = unbox_request(req).into_parts();
     // Apart: the path borrows the URI while the headers move on.
     let http::request::Parts { uri, headers, .. } = parts;
     let path = uri.path();
     match pb_target(path) {
         Some((service, method)) => {
             if let Err(e) = guard.admit() {
-                return out.send(&error_response(&e));
+                return out.send(error_response(&e));
             }
             call_pb(ctx, guard, service, method, headers, body, &hctx, sock, out)
         }
-        None => out.send(&text(
+        None => out.send(text(
             StatusCode::NOT_FOUND,
             format!("no page or method at {path}\n"),
         )),
@@ -262,8 +266,8 @@ fn call_route<O: SendResponse>(
             let _running = route.enter();
             let context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
             let h = &route.handler;
-            let resp =
-                catch_unwind(AssertUnwindSafe(|| h.handle(*req, hctx))).unwrap_or_else(|p| {
+            let resp = catch_unwind(AssertUnwindSafe(|| h.handle(unbox_request(req), hctx)))
+                .unwrap_or_else(|p| {
                     text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("the handler panicked: {}\n", panic_message(&*p)),
@@ -277,7 +281,7 @@ fn call_route<O: SendResponse>(
         }
     };
     let status = resp.status().as_u16();
-    let size = out.send_sized(&resp);
+    let size = out.send_sized(resp);
     if let Some(mut cntl) = traced {
         // A failure status is the span's error (no RPC error code is
         // 400..=599).
@@ -362,7 +366,7 @@ fn call_pb<O: SendResponse>(
 ) {
     let (service, index) = match ctx.find_method(service, method) {
         Ok(t) => t,
-        Err(e) => return out.send(&error_response(&e)),
+        Err(e) => return out.send(error_response(&e)),
     };
     let entry = ctx.entry(service);
     let content_type = headers.get(CONTENT_TYPE).map_or(&b""[..], |v| v.as_bytes());
@@ -383,7 +387,7 @@ fn call_pb<O: SendResponse>(
         match entry.json.get(&*entry.service) {
             Some(codec) => Some(codec),
             None => {
-                return out.send(&text(
+                return out.send(text(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     format!(
                         "{service} has no descriptors for JSON: call it with Content-Type: application/proto\n"
@@ -408,7 +412,7 @@ fn call_pb<O: SendResponse>(
             .and_then(|pb| Ok((pb, Some(codec.response_type(index)?))))
         {
             Ok(t) => t,
-            Err(e) => return out.send(&error_response(&e)),
+            Err(e) => return out.send(error_response(&e)),
         },
         None => (body, None),
     };
@@ -422,7 +426,7 @@ fn call_pb<O: SendResponse>(
             },
             (Err(e), _) => error_response(&e),
         };
-        let size = out.send_sized(&resp);
+        let size = out.send_sized(resp);
         crate::rpcz::server::sent(cntl, size, code);
     };
     ctx.dispatch(guard, service, index, cntl, request, hctx.received, reply);

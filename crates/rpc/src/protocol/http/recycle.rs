@@ -1,0 +1,99 @@
+//! Memory a request's life on a server leaves behind, kept per thread for
+//! the next request (bRPC keeps such objects in its object pools): the
+//! header maps of responses once written, and the box a request travels
+//! in from the parser to the handler.
+//!
+//! A plain request cost 7 allocations, 4 of them these: a request's
+//! `HeaderMap` (two: its index table and its entries) and its box. The
+//! reader that cuts a request usually processes it too, on the same
+//! worker thread, so what the response gives back here is what the next
+//! request takes.
+
+use std::cell::{Cell, RefCell};
+use std::mem::MaybeUninit;
+
+use fibrpc_iobuf::IOBuf;
+use http::{HeaderMap, Request};
+
+/// Header maps kept per thread.
+const MAX_MAPS: usize = 4;
+/// A map with room for more headers than this is freed rather than kept:
+/// one large message must not pin memory on the thread.
+const MAX_KEPT_CAPACITY: usize = 32;
+
+thread_local! {
+    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    static REQUEST_BOX: Cell<Option<Box<MaybeUninit<Request<IOBuf>>>>> =
+        const { Cell::new(None) };
+}
+
+/// An empty header map with room for `n` headers: one a response gave
+/// back on this thread if there is one, else a new one.
+pub(crate) fn header_map(n: usize) -> HeaderMap {
+    let kept = MAPS
+        .try_with(|m| m.try_borrow_mut().ok().and_then(|mut m| m.pop()))
+        .ok()
+        .flatten();
+    match kept {
+        Some(mut map) => {
+            map.reserve(n);
+            map
+        }
+        None => HeaderMap::with_capacity(n),
+    }
+}
+
+/// Keeps `map`'s memory for a later [`header_map`] on this thread (its
+/// headers are dropped now).
+pub(crate) fn give_header_map(mut map: HeaderMap) {
+    let cap = map.capacity();
+    if cap == 0 || cap > MAX_KEPT_CAPACITY {
+        return;
+    }
+    let _ = MAPS.try_with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if m.len() < MAX_MAPS {
+                map.clear();
+                m.push(map);
+            }
+        }
+    });
+}
+
+/// `req` in a box: the one [`unbox_request`] last emptied on this thread,
+/// else a new one.
+#[inline]
+pub(crate) fn box_request(req: Request<IOBuf>) -> Box<Request<IOBuf>> {
+    match REQUEST_BOX.try_with(Cell::take).ok().flatten() {
+        Some(empty) => {
+            let p = Box::into_raw(empty);
+            // SAFETY: `p` is a live, exclusively owned allocation with the
+            // layout of `Request<IOBuf>` (`MaybeUninit<T>` has `T`'s);
+            // writing initializes it, so it may be owned as a
+            // `Box<Request<IOBuf>>` from then on.
+            unsafe {
+                (*p).write(req);
+                Box::from_raw(p.cast::<Request<IOBuf>>())
+            }
+        }
+        None => Box::new(req),
+    }
+}
+
+/// Moves the request out of its box and keeps the box for the next
+/// [`box_request`] on this thread.
+#[inline]
+pub(crate) fn unbox_request(boxed: Box<Request<IOBuf>>) -> Request<IOBuf> {
+    let p = Box::into_raw(boxed);
+    // SAFETY: `p` came from a live box, so it is valid and initialized;
+    // the value is read out exactly once, and the allocation is from then
+    // on owned as uninitialized memory of the same layout, which frees it
+    // without dropping the value again.
+    let (req, empty) = unsafe {
+        let req = p.read();
+        (req, Box::from_raw(p.cast::<MaybeUninit<Request<IOBuf>>>()))
+    };
+    // A thread being torn down frees the box instead.
+    let _ = REQUEST_BOX.try_with(|slot| slot.set(Some(empty)));
+    req
+}
