@@ -123,7 +123,7 @@ enum Target {
     /// A connection made once and shared.
     Shared(Channel),
     /// A new connection per call (`--short`).
-    Short(Endpoint),
+    Short(Box<Endpoint>),
 }
 
 impl Target {
@@ -280,7 +280,7 @@ async fn run(config: Config) -> i32 {
     }
     let mut targets = Vec::with_capacity(config.connections);
     if config.short {
-        targets.push(Target::Short(endpoint));
+        targets.push(Target::Short(Box::new(endpoint)));
     } else {
         for _ in 0..config.connections {
             match endpoint.connect().await {
