@@ -37,20 +37,14 @@ impl ServerContext {
         } else {
             interceptors::before(self, service, method, &mut cntl)
         };
-        if let Some(e) = refused {
-            let r = Err(e);
-            interceptors::after(
-                &options.interceptors[..passed],
-                service,
-                method,
-                &mut cntl,
-                &r,
-            );
-            return r.map(drop);
-        }
         let status = &entry.status[index];
-        // The method's concurrency limiter counts streams as calls.
-        if let Err(e) = status.on_requested() {
+        // The method's concurrency limiter counts streams as calls (once
+        // the interceptors let it in).
+        let refused = match refused {
+            Some(e) => Some(e),
+            None => status.on_requested().err(),
+        };
+        if let Some(e) = refused {
             let r = Err(e);
             interceptors::after(
                 &options.interceptors[..passed],

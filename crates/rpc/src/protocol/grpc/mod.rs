@@ -53,6 +53,15 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The deadline a request's `grpc-timeout` sets, counted from
+/// `received`; `None` without one (or with a malformed one).
+pub(crate) fn deadline_of(headers: &http::HeaderMap, received: Instant) -> Option<Instant> {
+    headers
+        .get("grpc-timeout")
+        .and_then(|v| parse_timeout(v.as_bytes()))
+        .and_then(|t| received.checked_add(t))
+}
+
 /// Parses `grpc-timeout` (gRPC's HTTP/2 spec: at most 8 digits and a
 /// unit, H M S m u n). `None` when absent or malformed.
 pub fn parse_timeout(v: &[u8]) -> Option<Duration> {
@@ -225,11 +234,7 @@ pub(crate) fn serve(
     // protocol's handler gets them.
     let mut cntl = ctx.new_controller(sock);
     cntl.protocol = "grpc";
-    cntl.deadline = parts
-        .headers
-        .get("grpc-timeout")
-        .and_then(|v| parse_timeout(v.as_bytes()))
-        .and_then(|t| received.checked_add(t));
+    cntl.deadline = deadline_of(&parts.headers, received);
     let path = parts.uri.path();
     let call = (|| {
         guard.admit().map_err(|e| (e, None))?;

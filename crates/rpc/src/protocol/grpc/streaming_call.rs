@@ -8,7 +8,7 @@ use std::time::Instant;
 use fibrpc_iobuf::IOBuf;
 
 use super::server_stream::StreamLimits;
-use super::{is_grpc, parse_timeout, target, ServerStream};
+use super::{deadline_of, is_grpc, target, ServerStream};
 use crate::protocol::h2::Inbound;
 use crate::server::{InflightGuard, ServerContext, ServerInput};
 use crate::socket::Socket;
@@ -47,11 +47,7 @@ pub(crate) fn serve_streaming(
     let (parts, _) = (*req).into_parts();
     let mut cntl = ctx.new_controller(sock);
     cntl.protocol = "grpc";
-    cntl.deadline = parts
-        .headers
-        .get("grpc-timeout")
-        .and_then(|v| parse_timeout(v.as_bytes()))
-        .and_then(|t| received.checked_add(t));
+    cntl.deadline = deadline_of(&parts.headers, received);
     let options = ctx.options();
     let limits = StreamLimits {
         max_message: sock.max_body_size(),
