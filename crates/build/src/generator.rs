@@ -430,20 +430,21 @@ fn write_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
     let client = &names.client;
     let _ = writeln!(
         buf,
-        "/// Calls service `{full}` over a [`{rt}::Channel`].
+        "/// Calls service `{full}` over a [`{rt}::Channel`] (baidu_std), or
+/// any [`{rt}::RpcChannel`] such as a [`{rt}::GrpcChannel`].
 #[derive(Clone)]
-pub struct {client} {{
-    channel: {rt}::Channel,
+pub struct {client}<C = {rt}::Channel> {{
+    channel: C,
 }}
 
-impl {client} {{
+impl<C: {rt}::RpcChannel> {client}<C> {{
     /// A stub that sends its calls through `channel`.
-    pub fn new(channel: {rt}::Channel) -> Self {{
+    pub fn new(channel: C) -> Self {{
         {client} {{ channel }}
     }}
 
     /// The channel the calls go through.
-    pub fn channel(&self) -> &{rt}::Channel {{
+    pub fn channel(&self) -> &C {{
         &self.channel
     }}",
         full = names.full_name,

@@ -47,7 +47,8 @@ pub mod socket;
 pub mod tls;
 mod unstarted;
 
-pub use channel::{connect, Channel, ChannelOptions, ConnectionType};
+pub use channel::{connect, Channel, ChannelOptions, ConnectionType, RpcChannel};
+pub use protocol::grpc::GrpcChannel;
 pub use controller::Controller;
 pub use error::RpcError;
 pub use protocol::baidu_std::compress::CompressType;

@@ -213,7 +213,7 @@ impl<P: ClientProtocol> CallEngine<P> {
 }
 
 /// Runs `done` with an outcome known at once, in a fiber of its own.
-pub(super) fn spawn_done<T: Send + 'static>(
+pub(crate) fn spawn_done<T: Send + 'static>(
     cntl: Controller,
     r: Result<T, RpcError>,
     done: Done<T>,

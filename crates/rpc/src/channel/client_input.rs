@@ -37,12 +37,18 @@ impl<P: ClientProtocol> ClientInput<P> {
         }
     }
 
-    /// For a protocol matching responses by order: the lock under which
+    /// For a protocol matching responses by order, or whose requests
+    /// must go out in the order they were packed: the lock under which
     /// a request is packed and queued (`None` for the others).
     pub(crate) fn order_lock(&self) -> Option<fibrpc_fiber::sync::MutexGuard<'_, ()>> {
         self.protocol
-            .responses_in_request_order()
+            .requests_in_pack_order()
             .then(|| self.order.lock())
+    }
+
+    /// The connection's protocol.
+    pub(crate) fn protocol(&self) -> &P {
+        &self.protocol
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<PendingCall<P::Message>>>> {

@@ -778,13 +778,17 @@ pub(super) fn post<P: ClientProtocol>(
     wire: IOBuf,
     call: &Arc<PendingCall<P::Message>>,
 ) -> Result<(), RpcError> {
+    let protocol = conn.input.protocol();
     if !conn.input.add(&conn.sock, id, call.clone()) {
+        protocol.request_queued(id, &conn.sock, false);
         return Err(conn.sock.failed_error());
     }
     if let Err(e) = conn.sock.write_watched(wire, call.clone()) {
         conn.input.take(id);
+        protocol.request_queued(id, &conn.sock, false);
         return Err(e);
     }
+    protocol.request_queued(id, &conn.sock, true);
     Ok(())
 }
 
@@ -800,6 +804,7 @@ pub(super) fn post_in_order<P: ClientProtocol>(
     ordered: bool,
 ) -> Result<(), RpcError> {
     let r = post(conn, id, wire, call);
+    let ordered = ordered && conn.input.protocol().responses_in_request_order();
     if let (Err(e), true) = (&r, ordered) {
         conn.sock.set_failed(RpcError::new(
             e.code,

@@ -28,6 +28,7 @@ mod options;
 mod retry;
 mod retry_budget;
 mod retry_policy;
+mod rpc_channel;
 mod selector;
 mod tried;
 
@@ -41,11 +42,13 @@ use crate::{codec, Controller, RpcError};
 pub use async_call::CallFuture;
 pub use attempts::{AttemptStatus, CallAttempt};
 pub use engine::CallEngine;
-use engine::{record_outcome, reset_outcome};
+pub(crate) use async_call::spawn_done;
+pub(crate) use engine::{record_outcome, reset_outcome};
 pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
 pub use retry_budget::RetryBudget;
 pub use retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy, SharedRetryPolicy};
+pub use rpc_channel::{ResponseFuture, RpcChannel};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
 /// A [`Channel`] to `addr` with the default options, connected now

@@ -14,7 +14,12 @@
 //! - errors are `grpc-status` (bRPC's `ErrorCodeToGrpcStatus`) and a
 //!   percent-encoded `grpc-message` in the trailers, or in a
 //!   trailers-only response when nothing else was sent.
+//!
+//! The client is [`GrpcChannel`] (unary calls on the shared call engine;
+//! see `client.rs`).
 
+mod channel;
+pub mod client;
 mod status;
 
 use std::sync::Arc;
@@ -23,7 +28,8 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
-pub use status::{grpc_status_of, GrpcStatus};
+pub use channel::GrpcChannel;
+pub use status::{error_code_of, grpc_status_of, GrpcStatus};
 
 use crate::protocol::baidu_std::compress::{self, CompressType};
 use crate::protocol::h2::hpack::encode_header;
