@@ -211,6 +211,12 @@ impl H2ClientConn {
             let Some(head) = FrameHead::peek(buf) else {
                 break Ok(None);
             };
+            if !r.got_settings && (head.kind != kind::SETTINGS || head.has(flag::ACK)) {
+                break conn_err(
+                    Reason::ProtocolError,
+                    "the server's first frame is not SETTINGS (is it an HTTP/2 server?)",
+                );
+            }
             if head.len > opts.max_frame_size {
                 break conn_err(
                     Reason::FrameSizeError,
@@ -324,12 +330,6 @@ impl Reader {
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {
-        if !self.got_settings && (head.kind != kind::SETTINGS || head.has(flag::ACK)) {
-            return conn_err(
-                Reason::ProtocolError,
-                "the server's first frame is not SETTINGS (is it an HTTP/2 server?)",
-            );
-        }
         if let Some(b) = &self.block {
             if head.kind != kind::CONTINUATION || head.stream != b.stream {
                 return conn_err(
@@ -453,9 +453,16 @@ impl Reader {
         if head.len % 6 != 0 {
             return conn_err(Reason::FrameSizeError, "SETTINGS of a wrong size");
         }
-        self.got_settings = true;
-        let bytes = payload.to_vec();
         let mut send = conn.send.lock();
+        if !self.got_settings {
+            // The server's preface: the connection's window is what this
+            // side's preface opened it to.
+            self.got_settings = true;
+            self.conn_window = self.conn_window.max(i64::from(opts.initial_window_size));
+            send.settled = true;
+            conn.room.notify_all();
+        }
+        let bytes = payload.to_vec();
         for s in bytes.chunks_exact(6) {
             let id = u16::from_be_bytes([s[0], s[1]]);
             let value = u32::from_be_bytes([s[2], s[3], s[4], s[5]]);

@@ -62,7 +62,11 @@ pub(super) struct ClientSend {
     preface_cid: Option<u64>,
     /// The id the next stream takes (odd, rising).
     next_stream: u32,
-    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited until
+    /// The server's SETTINGS came: until then one stream is opened (the
+    /// one sent with the preface), so a burst of calls on a new
+    /// connection does not pass a limit the server has not said yet.
+    pub settled: bool,
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited unless
     /// it says).
     pub max_streams: u32,
     /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`.
@@ -88,6 +92,7 @@ impl Default for ClientSend {
             started: false,
             preface_cid: None,
             next_stream: 1,
+            settled: false,
             max_streams: u32::MAX,
             initial_window: i64::from(frame::DEFAULT_WINDOW),
             max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
@@ -123,6 +128,9 @@ impl ClientSend {
 
     /// Whether a new stream may be opened now.
     pub fn has_room(&self) -> bool {
+        if !self.settled {
+            return !self.started;
+        }
         (self.streams.len() as u64) < u64::from(self.max_streams)
     }
 
