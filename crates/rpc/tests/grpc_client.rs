@@ -8,6 +8,7 @@
 //! grpcio-tools`): a test that cannot run them fails.
 
 mod h2_common;
+mod tls_common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
@@ -35,6 +36,11 @@ struct PyServer {
 
 impl PyServer {
     fn start(name: &str) -> PyServer {
+        Self::start_with(name, &[])
+    }
+
+    /// With `extra` arguments (a certificate and key: TLS).
+    fn start_with(name: &str, extra: &[&Path]) -> PyServer {
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(format!(
             "fibrpc-grpc-client-{}-{name}",
@@ -45,6 +51,7 @@ impl PyServer {
             .arg(here.join("tests/data/grpc/echo_server.py"))
             .arg(here.join("../example/proto"))
             .arg(&dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -234,6 +241,28 @@ fn generated_stubs_and_futures_run_over_grpc() {
     let (cntl, r) = rt.block_on(client.echo_future(Controller::new(), &req));
     assert_eq!(r.unwrap().message, "stub");
     assert!(!cntl.failed());
+}
+
+#[test]
+fn over_tls_with_alpn_h2_against_grpcio() {
+    let pki = tls_common::pki();
+    let py = PyServer::start_with(
+        "tls",
+        &[&pki.dir.join("server.pem"), &pki.dir.join("server.key")],
+    );
+    let tls = fibrpc::tls::TlsClientConfig::from_ca_pem(pki.ca_pem.as_bytes()).unwrap();
+    let ch = GrpcChannel::new(
+        py.addr,
+        ChannelOptions {
+            tls: Some(tls),
+            ..options(10_000)
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        echo(&ch, &mut Controller::new(), "over tls").unwrap(),
+        "over tls"
+    );
 }
 
 fn fibrpc_server(h2: H2Options) -> (Server, SocketAddr) {

@@ -18,7 +18,8 @@ use crate::{codec, Controller, RpcError};
 /// A gRPC client of one server ([`GrpcChannel::new`]) or of a cluster
 /// ([`GrpcChannel::with_naming`]): unary calls over HTTP/2 (h2c, prior
 /// knowledge), many at once on one connection. Cheap to clone (clones
-/// share connections).
+/// share connections). With [`ChannelOptions::tls`] it speaks TLS and
+/// offers ALPN `h2`.
 ///
 /// It is a front over the same call engine as [`Channel`](crate::Channel):
 /// [`ChannelOptions`] and the [`Controller`] give timeouts (sent as
@@ -51,6 +52,15 @@ fn protocol_for(options: &ChannelOptions, h2: H2Options) -> GrpcClientProtocol {
     GrpcClientProtocol::new(h2, options.max_decompressed_size)
 }
 
+/// The options with TLS offering ALPN `h2`, which gRPC servers over TLS
+/// require.
+fn with_h2_alpn(mut options: ChannelOptions) -> ChannelOptions {
+    if let Some(tls) = options.tls.take() {
+        options.tls = Some(tls.with_alpn(&[b"h2"]));
+    }
+    options
+}
+
 impl GrpcChannel {
     /// A channel to the gRPC server at `addr` (resolved now; connected
     /// at the first call).
@@ -67,6 +77,7 @@ impl GrpcChannel {
         options: ChannelOptions,
         h2: H2Options,
     ) -> Result<GrpcChannel, RpcError> {
+        let options = with_h2_alpn(options);
         Ok(GrpcChannel {
             engine: CallEngine::new(protocol_for(&options, h2), addr, options)?,
         })
@@ -94,6 +105,7 @@ impl GrpcChannel {
 
     /// A channel whose calls go where `selector` says.
     pub fn with_selector(selector: Arc<dyn ServerSelector>, options: ChannelOptions) -> GrpcChannel {
+        let options = with_h2_alpn(options);
         GrpcChannel {
             engine: CallEngine::with_selector(
                 protocol_for(&options, H2Options::default()),

@@ -1,10 +1,11 @@
 """A grpcio server (asyncio) of example.EchoService for fibrpc's gRPC
 client (crates/rpc/tests/grpc_client.rs).
 
-Usage: echo_server.py PROTO_DIR OUT_DIR
+Usage: echo_server.py PROTO_DIR OUT_DIR [CERT KEY]
 
 Generates the stubs of PROTO_DIR/echo.proto into OUT_DIR with
-grpc_tools.protoc, listens on 127.0.0.1 (a free port), prints
+grpc_tools.protoc, listens on 127.0.0.1 (a free port; over TLS with
+the PEM files CERT and KEY when given), prints
 "LISTENING PORT" and serves until killed. Echo answers by the message:
   "fail:CODE:TEXT"  aborts with status CODE and details TEXT;
   "sleep:MS ..."    sleeps MS ms, then echoes;
@@ -26,6 +27,7 @@ except ImportError as e:  # the test fails loudly on this
     sys.exit(2)
 
 proto_dir, out_dir = sys.argv[1:3]
+tls = sys.argv[3:5]
 if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out_dir}",
                 f"--grpc_python_out={out_dir}", f"{proto_dir}/echo.proto"]) != 0:
     print("protoc failed", file=sys.stderr)
@@ -71,7 +73,12 @@ async def main():
         ("grpc.max_receive_message_length", 64 * MB),
     ])
     echo_pb2_grpc.add_EchoServiceServicer_to_server(Echo(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls:
+        with open(tls[0], "rb") as c, open(tls[1], "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"LISTENING {port}", flush=True)
     await server.wait_for_termination()
