@@ -111,7 +111,10 @@ impl fibrpc_example::EchoService for FibrpcEcho {
         req: fibrpc_example::EchoRequest,
     ) -> Result<fibrpc_example::EchoResponse, fibrpc::RpcError> {
         if let Some(code) = req.message.strip_prefix("fail:") {
-            return Err(fibrpc::RpcError::new(code.parse().unwrap(), "asked to fail"));
+            return Err(fibrpc::RpcError::new(
+                code.parse().unwrap(),
+                "asked to fail",
+            ));
         }
         Ok(fibrpc_example::EchoResponse {
             message: req.message,

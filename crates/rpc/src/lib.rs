@@ -48,10 +48,10 @@ pub mod tls;
 mod unstarted;
 
 pub use channel::{connect, Channel, ChannelOptions, ConnectionType, RpcChannel};
-pub use protocol::grpc::GrpcChannel;
 pub use controller::Controller;
 pub use error::RpcError;
 pub use protocol::baidu_std::compress::CompressType;
+pub use protocol::grpc::GrpcChannel;
 pub use server::{Responder, Server, ServerOptions};
 pub use service::Service;
 

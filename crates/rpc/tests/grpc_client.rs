@@ -42,10 +42,8 @@ impl PyServer {
     /// With `extra` arguments (a certificate and key: TLS).
     fn start_with(name: &str, extra: &[&Path]) -> PyServer {
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = std::env::temp_dir().join(format!(
-            "fibrpc-grpc-client-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("fibrpc-grpc-client-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut child = Command::new("python3")
             .arg(here.join("tests/data/grpc/echo_server.py"))
@@ -131,7 +129,10 @@ fn unary_calls_and_statuses_against_grpcio() {
     assert_eq!(cntl.error_code(), errno::ELIMIT);
     let e = echo(&ch, &mut cntl, "fail:5:no such thing").unwrap_err();
     assert_eq!(e.code, errno::EINTERNAL, "{e}");
-    assert!(e.text.contains("NotFound") && e.text.contains("no such thing"), "{e}");
+    assert!(
+        e.text.contains("NotFound") && e.text.contains("no such thing"),
+        "{e}"
+    );
     let e = echo(&ch, &mut cntl, "fail:3:bad%arg é").unwrap_err();
     assert_eq!(e.code, libc::EINVAL, "{e}");
     assert!(e.text.contains("bad%arg é"), "{e}");
@@ -167,7 +168,11 @@ fn deadlines_are_sent_and_kept_against_grpcio() {
     let start = Instant::now();
     let e = echo(&ch, &mut cntl, "sleep:5000").unwrap_err();
     assert_eq!(e.code, errno::ERPCTIMEDOUT, "{e}");
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
     // The connection goes on.
     assert_eq!(echo(&ch, &mut Controller::new(), "after").unwrap(), "after");
 }
@@ -195,28 +200,30 @@ fn a_thousand_concurrent_calls_on_one_connection_to_grpcio() {
         let req = EchoRequest {
             message: format!("sleep:500 #{i}"),
         };
-        ch.call_async::<_, EchoResponse>(
-            SERVICE,
-            "Echo",
-            Controller::new(),
-            &req,
-            move |_, r| {
-                match r {
-                    Ok(r) if r.message == format!("sleep:500 #{i}") => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => {
-                        first_error.lock().unwrap().get_or_insert(format!("{other:?}"));
-                    }
+        ch.call_async::<_, EchoResponse>(SERVICE, "Echo", Controller::new(), &req, move |_, r| {
+            match r {
+                Ok(r) if r.message == format!("sleep:500 #{i}") => {
+                    ok.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = tx.send(());
-            },
-        );
+                other => {
+                    first_error
+                        .lock()
+                        .unwrap()
+                        .get_or_insert(format!("{other:?}"));
+                }
+            }
+            let _ = tx.send(());
+        });
     }
     for _ in 0..N {
         rx.recv_timeout(Duration::from_secs(60)).unwrap();
     }
-    assert_eq!(ok.load(Ordering::Relaxed), N, "{:?}", first_error.lock().unwrap());
+    assert_eq!(
+        ok.load(Ordering::Relaxed),
+        N,
+        "{:?}",
+        first_error.lock().unwrap()
+    );
     let peak = echo(&ch, &mut Controller::new(), "peak").unwrap();
     let mut words = peak.split(' ');
     let most: usize = words.nth(1).unwrap().parse().unwrap();
@@ -286,7 +293,12 @@ fn fibrpc_client_to_fibrpc_server() {
     assert_eq!(echo(&ch, &mut cntl, "hi").unwrap(), "hi");
     // The server's own codes come back exactly ([E<code>] agrees with
     // the status).
-    for code in [errno::ELIMIT, errno::EINTERNAL, errno::ERPCTIMEDOUT, errno::EREQUEST] {
+    for code in [
+        errno::ELIMIT,
+        errno::EINTERNAL,
+        errno::ERPCTIMEDOUT,
+        errno::EREQUEST,
+    ] {
         let e = echo(&ch, &mut cntl, &format!("fail:{code}")).unwrap_err();
         assert_eq!((e.code, e.text.as_str()), (code, "asked to fail"));
     }

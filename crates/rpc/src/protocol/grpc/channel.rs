@@ -104,7 +104,10 @@ impl GrpcChannel {
     }
 
     /// A channel whose calls go where `selector` says.
-    pub fn with_selector(selector: Arc<dyn ServerSelector>, options: ChannelOptions) -> GrpcChannel {
+    pub fn with_selector(
+        selector: Arc<dyn ServerSelector>,
+        options: ChannelOptions,
+    ) -> GrpcChannel {
         let options = with_h2_alpn(options);
         GrpcChannel {
             engine: CallEngine::with_selector(
@@ -306,6 +309,8 @@ impl RpcChannel for GrpcChannel {
         Req: prost::Message,
         Resp: prost::Message + Default + Send + 'static,
     {
-        Box::pin(GrpcChannel::call_future(self, service, method, cntl, request))
+        Box::pin(GrpcChannel::call_future(
+            self, service, method, cntl, request,
+        ))
     }
 }

@@ -99,8 +99,8 @@ pub fn error_code_of(status: GrpcStatus) -> i32 {
         ResourceExhausted => errno::ELIMIT,
         Unimplemented => errno::ENOMETHOD,
         Unauthenticated => errno::ERPCAUTH,
-        Unknown | NotFound | FailedPrecondition | Aborted | OutOfRange | Internal
-        | Unavailable | DataLoss => errno::EINTERNAL,
+        Unknown | NotFound | FailedPrecondition | Aborted | OutOfRange | Internal | Unavailable
+        | DataLoss => errno::EINTERNAL,
     }
 }
 

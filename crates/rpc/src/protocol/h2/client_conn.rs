@@ -131,7 +131,10 @@ impl H2ClientConn {
             if let Some(why) = &s.dead {
                 return Err(RpcError::new(
                     errno::EFAILEDSOCKET,
-                    format!("the HTTP/2 connection to {} broke: {why}", sock.remote_side()),
+                    format!(
+                        "the HTTP/2 connection to {} broke: {why}",
+                        sock.remote_side()
+                    ),
                 ));
             }
             if sock.failed() {
@@ -168,7 +171,9 @@ impl H2ClientConn {
                     ),
                 ));
             }
-            let until = req.deadline.map_or(now + WAIT_SLICE, |d| d.min(now + WAIT_SLICE));
+            let until = req
+                .deadline
+                .map_or(now + WAIT_SLICE, |d| d.min(now + WAIT_SLICE));
             s = self.room.wait_deadline(s, until).0;
         }
         let (_, out) = s.open(cid, req.headers, req.body, opts);
@@ -646,7 +651,10 @@ impl Reader {
         // step with the server's.
         let mut fields = Fields::default();
         let limit = opts.max_header_list_size as usize;
-        let too_large = match self.decoder.decode(&block.bytes, limit, |n, v| fields.add(n, v)) {
+        let too_large = match self
+            .decoder
+            .decode(&block.bytes, limit, |n, v| fields.add(n, v))
+        {
             Ok(()) => false,
             Err(DecodeError::ListTooLarge) => true,
             Err(DecodeError::Compression(why)) => {
@@ -668,7 +676,8 @@ impl Reader {
             }
         };
         if too_large {
-            let why = format!("the response's header list is over max_header_list_size ({limit} bytes)");
+            let why =
+                format!("the response's header list is over max_header_list_size ({limit} bytes)");
             return Ok(self.fail_stream(conn, id, Reason::Cancel, why, out));
         }
         if let Some(s) = self.recv.get_mut(&id) {

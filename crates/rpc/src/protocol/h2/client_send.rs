@@ -213,7 +213,12 @@ impl ClientSend {
     /// not and will not process, are closed and returned (stream, call).
     pub fn go_away(&mut self, last: u32) -> Vec<(u32, u64)> {
         self.goaway = Some(self.goaway.map_or(last, |l| l.min(last)));
-        let mut gone: Vec<u32> = self.streams.keys().copied().filter(|&id| id > last).collect();
+        let mut gone: Vec<u32> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|&id| id > last)
+            .collect();
         gone.sort_unstable();
         gone.into_iter()
             .filter_map(|id| self.close(id).map(|c| (id, c.cid)))
