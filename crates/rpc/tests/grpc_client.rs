@@ -505,3 +505,36 @@ fn a_reset_stream_fails_its_call_only() {
     assert!(e.text.contains("INTERNAL_ERROR"), "{e}");
     assert_eq!(echo(&ch, &mut Controller::new(), "y").unwrap(), "fine");
 }
+
+#[test]
+fn a_call_that_times_out_resets_its_stream_and_frees_it() {
+    // The server allows one stream and never answers stream 1: the call
+    // times out, its stream is reset (CANCEL), and the next call gets
+    // the stream it frees.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (resets, seen) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut preface = [0u8; 24];
+        s.read_exact(&mut preface).unwrap();
+        let mut c = RawH2::wrap(s);
+        // SETTINGS_MAX_CONCURRENT_STREAMS = 1.
+        c.send(&frame(kind::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 1]));
+        while let Some(f) = c.read_frame() {
+            if f.kind == kind::RST_STREAM {
+                let _ = resets.send((f.stream, f.payload));
+            } else if f.flags & flag::END_STREAM != 0 && f.stream > 1 {
+                c.send(&grpc_ok(f.stream, "answered"));
+            }
+        }
+    });
+    let ch = GrpcChannel::new(addr, options(300)).unwrap();
+    let e = echo(&ch, &mut Controller::new(), "x").unwrap_err();
+    assert_eq!(e.code, errno::ERPCTIMEDOUT, "{e}");
+    let (stream, code) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((stream, code), (1, vec![0, 0, 0, 8]));
+    assert_eq!(echo(&ch, &mut Controller::new(), "y").unwrap(), "answered");
+}

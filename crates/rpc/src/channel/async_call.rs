@@ -278,7 +278,7 @@ impl<P: ClientProtocol> InFlight<P> {
             done,
         } = self;
         // A late response finds nothing and is dropped.
-        conn.input.take(corr);
+        conn.input.give_up(&conn.sock, corr);
         let id = timer_id.load(Ordering::Acquire);
         if id != NO_TIMER {
             // Fails harmlessly if it fired (and completed nothing).

@@ -77,6 +77,21 @@ impl<P: ClientProtocol> ClientInput<P> {
     pub(crate) fn take(&self, correlation_id: u64) -> Option<Arc<PendingCall<P::Message>>> {
         self.pending().remove(&correlation_id)
     }
+
+    /// [`take`](Self::take) for a call that stops waiting: if it was
+    /// still pending (no response, no failure), the protocol hears it
+    /// was abandoned.
+    pub(crate) fn give_up(
+        &self,
+        sock: &Arc<Socket>,
+        correlation_id: u64,
+    ) -> Option<Arc<PendingCall<P::Message>>> {
+        let call = self.take(correlation_id);
+        if call.is_some() {
+            self.protocol.call_abandoned(correlation_id, sock);
+        }
+        call
+    }
 }
 
 impl<P: ClientProtocol> InputHandler for ClientInput<P> {

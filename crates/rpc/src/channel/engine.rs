@@ -649,9 +649,9 @@ impl<P: ClientProtocol> CallEngine<P> {
         // A late response finds nothing and is dropped. The answer came
         // on the connection whose entry is gone (both gone: both
         // answered, or the first failed; the first is named).
-        let first_pending = conn.input.take(id).is_some();
+        let first_pending = conn.input.give_up(&conn.sock, id).is_some();
         let backup_answered = match &second {
-            Some((_, _, c2, id2)) => c2.input.take(*id2).is_none() && first_pending,
+            Some((_, _, c2, id2)) => c2.input.give_up(&c2.sock, *id2).is_none() && first_pending,
             None => false,
         };
         let outcome = call.take();

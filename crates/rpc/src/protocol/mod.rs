@@ -199,6 +199,13 @@ pub trait ClientProtocol: Protocol {
     /// the order lock when the protocol asks for one. Default: nothing.
     fn request_queued(&self, _correlation_id: u64, _conn: &Arc<Socket>, _queued: bool) {}
 
+    /// The call waiting under `correlation_id` on `conn` gave up (its
+    /// deadline passed, or its backup request's answer won) before its
+    /// response came: a protocol that keeps per-call state on the
+    /// connection (HTTP/2 resets the stream, freeing it) drops it here.
+    /// Default: nothing (a late response is dropped).
+    fn call_abandoned(&self, _correlation_id: u64, _conn: &Arc<Socket>) {}
+
     /// Serializes `req` for one attempt under `correlation_id`, which
     /// [`correlation_id`](Self::correlation_id) must return for its
     /// response. Protocols without ids on the wire record it in their

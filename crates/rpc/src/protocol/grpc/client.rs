@@ -204,6 +204,10 @@ impl ClientProtocol for GrpcClientProtocol {
         h2c::request_queued(conn, correlation_id, queued);
     }
 
+    fn call_abandoned(&self, correlation_id: u64, conn: &Arc<Socket>) {
+        h2c::cancel(conn, correlation_id);
+    }
+
     fn correlation_id(&self, msg: &H2Reply, _conn: &Socket) -> Option<u64> {
         Some(msg.cid)
     }

@@ -123,6 +123,15 @@ pub fn request_queued(sock: &Arc<Socket>, cid: u64, queued: bool) {
     }
 }
 
+/// The call `cid` gave up waiting (its deadline passed, or its twin's
+/// answer won): its stream is reset (`CANCEL`), so that it no longer
+/// counts against the server's stream limit nor holds state here.
+pub fn cancel(sock: &Arc<Socket>, cid: u64) {
+    if let Ok(s) = state(sock) {
+        s.cancel(sock, cid);
+    }
+}
+
 /// Parses the server's frames (in the connection's reader) until a
 /// stream ends ([`Parsed::Message`]), the input ends, or the server broke
 /// the protocol ([`Parsed::Bad`]).

@@ -191,6 +191,23 @@ impl H2ClientConn {
         }
     }
 
+    /// See [`super::client::cancel`].
+    pub(super) fn cancel(&self, sock: &Arc<Socket>, cid: u64) {
+        // The reader's lock first, as the reader takes them.
+        let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.send.lock();
+        let Some(id) = s.stream_of(cid) else {
+            return;
+        };
+        s.close(id);
+        r.recv.remove(&id);
+        let mut out = IOBuf::new();
+        frame::put_rst_stream(&mut out, id, Reason::Cancel);
+        let _ = sock.write(out);
+        drop(s);
+        self.room.notify_one();
+    }
+
     /// See [`super::client::parse`].
     pub(super) fn parse(
         &self,

@@ -126,6 +126,11 @@ impl ClientSend {
         self.streams.get(&id).map(|s| s.cid)
     }
 
+    /// The open stream carrying call `cid`.
+    pub fn stream_of(&self, cid: u64) -> Option<u32> {
+        self.by_cid.get(&cid).copied()
+    }
+
     /// Whether a new stream may be opened now.
     pub fn has_room(&self) -> bool {
         if !self.settled {
