@@ -78,7 +78,7 @@ fn two_method_service() {
                 let response = self.inner.say_goodbye(cntl, request)?;",
     );
     assert_has(&text, "::fibrpc::RpcError::new(::fibrpc::errno::ENOMETHOD,");
-    assert_has(&text, "pub struct GreeterClient {");
+    assert_has(&text, "pub struct GreeterClient<C = ::fibrpc::Channel> {");
     assert_has(
         &text,
         "pub fn say_hello(&self, cntl: &mut ::fibrpc::Controller, request: &HelloRequest)
