@@ -11,6 +11,12 @@
 # /proc. Ends with medians over REPS and the ratios fibrpc/tonic of qps
 # and of server CPU per call.
 #
+# Then the client side (PARTS has "clients"): fibrpc's gRPC client
+# (benches/rpc's fibrpc_grpc_press, GrpcChannel) vs tonic's (tonic_press),
+# both closed-loop with CLIENT_CONCURRENCY callers on one connection
+# against the same tonic server, WORKERS threads each; medians of qps and
+# of the client's CPU per call, and their ratios fibrpc/tonic.
+#
 #   benches/grpc/run.sh [--quick]
 #
 #   --quick   DURATION=3 REPS=1 WARMUP=1 (unless set)
@@ -25,6 +31,8 @@
 #                 per core, 2 on the benchmark machines)
 #   QUIET_WAIT    seconds to wait for a quiet machine before each run (30)
 #   OUT           directory for logs and results (a new one under /tmp)
+#   PARTS         which comparisons to run ("servers clients")
+#   CLIENT_CONCURRENCY_LIST  callers of the client comparison ("16 64")
 #   FIBRPC_SERVER_CMD  ($target/release/examples/echo_server --port 8200)
 #   TONIC_SERVER_CMD   ($target/release/tonic_echo_server --port 8201 --threads WORKERS)
 set -euo pipefail
@@ -50,13 +58,16 @@ target="${CARGO_TARGET_DIR:-target}"
 FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/echo_server --port 8200}"
 TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$target/release/tonic_echo_server --port 8201 --threads $WORKERS}"
 SERVERS="fibrpc tonic"
+PARTS="${PARTS:-servers clients}"
+CLIENT_CONCURRENCY_LIST="${CLIENT_CONCURRENCY_LIST:-16 64}"
 
 command -v h2load > /dev/null || {
     echo "error: h2load is missing (apt-get install nghttp2-client)" >&2
     exit 1
 }
 cargo build --release -p fibrpc --example echo_server
-cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server
+cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server --bin tonic_press \
+    --bin fibrpc_grpc_press
 
 server_cmd() {
     case "$1" in
@@ -128,6 +139,7 @@ PY
     tail -n 1 "$results"
 }
 
+if [[ " $PARTS " == *" servers "* ]]; then
 echo "servers: $SERVERS; c in {$CONNS_LIST}, m in {$STREAMS_LIST}; ${WARMUP}+${DURATION} s; reps: $REPS; output: $OUT"
 echo "(columns: server conns streams rep qps mean_latency_us server_cpu_us_per_call failed)"
 for rep in $(seq "$REPS"); do
@@ -159,3 +171,69 @@ for (c, m) in sorted({(k[0], k[1]) for k in by}):
               f"{med['fibrpc'][1] / med['tonic'][1]:>9.2f} {med['fibrpc'][2] / med['tonic'][2]:>12.2f}"
               "   (fibrpc/tonic)")
 PY
+fi
+
+# The client side: both clients against one tonic server.
+client_cmd() { # client, concurrency, port, server pid
+    case "$1" in
+        fibrpc) echo "$target/release/fibrpc_grpc_press" ;;
+        tonic) echo "$target/release/tonic_press" ;;
+    esac
+}
+client_results="$OUT/client_results.txt"
+: > "$client_results"
+run_client() { # client, concurrency, rep
+    local client="$1" c="$2" rep="$3" tag="client-$1-c$2-r$3" port
+    port="$(cmd_port "$TONIC_SERVER_CMD")"
+    wait_until_quiet
+    start_server_on_port tonic "$OUT/$tag.server.log" || return 0
+    "$(client_cmd "$client")" --server "127.0.0.1:$port" --concurrency "$c" \
+        --duration "$DURATION" --warmup "$WARMUP" --request-size 64 --threads "$WORKERS" \
+        --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
+    stop_server
+    python3 - "$client" "$c" "$rep" "$OUT/$tag.log" >> "$client_results" <<'PY'
+import json, sys
+client, c, rep, log = sys.argv[1:]
+line = next((l for l in open(log) if l.startswith("RESULT ")), None)
+if line is None:
+    sys.exit(f"no RESULT in {log}")
+r = json.loads(line[len("RESULT "):])
+calls = max(int(r["calls"]), 1)
+# tonic_press reports the client's CPU seconds, fibrpc's press per 100k calls.
+cpu_us = r["client_cpu_s"] * 1e6 / calls if "client_cpu_s" in r else r["client_cpu_per_100k_s"] * 10
+print(f"{client} {c} {rep} {r['qps']:.0f} {r['p50_us']} {cpu_us:.2f} {r['errors']}")
+PY
+    tail -n 1 "$client_results"
+}
+if [[ " $PARTS " == *" clients "* ]]; then
+    echo
+    echo "clients: fibrpc tonic against tonic's server; c in {$CLIENT_CONCURRENCY_LIST}; reps: $REPS"
+    echo "(columns: client concurrency rep qps p50_us client_cpu_us_per_call errors)"
+    for rep in $(seq "$REPS"); do
+        for c in $CLIENT_CONCURRENCY_LIST; do
+            for client in fibrpc tonic; do run_client "$client" "$c" "$rep"; done
+        done
+    done
+    echo
+    python3 - "$client_results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for client, c, rep, qps, p50, cpu, errors in rows:
+    by.setdefault((int(c), client), []).append((float(qps), float(p50), float(cpu), int(errors)))
+print(f"{'c':>4} {'client':<7} {'qps':>10} {'p50 us':>8} {'cpu us/call':>12} {'errors':>7}")
+for c in sorted({k[0] for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((c, s))
+        if not runs:
+            continue
+        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"{c:>4} {s:<7} {med[s][0]:>10.0f} {med[s][1]:>8.1f} {med[s][2]:>12.2f} "
+              f"{sum(r[3] for r in runs):>7}")
+    if len(med) == 2:
+        print(f"{c:>4} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>10.2f} "
+              f"{med['fibrpc'][1] / med['tonic'][1]:>8.2f} {med['fibrpc'][2] / med['tonic'][2]:>12.2f}"
+              "   (fibrpc/tonic)")
+PY
+fi

@@ -1,5 +1,6 @@
 //! End-to-end smoke test: tonic_echo_server on a free port, tonic_press
-//! against it for a second at concurrency 2, checking that calls flow
+//! (and fibrpc_grpc_press, fibrpc's gRPC client) against it for a second,
+//! checking that calls flow
 //! without errors and that the RESULT line carries the server's figures.
 //! Also idle_conns against the same server. Not a benchmark.
 
@@ -67,6 +68,43 @@ fn tonic_press_against_tonic_echo_server() {
         stdout.contains("[t=1s] qps="),
         "no per-second line: {stdout}"
     );
+}
+
+#[test]
+fn fibrpc_grpc_press_against_tonic_echo_server() {
+    let (server, port) = start_tonic();
+    let output = Command::new(env!("CARGO_BIN_EXE_fibrpc_grpc_press"))
+        .args([
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "--concurrency",
+            "4",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--threads",
+            "1",
+            "--server-pid",
+            &server.pid().to_string(),
+        ])
+        .output()
+        .expect("running fibrpc_grpc_press");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "fibrpc_grpc_press failed: {stdout}{stderr}"
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line in {stdout}"));
+    let calls: u64 = field(result, "calls").parse().unwrap();
+    assert!(calls > 0, "{result}");
+    assert_eq!(field(result, "errors"), "0", "{result}");
+    let cpu: f64 = field(result, "client_cpu_per_100k_s").parse().unwrap();
+    assert!(cpu >= 0.0, "{result}");
 }
 
 #[test]

@@ -28,7 +28,9 @@
 //!   so the method may block.
 //! - `FooServer<T: Foo>`: implements `fibrpc::Service` for an
 //!   implementation of the trait; hand it to the server.
-//! - `FooClient`: wraps a `fibrpc::Channel`, with four forms per RPC:
+//! - `FooClient<C = fibrpc::Channel>`: wraps a `fibrpc::Channel`
+//!   (baidu_std) or any `fibrpc::RpcChannel`, such as a
+//!   `fibrpc::GrpcChannel` (gRPC, `/pkg.Foo/Method`), with four forms per RPC:
 //!   `echo_simple(&request)` waits with the channel's settings and no
 //!   controller; `echo` waits (`fn echo(&self, cntl: &mut Controller, request:
 //!   &EchoRequest) -> Result<EchoResponse, RpcError>`), `echo_async` runs

@@ -206,7 +206,7 @@ impl<P: ClientProtocol> CallEngine<P> {
 }
 
 /// Runs `done` with an outcome known at once, in a fiber of its own.
-pub(super) fn spawn_done<T: Send + 'static>(
+pub(crate) fn spawn_done<T: Send + 'static>(
     cntl: Controller,
     r: Result<T, RpcError>,
     done: Done<T>,
@@ -271,7 +271,7 @@ impl<P: ClientProtocol> InFlight<P> {
             done,
         } = self;
         // A late response finds nothing and is dropped.
-        conn.input.take(corr);
+        conn.input.give_up(&conn.sock, corr);
         let id = timer_id.load(Ordering::Acquire);
         if id != NO_TIMER {
             // Fails harmlessly if it fired (and completed nothing).

@@ -37,12 +37,18 @@ impl<P: ClientProtocol> ClientInput<P> {
         }
     }
 
-    /// For a protocol matching responses by order: the lock under which
+    /// For a protocol matching responses by order, or whose requests
+    /// must go out in the order they were packed: the lock under which
     /// a request is packed and queued (`None` for the others).
     pub(crate) fn order_lock(&self) -> Option<fibrpc_fiber::sync::MutexGuard<'_, ()>> {
         self.protocol
-            .responses_in_request_order()
+            .requests_in_pack_order()
             .then(|| self.order.lock())
+    }
+
+    /// The connection's protocol.
+    pub(crate) fn protocol(&self) -> &P {
+        &self.protocol
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<PendingCall<P::Message>>>> {
@@ -70,6 +76,21 @@ impl<P: ClientProtocol> ClientInput<P> {
     /// Removes (and returns) the call waiting for `correlation_id`.
     pub(crate) fn take(&self, correlation_id: u64) -> Option<Arc<PendingCall<P::Message>>> {
         self.pending().remove(&correlation_id)
+    }
+
+    /// [`take`](Self::take) for a call that stops waiting: if it was
+    /// still pending (no response, no failure), the protocol hears it
+    /// was abandoned.
+    pub(crate) fn give_up(
+        &self,
+        sock: &Arc<Socket>,
+        correlation_id: u64,
+    ) -> Option<Arc<PendingCall<P::Message>>> {
+        let call = self.take(correlation_id);
+        if call.is_some() {
+            self.protocol.call_abandoned(correlation_id, sock);
+        }
+        call
     }
 }
 

@@ -664,9 +664,9 @@ impl<P: ClientProtocol> CallEngine<P> {
         // A late response finds nothing and is dropped. The answer came
         // on the connection whose entry is gone (both gone: both
         // answered, or the first failed; the first is named).
-        let first_pending = conn.input.take(id).is_some();
+        let first_pending = conn.input.give_up(&conn.sock, id).is_some();
         let backup_answered = match &second {
-            Some((_, _, c2, id2)) => c2.input.take(*id2).is_none() && first_pending,
+            Some((_, _, c2, id2)) => c2.input.give_up(&c2.sock, *id2).is_none() && first_pending,
             None => false,
         };
         let outcome = call.take();
@@ -793,13 +793,17 @@ pub(super) fn post<P: ClientProtocol>(
     wire: IOBuf,
     call: &Arc<PendingCall<P::Message>>,
 ) -> Result<(), RpcError> {
+    let protocol = conn.input.protocol();
     if !conn.input.add(&conn.sock, id, call.clone()) {
+        protocol.request_queued(id, &conn.sock, false);
         return Err(conn.sock.failed_error());
     }
     if let Err(e) = conn.sock.write_watched(wire, call.clone()) {
         conn.input.take(id);
+        protocol.request_queued(id, &conn.sock, false);
         return Err(e);
     }
+    protocol.request_queued(id, &conn.sock, true);
     Ok(())
 }
 
@@ -815,6 +819,7 @@ pub(super) fn post_in_order<P: ClientProtocol>(
     ordered: bool,
 ) -> Result<(), RpcError> {
     let r = post(conn, id, wire, call);
+    let ordered = ordered && conn.input.protocol().responses_in_request_order();
     if let (Err(e), true) = (&r, ordered) {
         conn.sock.set_failed(RpcError::new(
             e.code,

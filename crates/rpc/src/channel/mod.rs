@@ -40,10 +40,11 @@ use fibrpc_iobuf::IOBuf;
 
 use crate::protocol::baidu_std::{self, BaiduStd};
 use crate::{codec, Controller, RpcError};
+pub(crate) use async_call::spawn_done;
 pub use async_call::CallFuture;
 pub use attempts::{AttemptStatus, CallAttempt};
 pub use engine::CallEngine;
-use engine::{record_outcome, reset_outcome};
+pub(crate) use engine::{record_outcome, reset_outcome};
 pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
 pub use retry_budget::RetryBudget;

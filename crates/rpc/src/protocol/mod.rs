@@ -14,8 +14,9 @@
 //!   connections), byte-compatible with bRPC.
 //! - [`redis`]: RESP2, a [`redis::RedisService`] on a server (served
 //!   only when added) and [`redis::RedisChannel`] for any redis server.
-//! - [`h2`]: HTTP/2 (server), the same handlers and console, and gRPC
-//!   on top.
+//! - [`h2`]: HTTP/2 (server and client), the same handlers and
+//!   console, and gRPC on top ([`grpc`], with its client
+//!   [`grpc::GrpcChannel`]).
 //!
 //! A server detects the protocol per connection: it tries its protocols
 //! in order, the one that matched last on this connection first, and
@@ -187,6 +188,31 @@ pub trait ClientProtocol: Protocol {
     fn responses_in_request_order(&self) -> bool {
         false
     }
+
+    /// Whether requests must reach the wire in the order they were
+    /// packed, though responses are matched by id (HTTP/2, whose stream
+    /// ids must rise): the engine then packs and queues each
+    /// connection's requests under one lock, as for
+    /// [`responses_in_request_order`](Self::responses_in_request_order).
+    /// Default: that.
+    fn requests_in_pack_order(&self) -> bool {
+        self.responses_in_request_order()
+    }
+
+    /// The engine queued (`queued`) the request packed under
+    /// `correlation_id` on `conn`, or dropped it unsent (the connection
+    /// refused it): a protocol that keeps per-request state from
+    /// [`pack_request`](Self::pack_request) (HTTP/2's stream, whose body
+    /// may follow only its queued HEADERS) settles it here. Runs under
+    /// the order lock when the protocol asks for one. Default: nothing.
+    fn request_queued(&self, _correlation_id: u64, _conn: &Arc<Socket>, _queued: bool) {}
+
+    /// The call waiting under `correlation_id` on `conn` gave up (its
+    /// deadline passed, or its backup request's answer won) before its
+    /// response came: a protocol that keeps per-call state on the
+    /// connection (HTTP/2 resets the stream, freeing it) drops it here.
+    /// Default: nothing (a late response is dropped).
+    fn call_abandoned(&self, _correlation_id: u64, _conn: &Arc<Socket>) {}
 
     /// Serializes `req` for one attempt under `correlation_id`, which
     /// [`correlation_id`](Self::correlation_id) must return for its

@@ -14,7 +14,12 @@
 //! - errors are `grpc-status` (bRPC's `ErrorCodeToGrpcStatus`) and a
 //!   percent-encoded `grpc-message` in the trailers, or in a
 //!   trailers-only response when nothing else was sent.
+//!
+//! The client is [`GrpcChannel`] (unary calls on the shared call engine;
+//! see `client.rs`).
 
+mod channel;
+pub mod client;
 mod server_stream;
 mod status;
 mod streaming_call;
@@ -27,8 +32,9 @@ use std::time::{Duration, Instant};
 use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
+pub use channel::GrpcChannel;
 pub use server_stream::ServerStream;
-pub use status::{grpc_status_of, GrpcStatus};
+pub use status::{error_code_of, grpc_status_of, GrpcStatus};
 pub(crate) use streaming_call::{is_streaming_call, serve_streaming};
 pub use typed_stream::{BidiStream, ClientStreamReader, ServerStreamWriter};
 pub(crate) use web::{is_grpc_web, serve_web};

@@ -58,6 +58,52 @@ pub fn grpc_status_of(code: i32) -> GrpcStatus {
     }
 }
 
+impl GrpcStatus {
+    /// The status of a `grpc-status` code (`None` past 16).
+    pub fn from_code(code: u32) -> Option<GrpcStatus> {
+        use GrpcStatus::*;
+        const ALL: [GrpcStatus; 17] = [
+            Ok,
+            Cancelled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        ALL.get(code as usize).copied()
+    }
+}
+
+/// bRPC's `GrpcStatusToErrorCode` (`src/brpc/grpc.cpp`): the error code
+/// a client gives a call that failed with `status`.
+pub fn error_code_of(status: GrpcStatus) -> i32 {
+    use GrpcStatus::*;
+    match status {
+        Ok => 0,
+        Cancelled => libc::ECANCELED,
+        InvalidArgument => libc::EINVAL,
+        DeadlineExceeded => errno::ERPCTIMEDOUT,
+        AlreadyExists => libc::EEXIST,
+        PermissionDenied => libc::EPERM,
+        ResourceExhausted => errno::ELIMIT,
+        Unimplemented => errno::ENOMETHOD,
+        Unauthenticated => errno::ERPCAUTH,
+        Unknown | NotFound | FailedPrecondition | Aborted | OutOfRange | Internal | Unavailable
+        | DataLoss => errno::EINTERNAL,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +119,20 @@ mod tests {
         );
         assert_eq!(grpc_status_of(libc::ETIMEDOUT), GrpcStatus::Internal);
         assert_eq!(grpc_status_of(errno::EINTERNAL), GrpcStatus::Internal);
+    }
+
+    #[test]
+    fn brpc_inverse_mapping() {
+        for code in 0..17 {
+            assert_eq!(GrpcStatus::from_code(code).map(|s| s as u32), Some(code));
+        }
+        assert_eq!(GrpcStatus::from_code(17), None);
+        assert_eq!(error_code_of(GrpcStatus::ResourceExhausted), errno::ELIMIT);
+        assert_eq!(error_code_of(GrpcStatus::Unimplemented), errno::ENOMETHOD);
+        assert_eq!(
+            error_code_of(GrpcStatus::DeadlineExceeded),
+            errno::ERPCTIMEDOUT
+        );
+        assert_eq!(error_code_of(GrpcStatus::Unavailable), errno::EINTERNAL);
     }
 }

@@ -22,10 +22,15 @@
 //!   A handler never blocks on a window, so a reader waiting for room
 //!   never waits on a handler that waits on the reader.
 //! - [`hpack`] is fibrpc's own (see there why).
+//! - The client half ([`client`]): requests as streams on a client
+//!   connection, for gRPC's [`GrpcChannel`](crate::protocol::grpc::GrpcChannel).
 //! - Bad input ends only its connection, with GOAWAY and the RFC's error
 //!   code, or only its stream, with RST_STREAM; what one connection may
 //!   hold is bounded by [`H2Options`].
 
+pub mod client;
+mod client_conn;
+mod client_send;
 mod conn;
 pub mod frame;
 pub mod hpack;
@@ -114,6 +119,14 @@ impl Default for H2Options {
             max_pending_acks: 1000,
             stream_send_buffer: 256 << 10,
         }
+    }
+}
+
+impl H2Options {
+    /// These limits brought within what the protocol allows (RFC 9113
+    /// §6.5.2), as a connection uses them.
+    pub fn within_protocol(self) -> H2Options {
+        H2Protocol::new(self).options
     }
 }
 

@@ -1,0 +1,418 @@
+//! The sending half of an HTTP/2 client connection: stream ids, the
+//! server's settings and flow-control windows, and the request data a
+//! window holds back.
+//!
+//! A request is packed (HEADERS, and the DATA the windows let out now)
+//! while the call engine holds the connection's order lock
+//! ([`ClientProtocol::requests_in_pack_order`]), so stream ids reach the
+//! wire in the order they were given. The rest of its body waits here
+//! and is written under this state's lock by whoever opens a window:
+//! the reader on WINDOW_UPDATE or SETTINGS. A stream's held-back DATA is
+//! written only once the engine queued its HEADERS ("posted", told by
+//! [`ClientProtocol::request_queued`]): written earlier, DATA could
+//! reach the wire before the HEADERS that open its stream.
+//!
+//! [`ClientProtocol::requests_in_pack_order`]: crate::protocol::ClientProtocol::requests_in_pack_order
+//! [`ClientProtocol::request_queued`]: crate::protocol::ClientProtocol::request_queued
+
+use std::collections::VecDeque;
+
+use fibrpc_iobuf::IOBuf;
+use rustc_hash::FxHashMap;
+
+use super::frame::{self, flag, kind, setting, Reason, PREFACE};
+use super::H2Options;
+
+/// The largest DATA frame sent, whatever the server allows: the
+/// streams of a connection share it frame by frame.
+const MAX_SENT_FRAME: usize = 64 << 10;
+
+/// The largest stream id (2^31 - 1); a connection that used it up
+/// opens no more streams.
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
+/// A stream this side opened and whose response has not ended.
+#[derive(Debug)]
+struct SendStream {
+    /// The call it carries.
+    cid: u64,
+    /// What the server lets this stream send.
+    window: i64,
+    /// The request body not sent yet.
+    pending: IOBuf,
+    /// END_STREAM went out: the whole request is sent.
+    sent_all: bool,
+    /// The engine queued its HEADERS: its held-back DATA may follow.
+    posted: bool,
+}
+
+/// A stream that ended: the call it carried, and whether its request
+/// was still being sent (then this side must reset it).
+pub(super) struct Closed {
+    pub cid: u64,
+    pub unfinished: bool,
+}
+
+/// The connection's sending state (see the module docs).
+#[derive(Debug)]
+pub(super) struct ClientSend {
+    /// The preface and SETTINGS went out (or are packed in front of a
+    /// request not yet queued: `preface_cid`).
+    started: bool,
+    preface_cid: Option<u64>,
+    /// The id the next stream takes (odd, rising).
+    next_stream: u32,
+    /// The server's SETTINGS came: until then one stream is opened (the
+    /// one sent with the preface), so a burst of calls on a new
+    /// connection does not pass a limit the server has not said yet.
+    pub settled: bool,
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited unless
+    /// it says).
+    pub max_streams: u32,
+    /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`.
+    initial_window: i64,
+    /// The server's `SETTINGS_MAX_FRAME_SIZE` (capped at
+    /// [`MAX_SENT_FRAME`]).
+    max_frame: usize,
+    /// What the server lets the connection send.
+    conn_window: i64,
+    streams: FxHashMap<u32, SendStream>,
+    by_cid: FxHashMap<u64, u32>,
+    /// Streams whose body waits for a window, oldest first.
+    blocked: VecDeque<u32>,
+    /// The server's GOAWAY: the last stream it processes.
+    pub goaway: Option<u32>,
+    /// The connection broke the protocol (this side sent GOAWAY).
+    pub dead: Option<String>,
+}
+
+impl Default for ClientSend {
+    fn default() -> Self {
+        ClientSend {
+            started: false,
+            preface_cid: None,
+            next_stream: 1,
+            settled: false,
+            max_streams: u32::MAX,
+            initial_window: i64::from(frame::DEFAULT_WINDOW),
+            max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
+            conn_window: i64::from(frame::DEFAULT_WINDOW),
+            streams: FxHashMap::default(),
+            by_cid: FxHashMap::default(),
+            blocked: VecDeque::new(),
+            goaway: None,
+            dead: None,
+        }
+    }
+}
+
+/// A connection error raised by a settings or window change.
+pub(super) type WindowError = (Reason, &'static str);
+
+impl ClientSend {
+    /// Streams open (their responses not ended).
+    pub fn active(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Whether `id` is a stream this side opened at some time (open or
+    /// closed since): frames on the others are the server's error.
+    pub fn ever_opened(&self, id: u32) -> bool {
+        id % 2 == 1 && id < self.next_stream
+    }
+
+    /// The call on open stream `id`.
+    pub fn cid_of(&self, id: u32) -> Option<u64> {
+        self.streams.get(&id).map(|s| s.cid)
+    }
+
+    /// The open stream carrying call `cid`.
+    pub fn stream_of(&self, cid: u64) -> Option<u32> {
+        self.by_cid.get(&cid).copied()
+    }
+
+    /// Whether a new stream may be opened now.
+    pub fn has_room(&self) -> bool {
+        if !self.settled {
+            return !self.started;
+        }
+        (self.streams.len() as u64) < u64::from(self.max_streams)
+    }
+
+    /// Whether stream ids are used up.
+    pub fn ids_exhausted(&self) -> bool {
+        self.next_stream > MAX_STREAM_ID
+    }
+
+    /// Opens a stream for call `cid`: the frames to queue now (the
+    /// connection preface first, on the first request), and the stream
+    /// id. What the windows hold back of `body` waits here.
+    pub fn open(&mut self, cid: u64, block: &[u8], body: IOBuf, opts: &H2Options) -> (u32, IOBuf) {
+        let id = self.next_stream;
+        self.next_stream += 2;
+        let mut out = IOBuf::new();
+        if !self.started {
+            self.started = true;
+            self.preface_cid = Some(cid);
+            preface(&mut out, opts);
+        }
+        let end = body.is_empty();
+        frame::put_headers(&mut out, id, block, end, self.max_frame);
+        self.streams.insert(
+            id,
+            SendStream {
+                cid,
+                window: self.initial_window,
+                pending: body,
+                sent_all: end,
+                posted: false,
+            },
+        );
+        self.by_cid.insert(cid, id);
+        if !end && !self.push(id, &mut out) {
+            self.blocked.push_back(id);
+        }
+        (id, out)
+    }
+
+    /// The engine queued (`queued`) or dropped the request of call
+    /// `cid`. Queued: its held-back DATA may now be written. Dropped:
+    /// the stream never reached the wire and is forgotten (and so is the
+    /// preface, if it was packed in front of it).
+    pub fn posted<W: FnMut(IOBuf)>(&mut self, cid: u64, queued: bool, write: W) {
+        let Some(&id) = self.by_cid.get(&cid) else {
+            return;
+        };
+        let carried_preface = self.preface_cid == Some(cid);
+        if carried_preface {
+            self.preface_cid = None;
+        }
+        if queued {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.posted = true;
+            }
+            self.flush(write);
+        } else {
+            if carried_preface {
+                self.started = false;
+            }
+            self.close(id);
+        }
+    }
+
+    /// Stream `id` ended (its response is complete, or it was reset):
+    /// it no longer counts against the server's limit.
+    pub fn close(&mut self, id: u32) -> Option<Closed> {
+        let s = self.streams.remove(&id)?;
+        self.by_cid.remove(&s.cid);
+        if !s.sent_all {
+            self.blocked.retain(|&b| b != id);
+        }
+        Some(Closed {
+            cid: s.cid,
+            unfinished: !s.sent_all,
+        })
+    }
+
+    /// The server's GOAWAY: the open streams past `last`, which it did
+    /// not and will not process, are closed and returned (stream, call).
+    pub fn go_away(&mut self, last: u32) -> Vec<(u32, u64)> {
+        self.goaway = Some(self.goaway.map_or(last, |l| l.min(last)));
+        let mut gone: Vec<u32> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|&id| id > last)
+            .collect();
+        gone.sort_unstable();
+        gone.into_iter()
+            .filter_map(|id| self.close(id).map(|c| (id, c.cid)))
+            .collect()
+    }
+
+    /// The server's `SETTINGS_MAX_FRAME_SIZE`.
+    pub fn set_max_frame(&mut self, size: u32) {
+        self.max_frame = (size as usize).min(MAX_SENT_FRAME);
+    }
+
+    /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`: every stream's
+    /// window moves by the difference (RFC 9113 §6.9.2).
+    pub fn set_initial_window(&mut self, size: u32) -> Result<(), WindowError> {
+        let delta = i64::from(size) - self.initial_window;
+        self.initial_window = i64::from(size);
+        for s in self.streams.values_mut() {
+            s.window += delta;
+            if s.window > frame::MAX_WINDOW {
+                return Err((
+                    Reason::FlowControlError,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A WINDOW_UPDATE for the connection (`stream` 0) or a stream.
+    /// `Ok(false)`: the stream's window overflowed; it must be reset
+    /// with `FLOW_CONTROL_ERROR`.
+    pub fn window_update(&mut self, stream: u32, increment: u32) -> Result<bool, WindowError> {
+        let inc = i64::from(increment);
+        if stream == 0 {
+            self.conn_window += inc;
+            if self.conn_window > frame::MAX_WINDOW {
+                return Err((
+                    Reason::FlowControlError,
+                    "WINDOW_UPDATE overflows the connection's window",
+                ));
+            }
+            return Ok(true);
+        }
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.window += inc;
+            if s.window > frame::MAX_WINDOW {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes (with `write`) what the windows now let out of the blocked
+    /// streams whose HEADERS are queued.
+    pub fn flush<W: FnMut(IOBuf)>(&mut self, mut write: W) {
+        if self.blocked.is_empty() || self.conn_window <= 0 {
+            return;
+        }
+        let mut out = IOBuf::new();
+        for _ in 0..self.blocked.len() {
+            let Some(id) = self.blocked.pop_front() else {
+                break;
+            };
+            let posted = self.streams.get(&id).is_some_and(|s| s.posted);
+            if !posted || !self.push(id, &mut out) {
+                self.blocked.push_back(id);
+            }
+            if self.conn_window <= 0 {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            write(out);
+        }
+    }
+
+    /// Appends as much of stream `id`'s body as the windows let, the
+    /// last frame with END_STREAM. True when all of it is sent.
+    fn push(&mut self, id: u32, out: &mut IOBuf) -> bool {
+        let max_frame = self.max_frame;
+        let Some(s) = self.streams.get_mut(&id) else {
+            return true;
+        };
+        while !s.pending.is_empty() {
+            let room = self.conn_window.min(s.window).min(max_frame as i64);
+            if room <= 0 {
+                return false;
+            }
+            let n = (room as usize).min(s.pending.len());
+            let chunk = s.pending.split_to(n);
+            let last = s.pending.is_empty();
+            let flags = if last { flag::END_STREAM } else { 0 };
+            frame::put_head(out, n, kind::DATA, flags, id);
+            out.append_owned(chunk);
+            self.conn_window -= n as i64;
+            s.window -= n as i64;
+        }
+        s.sent_all = true;
+        true
+    }
+}
+
+/// The client connection preface: the magic, SETTINGS (no push; the
+/// limits of `opts`), and the connection's window opened to what a
+/// stream is given.
+fn preface(out: &mut IOBuf, opts: &H2Options) {
+    out.append(PREFACE);
+    frame::put_settings(
+        out,
+        &[
+            (setting::ENABLE_PUSH, 0),
+            (setting::INITIAL_WINDOW_SIZE, opts.initial_window_size),
+            (setting::MAX_FRAME_SIZE, opts.max_frame_size),
+            (setting::MAX_HEADER_LIST_SIZE, opts.max_header_list_size),
+        ],
+    );
+    let grow = i64::from(opts.initial_window_size) - i64::from(frame::DEFAULT_WINDOW);
+    if grow > 0 {
+        frame::put_window_update(out, 0, grow as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(mut buf: IOBuf) -> Vec<(u8, u8, u32, usize)> {
+        let mut v = Vec::new();
+        if buf.len() >= PREFACE.len() && buf.to_vec().starts_with(PREFACE) {
+            buf.pop_front(PREFACE.len());
+        }
+        while let Some(h) = frame::FrameHead::peek(&buf) {
+            buf.pop_front(frame::HEADER_LEN + h.len as usize);
+            v.push((h.kind, h.flags, h.stream, h.len as usize));
+        }
+        v
+    }
+
+    #[test]
+    fn body_waits_for_windows_and_for_its_headers_to_be_queued() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        let (id, out) = s.open(7, b"\x83", IOBuf::from(vec![0u8; 100_000]), &opts);
+        assert_eq!(id, 1);
+        let f = frames(out);
+        // SETTINGS, WINDOW_UPDATE, HEADERS, then 65535 bytes of DATA
+        // (the default windows), in frames of at most 16 KiB.
+        assert_eq!(f[0].0, kind::SETTINGS);
+        assert_eq!(f[2].0, kind::HEADERS);
+        let data: usize = f.iter().filter(|x| x.0 == kind::DATA).map(|x| x.3).sum();
+        assert_eq!(data, 65_535);
+        assert!(f.iter().all(|x| x.3 <= 16_384));
+        // The window opens before the HEADERS are queued: nothing yet.
+        s.window_update(0, 100_000).unwrap();
+        s.window_update(1, 100_000).unwrap();
+        let mut wrote = IOBuf::new();
+        s.flush(|o| wrote.append_owned(o));
+        assert!(wrote.is_empty());
+        s.posted(7, true, |o| wrote.append_owned(o));
+        let f = frames(wrote);
+        let data: usize = f.iter().map(|x| x.3).sum();
+        assert_eq!(data, 100_000 - 65_535);
+        assert_eq!(f.last().unwrap().1 & flag::END_STREAM, flag::END_STREAM);
+        assert!(s.close(1).is_some_and(|c| !c.unfinished && c.cid == 7));
+        assert_eq!(s.active(), 0);
+    }
+
+    #[test]
+    fn goaway_closes_the_streams_past_its_last() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        for cid in 10..14 {
+            s.open(cid, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+        }
+        // Streams 1, 3, 5, 7: the server processes up to 3.
+        assert_eq!(s.go_away(3), vec![(5, 12), (7, 13)]);
+        assert_eq!(s.active(), 2);
+        assert_eq!(s.goaway, Some(3));
+    }
+
+    #[test]
+    fn a_dropped_request_forgets_its_stream_and_preface() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        s.open(1, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+        s.posted(1, false, |_| {});
+        assert_eq!(s.active(), 0);
+        let (id, out) = s.open(2, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+        assert_eq!(id, 3);
+        assert!(out.to_vec().starts_with(PREFACE));
+    }
+}
