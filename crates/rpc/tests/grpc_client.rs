@@ -433,7 +433,16 @@ fn a_server_that_is_not_http2_fails_the_call() {
             std::thread::sleep(Duration::from_secs(8));
         }
     });
-    let ch = GrpcChannel::new(addr, options(10_000)).unwrap();
+    // One attempt: a retry would wait on a second connection this fake
+    // server never answers.
+    let ch = GrpcChannel::new(
+        addr,
+        ChannelOptions {
+            max_retry: 0,
+            ..options(10_000)
+        },
+    )
+    .unwrap();
     let e = failing_call(&ch);
     assert!(e.text.contains("first frame is not SETTINGS"), "{e}");
 }

@@ -271,7 +271,9 @@ impl H2ClientConn {
         match result {
             Ok(reply) => {
                 if !out.is_empty() {
-                    let _ = sock.write(out);
+                    self.send.lock().write_control(out, |out| {
+                        let _ = sock.write(out);
+                    });
                 }
                 match reply {
                     Some(m) => Parsed::Message(m),
@@ -521,9 +523,12 @@ impl Reader {
         }
         self.count_ack(sock, opts)?;
         // Before any frame sent under the new settings.
+        // (Held while the preface is not queued: it goes first.)
         let mut ack = IOBuf::new();
         frame::put_head(&mut ack, 0, kind::SETTINGS, flag::ACK, 0);
-        let _ = sock.write(ack);
+        send.write_control(ack, |ack| {
+            let _ = sock.write(ack);
+        });
         send.flush(|o| {
             let _ = sock.write(o);
         });

@@ -84,6 +84,10 @@ pub(super) struct ClientSend {
     pub goaway: Option<u32>,
     /// The connection broke the protocol (this side sent GOAWAY).
     pub dead: Option<String>,
+    /// The reader's frames (acknowledgements, window updates) made
+    /// before the preface was queued: a server sends its SETTINGS at
+    /// once, and an ACK written then would reach it before the preface.
+    held: IOBuf,
 }
 
 impl Default for ClientSend {
@@ -97,6 +101,7 @@ impl Default for ClientSend {
             initial_window: i64::from(frame::DEFAULT_WINDOW),
             max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
             conn_window: i64::from(frame::DEFAULT_WINDOW),
+            held: IOBuf::new(),
             streams: FxHashMap::default(),
             by_cid: FxHashMap::default(),
             blocked: VecDeque::new(),
@@ -155,6 +160,10 @@ impl ClientSend {
             self.started = true;
             self.preface_cid = Some(cid);
             preface(&mut out, opts);
+            // The server's SETTINGS may have come already: its ACK goes
+            // right after the preface, before any frame sized by them
+            // (a server applies its larger frame size once acknowledged).
+            out.append_owned(std::mem::take(&mut self.held));
         }
         let end = body.is_empty();
         frame::put_headers(&mut out, id, block, end, self.max_frame);
@@ -187,7 +196,11 @@ impl ClientSend {
         if carried_preface {
             self.preface_cid = None;
         }
+        let mut write = write;
         if queued {
+            if carried_preface && !self.held.is_empty() {
+                write(std::mem::take(&mut self.held));
+            }
             if let Some(s) = self.streams.get_mut(&id) {
                 s.posted = true;
             }
@@ -197,6 +210,17 @@ impl ClientSend {
                 self.started = false;
             }
             self.close(id);
+        }
+    }
+
+    /// Writes the reader's `frames` (acknowledgements, window updates),
+    /// or holds them until the preface is queued: nothing may precede
+    /// it on the wire.
+    pub fn write_control<W: FnOnce(IOBuf)>(&mut self, frames: IOBuf, write: W) {
+        if self.started && self.preface_cid.is_none() {
+            write(frames);
+        } else {
+            self.held.append_owned(frames);
         }
     }
 
