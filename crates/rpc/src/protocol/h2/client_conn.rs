@@ -16,6 +16,7 @@ use super::client::{H2Reply, H2Response, StreamError, StreamRequest};
 use super::client_send::ClientSend;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
+use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
 use super::H2Options;
 use crate::protocol::Parsed;
 use crate::socket::Socket;
@@ -28,14 +29,6 @@ const MAX_CONTINUATIONS: u32 = 64;
 /// How often a request waiting for a stream looks whether the
 /// connection broke (a broken connection does not signal the wait).
 const WAIT_SLICE: Duration = Duration::from_millis(50);
-
-/// A connection error: GOAWAY with this code, and every call on the
-/// connection fails.
-type ConnError = (Reason, String);
-
-fn conn_err<T>(reason: Reason, why: impl Into<String>) -> Result<T, ConnError> {
-    Err((reason, why.into()))
-}
 
 /// What an HTTP/2 client connection keeps.
 pub(crate) struct H2ClientConn {
@@ -75,8 +68,7 @@ struct Reader {
     /// Streams whose response HEADERS came.
     recv: FxHashMap<u32, RecvStream>,
     /// What the server may still send on the connection.
-    conn_window: i64,
-    conn_unacked: u32,
+    conn_window: RecvWindow,
     /// Where the PING and SETTINGS acknowledgements not yet written
     /// stand in the output (bytes queued before each).
     pending_acks: VecDeque<u64>,
@@ -92,8 +84,7 @@ impl Default for Reader {
             got_settings: false,
             block: None,
             recv: FxHashMap::default(),
-            conn_window: i64::from(frame::DEFAULT_WINDOW),
-            conn_unacked: 0,
+            conn_window: RecvWindow::new(frame::DEFAULT_WINDOW),
             pending_acks: VecDeque::new(),
             goaway_failing: None,
         }
@@ -482,7 +473,7 @@ impl Reader {
             // The server's preface: the connection's window is what this
             // side's preface opened it to.
             self.got_settings = true;
-            self.conn_window = self.conn_window.max(i64::from(opts.initial_window_size));
+            self.conn_window.open_to(opts.initial_window_size);
             send.settled = true;
             conn.room.notify_all();
         }
@@ -598,25 +589,7 @@ impl Reader {
         if head.stream == 0 {
             return conn_err(Reason::ProtocolError, "HEADERS on stream 0");
         }
-        let mut bytes = payload.to_vec();
-        let mut start = 0;
-        let mut end = bytes.len();
-        if head.has(flag::PADDED) {
-            let pad = usize::from(*bytes.first().unwrap_or(&0));
-            if bytes.is_empty() || pad >= bytes.len() {
-                return conn_err(Reason::ProtocolError, "HEADERS padding too long");
-            }
-            start = 1;
-            end -= pad;
-        }
-        if head.has(flag::PRIORITY) {
-            start += 5;
-            if start > end {
-                return conn_err(Reason::FrameSizeError, "HEADERS too short for its priority");
-            }
-        }
-        bytes.truncate(end);
-        bytes.drain(..start);
+        let bytes = header_fragment(&head, payload)?;
         let block = Block {
             stream: head.stream,
             end_stream: head.has(flag::END_STREAM),
@@ -762,36 +735,9 @@ impl Reader {
         if head.stream == 0 {
             return conn_err(Reason::ProtocolError, "DATA on stream 0");
         }
+        self.conn_window.receive(head.len, opts, out)?;
+        let data = data_of(&head, payload)?;
         let len = i64::from(head.len);
-        if len > self.conn_window {
-            return conn_err(
-                Reason::FlowControlError,
-                "DATA past the connection's window",
-            );
-        }
-        self.conn_window -= len;
-        // Given back as data arrives: what a connection holds is bounded
-        // per stream (max_body_size) and by the streams' count.
-        self.conn_unacked += head.len;
-        if self.conn_unacked >= opts.initial_window_size / 2 {
-            frame::put_window_update(out, 0, self.conn_unacked);
-            self.conn_window += i64::from(self.conn_unacked);
-            self.conn_unacked = 0;
-        }
-        let mut data = payload;
-        if head.has(flag::PADDED) {
-            let mut p = [0u8; 1];
-            let pad = if data.copy_to(&mut p, 0) == 1 {
-                usize::from(p[0])
-            } else {
-                usize::MAX
-            };
-            if pad >= data.len() {
-                return conn_err(Reason::ProtocolError, "DATA padding too long");
-            }
-            data.pop_front(1);
-            data.pop_back(pad);
-        }
         let id = head.stream;
         let Some(s) = self.recv.get_mut(&id) else {
             let send = conn.send.lock();

@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason, PREFACE};
 use super::hpack::{self, DecodeError};
 use super::inbound::{Appended, Inbound, InboundEnd};
+use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
 use super::request::{self, Fields};
 use super::send::SendSide;
 use super::wire::Wire;
@@ -34,14 +35,6 @@ const LINGER: Duration = Duration::from_secs(5);
 /// CONTINUATION frames one header block may take (CVE-2024-27316:
 /// endless empty CONTINUATIONs cost CPU without growing the block).
 const MAX_CONTINUATIONS: u32 = 64;
-
-/// A connection error: GOAWAY with this code, then the connection
-/// closes.
-type ConnError = (Reason, String);
-
-fn conn_err<T>(reason: Reason, why: impl Into<String>) -> Result<T, ConnError> {
-    Err((reason, why.into()))
-}
 
 /// What an HTTP/2 server connection keeps (in the socket's protocol
 /// slot).
@@ -73,9 +66,7 @@ struct Reader {
     /// Streams this side reset lately (their late frames are dropped).
     recent_resets: VecDeque<u32>,
     /// What the peer may still send on the connection.
-    conn_window: i64,
-    /// Bytes received and not yet given back with a WINDOW_UPDATE.
-    conn_unacked: u32,
+    conn_window: RecvWindow,
     /// Where the PING and SETTINGS acknowledgements not yet written
     /// stand in the output (see `count_ack`).
     pending_acks: VecDeque<u64>,
@@ -92,8 +83,7 @@ impl Default for Reader {
             open: FxHashMap::default(),
             streaming: FxHashMap::default(),
             recent_resets: VecDeque::new(),
-            conn_window: i64::from(frame::DEFAULT_WINDOW),
-            conn_unacked: 0,
+            conn_window: RecvWindow::new(frame::DEFAULT_WINDOW),
             pending_acks: VecDeque::new(),
             dead: false,
         }
@@ -170,10 +160,9 @@ impl H2Conn {
                 (setting::MAX_HEADER_LIST_SIZE, opts.max_header_list_size),
             ],
         );
-        let grow = i64::from(opts.initial_window_size) - r.conn_window;
+        let grow = r.conn_window.open_to(opts.initial_window_size);
         if grow > 0 {
-            frame::put_window_update(&mut out, 0, grow as u32);
-            r.conn_window += grow;
+            frame::put_window_update(&mut out, 0, grow);
         }
         sock.write(out);
     }
@@ -532,25 +521,7 @@ impl Reader {
         if head.stream == 0 {
             return conn_err(Reason::ProtocolError, "HEADERS on stream 0");
         }
-        let mut bytes = payload.to_vec();
-        let mut start = 0;
-        let mut end = bytes.len();
-        if head.has(flag::PADDED) {
-            let pad = usize::from(*bytes.first().unwrap_or(&0));
-            if bytes.is_empty() || pad >= bytes.len() {
-                return conn_err(Reason::ProtocolError, "HEADERS padding too long");
-            }
-            start = 1;
-            end -= pad;
-        }
-        if head.has(flag::PRIORITY) {
-            start += 5;
-            if start > end {
-                return conn_err(Reason::FrameSizeError, "HEADERS too short for its priority");
-            }
-        }
-        bytes.truncate(end);
-        bytes.drain(..start);
+        let bytes = header_fragment(&head, payload)?;
         let block = Block {
             stream: head.stream,
             end_stream: head.has(flag::END_STREAM),
@@ -737,37 +708,9 @@ impl Reader {
         if head.stream == 0 {
             return conn_err(Reason::ProtocolError, "DATA on stream 0");
         }
+        self.conn_window.receive(head.len, opts, out)?;
+        let data = data_of(&head, payload)?;
         let len = i64::from(head.len);
-        if len > self.conn_window {
-            return conn_err(
-                Reason::FlowControlError,
-                "DATA past the connection's window",
-            );
-        }
-        self.conn_window -= len;
-        // The connection's window is given back as data arrives: what a
-        // connection holds is bounded per stream (max_body_size) and by
-        // the streams' count, not by this window.
-        self.conn_unacked += head.len;
-        if self.conn_unacked >= opts.initial_window_size / 2 {
-            frame::put_window_update(out, 0, self.conn_unacked);
-            self.conn_window += i64::from(self.conn_unacked);
-            self.conn_unacked = 0;
-        }
-        let mut data = payload;
-        if head.has(flag::PADDED) {
-            let mut p = [0u8; 1];
-            let pad = if data.copy_to(&mut p, 0) == 1 {
-                usize::from(p[0])
-            } else {
-                usize::MAX
-            };
-            if pad >= data.len() {
-                return conn_err(Reason::ProtocolError, "DATA padding too long");
-            }
-            data.pop_front(1);
-            data.pop_back(pad);
-        }
         let id = head.stream;
         if let Some(inbound) = self.streaming.get(&id).cloned() {
             let end = head.has(flag::END_STREAM);

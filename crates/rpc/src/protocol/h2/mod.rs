@@ -35,6 +35,7 @@ mod conn;
 pub mod frame;
 pub mod hpack;
 mod inbound;
+mod payload;
 mod reader;
 mod request;
 mod send;
