@@ -71,6 +71,9 @@ pub struct Controller {
     /// Client side, after a combo channel's call: the sub-calls'
     /// controllers (`None` for a sub-channel skipped).
     pub(crate) subs: Vec<Option<Controller>>,
+    /// Client side: what cancels the call, once asked for
+    /// ([`canceller`](Self::canceller)).
+    pub(crate) canceller: Option<crate::channel::CallCanceller>,
 }
 
 impl Controller {
@@ -357,5 +360,14 @@ impl Controller {
     /// selective channel's is its last sub-call.
     pub fn sub(&self, index: usize) -> Option<&Controller> {
         self.subs.get(index).and_then(Option::as_ref)
+    }
+
+    /// Client side: what cancels this controller's call (bRPC's
+    /// `call_id()` for `StartCancel`), made on first use. Take it
+    /// before the call starts; its [`cancel`](crate::channel::CallCanceller::cancel)
+    /// then ends the call with `ECANCELED` from any thread, and a late
+    /// response is dropped. A [`reset`](Self::reset) drops it.
+    pub fn canceller(&mut self) -> crate::channel::CallCanceller {
+        self.canceller.get_or_insert_with(Default::default).clone()
     }
 }

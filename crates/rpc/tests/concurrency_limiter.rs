@@ -1,7 +1,8 @@
 //! Per-method concurrency limiters against a real server on 127.0.0.1:
 //! a constant `max_concurrency` answers `ELIMIT` to the request one over
 //! it while deferred requests hold their slots, and bRPC's `auto`
-//! limiter lowers its limit when the method's latency rises.
+//! limiter lowers its limit when the method's latency rises; `/status`
+//! shows each method's limiter, limit and requests in flight.
 
 mod rpc_common;
 
@@ -262,5 +263,89 @@ fn the_auto_limiter_shrinks_when_latency_rises() {
     assert!(
         rejected.load(Ordering::Relaxed) > 0,
         "the excess was rejected"
+    );
+}
+
+/// `/status` as text: the rows of the concurrency limits' table, as
+/// (method, limiter, max_concurrency, in_flight).
+fn status_limits(addr: std::net::SocketAddr) -> Vec<[String; 4]> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let mut lines = raw
+        .lines()
+        .skip_while(|l| !l.split_whitespace().any(|w| w == "limiter"));
+    let header: Vec<&str> = lines
+        .next()
+        .expect("no limiter table")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["method", "limiter", "max_concurrency", "in_flight"]
+    );
+    lines
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with('['))
+        .map(|l| {
+            let cells: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+            cells.try_into().unwrap_or_else(|c| panic!("bad row {c:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn status_shows_each_methods_limiter_limit_and_in_flight() {
+    let held = Held::default();
+    let mut server = Server::new(ServerOptions::default());
+    server.add_service(held.clone()).unwrap();
+    server
+        .set_max_concurrency_of(
+            &format!("{SERVICE}.Echo"),
+            AdaptiveMaxConcurrency::Constant(3),
+        )
+        .unwrap();
+    server
+        .set_max_concurrency_of(&format!("{SERVICE}.Other"), AdaptiveMaxConcurrency::auto())
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let addr = server.listen_addr().unwrap();
+    let ch = channel(&server);
+    let rx = start_held(&ch, "Echo", 2);
+    assert!(wait_until(Duration::from_secs(5), || held.count() == 2));
+    let auto_limit = server
+        .max_concurrency_of(&format!("{SERVICE}.Other"))
+        .unwrap()
+        .to_string();
+    let row = |m: &str, kind: &str, max: &str, n: &str| [m, kind, max, n].map(str::to_string);
+    assert_eq!(
+        status_limits(addr),
+        [
+            row("Echo", "constant", "3", "2"),
+            row("Other", "auto", &auto_limit, "0"),
+        ]
+    );
+    held.answer_all();
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(5), || {
+        status_limits(addr)[0] == row("Echo", "constant", "3", "0")
+    }));
+
+    // Without a limiter.
+    let mut plain = Server::new(ServerOptions::default());
+    plain.add_service(Held::default()).unwrap();
+    plain.start("127.0.0.1:0").unwrap();
+    assert_eq!(
+        status_limits(plain.listen_addr().unwrap())[0],
+        row("Echo", "unlimited", "unlimited", "0")
     );
 }

@@ -83,11 +83,41 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
             &rows,
             None,
         );
+        concurrency_limits(&mut page, entry.service.method_names(), &entry.status);
         sparklines(&mut page, entry.service.method_names(), &entry.status);
     }
     page.script(super::assets::CHART_JS);
     page.script(super::assets::STATUS_JS);
     page.finish()
+}
+
+/// Each method's concurrency limiter (bRPC's `max_concurrency` line of
+/// `/status`): its kind, its limit now (an `auto` limiter's moves) and
+/// the requests in the method, which the limit caps.
+fn concurrency_limits(page: &mut Page, methods: &[&str], status: &[crate::server::MethodStatus]) {
+    let rows: Vec<Vec<String>> = methods
+        .iter()
+        .zip(status)
+        .map(|(m, st)| {
+            let max = match st.max_concurrency() {
+                0 => "unlimited".to_string(),
+                n => n.to_string(),
+            };
+            vec![
+                m.to_string(),
+                st.limiter_kind().to_string(),
+                max,
+                st.concurrency().to_string(),
+            ]
+        })
+        .collect();
+    // Text: a blank line ends the counters' table.
+    page.text_line("");
+    page.table(
+        &["method", "limiter", "max_concurrency", "in_flight"],
+        &rows,
+        None,
+    );
 }
 
 /// The charted figures: (family, column title).

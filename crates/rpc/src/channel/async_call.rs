@@ -59,6 +59,11 @@ impl<P: ClientProtocol> CallEngine<P> {
         reset_outcome(&mut cntl);
         self.trace(&mut cntl, &request, start);
         let done: Done<P::Response> = Box::new(done);
+        if super::cancel::cancelled(&cntl) {
+            let e = super::cancel::cancelled_error();
+            record_outcome(&mut cntl, start, &Err::<(), _>(e.clone()));
+            return spawn_done(cntl, Err(e), done);
+        }
         let mut plan = match self.plan(&cntl, request, start) {
             Ok(plan) => plan,
             Err(e) => {
@@ -149,6 +154,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         // move on) before `post` returns; the write is stamped as it
         // starts.
         crate::rpcz::client_written(&mut cntl);
+        let canceller = cntl.canceller.clone();
         let finish = InFlight {
             engine: self.clone(),
             addr,
@@ -179,6 +185,9 @@ impl<P: ClientProtocol> CallEngine<P> {
                 c.complete(Err(timeout_error(addr, start, deadline)));
             });
             timer_id.store(id.as_u64(), Ordering::Release);
+        }
+        if let Some(c) = canceller {
+            c.watch(Arc::downgrade(&call) as _);
         }
     }
 
@@ -290,8 +299,9 @@ impl<P: ClientProtocol> InFlight<P> {
             plan.responded = Some((addr, latency));
         }
         let clean = match &outcome {
-            // After a timeout the response may still come: not reusable.
-            Some(Err(e)) => e.code != errno::ERPCTIMEDOUT,
+            // After a timeout or a cancel the response may still come:
+            // not reusable.
+            Some(Err(e)) => e.code != errno::ERPCTIMEDOUT && !super::cancel::is_cancelled(e),
             Some(Ok(m)) => {
                 let reusable = engine.inner.protocol.reusable_after(m);
                 if !reusable {

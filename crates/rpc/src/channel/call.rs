@@ -220,6 +220,12 @@ impl<M> Drop for PendingCall<M> {
     }
 }
 
+impl<M: Send + 'static> super::cancel::Cancel for PendingCall<M> {
+    fn cancel(&self) {
+        self.complete(Err(super::cancel::cancelled_error()));
+    }
+}
+
 impl<M: Send + 'static> WriteWatcher for PendingCall<M> {
     fn writing(&self) {
         self.writing.fetch_add(1, Ordering::SeqCst);

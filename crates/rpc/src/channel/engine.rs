@@ -58,6 +58,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::attempts::{AttemptStatus, CallAttempt};
 use super::call::PendingCall;
+use super::cancel;
 use super::connections::{Conn, Connections};
 use super::intercept;
 #[cfg(doc)]
@@ -327,6 +328,9 @@ impl<P: ClientProtocol> CallEngine<P> {
         start: Instant,
     ) -> Result<P::Response, RpcError> {
         loop {
+            if cancel::cancelled(cntl) {
+                return Err(cancel::cancelled_error());
+            }
             // Refused by an interceptor: final (its hooks heard it).
             let attempt = self.attempt(&mut plan, cntl, start)?;
             let (e, sent) = match attempt {
@@ -366,6 +370,10 @@ impl<P: ClientProtocol> CallEngine<P> {
             backup,
             status: AttemptStatus::Failed(e.clone()),
         });
+        // Cancelled: final, whatever the policy says.
+        if cancel::is_cancelled(&e) {
+            return Some(e);
+        }
         let local = e.is_local();
         if local {
             cntl.attempt_errors.push(e.clone());
@@ -650,6 +658,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                 return Err((e, RequestSent::No));
             }
         };
+        cancel::watch(cntl, Arc::downgrade(&call) as _);
         let backup_at = plan
             .backup
             .map(|b| start + b)
@@ -682,11 +691,15 @@ impl<P: ClientProtocol> CallEngine<P> {
             Some(Ok(m)) => self.inner.protocol.reusable_after(m),
             _ => true,
         };
+        // A cancelled attempt's response may still come, as after a
+        // timeout: its connection carries no other call.
+        let clean =
+            completed && reusable && !matches!(&outcome, Some(Err(e)) if cancel::is_cancelled(e));
         let Some((addr2, pool2, c2, _)) = second else {
             if !reusable {
                 pool.retire(&conn);
             }
-            pool.put_back(conn, completed && reusable);
+            pool.put_back(conn, clean);
             let latency = self.feedback(addr, error.as_ref(), sent);
             if error.is_none() {
                 plan.responded = Some((addr, latency));
@@ -703,7 +716,7 @@ impl<P: ClientProtocol> CallEngine<P> {
         if !reusable {
             win_pool.retire(&win);
         }
-        win_pool.put_back(win, completed && reusable);
+        win_pool.put_back(win, clean);
         lose_pool.put_back(lose, false);
         let latency = self.feedback(win_addr, error.as_ref(), sent);
         if error.is_none() {

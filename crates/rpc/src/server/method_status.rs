@@ -150,7 +150,13 @@ impl MethodStatus {
         self.limiter = limiter;
     }
 
-    /// The method's limit now (0: unlimited).
+    /// The kind of the method's concurrency limiter (`"unlimited"`
+    /// without one).
+    pub(crate) fn limiter_kind(&self) -> &'static str {
+        self.limiter.as_ref().map_or("unlimited", |l| l.kind())
+    }
+
+    /// The method's concurrency limit now (0: unlimited).
     pub(crate) fn max_concurrency(&self) -> usize {
         self.limiter.as_ref().map_or(0, |l| l.max_concurrency())
     }

@@ -335,6 +335,10 @@ impl ServerSelector for ClusterSelector {
         }
         // A response's verdict comes in `answered`.
         let Some(e) = outcome.error else { return };
+        // The caller gave up: nothing is known of the replica.
+        if crate::channel::cancel::is_cancelled(e) {
+            return;
+        }
         if let Some(r) = replica {
             r.errors.fetch_add(1, Relaxed);
         }

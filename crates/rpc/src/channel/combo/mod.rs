@@ -12,13 +12,19 @@
 //! - [`PartitionChannel`] is a parallel channel whose sub-channels are
 //!   the partitions of one naming service, told apart by the servers'
 //!   tags ([`PartitionParser`]).
+//! - [`DynamicPartitionChannel`] lets partitioning schemes coexist in
+//!   one naming service (servers in 3 partitions beside servers in 4),
+//!   a [`PartitionChannel`] each, and splits the calls between them by
+//!   their capacity.
 //!
 //! A combo channel's sub-calls go out with the `done` form of their
 //! sub-channels, so no fiber waits per sub-call; the synchronous form
 //! waits for the combined outcome, the `Future` form resolves with it.
 //! Sub-controllers inherit the caller's settings and the time left
-//! (`Controller::sub` shows them after the call).
+//! (`Controller::sub` shows them after the call); cancelling a combo
+//! call ([`Controller::canceller`]) cancels its sub-calls.
 
+mod dynamic_partition;
 mod mapper;
 mod parallel;
 mod partition;
@@ -31,7 +37,9 @@ use fibrpc_fiber::sync::CountdownEvent;
 use fibrpc_iobuf::IOBuf;
 
 use super::rpc_channel::RawDone;
+use super::CallCanceller;
 use crate::{Controller, RpcError};
+pub use dynamic_partition::DynamicPartitionChannel;
 pub use mapper::{map_request, merge_response, CallMapper, MergeResult, ResponseMerger, SubCall};
 pub use parallel::{ParallelChannel, ParallelChannelOptions};
 pub use partition::{
@@ -45,7 +53,7 @@ pub const DEFAULT_COMBO_TIMEOUT: Duration = Duration::from_millis(500);
 /// A sub-call's controller: the caller's settings (retries, idempotency,
 /// backup request, log id, request code, compression, checksum, user
 /// fields, attachment) with `left` as its timeout — the combo channel's
-/// deadline governs, as in bRPC.
+/// deadline governs, as in bRPC — and a canceller the caller's cancels.
 pub(crate) fn sub_controller(parent: &Controller, left: Option<Duration>) -> Controller {
     Controller {
         timeout: left.or(parent.timeout),
@@ -60,6 +68,7 @@ pub(crate) fn sub_controller(parent: &Controller, left: Option<Duration>) -> Con
         retry_policy: parent.retry_policy.clone(),
         request_code: parent.request_code,
         request_user_fields: parent.request_user_fields.clone(),
+        canceller: parent.canceller.as_ref().map(CallCanceller::child),
         ..Controller::default()
     }
 }

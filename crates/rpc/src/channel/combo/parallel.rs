@@ -10,8 +10,10 @@ use fibrpc_iobuf::IOBuf;
 use super::mapper::{default_merge, CallMapper, MergeResult, ResponseMerger, SubCall};
 use super::{combo_deadline, left, sub_controller, wait_for, DEFAULT_COMBO_TIMEOUT};
 use crate::channel::async_call::spawn_done;
+use crate::channel::cancel::{cancelled, cancelled_error};
 use crate::channel::engine::{record_outcome, reset_outcome};
 use crate::channel::rpc_channel::{RawDone, RpcChannel};
+use crate::channel::CallCanceller;
 use crate::{errno, Controller, RpcError};
 
 /// Settings of a [`ParallelChannel`] (bRPC's `ParallelChannelOptions`).
@@ -58,9 +60,12 @@ struct SubChannel {
 ///   `EREQUEST` before anything is sent.
 /// - The call ends when `fail_limit` sub-calls failed (`ETOOMANYFAILS`,
 ///   the text listing each sub-call's error), when `success_limit`
-///   succeeded, or when all ended. Sub-calls still running then are left
-///   to finish on their own (bRPC cancels them) and show `EPCHANFINISH`
-///   in [`Controller::sub`].
+///   succeeded, or when all ended. Sub-calls still running then are
+///   cancelled, as bRPC does ([`CallCanceller`](crate::channel::CallCanceller)):
+///   each ends with `ECANCELED` without blaming its server, a response
+///   that still comes is dropped, and [`Controller::sub`] shows
+///   `EPCHANFINISH` for it. Cancelling the call cancels every sub-call;
+///   the call then fails with `ECANCELED`.
 /// - The successful sub-responses are merged into the response in
 ///   sub-channel order by their [`ResponseMerger`] (none: protobuf's
 ///   `MergeFrom`); a merge that fails counts as a failed sub-call.
@@ -179,14 +184,19 @@ impl ParallelChannel {
         let ncalls = calls.len();
         let limit = |l: Option<usize>| l.unwrap_or(ncalls).clamp(1, ncalls);
         let deadline = combo_deadline(&cntl, self.options.timeout, start);
-        let sub_cntls: Vec<Controller> = calls
+        let mut sub_cntls: Vec<Controller> = calls
             .iter()
             .map(|_| sub_controller(&cntl, left(deadline)))
             .collect();
+        let mut cancellers: Vec<Option<CallCanceller>> = (0..n).map(|_| None).collect();
+        for ((i, ..), c) in calls.iter().zip(&mut sub_cntls) {
+            cancellers[*i] = Some(c.canceller());
+        }
         let state = Arc::new(Mutex::new(State {
             pending: Some(Pending { cntl, done }),
             results: (0..n).map(|_| None).collect(),
             mergers: self.subs.iter().map(|s| s.merger.clone()).collect(),
+            cancellers,
             sent: calls.iter().map(|c| c.0).collect(),
             succeeded: 0,
             failed: 0,
@@ -224,6 +234,8 @@ struct State {
     /// Per sub-channel: its controller and outcome once ended.
     results: Vec<Option<(Controller, Result<IOBuf, RpcError>)>>,
     mergers: Vec<Option<Arc<dyn ResponseMerger>>>,
+    /// Per sub-channel called: what cancels its sub-call.
+    cancellers: Vec<Option<CallCanceller>>,
     /// The sub-channels called (not skipped).
     sent: Vec<usize>,
     succeeded: usize,
@@ -253,6 +265,7 @@ fn sub_done(state: &Mutex<State>, i: usize, c: Controller, r: Result<IOBuf, RpcE
     };
     let mut results = std::mem::take(&mut st.results);
     let mergers = std::mem::take(&mut st.mergers);
+    let cancellers = std::mem::take(&mut st.cancellers);
     let (sent, mut failed, fail_limit, start) = (
         std::mem::take(&mut st.sent),
         st.failed,
@@ -260,7 +273,18 @@ fn sub_done(state: &Mutex<State>, i: usize, c: Controller, r: Result<IOBuf, RpcE
         st.start,
     );
     drop(st);
-    let r = finish(&mut results, &mergers, &sent, &mut failed, fail_limit);
+    // The sub-calls still running are not needed: cancelled (their
+    // completions find the call decided and drop their outcomes).
+    for (slot, canceller) in results.iter().zip(&cancellers) {
+        if let (None, Some(c)) = (slot, canceller) {
+            c.cancel();
+        }
+    }
+    let r = if cancelled(&cntl) {
+        Err(cancelled_error())
+    } else {
+        finish(&mut results, &mergers, &sent, &mut failed, fail_limit)
+    };
     cntl.subs = results
         .into_iter()
         .enumerate()

@@ -232,7 +232,9 @@ impl Call {
         self.cntl.subs = vec![Some(sub)];
         self.cntl.attempt_errors.push(e.clone());
         let attempt = self.tried.len() as u32;
-        let retry = attempt <= self.max_retry
+        // A cancelled call is not retried.
+        let retry = !crate::channel::cancel::is_cancelled(&e)
+            && attempt <= self.max_retry
             && self.deadline.is_none_or(|d| Instant::now() < d)
             && self.tried.len() < self.inner.channels.load().len()
             && self.may_retry(&e, attempt);

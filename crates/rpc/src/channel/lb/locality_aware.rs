@@ -3,12 +3,12 @@
 //! sooner and have fewer calls outstanding.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
+use super::local_snapshot::LocalSnapshot;
 use super::weight_tree::WeightTree;
 use super::{no_server, unique_addrs, LoadBalancer, ServerEntry};
 use crate::channel::{AttemptOutcome, SelectInput};
@@ -58,7 +58,9 @@ const EWMA_SHIFT: u32 = 3;
 /// inflight count stays raised.
 #[derive(Debug, Default)]
 pub struct LocalityAwareLoadBalancer {
-    list: ArcSwap<Snapshot>,
+    /// Read through each thread's copy (`local_snapshot.rs`): no
+    /// read-modify-write per read.
+    list: LocalSnapshot<Snapshot>,
     /// Serializes list changes, which carry the stats over from the
     /// current snapshot. Picks never take it.
     reset: Mutex<()>,
@@ -70,49 +72,66 @@ pub struct LocalityAwareLoadBalancer {
 struct Stats {
     /// Moving average of attempt latencies, in microseconds.
     latency_us: AtomicU64,
-    /// Outcomes seen; the first replaces the starting guess.
-    samples: AtomicU64,
-    /// Selects minus feedbacks.
-    inflight: AtomicU64,
+    /// Whether an outcome was seen (the first replaces the starting
+    /// guess).
+    measured: AtomicBool,
+    /// Selects minus feedbacks (briefly -1 when a feedback has no
+    /// select, read as 0).
+    inflight: AtomicI64,
 }
 
 impl Stats {
     fn new(latency_us: u64) -> Stats {
         Stats {
             latency_us: AtomicU64::new(latency_us),
-            samples: AtomicU64::new(0),
-            inflight: AtomicU64::new(0),
+            measured: AtomicBool::new(false),
+            inflight: AtomicI64::new(0),
         }
     }
 
     fn weight(&self) -> i64 {
         let latency = self.latency_us.load(Ordering::Relaxed).max(1);
-        let inflight = self.inflight.load(Ordering::Relaxed);
+        let inflight = self.inflight.load(Ordering::Relaxed).max(0) as u64;
         let load = latency.saturating_mul(inflight.saturating_add(1));
         (SCALE as u64 / load).max(1) as i64
     }
 
     /// Folds an attempt of `latency_us` (a failure when `failed`) into the
     /// average.
+    ///
+    /// Plain loads and stores, written only on a change: a pick's
+    /// feedback costs no read-modify-write here, and a server whose
+    /// latency holds steady is not written at all. Two outcomes racing
+    /// may lose one sample, not the average.
     fn record(&self, latency_us: u64, failed: bool) {
-        let first = self.samples.fetch_add(1, Ordering::Relaxed) == 0;
-        // A lost race between two outcomes costs one sample, not the average.
-        let _ = self
-            .latency_us
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-                let sample = if failed {
-                    latency_us.max(avg.saturating_mul(2))
-                } else {
-                    latency_us
-                }
-                .clamp(1, MAX_LATENCY_US);
-                Some(if first && !failed {
-                    sample
-                } else {
-                    let (avg, sample) = (avg as i64, sample as i64);
-                    (avg + ((sample - avg) >> EWMA_SHIFT)) as u64
-                })
-            });
+        let first = !self.measured.load(Ordering::Relaxed);
+        if first {
+            self.measured.store(true, Ordering::Relaxed);
+        }
+        let avg = self.latency_us.load(Ordering::Relaxed);
+        let sample = if failed {
+            latency_us.max(avg.saturating_mul(2))
+        } else {
+            latency_us
+        }
+        .clamp(1, MAX_LATENCY_US);
+        let new = if first && !failed {
+            sample
+        } else {
+            let (avg, sample) = (avg as i64, sample as i64);
+            (avg + ((sample - avg) >> EWMA_SHIFT)) as u64
+        };
+        if new != avg {
+            self.latency_us.store(new, Ordering::Relaxed);
+        }
+    }
+
+    /// An attempt ended: one fewer in flight (never below 0: a
+    /// feedback without its select, across a list change, is ignored).
+    fn end_one(&self) {
+        if self.inflight.fetch_sub(1, Ordering::Relaxed) <= 0 {
+            self.inflight.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -189,11 +208,11 @@ impl LocalityAwareLoadBalancer {
 impl LoadBalancer for LocalityAwareLoadBalancer {
     fn reset(&self, servers: &[ServerEntry]) -> usize {
         let _serial = self.reset.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.list.load();
+        let old = self.list.load_full();
         let known: Vec<_> = old
             .servers
             .iter()
-            .filter(|s| s.stats.samples.load(Ordering::Relaxed) > 0)
+            .filter(|s| s.stats.measured.load(Ordering::Relaxed))
             .map(|s| s.stats.latency_us.load(Ordering::Relaxed))
             .collect();
         let start_latency = match known.len() as u64 {
@@ -234,39 +253,46 @@ impl LoadBalancer for LocalityAwareLoadBalancer {
     }
 
     fn select(&self, input: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
-        let list = self.list.load();
-        if list.servers.is_empty() {
-            return Err(no_server(self.name()));
-        }
-        let i = list.draw(input.excluded);
-        let server = &list.servers[i];
-        let inflight = server.stats.inflight.fetch_add(1, Ordering::Relaxed) + 1;
-        // Refreshing at every select would write the tree twice per call
-        // (inflight 0 -> 1 halves the weight, the feedback doubles it back):
-        // feedbacks refresh, and a select only when the count reaches a
-        // power of two, so a server that stops answering still loses its
-        // weight (within a factor of 2) without any feedback.
-        if inflight >= 2 && inflight.is_power_of_two() {
-            list.refresh(i);
-        }
-        Ok(server.addr)
+        self.list.with(|list| {
+            if list.servers.is_empty() {
+                return Err(no_server(self.name()));
+            }
+            let i = list.draw(input.excluded);
+            let server = &list.servers[i];
+            let inflight = server.stats.inflight.fetch_add(1, Ordering::Relaxed) + 1;
+            // Refreshing at every select would write the tree twice per
+            // call (inflight 0 -> 1 halves the weight, the feedback
+            // doubles it back): feedbacks refresh, and a select only when
+            // the count reaches a power of two, so a server that stops
+            // answering still loses its weight (within a factor of 2)
+            // without any feedback.
+            if inflight >= 2 && (inflight as u64).is_power_of_two() {
+                list.refresh(i);
+            }
+            Ok(server.addr)
+        })
     }
 
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
-        let list = self.list.load();
-        // A server that left the list since its select has nothing to update.
-        let Some(&i) = list.index.get(&outcome.server) else {
-            return;
-        };
-        let stats = &list.servers[i].stats;
-        let _ = stats
-            .inflight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                Some(n.saturating_sub(1))
-            });
-        let latency_us = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
-        stats.record(latency_us, outcome.error.is_some());
-        list.refresh(i);
+        self.list.with(|list| {
+            // A server that left the list since its select has nothing
+            // to update.
+            let Some(&i) = list.index.get(&outcome.server) else {
+                return;
+            };
+            let stats = &list.servers[i].stats;
+            stats.end_one();
+            // A cancelled attempt's latency is only when the caller gave
+            // up: no sample.
+            let cancelled = outcome
+                .error
+                .is_some_and(crate::channel::cancel::is_cancelled);
+            if !cancelled {
+                let latency_us = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+                stats.record(latency_us, outcome.error.is_some());
+            }
+            list.refresh(i);
+        })
     }
 
     /// An error the server answered with punishes it as a failed
@@ -279,13 +305,14 @@ impl LoadBalancer for LocalityAwareLoadBalancer {
         if e.code == crate::errno::ELIMIT {
             return;
         }
-        let list = self.list.load();
-        let Some(&i) = list.index.get(&outcome.server) else {
-            return;
-        };
-        let latency_us = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
-        list.servers[i].stats.record(latency_us, true);
-        list.refresh(i);
+        self.list.with(|list| {
+            let Some(&i) = list.index.get(&outcome.server) else {
+                return;
+            };
+            let latency_us = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
+            list.servers[i].stats.record(latency_us, true);
+            list.refresh(i);
+        })
     }
 
     fn name(&self) -> &'static str {

@@ -29,6 +29,7 @@
 
 mod consistent_hashing;
 mod hash;
+mod local_snapshot;
 mod locality_aware;
 mod randomized;
 mod round_robin;

@@ -311,6 +311,10 @@ impl ConcurrencyLimiter for AutoConcurrencyLimiter {
     fn max_concurrency(&self) -> usize {
         self.max_concurrency.load(Relaxed)
     }
+
+    fn kind(&self) -> &'static str {
+        "auto"
+    }
 }
 
 #[cfg(test)]

@@ -29,4 +29,8 @@ impl ConcurrencyLimiter for ConstantConcurrencyLimiter {
     fn max_concurrency(&self) -> usize {
         self.max
     }
+
+    fn kind(&self) -> &'static str {
+        "constant"
+    }
 }

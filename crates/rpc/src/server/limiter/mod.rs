@@ -33,6 +33,13 @@ pub trait ConcurrencyLimiter: Send + Sync + 'static {
 
     /// The limit now (for `/status` and tests).
     fn max_concurrency(&self) -> usize;
+
+    /// The limiter's kind as `/status` shows it (bRPC's
+    /// `AdaptiveMaxConcurrency::type()`: `"constant"`, `"auto"`).
+    /// Default: `"custom"`.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// Which limiter a method gets (bRPC's `AdaptiveMaxConcurrency`). Parsed
