@@ -1,4 +1,5 @@
-//! Generates the tonic client and server for `proto/echo.proto` with the
+//! Generates the tonic client and server for `proto/echo.proto` and the
+//! example's `stream_echo.proto` (gRPC's four kinds of call) with the
 //! `protoc` that `protoc-bin-vendored` ships, so nothing needs installing.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -6,6 +7,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // prost-build runs the protoc named by PROTOC.
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto/echo.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/echo.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=../../crates/example/proto/stream_echo.proto");
+    tonic_prost_build::configure().compile_protos(
+        &[
+            "proto/echo.proto",
+            "../../crates/example/proto/stream_echo.proto",
+        ],
+        &["proto", "../../crates/example/proto"],
+    )?;
     Ok(())
 }

@@ -1,13 +1,17 @@
-//! gRPC interop with tonic, unary: fibrpc's `GrpcChannel` calling a
-//! tonic server, and a tonic client calling fibrpc's server. Here rather
-//! than in the fibrpc crate, which then needs no tonic to build its
-//! tests.
+//! gRPC interop with tonic, unary and streaming: fibrpc's `GrpcChannel`
+//! calling a tonic server, and a tonic client calling fibrpc's server.
+//! Here rather than in the fibrpc crate, which then needs no tonic to
+//! build its tests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fibrpc::{errno, ChannelOptions, Controller, GrpcChannel, Server, ServerOptions};
+use fibrpc::protocol::grpc::{BidiStream, ClientStreamReader, ServerStreamWriter};
+use fibrpc::{errno, ChannelOptions, Controller, GrpcChannel, RpcError, Server, ServerOptions};
 use fibrpc_bench_rpc::pb;
+use fibrpc_bench_rpc::stream_echo::TonicStreamEcho;
+use fibrpc_example::{StreamEchoServiceClient, StreamRequest, StreamResponse};
+use tonic::codegen::tokio_stream::{self, StreamExt};
 use tonic::{Code, Request, Response, Status};
 
 /// A tonic echo service: `fail:CODE:TEXT` answers status CODE, `big:N`
@@ -45,6 +49,11 @@ fn start_tonic() -> SocketAddr {
             tonic::transport::Server::builder()
                 .add_service(
                     pb::echo_service_server::EchoServiceServer::new(TonicEcho)
+                        .max_decoding_message_size(64 << 20)
+                        .max_encoding_message_size(64 << 20),
+                )
+                .add_service(
+                    pb::stream_echo_service_server::StreamEchoServiceServer::new(TonicStreamEcho)
                         .max_decoding_message_size(64 << 20)
                         .max_encoding_message_size(64 << 20),
                 )
@@ -168,5 +177,185 @@ fn tonic_client_calls_a_fibrpc_server() {
             .unwrap_err();
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert_eq!(s.message(), "[E2004]asked to fail");
+    });
+}
+
+fn stream_req(message: &str, size: u32) -> StreamRequest {
+    StreamRequest {
+        message: message.to_string(),
+        count: 0,
+        size,
+    }
+}
+
+#[test]
+fn fibrpc_client_streams_with_a_tonic_server() {
+    let addr = start_tonic();
+    let ch = GrpcChannel::new(
+        addr,
+        ChannelOptions {
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = StreamEchoServiceClient::new(ch);
+    // Bidirectional, in lockstep.
+    let call = client.chat(&mut Controller::new()).unwrap();
+    for i in 0..100u32 {
+        call.send(&stream_req(&format!("m{i}"), 0)).unwrap();
+        let r = call.recv().unwrap().unwrap();
+        assert_eq!((r.index, r.message), (i, format!("m{i}")));
+    }
+    call.close_send().unwrap();
+    assert!(call.recv().unwrap().is_none());
+    // Bidirectional, the halves on two threads, 16 MiB each way, then
+    // many small messages in order.
+    let (tx, rx) = client.chat(&mut Controller::new()).unwrap().split();
+    let big = "b".repeat(16 << 20);
+    let sender = std::thread::spawn(move || {
+        tx.send(&stream_req(&big, 16 << 20)).unwrap();
+        for i in 0..10_000u32 {
+            tx.send(&stream_req(&i.to_string(), 0)).unwrap();
+        }
+        tx.close_send().unwrap();
+    });
+    let first = rx.recv().unwrap().unwrap();
+    assert_eq!(
+        (first.message.len(), first.padding.len()),
+        (16 << 20, 16 << 20)
+    );
+    for i in 0..10_000u32 {
+        let r = rx.recv().unwrap().unwrap();
+        assert_eq!((r.index, r.message), (i + 1, i.to_string()));
+    }
+    assert!(rx.recv().unwrap().is_none());
+    sender.join().unwrap();
+    // Server and client streaming.
+    let mut cntl = Controller::new();
+    let got: Vec<u32> = client
+        .expand(
+            &mut cntl,
+            &StreamRequest {
+                message: "x".into(),
+                count: 3,
+                size: 0,
+            },
+        )
+        .unwrap()
+        .map(|r| r.unwrap().index)
+        .collect();
+    assert_eq!(got, vec![0, 1, 2]);
+    let call = client.collect(&mut Controller::new()).unwrap();
+    call.send(&stream_req("ab", 0)).unwrap();
+    call.send(&stream_req("cde", 0)).unwrap();
+    assert_eq!(call.finish().unwrap().message, "n 2 bytes 5");
+}
+
+/// fibrpc's streaming echo: the same answers as `TonicStreamEcho`.
+struct FibrpcStreamEcho;
+
+fn fibrpc_response(message: String, index: u32, size: u32) -> StreamResponse {
+    StreamResponse {
+        message,
+        index,
+        padding: vec![b'p'; size as usize],
+    }
+}
+
+impl fibrpc_example::StreamEchoService for FibrpcStreamEcho {
+    fn echo(&self, _: &mut Controller, req: StreamRequest) -> Result<StreamResponse, RpcError> {
+        Ok(fibrpc_response(req.message, 0, req.size))
+    }
+
+    fn expand(
+        &self,
+        _: &mut Controller,
+        req: StreamRequest,
+        responses: ServerStreamWriter<StreamResponse>,
+    ) -> Result<(), RpcError> {
+        for i in 0..req.count {
+            responses.send(&fibrpc_response(req.message.clone(), i, req.size))?;
+        }
+        Ok(())
+    }
+
+    fn collect(
+        &self,
+        _: &mut Controller,
+        requests: ClientStreamReader<StreamRequest>,
+    ) -> Result<StreamResponse, RpcError> {
+        let (mut n, mut bytes) = (0, 0);
+        for r in requests {
+            n += 1;
+            bytes += r?.message.len();
+        }
+        Ok(fibrpc_response(format!("n {n} bytes {bytes}"), 0, 0))
+    }
+
+    fn chat(
+        &self,
+        _: &mut Controller,
+        stream: BidiStream<StreamRequest, StreamResponse>,
+    ) -> Result<(), RpcError> {
+        let mut i = 0;
+        while let Some(r) = stream.recv()? {
+            stream.send(&fibrpc_response(r.message, i, r.size))?;
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn tonic_client_streams_with_a_fibrpc_server() {
+    let mut server = Server::new(ServerOptions::default());
+    server
+        .add_service(fibrpc_example::StreamEchoServiceServer::new(
+            FibrpcStreamEcho,
+        ))
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let addr = server.listen_addr().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(60))
+            .connect()
+            .await
+            .unwrap();
+        let mut client = pb::stream_echo_service_client::StreamEchoServiceClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let big = "t".repeat(16 << 20);
+        let mut requests = vec![pb::StreamRequest {
+            message: big,
+            count: 0,
+            size: 16 << 20,
+        }];
+        requests.extend((0..10_000u32).map(|i| pb::StreamRequest {
+            message: i.to_string(),
+            count: 0,
+            size: 0,
+        }));
+        let mut responses = client
+            .chat(tokio_stream::iter(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = responses.next().await.unwrap().unwrap();
+        assert_eq!(
+            (first.message.len(), first.padding.len()),
+            (16 << 20, 16 << 20)
+        );
+        for i in 0..10_000u32 {
+            let r = responses.next().await.unwrap().unwrap();
+            assert_eq!((r.index, r.message), (i + 1, i.to_string()));
+        }
+        assert!(responses.next().await.is_none());
     });
 }

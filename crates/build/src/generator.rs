@@ -667,4 +667,84 @@ impl<C: {rt}::RpcChannel> {client}<C> {{
         );
     }
     buf.push_str("}\n");
+    write_streaming_client(service, names, rt, buf);
+}
+
+/// The stub's streaming methods, in an impl of their own bounded by
+/// `StreamingChannel`: they exist only over a channel that can open
+/// streams (a `GrpcChannel`), so calling one over a baidu_std `Channel`
+/// is a compile error rather than a runtime one, while the unary
+/// methods stay generic over every `RpcChannel`.
+fn write_streaming_client(service: &Service, names: &Names, rt: &str, buf: &mut String) {
+    let streaming: Vec<&Method> = service
+        .methods
+        .iter()
+        .filter(|m| kind(m) != Kind::Unary)
+        .collect();
+    if streaming.is_empty() {
+        return;
+    }
+    let client = &names.client;
+    let grpc = format!("{rt}::protocol::grpc");
+    let _ = writeln!(
+        buf,
+        "\n/// The streaming methods of `{full}`: over a channel that opens
+/// streams ([`{rt}::GrpcChannel`]).
+impl<C: {rt}::StreamingChannel> {client}<C> {{",
+        full = names.full_name,
+    );
+    for (i, m) in streaming.iter().enumerate() {
+        if i > 0 {
+            buf.push('\n');
+        }
+        let (name, req, resp, proto, sc) = (
+            &m.name,
+            &m.input_type,
+            &m.output_type,
+            &m.proto_name,
+            &names.service_const,
+        );
+        let (what, body) = match kind(m) {
+            Kind::ServerStreaming => (
+                "Sends `request` to `{proto}` (server streaming) and returns the
+receiver of its responses.",
+                format!(
+                    "    pub fn {name}(
+        &self,
+        cntl: &mut {rt}::Controller,
+        request: &{req},
+    ) -> ::core::result::Result<{grpc}::StreamReceiver<{resp}>, {rt}::RpcError> {{
+        {rt}::StreamingChannel::server_streaming(&self.channel, {sc}, {proto:?}, cntl, request)
+    }}"
+                ),
+            ),
+            Kind::ClientStreaming => (
+                "Opens `{proto}` (client streaming): `send` the requests, then
+`finish` for the response.",
+                format!(
+                    "    pub fn {name}(
+        &self,
+        cntl: &mut {rt}::Controller,
+    ) -> ::core::result::Result<{grpc}::ClientStreamingCall<{req}, {resp}>, {rt}::RpcError> {{
+        {rt}::StreamingChannel::client_streaming(&self.channel, {sc}, {proto:?}, cntl)
+    }}"
+                ),
+            ),
+            _ => (
+                "Opens `{proto}` (bidirectional): `send` and `recv` in any
+order, `close_send` when done sending.",
+                format!(
+                    "    pub fn {name}(
+        &self,
+        cntl: &mut {rt}::Controller,
+    ) -> ::core::result::Result<{grpc}::BidiCall<{req}, {resp}>, {rt}::RpcError> {{
+        {rt}::StreamingChannel::bidi_streaming(&self.channel, {sc}, {proto:?}, cntl)
+    }}"
+                ),
+            ),
+        };
+        docs_then(&m.comments, 1, &what.replace("{proto}", proto), buf);
+        let _ = writeln!(buf, "{body}");
+    }
+    buf.push_str("}\n");
 }

@@ -51,7 +51,7 @@ pub use channel::{connect, Channel, ChannelOptions, ConnectionType, RpcChannel};
 pub use controller::Controller;
 pub use error::RpcError;
 pub use protocol::baidu_std::compress::CompressType;
-pub use protocol::grpc::GrpcChannel;
+pub use protocol::grpc::{GrpcChannel, StreamingChannel};
 pub use server::{Responder, Server, ServerOptions};
 pub use service::{MethodKind, Service};
 

@@ -1,5 +1,7 @@
 //! tonic (gRPC over HTTP/2, tokio) echo server: bRPC's
-//! `example.EchoService/Echo`, answering each request with its message.
+//! `example.EchoService/Echo`, answering each request with its message,
+//! and `example.StreamEchoService` (the four kinds of call, bidirectional
+//! `Chat` among them; see `fibrpc_bench_rpc::stream_echo`).
 //! The peer of fibrpc's `echo_server` example in `run.sh`.
 //!
 //!     tonic_echo_server [--port 8001] [--threads N]
@@ -15,7 +17,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_server::{EchoService, EchoServiceServer};
+use fibrpc_bench_rpc::pb::stream_echo_service_server::StreamEchoServiceServer;
 use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse};
+use fibrpc_bench_rpc::stream_echo::TonicStreamEcho;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
@@ -92,6 +96,11 @@ fn main() {
         }
         builder
             .add_service(EchoServiceServer::new(Echo))
+            .add_service(
+                StreamEchoServiceServer::new(TonicStreamEcho)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20),
+            )
             .serve_with_incoming(incoming)
             .await
             .expect("serving");

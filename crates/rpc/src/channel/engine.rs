@@ -816,7 +816,13 @@ pub(super) fn post<P: ClientProtocol>(
         protocol.request_queued(id, &conn.sock, false);
         return Err(e);
     }
-    protocol.request_queued(id, &conn.sock, true);
+    if let Some(answer) = protocol.request_queued(id, &conn.sock, true) {
+        // Refused while it was packed: its call hears it now, not at
+        // its deadline.
+        if let Some(call) = conn.input.take(id) {
+            call.complete(Ok(answer));
+        }
+    }
     Ok(())
 }
 

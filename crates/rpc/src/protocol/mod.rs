@@ -204,8 +204,22 @@ pub trait ClientProtocol: Protocol {
     /// refused it): a protocol that keeps per-request state from
     /// [`pack_request`](Self::pack_request) (HTTP/2's stream, whose body
     /// may follow only its queued HEADERS) settles it here. Runs under
-    /// the order lock when the protocol asks for one. Default: nothing.
-    fn request_queued(&self, _correlation_id: u64, _conn: &Arc<Socket>, _queued: bool) {}
+    /// the order lock when the protocol asks for one.
+    ///
+    /// A queued request may already be answered: the connection refused
+    /// it while it was being packed (HTTP/2's GOAWAY arriving between
+    /// the stream's opening and its queueing), before its call waited
+    /// where the answer could find it. The protocol returns that answer
+    /// and the engine completes the call with it at once. Default:
+    /// nothing, no answer.
+    fn request_queued(
+        &self,
+        _correlation_id: u64,
+        _conn: &Arc<Socket>,
+        _queued: bool,
+    ) -> Option<Self::Message> {
+        None
+    }
 
     /// The call waiting under `correlation_id` on `conn` gave up (its
     /// deadline passed, or its backup request's answer won) before its

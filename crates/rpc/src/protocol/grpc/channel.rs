@@ -8,10 +8,13 @@ use std::time::Instant;
 use fibrpc_iobuf::IOBuf;
 
 use super::client::{GrpcClientProtocol, GrpcRequest};
+use super::client_stream::{GrpcStream, StreamConfig};
+use super::client_typed::StreamingChannel;
 use crate::channel::{
     cluster, record_outcome, reset_outcome, spawn_done, CallEngine, CallFuture, ChannelOptions,
     RawDone, RpcChannel, ServerSelector,
 };
+use crate::protocol::h2::client::StreamSink;
 use crate::protocol::h2::H2Options;
 use crate::{codec, Controller, RpcError};
 
@@ -249,6 +252,43 @@ impl GrpcChannel {
         }
     }
 
+    /// Opens a streaming call (see [`StreamingChannel::open_stream`];
+    /// the typed forms are that trait's `server_streaming`,
+    /// `client_streaming` and `bidi_streaming`). The opening is an
+    /// attempt of the call engine: it takes a connection (or waits for a
+    /// stream under the server's `SETTINGS_MAX_CONCURRENT_STREAMS`) and
+    /// goes to another connection or replica as the retry policy says
+    /// while nothing was sent; once open, nothing is sent again.
+    pub fn open_stream(
+        &self,
+        service: &str,
+        method: &str,
+        cntl: &mut Controller,
+        first: Option<IOBuf>,
+    ) -> Result<GrpcStream, RpcError> {
+        let deadline = self.engine.deadline(cntl, Instant::now());
+        let protocol = self.engine.protocol();
+        let h2 = protocol.h2_options();
+        let sink = Arc::new(StreamSink::new(h2.initial_window_size));
+        let req = GrpcRequest::streaming(service, method, cntl, first, deadline, sink.clone())
+            .map_err(|e| failed_early(cntl, e))?;
+        let config = StreamConfig {
+            gzip: req.gzip(),
+            send_buffer: (h2.stream_send_buffer as usize).max(1),
+            max_message: self.engine.options().max_body_size,
+            max_decompressed: protocol.max_decompressed(),
+        };
+        let ender = sink.clone();
+        // The stream's outcome (its last frame, or the connection's
+        // failure) ends the sink, waking its waiters.
+        let on_end = move || {
+            let s = ender.clone();
+            Box::new(move || s.end()) as crate::channel::Continuation
+        };
+        let open = self.engine.open(cntl, req, &on_end)?;
+        Ok(GrpcStream::new(open, sink, deadline, config))
+    }
+
     /// The request of a call, with the deadline its attempts send.
     fn request(
         &self,
@@ -299,5 +339,17 @@ impl RpcChannel for GrpcChannel {
         request: IOBuf,
     ) -> CallFuture<IOBuf> {
         GrpcChannel::call_raw_future(self, service, method, cntl, request)
+    }
+}
+
+impl StreamingChannel for GrpcChannel {
+    fn open_stream(
+        &self,
+        service: &str,
+        method: &str,
+        cntl: &mut Controller,
+        first: Option<IOBuf>,
+    ) -> Result<GrpcStream, RpcError> {
+        GrpcChannel::open_stream(self, service, method, cntl, first)
     }
 }

@@ -28,7 +28,7 @@ use http::HeaderMap;
 
 use super::status::{error_code_of, grpc_status_of, GrpcStatus};
 use crate::protocol::baidu_std::compress::{self, CompressType};
-use crate::protocol::h2::client::{self as h2c, H2Reply, StreamError, StreamRequest};
+use crate::protocol::h2::client::{self as h2c, H2Reply, StreamError, StreamRequest, StreamSink};
 use crate::protocol::h2::hpack::encode_header;
 use crate::protocol::h2::H2Options;
 use crate::protocol::{ClientProtocol, Parsed, Protocol};
@@ -49,6 +49,11 @@ pub struct GrpcRequest {
     gzip: bool,
     /// The call's deadline, sent as `grpc-timeout`.
     deadline: Option<Instant>,
+    /// The request ends with `message` (unary and server-streaming
+    /// calls); else the caller sends more.
+    end: bool,
+    /// A streaming call's sink (see [`StreamSink`]).
+    sink: Option<Arc<StreamSink>>,
 }
 
 impl GrpcRequest {
@@ -62,32 +67,50 @@ impl GrpcRequest {
         message: IOBuf,
         deadline: Option<Instant>,
     ) -> Result<GrpcRequest, RpcError> {
-        let (gzip, message) = match cntl.compress_type() {
-            CompressType::None => (false, message),
-            CompressType::Gzip => {
-                let z = compress::compress(CompressType::Gzip.as_i32(), &message)
-                    .map_err(|e| RpcError::new(errno::EREQUEST, format!("gzip: {e}")))?;
-                (true, z)
-            }
-            other => {
-                return Err(RpcError::new(
-                    errno::EREQUEST,
-                    format!("gRPC compresses with gzip only, not {other:?}"),
-                ))
-            }
-        };
-        let mut framed = IOBuf::new();
-        framed.push_byte(u8::from(gzip));
-        framed.append(&(message.len() as u32).to_be_bytes());
-        framed.append_owned(message);
+        let gzip = wants_gzip(cntl)?;
         Ok(GrpcRequest {
             service: service.to_string(),
             method: method.to_string(),
             path: format!("/{service}/{method}"),
-            message: framed,
+            message: frame_request(gzip, message)?,
             gzip,
             deadline,
+            end: true,
+            sink: None,
         })
+    }
+
+    /// A streaming call: its first and only message `first` (server
+    /// streaming), or none yet and more to come (client streaming and
+    /// bidirectional); the response's DATA goes to `sink` as it comes.
+    pub(crate) fn streaming(
+        service: &str,
+        method: &str,
+        cntl: &Controller,
+        first: Option<IOBuf>,
+        deadline: Option<Instant>,
+        sink: Arc<StreamSink>,
+    ) -> Result<GrpcRequest, RpcError> {
+        let gzip = wants_gzip(cntl)?;
+        let (message, end) = match first {
+            Some(m) => (frame_request(gzip, m)?, true),
+            None => (IOBuf::new(), false),
+        };
+        Ok(GrpcRequest {
+            service: service.to_string(),
+            method: method.to_string(),
+            path: format!("/{service}/{method}"),
+            message,
+            gzip,
+            deadline,
+            end,
+            sink: Some(sink),
+        })
+    }
+
+    /// Whether its messages are gzip-compressed.
+    pub(crate) fn gzip(&self) -> bool {
+        self.gzip
     }
 
     /// The header block of one attempt (`grpc-timeout` is what is left
@@ -122,6 +145,33 @@ impl GrpcRequest {
         encode_header(b"user-agent", b"fibrpc-grpc", &mut b);
         Ok(b)
     }
+}
+
+/// Whether `cntl` asks for gzip (the one compression gRPC peers share).
+fn wants_gzip(cntl: &Controller) -> Result<bool, RpcError> {
+    match cntl.compress_type() {
+        CompressType::None => Ok(false),
+        CompressType::Gzip => Ok(true),
+        other => Err(RpcError::new(
+            errno::EREQUEST,
+            format!("gRPC compresses with gzip only, not {other:?}"),
+        )),
+    }
+}
+
+/// One length-prefixed request message, gzip-compressed if `gzip`.
+pub(crate) fn frame_request(gzip: bool, message: IOBuf) -> Result<IOBuf, RpcError> {
+    let message = if gzip {
+        compress::compress(CompressType::Gzip.as_i32(), &message)
+            .map_err(|e| RpcError::new(errno::EREQUEST, format!("gzip: {e}")))?
+    } else {
+        message
+    };
+    let mut framed = IOBuf::new();
+    framed.push_byte(u8::from(gzip));
+    framed.append(&(message.len() as u32).to_be_bytes());
+    framed.append_owned(message);
+    Ok(framed)
 }
 
 /// `grpc-timeout`'s value for `d`: at most 8 digits, rounded up so the
@@ -160,6 +210,18 @@ impl GrpcClientProtocol {
     }
 }
 
+impl GrpcClientProtocol {
+    /// The HTTP/2 limits in use.
+    pub(crate) fn h2_options(&self) -> &H2Options {
+        &self.h2
+    }
+
+    /// The largest response message once inflated.
+    pub(crate) fn max_decompressed(&self) -> usize {
+        self.max_decompressed
+    }
+}
+
 impl Protocol for GrpcClientProtocol {
     type Message = H2Reply;
 
@@ -195,13 +257,20 @@ impl ClientProtocol for GrpcClientProtocol {
             StreamRequest {
                 headers: &block,
                 body: req.message.clone(),
+                end: req.end,
+                sink: req.sink.clone(),
                 deadline: req.deadline,
             },
         )
     }
 
-    fn request_queued(&self, correlation_id: u64, conn: &Arc<Socket>, queued: bool) {
-        h2c::request_queued(conn, correlation_id, queued);
+    fn request_queued(
+        &self,
+        correlation_id: u64,
+        conn: &Arc<Socket>,
+        queued: bool,
+    ) -> Option<H2Reply> {
+        h2c::request_queued(conn, correlation_id, queued)
     }
 
     fn call_abandoned(&self, correlation_id: u64, conn: &Arc<Socket>) {
@@ -213,31 +282,7 @@ impl ClientProtocol for GrpcClientProtocol {
     }
 
     fn process_response(&self, msg: H2Reply, _cntl: &mut Controller) -> Result<IOBuf, RpcError> {
-        let resp = msg.result.map_err(stream_error)?;
-        if resp.status != 200 {
-            return Err(http_status_error(resp.status));
-        }
-        let content_type = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !content_type.starts_with(b"application/grpc") {
-            return Err(RpcError::new(
-                errno::ERESPONSE,
-                format!(
-                    "not a gRPC response: content-type {:?}",
-                    String::from_utf8_lossy(content_type)
-                ),
-            ));
-        }
-        // Trailers, or a trailers-only response's headers.
-        let fields = if resp.trailers.contains_key("grpc-status") {
-            &resp.trailers
-        } else {
-            &resp.headers
-        };
-        check_status(fields)?;
+        let resp = final_status(msg)?;
         response_message(resp.body, &resp.headers, self.max_decompressed)
     }
 
@@ -252,6 +297,42 @@ impl ClientProtocol for GrpcClientProtocol {
     fn message_size(&self, msg: &H2Reply) -> usize {
         msg.result.as_ref().map_or(0, |r| r.body.len())
     }
+}
+
+/// The outcome of a stream that ended: its response if `grpc-status`
+/// says 0, else the error it says (or why there is no response).
+pub(crate) fn final_status(msg: H2Reply) -> Result<h2c::H2Response, RpcError> {
+    let resp = msg.result.map_err(stream_error)?;
+    check_head(resp.status, &resp.headers)?;
+    // Trailers, or a trailers-only response's headers.
+    let fields = if resp.trailers.contains_key("grpc-status") {
+        &resp.trailers
+    } else {
+        &resp.headers
+    };
+    check_status(fields)?;
+    Ok(resp)
+}
+
+/// A response's `:status` and content type: those of a gRPC response.
+pub(crate) fn check_head(status: u16, headers: &HeaderMap) -> Result<(), RpcError> {
+    if status != 200 {
+        return Err(http_status_error(status));
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !content_type.starts_with(b"application/grpc") {
+        return Err(RpcError::new(
+            errno::ERESPONSE,
+            format!(
+                "not a gRPC response: content-type {:?}",
+                String::from_utf8_lossy(content_type)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A stream that ended without a response.
@@ -382,7 +463,18 @@ fn response_message(
         ));
     }
     body.pop_front(5);
-    match prefix[0] {
+    inflate_message(prefix[0], body, headers, max_decompressed)
+}
+
+/// A response message with its compressed flag `flag`, inflated if it
+/// is set (as the response's `grpc-encoding` says).
+pub(crate) fn inflate_message(
+    flag: u8,
+    body: IOBuf,
+    headers: &HeaderMap,
+    max_decompressed: usize,
+) -> Result<IOBuf, RpcError> {
+    match flag {
         0 => Ok(body),
         1 => {
             let encoding = headers

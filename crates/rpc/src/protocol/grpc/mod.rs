@@ -20,6 +20,8 @@
 
 mod channel;
 pub mod client;
+mod client_stream;
+mod client_typed;
 mod server_stream;
 mod status;
 mod streaming_call;
@@ -33,6 +35,10 @@ use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
 pub use channel::GrpcChannel;
+pub use client_stream::{GrpcStream, RecvFuture};
+pub use client_typed::{
+    BidiCall, ClientStreamingCall, StreamReceiver, StreamSender, StreamingChannel,
+};
 pub use server_stream::ServerStream;
 pub use status::{error_code_of, grpc_status_of, GrpcStatus};
 pub(crate) use streaming_call::{is_streaming_call, serve_streaming};

@@ -32,6 +32,7 @@ use fibrpc_iobuf::IOBuf;
 use http::HeaderMap;
 
 use super::client_conn::H2ClientConn;
+pub use super::client_stream::{StreamSink, Taken};
 use super::H2Options;
 use crate::protocol::Parsed;
 use crate::socket::Socket;
@@ -88,8 +89,15 @@ impl H2Reply {
 pub struct StreamRequest<'a> {
     /// The HPACK-encoded header block (pseudo-headers first).
     pub headers: &'a [u8],
-    /// The body (END_STREAM after it; on the HEADERS if it is empty).
+    /// The body (END_STREAM after it if `end`; on the HEADERS if it is
+    /// empty).
     pub body: IOBuf,
+    /// The request ends with `body`; else more follows ([`send_data`]).
+    pub end: bool,
+    /// A streaming request's sink: the response's DATA goes there as it
+    /// comes instead of into one body, and the stream's window is given
+    /// back as the caller takes it. `None`: a whole response.
+    pub sink: Option<Arc<StreamSink>>,
     /// Until when the request may wait for a stream (the server's
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`); `None`: as long as it takes.
     pub deadline: Option<Instant>,
@@ -117,9 +125,27 @@ pub fn open_stream(
 
 /// The engine queued (`queued`) or dropped the request packed for
 /// `cid`: its held-back body may follow, or its stream is forgotten.
-pub fn request_queued(sock: &Arc<Socket>, cid: u64, queued: bool) {
+/// A queued request whose stream a GOAWAY refused while it was packed
+/// gets its answer (not processed) here: the reader could not give it
+/// to a call not yet waiting.
+pub fn request_queued(sock: &Arc<Socket>, cid: u64, queued: bool) -> Option<H2Reply> {
+    state(sock).ok()?.posted(sock, cid, queued)
+}
+
+/// More of the streaming request of call `cid`: `data`, then its end
+/// if `end`. Written as far as the server's windows let; the rest waits
+/// in the connection (its size is the sink's
+/// [`unsent`](StreamSink::unsent)). Fails if the stream is gone (it
+/// ended, was reset, or the connection broke).
+pub fn send_data(sock: &Arc<Socket>, cid: u64, data: IOBuf, end: bool) -> Result<(), RpcError> {
+    state(sock)?.send_data(sock, cid, data, end)
+}
+
+/// The caller of the streaming call `cid` took `n` bytes of its
+/// response: the server may send that much more on its stream.
+pub fn give_back(sock: &Arc<Socket>, cid: u64, n: u32) {
     if let Ok(s) = state(sock) {
-        s.posted(sock, cid, queued);
+        s.give_back(sock, cid, n);
     }
 }
 

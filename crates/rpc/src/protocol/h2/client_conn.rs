@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 
 use super::client::{H2Reply, H2Response, StreamError, StreamRequest};
 use super::client_send::ClientSend;
+use super::client_stream::StreamSink;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
 use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
@@ -102,6 +103,9 @@ struct Block {
 #[derive(Debug)]
 struct RecvStream {
     cid: u64,
+    /// A streaming request's: the DATA goes there, and its caller gives
+    /// the window back.
+    sink: Option<Arc<StreamSink>>,
     resp: H2Response,
     /// What the server may still send on this stream.
     window: i64,
@@ -167,19 +171,80 @@ impl H2ClientConn {
                 .map_or(now + WAIT_SLICE, |d| d.min(now + WAIT_SLICE));
             s = self.room.wait_deadline(s, until).0;
         }
-        let (_, out) = s.open(cid, req.headers, req.body, opts);
+        let (_, out) = s.open(cid, req.headers, req.body, req.end, req.sink, opts);
         Ok(out)
     }
 
-    /// See [`super::client::request_queued`].
-    pub(super) fn posted(&self, sock: &Arc<Socket>, cid: u64, queued: bool) {
+    /// See [`super::client::send_data`].
+    pub(super) fn send_data(
+        &self,
+        sock: &Arc<Socket>,
+        cid: u64,
+        data: IOBuf,
+        end: bool,
+    ) -> Result<(), RpcError> {
         let mut s = self.send.lock();
-        s.posted(cid, queued, |out| {
+        if let Some(why) = &s.dead {
+            return Err(RpcError::new(
+                errno::EFAILEDSOCKET,
+                format!(
+                    "the HTTP/2 connection to {} broke: {why}",
+                    sock.remote_side()
+                ),
+            ));
+        }
+        let sent = s.send_more(cid, data, end, |out| {
             let _ = sock.write(out);
         });
+        if sent {
+            Ok(())
+        } else {
+            Err(RpcError::new(
+                libc::ECANCELED,
+                "the HTTP/2 stream ended before this message was sent",
+            ))
+        }
+    }
+
+    /// See [`super::client::give_back`].
+    pub(super) fn give_back(&self, sock: &Arc<Socket>, cid: u64, n: u32) {
+        let mut s = self.send.lock();
+        let Some(id) = s.stream_of(cid) else {
+            return;
+        };
+        let mut out = IOBuf::new();
+        frame::put_window_update(&mut out, id, n);
+        s.write_control(out, |out| {
+            let _ = sock.write(out);
+        });
+    }
+
+    /// See [`super::client::request_queued`].
+    pub(super) fn posted(&self, sock: &Arc<Socket>, cid: u64, queued: bool) -> Option<H2Reply> {
+        let mut s = self.send.lock();
+        let refused = s.posted(cid, queued, |out| {
+            let _ = sock.write(out);
+        });
+        let last = s.goaway.unwrap_or(0);
+        drop(s);
         if !queued {
             self.room.notify_one();
         }
+        let id = refused?;
+        Some(H2Reply {
+            stream: id,
+            cid,
+            result: Err(StreamError {
+                reason: None,
+                unprocessed: true,
+                goaway: true,
+                text: format!(
+                    "{} sent GOAWAY (last stream {last}) while stream {id} was being opened: \
+                     it was not processed",
+                    sock.remote_side()
+                ),
+            }),
+        })
     }
 
     /// See [`super::client::cancel`].
@@ -656,10 +721,10 @@ impl Reader {
                 return conn_err(Reason::CompressionError, format!("HPACK: {why}"))
             }
         };
-        let cid = {
+        let (cid, sink) = {
             let send = conn.send.lock();
             match send.cid_of(id) {
-                Some(cid) => cid,
+                Some(cid) => (cid, send.sink_of(id)),
                 // A stream this side reset: its late frames are dropped.
                 None if send.ever_opened(id) => return Ok(None),
                 None => {
@@ -703,10 +768,14 @@ impl Reader {
                 }
                 return Ok(None);
             }
+            if let Some(sink) = &sink {
+                sink.set_head(status, headers.clone());
+            }
             self.recv.insert(
                 id,
                 RecvStream {
                     cid,
+                    sink,
                     resp: H2Response {
                         status,
                         headers,
@@ -754,6 +823,17 @@ impl Reader {
                 format!("DATA on stream {id}, which this client did not open"),
             );
         };
+        if let Some(sink) = s.sink.clone() {
+            // Streaming: the caller takes it, and gives the window back.
+            if !sink.receive(head.len, data) {
+                let why = "DATA past the stream's window".to_string();
+                return Ok(self.fail_stream(conn, id, Reason::FlowControlError, why, out));
+            }
+            if head.has(flag::END_STREAM) {
+                return Ok(self.complete(conn, id, out));
+            }
+            return Ok(None);
+        }
         if len > s.window {
             let why = "DATA past the stream's window".to_string();
             return Ok(self.fail_stream(conn, id, Reason::FlowControlError, why, out));

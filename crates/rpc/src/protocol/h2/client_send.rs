@@ -16,10 +16,12 @@
 //! [`ClientProtocol::request_queued`]: crate::protocol::ClientProtocol::request_queued
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use fibrpc_iobuf::IOBuf;
 use rustc_hash::FxHashMap;
 
+use super::client_stream::StreamSink;
 use super::frame::{self, flag, kind, setting, Reason, PREFACE};
 use super::H2Options;
 
@@ -40,10 +42,17 @@ struct SendStream {
     window: i64,
     /// The request body not sent yet.
     pending: IOBuf,
+    /// The request ends after `pending` (END_STREAM on its last frame);
+    /// a streaming request's ends when its caller closes it.
+    end: bool,
     /// END_STREAM went out: the whole request is sent.
     sent_all: bool,
     /// The engine queued its HEADERS: its held-back DATA may follow.
     posted: bool,
+    /// In `blocked`, waiting for a window.
+    blocked: bool,
+    /// A streaming request's shared state (told how much is unsent).
+    sink: Option<Arc<StreamSink>>,
 }
 
 /// A stream that ended: the call it carried, and whether its request
@@ -80,6 +89,9 @@ pub(super) struct ClientSend {
     by_cid: FxHashMap<u64, u32>,
     /// Streams whose body waits for a window, oldest first.
     blocked: VecDeque<u32>,
+    /// Calls whose stream a GOAWAY refused before the engine queued
+    /// their request (call, stream): answered when it does.
+    refused: FxHashMap<u64, u32>,
     /// The server's GOAWAY: the last stream it processes.
     pub goaway: Option<u32>,
     /// The connection broke the protocol (this side sent GOAWAY).
@@ -105,6 +117,7 @@ impl Default for ClientSend {
             streams: FxHashMap::default(),
             by_cid: FxHashMap::default(),
             blocked: VecDeque::new(),
+            refused: FxHashMap::default(),
             goaway: None,
             dead: None,
         }
@@ -131,6 +144,11 @@ impl ClientSend {
         self.streams.get(&id).map(|s| s.cid)
     }
 
+    /// The sink of open stream `id`, if it carries a streaming request.
+    pub fn sink_of(&self, id: u32) -> Option<Arc<StreamSink>> {
+        self.streams.get(&id).and_then(|s| s.sink.clone())
+    }
+
     /// The open stream carrying call `cid`.
     pub fn stream_of(&self, cid: u64) -> Option<u32> {
         self.by_cid.get(&cid).copied()
@@ -151,8 +169,17 @@ impl ClientSend {
 
     /// Opens a stream for call `cid`: the frames to queue now (the
     /// connection preface first, on the first request), and the stream
-    /// id. What the windows hold back of `body` waits here.
-    pub fn open(&mut self, cid: u64, block: &[u8], body: IOBuf, opts: &H2Options) -> (u32, IOBuf) {
+    /// id. What the windows hold back of `body` waits here. With `end`
+    /// false the request goes on ([`send_more`](Self::send_more)).
+    pub fn open(
+        &mut self,
+        cid: u64,
+        block: &[u8],
+        body: IOBuf,
+        end: bool,
+        sink: Option<Arc<StreamSink>>,
+        opts: &H2Options,
+    ) -> (u32, IOBuf) {
         let id = self.next_stream;
         self.next_stream += 2;
         let mut out = IOBuf::new();
@@ -165,32 +192,85 @@ impl ClientSend {
             // (a server applies its larger frame size once acknowledged).
             out.append_owned(std::mem::take(&mut self.held));
         }
-        let end = body.is_empty();
-        frame::put_headers(&mut out, id, block, end, self.max_frame);
+        let headers_end = end && body.is_empty();
+        frame::put_headers(&mut out, id, block, headers_end, self.max_frame);
         self.streams.insert(
             id,
             SendStream {
                 cid,
                 window: self.initial_window,
                 pending: body,
-                sent_all: end,
+                end,
+                sent_all: headers_end,
                 posted: false,
+                blocked: false,
+                sink,
             },
         );
         self.by_cid.insert(cid, id);
-        if !end && !self.push(id, &mut out) {
-            self.blocked.push_back(id);
+        if !headers_end && !self.push(id, &mut out) {
+            self.block(id);
         }
         (id, out)
+    }
+
+    fn block(&mut self, id: u32) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if !s.blocked {
+                s.blocked = true;
+                self.blocked.push_back(id);
+            }
+        }
+    }
+
+    /// More of the streaming request of call `cid`: `data`, and its end
+    /// if `end`. Written now (with `write`) as far as the windows let;
+    /// the rest waits. `false`: the stream is gone (ended or reset).
+    pub fn send_more<W: FnMut(IOBuf)>(
+        &mut self,
+        cid: u64,
+        data: IOBuf,
+        end: bool,
+        mut write: W,
+    ) -> bool {
+        let Some(&id) = self.by_cid.get(&cid) else {
+            return false;
+        };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if s.end {
+            // Closed already: nothing more may follow.
+            return data.is_empty();
+        }
+        s.pending.append_owned(data);
+        s.end = end;
+        if s.blocked || !s.posted {
+            if let Some(sink) = &s.sink {
+                sink.set_unsent(s.pending.len());
+            }
+            self.block(id);
+            return true;
+        }
+        let mut out = IOBuf::new();
+        if !self.push(id, &mut out) {
+            self.block(id);
+        }
+        if !out.is_empty() {
+            write(out);
+        }
+        true
     }
 
     /// The engine queued (`queued`) or dropped the request of call
     /// `cid`. Queued: its held-back DATA may now be written. Dropped:
     /// the stream never reached the wire and is forgotten (and so is the
-    /// preface, if it was packed in front of it).
-    pub fn posted<W: FnMut(IOBuf)>(&mut self, cid: u64, queued: bool, write: W) {
-        let Some(&id) = self.by_cid.get(&cid) else {
-            return;
+    /// preface, if it was packed in front of it). Returns the stream of
+    /// a queued request that a GOAWAY refused while it was packed.
+    pub fn posted<W: FnMut(IOBuf)>(&mut self, cid: u64, queued: bool, write: W) -> Option<u32> {
+        let refused = self.refused.remove(&cid);
+        let Some(id) = self.by_cid.get(&cid).copied().or(refused) else {
+            return None;
         };
         let carried_preface = self.preface_cid == Some(cid);
         if carried_preface {
@@ -211,6 +291,7 @@ impl ClientSend {
             }
             self.close(id);
         }
+        refused.filter(|_| queued)
     }
 
     /// Writes the reader's `frames` (acknowledgements, window updates),
@@ -229,7 +310,7 @@ impl ClientSend {
     pub fn close(&mut self, id: u32) -> Option<Closed> {
         let s = self.streams.remove(&id)?;
         self.by_cid.remove(&s.cid);
-        if !s.sent_all {
+        if s.blocked {
             self.blocked.retain(|&b| b != id);
         }
         Some(Closed {
@@ -239,7 +320,10 @@ impl ClientSend {
     }
 
     /// The server's GOAWAY: the open streams past `last`, which it did
-    /// not and will not process, are closed and returned (stream, call).
+    /// not and will not process, are closed and returned (stream, call)
+    /// — but for those whose request the engine has not queued yet: their
+    /// calls may not be waiting where an answer finds them, so they hear
+    /// it from [`posted`](Self::posted).
     pub fn go_away(&mut self, last: u32) -> Vec<(u32, u64)> {
         self.goaway = Some(self.goaway.map_or(last, |l| l.min(last)));
         let mut gone: Vec<u32> = self
@@ -249,9 +333,17 @@ impl ClientSend {
             .filter(|&id| id > last)
             .collect();
         gone.sort_unstable();
-        gone.into_iter()
-            .filter_map(|id| self.close(id).map(|c| (id, c.cid)))
-            .collect()
+        let mut failed = Vec::with_capacity(gone.len());
+        for id in gone {
+            let posted = self.streams.get(&id).is_some_and(|s| s.posted);
+            let Some(c) = self.close(id) else { continue };
+            if posted {
+                failed.push((id, c.cid));
+            } else {
+                self.refused.insert(c.cid, id);
+            }
+        }
+        failed
     }
 
     /// The server's `SETTINGS_MAX_FRAME_SIZE`.
@@ -314,6 +406,8 @@ impl ClientSend {
             let posted = self.streams.get(&id).is_some_and(|s| s.posted);
             if !posted || !self.push(id, &mut out) {
                 self.blocked.push_back(id);
+            } else if let Some(s) = self.streams.get_mut(&id) {
+                s.blocked = false;
             }
             if self.conn_window <= 0 {
                 break;
@@ -325,28 +419,45 @@ impl ClientSend {
     }
 
     /// Appends as much of stream `id`'s body as the windows let, the
-    /// last frame with END_STREAM. True when all of it is sent.
+    /// last frame with END_STREAM if the request ends there. True when
+    /// all of what is pending is sent.
     fn push(&mut self, id: u32, out: &mut IOBuf) -> bool {
         let max_frame = self.max_frame;
         let Some(s) = self.streams.get_mut(&id) else {
             return true;
         };
+        let before = s.pending.len();
+        let mut all = true;
         while !s.pending.is_empty() {
             let room = self.conn_window.min(s.window).min(max_frame as i64);
             if room <= 0 {
-                return false;
+                all = false;
+                break;
             }
             let n = (room as usize).min(s.pending.len());
             let chunk = s.pending.split_to(n);
-            let last = s.pending.is_empty();
+            let last = s.pending.is_empty() && s.end;
             let flags = if last { flag::END_STREAM } else { 0 };
             frame::put_head(out, n, kind::DATA, flags, id);
             out.append_owned(chunk);
             self.conn_window -= n as i64;
             s.window -= n as i64;
+            if last {
+                s.sent_all = true;
+            }
         }
-        s.sent_all = true;
-        true
+        if all && s.end && !s.sent_all {
+            // The end alone (a streaming request closed with nothing
+            // left): an empty DATA frame, which no window holds back.
+            frame::put_head(out, 0, kind::DATA, flag::END_STREAM, id);
+            s.sent_all = true;
+        }
+        if let Some(sink) = &s.sink {
+            if s.pending.len() != before || before == 0 {
+                sink.set_unsent(s.pending.len());
+            }
+        }
+        all
     }
 }
 
@@ -390,7 +501,14 @@ mod tests {
     fn body_waits_for_windows_and_for_its_headers_to_be_queued() {
         let mut s = ClientSend::default();
         let opts = H2Options::default();
-        let (id, out) = s.open(7, b"\x83", IOBuf::from(vec![0u8; 100_000]), &opts);
+        let (id, out) = s.open(
+            7,
+            b"\x83",
+            IOBuf::from(vec![0u8; 100_000]),
+            true,
+            None,
+            &opts,
+        );
         assert_eq!(id, 1);
         let f = frames(out);
         // SETTINGS, WINDOW_UPDATE, HEADERS, then 65535 bytes of DATA
@@ -420,7 +538,8 @@ mod tests {
         let mut s = ClientSend::default();
         let opts = H2Options::default();
         for cid in 10..14 {
-            s.open(cid, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+            s.open(cid, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
+            assert_eq!(s.posted(cid, true, |_| {}), None);
         }
         // Streams 1, 3, 5, 7: the server processes up to 3.
         assert_eq!(s.go_away(3), vec![(5, 12), (7, 13)]);
@@ -429,14 +548,87 @@ mod tests {
     }
 
     #[test]
+    fn a_goaway_while_a_request_is_packed_answers_it_once_queued() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        s.open(10, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
+        s.posted(10, true, |_| {});
+        // Stream 3 is packed, its request not yet queued, when the
+        // GOAWAY (last stream 1) comes: its call may not be waiting yet.
+        s.open(11, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
+        assert_eq!(s.go_away(1), vec![]);
+        assert_eq!(s.active(), 1);
+        // Queued: answered now, once.
+        assert_eq!(s.posted(11, true, |_| {}), Some(3));
+        assert_eq!(s.posted(11, true, |_| {}), None);
+        // Dropped unsent: nothing to answer.
+        s.goaway = None;
+        s.settled = true;
+        s.open(12, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
+        assert_eq!(s.go_away(1), vec![]);
+        assert_eq!(s.posted(12, false, |_| {}), None);
+        assert_eq!(s.active(), 1);
+    }
+
+    #[test]
     fn a_dropped_request_forgets_its_stream_and_preface() {
         let mut s = ClientSend::default();
         let opts = H2Options::default();
-        s.open(1, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+        s.open(1, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
         s.posted(1, false, |_| {});
         assert_eq!(s.active(), 0);
-        let (id, out) = s.open(2, b"\x83", IOBuf::from(&b"x"[..]), &opts);
+        let (id, out) = s.open(2, b"\x83", IOBuf::from(&b"x"[..]), true, None, &opts);
         assert_eq!(id, 3);
         assert!(out.to_vec().starts_with(PREFACE));
+    }
+
+    #[test]
+    fn a_streaming_request_goes_on_until_closed() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        let sink = Arc::new(StreamSink::new(opts.initial_window_size));
+        let (id, out) = s.open(5, b"\x83", IOBuf::new(), false, Some(sink.clone()), &opts);
+        // HEADERS without END_STREAM.
+        let f = frames(out);
+        let h = f.iter().find(|x| x.0 == kind::HEADERS).unwrap();
+        assert_eq!(h.1 & flag::END_STREAM, 0);
+        // Before its HEADERS are queued, a message waits.
+        let mut wrote = IOBuf::new();
+        assert!(
+            s.send_more(5, IOBuf::from(vec![1u8; 70_000]), false, |o| wrote
+                .append_owned(o))
+        );
+        assert!(wrote.is_empty());
+        assert_eq!(sink.unsent(), 70_000);
+        s.posted(5, true, |o| wrote.append_owned(o));
+        let f = frames(std::mem::take(&mut wrote));
+        assert_eq!(f.iter().map(|x| x.3).sum::<usize>(), 65_535);
+        assert!(f.iter().all(|x| x.1 & flag::END_STREAM == 0));
+        assert_eq!(sink.unsent(), 70_000 - 65_535);
+        // The close waits behind the held-back bytes.
+        assert!(s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)));
+        assert!(wrote.is_empty());
+        s.window_update(0, 10_000).unwrap();
+        s.window_update(id, 10_000).unwrap();
+        s.flush(|o| wrote.append_owned(o));
+        let f = frames(wrote);
+        assert_eq!(f.iter().map(|x| x.3).sum::<usize>(), 70_000 - 65_535);
+        assert_eq!(f.last().unwrap().1 & flag::END_STREAM, flag::END_STREAM);
+        assert_eq!(sink.unsent(), 0);
+        // Nothing follows the end.
+        assert!(!s.send_more(5, IOBuf::from(&b"x"[..]), false, |_| {}));
+        assert!(s.close(id).is_some_and(|c| !c.unfinished));
+        assert!(!s.send_more(5, IOBuf::new(), true, |_| {}));
+    }
+
+    #[test]
+    fn a_streaming_close_with_nothing_pending_is_an_empty_data_frame() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        let (id, _) = s.open(5, b"\x83", IOBuf::new(), false, None, &opts);
+        s.posted(5, true, |_| {});
+        let mut wrote = IOBuf::new();
+        assert!(s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)));
+        assert_eq!(frames(wrote), vec![(kind::DATA, flag::END_STREAM, id, 0)]);
     }
 }

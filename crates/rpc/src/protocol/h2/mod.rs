@@ -31,6 +31,7 @@
 pub mod client;
 mod client_conn;
 mod client_send;
+mod client_stream;
 mod conn;
 pub mod frame;
 pub mod hpack;
