@@ -18,8 +18,11 @@
 //! `--tls-cert cert.pem --tls-key key.pem` (serve TLS too, on the same
 //! port: a connection's first byte decides), `--tls-required` (refuse
 //! plaintext), `--tls-client-ca ca.pem` (mutual TLS: require a client
-//! certificate that CA signed). README.md shows a TLS run with the
-//! openssl commands that make the certificates.
+//! certificate that CA signed). SIGHUP reloads the certificate, key and
+//! client CA files: new connections get the new certificate, open ones
+//! keep theirs (files that do not load are reported and the old ones
+//! kept). README.md shows a TLS run with the openssl commands that make
+//! the certificates.
 //! `--enable-rpcz` (trace calls; see them at `/rpcz`),
 //! `--rpcz-sample-rate R` (with `--enable-rpcz`: the fraction of calls
 //! traced, 0..=1; default 1).
@@ -32,6 +35,9 @@ use std::time::Duration;
 
 #[path = "common/stop.rs"]
 mod stop;
+
+#[path = "common/sighup.rs"]
+mod sighup;
 
 use fibrpc::rpc_dump::RpcDumpOptions;
 use fibrpc::tls::TlsServerConfig;
@@ -113,8 +119,13 @@ struct Flags {
 }
 
 fn main() {
-    logging::init();
     let flags = <Flags as clap::Parser>::parse();
+    // With TLS, SIGHUP reloads the certificate: blocked before any
+    // thread starts, so that only the thread waiting for it takes it.
+    if flags.tls_cert.is_some() {
+        sighup::block();
+    }
+    logging::init();
     if flags.enable_rpcz {
         fibrpc::rpcz::set_enabled(true);
     }
@@ -136,8 +147,21 @@ fn main() {
         rpc_dump: flags.dump.map(RpcDumpOptions::new),
         ..Default::default()
     };
-    let (tls_cert, tls_key, tls_client_ca) = (flags.tls_cert, flags.tls_key, flags.tls_client_ca);
-    options.tls = tls_config(tls_cert, tls_key, tls_client_ca);
+    let tls_files = match (flags.tls_cert, flags.tls_key) {
+        // clap makes the flags come together.
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca: flags.tls_client_ca,
+        }),
+        _ => None,
+    };
+    options.tls = tls_files.as_ref().map(|f| {
+        f.load().unwrap_or_else(|e| {
+            eprintln!("echo_server: {e}");
+            std::process::exit(1);
+        })
+    });
     let tls = match (&options.tls, options.tls_required) {
         (None, _) => "",
         (Some(_), true) => " (TLS only)",
@@ -159,6 +183,15 @@ fn main() {
     if let Some(internal) = server.internal_listen_addr() {
         println!("echo_server: builtin console on internal port {internal}");
     }
+    if let (Some(files), Some(reloader)) = (tls_files, server.tls_reloader()) {
+        sighup::on_sighup(move || match files.load() {
+            Ok(config) => {
+                reloader.reload(config);
+                println!("echo_server: SIGHUP: reloaded {}", files.cert);
+            }
+            Err(e) => eprintln!("echo_server: SIGHUP: keeping the old certificate: {e}"),
+        });
+    }
     // Graceful: requests in flight are answered before this returns.
     server.run_until(stop::signal_or_after(duration));
     println!("echo_server: stopped");
@@ -172,31 +205,24 @@ fn main() {
     }
 }
 
-/// The TLS config the `--tls-*` flags ask for (none without a
-/// certificate).
-fn tls_config(
-    cert: Option<String>,
-    key: Option<String>,
+/// The files the `--tls-*` flags name, read at start and on SIGHUP.
+struct TlsFiles {
+    cert: String,
+    key: String,
     client_ca: Option<String>,
-) -> Option<TlsServerConfig> {
-    let (cert, key) = match (cert, key) {
-        (Some(c), Some(k)) => (c, k),
-        // clap makes the flags come together.
-        _ => return None,
-    };
-    let config = TlsServerConfig::from_pem_files(&cert, &key).unwrap_or_else(|e| {
-        eprintln!("echo_server: {e}");
-        std::process::exit(1);
-    });
-    let Some(ca) = client_ca else {
-        return Some(config);
-    };
-    let ca_pem = std::fs::read(&ca).unwrap_or_else(|e| {
-        eprintln!("echo_server: cannot read {ca}: {e}");
-        std::process::exit(1);
-    });
-    Some(config.with_client_auth(&ca_pem, true).unwrap_or_else(|e| {
-        eprintln!("echo_server: {e}");
-        std::process::exit(1);
-    }))
+}
+
+impl TlsFiles {
+    /// The TLS config the files make now.
+    fn load(&self) -> Result<TlsServerConfig, String> {
+        let config =
+            TlsServerConfig::from_pem_files(&self.cert, &self.key).map_err(|e| e.to_string())?;
+        let Some(ca) = &self.client_ca else {
+            return Ok(config);
+        };
+        let ca_pem = std::fs::read(ca).map_err(|e| format!("cannot read {ca}: {e}"))?;
+        config
+            .with_client_auth(&ca_pem, true)
+            .map_err(|e| e.to_string())
+    }
 }

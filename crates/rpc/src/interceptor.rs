@@ -10,10 +10,30 @@
 //!   call with an error, which is then the call's answer and the handler
 //!   does not run; `after`, in reverse order, once the handler answered
 //!   (a deferred one included), seeing the result. Only interceptors
-//!   whose `before` passed get an `after`. HTTP handlers added with
-//!   `add_http_handler` and the builtin console are not methods and are
-//!   not intercepted. A refused call is not counted in the method's
-//!   status.
+//!   whose `before` passed get an `after`. A refused call is not counted
+//!   in the method's status.
+//! - They also run around the handlers added with
+//!   [`Server::add_http_handler`](crate::Server::add_http_handler), over
+//!   HTTP/1.1 and HTTP/2 alike. The call is named by the request's HTTP
+//!   method and path ([`CallInfo::service`] `GET`, [`CallInfo::method`]
+//!   `/hello`); the controller carries the peer, the TLS peer's subject,
+//!   the auth context and the request's headers
+//!   ([`Controller::http_request_headers`]), but the handler does not
+//!   see it. A refusal is answered as an RPC error over HTTP is: the
+//!   status of the error's code (`ERPCAUTH` 403, `ENOMETHOD` 404,
+//!   `ELIMIT` 503, ...; [`RpcError::with_http_status`] chooses another)
+//!   and the code in `x-bd-error-code`. `after` gets the response's body,
+//!   or an `EHTTP` error whose [`http_status`](RpcError::http_status) is
+//!   the handler's 4xx or 5xx status.
+//! - The builtin console (`/status`, `/vars`, `/health`, ...) is not
+//!   intercepted, as bRPC's builtin services skip its interceptor: who
+//!   may read it is the authenticator's and the internal port's
+//!   business ([`ServerOptions::auth`](crate::ServerOptions::auth),
+//!   [`ServerOptions::internal_port`](crate::ServerOptions::internal_port)),
+//!   and an interceptor written for the application's calls (a quota,
+//!   a tenant check) must not lock operators or load balancers' health
+//!   checks out of it. A user handler added on a console path replaces
+//!   the page and is intercepted.
 //! - [`ClientInterceptor`]s ([`ChannelOptions::interceptors`](crate::ChannelOptions::interceptors))
 //!   run around each attempt of a call in the call engine: `before` once
 //!   the server of the attempt is chosen and before the request is
@@ -36,9 +56,11 @@ use crate::{Controller, RpcError};
 #[derive(Debug, Clone, Copy)]
 pub struct CallInfo<'a> {
     /// The service's full name (`example.EchoService`); over an HTTP
-    /// channel, the request's method (`GET`).
+    /// channel and around a server's HTTP handler, the request's method
+    /// (`GET`).
     pub service: &'a str,
-    /// The method's name (`Echo`); over an HTTP channel, the path.
+    /// The method's name (`Echo`); over an HTTP channel and around a
+    /// server's HTTP handler, the path.
     pub method: &'a str,
     /// Server side, the client's address; client side, the server of
     /// this attempt.

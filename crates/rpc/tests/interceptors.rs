@@ -1,14 +1,15 @@
 //! Interceptors on both sides: the server's around every method (over
-//! baidu_std and HTTP/JSON), the channel's around every attempt, their
-//! order, refusals, and metadata a client interceptor adds that the
-//! server sees.
+//! baidu_std and HTTP/JSON) and every user HTTP handler (HTTP/1.1 and
+//! HTTP/2, with curl), not around the console; the channel's around
+//! every attempt; their order, refusals and the HTTP statuses they
+//! give, and metadata a client interceptor adds that the server sees.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fibrpc::http::HttpChannel;
+use fibrpc::http::{HttpChannel, HttpContext, Request, StatusCode};
 use fibrpc::interceptor::{CallInfo, ClientInterceptor, ServerInterceptor};
 use fibrpc::{errno, Channel, ChannelOptions, Controller, IOBuf, RpcError, Server, ServerOptions};
 use fibrpc_example::{
@@ -69,8 +70,15 @@ impl ServerInterceptor for Recorder {
         }
     }
 
+    /// Logs the code, and the HTTP status an error carries (`1010/404`).
     fn after(&self, _call: &CallInfo<'_>, _cntl: &mut Controller, r: Result<&IOBuf, &RpcError>) {
-        let code = r.err().map_or(0, |e| e.code);
+        let code = match r {
+            Ok(_) => "0".to_string(),
+            Err(e) => match e.http_status() {
+                Some(s) => format!("{}/{s}", e.code),
+                None => e.code.to_string(),
+            },
+        };
         self.log
             .lock()
             .unwrap()
@@ -406,4 +414,166 @@ fn after_hooks_run_when_a_deferred_handler_answers() {
         entries(&log),
         ["a.before example.EchoService.Echo", "answered", "a.after 0"]
     );
+}
+
+/// A server with `interceptors`, the echo service, and two HTTP
+/// handlers: `/hello` answers "hello", `/gone` 404; both log "handler".
+fn http_server(
+    interceptors: Vec<Arc<dyn ServerInterceptor>>,
+    log: &Log,
+) -> (Server, SocketAddr, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut server = Server::new(ServerOptions {
+        interceptors,
+        ..ServerOptions::default()
+    });
+    for (path, status) in [("/hello", StatusCode::OK), ("/gone", StatusCode::NOT_FOUND)] {
+        let (log, calls) = (log.clone(), calls.clone());
+        server
+            .add_http_handler(path, move |_: Request<IOBuf>, _: &HttpContext| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                log.lock().unwrap().push("handler".into());
+                fibrpc::http::text(status, "hello")
+            })
+            .unwrap();
+    }
+    server.start("127.0.0.1:0").unwrap();
+    let addr = server.listen_addr().unwrap();
+    (server, addr, calls)
+}
+
+/// curl over HTTP/2 (prior knowledge): `GET path` with `headers`; the
+/// status and the response's headers.
+fn curl_h2(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "-i", "--http2-prior-knowledge", "--max-time", "10"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && reply.starts_with("HTTP/2 "),
+        "{reply} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (reply[7..10].parse().unwrap(), reply.to_ascii_lowercase())
+}
+
+#[test]
+fn http_handlers_run_inside_the_interceptors_over_http1_and_h2() {
+    let log = Log::default();
+    let list = vec![recorder("a", &log, None), recorder("b", &log, None)];
+    let (_s, addr, _) = http_server(list, &log);
+    let want = [
+        "a.before GET./hello",
+        "b.before GET./hello",
+        "handler",
+        "b.after 0",
+        "a.after 0",
+    ];
+    let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
+    let r = http.get("/hello").unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().to_vec(), b"hello");
+    assert_eq!(entries(&log), want);
+
+    log.lock().unwrap().clear();
+    let (status, reply) = curl_h2(addr, "/hello", &[]);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.ends_with("hello"), "{reply}");
+    assert_eq!(entries(&log), want);
+
+    // A failure status reaches the after hooks as EHTTP with the status.
+    log.lock().unwrap().clear();
+    assert_eq!(http.get("/gone").unwrap().status(), 404);
+    assert_eq!(entries(&log)[3..], ["b.after 1010/404", "a.after 1010/404"]);
+}
+
+#[test]
+fn a_refused_http_handler_call_gets_the_status_of_the_code() {
+    for (code, status) in [
+        (errno::ERPCAUTH, 403),
+        (errno::ELIMIT, 503),
+        (errno::ENOMETHOD, 404),
+        (libc::EPERM, 500),
+    ] {
+        let log = Log::default();
+        let list = vec![
+            recorder("a", &log, None),
+            recorder("gate", &log, Some(code)),
+        ];
+        let (_s, addr, calls) = http_server(list, &log);
+        let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
+        let r = http.get("/hello").unwrap();
+        assert_eq!(r.status(), status, "code {code}");
+        assert_eq!(r.headers()["x-bd-error-code"], code.to_string().as_str());
+        let body = String::from_utf8_lossy(&r.body().to_vec()).into_owned();
+        assert!(body.contains("gate says no"), "{body}");
+        let (h2_status, reply) = curl_h2(addr, "/hello", &[]);
+        assert_eq!(h2_status, status, "{reply}");
+        assert!(
+            reply.contains(&format!("x-bd-error-code: {code}")),
+            "{reply}"
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "the handler never ran");
+        let refused = format!("a.after {code}");
+        assert_eq!(
+            entries(&log),
+            [
+                "a.before GET./hello",
+                "gate.before GET./hello",
+                refused.as_str()
+            ]
+            .repeat(2)
+        );
+    }
+}
+
+/// Lets a request through only with `x-tenant: acme`, and checks that
+/// the controller knows the peer.
+struct TenantGate;
+
+impl ServerInterceptor for TenantGate {
+    fn before(&self, _call: &CallInfo<'_>, cntl: &mut Controller) -> Result<(), RpcError> {
+        assert!(cntl.remote_side().is_some_and(|a| a.ip().is_loopback()));
+        match cntl.http_request_headers().get("x-tenant") {
+            Some(v) if v == "acme" => Ok(()),
+            _ => Err(RpcError::new(errno::ERPCAUTH, "unknown tenant")),
+        }
+    }
+}
+
+#[test]
+fn an_interceptor_reads_the_http_handler_request_headers() {
+    let log = Log::default();
+    let (_s, addr, calls) = http_server(vec![Arc::new(TenantGate)], &log);
+    let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
+    assert_eq!(http.get("/hello").unwrap().status(), 403);
+    let req = Request::get("/hello")
+        .header("x-tenant", "acme")
+        .body(IOBuf::new())
+        .unwrap();
+    let r = http.request(&mut Controller::new(), req).unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(curl_h2(addr, "/hello", &["x-tenant: acme"]).0, 200);
+    assert_eq!(curl_h2(addr, "/hello", &["x-tenant: other"]).0, 403);
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn the_console_is_not_intercepted() {
+    let log = Log::default();
+    let (_s, addr, _) = http_server(vec![recorder("no", &log, Some(libc::EPERM))], &log);
+    let http = HttpChannel::new(&addr.to_string(), options()).unwrap();
+    for page in ["/health", "/status", "/vars"] {
+        assert_eq!(http.get(page).unwrap().status(), 200, "{page}");
+        assert_eq!(curl_h2(addr, page, &[]).0, 200, "{page}");
+    }
+    assert!(entries(&log).is_empty(), "{:?}", entries(&log));
+    // The same server's handlers and methods are refused.
+    assert_eq!(http.get("/hello").unwrap().status(), 500);
 }

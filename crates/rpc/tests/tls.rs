@@ -203,6 +203,12 @@ fn openssl_s_client_verifies_the_chain_and_gets_http11() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ALPN protocol: http/1.1"), "{stdout}");
+    // The certificate and its chain: the server's, then the CA that
+    // signed it.
+    assert!(
+        stdout.contains("0 s:CN = fibrpc test server") && stdout.contains("i:CN = fibrpc test CA"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     pub refused_connections: std::sync::atomic::AtomicU64,
     /// Samples requests to files ([`ServerOptions::rpc_dump`]).
     pub dump: Option<crate::rpc_dump::RpcDumper>,
+    /// How connections are accepted when the server serves TLS; its
+    /// config is the slot [`Server::reload_tls`](super::Server::reload_tls)
+    /// swaps.
+    pub tls: Option<crate::tls::TlsAccept>,
 }
 
 /// Where a server's builtin console answers, as seen from one listener.
@@ -266,7 +270,7 @@ impl ServerContext {
                 service,
                 method,
                 c,
-                &r,
+                r.as_ref(),
             );
             reply(c, r)
         };

@@ -12,16 +12,11 @@ use crate::tls::TlsAccept;
 
 pub(crate) struct ServerInput {
     ctx: ServerContext,
-    tls: Option<TlsAccept>,
 }
 
 impl ServerInput {
     pub(crate) fn new(ctx: ServerContext) -> ServerInput {
-        let tls = ctx.options().tls.as_ref().map(|t| TlsAccept {
-            config: t.rustls_config().clone(),
-            required: ctx.options().tls_required,
-        });
-        ServerInput { ctx, tls }
+        ServerInput { ctx }
     }
 
     /// The server context of a server connection (`None` for a
@@ -79,6 +74,6 @@ impl InputHandler for ServerInput {
     }
 
     fn tls_accept(&self) -> Option<&TlsAccept> {
-        self.tls.as_ref()
+        self.ctx.shared.tls.as_ref()
     }
 }

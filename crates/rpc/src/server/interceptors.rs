@@ -1,7 +1,7 @@
-//! Running a server's interceptors around a method call (see
-//! [`crate::interceptor`]). A panicking interceptor refuses the call
-//! with `EINTERNAL` (before) or is logged (after); it never takes the
-//! request's fiber down.
+//! Running a server's interceptors around a method call or a request to
+//! a user's HTTP handler (see [`crate::interceptor`]). A panicking
+//! interceptor refuses the call with `EINTERNAL` (before) or is logged
+//! (after); it never takes the request's fiber down.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -14,7 +14,7 @@ use crate::{errno, Controller, RpcError};
 
 /// Runs the `before` hooks in order until one refuses: how many passed,
 /// and the refusal.
-pub(super) fn before(
+pub(crate) fn before(
     ctx: &ServerContext,
     service: &str,
     method: &str,
@@ -41,12 +41,12 @@ pub(super) fn before(
 
 /// Runs the `after` hooks of `passed` (those whose `before` passed) in
 /// reverse order.
-pub(super) fn after(
+pub(crate) fn after(
     passed: &[std::sync::Arc<dyn ServerInterceptor>],
     service: &str,
     method: &str,
     cntl: &mut Controller,
-    result: &Result<IOBuf, RpcError>,
+    result: Result<&IOBuf, &RpcError>,
 ) {
     let call = CallInfo {
         service,
@@ -54,9 +54,7 @@ pub(super) fn after(
         peer: cntl.remote_side,
     };
     for hook in passed.iter().rev() {
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| {
-            hook.after(&call, cntl, result.as_ref())
-        })) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| hook.after(&call, cntl, result))) {
             tracing::error!(
                 service,
                 method,

@@ -47,7 +47,7 @@ mod acceptor;
 mod context;
 mod handoff;
 mod input;
-mod interceptors;
+pub(crate) mod interceptors;
 mod limiter;
 mod listener;
 mod method_status;
@@ -75,6 +75,7 @@ use crate::http::HttpHandler;
 use crate::protocol::http::HttpRoutes;
 use crate::protocol::{Protocol, ProtocolList};
 use crate::rpc_dump::RpcDumper;
+use crate::tls::{TlsAccept, TlsReloader};
 use crate::{RpcError, Service};
 pub use context::ServerContext;
 pub(crate) use context::{
@@ -99,6 +100,9 @@ pub struct Server {
     http_routes: Arc<HttpRoutes>,
     protocols: ProtocolList,
     running: Option<Running>,
+    /// The TLS config's slot, kept across restarts so that a reload
+    /// outlives a stop ([`ServerOptions::tls`]).
+    tls: Option<TlsReloader>,
 }
 
 struct Running {
@@ -133,12 +137,14 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server with no services, not listening yet.
     pub fn new(options: ServerOptions) -> Server {
+        let options_tls = options.tls.as_ref().map(TlsReloader::new);
         Server {
             protocols: ProtocolList::builtin(options.h2.clone()),
             options,
             services: Arc::default(),
             http_routes: Arc::default(),
             running: None,
+            tls: options_tls,
         }
     }
 
@@ -299,6 +305,10 @@ impl Server {
                 connections: Mutex::new(HashSet::new()),
                 refused_connections: std::sync::atomic::AtomicU64::new(0),
                 dump,
+                tls: self.tls.clone().map(|config| TlsAccept {
+                    config,
+                    required: self.options.tls_required,
+                }),
             }),
             internal: false,
         };
@@ -429,6 +439,41 @@ impl Server {
     /// only listener where the builtin console answers.
     pub fn internal_listen_addr(&self) -> Option<SocketAddr> {
         self.running.as_ref().and_then(|r| r.internal_addr)
+    }
+
+    /// Presents `config` (its certificate, key, ALPN and client
+    /// certificate verification) to the TLS connections accepted from now
+    /// on, without a restart; connections already open, and handshakes
+    /// under way, keep the config they started with. Works before
+    /// [`start`](Self::start) and across a stop and a restart too. Fails
+    /// with `EINVAL` on a server built without [`ServerOptions::tls`]
+    /// (plaintext servers do not look at a connection's first byte).
+    /// [`tls_reloader`](Self::tls_reloader) does the same from another
+    /// thread.
+    ///
+    /// ```no_run
+    /// # fn demo(server: &fibrpc::Server) -> Result<(), fibrpc::RpcError> {
+    /// use fibrpc::tls::TlsServerConfig;
+    /// server.reload_tls(TlsServerConfig::from_pem_files("cert.pem", "key.pem")?)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn reload_tls(&self, config: crate::tls::TlsServerConfig) -> Result<(), RpcError> {
+        let reloader = self.tls_reloader().ok_or_else(|| {
+            RpcError::new(
+                libc::EINVAL,
+                "the server was built without a TLS config (ServerOptions::tls)",
+            )
+        })?;
+        reloader.reload(config);
+        Ok(())
+    }
+
+    /// A handle that reloads the TLS config (as
+    /// [`reload_tls`](Self::reload_tls)) from any thread, say one that
+    /// waits for SIGHUP while this server runs; `None` without
+    /// [`ServerOptions::tls`].
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone()
     }
 
     /// Stops accepting connections (the listener closes, and any listener

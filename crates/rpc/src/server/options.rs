@@ -132,6 +132,8 @@ pub struct ServerOptions {
     /// prefers `http/1.1` (see [`crate::tls::DEFAULT_ALPN`]); the
     /// negotiated protocol is [`Socket::alpn`](crate::socket::Socket::alpn).
     /// A TLS handshake must complete within `read_message_timeout`.
+    /// [`Server::reload_tls`](super::Server::reload_tls) replaces the
+    /// config while the server runs.
     pub tls: Option<crate::tls::TlsServerConfig>,
     /// With [`tls`](Self::tls): a connection that does not start with a
     /// TLS handshake is closed at its first byte (default `false`:
@@ -148,7 +150,9 @@ pub struct ServerOptions {
     /// `Authorization`), except on the
     /// [`internal_port`](Self::internal_port). See [`crate::auth`].
     pub auth: Option<std::sync::Arc<dyn crate::auth::Authenticator>>,
-    /// Run around every method call, in order (default: none). See
+    /// Run around every method call and every request to a handler of
+    /// [`add_http_handler`](super::Server::add_http_handler), in order
+    /// (default: none); not around the builtin console. See
     /// [`crate::interceptor`].
     pub interceptors: Vec<std::sync::Arc<dyn crate::interceptor::ServerInterceptor>>,
     /// HTTP/2 (and gRPC) limits: streams per connection, flow-control

@@ -51,7 +51,7 @@ impl ServerContext {
                 service,
                 method,
                 &mut cntl,
-                &r,
+                r.as_ref(),
             );
             return r.map(drop);
         }
@@ -73,13 +73,13 @@ impl ServerContext {
         };
         status.on_end(super::context::error_code(&r), received.elapsed());
         if passed > 0 {
-            let result = r.clone().map(|()| IOBuf::new());
+            let empty = IOBuf::new();
             interceptors::after(
                 &options.interceptors[..passed],
                 service,
                 method,
                 &mut cntl,
-                &result,
+                r.as_ref().map(|()| &empty),
             );
         }
         r

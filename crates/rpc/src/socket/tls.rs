@@ -13,6 +13,7 @@ use rustls::pki_types::CertificateDer;
 
 use super::outgoing::Outgoing;
 use super::{InputState, Socket};
+use crate::tls::input::{decrypt_all, first_bytes, FirstBytes};
 use crate::tls::session::{self, TlsSession};
 use crate::{errno, RpcError};
 
@@ -22,9 +23,6 @@ pub(crate) const PLAIN: u8 = 0;
 pub(crate) const UNDECIDED: u8 = 1;
 /// The input is TLS: the session slot is set.
 pub(crate) const TLS: u8 = 2;
-
-/// The first byte of a TLS handshake record.
-const HANDSHAKE: u8 = 0x16;
 
 /// How a new socket's input starts.
 pub(crate) fn initial_mode(accepts_tls: bool) -> AtomicU8 {
@@ -116,42 +114,23 @@ impl Socket {
             return Ok(&mut input.portal);
         };
         let mut owner = None;
-        loop {
-            let mut conn = tls.lock();
-            let result = tls.decrypt_one(&mut conn, &mut input.portal, &mut input.plain);
-            // Handshake records, or the alert telling the peer why it
-            // failed.
-            let out = session::take_output(&mut conn);
-            if !out.is_empty() {
-                match self.enqueue(Outgoing::plain(out)) {
-                    // The first to find the list empty writes it all, once
-                    // every record read is decrypted.
-                    Ok(o) => owner = owner.or(o),
-                    Err(e) => {
-                        drop(conn);
-                        if let Some(o) = owner {
-                            self.write_owned(o);
-                        }
-                        return Err(format!("cannot queue TLS records: {}", e.text));
-                    }
+        // Handshake records, or the alert telling the peer why it failed,
+        // queued under the session's lock.
+        let result = decrypt_all(tls, &mut input.portal, &mut input.plain, |out| {
+            match self.enqueue(Outgoing::plain(out)) {
+                // The first to find the list empty writes it all, once
+                // every record read is decrypted (or the input failed).
+                Ok(o) => {
+                    owner = owner.take().or(o);
+                    Ok(())
                 }
+                Err(e) => Err(format!("cannot queue TLS records: {}", e.text)),
             }
-            drop(conn);
-            match result {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(why) => {
-                    if let Some(o) = owner {
-                        self.write_owned(o);
-                    }
-                    return Err(why);
-                }
-            }
-        }
+        });
         if let Some(o) = owner {
             self.write_owned(o);
         }
-        Ok(&mut input.plain)
+        result.map(|()| &mut input.plain)
     }
 
     /// A server connection's first bytes: TLS if they start a handshake
@@ -161,16 +140,13 @@ impl Socket {
             self.input_mode.store(PLAIN, Ordering::Release);
             return Ok(());
         };
-        let mut b = [0u8; 1];
-        if first.copy_to(&mut b, 0) == 0 {
-            return Ok(());
-        }
-        if b[0] == HANDSHAKE {
-            self.start_tls(session::server(&accept.config)?);
-        } else if accept.required {
-            return Err("plaintext on a server that requires TLS".into());
-        } else {
-            self.input_mode.store(PLAIN, Ordering::Release);
+        match first_bytes(first) {
+            FirstBytes::Empty => {}
+            FirstBytes::Tls => self.start_tls(session::server(&accept.config.current())?),
+            FirstBytes::Plain if accept.required => {
+                return Err("plaintext on a server that requires TLS".into())
+            }
+            FirstBytes::Plain => self.input_mode.store(PLAIN, Ordering::Release),
         }
         Ok(())
     }

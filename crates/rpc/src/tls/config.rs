@@ -167,10 +167,10 @@ pub(crate) fn bad_config(why: impl Into<String>) -> RpcError {
     RpcError::new(libc::EINVAL, why.into())
 }
 
-/// What a server's connections are accepted with: its TLS config, and
-/// whether plaintext is refused.
+/// What a server's connections are accepted with: its TLS config (in
+/// the slot a reload swaps), and whether plaintext is refused.
 #[derive(Debug)]
 pub(crate) struct TlsAccept {
-    pub config: Arc<ServerConfig>,
+    pub config: super::TlsReloader,
     pub required: bool,
 }

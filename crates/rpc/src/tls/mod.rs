@@ -9,10 +9,14 @@
 //!   [`ServerOptions::tls_required`](crate::ServerOptions::tls_required)
 //!   closes plaintext connections instead.
 //! - [`TlsServerConfig`] loads a certificate chain and key (PEM) into a
-//!   rustls `ServerConfig`, with ALPN.
+//!   rustls `ServerConfig`, with ALPN. [`TlsReloader`] swaps it while the
+//!   server runs: new connections get the new certificate, open ones
+//!   keep theirs.
 //! - The per-connection rustls state lives in the socket (`session.rs`);
-//!   `record.rs` cuts whole TLS records off the input, so a partial
-//!   record stays in the socket's input where the server's
+//!   the reader's first-byte decision and decryption loop are in
+//!   `input.rs`, which [`TlsInput`] runs without a socket for the fuzz
+//!   targets; `record.rs` cuts whole TLS records off the input, so a
+//!   partial record stays in the socket's input where the server's
 //!   `read_message_timeout` sees it.
 //!
 //! The crypto provider is `ring`: it builds with a C compiler alone,
@@ -25,13 +29,17 @@
 
 mod client;
 mod config;
+pub(crate) mod input;
 mod record;
+mod reload;
 pub(crate) mod session;
 mod subject;
 
 pub use client::TlsClientConfig;
 pub(crate) use config::TlsAccept;
 pub use config::{TlsServerConfig, DEFAULT_ALPN};
+pub use input::TlsInput;
+pub use reload::TlsReloader;
 
 use std::sync::Arc;
 

@@ -20,6 +20,7 @@
 mod client;
 pub mod encode;
 mod handler;
+mod intercept;
 mod json;
 mod order;
 pub mod parse;

@@ -240,7 +240,7 @@ pub(super) fn reject(
 }
 
 /// A request to a user handler (traced by rpcz as a method named by the
-/// HTTP method and the path).
+/// HTTP method and the path), inside the server's interceptors.
 fn call_route<O: SendResponse>(
     route: &Route,
     req: Box<http::Request<IOBuf>>,
@@ -266,13 +266,20 @@ fn call_route<O: SendResponse>(
             let _running = route.enter();
             let context = traced.as_mut().and_then(crate::rpcz::server::handler_start);
             let h = &route.handler;
-            let resp = catch_unwind(AssertUnwindSafe(|| h.handle(unbox_request(req), hctx)))
-                .unwrap_or_else(|p| {
+            let run = |req: http::Request<IOBuf>| {
+                catch_unwind(AssertUnwindSafe(|| h.handle(req, hctx))).unwrap_or_else(|p| {
                     text(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("the handler panicked: {}\n", panic_message(&*p)),
                     )
-                });
+                })
+            };
+            let req = unbox_request(req);
+            let resp = if ctx.options().interceptors.is_empty() {
+                run(req)
+            } else {
+                super::intercept::around(ctx, sock, req, run)
+            };
             drop(context);
             if let Some(cntl) = traced.as_mut() {
                 crate::rpcz::server::handler_end(cntl);
