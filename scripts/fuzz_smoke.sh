@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a short, fixed budget (FUZZ_SECONDS each,
+# Runs every fuzz target (each fuzz crate's `cargo fuzz list`: every
+# [[bin]] of its Cargo.toml, the TLS targets `tls_server` and
+# `tls_client` included) for a short, fixed budget (FUZZ_SECONDS each,
 # default 30): a crash or a sanitizer report fails the run. Longer
 # campaigns use the same command with a larger budget.
 #
