@@ -4,7 +4,7 @@
 //! message (see `client.rs` for the whole picture).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
@@ -17,9 +17,9 @@ use super::client_send::ClientSend;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
 use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
+use super::wire::Wire;
 use super::H2Options;
 use crate::protocol::Parsed;
-use crate::socket::Socket;
 use crate::{errno, RpcError};
 
 /// CONTINUATION frames one header block may take (as the server's
@@ -110,9 +110,9 @@ struct RecvStream {
 
 impl H2ClientConn {
     /// See [`super::client::open_stream`].
-    pub(super) fn open_stream(
+    pub(super) fn open_stream<W: Wire>(
         &self,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         cid: u64,
         req: StreamRequest<'_>,
@@ -124,12 +124,12 @@ impl H2ClientConn {
                     errno::EFAILEDSOCKET,
                     format!(
                         "the HTTP/2 connection to {} broke: {why}",
-                        sock.remote_side()
+                        sock.peer()
                     ),
                 ));
             }
-            if sock.failed() {
-                return Err(sock.failed_error());
+            if let Some(e) = sock.failure() {
+                return Err(e);
             }
             if s.goaway.is_some() || s.ids_exhausted() {
                 // New calls take another connection.
@@ -143,7 +143,7 @@ impl H2ClientConn {
                     errno::ELOGOFF,
                     format!(
                         "the HTTP/2 connection to {} takes no new stream: {why}",
-                        sock.remote_side()
+                        sock.peer()
                     ),
                 ));
             }
@@ -157,7 +157,7 @@ impl H2ClientConn {
                     format!(
                         "no HTTP/2 stream to {} freed up before the deadline ({} open, \
                          the server's SETTINGS_MAX_CONCURRENT_STREAMS)",
-                        sock.remote_side(),
+                        sock.peer(),
                         s.active()
                     ),
                 ));
@@ -172,10 +172,10 @@ impl H2ClientConn {
     }
 
     /// See [`super::client::request_queued`].
-    pub(super) fn posted(&self, sock: &Arc<Socket>, cid: u64, queued: bool) {
+    pub(super) fn posted<W: Wire>(&self, sock: &W, cid: u64, queued: bool) {
         let mut s = self.send.lock();
         s.posted(cid, queued, |out| {
-            let _ = sock.write(out);
+            sock.write(out);
         });
         if !queued {
             self.room.notify_one();
@@ -183,7 +183,7 @@ impl H2ClientConn {
     }
 
     /// See [`super::client::cancel`].
-    pub(super) fn cancel(&self, sock: &Arc<Socket>, cid: u64) {
+    pub(super) fn cancel<W: Wire>(&self, sock: &W, cid: u64) {
         // The reader's lock first, as the reader takes them.
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = self.send.lock();
@@ -194,16 +194,16 @@ impl H2ClientConn {
         r.recv.remove(&id);
         let mut out = IOBuf::new();
         frame::put_rst_stream(&mut out, id, Reason::Cancel);
-        let _ = sock.write(out);
+        sock.write(out);
         drop(s);
         self.room.notify_one();
     }
 
     /// See [`super::client::parse`].
-    pub(super) fn parse(
+    pub(super) fn parse<W: Wire>(
         &self,
         buf: &mut IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Parsed<H2Reply> {
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
@@ -263,7 +263,7 @@ impl H2ClientConn {
             Ok(reply) => {
                 if !out.is_empty() {
                     self.send.lock().write_control(out, |out| {
-                        let _ = sock.write(out);
+                        sock.write(out);
                     });
                 }
                 match reply {
@@ -275,7 +275,7 @@ impl H2ClientConn {
             Err((reason, why)) => {
                 buf.clear();
                 frame::put_goaway(&mut out, 0, reason, why.as_bytes());
-                let _ = sock.write(out);
+                sock.write(out);
                 self.send.lock().dead = Some(why.clone());
                 self.room.notify_all();
                 Parsed::Bad(format!("HTTP/2 {reason:?} (GOAWAY sent): {why}"))
@@ -286,12 +286,12 @@ impl H2ClientConn {
     /// A GOAWAY at the front of `buf` (complete, not consumed): the
     /// connection takes no new stream, and the streams past its last id
     /// are failed as not processed.
-    fn on_goaway(
+    fn on_goaway<W: Wire>(
         &self,
         r: &mut Reader,
         head: FrameHead,
         buf: &IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
     ) -> Result<(), ConnError> {
         if head.stream != 0 {
             return conn_err(Reason::ProtocolError, "GOAWAY on a stream");
@@ -323,7 +323,7 @@ impl H2ClientConn {
                         text: format!(
                             "{} sent GOAWAY ({}, last stream {last}, {debug:?}): \
                              stream {id} was not processed",
-                            sock.remote_side(),
+                            sock.peer(),
                             reason_name(code)
                         ),
                     }),
@@ -336,12 +336,12 @@ impl H2ClientConn {
 }
 
 impl Reader {
-    fn on_frame(
+    fn on_frame<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {
@@ -393,7 +393,7 @@ impl Reader {
                         goaway: false,
                         text: format!(
                             "{} reset stream {} ({})",
-                            sock.remote_side(),
+                            sock.peer(),
                             head.stream,
                             reason_name(code)
                         ),
@@ -429,8 +429,8 @@ impl Reader {
     /// An acknowledgement is about to be queued: at most
     /// `max_pending_acks` may wait behind output the server does not
     /// read (a PING or SETTINGS flood).
-    fn count_ack(&mut self, sock: &Socket, opts: &H2Options) -> Result<(), ConnError> {
-        let written = sock.stats().out_bytes;
+    fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
+        let written = sock.written_bytes();
         while self.pending_acks.front().is_some_and(|&at| at <= written) {
             self.pending_acks.pop_front();
         }
@@ -448,12 +448,12 @@ impl Reader {
         Ok(())
     }
 
-    fn on_settings(
+    fn on_settings<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Result<Option<H2Reply>, ConnError> {
         if head.stream != 0 {
@@ -518,20 +518,20 @@ impl Reader {
         let mut ack = IOBuf::new();
         frame::put_head(&mut ack, 0, kind::SETTINGS, flag::ACK, 0);
         send.write_control(ack, |ack| {
-            let _ = sock.write(ack);
+            sock.write(ack);
         });
         send.flush(|o| {
-            let _ = sock.write(o);
+            sock.write(o);
         });
         Ok(None)
     }
 
-    fn on_window_update(
+    fn on_window_update<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {
         if head.len != 4 {
@@ -571,7 +571,7 @@ impl Reader {
             }
             Ok(true) => {
                 send.flush(|o| {
-                    let _ = sock.write(o);
+                    sock.write(o);
                 });
                 Ok(None)
             }
@@ -723,12 +723,12 @@ impl Reader {
         Ok(None)
     }
 
-    fn on_data(
+    fn on_data<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {

@@ -30,6 +30,7 @@
 
 pub mod client;
 mod client_conn;
+mod client_reader;
 mod client_send;
 mod conn;
 pub mod frame;
@@ -51,6 +52,7 @@ use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
 pub(crate) use conn::H2Conn;
 pub(crate) use inbound::{Inbound, InboundEnd, Taken};
+pub use client_reader::ClientFrameReader;
 pub use reader::FrameReader;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;
