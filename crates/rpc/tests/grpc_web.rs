@@ -55,13 +55,7 @@ fn http(addr: SocketAddr, method: &str, head: &[(&str, &str)], body: &[u8]) -> H
 }
 
 /// [`http`] to `path`.
-fn http_at(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    head: &[(&str, &str)],
-    body: &[u8],
-) -> Http {
+fn http_at(addr: SocketAddr, method: &str, path: &str, head: &[(&str, &str)], body: &[u8]) -> Http {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!(
@@ -653,7 +647,11 @@ fn a_pipelined_request_is_answered_after_the_stream_before_it() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let end = b"grpc-status:0\r\n";
     while got.windows(end.len()).filter(|w| w == end).count() < 2 {
-        assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&got));
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
         let mut buf = [0u8; 65536];
         let n = s.read(&mut buf).unwrap();
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
@@ -664,6 +662,9 @@ fn a_pipelined_request_is_answered_after_the_stream_before_it() {
     let last_chunk = text.find("\r\n0\r\n\r\n").expect("the stream's last chunk");
     let second = text.rfind("HTTP/1.1 200").unwrap();
     assert!(second > last_chunk, "{text}");
-    assert!(text[..second].contains("Transfer-Encoding: chunked"), "{text}");
+    assert!(
+        text[..second].contains("Transfer-Encoding: chunked"),
+        "{text}"
+    );
     assert!(text[second..].contains("Content-Length"), "{text}");
 }

@@ -98,7 +98,13 @@ impl ServerStream {
         deadline: Option<Instant>,
         limits: StreamLimits,
     ) -> ServerStream {
-        Self::with(sock, Transport::H2(inbound), deadline, limits, RecvState::default())
+        Self::with(
+            sock,
+            Transport::H2(inbound),
+            deadline,
+            limits,
+            RecvState::default(),
+        )
     }
 
     /// A gRPC-Web call: `request` is its whole body (length-prefixed

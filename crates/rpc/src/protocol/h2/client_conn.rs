@@ -122,10 +122,7 @@ impl H2ClientConn {
             if let Some(why) = &s.dead {
                 return Err(RpcError::new(
                     errno::EFAILEDSOCKET,
-                    format!(
-                        "the HTTP/2 connection to {} broke: {why}",
-                        sock.peer()
-                    ),
+                    format!("the HTTP/2 connection to {} broke: {why}", sock.peer()),
                 ));
             }
             if let Some(e) = sock.failure() {

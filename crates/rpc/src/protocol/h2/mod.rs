@@ -50,9 +50,9 @@ use fibrpc_iobuf::IOBuf;
 
 use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
+pub use client_reader::ClientFrameReader;
 pub(crate) use conn::H2Conn;
 pub(crate) use inbound::{Inbound, InboundEnd, Taken};
-pub use client_reader::ClientFrameReader;
 pub use reader::FrameReader;
 pub(crate) use send::ResponseParts;
 pub(crate) use server::StreamOut;

@@ -84,7 +84,10 @@ struct StreamWriter {
 impl ProgressiveWriter for StreamWriter {
     fn write(&self, data: IOBuf, deadline: Option<Instant>) -> Result<(), RpcError> {
         let Some(conn) = self.sock.existing_protocol_state::<H2Conn>() else {
-            return Err(RpcError::new(errno::EFAILEDSOCKET, "not an HTTP/2 connection"));
+            return Err(RpcError::new(
+                errno::EFAILEDSOCKET,
+                "not an HTTP/2 connection",
+            ));
         };
         let head = || self.head.clone();
         let r = conn.stream_send(&self.sock, self.stream, &head, data, self.buffer, deadline);
