@@ -1,11 +1,22 @@
-//! Generates the tonic client and server for `proto/echo.proto` with the
-//! `protoc` that `protoc-bin-vendored` ships, so nothing needs installing.
+//! Generates, for `proto/echo.proto` and with the `protoc` that
+//! `protoc-bin-vendored` ships (so nothing needs installing): the tonic
+//! client and server (in `OUT_DIR`), and fibrpc's service and stub (in
+//! `OUT_DIR/fibrpc`, for `fibrpc_grpc_server`), so both servers serve the
+//! same methods.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // prost-build runs the protoc named by PROTOC.
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto/echo.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/echo.proto"], &["proto"])?;
+    // The throughput press clones one chunk per message: `Bytes` makes
+    // that a reference count, not a copy of up to 64 KiB.
+    tonic_prost_build::configure()
+        .bytes(".example.ThroughputChunk")
+        .compile_protos(&["proto/echo.proto"], &["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    fibrpc_build::configure()
+        .out_dir(out.join("fibrpc"))
+        .compile_protos(&["proto/echo.proto"], &["proto"])?;
     Ok(())
 }

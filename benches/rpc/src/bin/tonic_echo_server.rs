@@ -1,6 +1,8 @@
 //! tonic (gRPC over HTTP/2, tokio) echo server: bRPC's
-//! `example.EchoService/Echo`, answering each request with its message.
-//! The peer of fibrpc's `echo_server` example in `run.sh`.
+//! `example.EchoService/Echo`, answering each request with its message,
+//! and `BidiThroughput`, echoing every chunk of a bidirectional stream.
+//! The peer of fibrpc's `echo_server` example in `run.sh` and of
+//! `fibrpc_grpc_server` in `benches/grpc/run.sh`.
 //!
 //!     tonic_echo_server [--port 8001] [--threads N]
 //!                       [--tls-cert cert.pem --tls-key key.pem]
@@ -15,10 +17,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_server::{EchoService, EchoServiceServer};
-use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse};
+use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse, ThroughputChunk};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// The gRPC peer of fibrpc's echo_server.
 #[derive(clap::Parser)]
@@ -47,6 +49,17 @@ impl EchoService for Echo {
         Ok(Response::new(EchoResponse {
             message: request.into_inner().message,
         }))
+    }
+
+    /// The chunks as they are decoded, encoded again: tonic's idiomatic
+    /// echo, the request stream is the response stream.
+    type BidiThroughputStream = Streaming<ThroughputChunk>;
+
+    async fn bidi_throughput(
+        &self,
+        request: Request<Streaming<ThroughputChunk>>,
+    ) -> Result<Response<Self::BidiThroughputStream>, Status> {
+        Ok(Response::new(request.into_inner()))
     }
 }
 
