@@ -17,6 +17,14 @@
 # against the same tonic server, WORKERS threads each; medians of qps and
 # of the client's CPU per call, and their ratios fibrpc/tonic.
 #
+# Then streaming throughput (PARTS has "streaming"): one bidirectional
+# stream (example.EchoService/BidiThroughput, every chunk echoed back)
+# carrying STREAM_SIZES-byte chunks, driven by the same tonic client
+# (benches/rpc's grpc_stream_press) against fibrpc's server
+# (fibrpc_grpc_server, the same proto through fibrpc-build) and tonic's;
+# medians over REPS of MB/s (echoed payload received, 10^6 B/s), msgs/s
+# and the server's CPU seconds per GB, and the ratios fibrpc/tonic.
+#
 #   benches/grpc/run.sh [--quick]
 #
 #   --quick   DURATION=3 REPS=1 WARMUP=1 (unless set)
@@ -31,10 +39,12 @@
 #                 per core, 2 on the benchmark machines)
 #   QUIET_WAIT    seconds to wait for a quiet machine before each run (30)
 #   OUT           directory for logs and results (a new one under /tmp)
-#   PARTS         which comparisons to run ("servers clients")
+#   PARTS         which comparisons to run ("servers clients streaming")
 #   CLIENT_CONCURRENCY_LIST  callers of the client comparison ("16 64")
+#   STREAM_SIZES  chunk sizes of the streaming comparison ("1024 65536")
 #   FIBRPC_SERVER_CMD  ($target/release/examples/echo_server --port 8200)
 #   TONIC_SERVER_CMD   ($target/release/tonic_echo_server --port 8201 --threads WORKERS)
+#   FIBRPC_STREAM_SERVER_CMD ($target/release/fibrpc_grpc_server --port 8202 --threads WORKERS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -58,8 +68,10 @@ target="${CARGO_TARGET_DIR:-target}"
 FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/echo_server --port 8200}"
 TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$target/release/tonic_echo_server --port 8201 --threads $WORKERS}"
 SERVERS="fibrpc tonic"
-PARTS="${PARTS:-servers clients}"
+PARTS="${PARTS:-servers clients streaming}"
 CLIENT_CONCURRENCY_LIST="${CLIENT_CONCURRENCY_LIST:-16 64}"
+STREAM_SIZES="${STREAM_SIZES:-1024 65536}"
+FIBRPC_STREAM_SERVER_CMD="${FIBRPC_STREAM_SERVER_CMD:-$target/release/fibrpc_grpc_server --port 8202 --threads $WORKERS}"
 
 command -v h2load > /dev/null || {
     echo "error: h2load is missing (apt-get install nghttp2-client)" >&2
@@ -67,12 +79,13 @@ command -v h2load > /dev/null || {
 }
 cargo build --release -p fibrpc --example echo_server
 cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server --bin tonic_press \
-    --bin fibrpc_grpc_press
+    --bin fibrpc_grpc_press --bin fibrpc_grpc_server --bin grpc_stream_press
 
 server_cmd() {
     case "$1" in
         fibrpc) echo "$FIBRPC_SERVER_CMD" ;;
         tonic) echo "$TONIC_SERVER_CMD" ;;
+        fibrpc-stream) echo "$FIBRPC_STREAM_SERVER_CMD" ;;
     esac
 }
 # stop_server, wait_until_quiet, cmd_port, start_server_on_port
@@ -234,6 +247,67 @@ for c in sorted({k[0] for k in by}):
     if len(med) == 2:
         print(f"{c:>4} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>10.2f} "
               f"{med['fibrpc'][1] / med['tonic'][1]:>8.2f} {med['fibrpc'][2] / med['tonic'][2]:>12.2f}"
+              "   (fibrpc/tonic)")
+PY
+fi
+
+# Streaming throughput: the same tonic client, one bidirectional stream,
+# against each server.
+stream_results="$OUT/stream_results.txt"
+: > "$stream_results"
+run_stream() { # server (fibrpc|tonic), chunk size, rep
+    local server="$1" size="$2" rep="$3" tag="stream-$1-b$2-r$3" name port
+    name="$server"
+    [[ $server == fibrpc ]] && name=fibrpc-stream
+    port="$(cmd_port "$(server_cmd "$name")")"
+    wait_until_quiet
+    start_server_on_port "$name" "$OUT/$tag.server.log" || return 0
+    "$target/release/grpc_stream_press" --server "127.0.0.1:$port" --message-size "$size" \
+        --duration "$DURATION" --warmup "$WARMUP" --threads "$WORKERS" \
+        --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
+    stop_server
+    python3 - "$server" "$size" "$rep" "$OUT/$tag.log" >> "$stream_results" <<'PY'
+import json, sys
+server, size, rep, log = sys.argv[1:]
+line = next((l for l in open(log) if l.startswith("RESULT ")), None)
+if line is None:
+    sys.exit(f"no RESULT in {log}")
+r = json.loads(line[len("RESULT "):])
+gb = max(r["bytes"], 1) / 1e9
+print(f"{server} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
+      f"{r.get('server_cpu_s', 0) / gb:.3f} {r['errors']}")
+PY
+    tail -n 1 "$stream_results"
+}
+if [[ " $PARTS " == *" streaming "* ]]; then
+    echo
+    echo "streaming: one bidirectional stream, chunks of {$STREAM_SIZES} B; ${WARMUP}+${DURATION} s; reps: $REPS"
+    echo "(columns: server chunk_bytes rep MB/s msgs/s server_cpu_s_per_GB errors)"
+    for rep in $(seq "$REPS"); do
+        for size in $STREAM_SIZES; do
+            for server in fibrpc tonic; do run_stream "$server" "$size" "$rep"; done
+        done
+    done
+    echo
+    python3 - "$stream_results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for server, size, rep, mbps, msgs, cpu, errors in rows:
+    by.setdefault((int(size), server), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
+print(f"{'chunk':>6} {'server':<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
+for size in sorted({k[0] for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((size, s))
+        if not runs:
+            continue
+        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
+              f"{sum(r[3] for r in runs):>7}")
+    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
+        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
+              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
               "   (fibrpc/tonic)")
 PY
 fi

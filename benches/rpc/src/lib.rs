@@ -107,6 +107,14 @@ pub mod stream_echo {
     }
 }
 
+/// The same `proto/echo.proto` as fibrpc's generated code
+/// (`fibrpc-build`): the `EchoService` trait and `EchoServiceServer`
+/// that `fibrpc_grpc_server` serves.
+#[allow(missing_docs, clippy::all)]
+pub mod fib {
+    include!(concat!(env!("OUT_DIR"), "/fibrpc/example.rs"));
+}
+
 /// Listen backlog of the tonic server (fibrpc's listener uses the same), so
 /// that a burst of 10k idle connects meets the same accept queue in both.
 pub const LISTEN_BACKLOG: u32 = 1024;

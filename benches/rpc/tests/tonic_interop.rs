@@ -31,6 +31,16 @@ impl pb::echo_service_server::EchoService for TonicEcho {
         }
         Ok(Response::new(pb::EchoResponse { message: m }))
     }
+
+    /// The throughput benchmark's method (every chunk echoed back).
+    type BidiThroughputStream = tonic::Streaming<pb::ThroughputChunk>;
+
+    async fn bidi_throughput(
+        &self,
+        request: Request<tonic::Streaming<pb::ThroughputChunk>>,
+    ) -> Result<Response<Self::BidiThroughputStream>, Status> {
+        Ok(Response::new(request.into_inner()))
+    }
 }
 
 /// A tonic server on a free port, on a runtime of its own (a thread).

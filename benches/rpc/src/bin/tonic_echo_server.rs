@@ -1,8 +1,10 @@
 //! tonic (gRPC over HTTP/2, tokio) echo server: bRPC's
 //! `example.EchoService/Echo`, answering each request with its message,
-//! and `example.StreamEchoService` (the four kinds of call, bidirectional
-//! `Chat` among them; see `fibrpc_bench_rpc::stream_echo`).
-//! The peer of fibrpc's `echo_server` example in `run.sh`.
+//! `example.StreamEchoService` (the four kinds of call, bidirectional
+//! `Chat` among them; see `fibrpc_bench_rpc::stream_echo`) and
+//! `BidiThroughput`, echoing every chunk of a bidirectional stream.
+//! The peer of fibrpc's `echo_server` example in `run.sh` and of
+//! `fibrpc_grpc_server` in `benches/grpc/run.sh`.
 //!
 //!     tonic_echo_server [--port 8001] [--threads N]
 //!                       [--tls-cert cert.pem --tls-key key.pem]
@@ -18,11 +20,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_server::{EchoService, EchoServiceServer};
 use fibrpc_bench_rpc::pb::stream_echo_service_server::StreamEchoServiceServer;
-use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse};
+use fibrpc_bench_rpc::pb::{EchoRequest, EchoResponse, ThroughputChunk};
 use fibrpc_bench_rpc::stream_echo::TonicStreamEcho;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// The gRPC peer of fibrpc's echo_server.
 #[derive(clap::Parser)]
@@ -51,6 +53,17 @@ impl EchoService for Echo {
         Ok(Response::new(EchoResponse {
             message: request.into_inner().message,
         }))
+    }
+
+    /// The chunks as they are decoded, encoded again: tonic's idiomatic
+    /// echo, the request stream is the response stream.
+    type BidiThroughputStream = Streaming<ThroughputChunk>;
+
+    async fn bidi_throughput(
+        &self,
+        request: Request<Streaming<ThroughputChunk>>,
+    ) -> Result<Response<Self::BidiThroughputStream>, Status> {
+        Ok(Response::new(request.into_inner()))
     }
 }
 

@@ -2,7 +2,7 @@
 //! fibers share, and the one path every protocol takes into a service
 //! (admission, method lookup, the handler, its counters).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,13 +23,18 @@ use crate::{errno, Controller, RpcError, Service};
 /// A registered service and its methods.
 pub(crate) struct ServiceEntry {
     pub service: Arc<dyn Service>,
-    pub methods: HashMap<&'static str, usize>,
+    /// FxHash, as the HTTP routes: looked up per request (gRPC and HTTP
+    /// name methods by string), filled by the server's own code, so
+    /// SipHash's DoS resistance buys nothing (it was ~1% of a gRPC
+    /// server's CPU under h2load).
+    pub methods: rustc_hash::FxHashMap<&'static str, usize>,
     pub status: Vec<MethodStatus>,
     /// JSON transcoding for HTTP callers, built on first use.
     pub json: LazyJsonCodec,
 }
 
-pub(crate) type Services = HashMap<&'static str, ServiceEntry>;
+/// The services by full name (FxHash, as `ServiceEntry::methods`).
+pub(crate) type Services = rustc_hash::FxHashMap<&'static str, ServiceEntry>;
 
 /// What the acceptor, the connections and the request fibers share.
 pub(crate) struct Shared {

@@ -27,6 +27,7 @@ mod status;
 mod streaming_call;
 mod typed_stream;
 mod web;
+mod web_stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

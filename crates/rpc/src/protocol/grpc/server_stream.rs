@@ -10,6 +10,7 @@ use std::time::Instant;
 use fibrpc_fiber::sync::Mutex;
 use fibrpc_iobuf::IOBuf;
 
+use super::web_stream::WebSink;
 use super::{frame_message, grpc_status_of, GrpcStatus};
 use crate::protocol::baidu_std::compress::{self, CompressType};
 use crate::protocol::h2::{H2Conn, Inbound, InboundEnd, SendFailure, Taken};
@@ -40,10 +41,29 @@ struct RecvState {
     ended: bool,
 }
 
+/// Where the call's messages come from and go to.
+enum Transport {
+    /// A gRPC call on an HTTP/2 stream: its DATA as the reader appends
+    /// it, its responses as the stream's frames.
+    H2(Arc<Inbound>),
+    /// A gRPC-Web call (server streaming): the request came whole and
+    /// waits in `recv`'s buffer; responses go to its HTTP response.
+    Web(Box<dyn WebSink>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transport::H2(inbound) => f.debug_tuple("H2").field(inbound).finish(),
+            Transport::Web(_) => f.write_str("Web"),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     sock: Arc<Socket>,
-    inbound: Arc<Inbound>,
+    transport: Transport,
     deadline: Option<Instant>,
     limits: StreamLimits,
     recv: Mutex<RecvState>,
@@ -78,22 +98,66 @@ impl ServerStream {
         deadline: Option<Instant>,
         limits: StreamLimits,
     ) -> ServerStream {
+        Self::with(
+            sock,
+            Transport::H2(inbound),
+            deadline,
+            limits,
+            RecvState::default(),
+        )
+    }
+
+    /// A gRPC-Web call: `request` is its whole body (length-prefixed
+    /// messages, decoded from base64 in text mode), `sink` its response.
+    pub(crate) fn web(
+        sock: Arc<Socket>,
+        request: IOBuf,
+        deadline: Option<Instant>,
+        limits: StreamLimits,
+        sink: Box<dyn WebSink>,
+    ) -> ServerStream {
+        let recv = RecvState {
+            buf: request,
+            ended: true,
+        };
+        Self::with(sock, Transport::Web(sink), deadline, limits, recv)
+    }
+
+    fn with(
+        sock: Arc<Socket>,
+        transport: Transport,
+        deadline: Option<Instant>,
+        limits: StreamLimits,
+        recv: RecvState,
+    ) -> ServerStream {
         ServerStream {
             inner: Arc::new(Inner {
                 sock,
-                inbound,
+                transport,
                 deadline,
                 limits,
-                recv: Mutex::new(RecvState::default()),
+                recv: Mutex::new(recv),
                 finished: AtomicBool::new(false),
                 raised: StdMutex::new(None),
             }),
         }
     }
 
-    /// The HTTP/2 stream id of the call.
+    /// The HTTP/2 stream id of the call (0 for a gRPC-Web call).
     pub fn stream_id(&self) -> u32 {
-        self.inner.inbound.stream_id()
+        match &self.inner.transport {
+            Transport::H2(inbound) => inbound.stream_id(),
+            Transport::Web(_) => 0,
+        }
+    }
+
+    /// The HTTP/2 input of the call (none for gRPC-Web, whose request
+    /// came whole).
+    fn inbound(&self) -> Option<&Arc<Inbound>> {
+        match &self.inner.transport {
+            Transport::H2(inbound) => Some(inbound),
+            Transport::Web(_) => None,
+        }
     }
 
     /// The call's deadline (from the client's `grpc-timeout`).
@@ -105,7 +169,7 @@ impl ServerStream {
     /// its deadline passed, its connection failed, or it finished.
     pub fn is_cancelled(&self) -> bool {
         self.inner.finished.load(Ordering::Acquire)
-            || self.inner.inbound.broken().is_some()
+            || self.inbound().is_some_and(|i| i.broken().is_some())
             || self.inner.deadline.is_some_and(|d| Instant::now() >= d)
             || self.inner.sock.failed()
     }
@@ -136,11 +200,11 @@ impl ServerStream {
                 ));
             }
             let sock = &self.inner.sock;
-            match self
-                .inner
-                .inbound
-                .take(self.inner.deadline, &|| sock.failed())
-            {
+            let Some(inbound) = self.inbound() else {
+                st.ended = true;
+                continue;
+            };
+            match inbound.take(self.inner.deadline, &|| sock.failed()) {
                 Taken::Data(data, update) => {
                     st.buf.append_owned(data);
                     if !update.is_empty() {
@@ -237,6 +301,10 @@ impl ServerStream {
             ));
         }
         let sock = &self.inner.sock;
+        let inbound = match &self.inner.transport {
+            Transport::H2(inbound) => inbound,
+            Transport::Web(sink) => return sink.send(frame_message(msg), self.inner.deadline),
+        };
         let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
             return Err(connection_failed());
         };
@@ -249,7 +317,7 @@ impl ServerStream {
             self.inner.deadline,
         );
         r.map_err(|f| match f {
-            SendFailure::Gone => match self.inner.inbound.broken() {
+            SendFailure::Gone => match inbound.broken() {
                 Some(why) => broken_error(why),
                 None => RpcError::new(errno::ECLOSE, "the gRPC stream is closed"),
             },
@@ -267,15 +335,6 @@ impl ServerStream {
         if self.inner.finished.swap(true, Ordering::AcqRel) {
             return;
         }
-        let inbound = &self.inner.inbound;
-        // The client may still be sending: it is told to stop, and what
-        // comes meanwhile is dropped.
-        let reset_after = !inbound.client_done();
-        inbound.discard();
-        let sock = &self.inner.sock;
-        let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
-            return;
-        };
         let (code, message) = match &status {
             Ok(()) => (GrpcStatus::Ok, None),
             Err(e) => {
@@ -286,6 +345,18 @@ impl ServerStream {
                 };
                 (code, Some(format!("[E{}]{}", e.code, e.text)))
             }
+        };
+        let inbound = match &self.inner.transport {
+            Transport::H2(inbound) => inbound,
+            Transport::Web(sink) => return sink.finish(code, message),
+        };
+        // The client may still be sending: it is told to stop, and what
+        // comes meanwhile is dropped.
+        let reset_after = !inbound.client_done();
+        inbound.discard();
+        let sock = &self.inner.sock;
+        let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
+            return;
         };
         let trailers = super::status_block(false, code, message.as_deref());
         let trailers_only = super::status_block(true, code, message.as_deref());

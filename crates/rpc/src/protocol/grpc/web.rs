@@ -12,7 +12,10 @@
 //!   page read the status; `OPTIONS` preflights of gRPC-Web calls are
 //!   answered by [`preflight`].
 //!
-//! Unary calls only: they go through [`super::serve`] like gRPC's.
+//! Unary calls go through [`super::serve`] like gRPC's; server-streaming
+//! ones through `web_stream.rs`, whose responses are progressive. A
+//! browser cannot stream a request, so client and bidirectional
+//! streaming methods answer `UNIMPLEMENTED`.
 
 use std::sync::Arc;
 
@@ -21,13 +24,19 @@ use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use super::{frame_message, percent_encode_message, GrpcStatus, UnaryReply};
+use super::{frame_message, percent_encode_message, target, GrpcStatus, UnaryReply};
 use crate::protocol::http::SendResponse;
 use crate::server::ServerContext;
 use crate::socket::Socket;
+use crate::MethodKind;
 
 /// The flag byte of the frame that carries the trailers.
 const TRAILER_FLAG: u8 = 0x80;
+
+/// The content type of a binary-mode response.
+pub(super) const CONTENT_TYPE_BINARY: &str = "application/grpc-web+proto";
+/// The content type of a text-mode response.
+pub(super) const CONTENT_TYPE_TEXT: &str = "application/grpc-web-text+proto";
 
 /// How the body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +102,27 @@ pub(crate) fn serve_web<O: SendResponse>(
             }
         }
     }
-    super::serve(ctx, sock, req, reply);
+    let method = target(req.uri().path()).and_then(|(s, m)| ctx.find_method(s, m).ok());
+    let kind = method.map(|(s, i)| ctx.entry(s).service.method_kind(i));
+    match (method, kind) {
+        (Some(found), Some(MethodKind::ServerStreaming)) => {
+            super::web_stream::serve(ctx, sock, req, reply, found)
+        }
+        (_, Some(k @ (MethodKind::ClientStreaming | MethodKind::Bidirectional))) => {
+            let what = if k == MethodKind::ClientStreaming {
+                "client"
+            } else {
+                "bidirectional"
+            };
+            let e = format!(
+                "{} is a {what} streaming method: gRPC-Web serves unary and server \
+                 streaming methods only (a browser cannot stream a request); call it over gRPC",
+                req.uri().path()
+            );
+            reply.fail(GrpcStatus::Unimplemented, e);
+        }
+        _ => super::serve(ctx, sock, req, reply),
+    }
 }
 
 /// The answer to a CORS preflight: any origin, the gRPC-Web headers.
@@ -158,34 +187,58 @@ fn decode_text(body: &IOBuf) -> Option<IOBuf> {
     Some(IOBuf::from(out))
 }
 
+/// The frame that ends a gRPC-Web body: `grpc-status` and, if any,
+/// the percent-encoded `grpc-message`, as header lines.
+pub(super) fn trailer_frame(status: GrpcStatus, message: Option<&str>) -> IOBuf {
+    let mut trailer = String::with_capacity(48);
+    trailer.push_str(&format!("grpc-status:{}\r\n", status as u32));
+    if let Some(m) = message {
+        trailer.push_str(&format!("grpc-message:{}\r\n", percent_encode_message(m)));
+    }
+    let mut body = IOBuf::new();
+    body.push_byte(TRAILER_FLAG);
+    body.append(&(trailer.len() as u32).to_be_bytes());
+    body.append(trailer.as_bytes());
+    body
+}
+
 /// The outcome of a gRPC-Web call, written as an HTTP response.
-struct WebReply<O> {
+pub(super) struct WebReply<O> {
     out: O,
     mode: Mode,
     origin: Option<HeaderValue>,
 }
 
 impl<O: SendResponse> WebReply<O> {
-    fn send(self, message: Option<IOBuf>, status: GrpcStatus, text: Option<String>) {
+    /// Whether the call is in text mode (base64).
+    pub(super) fn is_text(&self) -> bool {
+        self.mode == Mode::Text
+    }
+
+    /// The head of a successful response in `content_type` (its body
+    /// empty, the messages to follow), and where it goes.
+    pub(super) fn into_head(self, content_type: &'static str) -> (O, Response<IOBuf>) {
+        let mut resp = Response::new(IOBuf::new());
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        cors(h, self.origin);
+        (self.out, resp)
+    }
+
+    /// Answers the whole call: `message` (if any), then the trailers.
+    pub(super) fn send(self, message: Option<IOBuf>, status: GrpcStatus, text: Option<String>) {
         let mut body = message.map(frame_message).unwrap_or_default();
-        let mut trailer = String::with_capacity(48);
-        trailer.push_str(&format!("grpc-status:{}\r\n", status as u32));
+        body.append_owned(trailer_frame(status, text.as_deref()));
         let encoded = text.as_deref().map(percent_encode_message);
-        if let Some(m) = &encoded {
-            trailer.push_str(&format!("grpc-message:{m}\r\n"));
-        }
-        body.push_byte(TRAILER_FLAG);
-        body.append(&(trailer.len() as u32).to_be_bytes());
-        body.append(trailer.as_bytes());
         let (body, content_type) = match self.mode {
-            Mode::Binary => (body, "application/grpc-web+proto"),
+            Mode::Binary => (body, CONTENT_TYPE_BINARY),
             Mode::Text => (
                 IOBuf::from(
                     base64::engine::general_purpose::STANDARD
                         .encode(body.to_vec())
                         .into_bytes(),
                 ),
-                "application/grpc-web-text+proto",
+                CONTENT_TYPE_TEXT,
             ),
         };
         let mut resp = Response::new(body);

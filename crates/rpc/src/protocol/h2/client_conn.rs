@@ -18,6 +18,7 @@ use super::client_stream::StreamSink;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
 use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
+use super::wire::Wire;
 use super::H2Options;
 use crate::protocol::Parsed;
 use crate::socket::Socket;
@@ -114,9 +115,9 @@ struct RecvStream {
 
 impl H2ClientConn {
     /// See [`super::client::open_stream`].
-    pub(super) fn open_stream(
+    pub(super) fn open_stream<W: Wire>(
         &self,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         cid: u64,
         req: StreamRequest<'_>,
@@ -126,14 +127,11 @@ impl H2ClientConn {
             if let Some(why) = &s.dead {
                 return Err(RpcError::new(
                     errno::EFAILEDSOCKET,
-                    format!(
-                        "the HTTP/2 connection to {} broke: {why}",
-                        sock.remote_side()
-                    ),
+                    format!("the HTTP/2 connection to {} broke: {why}", sock.peer()),
                 ));
             }
-            if sock.failed() {
-                return Err(sock.failed_error());
+            if let Some(e) = sock.failure() {
+                return Err(e);
             }
             if s.goaway.is_some() || s.ids_exhausted() {
                 // New calls take another connection.
@@ -147,7 +145,7 @@ impl H2ClientConn {
                     errno::ELOGOFF,
                     format!(
                         "the HTTP/2 connection to {} takes no new stream: {why}",
-                        sock.remote_side()
+                        sock.peer()
                     ),
                 ));
             }
@@ -161,7 +159,7 @@ impl H2ClientConn {
                     format!(
                         "no HTTP/2 stream to {} freed up before the deadline ({} open, \
                          the server's SETTINGS_MAX_CONCURRENT_STREAMS)",
-                        sock.remote_side(),
+                        sock.peer(),
                         s.active()
                     ),
                 ));
@@ -220,10 +218,10 @@ impl H2ClientConn {
     }
 
     /// See [`super::client::request_queued`].
-    pub(super) fn posted(&self, sock: &Arc<Socket>, cid: u64, queued: bool) -> Option<H2Reply> {
+    pub(super) fn posted<W: Wire>(&self, sock: &W, cid: u64, queued: bool) -> Option<H2Reply> {
         let mut s = self.send.lock();
         let refused = s.posted(cid, queued, |out| {
-            let _ = sock.write(out);
+            sock.write(out);
         });
         let last = s.goaway.unwrap_or(0);
         drop(s);
@@ -241,14 +239,14 @@ impl H2ClientConn {
                 text: format!(
                     "{} sent GOAWAY (last stream {last}) while stream {id} was being opened: \
                      it was not processed",
-                    sock.remote_side()
+                    sock.peer()
                 ),
             }),
         })
     }
 
     /// See [`super::client::cancel`].
-    pub(super) fn cancel(&self, sock: &Arc<Socket>, cid: u64) {
+    pub(super) fn cancel<W: Wire>(&self, sock: &W, cid: u64) {
         // The reader's lock first, as the reader takes them.
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = self.send.lock();
@@ -259,16 +257,16 @@ impl H2ClientConn {
         r.recv.remove(&id);
         let mut out = IOBuf::new();
         frame::put_rst_stream(&mut out, id, Reason::Cancel);
-        let _ = sock.write(out);
+        sock.write(out);
         drop(s);
         self.room.notify_one();
     }
 
     /// See [`super::client::parse`].
-    pub(super) fn parse(
+    pub(super) fn parse<W: Wire>(
         &self,
         buf: &mut IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Parsed<H2Reply> {
         let mut r = self.reader.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,7 +326,7 @@ impl H2ClientConn {
             Ok(reply) => {
                 if !out.is_empty() {
                     self.send.lock().write_control(out, |out| {
-                        let _ = sock.write(out);
+                        sock.write(out);
                     });
                 }
                 match reply {
@@ -340,7 +338,7 @@ impl H2ClientConn {
             Err((reason, why)) => {
                 buf.clear();
                 frame::put_goaway(&mut out, 0, reason, why.as_bytes());
-                let _ = sock.write(out);
+                sock.write(out);
                 self.send.lock().dead = Some(why.clone());
                 self.room.notify_all();
                 Parsed::Bad(format!("HTTP/2 {reason:?} (GOAWAY sent): {why}"))
@@ -351,12 +349,12 @@ impl H2ClientConn {
     /// A GOAWAY at the front of `buf` (complete, not consumed): the
     /// connection takes no new stream, and the streams past its last id
     /// are failed as not processed.
-    fn on_goaway(
+    fn on_goaway<W: Wire>(
         &self,
         r: &mut Reader,
         head: FrameHead,
         buf: &IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
     ) -> Result<(), ConnError> {
         if head.stream != 0 {
             return conn_err(Reason::ProtocolError, "GOAWAY on a stream");
@@ -388,7 +386,7 @@ impl H2ClientConn {
                         text: format!(
                             "{} sent GOAWAY ({}, last stream {last}, {debug:?}): \
                              stream {id} was not processed",
-                            sock.remote_side(),
+                            sock.peer(),
                             reason_name(code)
                         ),
                     }),
@@ -401,12 +399,12 @@ impl H2ClientConn {
 }
 
 impl Reader {
-    fn on_frame(
+    fn on_frame<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {
@@ -458,7 +456,7 @@ impl Reader {
                         goaway: false,
                         text: format!(
                             "{} reset stream {} ({})",
-                            sock.remote_side(),
+                            sock.peer(),
                             head.stream,
                             reason_name(code)
                         ),
@@ -494,8 +492,8 @@ impl Reader {
     /// An acknowledgement is about to be queued: at most
     /// `max_pending_acks` may wait behind output the server does not
     /// read (a PING or SETTINGS flood).
-    fn count_ack(&mut self, sock: &Socket, opts: &H2Options) -> Result<(), ConnError> {
-        let written = sock.stats().out_bytes;
+    fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
+        let written = sock.written_bytes();
         while self.pending_acks.front().is_some_and(|&at| at <= written) {
             self.pending_acks.pop_front();
         }
@@ -513,12 +511,12 @@ impl Reader {
         Ok(())
     }
 
-    fn on_settings(
+    fn on_settings<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
     ) -> Result<Option<H2Reply>, ConnError> {
         if head.stream != 0 {
@@ -583,20 +581,20 @@ impl Reader {
         let mut ack = IOBuf::new();
         frame::put_head(&mut ack, 0, kind::SETTINGS, flag::ACK, 0);
         send.write_control(ack, |ack| {
-            let _ = sock.write(ack);
+            sock.write(ack);
         });
         send.flush(|o| {
-            let _ = sock.write(o);
+            sock.write(o);
         });
         Ok(None)
     }
 
-    fn on_window_update(
+    fn on_window_update<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {
         if head.len != 4 {
@@ -636,7 +634,7 @@ impl Reader {
             }
             Ok(true) => {
                 send.flush(|o| {
-                    let _ = sock.write(o);
+                    sock.write(o);
                 });
                 Ok(None)
             }
@@ -792,12 +790,12 @@ impl Reader {
         Ok(None)
     }
 
-    fn on_data(
+    fn on_data<W: Wire>(
         &mut self,
         conn: &H2ClientConn,
         head: FrameHead,
         payload: IOBuf,
-        sock: &Arc<Socket>,
+        sock: &W,
         opts: &H2Options,
         out: &mut IOBuf,
     ) -> Result<Option<H2Reply>, ConnError> {

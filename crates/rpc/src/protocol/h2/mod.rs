@@ -30,6 +30,7 @@
 
 pub mod client;
 mod client_conn;
+mod client_reader;
 mod client_send;
 mod client_stream;
 mod conn;
@@ -50,6 +51,7 @@ use fibrpc_iobuf::IOBuf;
 
 use super::{Parsed, Protocol, ServerContext};
 use crate::socket::Socket;
+pub use client_reader::ClientFrameReader;
 pub(crate) use conn::H2Conn;
 pub(crate) use inbound::{Inbound, InboundEnd, Taken};
 pub use reader::FrameReader;

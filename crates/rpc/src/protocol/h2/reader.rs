@@ -12,14 +12,22 @@ use super::wire::Wire;
 use super::{request, H2Conn, H2Options, H2Request};
 use crate::protocol::Parsed;
 
-/// The in-memory connection under a [`FrameReader`].
+/// The in-memory connection under a [`FrameReader`] (and a
+/// `ClientFrameReader`).
 #[derive(Debug, Default)]
-struct Sink {
-    out: Mutex<IOBuf>,
+pub(super) struct Sink {
+    pub out: Mutex<IOBuf>,
     /// What `unwritten_bytes` reports (the fuzzer's knob).
-    unwritten: AtomicUsize,
-    max_body: usize,
-    closed: AtomicBool,
+    pub unwritten: AtomicUsize,
+    pub max_body: usize,
+    pub closed: AtomicBool,
+}
+
+impl Sink {
+    /// What was written since the last call.
+    pub fn take(&self) -> IOBuf {
+        std::mem::take(&mut *self.out.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 impl Wire for Sink {
@@ -109,7 +117,7 @@ impl FrameReader {
 
     /// What the server wrote since the last call.
     pub fn take_output(&self) -> IOBuf {
-        std::mem::take(&mut *self.sink.out.lock().unwrap_or_else(|e| e.into_inner()))
+        self.sink.take()
     }
 
     /// Whether the connection ended with a GOAWAY for the peer's errors.

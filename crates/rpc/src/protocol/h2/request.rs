@@ -125,14 +125,7 @@ pub(super) fn status_only(status: StatusCode) -> ResponseParts {
 /// connection-specific ones, a `content-length` when the handler set
 /// none, and the body (none for `HEAD`).
 pub(crate) fn response_parts(resp: &Response<IOBuf>, head_only: bool) -> ResponseParts {
-    let mut block = Vec::with_capacity(64);
-    encode_header(b":status", resp.status().as_str().as_bytes(), &mut block);
-    for (name, value) in resp.headers() {
-        if CONNECTION_SPECIFIC.contains(&name.as_str()) {
-            continue;
-        }
-        encode_header(name.as_str().as_bytes(), value.as_bytes(), &mut block);
-    }
+    let mut block = head_block(resp);
     if !resp.headers().contains_key(CONTENT_LENGTH) {
         let mut n = itoa::Buffer::new();
         encode_header(
@@ -150,4 +143,19 @@ pub(crate) fn response_parts(resp: &Response<IOBuf>, head_only: bool) -> Respons
         },
         trailers: None,
     }
+}
+
+/// The header block of `resp`'s head: its status and headers, but the
+/// connection-specific ones (no `content-length` is added: a
+/// progressive response's length is not known).
+pub(crate) fn head_block<B>(resp: &Response<B>) -> Vec<u8> {
+    let mut block = Vec::with_capacity(64);
+    encode_header(b":status", resp.status().as_str().as_bytes(), &mut block);
+    for (name, value) in resp.headers() {
+        if CONNECTION_SPECIFIC.contains(&name.as_str()) {
+            continue;
+        }
+        encode_header(name.as_str().as_bytes(), value.as_bytes(), &mut block);
+    }
+    block
 }

@@ -385,6 +385,26 @@ impl SendSide {
         self.write(sock, out);
     }
 
+    /// Ends a started streaming response with `last` as its final DATA
+    /// (END_STREAM on its last frame), after the data still queued, and
+    /// no trailers: a progressive HTTP response's end. `last` must not
+    /// be empty (an empty end is [`stream_end`](Self::stream_end)'s).
+    pub fn stream_end_data<W: Wire>(&mut self, sock: &W, stream: u32, last: IOBuf) {
+        debug_assert!(!last.is_empty());
+        let Some(p) = self
+            .streams
+            .get_mut(&stream)
+            .and_then(|s| s.pending.as_mut())
+        else {
+            return;
+        };
+        p.data.append_owned(last);
+        p.open = false;
+        let mut out = IOBuf::new();
+        self.push_or_block(stream, &mut out);
+        self.write(sock, out);
+    }
+
     /// A stream answered in full: it closes, and pays back a reset.
     fn finished(&mut self, stream: u32) {
         self.streams.remove(&stream);
@@ -469,5 +489,23 @@ mod tests {
         assert_eq!(kinds[n - 1].0, kind::RST_STREAM);
         assert_eq!(send.pending_len(1), None);
         assert!(!send.stream_data(&out, 1, IOBuf::from("late")));
+    }
+
+    #[test]
+    fn a_progressive_response_ends_with_its_last_data() {
+        let out = Out::default();
+        let mut send = SendSide::default();
+        send.open(3);
+        assert!(send.stream_start(&out, 3, b"h"));
+        assert!(send.stream_data(&out, 3, IOBuf::from("first")));
+        send.stream_end_data(&out, 3, IOBuf::from("last"));
+        let (kinds, data) = frames(&out.0.borrow());
+        assert_eq!(data, 9);
+        // HEADERS without END_STREAM, then DATA, the last one ending it.
+        assert_eq!(kinds[0], (kind::HEADERS, flag::END_HEADERS));
+        assert_eq!(kinds[1], (kind::DATA, 0));
+        assert_eq!(kinds[2], (kind::DATA, flag::END_STREAM));
+        assert_eq!(kinds.len(), 3);
+        assert_eq!(send.pending_len(3), None, "the stream is answered");
     }
 }

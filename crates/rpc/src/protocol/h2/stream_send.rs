@@ -113,4 +113,30 @@ impl H2Conn {
             send.write(sock, rst);
         }
     }
+
+    /// Ends `stream`'s progressive response with `last` (not empty) as
+    /// its final DATA: after what was sent, or with `head` if nothing
+    /// was. Nothing if the stream is gone.
+    pub(crate) fn stream_finish_data(
+        &self,
+        sock: &Arc<Socket>,
+        stream: u32,
+        head: Vec<u8>,
+        last: IOBuf,
+    ) {
+        let mut send = self.send.lock();
+        if send.headers_sent(stream) {
+            send.stream_end_data(sock, stream, last);
+            return;
+        }
+        send.respond(
+            sock,
+            stream,
+            ResponseParts {
+                headers: head,
+                body: last,
+                trailers: None,
+            },
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! [`Wire`]: what a connection's HTTP/2 state needs of the connection
-//! under it. A server's is its [`Socket`]; [`super::FrameReader`]'s is
-//! an in-memory buffer, so that the same frame processing runs in a
-//! fuzzer with no socket.
+//! under it. A server's or a client's is its [`Socket`];
+//! [`super::FrameReader`]'s and [`super::ClientFrameReader`]'s is an
+//! in-memory buffer, so that the same frame processing runs in a fuzzer
+//! with no socket.
 
 use std::fmt::Display;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use fibrpc_iobuf::IOBuf;
 
 use crate::socket::Socket;
+use crate::RpcError;
 
 /// The connection under an HTTP/2 connection's state.
 pub trait Wire {
@@ -30,6 +32,14 @@ pub trait Wire {
     /// (a gRPC streaming method). Default: no.
     fn is_streaming_call(&self, _req: &http::Request<IOBuf>) -> bool {
         false
+    }
+    /// A client connection: the server sent GOAWAY (or the stream ids
+    /// ran out), new calls must take another connection. Default:
+    /// nothing.
+    fn set_logoff(&self) {}
+    /// Why the connection failed, if it did. Default: it did not.
+    fn failure(&self) -> Option<RpcError> {
+        None
     }
 }
 
@@ -62,5 +72,13 @@ impl Wire for Arc<Socket> {
 
     fn is_streaming_call(&self, req: &http::Request<IOBuf>) -> bool {
         crate::protocol::grpc::is_streaming_call(self, req)
+    }
+
+    fn set_logoff(&self) {
+        Socket::set_logoff(self);
+    }
+
+    fn failure(&self) -> Option<RpcError> {
+        self.failed().then(|| self.failed_error())
     }
 }

@@ -16,6 +16,42 @@ use http::{HeaderMap, Method, Response, Uri, Version};
 /// Appends `resp`'s head, then its body unless `head_only` (a `HEAD`
 /// request: `Content-Length` still says what a `GET` would get).
 pub fn encode_response(resp: &Response<IOBuf>, head_only: bool, close: bool, out: &mut IOBuf) {
+    encode_head(resp, Some(resp.body().len()), close, out);
+    if !head_only {
+        out.append_buf(resp.body());
+    }
+}
+
+/// Appends the head of a response whose body follows in chunks
+/// (`Transfer-Encoding: chunked`, a progressive response): `resp`'s
+/// body is ignored.
+pub fn encode_chunked_head<B>(resp: &Response<B>, close: bool, out: &mut IOBuf) {
+    encode_head(resp, None, close, out);
+}
+
+/// Appends one chunk of a chunked body (nothing for an empty `data`,
+/// which would end the body).
+pub fn encode_chunk(data: IOBuf, out: &mut IOBuf) {
+    if data.is_empty() {
+        return;
+    }
+    let mut size = [0u8; 18];
+    let n = {
+        let mut w = &mut size[..];
+        let _ = write!(w, "{:x}\r\n", data.len());
+        18 - w.len()
+    };
+    out.append(&size[..n]);
+    out.append_owned(data);
+    out.append(b"\r\n");
+}
+
+/// The last chunk of a chunked body (no trailers).
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A response's status line and headers; `len`: its `Content-Length`,
+/// or `None` for a chunked body.
+fn encode_head<B>(resp: &Response<B>, len: Option<usize>, close: bool, out: &mut IOBuf) {
     with_scratch(|head| {
         let status = resp.status();
         head.extend_from_slice(b"HTTP/1.1 ");
@@ -29,12 +65,12 @@ pub fn encode_response(resp: &Response<IOBuf>, head_only: bool, close: bool, out
             with_http_date(|d| head.extend_from_slice(d));
             head.extend_from_slice(b"\r\n");
         }
-        finish_head(head, Some(resp.body().len()), close);
+        if len.is_none() {
+            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        finish_head(head, len, close);
         out.append(head);
     });
-    if !head_only {
-        out.append_buf(resp.body());
-    }
 }
 
 /// Appends a request: `method target HTTP/1.1`, the headers (with `Host`

@@ -11,6 +11,8 @@
 //! - [`encode`]: writing them;
 //! - `order.rs`: per server connection, request numbers, responses in
 //!   request order (pipelining) and `100 Continue`;
+//! - `progressive.rs`: responses whose body is written in pieces
+//!   (chunked), as gRPC-Web's server streaming writes them;
 //! - `server.rs`: a request on a server: user handlers, the builtin
 //!   console, pb methods as `POST /Service/Method` (JSON through
 //!   `json.rs`, or protobuf);
@@ -24,6 +26,7 @@ mod intercept;
 mod json;
 mod order;
 pub mod parse;
+mod progressive;
 mod recycle;
 mod server;
 
@@ -32,6 +35,7 @@ pub use encode::{encode_request, encode_response, wants_close};
 pub use handler::{response, text, HttpContext, HttpHandler};
 pub(crate) use json::LazyJsonCodec;
 pub use parse::{parse_request, parse_response, HttpError, HttpParse, Limits};
+pub(crate) use progressive::ProgressiveWriter;
 pub(crate) use server::{dispatch, HttpRoutes, SendResponse};
 
 use std::sync::Arc;

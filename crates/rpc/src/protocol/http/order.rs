@@ -41,7 +41,7 @@ pub(crate) struct ServerConn {
 struct ResponseOrder {
     /// The sequence number whose response goes out next.
     next: u64,
-    parked: BTreeMap<u64, (IOBuf, bool)>,
+    parked: BTreeMap<u64, Parked>,
     /// The bytes in `parked`: they count against the connection's
     /// `max_unwritten` like queued bytes do.
     parked_bytes: usize,
@@ -91,9 +91,26 @@ impl ServerConn {
     /// `max_unwritten`), the connection closes and no later response is
     /// written.
     pub(crate) fn write_in_order(&self, sock: &Arc<Socket>, seq: u64, data: IOBuf, close: bool) {
+        self.write_part(sock, seq, data, true, close);
+    }
+
+    /// [`write_in_order`](Self::write_in_order) for a response written in
+    /// parts (a progressive, chunked body): `data` is the next part of
+    /// request `seq`'s response, `done` says it is the last. Later
+    /// responses wait until the last part is written; parts of a
+    /// response whose turn has not come are parked together. False
+    /// when the part could not be queued (the connection is closing).
+    pub(crate) fn write_part(
+        &self,
+        sock: &Arc<Socket>,
+        seq: u64,
+        data: IOBuf,
+        done: bool,
+        close: bool,
+    ) -> bool {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         if order.broken {
-            return;
+            return false;
         }
         if seq != order.next {
             let parked = order.parked_bytes + data.len();
@@ -106,34 +123,49 @@ impl ServerConn {
                         sock.max_unwritten_bytes()
                     ),
                 );
-                return;
+                return false;
             }
             order.parked_bytes = parked;
-            order.parked.insert(seq, (data, close));
-            return;
+            let p = order.parked.entry(seq).or_default();
+            p.data.append_owned(data);
+            p.done = done;
+            p.close = close;
+            return true;
         }
-        let mut cur = Some((data, close));
-        while let Some((data, close)) = cur {
+        let mut cur = Some(Parked { data, done, close });
+        let mut advanced = false;
+        while let Some(Parked { data, done, close }) = cur {
             // Under the lock, so that queue order is response order.
-            if let Err(e) = sock.write(data) {
-                order.fail(sock, format!("a response could not be queued: {e}"));
-                return;
+            if !data.is_empty() {
+                if let Err(e) = sock.write(data) {
+                    order.fail(sock, format!("a response could not be queued: {e}"));
+                    return false;
+                }
+            }
+            if !done {
+                // The response at the front is still being written: the
+                // ones after it stay parked.
+                break;
             }
             order.next += 1;
+            advanced = true;
             if close {
                 order.parked.clear();
                 order.parked_bytes = 0;
                 drop(order);
                 sock.close_after_flush();
-                return;
+                return true;
             }
             let next = order.next;
             cur = order.parked.remove(&next);
-            match &cur {
-                Some((d, _)) => order.parked_bytes -= d.len(),
-                None => self.on_answered(next),
+            if let Some(p) = &cur {
+                order.parked_bytes -= p.data.len();
             }
         }
+        if advanced {
+            self.on_answered(order.next);
+        }
+        true
     }
 
     /// Sends `HTTP/1.1 100 Continue` for the request being read (once per
@@ -150,6 +182,16 @@ impl ServerConn {
             let _ = sock.write(IOBuf::from("HTTP/1.1 100 Continue\r\n\r\n"));
         }
     }
+}
+
+/// A response (or the parts of one so far) waiting for its turn.
+#[derive(Debug, Default)]
+struct Parked {
+    data: IOBuf,
+    /// The response's last part is in `data`.
+    done: bool,
+    /// The connection closes after it.
+    close: bool,
 }
 
 impl ResponseOrder {

@@ -13,6 +13,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::order::ServerConn;
+use super::progressive::{ChunkedWriter, ProgressiveWriter};
 use super::recycle::unbox_request;
 use super::{encode_response, HttpContext, HttpHandler, InboundRequest};
 use crate::http::text;
@@ -145,6 +146,12 @@ pub(super) fn process_request(ctx: &ServerContext, sock: &Arc<Socket>, inbound: 
 pub(crate) trait SendResponse: Send + 'static {
     /// Writes `resp`; returns its size on the wire (for rpcz).
     fn send(self, resp: &Response<IOBuf>, head_only: bool) -> usize;
+
+    /// Starts a progressive response instead: `head`'s status and
+    /// headers (its body is ignored), then a body written in pieces
+    /// (see [`ProgressiveWriter`]), holding at most about `buffer`
+    /// bytes the peer has not taken.
+    fn progressive(self, head: &Response<IOBuf>, buffer: usize) -> Box<dyn ProgressiveWriter>;
 }
 
 /// A [`SendResponse`] and whether the request was `HEAD`.
@@ -318,6 +325,12 @@ impl SendResponse for Out {
             )),
         }
         size
+    }
+
+    fn progressive(self, head: &Response<IOBuf>, buffer: usize) -> Box<dyn ProgressiveWriter> {
+        Box::new(ChunkedWriter::start(
+            self.sock, self.seq, self.close, head, buffer,
+        ))
     }
 }
 
