@@ -75,7 +75,7 @@ pub fn heap_profile() -> Option<HeapProfile> {
             samples,
         });
     }
-    profile.stacks.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    profile.stacks.sort_by_key(|s| std::cmp::Reverse(s.bytes));
     Some(profile)
 }
 
