@@ -1,7 +1,8 @@
 //! `fibrpc_press` for any service, against an in-process echo server:
 //! requests from JSON typed by a `.proto` the press was not compiled
-//! with (`tests/data/press_echo.proto`), open and closed loops, baidu_std
-//! and HTTP, clear errors for bad input, and an rpc dump replayed.
+//! with (`tests/data/press_echo.proto`), open and closed loops, baidu_std,
+//! HTTP and gRPC, clear errors for bad input, and an rpc dump replayed;
+//! the echo benchmark over gRPC.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -110,12 +111,12 @@ fn open_loop_reaches_1000_qps_for_3_seconds() {
 }
 
 #[test]
-fn closed_loop_over_http_and_baidu_std_sends_the_count() {
+fn closed_loop_over_each_protocol_sends_the_count() {
     let (_server, addr) = server(None);
     let dir = scratch("closed");
     // A JSON array this time.
     let input = write_input(&dir, "[{\"message\":\"a\"}, {\"message\":\"b\"}]");
-    for protocol in ["baidu_std", "http"] {
+    for protocol in ["baidu_std", "http", "grpc"] {
         let out = press(&[
             "--server",
             &addr,
@@ -206,7 +207,7 @@ fn dump_then_replay_round_trips_the_requests() {
     let (first_dump, second_dump) = (dir.join("first"), dir.join("second"));
     let (_first, first_addr) = server(Some(&first_dump));
     let input = write_input(&dir, &messages(N));
-    for (protocol, count) in [("baidu_std", N), ("http", 5)] {
+    for (protocol, count) in [("baidu_std", N), ("http", 5), ("grpc", 5)] {
         let out = press(&[
             "--server",
             &first_addr,
@@ -226,8 +227,9 @@ fn dump_then_replay_round_trips_the_requests() {
         assert_eq!(summary(&out)["count"], count as u64);
     }
     let mut dumped = read_dir(&first_dump).unwrap();
-    assert_eq!(dumped.len(), N + 5);
+    assert_eq!(dumped.len(), N + 10);
     assert_eq!(dumped.iter().filter(|r| r.protocol == "http").count(), 5);
+    assert_eq!(dumped.iter().filter(|r| r.protocol == "grpc").count(), 5);
     for r in &dumped {
         assert_eq!(
             (r.service.as_str(), r.method.as_str()),
@@ -248,11 +250,39 @@ fn dump_then_replay_round_trips_the_requests() {
         "3",
     ]);
     let s = summary(&out);
-    assert_eq!(s["count"], (N + 5) as u64, "{s}");
-    assert_eq!(s["protocol"], "baidu_std,http");
+    assert_eq!(s["count"], (N + 10) as u64, "{s}");
+    assert_eq!(s["protocol"], "baidu_std,http,grpc");
     let mut replayed = read_dir(&second_dump).unwrap();
     let key = |r: &fibrpc::rpc_dump::DumpRecord| (r.protocol.clone(), r.request.clone());
     dumped.sort_by_key(key);
     replayed.sort_by_key(key);
     assert_eq!(replayed, dumped);
+}
+
+#[test]
+fn the_echo_benchmark_speaks_grpc() {
+    let (_server, addr) = server(None);
+    let out = press(&[
+        "--server",
+        &addr,
+        "--protocol",
+        "grpc",
+        "--concurrency",
+        "2",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line: {stdout}"));
+    let r: serde_json::Value = serde_json::from_str(result).unwrap();
+    assert_eq!(r["protocol"], "grpc", "{r}");
+    assert!(r["calls"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert_eq!(r["errors"].as_u64(), Some(0), "{r}");
 }

@@ -392,6 +392,10 @@ impl Butex {
         // One switch site (a second one would not be inlined, and an
         // out-of-line switch costs a mispredicted return each way).
         if let Some(switch) = switch {
+            // Where this fiber stops, read in this very frame, for a tracer
+            // of suspended fibers (`runtime::trace`).
+            let (pc, sp, fp) = crate::runtime::trace::here_registers!();
+            task.diag.note_suspended_at(pc, sp, fp);
             // SAFETY: we are the running fiber and `yielder` is its yielder.
             // If linked, our token is in the waiter list: the waker queues
             // us and our worker resumes us.

@@ -91,6 +91,7 @@ fn registry() -> &'static Mutex<BTreeMap<&'static str, Flag>> {
             builtin
                 .into_iter()
                 .chain(crate::rpcz::flags())
+                .chain(crate::profile::flags())
                 .map(|f| (f.name, f))
                 .collect(),
         )

@@ -37,6 +37,7 @@ mod global_vars;
 pub mod http;
 mod input_messenger;
 pub mod interceptor;
+pub mod profile;
 pub mod protocol;
 pub mod rpcz;
 pub use protocol::redis;

@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! "FDR1"                      4 bytes, the record magic
-//! u32 big-endian length + bytes   protocol   ("baidu_std", "http")
+//! u32 big-endian length + bytes   protocol   ("baidu_std", "http", "grpc")
 //! u32 big-endian length + bytes   service    (full name: "example.EchoService")
 //! u32 big-endian length + bytes   method     ("Echo")
 //! u32 big-endian length + bytes   request    (serialized protobuf)
@@ -76,7 +76,7 @@ impl RpcDumpOptions {
 /// One dumped request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DumpRecord {
-    /// The protocol it came in with (`"baidu_std"`, `"http"`).
+    /// The protocol it came in with (`"baidu_std"`, `"http"`, `"grpc"`).
     pub protocol: String,
     /// The service's full name.
     pub service: String,

@@ -265,6 +265,15 @@ fn a_waiting_fiber_is_on_the_fiber_list() {
     assert_eq!(p["state"], "suspended");
     assert_eq!(p["name"], "console-test-waiter");
     assert!(p["spawned at"].contains("console_pages.rs"), "{p:?}");
+    // Its backtrace: held still while its stack is unwound, it names the
+    // wait it is in and the closure it runs.
+    let trace = page.body.split("[backtrace]").nth(1).unwrap_or_default();
+    assert!(
+        trace.contains("recv") && trace.contains("mpsc"),
+        "{}",
+        page.body
+    );
+    assert!(trace.contains("console_pages"), "{}", page.body);
     let html = get_with(addr, &format!("/fibers/{id}"), true).body;
     assert!(html.contains("console-test-waiter"), "{html}");
     // The index page of the fibers links to the list.

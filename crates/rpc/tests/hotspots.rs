@@ -1,7 +1,8 @@
 //! `/hotspots`: CPU and contention profiles come back as flame graph SVGs
 //! that name the functions that burned the CPU or waited for a lock; one
 //! profile runs at a time; `seconds` is clamped or refused; the heap page
-//! says why it is not offered; the pages keep to the console's port.
+//! says how to install the sampling allocator it needs (tests/heap_profile.rs
+//! installs it); the pages keep to the console's port.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -236,8 +237,12 @@ fn index_heap_and_unknown_pages() {
     assert!(r.body.contains("/hotspots"), "{}", r.body);
     let r = get(addr, "/hotspots/heap", &[]);
     assert_eq!(r.status, 501, "{r:?}");
+    // This binary's allocator samples nothing: the page says how to
+    // install one that does.
     assert!(
-        r.body.contains("allocator") && r.body.contains("jemalloc"),
+        r.body.contains("#[global_allocator]")
+            && r.body
+                .contains("fibrpc::profile::SampledAllocator::system()"),
         "{r:?}"
     );
     let r = get(addr, "/hotspots/nosuch", &[]);

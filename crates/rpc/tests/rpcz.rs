@@ -1,8 +1,10 @@
 //! rpcz: spans of served and made calls, their ids on the wire (baidu_std's
 //! meta at bRPC's field numbers, HTTP's `traceparent`), parent links
 //! through a handler's fiber, the `/rpcz` page, the ring's bound, and
-//! nothing recorded while off.
+//! nothing recorded while off; gRPC's unary calls and streams, their
+//! ids in `traceparent`.
 
+mod h2_common;
 mod log_capture;
 mod rpc_common;
 
@@ -792,4 +794,217 @@ fn a_pb_method_over_http_takes_the_traceparent_and_spans_reach_tracing() {
         "{}",
         log_capture::logged()
     );
+}
+
+/// A traced unary gRPC call over `GrpcChannel`: the client's span and
+/// the server's, linked through the `traceparent` the call carried,
+/// with the fields a baidu_std call's spans have; a failed call's and an
+/// unknown method's spans carry their error codes.
+#[test]
+fn grpc_unary_calls_are_traced_and_linked_by_traceparent() {
+    let _g = serial();
+    let (server, _) = start_server(ServerOptions::default());
+    let addr = server.listen_addr().unwrap();
+    let ch = fibrpc::GrpcChannel::new(addr, ChannelOptions::default()).unwrap();
+    let request = req("over grpc");
+    let resp: EchoResponse = ch
+        .call(SERVICE, "Echo", &mut Controller::new(), &request)
+        .unwrap();
+    assert_eq!(resp.message, "over grpc");
+
+    let grpc = |kind: SpanKind| move |s: &Span| s.kind == kind && s.protocol == "grpc";
+    let client = one("the gRPC client's span", grpc(SpanKind::Client));
+    let server_span = one("the gRPC server's span", grpc(SpanKind::Server));
+    assert_eq!(
+        (&*server_span.service, &*server_span.method),
+        (SERVICE, "Echo")
+    );
+    assert_eq!((&*client.service, &*client.method), (SERVICE, "Echo"));
+    assert_eq!(server_span.trace_id, client.trace_id, "one trace");
+    assert_eq!(server_span.parent_span_id, client.span_id, "a child");
+    assert_ne!(server_span.span_id, client.span_id);
+    assert!(server_span.peer.is_some_and(|p| p.ip().is_loopback()));
+    assert_eq!(client.peer, Some(addr));
+    assert!(all_stamps(&server_span), "{server_span:#?}");
+    assert!(all_stamps(&client), "{client:#?}");
+    // The length-prefixed messages each way.
+    assert_eq!(
+        server_span.request_size as usize,
+        5 + codec::encode(&request).len()
+    );
+    assert_eq!(
+        server_span.response_size as usize,
+        5 + codec::encode(&resp).len()
+    );
+    assert_eq!((server_span.error_code, client.error_code), (0, 0));
+
+    rpcz::clear();
+    let failing = EchoRequest {
+        fail_code: Some(2001),
+        ..req("fail")
+    };
+    let e = ch
+        .call::<_, EchoResponse>(SERVICE, "Echo", &mut Controller::new(), &failing)
+        .unwrap_err();
+    assert_eq!(e.code, 2001);
+    let s = one("a failed call's server span", grpc(SpanKind::Server));
+    assert_eq!((s.error_code, s.response_size), (2001, 0));
+    assert!(all_stamps(&s), "{s:#?}");
+    assert_eq!(
+        one("a failed call's client span", grpc(SpanKind::Client)).error_code,
+        2001
+    );
+
+    rpcz::clear();
+    let e = ch
+        .call::<_, EchoResponse>(SERVICE, "Nope", &mut Controller::new(), &request)
+        .unwrap_err();
+    let s = one("an unknown method's server span", grpc(SpanKind::Server));
+    assert_eq!((&*s.service, &*s.method), (SERVICE, "Nope"));
+    assert_eq!(s.error_code, fibrpc::errno::ENOMETHOD, "{e}");
+}
+
+/// The streaming echo service: `Chat` answers each request and
+/// remembers the trace context its handler ran under.
+struct TracedChat(Arc<Mutex<Vec<Option<TraceContext>>>>);
+
+impl fibrpc_example::StreamEchoService for TracedChat {
+    fn echo(
+        &self,
+        _: &mut Controller,
+        req: fibrpc_example::StreamRequest,
+    ) -> Result<fibrpc_example::StreamResponse, RpcError> {
+        Ok(fibrpc_example::StreamResponse {
+            message: req.message,
+            ..Default::default()
+        })
+    }
+
+    fn expand(
+        &self,
+        _: &mut Controller,
+        _: fibrpc_example::StreamRequest,
+        _: fibrpc::protocol::grpc::ServerStreamWriter<fibrpc_example::StreamResponse>,
+    ) -> Result<(), RpcError> {
+        Ok(())
+    }
+
+    fn collect(
+        &self,
+        _: &mut Controller,
+        _: fibrpc::protocol::grpc::ClientStreamReader<fibrpc_example::StreamRequest>,
+    ) -> Result<fibrpc_example::StreamResponse, RpcError> {
+        Ok(Default::default())
+    }
+
+    fn chat(
+        &self,
+        _: &mut Controller,
+        stream: fibrpc::protocol::grpc::BidiStream<
+            fibrpc_example::StreamRequest,
+            fibrpc_example::StreamResponse,
+        >,
+    ) -> Result<(), RpcError> {
+        self.0.lock().unwrap().push(rpcz::current());
+        while let Some(r) = stream.recv()? {
+            if r.message == "fail" {
+                return Err(RpcError::new(2002, "asked to fail"));
+            }
+            stream.send(&fibrpc_example::StreamResponse {
+                message: r.message,
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One gRPC message, framed.
+fn grpc_framed(msg: &impl prost::Message) -> Vec<u8> {
+    let body = msg.encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend(body);
+    out
+}
+
+/// A bidirectional gRPC stream is one server span: the caller's ids
+/// from its `traceparent`, the bytes of the messages each way, the
+/// handler's fiber under the span's context, and the status it ended
+/// with.
+#[test]
+fn a_grpc_stream_is_one_server_span_under_its_callers_traceparent() {
+    use fibrpc::protocol::h2::frame::{flag, kind};
+    use h2_common::{frame, request_block, RawH2};
+
+    let _g = serial();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut server = Server::new(ServerOptions::default());
+    server
+        .add_service(fibrpc_example::StreamEchoServiceServer::new(TracedChat(
+            seen.clone(),
+        )))
+        .unwrap();
+    server.start("127.0.0.1:0").unwrap();
+    let path = format!("/{}/Chat", fibrpc_example::STREAM_ECHO_SERVICE_NAME);
+    let call = |stream: u32, messages: &[&str]| {
+        let mut c = RawH2::connect(server.listen_addr().unwrap());
+        let block = request_block(
+            "POST",
+            &path,
+            &[
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            ],
+        );
+        c.send(&frame(kind::HEADERS, flag::END_HEADERS, stream, &block));
+        let mut body = Vec::new();
+        for m in messages {
+            body.extend(grpc_framed(&fibrpc_example::StreamRequest {
+                message: m.to_string(),
+                ..Default::default()
+            }));
+        }
+        c.send(&frame(kind::DATA, flag::END_STREAM, stream, &body));
+        (c.response(stream), body.len())
+    };
+
+    let (reply, sent) = call(1, &["one", "two", "three"]);
+    assert_eq!(reply.header("grpc-status"), Some("0"), "{reply:?}");
+    let s = one("the stream's span", |s| s.kind == SpanKind::Server);
+    assert_eq!(
+        (&*s.service, &*s.method, s.protocol),
+        (fibrpc_example::STREAM_ECHO_SERVICE_NAME, "Chat", "grpc")
+    );
+    assert_eq!(s.trace_id, 0xa3ce929d0e0e4736);
+    assert_eq!(s.parent_span_id, 0x00f067aa0ba902b7);
+    assert!(s.peer.is_some());
+    assert_eq!(s.request_size as usize, sent, "the three requests' bytes");
+    assert_eq!(
+        s.response_size as usize,
+        reply.body.len(),
+        "the three answers"
+    );
+    assert_eq!(s.error_code, 0);
+    assert!(all_stamps(&s), "{s:#?}");
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        &[Some(TraceContext {
+            trace_id: s.trace_id,
+            span_id: s.span_id
+        })],
+        "the handler ran under the stream's span"
+    );
+
+    rpcz::clear();
+    let (reply, _) = call(1, &["fail"]);
+    let status = reply.header("grpc-status");
+    assert!(status.is_some_and(|s| s != "0"), "{reply:?}");
+    let s = one("a failed stream's span", |s| s.kind == SpanKind::Server);
+    assert_eq!(s.error_code, 2002);
+    assert!(all_stamps(&s), "{s:#?}");
 }

@@ -6,7 +6,9 @@
 //! needed) or by a descriptor set, sent over baidu_std or HTTP, at a
 //! target rate (open loop, latency from each call's intended start) or
 //! by C callers (closed loop). A live line on stderr when it is a
-//! terminal; a JSON summary on stdout.
+//! terminal; a JSON summary on stdout. The same flags drive gRPC
+//! servers (`--protocol grpc`: unary calls over HTTP/2, fibrpc's or any
+//! other's, tonic's say).
 //!
 //! ```text
 //! fibrpc_press --server 127.0.0.1:8000 --proto echo.proto \
@@ -22,6 +24,7 @@
 //!
 //! ```text
 //! fibrpc_press --server 127.0.0.1:8000 --concurrency 16 --duration 10
+//! fibrpc_press --server 127.0.0.1:8201 --protocol grpc --concurrency 16
 //! ```
 
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fibrpc::tls::TlsClientConfig;
-use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller, IOBuf};
+use fibrpc::{Channel, ChannelOptions, ConnectionType, Controller, GrpcChannel, IOBuf, RpcChannel};
 use fibrpc_example::{EchoRequest, EchoServiceClient};
 use fibrpc_tools::dynamic::app::{drain_for, run_app, AppConfig, Source};
 use fibrpc_tools::dynamic::run::{LoadConfig, Mode};
@@ -41,14 +44,14 @@ use fibrpc_tools::press::{Press, PressConfig};
 #[command(
     name = "fibrpc_press",
     about = "Load generator for fibrpc and bRPC servers (bRPC's rpc_press and rpc_replay)",
-    after_help = "Protocols: baidu_std and http (the JSON body POSTed to /package.Service/Method). \
-gRPC is not supported yet.\n\
+    after_help = "Protocols: baidu_std, http (the JSON body POSTed to /package.Service/Method) \
+and grpc (unary calls over HTTP/2; the echo benchmark too).\n\
 Without --proto, --descriptor-set or --replay: the echo benchmark \
 (example.EchoService.Echo, closed loop, RESULT line).\n\
 With them: one JSON summary object on stdout; a live line on stderr when it is a terminal."
 )]
 struct Cli {
-    /// host:port, or (baidu_std) a naming URL: list://a,b file:// dns:// etcd://
+    /// host:port, or (baidu_std, grpc) a naming URL: list://a,b file:// dns:// etcd://
     #[arg(long, default_value = "127.0.0.1:8000")]
     server: String,
     /// The load balancer for a naming URL.
@@ -73,8 +76,8 @@ struct Cli {
     /// --count or --qps/--duration say otherwise).
     #[arg(long, conflicts_with_all = ["method", "input"])]
     replay: Option<PathBuf>,
-    /// baidu_std or http (gRPC: not yet). With --replay: override each
-    /// record's protocol.
+    /// baidu_std, http or grpc (the echo benchmark: baidu_std or grpc).
+    /// With --replay: override each record's protocol.
     #[arg(long)]
     protocol: Option<Protocol>,
     /// Open loop at this many calls per second.
@@ -243,15 +246,51 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
         .extra
         .push(("tls".into(), options.tls.is_some().to_string()));
     let server = &cli.server;
-    let channel = if server.contains("://") {
-        Channel::with_naming(server, &cli.lb, options)
-    } else {
-        Channel::new(server.as_str(), options)
-    };
-    let channel = channel.unwrap_or_else(|e| fail(1, &format!("bad server {server}: {e}")));
     config
         .extra
         .push(("concurrency".into(), concurrency.to_string()));
+    let protocol = cli.protocol.unwrap_or(Protocol::BaiduStd);
+    config
+        .extra
+        .push(("protocol".into(), format!("\"{protocol}\"")));
+    let naming = server.contains("://");
+    match protocol {
+        Protocol::BaiduStd => {
+            let channel = if naming {
+                Channel::with_naming(server, &cli.lb, options)
+            } else {
+                Channel::new(server.as_str(), options)
+            };
+            echo_callers(cli, &config, concurrency, channel.unwrap_or_else(bad_server(server)));
+        }
+        Protocol::Grpc => {
+            if cli.attachment_size > 0 {
+                fail(2, "--attachment-size: gRPC has no attachments (baidu_std has)");
+            }
+            let channel = if naming {
+                GrpcChannel::with_naming(server, &cli.lb, options)
+            } else {
+                GrpcChannel::new(server.as_str(), options)
+            };
+            echo_callers(cli, &config, concurrency, channel.unwrap_or_else(bad_server(server)));
+        }
+        Protocol::Http => fail(
+            2,
+            "the echo benchmark speaks baidu_std or grpc; for HTTP give --proto, --method and --input",
+        ),
+    }
+}
+
+/// Exits (status 1) saying that `server` cannot be used.
+fn bad_server<T>(server: &str) -> impl FnOnce(fibrpc::RpcError) -> T + '_ {
+    move |e| fail(1, &format!("bad server {server}: {e}"))
+}
+
+/// Runs the echo benchmark's `concurrency` callers over `channel`.
+fn echo_callers<C>(cli: &Cli, config: &PressConfig, concurrency: usize, channel: C)
+where
+    C: RpcChannel + Clone + Send + 'static,
+{
     let press = Press::new(concurrency);
     let message = "x".repeat(cli.request_size);
     let attachment = IOBuf::from(&vec![b'a'; cli.attachment_size][..]);
@@ -284,7 +323,7 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
             })
         })
         .collect();
-    press.run(&config);
+    press.run(config);
     for c in callers {
         let _ = c.join();
     }

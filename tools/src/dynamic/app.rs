@@ -97,6 +97,7 @@ pub fn load_calls(source: &Source) -> Result<Vec<Call>, AppError> {
                     let (body, content_type) = match protocol {
                         Protocol::BaiduStd => (r.pb, "application/proto"),
                         Protocol::Http => (r.json, "application/json"),
+                        Protocol::Grpc => (r.pb, "application/grpc"),
                     };
                     Call {
                         protocol: *protocol,

@@ -1,13 +1,13 @@
 //! Where the press sends its requests: already-encoded calls over
-//! baidu_std ([`Channel::call_raw`]) or HTTP (a `POST /Service/Method`
-//! through [`HttpChannel`]), spread over K connections. gRPC is not
-//! spoken yet.
+//! baidu_std ([`Channel::call_raw`]), HTTP (a `POST /Service/Method`
+//! through [`HttpChannel`]) or gRPC (unary calls through
+//! [`GrpcChannel::call_raw`]), spread over K connections.
 
 use std::fmt;
 use std::str::FromStr;
 
 use fibrpc::http::HttpChannel;
-use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, RpcError};
+use fibrpc::{Channel, ChannelOptions, Controller, GrpcChannel, IOBuf, RpcError};
 
 /// A wire protocol the press speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,6 +16,8 @@ pub enum Protocol {
     BaiduStd,
     /// HTTP/1.1: the request body `POST`ed to `/package.Service/Method`.
     Http,
+    /// gRPC (unary, over HTTP/2): fibrpc's, tonic's, grpc-go's servers.
+    Grpc,
 }
 
 impl FromStr for Protocol {
@@ -24,8 +26,10 @@ impl FromStr for Protocol {
         match s {
             "baidu_std" => Ok(Protocol::BaiduStd),
             "http" => Ok(Protocol::Http),
-            "grpc" | "h2:grpc" => Err("gRPC is not supported by fibrpc_press yet".into()),
-            other => Err(format!("unknown protocol {other:?} (baidu_std or http)")),
+            "grpc" | "h2:grpc" => Ok(Protocol::Grpc),
+            other => Err(format!(
+                "unknown protocol {other:?} (baidu_std, http or grpc)"
+            )),
         }
     }
 }
@@ -35,6 +39,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::BaiduStd => "baidu_std",
             Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
         })
     }
 }
@@ -50,7 +55,8 @@ pub struct Call {
     pub method: String,
     /// The body: protobuf, or JSON for HTTP when `content_type` says so.
     pub body: IOBuf,
-    /// HTTP's `Content-Type` (`application/json` or `application/proto`).
+    /// HTTP's `Content-Type` (`application/json` or `application/proto`;
+    /// unused by baidu_std and gRPC).
     pub content_type: &'static str,
     /// baidu_std's attachment.
     pub attachment: IOBuf,
@@ -60,14 +66,16 @@ pub struct Call {
 pub struct Targets {
     baidu: Vec<Channel>,
     http: Vec<HttpChannel>,
+    grpc: Vec<GrpcChannel>,
 }
 
 impl Targets {
-    /// Channels to `server` (for baidu_std also a naming URL, balanced by
-    /// `lb`), `connections` of each protocol in `protocols`. Each
-    /// baidu_std channel has its own connection(s), so K channels are K
-    /// connections with the default single connection type; HTTP
-    /// channels pool connections (one request at a time each).
+    /// Channels to `server` (for baidu_std and gRPC also a naming URL,
+    /// balanced by `lb`), `connections` of each protocol in `protocols`.
+    /// Each baidu_std and gRPC channel has its own connection(s), so K
+    /// channels are K connections with the default single connection
+    /// type (gRPC's calls are streams multiplexed on it); HTTP channels
+    /// pool connections (one request at a time each).
     pub fn new(
         server: &str,
         lb: &str,
@@ -79,6 +87,7 @@ impl Targets {
         let mut targets = Targets {
             baidu: Vec::new(),
             http: Vec::new(),
+            grpc: Vec::new(),
         };
         for _ in 0..connections.max(1) {
             if protocols.contains(&Protocol::BaiduStd) {
@@ -99,6 +108,14 @@ impl Targets {
                     .http
                     .push(HttpChannel::new(server, options.clone()).map_err(bad)?);
             }
+            if protocols.contains(&Protocol::Grpc) {
+                let ch = if server.contains("://") {
+                    GrpcChannel::with_naming(server, lb, options.clone())
+                } else {
+                    GrpcChannel::new(server, options.clone())
+                };
+                targets.grpc.push(ch.map_err(bad)?);
+            }
         }
         Ok(targets)
     }
@@ -117,6 +134,12 @@ impl Targets {
             Protocol::Http => {
                 let ch = &self.http[conn % self.http.len()];
                 http_outcome(ch.request(&mut cntl, http_request(call)?))
+            }
+            Protocol::Grpc => {
+                let ch = &self.grpc[conn % self.grpc.len()];
+                ch.call_raw(&call.service, &call.method, &mut cntl, call.body.clone())
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -149,6 +172,13 @@ impl Targets {
                 }
                 Err(e) => done(Err(e)),
             },
+            Protocol::Grpc => self.grpc[conn % self.grpc.len()].call_raw_async(
+                &call.service,
+                &call.method,
+                cntl,
+                call.body.clone(),
+                move |_, r| done(r.map(drop).map_err(|e| e.to_string())),
+            ),
         }
     }
 }

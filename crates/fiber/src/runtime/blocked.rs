@@ -124,7 +124,17 @@ impl GroupShared {
         let p = task.map_or(std::ptr::null_mut(), |t| {
             t as *const TaskMeta as *mut TaskMeta
         });
-        self.running.store(p, Ordering::Relaxed);
+        // Release (a plain store on x86, as relaxed): a tracer that reads
+        // the fiber that switched out gone from here also sees what it
+        // stored before switching out (`trace`).
+        self.running.store(p, Ordering::Release);
+    }
+
+    /// Whether the worker runs `task` now, read with acquire ordering:
+    /// if not, what the fiber stored before it last switched out here is
+    /// visible (`trace`).
+    pub(crate) fn runs(&self, task: TaskRef) -> bool {
+        std::ptr::eq(self.running.load(Ordering::Acquire).cast_const(), task)
     }
 
     /// The fiber running on the worker (exact on the worker's own thread;

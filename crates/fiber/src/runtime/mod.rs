@@ -12,6 +12,7 @@ pub(crate) mod stats;
 pub(crate) mod task_control;
 pub(crate) mod task_group;
 pub(crate) mod task_meta;
+pub(crate) mod trace;
 mod trim;
 
 use self::task_control::TaskControl;
@@ -27,6 +28,7 @@ pub use self::blocked::coarse_ms;
 pub use self::context::StackClass;
 pub use self::list::{fiber_info, list_fibers, FiberInfo, FiberState};
 pub use self::stats::{RuntimeStats, WorkerStats};
+pub use self::trace::{fiber_backtrace, NoBacktrace};
 pub use self::trim::{trim_memory, DEFAULT_TRIM_INTERVAL};
 
 /// Most workers a runtime can have ([`Builder::workers`] clamps to it;

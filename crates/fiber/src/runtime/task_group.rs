@@ -547,6 +547,14 @@ impl TaskGroup {
         self.shared.set_running(Some(task));
         self.shared.counters.switches.incr();
         self.tick.set(self.tick.get().wrapping_add(1));
+        // A tracer may hold the fiber still while it reads its stack
+        // (`trace`): the store above and this load are the light side of
+        // a membarrier fence pair, so either the tracer sees the fiber
+        // running and leaves it, or this sees the hold and waits.
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        if task.held.load(Ordering::Relaxed) {
+            super::trace::wait_while_held(task);
+        }
         // SAFETY: we hold the run token, which includes the context slot;
         // fibers never touch it, so this is the only reference. A started
         // fiber always has its context in the slot.

@@ -113,6 +113,10 @@ pub(crate) struct TaskMeta {
     /// `run` so the scheduler can resume it in place (no move per switch)
     /// while the fiber itself borrows `run`.
     ctx: UnsafeCell<Option<Box<Context>>>,
+    /// Set while a tracer (`runtime::trace`) reads the suspended fiber's
+    /// stack: a worker about to resume the fiber waits until it clears.
+    /// Read once per resume (a relaxed load next to `ctx`).
+    pub(crate) held: AtomicBool,
     /// What the blocked-worker monitor may read about the fiber from
     /// another thread (the run state is the token holder's alone). Written
     /// at spawn; a stale read after the slot was reused is harmless (the
@@ -138,6 +142,12 @@ pub(crate) struct Diag {
     /// When the fiber's current (or last) wait began, in the monitor's
     /// coarse milliseconds (`blocked::coarse_ms`).
     parked_ms: AtomicU64,
+    /// Where the fiber switched out for its current (or last) wait: its
+    /// instruction, stack and frame pointers, for a tracer to unwind
+    /// from (`runtime::trace`). Stored by the fiber just before it
+    /// switches out; meaningful only while it stays switched out in that
+    /// wait.
+    suspended_at: [AtomicUsize; 3],
 }
 
 impl Diag {
@@ -147,7 +157,27 @@ impl Diag {
             named: AtomicBool::new(false),
             name: Mutex::new(None),
             parked_ms: AtomicU64::new(0),
+            suspended_at: [const { AtomicUsize::new(0) }; 3],
         }
+    }
+
+    /// Notes the registers a tracer unwinds from (see `suspended_at`):
+    /// three relaxed stores, by the fiber, on its way out of a wait.
+    #[inline(always)]
+    pub(crate) fn note_suspended_at(&self, pc: usize, sp: usize, fp: usize) {
+        self.suspended_at[0].store(pc, Ordering::Relaxed);
+        self.suspended_at[1].store(sp, Ordering::Relaxed);
+        self.suspended_at[2].store(fp, Ordering::Relaxed);
+    }
+
+    /// The registers of the last [`note_suspended_at`](Self::note_suspended_at):
+    /// (instruction, stack, frame pointer).
+    pub(crate) fn suspended_at(&self) -> (usize, usize, usize) {
+        (
+            self.suspended_at[0].load(Ordering::Relaxed),
+            self.suspended_at[1].load(Ordering::Relaxed),
+            self.suspended_at[2].load(Ordering::Relaxed),
+        )
     }
 
     /// The fiber in this slot ended: the slot holds no live fiber until the
@@ -227,6 +257,7 @@ impl TaskMeta {
             run: UnsafeCell::new(RunState::default()),
             payload: Payload::new(),
             ctx: UnsafeCell::new(None),
+            held: AtomicBool::new(false),
             diag: Diag::new(),
         }
     }

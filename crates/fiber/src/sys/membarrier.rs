@@ -72,6 +72,21 @@ pub(crate) fn light() {
     crate::loom::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Whether the pair runs on `membarrier` (so [`light`] is a compiler
+/// fence only). A protocol whose hot side uses a bare compiler fence
+/// instead of [`light`] is sound only in this mode.
+#[cfg(not(loom))]
+pub(crate) fn expedited() -> bool {
+    init();
+    EXPEDITED.load(Ordering::Acquire)
+}
+
+/// Under loom: never (the model runs the pair on real fences).
+#[cfg(loom)]
+pub(crate) fn expedited() -> bool {
+    false
+}
+
 /// The rare side's fence: after it returns, every other thread of the
 /// process has passed a full fence since it was called.
 pub(crate) fn heavy() {

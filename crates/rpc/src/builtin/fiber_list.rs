@@ -6,11 +6,11 @@
 //! `?state=suspended` (or `running`, `ready`, `not_started`) keeps one
 //! state.
 //!
-//! No backtrace is shown: walking another fiber's stack needs its saved
-//! registers, and a fiber may be resumed by any waker while the walk
-//! runs; the runtime has no point at which a suspended fiber is held
-//! still for that. The spawn site and the time suspended are what is
-//! known safely.
+//! `/fibers/ID` of a suspended fiber shows its backtrace
+//! (`fibrpc_fiber::fiber_backtrace`: the fiber is held still while its
+//! stack is unwound from the registers it saved at its wait; see there for
+//! what is guaranteed). A running, ready or not-started fiber shows why it
+//! has none.
 
 use fibrpc_fiber::{FiberId, FiberInfo};
 use fibrpc_iobuf::IOBuf;
@@ -107,14 +107,43 @@ pub(super) fn detail(req: &Request<IOBuf>, id: &str) -> Response<IOBuf> {
                 .map_or_else(|| "none yet (not started)".to_string(), |w| w.to_string()),
         ),
         ("suspended for (ms)", suspended_ms(&f)),
-        (
-            "backtrace",
-            "not taken: a suspended fiber's stack cannot be walked while a waker may resume it"
-                .to_string(),
-        ),
     ]);
+    page.heading("backtrace");
+    match fibrpc_fiber::fiber_backtrace(f.id) {
+        Ok(frames) => {
+            for (i, name) in symbolize(&frames).iter().enumerate() {
+                page.line(&format!("#{i:<2} {name}"));
+            }
+        }
+        Err(why) => page.line(&format!("none: {why}")),
+    }
     page.html("<p><a href=\"/fibers?list\">all fibers</a></p>\n");
     page.finish()
+}
+
+/// Function names (and file:line where the debug info says) for return
+/// addresses, innermost first; inlined calls get a line each.
+fn symbolize(frames: &[usize]) -> Vec<String> {
+    let mut out = Vec::with_capacity(frames.len());
+    for (i, &ip) in frames.iter().enumerate() {
+        // A return address points after its call (the first address is
+        // where the fiber stopped): look up the call.
+        let at = if i == 0 { ip } else { ip.saturating_sub(1) };
+        let before = out.len();
+        backtrace::resolve(at as *mut std::ffi::c_void, |sym| {
+            let name = sym
+                .name()
+                .map_or_else(|| format!("{ip:#x}"), |n| format!("{n:#}"));
+            match (sym.filename(), sym.lineno()) {
+                (Some(file), Some(line)) => out.push(format!("{name} ({}:{line})", file.display())),
+                _ => out.push(name),
+            }
+        });
+        if out.len() == before {
+            out.push(format!("{ip:#x}"));
+        }
+    }
+    out
 }
 
 fn spawned_at(f: &FiberInfo) -> String {

@@ -9,7 +9,9 @@
 //!   [`RwLock`](fibrpc_fiber::sync::RwLock)
 //!   ([`fibrpc_fiber::sync::contention`]), weighted by how long the
 //!   waiter waited: wide towers are where fibers waited longest.
-//! - `/hotspots/heap`: not offered (the page says why).
+//! - `/hotspots/heap`: the live heap by allocation stack, when the
+//!   program installed [`SampledAllocator`](crate::profile::SampledAllocator)
+//!   (see `hotspots_heap.rs`); otherwise the page says how to.
 //! - `/hotspots`: the index.
 //!
 //! N defaults to 10 and is clamped to 1..=60 (`seconds=0` profiles 1 s,
@@ -51,10 +53,10 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Holds [`RUNNING`] for one profile; clears it when dropped, panics
 /// included.
-struct Running;
+pub(super) struct Running;
 
 impl Running {
-    fn acquire() -> Option<Running> {
+    pub(super) fn acquire() -> Option<Running> {
         RUNNING
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
@@ -72,7 +74,7 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
     match rest {
         "" => index(req),
         "cpu" | "contention" => profile(req, rest),
-        "heap" => heap(req),
+        "heap" => super::hotspots_heap::serve(req),
         _ => text(
             StatusCode::NOT_FOUND,
             format!("no profile /hotspots/{rest}: try cpu, contention or heap\n"),
@@ -94,7 +96,11 @@ fn index(req: &Request<IOBuf>) -> Response<IOBuf> {
         ],
         vec![
             "/hotspots/heap".to_string(),
-            "not offered (why)".to_string(),
+            if crate::profile::installed() {
+                "the live heap by allocation stack (sampled)".to_string()
+            } else {
+                "the live heap by allocation stack: needs SampledAllocator (how)".to_string()
+            },
         ],
     ];
     page.table(&["profile", "what"], &rows, Some(&|r| r[0].clone()));
@@ -218,7 +224,7 @@ fn contention_svg(secs: u64) -> Result<Vec<u8>, String> {
 
 /// An SVG that says `msg`: what a profile with nothing in it shows (a
 /// flame graph of nothing would be an error).
-fn empty_svg(msg: &str) -> Vec<u8> {
+pub(super) fn empty_svg(msg: &str) -> Vec<u8> {
     format!(
         "<?xml version=\"1.0\" standalone=\"no\"?>\n\
          <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1200\" height=\"60\" \
@@ -228,23 +234,6 @@ fn empty_svg(msg: &str) -> Vec<u8> {
         escape(msg)
     )
     .into_bytes()
-}
-
-fn heap(req: &Request<IOBuf>) -> Response<IOBuf> {
-    let mut page = Page::new(Format::of(req), "hotspots: heap");
-    page.line(
-        "Not offered. A heap profile needs a hook in the allocator that samples \
-         allocations with their stacks; fibrpc installs no global allocator (the \
-         program chooses its own), so there is nothing to read here.",
-    );
-    page.line(
-        "To profile the heap, build the program with jemalloc (tikv-jemallocator) \
-         and its profiling on (MALLOC_CONF=prof:true), then read the dumps with \
-         jeprof, or use heaptrack on the process.",
-    );
-    let mut r = page.finish();
-    *r.status_mut() = StatusCode::NOT_IMPLEMENTED;
-    r
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! | `/flags` | runtime options (`/flags/NAME?setvalue=V` sets a reloadable one, if allowed) |
 //! | `/metrics` | Prometheus text exposition of every bvar |
 //! | `/rpcz` | recent traced calls (filters; `?trace=ID` for one trace's tree; `?format=json`) |
-//! | `/hotspots` | CPU and lock-contention profiles as flame graphs (`/hotspots/cpu?seconds=N`, `/hotspots/contention?seconds=N`) |
+//! | `/hotspots` | CPU, lock-contention and heap profiles as flame graphs (`/hotspots/cpu?seconds=N`, `/hotspots/contention?seconds=N`, `/hotspots/heap`) |
 //! | `/health` | `OK` |
 //! | `/version` | fibrpc's version |
 //!
@@ -71,6 +71,7 @@ mod fiber_list;
 mod fibers;
 mod flags;
 mod hotspots;
+mod hotspots_heap;
 mod ids;
 mod index;
 mod metrics;
@@ -153,7 +154,7 @@ pub(crate) static PAGES: &[Builtin] = &[
     },
     Builtin {
         path: "/hotspots",
-        about: "CPU and lock-contention profiles as flame graphs (/hotspots/cpu?seconds=N)",
+        about: "CPU, lock-contention and heap profiles as flame graphs (/hotspots/cpu?seconds=N)",
         handler: hotspots::serve,
     },
     Builtin {

@@ -15,8 +15,9 @@
 //! Ids are bRPC's: 64-bit trace, span and parent span ids. A call carries
 //! its trace id, its own span id and its parent's in baidu_std's
 //! `RpcRequestMeta` (fields 4, 5 and 6, as bRPC sends them) and as a W3C
-//! `traceparent` header over HTTP (see [`traceparent`]; a malformed one
-//! is ignored). A server span gets an id of its own whose parent is the
+//! `traceparent` header over HTTP and gRPC (see [`traceparent`]; a
+//! malformed one is ignored). A gRPC stream is one server span, its sizes
+//! the bytes of all its messages each way. A server span gets an id of its own whose parent is the
 //! caller's span (as W3C Trace Context does; bRPC's server span reuses
 //! its caller's id instead): so fibrpc's and bRPC's `/rpcz` link each
 //! other's calls either way.

@@ -28,6 +28,18 @@ thread_local! {
     static RECEIVED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// What a request's W3C `traceparent` header (HTTP, gRPC) says of its
+/// caller; a malformed one is ignored.
+pub(crate) fn upstream_of(headers: &http::HeaderMap) -> Option<Upstream> {
+    let v = headers.get(super::traceparent::HEADER)?;
+    let p = super::traceparent::parse(v.as_bytes())?;
+    Some(Upstream {
+        trace_id: p.trace_id,
+        span_id: p.parent_id,
+        traced: p.sampled,
+    })
+}
+
 /// In the reader, for each message cut: now, if rpcz is on.
 #[inline]
 pub(crate) fn cut_time() -> Option<Instant> {
@@ -116,6 +128,20 @@ pub(crate) fn handler_end(cntl: &mut Controller) {
 pub(crate) fn sent(cntl: &mut Controller, response_size: usize, error_code: i32) {
     if let Some(rec) = cntl.span.take() {
         finish(*rec, response_size, error_code);
+    }
+}
+
+/// A streaming call ended with `error_code` after `request_size` bytes
+/// came in and `response_size` went out: the span is finished and kept.
+pub(crate) fn stream_ended(
+    cntl: &mut Controller,
+    request_size: u64,
+    response_size: u64,
+    error_code: i32,
+) {
+    if let Some(mut rec) = cntl.span.take() {
+        rec.span.request_size = request_size;
+        finish(*rec, response_size as usize, error_code);
     }
 }
 

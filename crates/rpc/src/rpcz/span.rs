@@ -47,7 +47,7 @@ const UNSET: u64 = u64::MAX;
 pub struct Span {
     /// Server or client.
     pub kind: SpanKind,
-    /// The protocol's name (`baidu_std`, `http`).
+    /// The protocol's name (`baidu_std`, `http`, `grpc`).
     pub protocol: &'static str,
     /// The service (`example.EchoService`; for a plain HTTP handler, the
     /// HTTP method).

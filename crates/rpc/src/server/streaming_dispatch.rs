@@ -22,7 +22,7 @@ impl ServerContext {
         &self,
         service: &'static str,
         index: usize,
-        mut cntl: Controller,
+        cntl: &mut Controller,
         stream: ServerStream,
         received: Instant,
     ) -> Result<(), RpcError> {
@@ -35,7 +35,7 @@ impl ServerContext {
         let (passed, refused) = if options.interceptors.is_empty() {
             (0, None)
         } else {
-            interceptors::before(self, service, method, &mut cntl)
+            interceptors::before(self, service, method, cntl)
         };
         let status = &entry.status[index];
         // The method's concurrency limiter counts streams as calls (once
@@ -50,16 +50,17 @@ impl ServerContext {
                 &options.interceptors[..passed],
                 service,
                 method,
-                &mut cntl,
+                cntl,
                 r.as_ref(),
             );
             return r.map(drop);
         }
+        // rpcz: a traced call's span is the fiber's context while its
+        // handler runs.
+        let traced = crate::rpcz::server::handler_start(cntl);
         let _inherit = cntl.deadline.map(crate::call_context::enter_deadline);
         let r = catch_unwind(AssertUnwindSafe(|| {
-            entry
-                .service
-                .call_method_streaming(index, &mut cntl, stream)
+            entry.service.call_method_streaming(index, cntl, stream)
         }))
         .unwrap_or_else(|p| {
             Err(RpcError::new(
@@ -67,6 +68,8 @@ impl ServerContext {
                 format!("the handler panicked: {}", panic_message(&*p)),
             ))
         });
+        drop(traced);
+        crate::rpcz::server::handler_end(cntl);
         let r = match cntl.error.take() {
             Some(e) => Err(e),
             None => r,
@@ -78,7 +81,7 @@ impl ServerContext {
                 &options.interceptors[..passed],
                 service,
                 method,
-                &mut cntl,
+                cntl,
                 r.as_ref().map(|()| &empty),
             );
         }

@@ -114,8 +114,13 @@ impl GrpcRequest {
     }
 
     /// The header block of one attempt (`grpc-timeout` is what is left
-    /// now).
-    fn header_block(&self, sock: &Socket) -> Result<Vec<u8>, RpcError> {
+    /// now); a traced call's ids (`(trace, span, parent)`, rpcz's) go
+    /// as a W3C `traceparent`, as HTTP's do.
+    fn header_block(
+        &self,
+        sock: &Socket,
+        traced: Option<(u64, u64, u64)>,
+    ) -> Result<Vec<u8>, RpcError> {
         let mut b = Vec::with_capacity(160);
         encode_header(b":method", b"POST", &mut b);
         let scheme: &[u8] = if sock.is_tls() { b"https" } else { b"http" };
@@ -143,6 +148,14 @@ impl GrpcRequest {
         }
         encode_header(b"grpc-accept-encoding", b"gzip", &mut b);
         encode_header(b"user-agent", b"fibrpc-grpc", &mut b);
+        if let Some((trace, span, _)) = traced {
+            let value = crate::rpcz::traceparent::format(trace, span);
+            encode_header(
+                crate::rpcz::traceparent::HEADER.as_bytes(),
+                value.as_bytes(),
+                &mut b,
+            );
+        }
         Ok(b)
     }
 }
@@ -246,10 +259,10 @@ impl ClientProtocol for GrpcClientProtocol {
         &self,
         req: &mut GrpcRequest,
         correlation_id: u64,
-        _cntl: &Controller,
+        cntl: &Controller,
         conn: &Arc<Socket>,
     ) -> Result<IOBuf, RpcError> {
-        let block = req.header_block(conn)?;
+        let block = req.header_block(conn, crate::rpcz::outgoing(cntl))?;
         h2c::open_stream(
             conn,
             &self.h2,

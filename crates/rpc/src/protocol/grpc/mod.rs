@@ -249,6 +249,9 @@ pub(crate) fn serve(
     cntl.protocol = "grpc";
     cntl.deadline = deadline_of(&parts.headers, received);
     let path = parts.uri.path();
+    if crate::rpcz::enabled() {
+        start_span(&mut cntl, path, &parts.headers, body.len());
+    }
     let call = (|| {
         guard.admit().map_err(|e| (e, None))?;
         let (service, method) = target(path).ok_or_else(|| {
@@ -261,17 +264,46 @@ pub(crate) fn serve(
     })();
     match call {
         Ok(((service, index), msg, charge)) => {
-            let reply = move |_: &mut Controller, r: Result<IOBuf, RpcError>| {
+            let reply = move |cntl: &mut Controller, r: Result<IOBuf, RpcError>| {
                 drop(charge);
+                // rpcz: the response's length-prefixed message (none
+                // for an error, which travels in the trailers).
+                let (size, code) = match &r {
+                    Ok(msg) => (5 + msg.len(), 0),
+                    Err(e) => (0, e.code),
+                };
                 match r {
                     Ok(msg) => out.ok(msg),
                     Err(e) => fail_with(out, (e, None)),
                 }
+                crate::rpcz::server::sent(cntl, size, code);
             };
             ctx.dispatch(guard, service, index, cntl, msg, received, reply);
         }
-        Err(f) => fail_with(out, f),
+        Err(f) => {
+            let f: Failure = f;
+            let code = f.0.code;
+            fail_with(out, f);
+            crate::rpcz::server::sent(&mut cntl, 0, code);
+        }
     }
+}
+
+/// rpcz: starts the span of a gRPC call (unary or streaming) to `path`,
+/// with the caller's ids from its `traceparent` (as HTTP's), if it is
+/// sampled. `request_size`: the request's length-prefixed message (0 for
+/// a stream, whose size is counted as its messages come).
+pub(crate) fn start_span(
+    cntl: &mut Controller,
+    path: &str,
+    headers: &HeaderMap,
+    request_size: usize,
+) {
+    // A path that names no method is still traced (it fails), under the
+    // path itself.
+    let (service, method) = target(path).unwrap_or((path, ""));
+    let upstream = crate::rpcz::server::upstream_of(headers);
+    crate::rpcz::server::start(cntl, "grpc", service, method, upstream, request_size);
 }
 
 /// A response's header block (before its messages).

@@ -3,7 +3,7 @@
 //! handles ([`super::ServerStreamWriter`], [`super::ClientStreamReader`],
 //! [`super::BidiStream`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Instant;
 
@@ -71,6 +71,10 @@ struct Inner {
     /// The gRPC status of an error this stream raised (a message too
     /// large is RESOURCE_EXHAUSTED, whatever its error code maps to).
     raised: StdMutex<Option<(i32, GrpcStatus)>>,
+    /// Length-prefixed message bytes taken from the client, and sent
+    /// (rpcz's request and response sizes of the call).
+    received_bytes: AtomicU64,
+    sent_bytes: AtomicU64,
 }
 
 /// One streaming gRPC call on the server: the client's messages
@@ -139,6 +143,8 @@ impl ServerStream {
                 recv: Mutex::new(recv),
                 finished: AtomicBool::new(false),
                 raised: StdMutex::new(None),
+                received_bytes: AtomicU64::new(0),
+                sent_bytes: AtomicU64::new(0),
             }),
         }
     }
@@ -252,6 +258,9 @@ impl ServerStream {
         }
         buf.pop_front(5);
         let msg = buf.split_to(len);
+        self.inner
+            .received_bytes
+            .fetch_add(5 + len as u64, Ordering::Relaxed);
         if prefix[0] == 0 {
             return Ok(Some(msg));
         }
@@ -308,14 +317,19 @@ impl ServerStream {
         let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
             return Err(connection_failed());
         };
+        let framed = frame_message(msg);
+        let size = framed.len() as u64;
         let r = conn.stream_send(
             sock,
             self.stream_id(),
             &super::response_headers,
-            frame_message(msg),
+            framed,
             self.inner.limits.send_buffer,
             self.inner.deadline,
         );
+        if r.is_ok() {
+            self.inner.sent_bytes.fetch_add(size, Ordering::Relaxed);
+        }
         r.map_err(|f| match f {
             SendFailure::Gone => match inbound.broken() {
                 Some(why) => broken_error(why),
@@ -361,6 +375,15 @@ impl ServerStream {
         let trailers = super::status_block(false, code, message.as_deref());
         let trailers_only = super::status_block(true, code, message.as_deref());
         conn.stream_finish(sock, self.stream_id(), trailers_only, trailers, reset_after);
+    }
+
+    /// The length-prefixed message bytes taken from the client and sent
+    /// to it so far (the compressed size for a compressed message).
+    pub(crate) fn wire_bytes(&self) -> (u64, u64) {
+        (
+            self.inner.received_bytes.load(Ordering::Relaxed),
+            self.inner.sent_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether [`finish`](Self::finish) was called.

@@ -48,6 +48,10 @@ pub(crate) fn serve_streaming(
     let mut cntl = ctx.new_controller(sock);
     cntl.protocol = "grpc";
     cntl.deadline = deadline_of(&parts.headers, received);
+    let path = parts.uri.path();
+    if crate::rpcz::enabled() {
+        super::start_span(&mut cntl, path, &parts.headers, 0);
+    }
     let options = ctx.options();
     let limits = StreamLimits {
         max_message: sock.max_body_size(),
@@ -60,7 +64,6 @@ pub(crate) fn serve_streaming(
             .filter(|e| e != "identity"),
     };
     let stream = ServerStream::new(sock.clone(), inbound, cntl.deadline, limits);
-    let path = parts.uri.path();
     let found = guard.admit().and_then(|()| {
         let (service, method) = target(path).ok_or_else(|| {
             RpcError::new(errno::ENOMETHOD, format!("{path} names no gRPC method"))
@@ -70,7 +73,7 @@ pub(crate) fn serve_streaming(
     let (service, index) = match found {
         Ok(f) => f,
         Err(e) => {
-            stream.finish(Err(e));
+            finish(&stream, &mut cntl, Err(e));
             return;
         }
     };
@@ -78,14 +81,29 @@ pub(crate) fn serve_streaming(
     let ctx = ctx.clone();
     let s = stream.clone();
     let spawned = fibrpc_fiber::Builder::new().spawn(move || {
-        let r = ctx.dispatch_streaming(service, index, cntl, s.clone(), received);
-        s.finish(r);
+        let mut cntl = cntl;
+        let r = ctx.dispatch_streaming(service, index, &mut cntl, s.clone(), received);
+        finish(&s, &mut cntl, r);
         drop(guard);
     });
     if spawned.is_err() {
-        stream.finish(Err(RpcError::new(
+        let e = RpcError::new(
             errno::EINTERNAL,
             "no fiber could start for the streaming call",
-        )));
+        );
+        // The controller went with the closure: the span is lost with
+        // it, as the call is.
+        stream.finish(Err(e));
+    }
+}
+
+/// Ends the call with `status`, and its rpcz span (if traced) with the
+/// bytes of the messages that went each way.
+fn finish(stream: &ServerStream, cntl: &mut crate::Controller, status: Result<(), RpcError>) {
+    let code = status.as_ref().map_or_else(|e| e.code, |()| 0);
+    stream.finish(status);
+    if cntl.span.is_some() {
+        let (received, sent) = stream.wire_bytes();
+        crate::rpcz::server::stream_ended(cntl, received, sent, code);
     }
 }

@@ -144,7 +144,8 @@ pub(super) fn serve<O: SendResponse>(
     let ctx = ctx.clone();
     let s = stream.clone();
     let spawned = fibrpc_fiber::Builder::new().spawn(move || {
-        let r = ctx.dispatch_streaming(service, index, cntl, s.clone(), received);
+        let mut cntl = cntl;
+        let r = ctx.dispatch_streaming(service, index, &mut cntl, s.clone(), received);
         s.finish(r);
         drop(guard);
     });

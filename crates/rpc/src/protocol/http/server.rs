@@ -334,18 +334,6 @@ impl SendResponse for Out {
     }
 }
 
-/// rpcz: what a request's `traceparent` says of its caller; a malformed
-/// one is ignored.
-fn upstream(headers: &HeaderMap) -> Option<crate::rpcz::server::Upstream> {
-    let v = headers.get(crate::rpcz::traceparent::HEADER)?;
-    let p = crate::rpcz::traceparent::parse(v.as_bytes())?;
-    Some(crate::rpcz::server::Upstream {
-        trace_id: p.trace_id,
-        span_id: p.parent_id,
-        traced: p.sampled,
-    })
-}
-
 /// rpcz: a controller carrying the span of a request to a user handler
 /// (shown as the HTTP method and the path), if it is traced.
 fn route_span(req: &http::Request<IOBuf>, hctx: &HttpContext) -> Option<Controller> {
@@ -356,7 +344,7 @@ fn route_span(req: &http::Request<IOBuf>, hctx: &HttpContext) -> Option<Controll
         "http",
         req.method().as_str(),
         req.uri().path(),
-        upstream(req.headers()),
+        crate::rpcz::server::upstream_of(req.headers()),
         req.body().len(),
     );
     cntl.span.is_some().then_some(cntl)
@@ -419,7 +407,7 @@ fn call_pb<O: SendResponse>(
     let mut cntl = ctx.new_controller(sock);
     if crate::rpcz::enabled() {
         let method = entry.service.method_names()[index];
-        let up = upstream(&headers);
+        let up = crate::rpcz::server::upstream_of(&headers);
         crate::rpcz::server::start(&mut cntl, "http", service, method, up, body.len());
     }
     cntl.http_request_headers = headers;
