@@ -1,5 +1,6 @@
-//! [`GrpcChannel`]: a gRPC client (unary calls) on the shared call
-//! engine, for any gRPC server — fibrpc's, grpcio, tonic, grpc-go.
+//! [`GrpcChannel`]: a gRPC client (unary and streaming calls) on the
+//! shared call engine, for any gRPC server — fibrpc's, grpcio, tonic,
+//! grpc-go.
 
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use crate::protocol::h2::H2Options;
 use crate::{codec, Controller, RpcError};
 
 /// A gRPC client of one server ([`GrpcChannel::new`]) or of a cluster
-/// ([`GrpcChannel::with_naming`]): unary calls over HTTP/2 (h2c, prior
-/// knowledge), many at once on one connection. Cheap to clone (clones
-/// share connections). With [`ChannelOptions::tls`] it speaks TLS and
-/// offers ALPN `h2`.
+/// ([`GrpcChannel::with_naming`]): unary and streaming calls
+/// ([`open_stream`](Self::open_stream), [`StreamingChannel`]) over
+/// HTTP/2 (h2c, prior knowledge), many at once on one connection.
+/// Cheap to clone (clones share connections). With
+/// [`ChannelOptions::tls`] it speaks TLS and offers ALPN `h2`.
 ///
 /// It is a front over the same call engine as [`Channel`](crate::Channel):
 /// [`ChannelOptions`] and the [`Controller`] give timeouts (sent as

@@ -2,7 +2,9 @@
 //! under [`GrpcChannel`](super::GrpcChannel). A call is one HTTP/2
 //! stream ([`crate::protocol::h2::client`]): HEADERS with
 //! `/package.Service/Method` and `grpc-timeout`, one length-prefixed
-//! message, and back the response's message and its `grpc-status`.
+//! message, and back the response's message and its `grpc-status`. A
+//! streaming call opens its stream the same way and goes on in
+//! `client_stream.rs`.
 //!
 //! - `grpc-timeout` is what is left of the call's deadline when each
 //!   attempt is packed;

@@ -269,9 +269,7 @@ impl ClientSend {
     /// a queued request that a GOAWAY refused while it was packed.
     pub fn posted<W: FnMut(IOBuf)>(&mut self, cid: u64, queued: bool, write: W) -> Option<u32> {
         let refused = self.refused.remove(&cid);
-        let Some(id) = self.by_cid.get(&cid).copied().or(refused) else {
-            return None;
-        };
+        let id = self.by_cid.get(&cid).copied().or(refused)?;
         let carried_preface = self.preface_cid == Some(cid);
         if carried_preface {
             self.preface_cid = None;

@@ -108,7 +108,11 @@ pub struct H2Options {
     /// bidirectional call) held for the client's flow-control window:
     /// past it the handler's `send` waits (default 256 KiB). A client
     /// that reads slowly thus costs at most this plus one message per
-    /// stream, however much the handler has to send.
+    /// stream, however much the handler has to send. On a client
+    /// ([`GrpcChannel::with_h2_options`](crate::GrpcChannel::with_h2_options))
+    /// the same bound holds a streaming request's `send` for the
+    /// server's windows; what the server streams back is held up to
+    /// `initial_window_size` per stream, given back as `recv` takes it.
     pub stream_send_buffer: u32,
 }
 
