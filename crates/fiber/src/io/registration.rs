@@ -162,7 +162,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         // ENOENT/EBADF if the fd was closed first: nothing left to remove.
-        let _ = self.driver.dispatchers()[self.dispatcher].delete(self.fd);
+        let _ = self.driver.dispatchers()[self.dispatcher].delete(self.fd, self.token);
         EntrySlab::global().release(self.token);
     }
 }
