@@ -84,3 +84,31 @@ fn builder_choice_is_checked_against_the_running_driver() {
         .unwrap();
     rt.shutdown();
 }
+
+/// A registration made by a thread that then exits keeps reporting edges:
+/// the kernel cancels the polls a thread submitted when it exits, and the
+/// driver arms them again (epoll has no such tie to the thread).
+#[test]
+fn registration_outlives_the_thread_that_made_it() {
+    use fiber::io::{Interest, Registration};
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+    common::use_driver(DRIVER);
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let fd = a.as_raw_fd();
+    let reg = std::thread::spawn(move || Registration::new(fd).unwrap())
+        .join()
+        .unwrap();
+    for round in 0..3u8 {
+        let ticket = reg.readiness(Interest::READABLE);
+        b.write_all(&[round]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        reg.wait(Interest::READABLE, ticket, Some(deadline))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let mut byte = [0u8; 1];
+        (&a).read_exact(&mut byte).unwrap();
+        assert_eq!(byte[0], round);
+    }
+    drop(reg);
+}
