@@ -4,6 +4,9 @@
 //! cargo run --release -p fibrpc-fiber --example tcp_echo_server -- --port 7000 --workers 2
 //! ```
 //!
+//! `--io-driver epoll|uring|auto` picks what the I/O dispatchers wait in
+//! (default: epoll, or `FIBRPC_IO_DRIVER`); the one that runs is printed.
+//!
 //! Each connection gets a fiber that reads up to 4 KiB and writes it back
 //! until the peer closes. While it waits for input it holds no buffer
 //! (see `serve`), so an idle connection costs about 4.5 KiB of memory
@@ -19,6 +22,7 @@ fn main() -> std::io::Result<()> {
     let mut workers = None;
     let mut stats = false;
     let mut migratable = false;
+    let mut io_driver = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -26,14 +30,25 @@ fn main() -> std::io::Result<()> {
             "--workers" => workers = args.next().and_then(|v| v.parse().ok()),
             "--stats" => stats = true,
             "--migratable" => migratable = true,
+            "--io-driver" => {
+                io_driver = Some(match args.next().as_deref() {
+                    Some("epoll") => fiber::io::IoDriver::Epoll,
+                    Some("uring") => fiber::io::IoDriver::Uring,
+                    Some("auto") => fiber::io::IoDriver::Auto,
+                    _ => panic!("--io-driver epoll|uring|auto"),
+                })
+            }
             other => panic!(
-                "unknown argument {other}; use --port N --workers N [--stats] [--migratable]"
+                "unknown argument {other}; use --port N --workers N [--stats] [--migratable] [--io-driver epoll|uring|auto]"
             ),
         }
     }
     let mut builder = fiber::Runtime::builder();
     if let Some(n) = workers {
         builder = builder.workers(n);
+    }
+    if let Some(d) = io_driver {
+        builder = builder.io_driver(d);
     }
     let rt = builder.build()?;
     if stats {
@@ -42,7 +57,11 @@ fn main() -> std::io::Result<()> {
     }
     rt.block_on(move || {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
-        println!("listening on {}", listener.local_addr()?);
+        println!(
+            "listening on {} (I/O driver: {:?})",
+            listener.local_addr()?,
+            fiber::io::active_driver()?
+        );
         loop {
             // Out of descriptors is handled inside `accept` (it backs off);
             // anything else ends this accept, not the server.

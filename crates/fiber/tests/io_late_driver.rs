@@ -89,6 +89,7 @@ fn one_fiber_ping_pong_on_two_workers_after_workers_slept() {
     fiber::io::configure(Config {
         dispatchers: 2,
         poller: Poller::Worker,
+        ..Config::default()
     })
     .expect("the driver must not have started yet");
     let rt = fiber::Runtime::builder().workers(2).build().unwrap();

@@ -4,6 +4,11 @@
 use fiber::io::{Interest, Registration};
 mod common;
 
+/// The I/O driver this suite runs on; `net_drivers.rs` includes this file
+/// with io_uring.
+#[allow(dead_code)]
+const DRIVER: fibrpc_fiber::io::IoDriver = fibrpc_fiber::io::IoDriver::Epoll;
+
 use fibrpc_fiber as fiber;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,6 +26,7 @@ fn nonblocking_pair() -> (UnixStream, UnixStream) {
 /// ticket, fail with EAGAIN, wait; the peer's write ends the wait.
 #[test]
 fn ticket_then_wait_sees_the_next_edge() {
+    common::use_driver(crate::DRIVER);
     let (a, b) = nonblocking_pair();
     let reg = std::sync::Arc::new(Registration::new(a.as_raw_fd()).unwrap());
     assert_eq!(reg.fd(), a.as_raw_fd());
@@ -59,6 +65,7 @@ fn ticket_then_wait_sees_the_next_edge() {
 /// A stale ticket returns at once; a current one times out without an edge.
 #[test]
 fn stale_ticket_returns_and_deadline_times_out() {
+    common::use_driver(crate::DRIVER);
     let (a, b) = nonblocking_pair();
     let reg = Registration::new(a.as_raw_fd()).unwrap();
     let t0 = reg.readiness(Interest::READABLE);
@@ -78,6 +85,7 @@ fn stale_ticket_returns_and_deadline_times_out() {
 /// A hang-up is reported as readable and stays visible.
 #[test]
 fn hang_up_is_sticky() {
+    common::use_driver(crate::DRIVER);
     let (a, b) = nonblocking_pair();
     let reg = Registration::new(a.as_raw_fd()).unwrap();
     let t = reg.readiness(Interest::READABLE);
@@ -91,9 +99,10 @@ fn hang_up_is_sticky() {
 /// `AlreadyExists` (one dispatcher, in a child, makes that certain).
 #[test]
 fn double_registration_is_an_error() {
+    common::use_driver(crate::DRIVER);
     if std::env::var_os("FIBRPC_TEST_CHILD").is_none() {
         let out = common::run_child_with(
-            "double_registration_is_an_error",
+            &common::test_path(module_path!(), "double_registration_is_an_error"),
             &[
                 ("FIBRPC_TEST_CHILD", "1"),
                 ("FIBRPC_EVENT_DISPATCHERS", "1"),
@@ -121,6 +130,7 @@ fn double_registration_is_an_error() {
 /// The configuration is fixed once the driver runs.
 #[test]
 fn configure_after_start_is_refused() {
+    common::use_driver(crate::DRIVER);
     let (a, _b) = nonblocking_pair();
     let _reg = Registration::new(a.as_raw_fd()).unwrap();
     assert!(fiber::io::configure(fiber::io::Config::default()).is_err());

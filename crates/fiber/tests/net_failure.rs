@@ -3,6 +3,11 @@
 
 mod common;
 
+/// The I/O driver this suite runs on; `net_drivers.rs` includes this file
+/// with io_uring.
+#[allow(dead_code)]
+const DRIVER: fibrpc_fiber::io::IoDriver = fibrpc_fiber::io::IoDriver::Epoll;
+
 use fiber::net::{pipe, TcpListener, TcpStream};
 use fibrpc_fiber as fiber;
 use std::io::{ErrorKind, Read, Write};
@@ -10,6 +15,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn read_timeout_gives_timed_out_and_the_stream_still_works() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
@@ -40,6 +46,7 @@ fn read_timeout_gives_timed_out_and_the_stream_still_works() {
 
 #[test]
 fn write_timeout_when_the_peer_does_not_read() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -68,6 +75,7 @@ fn write_timeout_when_the_peer_does_not_read() {
 
 #[test]
 fn connect_timeout_when_the_backlog_is_full() {
+    common::use_driver(crate::DRIVER);
     // A listener that never accepts, with a tiny backlog: once it is full
     // the kernel drops further SYNs and the connect hangs.
     let listener = TcpListener::bind_with_backlog("127.0.0.1:0", 1).unwrap();
@@ -94,6 +102,7 @@ fn connect_timeout_when_the_backlog_is_full() {
 
 #[test]
 fn connect_refused_is_an_error() {
+    common::use_driver(crate::DRIVER);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -106,6 +115,7 @@ fn connect_refused_is_an_error() {
 
 #[test]
 fn accept_timeout() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener
         .set_accept_timeout(Some(Duration::from_millis(20)))
@@ -116,6 +126,7 @@ fn accept_timeout() {
 
 #[test]
 fn interrupt_wakes_a_blocked_reader() {
+    common::use_driver(crate::DRIVER);
     let (mut r, _w) = pipe().unwrap();
     let h = fiber::spawn(move || r.read(&mut [0u8; 4]).unwrap_err().kind());
     while !fiber::stats().workers.iter().any(|w| w.parks > 0) {
@@ -128,6 +139,7 @@ fn interrupt_wakes_a_blocked_reader() {
 
 #[test]
 fn reset_peer_fails_only_its_stream() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = fiber::spawn(move || {
@@ -167,6 +179,7 @@ fn reset_peer_fails_only_its_stream() {
 
 #[test]
 fn broken_pipe_is_an_error_not_a_signal() {
+    common::use_driver(crate::DRIVER);
     let (r, mut w) = pipe().unwrap();
     drop(r);
     let e = w.write(b"x").unwrap_err();
@@ -175,6 +188,7 @@ fn broken_pipe_is_an_error_not_a_signal() {
 
 #[test]
 fn fd_wait_times_out_and_sees_readiness() {
+    common::use_driver(crate::DRIVER);
     use fiber::io::{fd_wait, Interest};
     use std::os::fd::AsRawFd;
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -195,9 +209,10 @@ fn fd_wait_times_out_and_sees_readiness() {
 /// descriptors are free again.
 #[test]
 fn accept_backs_off_when_out_of_descriptors() {
+    common::use_driver(crate::DRIVER);
     if std::env::var_os("FIBRPC_EMFILE_CHILD").is_none() {
         let out = common::run_child(
-            "accept_backs_off_when_out_of_descriptors",
+            &common::test_path(module_path!(), "accept_backs_off_when_out_of_descriptors"),
             "FIBRPC_EMFILE_CHILD",
         );
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,6 +2,11 @@
 
 mod common;
 
+/// The I/O driver this suite runs on; `net_drivers.rs` includes this file
+/// with io_uring.
+#[allow(dead_code)]
+const DRIVER: fibrpc_fiber::io::IoDriver = fibrpc_fiber::io::IoDriver::Epoll;
+
 use fiber::io::Registration;
 use fiber::net::{pipe, UnixListener, UnixStream};
 use fibrpc_fiber as fiber;
@@ -12,6 +17,7 @@ use std::sync::Arc;
 
 #[test]
 fn unix_echo_round_trip() {
+    common::use_driver(crate::DRIVER);
     let dir = std::env::temp_dir().join(format!("fibrpc-unix-{}", std::process::id()));
     let _ = std::fs::remove_file(&dir);
     let listener = UnixListener::bind(&dir).unwrap();
@@ -43,6 +49,7 @@ fn unix_echo_round_trip() {
 
 #[test]
 fn unix_pair_across_fibers() {
+    common::use_driver(crate::DRIVER);
     let (a, b) = UnixStream::pair().unwrap();
     let h = fiber::spawn(move || {
         let mut got = Vec::new();
@@ -57,6 +64,7 @@ fn unix_pair_across_fibers() {
 
 #[test]
 fn pipe_round_trip_larger_than_the_pipe_buffer() {
+    common::use_driver(crate::DRIVER);
     let (mut r, mut w) = pipe().unwrap();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
     let expect = data.clone();
@@ -75,6 +83,7 @@ fn pipe_round_trip_larger_than_the_pipe_buffer() {
 /// read, and a burst of edges does not start a burst of fibers.
 #[test]
 fn reader_hook_runs_one_reader_at_a_time() {
+    common::use_driver(crate::DRIVER);
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     b.set_nonblocking(true).unwrap();
     let b = Arc::new(b);
@@ -124,6 +133,7 @@ fn reader_hook_runs_one_reader_at_a_time() {
 /// (a regression test for the skip-the-`EAGAIN`-read optimization).
 #[test]
 fn eof_after_a_draining_read_is_seen() {
+    common::use_driver(crate::DRIVER);
     for i in 0..200u32 {
         let (mut r, mut w) = pipe().unwrap();
         let reader = fiber::spawn(move || {

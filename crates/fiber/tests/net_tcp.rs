@@ -3,6 +3,11 @@
 
 mod common;
 
+/// The I/O driver this suite runs on; `net_drivers.rs` includes this file
+/// with io_uring.
+#[allow(dead_code)]
+const DRIVER: fibrpc_fiber::io::IoDriver = fibrpc_fiber::io::IoDriver::Epoll;
+
 use fiber::net::{TcpListener, TcpStream};
 use fibrpc_fiber as fiber;
 use std::io::{Read, Write};
@@ -38,6 +43,7 @@ fn round_trip(c: &mut TcpStream, msg: &[u8]) {
 
 #[test]
 fn echo_from_a_fiber() {
+    common::use_driver(crate::DRIVER);
     let addr = echo_server();
     fiber::spawn(move || {
         let mut c = TcpStream::connect(addr).unwrap();
@@ -55,6 +61,7 @@ fn echo_from_a_fiber() {
 
 #[test]
 fn echo_from_a_plain_thread() {
+    common::use_driver(crate::DRIVER);
     let addr = echo_server();
     let mut c = TcpStream::connect(addr).unwrap();
     round_trip(&mut c, b"from a thread");
@@ -73,6 +80,7 @@ fn echo_from_a_plain_thread() {
 
 #[test]
 fn split_halves_in_two_fibers_and_reunite() {
+    common::use_driver(crate::DRIVER);
     let addr = echo_server();
     let c = TcpStream::connect(addr).unwrap();
     let (mut r, mut w) = c.into_split();
@@ -97,6 +105,7 @@ fn split_halves_in_two_fibers_and_reunite() {
 
 #[test]
 fn half_close_reads_eof_but_can_still_write() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = fiber::spawn(move || {
@@ -117,6 +126,7 @@ fn half_close_reads_eof_but_can_still_write() {
 
 #[test]
 fn thousand_concurrent_connections() {
+    common::use_driver(crate::DRIVER);
     let addr = echo_server();
     let clients: Vec<_> = (0..1000u32)
         .map(|i| {
@@ -139,6 +149,7 @@ fn thousand_concurrent_connections() {
 
 #[test]
 fn send_file_sends_the_file_region() {
+    common::use_driver(crate::DRIVER);
     use std::io::Seek;
     let mut file = tempfile();
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
@@ -189,6 +200,7 @@ pub fn tempfile() -> std::fs::File {
 /// The same echo traffic with `epoll_wait` on a dedicated thread.
 #[test]
 fn echo_with_a_dispatcher_thread() {
+    common::use_driver(crate::DRIVER);
     if std::env::var_os("FIBRPC_TEST_CHILD").is_some() {
         assert_eq!(std::env::var("FIBRPC_IO_POLLER").as_deref(), Ok("thread"));
         let addr = echo_server();
@@ -208,7 +220,7 @@ fn echo_with_a_dispatcher_thread() {
         return;
     }
     let out = common::run_child_with(
-        "echo_with_a_dispatcher_thread",
+        &common::test_path(module_path!(), "echo_with_a_dispatcher_thread"),
         &[("FIBRPC_TEST_CHILD", "1"), ("FIBRPC_IO_POLLER", "thread")],
     );
     assert!(
@@ -222,6 +234,7 @@ fn echo_with_a_dispatcher_thread() {
 /// registrations (a plain thread's descriptor would never be watched).
 #[test]
 fn one_worker_serves_threads_and_fibers() {
+    common::use_driver(crate::DRIVER);
     if std::env::var_os("FIBRPC_TEST_CHILD").is_some() {
         assert_eq!(fiber::Runtime::global().workers(), 1);
         let addr = echo_server();
@@ -234,7 +247,7 @@ fn one_worker_serves_threads_and_fibers() {
         return;
     }
     let out = common::run_child_with(
-        "one_worker_serves_threads_and_fibers",
+        &common::test_path(module_path!(), "one_worker_serves_threads_and_fibers"),
         &[
             ("FIBRPC_TEST_CHILD", "1"),
             ("FIBRPC_WORKERS", "1"),
@@ -254,6 +267,7 @@ fn one_worker_serves_threads_and_fibers() {
 /// timeout.
 #[test]
 fn readable_then_try_read() {
+    common::use_driver(crate::DRIVER);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();

@@ -1,4 +1,5 @@
-//! bRPC's EventDispatcher: one epoll instance, and what an event does.
+//! bRPC's EventDispatcher: one epoll instance (or one io_uring used for
+//! readiness, see [`crate::sys::uring`]), and what an event does.
 //!
 //! The dispatcher never reads or writes a socket. An event bumps the
 //! registration's readiness counters (waking fibers blocked on them) or
@@ -8,6 +9,7 @@
 use super::entry::{bump, EntrySlab};
 use crate::sys::epoll::{self, Epoll, Events};
 use crate::sys::eventfd::EventFd;
+use crate::sys::uring::Uring;
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -23,9 +25,17 @@ const READ_EVENTS: u32 = epoll::IN | epoll::RDHUP | epoll::HUP | epoll::ERR;
 const CLOSED_EVENTS: u32 = epoll::RDHUP | epoll::HUP | epoll::ERR;
 const WRITE_EVENTS: u32 = epoll::OUT | epoll::HUP | epoll::ERR;
 
-/// One epoll instance plus the eventfd that interrupts its wait.
+/// The kernel interface a dispatcher waits in.
+enum Backend {
+    Epoll(Epoll),
+    /// Boxed: a ring's state is a few hundred bytes, and the epoll
+    /// dispatchers (the default) need not carry that much.
+    Uring(Box<Uring>),
+}
+
+/// One epoll instance (or ring) plus the eventfd that interrupts its wait.
 pub(crate) struct Dispatcher {
-    epoll: Epoll,
+    backend: Backend,
     waker: EventFd,
     /// Held by whoever is polling (one poller per instance at a time).
     polling: AtomicBool,
@@ -41,13 +51,22 @@ pub(crate) struct Dispatcher {
 unsafe impl Sync for Dispatcher {}
 
 impl Dispatcher {
-    /// A new epoll instance with its waker registered.
-    pub(crate) fn new() -> io::Result<Self> {
-        let epoll = Epoll::new()?;
-        let waker = EventFd::new()?;
-        epoll.add(waker.as_raw_fd(), epoll::IN | epoll::ET, WAKER_TOKEN)?;
+    /// A new epoll instance (`uring`: a ring) with its waker registered.
+    pub(crate) fn new(uring: bool) -> io::Result<Self> {
+        let (backend, waker) = if uring {
+            let waker = EventFd::new_blocking()?;
+            (
+                Backend::Uring(Box::new(Uring::new(waker.as_raw_fd(), WAKER_TOKEN)?)),
+                waker,
+            )
+        } else {
+            let epoll = Epoll::new()?;
+            let waker = EventFd::new()?;
+            epoll.add(waker.as_raw_fd(), epoll::IN | epoll::ET, WAKER_TOKEN)?;
+            (Backend::Epoll(epoll), waker)
+        };
         Ok(Dispatcher {
-            epoll,
+            backend,
             waker,
             polling: AtomicBool::new(false),
             blocking: AtomicBool::new(false),
@@ -62,18 +81,28 @@ impl Dispatcher {
 
     /// Registers `fd` edge-triggered for both directions under `token`.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let ev = epoll::IN | epoll::OUT | epoll::RDHUP | epoll::ET;
-        self.epoll.add(fd, ev, token)
+        let ev = epoll::IN | epoll::OUT | epoll::RDHUP;
+        match &self.backend {
+            Backend::Epoll(e) => e.add(fd, ev | epoll::ET, token),
+            // A multishot poll reports edges, like `EPOLLET`.
+            Backend::Uring(u) => u.add(fd, ev, token),
+        }
     }
 
     /// Registers `fd` one-shot, level-triggered, for `events`.
     pub(crate) fn add_oneshot(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        self.epoll.add(fd, events | epoll::ONESHOT, token)
+        match &self.backend {
+            Backend::Epoll(e) => e.add(fd, events | epoll::ONESHOT, token),
+            Backend::Uring(u) => u.add_oneshot(fd, events, token),
+        }
     }
 
-    /// Removes `fd`.
-    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        self.epoll.delete(fd)
+    /// Removes `fd`, registered under `token`.
+    pub(crate) fn delete(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        match &self.backend {
+            Backend::Epoll(e) => e.delete(fd),
+            Backend::Uring(u) => u.delete(fd, token),
+        }
     }
 
     /// Whether a poller sleeps in here (and so collects every event).
@@ -106,7 +135,12 @@ impl PollGuard<'_> {
         if sleeps {
             self.d.blocking.store(true, Ordering::Release);
         }
-        let r = self.d.epoll.wait(events, timeout);
+        let r = match &self.d.backend {
+            Backend::Epoll(e) => e.wait(events, timeout),
+            // SAFETY: we hold `polling`: the only caller of the ring's
+            // wait on this dispatcher.
+            Backend::Uring(u) => unsafe { u.wait(events, timeout) },
+        };
         if sleeps {
             self.d.blocking.store(false, Ordering::Release);
         }
@@ -115,14 +149,18 @@ impl PollGuard<'_> {
             Err(e) => {
                 // EBADF/EINVAL cannot happen on our own instance; report
                 // rather than spin silently.
-                tracing::error!(error = %e, "epoll_wait failed");
+                tracing::error!(error = %e, "waiting for I/O events failed");
                 return 0;
             }
         }
         let slab = EntrySlab::global();
         for (token, ev) in events.iter() {
             if token == WAKER_TOKEN {
-                self.d.waker.drain();
+                // The ring's read of the eventfd consumed its counter
+                // already (and its eventfd blocks: no drain there).
+                if let Backend::Epoll(_) = self.d.backend {
+                    self.d.waker.drain();
+                }
                 continue;
             }
             let Some(entry) = slab.lookup(token) else {

@@ -13,6 +13,10 @@
 //!
 //! `BENCHMARKS.md` has the echo numbers behind the default.
 //!
+//! What the dispatchers wait in is chosen by [`IoDriver`]: epoll (the
+//! default), or io_uring where the kernel allows it, with a fallback to
+//! epoll (and a log line) where it does not.
+//!
 //! In the worker placement I/O is collected by the workers of whatever
 //! runtimes run (the default runtime is started if none does). Once every
 //! runtime is shut down, nobody polls: a wait on a descriptor then ends only
@@ -32,6 +36,31 @@ pub enum Poller {
     Thread,
 }
 
+/// The kernel interface the dispatchers wait in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// epoll(7), edge-triggered.
+    Epoll,
+    /// io_uring, one ring per dispatcher, readiness through multishot
+    /// `IORING_OP_POLL_ADD` (Linux 5.13+). Where the kernel refuses
+    /// (old kernel, `kernel.io_uring_disabled`, seccomp, or
+    /// `FIBRPC_IO_URING_DISABLE=1`), epoll is used and a warning logged.
+    Uring,
+    /// io_uring where available, else epoll, without a warning.
+    Auto,
+}
+
+impl IoDriver {
+    /// `FIBRPC_IO_DRIVER=epoll|uring|auto`; epoll if unset or unknown.
+    fn from_env() -> IoDriver {
+        match std::env::var("FIBRPC_IO_DRIVER").as_deref() {
+            Ok("uring") | Ok("io_uring") => IoDriver::Uring,
+            Ok("auto") => IoDriver::Auto,
+            _ => IoDriver::Epoll,
+        }
+    }
+}
+
 /// I/O driver settings, fixed at first use.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +73,9 @@ pub struct Config {
     /// Where `epoll_wait` runs. Default [`Poller::Worker`], or
     /// `FIBRPC_IO_POLLER=thread|worker`.
     pub poller: Poller,
+    /// What the dispatchers wait in. Default [`IoDriver::Epoll`], or
+    /// `FIBRPC_IO_DRIVER=epoll|uring|auto`.
+    pub driver: IoDriver,
 }
 
 impl Default for Config {
@@ -60,6 +92,7 @@ impl Default for Config {
         Config {
             dispatchers,
             poller,
+            driver: IoDriver::from_env(),
         }
     }
 }
@@ -67,6 +100,8 @@ impl Default for Config {
 /// The process-wide set of dispatchers.
 pub(crate) struct Driver {
     dispatchers: Box<[Dispatcher]>,
+    /// [`IoDriver::Epoll`] or [`IoDriver::Uring`]: what runs.
+    kind: IoDriver,
     poller: Poller,
     next: AtomicUsize,
 }
@@ -77,6 +112,10 @@ static STARTED: Once = Once::new();
 /// Set once the driver runs in worker mode: what workers check (one load).
 static WORKER_DRIVER: AtomicPtr<Driver> = AtomicPtr::new(std::ptr::null_mut());
 
+/// A driver kind asked for by [`crate::runtime::Builder::io_driver`],
+/// which overrides the configuration's.
+static REQUESTED: std::sync::Mutex<Option<IoDriver>> = std::sync::Mutex::new(None);
+
 /// Sets the I/O configuration. Fails if the driver already started (the
 /// first registration starts it) or a configuration was already set.
 pub fn configure(config: Config) -> Result<(), Config> {
@@ -86,17 +125,93 @@ pub fn configure(config: Config) -> Result<(), Config> {
     CONFIG.set(config)
 }
 
+/// Asks for `kind` before the driver starts; once it runs, succeeds only
+/// if `kind` is compatible with what runs (`Auto` always is; `Uring` is
+/// when io_uring runs or was refused by the kernel).
+pub(crate) fn request(kind: IoDriver) -> io::Result<()> {
+    let mut r = REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
+    match DRIVER.get() {
+        None => {
+            *r = Some(kind);
+            Ok(())
+        }
+        Some(Ok(d)) => {
+            let wanted = r.or(CONFIG.get().map(|c| c.driver));
+            let ok = match kind {
+                IoDriver::Auto => true,
+                IoDriver::Uring => d.kind == IoDriver::Uring || wanted == Some(IoDriver::Uring),
+                IoDriver::Epoll => d.kind == IoDriver::Epoll,
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the I/O driver runs already, as {:?}; {kind:?} cannot be chosen any more",
+                        d.kind
+                    ),
+                ))
+            }
+        }
+        Some(Err(e)) => Err(io::Error::other(e.clone())),
+    }
+}
+
+/// The driver that runs ([`IoDriver::Epoll`] or [`IoDriver::Uring`]),
+/// starting it if it has not started. Tells whether io_uring was refused.
+pub fn active_driver() -> io::Result<IoDriver> {
+    Driver::get().map(|d| d.kind)
+}
+
+/// What to run for `wanted`: io_uring if asked for and the kernel takes
+/// it, else epoll.
+fn choose(wanted: IoDriver) -> IoDriver {
+    if wanted == IoDriver::Epoll {
+        return IoDriver::Epoll;
+    }
+    match crate::sys::uring::detect() {
+        Ok(()) => IoDriver::Uring,
+        Err(why) => {
+            if wanted == IoDriver::Uring {
+                tracing::warn!(reason = %why, "io_uring unavailable; the I/O driver falls back to epoll");
+            } else {
+                tracing::debug!(reason = %why, "io_uring unavailable; using epoll");
+            }
+            IoDriver::Epoll
+        }
+    }
+}
+
 impl Driver {
     /// The driver, started on first use.
     pub(crate) fn get() -> io::Result<&'static Driver> {
         let made = DRIVER.get_or_init(|| {
             let config = CONFIG.get_or_init(Config::default).clone();
-            let dispatchers = (0..config.dispatchers)
-                .map(|_| Dispatcher::new())
-                .collect::<io::Result<Vec<_>>>()
-                .map_err(|e| e.to_string())?;
+            let wanted = REQUESTED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(config.driver);
+            let mut kind = choose(wanted);
+            let made = |kind: IoDriver| {
+                (0..config.dispatchers)
+                    .map(|_| Dispatcher::new(kind == IoDriver::Uring))
+                    .collect::<io::Result<Vec<_>>>()
+            };
+            let dispatchers = match made(kind) {
+                // Detection passed but a ring per dispatcher did not fit
+                // (RLIMIT_MEMLOCK on kernels before 5.12, say).
+                Err(e) if kind == IoDriver::Uring => {
+                    tracing::warn!(error = %e, "io_uring rings could not be made; the I/O driver falls back to epoll");
+                    kind = IoDriver::Epoll;
+                    made(kind)
+                }
+                other => other,
+            }
+            .map_err(|e| e.to_string())?;
             Ok(Driver {
                 dispatchers: dispatchers.into_boxed_slice(),
+                kind,
                 poller: config.poller,
                 next: AtomicUsize::new(0),
             })

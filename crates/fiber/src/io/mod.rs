@@ -1,4 +1,5 @@
-//! Descriptor readiness for fibers: the edge-triggered epoll dispatcher.
+//! Descriptor readiness for fibers: the edge-triggered epoll dispatcher
+//! (or, with [`IoDriver::Uring`], io_uring polls behind the same surface).
 //!
 //! Descriptors are registered edge-triggered with one of the dispatchers
 //! ([`Config::dispatchers`], bRPC's `event_dispatcher_num`). An event either
@@ -14,7 +15,7 @@ mod entry;
 mod reader;
 mod registration;
 
-pub use driver::{configure, Config, Poller};
+pub use driver::{active_driver, configure, Config, IoDriver, Poller};
 pub use reader::ReadEvents;
 pub use registration::Registration;
 
@@ -104,7 +105,7 @@ pub fn fd_wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::
         return Err(e);
     }
     let r = registration::wait_butex(&entry.read, ticket, deadline);
-    let _ = d.delete(fd);
+    let _ = d.delete(fd, token);
     slab.release(token);
     r
 }

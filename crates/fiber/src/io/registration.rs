@@ -20,7 +20,10 @@ use std::time::Instant;
 ///
 /// The registration does not own the descriptor. It must be dropped before
 /// the descriptor is closed (otherwise epoll may keep reporting a reused
-/// number to this registration — a logic error, never memory unsafety).
+/// number to this registration — a logic error, never memory unsafety;
+/// with the io_uring driver the kernel's poll holds the file open until
+/// the registration goes, so a socket closed first is not shut down until
+/// then).
 pub struct Registration {
     token: u64,
     entry: &'static IoEntry,
@@ -162,7 +165,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         // ENOENT/EBADF if the fd was closed first: nothing left to remove.
-        let _ = self.driver.dispatchers()[self.dispatcher].delete(self.fd);
+        let _ = self.driver.dispatchers()[self.dispatcher].delete(self.fd, self.token);
         EntrySlab::global().release(self.token);
     }
 }

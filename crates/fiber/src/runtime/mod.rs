@@ -44,6 +44,7 @@ pub struct Builder {
     /// `None`: the environment's or the default threshold.
     blocked_threshold_ms: Option<u64>,
     trim_interval: Option<Duration>,
+    io_driver: Option<crate::io::IoDriver>,
 }
 
 impl Default for Builder {
@@ -54,6 +55,7 @@ impl Default for Builder {
             thread_stack_size: 2 << 20,
             blocked_threshold_ms: None,
             trim_interval: Some(trim::DEFAULT_TRIM_INTERVAL),
+            io_driver: None,
         }
     }
 }
@@ -112,8 +114,21 @@ impl Builder {
         self
     }
 
+    /// What the process's I/O dispatchers wait in: epoll (the default,
+    /// or `FIBRPC_IO_DRIVER`), io_uring, or io_uring where available; see
+    /// [`crate::io::IoDriver`]. The driver is process-wide and starts with
+    /// the first descriptor registration: [`build`](Self::build) fails
+    /// with `InvalidInput` if it runs already as something else.
+    pub fn io_driver(mut self, driver: crate::io::IoDriver) -> Self {
+        self.io_driver = Some(driver);
+        self
+    }
+
     /// Starts the workers.
     pub fn build(self) -> io::Result<Runtime> {
+        if let Some(kind) = self.io_driver {
+            crate::io::driver::request(kind)?;
+        }
         trim::configure(self.trim_interval);
         // Before any fiber can run: the mode of the interrupt fence pair.
         crate::sys::membarrier::init();

@@ -55,6 +55,21 @@ impl Events {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Empties the buffer (for a poller that fills it event by event).
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends an event (the io_uring poller's completions), growing the
+    /// buffer if a reap brings more than a wait would.
+    pub(crate) fn push(&mut self, token: u64, events: u32) {
+        if self.len == self.buf.len() {
+            self.buf.push(libc::epoll_event { events: 0, u64: 0 });
+        }
+        self.buf[self.len] = libc::epoll_event { events, u64: token };
+        self.len += 1;
+    }
 }
 
 impl Epoll {

@@ -12,8 +12,20 @@ pub(crate) struct EventFd {
 impl EventFd {
     /// A new eventfd with counter 0.
     pub(crate) fn new() -> io::Result<Self> {
+        Self::with_flags(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
+    }
+
+    /// A new eventfd whose reads block until it is written: for io_uring,
+    /// which waits for a blocking read in the kernel but completes a read
+    /// of a non-blocking descriptor with `EAGAIN`. Writes never block
+    /// (the counter cannot realistically reach its limit).
+    pub(crate) fn new_blocking() -> io::Result<Self> {
+        Self::with_flags(libc::EFD_CLOEXEC)
+    }
+
+    fn with_flags(flags: libc::c_int) -> io::Result<Self> {
         // SAFETY: plain syscall; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let fd = unsafe { libc::eventfd(0, flags) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

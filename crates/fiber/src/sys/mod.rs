@@ -1,5 +1,5 @@
 //! Linux-specific primitives behind a thin surface: futex, stacks, signals,
-//! epoll, eventfd, membarrier, and the descriptor and socket calls of the
+//! epoll, io_uring, eventfd, membarrier, and the descriptor and socket calls of the
 //! `net` types.
 
 pub(crate) mod epoll;
@@ -9,3 +9,4 @@ pub(crate) mod futex;
 pub(crate) mod membarrier;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod uring;

@@ -120,3 +120,34 @@ pub fn drain(mut r: impl std::io::Read, mut on_read: impl FnMut(usize)) {
         }
     }
 }
+
+/// The name libtest knows the test `name` by, defined in the module
+/// `module` (its `module_path!()`): the same file runs standalone
+/// (`net_tcp::name` is `name`) and included in another test binary
+/// (`net_drivers::net_tcp::name` is `net_tcp::name`).
+pub fn test_path(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, within)) => format!("{within}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Makes the I/O driver `driver` (before any registration of this
+/// process), and checks it runs. For epoll nothing is done: the default
+/// (or the environment's choice) stands, as in the suites' own binaries.
+pub fn use_driver(driver: fibrpc_fiber::io::IoDriver) {
+    use fibrpc_fiber::io::{active_driver, configure, Config, IoDriver};
+    if driver == IoDriver::Epoll {
+        return;
+    }
+    // Err: an earlier test of this process configured it already.
+    let _ = configure(Config {
+        driver,
+        ..Config::default()
+    });
+    assert_eq!(
+        active_driver().expect("the I/O driver starts"),
+        IoDriver::Uring,
+        "io_uring was refused by this kernel (see the warning logged)"
+    );
+}
