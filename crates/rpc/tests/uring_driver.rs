@@ -20,7 +20,9 @@ fn on_uring() {
     // `FIBRPC_EXPECT_IO_URING=0` (set by `.ci/run` from its own probe on
     // a kernel without io_uring): the fallback to epoll is what runs.
     let expected = if std::env::var("FIBRPC_EXPECT_IO_URING").as_deref() == Ok("0") {
-        eprintln!("FIBRPC_EXPECT_IO_URING=0: this kernel has no io_uring; checking the fallback to epoll");
+        eprintln!(
+            "FIBRPC_EXPECT_IO_URING=0: this kernel has no io_uring; checking the fallback to epoll"
+        );
         IoDriver::Epoll
     } else {
         IoDriver::Uring

@@ -158,7 +158,9 @@ pub fn use_driver(driver: fibrpc_fiber::io::IoDriver) {
 /// the fallback to epoll is what is tested.
 pub fn uring_outcome() -> fibrpc_fiber::io::IoDriver {
     if std::env::var("FIBRPC_EXPECT_IO_URING").as_deref() == Ok("0") {
-        eprintln!("FIBRPC_EXPECT_IO_URING=0: this kernel has no io_uring; checking the fallback to epoll");
+        eprintln!(
+            "FIBRPC_EXPECT_IO_URING=0: this kernel has no io_uring; checking the fallback to epoll"
+        );
         fibrpc_fiber::io::IoDriver::Epoll
     } else {
         fibrpc_fiber::io::IoDriver::Uring
