@@ -7,13 +7,13 @@
 //! grpcio and grpcio-tools must be installed (`pip install grpcio
 //! grpcio-tools`): a test that cannot run them fails.
 
+mod grpcio_common;
 mod h2_common;
 mod tls_common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -23,71 +23,22 @@ use fibrpc::protocol::h2::hpack::encode_header;
 use fibrpc::protocol::h2::H2Options;
 use fibrpc::{errno, ChannelOptions, Controller, GrpcChannel, RpcError, Server, ServerOptions};
 use fibrpc_example::{EchoRequest, EchoResponse, EchoServiceClient};
+use grpcio_common::PyServer;
 use h2_common::{frame, GenEcho, RawH2};
 
 const SERVICE: &str = "example.EchoService";
 
-/// The grpcio server, killed when dropped.
-struct PyServer {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
+/// The grpcio echo server.
+struct Py;
 
-impl PyServer {
+impl Py {
     fn start(name: &str) -> PyServer {
-        Self::start_with(name, &[])
+        PyServer::start("echo_server.py", name, &[])
     }
 
     /// With `extra` arguments (a certificate and key: TLS).
     fn start_with(name: &str, extra: &[&Path]) -> PyServer {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir =
-            std::env::temp_dir().join(format!("fibrpc-grpc-client-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new("python3")
-            .arg(here.join("tests/data/grpc/echo_server.py"))
-            .arg(here.join("../example/proto"))
-            .arg(&dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run python3 (is it installed?): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("LISTENING ") {
-                    let _ = tx.send(p.trim().parse::<u16>().unwrap());
-                }
-            }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(p) => p,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "the grpcio server did not start ({status:?}; is `pip install grpcio \
-                     grpcio-tools` done?)"
-                );
-            }
-        };
-        PyServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        PyServer::start("echo_server.py", name, extra)
     }
 }
 
@@ -108,7 +59,7 @@ fn echo(ch: &GrpcChannel, cntl: &mut Controller, msg: &str) -> Result<String, Rp
 
 #[test]
 fn unary_calls_and_statuses_against_grpcio() {
-    let py = PyServer::start("unary");
+    let py = Py::start("unary");
     let ch = GrpcChannel::new(py.addr, options(10_000)).unwrap();
     let mut cntl = Controller::new();
     assert_eq!(echo(&ch, &mut cntl, "hello").unwrap(), "hello");
@@ -150,7 +101,7 @@ fn unary_calls_and_statuses_against_grpcio() {
 
 #[test]
 fn deadlines_are_sent_and_kept_against_grpcio() {
-    let py = PyServer::start("deadline");
+    let py = Py::start("deadline");
     let ch = GrpcChannel::new(py.addr, options(5_000)).unwrap();
     let mut cntl = Controller::new();
     // grpc-timeout carries what is left of the 5 s.
@@ -179,7 +130,7 @@ fn deadlines_are_sent_and_kept_against_grpcio() {
 
 #[test]
 fn sixteen_mib_each_way_against_grpcio() {
-    let py = PyServer::start("big");
+    let py = Py::start("big");
     let ch = GrpcChannel::new(py.addr, options(60_000)).unwrap();
     let big = "x".repeat(16 << 20);
     let got = echo(&ch, &mut Controller::new(), &big).unwrap();
@@ -189,7 +140,7 @@ fn sixteen_mib_each_way_against_grpcio() {
 
 #[test]
 fn a_thousand_concurrent_calls_on_one_connection_to_grpcio() {
-    let py = PyServer::start("many");
+    let py = Py::start("many");
     let ch = GrpcChannel::new(py.addr, options(60_000)).unwrap();
     const N: usize = 1000;
     let ok = Arc::new(AtomicUsize::new(0));
@@ -234,7 +185,7 @@ fn a_thousand_concurrent_calls_on_one_connection_to_grpcio() {
 
 #[test]
 fn generated_stubs_and_futures_run_over_grpc() {
-    let py = PyServer::start("stub");
+    let py = Py::start("stub");
     let ch = GrpcChannel::new(py.addr, options(10_000)).unwrap();
     let client = EchoServiceClient::new(ch);
     let req = EchoRequest {
@@ -253,7 +204,7 @@ fn generated_stubs_and_futures_run_over_grpc() {
 #[test]
 fn over_tls_with_alpn_h2_against_grpcio() {
     let pki = tls_common::pki();
-    let py = PyServer::start_with(
+    let py = Py::start_with(
         "tls",
         &[&pki.dir.join("server.pem"), &pki.dir.join("server.key")],
     );

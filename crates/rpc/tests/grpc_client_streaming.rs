@@ -8,13 +8,11 @@
 //! grpcio and grpcio-tools must be installed (`pip install grpcio
 //! grpcio-tools`): a test that cannot run them fails.
 
+mod grpcio_common;
 mod h2_common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fibrpc::protocol::grpc::{error_code_of, GrpcStatus};
@@ -22,60 +20,18 @@ use fibrpc::protocol::h2::frame::{flag, kind, PREFACE};
 use fibrpc::protocol::h2::hpack::encode_header;
 use fibrpc::{errno, ChannelOptions, Controller, GrpcChannel, RpcError, StreamingChannel};
 use fibrpc_example::{StreamEchoServiceClient, StreamRequest, StreamResponse};
+use grpcio_common::PyServer;
 use h2_common::{frame, RawH2};
 
 const SERVICE: &str = "example.StreamEchoService";
 const MIB: usize = 1 << 20;
 
-/// The grpcio server, killed when dropped.
-struct PyServer {
-    child: Child,
-    addr: SocketAddr,
-    dir: std::path::PathBuf,
-}
+/// The grpcio streaming server.
+struct Py(PyServer);
 
-impl PyServer {
-    fn start(name: &str) -> PyServer {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = std::env::temp_dir().join(format!(
-            "fibrpc-grpc-client-streaming-{}-{name}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new("python3")
-            .arg(here.join("tests/data/grpc/stream_server.py"))
-            .arg(here.join("../example/proto"))
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run python3 (is it installed?): {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = line.strip_prefix("LISTENING ") {
-                    let _ = tx.send(p.trim().parse::<u16>().unwrap());
-                }
-            }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(p) => p,
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "the grpcio server did not start ({status:?}; is `pip install grpcio \
-                     grpcio-tools` done?)"
-                );
-            }
-        };
-        PyServer {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
+impl Py {
+    fn start(name: &str) -> Py {
+        Py(PyServer::start("stream_server.py", name, &[]))
     }
 
     fn client(&self, timeout_ms: u64) -> StreamEchoServiceClient<GrpcChannel> {
@@ -83,7 +39,7 @@ impl PyServer {
             timeout: Some(Duration::from_millis(timeout_ms)),
             ..Default::default()
         };
-        StreamEchoServiceClient::new(GrpcChannel::new(self.addr, options).unwrap())
+        StreamEchoServiceClient::new(GrpcChannel::new(self.0.addr, options).unwrap())
     }
 
     /// The streaming calls the server saw cancelled so far, once it saw
@@ -109,14 +65,6 @@ impl PyServer {
     }
 }
 
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn req(message: &str, count: u32, size: u32) -> StreamRequest {
     StreamRequest {
         message: message.to_string(),
@@ -127,7 +75,7 @@ fn req(message: &str, count: u32, size: u32) -> StreamRequest {
 
 #[test]
 fn server_streaming_against_grpcio() {
-    let py = PyServer::start("server");
+    let py = Py::start("server");
     let client = py.client(20_000);
     let mut cntl = Controller::new();
     let got: Vec<(u32, String)> = client
@@ -143,7 +91,7 @@ fn server_streaming_against_grpcio() {
         got,
         (0..5).map(|i| (i, "item".to_string())).collect::<Vec<_>>()
     );
-    assert_eq!(cntl.remote_side(), Some(py.addr));
+    assert_eq!(cntl.remote_side(), Some(py.0.addr));
     // Messages, then the status in the trailers: NOT_FOUND comes back as
     // bRPC's code for it, with the server's text.
     let stream = client
@@ -164,7 +112,7 @@ fn server_streaming_against_grpcio() {
 
 #[test]
 fn client_streaming_against_grpcio() {
-    let py = PyServer::start("client");
+    let py = Py::start("client");
     let client = py.client(20_000);
     let call = client.collect(&mut Controller::new()).unwrap();
     for m in ["a", "bb", "ccc"] {
@@ -184,7 +132,7 @@ fn client_streaming_against_grpcio() {
 
 #[test]
 fn bidirectional_against_grpcio() {
-    let py = PyServer::start("bidi");
+    let py = Py::start("bidi");
     let client = py.client(20_000);
     let call = client.chat(&mut Controller::new()).unwrap();
     for i in 0..10u32 {
@@ -208,7 +156,7 @@ fn bidirectional_against_grpcio() {
 
 #[test]
 fn sixteen_mib_each_way_against_grpcio() {
-    let py = PyServer::start("big");
+    let py = Py::start("big");
     let client = py.client(60_000);
     let big = "x".repeat(16 * MIB);
     // Client streaming: 16 MiB up, 16 MiB back.
@@ -234,7 +182,7 @@ fn sixteen_mib_each_way_against_grpcio() {
 #[test]
 fn a_hundred_thousand_messages_on_one_bidirectional_stream_in_order() {
     const N: u32 = 100_000;
-    let py = PyServer::start("many");
+    let py = Py::start("many");
     let client = py.client(300_000);
     let (tx, rx) = client.chat(&mut Controller::new()).unwrap().split();
     // The sender on a plain thread, the receiver here.
@@ -256,7 +204,7 @@ fn a_hundred_thousand_messages_on_one_bidirectional_stream_in_order() {
 
 #[test]
 fn cancel_and_drop_reset_the_stream() {
-    let py = PyServer::start("cancel");
+    let py = Py::start("cancel");
     let client = py.client(30_000);
     let call = client.chat(&mut Controller::new()).unwrap();
     call.send(&req("first", 0, 0)).unwrap();
@@ -283,7 +231,7 @@ fn cancel_and_drop_reset_the_stream() {
 
 #[test]
 fn deadlines_are_sent_and_kept() {
-    let py = PyServer::start("deadline");
+    let py = Py::start("deadline");
     let client = py.client(2_000);
     let mut cntl = Controller::new();
     cntl.set_timeout(Duration::from_millis(1_500));
@@ -319,7 +267,7 @@ fn deadlines_are_sent_and_kept() {
 
 #[test]
 fn the_async_receiver_runs_on_tokio() {
-    let py = PyServer::start("async");
+    let py = Py::start("async");
     let client = py.client(20_000);
     let stream = client
         .expand(&mut Controller::new(), &req("a", 4, 0))
