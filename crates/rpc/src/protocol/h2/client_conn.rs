@@ -17,7 +17,7 @@ use super::client_send::ClientSend;
 use super::client_stream::StreamSink;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
-use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
+use super::payload::{conn_err, data_of, header_fragment, ConnError, PendingAcks, RecvWindow};
 use super::wire::Wire;
 use super::H2Options;
 use crate::protocol::Parsed;
@@ -72,8 +72,8 @@ struct Reader {
     /// What the server may still send on the connection.
     conn_window: RecvWindow,
     /// Where the PING and SETTINGS acknowledgements not yet written
-    /// stand in the output (bytes queued before each).
-    pending_acks: VecDeque<u64>,
+    /// stand in the output.
+    pending_acks: PendingAcks,
     /// The streams the GOAWAY at the front of the input fails, one
     /// message each; the frame is consumed after the last.
     goaway_failing: Option<VecDeque<H2Reply>>,
@@ -87,7 +87,7 @@ impl Default for Reader {
             block: None,
             recv: FxHashMap::default(),
             conn_window: RecvWindow::new(frame::DEFAULT_WINDOW),
-            pending_acks: VecDeque::new(),
+            pending_acks: PendingAcks::default(),
             goaway_failing: None,
         }
     }
@@ -476,7 +476,7 @@ impl Reader {
                     return conn_err(Reason::FrameSizeError, "PING of a wrong size");
                 }
                 if !head.has(flag::ACK) {
-                    self.count_ack(sock, opts)?;
+                    self.pending_acks.count(sock, opts)?;
                     frame::put_head(out, 8, kind::PING, flag::ACK, 0);
                     out.append_owned(payload);
                 }
@@ -487,28 +487,6 @@ impl Reader {
             // failed above); unknown types are ignored (RFC 9113 §4.1).
             _ => Ok(None),
         }
-    }
-
-    /// An acknowledgement is about to be queued: at most
-    /// `max_pending_acks` may wait behind output the server does not
-    /// read (a PING or SETTINGS flood).
-    fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
-        let written = sock.written_bytes();
-        while self.pending_acks.front().is_some_and(|&at| at <= written) {
-            self.pending_acks.pop_front();
-        }
-        if self.pending_acks.len() >= opts.max_pending_acks as usize {
-            return conn_err(
-                Reason::EnhanceYourCalm,
-                format!(
-                    "more than {} PING/SETTINGS acknowledgements unread",
-                    opts.max_pending_acks
-                ),
-            );
-        }
-        self.pending_acks
-            .push_back(written + sock.unwritten_bytes() as u64);
-        Ok(())
     }
 
     fn on_settings<W: Wire>(
@@ -575,7 +553,7 @@ impl Reader {
                 _ => {}
             }
         }
-        self.count_ack(sock, opts)?;
+        self.pending_acks.count(sock, opts)?;
         // Before any frame sent under the new settings.
         // (Held while the preface is not queued: it goes first.)
         let mut ack = IOBuf::new();

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason, PREFACE};
 use super::hpack::{self, DecodeError};
 use super::inbound::{Appended, Inbound, InboundEnd};
-use super::payload::{conn_err, data_of, header_fragment, ConnError, RecvWindow};
+use super::payload::{conn_err, data_of, header_fragment, ConnError, PendingAcks, RecvWindow};
 use super::request::{self, Fields};
 use super::send::SendSide;
 use super::wire::Wire;
@@ -68,8 +68,8 @@ struct Reader {
     /// What the peer may still send on the connection.
     conn_window: RecvWindow,
     /// Where the PING and SETTINGS acknowledgements not yet written
-    /// stand in the output (see `count_ack`).
-    pending_acks: VecDeque<u64>,
+    /// stand in the output.
+    pending_acks: PendingAcks,
     /// A GOAWAY for an error went out: input is dropped.
     dead: bool,
 }
@@ -84,7 +84,7 @@ impl Default for Reader {
             streaming: FxHashMap::default(),
             recent_resets: VecDeque::new(),
             conn_window: RecvWindow::new(frame::DEFAULT_WINDOW),
-            pending_acks: VecDeque::new(),
+            pending_acks: PendingAcks::default(),
             dead: false,
         }
     }
@@ -366,7 +366,7 @@ impl Reader {
                     return conn_err(Reason::FrameSizeError, "PING of a wrong size");
                 }
                 if !head.has(flag::ACK) {
-                    self.count_ack(sock, opts)?;
+                    self.pending_acks.count(sock, opts)?;
                     frame::put_head(out, 8, kind::PING, flag::ACK, 0);
                     out.append_owned(payload);
                 }
@@ -415,30 +415,6 @@ impl Reader {
             // Unknown types are ignored (RFC 9113 §4.1).
             _ => Ok(None),
         }
-    }
-
-    /// An acknowledgement is about to be queued: at most
-    /// `max_pending_acks` may wait behind output the peer does not read
-    /// (see `H2Options::max_pending_acks`). Each is remembered by where
-    /// it stands in the output (bytes queued before it); it is no longer
-    /// pending once the kernel took that many.
-    fn count_ack<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
-        let written = sock.written_bytes();
-        while self.pending_acks.front().is_some_and(|&at| at <= written) {
-            self.pending_acks.pop_front();
-        }
-        if self.pending_acks.len() >= opts.max_pending_acks as usize {
-            return conn_err(
-                Reason::EnhanceYourCalm,
-                format!(
-                    "more than {} PING/SETTINGS acknowledgements unread",
-                    opts.max_pending_acks
-                ),
-            );
-        }
-        self.pending_acks
-            .push_back(written + sock.unwritten_bytes() as u64);
-        Ok(())
     }
 
     fn on_settings<W: Wire>(
@@ -497,7 +473,7 @@ impl Reader {
                 _ => {}
             }
         }
-        self.count_ack(sock, opts)?;
+        self.pending_acks.count(sock, opts)?;
         // The acknowledgement goes before any frame sent under the new
         // settings (a larger frame size, say): a peer may hold to the
         // old ones until it sees it (gRPC's C core does).

@@ -1,10 +1,14 @@
 //! What both sides of a connection do with a received DATA or HEADERS
 //! frame before it reaches a stream: the connection's receive window,
-//! and the padding (and HEADERS' priority) taken off the payload.
+//! and the padding (and HEADERS' priority) taken off the payload; and
+//! the bound on acknowledgements the peer leaves unread.
+
+use std::collections::VecDeque;
 
 use fibrpc_iobuf::IOBuf;
 
 use super::frame::{self, flag, FrameHead, Reason};
+use super::wire::Wire;
 use super::H2Options;
 
 /// A connection error: GOAWAY with this code, then the connection is
@@ -109,4 +113,33 @@ pub(super) fn header_fragment(head: &FrameHead, payload: IOBuf) -> Result<Vec<u8
     bytes.truncate(end);
     bytes.drain(..start);
     Ok(bytes)
+}
+
+/// The PING and SETTINGS acknowledgements not yet written, each
+/// remembered by where it stands in the output (bytes queued before
+/// it); one is no longer pending once the kernel took that many.
+#[derive(Debug, Default)]
+pub(super) struct PendingAcks(VecDeque<u64>);
+
+impl PendingAcks {
+    /// An acknowledgement is about to be queued: at most
+    /// `max_pending_acks` may wait behind output the peer does not read
+    /// (a PING or SETTINGS flood; see `H2Options::max_pending_acks`).
+    pub(super) fn count<W: Wire>(&mut self, sock: &W, opts: &H2Options) -> Result<(), ConnError> {
+        let written = sock.written_bytes();
+        while self.0.front().is_some_and(|&at| at <= written) {
+            self.0.pop_front();
+        }
+        if self.0.len() >= opts.max_pending_acks as usize {
+            return conn_err(
+                Reason::EnhanceYourCalm,
+                format!(
+                    "more than {} PING/SETTINGS acknowledgements unread",
+                    opts.max_pending_acks
+                ),
+            );
+        }
+        self.0.push_back(written + sock.unwritten_bytes() as u64);
+        Ok(())
+    }
 }
