@@ -54,6 +54,7 @@ pub use options::{ChannelOptions, ConnectionType};
 pub use retry::{retryable, RequestSent};
 pub use retry_budget::RetryBudget;
 pub use retry_policy::{DefaultRetryPolicy, FailedAttempt, RetryPolicy, SharedRetryPolicy};
+pub(crate) use rpc_channel::decode_reply;
 pub use rpc_channel::{DecodedCallFuture, RawDone, RpcChannel};
 pub use selector::{AttemptOutcome, SelectInput, ServerSelector, SingleServer};
 
@@ -234,10 +235,7 @@ impl Channel {
             cntl,
             codec::encode(request),
             move |mut cntl, r| {
-                let r = r.and_then(|p| codec::decode_response(&p));
-                if let Err(e) = &r {
-                    cntl.error = Some(e.clone());
-                }
+                let r = decode_reply(&mut cntl, r);
                 done(cntl, r)
             },
         );
@@ -278,10 +276,7 @@ impl Channel {
         let fut = self.call_raw_future(service, method, cntl, codec::encode(request));
         async move {
             let (mut cntl, r) = fut.await;
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
+            let r = decode_reply(&mut cntl, r);
             (cntl, r)
         }
     }

@@ -94,10 +94,7 @@ pub trait RpcChannel: Send + Sync + 'static {
         Resp: prost::Message + Default + Send + 'static,
     {
         let done = move |mut cntl: Controller, r: Result<IOBuf, RpcError>| {
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
+            let r = decode_reply(&mut cntl, r);
             done(cntl, r)
         };
         self.call_raw_async(
@@ -148,10 +145,7 @@ impl<Resp: prost::Message + Default> Future for DecodedCallFuture<Resp> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.raw).poll(cx).map(|(mut cntl, r)| {
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
+            let r = decode_reply(&mut cntl, r);
             (cntl, r)
         })
     }
@@ -223,4 +217,17 @@ impl<C: RpcChannel + ?Sized> RpcChannel for Arc<C> {
     ) -> CallFuture<IOBuf> {
         (**self).call_raw_future(service, method, cntl, request)
     }
+}
+
+/// Decodes a call's response payload, and records a failure (the call's
+/// or the decoding's) on the controller, as every typed call form does.
+pub(crate) fn decode_reply<Resp: prost::Message + Default>(
+    cntl: &mut Controller,
+    r: Result<IOBuf, RpcError>,
+) -> Result<Resp, RpcError> {
+    let r = r.and_then(|p| codec::decode_response(&p));
+    if let Err(e) = &r {
+        cntl.error = Some(e.clone());
+    }
+    r
 }

@@ -11,6 +11,7 @@ use fibrpc_iobuf::IOBuf;
 use super::client::{GrpcClientProtocol, GrpcRequest};
 use super::client_stream::{GrpcStream, StreamConfig};
 use super::client_typed::StreamingChannel;
+use crate::channel::decode_reply;
 use crate::channel::{
     cluster, record_outcome, reset_outcome, spawn_done, CallEngine, CallFuture, ChannelOptions,
     RawDone, RpcChannel, ServerSelector,
@@ -185,10 +186,7 @@ impl GrpcChannel {
             cntl,
             codec::encode(request),
             move |mut cntl, r| {
-                let r = r.and_then(|p| codec::decode_response(&p));
-                if let Err(e) = &r {
-                    cntl.error = Some(e.clone());
-                }
+                let r = decode_reply(&mut cntl, r);
                 done(cntl, r)
             },
         );
@@ -229,10 +227,7 @@ impl GrpcChannel {
         let fut = self.call_raw_future(service, method, cntl, codec::encode(request));
         async move {
             let (mut cntl, r) = fut.await;
-            let r = r.and_then(|p| codec::decode_response(&p));
-            if let Err(e) = &r {
-                cntl.error = Some(e.clone());
-            }
+            let r = decode_reply(&mut cntl, r);
             (cntl, r)
         }
     }
