@@ -15,8 +15,9 @@
 //! more connections with a 4 KiB echo each, closes them, and samples
 //! `VmRSS` once a second for up to 60 s, until it is back within 20 % of
 //! its level before the burst (`--bursts K`: K such bursts in a row; the
-//! first one also grows the never-freed fiber and readiness slabs, ~300
-//! bytes per connection at the peak, so later ones show the steady state).
+//! first one also grows the fiber and readiness slabs, ~300 bytes per
+//! connection at the peak, which the trimmer gives back a segment at a
+//! time once the segment is empty; later bursts revive those segments).
 //! Memory, not speed: a busy machine does not change the figure much.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -154,8 +155,10 @@ fn listening_addr(child: &mut Child) -> String {
     BufReader::new(out)
         .read_line(&mut line)
         .expect("server stdout");
+    // "listening on ADDR", maybe followed by more words (the I/O driver).
     line.trim()
         .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected server output {line:?}"))
         .to_string()
 }

@@ -27,7 +27,7 @@ mod spin_lock;
 pub(crate) use self::current_waiter::CurrentWaiter;
 use self::list::WaiterList;
 use self::parker::Parker;
-use self::spin_lock::SpinLock;
+pub(crate) use self::spin_lock::SpinLock;
 use crate::loom::{AtomicBool, AtomicU32};
 use crate::runtime::context::{ParkFn, Switch};
 use crate::runtime::task_group::current_group;

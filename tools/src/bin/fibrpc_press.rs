@@ -86,7 +86,8 @@ struct Cli {
     /// Closed loop with N callers (default 16).
     #[arg(short = 'c', long)]
     concurrency: Option<usize>,
-    /// Channels (connections) per protocol.
+    /// Channels (connections) per protocol; in the echo benchmark, the
+    /// callers are spread over this many connections.
     #[arg(long, default_value_t = 1)]
     connections: usize,
     /// Open loop: calls in flight at most (the sender waits past it).
@@ -254,25 +255,41 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
         .extra
         .push(("protocol".into(), format!("\"{protocol}\"")));
     let naming = server.contains("://");
+    // One channel per connection: a channel keeps one connection per
+    // server, so `--connections N` spreads the callers over N of them.
+    let connections = cli.connections.max(1);
+    config
+        .extra
+        .push(("connections".into(), connections.to_string()));
     match protocol {
         Protocol::BaiduStd => {
-            let channel = if naming {
-                Channel::with_naming(server, &cli.lb, options)
-            } else {
-                Channel::new(server.as_str(), options)
-            };
-            echo_callers(cli, &config, concurrency, channel.unwrap_or_else(bad_server(server)));
+            let channels = (0..connections)
+                .map(|_| {
+                    let channel = if naming {
+                        Channel::with_naming(server, &cli.lb, options.clone())
+                    } else {
+                        Channel::new(server.as_str(), options.clone())
+                    };
+                    channel.unwrap_or_else(bad_server(server))
+                })
+                .collect();
+            echo_callers(cli, &config, concurrency, channels);
         }
         Protocol::Grpc => {
             if cli.attachment_size > 0 {
                 fail(2, "--attachment-size: gRPC has no attachments (baidu_std has)");
             }
-            let channel = if naming {
-                GrpcChannel::with_naming(server, &cli.lb, options)
-            } else {
-                GrpcChannel::new(server.as_str(), options)
-            };
-            echo_callers(cli, &config, concurrency, channel.unwrap_or_else(bad_server(server)));
+            let channels = (0..connections)
+                .map(|_| {
+                    let channel = if naming {
+                        GrpcChannel::with_naming(server, &cli.lb, options.clone())
+                    } else {
+                        GrpcChannel::new(server.as_str(), options.clone())
+                    };
+                    channel.unwrap_or_else(bad_server(server))
+                })
+                .collect();
+            echo_callers(cli, &config, concurrency, channels);
         }
         Protocol::Http => fail(
             2,
@@ -286,8 +303,9 @@ fn bad_server<T>(server: &str) -> impl FnOnce(fibrpc::RpcError) -> T + '_ {
     move |e| fail(1, &format!("bad server {server}: {e}"))
 }
 
-/// Runs the echo benchmark's `concurrency` callers over `channel`.
-fn echo_callers<C>(cli: &Cli, config: &PressConfig, concurrency: usize, channel: C)
+/// Runs the echo benchmark's `concurrency` callers, caller `i` on
+/// `channels[i % channels.len()]`.
+fn echo_callers<C>(cli: &Cli, config: &PressConfig, concurrency: usize, channels: Vec<C>)
 where
     C: RpcChannel + Clone + Send + 'static,
 {
@@ -296,7 +314,7 @@ where
     let attachment = IOBuf::from(&vec![b'a'; cli.attachment_size][..]);
     let callers: Vec<_> = (0..concurrency)
         .map(|i| {
-            let client = EchoServiceClient::new(channel.clone());
+            let client = EchoServiceClient::new(channels[i % channels.len()].clone());
             let (press, rec) = (press.clone(), press.recorder(i));
             let request = EchoRequest {
                 message: message.clone(),

@@ -13,8 +13,8 @@ use crate::sys::uring::Uring;
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The token of the dispatcher's own eventfd.
 const WAKER_TOKEN: u64 = u64::MAX;
@@ -44,6 +44,9 @@ pub(crate) struct Dispatcher {
     /// shares this instance: they may sleep on their futex meanwhile.
     blocking: AtomicBool,
     events: UnsafeCell<Events>,
+    /// Odd while the poller handles a batch of events (looks entries up
+    /// and touches them), even otherwise; see `wait_batch_done`.
+    batch: AtomicU64,
 }
 
 // SAFETY: `events` is only touched by the holder of `polling` (see
@@ -71,6 +74,7 @@ impl Dispatcher {
             polling: AtomicBool::new(false),
             blocking: AtomicBool::new(false),
             events: UnsafeCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
+            batch: AtomicU64::new(0),
         })
     }
 
@@ -108,6 +112,26 @@ impl Dispatcher {
     /// Whether a poller sleeps in here (and so collects every event).
     pub(crate) fn has_blocking_poller(&self) -> bool {
         self.blocking.load(Ordering::Acquire)
+    }
+
+    /// Waits (until `deadline` at most) until this dispatcher is not in
+    /// the middle of a batch of events that began before the call; returns
+    /// whether it got there. For the entry slab's trim: a slot released
+    /// before the caller's `SeqCst` fence is then touched by no batch (one
+    /// that begins later sees its new version). A poller sleeping in
+    /// `epoll_wait` is not in a batch.
+    pub(crate) fn wait_batch_done(&self, deadline: Instant) -> bool {
+        let b = self.batch.load(Ordering::SeqCst);
+        if b & 1 == 0 {
+            return true;
+        }
+        while self.batch.load(Ordering::Acquire) == b {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        true
     }
 
     /// Becomes the poller if nobody is.
@@ -153,6 +177,16 @@ impl PollGuard<'_> {
                 return 0;
             }
         }
+        if events.len() == 0 {
+            crate::runtime::flush_after_poll();
+            return 0;
+        }
+        // Pairs with the fence of `EntrySlab::trim` (see
+        // `wait_batch_done`): either the trim sees this batch running and
+        // waits for it, or this batch sees the versions the trim's
+        // segments were released with.
+        self.d.batch.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         let slab = EntrySlab::global();
         for (token, ev) in events.iter() {
             if token == WAKER_TOKEN {
@@ -176,12 +210,7 @@ impl PollGuard<'_> {
                 entry.read_closed.store(true, Ordering::Release);
             }
             if ev & READ_EVENTS != 0 && entry.has_reader.load(Ordering::Acquire) {
-                let reader = entry
-                    .reader
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                match reader {
+                match entry.reader() {
                     Some(r) => r.on_edge(),
                     None => bump(&entry.read),
                 }
@@ -192,6 +221,7 @@ impl PollGuard<'_> {
                 bump(&entry.write);
             }
         }
+        self.d.batch.fetch_add(1, Ordering::Release);
         crate::runtime::flush_after_poll();
         events.len()
     }

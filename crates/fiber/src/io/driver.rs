@@ -297,6 +297,11 @@ impl Driver {
     }
 }
 
+/// The driver, if it has started (without starting it).
+pub(crate) fn started() -> Option<&'static Driver> {
+    DRIVER.get().and_then(|d| d.as_ref().ok())
+}
+
 /// The driver if workers are to poll it (a single load on the hot path).
 #[inline]
 pub(crate) fn worker_driver() -> Option<&'static Driver> {

@@ -1,5 +1,5 @@
 //! Per-registration readiness state (tokio's `ScheduledIo`), in a slab that
-//! is never freed.
+//! is never unmapped.
 //!
 //! Why a slab of immortal entries: `epoll_wait` on one thread may return an
 //! event for a registration that another thread is dropping at that very
@@ -8,10 +8,26 @@
 //! if the version moved on. A race where the slot is reused between that
 //! check and the wakeup costs one spurious wakeup, which every waiter
 //! tolerates (it retries its I/O and gets `EAGAIN`).
+//!
+//! After a burst of connections the slab gives memory back
+//! ([`EntrySlab::trim`], called by the memory trimmer): a segment whose
+//! 1024 entries are all free leaves the free list and its pages are
+//! released (`sys::pages`). An [`IoEntry`] of all-zero bytes is a valid
+//! free entry of version 0, which no token carries, so a stale event that
+//! still looks at it reads zeros and is ignored. Before the pages go, every
+//! dispatcher must have finished the batch of events it was handling (see
+//! [`Dispatcher::wait_batch_done`]): only inside a batch can a thread have
+//! matched a version and be about to touch the rest of an entry. When the
+//! free list runs dry, a released segment comes back (its versions set
+//! past any it handed out before) ahead of a new one.
+//!
+//! [`Dispatcher::wait_batch_done`]: super::dispatcher::Dispatcher::wait_batch_done
 
 use crate::butex::Butex;
+use crate::butex::SpinLock;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::reader::ReaderShared;
 
@@ -19,17 +35,26 @@ const SEGMENT_BITS: u32 = 10;
 const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
 /// 4096 segments of 1024: four million registrations alive at once.
 const MAX_SEGMENTS: usize = 4096;
+/// How long a trim waits for the dispatchers to finish their batches
+/// before it gives up (and puts the segments back) until the next trim.
+const TRIM_GRACE: Duration = Duration::from_millis(100);
 
 /// Readiness of one registered descriptor.
+///
+/// Every field is an atomic, a butex or a lock word: all-zero bytes are a
+/// valid free entry of version 0 (see the module docs and `sys::pages`).
 pub(crate) struct IoEntry {
     /// Bumped when the slot is released, so stale tokens stop matching.
+    /// Never 0 for a slot that can be handed out.
     version: AtomicU32,
     /// Counts read-readiness edges (IN, RDHUP, HUP, ERR); fibers wait on it.
     pub(crate) read: Butex,
     /// Counts write-readiness edges (OUT, HUP, ERR).
     pub(crate) write: Butex,
-    /// The reader-fiber hook, if this registration has one.
-    pub(crate) reader: Mutex<Option<Arc<ReaderShared>>>,
+    /// Guards `reader`.
+    reader_lock: SpinLock,
+    /// The reader-fiber hook (an `Arc::into_raw`), or null.
+    reader: AtomicPtr<ReaderShared>,
     /// Whether `reader` is set (read without the lock on every event).
     pub(crate) has_reader: AtomicBool,
     /// A one-shot `fd_wait`: every event bumps `read`.
@@ -40,29 +65,49 @@ pub(crate) struct IoEntry {
 }
 
 impl IoEntry {
-    fn new() -> Self {
-        IoEntry {
-            version: AtomicU32::new(1),
-            read: Butex::new(0),
-            write: Butex::new(0),
-            reader: Mutex::new(None),
-            has_reader: AtomicBool::new(false),
-            oneshot: AtomicBool::new(false),
-            read_closed: AtomicBool::new(false),
-        }
-    }
-
     /// This entry's current version.
     pub(crate) fn version(&self) -> u32 {
         self.version.load(Ordering::Acquire)
+    }
+
+    /// The reader hook, if one is installed.
+    pub(crate) fn reader(&self) -> Option<Arc<ReaderShared>> {
+        self.reader_lock.lock();
+        let p = self.reader.load(Ordering::Relaxed);
+        let r = (!p.is_null()).then(|| {
+            // SAFETY: a non-null `reader` came from `Arc::into_raw` and
+            // holds one strong count, which cannot go while we hold the
+            // lock (only `swap_reader` takes it, under the lock).
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        });
+        self.reader_lock.unlock();
+        r
+    }
+
+    /// Installs `new` as the reader hook; returns the previous one.
+    fn swap_reader(&self, new: Option<Arc<ReaderShared>>) -> Option<Arc<ReaderShared>> {
+        let new = new.map_or(std::ptr::null_mut(), |a| Arc::into_raw(a).cast_mut());
+        self.reader_lock.lock();
+        let old = self.reader.swap(new, Ordering::Relaxed);
+        self.reader_lock.unlock();
+        // SAFETY: a non-null `reader` came from `Arc::into_raw`; we took
+        // its count out of the entry, so it is ours to drop.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
     }
 }
 
 /// The slab of entries.
 pub(crate) struct EntrySlab {
     segments: Box<[AtomicPtr<IoEntry>]>,
+    /// The next index never handed out; also serializes growing, trimming
+    /// and reviving.
     grow: Mutex<usize>,
     free: Mutex<Vec<u32>>,
+    /// Released segments, with the highest version each had handed out.
+    trimmed: Mutex<Vec<(usize, u32)>>,
 }
 
 impl EntrySlab {
@@ -75,6 +120,7 @@ impl EntrySlab {
                 .collect(),
             grow: Mutex::new(0),
             free: Mutex::new(Vec::new()),
+            trimmed: Mutex::new(Vec::new()),
         })
     }
 
@@ -85,9 +131,10 @@ impl EntrySlab {
         if p.is_null() {
             return None;
         }
-        // SAFETY: segments are leaked arrays of SEGMENT_LEN entries, published
-        // with Release after initialization and never freed; the offset is
-        // in bounds by construction.
+        // SAFETY: segments are mappings of SEGMENT_LEN entries, published
+        // with Release after initialization and never unmapped (a trimmed
+        // one reads as zeros: valid entries); the offset is in bounds by
+        // construction.
         Some(unsafe { &*p.add(index as usize & (SEGMENT_LEN - 1)) })
     }
 
@@ -102,20 +149,51 @@ impl EntrySlab {
         Ok(((entry.version() as u64) << 32 | index as u64, entry))
     }
 
+    /// A slot from a released segment brought back, or else a new one.
     fn grow_one(&self) -> std::io::Result<u32> {
         let mut next = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(index) = self.revive() {
+            return Ok(index);
+        }
         let index = *next;
         if index >= MAX_SEGMENTS * SEGMENT_LEN {
             return Err(std::io::Error::other("too many fd registrations"));
         }
         let seg = index >> SEGMENT_BITS;
         if self.segments[seg].load(Ordering::Relaxed).is_null() {
-            let block: Box<[IoEntry]> = (0..SEGMENT_LEN).map(|_| IoEntry::new()).collect();
-            let p = Box::leak(block).as_mut_ptr();
+            let p = crate::sys::pages::map_zeroed(SEGMENT_LEN * size_of::<IoEntry>())?
+                .cast::<IoEntry>();
+            for i in 0..SEGMENT_LEN {
+                // SAFETY: zeroed memory is a valid `IoEntry` (all atomics),
+                // in bounds of the fresh mapping; not yet published.
+                unsafe { (*p.add(i)).version.store(1, Ordering::Relaxed) };
+            }
             self.segments[seg].store(p, Ordering::Release);
         }
         *next += 1;
         Ok(index as u32)
+    }
+
+    /// Brings back a released segment (the caller holds `grow`): its
+    /// versions start past every version it handed out, its slots but the
+    /// returned one go to the free list.
+    fn revive(&self) -> Option<u32> {
+        let (seg, top) = self
+            .trimmed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()?;
+        let first = (seg << SEGMENT_BITS) as u32;
+        let version = top.wrapping_add(1).max(1);
+        for i in 0..SEGMENT_LEN as u32 {
+            let e = self.get(first + i).expect("a trimmed segment is mapped");
+            e.version.store(version, Ordering::Release);
+        }
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend((first + 1..first + SEGMENT_LEN as u32).rev());
+        Some(first)
     }
 
     /// Returns a slot: bumps its version (stale tokens stop matching), wakes
@@ -123,11 +201,14 @@ impl EntrySlab {
     pub(crate) fn release(&self, token: u64) {
         let index = token as u32;
         let Some(entry) = self.get(index) else { return };
-        *entry.reader.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        drop(entry.swap_reader(None));
         entry.has_reader.store(false, Ordering::Relaxed);
         entry.oneshot.store(false, Ordering::Relaxed);
         entry.read_closed.store(false, Ordering::Relaxed);
-        entry.version.fetch_add(1, Ordering::AcqRel);
+        if entry.version.fetch_add(1, Ordering::AcqRel) == u32::MAX {
+            // Wrapped: 0 is the version of a released page, never handed out.
+            entry.version.store(1, Ordering::Release);
+        }
         bump(&entry.read);
         bump(&entry.write);
         self.free
@@ -139,13 +220,79 @@ impl EntrySlab {
     /// Installs (or removes) the reader hook of a fresh slot.
     pub(crate) fn set_reader(entry: &IoEntry, reader: Option<Arc<ReaderShared>>) {
         entry.has_reader.store(reader.is_some(), Ordering::Release);
-        *entry.reader.lock().unwrap_or_else(|e| e.into_inner()) = reader;
+        drop(entry.swap_reader(reader));
     }
 
     /// The entry `token` names, if it is still that registration.
     pub(crate) fn lookup(&self, token: u64) -> Option<&'static IoEntry> {
         let entry = self.get(token as u32)?;
         (entry.version() == (token >> 32) as u32).then_some(entry)
+    }
+
+    /// Releases the pages of every segment whose slots are all free,
+    /// keeping one such segment resident for the next registrations.
+    /// Returns the bytes released. Called by the memory trimmer; costs a
+    /// pass over the free list.
+    pub(crate) fn trim(&self) -> usize {
+        let next = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        let full_segments = *next >> SEGMENT_BITS;
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = vec![0u32; full_segments];
+        for &i in free.iter() {
+            if let Some(c) = counts.get_mut((i >> SEGMENT_BITS) as usize) {
+                *c += 1;
+            }
+        }
+        let mut empty: Vec<bool> = counts.iter().map(|&c| c as usize == SEGMENT_LEN).collect();
+        // Keep the first empty segment: the next burst starts there
+        // without a page fault per entry.
+        if let Some(keep) = empty.iter().position(|&e| e) {
+            empty[keep] = false;
+        }
+        if !empty.contains(&true) {
+            return 0;
+        }
+        // Slots of the segment being filled lie past `empty`: kept.
+        free.retain(|&i| !empty.get((i >> SEGMENT_BITS) as usize).is_some_and(|&e| e));
+        crate::runtime::task_meta::shrink_free_list(&mut free);
+        drop(free);
+        // Each slot of these segments was released (its version bumped)
+        // before it went on the free list; a batch of events that started
+        // after this point sees those versions and touches none of them.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let deadline = Instant::now() + TRIM_GRACE;
+        let settled = super::driver::started()
+            .is_none_or(|d| d.dispatchers().iter().all(|d| d.wait_batch_done(deadline)));
+        let segs: Vec<usize> = (0..full_segments).filter(|&s| empty[s]).collect();
+        if !settled {
+            // A dispatcher is stuck in a batch: try again next time.
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            for s in segs {
+                let first = (s << SEGMENT_BITS) as u32;
+                free.extend(first..first + SEGMENT_LEN as u32);
+            }
+            return 0;
+        }
+        let mut released = 0;
+        let mut trimmed = self.trimmed.lock().unwrap_or_else(|e| e.into_inner());
+        for s in segs {
+            let first = (s << SEGMENT_BITS) as u32;
+            let top = (first..first + SEGMENT_LEN as u32)
+                .filter_map(|i| self.get(i))
+                .map(IoEntry::version)
+                .max()
+                .unwrap_or(0);
+            let p = self.segments[s].load(Ordering::Acquire);
+            // SAFETY: the segment is one `map_zeroed` mapping; all its
+            // entries are free, off the free list (nobody can take them),
+            // no registration holds one, and no dispatcher is inside a
+            // batch that matched one. All-zero bytes are a valid free
+            // entry that no token matches.
+            released +=
+                unsafe { crate::sys::pages::release(p.cast(), SEGMENT_LEN * size_of::<IoEntry>()) };
+            trimmed.push((s, top));
+        }
+        released
     }
 }
 

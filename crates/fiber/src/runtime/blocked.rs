@@ -281,7 +281,7 @@ fn report(r: &Report) {
         );
         return;
     }
-    let name = r.task.diag.name();
+    let name = r.task.name();
     let at = r.task.diag.spawned_at();
     tracing::warn!(
         worker = r.worker,

@@ -120,7 +120,7 @@ fn read(meta: TaskRef, running: &[TaskRef], now_ms: u64) -> Option<FiberInfo> {
         return None;
     }
     let id = meta.id();
-    let name = meta.diag.name();
+    let name = meta.name();
     let spawned_at = meta.diag.spawned_at();
     let home = meta.home.load(Ordering::Relaxed);
     let waiting = meta.current_waiter.is_published();

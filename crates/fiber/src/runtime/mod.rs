@@ -12,6 +12,7 @@ pub(crate) mod stats;
 pub(crate) mod task_control;
 pub(crate) mod task_group;
 pub(crate) mod task_meta;
+mod task_slab;
 pub(crate) mod trace;
 mod trim;
 

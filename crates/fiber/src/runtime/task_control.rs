@@ -5,7 +5,7 @@ use super::parking_lot::{wake_one_sleeper, wake_owner, ParkingLot};
 use super::remote_queue::RemoteQueue;
 use super::stats::{RuntimeStats, WorkerCounters, WorkerStats};
 use super::task_meta::{TaskMeta, TaskRef};
-use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -198,9 +198,16 @@ impl TaskControl {
         &self.parked
     }
 
-    /// Steals one task for worker `thief` from a random victim's deque or
-    /// remote queue.
-    pub(crate) fn steal(&self, thief: usize) -> Option<TaskRef> {
+    /// Steals for worker `thief` from a random victim's deque (up to half
+    /// of it: all but the returned task land in `into`, the thief's own
+    /// deque) or remote queue.
+    ///
+    /// Half, not one: a poll that finds hundreds of connections readable
+    /// queues a reader fiber for each on the polling worker. Taken one per
+    /// steal, the other worker paid a search per fiber and the polling
+    /// worker ran most of the batch, its last fiber served after all the
+    /// others; taken in halves, both run it at once.
+    pub(crate) fn steal(&self, thief: usize, into: &Worker<TaskRef>) -> Option<TaskRef> {
         let n = self.nworkers();
         if n <= 1 {
             return None;
@@ -213,7 +220,7 @@ impl TaskControl {
             }
             let g = self.group(i);
             loop {
-                match g.stealer.steal() {
+                match g.stealer.steal_batch_and_pop(into) {
                     Steal::Success(t) => return Some(t),
                     Steal::Empty => break,
                     Steal::Retry => {}

@@ -364,7 +364,7 @@ impl TaskGroup {
 
     fn find_any(&self) -> Option<TaskRef> {
         self.next_task().or_else(|| {
-            let t = self.control.steal(self.index());
+            let t = self.control.steal(self.index(), &self.local);
             if t.is_some() {
                 self.shared.counters.steals.incr();
             }
@@ -808,7 +808,7 @@ fn spill_slots(cache: &mut Vec<TaskRef>, pool: &mut StackPool, keep: usize) {
             if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
                 pool.put(ctx);
             }
-            m.slot
+            m.slot()
         })
         .collect();
     Slab::global().free_many(spill);
@@ -827,7 +827,7 @@ pub(crate) fn recycle_slot(task: TaskRef) {
     if let Some(ctx) = unsafe { (*task.ctx_slot()).take() } {
         super::stack_pool::put_global(ctx);
     }
-    Slab::global().free_one(task.slot);
+    Slab::global().free_one(task.slot());
 }
 
 /// Runs a fiber's entry on its context (called from the context loop).

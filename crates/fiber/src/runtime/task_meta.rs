@@ -1,21 +1,37 @@
 //! bRPC's TaskMeta: the control block of one fiber, and versioned ids.
 //!
-//! Metas live in a global slab that never frees memory (bRPC's
+//! Metas live in a global slab that never unmaps memory (bRPC's
 //! ResourcePool), so a `&'static TaskMeta` is always valid to touch: a stale
 //! [`FiberId`] finds a meta whose version moved on and fails cleanly, never a
 //! freed one.
+//!
+//! After a burst of fibers the slab gives memory back ([`Slab::trim`], run
+//! by the memory trimmer): a segment whose slots are all free leaves the
+//! free list and its pages are released (`sys::pages`), so they read as
+//! zeros until the segment is revived for the next burst. What a meta must
+//! be for that:
+//! - Every field a thread without the run token reads is an atomic (or a
+//!   butex): zeros read as version 0 (no fiber id has it), slot 0 (no
+//!   match in [`Slab::get`]), no spawn site (not live), nobody waiting.
+//!   The lone exception, the fiber's name in [`Diag`], is read only under
+//!   a [`SlotPin`](super::task_slab::SlotPin), which a released segment
+//!   refuses.
+//! - What the token holder owns (the run state, the context slot, the
+//!   payload's buffer) sits in `UnsafeCell`s that nobody touches while the
+//!   slot is free; the trim drops their contents first, and the revival
+//!   writes fresh values before any slot goes back on the free list.
 //!
 //! Ownership protocol ("the run token"): a fiber is in exactly one place at a
 //! time — a run queue, running on a worker, or parked in one waiter list.
 //! Whoever holds it there owns [`RunState`]; the shared fields are atomics.
 
 use super::context::{Context, StackClass, YielderPtr};
-use crate::butex::{Butex, CurrentWaiter, Waiter};
+use crate::butex::{Butex, CurrentWaiter, SpinLock, Waiter};
 use crate::task::local::LocalMap;
 use crate::task::packet::{EntryVTable, Payload};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A reference to a fiber's control block. Metas are never freed.
 pub(crate) type TaskRef = &'static TaskMeta;
@@ -97,7 +113,9 @@ pub(crate) struct TaskMeta {
     /// The value is the slot's current version; it is bumped when the fiber
     /// ends, which is what `join` waits for (bRPC's `version_butex`).
     pub(crate) version: Butex,
-    pub(crate) slot: u32,
+    /// The slot's index (atomic: a released segment reads 0 here until
+    /// its revival writes it back, while racy readers may look).
+    slot: AtomicU32,
     /// Set by `interrupt`; consumed by the next (or current) blocking wait.
     pub(crate) interrupted: AtomicBool,
     /// The waiter this fiber is parked on, for `interrupt` (bRPC's
@@ -138,7 +156,10 @@ pub(crate) struct TaskMeta {
 pub(crate) struct Diag {
     spawned_at: AtomicPtr<std::panic::Location<'static>>,
     named: AtomicBool,
-    name: Mutex<Option<Arc<str>>>,
+    /// Guards `name`.
+    name_lock: SpinLock,
+    /// Read by other threads only under a `SlotPin` (see the module docs).
+    name: UnsafeCell<Option<Arc<str>>>,
     /// When the fiber's current (or last) wait began, in the monitor's
     /// coarse milliseconds (`blocked::coarse_ms`).
     parked_ms: AtomicU64,
@@ -155,7 +176,8 @@ impl Diag {
         Diag {
             spawned_at: AtomicPtr::new(std::ptr::null_mut()),
             named: AtomicBool::new(false),
-            name: Mutex::new(None),
+            name_lock: SpinLock::new(),
+            name: UnsafeCell::new(None),
             parked_ms: AtomicU64::new(0),
             suspended_at: [const { AtomicUsize::new(0) }; 3],
         }
@@ -216,9 +238,20 @@ impl Diag {
         });
         self.spawned_at.store(p, Ordering::Relaxed);
         if name.is_some() || self.named.load(Ordering::Relaxed) {
-            *self.name.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
+            drop(self.replace_name(name.clone()));
             self.named.store(name.is_some(), Ordering::Relaxed);
         }
+    }
+
+    /// Swaps the name under its lock (the old one is dropped by the caller,
+    /// outside it).
+    fn replace_name(&self, name: Option<Arc<str>>) -> Option<Arc<str>> {
+        self.name_lock.lock();
+        // SAFETY: `name` is only touched under `name_lock`, and the slot's
+        // segment is live (the callers own the slot, or pin it).
+        let old = unsafe { std::mem::replace(&mut *self.name.get(), name) };
+        self.name_lock.unlock();
+        old
     }
 
     /// Where the fiber in this slot was spawned, if known.
@@ -228,12 +261,17 @@ impl Diag {
         unsafe { p.cast_const().as_ref() }
     }
 
-    /// The name of the fiber in this slot, if it has one.
-    pub(crate) fn name(&self) -> Option<Arc<str>> {
+    /// The name of the fiber in this slot, if it has one. The caller owns
+    /// the slot or pins it (see [`TaskMeta::name`]).
+    fn name(&self) -> Option<Arc<str>> {
         if !self.named.load(Ordering::Relaxed) {
             return None;
         }
-        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.name_lock.lock();
+        // SAFETY: under `name_lock`; see `replace_name`.
+        let name = unsafe { (*self.name.get()).clone() };
+        self.name_lock.unlock();
+        name
     }
 }
 
@@ -247,10 +285,10 @@ unsafe impl Sync for TaskMeta {}
 unsafe impl Send for TaskMeta {}
 
 impl TaskMeta {
-    fn new(slot: u32) -> Self {
+    pub(crate) fn new(slot: u32) -> Self {
         TaskMeta {
             version: Butex::new(1),
-            slot,
+            slot: AtomicU32::new(slot),
             interrupted: AtomicBool::new(false),
             current_waiter: CurrentWaiter::new(),
             home: AtomicU32::new(NO_HOME),
@@ -264,7 +302,20 @@ impl TaskMeta {
 
     /// The id of the fiber currently occupying this slot.
     pub(crate) fn id(&self) -> FiberId {
-        FiberId::new(self.slot, self.version.value().load(Ordering::Acquire))
+        FiberId::new(self.slot(), self.version.value().load(Ordering::Acquire))
+    }
+
+    /// The slot's index (0 in a released segment: see the module docs).
+    #[inline(always)]
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// The name of the fiber in this slot, if any, from any thread: read
+    /// under a pin of the slot's segment (`None` if it was released).
+    pub(crate) fn name(&self) -> Option<Arc<str>> {
+        let _pin = Slab::global().pin(self.slot())?;
+        self.diag.name()
     }
 
     /// Access to the token-owned state.
@@ -292,111 +343,44 @@ impl TaskMeta {
         // SAFETY: forwarded contract.
         unsafe { self.run_state().attrs.migratable }
     }
+
+    /// Before the slot's pages are released: drops what the free slot
+    /// still owns (an idle context goes back to the global stack pool).
+    ///
+    /// # Safety
+    /// The slot is free and off every free list, and no
+    /// [`SlotPin`](super::task_slab::SlotPin) of its segment exists or can
+    /// be taken (see [`Slab::trim`]).
+    pub(crate) unsafe fn retire(&self) {
+        // SAFETY: nobody else touches a free slot's cells (the contract).
+        unsafe {
+            if let Some(ctx) = (*self.ctx.get()).take() {
+                super::stack_pool::put_global(ctx);
+            }
+            *self.run.get() = RunState::default();
+        }
+        drop(self.diag.replace_name(None));
+        self.diag.named.store(false, Ordering::Relaxed);
+    }
+
+    /// After the slot's pages were released (all its bytes read zero):
+    /// makes it a free slot again, numbered `slot`, at `version`.
+    ///
+    /// # Safety
+    /// As for [`retire`](Self::retire): nobody but the caller touches the
+    /// cells, and racy readers read only atomics.
+    pub(crate) unsafe fn revive(&self, slot: u32, version: u32) {
+        // SAFETY: the contract; writes over zero bytes that are not read
+        // as values (no drop of what they held).
+        unsafe {
+            std::ptr::write(self.run.get(), RunState::default());
+            std::ptr::write(self.ctx.get(), None);
+            std::ptr::write(self.diag.name.get(), None);
+        }
+        self.home.store(NO_HOME, Ordering::Relaxed);
+        self.slot.store(slot, Ordering::Relaxed);
+        self.version.value().store(version, Ordering::Release);
+    }
 }
 
-const SEGMENT_BITS: u32 = 8;
-const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
-const MAX_SEGMENTS: usize = 1 << 16;
-
-/// The global slab of metas (16M fibers alive at most).
-pub(crate) struct Slab {
-    segments: Box<[AtomicPtr<TaskMeta>]>,
-    next_slot: AtomicUsize,
-    grow_lock: Mutex<()>,
-    /// Freed slots not cached by any worker.
-    free: Mutex<Vec<u32>>,
-}
-
-impl Slab {
-    fn new() -> Self {
-        Slab {
-            segments: (0..MAX_SEGMENTS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-            next_slot: AtomicUsize::new(0),
-            grow_lock: Mutex::new(()),
-            free: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The process-wide slab.
-    pub(crate) fn global() -> &'static Slab {
-        static SLAB: std::sync::OnceLock<Slab> = std::sync::OnceLock::new();
-        SLAB.get_or_init(Slab::new)
-    }
-
-    /// The meta at `slot`, if that slot was ever allocated.
-    pub(crate) fn get(&self, slot: u32) -> Option<TaskRef> {
-        let seg = (slot >> SEGMENT_BITS) as usize;
-        let p = self.segments.get(seg)?.load(Ordering::Acquire);
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: a published segment is a leaked `[TaskMeta; SEGMENT_LEN]`
-        // that is never freed, so a 'static reference into it is valid.
-        let m: TaskRef = unsafe { &*p.add(slot as usize & (SEGMENT_LEN - 1)) };
-        (m.slot == slot).then_some(m)
-    }
-
-    /// A fresh slot: from `cache` (a worker's, holding the metas of free
-    /// slots so a spawn skips the segment lookup), the shared free list, or
-    /// new memory. Returns `None` only when 16M fibers are alive.
-    pub(crate) fn alloc(&self, cache: Option<&mut Vec<TaskRef>>) -> Option<TaskRef> {
-        if let Some(cache) = cache {
-            if let Some(m) = cache.pop() {
-                return Some(m);
-            }
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-            let take = free.len().min(64);
-            let at = free.len() - take;
-            cache.extend(free.drain(at..).filter_map(|slot| self.get(slot)));
-            drop(free);
-            if let Some(m) = cache.pop() {
-                return Some(m);
-            }
-        } else if let Some(slot) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return self.get(slot);
-        }
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        if slot >= MAX_SEGMENTS * SEGMENT_LEN {
-            return None;
-        }
-        let seg = slot >> SEGMENT_BITS;
-        if self.segments[seg].load(Ordering::Acquire).is_null() {
-            let _g = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
-            if self.segments[seg].load(Ordering::Acquire).is_null() {
-                let base = (seg * SEGMENT_LEN) as u32;
-                let metas: Box<[TaskMeta]> = (0..SEGMENT_LEN as u32)
-                    .map(|i| TaskMeta::new(base + i))
-                    .collect();
-                let p = Box::leak(metas).as_mut_ptr();
-                self.segments[seg].store(p, Ordering::Release);
-            }
-        }
-        self.get(slot as u32)
-    }
-
-    /// How many slots were ever handed out (slots `0..allocated()` may hold
-    /// fibers; a racy bound).
-    pub(crate) fn allocated(&self) -> u32 {
-        self.next_slot
-            .load(Ordering::Relaxed)
-            .min(MAX_SEGMENTS * SEGMENT_LEN) as u32
-    }
-
-    /// Returns one slot whose fiber ended and whose idle context was
-    /// removed to the shared free list.
-    pub(crate) fn free_one(&self, slot: u32) {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(slot);
-    }
-
-    /// Returns slots whose fibers ended (versions already bumped, idle
-    /// contexts removed) to the shared free list.
-    pub(crate) fn free_many(&self, slots: Vec<u32>) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        free.extend(slots);
-    }
-}
+pub(crate) use super::task_slab::{shrink_free_list, Slab};

@@ -98,7 +98,9 @@ pub fn fiber_backtrace(id: FiberId) -> Result<Vec<usize>, NoBacktrace> {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) || !expedited() {
         return Err(NoBacktrace::Unsupported);
     }
-    let task = Slab::global().get(id.slot()).ok_or(NoBacktrace::Gone)?;
+    // Pinned: the walk reads the meta beyond its atomics.
+    let pin = Slab::global().pin(id.slot()).ok_or(NoBacktrace::Gone)?;
+    let task = pin.meta();
     if task.id() != id || !task.diag.live() {
         return Err(NoBacktrace::Gone);
     }

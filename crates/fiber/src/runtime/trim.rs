@@ -11,7 +11,12 @@
 //!    stacks, moves the rest to the global pool and releases the deep
 //!    pages of those it keeps (`Context::release_pages`). Workers that
 //!    would sleep through the epoch asked to be woken for it, and are;
-//! 3. on glibc, calls `malloc_trim(0)`, which hands free heap pages back
+//! 3. releases the pages of the fiber and readiness slabs' segments that
+//!    hold no live fiber or registration (`task_slab`, `io::entry`): the
+//!    ~300 bytes of control blocks per connection a burst left behind.
+//!    Workers shed their cached free slots at step 2, so a burst's slots
+//!    are all on the shared free list by the next interval's step 3;
+//! 4. on glibc, calls `malloc_trim(0)`, which hands free heap pages back
 //!    to the kernel (glibc on its own only trims the top of each arena, so
 //!    freed connection buffers and IOBuf blocks stay resident). When a trim
 //!    frees less than [`MALLOC_TRIM_MIN_GAIN`], the next ones are spaced
@@ -85,9 +90,16 @@ fn run() {
             continue;
         }
         let unmapped = super::stack_pool::trim_global(true);
+        let slabs = trim_slabs();
         new_epoch();
-        heap.tick(unmapped > 0);
+        heap.tick(unmapped > 0 || slabs > 0);
     }
+}
+
+/// Releases the empty segments of the fiber and readiness slabs; returns
+/// the bytes released.
+fn trim_slabs() -> usize {
+    super::task_meta::Slab::global().trim() + crate::io::trim_entries()
 }
 
 /// Starts a trim epoch and wakes the workers that asked for it.
@@ -150,14 +162,17 @@ fn rss_bytes() -> u64 {
 /// Gives memory back now, without waiting for the trimmer: unmaps every
 /// idle fiber stack in the global pool above a small reserve, releases the
 /// deep pages of the stacks kept (the reserve now; those cached by workers
-/// when they next go to sleep), and on glibc hands free heap pages back to
-/// the kernel (`malloc_trim`). Returns the number of stacks unmapped.
+/// when they next go to sleep), releases the pages of the fiber and
+/// readiness slab segments that are empty (slots cached by workers count
+/// once they shed them), and on glibc hands free heap pages back to the
+/// kernel (`malloc_trim`). Returns the number of stacks unmapped.
 ///
 /// The trimmer thread does the same on its own every trim interval, only
 /// to stacks unused through a whole interval
 /// ([`Builder::memory_trim_interval`](super::Builder::memory_trim_interval)).
 pub fn trim_memory() -> usize {
     let unmapped = super::stack_pool::trim_global(false);
+    trim_slabs();
     new_epoch();
     malloc_trim();
     unmapped

@@ -121,7 +121,7 @@ impl<T> JoinHandle<T> {
     /// the calling thread) and returns its value, or how it failed.
     pub fn join(self) -> Result<T, JoinError> {
         self.meta.payload.mark_joining();
-        wait_version(self.id, None).expect("join without deadline cannot time out");
+        wait_version(self.meta, self.id, None).expect("join without deadline cannot time out");
         // SAFETY: we are the handle (one owner of the slot, so the payload
         // is this fiber's) and the fiber ended: `wait_version` saw its
         // version bump with Acquire. `join` consumes the handle, so this
@@ -135,7 +135,7 @@ impl<T> JoinHandle<T> {
     /// timeout.
     pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
         self.meta.payload.mark_joining();
-        match wait_version(self.id, Some(deadline)) {
+        match wait_version(self.meta, self.id, Some(deadline)) {
             Ok(()) => Ok(self.join()),
             Err(_) => Err(self),
         }
@@ -154,17 +154,16 @@ impl<T> Drop for JoinHandle<T> {
     }
 }
 
-fn meta(id: FiberId) -> TaskRef {
-    Slab::global()
-        .get(id.slot())
-        .expect("a fiber id names an allocated slot")
-}
-
-/// Waits until the fiber named by `id` has ended (its slot's version moved
-/// on). Interrupts of the *waiting* fiber are ignored by `join` (they stay
-/// pending for its next interruptible wait).
-pub(crate) fn wait_version(id: FiberId, deadline: Option<Instant>) -> Result<(), WaitError> {
-    let m = meta(id);
+/// Waits until the fiber named by `id`, in slot `m`, has ended (its slot's
+/// version moved on). The caller keeps the slot from being released
+/// meanwhile (it owns it, or pins it). Interrupts of the *waiting* fiber
+/// are ignored by `join` (they stay pending for its next interruptible
+/// wait).
+pub(crate) fn wait_version(
+    m: TaskRef,
+    id: FiberId,
+    deadline: Option<Instant>,
+) -> Result<(), WaitError> {
     run_if_next_here(m);
     let mut interrupted = false;
     let r = loop {
@@ -205,9 +204,10 @@ fn run_if_next_here(child: TaskRef) {
 /// `bthread_join`). Fails with [`NoSuchFiber`](super::NoSuchFiber) if the id
 /// does not name a live fiber (it ended, or never existed).
 pub fn join_id(id: FiberId) -> Result<(), super::NoSuchFiber> {
-    match Slab::global().get(id.slot()) {
-        Some(m) if m.version.value().load(Ordering::Acquire) == id.version() => {
-            let _ = wait_version(id, None);
+    // Pinned for the whole wait: it waits on the meta's version butex.
+    match Slab::global().pin(id.slot()) {
+        Some(pin) if pin.meta().version.value().load(Ordering::Acquire) == id.version() => {
+            let _ = wait_version(pin.meta(), id, None);
             Ok(())
         }
         _ => Err(super::NoSuchFiber(id)),

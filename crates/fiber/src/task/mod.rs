@@ -156,7 +156,9 @@ impl std::error::Error for NoSuchFiber {}
 /// [`sleep`], a lock, a channel or any other butex wait, that wait returns
 /// an `Interrupted` error now; otherwise its next interruptible wait does.
 pub fn interrupt(id: FiberId) -> Result<(), NoSuchFiber> {
-    let m = Slab::global().get(id.slot()).ok_or(NoSuchFiber(id))?;
+    // Pinned: the interrupt visits the meta's current waiter.
+    let pin = Slab::global().pin(id.slot()).ok_or(NoSuchFiber(id))?;
+    let m = pin.meta();
     if m.version.value().load(Ordering::Acquire) != id.version() {
         return Err(NoSuchFiber(id));
     }
