@@ -50,6 +50,7 @@ pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use tls::PLAIN;
 pub use user::WaitingCall;
 pub(crate) use user::{Cut, InputHandler, SocketUser};
+pub(crate) use write::QueuedWrite;
 use write_list::WriteList;
 
 /// The default of [`SocketOptions::max_header`]: 64 KiB.

