@@ -51,7 +51,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
@@ -85,6 +85,10 @@ pub(super) struct Inner<P: ClientProtocol> {
     selector: Arc<dyn ServerSelector>,
     /// The connections to each server the selector chose so far.
     servers: RwLock<HashMap<SocketAddr, Arc<Connections<P>>>>,
+    /// The first server's, also found here without the lock and the
+    /// hash: a channel to one server (most are) takes no shared lock per
+    /// call, which the callers of every worker would take in turn.
+    first: OnceLock<(SocketAddr, Arc<Connections<P>>)>,
     /// The retry budget's bucket, if the options set one.
     retry_tokens: Option<RetryTokens>,
 }
@@ -188,6 +192,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                 options,
                 selector,
                 servers: RwLock::default(),
+                first: OnceLock::new(),
             }),
         }
     }
@@ -509,6 +514,11 @@ impl<P: ClientProtocol> CallEngine<P> {
 
     /// The connections to `addr`, made on first use.
     fn connections_of(&self, addr: SocketAddr) -> Arc<Connections<P>> {
+        if let Some((first, c)) = self.inner.first.get() {
+            if *first == addr {
+                return c.clone();
+            }
+        }
         if let Some(c) = self
             .inner
             .servers
@@ -523,14 +533,19 @@ impl<P: ClientProtocol> CallEngine<P> {
             .servers
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let c = servers.entry(addr).or_insert_with(|| {
-            Arc::new(Connections::new(
-                addr,
-                &self.inner.options,
-                self.inner.protocol.clone(),
-            ))
-        });
-        c.clone()
+        let c = servers
+            .entry(addr)
+            .or_insert_with(|| {
+                Arc::new(Connections::new(
+                    addr,
+                    &self.inner.options,
+                    self.inner.protocol.clone(),
+                ))
+            })
+            .clone();
+        // Set under the write lock: the first server made is the one kept.
+        let _ = self.inner.first.set((addr, c.clone()));
+        c
     }
 
     /// Tells the selector how an attempt went; returns the attempt's
