@@ -451,20 +451,33 @@ fn whole_multibulk(
     Some(pos)
 }
 
-/// The `<kind>N\r\n` line at `at` in `buf`, checked as [`count_line`]
-/// checks it: `N` and where the line ends.
+/// The `<kind>N\r\n` line at `at` in `buf` with `N` of 1 to 18 digits
+/// (no sign): `N` and where the line ends, read in one pass. `None` for
+/// anything else, which [`count_line`] then checks (a sign, a longer
+/// number, an error).
 fn count_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
     let rest = buf.get(at..)?;
     if rest.first() != Some(&kind) {
         return None;
     }
-    let nl = rest[..rest.len().min(MAX_COUNT_LINE)]
-        .iter()
-        .position(|&b| b == b'\n')?;
-    if nl < 2 || rest[nl - 1] != b'\r' {
+    let mut n: i64 = 0;
+    let mut i = 1;
+    loop {
+        let &b = rest.get(i)?;
+        if b == b'\r' {
+            break;
+        }
+        // 18 digits cannot overflow an i64.
+        if !b.is_ascii_digit() || i > 18 {
+            return None;
+        }
+        n = n * 10 + i64::from(b - b'0');
+        i += 1;
+    }
+    if i == 1 || rest.get(i + 1) != Some(&b'\n') {
         return None;
     }
-    Some((parse_i64(&rest[1..nl - 1])?, at + nl + 1))
+    Some((n, at + i + 2))
 }
 
 /// A decimal integer, optionally negative, nothing else.
