@@ -9,8 +9,9 @@
 #    its default worker count (one per core); redis-server one thread.
 # 2. Client: redis_client_bench (benches/redis) drives one redis-server
 #    with 16 concurrent callers of GET/SET through fibrpc's RedisChannel
-#    and through the redis crate's multiplexed tokio connection (2
-#    workers), and prints ops/s, client CPU per op and the ratio.
+#    (a connection per fiber worker, ConnectionType::PerWorker) and
+#    through the redis crate's multiplexed tokio connection (2 workers),
+#    and prints ops/s, client CPU per op and the ratio.
 #
 #   benches/redis/run.sh [--quick]
 #
@@ -24,6 +25,12 @@
 #   CLIENT_SECONDS  client bench seconds per client (10)
 #   QUIET_WAIT      seconds to wait for a quiet machine before each run (30)
 #   OUT             directory for logs (a new one under /tmp)
+#   BIN_DIR         the release binaries ($CARGO_TARGET_DIR/release, built
+#                   first); when set, nothing is built and the binaries are
+#                   taken from there (examples/redis_server and
+#                   redis_client_bench: a copy of the release directory's
+#                   layout)
+#   CONNECTION_TYPE fibrpc's client connections (per_worker; or single)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -46,15 +53,18 @@ for bin in redis-server redis-benchmark; do
     command -v "$bin" > /dev/null || { echo "error: $bin is missing: apt-get install redis-server redis-tools" >&2; exit 1; }
 done
 
-cargo build --release -p fibrpc --example redis_server
-cargo build --release -p fibrpc-bench-redis
+bin="${BIN_DIR:-$target/release}"
+if [[ -z "${BIN_DIR:-}" ]]; then
+    cargo build --release -p fibrpc --example redis_server
+    cargo build --release -p fibrpc-bench-redis
+fi
 
 # stop_server, busy_ticks, wait_until_quiet, start_server_on_port
 
 FIBRPC_PORT=6390
 REDIS_PORT=6391
 # fibrpc's server goes through start_server_on_port (lib.sh).
-server_cmd() { echo "$target/release/examples/redis_server --port $FIBRPC_PORT"; }
+server_cmd() { echo "$bin/examples/redis_server --port $FIBRPC_PORT"; }
 # redis-server's empty --save argument does not survive the word
 # splitting of server_cmd: started by hand, the same way.
 start_redis() {
@@ -116,8 +126,9 @@ wait_until_quiet
 start redis "$OUT/client.server.log"
 declare -A cops
 for client in fibrpc redis-rs; do
-    "$target/release/redis_client_bench" --server "127.0.0.1:$REDIS_PORT" --client "$client" \
-        --callers "$CALLERS" --duration "$CLIENT_SECONDS" | tee "$OUT/client-$client.log"
+    "$bin/redis_client_bench" --server "127.0.0.1:$REDIS_PORT" --client "$client" \
+        --callers "$CALLERS" --duration "$CLIENT_SECONDS" \
+        --connection-type "${CONNECTION_TYPE:-per_worker}" | tee "$OUT/client-$client.log"
     cops[$client]="$(sed -n 's/.*"ops_per_s":\([0-9.]*\).*/\1/p' "$OUT/client-$client.log")"
 done
 stop_server

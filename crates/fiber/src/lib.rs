@@ -103,8 +103,8 @@ pub use blocking::{
 };
 pub use runtime::task_meta::FiberId;
 pub use runtime::{
-    coarse_ms, fiber_backtrace, fiber_info, flush, has_queued_fibers, list_fibers, stats,
-    trim_memory, Builder as RuntimeBuilder, FiberInfo, FiberState, NoBacktrace, Runtime,
+    coarse_ms, current_worker, fiber_backtrace, fiber_info, flush, has_queued_fibers, list_fibers,
+    stats, trim_memory, Builder as RuntimeBuilder, FiberInfo, FiberState, NoBacktrace, Runtime,
     RuntimeStats, StackClass, WorkerStats, DEFAULT_TRIM_INTERVAL, MAX_WORKERS,
 };
 pub use task::local::LocalKey;

@@ -230,6 +230,26 @@ fn cancel_and_drop_reset_the_stream() {
 }
 
 #[test]
+fn a_stream_dropped_while_its_server_waits_for_the_window_is_reset() {
+    let py = Py::start("window");
+    let client = py.client(30_000);
+    // 768 KiB messages: the stream's 1 MiB receive window holds one, so
+    // when the caller drops the stream after the first, the server is in
+    // grpcio's send of a later one (its handler suspended at a `yield`),
+    // not in the handler's own code.
+    let stream = client
+        .expand(&mut Controller::new(), &req("hang", 50, 768 << 10))
+        .unwrap();
+    assert_eq!(stream.recv().unwrap().unwrap().message, "hang");
+    drop(stream);
+    assert_eq!(py.cancelled_at_least(1), 1);
+    let r = client
+        .echo(&mut Controller::new(), &req("still", 0, 0))
+        .unwrap();
+    assert_eq!(r.message, "still");
+}
+
+#[test]
 fn deadlines_are_sent_and_kept() {
     let py = Py::start("deadline");
     let client = py.client(2_000);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fibrpc::redis::{RedisChannel, RedisReply, RedisRequest, RedisService};
-use fibrpc::{errno, ChannelOptions, Controller, IOBuf};
+use fibrpc::{errno, ChannelOptions, ConnectionType, Controller, IOBuf};
 use redis_common::*;
 
 fn options() -> ChannelOptions {
@@ -131,6 +131,57 @@ fn redis_channel_talks_to_fibrpc_redis_server() {
     let server = start_kv_server();
     let ch = RedisChannel::new(server.listen_addr().unwrap(), options()).unwrap();
     exercise(&ch, false);
+    concurrent_callers_share_one_connection(&ch);
+}
+
+/// The server-side id of the connection that carries `ch`'s calls from
+/// here (`HELLO`'s `id`).
+fn connection_id(ch: &RedisChannel) -> i64 {
+    let r = ch.command(&["HELLO"]).unwrap();
+    r.as_array().unwrap()[7].as_integer().unwrap()
+}
+
+#[test]
+fn a_per_worker_channel_keeps_each_workers_calls_on_its_own_connection() {
+    let server = start_kv_server();
+    let options = ChannelOptions {
+        connection_type: ConnectionType::PerWorker,
+        ..options()
+    };
+    let ch = RedisChannel::new(server.listen_addr().unwrap(), options).unwrap();
+    let seen: Vec<(usize, Vec<i64>)> = (0..32)
+        .map(|_| {
+            let ch = ch.clone();
+            fibrpc::fiber::spawn(move || {
+                let worker = fibrpc::fiber::current_worker().unwrap();
+                (worker, (0..5).map(|_| connection_id(&ch)).collect())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let mut by_worker = std::collections::HashMap::new();
+    for (worker, ids) in &seen {
+        assert!(
+            ids.iter().all(|&i| i == ids[0]),
+            "one fiber, two connections: {ids:?}"
+        );
+        let first = *by_worker.entry(*worker).or_insert(ids[0]);
+        assert_eq!(first, ids[0], "worker {worker} used two connections");
+    }
+    let mut ids: Vec<i64> = by_worker.values().copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        by_worker.len(),
+        "two workers shared a connection"
+    );
+    // A plain thread's calls take a connection of their own.
+    let outside = connection_id(&ch);
+    assert!(!ids.contains(&outside), "{outside} in {ids:?}");
+    assert_eq!(connection_id(&ch), outside);
     concurrent_callers_share_one_connection(&ch);
 }
 

@@ -8,7 +8,13 @@
 //! ```text
 //! redis_client_bench --server 127.0.0.1:6379 --client fibrpc|redis-rs
 //!     [--callers 16] [--duration 10] [--keys 1000] [--value-size 16]
+//!     [--connection-type per_worker|single]
 //! ```
+//!
+//! fibrpc's channel uses a connection per fiber worker by default
+//! (`ConnectionType::PerWorker`): the callers of each worker pipeline on
+//! their own connection, whose responses are read on that worker, as the
+//! redis crate's callers share one connection driven by one task.
 //!
 //! Prints `RESULT {"client":...,"ops":N,"ops_per_s":X,"cpu_us_per_op":Y,"errors":E}`
 //! (the client process's own CPU per operation, from `/proc/self/stat`).
@@ -18,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fibrpc::redis::{RedisChannel, RedisReply, RedisRequest};
-use fibrpc::{ChannelOptions, Controller};
+use fibrpc::{ChannelOptions, ConnectionType, Controller};
 use fibrpc_tools::proc_stats::cpu_seconds;
 
 /// Closed-loop GET/SET load on one redis server.
@@ -43,6 +49,10 @@ struct Flags {
     /// Bytes of each SET's value.
     #[arg(long, default_value_t = 16)]
     value_size: usize,
+    /// fibrpc's connections: `per_worker` (one per fiber worker, each
+    /// worker's callers pipelined on their own) or `single` (one for all).
+    #[arg(long, default_value = "per_worker")]
+    connection_type: ConnectionType,
 }
 
 struct Config {
@@ -52,6 +62,7 @@ struct Config {
     duration: Duration,
     keys: u64,
     value: Vec<u8>,
+    connection_type: ConnectionType,
 }
 
 /// Counts of one run.
@@ -70,6 +81,7 @@ fn main() {
         duration: Duration::from_secs_f64(f.duration),
         keys: f.keys,
         value: vec![b'x'; f.value_size],
+        connection_type: f.connection_type,
     };
     let counts = Arc::new(Counts::default());
     let pid = std::process::id();
@@ -109,6 +121,7 @@ fn op(caller: usize, i: u64, keys: u64) -> (String, bool) {
 fn run_fibrpc(c: &Config, counts: &Arc<Counts>) {
     let options = ChannelOptions {
         timeout: Some(Duration::from_secs(5)),
+        connection_type: c.connection_type,
         ..Default::default()
     };
     let ch = RedisChannel::new(c.server.as_str(), options).expect("channel");

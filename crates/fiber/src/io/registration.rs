@@ -78,6 +78,23 @@ impl Registration {
         Self::register(fd, Some(reader))
     }
 
+    /// As [`with_reader_or_else`](Self::with_reader_or_else), with the
+    /// descriptor's events collected by the calling worker's own
+    /// dispatcher when called from a fiber pinned to a worker (round
+    /// robin otherwise). For a descriptor whose input wakes fibers of
+    /// that worker — a client connection used by one worker's callers —
+    /// the reader then starts where they run, and waking them crosses no
+    /// thread.
+    pub fn with_reader_here_or_else(
+        fd: RawFd,
+        on_readable: impl Fn(&super::ReadEvents<'_>) + Send + Sync + 'static,
+        if_lost: impl Fn() + Send + Sync + 'static,
+    ) -> io::Result<Registration> {
+        let reader = ReaderShared::new(Box::new(on_readable), Some(Box::new(if_lost)));
+        let driver = Driver::get()?;
+        Self::register_on(driver, fd, Some(reader), driver.pick())
+    }
+
     /// Registers `fd` and returns the read and write tickets as they were
     /// before the registration: an `EAGAIN` seen before this call plus a
     /// wait on these tickets misses no edge (registering a ready
@@ -94,12 +111,21 @@ impl Registration {
 
     fn register(fd: RawFd, reader: Option<std::sync::Arc<ReaderShared>>) -> io::Result<Self> {
         let driver = Driver::get()?;
-        let slab = EntrySlab::global();
-        let (token, entry) = slab.alloc()?;
         let dispatcher = match reader {
             Some(_) => driver.pick_spread(),
             None => driver.pick(),
         };
+        Self::register_on(driver, fd, reader, dispatcher)
+    }
+
+    fn register_on(
+        driver: &'static Driver,
+        fd: RawFd,
+        reader: Option<std::sync::Arc<ReaderShared>>,
+        dispatcher: usize,
+    ) -> io::Result<Self> {
+        let slab = EntrySlab::global();
+        let (token, entry) = slab.alloc()?;
         EntrySlab::set_reader(entry, reader);
         Self::add(driver, token, entry, fd, dispatcher)
     }

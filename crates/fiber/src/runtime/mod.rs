@@ -591,6 +591,14 @@ pub(crate) fn pinned_worker_index() -> Option<usize> {
     }
 }
 
+/// The index of the worker the caller runs on and stays on: `Some` in a
+/// fiber that is not migratable (a started fiber never changes worker),
+/// `None` on plain threads and in migratable fibers. Code that keeps
+/// per-worker state (a connection per worker) picks its slot with it.
+pub fn current_worker() -> Option<usize> {
+    pinned_worker_index()
+}
+
 /// Signals idle workers for the NOSIGNAL spawns queued by this worker
 /// (bRPC's `bthread_flush`). A no-op outside workers.
 pub fn flush() {

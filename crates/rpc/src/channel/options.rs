@@ -17,19 +17,30 @@ pub enum ConnectionType {
     Pooled,
     /// A new connection per call, closed after the response.
     Short,
+    /// One shared connection per server for each fiber worker, used by the
+    /// calls made on that worker, and one more for calls from plain
+    /// threads and migratable fibers (Envoy's per-worker connection
+    /// pools). A connection's input is read on its worker, so a response
+    /// wakes its caller without waking another thread: with many callers
+    /// on one server, each worker runs its own pipeline. The calls of one
+    /// fiber keep their order (a started fiber never changes worker);
+    /// calls made on different workers are not ordered with each other,
+    /// and per-connection server state (a redis `SELECT`) is per worker.
+    PerWorker,
 }
 
 impl std::str::FromStr for ConnectionType {
     type Err = String;
 
-    /// bRPC's names: `single`, `pooled`, `short`.
+    /// bRPC's names: `single`, `pooled`, `short`; and `per_worker`.
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "single" => Ok(ConnectionType::Single),
             "pooled" => Ok(ConnectionType::Pooled),
             "short" => Ok(ConnectionType::Short),
+            "per_worker" => Ok(ConnectionType::PerWorker),
             other => Err(format!(
-                "unknown connection type {other:?} (single, pooled or short)"
+                "unknown connection type {other:?} (single, pooled, short or per_worker)"
             )),
         }
     }

@@ -51,6 +51,7 @@ fn accept_loop(listener: TcpListener, shared: ServerContext) {
         max_body: shared.options().max_body_size,
         max_header: shared.options().http_max_header_size,
         max_requests: shared.options().max_requests_per_connection.max(2),
+        read_here: false,
     };
     let user: Arc<ServerInput> = Arc::new(ServerInput::new(shared.clone()));
     while !shared.is_stopping() {

@@ -50,6 +50,7 @@ pub use stats::{SocketRates, SocketStats, SocketStatsSnapshot};
 pub(crate) use tls::PLAIN;
 pub use user::WaitingCall;
 pub(crate) use user::{Cut, InputHandler, SocketUser};
+pub(crate) use write::QueuedWrite;
 use write_list::WriteList;
 
 /// The default of [`SocketOptions::max_header`]: 64 KiB.
@@ -74,6 +75,10 @@ pub(crate) struct SocketOptions {
     /// answer in order, read and not yet answered) at which its reader
     /// stops reading until one finishes.
     pub max_requests: usize,
+    /// The input is collected by the creating worker's own dispatcher (a
+    /// connection whose calls are made on that worker), not by one picked
+    /// round robin.
+    pub read_here: bool,
 }
 
 impl Default for SocketOptions {
@@ -83,6 +88,7 @@ impl Default for SocketOptions {
             max_body: 64 << 20,
             max_header: DEFAULT_MAX_HEADER,
             max_requests: DEFAULT_MAX_REQUESTS,
+            read_here: false,
         }
     }
 }
@@ -242,23 +248,26 @@ impl Socket {
         // (`on_readable` checks `failed` first).
         let weak = Arc::downgrade(&sock);
         let lost = weak.clone();
-        let reg = Registration::with_reader_or_else(
-            sock.stream.as_raw_fd(),
-            move |events| {
-                if let Some(s) = weak.upgrade() {
-                    s.user.on_readable(&s, events);
-                }
-            },
-            // No fiber to read the input: nothing would answer it.
-            move || {
-                if let Some(s) = lost.upgrade() {
-                    s.set_failed(RpcError::new(
-                        errno::EINTERNAL,
-                        "no fiber could start to read the connection; closing it",
-                    ));
-                }
-            },
-        );
+        let on_readable = move |events: &fibrpc_fiber::io::ReadEvents<'_>| {
+            if let Some(s) = weak.upgrade() {
+                s.user.on_readable(&s, events);
+            }
+        };
+        // No fiber to read the input: nothing would answer it.
+        let if_lost = move || {
+            if let Some(s) = lost.upgrade() {
+                s.set_failed(RpcError::new(
+                    errno::EINTERNAL,
+                    "no fiber could start to read the connection; closing it",
+                ));
+            }
+        };
+        let fd = sock.stream.as_raw_fd();
+        let reg = if options.read_here {
+            Registration::with_reader_here_or_else(fd, on_readable, if_lost)
+        } else {
+            Registration::with_reader_or_else(fd, on_readable, if_lost)
+        };
         match reg {
             Ok(reg) => {
                 let _ = sock.reg.set(reg);

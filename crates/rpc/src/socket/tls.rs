@@ -12,6 +12,7 @@ use fibrpc_iobuf::IOBuf;
 use rustls::pki_types::CertificateDer;
 
 use super::outgoing::Outgoing;
+use super::write_list::Owner;
 use super::{InputState, Socket};
 use crate::tls::input::{decrypt_all, first_bytes, FirstBytes};
 use crate::tls::session::{self, TlsSession};
@@ -208,24 +209,20 @@ impl Socket {
         }
     }
 
-    /// [`Socket::write`] on a TLS connection: encrypts `msg` and queues
-    /// its records, both under the session's lock so that records queue
-    /// in the order they were numbered; writes after unlocking.
-    pub(super) fn write_tls(
+    /// [`Socket::write`]'s queueing on a TLS connection: encrypts `msg`
+    /// and queues its records, both under the session's lock so that
+    /// records queue in the order they were numbered. The caller writes
+    /// (with the returned ownership) after the lock is released.
+    pub(super) fn queue_tls(
         self: &Arc<Self>,
         tls: &TlsSession,
         msg: Outgoing,
-    ) -> Result<(), RpcError> {
+    ) -> Result<Option<Owner<Outgoing>>, RpcError> {
         let mut conn = tls.lock();
         session::encrypt(&mut conn, &msg.data).map_err(|e| {
             RpcError::new(errno::ESSL, format!("TLS to {}: {e}", self.remote_side()))
         })?;
         let records = session::take_output(&mut conn);
-        let owner = self.enqueue(msg.with_data(records))?;
-        drop(conn);
-        if let Some(owner) = owner {
-            self.write_owned(owner);
-        }
-        Ok(())
+        self.enqueue(msg.with_data(records))
     }
 }

@@ -14,11 +14,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use fibrpc_fiber::butex::Butex;
 use fibrpc_iobuf::IOBuf;
 
-use super::command::{CommandParse, CommandParser};
+use super::command::{CommandBatch, CommandParse, CommandParser};
 use super::{RedisReply, RedisService};
 use crate::protocol::{Parsed, Protocol, ServerContext};
 use crate::server::{panic_message, InflightGuard};
@@ -51,7 +50,7 @@ impl RedisServerProtocol {
 pub(crate) struct RedisBatch {
     /// Position of the batch on its connection.
     seq: u32,
-    commands: Vec<Vec<Bytes>>,
+    commands: CommandBatch,
     /// The input after the commands was malformed: answered with this
     /// error after them, then the connection closes.
     error: Option<String>,
@@ -152,9 +151,12 @@ impl Protocol for RedisServerProtocol {
         };
         let mut parser = state.parser.lock().unwrap_or_else(|e| e.into_inner());
         let limits = self.service.limits();
-        let mut commands = Vec::new();
+        let mut commands = CommandBatch::default();
         let mut error = None;
         while commands.len() < MAX_BATCH && !input.is_empty() {
+            if parser.cut_whole(input, limits, &mut commands, MAX_BATCH) > 0 {
+                continue;
+            }
             match parser.parse(input, limits) {
                 CommandParse::Command(args) => commands.push(args),
                 CommandParse::Empty => {}
@@ -195,16 +197,16 @@ impl Protocol for RedisServerProtocol {
         let admitted = guard.admit();
         let conn_id = conn.id().as_u64();
         let mut out = IOBuf::new();
-        for cmd in &batch.commands {
+        let mut last = None;
+        for cmd in batch.commands.iter() {
             let reply = match &admitted {
                 Err(e) => RedisReply::error(format!("ERR {}", e.text)),
-                Ok(()) => catch_unwind(AssertUnwindSafe(|| self.service.run(cmd, conn_id)))
-                    .unwrap_or_else(|p| {
-                        RedisReply::error(format!(
-                            "ERR the handler panicked: {}",
-                            panic_message(&*p)
-                        ))
-                    }),
+                Ok(()) => catch_unwind(AssertUnwindSafe(|| {
+                    self.service.run_after(cmd, conn_id, &mut last)
+                }))
+                .unwrap_or_else(|p| {
+                    RedisReply::error(format!("ERR the handler panicked: {}", panic_message(&*p)))
+                }),
             };
             reply.encode(&mut out);
             if out.len() >= FLUSH_AT && !write(conn, std::mem::take(&mut out)) {

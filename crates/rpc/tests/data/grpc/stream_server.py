@@ -53,12 +53,19 @@ async def hang():
 
 def counting_cancels(handler):
     """Counts the calls of `handler` (an async generator) that end
-    cancelled, wherever the cancel finds them."""
+    cancelled, wherever the cancel finds them: in the handler's own code
+    (an await there raises CancelledError), or suspended at a `yield`
+    while grpcio still sends the message before (grpcio's task is
+    cancelled in that send, and the generator is closed where it stands:
+    GeneratorExit). A client's RST_STREAM that arrives while the last
+    message is being sent, or while the stream's flow-control window
+    holds it back, finds the call there. (`context.cancelled()` is no
+    help: grpcio answers False for a call the client reset.)"""
     async def run(self, request, context):
         try:
             async for r in handler(self, request, context):
                 yield r
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             state["cancelled"] += 1
             raise
     return run
