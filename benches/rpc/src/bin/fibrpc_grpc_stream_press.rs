@@ -92,7 +92,12 @@ fn main() {
 }
 
 fn run(config: &Config, warmup: Duration, duration: Duration) -> i32 {
-    let channel = match GrpcChannel::new(config.server.as_str(), ChannelOptions::default()) {
+    // No deadline: the stream lasts the whole run.
+    let options = ChannelOptions {
+        timeout: None,
+        ..Default::default()
+    };
+    let channel = match GrpcChannel::new(config.server.as_str(), options) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: bad --server {}: {e}", config.server);
@@ -100,7 +105,6 @@ fn run(config: &Config, warmup: Duration, duration: Duration) -> i32 {
         }
     };
     let client = EchoServiceClient::new(channel);
-    // No deadline: the stream lasts the whole run.
     let mut cntl = Controller::new();
     let call = match client.bidi_throughput(&mut cntl) {
         Ok(c) => c,

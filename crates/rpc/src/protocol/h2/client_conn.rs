@@ -268,9 +268,11 @@ impl H2ClientConn {
         let Some(id) = s.stream_of(cid) else {
             return;
         };
+        let mut out = IOBuf::new();
+        // What a deferred flush has not written yet goes first.
+        s.push_queued(id, &mut out);
         s.close(id);
         r.recv.remove(&id);
-        let mut out = IOBuf::new();
         frame::put_rst_stream(&mut out, id, Reason::Cancel);
         sock.write(out);
         drop(s);

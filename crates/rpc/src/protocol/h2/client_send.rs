@@ -297,6 +297,16 @@ impl ClientSend {
         }
     }
 
+    /// Appends what the windows let out of stream `id`'s queued request
+    /// data, if its HEADERS are queued: a reset this side sends goes
+    /// after the messages `send` accepted before it, as when each was
+    /// written at once.
+    pub fn push_queued(&mut self, id: u32, out: &mut IOBuf) {
+        if self.streams.get(&id).is_some_and(|s| s.posted) {
+            self.push(id, out);
+        }
+    }
+
     /// Stream `id` ended (its response is complete, or it was reset):
     /// it no longer counts against the server's limit.
     pub fn close(&mut self, id: u32) -> Option<Closed> {
