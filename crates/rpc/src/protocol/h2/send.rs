@@ -56,7 +56,7 @@ struct Pending {
 }
 
 /// The connection's sending state (see the module docs).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct SendSide {
     /// The peer's windows and frame size.
     windows: SendWindows,
@@ -74,19 +74,6 @@ pub(super) struct SendSide {
     pub reset_debt: u32,
     /// The last stream id of the GOAWAY sent, if one was.
     pub goaway: Option<u32>,
-}
-
-impl Default for SendSide {
-    fn default() -> Self {
-        SendSide {
-            windows: SendWindows::default(),
-            flush_queued: false,
-            streams: FxHashMap::default(),
-            blocked: VecDeque::new(),
-            reset_debt: 0,
-            goaway: None,
-        }
-    }
 }
 
 impl SendSide {
