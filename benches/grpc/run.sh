@@ -11,11 +11,15 @@
 # /proc. Ends with medians over REPS and the ratios fibrpc/tonic of qps
 # and of server CPU per call.
 #
-# Then the client side (PARTS has "clients"): fibrpc's gRPC client
-# (benches/rpc's fibrpc_grpc_press, GrpcChannel) vs tonic's (tonic_press),
-# both closed-loop with CLIENT_CONCURRENCY callers on one connection
-# against the same tonic server, WORKERS threads each; medians of qps and
-# of the client's CPU per call, and their ratios fibrpc/tonic.
+# Then the client side (PARTS has "clients", or "client"): fibrpc's gRPC
+# client (benches/rpc's fibrpc_grpc_press, GrpcChannel) vs tonic's
+# (tonic_press), both closed-loop with CLIENT_CONCURRENCY callers on one
+# connection against the same tonic server, WORKERS threads each; medians
+# of qps and of the client's CPU per call, and their ratios fibrpc/tonic.
+# Then both clients' streaming throughput against that server: one
+# bidirectional stream (BidiThroughput) of STREAM_SIZES-byte chunks,
+# fibrpc_grpc_stream_press (GrpcChannel's BidiCall) vs grpc_stream_press
+# (tonic); medians of MB/s and of the client's CPU seconds per GB.
 #
 # Then streaming throughput (PARTS has "streaming"): one bidirectional
 # stream (example.EchoService/BidiThroughput, every chunk echoed back)
@@ -42,9 +46,13 @@
 #   PARTS         which comparisons to run ("servers clients streaming")
 #   CLIENT_CONCURRENCY_LIST  callers of the client comparison ("16 64")
 #   STREAM_SIZES  chunk sizes of the streaming comparison ("1024 65536")
-#   FIBRPC_SERVER_CMD  ($target/release/examples/echo_server --port 8200)
-#   TONIC_SERVER_CMD   ($target/release/tonic_echo_server --port 8201 --threads WORKERS)
-#   FIBRPC_STREAM_SERVER_CMD ($target/release/fibrpc_grpc_server --port 8202 --threads WORKERS)
+#   BIN_DIR       the release binaries ($CARGO_TARGET_DIR/release, built
+#                 first); when set, nothing is built and the binaries are
+#                 taken from there (examples/echo_server, tonic_echo_server,
+#                 ...: a copy of the release directory's layout)
+#   FIBRPC_SERVER_CMD  ($BIN_DIR/examples/echo_server --port 8200)
+#   TONIC_SERVER_CMD   ($BIN_DIR/tonic_echo_server --port 8201 --threads WORKERS)
+#   FIBRPC_STREAM_SERVER_CMD ($BIN_DIR/fibrpc_grpc_server --port 8202 --threads WORKERS)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -65,21 +73,27 @@ mkdir -p "$OUT"
 results="$OUT/results.txt"
 : > "$results"
 target="${CARGO_TARGET_DIR:-target}"
-FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/echo_server --port 8200}"
-TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$target/release/tonic_echo_server --port 8201 --threads $WORKERS}"
+build=1
+[[ -n "${BIN_DIR:-}" ]] && build=0
+bin="${BIN_DIR:-$target/release}"
+FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$bin/examples/echo_server --port 8200}"
+TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$bin/tonic_echo_server --port 8201 --threads $WORKERS}"
 SERVERS="fibrpc tonic"
 PARTS="${PARTS:-servers clients streaming}"
 CLIENT_CONCURRENCY_LIST="${CLIENT_CONCURRENCY_LIST:-16 64}"
 STREAM_SIZES="${STREAM_SIZES:-1024 65536}"
-FIBRPC_STREAM_SERVER_CMD="${FIBRPC_STREAM_SERVER_CMD:-$target/release/fibrpc_grpc_server --port 8202 --threads $WORKERS}"
+FIBRPC_STREAM_SERVER_CMD="${FIBRPC_STREAM_SERVER_CMD:-$bin/fibrpc_grpc_server --port 8202 --threads $WORKERS}"
 
 command -v h2load > /dev/null || {
     echo "error: h2load is missing (apt-get install nghttp2-client)" >&2
     exit 1
 }
-cargo build --release -p fibrpc --example echo_server
-cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server --bin tonic_press \
-    --bin fibrpc_grpc_press --bin fibrpc_grpc_server --bin grpc_stream_press
+if [[ $build == 1 ]]; then
+    cargo build --release -p fibrpc --example echo_server
+    cargo build --release -p fibrpc-bench-rpc --bin tonic_echo_server --bin tonic_press \
+        --bin fibrpc_grpc_press --bin fibrpc_grpc_server --bin grpc_stream_press \
+        --bin fibrpc_grpc_stream_press
+fi
 
 server_cmd() {
     case "$1" in
@@ -189,8 +203,8 @@ fi
 # The client side: both clients against one tonic server.
 client_cmd() { # client, concurrency, port, server pid
     case "$1" in
-        fibrpc) echo "$target/release/fibrpc_grpc_press" ;;
-        tonic) echo "$target/release/tonic_press" ;;
+        fibrpc) echo "$bin/fibrpc_grpc_press" ;;
+        tonic) echo "$bin/tonic_press" ;;
     esac
 }
 client_results="$OUT/client_results.txt"
@@ -218,7 +232,9 @@ print(f"{client} {c} {rep} {r['qps']:.0f} {r['p50_us']} {cpu_us:.2f} {r['errors'
 PY
     tail -n 1 "$client_results"
 }
-if [[ " $PARTS " == *" clients "* ]]; then
+client_part=0
+[[ " $PARTS " == *" clients "* || " $PARTS " == *" client "* ]] && client_part=1
+if [[ $client_part == 1 ]]; then
     echo
     echo "clients: fibrpc tonic against tonic's server; c in {$CLIENT_CONCURRENCY_LIST}; reps: $REPS"
     echo "(columns: client concurrency rep qps p50_us client_cpu_us_per_call errors)"
@@ -251,6 +267,71 @@ for c in sorted({k[0] for k in by}):
 PY
 fi
 
+# Streaming throughput of the two clients: one bidirectional stream
+# against the same tonic server.
+client_stream_results="$OUT/client_stream_results.txt"
+: > "$client_stream_results"
+stream_client_cmd() { # client
+    case "$1" in
+        fibrpc) echo "$bin/fibrpc_grpc_stream_press" ;;
+        tonic) echo "$bin/grpc_stream_press" ;;
+    esac
+}
+run_client_stream() { # client, chunk size, rep
+    local client="$1" size="$2" rep="$3" tag="client-stream-$1-b$2-r$3" port
+    port="$(cmd_port "$TONIC_SERVER_CMD")"
+    wait_until_quiet
+    start_server_on_port tonic "$OUT/$tag.server.log" || return 0
+    "$(stream_client_cmd "$client")" --server "127.0.0.1:$port" --message-size "$size" \
+        --duration "$DURATION" --warmup "$WARMUP" --threads "$WORKERS" \
+        --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
+    stop_server
+    python3 - "$client" "$size" "$rep" "$OUT/$tag.log" >> "$client_stream_results" <<'PY'
+import json, sys
+client, size, rep, log = sys.argv[1:]
+line = next((l for l in open(log) if l.startswith("RESULT ")), None)
+if line is None:
+    sys.exit(f"no RESULT in {log}")
+r = json.loads(line[len("RESULT "):])
+gb = max(r["bytes"], 1) / 1e9
+print(f"{client} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
+      f"{r.get('client_cpu_s', 0) / gb:.3f} {r['errors']}")
+PY
+    tail -n 1 "$client_stream_results"
+}
+if [[ $client_part == 1 ]]; then
+    echo
+    echo "client streaming: fibrpc tonic against tonic's server, one bidirectional stream, chunks of {$STREAM_SIZES} B; reps: $REPS"
+    echo "(columns: client chunk_bytes rep MB/s msgs/s client_cpu_s_per_GB errors)"
+    for rep in $(seq "$REPS"); do
+        for size in $STREAM_SIZES; do
+            for client in fibrpc tonic; do run_client_stream "$client" "$size" "$rep"; done
+        done
+    done
+    echo
+    python3 - "$client_stream_results" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for client, size, rep, mbps, msgs, cpu, errors in rows:
+    by.setdefault((int(size), client), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
+print(f"{'chunk':>6} {'client':<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
+for size in sorted({k[0] for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((size, s))
+        if not runs:
+            continue
+        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
+              f"{sum(r[3] for r in runs):>7}")
+    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
+        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
+              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
+              "   (fibrpc/tonic)")
+PY
+fi
+
 # Streaming throughput: the same tonic client, one bidirectional stream,
 # against each server.
 stream_results="$OUT/stream_results.txt"
@@ -262,7 +343,7 @@ run_stream() { # server (fibrpc|tonic), chunk size, rep
     port="$(cmd_port "$(server_cmd "$name")")"
     wait_until_quiet
     start_server_on_port "$name" "$OUT/$tag.server.log" || return 0
-    "$target/release/grpc_stream_press" --server "127.0.0.1:$port" --message-size "$size" \
+    "$bin/grpc_stream_press" --server "127.0.0.1:$port" --message-size "$size" \
         --duration "$DURATION" --warmup "$WARMUP" --threads "$WORKERS" \
         --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
     stop_server

@@ -210,10 +210,7 @@ fn fibrpc_client_streams_with_a_tonic_server() {
     )
     .unwrap();
     let client = StreamEchoServiceClient::new(ch);
-    // Bidirectional, in lockstep: many messages, in order. (Not sent
-    // ahead of the answers: each message is a DATA frame of its own,
-    // and h2 servers end a connection that sends more small frames than
-    // they buffer unread — "too_many_data_frames".)
+    // Bidirectional, in lockstep: many messages, in order.
     let call = client.chat(&mut Controller::new()).unwrap();
     for i in 0..10_000u32 {
         call.send(&stream_req(&format!("m{i}"), 0)).unwrap();
@@ -249,6 +246,36 @@ fn fibrpc_client_streams_with_a_tonic_server() {
     call.send(&stream_req("ab", 0)).unwrap();
     call.send(&stream_req("cde", 0)).unwrap();
     assert_eq!(call.finish().unwrap().message, "n 2 bytes 5");
+}
+
+/// Thousands of small messages sent ahead of their answers on one
+/// stream. h2 servers count the DATA frames they hold unread and end a
+/// connection that sends too many small ones ("too_many_data_frames",
+/// `ENHANCE_YOUR_CALM`): the client must coalesce queued messages into
+/// frames as tonic's does, not send a frame per message.
+#[test]
+fn fibrpc_client_sends_small_messages_ahead_to_a_tonic_server() {
+    const N: u32 = 40_000;
+    let addr = start_tonic();
+    let ch = GrpcChannel::new(
+        addr,
+        ChannelOptions {
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let client = StreamEchoServiceClient::new(ch);
+    let call = client.chat(&mut Controller::new()).unwrap();
+    for i in 0..N {
+        call.send(&stream_req(&format!("m{i}"), 0)).unwrap();
+    }
+    call.close_send().unwrap();
+    for i in 0..N {
+        let r = call.recv().unwrap().unwrap();
+        assert_eq!((r.index, r.message), (i, format!("m{i}")));
+    }
+    assert!(call.recv().unwrap().is_none());
 }
 
 /// fibrpc's streaming echo: the same answers as `TonicStreamEcho`.

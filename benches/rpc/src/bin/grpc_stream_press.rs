@@ -11,9 +11,11 @@
 //!
 //! Prints `[t=Ns] MB/s=... msgs/s=...` every second of the measured
 //! window, then one `RESULT {json}` line: `mb_per_s` (10^6 bytes of
-//! echoed payload received per second), `msgs_per_s`, the totals, and
-//! with `--server-pid` the server's CPU seconds (`server_cpu_s`, and
-//! per 100k messages).
+//! echoed payload received per second), `msgs_per_s`, the totals,
+//! `client_cpu_s` (this process's CPU seconds in the window: the client
+//! comparison's figure, against `fibrpc_grpc_stream_press`), and with
+//! `--server-pid` the server's CPU seconds (`server_cpu_s`, and per 100k
+//! messages).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_client::EchoServiceClient;
 use fibrpc_bench_rpc::pb::ThroughputChunk;
-use fibrpc_bench_rpc::proc_stats::CpuWindow;
+use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
 use prost::bytes::Bytes;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -155,6 +157,8 @@ async fn run(config: Config, warmup: Duration, duration: Duration) -> i32 {
     });
     tokio::time::sleep(warmup).await;
     let cpu = config.server_pid.and_then(|p| CpuWindow::start(p).ok());
+    let self_pid = std::process::id();
+    let self_cpu_start = proc_stats::cpu_seconds(self_pid).unwrap_or(0.0);
     let start = Instant::now();
     let (m0, b0) = counts.snapshot();
     let mut last = (m0, b0);
@@ -178,6 +182,7 @@ async fn run(config: Config, warmup: Duration, duration: Duration) -> i32 {
     }
     let seconds = start.elapsed().as_secs_f64();
     let (m1, b1) = counts.snapshot();
+    let client_cpu_s = proc_stats::cpu_seconds(self_pid).unwrap_or(0.0) - self_cpu_start;
     let (messages, bytes) = (m1 - m0, b1 - b0);
     let server = cpu.and_then(|c| c.finish(messages).ok());
     stop.store(true, Ordering::Relaxed);
@@ -190,12 +195,13 @@ async fn run(config: Config, warmup: Duration, duration: Duration) -> i32 {
     let mb_per_s = bytes as f64 / 1e6 / seconds;
     let msgs_per_s = messages as f64 / seconds;
     println!(
-        "grpc_stream_press: {mb_per_s:.1} MB/s, {msgs_per_s:.0} msgs/s over {seconds:.1} s, {errors} errors"
+        "grpc_stream_press: {mb_per_s:.1} MB/s, {msgs_per_s:.0} msgs/s over {seconds:.1} s, \
+         {errors} errors, client cpu {client_cpu_s:.2} s"
     );
     println!(
         "RESULT {{\"message_size\":{size},\"seconds\":{seconds:.3},\"messages\":{messages},\
          \"bytes\":{bytes},\"mb_per_s\":{mb_per_s:.2},\"msgs_per_s\":{msgs_per_s:.1},\
-         \"errors\":{errors}{}}}",
+         \"errors\":{errors},\"client_cpu_s\":{client_cpu_s:.3}{}}}",
         server.map(|s| s.json_fields()).unwrap_or_default()
     );
     i32::from(errors > 0 || messages == 0)

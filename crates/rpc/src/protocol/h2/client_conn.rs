@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 use super::client::{H2Reply, H2Response, StreamError, StreamRequest};
 use super::client_send::ClientSend;
 use super::client_stream::StreamSink;
+use super::flow;
 use super::frame::{self, flag, kind, setting, FrameHead, Reason};
 use super::hpack::{self, DecodeError};
 use super::payload::{conn_err, data_of, header_fragment, ConnError, PendingAcks, RecvWindow};
@@ -191,16 +192,30 @@ impl H2ClientConn {
                 ),
             ));
         }
-        let sent = s.send_more(cid, data, end, |out| {
+        let queued = s.send_more(cid, data, end, |out| {
             let _ = sock.write(out);
         });
-        if sent {
-            Ok(())
-        } else {
-            Err(RpcError::new(
+        drop(s);
+        match queued {
+            Some(start_flush) => {
+                if start_flush {
+                    let flusher = sock.clone();
+                    flow::spawn_flush(sock, move || {
+                        if let Some(conn) = flusher.existing_protocol_state::<H2ClientConn>() {
+                            let mut s = conn.send.lock();
+                            s.flushed();
+                            s.flush(|out| {
+                                let _ = flusher.write(out);
+                            });
+                        }
+                    });
+                }
+                Ok(())
+            }
+            None => Err(RpcError::new(
                 libc::ECANCELED,
                 "the HTTP/2 stream ended before this message was sent",
-            ))
+            )),
         }
     }
 
@@ -253,9 +268,11 @@ impl H2ClientConn {
         let Some(id) = s.stream_of(cid) else {
             return;
         };
+        let mut out = IOBuf::new();
+        // What a deferred flush has not written yet goes first.
+        s.push_queued(id, &mut out);
         s.close(id);
         r.recv.remove(&id);
-        let mut out = IOBuf::new();
         frame::put_rst_stream(&mut out, id, Reason::Cancel);
         sock.write(out);
         drop(s);

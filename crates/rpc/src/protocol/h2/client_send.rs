@@ -10,7 +10,9 @@
 //! the reader on WINDOW_UPDATE or SETTINGS. A stream's held-back DATA is
 //! written only once the engine queued its HEADERS ("posted", told by
 //! [`ClientProtocol::request_queued`]): written earlier, DATA could
-//! reach the wire before the HEADERS that open its stream.
+//! reach the wire before the HEADERS that open its stream. A streaming
+//! request's messages wait here too, for a deferred flush that writes
+//! them with the others queued by then, several to a frame (`flow.rs`).
 //!
 //! [`ClientProtocol::requests_in_pack_order`]: crate::protocol::ClientProtocol::requests_in_pack_order
 //! [`ClientProtocol::request_queued`]: crate::protocol::ClientProtocol::request_queued
@@ -22,12 +24,10 @@ use fibrpc_iobuf::IOBuf;
 use rustc_hash::FxHashMap;
 
 use super::client_stream::StreamSink;
-use super::frame::{self, flag, kind, setting, Reason, PREFACE};
+pub(super) use super::flow::WindowError;
+use super::flow::{stream_update, SendWindows};
+use super::frame::{self, setting, PREFACE};
 use super::H2Options;
-
-/// The largest DATA frame sent, whatever the server allows: the
-/// streams of a connection share it frame by frame.
-const MAX_SENT_FRAME: usize = 64 << 10;
 
 /// The largest stream id (2^31 - 1); a connection that used it up
 /// opens no more streams.
@@ -78,13 +78,11 @@ pub(super) struct ClientSend {
     /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited unless
     /// it says).
     pub max_streams: u32,
-    /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`.
-    initial_window: i64,
-    /// The server's `SETTINGS_MAX_FRAME_SIZE` (capped at
-    /// [`MAX_SENT_FRAME`]).
-    max_frame: usize,
-    /// What the server lets the connection send.
-    conn_window: i64,
+    /// The server's windows and frame size.
+    windows: SendWindows,
+    /// A deferred flush is on its way: messages queued until it runs
+    /// share its frames.
+    flush_queued: bool,
     streams: FxHashMap<u32, SendStream>,
     by_cid: FxHashMap<u64, u32>,
     /// Streams whose body waits for a window, oldest first.
@@ -110,9 +108,8 @@ impl Default for ClientSend {
             next_stream: 1,
             settled: false,
             max_streams: u32::MAX,
-            initial_window: i64::from(frame::DEFAULT_WINDOW),
-            max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
-            conn_window: i64::from(frame::DEFAULT_WINDOW),
+            windows: SendWindows::default(),
+            flush_queued: false,
             held: IOBuf::new(),
             streams: FxHashMap::default(),
             by_cid: FxHashMap::default(),
@@ -123,9 +120,6 @@ impl Default for ClientSend {
         }
     }
 }
-
-/// A connection error raised by a settings or window change.
-pub(super) type WindowError = (Reason, &'static str);
 
 impl ClientSend {
     /// Streams open (their responses not ended).
@@ -193,12 +187,12 @@ impl ClientSend {
             out.append_owned(std::mem::take(&mut self.held));
         }
         let headers_end = end && body.is_empty();
-        frame::put_headers(&mut out, id, block, headers_end, self.max_frame);
+        frame::put_headers(&mut out, id, block, headers_end, self.windows.max_frame());
         self.streams.insert(
             id,
             SendStream {
                 cid,
-                window: self.initial_window,
+                window: self.windows.initial(),
                 pending: body,
                 end,
                 sent_all: headers_end,
@@ -224,42 +218,42 @@ impl ClientSend {
     }
 
     /// More of the streaming request of call `cid`: `data`, and its end
-    /// if `end`. Written now (with `write`) as far as the windows let;
-    /// the rest waits. `false`: the stream is gone (ended or reset).
+    /// if `end`. A message waits for a deferred [`flush`](Self::flush),
+    /// which writes it with what else is queued by then; the end is
+    /// written now (with `write`, after what was queued) as far as the
+    /// windows let. `None`: the stream is gone (ended or reset).
+    /// `Some(true)`: the caller must start that flush (none is on its
+    /// way), then call [`flushed`](Self::flushed) when it runs.
     pub fn send_more<W: FnMut(IOBuf)>(
         &mut self,
         cid: u64,
         data: IOBuf,
         end: bool,
-        mut write: W,
-    ) -> bool {
-        let Some(&id) = self.by_cid.get(&cid) else {
-            return false;
-        };
-        let Some(s) = self.streams.get_mut(&id) else {
-            return false;
-        };
+        write: W,
+    ) -> Option<bool> {
+        let id = *self.by_cid.get(&cid)?;
+        let s = self.streams.get_mut(&id)?;
         if s.end {
             // Closed already: nothing more may follow.
-            return data.is_empty();
+            return data.is_empty().then_some(false);
         }
         s.pending.append_owned(data);
         s.end = end;
-        if s.blocked || !s.posted {
-            if let Some(sink) = &s.sink {
-                sink.set_unsent(s.pending.len());
-            }
-            self.block(id);
-            return true;
+        if let Some(sink) = &s.sink {
+            sink.set_unsent(s.pending.len());
         }
-        let mut out = IOBuf::new();
-        if !self.push(id, &mut out) {
-            self.block(id);
+        self.block(id);
+        if end {
+            self.flush(write);
+            return Some(false);
         }
-        if !out.is_empty() {
-            write(out);
-        }
-        true
+        Some(!std::mem::replace(&mut self.flush_queued, true))
+    }
+
+    /// The deferred flush runs: the messages queued from now on need
+    /// another one.
+    pub fn flushed(&mut self) {
+        self.flush_queued = false;
     }
 
     /// The engine queued (`queued`) or dropped the request of call
@@ -300,6 +294,16 @@ impl ClientSend {
             write(frames);
         } else {
             self.held.append_owned(frames);
+        }
+    }
+
+    /// Appends what the windows let out of stream `id`'s queued request
+    /// data, if its HEADERS are queued: a reset this side sends goes
+    /// after the messages `send` accepted before it, as when each was
+    /// written at once.
+    pub fn push_queued(&mut self, id: u32, out: &mut IOBuf) {
+        if self.streams.get(&id).is_some_and(|s| s.posted) {
+            self.push(id, out);
         }
     }
 
@@ -346,54 +350,33 @@ impl ClientSend {
 
     /// The server's `SETTINGS_MAX_FRAME_SIZE`.
     pub fn set_max_frame(&mut self, size: u32) {
-        self.max_frame = (size as usize).min(MAX_SENT_FRAME);
+        self.windows.set_max_frame(size);
     }
 
     /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`: every stream's
-    /// window moves by the difference (RFC 9113 §6.9.2).
+    /// window moves by the difference.
     pub fn set_initial_window(&mut self, size: u32) -> Result<(), WindowError> {
-        let delta = i64::from(size) - self.initial_window;
-        self.initial_window = i64::from(size);
-        for s in self.streams.values_mut() {
-            s.window += delta;
-            if s.window > frame::MAX_WINDOW {
-                return Err((
-                    Reason::FlowControlError,
-                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
-                ));
-            }
-        }
-        Ok(())
+        let windows = self.streams.values_mut().map(|s| &mut s.window);
+        self.windows.set_initial(size, windows)
     }
 
     /// A WINDOW_UPDATE for the connection (`stream` 0) or a stream.
     /// `Ok(false)`: the stream's window overflowed; it must be reset
     /// with `FLOW_CONTROL_ERROR`.
     pub fn window_update(&mut self, stream: u32, increment: u32) -> Result<bool, WindowError> {
-        let inc = i64::from(increment);
         if stream == 0 {
-            self.conn_window += inc;
-            if self.conn_window > frame::MAX_WINDOW {
-                return Err((
-                    Reason::FlowControlError,
-                    "WINDOW_UPDATE overflows the connection's window",
-                ));
-            }
-            return Ok(true);
+            return self.windows.conn_update(increment).map(|()| true);
         }
-        if let Some(s) = self.streams.get_mut(&stream) {
-            s.window += inc;
-            if s.window > frame::MAX_WINDOW {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(self
+            .streams
+            .get_mut(&stream)
+            .is_none_or(|s| stream_update(&mut s.window, increment)))
     }
 
     /// Writes (with `write`) what the windows now let out of the blocked
     /// streams whose HEADERS are queued.
     pub fn flush<W: FnMut(IOBuf)>(&mut self, mut write: W) {
-        if self.blocked.is_empty() || self.conn_window <= 0 {
+        if self.blocked.is_empty() || self.windows.conn() <= 0 {
             return;
         }
         let mut out = IOBuf::new();
@@ -407,7 +390,7 @@ impl ClientSend {
             } else if let Some(s) = self.streams.get_mut(&id) {
                 s.blocked = false;
             }
-            if self.conn_window <= 0 {
+            if self.windows.conn() <= 0 {
                 break;
             }
         }
@@ -420,34 +403,17 @@ impl ClientSend {
     /// last frame with END_STREAM if the request ends there. True when
     /// all of what is pending is sent.
     fn push(&mut self, id: u32, out: &mut IOBuf) -> bool {
-        let max_frame = self.max_frame;
         let Some(s) = self.streams.get_mut(&id) else {
             return true;
         };
         let before = s.pending.len();
-        let mut all = true;
-        while !s.pending.is_empty() {
-            let room = self.conn_window.min(s.window).min(max_frame as i64);
-            if room <= 0 {
-                all = false;
-                break;
-            }
-            let n = (room as usize).min(s.pending.len());
-            let chunk = s.pending.split_to(n);
-            let last = s.pending.is_empty() && s.end;
-            let flags = if last { flag::END_STREAM } else { 0 };
-            frame::put_head(out, n, kind::DATA, flags, id);
-            out.append_owned(chunk);
-            self.conn_window -= n as i64;
-            s.window -= n as i64;
-            if last {
-                s.sent_all = true;
-            }
-        }
-        if all && s.end && !s.sent_all {
-            // The end alone (a streaming request closed with nothing
-            // left): an empty DATA frame, which no window holds back.
-            frame::put_head(out, 0, kind::DATA, flag::END_STREAM, id);
+        // A streaming request closed with nothing left ends with an
+        // empty DATA frame.
+        let end = s.end && !s.sent_all;
+        let all = self
+            .windows
+            .put_data(out, id, &mut s.window, &mut s.pending, end);
+        if all && end {
             s.sent_all = true;
         }
         if let Some(sink) = &s.sink {
@@ -481,6 +447,7 @@ fn preface(out: &mut IOBuf, opts: &H2Options) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::frame::{flag, kind};
     use super::*;
 
     fn frames(mut buf: IOBuf) -> Vec<(u8, u8, u32, usize)> {
@@ -592,10 +559,10 @@ mod tests {
         assert_eq!(h.1 & flag::END_STREAM, 0);
         // Before its HEADERS are queued, a message waits.
         let mut wrote = IOBuf::new();
-        assert!(
-            s.send_more(5, IOBuf::from(vec![1u8; 70_000]), false, |o| wrote
+        assert!(s
+            .send_more(5, IOBuf::from(vec![1u8; 70_000]), false, |o| wrote
                 .append_owned(o))
-        );
+            .is_some());
         assert!(wrote.is_empty());
         assert_eq!(sink.unsent(), 70_000);
         s.posted(5, true, |o| wrote.append_owned(o));
@@ -604,7 +571,10 @@ mod tests {
         assert!(f.iter().all(|x| x.1 & flag::END_STREAM == 0));
         assert_eq!(sink.unsent(), 70_000 - 65_535);
         // The close waits behind the held-back bytes.
-        assert!(s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)));
+        assert_eq!(
+            s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)),
+            Some(false)
+        );
         assert!(wrote.is_empty());
         s.window_update(0, 10_000).unwrap();
         s.window_update(id, 10_000).unwrap();
@@ -614,9 +584,9 @@ mod tests {
         assert_eq!(f.last().unwrap().1 & flag::END_STREAM, flag::END_STREAM);
         assert_eq!(sink.unsent(), 0);
         // Nothing follows the end.
-        assert!(!s.send_more(5, IOBuf::from(&b"x"[..]), false, |_| {}));
+        assert_eq!(s.send_more(5, IOBuf::from(&b"x"[..]), false, |_| {}), None);
         assert!(s.close(id).is_some_and(|c| !c.unfinished));
-        assert!(!s.send_more(5, IOBuf::new(), true, |_| {}));
+        assert_eq!(s.send_more(5, IOBuf::new(), true, |_| {}), None);
     }
 
     #[test]
@@ -626,7 +596,41 @@ mod tests {
         let (id, _) = s.open(5, b"\x83", IOBuf::new(), false, None, &opts);
         s.posted(5, true, |_| {});
         let mut wrote = IOBuf::new();
-        assert!(s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)));
+        assert_eq!(
+            s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o)),
+            Some(false)
+        );
         assert_eq!(frames(wrote), vec![(kind::DATA, flag::END_STREAM, id, 0)]);
+    }
+
+    #[test]
+    fn queued_messages_share_frames_up_to_the_frame_size() {
+        let mut s = ClientSend::default();
+        let opts = H2Options::default();
+        s.window_update(0, 1 << 20).unwrap();
+        s.set_initial_window(1 << 20).unwrap();
+        let (id, _) = s.open(5, b"\x83", IOBuf::new(), false, None, &opts);
+        s.posted(5, true, |_| {});
+        // 3,000 messages of 20 bytes: the first asks for the deferred
+        // flush, which writes all of them in frames of 16 KiB (the
+        // default frame size), not 3,000 frames.
+        let mut wrote = IOBuf::new();
+        for i in 0..3_000 {
+            let start = s.send_more(5, IOBuf::from(vec![7u8; 20]), false, |o| {
+                wrote.append_owned(o)
+            });
+            assert_eq!(start, Some(i == 0));
+        }
+        assert!(wrote.is_empty(), "nothing before the flush");
+        s.flushed();
+        s.flush(|o| wrote.append_owned(o));
+        let f = frames(std::mem::take(&mut wrote));
+        assert_eq!(f.iter().map(|x| x.3).sum::<usize>(), 60_000);
+        assert_eq!(f.len(), 60_000usize.div_ceil(16_384));
+        assert!(f.iter().all(|x| x.0 == kind::DATA && x.2 == id && x.1 == 0));
+        // The end goes at once, after what is queued.
+        s.send_more(5, IOBuf::from(vec![7u8; 20]), false, |_| {});
+        s.send_more(5, IOBuf::new(), true, |o| wrote.append_owned(o));
+        assert_eq!(frames(wrote), vec![(kind::DATA, flag::END_STREAM, id, 20)]);
     }
 }

@@ -34,6 +34,7 @@ mod client_reader;
 mod client_send;
 mod client_stream;
 mod conn;
+mod flow;
 pub mod frame;
 pub mod hpack;
 mod inbound;

@@ -6,20 +6,19 @@
 //! session's lock) orders every frame of a stream: a response's first
 //! frames are queued with `Socket::write` under it, and what the
 //! windows held back is written, under it too, by the reader when a
-//! WINDOW_UPDATE or SETTINGS frame opens them.
+//! WINDOW_UPDATE or SETTINGS frame opens them. A streaming response's
+//! messages are queued and written by a deferred flush, several to a
+//! frame (see `flow.rs`).
 
 use std::collections::VecDeque;
 
 use fibrpc_iobuf::IOBuf;
 use rustc_hash::FxHashMap;
 
-use super::frame::{self, flag, kind, Reason};
+pub(super) use super::flow::WindowError;
+use super::flow::{stream_update, SendWindows};
+use super::frame::{self, Reason};
 use super::wire::Wire;
-
-/// The largest frame sent, whatever the peer allows: 64 KiB, so that
-/// one large response does not hold the connection for long between
-/// the frames of others.
-const MAX_SENT_FRAME: usize = 64 << 10;
 
 /// A response as frames will carry it.
 #[derive(Debug, Default)]
@@ -57,14 +56,13 @@ struct Pending {
 }
 
 /// The connection's sending state (see the module docs).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct SendSide {
-    /// What the peer lets the connection send.
-    conn_window: i64,
-    /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`.
-    initial_window: i64,
-    /// The peer's `SETTINGS_MAX_FRAME_SIZE`.
-    max_frame: usize,
+    /// The peer's windows and frame size.
+    windows: SendWindows,
+    /// A deferred flush is on its way: messages queued until it runs
+    /// share its frames.
+    flush_queued: bool,
     /// Streams opened by the peer and not answered in full (nor reset):
     /// their count is what `SETTINGS_MAX_CONCURRENT_STREAMS` bounds.
     streams: FxHashMap<u32, SendStream>,
@@ -78,23 +76,6 @@ pub(super) struct SendSide {
     pub goaway: Option<u32>,
 }
 
-impl Default for SendSide {
-    fn default() -> Self {
-        SendSide {
-            conn_window: i64::from(frame::DEFAULT_WINDOW),
-            initial_window: i64::from(frame::DEFAULT_WINDOW),
-            max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
-            streams: FxHashMap::default(),
-            blocked: VecDeque::new(),
-            reset_debt: 0,
-            goaway: None,
-        }
-    }
-}
-
-/// A connection error raised by a settings or window change.
-pub(super) type WindowError = (Reason, &'static str);
-
 impl SendSide {
     /// What the console shows of the sending half.
     pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
@@ -104,9 +85,9 @@ impl SendSide {
                 "h2 streams waiting for a window",
                 self.blocked.len().to_string(),
             ),
-            ("h2 send window", self.conn_window.to_string()),
-            ("h2 peer initial window", self.initial_window.to_string()),
-            ("h2 peer max frame", self.max_frame.to_string()),
+            ("h2 send window", self.windows.conn().to_string()),
+            ("h2 peer initial window", self.windows.initial().to_string()),
+            ("h2 peer max frame", self.windows.max_frame().to_string()),
             (
                 "h2 GOAWAY sent",
                 self.goaway
@@ -130,7 +111,7 @@ impl SendSide {
         self.streams.insert(
             stream,
             SendStream {
-                window: self.initial_window,
+                window: self.windows.initial(),
                 pending: None,
                 blocked: false,
             },
@@ -148,48 +129,27 @@ impl SendSide {
         }
     }
 
-    /// The peer's `SETTINGS_MAX_FRAME_SIZE`. DATA frames stay at most
-    /// [`MAX_SENT_FRAME`] even when the peer allows larger ones: the
-    /// streams of a connection share it frame by frame.
+    /// The peer's `SETTINGS_MAX_FRAME_SIZE`.
     pub fn set_max_frame(&mut self, size: u32) {
-        self.max_frame = (size as usize).min(MAX_SENT_FRAME);
+        self.windows.set_max_frame(size);
     }
 
     /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`: every stream's window
-    /// moves by the difference (RFC 9113 §6.9.2).
+    /// moves by the difference.
     pub fn set_initial_window(&mut self, size: u32) -> Result<(), WindowError> {
-        let delta = i64::from(size) - self.initial_window;
-        self.initial_window = i64::from(size);
-        for s in self.streams.values_mut() {
-            s.window += delta;
-            if s.window > frame::MAX_WINDOW {
-                return Err((
-                    Reason::FlowControlError,
-                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window",
-                ));
-            }
-        }
-        Ok(())
+        let windows = self.streams.values_mut().map(|s| &mut s.window);
+        self.windows.set_initial(size, windows)
     }
 
     /// A WINDOW_UPDATE for the connection (`stream` 0) or a stream.
     /// `Ok(false)`: the stream's window overflowed, the stream must be
     /// reset with `FLOW_CONTROL_ERROR`.
     pub fn window_update(&mut self, stream: u32, increment: u32) -> Result<bool, WindowError> {
-        let inc = i64::from(increment);
         if stream == 0 {
-            self.conn_window += inc;
-            if self.conn_window > frame::MAX_WINDOW {
-                return Err((
-                    Reason::FlowControlError,
-                    "WINDOW_UPDATE overflows the connection's window",
-                ));
-            }
-            return Ok(true);
+            return self.windows.conn_update(increment).map(|()| true);
         }
         if let Some(s) = self.streams.get_mut(&stream) {
-            s.window += inc;
-            if s.window > frame::MAX_WINDOW {
+            if !stream_update(&mut s.window, increment) {
                 self.close(stream);
                 return Ok(false);
             }
@@ -206,7 +166,13 @@ impl SendSide {
         }
         let mut out = IOBuf::new();
         let end = resp.body.is_empty() && resp.trailers.is_none();
-        frame::put_headers(&mut out, stream, &resp.headers, end, self.max_frame);
+        frame::put_headers(
+            &mut out,
+            stream,
+            &resp.headers,
+            end,
+            self.windows.max_frame(),
+        );
         if end {
             self.finished(stream);
         } else {
@@ -223,9 +189,10 @@ impl SendSide {
         self.write(sock, out);
     }
 
-    /// Writes what the windows now let out of the blocked streams.
+    /// Writes what the windows now let out of the blocked streams (and
+    /// of those whose messages wait for a deferred flush).
     pub fn flush<W: Wire>(&mut self, sock: &W) {
-        if self.blocked.is_empty() || self.conn_window <= 0 {
+        if self.blocked.is_empty() || self.windows.conn() <= 0 {
             return;
         }
         let mut out = IOBuf::new();
@@ -238,7 +205,7 @@ impl SendSide {
                 s.blocked = false;
             }
             self.push_or_block(stream, &mut out);
-            if self.conn_window <= 0 {
+            if self.windows.conn() <= 0 {
                 break;
             }
         }
@@ -256,31 +223,21 @@ impl SendSide {
     /// Appends as much of `stream`'s pending data (and its trailers) as
     /// the windows let. True when the stream's response is complete.
     fn push(&mut self, stream: u32, out: &mut IOBuf) -> bool {
-        let max_frame = self.max_frame;
+        let max_frame = self.windows.max_frame();
         let Some(s) = self.streams.get_mut(&stream) else {
             return true;
         };
         let Some(p) = s.pending.as_mut() else {
             return true;
         };
-        while !p.data.is_empty() {
-            let room = self.conn_window.min(s.window).min(max_frame as i64);
-            if room <= 0 {
-                return false;
-            }
-            let n = (room as usize).min(p.data.len());
-            let chunk = p.data.split_to(n);
-            let last = p.data.is_empty() && p.trailers.is_none() && !p.open;
-            frame::put_head(
-                out,
-                n,
-                kind::DATA,
-                if last { flag::END_STREAM } else { 0 },
-                stream,
-            );
-            out.append_owned(chunk);
-            self.conn_window -= n as i64;
-            s.window -= n as i64;
+        // The data ends the stream when nothing follows it (no trailers,
+        // no more messages).
+        let end = p.trailers.is_none() && !p.open;
+        if !self
+            .windows
+            .put_data(out, stream, &mut s.window, &mut p.data, end)
+        {
+            return false;
         }
         if p.open {
             return true;
@@ -328,7 +285,7 @@ impl SendSide {
     /// messages with [`stream_data`](Self::stream_data), its end with
     /// [`stream_end`](Self::stream_end). False if the stream is gone.
     pub fn stream_start<W: Wire>(&mut self, sock: &W, stream: u32, headers: &[u8]) -> bool {
-        let max_frame = self.max_frame;
+        let max_frame = self.windows.max_frame();
         let Some(s) = self.streams.get_mut(&stream) else {
             return false;
         };
@@ -344,21 +301,26 @@ impl SendSide {
         true
     }
 
-    /// Queues `data` on a started streaming response and writes what
-    /// the windows let out. False if the stream is gone.
-    pub fn stream_data<W: Wire>(&mut self, sock: &W, stream: u32, data: IOBuf) -> bool {
-        let Some(p) = self
-            .streams
-            .get_mut(&stream)
-            .and_then(|s| s.pending.as_mut())
-        else {
-            return false;
-        };
+    /// Queues `data` on a started streaming response, for a deferred
+    /// [`flush`](Self::flush) to write with what else is queued by then
+    /// (several messages to a frame). `None` if the stream is gone;
+    /// `Some(true)` if the caller must start that flush (none is on its
+    /// way), then [`flushed`](Self::flushed) when it runs.
+    pub fn stream_data(&mut self, stream: u32, data: IOBuf) -> Option<bool> {
+        let s = self.streams.get_mut(&stream)?;
+        let p = s.pending.as_mut()?;
         p.data.append_owned(data);
-        let mut out = IOBuf::new();
-        self.push_or_block(stream, &mut out);
-        self.write(sock, out);
-        true
+        if !s.blocked {
+            s.blocked = true;
+            self.blocked.push_back(stream);
+        }
+        Some(!std::mem::replace(&mut self.flush_queued, true))
+    }
+
+    /// The deferred flush runs: the messages queued from now on need
+    /// another one.
+    pub fn flushed(&mut self) {
+        self.flush_queued = false;
     }
 
     /// Ends a started streaming response with `trailers` (after the data
@@ -417,6 +379,7 @@ mod tests {
     use std::cell::RefCell;
     use std::fmt::Display;
 
+    use super::super::frame::{flag, kind};
     use super::*;
 
     /// Collects what is written.
@@ -462,10 +425,21 @@ mod tests {
         let mut send = SendSide::default();
         send.open(1);
         assert!(send.stream_start(&out, 1, b"h"));
-        // More than the 65,535-byte windows: the rest waits.
-        for _ in 0..10 {
-            assert!(send.stream_data(&out, 1, IOBuf::from(vec![0u8; 10_000])));
+        // More than the 65,535-byte windows: the rest waits. The first
+        // message asks for the deferred flush, the others ride on it.
+        assert_eq!(
+            send.stream_data(1, IOBuf::from(vec![0u8; 10_000])),
+            Some(true)
+        );
+        for _ in 1..10 {
+            assert_eq!(
+                send.stream_data(1, IOBuf::from(vec![0u8; 10_000])),
+                Some(false)
+            );
         }
+        assert_eq!(frames(&out.0.borrow()).1, 0, "nothing before the flush");
+        send.flushed();
+        send.flush(&out);
         assert_eq!(send.pending_len(1), Some(100_000 - 65_535));
         assert_eq!(send.blocked.len(), 1, "a blocked stream is listed once");
         let (kinds, data) = frames(&out.0.borrow());
@@ -488,7 +462,7 @@ mod tests {
         );
         assert_eq!(kinds[n - 1].0, kind::RST_STREAM);
         assert_eq!(send.pending_len(1), None);
-        assert!(!send.stream_data(&out, 1, IOBuf::from("late")));
+        assert_eq!(send.stream_data(1, IOBuf::from("late")), None);
     }
 
     #[test]
@@ -497,15 +471,44 @@ mod tests {
         let mut send = SendSide::default();
         send.open(3);
         assert!(send.stream_start(&out, 3, b"h"));
-        assert!(send.stream_data(&out, 3, IOBuf::from("first")));
+        assert_eq!(send.stream_data(3, IOBuf::from("first")), Some(true));
+        // The end waits behind the message its flush has not written.
         send.stream_end_data(&out, 3, IOBuf::from("last"));
+        assert_eq!(frames(&out.0.borrow()).1, 0);
+        send.flushed();
+        send.flush(&out);
         let (kinds, data) = frames(&out.0.borrow());
         assert_eq!(data, 9);
-        // HEADERS without END_STREAM, then DATA, the last one ending it.
+        // HEADERS without END_STREAM, then one DATA ending it.
         assert_eq!(kinds[0], (kind::HEADERS, flag::END_HEADERS));
-        assert_eq!(kinds[1], (kind::DATA, 0));
-        assert_eq!(kinds[2], (kind::DATA, flag::END_STREAM));
-        assert_eq!(kinds.len(), 3);
+        assert_eq!(kinds[1], (kind::DATA, flag::END_STREAM));
+        assert_eq!(kinds.len(), 2);
         assert_eq!(send.pending_len(3), None, "the stream is answered");
+    }
+
+    #[test]
+    fn queued_messages_share_frames_up_to_the_frame_size() {
+        let out = Out::default();
+        let mut send = SendSide::default();
+        send.window_update(0, 1 << 20).unwrap();
+        send.set_initial_window(1 << 20).unwrap();
+        send.open(1);
+        assert!(send.stream_start(&out, 1, b"h"));
+        // 3,000 messages of 20 bytes: 60,000 bytes in frames of 16 KiB
+        // (the default frame size), not 3,000 frames.
+        for i in 0..3_000 {
+            assert_eq!(
+                send.stream_data(1, IOBuf::from(vec![7u8; 20])),
+                Some(i == 0)
+            );
+        }
+        send.flushed();
+        send.flush(&out);
+        let (kinds, data) = frames(&out.0.borrow());
+        assert_eq!(data, 60_000);
+        assert_eq!(kinds.len(), 1 + 60_000usize.div_ceil(16_384));
+        assert_eq!(send.pending_len(1), Some(0));
+        // The next message asks for a flush again.
+        assert_eq!(send.stream_data(1, IOBuf::from("x")), Some(true));
     }
 }

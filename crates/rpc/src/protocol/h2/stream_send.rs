@@ -1,6 +1,8 @@
 //! Sending a streaming response from its handler's fiber: HEADERS with
 //! the first message, DATA as the handler sends, trailers at the end.
 //!
+//! A message is queued on the stream and written by a deferred flush
+//! with the others queued by then (`flow.rs`), several to a frame.
 //! Unlike a whole response, which is queued at once and written as the
 //! windows open, a streaming handler waits in
 //! [`stream_send`](H2Conn::stream_send) while more than a buffer's worth
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use fibrpc_iobuf::IOBuf;
 
+use super::flow;
 use super::frame::{self, Reason};
 use super::{H2Conn, ResponseParts};
 use crate::socket::Socket;
@@ -71,10 +74,15 @@ impl H2Conn {
         if !send.headers_sent(stream) && !send.stream_start(sock, stream, &headers()) {
             return Err(SendFailure::Gone);
         }
-        if send.stream_data(sock, stream, data) {
-            Ok(())
-        } else {
-            Err(SendFailure::Gone)
+        match send.stream_data(stream, data) {
+            None => Err(SendFailure::Gone),
+            Some(start_flush) => {
+                drop(send);
+                if start_flush {
+                    flow::spawn_flush(sock, deferred_flush(sock.clone()));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -138,5 +146,21 @@ impl H2Conn {
                 trailers: None,
             },
         );
+    }
+}
+
+/// The flush [`H2Conn::stream_send`] defers: writes what the windows let
+/// out of every stream with queued messages, and wakes the handlers
+/// waiting for room.
+fn deferred_flush(sock: Arc<Socket>) -> impl FnOnce() + Send + 'static {
+    move || {
+        let Some(conn) = sock.existing_protocol_state::<H2Conn>() else {
+            return;
+        };
+        let mut send = conn.send.lock();
+        send.flushed();
+        send.flush(&sock);
+        drop(send);
+        conn.send_room.notify_all();
     }
 }
