@@ -27,16 +27,19 @@
 //!   slot, both sequentially consistent, so one of them always sees the
 //!   other.
 //!
-//! Why not a timer for every spawn, as before: under load a spawn comes
-//! every few microseconds, so a `LIFO_GRACE` timer was re-armed as soon as
-//! the previous one fired. The timer thread woke every 50 µs (15 % of the
-//! gRPC echo server's CPU at one connection, plus 6 % in the workers to arm
-//! it, and a futex wake each time), and on a 2-core machine each of its
-//! wakeups preempted a worker or the load generator. The looks above cost
-//! nothing where no slot is full, and a clock read where one is, on a
-//! worker that has nothing else to do. tokio's LIFO slot has no such guard
-//! at all (its task waits until the current one yields, tokio-rs/tokio
-//! #4941); bRPC has no LIFO slot (every spawn signals a worker).
+//! Why not a timer per spawn (the first design: a `LIFO_GRACE` timer
+//! armed whenever none was pending): under load a spawn comes every few
+//! microseconds, so the timer was re-armed as soon as it fired. Under
+//! `h2load -c1 -m16` against the gRPC echo server the timer thread woke
+//! ~10,000 times a second (15 % of the server's CPU, plus 6 % in the workers
+//! to arm it, with a futex wake each time), and on a 2-core machine each of
+//! its wakeups preempted a worker or the load generator; now it wakes ~20
+//! times a second, and the server answers 1.14× the calls at 0.72× the CPU
+//! per call (BENCHMARKS.md). The looks above cost one load per other worker
+//! where no slot is full, and a clock read where one is. tokio's LIFO slot
+//! has no such guard (its task waits until the current one yields; the
+//! runtime's `disable_lifo_slot` option is the stop-gap); bRPC has no LIFO
+//! slot (every spawn signals a worker).
 //!
 //! How long a stranded task waits, at most: about `LIFO_GRACE` with another
 //! worker searching; `LIFO_GRACE` plus the timer's delay when the others
@@ -57,8 +60,8 @@ pub(crate) const LIFO_GRACE: Duration = Duration::from_micros(50);
 
 /// The longest a worker sleeps after it saw a task in another worker's
 /// slot that was not stranded yet, before it looks again. Not `LIFO_GRACE`:
-/// under load a busy worker's slot is full most of the time, and an idle
-/// worker would then wake every 50 µs, what the timer used to cost; 1 ms
+/// under load a busy worker's slot is full much of the time, and an idle
+/// worker would then wake every 50 µs, what the timer per spawn cost; 1 ms
 /// bounds that to 1000 wakeups a second.
 pub(crate) const LIFO_RECHECK: Duration = Duration::from_millis(1);
 
