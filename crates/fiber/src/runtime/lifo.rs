@@ -175,13 +175,13 @@ pub(crate) fn arm_watchdog(control: &'static TaskControl, g: &'static GroupShare
             }
             return;
         }
-        if control.others_sleep_untimed() {
-            // The owner moved on, and every other worker still sleeps
-            // untimed. Arming again at its next spawn would repeat every
-            // `LIFO_GRACE` for as long as that lasts (what the timer used
-            // to cost under load): wake one instead. Signalled, it sleeps
-            // with a timeout next (see `TaskGroup::sleep`), so it watches
-            // the slot from then on.
+        if g.running().is_some() && control.others_sleep_untimed() {
+            // The owner moved on and is still running fibers, and every
+            // other worker still sleeps untimed. Arming again at its next
+            // spawn would repeat every `LIFO_GRACE` for as long as that
+            // lasts (what the timer per spawn cost under load): wake one
+            // instead. Signalled, it sleeps with a timeout next (see
+            // `TaskGroup::sleep`), so it watches the slot from then on.
             control.signal_task(1, None);
         }
     });
