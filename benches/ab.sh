@@ -5,20 +5,25 @@
 #
 #   benches/ab.sh rpc  DIR_A DIR_B [ROUNDS]   # echo_server + fibrpc_press
 #   benches/ab.sh http DIR_A DIR_B [ROUNDS]   # http_hello + wrk
+#   benches/ab.sh grpc DIR_A DIR_B [ROUNDS]   # echo_server + h2load (gRPC unary)
 #
 # DIR_A and DIR_B each hold a build's binaries: echo_server and
-# fibrpc_press (rpc), or http_hello (http). Make them with e.g.
+# fibrpc_press (rpc), http_hello (http), or echo_server (grpc). Make them
+# with e.g.
 #   cargo build --release -p fibrpc --examples -p fibrpc-tools
 #   mkdir -p /tmp/a && cp target/release/examples/{echo_server,http_hello} \
 #     target/release/fibrpc_press /tmp/a/
 # once per commit. Each round runs A then B: a fresh server, a closed-loop
-# load of DURATION seconds (after 1 s warm-up for rpc, a 2 s wrk warm-up for
-# http), then one line: qps (or req/s), server CPU, and latencies.
+# load of DURATION seconds (after 1 s warm-up for rpc, a 2 s wrk or h2load
+# warm-up for http and grpc), then one line: qps (or req/s), server CPU, and
+# latencies. grpc posts benches/grpc/run.sh's request (Echo, 64 bytes) with
+# `h2load -c CONNS -m STREAMS`.
 #
-# Environment: C (rpc callers, 16), DURATION (6), PORT (8000 rpc, 8100 http),
-# and for rpc anything the binaries read (e.g. FIBRPC_IO_POLLER).
+# Environment: C (rpc callers, 16), CONNS and STREAMS (grpc, 1 and 16),
+# DURATION (6), PORT (8000 rpc, 8100 http, 8200 grpc), and for rpc anything
+# the binaries read (e.g. FIBRPC_IO_POLLER).
 set -euo pipefail
-kind="${1:?usage: benches/ab.sh rpc|http DIR_A DIR_B [ROUNDS]}"
+kind="${1:?usage: benches/ab.sh rpc|http|grpc DIR_A DIR_B [ROUNDS]}"
 a="${2:?DIR_A}" b="${3:?DIR_B}" rounds="${4:-3}"
 DURATION="${DURATION:-6}"
 
@@ -48,6 +53,24 @@ run_http() { # dir
     python3 -c 'import sys; r,t,n=sys.argv[1:]; print("req/s %.0f  server CPU %.2f us/req" % (float(r), float(t)*10000/float(n)))' "$rps" "$((c1 - c0))" "$n"
 }
 
+run_grpc() { # dir
+    local port="${PORT:-8200}" sp c0 c1 out qps n body=/tmp/ab-echo64.grpc url
+    python3 -c 'import sys; m = b"\x0a\x3e" + b"x" * 62; open(sys.argv[1], "wb").write(b"\0" + len(m).to_bytes(4, "big") + m)' "$body"
+    url="http://127.0.0.1:$port/example.EchoService/Echo"
+    "$1/echo_server" --port "$port" > /dev/null 2>&1 & sp=$!
+    sleep 0.5
+    h2load -D 2 -c "${CONNS:-1}" -m "${STREAMS:-16}" -d "$body" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$url" > /dev/null 2>&1
+    c0=$(awk '{print $14 + $15}' "/proc/$sp/stat")
+    out=$(h2load -D "$DURATION" -c "${CONNS:-1}" -m "${STREAMS:-16}" -d "$body" \
+        -H 'content-type: application/grpc' -H 'te: trailers' "$url" 2>&1)
+    c1=$(awk '{print $14 + $15}' "/proc/$sp/stat")
+    kill "$sp"; wait "$sp" 2> /dev/null || true
+    qps=$(grep -oP '[\d.]+(?= req/s)' <<< "$out" | head -1)
+    n=$(grep -oP '\d+(?= succeeded)' <<< "$out")
+    python3 -c 'import sys; q,t,n=sys.argv[1:]; print("qps %.0f  server CPU %.2f us/call" % (float(q), float(t)*10000/float(n)))' "$qps" "$((c1 - c0))" "$n"
+}
+
 for r in $(seq 1 "$rounds"); do
     for side in A B; do
         dir=$a; [[ $side == B ]] && dir=$b
@@ -55,7 +78,8 @@ for r in $(seq 1 "$rounds"); do
         case "$kind" in
             rpc) run_rpc "$dir" ;;
             http) run_http "$dir" ;;
-            *) echo "unknown kind: $kind (rpc or http)" >&2; exit 2 ;;
+            grpc) run_grpc "$dir" ;;
+            *) echo "unknown kind: $kind (rpc, http or grpc)" >&2; exit 2 ;;
         esac
         sleep 1
     done

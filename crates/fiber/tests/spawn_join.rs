@@ -179,25 +179,3 @@ fn has_queued_fibers_sees_the_fibers_waiting_on_this_worker() {
     assert!(behind, "the spawned fiber waits on our only worker");
     assert!(!after, "it ran and ended");
 }
-
-#[test]
-fn a_child_is_not_starved_by_a_spawner_that_never_yields() {
-    // The child waits in the spawner's LIFO slot; the spawner then spins
-    // without ever switching, until the child has run. Only the LIFO
-    // watchdog handing the child to the other worker can end this.
-    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
-    let ran_elsewhere = rt.block_on(|| {
-        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let s = started.clone();
-        let me = std::thread::current().id();
-        let h = fiber::spawn(move || {
-            s.store(true, Ordering::Release);
-            std::thread::current().id()
-        });
-        while !started.load(Ordering::Acquire) {
-            std::hint::spin_loop();
-        }
-        h.join().unwrap() != me
-    });
-    assert!(ran_elsewhere);
-}

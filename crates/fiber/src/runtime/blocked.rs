@@ -22,10 +22,10 @@
 //! fiber lets go.
 //!
 //! Hot-path cost: no new store. The switch counter already existed (the
-//! LIFO watchdog reads it), and the worker's "fiber running now" pointer,
-//! which the scheduler always kept, moved from a `Cell` in the worker to a
-//! relaxed `AtomicPtr` in `GroupShared` (`running`): the same plain store
-//! per switch, now readable by the monitor, plus a load of the
+//! LIFO slot's watchers read it), and the worker's "fiber running now"
+//! pointer, which the scheduler always kept, moved from a `Cell` in the
+//! worker to a relaxed `AtomicPtr` in `GroupShared` (`running`): the same
+//! plain store per switch, now readable by the monitor, plus a load of the
 //! `GroupShared` pointer where the scheduler did not have it at hand.
 //! Callgrind counts 360 instructions per ping-pong round trip
 //! (`examples/spawn_loop.rs pingpong`) against 355 before, 1.4 %. No clock

@@ -97,7 +97,7 @@ impl WorkerStats {
 
 impl WorkerCounters {
     /// The owner's switch count: unchanged means it is still running the
-    /// same fiber (the LIFO watchdog's test).
+    /// same fiber (what the LIFO slot's watchers test, see `lifo`).
     pub(crate) fn switches_now(&self) -> u64 {
         self.switches.now()
     }

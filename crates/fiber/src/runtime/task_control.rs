@@ -29,9 +29,9 @@ pub(crate) struct GroupShared {
     pub(crate) lot: ParkingLot,
     pub(crate) counters: WorkerCounters,
     /// The LIFO slot (see `lifo`): written by the owner, emptied by the
-    /// owner or, after a grace period, by the watchdog.
+    /// owner or, once its task is stranded, by another worker or a timer.
     pub(super) lifo: AtomicPtr<TaskMeta>,
-    /// Whether a LIFO watchdog timer is pending.
+    /// Whether a LIFO timer is pending (see `lifo::arm_watchdog`).
     pub(crate) lifo_watched: AtomicBool,
     /// Started fibers pinned to this worker and not finished: the load
     /// measure first runs are balanced by (written by the owner only).
@@ -93,6 +93,9 @@ pub(crate) struct TaskControl {
     injector: Injector<TaskRef>,
     /// Workers asleep or about to be.
     parked: crate::loom::AtomicUsize,
+    /// Workers asleep without a timeout: they look at nothing until
+    /// signalled (see `lifo`).
+    untimed_sleepers: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) outside: WorkerCounters,
     /// How long a worker may run one fiber before the monitor reports it
@@ -107,6 +110,7 @@ impl TaskControl {
             nworkers: AtomicUsize::new(0),
             injector: Injector::new(),
             parked: crate::loom::AtomicUsize::new(0),
+            untimed_sleepers: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             outside: WorkerCounters::default(),
             blocked_threshold_ms: std::sync::atomic::AtomicU64::new(
@@ -196,6 +200,25 @@ impl TaskControl {
     /// Workers asleep or about to be (for `ParkingLot::park_until`).
     pub(crate) fn parked(&self) -> &crate::loom::AtomicUsize {
         &self.parked
+    }
+
+    /// Registers (`true`) or unregisters a worker about to sleep without a
+    /// timeout. SeqCst, and the sleeper looks at the LIFO slots after it:
+    /// see `lifo`.
+    pub(crate) fn set_untimed_sleeper(&self, asleep: bool) {
+        if asleep {
+            self.untimed_sleepers.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.untimed_sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether every other worker than the calling one (which is awake)
+    /// sleeps without a timeout, so none will look at the caller's LIFO
+    /// slot. Read after the slot was filled (SeqCst, see `lifo`).
+    pub(crate) fn others_sleep_untimed(&self) -> bool {
+        let n = self.nworkers();
+        n > 1 && self.untimed_sleepers.load(Ordering::SeqCst) + 1 >= n
     }
 
     /// Steals for worker `thief` from a random victim's deque (up to half

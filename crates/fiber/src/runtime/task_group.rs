@@ -15,25 +15,27 @@
 //! its very next switch, sooner than a woken worker could (~20 µs to wake a
 //! vCPU here). A second spawn pushes the previous occupant to the deque and
 //! signals, so at most one task is held back, and only until the spawning
-//! fiber blocks, yields or ends — or until `LIFO_GRACE` passes: a watchdog on
-//! the timer thread then moves a task still waiting behind the same running
-//! fiber to a remote queue and wakes a worker, so a spawner that computes
-//! for long cannot starve it. At most `MAX_LIFO_RUNS` LIFO picks in a row
-//! while other work waits,
-//! so two fibers that keep spawning each other cannot starve the queues.
+//! fiber blocks, yields or ends — or until it has waited `LIFO_GRACE` behind
+//! the same running fiber as seen by another worker looking for work, which
+//! then takes it (see `lifo`), so a spawner that computes for long cannot
+//! starve it. At most `MAX_LIFO_RUNS` LIFO picks in a row while other work
+//! waits, so two fibers that keep spawning each other cannot starve the
+//! queues.
 //!
 //! `resume` and `local` are taken alternately so neither a yielding fiber
 //! nor a spawning one can starve the other.
 
 use super::context::{StackClass, Switch, YielderPtr};
+use super::lifo::{Sighting, LIFO_RECHECK};
 use super::stack_pool::StackPool;
-use super::task_control::{GroupShared, TaskControl};
+use super::task_control::{GroupShared, TaskControl, MAX_WORKERS};
 use super::task_meta::{Slab, TaskRef, NO_HOME};
 use crossbeam_deque::Worker;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Spins over the queues before sleeping: waking a sleeping vCPU costs
 /// ~20 µs here, a short spin catches work another thread queues right
@@ -64,13 +66,15 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// scheduler. Each level is a frame on one more fiber's stack, so this is
 /// a bound on how long a chain of such wakes defers the queues.
 const MAX_NESTED_RUNS: u32 = 16;
-/// How long a worker sleeps in its epoll while another worker is awake
-/// before it looks at the dispatchers nobody polls (see `sleep`).
-const FOREIGN_IO_CHECK: std::time::Duration = std::time::Duration::from_millis(4);
+/// How long a worker sleeps while another worker is awake before it looks
+/// at what that worker may be holding up if it is stuck in one fiber: its
+/// dispatcher, which nobody else polls (worker-poller I/O), and the task in
+/// its LIFO slot (see `lifo`). See `sleep`.
+const PEER_CHECK: Duration = Duration::from_millis(4);
 
 /// How long a worker sleeps on its futex while another worker sleeps in
 /// the dispatcher they share, before it looks at the dispatcher again.
-const SHARED_DISPATCHER_CHECK: std::time::Duration = std::time::Duration::from_millis(10);
+const SHARED_DISPATCHER_CHECK: Duration = Duration::from_millis(10);
 /// Below this many pinned fibers a worker never hands a first run away.
 const BALANCE_MIN: usize = 8;
 /// A first run goes to the least loaded worker when it has this many
@@ -85,6 +89,13 @@ pub(crate) struct TaskGroup {
     pub(crate) shared: &'static GroupShared,
     pub(crate) local: Worker<TaskRef>,
     lifo_runs: Cell<u32>,
+    /// What this worker last saw of each other worker's LIFO slot (see
+    /// `take_stranded`).
+    lifo_seen: Box<[Cell<Sighting>]>,
+    /// Sleeps since this worker last found work or was signalled: only a
+    /// worker that already slept once without either sleeps untimed (see
+    /// `sleep`).
+    idle_sleeps: Cell<u32>,
     /// Rounds the next idle search spins: back to `SEARCH_ROUNDS` when a
     /// spin finds work, a quarter less each time one finds nothing.
     search_rounds: Cell<usize>,
@@ -143,6 +154,10 @@ impl TaskGroup {
             shared: control.group(index),
             local,
             lifo_runs: Cell::new(0),
+            lifo_seen: (0..MAX_WORKERS)
+                .map(|_| Cell::new(Sighting::NONE))
+                .collect(),
+            idle_sleeps: Cell::new(0),
             search_rounds: Cell::new(SEARCH_ROUNDS),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             pool: UnsafeCell::new(StackPool::new()),
@@ -193,13 +208,46 @@ impl TaskGroup {
         if let Some(prev) = self.shared.lifo_put(task) {
             self.push_local(prev, signal);
         }
-        // Load first: while a watchdog is pending (the common case in a
-        // burst of spawns) this costs no locked instruction.
-        if !self.shared.lifo_watched.load(Ordering::Relaxed)
+        // Other workers look at the slot when they look for work or wake
+        // from a timed sleep; only if none will (all sleep untimed) does it
+        // need a timer. Under load: two loads, no timer (see `lifo`).
+        if self.control.others_sleep_untimed()
+            && !self.shared.lifo_watched.load(Ordering::Relaxed)
             && !self.shared.lifo_watched.swap(true, Ordering::Relaxed)
         {
             super::lifo::arm_watchdog(self.control, self.shared);
         }
+    }
+
+    /// Takes a task stranded in another worker's LIFO slot: one whose owner
+    /// has stayed in the same fiber run for `LIFO_GRACE` since this worker
+    /// first saw it so (see `lifo`). One load per other worker when their
+    /// slots are empty.
+    fn take_stranded(&self) -> Option<TaskRef> {
+        let n = self.control.nworkers();
+        let mut now = None;
+        for i in 0..n {
+            if i == self.index() {
+                continue;
+            }
+            let g = self.control.group(i);
+            if let Some(t) = super::lifo::look(g, &self.lifo_seen[i], &mut now) {
+                self.shared.counters.steals.incr();
+                // Counted as a LIFO pick, so `run_task` starts it here
+                // rather than handing it on for balance, maybe back to the
+                // worker it was stranded on.
+                self.lifo_runs.set(1);
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Whether another worker's LIFO slot holds a task, read after this
+    /// worker's registration as an untimed sleeper (see `lifo`).
+    fn peer_lifo_full(&self) -> bool {
+        (0..self.control.nworkers())
+            .any(|i| i != self.index() && self.control.group(i).lifo_full_seqcst())
     }
 
     /// Queues a new (or migratable) fiber where thieves can take it.
@@ -262,7 +310,7 @@ impl TaskGroup {
         if self.global_check_due() {
             self.last_global.set(tick);
             self.poll_io();
-            if let Some(t) = self.pop_shared() {
+            if let Some(t) = self.pop_shared().or_else(|| self.take_stranded()) {
                 return Some(t);
             }
         }
@@ -367,8 +415,9 @@ impl TaskGroup {
             let t = self.control.steal(self.index(), &self.local);
             if t.is_some() {
                 self.shared.counters.steals.incr();
+                return t;
             }
-            t
+            self.take_stranded()
         })
     }
 
@@ -376,6 +425,7 @@ impl TaskGroup {
     fn wait_for_task(&self) -> Option<TaskRef> {
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
+        self.idle_sleeps.set(0);
         let budget = self.search_rounds.get();
         for round in 0..budget {
             // Mostly poll our own queues (a pinned fiber woken elsewhere
@@ -423,24 +473,55 @@ impl TaskGroup {
 
     /// Sleeps on the parking lot: in `epoll_wait` if I/O is polled by
     /// workers and no other worker is in it, else on the futex.
+    ///
+    /// With another worker awake, at most `PEER_CHECK`: if it is stuck in
+    /// one fiber (a handler blocking its thread, a long computation),
+    /// nobody polls its dispatcher and nobody takes the task in its LIFO
+    /// slot; at most `LIFO_RECHECK` if a slot holds a task now. With every
+    /// worker asleep, until signalled (an idle process makes no wakeups),
+    /// but only from the second sleep in a row that no signal ended: the
+    /// first is `PEER_CHECK` long all the same. A worker that woke a moment
+    /// ago (and another that sleeps between two requests) then keeps
+    /// looking at its peers' slots, and a spawner finds a watcher instead
+    /// of arming a timer (see `lifo`): under RPC load at one connection the
+    /// workers take turns sleeping, and each spawn found the other worker
+    /// asleep untimed about every 50 µs.
     fn sleep(&self, state: super::parking_lot::State) {
+        let others_awake = self.control.parked().load(Ordering::Relaxed) < self.control.nworkers();
+        let first = self.idle_sleeps.get() == 0;
+        self.idle_sleeps
+            .set(self.idle_sleeps.get().saturating_add(1));
+        let mut bound = (others_awake || first).then_some(PEER_CHECK);
+        let untimed = bound.is_none();
+        if untimed {
+            self.control.set_untimed_sleeper(true);
+        }
+        if self.peer_lifo_full() {
+            bound = Some(LIFO_RECHECK);
+        }
+        if untimed && bound.is_some() {
+            self.control.set_untimed_sleeper(false);
+        }
+        self.sleep_at_most(state, bound);
+        if untimed && bound.is_none() {
+            self.control.set_untimed_sleeper(false);
+        }
+        if self.shared.lot.state() != state {
+            // Signalled: a new start (see above).
+            self.idle_sleeps.set(0);
+        }
+    }
+
+    /// Sleeps until signalled or, if `bound` is set, that long at most.
+    fn sleep_at_most(&self, state: super::parking_lot::State, bound: Option<Duration>) {
         let lot = &self.shared.lot;
         if let Some(driver) = crate::io::driver::worker_driver() {
             let d = driver.home_of(self.index());
             loop {
                 if let Some(guard) = d.try_lock() {
-                    // With another worker awake, sleep at most
-                    // FOREIGN_IO_CHECK: if it is stuck in one fiber (a
-                    // handler blocking its thread, a long computation),
-                    // nobody polls its dispatcher, and the input of its
-                    // connections would wait for it. With every worker
-                    // asleep, an idle process makes no wakeups.
-                    let others_awake =
-                        self.control.parked().load(Ordering::Relaxed) < self.control.nworkers();
-                    let timeout = others_awake.then_some(FOREIGN_IO_CHECK);
                     let mut timed_out = false;
                     lot.wait_in_epoll(state, d.waker_fd(), || {
-                        timed_out = guard.poll(timeout) == 0 && timeout.is_some();
+                        timed_out = guard.poll(bound) == 0 && bound.is_some();
                     });
                     drop(guard);
                     if timed_out {
@@ -457,7 +538,9 @@ impl TaskGroup {
                 // (Only where workers share a dispatcher; by default each
                 // has its own.)
                 if d.has_blocking_poller() {
-                    lot.wait_for(state, SHARED_DISPATCHER_CHECK);
+                    let step =
+                        bound.map_or(SHARED_DISPATCHER_CHECK, |b| b.min(SHARED_DISPATCHER_CHECK));
+                    lot.wait_for(state, step);
                     return;
                 }
                 // A worker is polling it without blocking (an idle helper's
@@ -466,7 +549,10 @@ impl TaskGroup {
                 std::thread::yield_now();
             }
         }
-        lot.wait(state)
+        match bound {
+            Some(b) => lot.wait_for(state, b),
+            None => lot.wait(state),
+        }
     }
 
     /// Always inlined into the worker loop: after the switch back from a
