@@ -247,8 +247,11 @@ impl Diag {
     /// outside it).
     fn replace_name(&self, name: Option<Arc<str>>) -> Option<Arc<str>> {
         self.name_lock.lock();
-        // SAFETY: `name` is only touched under `name_lock`, and the slot's
-        // segment is live (the callers own the slot, or pin it).
+        // SAFETY: `name` is only touched under `name_lock`, and it holds a
+        // value: the callers are the spawner, which owns a slot it was
+        // handed (its segment is not released), and `retire`, run while
+        // the segment refuses pins and before its pages go; readers
+        // (`name`) hold a pin of this meta's own segment.
         let old = unsafe { std::mem::replace(&mut *self.name.get(), name) };
         self.name_lock.unlock();
         old
@@ -312,9 +315,14 @@ impl TaskMeta {
     }
 
     /// The name of the fiber in this slot, if any, from any thread: read
-    /// under a pin of the slot's segment (`None` if it was released).
+    /// under a pin of this meta's own segment (`None` if it is released).
     pub(crate) fn name(&self) -> Option<Arc<str>> {
-        let _pin = Slab::global().pin(self.slot())?;
+        // A released meta reads slot 0, which would pin segment 0 instead
+        // of ours; so the pin counts only if it holds this very meta.
+        let pin = Slab::global().pin(self.slot())?;
+        if !std::ptr::eq(pin.meta(), self) {
+            return None;
+        }
         self.diag.name()
     }
 
