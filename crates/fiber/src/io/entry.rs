@@ -39,6 +39,10 @@ const MAX_SEGMENTS: usize = 4096;
 /// before it gives up (and puts the segments back) until the next trim.
 const TRIM_GRACE: Duration = Duration::from_millis(100);
 
+// A segment is whole 4 KiB pages (its mapping is page-aligned), so a trim
+// releases all of it and every entry of a released segment reads zeros.
+const _: () = assert!((SEGMENT_LEN * size_of::<IoEntry>()) % 4096 == 0);
+
 /// Readiness of one registered descriptor.
 ///
 /// Every field is an atomic, a butex or a lock word: all-zero bytes are a

@@ -18,8 +18,11 @@
 //!   refuses.
 //! - What the token holder owns (the run state, the context slot, the
 //!   payload's buffer) sits in `UnsafeCell`s that nobody touches while the
-//!   slot is free; the trim drops their contents first, and the revival
-//!   writes fresh values before any slot goes back on the free list.
+//!   slot is free. Their types are not valid as all-zero bytes (`Vec`,
+//!   `Arc`, references), so from the trim's `retire` (which drops their
+//!   contents) until the revival's `ptr::write` of fresh values they count
+//!   as uninitialised memory: never read, never dropped. The revival
+//!   writes them before any slot goes back on the free list.
 //!
 //! Ownership protocol ("the run token"): a fiber is in exactly one place at a
 //! time — a run queue, running on a worker, or parked in one waiter list.

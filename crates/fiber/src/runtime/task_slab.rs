@@ -24,6 +24,12 @@ const MAX_SEGMENTS: usize = 1 << 16;
 /// In a segment's pin word: its pages were released.
 const RELEASED: u32 = 1 << 31;
 
+// A segment is whole 4 KiB pages (its mapping is page-aligned), so a trim
+// releases all of it and every meta of a released segment reads zeros
+// (a partial page would keep its metas' old slot numbers).
+#[cfg(not(loom))]
+const _: () = assert!((SEGMENT_LEN * size_of::<TaskMeta>()) % 4096 == 0);
+
 /// The global slab of metas (16M fibers alive at most).
 pub(crate) struct Slab {
     segments: Box<[AtomicPtr<TaskMeta>]>,
@@ -280,8 +286,14 @@ impl Slab {
                 unsafe { m.retire() };
             }
             // SAFETY: one `map_zeroed` mapping; every meta in it was
-            // retired, and all-zero bytes are what `task_meta`'s module
-            // docs allow a released slot to read as.
+            // retired. A meta is not valid as all-zero bytes (its cells
+            // hold `Vec`s, `Arc`s, references), so from here until
+            // `revive` `ptr::write`s them afresh its cells count as
+            // uninitialised: nobody reads or drops them meanwhile, since
+            // the segment is off the free lists and refuses pins (what
+            // the cells hold is touched only by a slot's owner or under a
+            // pin). What racy readers do read is atomics, valid as zeros
+            // (`task_meta`'s module docs).
             released += unsafe {
                 crate::sys::pages::release(p.cast(), SEGMENT_LEN * size_of::<TaskMeta>())
             };
