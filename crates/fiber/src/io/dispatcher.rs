@@ -186,6 +186,9 @@ impl PollGuard<'_> {
         // waits for it, or this batch sees the versions the trim's
         // segments were released with.
         self.d.batch.fetch_add(1, Ordering::SeqCst);
+        // Ends the batch even if a reader hook panics out of the loop: an
+        // odd count left behind would stall every later trim.
+        let batch = BatchEnd(&self.d.batch);
         std::sync::atomic::fence(Ordering::SeqCst);
         let slab = EntrySlab::global();
         for (token, ev) in events.iter() {
@@ -221,9 +224,20 @@ impl PollGuard<'_> {
                 bump(&entry.write);
             }
         }
-        self.d.batch.fetch_add(1, Ordering::Release);
+        drop(batch);
         crate::runtime::flush_after_poll();
         events.len()
+    }
+}
+
+/// Ends a dispatcher's batch of events (makes `batch` even) when dropped.
+struct BatchEnd<'a>(&'a AtomicU64);
+
+impl Drop for BatchEnd<'_> {
+    fn drop(&mut self) {
+        // Release: the batch's touches of entries happen before a trim
+        // that sees the count move (its Acquire load) releases their pages.
+        self.0.fetch_add(1, Ordering::Release);
     }
 }
 

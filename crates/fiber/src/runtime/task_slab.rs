@@ -236,7 +236,9 @@ impl Slab {
     /// the memory trimmer; costs a pass over the free list.
     pub(crate) fn trim(&self) -> usize {
         let _g = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let full_segments = self.next_slot.load(Ordering::Relaxed) >> SEGMENT_BITS;
+        // `allocated`, not `next_slot`: failed allocations past the slab's
+        // capacity move `next_slot` beyond the last segment.
+        let full_segments = self.allocated() as usize >> SEGMENT_BITS;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts = vec![0u32; full_segments];
         for &slot in free.iter() {
