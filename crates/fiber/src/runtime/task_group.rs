@@ -699,7 +699,6 @@ impl TaskGroup {
             rs.entry.take()
         };
         task.home.store(NO_HOME, Ordering::Relaxed);
-        task.interrupted.store(false, Ordering::Relaxed);
         // Off the list of live fibers before the version moves on, so a
         // lister that sees the mark reads the version of this fiber.
         task.diag.clear();
@@ -713,6 +712,12 @@ impl TaskGroup {
         };
         v.store(next, Ordering::Release);
         task.version.wake_all();
+        // After the bump and the `wake_all` (which takes the version
+        // butex's lock): an `interrupt` that checked the old version under
+        // that lock set its flag before this, so the slot's next fiber
+        // does not inherit it (see `butex::interrupt_task`). The slot is
+        // not reused before the payload's release below.
+        task.interrupted.store(false, Ordering::Relaxed);
         // The slot is recycled by whoever of the fiber and its join handle
         // lets go of it last (`task::packet`). Its idle context waits in it
         // for the next fiber to get the slot, unless the handle is held
