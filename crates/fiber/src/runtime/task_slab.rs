@@ -14,15 +14,14 @@
 //! tracer, a reader of a fiber's name — hold a [`SlotPin`] meanwhile; a
 //! segment with a pin is not released, and a released one refuses pins.
 
+use super::segment_gate::SegmentGate;
 use super::task_meta::{TaskMeta, TaskRef};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const SEGMENT_BITS: u32 = 8;
 const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
 const MAX_SEGMENTS: usize = 1 << 16;
-/// In a segment's pin word: its pages were released.
-const RELEASED: u32 = 1 << 31;
 
 // A segment is whole 4 KiB pages (its mapping is page-aligned), so a trim
 // releases all of it and every meta of a released segment reads zeros
@@ -33,8 +32,8 @@ const _: () = assert!((SEGMENT_LEN * size_of::<TaskMeta>()) % 4096 == 0);
 /// The global slab of metas (16M fibers alive at most).
 pub(crate) struct Slab {
     segments: Box<[AtomicPtr<TaskMeta>]>,
-    /// Per segment: pins held (low bits) and [`RELEASED`].
-    pins: Box<[AtomicU32]>,
+    /// Per segment: pins held, and whether its pages are released.
+    gates: Box<[SegmentGate]>,
     next_slot: AtomicUsize,
     /// Serializes making, trimming and reviving segments.
     grow_lock: Mutex<()>,
@@ -62,7 +61,7 @@ impl SlotPin {
 
 impl Drop for SlotPin {
     fn drop(&mut self) {
-        Slab::global().pins[self.seg].fetch_sub(1, Ordering::Release);
+        Slab::global().gates[self.seg].unpin();
     }
 }
 
@@ -72,7 +71,7 @@ impl Slab {
             segments: (0..MAX_SEGMENTS)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            pins: (0..MAX_SEGMENTS).map(|_| AtomicU32::new(0)).collect(),
+            gates: (0..MAX_SEGMENTS).map(|_| SegmentGate::new()).collect(),
             next_slot: AtomicUsize::new(0),
             grow_lock: Mutex::new(()),
             free: Mutex::new(Vec::new()),
@@ -108,9 +107,7 @@ impl Slab {
     /// was never allocated or its segment is released.
     pub(crate) fn pin(&self, slot: u32) -> Option<SlotPin> {
         let seg = (slot >> SEGMENT_BITS) as usize;
-        let pins = self.pins.get(seg)?;
-        if pins.fetch_add(1, Ordering::Acquire) & RELEASED != 0 {
-            pins.fetch_sub(1, Ordering::Relaxed);
+        if !self.gates.get(seg)?.try_pin() {
             return None;
         }
         let pin = SlotPin {
@@ -123,7 +120,7 @@ impl Slab {
     fn segment_meta(&self, seg: usize, slot: u32) -> Option<TaskRef> {
         let p = self.segments[seg].load(Ordering::Acquire);
         if p.is_null() {
-            self.pins[seg].fetch_sub(1, Ordering::Relaxed);
+            self.gates[seg].unpin();
             return None;
         }
         // SAFETY: as in `get`.
@@ -198,7 +195,7 @@ impl Slab {
             unsafe { (*p.add(i)).revive(first + i as u32, version) };
         }
         // Pins taken from now on succeed: the metas are whole again.
-        self.pins[seg].fetch_and(!RELEASED, Ordering::Release);
+        self.gates[seg].reopen();
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -259,9 +256,7 @@ impl Slab {
                 continue;
             }
             // Refuse pins from now on; a segment someone pins stays.
-            chosen[seg] = self.pins[seg]
-                .compare_exchange(0, RELEASED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok();
+            chosen[seg] = self.gates[seg].try_release();
         }
         if !chosen.contains(&true) {
             return 0;
