@@ -4,9 +4,11 @@
 
 mod butex;
 mod current_waiter;
+mod interrupt_end;
 mod join;
 mod parking_lot;
 mod remote_queue;
+mod segment_gate;
 mod timer;
 
 /// Runs `f` under loom with a preemption bound (as tokio's CI does): every

@@ -705,19 +705,7 @@ impl TaskGroup {
         // Counted before the version bump, so a joiner reads stats that
         // already include the fiber it joined.
         self.shared.counters.exited.incr();
-        let v = task.version.value();
-        let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
-            0 => 1,
-            n => n,
-        };
-        v.store(next, Ordering::Release);
-        task.version.wake_all();
-        // After the bump and the `wake_all` (which takes the version
-        // butex's lock): an `interrupt` that checked the old version under
-        // that lock set its flag before this, so the slot's next fiber
-        // does not inherit it (see `butex::interrupt_task`). The slot is
-        // not reused before the payload's release below.
-        task.interrupted.store(false, Ordering::Relaxed);
+        task.end_version();
         // The slot is recycled by whoever of the fiber and its join handle
         // lets go of it last (`task::packet`). Its idle context waits in it
         // for the next fiber to get the slot, unless the handle is held

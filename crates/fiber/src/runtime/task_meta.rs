@@ -329,6 +329,24 @@ impl TaskMeta {
         self.diag.name()
     }
 
+    /// The fiber in this slot ended (its owner, at the very end): moves the
+    /// version on (stale ids stop matching, bRPC's `version_butex`), wakes
+    /// the joiners, then clears `interrupted`. The clear comes after the
+    /// `wake_all`, which takes the version butex's lock: an interrupt that
+    /// checked the old version under that lock (`butex::interrupt_task`)
+    /// set its flag before it, so the slot's next fiber does not inherit
+    /// it. The slot must not be reused before this returns.
+    pub(crate) fn end_version(&self) {
+        let v = self.version.value();
+        let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        v.store(next, Ordering::Release);
+        self.version.wake_all();
+        self.interrupted.store(false, Ordering::Relaxed);
+    }
+
     /// Access to the token-owned state.
     ///
     /// # Safety
