@@ -2,6 +2,7 @@
 //! Each test explores every interleaving (within loom's bounds) of the real
 //! code paths of a lock-free part.
 
+mod batch;
 mod butex;
 mod current_waiter;
 mod interrupt_end;
