@@ -107,8 +107,8 @@ impl IoEntry {
 /// The slab of entries.
 pub(crate) struct EntrySlab {
     segments: Box<[AtomicPtr<IoEntry>]>,
-    /// The next index never handed out; also serializes growing, trimming
-    /// and reviving.
+    /// The next index never handed out; also serializes growing, reviving
+    /// and a trim's choice of segments.
     grow: Mutex<usize>,
     free: Mutex<Vec<u32>>,
     /// Released segments, with the highest version each had handed out.
