@@ -258,6 +258,15 @@ impl Butex {
         self.wake_n(usize::MAX)
     }
 
+    /// Runs `f` under the lock of the waiter list (which every
+    /// [`wake_all`](Self::wake_all) takes), to order `f` against one.
+    pub(crate) fn with_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.lock.lock();
+        let r = f();
+        self.lock.unlock();
+        r
+    }
+
     /// Wakes up to `n` waiters, oldest first, by queueing them (as
     /// [`wake_one_queued`](Self::wake_one_queued)).
     pub fn wake_n(&self, n: usize) -> usize {
@@ -266,6 +275,8 @@ impl Butex {
             1 => return self.wake_one_queued(),
             _ => {}
         }
+        // Taken even with nobody waiting: the end of a fiber relies on its
+        // `wake_all` to order it against `interrupt_task`.
         self.lock.lock();
         // SAFETY: lock held.
         let list = unsafe { &mut *self.list.get() };
@@ -520,11 +531,36 @@ fn arm_timeout(node: *const Waiter, deadline: Instant) -> timer::TimerId {
     })
 }
 
-/// Interrupts the fiber `task` if it is parked in a butex wait; in any
-/// case its next wait returns [`WaitError::Interrupted`].
-pub(crate) fn interrupt_task(task: TaskRef) {
-    task.interrupted.store(true, Ordering::SeqCst);
+/// Interrupts the fiber of `task`'s slot whose version is `version`, if
+/// it is still that fiber (returns whether it was): if it is parked in a
+/// butex wait, the wait returns [`WaitError::Interrupted`] now; in any case
+/// its next wait does.
+pub(crate) fn interrupt_task(task: TaskRef, version: u32) -> bool {
+    // The version is checked and the flag set under the version butex's
+    // lock, which the end of a fiber takes (its `wake_all`) after bumping
+    // the version and before clearing the flag: either we see the bumped
+    // version and set nothing, or our flag is set before that clear, which
+    // removes it. Either way no flag survives onto the slot's next fiber
+    // (bRPC checks the version under `version_lock` likewise).
+    let live = task.version.with_lock(|| {
+        let live = task.version.value().load(Ordering::Relaxed) == version;
+        if live {
+            task.interrupted.store(true, Ordering::SeqCst);
+        }
+        live
+    });
+    if !live {
+        return false;
+    }
     task.current_waiter.visit(|node| {
+        // If our fiber ended since the check, the node is a later fiber's
+        // of this slot: the version moved on before the slot was reused
+        // and that fiber published its node (which `visit` read with
+        // Acquire), so we see the move. A waiting fiber cannot end while
+        // we visit (it waits for us in `withdraw`).
+        if task.version.value().load(Ordering::Acquire) != version {
+            return;
+        }
         // SAFETY: while we visit, the waiting fiber spins in
         // `finish_fiber_wait` instead of leaving, so the node is alive.
         if let Some(w) = unsafe { try_unlink(node, WaitError::Interrupted) } {
@@ -533,4 +569,5 @@ pub(crate) fn interrupt_task(task: TaskRef) {
             w.fire(false);
         }
     });
+    true
 }

@@ -6,6 +6,7 @@
 //! hands the edge to its reader hook. Who calls [`PollGuard::poll`] — a
 //! dedicated thread or an idle worker — is the driver's business.
 
+use super::batch::BatchCounter;
 use super::entry::{bump, EntrySlab};
 use crate::sys::epoll::{self, Epoll, Events};
 use crate::sys::eventfd::EventFd;
@@ -13,7 +14,7 @@ use crate::sys::uring::Uring;
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The token of the dispatcher's own eventfd.
@@ -46,7 +47,7 @@ pub(crate) struct Dispatcher {
     events: UnsafeCell<Events>,
     /// Odd while the poller handles a batch of events (looks entries up
     /// and touches them), even otherwise; see `wait_batch_done`.
-    batch: AtomicU64,
+    batch: BatchCounter,
 }
 
 // SAFETY: `events` is only touched by the holder of `polling` (see
@@ -74,7 +75,7 @@ impl Dispatcher {
             polling: AtomicBool::new(false),
             blocking: AtomicBool::new(false),
             events: UnsafeCell::new(Events::with_capacity(EVENTS_PER_WAIT)),
-            batch: AtomicU64::new(0),
+            batch: BatchCounter::new(),
         })
     }
 
@@ -121,17 +122,13 @@ impl Dispatcher {
     /// that begins later sees its new version). A poller sleeping in
     /// `epoll_wait` is not in a batch.
     pub(crate) fn wait_batch_done(&self, deadline: Instant) -> bool {
-        let b = self.batch.load(Ordering::SeqCst);
-        if b & 1 == 0 {
-            return true;
-        }
-        while self.batch.load(Ordering::Acquire) == b {
+        self.batch.wait_done(|| {
             if Instant::now() >= deadline {
-                return false;
+                return true;
             }
             std::thread::sleep(Duration::from_micros(50));
-        }
-        true
+            false
+        })
     }
 
     /// Becomes the poller if nobody is.
@@ -185,8 +182,8 @@ impl PollGuard<'_> {
         // `wait_batch_done`): either the trim sees this batch running and
         // waits for it, or this batch sees the versions the trim's
         // segments were released with.
-        self.d.batch.fetch_add(1, Ordering::SeqCst);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        // Ends when dropped, even if a reader hook panics out of the loop.
+        let batch = self.d.batch.begin();
         let slab = EntrySlab::global();
         for (token, ev) in events.iter() {
             if token == WAKER_TOKEN {
@@ -221,7 +218,7 @@ impl PollGuard<'_> {
                 bump(&entry.write);
             }
         }
-        self.d.batch.fetch_add(1, Ordering::Release);
+        drop(batch);
         crate::runtime::flush_after_poll();
         events.len()
     }

@@ -39,6 +39,11 @@ const MAX_SEGMENTS: usize = 4096;
 /// before it gives up (and puts the segments back) until the next trim.
 const TRIM_GRACE: Duration = Duration::from_millis(100);
 
+// A segment is whole 4 KiB pages (its mapping is page-aligned), so a trim
+// releases all of it and every entry of a released segment reads zeros.
+#[cfg(not(loom))]
+const _: () = assert!((SEGMENT_LEN * size_of::<IoEntry>()) % 4096 == 0);
+
 /// Readiness of one registered descriptor.
 ///
 /// Every field is an atomic, a butex or a lock word: all-zero bytes are a
@@ -102,12 +107,17 @@ impl IoEntry {
 /// The slab of entries.
 pub(crate) struct EntrySlab {
     segments: Box<[AtomicPtr<IoEntry>]>,
-    /// The next index never handed out; also serializes growing, trimming
-    /// and reviving.
+    /// The next index never handed out; also serializes growing, reviving
+    /// and a trim's choice of segments.
     grow: Mutex<usize>,
     free: Mutex<Vec<u32>>,
     /// Released segments, with the highest version each had handed out.
     trimmed: Mutex<Vec<(usize, u32)>>,
+    /// Serializes trims. A trim holds `grow` only while it picks segments,
+    /// not while it waits for the dispatchers (up to `TRIM_GRACE`): the
+    /// segments it took off the free list are in no list meanwhile, so
+    /// neither growing nor reviving can reach them.
+    trim_lock: Mutex<()>,
 }
 
 impl EntrySlab {
@@ -121,6 +131,7 @@ impl EntrySlab {
             grow: Mutex::new(0),
             free: Mutex::new(Vec::new()),
             trimmed: Mutex::new(Vec::new()),
+            trim_lock: Mutex::new(()),
         })
     }
 
@@ -234,6 +245,7 @@ impl EntrySlab {
     /// Returns the bytes released. Called by the memory trimmer; costs a
     /// pass over the free list.
     pub(crate) fn trim(&self) -> usize {
+        let _trim = self.trim_lock.lock().unwrap_or_else(|e| e.into_inner());
         let next = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         let full_segments = *next >> SEGMENT_BITS;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
@@ -256,6 +268,9 @@ impl EntrySlab {
         free.retain(|&i| !empty.get((i >> SEGMENT_BITS) as usize).is_some_and(|&e| e));
         crate::runtime::task_meta::shrink_free_list(&mut free);
         drop(free);
+        // Allocation may grow the slab (or revive other segments) while we
+        // wait: these segments are on no list it reads.
+        drop(next);
         // Each slot of these segments was released (its version bumped)
         // before it went on the free list; a batch of events that started
         // after this point sees those versions and touches none of them.

@@ -9,6 +9,7 @@
 //! RPC layer reads sockets with). [`crate::net`] builds blocking-style
 //! sockets on top.
 
+pub(crate) mod batch;
 mod dispatcher;
 pub(crate) mod driver;
 mod entry;

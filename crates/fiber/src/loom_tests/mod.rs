@@ -2,11 +2,14 @@
 //! Each test explores every interleaving (within loom's bounds) of the real
 //! code paths of a lock-free part.
 
+mod batch;
 mod butex;
 mod current_waiter;
+mod interrupt_end;
 mod join;
 mod parking_lot;
 mod remote_queue;
+mod segment_gate;
 mod timer;
 
 /// Runs `f` under loom with a preemption bound (as tokio's CI does): every

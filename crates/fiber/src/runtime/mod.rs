@@ -7,6 +7,7 @@ mod lifo;
 mod list;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
+pub(crate) mod segment_gate;
 mod stack_pool;
 pub(crate) mod stats;
 pub(crate) mod task_control;

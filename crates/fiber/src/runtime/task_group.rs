@@ -785,20 +785,13 @@ impl TaskGroup {
             rs.entry.take()
         };
         task.home.store(NO_HOME, Ordering::Relaxed);
-        task.interrupted.store(false, Ordering::Relaxed);
         // Off the list of live fibers before the version moves on, so a
         // lister that sees the mark reads the version of this fiber.
         task.diag.clear();
         // Counted before the version bump, so a joiner reads stats that
         // already include the fiber it joined.
         self.shared.counters.exited.incr();
-        let v = task.version.value();
-        let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
-            0 => 1,
-            n => n,
-        };
-        v.store(next, Ordering::Release);
-        task.version.wake_all();
+        task.end_version();
         // The slot is recycled by whoever of the fiber and its join handle
         // lets go of it last (`task::packet`). Its idle context waits in it
         // for the next fiber to get the slot, unless the handle is held

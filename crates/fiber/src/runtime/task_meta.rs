@@ -18,8 +18,11 @@
 //!   refuses.
 //! - What the token holder owns (the run state, the context slot, the
 //!   payload's buffer) sits in `UnsafeCell`s that nobody touches while the
-//!   slot is free; the trim drops their contents first, and the revival
-//!   writes fresh values before any slot goes back on the free list.
+//!   slot is free. Their types are not valid as all-zero bytes (`Vec`,
+//!   `Arc`, references), so from the trim's `retire` (which drops their
+//!   contents) until the revival's `ptr::write` of fresh values they count
+//!   as uninitialised memory: never read, never dropped. The revival
+//!   writes them before any slot goes back on the free list.
 //!
 //! Ownership protocol ("the run token"): a fiber is in exactly one place at a
 //! time — a run queue, running on a worker, or parked in one waiter list.
@@ -247,8 +250,11 @@ impl Diag {
     /// outside it).
     fn replace_name(&self, name: Option<Arc<str>>) -> Option<Arc<str>> {
         self.name_lock.lock();
-        // SAFETY: `name` is only touched under `name_lock`, and the slot's
-        // segment is live (the callers own the slot, or pin it).
+        // SAFETY: `name` is only touched under `name_lock`, and it holds a
+        // value: the callers are the spawner, which owns a slot it was
+        // handed (its segment is not released), and `retire`, run while
+        // the segment refuses pins and before its pages go; readers
+        // (`name`) hold a pin of this meta's own segment.
         let old = unsafe { std::mem::replace(&mut *self.name.get(), name) };
         self.name_lock.unlock();
         old
@@ -312,10 +318,33 @@ impl TaskMeta {
     }
 
     /// The name of the fiber in this slot, if any, from any thread: read
-    /// under a pin of the slot's segment (`None` if it was released).
+    /// under a pin of this meta's own segment (`None` if it is released).
     pub(crate) fn name(&self) -> Option<Arc<str>> {
-        let _pin = Slab::global().pin(self.slot())?;
+        // A released meta reads slot 0, which would pin segment 0 instead
+        // of ours; so the pin counts only if it holds this very meta.
+        let pin = Slab::global().pin(self.slot())?;
+        if !std::ptr::eq(pin.meta(), self) {
+            return None;
+        }
         self.diag.name()
+    }
+
+    /// The fiber in this slot ended (its owner, at the very end): moves the
+    /// version on (stale ids stop matching, bRPC's `version_butex`), wakes
+    /// the joiners, then clears `interrupted`. The clear comes after the
+    /// `wake_all`, which takes the version butex's lock: an interrupt that
+    /// checked the old version under that lock (`butex::interrupt_task`)
+    /// set its flag before it, so the slot's next fiber does not inherit
+    /// it. The slot must not be reused before this returns.
+    pub(crate) fn end_version(&self) {
+        let v = self.version.value();
+        let next = match v.load(Ordering::Relaxed).wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
+        v.store(next, Ordering::Release);
+        self.version.wake_all();
+        self.interrupted.store(false, Ordering::Relaxed);
     }
 
     /// Access to the token-owned state.

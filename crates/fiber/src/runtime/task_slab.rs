@@ -14,21 +14,26 @@
 //! tracer, a reader of a fiber's name — hold a [`SlotPin`] meanwhile; a
 //! segment with a pin is not released, and a released one refuses pins.
 
+use super::segment_gate::SegmentGate;
 use super::task_meta::{TaskMeta, TaskRef};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const SEGMENT_BITS: u32 = 8;
 const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
 const MAX_SEGMENTS: usize = 1 << 16;
-/// In a segment's pin word: its pages were released.
-const RELEASED: u32 = 1 << 31;
+
+// A segment is whole 4 KiB pages (its mapping is page-aligned), so a trim
+// releases all of it and every meta of a released segment reads zeros
+// (a partial page would keep its metas' old slot numbers).
+#[cfg(not(loom))]
+const _: () = assert!((SEGMENT_LEN * size_of::<TaskMeta>()) % 4096 == 0);
 
 /// The global slab of metas (16M fibers alive at most).
 pub(crate) struct Slab {
     segments: Box<[AtomicPtr<TaskMeta>]>,
-    /// Per segment: pins held (low bits) and [`RELEASED`].
-    pins: Box<[AtomicU32]>,
+    /// Per segment: pins held, and whether its pages are released.
+    gates: Box<[SegmentGate]>,
     next_slot: AtomicUsize,
     /// Serializes making, trimming and reviving segments.
     grow_lock: Mutex<()>,
@@ -56,7 +61,7 @@ impl SlotPin {
 
 impl Drop for SlotPin {
     fn drop(&mut self) {
-        Slab::global().pins[self.seg].fetch_sub(1, Ordering::Release);
+        Slab::global().gates[self.seg].unpin();
     }
 }
 
@@ -66,7 +71,7 @@ impl Slab {
             segments: (0..MAX_SEGMENTS)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
-            pins: (0..MAX_SEGMENTS).map(|_| AtomicU32::new(0)).collect(),
+            gates: (0..MAX_SEGMENTS).map(|_| SegmentGate::new()).collect(),
             next_slot: AtomicUsize::new(0),
             grow_lock: Mutex::new(()),
             free: Mutex::new(Vec::new()),
@@ -102,9 +107,7 @@ impl Slab {
     /// was never allocated or its segment is released.
     pub(crate) fn pin(&self, slot: u32) -> Option<SlotPin> {
         let seg = (slot >> SEGMENT_BITS) as usize;
-        let pins = self.pins.get(seg)?;
-        if pins.fetch_add(1, Ordering::Acquire) & RELEASED != 0 {
-            pins.fetch_sub(1, Ordering::Relaxed);
+        if !self.gates.get(seg)?.try_pin() {
             return None;
         }
         let pin = SlotPin {
@@ -117,7 +120,7 @@ impl Slab {
     fn segment_meta(&self, seg: usize, slot: u32) -> Option<TaskRef> {
         let p = self.segments[seg].load(Ordering::Acquire);
         if p.is_null() {
-            self.pins[seg].fetch_sub(1, Ordering::Relaxed);
+            self.gates[seg].unpin();
             return None;
         }
         // SAFETY: as in `get`.
@@ -192,7 +195,7 @@ impl Slab {
             unsafe { (*p.add(i)).revive(first + i as u32, version) };
         }
         // Pins taken from now on succeed: the metas are whole again.
-        self.pins[seg].fetch_and(!RELEASED, Ordering::Release);
+        self.gates[seg].reopen();
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -230,7 +233,9 @@ impl Slab {
     /// the memory trimmer; costs a pass over the free list.
     pub(crate) fn trim(&self) -> usize {
         let _g = self.grow_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let full_segments = self.next_slot.load(Ordering::Relaxed) >> SEGMENT_BITS;
+        // `allocated`, not `next_slot`: failed allocations past the slab's
+        // capacity move `next_slot` beyond the last segment.
+        let full_segments = self.allocated() as usize >> SEGMENT_BITS;
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts = vec![0u32; full_segments];
         for &slot in free.iter() {
@@ -251,9 +256,7 @@ impl Slab {
                 continue;
             }
             // Refuse pins from now on; a segment someone pins stays.
-            chosen[seg] = self.pins[seg]
-                .compare_exchange(0, RELEASED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok();
+            chosen[seg] = self.gates[seg].try_release();
         }
         if !chosen.contains(&true) {
             return 0;
@@ -280,8 +283,14 @@ impl Slab {
                 unsafe { m.retire() };
             }
             // SAFETY: one `map_zeroed` mapping; every meta in it was
-            // retired, and all-zero bytes are what `task_meta`'s module
-            // docs allow a released slot to read as.
+            // retired. A meta is not valid as all-zero bytes (its cells
+            // hold `Vec`s, `Arc`s, references), so from here until
+            // `revive` `ptr::write`s them afresh its cells count as
+            // uninitialised: nobody reads or drops them meanwhile, since
+            // the segment is off the free lists and refuses pins (what
+            // the cells hold is touched only by a slot's owner or under a
+            // pin). What racy readers do read is atomics, valid as zeros
+            // (`task_meta`'s module docs).
             released += unsafe {
                 crate::sys::pages::release(p.cast(), SEGMENT_LEN * size_of::<TaskMeta>())
             };

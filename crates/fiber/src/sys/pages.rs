@@ -7,9 +7,15 @@
 //! stale event, a lookup by fiber id) may touch an entry at any time. So a
 //! slab cannot free a segment after a burst; what it can do is
 //! [`release`] its pages: the next touch of each maps a zero page, and
-//! every reader in between reads zeros. A slab whose entries are valid
-//! (and mean "free, matches no token") as all-zero bytes loses nothing
-//! but the resident memory.
+//! every reader in between reads zeros. What the zeros must mean is the
+//! slab's argument: the readiness slab's entries are all atomics, valid
+//! (and "free, matches no token") as all-zero bytes; the fiber slab's
+//! metas are not (they hold `Vec`s, `Arc`s and references in
+//! `UnsafeCell`s), and it treats those cells as uninitialised from the
+//! moment it retires a segment until it writes them afresh on revival,
+//! reading only the atomics (valid as zeros) in between. Each slab
+//! asserts at compile time that a segment is a whole number of 4 KiB
+//! pages, so every byte of it is released.
 
 use std::io;
 
@@ -37,14 +43,17 @@ pub(crate) fn map_zeroed(len: usize) -> io::Result<*mut u8> {
 
 /// Hands the whole pages of `[ptr, ptr + len)` back to the kernel
 /// (`MADV_DONTNEED`): their next touch maps a zero page. Returns the bytes
-/// released.
+/// released. A partial page at either end is kept as it is (a slab whose
+/// segments are whole pages, as both assert for 4 KiB pages, has none).
 ///
 /// # Safety
 ///
-/// The range must lie in a mapping made by [`map_zeroed`], and every
-/// value stored in it must be one whose all-zero bytes are an equally
-/// valid value that nobody relies on being anything else (the caller's
-/// slab says why its entries are).
+/// The range must lie in a mapping made by [`map_zeroed`], and until the
+/// caller writes it again, nothing in it may be read as a value that
+/// all-zero bytes are not: what is read must be valid as zeros (atomics),
+/// and what is not valid as zeros must be treated as uninitialised
+/// (neither read nor dropped, only overwritten with `ptr::write`). The
+/// caller's slab says why its entries satisfy this.
 pub(crate) unsafe fn release(ptr: *mut u8, len: usize) -> usize {
     let page = crate::runtime::context::page_size();
     let lo = (ptr as usize).next_multiple_of(page);

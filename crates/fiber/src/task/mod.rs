@@ -158,10 +158,8 @@ impl std::error::Error for NoSuchFiber {}
 pub fn interrupt(id: FiberId) -> Result<(), NoSuchFiber> {
     // Pinned: the interrupt visits the meta's current waiter.
     let pin = Slab::global().pin(id.slot()).ok_or(NoSuchFiber(id))?;
-    let m = pin.meta();
-    if m.version.value().load(Ordering::Acquire) != id.version() {
+    if !crate::butex::interrupt_task(pin.meta(), id.version()) {
         return Err(NoSuchFiber(id));
     }
-    crate::butex::interrupt_task(m);
     Ok(())
 }
