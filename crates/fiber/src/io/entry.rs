@@ -19,6 +19,9 @@ const SEGMENT_BITS: u32 = 10;
 const SEGMENT_LEN: usize = 1 << SEGMENT_BITS;
 /// 4096 segments of 1024: four million registrations alive at once.
 const MAX_SEGMENTS: usize = 4096;
+/// The bits of a version a token carries: 31, so a token never has the
+/// top bit, which tags io_uring operations (`sys::uring::OP_TAG`).
+const VERSION_MASK: u32 = u32::MAX >> 1;
 
 /// Readiness of one registered descriptor.
 pub(crate) struct IoEntry {
@@ -52,9 +55,9 @@ impl IoEntry {
         }
     }
 
-    /// This entry's current version.
+    /// This entry's current version (31 bits, wrapping).
     pub(crate) fn version(&self) -> u32 {
-        self.version.load(Ordering::Acquire)
+        self.version.load(Ordering::Acquire) & VERSION_MASK
     }
 }
 
