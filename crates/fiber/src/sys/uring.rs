@@ -158,10 +158,24 @@ impl Uring {
     /// A ring with `waker_fd` (a blocking eventfd) armed as a read that
     /// completes with `waker_token`.
     pub(crate) fn new(waker_fd: RawFd, waker_token: u64) -> io::Result<Self> {
+        // COOP_TASKRUN (5.19): completions the network posts as task work
+        // (every poll and operation completion) no longer interrupt the
+        // submitting worker with an IPI while it runs; they run at its next
+        // enter, which `needs_enter` makes when the TASKRUN flag says work
+        // is pending. A sleeping worker is still woken. Older kernels
+        // refuse the flags: the ring is made without them.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
-            .build(SQ_ENTRIES)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(SQ_ENTRIES)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .setup_clamp()
+                    .build(SQ_ENTRIES)
+            })?;
         let ops = ops_supported(&ring);
         let u = Uring {
             ring,
