@@ -16,7 +16,8 @@
 #
 # Environment (defaults in parentheses):
 #   SERVERS     servers to run ("fibrpc hyper may"; add "floor" for the
-#               no-framework yardstick)
+#               no-framework yardstick, "fibrpc-uring" for http_hello on
+#               the io_uring driver)
 #   DURATION    measured seconds per run (10)
 #   REPS        measured runs per server; the summary takes medians (3)
 #   WARMUP      seconds of wrk before each measured run, same flags (2)
@@ -26,7 +27,10 @@
 #   QUIET_WAIT  seconds to wait before each run for the machine to be quiet
 #               (under 0.2 busy cores over 1 s); 0 = don't (30)
 #   OUT         directory for logs and results (a new one under /tmp)
+#   BUILD       1: cargo build what runs first; 0: run the binaries already
+#               under $CARGO_TARGET_DIR/release without building (1)
 #   FIBRPC_SERVER_CMD  ($target/release/examples/http_hello --port 8100)
+#   FIBRPC_URING_SERVER_CMD (env FIBRPC_IO_DRIVER=uring $target/release/examples/http_hello --port 8104)
 #   HYPER_SERVER_CMD   ($target/release/hyper_hello --port 8101 --workers WORKERS)
 #   MAY_SERVER_CMD     ($target/release/may_hello --port 8102 --workers WORKERS)
 #   FLOOR_SERVER_CMD   ($target/release/floor_hello --port 8103 --workers WORKERS)
@@ -48,18 +52,20 @@ THREADS="${THREADS:-2}"
 CONNS="${CONNS:-50}"
 WORKERS="${WORKERS:-2}"
 QUIET_WAIT="${QUIET_WAIT:-30}"
+BUILD="${BUILD:-1}"
 OUT="${OUT:-$(mktemp -d /tmp/bench-http.XXXXXX)}"
 mkdir -p "$OUT"
 results="$OUT/results.txt"
 : > "$results"
 target="${CARGO_TARGET_DIR:-target}"
 FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/http_hello --port 8100}"
+FIBRPC_URING_SERVER_CMD="${FIBRPC_URING_SERVER_CMD:-env FIBRPC_IO_DRIVER=uring $target/release/examples/http_hello --port 8104}"
 HYPER_SERVER_CMD="${HYPER_SERVER_CMD:-$target/release/hyper_hello --port 8101 --workers $WORKERS}"
 MAY_SERVER_CMD="${MAY_SERVER_CMD:-$target/release/may_hello --port 8102 --workers $WORKERS}"
 FLOOR_SERVER_CMD="${FLOOR_SERVER_CMD:-$target/release/floor_hello --port 8103 --workers $WORKERS}"
 
 for server in $SERVERS; do
-    case "$server" in fibrpc|hyper|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
+    case "$server" in fibrpc|fibrpc-uring|hyper|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
 done
 
 if ! command -v wrk > /dev/null; then
@@ -74,7 +80,7 @@ if ! command -v wrk > /dev/null; then
     fi
 fi
 
-cargo build --release -p fibrpc-bench-http
+[[ "$BUILD" == 0 ]] || cargo build --release -p fibrpc-bench-http
 skip() { # server, reason
     echo "skipped: $1: $2"
     SERVERS="$(echo " $SERVERS " | sed "s/ $1 / /; s/^ *//; s/ *\$//")"
@@ -82,19 +88,22 @@ skip() { # server, reason
 server_cmd() {
     case "$1" in
         fibrpc) echo "$FIBRPC_SERVER_CMD" ;;
+        fibrpc-uring) echo "$FIBRPC_URING_SERVER_CMD" ;;
         hyper) echo "$HYPER_SERVER_CMD" ;;
         may) echo "$MAY_SERVER_CMD" ;;
         floor) echo "$FLOOR_SERVER_CMD" ;;
     esac
 }
-if [[ " $SERVERS " == *" fibrpc "* ]]; then
+if [[ "$BUILD" != 0 && " $SERVERS " == *" fibrpc"* ]]; then
     # Not there on every branch yet: build it if it exists, skip it if not.
     if ! cargo build --release -p fibrpc --example http_hello 2> "$OUT/fibrpc-build.log"; then
         skip fibrpc "cargo build --release -p fibrpc --example http_hello failed (log: $OUT/fibrpc-build.log)"
+        skip fibrpc-uring "as fibrpc"
     fi
 fi
 for server in $SERVERS; do
     cmd="$(server_cmd "$server")"
+    cmd="${cmd#env * }" # the program after an `env VAR=value` prefix
     command -v "${cmd%% *}" > /dev/null 2>&1 || skip "$server" "no binary ${cmd%% *}"
 done
 if [[ -z "$SERVERS" ]]; then

@@ -14,7 +14,7 @@ import json
 import statistics
 import sys
 
-SERVERS = ["fibrpc", "hyper", "may", "floor"]
+SERVERS = ["fibrpc", "fibrpc-uring", "hyper", "may", "floor"]
 PEERS = ["hyper", "may"]
 GOAL = 1.2  # the project's goal: fibrpc's requests/s at least 1.2x hyper's
 
@@ -92,6 +92,9 @@ def main():
     # fibrpc against each peer; without fibrpc, the peers against each other.
     base = "fibrpc" if "fibrpc" in present else None
     pairs = [(base, p) for p in PEERS if base and p in present]
+    # fibrpc on the io_uring driver: over each peer and over itself on epoll.
+    if "fibrpc-uring" in present:
+        pairs += [("fibrpc-uring", p) for p in PEERS + ["fibrpc"] if p in present]
     # The floor (raw epoll, no framework) against hyper: a yardstick for
     # what a server making the same syscalls can get over hyper here.
     floor_pair = [("floor", "hyper")] if {"floor", "hyper"} <= present else []
@@ -115,13 +118,15 @@ def main():
                 rows.append([c, f"{a}/{b}"] + [
                     fmt(ratio(median(ra, k), median(rb, k)), 2) for k in RATIO_FIELDS])
     table(["conns", "ratio"] + [labels[k] for k in RATIO_FIELDS], rows)
-    if base and "hyper" in present:
+    for ours in ("fibrpc", "fibrpc-uring"):
+        if ours not in present or "hyper" not in present:
+            continue
         for c in sorted({c for _, c in runs}):
-            f, h = runs.get(("fibrpc", c)), runs.get(("hyper", c))
+            f, h = runs.get((ours, c)), runs.get(("hyper", c))
             r = ratio(median(f, "rps"), median(h, "rps")) if f and h else None
             if r is not None:
                 verdict = "met" if r >= GOAL else "NOT met"
-                print(f"\ngoal fibrpc/hyper req/s >= {GOAL} at {c} conns: {r:.2f}, {verdict}")
+                print(f"\ngoal {ours}/hyper req/s >= {GOAL} at {c} conns: {r:.2f}, {verdict}")
     if {"floor", "hyper"} <= present:
         print("(floor/hyper: raw epoll, no framework, the same read and write per"
               " request; see README.md)")

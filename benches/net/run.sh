@@ -10,7 +10,10 @@
 #
 # Environment (defaults in parentheses; --quick shortens the durations):
 #   SERVERS    servers to run ("fibrpc tokio may"; add "floor" for the
-#              raw-epoll yardstick floor_echo_server, see README.md)
+#              raw-epoll yardstick floor_echo_server, see README.md;
+#              "fibrpc-uring" for tcp_echo_server on the io_uring driver,
+#              "fibrpc-uring-poll" for it with readiness only from the ring,
+#              reads and writes as system calls: FIBRPC_IO_URING_OPS=0)
 #   CONNS      connection counts ("1 50 1000 10000")
 #   DURATION   measured seconds per run (10; quick: 3)
 #   WARMUP     seconds before measuring (2; quick: 1)
@@ -22,7 +25,11 @@
 #   OUT        directory for the logs and results (a new one under /tmp)
 #   QUIET_WAIT seconds to wait, before each run, for the machine to be quiet
 #              (under 0.2 busy cores for a second); 0 = don't wait (60)
-# Servers listen on 127.0.0.1: fibrpc 7000, tokio 7001, may 7002, floor 7003.
+#   BUILD      1: cargo build what runs first; 0: run the binaries already
+#              under $CARGO_TARGET_DIR/release (copied out of a build tree,
+#              say) without building (1)
+# Servers listen on 127.0.0.1: fibrpc 7000, tokio 7001, may 7002, floor 7003,
+# fibrpc-uring 7004, fibrpc-uring-poll 7005.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,6 +41,7 @@ SIZE="${SIZE:-64}"
 THREADS="${THREADS:-2}"
 REPS="${REPS:-1}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
+BUILD="${BUILD:-1}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 if [[ $quick == 1 ]]; then
     DURATION="${DURATION:-3}" WARMUP="${WARMUP:-1}" IDLE_SECS="${IDLE_SECS:-2}"
@@ -50,27 +58,32 @@ target="${CARGO_TARGET_DIR:-target}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for server in $SERVERS; do
-    case "$server" in fibrpc|tokio|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
+    case "$server" in fibrpc|fibrpc-uring|fibrpc-uring-poll|tokio|may|floor) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
 done
-cargo build --release -p fibrpc-bench-net
+[[ "$BUILD" == 0 ]] || cargo build --release -p fibrpc-bench-net
 bench="$target/release/fibrpc-echo-bench"
-if [[ " $SERVERS " == *" fibrpc "* ]]; then
+if [[ "$BUILD" != 0 && " $SERVERS " == *" fibrpc"* ]]; then
     if ! cargo build --release -p fibrpc-fiber --example tcp_echo_server; then
         echo "note: fibrpc's tcp_echo_server example does not build; skipping fibrpc" >&2
-        SERVERS="$(echo " $SERVERS " | sed 's/ fibrpc / /; s/^ *//; s/ *$//')"
+        SERVERS="$(echo " $SERVERS " | sed -E 's/ fibrpc(-uring|-uring-poll)? / /g; s/^ *//; s/ *$//')"
     fi
 fi
 
 server_cmd() {
     case "$1" in
         fibrpc) echo "$target/release/examples/tcp_echo_server --port 7000 --workers 2" ;;
+        fibrpc-uring) echo "$target/release/examples/tcp_echo_server --port 7004 --workers 2 --io-driver uring" ;;
+        fibrpc-uring-poll) echo "env FIBRPC_IO_URING_OPS=0 $target/release/examples/tcp_echo_server --port 7005 --workers 2 --io-driver uring" ;;
         tokio) echo "$target/release/tokio_echo_server --port 7001 --workers 2" ;;
         may) echo "$target/release/may_echo_server --port 7002 --workers 2" ;;
         floor) echo "$target/release/floor_echo_server --port 7003 --workers 2" ;;
     esac
 }
 server_port() {
-    case "$1" in fibrpc) echo 7000 ;; tokio) echo 7001 ;; may) echo 7002 ;; floor) echo 7003 ;; esac
+    case "$1" in
+        fibrpc) echo 7000 ;; tokio) echo 7001 ;; may) echo 7002 ;; floor) echo 7003 ;;
+        fibrpc-uring) echo 7004 ;; fibrpc-uring-poll) echo 7005 ;;
+    esac
 }
 
 # stop_server, busy_ticks, wait_until_quiet

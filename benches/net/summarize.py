@@ -5,7 +5,8 @@
 
 run.sh calls it on its results file. Several runs of one (C, server) cell,
 from REPS or from several files, are reduced to their median. Ratios are
-fibrpc over the peer, the median of the per-rep ratios (the i-th runs of
+fibrpc (and its io_uring variants) over the peer and the variants over
+fibrpc on epoll, the median of the per-rep ratios (the i-th runs of
 each server at one C ran back to back): above 1 is better for req/s, below
 1 is better for latency, CPU and memory. "other" is the CPU (in cores) that neither the
 server nor the generator used during the window: well above 0 means a
@@ -17,7 +18,9 @@ import statistics as st
 import sys
 
 PEERS = ("tokio", "may")
-ORDER = ("fibrpc", "tokio", "may", "floor")
+ORDER = ("fibrpc", "fibrpc-uring", "fibrpc-uring-poll", "tokio", "may", "floor")
+# fibrpc's io_uring variants, each also over fibrpc on epoll.
+URING = ("fibrpc-uring", "fibrpc-uring-poll")
 # (json key, column title, format)
 LOAD_COLUMNS = (
     ("rps", "req/s", "{:,.0f}"),
@@ -107,8 +110,10 @@ def table(runs, mode, columns, title):
             meds[server] = {k: median(rs, k) for k, _, _ in columns}
             cells = [cell(meds[server][k], f) for k, _, f in columns]
             print(f"| {conns} | {server} | " + " | ".join(cells) + f" | {len(rs)} |")
-        # fibrpc over each peer; the raw-epoll yardstick over tokio.
-        pairs = [("fibrpc", peer) for peer in PEERS] + [("floor", "tokio")]
+        # fibrpc (each driver) over each peer and over fibrpc on epoll; the
+        # raw-epoll yardstick over tokio.
+        pairs = [(ours, peer) for ours in ("fibrpc",) + URING for peer in PEERS]
+        pairs += [(u, "fibrpc") for u in URING] + [("floor", "tokio")]
         for ours, theirs in pairs:
             if ours in meds and theirs in meds:
                 cells = ["" if k in NO_RATIO else

@@ -15,7 +15,8 @@
 #             while they are held (per-connection memory)
 #
 # Environment (defaults in parentheses):
-#   SERVERS        servers to run ("tonic fibrpc")
+#   SERVERS        servers to run ("tonic fibrpc"; "fibrpc-uring": echo_server
+#                  on the io_uring driver)
 #   CONCS          concurrencies ("1 16 64")
 #   DURATION       measured seconds per run (10)
 #   WARMUP         seconds before measuring (2)
@@ -29,7 +30,11 @@
 #   QUIET_WAIT     seconds to wait before each run for the machine to be
 #                  quiet (under 0.2 busy cores over 1 s); 0 = don't (30)
 #   OUT            directory for logs and results (a new one under /tmp)
+#   BUILD          1: cargo build what runs first; 0: run the binaries
+#                  already under $CARGO_TARGET_DIR/release without building (1)
 #   FIBRPC_SERVER_CMD  ($target/release/examples/echo_server --port 8000)
+#   FIBRPC_URING_SERVER_CMD (env FIBRPC_IO_DRIVER=uring $target/release/examples/echo_server --port 8002)
+#   FIBRPC_URING_PRESS_CMD  ($target/release/fibrpc_press --server 127.0.0.1:8002)
 #   FIBRPC_PRESS_CMD   ($target/release/fibrpc_press --server 127.0.0.1:8000)
 #   TONIC_SERVER_CMD   ($target/release/tonic_echo_server --port 8001)
 #   TONIC_PRESS_CMD    ($target/release/tonic_press --server 127.0.0.1:8001)
@@ -61,6 +66,7 @@ PRESS_THREADS="${PRESS_THREADS:-2}"
 IDLE_CONNS="${IDLE_CONNS:-10000}"
 IDLE_SECS="${IDLE_SECS:-5}"
 QUIET_WAIT="${QUIET_WAIT:-30}"
+BUILD="${BUILD:-1}"
 OUT="${OUT:-$(mktemp -d /tmp/bench-rpc.XXXXXX)}"
 mkdir -p "$OUT"
 results="$OUT/results.txt"
@@ -68,6 +74,8 @@ results="$OUT/results.txt"
 target="${CARGO_TARGET_DIR:-target}"
 FIBRPC_SERVER_CMD="${FIBRPC_SERVER_CMD:-$target/release/examples/echo_server --port 8000}"
 FIBRPC_PRESS_CMD="${FIBRPC_PRESS_CMD:-$target/release/fibrpc_press --server 127.0.0.1:8000}"
+FIBRPC_URING_SERVER_CMD="${FIBRPC_URING_SERVER_CMD:-env FIBRPC_IO_DRIVER=uring $target/release/examples/echo_server --port 8002}"
+FIBRPC_URING_PRESS_CMD="${FIBRPC_URING_PRESS_CMD:-$target/release/fibrpc_press --server 127.0.0.1:8002}"
 TONIC_SERVER_CMD="${TONIC_SERVER_CMD:-$target/release/tonic_echo_server --port 8001}"
 TONIC_PRESS_CMD="${TONIC_PRESS_CMD:-$target/release/tonic_press --server 127.0.0.1:8001}"
 
@@ -75,13 +83,15 @@ TONIC_PRESS_CMD="${TONIC_PRESS_CMD:-$target/release/tonic_press --server 127.0.0
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for server in $SERVERS; do
-    case "$server" in tonic|fibrpc) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
+    case "$server" in tonic|fibrpc|fibrpc-uring) ;; *) echo "unknown server: $server" >&2; exit 2 ;; esac
 done
-cargo build --release -p fibrpc-bench-rpc
-if [[ " $SERVERS " == *" fibrpc "* ]]; then
-    # Not there yet on every branch: build what exists, skip fibrpc if not.
-    cargo build --release -p fibrpc --example echo_server 2> "$OUT/fibrpc-build.log" || true
-    cargo build --release -p fibrpc-tools --bin fibrpc_press 2>> "$OUT/fibrpc-build.log" || true
+[[ "$BUILD" == 0 ]] || cargo build --release -p fibrpc-bench-rpc
+if [[ " $SERVERS " == *" fibrpc"* ]]; then
+    if [[ "$BUILD" != 0 ]]; then
+        # Not there yet on every branch: build what exists, skip fibrpc if not.
+        cargo build --release -p fibrpc --example echo_server 2> "$OUT/fibrpc-build.log" || true
+        cargo build --release -p fibrpc-tools --bin fibrpc_press 2>> "$OUT/fibrpc-build.log" || true
+    fi
     # The first word of each command must be a runnable program.
     have() { command -v "${1%% *}" > /dev/null 2>&1; }
     missing=""
@@ -89,7 +99,7 @@ if [[ " $SERVERS " == *" fibrpc "* ]]; then
     [[ $idle == 1 ]] || have "$FIBRPC_PRESS_CMD" || missing+="no press binary ${FIBRPC_PRESS_CMD%% *}; "
     if [[ -n "$missing" ]]; then
         echo "NOTE: skipping fibrpc: ${missing}build log: $OUT/fibrpc-build.log" >&2
-        SERVERS="$(echo " $SERVERS " | sed 's/ fibrpc / /; s/^ *//; s/ *$//')"
+        SERVERS="$(echo " $SERVERS " | sed -E 's/ fibrpc(-uring)? / /g; s/^ *//; s/ *$//')"
     fi
 fi
 if [[ -z "$SERVERS" ]]; then
@@ -97,8 +107,20 @@ if [[ -z "$SERVERS" ]]; then
     exit 1
 fi
 
-server_cmd() { if [[ $1 == fibrpc ]]; then echo "$FIBRPC_SERVER_CMD"; else echo "$TONIC_SERVER_CMD"; fi; }
-press_cmd() { if [[ $1 == fibrpc ]]; then echo "$FIBRPC_PRESS_CMD"; else echo "$TONIC_PRESS_CMD"; fi; }
+server_cmd() {
+    case "$1" in
+        fibrpc) echo "$FIBRPC_SERVER_CMD" ;;
+        fibrpc-uring) echo "$FIBRPC_URING_SERVER_CMD" ;;
+        *) echo "$TONIC_SERVER_CMD" ;;
+    esac
+}
+press_cmd() {
+    case "$1" in
+        fibrpc) echo "$FIBRPC_PRESS_CMD" ;;
+        fibrpc-uring) echo "$FIBRPC_URING_PRESS_CMD" ;;
+        *) echo "$TONIC_PRESS_CMD" ;;
+    esac
+}
 # stop_server, busy_ticks, wait_until_quiet, start_server_on_port
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 

@@ -14,7 +14,7 @@ import json
 import statistics
 import sys
 
-SERVERS = ["fibrpc", "tonic"]
+SERVERS = ["fibrpc", "fibrpc-uring", "tonic"]
 
 
 def load(path):
@@ -87,17 +87,24 @@ def load_table(runs):
     print("(other cores: CPU that neither the server nor the press used during the"
           " window;\n well above 0 means a neighbour disturbed that run)")
     ratio_fields = [f for f in fields if f[0] not in ("p999_us", "other_load_cores")]
-    if not all(any(k[0] == s for k in runs) for s in ("fibrpc", "tonic")):
-        print("\n(no fibrpc/tonic ratios: only one side ran)")
+    present = {s for s, _ in runs}
+    # fibrpc over tonic; fibrpc on the io_uring driver over tonic and over
+    # fibrpc on epoll.
+    pairs = [(a, b) for a, b in (("fibrpc", "tonic"), ("fibrpc-uring", "tonic"),
+                                 ("fibrpc-uring", "fibrpc")) if {a, b} <= present]
+    if not pairs:
+        print("\n(no ratios: fibrpc and a peer did not both run)")
         return
-    print("\nRatios fibrpc/tonic (qps: >1 is better for fibrpc; the rest: <1 is):")
+    print("\nRatios (qps: >1 is better for the first; the rest: <1 is):")
     rows = []
     for c in concs:
-        f, t = runs.get(("fibrpc", c)), runs.get(("tonic", c))
-        if not f or not t:
-            continue
-        rows.append([c] + [ratio(median(f, k), median(t, k)) for k, _, _ in ratio_fields])
-    table(["C"] + [label for _, label, _ in ratio_fields], rows)
+        for a, b in pairs:
+            f, t = runs.get((a, c)), runs.get((b, c))
+            if not f or not t:
+                continue
+            rows.append([c, f"{a}/{b}"]
+                        + [ratio(median(f, k), median(t, k)) for k, _, _ in ratio_fields])
+    table(["C", "ratio"] + [label for _, label, _ in ratio_fields], rows)
 
 
 def idle_table(idle):

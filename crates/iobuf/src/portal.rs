@@ -44,6 +44,36 @@ impl IOPortal {
         })
     }
 
+    /// As [`append_from_fd`](Self::append_from_fd), with the read made by
+    /// `read` over the iovecs offered (for a caller that reads another way
+    /// than `readv(2)`, such as an io_uring operation). `read` returns how
+    /// many bytes it wrote into them, in order.
+    pub fn append_with(
+        &mut self,
+        max: usize,
+        read: impl FnOnce(&mut [io::IoSliceMut<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.read_with(max, |iov| {
+            // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix
+            // (std guarantees it), and the iovecs name block tails we own
+            // exclusively for the call.
+            let slices = unsafe {
+                std::slice::from_raw_parts_mut(
+                    iov.as_mut_ptr().cast::<io::IoSliceMut<'_>>(),
+                    iov.len(),
+                )
+            };
+            let n = read(slices)?;
+            if n > iov.iter().map(|v| v.iov_len).sum::<usize>() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a read reported more bytes than it was offered",
+                ));
+            }
+            Ok(n)
+        })
+    }
+
     /// One `preadv(2)` of at most `max` bytes at `offset` of `fd` (a file).
     /// Returns the bytes read, 0 at end of file.
     pub fn append_from_file(
@@ -82,7 +112,7 @@ impl IOPortal {
     fn read_with(
         &mut self,
         max: usize,
-        read: impl FnOnce(&[libc::iovec]) -> io::Result<usize>,
+        read: impl FnOnce(&mut [libc::iovec]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if max == 0 {
             return Ok(0);
@@ -107,7 +137,7 @@ impl IOPortal {
             niov += 1;
         }
         self.last_offered = space;
-        let n = read(&iov[..niov])?;
+        let n = read(&mut iov[..niov])?;
         debug_assert!(n <= space);
         // The kernel filled the iovecs in order: hand each tail its share.
         let mut left = n;

@@ -10,6 +10,7 @@
 //! connection (with the reason logged); other connections never notice.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -44,7 +45,13 @@ pub(crate) fn on_readable<H: InputHandler>(
         }
         let mut input = sock.input.lock().unwrap_or_else(|e| e.into_inner());
         let offer = input.read_hint.clamp(MIN_READ, MAX_READ);
-        let (eof, drained) = match input.portal.append_from_fd(sock.stream(), offer) {
+        // `recv_vectored`: on the io_uring driver an operation on this
+        // worker's ring, run by its next enter, not a system call.
+        let fd = sock.stream().as_raw_fd();
+        let read = input
+            .portal
+            .append_with(offer, |iov| fibrpc_fiber::io::recv_vectored(fd, iov));
+        let (eof, drained) = match read {
             Ok(0) => (true, true),
             Ok(n) => {
                 input.read_hint = if n == offer { offer * 2 } else { n };

@@ -1,12 +1,13 @@
 //! RPC over the io_uring I/O driver: the socket reader (IOPortal reads on
-//! readiness), the write path (writev of IOBuf blocks) and the client all
-//! run on ring polls instead of epoll. The rest of the suite covers epoll.
+//! readiness), the write path (IOBuf blocks sent) and the client all run
+//! on ring polls instead of epoll, and their reads and writes from fibers
+//! as ring operations. The rest of the suite covers epoll.
 
 mod rpc_common;
 
 use std::time::Duration;
 
-use fibrpc::fiber::io::{active_driver, configure, Config, IoDriver};
+use fibrpc::fiber::io::{active_driver, configure, uring_ops_completed, Config, IoDriver};
 use fibrpc::{Channel, ChannelOptions, Controller, IOBuf, ServerOptions};
 use rpc_common::*;
 
@@ -98,4 +99,31 @@ fn concurrent_calls_complete() {
         h.join().unwrap();
     }
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 32 * 20);
+}
+
+/// The server's socket reads and writes (and the client's, from a fiber)
+/// run as ring operations: sequential calls, none batched with another,
+/// each read and answered through the ring.
+#[test]
+fn socket_reads_and_writes_are_ring_operations() {
+    on_uring();
+    if active_driver().unwrap() != IoDriver::Uring {
+        return;
+    }
+    const CALLS: u64 = 50;
+    let (server, _) = start_server(ServerOptions::default());
+    let ch = channel(&server);
+    let before = uring_ops_completed();
+    fibrpc::fiber::spawn(move || {
+        for i in 0..CALLS {
+            let msg = format!("call {i}");
+            let mut cntl = Controller::new();
+            assert_eq!(echo(&ch, &mut cntl, &req(&msg)).unwrap().message, msg);
+        }
+    })
+    .join()
+    .unwrap();
+    let ops = uring_ops_completed() - before;
+    // At least the server's read and write of each call.
+    assert!(ops >= 2 * CALLS, "{ops} ring operations for {CALLS} calls");
 }

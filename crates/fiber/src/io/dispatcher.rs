@@ -10,7 +10,7 @@ use super::batch::BatchCounter;
 use super::entry::{bump, EntrySlab};
 use crate::sys::epoll::{self, Epoll, Events};
 use crate::sys::eventfd::EventFd;
-use crate::sys::uring::Uring;
+use crate::sys::uring::{Uring, OP_TAG};
 use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -111,8 +111,36 @@ impl Dispatcher {
     }
 
     /// Whether a poller sleeps in here (and so collects every event).
+    /// SeqCst, paired with the poller's store: an operation queued by
+    /// someone who then reads `false` is submitted by that poller's enter
+    /// (see `io::ring_op`).
     pub(crate) fn has_blocking_poller(&self) -> bool {
-        self.blocking.load(Ordering::Acquire)
+        self.blocking.load(Ordering::SeqCst)
+    }
+
+    /// The ring, if this dispatcher runs on io_uring and socket reads and
+    /// writes may run on it as operations.
+    pub(crate) fn op_ring(&self) -> Option<&Uring> {
+        match &self.backend {
+            Backend::Uring(u) if u.has_ops() => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Ring operations completed here (0 on epoll).
+    pub(crate) fn ops_completed(&self) -> u64 {
+        match &self.backend {
+            Backend::Uring(u) => u.ops_completed(),
+            Backend::Epoll(_) => 0,
+        }
+    }
+
+    /// Whether operations wait in the ring for a submit.
+    pub(crate) fn has_queued_ops(&self) -> bool {
+        match &self.backend {
+            Backend::Uring(u) => u.has_queued_ops(),
+            Backend::Epoll(_) => false,
+        }
     }
 
     /// Waits (until `deadline` at most) until this dispatcher is not in
@@ -154,7 +182,7 @@ impl PollGuard<'_> {
         let events = unsafe { &mut *self.d.events.get() };
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
-            self.d.blocking.store(true, Ordering::Release);
+            self.d.blocking.store(true, Ordering::SeqCst);
         }
         let r = match &self.d.backend {
             Backend::Epoll(e) => e.wait(events, timeout),
@@ -192,6 +220,12 @@ impl PollGuard<'_> {
                 if let Backend::Epoll(_) = self.d.backend {
                     self.d.waker.drain();
                 }
+                continue;
+            }
+            if token & OP_TAG != 0 {
+                // Only the ring reports these: an operation's completion,
+                // its result in the event bits.
+                super::ring_op::complete(token, ev as i32);
                 continue;
             }
             let Some(entry) = slab.lookup(token) else {

@@ -164,6 +164,16 @@ pub fn active_driver() -> io::Result<IoDriver> {
     Driver::get().map(|d| d.kind)
 }
 
+/// How many socket reads and writes ran as io_uring operations (see
+/// [`super::recv`]) in this process so far: 0 unless the io_uring driver
+/// runs with operations, or if the driver has not started.
+pub fn uring_ops_completed() -> u64 {
+    match DRIVER.get() {
+        Some(Ok(d)) => d.dispatchers.iter().map(|d| d.ops_completed()).sum(),
+        _ => 0,
+    }
+}
+
 /// What to run for `wanted`: io_uring if asked for and the kernel takes
 /// it, else epoll.
 fn choose(wanted: IoDriver) -> IoDriver {
@@ -286,6 +296,12 @@ impl Driver {
         self.next.fetch_add(1, Ordering::Relaxed) % live
     }
 
+    /// Whether the dispatchers run on io_uring (one load: the epoll path
+    /// of `io::recv` and friends asks nothing more).
+    pub(crate) fn is_uring(&self) -> bool {
+        self.kind == IoDriver::Uring
+    }
+
     /// The dispatcher worker `index` polls and sleeps in.
     pub(crate) fn home_of(&self, worker: usize) -> &Dispatcher {
         &self.dispatchers[worker % self.dispatchers.len()]
@@ -315,6 +331,21 @@ pub(crate) fn worker_driver() -> Option<&'static Driver> {
 /// periodic look), if nobody else is polling it.
 pub(crate) fn poll_home(driver: &Driver, worker: usize) -> usize {
     match driver.home_of(worker).try_lock() {
+        Some(g) => g.poll(Some(std::time::Duration::ZERO)),
+        None => 0,
+    }
+}
+
+/// Submits the operations queued on worker `index`'s own ring (polling it
+/// without blocking, which also collects what completed), if any are and
+/// nobody else is polling it: an idle worker does this before it spins,
+/// so its fibers' reads and writes do not wait for its sleep to start.
+pub(crate) fn flush_home(driver: &Driver, worker: usize) -> usize {
+    let d = driver.home_of(worker);
+    if !d.has_queued_ops() {
+        return 0;
+    }
+    match d.try_lock() {
         Some(g) => g.poll(Some(std::time::Duration::ZERO)),
         None => 0,
     }

@@ -44,6 +44,10 @@ const TRIM_GRACE: Duration = Duration::from_millis(100);
 #[cfg(not(loom))]
 const _: () = assert!((SEGMENT_LEN * size_of::<IoEntry>()) % 4096 == 0);
 
+/// The bits of a version a token carries: 31, so a token never has the
+/// top bit, which tags io_uring operations (`sys::uring::OP_TAG`).
+const VERSION_MASK: u32 = u32::MAX >> 1;
+
 /// Readiness of one registered descriptor.
 ///
 /// Every field is an atomic, a butex or a lock word: all-zero bytes are a
@@ -70,9 +74,9 @@ pub(crate) struct IoEntry {
 }
 
 impl IoEntry {
-    /// This entry's current version.
+    /// This entry's current version (31 bits, wrapping).
     pub(crate) fn version(&self) -> u32 {
-        self.version.load(Ordering::Acquire)
+        self.version.load(Ordering::Acquire) & VERSION_MASK
     }
 
     /// The reader hook, if one is installed.
@@ -195,7 +199,7 @@ impl EntrySlab {
             .unwrap_or_else(|e| e.into_inner())
             .pop()?;
         let first = (seg << SEGMENT_BITS) as u32;
-        let version = top.wrapping_add(1).max(1);
+        let version = (top.wrapping_add(1) & VERSION_MASK).max(1);
         for i in 0..SEGMENT_LEN as u32 {
             let e = self.get(first + i).expect("a trimmed segment is mapped");
             e.version.store(version, Ordering::Release);
@@ -216,8 +220,9 @@ impl EntrySlab {
         entry.has_reader.store(false, Ordering::Relaxed);
         entry.oneshot.store(false, Ordering::Relaxed);
         entry.read_closed.store(false, Ordering::Relaxed);
-        if entry.version.fetch_add(1, Ordering::AcqRel) == u32::MAX {
-            // Wrapped: 0 is the version of a released page, never handed out.
+        if entry.version.fetch_add(1, Ordering::AcqRel).wrapping_add(1) & VERSION_MASK == 0 {
+            // Wrapped (tokens carry 31 bits): 0 is the version of a
+            // released page, never handed out.
             entry.version.store(1, Ordering::Release);
         }
         bump(&entry.read);

@@ -8,6 +8,11 @@
 //! descriptor's event counter ([`Registration::with_reader`], the hook the
 //! RPC layer reads sockets with). [`crate::net`] builds blocking-style
 //! sockets on top.
+//!
+//! [`recv`], [`send`], [`recv_vectored`] and [`send_vectored`] are one
+//! non-blocking attempt each: on the io_uring driver, from a pinned fiber,
+//! an operation on the worker's ring that its next `io_uring_enter` runs
+//! (no system call of its own); anywhere else the system call.
 
 pub(crate) mod batch;
 mod dispatcher;
@@ -15,10 +20,12 @@ pub(crate) mod driver;
 mod entry;
 mod reader;
 mod registration;
+mod ring_op;
 
-pub use driver::{active_driver, configure, Config, IoDriver, Poller};
+pub use driver::{active_driver, configure, uring_ops_completed, Config, IoDriver, Poller};
 pub use reader::ReadEvents;
 pub use registration::Registration;
+pub use ring_op::{recv, recv_vectored, send, send_vectored};
 
 use crate::sys::epoll;
 use entry::EntrySlab;

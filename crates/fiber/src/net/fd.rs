@@ -35,6 +35,9 @@ pub(crate) struct IoFd {
     /// the same: it saves one `EAGAIN` syscall per message) — unless the
     /// peer hung up, which no later edge would report.
     drained_at: AtomicU64,
+    /// A socket: reads and sends go through `io::recv`/`io::send` (ring
+    /// operations on the io_uring driver), not `read(2)`.
+    socket: bool,
 }
 
 impl std::fmt::Debug for IoFd {
@@ -46,7 +49,8 @@ impl std::fmt::Debug for IoFd {
 }
 
 impl IoFd {
-    /// Wraps `fd`, which is non-blocking already (`SOCK_NONBLOCK`).
+    /// Wraps the socket `fd`, which is non-blocking already
+    /// (`SOCK_NONBLOCK`).
     pub(crate) fn from_nonblocking(fd: OwnedFd) -> IoFd {
         IoFd {
             reg: OnceLock::new(),
@@ -54,6 +58,25 @@ impl IoFd {
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
             drained_at: AtomicU64::new(0),
+            socket: true,
+        }
+    }
+
+    /// Wraps `fd`, a non-blocking descriptor that is not a socket (a pipe
+    /// end): reads are `read(2)`.
+    pub(crate) fn from_nonblocking_file(fd: OwnedFd) -> IoFd {
+        IoFd {
+            socket: false,
+            ..IoFd::from_nonblocking(fd)
+        }
+    }
+
+    /// One non-blocking read attempt.
+    fn read_once(&self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+        if self.socket {
+            crate::io::recv(fd, buf)
+        } else {
+            sys::fd::read(fd, buf)
         }
     }
 
@@ -204,7 +227,7 @@ impl IoFd {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
             }
-            let n = sys::fd::read(fd, buf)?;
+            let n = self.read_once(fd, buf)?;
             if let Some(t) = ticket {
                 if n > 0 && n < buf.len() {
                     self.drained_at
@@ -243,7 +266,7 @@ impl IoFd {
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let ticket = self.registration().map(|r| r.readiness(Interest::READABLE));
-            match sys::fd::read(self.raw(), buf) {
+            match self.read_once(self.raw(), buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // The ticket taken before the read, or (first time) the
@@ -281,17 +304,25 @@ impl IoFd {
     /// One `send(2)` with `MSG_NOSIGNAL` (sockets: a closed peer gives
     /// `EPIPE`, never `SIGPIPE`).
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd, _| sys::fd::send(fd, buf))
+        self.io(Interest::WRITABLE, |fd, _| crate::io::send(fd, buf))
     }
 
     /// One `writev`-like `sendmsg(2)` with `MSG_NOSIGNAL`.
     pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.io(Interest::WRITABLE, |fd, _| sys::fd::send_vectored(fd, bufs))
+        self.io(Interest::WRITABLE, |fd, _| {
+            crate::io::send_vectored(fd, bufs)
+        })
     }
 
     /// One `readv(2)`.
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.io(Interest::READABLE, |fd, _| sys::fd::read_vectored(fd, bufs))
+        self.io(Interest::READABLE, |fd, _| {
+            if self.socket {
+                crate::io::recv_vectored(fd, bufs)
+            } else {
+                sys::fd::read_vectored(fd, bufs)
+            }
+        })
     }
 }
 

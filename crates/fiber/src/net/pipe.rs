@@ -24,10 +24,10 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (r, w) = crate::sys::fd::pipe()?;
     Ok((
         PipeReader {
-            io: IoFd::from_nonblocking(r),
+            io: IoFd::from_nonblocking_file(r),
         },
         PipeWriter {
-            io: IoFd::from_nonblocking(w),
+            io: IoFd::from_nonblocking_file(w),
         },
     ))
 }

@@ -600,6 +600,21 @@ pub fn current_worker() -> Option<usize> {
     pinned_worker_index()
 }
 
+/// The index of the worker running the caller if the caller is a pinned
+/// fiber (started, not migratable, on a stack of its own): code that
+/// parks here resumes on this same worker. `None` in the scheduler, on
+/// plain threads and in migratable fibers.
+pub(crate) fn pinned_fiber_worker() -> Option<usize> {
+    let g = current_group()?;
+    let t = g.current_task()?;
+    // SAFETY: the running fiber holds its own token; a copy-out read.
+    if unsafe { t.is_migratable() } {
+        return None;
+    }
+    current_yielder(t)?;
+    Some(g.index())
+}
+
 /// Signals idle workers for the NOSIGNAL spawns queued by this worker
 /// (bRPC's `bthread_flush`). A no-op outside workers.
 pub fn flush() {

@@ -396,9 +396,11 @@ impl TaskGroup {
         }
     }
 
-    /// An idle worker's look at other workers' dispatchers nobody polls.
+    /// An idle worker's look at other workers' dispatchers nobody polls,
+    /// after submitting the ring operations its own fibers queued.
     fn poll_io_foreign(&self) {
         if let Some(driver) = crate::io::driver::worker_driver() {
+            crate::io::driver::flush_home(driver, self.index());
             crate::io::driver::poll_foreign(driver, self.index());
         }
     }

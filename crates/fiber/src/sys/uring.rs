@@ -11,11 +11,18 @@
 //!   eventfd, so the read waits in the kernel): a wake consumes the counter
 //!   itself, no drain syscall.
 //!
+//! - Socket reads and writes may also run as ring operations
+//!   ([`Uring::push_op`], used by `io::ring_op`): queued without a system
+//!   call, run by the next wait's `io_uring_enter`, completed with
+//!   `user_data` tagged [`OP_TAG`].
+//!
 //! Who may touch what: the submission queue under `sq` (any thread
 //! registers); the completion queue only by the dispatcher's poll-lock
-//! holder (see [`Uring::wait`]'s safety contract). The only memory the
-//! kernel writes is the eventfd read buffer, which is owned by this struct
-//! and not freed until the read's completion has been seen (see `Drop`).
+//! holder (see [`Uring::wait`]'s safety contract). The kernel writes the
+//! eventfd read buffer, which is owned by this struct and not freed until
+//! the read's completion has been seen (see `Drop`), and the buffers of
+//! operations, which their submitters keep alive until the completion
+//! (`push_op`'s contract).
 
 use super::epoll::Events;
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
@@ -23,6 +30,7 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -33,6 +41,11 @@ const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 4096;
 /// The `user_data` of removal requests, whose completions are ignored.
 const REMOVE_TOKEN: u64 = u64::MAX - 1;
+/// The tag bit of an operation's `user_data` ([`Uring::push_op`]); its
+/// completion is reported as an event whose bits are the result. Poll
+/// tokens never have it: a registration token's version has 31 bits
+/// (`io::entry`), and the waker's and removals' tokens are checked first.
+pub(crate) const OP_TAG: u64 = 1 << 63;
 
 /// A poll request the kernel holds for a registration.
 #[derive(Clone, Copy)]
@@ -63,6 +76,14 @@ pub(crate) struct Uring {
     /// The eventfd read's buffer: written by the kernel while the read is
     /// in flight. Boxed so its address is stable; see `Drop`.
     waker_buf: Box<UnsafeCell<u64>>,
+    /// Operations were queued ([`Self::push_op`]) since the last wait
+    /// submitted: an idle worker submits them before it spins.
+    queued: AtomicBool,
+    /// Whether socket reads and writes run as ring operations (the kernel
+    /// has the opcodes, and `FIBRPC_IO_URING_OPS` is not `0`).
+    ops: bool,
+    /// Operations completed (written by the one reaper at a time).
+    ops_completed: AtomicU64,
 }
 
 // SAFETY: the submission queue is touched only under `sq`; the completion
@@ -112,14 +133,50 @@ pub(crate) fn detect() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the kernel has the socket opcodes ring operations use, and
+/// `FIBRPC_IO_URING_OPS` does not turn them off (`0`: reads and writes
+/// stay system calls, readiness still comes from the ring).
+fn ops_supported(ring: &IoUring) -> bool {
+    if std::env::var_os("FIBRPC_IO_URING_OPS").is_some_and(|v| v == "0") {
+        return false;
+    }
+    let mut probe = Probe::new();
+    if ring.submitter().register_probe(&mut probe).is_err() {
+        return false;
+    }
+    [
+        opcode::Recv::CODE,
+        opcode::Send::CODE,
+        opcode::RecvMsg::CODE,
+        opcode::SendMsg::CODE,
+    ]
+    .into_iter()
+    .all(|code| probe.is_supported(code))
+}
+
 impl Uring {
     /// A ring with `waker_fd` (a blocking eventfd) armed as a read that
     /// completes with `waker_token`.
     pub(crate) fn new(waker_fd: RawFd, waker_token: u64) -> io::Result<Self> {
+        // COOP_TASKRUN (5.19): completions the network posts as task work
+        // (every poll and operation completion) no longer interrupt the
+        // submitting worker with an IPI while it runs; they run at its next
+        // enter, which `needs_enter` makes when the TASKRUN flag says work
+        // is pending. A sleeping worker is still woken. Older kernels
+        // refuse the flags: the ring is made without them.
         let ring = IoUring::builder()
             .setup_cqsize(CQ_ENTRIES)
             .setup_clamp()
-            .build(SQ_ENTRIES)?;
+            .setup_coop_taskrun()
+            .setup_taskrun_flag()
+            .build(SQ_ENTRIES)
+            .or_else(|_| {
+                IoUring::builder()
+                    .setup_cqsize(CQ_ENTRIES)
+                    .setup_clamp()
+                    .build(SQ_ENTRIES)
+            })?;
+        let ops = ops_supported(&ring);
         let u = Uring {
             ring,
             sq: Mutex::new(Submissions {
@@ -129,8 +186,13 @@ impl Uring {
             waker_fd,
             waker_token,
             waker_buf: Box::new(UnsafeCell::new(0)),
+            queued: AtomicBool::new(false),
+            ops,
+            ops_completed: AtomicU64::new(0),
         };
-        u.push(&u.waker_read())?;
+        // SAFETY: the read's buffer is `waker_buf`, freed only after its
+        // completion (see `Drop`).
+        unsafe { u.push(&u.waker_read()) }?;
         u.ring.submit()?;
         Ok(u)
     }
@@ -141,21 +203,73 @@ impl Uring {
             .user_data(self.waker_token)
     }
 
+    /// Whether socket reads and writes may run as ring operations here.
+    pub(crate) fn has_ops(&self) -> bool {
+        self.ops
+    }
+
+    /// Operations completed on this ring so far.
+    pub(crate) fn ops_completed(&self) -> u64 {
+        self.ops_completed.load(Ordering::Relaxed)
+    }
+
+    /// Whether operations were queued since the last wait submitted.
+    pub(crate) fn has_queued_ops(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Queues the operation `entry`, whose `user_data` carries [`OP_TAG`],
+    /// without entering the kernel: the next wait submits it (whoever
+    /// polls this ring next), or [`Self::submit_queued`]. Its completion
+    /// comes out of [`Self::wait`] as an event. An error means the entry
+    /// was not queued.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer `entry` points at stays valid (and unmoved) until its
+    /// completion has been reaped.
+    pub(crate) unsafe fn push_op(&self, entry: &squeue::Entry) -> io::Result<()> {
+        debug_assert!(entry.get_user_data() & OP_TAG != 0);
+        let _g = self.sq.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: our caller keeps the buffers alive (our contract).
+        unsafe { self.push_locked(entry) }?;
+        self.queued.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Enters the kernel now for what is queued (from any thread). A
+    /// failure is not reported: the entries stay queued for the next wait.
+    pub(crate) fn submit_queued(&self) {
+        if let Err(e) = self.ring.submit() {
+            tracing::debug!(error = %e, "io_uring: a submit failed; the next wait submits");
+        }
+    }
+
     /// Queues `entry` (flushing a full queue first). Takes the submission
     /// lock itself; see [`Self::push_locked`].
-    fn push(&self, entry: &squeue::Entry) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::push_locked`].
+    unsafe fn push(&self, entry: &squeue::Entry) -> io::Result<()> {
         let _g = self.sq.lock().unwrap_or_else(|e| e.into_inner());
-        self.push_locked(entry)
+        // SAFETY: our caller's contract.
+        unsafe { self.push_locked(entry) }
     }
 
     /// Queues `entry`; the caller holds `sq`.
-    fn push_locked(&self, entry: &squeue::Entry) -> io::Result<()> {
+    ///
+    /// # Safety
+    ///
+    /// Whatever memory `entry` points at stays valid until its completion
+    /// has been reaped.
+    unsafe fn push_locked(&self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: the caller holds the submission lock, so no other
             // `SubmissionQueue` of this ring exists.
             let mut sq = unsafe { self.ring.submission_shared() };
-            // SAFETY: the entries queued here reference no user memory but
-            // `waker_buf`, which outlives the read (see `Drop`).
+            // SAFETY: the entry's memory outlives its completion (our
+            // caller's contract).
             if unsafe { sq.push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -175,7 +289,8 @@ impl Uring {
             mask,
             multishot,
         };
-        self.push_locked(&poll_entry(token, armed))?;
+        // SAFETY: a poll references no memory.
+        unsafe { self.push_locked(&poll_entry(token, armed)) }?;
         s.armed.insert(token, armed);
         s.by_fd.insert(fd, token);
         drop(s);
@@ -213,7 +328,8 @@ impl Uring {
         let remove = opcode::PollRemove::new(token)
             .build()
             .user_data(REMOVE_TOKEN);
-        self.push_locked(&remove)?;
+        // SAFETY: a poll removal references no memory.
+        unsafe { self.push_locked(&remove) }?;
         drop(s);
         // Now rather than with the next wait: the poll holds a reference
         // to the file, which must go before the caller closes the
@@ -236,6 +352,8 @@ impl Uring {
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
         events.clear();
+        // Whatever is queued now goes in with this wait's enter.
+        self.queued.store(false, Ordering::Relaxed);
         // SAFETY: one caller at a time (our contract); the borrow ends
         // before any other completion queue view is made.
         let posted = !unsafe { self.ring.completion_shared() }.is_empty();
@@ -305,6 +423,13 @@ impl Uring {
                     ended.push((token, true));
                     continue;
                 }
+                if token & OP_TAG != 0 {
+                    // An operation: its result, as the event bits, goes to
+                    // the dispatcher, which wakes its submitter.
+                    events.push(token, res as u32);
+                    self.ops_completed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let more = cqueue::more(cqe.flags());
                 if res >= 0 {
                     events.push(token, res as u32);
@@ -327,7 +452,8 @@ impl Uring {
         let mut s = self.sq.lock().unwrap_or_else(|e| e.into_inner());
         for (token, fired) in ended {
             if token == self.waker_token {
-                self.push_locked(&self.waker_read())?;
+                // SAFETY: the read's buffer is `waker_buf` (see `Drop`).
+                unsafe { self.push_locked(&self.waker_read()) }?;
                 continue;
             }
             match s.armed.get(&token).copied() {
@@ -336,7 +462,10 @@ impl Uring {
                 // check reports readiness that came meanwhile.
                 // A one-shot poll cancelled by the kernel (its submitting
                 // thread exited) has not fired yet: arm it again too.
-                Some(a) if a.multishot || !fired => self.push_locked(&poll_entry(token, a))?,
+                // SAFETY: a poll references no memory.
+                Some(a) if a.multishot || !fired => unsafe {
+                    self.push_locked(&poll_entry(token, a))?
+                },
                 // A one-shot poll fired: done.
                 Some(a) => {
                     s.armed.remove(&token);
@@ -376,7 +505,8 @@ impl Drop for Uring {
         let cancel = opcode::AsyncCancel::new(self.waker_token)
             .build()
             .user_data(REMOVE_TOKEN);
-        let mut done = self.push(&cancel).is_ok();
+        // SAFETY: a cancel references no memory.
+        let mut done = unsafe { self.push(&cancel) }.is_ok();
         let mut seen = false;
         // Bounded: the cancel completes at once, and a read that already
         // completed has its completion posted.

@@ -3,6 +3,7 @@
 //! `KeepWrite`).
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -244,12 +245,16 @@ impl Socket {
         }
         let batch = fifo.len().min(MAX_BATCH);
         fifo.iter().take(batch).for_each(Outgoing::before_write);
+        // `send_vectored`: on the io_uring driver an operation on this
+        // worker's ring, run by its next enter, not a system call.
+        let fd = self.stream().as_raw_fd();
+        let send = |iov: &[io::IoSlice<'_>]| fibrpc_fiber::io::send_vectored(fd, iov);
         let r = if batch == 1 {
-            fifo[0].data.cut_into_fd(self.stream(), usize::MAX)
+            IOBuf::cut_multiple_with(&mut [&mut fifo[0].data], send)
         } else {
             let mut refs: Vec<&mut IOBuf> =
                 fifo.iter_mut().take(batch).map(|o| &mut o.data).collect();
-            IOBuf::cut_multiple_into_fd(self.stream(), &mut refs)
+            IOBuf::cut_multiple_with(&mut refs, send)
         };
         fifo.iter_mut().take(batch).for_each(Outgoing::after_write);
         match r {
