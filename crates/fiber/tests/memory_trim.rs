@@ -5,48 +5,23 @@
 //!
 //! One test per binary: it measures the whole process's RSS.
 
+mod rss;
+
 use fibrpc_fiber as fiber;
+use rss::{rss_kib, settle};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Fibers alive at the peak of the burst.
 const FIBERS: usize = 500;
 /// Stack each of them touches.
 const DEPTH: usize = 256 << 10;
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// The ten mappings with the most resident memory, from
 /// `/proc/self/smaps` (for a failure message), and how many 1 MiB+guard
 /// stack mappings hold any.
 fn largest_mappings() -> String {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut maps: Vec<(u64, String)> = Vec::new();
-    let mut head = String::new();
-    for line in smaps.lines() {
-        if let Some(kib) = line.strip_prefix("Rss:") {
-            let kib = kib
-                .trim()
-                .trim_end_matches(" kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            maps.push((kib, head.clone()));
-        } else if line
-            .split_whitespace()
-            .next()
-            .is_some_and(|w| w.contains('-'))
-        {
-            head = line.to_string();
-        }
-    }
+    let maps = rss::resident_mappings();
     let stacks: Vec<u64> = maps
         .iter()
         .filter(|(k, h)| {
@@ -62,12 +37,7 @@ fn largest_mappings() -> String {
         })
         .map(|(k, _)| *k)
         .collect();
-    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
-    let mut out: Vec<String> = maps
-        .iter()
-        .take(10)
-        .map(|(k, h)| format!("{k:>8} KiB  {h}"))
-        .collect();
+    let mut out = rss::largest(maps);
     out.push(format!(
         "{} stacks hold {} KiB",
         stacks.len(),
@@ -145,17 +115,7 @@ fn rss_returns_after_a_burst_of_deep_fibers() {
         "the burst should have made {touched} KiB resident: {before} -> {peak} KiB"
     );
 
-    let ended = Instant::now();
-    let bound = before + before / 5;
-    let mut now = rss_kib();
-    while now > bound && ended.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(250));
-        now = rss_kib();
-    }
-    println!(
-        "RSS {before} KiB before, {peak} KiB at the peak, {now} KiB {:.1}s after",
-        ended.elapsed().as_secs_f64()
-    );
+    let (now, bound) = settle(before, peak);
     assert!(
         now <= bound,
         "RSS still {now} KiB 60 s after the burst (before: {before} KiB, peak: {peak} KiB); \

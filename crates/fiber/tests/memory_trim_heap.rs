@@ -7,23 +7,17 @@
 //!
 //! One test per binary: it measures the whole process's RSS.
 
+mod rss;
+
 use fibrpc_fiber as fiber;
 use fibrpc_iobuf::IOBuf;
-use std::time::{Duration, Instant};
+use rss::{rss_kib, settle};
+use std::time::Duration;
 
 /// Bytes held at the peak, over all fibers.
 const TOTAL: usize = 256 << 20;
 /// Fibers filling buffers (spread over the workers).
 const FILLERS: usize = 8;
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 /// Many buffers of 64 KiB each, as a server with many connections holds.
 fn fill(bytes: usize) -> Vec<IOBuf> {
@@ -65,17 +59,7 @@ fn rss_returns_after_a_burst_of_iobufs() {
         "the burst should have made 256 MiB resident: {before} -> {peak} KiB"
     );
 
-    let ended = Instant::now();
-    let bound = before + before / 5;
-    let mut now = rss_kib();
-    while now > bound && ended.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(250));
-        now = rss_kib();
-    }
-    println!(
-        "RSS {before} KiB before, {peak} KiB at the peak, {now} KiB {:.1}s after",
-        ended.elapsed().as_secs_f64()
-    );
+    let (now, bound) = settle(before, peak);
     assert!(
         now <= bound,
         "RSS still {now} KiB 60 s after the burst (before: {before} KiB, peak: {peak} KiB)"

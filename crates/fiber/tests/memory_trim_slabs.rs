@@ -8,8 +8,11 @@
 //!
 //! One test per binary: it measures the whole process's RSS.
 
+mod rss;
+
 use fiber::io::{Interest, Registration};
 use fibrpc_fiber as fiber;
+use rss::{rss_kib, settle};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -18,47 +21,8 @@ const FIBERS: usize = 60_000;
 /// Registrations alive at the peak (~1 MB of readiness entries).
 const REGISTRATIONS: usize = 12_000;
 
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
 /// Raises the descriptor limit to the hard limit; returns the soft limit
 /// now in force.
-/// The ten mappings with the most resident memory (`/proc/self/smaps`).
-fn largest_mappings() -> String {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    let mut maps: Vec<(u64, String)> = Vec::new();
-    let mut head = String::new();
-    for line in smaps.lines() {
-        if let Some(kib) = line.strip_prefix("Rss:") {
-            let kib = kib
-                .trim()
-                .trim_end_matches(" kB")
-                .trim()
-                .parse()
-                .unwrap_or(0);
-            maps.push((kib, head.clone()));
-        } else if line
-            .split_whitespace()
-            .next()
-            .is_some_and(|w| w.contains('-'))
-        {
-            head = line.to_string();
-        }
-    }
-    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
-    maps.iter()
-        .take(10)
-        .map(|(k, h)| format!("{k:>8} KiB  {h}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn raise_fd_limit() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -160,7 +124,7 @@ fn slabs_give_memory_back_after_a_burst() {
     let before = rss_kib();
     println!(
         "before the burst, largest mappings:\n{}",
-        largest_mappings()
+        rss::largest(rss::resident_mappings()).join("\n")
     );
 
     let (old_ids, sum, peak) = rt.block_on(|| burst(FIBERS, REGISTRATIONS, rss_kib));
@@ -170,22 +134,12 @@ fn slabs_give_memory_back_after_a_burst() {
         "the burst should have grown the slabs by over 8 MiB: {before} -> {peak} KiB"
     );
 
-    let ended = Instant::now();
-    let bound = before + before / 5;
-    let mut now = rss_kib();
-    while now > bound && ended.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(250));
-        now = rss_kib();
-    }
-    println!(
-        "RSS {before} KiB before, {peak} KiB at the peak, {now} KiB {:.1}s after",
-        ended.elapsed().as_secs_f64()
-    );
+    let (now, bound) = settle(before, peak);
     assert!(
         now <= bound,
         "RSS still {now} KiB 60 s after the burst (before: {before} KiB, peak: {peak} KiB); \
          largest mappings:\n{}",
-        largest_mappings()
+        rss::largest(rss::resident_mappings()).join("\n")
     );
 
     // The released segments come back for the next burst, and what named
