@@ -16,7 +16,7 @@
 //! second), `msgs_per_s`, the totals, `client_cpu_s` (this process's
 //! CPU seconds in the window) and with `--server-pid` the server's.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use fibrpc::{ChannelOptions, Controller, GrpcChannel};
 use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::fib::{EchoServiceClient, ThroughputChunk};
 use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
+use fibrpc_bench_rpc::stream_press::{secs, Counts};
 
 /// How long the end of the stream may take after the window before the
 /// tool stops anyway (against a hung server).
@@ -51,31 +52,6 @@ struct Config {
     /// Charge the server its CPU time and report its RSS.
     #[arg(long)]
     server_pid: Option<u32>,
-}
-
-fn secs(v: f64, flag: &str) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or_else(|e| {
-        eprintln!("error: {flag} {v}: {e}");
-        std::process::exit(2);
-    })
-}
-
-/// What came back so far.
-#[derive(Default)]
-struct Counts {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    /// Chunks of the wrong size, or a stream that failed.
-    errors: AtomicU64,
-}
-
-impl Counts {
-    fn snapshot(&self) -> (u64, u64) {
-        (
-            self.messages.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
 }
 
 fn main() {

@@ -17,7 +17,7 @@
 //! `--server-pid` the server's CPU seconds (`server_cpu_s`, and per 100k
 //! messages).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use fibrpc_bench_rpc::cli::at_least_one;
 use fibrpc_bench_rpc::pb::echo_service_client::EchoServiceClient;
 use fibrpc_bench_rpc::pb::ThroughputChunk;
 use fibrpc_bench_rpc::proc_stats::{self, CpuWindow};
+use fibrpc_bench_rpc::stream_press::{secs, Counts};
 use prost::bytes::Bytes;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -54,31 +55,6 @@ struct Config {
     /// Charge the server its CPU time and report its RSS.
     #[arg(long)]
     server_pid: Option<u32>,
-}
-
-fn secs(v: f64, flag: &str) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or_else(|e| {
-        eprintln!("error: {flag} {v}: {e}");
-        std::process::exit(2);
-    })
-}
-
-/// What came back so far.
-#[derive(Default)]
-struct Counts {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    /// Chunks of the wrong size, or a stream that failed.
-    errors: AtomicU64,
-}
-
-impl Counts {
-    fn snapshot(&self) -> (u64, u64) {
-        (
-            self.messages.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
-    }
 }
 
 fn main() {
