@@ -116,10 +116,12 @@ fn slabs_give_memory_back_after_a_burst() {
         .memory_trim_interval(Some(Duration::from_secs(1)))
         .build()
         .unwrap();
-    // The level to come back to: a process that has run fibers and
-    // registered descriptors (threads, driver, first slab segments, code
-    // paged in), then a few trim intervals to settle.
-    rt.block_on(|| burst(1000, 100, || ()));
+    // The level to come back to: a process that has run fibers, armed a
+    // timer and registered descriptors (threads, driver, timer thread,
+    // first slab segments, code paged in), then a few trim intervals to
+    // settle.
+    let (_, _, slept) = rt.block_on(|| burst(1000, 100, || fiber::sleep(Duration::from_millis(1))));
+    slept.expect("nobody interrupts the warm-up sleep");
     std::thread::sleep(Duration::from_secs(3));
     let before = rss_kib();
     println!(

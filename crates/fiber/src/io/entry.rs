@@ -129,9 +129,8 @@ impl EntrySlab {
     pub(crate) fn global() -> &'static EntrySlab {
         static SLAB: OnceLock<EntrySlab> = OnceLock::new();
         SLAB.get_or_init(|| EntrySlab {
-            segments: (0..MAX_SEGMENTS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            // SAFETY: a null `AtomicPtr` is all-zero bytes.
+            segments: unsafe { crate::sys::pages::zeroed_table(MAX_SEGMENTS) },
             grow: Mutex::new(0),
             free: Mutex::new(Vec::new()),
             trimmed: Mutex::new(Vec::new()),

@@ -156,6 +156,11 @@ impl TaskControl {
         self.signal_task(1, None);
     }
 
+    /// Queues a task a worker's full deque had no room for.
+    pub(crate) fn push_overflow(&self, task: TaskRef) {
+        self.injector.push(task);
+    }
+
     /// Whether the injector looks empty (a racy hint).
     pub(crate) fn injector_is_empty(&self) -> bool {
         self.injector.is_empty()

@@ -59,6 +59,16 @@ const SLOT_CACHE: usize = 256;
 /// sleep; the rest go back to the global free list and pools, so a burst
 /// of fibers does not stay cached on an idle worker.
 const SLOT_KEEP: usize = 16;
+/// Most fibers queued in a worker's deque; past this a spawn goes to the
+/// shared injector. Bounded as bRPC's run queue is (4096), for memory: a
+/// Chase-Lev buffer grows to the longest queue it ever held and shrinks
+/// only as its owner pops, so a burst that thieves drained would leave
+/// 8 bytes per fiber of it allocated for good. The injector's blocks are
+/// freed as they are consumed.
+const LOCAL_QUEUE_MAX: usize = 4096;
+/// A resume queue whose capacity grew past this is shrunk when the
+/// worker goes to sleep with it empty.
+const RESUME_KEEP: usize = 1024;
 /// Consecutive picks from the LIFO slot before the queues get a turn.
 const MAX_LIFO_RUNS: u32 = 3;
 /// Fibers woken and run on the spot by a fiber that was itself run that
@@ -252,7 +262,11 @@ impl TaskGroup {
 
     /// Queues a new (or migratable) fiber where thieves can take it.
     pub(crate) fn push_local(&self, task: TaskRef, signal: bool) {
-        self.local.push(task);
+        if self.local.len() < LOCAL_QUEUE_MAX {
+            self.local.push(task);
+        } else {
+            self.control.push_overflow(task);
+        }
         if signal {
             self.control.signal_task(1, Some(self.shared));
         } else {
@@ -871,6 +885,11 @@ impl TaskGroup {
             }
         }
         pool.release_pages();
+        // SAFETY: as above, for `resume`.
+        let resume = unsafe { &mut *self.resume.get() };
+        if resume.is_empty() && resume.capacity() > RESUME_KEEP {
+            resume.shrink_to(64);
+        }
         self.released_at.set(tick);
         self.released_epoch.set(epoch);
         self.nudge_asked.set(false);

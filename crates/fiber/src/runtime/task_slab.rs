@@ -68,9 +68,13 @@ impl Drop for SlotPin {
 impl Slab {
     fn new() -> Self {
         Slab {
-            segments: (0..MAX_SEGMENTS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            // SAFETY: a null `AtomicPtr` is all-zero bytes.
+            segments: unsafe { crate::sys::pages::zeroed_table(MAX_SEGMENTS) },
+            // SAFETY: an open gate with no pins is a zero word.
+            #[cfg(not(loom))]
+            gates: unsafe { crate::sys::pages::zeroed_table(MAX_SEGMENTS) },
+            // loom's atomics are not plain words.
+            #[cfg(loom)]
             gates: (0..MAX_SEGMENTS).map(|_| SegmentGate::new()).collect(),
             next_slot: AtomicUsize::new(0),
             grow_lock: Mutex::new(()),

@@ -70,3 +70,37 @@ pub(crate) unsafe fn release(ptr: *mut u8, len: usize) -> usize {
         0
     }
 }
+
+/// A table of `len` all-zero entries whose memory is resident only where
+/// it was written: the allocator zeroes it (`calloc`, which for a table
+/// this large maps fresh pages and skips the clearing) rather than a loop
+/// that would touch every page. The runtime's lookup tables (fiber and
+/// readiness slab segments, timer chunks) are sized for their maximum and
+/// mostly stay empty; built entry by entry they would be ~900 KiB of RSS
+/// in any build the optimizer does not rewrite the loop into a `calloc`.
+///
+/// # Safety
+/// All-zero bytes must be a valid `T`.
+pub(crate) unsafe fn zeroed_table<T>(len: usize) -> Box<[T]> {
+    let layout = std::alloc::Layout::array::<T>(len).expect("table size overflows");
+    if layout.size() == 0 {
+        // SAFETY: a zero-sized slice needs no memory; a dangling, aligned
+        // pointer is what `Box` uses for one.
+        return unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                std::ptr::NonNull::<T>::dangling().as_ptr(),
+                len,
+            ))
+        };
+    }
+    // SAFETY: the layout is not zero-sized.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` is a global-allocator allocation of exactly
+    // `Layout::array::<T>(len)`, which is what `Box<[T]>` frees, and its
+    // `len` entries are all-zero bytes, which the caller vouches are valid
+    // `T`s.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) }
+}

@@ -177,9 +177,8 @@ pub(crate) struct SlotTable {
 impl SlotTable {
     pub(crate) fn new() -> Self {
         Self {
-            chunks: (0..MAX_CHUNKS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            // SAFETY: a null `AtomicPtr` is all-zero bytes.
+            chunks: unsafe { crate::sys::pages::zeroed_table(MAX_CHUNKS) },
             grown: Mutex::new(0),
         }
     }
