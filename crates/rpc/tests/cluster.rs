@@ -190,7 +190,7 @@ fn client_write_counters(replicas: &[Replica]) -> (u64, u64) {
 /// picks goes to one replica, and a writer to any replica of the channel
 /// waits behind the woken callers still queued. Picked one replica per
 /// call with only the callers woken by the same connection waited for,
-/// two of three requests left alone (about 1.7 requests per `writev`).
+/// two of three requests left alone (1.3 to 1.5 requests per `writev`; 3 to 6 now).
 /// As with the server's batching, an idle worker stealing callers breaks
 /// batches up, more so on a loaded machine: the best of four tries counts.
 #[test]
@@ -223,12 +223,13 @@ fn callers_woken_together_write_together_across_replicas() {
         });
         assert!(settled, "{counters:?} after {m0} messages");
         per_write.push((counters.0 - m0) as f64 / (counters.1 - w0) as f64);
-        if per_write.last() > Some(&3.0) {
+        eprintln!("requests per writev: {per_write:?}");
+        if per_write.last() > Some(&2.5) {
             break;
         }
     }
     assert!(
-        per_write.iter().any(|&p| p > 3.0),
+        per_write.iter().any(|&p| p > 2.5),
         "requests per writev: {per_write:?}"
     );
 }
