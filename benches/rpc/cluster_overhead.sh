@@ -7,14 +7,18 @@
 #
 #   benches/rpc/cluster_overhead.sh [ROUNDS]
 #
-# Environment: C (callers, 16), DURATION (5), PORT (8300; uses three).
+# Environment: C (callers, 16), DURATION (5), PORT (8300; uses three),
+# BIN_DIR (the release binaries, built here into
+# $CARGO_TARGET_DIR/release when unset; set it to run prebuilt copies).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
 C="${C:-16}" DURATION="${DURATION:-5}" PORT="${PORT:-8300}"
-cargo build -q --release -p fibrpc --example echo_server
-cargo build -q --release -p fibrpc-tools --bin fibrpc_press
-bin=target/release
+if [[ -z "${BIN_DIR:-}" ]]; then
+  cargo build -q --release -p fibrpc --example echo_server
+  cargo build -q --release -p fibrpc-tools --bin fibrpc_press
+fi
+bin="${BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}"
 pids=()
 for p in "$PORT" $((PORT + 1)) $((PORT + 2)); do
   "$bin/examples/echo_server" --port "$p" > /dev/null 2>&1 & pids+=($!)

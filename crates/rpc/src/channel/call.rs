@@ -48,8 +48,8 @@ struct Slot<M> {
     /// Set before the call is registered anywhere that can complete it.
     then: Option<Continuation>,
     /// The connection whose response woke this (synchronous) caller, and
-    /// whose `queued_inputs` counts it until the caller takes the outcome:
-    /// see [`PendingCall::complete_from`].
+    /// whose `woken_counter` counts it until the caller takes the
+    /// outcome: see [`PendingCall::complete_from`].
     woken_by: Option<Arc<Socket>>,
 }
 
@@ -67,7 +67,7 @@ impl<M> Slot<M> {
     /// The woken caller runs: it no longer counts as a write to come.
     fn release_waker(&mut self) {
         if let Some(sock) = self.woken_by.take() {
-            sock.queued_inputs.fetch_sub(1, Ordering::Relaxed);
+            sock.woken_counter().fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -131,7 +131,9 @@ impl<M> PendingCall<M> {
     /// read woke leave in one `writev` (the server batches its responses
     /// by the same counter). A pipelined client with 16 callers writes
     /// once per read instead of 16 times, as a tokio client's connection
-    /// task does.
+    /// task does. On a channel over several servers the count is the
+    /// channel's, shared by its connections ([`Socket::woken_callers`]):
+    /// the next request may go to any server, and a writer of each waits.
     pub(crate) fn complete_from(&self, sock: &Arc<Socket>, r: Result<M, RpcError>) -> bool {
         self.complete_inner(r, Some(sock))
     }
@@ -145,7 +147,7 @@ impl<M> PendingCall<M> {
             slot.outcome = Some(r);
             let then = slot.then.take();
             if let (None, Some(sock)) = (&then, from) {
-                sock.queued_inputs.fetch_add(1, Ordering::Relaxed);
+                sock.woken_counter().fetch_add(1, Ordering::Relaxed);
                 slot.woken_by = Some(sock.clone());
             }
             then

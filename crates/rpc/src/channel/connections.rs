@@ -2,6 +2,7 @@
 //! fiber worker (per worker), a pool (pooled), or one per call (short).
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub(crate) struct Connections<P: ClientProtocol> {
     tls: Option<crate::tls::TlsClientConfig>,
     /// Pooled: idle connections.
     idle: Mutex<Vec<Conn<P>>>,
+    /// The channel's count of woken callers its connections share, if it
+    /// spreads calls over several servers ([`Socket::woken_callers`]).
+    woken_callers: Option<Arc<AtomicUsize>>,
     /// Single: the shared connection. Per worker: each worker's, then the
     /// one of callers outside the workers.
     shared: Box<[Shared<P>]>,
@@ -72,8 +76,14 @@ impl<P: ClientProtocol> Shared<P> {
 }
 
 impl<P: ClientProtocol> Connections<P> {
-    /// Connections to `addr` speaking `protocol`.
-    pub(crate) fn new(addr: SocketAddr, o: &ChannelOptions, protocol: Arc<P>) -> Connections<P> {
+    /// Connections to `addr` speaking `protocol`, whose woken callers
+    /// count in `woken_callers` if given ([`Socket::woken_callers`]).
+    pub(crate) fn new(
+        addr: SocketAddr,
+        o: &ChannelOptions,
+        protocol: Arc<P>,
+        woken_callers: Option<Arc<AtomicUsize>>,
+    ) -> Connections<P> {
         let mut kind = o.connection_type;
         let shares = matches!(kind, ConnectionType::Single | ConnectionType::PerWorker);
         if shares && protocol.one_call_per_connection() {
@@ -98,6 +108,7 @@ impl<P: ClientProtocol> Connections<P> {
             connect_timeout: o.connect_timeout,
             tls: o.tls.clone(),
             idle: Mutex::new(Vec::new()),
+            woken_callers,
             shared: (0..shared).map(|_| Shared::new()).collect(),
         }
     }
@@ -224,6 +235,10 @@ impl<P: ClientProtocol> Connections<P> {
                     format!("cannot set up the connection: {e}"),
                 )
             })?;
+        if let Some(c) = &self.woken_callers {
+            // Before any request: a call completes only after its write.
+            let _ = sock.woken_callers.set(c.clone());
+        }
         if let Some(session) = session {
             sock.connect_tls(session, until)?;
         }

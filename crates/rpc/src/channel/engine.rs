@@ -50,7 +50,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,11 @@ pub(super) struct Inner<P: ClientProtocol> {
     first: OnceLock<(SocketAddr, Arc<Connections<P>>)>,
     /// The retry budget's bucket, if the options set one.
     retry_tokens: Option<RetryTokens>,
+    /// Callers woken by a response on any connection of the engine that
+    /// have not run yet, when the selector spreads calls over several
+    /// servers: a writer of each server waits for them
+    /// ([`Socket::woken_callers`](crate::socket::Socket)).
+    woken_callers: Option<Arc<AtomicUsize>>,
 }
 
 impl<P: ClientProtocol> Clone for CallEngine<P> {
@@ -189,6 +194,7 @@ impl<P: ClientProtocol> CallEngine<P> {
             inner: Arc::new(Inner {
                 protocol: Arc::new(protocol),
                 retry_tokens: options.retry_budget.as_ref().map(RetryTokens::new),
+                woken_callers: (!selector.single_server()).then(Arc::default),
                 options,
                 selector,
                 servers: RwLock::default(),
@@ -540,6 +546,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                     addr,
                     &self.inner.options,
                     self.inner.protocol.clone(),
+                    self.inner.woken_callers.clone(),
                 ))
             })
             .clone();

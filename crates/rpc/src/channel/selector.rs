@@ -84,6 +84,15 @@ pub trait ServerSelector: Send + Sync + 'static {
     /// [`feedback`](Self::feedback) (which had no error). Default:
     /// ignored.
     fn answered(&self, _outcome: &AttemptOutcome<'_>) {}
+
+    /// Whether every attempt goes to the same server. The callers of a
+    /// selector that spreads them may send their next requests to any
+    /// of its servers, so the writers of all of them wait for the
+    /// callers a response woke (see `Socket::woken_callers`). Default:
+    /// `false`.
+    fn single_server(&self) -> bool {
+        false
+    }
 }
 
 /// One server, always.
@@ -93,5 +102,9 @@ pub struct SingleServer(pub SocketAddr);
 impl ServerSelector for SingleServer {
     fn select(&self, _: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
         Ok(self.0)
+    }
+
+    fn single_server(&self) -> bool {
+        true
     }
 }

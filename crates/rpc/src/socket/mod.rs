@@ -128,6 +128,14 @@ pub struct Socket {
     /// client, callers a response read here woke that have not run yet
     /// count too: their next requests are coming.
     pub(crate) queued_inputs: AtomicUsize,
+    /// On a client connection of a channel over several servers: the
+    /// count, shared by all the channel's connections, of the callers a
+    /// response read on any of them woke that have not run yet. Their
+    /// next requests may go to any of the servers, so a writer here waits
+    /// for them as for `queued_inputs` (see
+    /// [`writes_to_come`](Self::writes_to_come)). Unset, they count in
+    /// `queued_inputs`. Set before the first request is written.
+    pub(crate) woken_callers: OnceLock<Arc<AtomicUsize>>,
     /// Messages of this connection being processed in fibers of their
     /// own (the reader waits at `options.max_requests`).
     pub(crate) processing: AtomicUsize,
@@ -217,6 +225,7 @@ impl Socket {
             unwritten: AtomicUsize::new(0),
             options,
             queued_inputs: AtomicUsize::new(0),
+            woken_callers: OnceLock::new(),
             processing: AtomicUsize::new(0),
             room: room::RoomGate::default(),
             decompressed: AtomicUsize::new(0),

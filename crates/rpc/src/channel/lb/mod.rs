@@ -6,7 +6,7 @@
 //!
 //! | name | balancer | pick |
 //! | --- | --- | --- |
-//! | `rr` | [`RoundRobinLoadBalancer`] | each server in turn |
+//! | `rr` | [`RoundRobinLoadBalancer`] | each server in turn ([`RR_RUN`] picks at a time in a burst) |
 //! | `wrr` | [`WeightedRoundRobinLoadBalancer`] | in proportion to the weight in the server's tag |
 //! | `random` | [`RandomizedLoadBalancer`] | uniformly at random |
 //! | `la` | [`LocalityAwareLoadBalancer`] | in proportion to 1 / (latency × (inflight + 1)) |
@@ -44,7 +44,7 @@ pub use consistent_hashing::{ConsistentHashingLoadBalancer, HashFunction, REPLIC
 pub use hash::{md5_hash32, murmur_hash32};
 pub use locality_aware::LocalityAwareLoadBalancer;
 pub use randomized::RandomizedLoadBalancer;
-pub use round_robin::RoundRobinLoadBalancer;
+pub use round_robin::{RoundRobinLoadBalancer, RR_RUN};
 pub use weighted_round_robin::WeightedRoundRobinLoadBalancer;
 
 /// One server of a cluster's list, as a naming service gives it (bRPC's
