@@ -37,7 +37,7 @@ impl IOPortal {
     /// nothing to read.
     pub fn append_from_fd(&mut self, fd: impl AsFd, max: usize) -> io::Result<usize> {
         let fd = fd.as_fd().as_raw_fd();
-        self.read_with(max, |iov| {
+        self.read_with(max, false, |iov| {
             // SAFETY: `read_with` hands us iovecs over tails we own
             // exclusively; readv only writes into them.
             unsafe { sys::readv(fd, iov) }
@@ -48,12 +48,18 @@ impl IOPortal {
     /// `read` over the iovecs offered (for a caller that reads another way
     /// than `readv(2)`, such as an io_uring operation). `read` returns how
     /// many bytes it wrote into them, in order.
+    ///
+    /// When the current block's tail alone has room for half of `max`,
+    /// only it is offered: one buffer, which a socket reads with `recv(2)`
+    /// rather than `readv(2)` (small messages arrive in a tail that always
+    /// has less than 8 KiB left, so the usual 8 KiB offer was two iovecs
+    /// per read). [`last_offered`](Self::last_offered) says how much was.
     pub fn append_with(
         &mut self,
         max: usize,
         read: impl FnOnce(&mut [io::IoSliceMut<'_>]) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.read_with(max, |iov| {
+        self.read_with(max, true, |iov| {
             // SAFETY: `IoSliceMut` is ABI-compatible with `iovec` on Unix
             // (std guarantees it), and the iovecs name block tails we own
             // exclusively for the call.
@@ -83,7 +89,7 @@ impl IOPortal {
         max: usize,
     ) -> io::Result<usize> {
         let fd = fd.as_fd().as_raw_fd();
-        self.read_with(max, |iov| {
+        self.read_with(max, false, |iov| {
             // SAFETY: as in `append_from_fd`.
             unsafe { sys::preadv(fd, iov, offset) }
         })
@@ -91,7 +97,7 @@ impl IOPortal {
 
     /// How many bytes the last read offered the kernel: at most the `max`
     /// it was given, less when the 64 blocks one read may fill did not hold that
-    /// much. A read that returned fewer bytes than this found the socket
+    /// much (or [`append_with`](Self::append_with) offered one tail). A read that returned fewer bytes than this found the socket
     /// empty at the time (the readiness edge for later bytes is new).
     pub fn last_offered(&self) -> usize {
         self.last_offered
@@ -109,9 +115,12 @@ impl IOPortal {
 
     /// Offers up to `max` bytes of block tails to `read` as iovecs and turns
     /// the `n` bytes it reports into refs.
+    /// `one_tail`: stop after the first tail if it holds half of `max`
+    /// (see [`append_with`](Self::append_with)).
     fn read_with(
         &mut self,
         max: usize,
+        one_tail: bool,
         read: impl FnOnce(&mut [libc::iovec]) -> io::Result<usize>,
     ) -> io::Result<usize> {
         if max == 0 {
@@ -135,6 +144,9 @@ impl IOPortal {
             };
             space += len;
             niov += 1;
+            if one_tail && space >= max / 2 {
+                break;
+            }
         }
         self.last_offered = space;
         let n = read(&mut iov[..niov])?;

@@ -279,3 +279,49 @@ fn append_from_file_reads_a_range() {
     assert_eq!(c, data[99_000..]);
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn append_with_offers_one_tail_when_it_holds_half_the_read() {
+    let (a, b) = socketpair(true);
+    let mut p = IOPortal::new();
+    let mut offers = Vec::new();
+    for round in 0..3 {
+        let msg = format!("GET /hello HTTP/1.1\r\nHost: x{round}\r\n\r\n");
+        // SAFETY: writes `msg.len()` bytes from a live string.
+        let w = unsafe { libc::write(a.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+        assert_eq!(w, msg.len() as isize);
+        let n = p
+            .append_with(8192, |iov| {
+                offers.push(iov.len());
+                let fd = b.as_raw_fd();
+                // SAFETY: IoSliceMut is ABI-compatible with iovec.
+                let r = unsafe { libc::readv(fd, iov.as_ptr().cast(), iov.len() as i32) };
+                if r < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(r as usize)
+                }
+            })
+            .unwrap();
+        assert_eq!(n, msg.len());
+        assert!(p.last_offered() >= 4096 && p.last_offered() <= 8192);
+    }
+    // A block's tail (under 8 KiB) alone: one buffer per read, so a socket
+    // reads it with recv(2).
+    assert_eq!(offers, [1, 1, 1]);
+    // A read asking for more than twice a block's room still spans blocks.
+    let mut q = IOPortal::new();
+    let mut niov = 0;
+    let _ = q.append_with(64 << 10, |iov| {
+        niov = iov.len();
+        Ok(0)
+    });
+    assert!(niov > 1, "{niov}");
+    // append_from_fd keeps offering everything it may.
+    let msg = b"0123456789";
+    // SAFETY: writes 10 bytes from a live array.
+    let w = unsafe { libc::write(a.as_raw_fd(), msg.as_ptr().cast(), 10) };
+    assert_eq!(w, 10);
+    assert_eq!(p.append_from_fd(b.as_fd(), 8192).unwrap(), 10);
+    assert_eq!(p.last_offered(), 8192);
+}

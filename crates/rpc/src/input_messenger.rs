@@ -54,7 +54,11 @@ pub(crate) fn on_readable<H: InputHandler>(
         let (eof, drained) = match read {
             Ok(0) => (true, true),
             Ok(n) => {
-                input.read_hint = if n == offer { offer * 2 } else { n };
+                // Filled what it was offered (which may be less than
+                // `offer`: one block's tail, see `IOPortal::append_with`):
+                // offer more next time.
+                let offered = input.portal.last_offered();
+                input.read_hint = if n == offered { offer * 2 } else { n };
                 sock.stats.on_read(n);
                 // A read that got less than the portal offered emptied the
                 // socket: bytes arriving later are a new edge, which
@@ -62,7 +66,7 @@ pub(crate) fn on_readable<H: InputHandler>(
                 // would end with is skipped (tokio does the same). Not
                 // after a hang-up, whose edge may be spent already: read
                 // on to see the EOF.
-                let short = n < input.portal.last_offered();
+                let short = n < offered;
                 let hung_up = sock.registration().is_some_and(|r| r.read_closed());
                 (false, short && !hung_up)
             }

@@ -172,7 +172,8 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// One non-blocking `recvmsg` into at most the first 1024 of `bufs`: a
-/// ring operation where one can run, else `readv(2)`.
+/// ring operation where one can run, else `readv(2)` (`recv(2)` for a
+/// single buffer). `fd` is a socket.
 pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
     // SAFETY: a zeroed msghdr is valid (no address, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -185,12 +186,19 @@ pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize
     // the call (IoSliceMut is ABI-compatible with iovec).
     match unsafe { run(entry) } {
         Some(r) => r,
-        None => crate::sys::fd::read_vectored(fd, bufs),
+        // One buffer (a small message's read): `recv(2)`, which skips the
+        // VFS layer `readv(2)` goes through (HTTP under wrk: 0.15 µs of
+        // the ~11.5 µs of server CPU a request costs, `perf record`).
+        None => match bufs {
+            [one] => crate::sys::fd::recv(fd, one),
+            _ => crate::sys::fd::read_vectored(fd, bufs),
+        },
     }
 }
 
 /// One non-blocking `sendmsg` of at most the first 1024 of `bufs`, with
-/// `MSG_NOSIGNAL`: a ring operation where one can run, else `sendmsg(2)`.
+/// `MSG_NOSIGNAL`: a ring operation where one can run, else `sendmsg(2)`
+/// (`send(2)` for a single buffer).
 pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: a zeroed msghdr is valid (no address, no control data).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -204,6 +212,11 @@ pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // iovec).
     match unsafe { run(entry) } {
         Some(r) => r,
-        None => crate::sys::fd::send_vectored(fd, bufs),
+        // One buffer (a small response): `send(2)`, which copies no
+        // `msghdr` and no iovec array in from user space.
+        None => match bufs {
+            [one] => crate::sys::fd::send(fd, one),
+            _ => crate::sys::fd::send_vectored(fd, bufs),
+        },
     }
 }

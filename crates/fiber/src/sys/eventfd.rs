@@ -33,13 +33,6 @@ impl EventFd {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd { fd })
     }
-
-    /// Resets the counter to 0.
-    pub(crate) fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64; EAGAIN means already 0.
-        unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
-    }
 }
 
 impl AsRawFd for EventFd {
@@ -55,8 +48,20 @@ impl AsRawFd for EventFd {
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn notify(fd: RawFd) {
     let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64. EAGAIN (counter saturated)
-    // means it is readable already, which is all we want; a write after
-    // the sleeper left only makes a later poll return early.
-    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    // SAFETY: writes 8 bytes from a live u64. A write after the sleeper
+    // left only makes a later poll return early.
+    let r = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
+        // The counter is saturated: a dispatcher's eventfd is never
+        // drained (every write is an edge, see the dispatcher), but a
+        // refused write is no edge. Empty it and write again. (2^64 - 2
+        // writes: never in practice, and any other eventfd is drained by
+        // its reader.)
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64; then as above.
+        unsafe {
+            libc::read(fd, (&mut v as *mut u64).cast(), 8);
+            libc::write(fd, (&one as *const u64).cast(), 8);
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! One non-blocking attempt of read(2), write(2), readv(2), send(2),
+//! One non-blocking attempt of read(2), write(2), recv(2), readv(2), send(2),
 //! sendmsg(2) and sendfile(2) on a raw descriptor, and pipe2(2).
 //!
 //! Each call is made once: `EAGAIN` and `EINTR` come back as errors
@@ -18,6 +18,12 @@ const MAX_IOVS: usize = 1024;
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
     cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// One `recv(2)` into `buf` (a socket).
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
 }
 
 /// One `readv(2)` into at most the first 1024 of `bufs`.
