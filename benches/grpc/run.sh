@@ -267,6 +267,49 @@ for c in sorted({k[0] for k in by}):
 PY
 fi
 
+# One streaming run's line for a results file: WHO SIZE REP MB/s msgs/s
+# CPU-seconds-per-GB errors, from the press log's RESULT (CPU_FIELD: whose
+# CPU, client_cpu_s or server_cpu_s).
+stream_row() { # who, chunk size, rep, log, cpu field
+    python3 - "$@" <<'PY'
+import json, sys
+who, size, rep, log, cpu_field = sys.argv[1:]
+line = next((l for l in open(log) if l.startswith("RESULT ")), None)
+if line is None:
+    sys.exit(f"no RESULT in {log}")
+r = json.loads(line[len("RESULT "):])
+gb = max(r["bytes"], 1) / 1e9
+print(f"{who} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
+      f"{r.get(cpu_field, 0) / gb:.3f} {r['errors']}")
+PY
+}
+# Medians per chunk size of a results file's fibrpc and tonic rows, and
+# their ratios; LABEL heads the second column (client or server).
+stream_summary() { # results file, label
+    python3 - "$@" <<'PY'
+import statistics, sys
+results, label = sys.argv[1:]
+rows = [l.split() for l in open(results) if l.strip()]
+by = {}
+for who, size, rep, mbps, msgs, cpu, errors in rows:
+    by.setdefault((int(size), who), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
+print(f"{'chunk':>6} {label:<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
+for size in sorted({k[0] for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((size, s))
+        if not runs:
+            continue
+        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
+              f"{sum(r[3] for r in runs):>7}")
+    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
+        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
+              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
+              "   (fibrpc/tonic)")
+PY
+}
+
 # Streaming throughput of the two clients: one bidirectional stream
 # against the same tonic server.
 client_stream_results="$OUT/client_stream_results.txt"
@@ -286,17 +329,7 @@ run_client_stream() { # client, chunk size, rep
         --duration "$DURATION" --warmup "$WARMUP" --threads "$WORKERS" \
         --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
     stop_server
-    python3 - "$client" "$size" "$rep" "$OUT/$tag.log" >> "$client_stream_results" <<'PY'
-import json, sys
-client, size, rep, log = sys.argv[1:]
-line = next((l for l in open(log) if l.startswith("RESULT ")), None)
-if line is None:
-    sys.exit(f"no RESULT in {log}")
-r = json.loads(line[len("RESULT "):])
-gb = max(r["bytes"], 1) / 1e9
-print(f"{client} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
-      f"{r.get('client_cpu_s', 0) / gb:.3f} {r['errors']}")
-PY
+    stream_row "$client" "$size" "$rep" "$OUT/$tag.log" client_cpu_s >> "$client_stream_results"
     tail -n 1 "$client_stream_results"
 }
 if [[ $client_part == 1 ]]; then
@@ -309,27 +342,7 @@ if [[ $client_part == 1 ]]; then
         done
     done
     echo
-    python3 - "$client_stream_results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for client, size, rep, mbps, msgs, cpu, errors in rows:
-    by.setdefault((int(size), client), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
-print(f"{'chunk':>6} {'client':<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
-for size in sorted({k[0] for k in by}):
-    med = {}
-    for s in ("fibrpc", "tonic"):
-        runs = by.get((size, s))
-        if not runs:
-            continue
-        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
-              f"{sum(r[3] for r in runs):>7}")
-    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
-        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
-              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
-              "   (fibrpc/tonic)")
-PY
+    stream_summary "$client_stream_results" client
 fi
 
 # Streaming throughput: the same tonic client, one bidirectional stream,
@@ -347,17 +360,7 @@ run_stream() { # server (fibrpc|tonic), chunk size, rep
         --duration "$DURATION" --warmup "$WARMUP" --threads "$WORKERS" \
         --server-pid "$server_pid" > "$OUT/$tag.log" 2>&1 || true
     stop_server
-    python3 - "$server" "$size" "$rep" "$OUT/$tag.log" >> "$stream_results" <<'PY'
-import json, sys
-server, size, rep, log = sys.argv[1:]
-line = next((l for l in open(log) if l.startswith("RESULT ")), None)
-if line is None:
-    sys.exit(f"no RESULT in {log}")
-r = json.loads(line[len("RESULT "):])
-gb = max(r["bytes"], 1) / 1e9
-print(f"{server} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
-      f"{r.get('server_cpu_s', 0) / gb:.3f} {r['errors']}")
-PY
+    stream_row "$server" "$size" "$rep" "$OUT/$tag.log" server_cpu_s >> "$stream_results"
     tail -n 1 "$stream_results"
 }
 if [[ " $PARTS " == *" streaming "* ]]; then
@@ -370,25 +373,5 @@ if [[ " $PARTS " == *" streaming "* ]]; then
         done
     done
     echo
-    python3 - "$stream_results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for server, size, rep, mbps, msgs, cpu, errors in rows:
-    by.setdefault((int(size), server), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
-print(f"{'chunk':>6} {'server':<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
-for size in sorted({k[0] for k in by}):
-    med = {}
-    for s in ("fibrpc", "tonic"):
-        runs = by.get((size, s))
-        if not runs:
-            continue
-        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
-              f"{sum(r[3] for r in runs):>7}")
-    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
-        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
-              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
-              "   (fibrpc/tonic)")
-PY
+    stream_summary "$stream_results" server
 fi
