@@ -97,7 +97,8 @@ impl IOPortal {
 
     /// How many bytes the last read offered the kernel: at most the `max`
     /// it was given, less when the 64 blocks one read may fill did not hold that
-    /// much (or [`append_with`](Self::append_with) offered one tail). A read that returned fewer bytes than this found the socket
+    /// much (or [`append_with`](Self::append_with) stopped at half of it).
+    /// A read that returned fewer bytes than this found the socket
     /// empty at the time (the readiness edge for later bytes is new).
     pub fn last_offered(&self) -> usize {
         self.last_offered
@@ -115,8 +116,9 @@ impl IOPortal {
 
     /// Offers up to `max` bytes of block tails to `read` as iovecs and turns
     /// the `n` bytes it reports into refs.
-    /// `one_tail`: stop after the first tail if it holds half of `max`
-    /// (see [`append_with`](Self::append_with)).
+    /// `one_tail`: stop adding tails once those offered hold half of
+    /// `max`, so a first tail that does is offered alone (see
+    /// [`append_with`](Self::append_with)).
     fn read_with(
         &mut self,
         max: usize,
