@@ -86,3 +86,35 @@ fn a_selector_with_no_server_left_fails_the_call() {
         cntl.attempt_errors()
     );
 }
+
+#[test]
+fn a_channel_over_more_servers_than_it_finds_without_a_lock_reaches_each() {
+    // Nine dead servers before the live one: each call's attempts make
+    // (then find again) connections to ten servers, the last ones past
+    // the few the engine keeps outside its map.
+    let (server, calls) = start_server(Default::default());
+    let live = server.listen_addr().unwrap();
+    let mut servers: Vec<SocketAddr> = (0..9).map(|_| dead_addr()).collect();
+    servers.push(live);
+    let selector = Arc::new(FirstHealthy {
+        servers: servers.clone(),
+        outcomes: Mutex::default(),
+    });
+    let options = ChannelOptions {
+        max_retry: 9,
+        ..Default::default()
+    };
+    let ch = Channel::with_selector(selector.clone(), options);
+    for i in 1..=2 {
+        let mut cntl = Controller::new();
+        let resp = echo(&ch, &mut cntl, &req("past the dead")).unwrap();
+        assert_eq!(resp.message, "past the dead");
+        assert_eq!(cntl.retried_count(), 9);
+        assert_eq!(cntl.remote_side(), Some(live));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), i);
+    }
+    let outcomes = selector.outcomes.lock().unwrap();
+    let tried: Vec<SocketAddr> = outcomes.iter().map(|o| o.0).collect();
+    assert_eq!(tried, [servers.clone(), servers].concat());
+    assert!(outcomes.iter().all(|&(s, ok)| ok == (s == live)));
+}

@@ -73,6 +73,10 @@ use crate::protocol::ClientProtocol;
 use crate::socket::QueuedWrite;
 use crate::{errno, Controller, RpcError};
 
+/// How many servers' connections an engine finds without a lock (see
+/// `Inner::recent`).
+const LOCK_FREE_SERVERS: usize = 8;
+
 /// The call engine for protocol `P`. Cheap to clone (clones share the
 /// connections); connections close when the last clone is dropped.
 pub struct CallEngine<P: ClientProtocol> {
@@ -85,10 +89,12 @@ pub(super) struct Inner<P: ClientProtocol> {
     selector: Arc<dyn ServerSelector>,
     /// The connections to each server the selector chose so far.
     servers: RwLock<HashMap<SocketAddr, Arc<Connections<P>>>>,
-    /// The first server's, also found here without the lock and the
-    /// hash: a channel to one server (most are) takes no shared lock per
-    /// call, which the callers of every worker would take in turn.
-    first: OnceLock<(SocketAddr, Arc<Connections<P>>)>,
+    /// The first [`LOCK_FREE_SERVERS`] servers', also found here without
+    /// the lock and the hash, in the order they were made: a channel to
+    /// one server (most are) or to a few replicas takes no shared lock
+    /// per call, which the callers of every worker would take in turn,
+    /// and hashes no address.
+    recent: [OnceLock<(SocketAddr, Arc<Connections<P>>)>; LOCK_FREE_SERVERS],
     /// The retry budget's bucket, if the options set one.
     retry_tokens: Option<RetryTokens>,
     /// Callers woken by a response on any connection of the engine that
@@ -198,7 +204,7 @@ impl<P: ClientProtocol> CallEngine<P> {
                 options,
                 selector,
                 servers: RwLock::default(),
-                first: OnceLock::new(),
+                recent: Default::default(),
             }),
         }
     }
@@ -520,9 +526,12 @@ impl<P: ClientProtocol> CallEngine<P> {
 
     /// The connections to `addr`, made on first use.
     fn connections_of(&self, addr: SocketAddr) -> Arc<Connections<P>> {
-        if let Some((first, c)) = self.inner.first.get() {
-            if *first == addr {
-                return c.clone();
+        // Filled in order: the first empty slot ends the search.
+        for slot in &self.inner.recent {
+            match slot.get() {
+                Some((a, c)) if *a == addr => return c.clone(),
+                Some(_) => {}
+                None => break,
             }
         }
         if let Some(c) = self
@@ -539,19 +548,21 @@ impl<P: ClientProtocol> CallEngine<P> {
             .servers
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let c = servers
-            .entry(addr)
-            .or_insert_with(|| {
-                Arc::new(Connections::new(
-                    addr,
-                    &self.inner.options,
-                    self.inner.protocol.clone(),
-                    self.inner.woken_callers.clone(),
-                ))
-            })
-            .clone();
-        // Set under the write lock: the first server made is the one kept.
-        let _ = self.inner.first.set((addr, c.clone()));
+        if let Some(c) = servers.get(&addr) {
+            return c.clone();
+        }
+        let c = Arc::new(Connections::new(
+            addr,
+            &self.inner.options,
+            self.inner.protocol.clone(),
+            self.inner.woken_callers.clone(),
+        ));
+        servers.insert(addr, c.clone());
+        // Under the write lock: each server made takes the next free
+        // slot, once.
+        if let Some(slot) = self.inner.recent.iter().find(|s| s.get().is_none()) {
+            let _ = slot.set((addr, c.clone()));
+        }
         c
     }
 
