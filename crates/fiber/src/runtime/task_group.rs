@@ -123,6 +123,10 @@ pub(crate) struct TaskGroup {
     deferred: Cell<Option<(TaskRef, Switch)>>,
     /// Tasks queued with NOSIGNAL since the last `flush`.
     pub(crate) unsignalled: Cell<usize>,
+    /// Whether this worker is out of work (in `wait_for_task`): the
+    /// fibers a dispatcher poll it makes then starts are the next it runs
+    /// (see `flush_after_poll`).
+    pub(crate) idle: Cell<bool>,
     /// `tick` when the kept contexts' deep pages were last released.
     released_at: Cell<u32>,
     /// The trim epoch of that release.
@@ -177,6 +181,7 @@ impl TaskGroup {
             nested_runs: Cell::new(0),
             deferred: Cell::new(None),
             unsignalled: Cell::new(0),
+            idle: Cell::new(false),
             released_at: Cell::new(0),
             released_epoch: Cell::new(super::trim::epoch()),
             nudge_asked: Cell::new(false),
@@ -439,6 +444,14 @@ impl TaskGroup {
 
     /// Searches, then sleeps on the parking lot; `None` once stopping.
     fn wait_for_task(&self) -> Option<TaskRef> {
+        self.idle.set(true);
+        let found = self.search_or_sleep();
+        self.idle.set(false);
+        found
+    }
+
+    /// [`wait_for_task`](Self::wait_for_task)'s search and sleep.
+    fn search_or_sleep(&self) -> Option<TaskRef> {
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
         self.idle_sleeps.set(0);

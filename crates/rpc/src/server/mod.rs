@@ -302,6 +302,7 @@ impl Server {
                 inflight: Butex::new(0),
                 stopping: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
                 connections: Mutex::new(HashSet::new()),
                 refused_connections: std::sync::atomic::AtomicU64::new(0),
                 dump,

@@ -28,6 +28,9 @@ pub(super) fn finish(ctx: &ServerContext, deadline: Option<Instant>, grace: Dura
 /// requests are refused (`closing`). False if `deadline` came first.
 fn wait_handlers(ctx: &ServerContext, deadline: Option<Instant>) -> bool {
     let count = ctx.shared.inflight.value();
+    // Before the first read of the count: from here on, the request that
+    // brings it to 0 wakes us (see `count_out`).
+    ctx.shared.draining.store(true, Ordering::SeqCst);
     loop {
         let n = count.load(Ordering::SeqCst);
         if n == 0 {
