@@ -22,10 +22,10 @@ use super::reply::{encode_bulk, head};
 use super::resp::{RespLimits, RespParse, RespParser};
 use super::RedisReply;
 use crate::channel::{CallEngine, CallFuture, ChannelOptions};
-#[cfg(doc)]
-use crate::ConnectionType;
 use crate::protocol::{ClientProtocol, Parsed, Protocol};
 use crate::socket::Socket;
+#[cfg(doc)]
+use crate::ConnectionType;
 use crate::{errno, Controller, RpcError};
 
 /// Commands that change nothing: a request made of them only is
