@@ -135,3 +135,28 @@ fn configure_after_start_is_refused() {
     let _reg = Registration::new(a.as_raw_fd()).unwrap();
     assert!(fiber::io::configure(fiber::io::Config::default()).is_err());
 }
+
+/// A worker that stays in one fiber polls nothing: an idle worker polls
+/// its dispatcher for it, and the reader that the input starts runs there.
+#[test]
+fn an_idle_worker_polls_the_dispatcher_of_a_worker_stuck_in_a_fiber() {
+    common::use_driver(crate::DRIVER);
+    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (a, b) = nonblocking_pair();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let tx = std::sync::Mutex::new(tx);
+        // Collected by this worker's own dispatcher.
+        let _reg = Registration::with_reader_here_or_else(
+            a.as_raw_fd(),
+            move |_| {
+                let _ = tx.lock().unwrap().send(());
+            },
+            || {},
+        )
+        .unwrap();
+        (&b).write_all(b"x").unwrap();
+        // This worker's thread waits here, never polling its dispatcher.
+        rx.recv().unwrap();
+    });
+}

@@ -179,3 +179,41 @@ fn has_queued_fibers_sees_the_fibers_waiting_on_this_worker() {
     assert!(behind, "the spawned fiber waits on our only worker");
     assert!(!after, "it ran and ended");
 }
+
+#[test]
+fn quiet_spawns_run_behind_the_fibers_ready_here() {
+    let rt = fiber::Runtime::builder().workers(1).build().unwrap();
+    let order = rt.block_on(|| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (l1, l2) = (log.clone(), log.clone());
+        let first = fiber::Builder::new()
+            .nosignal()
+            .spawn(move || l1.lock().unwrap().push("ready first"))
+            .unwrap();
+        let quiet = fiber::Builder::new()
+            .quiet()
+            .spawn(move || l2.lock().unwrap().push("quiet"))
+            .unwrap();
+        assert!(fiber::has_queued_fibers(), "both wait on our only worker");
+        quiet.join().unwrap();
+        first.join().unwrap();
+        let order = log.lock().unwrap().clone();
+        order
+    });
+    assert_eq!(order, ["ready first", "quiet"]);
+}
+
+#[test]
+fn a_quiet_spawn_runs_elsewhere_while_its_worker_blocks_its_thread() {
+    let rt = fiber::Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _h = fiber::Builder::new()
+            .quiet()
+            .spawn(move || tx.send(()).unwrap())
+            .unwrap();
+        // This worker's thread waits here, so the fiber can only run on
+        // the other worker, which no signal asked to look.
+        rx.recv().unwrap();
+    });
+}

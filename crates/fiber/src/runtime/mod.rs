@@ -419,6 +419,8 @@ impl Drop for Inner {
 pub(crate) struct SpawnMode {
     pub(crate) urgent: bool,
     pub(crate) nosignal: bool,
+    /// See [`crate::Builder::quiet`].
+    pub(crate) quiet: bool,
 }
 
 /// Creates a fiber running `f` on `control` (or on the current worker's
@@ -471,7 +473,9 @@ where
                     return Ok((id, meta, result));
                 }
             }
-            if mode.nosignal {
+            if mode.quiet {
+                g.push_local_quiet(meta);
+            } else if mode.nosignal {
                 g.push_local(meta, false);
             } else if g.current_task().is_some() {
                 g.push_spawned(meta, true);

@@ -279,6 +279,24 @@ impl TaskGroup {
         }
     }
 
+    /// Queues a new fiber where thieves can take it, waking a worker for it
+    /// only if every other one sleeps untimed (none would look for it
+    /// otherwise); see `Builder::quiet`. A worker that registers as an
+    /// untimed sleeper just after the check is not woken: the fiber then
+    /// waits for this worker, which is awake and runs it once the fibers
+    /// ahead of it ran (a spawner that blocks its thread right then holds
+    /// it until it unblocks).
+    pub(crate) fn push_local_quiet(&self, task: TaskRef) {
+        if self.local.len() < LOCAL_QUEUE_MAX {
+            self.local.push(task);
+        } else {
+            self.control.push_overflow(task);
+        }
+        if self.control.others_sleep_untimed() {
+            self.control.signal_task(1, Some(self.shared));
+        }
+    }
+
     /// If `task` is the one waiting in this worker's LIFO slot, takes it
     /// (for a joiner that wants to run it right away).
     pub(crate) fn take_lifo_if(&self, task: TaskRef) -> Option<TaskRef> {

@@ -14,6 +14,7 @@ pub struct Builder {
     name: Option<Arc<str>>,
     urgent: bool,
     nosignal: bool,
+    quiet: bool,
     migratable: bool,
 }
 
@@ -45,6 +46,20 @@ impl Builder {
     /// after queuing a batch (bRPC's `BTHREAD_NOSIGNAL`).
     pub fn nosignal(mut self) -> Self {
         self.nosignal = true;
+        self
+    }
+
+    /// Queue the fiber behind the fibers ready on this worker, where any
+    /// worker may take it, and wake no idle worker for it (neither now nor
+    /// at a later [`crate::flush`]) unless every other worker sleeps
+    /// without a timeout: for work this worker reaches by itself in a
+    /// moment. Another worker still takes it when it next looks for work
+    /// (its timed sleeps end within milliseconds), should this worker stay
+    /// in one fiber that long. Waking one for it instead costs an eventfd
+    /// write here and a wakeup there that usually finds nothing left to
+    /// do. Outside a worker, the same as a plain spawn.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
         self
     }
 
@@ -128,6 +143,7 @@ impl Builder {
         let mode = SpawnMode {
             urgent: self.urgent,
             nosignal: self.nosignal,
+            quiet: self.quiet,
         };
         let (id, meta, result) = spawn_raw(rt.map(|r| r.control()), f, attrs, mode)?;
         Ok(JoinHandle::new(id, meta, result))

@@ -24,6 +24,8 @@ use super::RedisReply;
 use crate::channel::{CallEngine, CallFuture, ChannelOptions};
 use crate::protocol::{ClientProtocol, Parsed, Protocol};
 use crate::socket::Socket;
+#[cfg(doc)]
+use crate::ConnectionType;
 use crate::{errno, Controller, RpcError};
 
 /// Commands that change nothing: a request made of them only is
@@ -308,6 +310,31 @@ impl ClientProtocol for RedisClientProtocol {
 /// clone (clones share connections). By default all calls share one
 /// connection, pipelined: each call's commands go out at once and the
 /// replies come back in order.
+///
+/// # One connection, or one per worker
+///
+/// The default stays [`ConnectionType::Single`], bRPC's: one connection
+/// per server whatever the number of workers, so a connection's state on
+/// the server (a `SELECT`, a `CLIENT SETNAME`) is every caller's, and the
+/// connection count does not grow with the cores. For throughput with many concurrent
+/// callers, choose [`ConnectionType::PerWorker`]: each fiber worker
+/// pipelines its own callers on its own connection, read on that worker.
+/// With one connection the reply reader runs on one worker, while the
+/// callers it wakes are spread over all of them and never move (a
+/// started fiber stays on its worker): most rounds of replies wake
+/// another worker (an eventfd write, a sleep cut short) and the
+/// connection's state bounces between cores. The redis crate's tasks
+/// follow the reader instead. (16 callers of `GET`/`SET` against one
+/// redis-server, `benches/redis`: one connection about 0.8× the redis
+/// crate's multiplexed connection, per worker about 1.15-1.2×.) What
+/// per worker costs: a connection per worker (plus one for plain
+/// threads) to each server, state set by a command holds on its worker's
+/// connection only, and calls made on different workers are not ordered
+/// with each other on the wire. A call returns only once its
+/// reply came, so calls ordered by the program (one after the other, or
+/// after a signal from the fiber whose call returned) still run in that
+/// order; only concurrent ones interleave differently, as they may on
+/// one connection too.
 ///
 /// Timeouts, retries, backup requests and the connection type come from
 /// [`ChannelOptions`] as for every channel. A call whose connection broke
