@@ -267,11 +267,7 @@ impl TaskGroup {
 
     /// Queues a new (or migratable) fiber where thieves can take it.
     pub(crate) fn push_local(&self, task: TaskRef, signal: bool) {
-        if self.local.len() < LOCAL_QUEUE_MAX {
-            self.local.push(task);
-        } else {
-            self.control.push_overflow(task);
-        }
+        self.enqueue_local(task);
         if signal {
             self.control.signal_task(1, Some(self.shared));
         } else {
@@ -287,13 +283,19 @@ impl TaskGroup {
     /// ahead of it ran (a spawner that blocks its thread right then holds
     /// it until it unblocks).
     pub(crate) fn push_local_quiet(&self, task: TaskRef) {
+        self.enqueue_local(task);
+        if self.control.others_sleep_untimed() {
+            self.control.signal_task(1, Some(self.shared));
+        }
+    }
+
+    /// Queues `task` on this worker's deque, or on the shared injector
+    /// once the deque holds [`LOCAL_QUEUE_MAX`] fibers.
+    fn enqueue_local(&self, task: TaskRef) {
         if self.local.len() < LOCAL_QUEUE_MAX {
             self.local.push(task);
         } else {
             self.control.push_overflow(task);
-        }
-        if self.control.others_sleep_untimed() {
-            self.control.signal_task(1, Some(self.shared));
         }
     }
 
