@@ -4,10 +4,10 @@
 //! request order.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use fibrpc_bvar::Adder;
 use fibrpc_iobuf::IOBuf;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -38,59 +38,31 @@ pub(crate) struct Route {
     pub path: Arc<str>,
     pub handler: Arc<dyn HttpHandler>,
     /// Requests in this handler now (reported by a stop that outlasts
-    /// its grace period, as methods' concurrency is), counted per thread
-    /// stripe: one shared counter was a cache line every request pulled
-    /// to its worker twice.
-    running: Box<[Stripe; STRIPES]>,
-}
-
-/// Stripes of a route's running count.
-const STRIPES: usize = 8;
-
-/// One stripe of a running count, on a cache line of its own (128 bytes:
-/// the adjacent-line prefetcher pairs lines).
-#[derive(Default)]
-#[repr(align(128))]
-struct Stripe(AtomicUsize);
-
-/// The stripe the calling thread counts in (threads take stripes in
-/// turn, so a runtime's few workers each get their own).
-fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-    }
-    INDEX.with(|i| {
-        if i.get() == usize::MAX {
-            i.set(NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
-        }
-        i.get()
-    })
+    /// its grace period, as methods' concurrency is): a per-thread
+    /// [`Adder`], since one shared counter was a cache line every request
+    /// pulled to its worker twice.
+    running: Adder,
 }
 
 impl Route {
-    /// Counts a request into the handler until the guard goes (on the
-    /// same stripe, wherever the guard is dropped).
+    /// Counts a request into the handler until the guard goes.
     fn enter(&self) -> RouteRunning<'_> {
-        let stripe = &self.running[stripe_index()].0;
-        stripe.fetch_add(1, Ordering::Relaxed);
-        RouteRunning(stripe)
+        self.running.add(1);
+        RouteRunning(&self.running)
     }
 
-    /// Requests in this handler now (a racy sum of the stripes).
+    /// Requests in this handler now.
     fn running(&self) -> usize {
-        self.running
-            .iter()
-            .map(|s| s.0.load(Ordering::Relaxed))
-            .sum()
+        self.running.get_value().max(0) as usize
     }
 }
 
-struct RouteRunning<'a>(&'a AtomicUsize);
+/// Counts a request out of its route when dropped.
+struct RouteRunning<'a>(&'a Adder);
 
 impl Drop for RouteRunning<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.add(-1);
     }
 }
 
@@ -105,7 +77,7 @@ impl HttpRoutes {
         let h = Route {
             path: path.into(),
             handler: h,
-            running: Box::default(),
+            running: Adder::new(),
         };
         let taken = match path.strip_suffix("/*") {
             Some(prefix) => {
@@ -505,9 +477,8 @@ mod tests {
     use super::*;
     use std::sync::Barrier;
 
-    /// The running count a stop reports sums what every thread counted
-    /// (each in its own stripe), and a request leaves the count where it
-    /// entered it.
+    /// The running count a stop reports sums what every thread counted,
+    /// and a request leaves the count where it entered it.
     #[test]
     fn a_route_counts_the_requests_running_on_every_thread() {
         let mut routes = HttpRoutes::default();
@@ -515,7 +486,7 @@ mod tests {
             |_: http::Request<IOBuf>, _: &HttpContext| crate::http::text(StatusCode::OK, "hi");
         routes.add("/a", Arc::new(hello)).unwrap();
         routes.add("/b/*", Arc::new(hello)).unwrap();
-        let threads = STRIPES + 3;
+        let threads = 11;
         let entered = Barrier::new(threads + 1);
         let counted = Barrier::new(threads + 1);
         std::thread::scope(|s| {
