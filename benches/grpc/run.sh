@@ -200,6 +200,37 @@ for (c, m) in sorted({(k[0], k[1]) for k in by}):
 PY
 fi
 
+# Medians per key (concurrency, chunk size) of a results file's fibrpc
+# and tonic rows (WHO KEY REP V1 V2 V3 ERRORS), and their ratios. KEY_LABEL
+# and WHO_LABEL head the first two columns; each column after is
+# NAME:WIDTH:DECIMALS.
+median_summary() { # results file, key label, who label, three columns
+    python3 - "$@" <<'PY'
+import statistics, sys
+results, key_label, who_label, *cols = sys.argv[1:]
+cols = [(n, int(w), int(d)) for n, w, d in (c.rsplit(":", 2) for c in cols)]
+rows = [l.split() for l in open(results) if l.strip()]
+by = {}
+for who, key, rep, *vals, errors in rows:
+    by.setdefault((int(key), who), []).append(([float(v) for v in vals], int(errors)))
+print(f"{key_label:>6} {who_label:<7} " + " ".join(f"{n:>{w}}" for n, w, _ in cols)
+      + f" {'errors':>7}")
+for key in sorted({k[0] for k in by}):
+    med = {}
+    for s in ("fibrpc", "tonic"):
+        runs = by.get((key, s))
+        if not runs:
+            continue
+        med[s] = [statistics.median(r[0][i] for r in runs) for i in range(len(cols))]
+        print(f"{key:>6} {s:<7} " + " ".join(f"{v:>{w}.{d}f}" for v, (_, w, d) in zip(med[s], cols))
+              + f" {sum(r[1] for r in runs):>7}")
+    if len(med) == 2 and all(v > 0 for v in med["tonic"]):
+        print(f"{key:>6} {'ratio':<7} "
+              + " ".join(f"{a / b:>{w}.2f}" for a, b, (_, w, _) in zip(med["fibrpc"], med["tonic"], cols))
+              + "   (fibrpc/tonic)")
+PY
+}
+
 # The client side: both clients against one tonic server.
 client_cmd() { # client, concurrency, port, server pid
     case "$1" in
@@ -244,27 +275,7 @@ if [[ $client_part == 1 ]]; then
         done
     done
     echo
-    python3 - "$client_results" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-by = {}
-for client, c, rep, qps, p50, cpu, errors in rows:
-    by.setdefault((int(c), client), []).append((float(qps), float(p50), float(cpu), int(errors)))
-print(f"{'c':>4} {'client':<7} {'qps':>10} {'p50 us':>8} {'cpu us/call':>12} {'errors':>7}")
-for c in sorted({k[0] for k in by}):
-    med = {}
-    for s in ("fibrpc", "tonic"):
-        runs = by.get((c, s))
-        if not runs:
-            continue
-        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-        print(f"{c:>4} {s:<7} {med[s][0]:>10.0f} {med[s][1]:>8.1f} {med[s][2]:>12.2f} "
-              f"{sum(r[3] for r in runs):>7}")
-    if len(med) == 2:
-        print(f"{c:>4} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>10.2f} "
-              f"{med['fibrpc'][1] / med['tonic'][1]:>8.2f} {med['fibrpc'][2] / med['tonic'][2]:>12.2f}"
-              "   (fibrpc/tonic)")
-PY
+    median_summary "$client_results" c client qps:10:0 "p50 us:8:1" "cpu us/call:12:2"
 fi
 
 # One streaming run's line for a results file: WHO SIZE REP MB/s msgs/s
@@ -281,32 +292,6 @@ r = json.loads(line[len("RESULT "):])
 gb = max(r["bytes"], 1) / 1e9
 print(f"{who} {size} {rep} {r['mb_per_s']:.1f} {r['msgs_per_s']:.0f} "
       f"{r.get(cpu_field, 0) / gb:.3f} {r['errors']}")
-PY
-}
-# Medians per chunk size of a results file's fibrpc and tonic rows, and
-# their ratios; LABEL heads the second column (client or server).
-stream_summary() { # results file, label
-    python3 - "$@" <<'PY'
-import statistics, sys
-results, label = sys.argv[1:]
-rows = [l.split() for l in open(results) if l.strip()]
-by = {}
-for who, size, rep, mbps, msgs, cpu, errors in rows:
-    by.setdefault((int(size), who), []).append((float(mbps), float(msgs), float(cpu), int(errors)))
-print(f"{'chunk':>6} {label:<7} {'MB/s':>9} {'msgs/s':>10} {'cpu s/GB':>9} {'errors':>7}")
-for size in sorted({k[0] for k in by}):
-    med = {}
-    for s in ("fibrpc", "tonic"):
-        runs = by.get((size, s))
-        if not runs:
-            continue
-        med[s] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-        print(f"{size:>6} {s:<7} {med[s][0]:>9.1f} {med[s][1]:>10.0f} {med[s][2]:>9.3f} "
-              f"{sum(r[3] for r in runs):>7}")
-    if len(med) == 2 and med["tonic"][0] > 0 and med["tonic"][2] > 0:
-        print(f"{size:>6} {'ratio':<7} {med['fibrpc'][0] / med['tonic'][0]:>9.2f} "
-              f"{med['fibrpc'][1] / med['tonic'][1]:>10.2f} {med['fibrpc'][2] / med['tonic'][2]:>9.3f}"
-              "   (fibrpc/tonic)")
 PY
 }
 
@@ -342,7 +327,7 @@ if [[ $client_part == 1 ]]; then
         done
     done
     echo
-    stream_summary "$client_stream_results" client
+    median_summary "$client_stream_results" chunk client MB/s:9:1 msgs/s:10:0 "cpu s/GB:9:3"
 fi
 
 # Streaming throughput: the same tonic client, one bidirectional stream,
@@ -373,5 +358,5 @@ if [[ " $PARTS " == *" streaming "* ]]; then
         done
     done
     echo
-    stream_summary "$stream_results" server
+    median_summary "$stream_results" chunk server MB/s:9:1 msgs/s:10:0 "cpu s/GB:9:3"
 fi
