@@ -660,13 +660,9 @@ pub fn has_queued_fibers() -> bool {
 /// alternated runs). A busy worker's periodic poll still signals for any
 /// second fiber: it has other work queued ahead of them.
 ///
-/// A worker polling in its sleep is still marked asleep here: it first
-/// marks itself awake (as it does once the poll returns), so that the
-/// signal goes to another sleeping worker, or to none. Claimed by its own
-/// signal, it wrote its own eventfd — a `write(2)` and an `epoll_wait`
-/// that returns at once, per poll that found several connections ready
-/// (a client over three servers on one worker: 0.03 writes per call) —
-/// and the worker meant to take the other readers was never woken.
+/// A worker polling in its sleep is still marked asleep here; its signal
+/// goes to another worker all the same (`signal_task` never claims the
+/// signaller's own lot).
 pub(crate) fn flush_after_poll() {
     if let Some(g) = current_group() {
         let n = g.unsignalled.replace(0);
@@ -676,10 +672,6 @@ pub(crate) fn flush_after_poll() {
             2
         };
         if n >= min {
-            // Like the post-sleep `set_sleeping(false)`: a waker whose
-            // claim now fails queued its work before that claim, and the
-            // worker's next look for work (before it sleeps again) sees it.
-            g.shared.lot.set_sleeping(false);
             g.control.signal_task(n - 1, Some(g.shared));
         }
     }

@@ -186,12 +186,20 @@ impl TaskControl {
     }
 
     /// Wakes up to `n` (at most 2, as bRPC) sleeping workers because new
-    /// stealable work was queued. `by` is the signalling worker, if any.
+    /// stealable work was queued. `by` is the signalling worker, if any:
+    /// its own lot is never claimed. A worker that signals from a poll
+    /// made inside its sleep is still marked asleep; claimed by its own
+    /// signal, it wrote its own eventfd (a `write(2)` and an `epoll_wait`
+    /// that returns at once: a client over three servers on one worker
+    /// made 0.03 of them per call) and the worker meant to take the work
+    /// was never woken.
     pub(crate) fn signal_task(&self, n: usize, by: Option<&GroupShared>) {
         let total = self.nworkers();
         for _ in 0..n.min(2) {
             let start = fastrand_index(total.max(1));
-            let lots = (0..total).map(|k| &self.group((start + k) % total).lot);
+            let lots = (0..total)
+                .map(|k| &self.group((start + k) % total).lot)
+                .filter(|lot| by.is_none_or(|b| !std::ptr::eq(*lot, &b.lot)));
             if !wake_one_sleeper(&self.parked, lots) {
                 break;
             }
