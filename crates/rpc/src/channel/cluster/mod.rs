@@ -46,10 +46,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use rustc_hash::FxHashMap;
-
-use super::lb::{load_balancer_by_name, LoadBalancer, ServerEntry};
+use super::lb::{load_balancer_by_name, LoadBalancer, LocalSnapshot, ServerEntry};
 use super::naming::{
     NamingServiceFilter, NamingWatcher, ServerListChange, ServerNode, WatchHandle,
 };
@@ -118,8 +115,11 @@ pub(super) struct Inner {
     lb: Box<dyn LoadBalancer>,
     state: Mutex<State>,
     /// Per-server counters and breakers, read without a lock by every
-    /// attempt; replaced (carrying the entries over) at list changes.
-    replicas: ArcSwap<FxHashMap<SocketAddr, Arc<Replica>>>,
+    /// attempt (twice: select and feedback) through each thread's copy
+    /// (`lb/local_snapshot.rs`: a plain load, no `ArcSwap` debt-slot
+    /// read-modify-writes); replaced (carrying the entries over) at list
+    /// changes.
+    replicas: LocalSnapshot<Replicas>,
     /// Servers listed, and those of them not isolated.
     total: AtomicUsize,
     usable: AtomicUsize,
@@ -138,11 +138,61 @@ pub(super) struct Inner {
 }
 
 /// A server's counters and breaker.
+///
+/// Attempts in flight are `started - ended`, so an attempt costs one
+/// increment at its pick and one at its end (a decrement that must not
+/// pass zero, plus a separate count of ended attempts, took a
+/// compare-and-swap loop and an increment).
 struct Replica {
-    calls: AtomicU64,
+    /// Attempts picked for it.
+    started: AtomicU64,
+    /// Attempts sent to it that ended (answered or failed).
+    ended: AtomicU64,
     errors: AtomicU64,
-    inflight: AtomicU64,
     breaker: Option<CircuitBreaker>,
+}
+
+impl Replica {
+    /// Attempts picked for it that have not ended. Read as two loads, so
+    /// an end counted between them may make it look one short for a
+    /// moment; never below zero (an attempt picked before the server
+    /// was listed ends here without having started here).
+    fn inflight(&self) -> u64 {
+        let ended = self.ended.load(Relaxed);
+        self.started.load(Relaxed).saturating_sub(ended)
+    }
+}
+
+/// The listed servers' [`Replica`]s. A few servers (most clusters) are
+/// found by comparing addresses in list order, which costs less than
+/// hashing an address; longer lists through a map.
+#[derive(Default)]
+struct Replicas {
+    list: Vec<(SocketAddr, Arc<Replica>)>,
+    /// Index in `list`, for lists longer than [`Replicas::SCAN`].
+    index: HashMap<SocketAddr, usize, rustc_hash::FxBuildHasher>,
+}
+
+impl Replicas {
+    /// Lists up to this long are scanned.
+    const SCAN: usize = 8;
+
+    fn new(list: Vec<(SocketAddr, Arc<Replica>)>) -> Replicas {
+        let index = if list.len() > Self::SCAN {
+            list.iter().enumerate().map(|(i, (a, _))| (*a, i)).collect()
+        } else {
+            HashMap::default()
+        };
+        Replicas { list, index }
+    }
+
+    fn get(&self, addr: &SocketAddr) -> Option<&Arc<Replica>> {
+        if self.list.len() <= Self::SCAN {
+            self.list.iter().find(|(a, _)| a == addr).map(|(_, r)| r)
+        } else {
+            self.index.get(addr).map(|&i| &self.list[i].1)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -200,7 +250,7 @@ impl ClusterSelector {
             name: watcher.name().to_string(),
             lb,
             state: Mutex::new(State::default()),
-            replicas: ArcSwap::default(),
+            replicas: LocalSnapshot::default(),
             total: AtomicUsize::new(0),
             usable: AtomicUsize::new(0),
             wake: std::sync::Condvar::new(),
@@ -312,9 +362,11 @@ impl ServerSelector for ClusterSelector {
         }
         match inner.lb.select(call) {
             Ok(addr) => {
-                if let Some(r) = inner.replicas.load().get(&addr) {
-                    r.inflight.fetch_add(1, Relaxed);
-                }
+                inner.replicas.with(|replicas| {
+                    if let Some(r) = replicas.get(&addr) {
+                        r.started.fetch_add(1, Relaxed);
+                    }
+                });
                 Ok(addr)
             }
             Err(e) => Err(inner.no_server(e)),
@@ -324,21 +376,21 @@ impl ServerSelector for ClusterSelector {
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
         let inner = &*self.inner;
         inner.lb.feedback(outcome);
-        // A guard, not a clone: no shared refcount bumped per attempt.
-        let replicas = inner.replicas.load();
-        let replica = replicas.get(&outcome.server);
-        if let Some(r) = replica {
-            let _ = r
-                .inflight
-                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
-            r.calls.fetch_add(1, Relaxed);
-        }
+        // A reference into the thread's copy: no shared refcount bumped
+        // per attempt.
+        let replica = inner.replicas.with(|replicas| {
+            let r = replicas.get(&outcome.server)?;
+            r.ended.fetch_add(1, Relaxed);
+            // Only a failure needs the replica further.
+            outcome.error.map(|_| r.clone())
+        });
         // A response's verdict comes in `answered`.
         let Some(e) = outcome.error else { return };
         // The caller gave up: nothing is known of the replica.
         if crate::channel::cancel::is_cancelled(e) {
             return;
         }
+        let replica = replica.as_ref();
         if let Some(r) = replica {
             r.errors.fetch_add(1, Relaxed);
         }
@@ -358,8 +410,10 @@ impl ServerSelector for ClusterSelector {
         if inner.breaker.is_none() && outcome.error.is_none() {
             return;
         }
-        let replicas = inner.replicas.load();
-        let Some(r) = replicas.get(&outcome.server) else {
+        let Some(r) = inner
+            .replicas
+            .with(|replicas| replicas.get(&outcome.server).cloned())
+        else {
             return;
         };
         if outcome.error.is_some() {
@@ -411,22 +465,24 @@ impl Inner {
         let mut st = lock(&self.state);
         st.isolated
             .retain(|a, _| servers.iter().any(|n| n.addr == *a));
-        let old = self.replicas.load();
-        let replicas: FxHashMap<SocketAddr, Arc<Replica>> = servers
-            .iter()
-            .map(|n| {
-                let r = old.get(&n.addr).cloned().unwrap_or_else(|| {
-                    Arc::new(Replica {
-                        calls: AtomicU64::new(0),
-                        errors: AtomicU64::new(0),
-                        inflight: AtomicU64::new(0),
-                        breaker: self.breaker.as_ref().map(CircuitBreaker::new),
-                    })
-                });
-                (n.addr, r)
-            })
-            .collect();
-        self.replicas.store(Arc::new(replicas));
+        let old = self.replicas.load_full();
+        let mut list: Vec<(SocketAddr, Arc<Replica>)> = Vec::with_capacity(servers.len());
+        let mut seen = rustc_hash::FxHashSet::default();
+        for n in servers.iter() {
+            if !seen.insert(n.addr) {
+                continue; // Listed twice: one replica.
+            }
+            let r = old.get(&n.addr).cloned().unwrap_or_else(|| {
+                Arc::new(Replica {
+                    started: AtomicU64::new(0),
+                    ended: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                    breaker: self.breaker.as_ref().map(CircuitBreaker::new),
+                })
+            });
+            list.push((n.addr, r));
+        }
+        self.replicas.store(Arc::new(Replicas::new(list)));
         st.servers = servers;
         self.reset_lb(&st);
     }
@@ -468,7 +524,7 @@ impl Inner {
         let mut st = lock(&self.state);
         if st.isolated.remove(&server).is_some() {
             tracing::info!(%server, "server healthy again");
-            let replicas = self.replicas.load();
+            let replicas = self.replicas.load_full();
             if let Some(b) = replicas.get(&server).and_then(|r| r.breaker.as_ref()) {
                 b.reset();
             }
@@ -499,7 +555,7 @@ impl Inner {
 
     fn servers(&self) -> Vec<ClusterServer> {
         let st = lock(&self.state);
-        let replicas = self.replicas.load();
+        let replicas = self.replicas.load_full();
         let now = Instant::now();
         st.servers
             .iter()
@@ -520,9 +576,9 @@ impl Inner {
                     node: n.clone(),
                     isolated: state != ServerState::Healthy,
                     state,
-                    calls: count(|r| &r.calls),
+                    calls: count(|r| &r.ended),
                     errors: count(|r| &r.errors),
-                    inflight: count(|r| &r.inflight),
+                    inflight: r.map_or(0, |r| r.inflight()),
                     breaker: r
                         .and_then(|r| r.breaker.as_ref())
                         .map(CircuitBreaker::stats),

@@ -42,6 +42,7 @@ use super::{AttemptOutcome, SelectInput};
 use crate::RpcError;
 pub use consistent_hashing::{ConsistentHashingLoadBalancer, HashFunction, REPLICAS_PER_SERVER};
 pub use hash::{md5_hash32, murmur_hash32};
+pub(crate) use local_snapshot::LocalSnapshot;
 pub use locality_aware::LocalityAwareLoadBalancer;
 pub use randomized::RandomizedLoadBalancer;
 pub use round_robin::{RoundRobinLoadBalancer, RR_RUN};

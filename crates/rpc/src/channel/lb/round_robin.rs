@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
+use super::local_snapshot::LocalSnapshot;
 use super::{first_allowed, no_server, unique_addrs, LoadBalancer, ServerEntry};
 use crate::channel::{AttemptOutcome, SelectInput};
 use crate::RpcError;
@@ -56,7 +55,9 @@ thread_local! {
 /// server in the list.
 #[derive(Debug)]
 pub struct RoundRobinLoadBalancer {
-    servers: ArcSwap<RrList>,
+    /// Read through each thread's copy (`local_snapshot.rs`): a pick
+    /// costs no `ArcSwap` debt-slot read-modify-writes.
+    servers: LocalSnapshot<RrList>,
     /// Lone picks' turn.
     next: AtomicUsize,
     /// Burst picks' turn: the server's index in the high 32 bits, the
@@ -77,7 +78,7 @@ struct RrList {
 impl Default for RoundRobinLoadBalancer {
     fn default() -> Self {
         RoundRobinLoadBalancer {
-            servers: ArcSwap::default(),
+            servers: LocalSnapshot::default(),
             next: AtomicUsize::new(0),
             run: AtomicU64::new(run_state(0, RUN)),
             burst: AtomicU64::new(0),
@@ -116,6 +117,10 @@ impl RoundRobinLoadBalancer {
 
     /// The index of the next lone pick of `n` servers.
     fn lone_turn(&self, n: usize) -> usize {
+        if n == 1 {
+            // Nothing to spread: no shared counter to bump.
+            return 0;
+        }
         // Relaxed: the counters only spread picks, they order nothing.
         self.next.fetch_add(1, Relaxed) % n
     }
@@ -178,21 +183,27 @@ impl LoadBalancer for RoundRobinLoadBalancer {
     }
 
     fn select(&self, input: &SelectInput<'_>) -> Result<SocketAddr, RpcError> {
-        let list = self.servers.load();
-        let n = list.addrs.len();
-        if n == 0 {
-            return Err(no_server(self.name()));
-        }
-        let key = self.answered_here();
-        let in_burst =
-            fibrpc_fiber::has_queued_fibers() || key != 0 && self.burst.load(Relaxed) == key;
-        let start = if in_burst {
-            self.burst_turn(&list, n, key)
-        } else {
-            self.lone_turn(n)
-        };
-        let i = first_allowed(n, start, |i| list.addrs[i], input.excluded);
-        Ok(list.addrs[i])
+        self.servers.with(|list| {
+            let n = list.addrs.len();
+            if n <= 1 {
+                // One server (or none): no turn to take.
+                return list
+                    .addrs
+                    .first()
+                    .copied()
+                    .ok_or_else(|| no_server(self.name()));
+            }
+            let key = self.answered_here();
+            let in_burst =
+                fibrpc_fiber::has_queued_fibers() || key != 0 && self.burst.load(Relaxed) == key;
+            let start = if in_burst {
+                self.burst_turn(list, n, key)
+            } else {
+                self.lone_turn(n)
+            };
+            let i = first_allowed(n, start, |i| list.addrs[i], input.excluded);
+            Ok(list.addrs[i])
+        })
     }
 
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
