@@ -23,6 +23,9 @@
 //! keep theirs (files that do not load are reported and the old ones
 //! kept). README.md shows a TLS run with the openssl commands that make
 //! the certificates.
+//! `--replicas N` (serve N servers in this process, on ports `--port`
+//! to `--port + N - 1`: a cluster of N replicas whose server side costs
+//! what one server's does, for `benches/rpc/cluster_overhead.sh`),
 //! `--enable-rpcz` (trace calls; see them at `/rpcz`),
 //! `--rpcz-sample-rate R` (with `--enable-rpcz`: the fraction of calls
 //! traced, 0..=1; default 1).
@@ -116,6 +119,11 @@ struct Flags {
     /// With --enable-rpcz: the fraction of calls traced, 0..=1.
     #[arg(long, value_name = "R", requires = "enable_rpcz")]
     rpcz_sample_rate: Option<String>,
+    /// Serve this many servers in this process, on --port and the ports
+    /// after it (the others with default options, stopped with the
+    /// first): replicas of a cluster sharing one process's workers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    replicas: u16,
 }
 
 fn main() {
@@ -183,6 +191,25 @@ fn main() {
     if let Some(internal) = server.internal_listen_addr() {
         println!("echo_server: builtin console on internal port {internal}");
     }
+    // Dropped (stopped) when the first server has stopped.
+    let _replicas: Vec<Server> = (1..flags.replicas)
+        .map(|i| {
+            let port = port.checked_add(i).unwrap_or_else(|| {
+                eprintln!("echo_server: --replicas passes port 65535");
+                std::process::exit(2);
+            });
+            let mut replica = Server::new(ServerOptions::default());
+            replica
+                .add_service(EchoServiceServer::new(Echo { verbose }))
+                .expect("add EchoService");
+            if let Err(e) = replica.start(("0.0.0.0", port)) {
+                eprintln!("echo_server: cannot start a replica on port {port}: {e}");
+                std::process::exit(1);
+            }
+            println!("echo_server: replica on {}", replica.listen_addr().unwrap());
+            replica
+        })
+        .collect();
     if let (Some(files), Some(reloader)) = (tls_files, server.tls_reloader()) {
         sighup::on_sighup(move || match files.load() {
             Ok(config) => {
