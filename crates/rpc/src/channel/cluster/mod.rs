@@ -376,31 +376,27 @@ impl ServerSelector for ClusterSelector {
     fn feedback(&self, outcome: &AttemptOutcome<'_>) {
         let inner = &*self.inner;
         inner.lb.feedback(outcome);
-        // A reference into the thread's copy: no shared refcount bumped
-        // per attempt.
-        let replica = inner.replicas.with(|replicas| {
+        // A response's verdict comes in `answered`; a caller that gave
+        // up says nothing of the replica.
+        let error = outcome
+            .error
+            .filter(|e| !crate::channel::cancel::is_cancelled(e));
+        // Counted, and the breaker told, in the thread's copy: no shared
+        // refcount bumped per attempt. Isolating (a lock, the balancer's
+        // reset) is left for after.
+        let tripped = inner.replicas.with(|replicas| {
             let r = replicas.get(&outcome.server)?;
             r.ended.fetch_add(1, Relaxed);
-            // Only a failure needs the replica further.
-            outcome.error.map(|_| r.clone())
-        });
-        // A response's verdict comes in `answered`.
-        let Some(e) = outcome.error else { return };
-        // The caller gave up: nothing is known of the replica.
-        if crate::channel::cancel::is_cancelled(e) {
-            return;
-        }
-        let replica = replica.as_ref();
-        if let Some(r) = replica {
+            let e = error?;
             r.errors.fetch_add(1, Relaxed);
-        }
+            r.breaker.as_ref()?.on_call_end(e.code, outcome.latency)
+        });
+        let Some(e) = error else { return };
         if isolates(e) {
             inner.isolate(outcome.server, None, e);
         }
-        if let Some(b) = replica.and_then(|r| r.breaker.as_ref()) {
-            if let Some(isolation) = b.on_call_end(e.code, outcome.latency) {
-                inner.isolate(outcome.server, Some(isolation), e);
-            }
+        if let Some(isolation) = tripped {
+            inner.isolate(outcome.server, Some(isolation), e);
         }
     }
 
@@ -410,22 +406,19 @@ impl ServerSelector for ClusterSelector {
         if inner.breaker.is_none() && outcome.error.is_none() {
             return;
         }
-        let Some(r) = inner
-            .replicas
-            .with(|replicas| replicas.get(&outcome.server).cloned())
-        else {
-            return;
-        };
-        if outcome.error.is_some() {
-            r.errors.fetch_add(1, Relaxed);
-        }
-        let Some(b) = &r.breaker else { return };
-        // An error without a code is still an error.
-        let code = outcome
-            .error
-            .map_or(0, |e| if e.code == 0 { -1 } else { e.code });
+        let tripped = inner.replicas.with(|replicas| {
+            let r = replicas.get(&outcome.server)?;
+            if outcome.error.is_some() {
+                r.errors.fetch_add(1, Relaxed);
+            }
+            // An error without a code is still an error.
+            let code = outcome
+                .error
+                .map_or(0, |e| if e.code == 0 { -1 } else { e.code });
+            r.breaker.as_ref()?.on_call_end(code, outcome.latency)
+        });
         // Only an error can trip a breaker.
-        if let (Some(isolation), Some(e)) = (b.on_call_end(code, outcome.latency), outcome.error) {
+        if let (Some(isolation), Some(e)) = (tripped, outcome.error) {
             inner.isolate(outcome.server, Some(isolation), e);
         }
     }
@@ -591,6 +584,46 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn replica() -> Arc<Replica> {
+        Arc::new(Replica {
+            started: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            breaker: None,
+        })
+    }
+
+    #[test]
+    fn replicas_are_found_scanned_or_hashed() {
+        for n in [1, Replicas::SCAN, Replicas::SCAN + 1, 40] {
+            let list: Vec<(SocketAddr, Arc<Replica>)> = (0..n)
+                .map(|i| {
+                    (
+                        SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+                        replica(),
+                    )
+                })
+                .collect();
+            let replicas = Replicas::new(list.clone());
+            for (a, r) in &list {
+                assert!(Arc::ptr_eq(replicas.get(a).unwrap(), r), "{n}: {a}");
+            }
+            let unlisted = SocketAddr::from(([127, 0, 0, 1], 8999));
+            assert!(replicas.get(&unlisted).is_none(), "{n}");
+        }
+    }
+
+    #[test]
+    fn inflight_is_started_minus_ended_never_below_zero() {
+        let r = replica();
+        r.started.fetch_add(3, Relaxed);
+        r.ended.fetch_add(1, Relaxed);
+        assert_eq!(r.inflight(), 2);
+        // Attempts picked before the server was listed end here too.
+        r.ended.fetch_add(5, Relaxed);
+        assert_eq!(r.inflight(), 0);
+    }
 
     #[test]
     fn only_this_sides_connection_failures_isolate() {
