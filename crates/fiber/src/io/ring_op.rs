@@ -28,6 +28,7 @@ use crate::sys::uring::{Uring, OP_TAG};
 use io_uring::{opcode, squeue, types};
 use std::cell::RefCell;
 use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -74,16 +75,20 @@ fn ring_here() -> Option<(&'static Uring, &'static super::dispatcher::Dispatcher
     Some((d.op_ring()?, d))
 }
 
-/// Runs `entry` on the caller's worker's ring and returns its result, or
-/// `None` if operations do not run here (the caller makes the system
-/// call).
+/// Runs the entry `make` builds on the caller's worker's ring and returns
+/// its result, or `None` if operations do not run here (the caller makes
+/// the system call). The entry is built only if it runs: on the epoll
+/// driver (the default) a read or write then costs one load before its
+/// system call, not a zeroed `msghdr` and a 64-byte entry it throws away.
 ///
 /// # Safety
 ///
-/// The memory `entry` points at is valid for the operation and is not
+/// The memory the entry points at is valid for the operation and is not
 /// touched by anyone else until this returns.
-unsafe fn run(entry: squeue::Entry) -> Option<io::Result<usize>> {
+#[inline]
+unsafe fn run(make: impl FnOnce() -> squeue::Entry) -> Option<io::Result<usize>> {
     let (ring, dispatcher) = ring_here()?;
+    let entry = make();
     let slot = SPARE
         .with(|s| s.borrow_mut().take())
         .filter(|s| Arc::strong_count(s) == 1)
@@ -147,9 +152,12 @@ unsafe fn run(entry: squeue::Entry) -> Option<io::Result<usize>> {
 /// there.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     let len = buf.len().min(u32::MAX as usize) as u32;
-    let entry = opcode::Recv::new(types::Fd(fd), buf.as_mut_ptr(), len)
-        .flags(libc::MSG_DONTWAIT)
-        .build();
+    let ptr = buf.as_mut_ptr();
+    let entry = || {
+        opcode::Recv::new(types::Fd(fd), ptr, len)
+            .flags(libc::MSG_DONTWAIT)
+            .build()
+    };
     // SAFETY: `buf` is borrowed mutably for the call.
     match unsafe { run(entry) } {
         Some(r) => r,
@@ -161,9 +169,11 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// operation where one can run, else `send(2)`.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     let len = buf.len().min(u32::MAX as usize) as u32;
-    let entry = opcode::Send::new(types::Fd(fd), buf.as_ptr(), len)
-        .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        .build();
+    let entry = || {
+        opcode::Send::new(types::Fd(fd), buf.as_ptr(), len)
+            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            .build()
+    };
     // SAFETY: `buf` is borrowed for the call; the kernel only reads it.
     match unsafe { run(entry) } {
         Some(r) => r,
@@ -175,13 +185,19 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 /// ring operation where one can run, else `readv(2)` (`recv(2)` for a
 /// single buffer). `fd` is a socket.
 pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-    // SAFETY: a zeroed msghdr is valid (no address, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
-    msg.msg_iovlen = bufs.len().min(MAX_IOVS) as _;
-    let entry = opcode::RecvMsg::new(types::Fd(fd), &mut msg)
-        .flags(libc::MSG_DONTWAIT as u32)
-        .build();
+    // Written only if the operation runs on a ring (see `run`).
+    let mut msg = MaybeUninit::<libc::msghdr>::uninit();
+    let iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    let iovlen = bufs.len().min(MAX_IOVS);
+    let entry = || {
+        // SAFETY: a zeroed msghdr is valid (no address, no control data).
+        let msg = msg.write(unsafe { std::mem::zeroed() });
+        msg.msg_iov = iov;
+        msg.msg_iovlen = iovlen as _;
+        opcode::RecvMsg::new(types::Fd(fd), msg)
+            .flags(libc::MSG_DONTWAIT as u32)
+            .build()
+    };
     // SAFETY: `msg` lives on this frame and `bufs` is borrowed mutably for
     // the call (IoSliceMut is ABI-compatible with iovec).
     match unsafe { run(entry) } {
@@ -200,13 +216,19 @@ pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize
 /// `MSG_NOSIGNAL`: a ring operation where one can run, else `sendmsg(2)`
 /// (`send(2)` for a single buffer).
 pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    // SAFETY: a zeroed msghdr is valid (no address, no control data).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len().min(MAX_IOVS) as _;
-    let entry = opcode::SendMsg::new(types::Fd(fd), &msg)
-        .flags((libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as u32)
-        .build();
+    // Written only if the operation runs on a ring (see `run`).
+    let mut msg = MaybeUninit::<libc::msghdr>::uninit();
+    let iov = bufs.as_ptr() as *mut libc::iovec;
+    let iovlen = bufs.len().min(MAX_IOVS);
+    let entry = || {
+        // SAFETY: a zeroed msghdr is valid (no address, no control data).
+        let msg = msg.write(unsafe { std::mem::zeroed() });
+        msg.msg_iov = iov;
+        msg.msg_iovlen = iovlen as _;
+        opcode::SendMsg::new(types::Fd(fd), msg)
+            .flags((libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as u32)
+            .build()
+    };
     // SAFETY: `msg` lives on this frame and `bufs` is borrowed for the
     // call; the kernel only reads them (IoSlice is ABI-compatible with
     // iovec).

@@ -19,15 +19,7 @@ pub(super) fn serve(shared: &ServerContext, req: &Request<IOBuf>, _: &str) -> Re
     page.pairs(&[
         ("uptime", uptime(shared)),
         ("connections", shared.connection_ids().len().to_string()),
-        (
-            "in flight",
-            shared
-                .shared
-                .inflight
-                .value()
-                .load(Ordering::Relaxed)
-                .to_string(),
-        ),
+        ("in flight", shared.shared.inflight.sum().to_string()),
         (
             "max concurrency",
             if max == 0 {

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fibrpc_fiber::butex::Butex;
 use fibrpc_iobuf::IOBuf;
 
 use super::interceptors;
@@ -45,7 +44,7 @@ pub(crate) struct Shared {
     pub started: std::time::SystemTime,
     pub options: ServerOptions,
     /// Requests being handled; `join` waits on it reaching 0.
-    pub inflight: Butex,
+    pub inflight: super::inflight::InflightCount,
     /// Set (SeqCst) by `join` before it first reads `inflight`: only then
     /// does a request that brings the count to 0 wake the butex. Without
     /// it every such request (most, on a lightly loaded server) took the
@@ -364,7 +363,8 @@ impl ServerContext {
 /// [`into_owned`](Self::into_owned) for one answered later).
 pub(crate) struct InflightGuard<'a> {
     ctx: &'a ServerContext,
-    /// Requests running before this one.
+    /// Requests running before this one (counted only with a
+    /// `max_concurrency`, see `inflight`).
     before: usize,
 }
 
@@ -374,7 +374,7 @@ impl<'a> InflightGuard<'a> {
         // SeqCst, like `admit`'s load of `closing`: `join` sets `closing`
         // and then reads this count, so either it sees this request or
         // this request sees `closing` (one `lock xadd` on x86 either way).
-        let before = ctx.shared.inflight.value().fetch_add(1, Ordering::SeqCst) as usize;
+        let before = ctx.shared.inflight.enter();
         InflightGuard { ctx, before }
     }
 
@@ -434,10 +434,9 @@ fn count_out(shared: &Shared) {
     // SeqCst on both: either `join`'s store of `draining` comes first in
     // the single total order and we wake it, or our decrement does and
     // its read of the count (after the store) sees it.
-    if shared.inflight.value().fetch_sub(1, Ordering::SeqCst) == 1
-        && shared.draining.load(Ordering::SeqCst)
-    {
-        shared.inflight.wake_all();
+    shared.inflight.exit();
+    if shared.draining.load(Ordering::SeqCst) {
+        shared.inflight.wake();
     }
 }
 

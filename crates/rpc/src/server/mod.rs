@@ -46,6 +46,7 @@
 mod acceptor;
 mod context;
 mod handoff;
+mod inflight;
 mod input;
 pub(crate) mod interceptors;
 mod limiter;
@@ -68,8 +69,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use fibrpc_fiber::butex::Butex;
 
 use crate::http::HttpHandler;
 use crate::protocol::http::HttpRoutes;
@@ -299,7 +298,7 @@ impl Server {
                 protocols: self.protocols.clone(),
                 started: std::time::SystemTime::now(),
                 options: self.options.clone(),
-                inflight: Butex::new(0),
+                inflight: inflight::InflightCount::new(self.options.max_concurrency > 0),
                 stopping: AtomicBool::new(false),
                 closing: AtomicBool::new(false),
                 draining: AtomicBool::new(false),

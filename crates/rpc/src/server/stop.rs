@@ -27,19 +27,20 @@ pub(super) fn finish(ctx: &ServerContext, deadline: Option<Instant>, grace: Dura
 /// Waits until no request is in flight; then, from that moment on,
 /// requests are refused (`closing`). False if `deadline` came first.
 fn wait_handlers(ctx: &ServerContext, deadline: Option<Instant>) -> bool {
-    let count = ctx.shared.inflight.value();
-    // Before the first read of the count: from here on, the request that
-    // brings it to 0 wakes us (see `count_out`).
+    let count = &ctx.shared.inflight;
+    // Before the first sum: from here on, every request that counts out
+    // wakes us (see `count_out`).
     ctx.shared.draining.store(true, Ordering::SeqCst);
     loop {
-        let n = count.load(Ordering::SeqCst);
-        if n == 0 {
+        // Before the sum: a request counting out after it moves it.
+        let generation = count.generation();
+        if count.sum() == 0 {
             // Pairs with `InflightGuard::enter` (SeqCst add, then SeqCst
             // load of `closing`): a request that slipped in before this
-            // store is seen in the count below and waited for; one after
+            // store is seen in the sum below and waited for; one after
             // it is refused and leaves at once.
             ctx.shared.closing.store(true, Ordering::SeqCst);
-            if count.load(Ordering::SeqCst) == 0 {
+            if count.sum() == 0 {
                 return true;
             }
             continue;
@@ -47,8 +48,8 @@ fn wait_handlers(ctx: &ServerContext, deadline: Option<Instant>) -> bool {
         if passed(deadline) {
             return false;
         }
-        // Woken when the count reaches 0 (or by the deadline).
-        let _ = ctx.shared.inflight.wait(n, deadline);
+        // Woken when a request counts out (or by the deadline).
+        count.wait_changed(generation, deadline);
     }
 }
 
