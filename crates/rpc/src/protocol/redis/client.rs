@@ -66,6 +66,27 @@ const READ_ONLY: &[&str] = &[
     "time",
 ];
 
+/// Commands encoding to at most this many bytes are built on the stack
+/// and appended to the request at once.
+const SMALL_COMMAND: usize = 256;
+
+/// Appends `bytes` to `buf` at `at`; false (nothing written) if they do
+/// not fit.
+fn put(buf: &mut [u8], at: &mut usize, bytes: &[u8]) -> bool {
+    let Some(dst) = buf.get_mut(*at..*at + bytes.len()) else {
+        return false;
+    };
+    dst.copy_from_slice(bytes);
+    *at += bytes.len();
+    true
+}
+
+/// `<kind><n>\r\n` into `buf` at `at`, as [`head`] appends it.
+fn put_head(buf: &mut [u8], at: &mut usize, kind: u8, n: usize) -> bool {
+    let mut digits = itoa::Buffer::new();
+    put(buf, at, &[kind]) && put(buf, at, digits.format(n).as_bytes()) && put(buf, at, b"\r\n")
+}
+
 /// One or more commands sent together (pipelined), answered by a
 /// [`RedisResponse`] of as many replies (bRPC's `RedisRequest`). Built
 /// once; cloning shares the encoded bytes.
@@ -102,12 +123,28 @@ impl RedisRequest {
 
     /// Adds a command: its name and arguments (copied).
     pub fn add_command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> &mut Self {
-        head(&mut self.wire, b'*', args.len() as i64);
-        for a in args {
-            let a = a.as_ref();
-            head(&mut self.wire, b'$', a.len() as i64);
-            self.wire.append(a);
-            self.wire.append(b"\r\n");
+        // A short command is encoded on the stack and appended in one
+        // piece: each append to an `IOBuf` looks up the thread's block,
+        // and a command is `3 + 3 * args` pieces.
+        let mut buf = [0u8; SMALL_COMMAND];
+        let mut at = 0;
+        let fits = put_head(&mut buf, &mut at, b'*', args.len())
+            && args.iter().all(|a| {
+                let a = a.as_ref();
+                put_head(&mut buf, &mut at, b'$', a.len())
+                    && put(&mut buf, &mut at, a)
+                    && put(&mut buf, &mut at, b"\r\n")
+            });
+        if fits {
+            self.wire.append(&buf[..at]);
+        } else {
+            head(&mut self.wire, b'*', args.len() as i64);
+            for a in args {
+                let a = a.as_ref();
+                head(&mut self.wire, b'$', a.len() as i64);
+                self.wire.append(a);
+                self.wire.append(b"\r\n");
+            }
         }
         self.counted(args.first().map(|a| a.as_ref()))
     }
@@ -141,7 +178,7 @@ impl RedisRequest {
         let read_only = name.is_some_and(|n| {
             READ_ONLY
                 .iter()
-                .any(|r| n.eq_ignore_ascii_case(r.as_bytes()))
+                .any(|r| r.len() == n.len() && n.eq_ignore_ascii_case(r.as_bytes()))
         });
         self.read_only &= read_only;
         self
@@ -161,36 +198,64 @@ impl RedisRequest {
 /// The replies to a [`RedisRequest`], one per command, in order (bRPC's
 /// `RedisResponse`). A command that failed has an
 /// [`Error`](RedisReply::Error) reply; the call itself succeeded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RedisResponse {
-    replies: Vec<RedisReply>,
+    replies: Replies,
 }
 
 impl RedisResponse {
     /// The reply to command `i`.
     pub fn reply(&self, i: usize) -> Option<&RedisReply> {
-        self.replies.get(i)
+        self.replies().get(i)
     }
 
     /// The number of replies.
     pub fn reply_size(&self) -> usize {
-        self.replies.len()
+        self.replies().len()
     }
 
     /// All replies, in command order.
     pub fn replies(&self) -> &[RedisReply] {
-        &self.replies
+        match &self.replies {
+            Replies::One(r) => std::slice::from_ref(r),
+            Replies::Many(v) => v,
+        }
     }
 
     /// The replies, owned.
     pub fn into_replies(self) -> Vec<RedisReply> {
-        self.replies
+        match self.replies {
+            Replies::One(r) => vec![r],
+            Replies::Many(v) => v,
+        }
     }
 }
 
-/// The replies to one call, as cut from a connection.
+impl PartialEq for RedisResponse {
+    fn eq(&self, other: &Self) -> bool {
+        self.replies() == other.replies()
+    }
+}
+
+/// A call's replies: the one reply of a one-command call is kept as it
+/// is, not in a `Vec` of its own (an allocation and a free per call, on
+/// the commonest call).
+#[derive(Debug, Clone)]
+enum Replies {
+    One(RedisReply),
+    Many(Vec<RedisReply>),
+}
+
+/// The replies to one call, as cut from a connection, and the call they
+/// answer.
 #[derive(Debug)]
-pub struct RedisReplies(Vec<RedisReply>);
+pub struct RedisReplies {
+    /// The correlation id of the call, taken off the connection's list of
+    /// calls sent when its last reply was cut (under the lock the parse
+    /// holds anyway, not a second time).
+    id: u64,
+    replies: Replies,
+}
 
 /// What a client connection keeps: the calls waiting, oldest first
 /// (correlation id, replies wanted), and the replies of the oldest cut so
@@ -239,21 +304,32 @@ impl Protocol for RedisClientProtocol {
         let mut s = conn.lock();
         let s = &mut *s;
         loop {
-            let Some(&(_, want)) = s.sent.front() else {
+            let Some(&(id, want)) = s.sent.front() else {
                 return Parsed::Bad("a reply nobody asked for".into());
             };
             match s.parser.parse(input, &limits) {
                 RespParse::Reply(r) => {
-                    s.replies.push(r);
-                    if s.replies.len() >= want {
-                        return Parsed::Message(RedisReplies(std::mem::take(&mut s.replies)));
-                    }
+                    let replies = if want <= 1 {
+                        Replies::One(r)
+                    } else {
+                        if s.replies.is_empty() {
+                            // Never reserve ahead of what the input backs.
+                            s.replies.reserve(want.min(1024));
+                        }
+                        s.replies.push(r);
+                        if s.replies.len() < want {
+                            if input.is_empty() {
+                                return Parsed::NeedMore;
+                            }
+                            continue;
+                        }
+                        Replies::Many(std::mem::take(&mut s.replies))
+                    };
+                    s.sent.pop_front();
+                    return Parsed::Message(RedisReplies { id, replies });
                 }
                 RespParse::NeedMore => return Parsed::NeedMore,
                 RespParse::Error(e) => return Parsed::Bad(e),
-            }
-            if input.is_empty() {
-                return Parsed::NeedMore;
             }
         }
     }
@@ -287,10 +363,8 @@ impl ClientProtocol for RedisClientProtocol {
         Ok(req.wire.clone())
     }
 
-    fn correlation_id(&self, _msg: &RedisReplies, conn: &Socket) -> Option<u64> {
-        conn.protocol_state::<ClientConn>()
-            .and_then(|c| c.lock().sent.pop_front())
-            .map(|(id, _)| id)
+    fn correlation_id(&self, msg: &RedisReplies, _conn: &Socket) -> Option<u64> {
+        Some(msg.id)
     }
 
     fn process_response(
@@ -298,7 +372,9 @@ impl ClientProtocol for RedisClientProtocol {
         msg: RedisReplies,
         _cntl: &mut Controller,
     ) -> Result<RedisResponse, RpcError> {
-        Ok(RedisResponse { replies: msg.0 })
+        Ok(RedisResponse {
+            replies: msg.replies,
+        })
     }
 
     fn idempotent(&self, req: &RedisRequest) -> Option<bool> {

@@ -83,6 +83,11 @@ impl RespParser {
     /// complete or the input ends. After an [`Error`](RespParse::Error)
     /// the parser must not be used again.
     pub fn parse(&mut self, input: &mut IOBuf, limits: &RespLimits) -> RespParse {
+        if self.stack.is_empty() && self.scanned == 0 {
+            if let Some(reply) = cut_whole_front(input, limits) {
+                return RespParse::Reply(reply);
+            }
+        }
         loop {
             let value = match self.value(input, limits) {
                 Ok(Some(v)) => v,
@@ -228,6 +233,72 @@ impl RespParser {
     }
 }
 
+/// Cuts a top-level reply that is not an array and lies whole in the
+/// first block of `input`: the common reply (`+OK`, `:1`, a short bulk
+/// string) read straight from one slice, with one scan for its line end
+/// and, for a status, one allocation. `None` (nothing consumed) for
+/// anything else, which the resumable parser then takes: an array, a
+/// reply across blocks or incomplete, or one that breaks a rule (the
+/// resumable parser words the error).
+fn cut_whole_front(input: &mut IOBuf, limits: &RespLimits) -> Option<RedisReply> {
+    let front = input.backing_block(0)?;
+    let (&kind, _) = front.split_first()?;
+    let scan = match kind {
+        b'+' | b'-' => limits.max_line.saturating_add(1),
+        b':' | b'$' => MAX_COUNT_LINE,
+        _ => return None,
+    };
+    let nl = front[..front.len().min(scan)]
+        .iter()
+        .position(|&b| b == b'\n')?;
+    if nl < 2 || front[nl - 1] != b'\r' || nl > limits.max_line || nl >= limits.max_reply_bytes {
+        return None;
+    }
+    let body = &front[1..nl - 1];
+    let line = nl + 1;
+    let reply = match kind {
+        b'+' | b'-' => {
+            if body.contains(&b'\r') {
+                return None;
+            }
+            let text = String::from_utf8_lossy(body).into_owned();
+            input.pop_front(line);
+            if kind == b'+' {
+                RedisReply::Status(text)
+            } else {
+                RedisReply::Error(text)
+            }
+        }
+        b':' => {
+            let n = parse_i64(body)?;
+            input.pop_front(line);
+            RedisReply::Integer(n)
+        }
+        _ => match parse_i64(body)? {
+            -1 => {
+                input.pop_front(line);
+                RedisReply::Nil
+            }
+            n if n >= 0 => {
+                let n = n as usize;
+                let total = line.checked_add(n)?.checked_add(2)?;
+                if total > front.len() || total > limits.max_reply_bytes {
+                    return None;
+                }
+                if &front[total - 2..total] != b"\r\n" {
+                    return None;
+                }
+                input.pop_front(line);
+                let data = input.split_to(n);
+                input.pop_front(2);
+                RedisReply::Bulk(data)
+            }
+            _ => return None,
+        },
+    };
+    Some(reply)
+}
+
 /// A value cut, or the header of an array of `n` elements.
 enum Value {
     Done(RedisReply),
@@ -299,6 +370,78 @@ mod tests {
         want.push(RedisReply::Nil);
         for step in 1..=wire.len() {
             assert_eq!(parse_all(&wire, step).unwrap(), want, "step {step}");
+        }
+    }
+
+    /// Replies that lie whole in one block take the one-slice path; the
+    /// same bytes split over blocks take the resumable one: both cut the
+    /// same replies and refuse the same input.
+    #[test]
+    fn whole_and_split_inputs_agree() {
+        let good: &[&[u8]] = &[
+            b"+OK\r\n",
+            b"-ERR no\r\n",
+            b"+\r\n",
+            b":0\r\n",
+            b":-9223372036854775807\r\n",
+            b"$-1\r\n",
+            b"$0\r\n\r\n",
+            b"$5\r\nab\r\nc\r\n",
+            b"+caf\xc3\xa9\r\n",
+        ];
+        let bad: &[&[u8]] = &[
+            b"+a\rb\r\n",
+            b"+ab\n",
+            b":\r\n",
+            b":1x\r\n",
+            b":99999999999999999999\r\n",
+            b"$3\r\nabcd\r\n",
+            b"$-2\r\n",
+            b"$2\r\nab\n\n",
+        ];
+        for (wire, ok) in good
+            .iter()
+            .map(|w| (w, true))
+            .chain(bad.iter().map(|w| (w, false)))
+        {
+            let whole = parse_all(wire, wire.len());
+            assert_eq!(whole.is_ok(), ok, "{:?}", String::from_utf8_lossy(wire));
+            for step in 1..wire.len() {
+                // One reference per chunk: never whole in the first block.
+                let mut p = RespParser::new();
+                let mut input = IOBuf::new();
+                let mut split = Ok(Vec::new());
+                for chunk in wire.chunks(step) {
+                    input.append_owned(IOBuf::from(chunk.to_vec()));
+                }
+                loop {
+                    match p.parse(&mut input, &RespLimits::default()) {
+                        RespParse::Reply(r) => split.as_mut().unwrap().push(r),
+                        RespParse::NeedMore => break,
+                        RespParse::Error(e) => {
+                            split = Err(e);
+                            break;
+                        }
+                    }
+                }
+                assert_eq!(
+                    whole,
+                    split,
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(wire)
+                );
+            }
+        }
+        // Limits hold on the one-slice path too.
+        let limits = RespLimits {
+            max_reply_bytes: 16,
+            max_line: 8,
+            ..Default::default()
+        };
+        for wire in [&b"$20\r\n01234567890123456789\r\n"[..], b"+0123456789\r\n"] {
+            let mut input = IOBuf::from(wire.to_vec());
+            let r = RespParser::new().parse(&mut input, &limits);
+            assert!(matches!(r, RespParse::Error(_)), "{r:?}");
         }
     }
 
