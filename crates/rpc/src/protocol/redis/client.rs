@@ -401,8 +401,8 @@ impl ClientProtocol for RedisClientProtocol {
 /// another worker (an eventfd write, a sleep cut short) and the
 /// connection's state bounces between cores. The redis crate's tasks
 /// follow the reader instead. (16 callers of `GET`/`SET` against one
-/// redis-server, `benches/redis`: one connection about 0.8× the redis
-/// crate's multiplexed connection, per worker about 1.15-1.2×.) What
+/// redis-server, `benches/redis/ab_client.sh`: one connection about 0.9×
+/// the redis crate's multiplexed connection, per worker about 1.2-1.3×.) What
 /// per worker costs: a connection per worker (plus one for plain
 /// threads) to each server, state set by a command holds on its worker's
 /// connection only, and calls made on different workers are not ordered
