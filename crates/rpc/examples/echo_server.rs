@@ -126,6 +126,20 @@ struct Flags {
     replicas: u16,
 }
 
+/// A server with the echo service started on `port`; exits the process
+/// if it cannot start.
+fn serve(options: ServerOptions, port: u16, verbose: bool) -> Server {
+    let mut server = Server::new(options);
+    server
+        .add_service(EchoServiceServer::new(Echo { verbose }))
+        .expect("add EchoService");
+    if let Err(e) = server.start(("0.0.0.0", port)) {
+        eprintln!("echo_server: cannot start on port {port}: {e}");
+        std::process::exit(1);
+    }
+    server
+}
+
 fn main() {
     let flags = <Flags as clap::Parser>::parse();
     // With TLS, SIGHUP reloads the certificate: blocked before any
@@ -175,14 +189,7 @@ fn main() {
         (Some(_), true) => " (TLS only)",
         (Some(_), false) => " (TLS or plaintext, decided per connection)",
     };
-    let mut server = Server::new(options);
-    server
-        .add_service(EchoServiceServer::new(Echo { verbose }))
-        .expect("add EchoService");
-    if let Err(e) = server.start(("0.0.0.0", port)) {
-        eprintln!("echo_server: cannot start on port {port}: {e}");
-        std::process::exit(1);
-    }
+    let mut server = serve(options, port, verbose);
     println!(
         "echo_server: serving example.EchoService on {}{}",
         server.listen_addr().unwrap(),
@@ -198,14 +205,7 @@ fn main() {
                 eprintln!("echo_server: --replicas passes port 65535");
                 std::process::exit(2);
             });
-            let mut replica = Server::new(ServerOptions::default());
-            replica
-                .add_service(EchoServiceServer::new(Echo { verbose }))
-                .expect("add EchoService");
-            if let Err(e) = replica.start(("0.0.0.0", port)) {
-                eprintln!("echo_server: cannot start a replica on port {port}: {e}");
-                std::process::exit(1);
-            }
+            let replica = serve(ServerOptions::default(), port, verbose);
             println!("echo_server: replica on {}", replica.listen_addr().unwrap());
             replica
         })
