@@ -3,67 +3,35 @@
 //!
 //! Without a limit nobody needs the count on the request path, only its
 //! sum when a stop waits or `/status` shows it: each thread then counts
-//! in a cell of its own (a stripe on its own cache line), as bvar's
-//! adders do. One shared counter was two `lock xadd`s per request on a
-//! line the workers took from each other (HTTP under wrk, two workers:
-//! every request moved it, often twice). With `max_concurrency` set,
-//! admission reads the count each request saw on entering, so every
-//! thread counts in the first cell, as before.
+//! in its own cell of a bvar [`Adder`] (a plain load and store, no
+//! shared cache line). One shared counter was two `lock xadd`s per
+//! request on a line the workers took from each other (HTTP under wrk,
+//! two workers: every request moved it, often twice). With
+//! `max_concurrency` set, admission reads the count each request saw on
+//! entering, so there is one shared counter, as before.
 //!
-//! The stop's handshake is unchanged: `enter` is a `SeqCst` add followed
-//! by the `SeqCst` load of `closing`, and the stop stores `closing`
-//! (`SeqCst`) before it sums the cells with `SeqCst` loads, so either
-//! the sum sees the request or the request sees `closing`. A request may
-//! count out on another thread than the one it counted in on (a
-//! `Responder` answered elsewhere): one cell then goes negative and the
-//! sum is still right.
+//! The stop's handshake: `enter` counts the request, then (`SeqCst`)
+//! loads `closing`; the stop stores `closing` (`SeqCst`), then sums. The
+//! adder's cells are written and read relaxed, so each side puts a
+//! `fence(SeqCst)` between its write and its read: whichever fence comes
+//! first in the single total order, either the sum sees the request or
+//! the request sees `closing`. The same holds for `exit` and the stop's
+//! `draining` flag (see `count_out`). A request may count out on another
+//! thread than the one it counted in on (a `Responder` answered
+//! elsewhere): one cell then goes negative and the sum is still right.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
+use fibrpc_bvar::Adder;
 use fibrpc_fiber::butex::Butex;
-
-/// Cells per server: threads beyond this share cells (still correct;
-/// only the line is shared again).
-const STRIPES: usize = 16;
-
-/// One cell on a cache line of its own (128 bytes: the adjacent-line
-/// prefetcher pulls pairs of 64-byte lines).
-#[repr(align(128))]
-#[derive(Default)]
-struct Cell128(AtomicIsize);
-
-/// The next cell a new thread takes.
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread's cell, taken at first use (`usize::MAX`: none yet).
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// This thread's cell index.
-#[inline]
-fn my_stripe() -> usize {
-    STRIPE
-        .try_with(|s| {
-            let i = s.get();
-            if i != usize::MAX {
-                return i;
-            }
-            let i = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-            s.set(i);
-            i
-        })
-        // A thread being torn down: any cell counts right.
-        .unwrap_or(0)
-}
 
 /// Requests in flight (see the module docs).
 pub(crate) struct InflightCount {
-    cells: Box<[Cell128]>,
-    /// All threads count in cell 0, so an entering request learns the
-    /// exact count before it (`max_concurrency` is set).
-    exact: bool,
+    /// With a `max_concurrency`: one counter, so an entering request
+    /// learns the exact count before it.
+    exact: Option<AtomicUsize>,
+    /// Without: a cell per thread.
+    cells: Adder,
     /// Bumped by every request that counts out while a stop drains: what
     /// the stop sleeps on between two sums.
     changed: Butex,
@@ -74,40 +42,55 @@ impl InflightCount {
     /// request sees (a `max_concurrency`).
     pub(crate) fn new(exact: bool) -> InflightCount {
         InflightCount {
-            cells: (0..STRIPES).map(|_| Cell128::default()).collect(),
-            exact,
+            exact: exact.then(|| AtomicUsize::new(0)),
+            cells: Adder::new(),
             changed: Butex::new(0),
         }
     }
 
-    #[inline]
-    fn cell(&self) -> &AtomicIsize {
-        let i = if self.exact { 0 } else { my_stripe() };
-        &self.cells[i].0
-    }
-
     /// Counts a request in. Returns the requests in flight before it if
-    /// the count is exact (0 otherwise). `SeqCst`: see the module docs.
+    /// the count is exact (0 otherwise). Ordered before the caller's
+    /// `SeqCst` load of `closing` (see the module docs).
     #[inline]
     pub(crate) fn enter(&self) -> usize {
-        let before = self.cell().fetch_add(1, Ordering::SeqCst);
-        before.max(0) as usize
+        match &self.exact {
+            Some(count) => count.fetch_add(1, Ordering::SeqCst),
+            None => {
+                self.cells.add(1);
+                fence(Ordering::SeqCst);
+                0
+            }
+        }
     }
 
-    /// Counts a request out. `SeqCst`, before the caller's `SeqCst` load
-    /// of whether a stop drains (see `count_out`): either that load sees
-    /// the stop, which then gets a [`wake`](Self::wake), or the stop's
-    /// sum, after its store, sees this.
+    /// Counts a request out, ordered before the caller's `SeqCst` load of
+    /// whether a stop drains (see `count_out`): either that load sees the
+    /// stop, which then gets a [`wake`](Self::wake), or the stop's sum,
+    /// after its store, sees this.
     #[inline]
     pub(crate) fn exit(&self) {
-        self.cell().fetch_sub(1, Ordering::SeqCst);
+        match &self.exact {
+            Some(count) => {
+                count.fetch_sub(1, Ordering::SeqCst);
+            }
+            None => {
+                self.cells.add(-1);
+                fence(Ordering::SeqCst);
+            }
+        }
     }
 
-    /// The requests in flight now (`SeqCst` loads, for the stop's
+    /// The requests in flight now; ordered after the caller's `SeqCst`
+    /// store of `closing` or `draining` (the stop's side of the
     /// handshake).
     pub(crate) fn sum(&self) -> usize {
-        let n: isize = self.cells.iter().map(|c| c.0.load(Ordering::SeqCst)).sum();
-        n.max(0) as usize
+        match &self.exact {
+            Some(count) => count.load(Ordering::SeqCst),
+            None => {
+                fence(Ordering::SeqCst);
+                self.cells.get_value().max(0) as usize
+            }
+        }
     }
 
     /// What [`wait_changed`](Self::wait_changed) compares with: read
@@ -192,19 +175,16 @@ mod tests {
 
 /// The stop's handshake with requests, modelled with loom's atomics (the
 /// accesses of `InflightGuard::enter`/`admit`, `count_out` and
-/// `stop::wait_handlers`; the generation butex's wait is a spin on its
-/// value): a stop that finds no request in flight never leaves one
-/// admitted and still running, and it ends. Loom treats `SeqCst`
-/// accesses as acquire/release only (its README), so the model puts a
-/// `fence(SeqCst)` between each side's store and its later load of the
-/// other side's variable: the single total order that the code's
-/// all-`SeqCst` accesses get in the C++ model (and on x86, where the
-/// locked read-modify-writes and `SeqCst` stores are full barriers).
-/// Without the fences loom reports the store-buffering outcome the real
-/// accesses exclude.
+/// `stop::wait_handlers`, with the adder's per-thread cells as two
+/// atomics written and read relaxed and the same `fence(SeqCst)`s; the
+/// generation butex's wait is a spin on its value): a stop that finds no
+/// request in flight never leaves one admitted and still running, and it
+/// ends. Without the fences loom reports the store-buffering outcome.
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use loom::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicU32, Ordering::SeqCst};
+    use loom::sync::atomic::{
+        fence, AtomicBool, AtomicIsize, AtomicU32, Ordering::Relaxed, Ordering::SeqCst,
+    };
     use loom::sync::Arc;
 
     struct Model {
@@ -230,27 +210,32 @@ mod loom_tests {
             // (a responder answering elsewhere).
             let r = m.clone();
             let request = loom::thread::spawn(move || {
-                r.cells[1].fetch_add(1, SeqCst);
+                // An adder cell: its thread's plain load and store.
+                let add =
+                    |cell: &AtomicIsize, v: isize| cell.store(cell.load(Relaxed) + v, Relaxed);
+                add(&r.cells[1], 1);
                 fence(SeqCst);
                 let admitted = !r.closing.load(SeqCst);
                 if admitted {
                     r.running.fetch_add(1, SeqCst);
                     r.running.fetch_sub(1, SeqCst);
                 }
-                r.cells[0].fetch_sub(1, SeqCst);
+                add(&r.cells[0], -1);
                 fence(SeqCst);
                 if r.draining.load(SeqCst) {
                     r.generation.fetch_add(1, SeqCst);
                 }
             });
-            let sum = |m: &Model| m.cells.iter().map(|c| c.load(SeqCst)).sum::<isize>();
+            // `InflightCount::sum`: a fence, then the cells read relaxed.
+            let sum = |m: &Model| {
+                fence(SeqCst);
+                m.cells.iter().map(|c| c.load(Relaxed)).sum::<isize>()
+            };
             m.draining.store(true, SeqCst);
-            fence(SeqCst);
             loop {
                 let g = m.generation.load(SeqCst);
                 if sum(&m) == 0 {
                     m.closing.store(true, SeqCst);
-                    fence(SeqCst);
                     if sum(&m) == 0 {
                         break;
                     }
