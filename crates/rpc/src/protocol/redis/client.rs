@@ -66,25 +66,55 @@ const READ_ONLY: &[&str] = &[
     "time",
 ];
 
-/// Commands encoding to at most this many bytes are built on the stack
-/// and appended to the request at once.
-const SMALL_COMMAND: usize = 256;
+/// Bytes of a command gathered on the stack before they are appended to
+/// the request: each append to an `IOBuf` looks up the thread's block,
+/// and a command is `3 + 3 * args` pieces, so a short command goes in one.
+const STAGE: usize = 256;
 
-/// Appends `bytes` to `buf` at `at`; false (nothing written) if they do
-/// not fit.
-fn put(buf: &mut [u8], at: &mut usize, bytes: &[u8]) -> bool {
-    let Some(dst) = buf.get_mut(*at..*at + bytes.len()) else {
-        return false;
-    };
-    dst.copy_from_slice(bytes);
-    *at += bytes.len();
-    true
+/// A command's bytes on their way to an `IOBuf`, appended in pieces of up
+/// to [`STAGE`] bytes (a longer argument goes straight through).
+struct Staged<'a> {
+    out: &'a mut IOBuf,
+    buf: [u8; STAGE],
+    len: usize,
 }
 
-/// `<kind><n>\r\n` into `buf` at `at`, as [`head`] appends it.
-fn put_head(buf: &mut [u8], at: &mut usize, kind: u8, n: usize) -> bool {
-    let mut digits = itoa::Buffer::new();
-    put(buf, at, &[kind]) && put(buf, at, digits.format(n).as_bytes()) && put(buf, at, b"\r\n")
+impl<'a> Staged<'a> {
+    fn new(out: &'a mut IOBuf) -> Self {
+        Staged {
+            out,
+            buf: [0; STAGE],
+            len: 0,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > STAGE {
+            self.flush();
+            if bytes.len() > STAGE {
+                self.out.append(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// `<kind><n>\r\n`, as [`head`] appends it.
+    fn head(&mut self, kind: u8, n: usize) {
+        let mut digits = itoa::Buffer::new();
+        self.put(&[kind]);
+        self.put(digits.format(n).as_bytes());
+        self.put(b"\r\n");
+    }
+
+    /// Appends what is gathered.
+    fn flush(&mut self) {
+        if self.len > 0 {
+            self.out.append(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
 }
 
 /// One or more commands sent together (pipelined), answered by a
@@ -123,29 +153,15 @@ impl RedisRequest {
 
     /// Adds a command: its name and arguments (copied).
     pub fn add_command<A: AsRef<[u8]>>(&mut self, args: &[A]) -> &mut Self {
-        // A short command is encoded on the stack and appended in one
-        // piece: each append to an `IOBuf` looks up the thread's block,
-        // and a command is `3 + 3 * args` pieces.
-        let mut buf = [0u8; SMALL_COMMAND];
-        let mut at = 0;
-        let fits = put_head(&mut buf, &mut at, b'*', args.len())
-            && args.iter().all(|a| {
-                let a = a.as_ref();
-                put_head(&mut buf, &mut at, b'$', a.len())
-                    && put(&mut buf, &mut at, a)
-                    && put(&mut buf, &mut at, b"\r\n")
-            });
-        if fits {
-            self.wire.append(&buf[..at]);
-        } else {
-            head(&mut self.wire, b'*', args.len() as i64);
-            for a in args {
-                let a = a.as_ref();
-                head(&mut self.wire, b'$', a.len() as i64);
-                self.wire.append(a);
-                self.wire.append(b"\r\n");
-            }
+        let mut w = Staged::new(&mut self.wire);
+        w.head(b'*', args.len());
+        for a in args {
+            let a = a.as_ref();
+            w.head(b'$', a.len());
+            w.put(a);
+            w.put(b"\r\n");
         }
+        w.flush();
         self.counted(args.first().map(|a| a.as_ref()))
     }
 
@@ -468,10 +484,12 @@ impl RedisChannel {
     pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<RedisReply, RpcError> {
         let mut req = RedisRequest::new();
         req.add_command(args);
-        let resp = self.call(&mut Controller::new(), &req)?;
-        resp.into_replies()
-            .pop()
-            .ok_or_else(|| RpcError::new(errno::ERESPONSE, "no reply"))
+        match self.call(&mut Controller::new(), &req)?.replies {
+            Replies::One(reply) => Ok(reply),
+            Replies::Many(mut replies) => replies
+                .pop()
+                .ok_or_else(|| RpcError::new(errno::ERESPONSE, "no reply")),
+        }
     }
 
     /// Sends `req` and returns at once; `done` runs in a fiber of its own
@@ -489,5 +507,44 @@ impl RedisChannel {
     /// outcome, on any executor.
     pub fn call_future(&self, cntl: Controller, req: &RedisRequest) -> CallFuture<RedisResponse> {
         self.engine.call_future(cntl, req.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The RESP bytes of a command, written out plainly.
+    fn resp(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Commands shorter and longer than the stack stage, with arguments
+    /// that cross it or exceed it, encode to the same bytes as RESP
+    /// written out by hand, also one after another in one request.
+    #[test]
+    fn commands_encode_as_resp_whatever_their_size() {
+        let sizes = [0, 1, 3, STAGE - 10, STAGE, STAGE + 1, 3 * STAGE];
+        let mut all = Vec::new();
+        let mut req = RedisRequest::new();
+        for &n in &sizes {
+            for count in [1, 2, 40] {
+                let args: Vec<Vec<u8>> = (0..count)
+                    .map(|i| vec![b'a' + (i % 26) as u8; if i == 0 { 3 } else { n }])
+                    .collect();
+                let mut one = RedisRequest::new();
+                one.add_command(&args);
+                assert_eq!(one.wire.to_vec(), resp(&args), "{count} args of {n} bytes");
+                req.add_command(&args);
+                all.extend(resp(&args));
+            }
+        }
+        assert_eq!(req.wire.to_vec(), all);
     }
 }
