@@ -153,6 +153,15 @@ struct Replica {
 }
 
 impl Replica {
+    fn new(breaker: Option<CircuitBreaker>) -> Arc<Replica> {
+        Arc::new(Replica {
+            started: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            breaker,
+        })
+    }
+
     /// Attempts picked for it that have not ended. Read as two loads, so
     /// an end counted between them may make it look one short for a
     /// moment; never below zero (an attempt picked before the server
@@ -465,14 +474,10 @@ impl Inner {
             if !seen.insert(n.addr) {
                 continue; // Listed twice: one replica.
             }
-            let r = old.get(&n.addr).cloned().unwrap_or_else(|| {
-                Arc::new(Replica {
-                    started: AtomicU64::new(0),
-                    ended: AtomicU64::new(0),
-                    errors: AtomicU64::new(0),
-                    breaker: self.breaker.as_ref().map(CircuitBreaker::new),
-                })
-            });
+            let r = old
+                .get(&n.addr)
+                .cloned()
+                .unwrap_or_else(|| Replica::new(self.breaker.as_ref().map(CircuitBreaker::new)));
             list.push((n.addr, r));
         }
         self.replicas.store(Arc::new(Replicas::new(list)));
@@ -585,15 +590,6 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn replica() -> Arc<Replica> {
-        Arc::new(Replica {
-            started: AtomicU64::new(0),
-            ended: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            breaker: None,
-        })
-    }
-
     #[test]
     fn replicas_are_found_scanned_or_hashed() {
         for n in [1, Replicas::SCAN, Replicas::SCAN + 1, 40] {
@@ -601,7 +597,7 @@ mod tests {
                 .map(|i| {
                     (
                         SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
-                        replica(),
+                        Replica::new(None),
                     )
                 })
                 .collect();
@@ -616,7 +612,7 @@ mod tests {
 
     #[test]
     fn inflight_is_started_minus_ended_never_below_zero() {
-        let r = replica();
+        let r = Replica::new(None);
         r.started.fetch_add(3, Relaxed);
         r.ended.fetch_add(1, Relaxed);
         assert_eq!(r.inflight(), 2);
