@@ -181,6 +181,20 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Writes into `msg` a header of the `iovlen` buffers at `iov`, with no
+/// address and no control data, for a ring operation's entry.
+fn msghdr(
+    msg: &mut MaybeUninit<libc::msghdr>,
+    iov: *mut libc::iovec,
+    iovlen: usize,
+) -> &mut libc::msghdr {
+    // SAFETY: a zeroed msghdr is valid (no address, no control data).
+    let msg = msg.write(unsafe { std::mem::zeroed() });
+    msg.msg_iov = iov;
+    msg.msg_iovlen = iovlen as _;
+    msg
+}
+
 /// One non-blocking `recvmsg` into at most the first 1024 of `bufs`: a
 /// ring operation where one can run, else `readv(2)` (`recv(2)` for a
 /// single buffer). `fd` is a socket.
@@ -190,11 +204,7 @@ pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize
     let iov = bufs.as_mut_ptr().cast::<libc::iovec>();
     let iovlen = bufs.len().min(MAX_IOVS);
     let entry = || {
-        // SAFETY: a zeroed msghdr is valid (no address, no control data).
-        let msg = msg.write(unsafe { std::mem::zeroed() });
-        msg.msg_iov = iov;
-        msg.msg_iovlen = iovlen as _;
-        opcode::RecvMsg::new(types::Fd(fd), msg)
+        opcode::RecvMsg::new(types::Fd(fd), msghdr(&mut msg, iov, iovlen))
             .flags(libc::MSG_DONTWAIT as u32)
             .build()
     };
@@ -221,11 +231,7 @@ pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let iov = bufs.as_ptr() as *mut libc::iovec;
     let iovlen = bufs.len().min(MAX_IOVS);
     let entry = || {
-        // SAFETY: a zeroed msghdr is valid (no address, no control data).
-        let msg = msg.write(unsafe { std::mem::zeroed() });
-        msg.msg_iov = iov;
-        msg.msg_iovlen = iovlen as _;
-        opcode::SendMsg::new(types::Fd(fd), msg)
+        opcode::SendMsg::new(types::Fd(fd), msghdr(&mut msg, iov, iovlen))
             .flags((libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as u32)
             .build()
     };
