@@ -7,28 +7,30 @@
 //! message.
 
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fibrpc_iobuf::IOBuf;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Response, Uri, Version};
+use http::{HeaderMap, Method, Response, StatusCode, Uri, Version};
 
 /// Appends `resp`'s head, then its body unless `head_only` (a `HEAD`
 /// request: `Content-Length` still says what a `GET` would get).
 pub fn encode_response(resp: &Response<IOBuf>, head_only: bool, close: bool, out: &mut IOBuf) {
-    encode_head(resp, Some(resp.body().len()), close, out);
-    if head_only {
-        return;
-    }
     let body = resp.body();
-    if body.len() <= COPY_BODY_MAX {
-        // Copied right behind the head (in the same block): the response
-        // is then one buffer, written with `send(2)` instead of a
-        // two-iovec `sendmsg(2)`, and no block reference is taken.
-        for s in body.slices() {
-            out.append(s);
+    // A small body is copied right behind the head in the scratch buffer,
+    // so the response enters `out` in one append (one block, one buffer:
+    // written with `send(2)` instead of a two-iovec `sendmsg(2)`, and no
+    // block reference is taken). Appending head and body separately cost
+    // a second pass through the IOBuf's tail per response.
+    let inline_body = !head_only && body.len() <= COPY_BODY_MAX;
+    encode_head(resp, Some(body.len()), close, out, |head| {
+        if inline_body {
+            for s in body.slices() {
+                head.extend_from_slice(s);
+            }
         }
-    } else {
+    });
+    if !head_only && !inline_body {
         out.append_buf(body);
     }
 }
@@ -42,7 +44,7 @@ const COPY_BODY_MAX: usize = 512;
 /// (`Transfer-Encoding: chunked`, a progressive response): `resp`'s
 /// body is ignored.
 pub fn encode_chunked_head<B>(resp: &Response<B>, close: bool, out: &mut IOBuf) {
-    encode_head(resp, None, close, out);
+    encode_head(resp, None, close, out, |_| {});
 }
 
 /// Appends one chunk of a chunked body (nothing for an empty `data`,
@@ -66,25 +68,36 @@ pub fn encode_chunk(data: IOBuf, out: &mut IOBuf) {
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// A response's status line and headers; `len`: its `Content-Length`,
-/// or `None` for a chunked body.
-fn encode_head<B>(resp: &Response<B>, len: Option<usize>, close: bool, out: &mut IOBuf) {
+/// or `None` for a chunked body. `then` appends to the head before it
+/// goes into `out` (a small body).
+fn encode_head<B>(
+    resp: &Response<B>,
+    len: Option<usize>,
+    close: bool,
+    out: &mut IOBuf,
+    then: impl FnOnce(&mut Vec<u8>),
+) {
     with_scratch(|head| {
         let status = resp.status();
-        head.extend_from_slice(b"HTTP/1.1 ");
-        head.extend_from_slice(status.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
-        head.extend_from_slice(b"\r\n");
+        if status == StatusCode::OK {
+            // Most responses: one copy of a constant line.
+            head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        } else {
+            head.extend_from_slice(b"HTTP/1.1 ");
+            head.extend_from_slice(status.as_str().as_bytes());
+            head.push(b' ');
+            head.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
         let has_date = write_headers(head, resp.headers());
         if !has_date {
-            head.extend_from_slice(b"Date: ");
             with_http_date(|d| head.extend_from_slice(d));
-            head.extend_from_slice(b"\r\n");
         }
         if len.is_none() {
             head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
         finish_head(head, len, close);
+        then(head);
         out.append(head);
     });
 }
@@ -184,23 +197,46 @@ fn finish_head(out: &mut Vec<u8>, len: Option<usize>, close: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Calls `f` with the current time as an HTTP date (RFC 9110 IMF-fixdate),
-/// formatted at most once a second per thread.
+/// Calls `f` with the header line `Date: <now>\r\n` (RFC 9110
+/// IMF-fixdate), formatted at most once a second per thread: the whole
+/// line is cached, so a response copies it in one piece.
 fn with_http_date(f: impl FnOnce(&[u8])) {
     use std::cell::RefCell;
     thread_local! {
         static CACHE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
     }
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = unix_secs();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
             c.0 = secs;
-            c.1 = httpdate::fmt_http_date(now).into_bytes();
+            let now = UNIX_EPOCH + Duration::from_secs(secs);
+            c.1.clear();
+            c.1.extend_from_slice(b"Date: ");
+            c.1.extend_from_slice(httpdate::fmt_http_date(now).as_bytes());
+            c.1.extend_from_slice(b"\r\n");
         }
         f(&c.1);
     });
+}
+
+/// Seconds since the Unix epoch from the coarse real-time clock: a date
+/// needs whole seconds, and `CLOCK_REALTIME_COARSE` reads the kernel's
+/// last tick (a few ms old at most) without the TSC read `SystemTime::now`
+/// makes, which on a VM is the dearer part of a per-response clock read.
+fn unix_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec`, the only memory
+    // `clock_gettime` writes.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        return u64::try_from(ts.tv_sec).unwrap_or(0);
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -226,6 +262,33 @@ mod tests {
         let text = out.to_vec();
         assert!(text.starts_with(b"HTTP/1.1 200 OK\r\n"));
         assert!(text.ends_with(b"Content-Length: 13\r\n\r\nHello, World!"));
+    }
+
+    #[test]
+    fn the_status_line_and_date_are_written_for_every_status() {
+        for (status, line) in [
+            (http::StatusCode::OK, &b"HTTP/1.1 200 OK\r\n"[..]),
+            (http::StatusCode::NOT_FOUND, b"HTTP/1.1 404 Not Found\r\n"),
+            (
+                http::StatusCode::from_u16(599).unwrap(),
+                b"HTTP/1.1 599 Unknown\r\n",
+            ),
+        ] {
+            let mut resp = response(IOBuf::from("x"));
+            *resp.status_mut() = status;
+            let mut out = IOBuf::new();
+            encode_response(&resp, false, true, &mut out);
+            let text = out.to_vec();
+            assert!(text.starts_with(line), "{}", String::from_utf8_lossy(&text));
+            let text = String::from_utf8(text).unwrap();
+            let date = text.lines().find(|l| l.starts_with("Date: ")).unwrap();
+            assert!(httpdate::parse_http_date(&date["Date: ".len()..]).is_ok());
+            assert!(text.ends_with("Connection: close\r\n\r\nx"));
+        }
+        // A small body of a HEAD response is not written.
+        let mut head = IOBuf::new();
+        encode_response(&response(IOBuf::from("abc")), true, false, &mut head);
+        assert!(head.to_vec().ends_with(b"Content-Length: 3\r\n\r\n"));
     }
 
     #[test]

@@ -84,22 +84,27 @@ impl Protocol for HttpServerProtocol {
     }
 
     fn parse(&self, buf: &mut IOBuf, sock: &Arc<Socket>, _eof: bool) -> Parsed<InboundRequest> {
-        let state = || sock.protocol_state::<ServerConn>();
-        // The connection's chunk scan, kept between reads. Only input that
-        // starts like a request takes the connection's state slot; a fresh
-        // scan serves the rest (and a connection that spoke another
-        // protocol first, whose parse fails below).
-        let mut fresh = parse::ChunkScan::default();
+        // The connection's state, looked up once per request (each lookup
+        // is a dynamic type check). Only input that starts like a request
+        // takes the connection's state slot; other input returns
+        // `NotMine` or `NeedMore` below before the state is needed (a
+        // connection that spoke another protocol first has no
+        // `ServerConn`, and its parse fails below).
         let probe = parse::probe_request(buf);
-        let mut kept = (probe == Some(true))
-            .then(state)
-            .flatten()
-            .map(|s| s.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()));
+        let state = if probe == Some(true) {
+            sock.protocol_state::<ServerConn>()
+        } else {
+            None
+        };
+        // The connection's chunk scan, kept between reads; a fresh scan
+        // serves input without the state.
+        let mut fresh = parse::ChunkScan::default();
+        let mut kept = state.map(|s| s.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()));
         let scan = kept.as_deref_mut().unwrap_or(&mut fresh);
         let (parsed, flags) = parse::parse_request_expecting(buf, probe, limits(sock), scan);
         drop(kept);
         if flags.waiting {
-            if let Some(s) = state() {
+            if let Some(s) = state {
                 s.send_continue(sock);
             }
         }
@@ -113,7 +118,7 @@ impl Protocol for HttpServerProtocol {
                 (Err(e), true)
             }
         };
-        let Some(state) = state() else {
+        let Some(state) = state else {
             return Parsed::Bad("the connection spoke another protocol first".into());
         };
         state.wait_for_room(sock);
