@@ -3,6 +3,7 @@
 //! next read continues in their tails instead of wasting them.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -128,10 +129,9 @@ impl IOPortal {
         if max == 0 {
             return Ok(0);
         }
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_READ_IOV];
+        // Left uninitialized: zeroing 64 iovecs (1 KiB) was a `memset` of
+        // ~75 instructions per read, where most reads fill one or two.
+        let mut iov = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_READ_IOV];
         let mut niov = 0;
         let mut space = 0;
         while space < max && niov < MAX_READ_IOV {
@@ -140,10 +140,10 @@ impl IOPortal {
             }
             let t = &self.tails[niov];
             let len = t.spare().min(max - space);
-            iov[niov] = libc::iovec {
+            iov[niov].write(libc::iovec {
                 iov_base: t.tail_ptr().cast(),
                 iov_len: len,
-            };
+            });
             space += len;
             niov += 1;
             if one_tail && space >= max / 2 {
@@ -151,11 +151,15 @@ impl IOPortal {
             }
         }
         self.last_offered = space;
-        let n = read(&mut iov[..niov])?;
+        // SAFETY: the loop above wrote `iov[..niov]`, and `MaybeUninit<T>`
+        // has `T`'s layout.
+        let iov =
+            unsafe { std::slice::from_raw_parts_mut(iov.as_mut_ptr().cast::<libc::iovec>(), niov) };
+        let n = read(iov)?;
         debug_assert!(n <= space);
         // The kernel filled the iovecs in order: hand each tail its share.
         let mut left = n;
-        for (t, v) in self.tails.iter_mut().zip(&iov[..niov]) {
+        for (t, v) in self.tails.iter_mut().zip(iov.iter()) {
             if left == 0 {
                 break;
             }
