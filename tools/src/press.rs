@@ -57,8 +57,10 @@ pub struct PressConfig {
     pub warmup: Duration,
     /// Seconds measured.
     pub duration: Duration,
-    /// The server's pid, to charge it CPU time and read its RSS.
-    pub server_pid: Option<u32>,
+    /// The server processes' pids, to charge them CPU time and read their
+    /// RSS (summed over all of them: a call's cost when the calls are
+    /// spread over several server processes).
+    pub server_pids: Vec<u32>,
     /// Extra `"key":value` pairs for the RESULT line (e.g. the concurrency).
     pub extra: Vec<(String, String)>,
 }
@@ -100,7 +102,12 @@ impl Press {
     /// prints the summary and the RESULT line. Returns the merged histogram.
     pub fn run(&self, config: &PressConfig) -> Histogram<u64> {
         std::thread::sleep(config.warmup);
-        let cpu = config.server_pid.and_then(|pid| CpuWindow::start(pid).ok());
+        let cpu: Option<Vec<CpuWindow>> = config
+            .server_pids
+            .iter()
+            .map(|&pid| CpuWindow::start(pid).ok())
+            .collect::<Option<_>>()
+            .filter(|w: &Vec<_>| !w.is_empty());
         let own = CpuWindow::start(std::process::id()).ok();
         self.measuring.store(true, Ordering::Relaxed);
         let start = Instant::now();
@@ -134,7 +141,11 @@ impl Press {
             let _ = total.add(&g.1);
             errors += r.errors.load(Ordering::Relaxed);
         }
-        let server = cpu.and_then(|w| w.finish(total.len()).ok());
+        let server = cpu.and_then(|windows| {
+            let stats: Option<Vec<_>> =
+                windows.iter().map(|w| w.finish(total.len()).ok()).collect();
+            stats.map(|s| ServerStats::sum(&s))
+        });
         let client = own.and_then(|w| w.finish(total.len()).ok());
         self.stop.store(true, Ordering::Relaxed);
         print_result(&total, errors, elapsed, server, client, &config.extra);
@@ -167,10 +178,7 @@ fn print_result(
         h.len()
     );
     if let Some(s) = server {
-        json += &format!(
-            ",\"server_cpu_s\":{:.3},\"server_cpu_per_100k_s\":{:.3},\"server_rss_kb\":{}",
-            s.cpu_s, s.cpu_per_100k_s, s.rss_kb
-        );
+        json += &s.json_fields();
     }
     if let Some(c) = client {
         json += &format!(",\"client_cpu_per_100k_s\":{:.3}", c.cpu_per_100k_s);

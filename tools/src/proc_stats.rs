@@ -92,6 +92,23 @@ impl CpuWindow {
 }
 
 impl ServerStats {
+    /// The stats of several server processes charged for the same calls,
+    /// as one: CPU and RSS added up.
+    pub fn sum(all: &[ServerStats]) -> ServerStats {
+        all.iter().fold(
+            ServerStats {
+                cpu_s: 0.0,
+                cpu_per_100k_s: 0.0,
+                rss_kb: 0,
+            },
+            |a, s| ServerStats {
+                cpu_s: a.cpu_s + s.cpu_s,
+                cpu_per_100k_s: a.cpu_per_100k_s + s.cpu_per_100k_s,
+                rss_kb: a.rss_kb + s.rss_kb,
+            },
+        )
+    }
+
     /// The fields to append to a `RESULT {...}` json object, with a leading
     /// comma: `,"server_cpu_s":F,"server_cpu_per_100k_s":F,"server_rss_kb":N`.
     pub fn json_fields(&self) -> String {
@@ -146,6 +163,23 @@ fn bad_data(what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_servers_add_up() {
+        let a = ServerStats {
+            cpu_s: 1.5,
+            cpu_per_100k_s: 0.5,
+            rss_kb: 100,
+        };
+        let b = ServerStats {
+            cpu_s: 0.5,
+            cpu_per_100k_s: 0.25,
+            rss_kb: 20,
+        };
+        let s = ServerStats::sum(&[a, b]);
+        assert_eq!((s.cpu_s, s.cpu_per_100k_s, s.rss_kb), (2.0, 0.75, 120));
+        assert_eq!(ServerStats::sum(&[a]), a);
+    }
 
     #[test]
     fn parses_stat_with_odd_command_name() {

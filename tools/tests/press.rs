@@ -71,6 +71,18 @@ fn summary(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("the summary is not JSON ({e}): {stdout:?}"))
 }
 
+/// The `RESULT` line of a successful echo benchmark run, parsed.
+fn echo_result(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line: {stdout}"));
+    serde_json::from_str(result).unwrap()
+}
+
 fn messages(n: usize) -> String {
     (0..n)
         .map(|i| format!("{{\"message\":\"m{i}\"}}\n"))
@@ -274,15 +286,69 @@ fn the_echo_benchmark_speaks_grpc() {
         "--duration",
         "1",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("no RESULT line: {stdout}"));
-    let r: serde_json::Value = serde_json::from_str(result).unwrap();
+    let r = echo_result(&out);
     assert_eq!(r["protocol"], "grpc", "{r}");
     assert!(r["calls"].as_u64().unwrap_or(0) > 0, "{r}");
     assert_eq!(r["errors"].as_u64(), Some(0), "{r}");
+}
+
+/// Counts the calls it answers.
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl EchoService for Counting {
+    fn echo(&self, _: &mut Controller, request: EchoRequest) -> Result<EchoResponse, RpcError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(EchoResponse {
+            message: request.message,
+        })
+    }
+}
+
+#[test]
+fn the_echo_benchmark_splits_its_callers_over_a_list_of_servers() {
+    let counted: Vec<_> = (0..2)
+        .map(|_| {
+            let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let mut server = Server::new(ServerOptions::default());
+            server
+                .add_service(EchoServiceServer::new(Counting(calls.clone())))
+                .unwrap();
+            server.start("127.0.0.1:0").unwrap();
+            (server, calls)
+        })
+        .collect();
+    let list = counted
+        .iter()
+        .map(|(s, _)| s.listen_addr().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    // This process serves both; naming it twice charges it twice.
+    let pid = std::process::id().to_string();
+    let out = press(&[
+        "--server",
+        &list,
+        "--server-pid",
+        &format!("{pid},{pid}"),
+        "--concurrency",
+        "4",
+        "--warmup",
+        "0",
+        "--duration",
+        "1",
+    ]);
+    let r = echo_result(&out);
+    assert_eq!(r["errors"].as_u64(), Some(0), "{r}");
+    // Both entries of the pid list are this process, read at the end of
+    // the window: the reported RSS is their sum, about twice its own now.
+    let charged = r["server_rss_kb"].as_f64().expect("server_rss_kb");
+    let own = fibrpc_tools::proc_stats::rss_kb(std::process::id()).unwrap() as f64;
+    assert!(
+        charged > 1.5 * own && charged < 2.5 * own,
+        "{charged} KiB charged, {own} KiB now: {r}"
+    );
+    assert!(r["server_cpu_s"].as_f64().is_some(), "{r}");
+    for (i, (_, calls)) in counted.iter().enumerate() {
+        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n > 0, "server {i} of {list} got no call: {r}");
+    }
 }

@@ -51,7 +51,11 @@ Without --proto, --descriptor-set or --replay: the echo benchmark \
 With them: one JSON summary object on stdout; a live line on stderr when it is a terminal."
 )]
 struct Cli {
-    /// host:port, or (baidu_std, grpc) a naming URL: list://a,b file:// dns:// etcd://
+    /// host:port, or (baidu_std, grpc) a naming URL: list://a,b file:// dns:// etcd://.
+    /// Echo benchmark: a comma list of host:port (no URL) gives each
+    /// address a plain channel and splits the callers among them, caller i
+    /// on address i % N: calls spread over N servers with no balancer, the
+    /// yardstick for a cluster channel's own cost.
     #[arg(long, default_value = "127.0.0.1:8000")]
     server: String,
     /// The load balancer for a naming URL.
@@ -119,9 +123,10 @@ struct Cli {
     /// Run the caller fibers on N workers (sets FIBRPC_WORKERS).
     #[arg(long)]
     threads: Option<usize>,
-    /// Echo benchmark: charge the server its CPU time, report its RSS.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Echo benchmark: charge the server its CPU time, report its RSS; a
+    /// comma list charges (and sums) several server processes.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Speak TLS, trusting this CA.
     #[arg(long)]
     tls_ca: Option<String>,
@@ -240,7 +245,7 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
     let mut config = PressConfig {
         warmup: secs(cli.warmup.unwrap_or(1.0), "--warmup"),
         duration: secs(cli.duration.unwrap_or(10.0), "--duration"),
-        server_pid: cli.server_pid,
+        server_pids: cli.server_pid.clone(),
         extra: Vec::new(),
     };
     config
@@ -255,40 +260,41 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
         .extra
         .push(("protocol".into(), format!("\"{protocol}\"")));
     let naming = server.contains("://");
+    // Without a URL, a comma list names servers to split the callers over.
+    let addresses: Vec<&str> = if naming {
+        vec![server.as_str()]
+    } else {
+        server.split(',').map(str::trim).collect()
+    };
     // One channel per connection: a channel keeps one connection per
-    // server, so `--connections N` spreads the callers over N of them.
+    // server, so `--connections N` spreads the callers over N of them
+    // (per address of a comma list).
     let connections = cli.connections.max(1);
     config
         .extra
         .push(("connections".into(), connections.to_string()));
     match protocol {
         Protocol::BaiduStd => {
-            let channels = (0..connections)
-                .map(|_| {
-                    let channel = if naming {
-                        Channel::with_naming(server, &cli.lb, options.clone())
-                    } else {
-                        Channel::new(server.as_str(), options.clone())
-                    };
-                    channel.unwrap_or_else(bad_server(server))
-                })
-                .collect();
+            let channels = channels_per_address(&addresses, connections, |address| {
+                if naming {
+                    Channel::with_naming(address, &cli.lb, options.clone())
+                } else {
+                    Channel::new(address, options.clone())
+                }
+            });
             echo_callers(cli, &config, concurrency, channels);
         }
         Protocol::Grpc => {
             if cli.attachment_size > 0 {
                 fail(2, "--attachment-size: gRPC has no attachments (baidu_std has)");
             }
-            let channels = (0..connections)
-                .map(|_| {
-                    let channel = if naming {
-                        GrpcChannel::with_naming(server, &cli.lb, options.clone())
-                    } else {
-                        GrpcChannel::new(server.as_str(), options.clone())
-                    };
-                    channel.unwrap_or_else(bad_server(server))
-                })
-                .collect();
+            let channels = channels_per_address(&addresses, connections, |address| {
+                if naming {
+                    GrpcChannel::with_naming(address, &cli.lb, options.clone())
+                } else {
+                    GrpcChannel::new(address, options.clone())
+                }
+            });
             echo_callers(cli, &config, concurrency, channels);
         }
         Protocol::Http => fail(
@@ -296,6 +302,19 @@ fn echo_benchmark(cli: &Cli, options: ChannelOptions) {
             "the echo benchmark speaks baidu_std or grpc; for HTTP give --proto, --method and --input",
         ),
     }
+}
+
+/// `connections` channels to each of `addresses`, interleaved (address 0,
+/// 1, …, then again), so callers taken in turn land on each address in turn.
+fn channels_per_address<C>(
+    addresses: &[&str],
+    connections: usize,
+    open: impl Fn(&str) -> Result<C, fibrpc::RpcError>,
+) -> Vec<C> {
+    (0..connections)
+        .flat_map(|_| addresses.iter())
+        .map(|address| open(address).unwrap_or_else(bad_server(address)))
+        .collect()
 }
 
 /// Exits (status 1) saying that `server` cannot be used.

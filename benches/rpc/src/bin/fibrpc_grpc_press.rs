@@ -75,7 +75,7 @@ fn main() {
     let press_config = PressConfig {
         warmup: secs(config.warmup, "--warmup"),
         duration: secs(config.duration, "--duration"),
-        server_pid: config.server_pid,
+        server_pids: config.server_pid.into_iter().collect(),
         extra: vec![
             ("concurrency".into(), config.concurrency.to_string()),
             ("connections".into(), config.connections.to_string()),
