@@ -293,7 +293,8 @@ mod tests {
         for b in 0..3000u64 {
             // Up to a turn and one pick: a burst that starts on a turn's
             // last pick still finishes there.
-            let size = 1 + (b * 7 % (RR_RUN as u64 + 1)) as usize;
+            // (5 is coprime with `RR_RUN + 1`, so every size comes up.)
+            let size = 1 + (b * 5 % (RR_RUN as u64 + 1)) as usize;
             let picks: Vec<usize> = (0..size).map(|_| lb.burst_turn(&l, 3, b + 1)).collect();
             assert!(picks.iter().all(|&i| i == picks[0]), "{b}: {picks:?}");
             picks.iter().for_each(|&i| total[i] += 1);
