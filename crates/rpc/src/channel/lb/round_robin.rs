@@ -27,10 +27,11 @@ use crate::RpcError;
 /// one server at a time, so two servers idled while the third worked
 /// (0.8× the calls per second of the same callers split among the
 /// servers by hand). Runs of 6 split such a burst over the servers,
-/// which then work at once, and still send ~5 requests per write (the
-/// "list of 3 processes" rounds of `benches/rpc/cluster_overhead.sh`,
-/// each run's `fibrpc_press` built with either run: 1.15× the calls per
-/// second of runs of 16 at the same caller CPU per call).
+/// which then work at once, and still send ~5 requests per write
+/// (`fibrpc_press --server list://A,B,C --lb rr --concurrency 16
+/// --threads 1` against three `echo_server` processes, a press built
+/// with each run length in alternated rounds: 1.15× the calls per second
+/// of runs of 16 at the same caller CPU per call).
 pub const RR_RUN: usize = 6;
 
 /// [`RR_RUN`] as the run budget's type.
