@@ -52,12 +52,12 @@ const STEAL_EVERY: usize = 8;
 /// Every this many picks, look at the shared queues first (fairness for
 /// submissions from outside the runtime).
 const GLOBAL_CHECK_INTERVAL: u32 = 61;
-/// Freed fiber slots a worker keeps (LIFO, each with its idle context)
-/// before it hands half of them back to the global free list.
+/// Freed fiber slots a worker keeps (LIFO) before it hands half of them
+/// back to the global free list.
 const SLOT_CACHE: usize = 256;
-/// Freed slots (with their idle contexts) a worker keeps when it goes to
-/// sleep; the rest go back to the global free list and pools, so a burst
-/// of fibers does not stay cached on an idle worker.
+/// Freed slots a worker keeps when it goes to sleep; the rest go back to
+/// the global free list, so a burst of fibers does not stay cached on an
+/// idle worker.
 const SLOT_KEEP: usize = 16;
 /// Most fibers queued in a worker's deque; past this a spawn goes to the
 /// shared injector. Bounded as bRPC's run queue is (4096), for memory: a
@@ -640,9 +640,8 @@ impl TaskGroup {
             let mut from = task;
             loop {
                 match why {
-                    // The context stays in the slot: the next fiber to get
-                    // this slot (likely the next spawn here: the slot cache
-                    // is LIFO) runs on it without touching the pool.
+                    // The context goes back on top of the pool: the next
+                    // fiber to start here runs on it (see `first_run`).
                     Switch::Exit => self.finish(from),
                     Switch::Yield => self.make_ready_again(from),
                     Switch::Park(f) => {
@@ -732,20 +731,15 @@ impl TaskGroup {
             return false;
         }
         let slot = task.ctx_slot();
-        // SAFETY: token held (see `run_task`); the slot holds an idle
-        // context or nothing.
-        let left = unsafe { (*slot).take() };
-        match left {
-            Some(mut ctx) if ctx.class() == class => {
-                ctx.mark_used();
-                // SAFETY: as above.
-                unsafe { *slot = Some(ctx) };
-                return true;
-            }
-            // SAFETY: `pool` is only used by this thread, outside fibers.
-            Some(ctx) => unsafe { (*self.pool.get()).put(ctx) },
-            None => {}
-        }
+        // The context comes from the pool, never from a slot: the pool is
+        // LIFO, so this fiber runs on the stack whose lines the last fiber
+        // to end here left in the cache. Fibers spawned in a batch (one per
+        // ready connection of a poll) each hold a slot before any runs; if
+        // each ran on a context kept in its slot, a batch of 25 would cycle
+        // through 25 stacks.
+        // SAFETY: token held (see `run_task`); a slot holds no context
+        // until its fiber's first run (`finish` takes it out).
+        debug_assert!(unsafe { (*slot).is_none() });
         // SAFETY: this thread only, outside fibers.
         match unsafe { (*self.pool.get()).get(class) } {
             Ok((ctx, fresh)) => {
@@ -841,19 +835,14 @@ impl TaskGroup {
         // already include the fiber it joined.
         self.shared.counters.exited.incr();
         task.end_version();
-        // The slot is recycled by whoever of the fiber and its join handle
-        // lets go of it last (`task::packet`). Its idle context waits in it
-        // for the next fiber to get the slot, unless the handle is held
-        // without joining (handles collected and joined later): then the
-        // slot may stay taken for long, and a burst of such fibers would
-        // keep a stack each.
-        if task.payload.handle_held_elsewhere() {
-            // SAFETY: token held (the fiber ended, its context is idle);
-            // this thread only, outside fibers, no other borrow of `pool`.
-            unsafe {
-                if let Some(ctx) = (*task.ctx_slot()).take() {
-                    (*self.pool.get()).put(ctx);
-                }
+        // The idle context goes back to the pool at once, on top (see
+        // `first_run`); the slot is recycled by whoever of the fiber and its
+        // join handle lets go of it last (`task::packet`).
+        // SAFETY: token held (the fiber ended, its context is idle); this
+        // thread only, outside fibers, no other borrow of `pool`.
+        unsafe {
+            if let Some(ctx) = (*task.ctx_slot()).take() {
+                (*self.pool.get()).put(ctx);
             }
         }
         // SAFETY: the fiber releases once, here, after its last touch of
@@ -864,28 +853,26 @@ impl TaskGroup {
         }
     }
 
-    /// Puts a slot both of whose owners let go into this worker's cache,
-    /// with the idle context it may hold (the next spawn here likely gets
-    /// both: the cache is LIFO).
+    /// Puts a slot both of whose owners let go into this worker's cache
+    /// (LIFO: the next spawn here gets the slot whose lines are warmest).
     fn recycle(&self, task: TaskRef) {
-        // SAFETY: this thread only, and no other borrow of `free_slots` or
-        // `pool` is alive here: the worker loop holds none across a fiber
-        // switch, and this runs either in the loop (`finish`) or on a fiber
-        // of this worker (a join handle's drop).
-        let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
+        // SAFETY: this thread only, and no other borrow of `free_slots` is
+        // alive here: the worker loop holds none across a fiber switch, and
+        // this runs either in the loop (`finish`) or on a fiber of this
+        // worker (a join handle's drop).
+        let cache = unsafe { &mut *self.free_slots.get() };
         cache.push(task);
         if cache.len() > SLOT_CACHE {
-            spill_slots(cache, pool, SLOT_CACHE / 2);
+            spill_slots(cache, SLOT_CACHE / 2);
         }
     }
 
     /// Before the worker sleeps: gives back what a burst left cached here,
     /// once per trim epoch and only if fibers ran since the last time (so
     /// a worker that sleeps and wakes per message pays two compares).
-    /// Free slots above [`SLOT_KEEP`] go to the global free list and their
-    /// contexts to the pool, the pool's excess to the global pool (which
-    /// the trimmer unmaps), and the deep stack pages of the contexts kept
-    /// are released. A worker that already did this in the current epoch
+    /// Free slots above [`SLOT_KEEP`] go to the global free list, the
+    /// pool's excess contexts to the global pool (which the trimmer
+    /// unmaps), and the deep stack pages of the contexts kept are released. A worker that already did this in the current epoch
     /// asks the trimmer to wake it at the next one, so an idle process
     /// sheds within one interval even if no work comes to wake it.
     fn shed_idle_memory(&self) {
@@ -905,17 +892,10 @@ impl TaskGroup {
         // borrow of `free_slots` or `pool` is alive (see `recycle`).
         let (cache, pool) = unsafe { (&mut *self.free_slots.get(), &mut *self.pool.get()) };
         if cache.len() > SLOT_KEEP {
-            spill_slots(cache, pool, SLOT_KEEP);
+            spill_slots(cache, SLOT_KEEP);
         }
         if pool.over_keep() {
             pool.shed();
-        }
-        for m in cache.iter() {
-            // SAFETY: free slots in our cache are ours; their contexts are
-            // idle.
-            if let Some(ctx) = unsafe { (*m.ctx_slot()).as_mut() } {
-                ctx.release_pages();
-            }
         }
         pool.release_pages();
         // SAFETY: as above, for `resume`.
@@ -930,36 +910,23 @@ impl TaskGroup {
 }
 
 /// Moves the free slots of `cache` past the first `keep` to the global free
-/// list, their idle contexts to `pool` (bounded, spilling to the global
-/// pool and then to `munmap`).
-fn spill_slots(cache: &mut Vec<TaskRef>, pool: &mut StackPool, keep: usize) {
-    let spill: Vec<u32> = cache
-        .drain(keep..)
-        .map(|m| {
-            // SAFETY: a free slot is owned by whoever holds it in a free
-            // list: us.
-            if let Some(ctx) = unsafe { (*m.ctx_slot()).take() } {
-                pool.put(ctx);
-            }
-            m.slot()
-        })
-        .collect();
+/// list.
+fn spill_slots(cache: &mut Vec<TaskRef>, keep: usize) {
+    let spill: Vec<u32> = cache.drain(keep..).map(|m| m.slot()).collect();
     Slab::global().free_many(spill);
 }
 
 /// Recycles a slot whose fiber ended, released last by its join handle:
 /// into this worker's cache, or (on a thread that is no worker) to the
-/// shared free list, its idle context to the global stack pool.
+/// shared free list.
 pub(crate) fn recycle_slot(task: TaskRef) {
     if let Some(g) = current_group() {
         g.recycle(task);
         return;
     }
-    // SAFETY: both owners let go, so we alone hold the slot, and its fiber
-    // ended: the context (if any) is idle and no worker touches it.
-    if let Some(ctx) = unsafe { (*task.ctx_slot()).take() } {
-        super::stack_pool::put_global(ctx);
-    }
+    // SAFETY: both owners let go, so we alone hold the slot; a slot holds
+    // a context only while its fiber runs (`finish` took it out).
+    debug_assert!(unsafe { (*task.ctx_slot()).is_none() });
     Slab::global().free_one(task.slot());
 }
 

@@ -374,7 +374,8 @@ impl TaskMeta {
     }
 
     /// Before the slot's pages are released: drops what the free slot
-    /// still owns (an idle context goes back to the global stack pool).
+    /// still owns (a free slot holds no context, but one left there would
+    /// go back to the global stack pool rather than leak).
     ///
     /// # Safety
     /// The slot is free and off every free list, and no

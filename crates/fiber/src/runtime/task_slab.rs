@@ -215,8 +215,7 @@ impl Slab {
             .min(MAX_SEGMENTS * SEGMENT_LEN) as u32
     }
 
-    /// Returns one slot whose fiber ended and whose idle context was
-    /// removed to the shared free list.
+    /// Returns one slot whose fiber ended to the shared free list.
     pub(crate) fn free_one(&self, slot: u32) {
         self.free
             .lock()

@@ -120,7 +120,6 @@ impl<T> JoinHandle<T> {
     /// Waits for the fiber to end (suspending the calling fiber, or blocking
     /// the calling thread) and returns its value, or how it failed.
     pub fn join(self) -> Result<T, JoinError> {
-        self.meta.payload.mark_joining();
         wait_version(self.meta, self.id, None).expect("join without deadline cannot time out");
         // SAFETY: we are the handle (one owner of the slot, so the payload
         // is this fiber's) and the fiber ended: `wait_version` saw its
@@ -134,7 +133,6 @@ impl<T> JoinHandle<T> {
     /// Like [`join`](Self::join) with a deadline; gives the handle back on
     /// timeout.
     pub fn join_deadline(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
-        self.meta.payload.mark_joining();
         match wait_version(self.meta, self.id, Some(deadline)) {
             Ok(()) => Ok(self.join()),
             Err(_) => Err(self),

@@ -12,7 +12,7 @@
 //! buffer and recycles the slot.
 
 use super::join::JoinError;
-use crate::loom::{AtomicBool, AtomicU32};
+use crate::loom::AtomicU32;
 use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -91,9 +91,6 @@ pub(crate) struct Payload {
     /// Owners of the slot: the fiber (until it ended) and its join handle
     /// (until dropped). 0 while the slot is free.
     refs: AtomicU32,
-    /// Set by the handle when it starts joining. A hint only (what the
-    /// fiber's end does with its idle stack), never relied on for safety.
-    joining: AtomicBool,
 }
 
 // SAFETY: the buffer is accessed under the protocol in the module docs:
@@ -111,7 +108,6 @@ impl Payload {
         Payload {
             buf: UnsafeCell::new(InlineBuf(MaybeUninit::uninit())),
             refs: AtomicU32::new(0),
-            joining: AtomicBool::new(false),
         }
     }
 
@@ -140,7 +136,6 @@ impl Payload {
             };
         }
         self.refs.store(2, Ordering::Relaxed);
-        self.joining.store(false, Ordering::Relaxed);
         let result = ResultVTable {
             take: take::<F, T>,
             destroy: destroy::<F, T>,
@@ -190,20 +185,6 @@ impl Payload {
         // SAFETY: the last owner alone reaches the buffer.
         unsafe { destroy(self) };
         true
-    }
-
-    /// The handle says it is about to wait for the fiber (so it will let go
-    /// of the slot soon).
-    pub(crate) fn mark_joining(&self) {
-        self.joining.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether, at the fiber's end, its handle is alive and not joining:
-    /// the slot may then stay unrecycled for long (handles held in a
-    /// collection and joined later), so its idle stack should go back to
-    /// the pool rather than wait in the slot. A racy hint.
-    pub(crate) fn handle_held_elsewhere(&self) -> bool {
-        self.refs.load(Ordering::Relaxed) != 1 && !self.joining.load(Ordering::Relaxed)
     }
 
     /// The fiber's result, once: `None` if taken before.
