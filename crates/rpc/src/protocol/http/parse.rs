@@ -213,7 +213,7 @@ fn parse_request_inner(
     let parts = (|| -> Result<_, HttpError> {
         let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
             .map_err(|_| HttpError::bad("bad method"))?;
-        let head = SharedHead::new(buf, &bytes[..head_len]);
+        let head = SharedHead::new(&bytes[..head_len]);
         let uri = Uri::from_maybe_shared(head.slice(req.path.unwrap_or_default().as_bytes()))
             .map_err(|e| HttpError::bad(format!("bad request target: {e}")))?;
         Ok((
@@ -299,7 +299,7 @@ pub fn parse_response(
             Err(e) => return HttpParse::Error(e),
         }
     };
-    let head = SharedHead::new(buf, &bytes[..head_len]);
+    let head = SharedHead::new(&bytes[..head_len]);
     let headers = match header_map(resp.headers, &head) {
         Ok(h) => h,
         Err(e) => return HttpParse::Error(e),
@@ -383,10 +383,9 @@ fn version(minor: Option<u8>) -> Version {
 }
 
 /// A message head as one shared [`Bytes`], so that the request target
-/// and the header values are slices of it rather than copies: one
-/// allocation per message instead of one per header (when the head lies
-/// in one block of the input, the bytes stay there; else they are copied
-/// once).
+/// and the header values are slices of it rather than copies: no
+/// allocation per header, and usually none per message (the head is
+/// copied into a per-thread arena, see `recycle::shared_head`).
 struct SharedHead<'a> {
     bytes: Bytes,
     /// The parsed head the slices come from.
@@ -394,19 +393,11 @@ struct SharedHead<'a> {
 }
 
 impl<'a> SharedHead<'a> {
-    fn new(buf: &IOBuf, parsed: &'a [u8]) -> SharedHead<'a> {
-        let in_place = buf
-            .slices()
-            .next()
-            .is_some_and(|s| s.as_ptr() == parsed.as_ptr());
-        let bytes = if in_place {
-            let mut head = buf.clone();
-            head.pop_back(head.len() - parsed.len());
-            Bytes::from_owner(HeadBlock(head))
-        } else {
-            Bytes::copy_from_slice(parsed)
-        };
-        SharedHead { bytes, parsed }
+    fn new(parsed: &'a [u8]) -> SharedHead<'a> {
+        SharedHead {
+            bytes: super::recycle::shared_head(parsed),
+            parsed,
+        }
     }
 
     /// `part`, a subslice of the parsed head, as a slice of the shared
@@ -418,16 +409,6 @@ impl<'a> SharedHead<'a> {
             return Bytes::copy_from_slice(part);
         }
         self.bytes.slice(start..start + part.len())
-    }
-}
-
-/// The first bytes of a connection's input, kept by reference while the
-/// slices of a head use them. The head lies in the first block.
-struct HeadBlock(IOBuf);
-
-impl AsRef<[u8]> for HeadBlock {
-    fn as_ref(&self) -> &[u8] {
-        self.0.slices().next().unwrap_or_default()
     }
 }
 
