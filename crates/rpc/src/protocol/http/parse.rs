@@ -88,8 +88,17 @@ const METHODS: &[&[u8]] = &[
 /// Whether the input starts like an HTTP request: `Some(true)` yes,
 /// `Some(false)` no, `None` too few bytes to tell.
 pub(crate) fn probe_request(buf: &IOBuf) -> Option<bool> {
-    let mut head = [0u8; 8];
-    let n = buf.copy_to(&mut head, 0);
+    // The first block holds the first 8 bytes but for a tiny first read:
+    // look at them there, without a copy.
+    let mut copy = [0u8; 8];
+    let head = match buf.slices().next() {
+        Some(first) if first.len() >= copy.len() => &first[..copy.len()],
+        _ => {
+            let n = buf.copy_to(&mut copy, 0);
+            &copy[..n]
+        }
+    };
+    let n = head.len();
     let mut maybe = false;
     for m in METHODS {
         let k = n.min(m.len());
