@@ -180,11 +180,12 @@ fn plain_requests_allocate_little_on_the_server() {
         TRACE.store(false, Ordering::SeqCst);
     }
 
-    // Ceilings with room over the measured figures: 3 allocations (the
-    // handler's response header map takes 2) and ~700 bytes one in
-    // flight. Each allocation the server adds back per request (a header
-    // map for the request, its box, the write-list node) fails them.
-    assert!(allocs <= 3.5, "{allocs:.2} allocations per request");
+    // Ceilings with room over the measured figures: 2 allocations (the
+    // handler's response header map; the head arena adds one per ~40
+    // requests) and ~700 bytes one in flight. Each allocation the server
+    // adds back per request (a header map for the request, its box, the
+    // write-list node, an owner for the head's bytes) fails them.
+    assert!(allocs <= 2.5, "{allocs:.2} allocations per request");
     assert!(bytes <= 900.0, "{bytes:.0} bytes allocated per request");
     assert!(
         p_allocs <= 12.0,
