@@ -23,8 +23,10 @@ pub(crate) struct StackPool {
 
 /// Most contexts per class a worker caches while running: every fiber
 /// that ends here hands its context back, so a burst of this many fibers
-/// per worker recycles its stacks without touching the global pool's lock.
-const LOCAL_CAP: [usize; 3] = [512, 320, 8];
+/// per worker recycles its stacks without touching the global pool's lock
+/// (or, for large stacks, without unmapping and mapping them again). What
+/// a burst leaves here is shed to [`LOCAL_KEEP`] when the worker sleeps.
+const LOCAL_CAP: [usize; 3] = [512, 320, 64];
 /// Most contexts per class a worker keeps when it goes to sleep.
 pub(crate) const LOCAL_KEEP: [usize; 3] = [16, 4, 1];
 /// Most contexts per class in the global pool.

@@ -872,9 +872,10 @@ impl TaskGroup {
     /// a worker that sleeps and wakes per message pays two compares).
     /// Free slots above [`SLOT_KEEP`] go to the global free list, the
     /// pool's excess contexts to the global pool (which the trimmer
-    /// unmaps), and the deep stack pages of the contexts kept are released. A worker that already did this in the current epoch
-    /// asks the trimmer to wake it at the next one, so an idle process
-    /// sheds within one interval even if no work comes to wake it.
+    /// unmaps), and the deep stack pages of the contexts kept are
+    /// released. A worker that already did this in the current epoch asks
+    /// the trimmer to wake it at the next one, so an idle process sheds
+    /// within one interval even if no work comes to wake it.
     fn shed_idle_memory(&self) {
         let tick = self.tick.get();
         if tick == self.released_at.get() {
