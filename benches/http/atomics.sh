@@ -7,30 +7,21 @@
 #
 #   benches/http/atomics.sh SERVER_BINARY [SECONDS]
 #
-# The server (fibrpc's http_hello, or hyper_hello) runs under callgrind on
-# PORT (8198); wrk -t1 -c CONNS (50) warms it for 2 s, the counts are
-# zeroed, wrk runs SECONDS (4) more. Needs valgrind, wrk and binutils.
+# The server runs as benches/http/callgrind.sh runs it (wrk -t1 -c CONNS,
+# here 50 by default, SECONDS 4 counted), with counts per instruction.
+# Needs valgrind, wrk and binutils.
 set -euo pipefail
-bin="$1" secs="${2:-4}" PORT="${PORT:-8198}" conns="${CONNS:-50}"
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="$1" secs="${2:-4}"
 out="$(mktemp -d)"
-url="http://127.0.0.1:$PORT/hello"
-valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/cg" "$bin" --port "$PORT" \
-    > /dev/null 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$out"' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "$url" > /dev/null && break
-    sleep 0.1
-done
-wrk -t1 -c"$conns" -d2s "$url" > /dev/null
-callgrind_control -z "$pid" > /dev/null 2>&1
-requests=$(wrk -t1 -c"$conns" -d"${secs}s" "$url" | awk '/requests in/ {print $1}')
-callgrind_control -d "$pid" > /dev/null 2>&1
+trap 'rm -rf "$out"' EXIT
+summary=$(CONNS="${CONNS:-50}" DUMP_INSTR=1 OUT="$out/cg" "$here/callgrind.sh" "$bin" "$secs")
+requests=$(echo "$summary" | awk '/requests =/ {print $4}')
 objdump -d -C --no-show-raw-insn "$bin" |
     awk '/^[0-9a-f]+ <.*>:$/ {f = substr($0, index($0, "<") + 1); sub(/>:$/, "", f)}
          /\tlock |\txchg / {sub(":", "", $1); print $1, f}' > "$out/atomics"
 python3 - "$out/cg.1" "$out/atomics" "$requests" <<'PY'
-import collections, re, sys
+import collections, sys
 profile, atomics, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
 where = {}
 for line in open(atomics):

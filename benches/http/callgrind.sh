@@ -23,6 +23,8 @@ conns="${CONNS:-10}"
 url="http://127.0.0.1:$PORT/hello"
 sim=()
 if [ "${CACHE_SIM:-0}" = 1 ]; then sim=(--cache-sim=yes --branch-sim=yes); fi
+# DUMP_INSTR=1: counts per instruction too (for benches/http/atomics.sh).
+if [ "${DUMP_INSTR:-0}" = 1 ]; then sim+=(--dump-instr=yes); fi
 rm -f "$OUT" "$OUT".*
 valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$OUT" "$bin" --port "$PORT" > /dev/null 2>&1 &
 pid=$!
