@@ -18,11 +18,16 @@ kind="${1:?usage: benches/cpu_split.sh http|echo PORT SERVER_CMD...}"
 port="${2:?PORT}"
 shift 2
 threads="${THREADS:-2}"
+# shellcheck source=benches/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 "$@" > /dev/null 2>&1 &
-server=$!
-trap 'kill "$server" 2> /dev/null || true' EXIT
-sleep 1
+server_pid=$!
+server=$server_pid
+for _ in $(seq 100); do
+    port_open "$port" && break
+    sleep 0.1
+done
 out=$(mktemp)
 case "$kind" in
     http)

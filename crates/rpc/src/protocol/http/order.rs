@@ -157,13 +157,7 @@ impl ServerConn {
                 return true;
             }
             let next = order.next;
-            // Responses come in order but for pipelined requests: nothing
-            // is parked, and the map is not searched.
-            cur = if order.parked.is_empty() {
-                None
-            } else {
-                order.parked.remove(&next)
-            };
+            cur = order.parked.remove(&next);
             if let Some(p) = &cur {
                 order.parked_bytes -= p.data.len();
             }
