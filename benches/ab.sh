@@ -6,10 +6,12 @@
 #   benches/ab.sh rpc  DIR_A DIR_B [ROUNDS]   # echo_server + fibrpc_press
 #   benches/ab.sh http DIR_A DIR_B [ROUNDS]   # http_hello + wrk
 #   benches/ab.sh grpc DIR_A DIR_B [ROUNDS]   # echo_server + h2load (gRPC unary)
+#   benches/ab.sh echo DIR_A DIR_B [ROUNDS]   # tcp_echo_server + fibrpc-echo-bench
 #
 # DIR_A and DIR_B each hold a build's binaries: echo_server and
-# fibrpc_press (rpc), http_hello (http), or echo_server (grpc). Make them
-# with e.g.
+# fibrpc_press (rpc), http_hello (http), echo_server (grpc), or
+# tcp_echo_server and fibrpc-echo-bench (echo; the generator is taken from
+# DIR_A for both sides). Make them with e.g.
 #   cargo build --release -p fibrpc --examples -p fibrpc-tools
 #   mkdir -p /tmp/a && cp target/release/examples/{echo_server,http_hello} \
 #     target/release/fibrpc_press /tmp/a/
@@ -19,11 +21,13 @@
 # latencies. grpc posts benches/grpc/run.sh's request (Echo, 64 bytes) with
 # `h2load -c CONNS -m STREAMS`.
 #
-# Environment: C (rpc callers, 16), CONNS and STREAMS (grpc, 1 and 16),
-# DURATION (6), PORT (8000 rpc, 8100 http, 8200 grpc), and for rpc anything
-# the binaries read (e.g. FIBRPC_IO_POLLER).
+# Environment: C (rpc callers, 16), CONNS and STREAMS (grpc, 1 and 16;
+# echo: connections, 1000), DURATION (6), PORT (8000 rpc, 8100 http, 8200
+# grpc, 7000 echo), and for rpc anything the binaries read (e.g.
+# FIBRPC_IO_POLLER). echo reads 2 s of warm-up and two generator threads,
+# as benches/net/run.sh does.
 set -euo pipefail
-kind="${1:?usage: benches/ab.sh rpc|http|grpc DIR_A DIR_B [ROUNDS]}"
+kind="${1:?usage: benches/ab.sh rpc|http|grpc|echo DIR_A DIR_B [ROUNDS]}"
 a="${2:?DIR_A}" b="${3:?DIR_B}" rounds="${4:-3}"
 DURATION="${DURATION:-6}"
 
@@ -71,6 +75,18 @@ run_grpc() { # dir
     python3 -c 'import sys; q,t,n=sys.argv[1:]; print("qps %.0f  server CPU %.2f us/call" % (float(q), float(t)*10000/float(n)))' "$qps" "$((c1 - c0))" "$n"
 }
 
+run_echo() { # dir
+    local port="${PORT:-7000}" sp out
+    ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+    "$1/tcp_echo_server" --port "$port" --workers 2 > /dev/null 2>&1 & sp=$!
+    sleep 0.5
+    out=$("$a/fibrpc-echo-bench" --addr "127.0.0.1:$port" -c "${CONNS:-1000}" \
+        -d "$DURATION" --warmup 2 --threads 2 --server-pid "$sp" 2> /dev/null |
+        sed -n 's/^RESULT //p')
+    kill "$sp"; wait "$sp" 2> /dev/null || true
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("req/s %.0f  server CPU %.2f us/req  p50 %.0f us  p99 %.0f us" % (d["rps"], d["server_cpu_per_100k"] * 10, d["p50_us"], d["p99_us"]))' "$out"
+}
+
 for r in $(seq 1 "$rounds"); do
     for side in A B; do
         dir=$a; [[ $side == B ]] && dir=$b
@@ -79,7 +95,8 @@ for r in $(seq 1 "$rounds"); do
             rpc) run_rpc "$dir" ;;
             http) run_http "$dir" ;;
             grpc) run_grpc "$dir" ;;
-            *) echo "unknown kind: $kind (rpc, http or grpc)" >&2; exit 2 ;;
+            echo) run_echo "$dir" ;;
+            *) echo "unknown kind: $kind (rpc, http, grpc or echo)" >&2; exit 2 ;;
         esac
         sleep 1
     done

@@ -7,7 +7,7 @@
 //! dedicated thread or an idle worker — is the driver's business.
 
 use super::batch::BatchCounter;
-use super::entry::{bump, EntrySlab};
+use super::entry::EntrySlab;
 use crate::sys::epoll::{self, Epoll, Events};
 use crate::sys::eventfd::EventFd;
 use crate::sys::uring::{Uring, OP_TAG};
@@ -233,7 +233,7 @@ impl PollGuard<'_> {
                 continue;
             };
             if entry.oneshot.load(Ordering::Relaxed) {
-                bump(&entry.read);
+                entry.read.bump();
                 continue;
             }
             if ev & CLOSED_EVENTS != 0 {
@@ -241,16 +241,13 @@ impl PollGuard<'_> {
                 // sees the flag.
                 entry.read_closed.store(true, Ordering::Release);
             }
-            if ev & READ_EVENTS != 0 && entry.has_reader.load(Ordering::Acquire) {
-                match entry.reader() {
-                    Some(r) => r.on_edge(),
-                    None => bump(&entry.read),
-                }
-            } else if ev & READ_EVENTS != 0 {
-                bump(&entry.read);
+            if ev & READ_EVENTS != 0
+                && !(entry.has_reader.load(Ordering::Acquire) && entry.read_edge())
+            {
+                entry.read.bump();
             }
             if ev & WRITE_EVENTS != 0 {
-                bump(&entry.write);
+                entry.write.bump();
             }
         }
         drop(batch);

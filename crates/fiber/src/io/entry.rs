@@ -23,7 +23,7 @@
 //!
 //! [`Dispatcher::wait_batch_done`]: super::dispatcher::Dispatcher::wait_batch_done
 
-use crate::butex::Butex;
+use super::edges::Edges;
 use crate::butex::SpinLock;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,9 +57,9 @@ pub(crate) struct IoEntry {
     /// Never 0 for a slot that can be handed out.
     version: AtomicU32,
     /// Counts read-readiness edges (IN, RDHUP, HUP, ERR); fibers wait on it.
-    pub(crate) read: Butex,
+    pub(crate) read: Edges,
     /// Counts write-readiness edges (OUT, HUP, ERR).
-    pub(crate) write: Butex,
+    pub(crate) write: Edges,
     /// Guards `reader`.
     reader_lock: SpinLock,
     /// The reader-fiber hook (an `Arc::into_raw`), or null.
@@ -79,21 +79,43 @@ impl IoEntry {
         self.version.load(Ordering::Acquire) & VERSION_MASK
     }
 
-    /// The reader hook, if one is installed.
-    pub(crate) fn reader(&self) -> Option<Arc<ReaderShared>> {
+    /// Counts a read edge on the reader hook and starts a reader fiber if
+    /// none runs. Returns `false` if no hook is installed.
+    ///
+    /// The count is taken under the hook's lock, without a reference of
+    /// our own: only a starting reader needs one (it outlives the lock).
+    /// An edge used to clone and drop the hook's `Arc` around the count,
+    /// two locked instructions per event for nothing.
+    pub(crate) fn read_edge(&self) -> bool {
         self.reader_lock.lock();
         let p = self.reader.load(Ordering::Relaxed);
-        let r = (!p.is_null()).then(|| {
+        let start = if p.is_null() {
+            None
+        } else {
             // SAFETY: a non-null `reader` came from `Arc::into_raw` and
             // holds one strong count, which cannot go while we hold the
             // lock (only `swap_reader` takes it, under the lock).
-            unsafe {
-                Arc::increment_strong_count(p);
-                Arc::from_raw(p)
-            }
-        });
+            let reader = unsafe { &*p };
+            Some(reader.count_edge().then(|| {
+                // SAFETY: as above; the new count is the reader fiber's.
+                unsafe {
+                    Arc::increment_strong_count(p);
+                    Arc::from_raw(p)
+                }
+            }))
+        };
         self.reader_lock.unlock();
-        r
+        // Started outside the lock: a reader that cannot start calls its
+        // owner's lost-reader hook, which may drop the registration (and
+        // take this lock to remove the hook).
+        match start {
+            None => false,
+            Some(Some(reader)) => {
+                ReaderShared::start(reader);
+                true
+            }
+            Some(None) => true,
+        }
     }
 
     /// Installs `new` as the reader hook; returns the previous one.
@@ -224,8 +246,8 @@ impl EntrySlab {
             // released page, never handed out.
             entry.version.store(1, Ordering::Release);
         }
-        bump(&entry.read);
-        bump(&entry.write);
+        entry.read.bump();
+        entry.write.bump();
         self.free
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -313,10 +335,4 @@ impl EntrySlab {
         }
         released
     }
-}
-
-/// Advances a readiness counter and wakes its waiters.
-pub(crate) fn bump(b: &Butex) {
-    b.value().fetch_add(1, Ordering::Release);
-    b.wake_all();
 }

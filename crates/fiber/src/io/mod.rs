@@ -17,6 +17,7 @@
 pub(crate) mod batch;
 mod dispatcher;
 pub(crate) mod driver;
+pub(crate) mod edges;
 mod entry;
 mod reader;
 mod registration;
@@ -80,9 +81,9 @@ impl std::ops::BitOr for Interest {
 pub struct Readiness(u32);
 
 impl Readiness {
-    /// The edge count this ticket was taken at.
+    /// The edge count this ticket was taken at (modulo 2^31).
     pub fn as_u32(self) -> u32 {
-        self.0
+        self.0 >> 1
     }
 }
 
@@ -103,7 +104,7 @@ pub fn fd_wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::
     let slab = EntrySlab::global();
     let (token, entry) = slab.alloc()?;
     entry.oneshot.store(true, Ordering::Relaxed);
-    let ticket = entry.read.value().load(Ordering::Acquire);
+    let ticket = entry.read.ticket();
     let index = driver.pick();
     let d = &driver.dispatchers()[index];
     // One-shot events bump the read counter whatever their kind; see
@@ -112,7 +113,7 @@ pub fn fd_wait(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::
         slab.release(token);
         return Err(e);
     }
-    let r = registration::wait_butex(&entry.read, ticket, deadline);
+    let r = registration::wait_edges(&entry.read, ticket, deadline);
     let _ = d.delete(fd, token);
     slab.release(token);
     r

@@ -90,14 +90,17 @@ impl ReaderShared {
         })
     }
 
-    /// Called by the dispatcher for each read edge.
-    pub(crate) fn on_edge(self: &Arc<Self>) {
-        if self.nevent.fetch_add(1, Ordering::AcqRel) != 0 {
-            // A reader is running; it sees the new count and goes again.
-            return;
-        }
+    /// Counts a read edge; `true` on the 0→1 transition, when the caller
+    /// must [`start`](Self::start) a reader. Otherwise a reader is running:
+    /// it sees the new count and goes again.
+    pub(crate) fn count_edge(&self) -> bool {
+        self.nevent.fetch_add(1, Ordering::AcqRel) == 0
+    }
+
+    /// Starts the reader fiber for the edges counted so far.
+    pub(crate) fn start(reader: Arc<Self>) {
         let run = ReaderRun {
-            reader: self.clone(),
+            reader,
             started: false,
         };
         // A new fiber, not started yet: any idle worker may steal it, which

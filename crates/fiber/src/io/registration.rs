@@ -1,10 +1,11 @@
 //! A descriptor registered with a dispatcher, and waiting on it.
 
 use super::driver::Driver;
+use super::edges::Edges;
 use super::entry::{EntrySlab, IoEntry};
 use super::reader::ReaderShared;
 use super::{Interest, Readiness};
-use crate::butex::{Butex, WaitError};
+use crate::butex::WaitError;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -103,8 +104,8 @@ impl Registration {
         let driver = Driver::get()?;
         let slab = EntrySlab::global();
         let (token, entry) = slab.alloc()?;
-        let read = Readiness(entry.read.value().load(Ordering::Acquire));
-        let write = Readiness(entry.write.value().load(Ordering::Acquire));
+        let read = Readiness(entry.read.ticket());
+        let write = Readiness(entry.write.ticket());
         let reg = Self::add(driver, token, entry, fd, driver.pick())?;
         Ok((reg, read, write))
     }
@@ -158,7 +159,7 @@ impl Registration {
 
     /// The ticket for `interest` (read or write; for both, read's).
     pub fn readiness(&self, interest: Interest) -> Readiness {
-        Readiness(self.butex(interest).value().load(Ordering::Acquire))
+        Readiness(self.edges(interest).ticket())
     }
 
     /// Blocks the fiber (or thread) until an edge for `interest` arrived
@@ -170,7 +171,7 @@ impl Registration {
         ticket: Readiness,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
-        wait_butex(self.butex(interest), ticket.0, deadline)
+        wait_edges(self.edges(interest), ticket.0, deadline)
     }
 
     /// Whether the peer hung up or the descriptor failed (sticky): reads
@@ -179,7 +180,7 @@ impl Registration {
         self.entry.read_closed.load(Ordering::Acquire)
     }
 
-    fn butex(&self, interest: Interest) -> &'static Butex {
+    fn edges(&self, interest: Interest) -> &'static Edges {
         if interest.is_readable() {
             &self.entry.read
         } else {
@@ -196,9 +197,9 @@ impl Drop for Registration {
     }
 }
 
-/// Waits on a readiness butex, mapping the outcome to `io` errors.
-pub(crate) fn wait_butex(b: &Butex, ticket: u32, deadline: Option<Instant>) -> io::Result<()> {
-    match b.wait(ticket, deadline) {
+/// Waits on a readiness counter, mapping the outcome to `io` errors.
+pub(crate) fn wait_edges(e: &Edges, ticket: u32, deadline: Option<Instant>) -> io::Result<()> {
+    match e.wait(ticket, deadline) {
         Ok(()) | Err(WaitError::WouldBlock) => Ok(()),
         Err(WaitError::TimedOut) => Err(io::Error::new(
             io::ErrorKind::TimedOut,

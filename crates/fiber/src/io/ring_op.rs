@@ -22,8 +22,8 @@
 //! kernel without the opcodes) the same functions make the system call.
 
 use super::driver::worker_driver;
-use super::entry::bump;
-use crate::butex::{Butex, WaitError};
+use super::edges::Edges;
+use crate::butex::WaitError;
 use crate::sys::uring::{Uring, OP_TAG};
 use io_uring::{opcode, squeue, types};
 use std::cell::RefCell;
@@ -42,7 +42,7 @@ const MAX_IOVS: usize = 1024;
 /// so the butex outlives a wake that races with the waiter's return.
 struct OpSlot {
     /// Bumped when the completion arrives.
-    done: Butex,
+    done: Edges,
     /// The completion's result (`-errno` on failure).
     res: AtomicI32,
 }
@@ -63,7 +63,7 @@ pub(crate) fn complete(token: u64, res: i32) {
     let slot = unsafe { Arc::from_raw(p) };
     slot.res.store(res, Ordering::Relaxed);
     // Release (in `bump`): the waiter reads `res` after seeing the bump.
-    bump(&slot.done);
+    slot.done.bump();
 }
 
 /// The ring of the caller's worker, if the caller is a pinned fiber and
@@ -94,11 +94,11 @@ unsafe fn run(make: impl FnOnce() -> squeue::Entry) -> Option<io::Result<usize>>
         .filter(|s| Arc::strong_count(s) == 1)
         .unwrap_or_else(|| {
             Arc::new(OpSlot {
-                done: Butex::new(0),
+                done: Edges::new(),
                 res: AtomicI32::new(0),
             })
         });
-    let ticket = slot.done.value().load(Ordering::Acquire);
+    let ticket = slot.done.ticket();
     let token = Arc::into_raw(slot.clone()) as u64;
     debug_assert!(token & OP_TAG == 0, "user-space addresses lack the top bit");
     let entry = entry.user_data(token | OP_TAG);
@@ -125,7 +125,7 @@ unsafe fn run(make: impl FnOnce() -> squeue::Entry) -> Option<io::Result<usize>>
     // Not interruptible, no deadline: the kernel may be writing into the
     // caller's buffers until the completion comes. It comes with the next
     // enter of this ring (the operation never waits for the peer).
-    while slot.done.value().load(Ordering::Acquire) == ticket {
+    while slot.done.ticket() == ticket {
         if let Err(WaitError::Interrupted) = slot.done.wait(ticket, None) {
             interrupted = true;
         }

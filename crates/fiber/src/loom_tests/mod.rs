@@ -5,6 +5,7 @@
 mod batch;
 mod butex;
 mod current_waiter;
+mod edges;
 mod interrupt_end;
 mod join;
 mod parking_lot;
