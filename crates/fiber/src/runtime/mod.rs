@@ -5,6 +5,7 @@ mod blocked;
 pub(crate) mod context;
 mod lifo;
 mod list;
+mod overflow;
 pub(crate) mod parking_lot;
 pub(crate) mod remote_queue;
 pub(crate) mod segment_gate;

@@ -4,6 +4,9 @@
 //! - `resume`: started fibers of this worker that are ready again (yielded,
 //!   or woken by this worker). Not stealable: a started fiber is pinned.
 //! - the inbox: the same, woken by other threads.
+//! - `overflow`: the older half of `resume`, set aside whenever it holds
+//!   more than 256; taken one per periodic check, and before anything else
+//!   once set aside for 250 ms (see `overflow`).
 //! - `local`: the Chase-Lev deque of fibers that never ran (and migratable
 //!   ones). Thieves steal from its other end.
 //! - its remote queue, the runtime's injector, then other workers (steal).
@@ -27,6 +30,7 @@
 
 use super::context::{StackClass, Switch, YielderPtr};
 use super::lifo::{Sighting, LIFO_RECHECK};
+use super::overflow::Overflow;
 use super::stack_pool::StackPool;
 use super::task_control::{GroupShared, TaskControl, MAX_WORKERS};
 use super::task_meta::{Slab, TaskRef, NO_HOME};
@@ -110,6 +114,8 @@ pub(crate) struct TaskGroup {
     /// spin finds work, a quarter less each time one finds nothing.
     search_rounds: Cell<usize>,
     resume: UnsafeCell<VecDeque<TaskRef>>,
+    /// Ready fibers set aside from `resume` (see `overflow`).
+    overflow: UnsafeCell<Overflow>,
     pool: UnsafeCell<StackPool>,
     pub(crate) free_slots: UnsafeCell<Vec<TaskRef>>,
     /// Fibers run so far (wrapping): the clock of the periodic checks.
@@ -174,6 +180,7 @@ impl TaskGroup {
             idle_sleeps: Cell::new(0),
             search_rounds: Cell::new(SEARCH_ROUNDS),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
+            overflow: UnsafeCell::new(Overflow::default()),
             pool: UnsafeCell::new(StackPool::new()),
             free_slots: UnsafeCell::new(Vec::new()),
             tick: Cell::new(0),
@@ -308,7 +315,8 @@ impl TaskGroup {
     /// Whether this worker's own queues are empty (LIFO slot aside).
     fn queues_empty(&self) -> bool {
         // SAFETY: see `push_resume`; a length read.
-        let resume_empty = unsafe { (*self.resume.get()).is_empty() };
+        let resume_empty =
+            unsafe { (*self.resume.get()).is_empty() && (*self.overflow.get()).is_empty() };
         resume_empty && self.local.is_empty() && self.shared.inbox_is_empty()
     }
 
@@ -352,10 +360,19 @@ impl TaskGroup {
             if let Some(t) = self.pop_shared().or_else(|| self.take_stranded()) {
                 return Some(t);
             }
+            // SAFETY: as `push_resume` (only this thread touches
+            // `overflow`); the borrow ends here.
+            if let Some(t) = unsafe { (*self.overflow.get()).periodic() } {
+                return Some(t);
+            }
         }
-        // SAFETY: see `push_resume`; the borrow ends before we return.
-        let resume = unsafe { &mut *self.resume.get() };
+        // SAFETY: see `push_resume`; the borrows end before we return.
+        let (resume, overflow) = unsafe { (&mut *self.resume.get(), &mut *self.overflow.get()) };
         self.shared.drain_inbox(resume);
+        overflow.spill(resume);
+        if let Some(t) = overflow.pop_due() {
+            return Some(t);
+        }
         if tick & 1 == 0 {
             if let Some(t) = resume.pop_front() {
                 return Some(t);
@@ -364,7 +381,7 @@ impl TaskGroup {
         if let Some(t) = self.local.pop() {
             return Some(t);
         }
-        if let Some(t) = resume.pop_front() {
+        if let Some(t) = resume.pop_front().or_else(|| overflow.pop()) {
             return Some(t);
         }
         self.pop_shared()
@@ -904,6 +921,8 @@ impl TaskGroup {
         if resume.is_empty() && resume.capacity() > RESUME_KEEP {
             resume.shrink_to(64);
         }
+        // SAFETY: as above, for `overflow`.
+        unsafe { (*self.overflow.get()).shrink(RESUME_KEEP) };
         self.released_at.set(tick);
         self.released_epoch.set(epoch);
         self.nudge_asked.set(false);
