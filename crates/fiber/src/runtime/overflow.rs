@@ -60,13 +60,9 @@ impl Overflow {
     /// more than `RESUME_MAX` while fibers are set aside already.
     #[inline]
     pub(crate) fn spill(&mut self, resume: &mut VecDeque<TaskRef>) {
-        let limit = if self.queue.is_empty() {
-            SPILL_START
-        } else {
-            RESUME_MAX
-        };
-        if resume.len() > limit {
-            let older = resume.len() - RESUME_MAX / 2;
+        let len = resume.len();
+        if len > RESUME_MAX && (len > SPILL_START || !self.queue.is_empty()) {
+            let older = len - RESUME_MAX / 2;
             let now = Instant::now();
             self.queue.extend(resume.drain(..older).map(|t| (t, now)));
         }
