@@ -98,11 +98,13 @@ impl Protocol for HttpServerProtocol {
         };
         // The connection's chunk scan, kept between reads; a fresh scan
         // serves input without the state.
-        let mut fresh = parse::ChunkScan::default();
-        let mut kept = state.map(|s| s.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()));
-        let scan = kept.as_deref_mut().unwrap_or(&mut fresh);
-        let (parsed, flags) = parse::parse_request_expecting(buf, probe, limits(sock), scan);
-        drop(kept);
+        let mut cut = |scan: &mut parse::ChunkScan| {
+            parse::parse_request_expecting(buf, probe, limits(sock), scan)
+        };
+        let (parsed, flags) = match state {
+            Some(s) => s.with_chunk_scan(cut),
+            None => cut(&mut parse::ChunkScan::default()),
+        };
         if flags.waiting {
             if let Some(s) = state {
                 s.send_continue(sock);

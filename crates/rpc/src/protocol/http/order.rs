@@ -8,7 +8,7 @@
 //! parked until that one is written.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fibrpc_iobuf::IOBuf;
@@ -28,7 +28,11 @@ pub(crate) struct ServerConn {
     order: Mutex<ResponseOrder>,
     /// The scan of the chunked body being read (only the reader uses it),
     /// so that each read scans only the new bytes.
-    pub(crate) chunk_scan: Mutex<super::parse::ChunkScan>,
+    chunk_scan: Mutex<super::parse::ChunkScan>,
+    /// Whether `chunk_scan` holds a scan in progress: without one (every
+    /// request but a chunked body split across reads) the parse takes a
+    /// fresh scan, not the lock (two locked instructions per request).
+    scan_kept: AtomicBool,
     /// Responses queued so far (`ResponseOrder::next`, readable without
     /// the lock: the reader checks it per request).
     answered: AtomicU64,
@@ -57,6 +61,29 @@ impl ServerConn {
         let seq = self.next_seq.load(Ordering::Relaxed);
         self.next_seq.store(seq + 1, Ordering::Relaxed);
         seq
+    }
+
+    /// Runs the parse `f` with the connection's chunk scan: the one kept
+    /// from the last read if a chunked body was left half read, else a
+    /// fresh one, kept afterwards only if `f` left it in progress.
+    pub(crate) fn with_chunk_scan<R>(
+        &self,
+        f: impl FnOnce(&mut super::parse::ChunkScan) -> R,
+    ) -> R {
+        // Relaxed: only the connection's reader, one at a time, uses it.
+        if self.scan_kept.load(Ordering::Relaxed) {
+            let mut scan = self.chunk_scan.lock().unwrap_or_else(|e| e.into_inner());
+            let r = f(&mut scan);
+            self.scan_kept.store(scan.in_progress(), Ordering::Relaxed);
+            return r;
+        }
+        let mut scan = super::parse::ChunkScan::default();
+        let r = f(&mut scan);
+        if scan.in_progress() {
+            *self.chunk_scan.lock().unwrap_or_else(|e| e.into_inner()) = scan;
+            self.scan_kept.store(true, Ordering::Relaxed);
+        }
+        r
     }
 
     /// Requests cut whose responses are not queued yet.
@@ -205,5 +232,44 @@ impl ResponseOrder {
             tracing::warn!(peer = %sock.remote_side(), %reason, "closing HTTP connection");
         }
         sock.set_failed(RpcError::new(errno::EOVERCROWDED, reason));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::{parse_request_expecting, probe_request, HttpParse, Limits};
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_header: 4096,
+        max_body: 1 << 20,
+    };
+
+    /// One parse of `buf` with the connection's chunk scan: whether it
+    /// completed a request.
+    fn parse(conn: &ServerConn, buf: &mut IOBuf) -> bool {
+        let probe = probe_request(buf);
+        let (r, _) = conn.with_chunk_scan(|scan| parse_request_expecting(buf, probe, LIMITS, scan));
+        matches!(r, HttpParse::Complete(_))
+    }
+
+    #[test]
+    fn only_a_half_read_chunked_body_keeps_a_scan() {
+        let conn = ServerConn::default();
+        let mut buf = IOBuf::from("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(parse(&conn, &mut buf));
+        assert!(!conn.scan_kept.load(Ordering::Relaxed), "a whole request");
+
+        let mut buf =
+            IOBuf::from("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel");
+        assert!(!parse(&conn, &mut buf));
+        assert!(conn.scan_kept.load(Ordering::Relaxed), "half a body");
+        let pos = conn.chunk_scan.lock().unwrap().in_progress();
+        assert!(pos, "the kept scan is the one in progress");
+
+        buf.append(&b"lo\r\n0\r\n\r\n"[..]);
+        assert!(parse(&conn, &mut buf));
+        assert!(!conn.scan_kept.load(Ordering::Relaxed), "the body was cut");
+        assert!(buf.is_empty());
     }
 }

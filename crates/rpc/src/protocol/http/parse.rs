@@ -624,6 +624,12 @@ pub(crate) struct ChunkScan {
 }
 
 impl ChunkScan {
+    /// Whether a chunked body was left half scanned (the next parse of the
+    /// same input resumes it).
+    pub(crate) fn in_progress(&self) -> bool {
+        self.body_start != 0
+    }
+
     fn reset(&mut self) {
         self.body_start = 0;
         self.pos = 0;
