@@ -4,9 +4,10 @@
 //! - `resume`: started fibers of this worker that are ready again (yielded,
 //!   or woken by this worker). Not stealable: a started fiber is pinned.
 //! - the inbox: the same, woken by other threads.
-//! - `overflow`: the older half of `resume`, set aside whenever it holds
-//!   more than 256; taken one per periodic check, and before anything else
-//!   once set aside for 250 ms (see `overflow`).
+//! - `overflow`: under overload (more than 1,024 in `resume`), all but the
+//!   128 woken last are set aside here; taken one per periodic check, when
+//!   nothing fresh is left, and before anything else once set aside for
+//!   250 ms (see `overflow`).
 //! - `local`: the Chase-Lev deque of fibers that never ran (and migratable
 //!   ones). Thieves steal from its other end.
 //! - its remote queue, the runtime's injector, then other workers (steal).
@@ -315,9 +316,9 @@ impl TaskGroup {
     /// Whether this worker's own queues are empty (LIFO slot aside).
     fn queues_empty(&self) -> bool {
         // SAFETY: see `push_resume`; a length read.
-        let resume_empty =
+        let started_empty =
             unsafe { (*self.resume.get()).is_empty() && (*self.overflow.get()).is_empty() };
-        resume_empty && self.local.is_empty() && self.shared.inbox_is_empty()
+        started_empty && self.local.is_empty() && self.shared.inbox_is_empty()
     }
 
     /// Whether nothing else is runnable here: no other fiber of this worker
