@@ -19,29 +19,28 @@ fn wait_for(e: &Edges, start: u32, n: u32) {
     }
 }
 
-#[test]
-fn one_bump_wakes_the_waiter() {
-    super::model(|| {
+/// One waiter that waits for `bumps` edges, and `bumps` bumps.
+fn one_waiter(bumps: u32) {
+    super::model(move || {
         let e = Arc::new(Edges::new());
         let start = e.ticket();
         let e2 = e.clone();
-        let waiter = thread::spawn(move || wait_for(&e2, start, 1));
-        e.bump();
+        let waiter = thread::spawn(move || wait_for(&e2, start, bumps));
+        for _ in 0..bumps {
+            e.bump();
+        }
         waiter.join().unwrap();
     });
 }
 
 #[test]
+fn one_bump_wakes_the_waiter() {
+    one_waiter(1);
+}
+
+#[test]
 fn a_waiter_across_two_bumps_sets_the_bit_again() {
-    super::model(|| {
-        let e = Arc::new(Edges::new());
-        let start = e.ticket();
-        let e2 = e.clone();
-        let waiter = thread::spawn(move || wait_for(&e2, start, 2));
-        e.bump();
-        e.bump();
-        waiter.join().unwrap();
-    });
+    one_waiter(2);
 }
 
 #[test]
