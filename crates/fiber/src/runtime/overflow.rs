@@ -10,41 +10,42 @@
 //! tokio's run queue avoids this by the accident of its shape (256 local
 //! slots, the older half moved to the shared queue when full, that one
 //! looked at every 61 polls): most connections cycle through a working set
-//! that fits, the rest wait. Here the same shape, entered only past
-//! `SPILL_START` ready fibers (below it the queue stays FIFO: short tails
-//! while the working set fits), and with the wait bounded: once the oldest
-//! set-aside fiber has waited `MAX_WAIT`, the worker runs the set-aside
-//! ones that old before anything fresh.
+//! that fits, the rest wait. Here the same shape, with the wait bounded:
+//! once the oldest set-aside fiber has waited the bound, the worker runs
+//! the set-aside ones that old before anything fresh. The bound grows with
+//! the backlog (`WAIT_PER_FIBER` for each fiber set aside, at least
+//! `MIN_WAIT`): a few times what running them all in turn would take, so
+//! the tail stays in proportion to the load: ~200 ms with 4,000 set aside
+//! (TCP echo at 10,000 busy connections), ~20 ms with 400.
 //!
 //! The mean latency under a given overload is fixed (Little's law); the
 //! policy chooses its shape: a FIFO gives everyone about the mean, this
-//! gives most a fraction of it and a few up to `MAX_WAIT` more. TCP echo
-//! at 10,000 connections (`benches/ab.sh echo`, `benches/net/run.sh`
-//! against tokio in BENCHMARKS.md): ~1.3x the requests a second at ~0.75x
-//! the CPU per request, the median from ~95 to ~3-15 ms, the 99th
-//! percentile from ~180 to ~290 ms.
+//! gives most a fraction of it and a few a few times it. TCP echo at
+//! 10,000 connections (`benches/ab.sh echo`, `benches/net/run.sh` against
+//! tokio in BENCHMARKS.md): ~1.4x the requests a second at ~0.7x the CPU
+//! per request, the median from ~95 to ~2-20 ms, the 99th percentile from
+//! ~180 to ~250 ms (tokio's: 250-370 ms).
 
 use super::task_meta::TaskRef;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Ready fibers on one worker past which the older are set aside (a
-/// working set of about a thousand connections' stacks, metadata and
-/// sockets still fits in a core's 2 MiB L2 cache)...
-const SPILL_START: usize = 1024;
-/// ...and then, while any are set aside, the most a resume queue holds
-/// before its older half is (tokio's local queue size).
+/// Most fibers a resume queue holds before its older half is set aside
+/// (tokio's local queue size).
 const RESUME_MAX: usize = 256;
-/// The longest a set-aside fiber waits before it runs ahead of fresh ones
-/// (plus the time to run those older than it).
-const MAX_WAIT: Duration = Duration::from_millis(250);
+/// How long a set-aside fiber may wait, per fiber set aside, before it
+/// runs ahead of fresh ones: ~5 times what a request of a busy echo
+/// connection costs to run.
+const WAIT_PER_FIBER: Duration = Duration::from_micros(50);
+/// The least that bound is.
+const MIN_WAIT: Duration = Duration::from_millis(2);
 
 /// Fibers set aside from a worker's resume queue, oldest first, each with
 /// the time it was set aside.
 #[derive(Default)]
 pub(crate) struct Overflow {
     queue: VecDeque<(TaskRef, Instant)>,
-    /// How many at the front have waited `MAX_WAIT`: they run before
+    /// How many at the front have waited the bound: they run before
     /// anything fresh.
     due: usize,
 }
@@ -55,13 +56,12 @@ impl Overflow {
         self.queue.is_empty()
     }
 
-    /// Sets aside the older fibers of `resume`, keeping the
-    /// `RESUME_MAX / 2` woken last, if it holds more than `SPILL_START`, or
-    /// more than `RESUME_MAX` while fibers are set aside already.
+    /// Sets aside the older fibers of `resume` if it holds more than
+    /// `RESUME_MAX`, keeping the `RESUME_MAX / 2` woken last.
     #[inline]
     pub(crate) fn spill(&mut self, resume: &mut VecDeque<TaskRef>) {
         let len = resume.len();
-        if len > RESUME_MAX && (len > SPILL_START || !self.queue.is_empty()) {
+        if len > RESUME_MAX {
             let older = len - RESUME_MAX / 2;
             let now = Instant::now();
             self.queue.extend(resume.drain(..older).map(|t| (t, now)));
@@ -69,9 +69,9 @@ impl Overflow {
     }
 
     /// The periodic look (every `GLOBAL_CHECK_INTERVAL` runs): counts the
-    /// fibers that waited `MAX_WAIT` (one clock read, only while fibers
-    /// are set aside), then takes the oldest one, as tokio takes one from
-    /// its shared queue.
+    /// fibers that waited the bound (one clock read, only while fibers are
+    /// set aside), then takes the oldest one, as tokio takes one from its
+    /// shared queue.
     pub(crate) fn periodic(&mut self) -> Option<TaskRef> {
         if self.queue.is_empty() {
             return None;
@@ -81,16 +81,22 @@ impl Overflow {
 
     fn periodic_at(&mut self, now: Instant) -> Option<TaskRef> {
         if self.due == 0 {
+            let bound = self.max_wait();
             self.due = self
                 .queue
                 .iter()
-                .take_while(|(_, at)| now.duration_since(*at) >= MAX_WAIT)
+                .take_while(|(_, at)| now.duration_since(*at) >= bound)
                 .count();
         }
         self.pop()
     }
 
-    /// The oldest fiber, if it waited `MAX_WAIT`.
+    /// How long the set-aside may wait now (see the module docs).
+    fn max_wait(&self) -> Duration {
+        (WAIT_PER_FIBER * self.queue.len() as u32).max(MIN_WAIT)
+    }
+
+    /// The oldest fiber, if it waited the bound.
     #[inline]
     pub(crate) fn pop_due(&mut self) -> Option<TaskRef> {
         if self.due == 0 {
@@ -132,48 +138,40 @@ mod tests {
     #[test]
     fn a_queue_that_fits_stays_fifo() {
         let mut o = Overflow::default();
-        let mut resume = tasks(SPILL_START);
+        let mut resume = tasks(RESUME_MAX);
         o.spill(&mut resume);
         assert!(o.is_empty());
-        assert_eq!(resume.len(), SPILL_START);
+        assert_eq!(slots(&resume), (0..RESUME_MAX as u32).collect::<Vec<_>>());
     }
 
     #[test]
-    fn past_the_start_the_older_are_set_aside_in_order() {
+    fn past_the_bound_the_older_are_set_aside_in_order() {
         let mut o = Overflow::default();
-        let mut resume = tasks(SPILL_START + 1);
+        let n = 4 * RESUME_MAX;
+        let mut resume = tasks(n);
         o.spill(&mut resume);
         let kept = RESUME_MAX / 2;
-        assert_eq!(resume.len(), kept);
         assert_eq!(
-            resume.front().unwrap().slot(),
-            (SPILL_START + 1 - kept) as u32
+            slots(&resume),
+            ((n - kept) as u32..n as u32).collect::<Vec<_>>()
         );
         let set_aside: Vec<u32> = std::iter::from_fn(|| o.pop()).map(|t| t.slot()).collect();
-        assert_eq!(
-            set_aside,
-            (0..(SPILL_START + 1 - kept) as u32).collect::<Vec<_>>()
-        );
+        assert_eq!(set_aside, (0..(n - kept) as u32).collect::<Vec<_>>());
     }
 
     #[test]
-    fn while_fibers_are_set_aside_the_resume_queue_stays_short() {
+    fn the_bound_grows_with_the_backlog() {
         let mut o = Overflow::default();
-        let mut resume = tasks(SPILL_START + 1);
+        assert_eq!(o.max_wait(), MIN_WAIT);
+        let mut resume = tasks(4000 + RESUME_MAX / 2);
         o.spill(&mut resume);
-        resume.extend(tasks(RESUME_MAX));
-        o.spill(&mut resume);
-        assert_eq!(resume.len(), RESUME_MAX / 2);
-        assert_eq!(
-            slots(&resume),
-            (RESUME_MAX as u32 / 2..RESUME_MAX as u32).collect::<Vec<_>>()
-        );
+        assert_eq!(o.max_wait(), Duration::from_millis(200));
     }
 
     #[test]
     fn fibers_set_aside_for_max_wait_come_before_fresh_ones() {
         let mut o = Overflow::default();
-        let mut resume = tasks(SPILL_START + 1);
+        let mut resume = tasks(4 * RESUME_MAX);
         o.spill(&mut resume);
         let set_aside = o.queue.len();
         let at = o.queue[0].1;
@@ -181,7 +179,8 @@ mod tests {
         assert_eq!(o.periodic_at(at).map(|t| t.slot()), Some(0));
         assert!(o.pop_due().is_none());
         // Due: every one set aside then runs ahead of fresh fibers.
-        assert_eq!(o.periodic_at(at + MAX_WAIT).map(|t| t.slot()), Some(1));
+        let bound = o.max_wait();
+        assert_eq!(o.periodic_at(at + bound).map(|t| t.slot()), Some(1));
         let mut n = 2;
         while let Some(t) = o.pop_due() {
             assert_eq!(t.slot(), n);

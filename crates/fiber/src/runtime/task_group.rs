@@ -4,10 +4,10 @@
 //! - `resume`: started fibers of this worker that are ready again (yielded,
 //!   or woken by this worker). Not stealable: a started fiber is pinned.
 //! - the inbox: the same, woken by other threads.
-//! - `overflow`: under overload (more than 1,024 in `resume`), all but the
+//! - `overflow`: under overload (more than 256 in `resume`), all but the
 //!   128 woken last are set aside here; taken one per periodic check, when
 //!   nothing fresh is left, and before anything else once set aside for
-//!   250 ms (see `overflow`).
+//!   longer than a bound that grows with their number (see `overflow`).
 //! - `local`: the Chase-Lev deque of fibers that never ran (and migratable
 //!   ones). Thieves steal from its other end.
 //! - its remote queue, the runtime's injector, then other workers (steal).
