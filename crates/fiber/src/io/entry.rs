@@ -84,8 +84,8 @@ impl IoEntry {
     ///
     /// The count is taken under the hook's lock, without a reference of
     /// our own: only a starting reader needs one (it outlives the lock).
-    /// An edge used to clone and drop the hook's `Arc` around the count,
-    /// two locked instructions per event for nothing.
+    /// Cloning and dropping the hook's `Arc` around every count would be
+    /// two more locked instructions per event.
     pub(crate) fn read_edge(&self) -> bool {
         self.reader_lock.lock();
         let p = self.reader.load(Ordering::Relaxed);
