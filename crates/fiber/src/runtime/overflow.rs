@@ -22,9 +22,9 @@
 //! policy chooses its shape: a FIFO gives everyone about the mean, this
 //! gives most a fraction of it and a few a few times it. TCP echo at
 //! 10,000 connections (`benches/ab.sh echo`, `benches/net/run.sh` against
-//! tokio in BENCHMARKS.md): ~1.4x the requests a second at ~0.7x the CPU
-//! per request, the median from ~95 to ~2-20 ms, the 99th percentile from
-//! ~180 to ~250 ms (tokio's: 250-370 ms).
+//! tokio in BENCHMARKS.md): ~1.3x the requests a second at ~0.77x the
+//! CPU per request, the median from ~95 to ~3-10 ms, the 99th percentile
+//! from ~185 to ~260 ms (tokio's: ~290-410 ms).
 
 use super::task_meta::TaskRef;
 use std::collections::VecDeque;
