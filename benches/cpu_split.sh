@@ -23,7 +23,6 @@ source "$(dirname "$0")/lib.sh"
 
 "$@" > /dev/null 2>&1 &
 server_pid=$!
-server=$server_pid
 for _ in $(seq 100); do
     port_open "$port" && break
     sleep 0.1
@@ -50,11 +49,11 @@ threads_of() {
             "$(awk '/^voluntary/ {v = $2} /^nonvoluntary/ {n = $2} END {print v, n}' "$t/status")"
     done
 }
-read -r u1 s1 < <(awk '{print $14, $15}' /proc/"$server"/stat)
-before=$( (threads_of "$server"; threads_of "$load") 2> /dev/null)
+read -r u1 s1 < <(awk '{print $14, $15}' /proc/"$server_pid"/stat)
+before=$( (threads_of "$server_pid"; threads_of "$load") 2> /dev/null)
 sleep 6
-read -r u2 s2 < <(awk '{print $14, $15}' /proc/"$server"/stat)
-after=$( (threads_of "$server"; threads_of "$load") 2> /dev/null)
+read -r u2 s2 < <(awk '{print $14, $15}' /proc/"$server_pid"/stat)
+after=$( (threads_of "$server_pid"; threads_of "$load") 2> /dev/null)
 wait "$load"
 
 case "$kind" in

@@ -63,17 +63,15 @@ impl Edges {
     /// `deadline` passes, or the fiber is interrupted. May return `Ok`
     /// spuriously: callers retry their I/O.
     pub(crate) fn wait(&self, ticket: u32, deadline: Option<Instant>) -> Result<(), WaitError> {
-        loop {
-            let v = self.0.value().fetch_or(WAITED, Ordering::AcqRel);
-            if v & !WAITED != ticket {
-                return Ok(());
-            }
-            match self.0.wait(ticket | WAITED, deadline) {
-                // The value moved: an edge (seen next round) or a bump
-                // that cleared `WAITED` for an edge this ticket includes.
-                Err(WaitError::WouldBlock) => continue,
-                r => return r,
-            }
+        let v = self.0.value().fetch_or(WAITED, Ordering::AcqRel);
+        if v & !WAITED != ticket {
+            return Ok(());
+        }
+        match self.0.wait(ticket | WAITED, deadline) {
+            // The value moved before we slept: only a bump changes it
+            // after our `fetch_or`, and a bump counts an edge.
+            Err(WaitError::WouldBlock) => Ok(()),
+            r => r,
         }
     }
 }

@@ -89,33 +89,28 @@ impl IoEntry {
     pub(crate) fn read_edge(&self) -> bool {
         self.reader_lock.lock();
         let p = self.reader.load(Ordering::Relaxed);
-        let start = if p.is_null() {
-            None
-        } else {
-            // SAFETY: a non-null `reader` came from `Arc::into_raw` and
-            // holds one strong count, which cannot go while we hold the
-            // lock (only `swap_reader` takes it, under the lock).
-            let reader = unsafe { &*p };
-            Some(reader.count_edge().then(|| {
-                // SAFETY: as above; the new count is the reader fiber's.
-                unsafe {
-                    Arc::increment_strong_count(p);
-                    Arc::from_raw(p)
-                }
-            }))
-        };
+        if p.is_null() {
+            self.reader_lock.unlock();
+            return false;
+        }
+        // SAFETY: a non-null `reader` came from `Arc::into_raw` and holds
+        // one strong count, which cannot go while we hold the lock (only
+        // `swap_reader` takes it, under the lock).
+        let start = unsafe { &*p }.count_edge().then(|| {
+            // SAFETY: as above; the new count is the reader fiber's.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        });
         self.reader_lock.unlock();
         // Started outside the lock: a reader that cannot start calls its
         // owner's lost-reader hook, which may drop the registration (and
         // take this lock to remove the hook).
-        match start {
-            None => false,
-            Some(Some(reader)) => {
-                ReaderShared::start(reader);
-                true
-            }
-            Some(None) => true,
+        if let Some(reader) = start {
+            ReaderShared::start(reader);
         }
+        true
     }
 
     /// Installs `new` as the reader hook; returns the previous one.
