@@ -114,14 +114,17 @@ impl Epoll {
             // Round up: a 0.5 ms timeout must not become a busy poll.
             Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
         };
+        // `epoll_pwait(2)` with no signal mask (whose size the kernel then
+        // ignores) is `epoll_wait(2)`, which some architectures lack;
+        // through `syscall`: see there.
         // SAFETY: the buffer holds `buf.len()` initialized events and the
         // kernel writes at most that many.
         let n = unsafe {
-            libc::epoll_wait(
+            let (ptr, max) = (events.buf.as_mut_ptr() as usize, events.buf.len());
+            super::syscall(
+                libc::SYS_epoll_pwait,
                 self.fd.as_raw_fd(),
-                events.buf.as_mut_ptr(),
-                events.buf.len() as libc::c_int,
-                ms,
+                [ptr, max, ms as usize, 0, 0],
             )
         };
         if n < 0 {

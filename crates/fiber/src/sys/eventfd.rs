@@ -48,9 +48,10 @@ impl AsRawFd for EventFd {
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn notify(fd: RawFd) {
     let one: u64 = 1;
+    // Through `syscall`, not glibc's cancellable `write` (see there).
     // SAFETY: writes 8 bytes from a live u64. A write after the sleeper
     // left only makes a later poll return early.
-    let r = unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    let r = unsafe { super::syscall(libc::SYS_write, fd, [(&raw const one) as usize, 8, 0, 0, 0]) };
     if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
         // The counter is saturated: a dispatcher's eventfd is never
         // drained (every write is an edge, see the dispatcher), but a

@@ -6,9 +6,14 @@
 //! (`net::fd::IoFd::io`). Descriptors are plain numbers, as in
 //! [`super::epoll`]: the kernel checks them, and a stale one fails with
 //! `EBADF`.
+//!
+//! The calls that move data go through [`super::syscall`], not glibc's
+//! wrappers of the same name (which are cancellation points: see there).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::syscall;
 
 /// Most buffers one vectored call passes (`IOV_MAX` on Linux); the rest
 /// wait for the next call, as with any short write.
@@ -17,13 +22,26 @@ const MAX_IOVS: usize = 1024;
 /// One `read(2)` into `buf`.
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-    cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+    cvt(unsafe {
+        syscall(
+            libc::SYS_read,
+            fd,
+            [buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    })
 }
 
 /// One `recv(2)` into `buf` (a socket).
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // `recvfrom(2)` without an address: what glibc's `recv` calls.
     // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
-    cvt(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })
+    cvt(unsafe {
+        syscall(
+            libc::SYS_recvfrom,
+            fd,
+            [buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    })
 }
 
 /// One `readv(2)` into at most the first 1024 of `bufs`.
@@ -31,20 +49,40 @@ pub(crate) fn read_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Resul
     let n = bufs.len().min(MAX_IOVS) as libc::c_int;
     // SAFETY: IoSliceMut is ABI-compatible with iovec; the buffers are
     // valid for writes for the call.
-    cvt(unsafe { libc::readv(fd, bufs.as_ptr() as *const libc::iovec, n) })
+    cvt(unsafe {
+        syscall(
+            libc::SYS_readv,
+            fd,
+            [bufs.as_ptr() as usize, n as usize, 0, 0, 0],
+        )
+    })
 }
 
 /// One `write(2)` of `buf` (pipes; sockets use [`send`]).
 pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-    cvt(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+    cvt(unsafe {
+        syscall(
+            libc::SYS_write,
+            fd,
+            [buf.as_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    })
 }
 
 /// One `send(2)` of `buf` with `MSG_NOSIGNAL`: a closed peer gives
 /// `EPIPE`, never `SIGPIPE`.
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes of reads.
-    cvt(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) })
+    // `sendto(2)` without an address: what glibc's `send` calls.
+    // SAFETY: `buf` is valid for `buf.len()` bytes of reads; no address.
+    cvt(unsafe {
+        let flags = libc::MSG_NOSIGNAL as usize;
+        syscall(
+            libc::SYS_sendto,
+            fd,
+            [buf.as_ptr() as usize, buf.len(), flags, 0, 0],
+        )
+    })
 }
 
 /// One `writev`-like `sendmsg(2)` of at most the first 1024 of `bufs`,
@@ -56,7 +94,14 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize
     msg.msg_iovlen = bufs.len().min(MAX_IOVS) as _;
     // SAFETY: iov points at `bufs` (IoSlice is ABI-compatible with iovec),
     // alive for the call; the kernel only reads them.
-    cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
+    cvt(unsafe {
+        let flags = libc::MSG_NOSIGNAL as usize;
+        syscall(
+            libc::SYS_sendmsg,
+            fd,
+            [(&raw const msg) as usize, flags, 0, 0, 0],
+        )
+    })
 }
 
 /// One `sendfile(2)` of up to `count` bytes of `in_fd` from `offset` to
