@@ -101,6 +101,9 @@ pub(crate) struct TaskControl {
     /// How long a worker may run one fiber before the monitor reports it
     /// as blocked, in milliseconds (0: never).
     pub(crate) blocked_threshold_ms: std::sync::atomic::AtomicU64,
+    /// How often at most an idle worker yields its CPU, in microseconds
+    /// (0: never); see `idle_yield`. Read when a worker starts.
+    pub(crate) idle_yield_us: std::sync::atomic::AtomicU64,
 }
 
 impl TaskControl {
@@ -116,7 +119,16 @@ impl TaskControl {
             blocked_threshold_ms: std::sync::atomic::AtomicU64::new(
                 super::blocked::DEFAULT_THRESHOLD_MS,
             ),
+            idle_yield_us: std::sync::atomic::AtomicU64::new(0),
         }))
+    }
+
+    /// How often at most an idle worker of this runtime yields its CPU.
+    pub(crate) fn idle_yield_every(&self) -> Option<std::time::Duration> {
+        match self.idle_yield_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 
     /// Publishes a new worker's shared half; returns its index.

@@ -30,6 +30,7 @@
 //! nor a spawning one can starve the other.
 
 use super::context::{StackClass, Switch, YielderPtr};
+use super::idle_yield::IdleYield;
 use super::lifo::{Sighting, LIFO_RECHECK};
 use super::overflow::Overflow;
 use super::stack_pool::StackPool;
@@ -114,6 +115,8 @@ pub(crate) struct TaskGroup {
     /// Rounds the next idle search spins: back to `SEARCH_ROUNDS` when a
     /// spin finds work, a quarter less each time one finds nothing.
     search_rounds: Cell<usize>,
+    /// When this worker last gave its CPU away at an idle moment.
+    idle_yield: IdleYield,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     /// Ready fibers set aside from `resume` (see `overflow`).
     overflow: UnsafeCell<Overflow>,
@@ -180,6 +183,7 @@ impl TaskGroup {
                 .collect(),
             idle_sleeps: Cell::new(0),
             search_rounds: Cell::new(SEARCH_ROUNDS),
+            idle_yield: IdleYield::new(control.idle_yield_every()),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             overflow: UnsafeCell::new(Overflow::default()),
             pool: UnsafeCell::new(StackPool::new()),
@@ -490,6 +494,7 @@ impl TaskGroup {
 
     /// [`wait_for_task`](Self::wait_for_task)'s search and sleep.
     fn search_or_sleep(&self) -> Option<TaskRef> {
+        self.idle_yield.at_idle();
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
         self.idle_sleeps.set(0);
