@@ -15,7 +15,11 @@
 #   cargo build --release -p fibrpc --examples -p fibrpc-tools
 #   mkdir -p /tmp/a && cp target/release/examples/{echo_server,http_hello} \
 #     target/release/fibrpc_press /tmp/a/
-# once per commit. Each round runs A then B: a fresh server, a closed-loop
+# once per commit. To compare settings of one build, a directory may hold
+# wrapper scripts instead, e.g. DIR_B/tcp_echo_server:
+#   #!/bin/sh
+#   exec env FIBRPC_IDLE_YIELD_US=2500 /path/to/tcp_echo_server "$@"
+# Each round runs A then B: a fresh server, a closed-loop
 # load of DURATION seconds (after 1 s warm-up for rpc, a 2 s wrk or h2load
 # warm-up for http and grpc), then one line: qps (or req/s), server CPU, and
 # latencies. grpc posts benches/grpc/run.sh's request (Echo, 64 bytes) with
@@ -84,7 +88,7 @@ run_echo() { # dir
         -d "$DURATION" --warmup 2 --threads 2 --server-pid "$sp" 2> /dev/null |
         sed -n 's/^RESULT //p')
     kill "$sp"; wait "$sp" 2> /dev/null || true
-    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("req/s %.0f  server CPU %.2f us/req  p50 %.0f us  p99 %.0f us" % (d["rps"], d["server_cpu_per_100k"] * 10, d["p50_us"], d["p99_us"]))' "$out"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("req/s %.0f  server CPU %.2f us/req  p50 %.0f us  p99 %.0f us  p99.9 %.0f us" % (d["rps"], d["server_cpu_per_100k"] * 10, d["p50_us"], d["p99_us"], d["p999_us"]))' "$out"
 }
 
 for r in $(seq 1 "$rounds"); do
