@@ -299,7 +299,8 @@ fn a_panicking_block_on_resumes_the_panic() {
 
 /// Workers that yield their CPU at every idle moment (an interval of
 /// 1 µs) still see every wakeup: 2,000 round trips over loopback between
-/// fibers, each leaving a worker idle at least once, all complete.
+/// fibers, each leaving a worker idle at least once, all complete (within
+/// a minute: a lost wakeup would stall them for good).
 #[test]
 fn idle_yields_lose_no_wakeup() {
     use std::io::{Read, Write};
@@ -308,27 +309,35 @@ fn idle_yields_lose_no_wakeup() {
         .idle_yield_interval(Some(Duration::from_micros(1)))
         .build()
         .unwrap();
-    let total = rt.block_on(|| {
-        let listener = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = fiber::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut b = [0u8; 8];
-            while s.read_exact(&mut b).is_ok() {
-                s.write_all(&b).unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let runner = rt.clone();
+    std::thread::spawn(move || {
+        let total = runner.block_on(|| {
+            let listener = fiber::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = fiber::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut b = [0u8; 8];
+                while s.read_exact(&mut b).is_ok() {
+                    s.write_all(&b).unwrap();
+                }
+            });
+            let mut c = fiber::net::TcpStream::connect(addr).unwrap();
+            let mut total = 0u64;
+            for i in 0..2000u64 {
+                c.write_all(&i.to_le_bytes()).unwrap();
+                let mut b = [0u8; 8];
+                c.read_exact(&mut b).unwrap();
+                total += u64::from_le_bytes(b);
             }
+            drop(c);
+            server.join().unwrap();
+            total
         });
-        let mut c = fiber::net::TcpStream::connect(addr).unwrap();
-        let mut total = 0u64;
-        for i in 0..2000u64 {
-            c.write_all(&i.to_le_bytes()).unwrap();
-            let mut b = [0u8; 8];
-            c.read_exact(&mut b).unwrap();
-            total += u64::from_le_bytes(b);
-        }
-        drop(c);
-        server.join().unwrap();
-        total
+        let _ = done.send(total);
     });
+    let total = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("round trips stalled: a wakeup was lost");
     assert_eq!(total, (0..2000u64).sum());
 }

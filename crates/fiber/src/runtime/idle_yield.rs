@@ -11,8 +11,8 @@
 //! again: they are pinned to it, and another worker cannot take them. The
 //! wait is one or two ticks (4 or 8 ms at 250 Hz): TCP echo at 50
 //! connections with the load generator on the same two cores had its
-//! 99th percentile at 4.1–4.8 ms and its 99.9th at 7.7–8.5 ms, tokio's
-//! 2.7–3.7 and 5.0 ms (`perf sched timehist`: the workers waited
+//! 99th percentile at 4.0–4.8 ms and its 99.9th at 7.7–8.5 ms, tokio's
+//! 2.7–4.1 and 4.7–5.4 ms (`perf sched timehist`: the workers waited
 //! runnable over 3 ms 50 times in 2 s, tokio's 20). The io_uring driver,
 //! whose sends leave in one submission per batch, did not have that tail,
 //! nor did workers with a dedicated poller thread, which sleep more often.
@@ -28,7 +28,7 @@
 //!
 //! Off unless configured (`Builder::idle_yield_interval`,
 //! `FIBRPC_IDLE_YIELD_US`): where the peer shares the cores the time
-//! handed to it is also throughput lost (HTTP under wrk: 7 %).
+//! handed to it is also throughput lost (HTTP under wrk: 8 %).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -40,7 +40,7 @@ const ENV_EVERY: &str = "FIBRPC_IDLE_YIELD_US";
 
 /// The default interval in microseconds, 0 for never: [`ENV_EVERY`], or
 /// never. Off by default because the tail it cuts costs throughput where
-/// the peer shares the cores: HTTP under wrk on 2 cores lost 7 % of its
+/// the peer shares the cores: HTTP under wrk on 2 cores lost 8 % of its
 /// requests per second at 2.5 ms (see the builder's option).
 pub(crate) fn default_every_us() -> u64 {
     static FROM_ENV: OnceLock<u64> = OnceLock::new();

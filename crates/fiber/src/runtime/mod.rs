@@ -116,10 +116,10 @@ impl Builder {
     ///
     /// A trade of throughput for tail latency where the cores are
     /// oversubscribed. With the load generator on the same 2 cores, at
-    /// 2.5 ms: TCP echo at 50 connections p99 4.1–4.4 → 2.5–2.6 ms and
-    /// p99.9 8.0–8.4 → 4.4–4.9 ms at 0.97× the requests per second; HTTP
-    /// under wrk p99 1.3 → 0.63× hyper's, but 0.93× the requests per
-    /// second and 1.05× the CPU per request. At 1 ms the echo's p99 is
+    /// 2.5 ms: TCP echo at 50 connections p99 4.3 → 2.6 ms and p99.9
+    /// 8.1 → 4.7 ms at 0.96× the requests per second; HTTP under wrk p99
+    /// 1.3 → 0.63× hyper's, but 0.92× the requests per second and 1.05×
+    /// the CPU per request. At 1 ms the echo's p99 is
     /// 1.3 ms, its median twice as high. At 1,000 echo connections it
     /// costs 7 % of the requests per second and leaves the tail as it
     /// is: it pays where a worker often runs dry, at low concurrency.
