@@ -69,17 +69,19 @@ impl IdleYield {
     }
 
     /// The worker found nothing to run: yields its CPU if it has not
-    /// yielded for an interval.
+    /// yielded for an interval. Returns whether it did.
     #[inline]
-    pub(crate) fn at_idle(&self) {
+    pub(crate) fn at_idle(&self) -> bool {
         let Some(every) = self.every else {
-            return;
+            return false;
         };
         let now = Instant::now();
-        if now.duration_since(self.last.get()) >= every {
-            std::thread::yield_now();
-            self.last.set(Instant::now());
+        if now.duration_since(self.last.get()) < every {
+            return false;
         }
+        std::thread::yield_now();
+        self.last.set(Instant::now());
+        true
     }
 }
 
@@ -90,23 +92,16 @@ mod tests {
     #[test]
     fn yields_at_most_once_per_interval() {
         let y = IdleYield::new(Some(Duration::from_millis(20)));
-        let start = y.last.get();
-        y.at_idle();
-        assert_eq!(y.last.get(), start, "not an interval yet: no yield");
+        assert!(!y.at_idle(), "not an interval yet: no yield");
         std::thread::sleep(Duration::from_millis(25));
-        y.at_idle();
-        let yielded = y.last.get();
-        assert!(yielded > start, "an interval passed: yielded");
-        y.at_idle();
-        assert_eq!(y.last.get(), yielded, "just yielded: not again");
+        assert!(y.at_idle(), "an interval passed: yielded");
+        assert!(!y.at_idle(), "just yielded: not again");
     }
 
     #[test]
     fn never_without_an_interval() {
         let y = IdleYield::new(None);
-        let start = y.last.get();
         std::thread::sleep(Duration::from_millis(2));
-        y.at_idle();
-        assert_eq!(y.last.get(), start);
+        assert!(!y.at_idle());
     }
 }

@@ -13,6 +13,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) steals: Counter,
     pub(crate) signals: Counter,
     pub(crate) parks: Counter,
+    pub(crate) idle_yields: Counter,
     pub(crate) created: Counter,
     pub(crate) exited: Counter,
     pub(crate) stacks_mapped: Counter,
@@ -55,6 +56,11 @@ pub struct WorkerStats {
     pub signals: u64,
     /// Times this worker went to sleep.
     pub parks: u64,
+    /// Times this worker, out of work, yielded its CPU
+    /// ([`Builder::idle_yield_interval`]).
+    ///
+    /// [`Builder::idle_yield_interval`]: crate::RuntimeBuilder::idle_yield_interval
+    pub idle_yields: u64,
     /// Fibers created from this worker.
     pub created: u64,
     /// Fibers that ended on this worker.
@@ -85,6 +91,7 @@ impl WorkerStats {
         self.steals += o.steals;
         self.signals += o.signals;
         self.parks += o.parks;
+        self.idle_yields += o.idle_yields;
         self.created += o.created;
         self.exited += o.exited;
         self.stacks_mapped += o.stacks_mapped;
@@ -108,6 +115,7 @@ impl WorkerCounters {
             steals: self.steals.get(),
             signals: self.signals.get(),
             parks: self.parks.get(),
+            idle_yields: self.idle_yields.get(),
             created: self.created.get(),
             exited: self.exited.get(),
             stacks_mapped: self.stacks_mapped.get(),

@@ -494,7 +494,9 @@ impl TaskGroup {
 
     /// [`wait_for_task`](Self::wait_for_task)'s search and sleep.
     fn search_or_sleep(&self) -> Option<TaskRef> {
-        self.idle_yield.at_idle();
+        if self.idle_yield.at_idle() {
+            self.shared.counters.idle_yields.incr();
+        }
         // Out of work: help with the I/O of busy workers first.
         self.poll_io_foreign();
         self.idle_sleeps.set(0);

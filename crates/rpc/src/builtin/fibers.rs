@@ -30,6 +30,7 @@ pub(super) fn serve(_: &ServerContext, req: &Request<IOBuf>, rest: &str) -> Resp
         ("steals", total.steals.to_string()),
         ("signals", total.signals.to_string()),
         ("parks", total.parks.to_string()),
+        ("idle yields", total.idle_yields.to_string()),
         ("stacks mapped", total.stacks_mapped.to_string()),
         (
             "fibers that could not start",
