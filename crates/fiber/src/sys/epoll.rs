@@ -116,7 +116,8 @@ impl Epoll {
         };
         // `epoll_pwait(2)` with no signal mask (whose size the kernel then
         // ignores) is `epoll_wait(2)`, which some architectures lack;
-        // through `syscall`: see there.
+        // through `syscall`: see there. A timeout of -1 (forever) survives
+        // the trip through `usize` (sign-extended there and back).
         // SAFETY: the buffer holds `buf.len()` initialized events and the
         // kernel writes at most that many.
         let n = unsafe {
