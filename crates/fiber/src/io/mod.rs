@@ -26,7 +26,7 @@ mod ring_op;
 pub use driver::{active_driver, configure, uring_ops_completed, Config, IoDriver, Poller};
 pub use reader::ReadEvents;
 pub use registration::Registration;
-pub use ring_op::{recv, recv_vectored, send, send_vectored};
+pub use ring_op::{recv, recv_vectored, send, send_vectored, send_vectored_now};
 
 use crate::sys::epoll;
 use entry::EntrySlab;

@@ -20,6 +20,14 @@
 //!
 //! Anywhere else (plain threads, migratable fibers, the epoll driver, a
 //! kernel without the opcodes) the same functions make the system call.
+//!
+//! A ring operation parks its caller until the worker's next enter, so a
+//! caller must not hold a lock that another fiber of its worker may wait
+//! for on the thread (a `std::sync::Mutex`): that fiber would block the
+//! very thread the parked holder needs to run again, and the worker would
+//! hang. A writer that may hold such a lock (a socket's in-place write
+//! under its protocol's ordering lock) uses [`send_vectored_now`], the
+//! system call on the caller's stack.
 
 use super::driver::worker_driver;
 use super::edges::Edges;
@@ -229,6 +237,10 @@ pub fn recv_vectored(fd: RawFd, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize
 /// One non-blocking `sendmsg` of at most the first 1024 of `bufs`, with
 /// `MSG_NOSIGNAL`: a ring operation where one can run, else `sendmsg(2)`
 /// (`send(2)` for a single buffer).
+///
+/// A ring operation parks the caller until its worker's next enter: not
+/// under a lock another fiber of this worker may wait for (see
+/// [`send_vectored_now`]).
 pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // Written only if the operation runs on a ring (see `run`).
     let mut msg = MaybeUninit::<libc::msghdr>::uninit();
@@ -244,11 +256,16 @@ pub fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // iovec).
     match unsafe { run(entry) } {
         Some(r) => r,
-        // One buffer (a small response): `send(2)`, which copies no
-        // `msghdr` and no iovec array in from user space.
-        None => match bufs {
-            [one] => crate::sys::fd::send(fd, one),
-            _ => crate::sys::fd::send_vectored(fd, bufs),
-        },
+        None => send_vectored_now(fd, bufs),
+    }
+}
+
+/// [`send_vectored`] as a system call on the caller's stack, never a ring
+/// operation: it returns without parking the caller, so a caller may hold
+/// any lock (see the module docs).
+pub fn send_vectored_now(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    match bufs {
+        [one] => crate::sys::fd::send(fd, one),
+        _ => crate::sys::fd::send_vectored(fd, bufs),
     }
 }
