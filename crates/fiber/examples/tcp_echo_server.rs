@@ -15,7 +15,6 @@
 
 use fiber::net::{TcpListener, TcpStream};
 use fibrpc_fiber as fiber;
-use std::io::Write;
 
 fn main() -> std::io::Result<()> {
     let mut port = 7000u16;
@@ -107,7 +106,9 @@ fn serve(conn: TcpStream) {
         match conn.try_read(buf) {
             Ok(0) => return,
             Ok(n) => {
-                if (&conn).write_all(&buf[..n]).is_err() {
+                // Sent when this worker has run the other connections
+                // ready now (see `TcpStream::write_all_batched`).
+                if conn.write_all_batched(&buf[..n]).is_err() {
                     return;
                 }
             }

@@ -314,3 +314,137 @@ fn readable_then_try_read() {
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(server.join().unwrap(), big.len());
 }
+
+/// Bytes readable on `fd` now (`FIONREAD`).
+fn readable_bytes(fd: std::os::fd::RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which lives on
+    // this frame; `fd` is an open socket of the caller.
+    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) }, 0);
+    n as usize
+}
+
+/// A connected pair: a fiber stream and its std peer.
+fn stream_pair() -> (TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (ours, _) = l.accept().unwrap();
+    (TcpStream::from_std(ours).unwrap(), peer)
+}
+
+/// A batched write made while another fiber is queued on the worker is
+/// held until the worker's batch ends; a plain write sends what is held
+/// first; the bytes arrive in the order the writes were made.
+#[test]
+fn batched_writes_wait_for_the_batch_and_keep_their_order() {
+    use std::os::fd::AsRawFd;
+    common::use_driver(crate::DRIVER);
+    let (s, mut peer) = stream_pair();
+    let peer_fd = peer.as_raw_fd();
+    fiber::spawn(move || {
+        // Queued on this worker (its LIFO slot) until this fiber parks.
+        let sibling = fiber::spawn(|| ());
+        assert!(fiber::has_queued_fibers());
+        s.write_all_batched(b"first ").unwrap();
+        assert_eq!(readable_bytes(peer_fd), 0, "held until the batch ends");
+        // A plain write: the held bytes go first.
+        (&s).write_all(b"second ").unwrap();
+        assert_eq!(readable_bytes(peer_fd), 13);
+        sibling.join().unwrap();
+        let sibling = fiber::spawn(|| ());
+        s.write_all_batched(b"third").unwrap();
+        assert_eq!(readable_bytes(peer_fd), 13);
+        sibling.join().unwrap();
+        // The worker runs out of fibers while this one sleeps: its batch
+        // ends and the held bytes leave.
+        fiber::sleep(std::time::Duration::from_millis(20)).unwrap();
+        assert_eq!(readable_bytes(peer_fd), 18);
+        // Nothing else queued: written at once.
+        s.write_all_batched(b"!").unwrap();
+        assert_eq!(readable_bytes(peer_fd), 19);
+    })
+    .join()
+    .unwrap();
+    let mut got = String::new();
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    peer.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "first second third!");
+}
+
+/// A held write that fails when the batch ends (the peer reset the
+/// connection) is reported by the stream's next write.
+#[test]
+fn a_failed_batched_write_is_reported_by_the_next_write() {
+    common::use_driver(crate::DRIVER);
+    let (s, peer) = stream_pair();
+    // Linger 0: the close is a reset.
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(peer);
+    fiber::spawn(move || {
+        fiber::sleep(std::time::Duration::from_millis(20)).unwrap();
+        let sibling = fiber::spawn(|| ());
+        s.write_all_batched(b"lost").unwrap();
+        sibling.join().unwrap();
+        fiber::sleep(std::time::Duration::from_millis(20)).unwrap();
+        let e = (&s).write_all(b"next").unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "{e}"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+/// More held bytes than the socket buffers take: the batch's send stops
+/// at `EAGAIN`, a fiber finishes once the peer reads, and the stream,
+/// dropped meanwhile, closes only after its last byte went out.
+#[test]
+fn held_bytes_survive_a_full_socket_and_the_stream_s_drop() {
+    use std::os::fd::AsRawFd;
+    common::use_driver(crate::DRIVER);
+    let (s, mut peer) = stream_pair();
+    let small = 4096 as libc::c_int;
+    for (fd, opt) in [
+        (s.as_raw_fd(), libc::SO_SNDBUF),
+        (peer.as_raw_fd(), libc::SO_RCVBUF),
+    ] {
+        // SAFETY: setsockopt reads one int from the pointer, on this frame.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+    let expected: Vec<u8> = (0..60 * 1024)
+        .map(|i: usize| (i * 31 % 251) as u8)
+        .collect();
+    let to_send = expected.clone();
+    fiber::spawn(move || {
+        for chunk in to_send.chunks(1024) {
+            let sibling = fiber::spawn(|| ());
+            s.write_all_batched(chunk).unwrap();
+            drop(sibling);
+        }
+        // Dropped with (most of) its bytes still held.
+    })
+    .join()
+    .unwrap();
+    peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "the bytes arrived out of order");
+}

@@ -38,6 +38,9 @@ pub(crate) struct IoFd {
     /// A socket: reads and sends go through `io::recv`/`io::send` (ring
     /// operations on the io_uring driver), not `read(2)`.
     socket: bool,
+    /// Bytes queued by batched writes (`TcpStream::write_all_batched`),
+    /// sent before any other write.
+    pub(crate) batched: super::batched::Batched,
 }
 
 impl std::fmt::Debug for IoFd {
@@ -59,6 +62,7 @@ impl IoFd {
             write_timeout: AtomicU64::new(0),
             drained_at: AtomicU64::new(0),
             socket: true,
+            batched: Default::default(),
         }
     }
 
@@ -187,6 +191,27 @@ impl IoFd {
         }
     }
 
+    /// The readiness ticket for `interest`, to take before an attempt that
+    /// may find the descriptor not ready (registering it if nobody did
+    /// yet); `None` if another thread registered it meanwhile (take a
+    /// fresh one after the next attempt).
+    pub(crate) fn ticket(&self, interest: Interest) -> io::Result<Option<Readiness>> {
+        match self.registration() {
+            Some(r) => Ok(Some(r.readiness(interest))),
+            None => self.register(interest),
+        }
+    }
+
+    /// Waits for `interest` after `ticket` (at once for `None`), up to the
+    /// timeout for that direction.
+    pub(crate) fn wait_for(&self, interest: Interest, ticket: Option<Readiness>) -> io::Result<()> {
+        let Some(t) = ticket else {
+            return Ok(());
+        };
+        let d = self.timeout(interest).and_then(crate::sync::deadline_after);
+        self.wait(interest, t, d)
+    }
+
     fn wait(&self, interest: Interest, ticket: Readiness, d: Option<Instant>) -> io::Result<()> {
         match self.registration() {
             Some(reg) => reg.wait(interest, ticket, d),
@@ -304,11 +329,13 @@ impl IoFd {
     /// One `send(2)` with `MSG_NOSIGNAL` (sockets: a closed peer gives
     /// `EPIPE`, never `SIGPIPE`).
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        super::batched::send_queued(self)?;
         self.io(Interest::WRITABLE, |fd, _| crate::io::send(fd, buf))
     }
 
     /// One `writev`-like `sendmsg(2)` with `MSG_NOSIGNAL`.
     pub(crate) fn send_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        super::batched::send_queued(self)?;
         self.io(Interest::WRITABLE, |fd, _| {
             crate::io::send_vectored(fd, bufs)
         })

@@ -65,6 +65,7 @@ macro_rules! impl_socket_write {
 }
 
 mod accept;
+pub(crate) mod batched;
 pub(crate) mod fd;
 mod pipe;
 mod sendfile;

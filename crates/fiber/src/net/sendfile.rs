@@ -20,6 +20,8 @@ const COPY_BUF: usize = 64 * 1024;
 /// Sends `len` bytes of `file` from `offset` on the socket `io`; returns the
 /// bytes sent (fewer than `len` only if the file ends first).
 pub(crate) fn send_file(io: &IoFd, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+    // Bytes batched before go first.
+    super::batched::send_queued(io)?;
     let mut sent = 0u64;
     let mut zero_copy = true;
     while sent < len {

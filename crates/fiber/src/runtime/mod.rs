@@ -1,6 +1,7 @@
 //! The runtime (bRPC's TaskControl and its workers): builder, handle,
 //! spawning and waking.
 
+mod batch_end;
 mod blocked;
 pub(crate) mod context;
 mod idle_yield;
@@ -674,6 +675,20 @@ pub fn flush() {
 /// [`Builder::nosignal`]: crate::Builder::nosignal
 pub fn has_queued_fibers() -> bool {
     current_group().is_some_and(|g| g.others_queued())
+}
+
+/// Asks the worker running the caller to call `f` at the end of its
+/// batch: when it next runs out of ready fibers, or at its next periodic
+/// look at I/O, whichever comes first (see `batch_end`). Returns `false`,
+/// and asks nothing, outside workers. Each call is one call of `f`.
+pub(crate) fn at_batch_end(f: fn()) -> bool {
+    match current_group() {
+        Some(g) => {
+            g.batch_end.push(f);
+            true
+        }
+        None => false,
+    }
 }
 
 /// After a dispatcher poll on a worker: the reader fibers its events

@@ -29,6 +29,7 @@
 //! `resume` and `local` are taken alternately so neither a yielding fiber
 //! nor a spawning one can starve the other.
 
+use super::batch_end::BatchEnd;
 use super::context::{StackClass, Switch, YielderPtr};
 use super::idle_yield::IdleYield;
 use super::lifo::{Sighting, LIFO_RECHECK};
@@ -117,6 +118,8 @@ pub(crate) struct TaskGroup {
     search_rounds: Cell<usize>,
     /// When this worker last gave its CPU away at an idle moment.
     idle_yield: IdleYield,
+    /// Calls fibers of this worker asked for at the end of its batch.
+    pub(crate) batch_end: BatchEnd,
     resume: UnsafeCell<VecDeque<TaskRef>>,
     /// Ready fibers set aside from `resume` (see `overflow`).
     overflow: UnsafeCell<Overflow>,
@@ -184,6 +187,7 @@ impl TaskGroup {
             idle_sleeps: Cell::new(0),
             search_rounds: Cell::new(SEARCH_ROUNDS),
             idle_yield: IdleYield::new(control.idle_yield_every()),
+            batch_end: BatchEnd::default(),
             resume: UnsafeCell::new(VecDeque::with_capacity(64)),
             overflow: UnsafeCell::new(Overflow::default()),
             pool: UnsafeCell::new(StackPool::new()),
@@ -219,6 +223,7 @@ impl TaskGroup {
         while let Some(task) = self.next_task().or_else(|| self.wait_for_task()) {
             self.run_task(task);
         }
+        self.batch_end.run();
         CURRENT_GROUP.with(|c| c.set(std::ptr::null()));
     }
 
@@ -361,6 +366,7 @@ impl TaskGroup {
         let tick = self.tick.get();
         if self.global_check_due() {
             self.last_global.set(tick);
+            self.batch_end.run();
             self.poll_io();
             if let Some(t) = self.pop_shared().or_else(|| self.take_stranded()) {
                 return Some(t);
@@ -494,6 +500,7 @@ impl TaskGroup {
 
     /// [`wait_for_task`](Self::wait_for_task)'s search and sleep.
     fn search_or_sleep(&self) -> Option<TaskRef> {
+        self.batch_end.run();
         if self.idle_yield.at_idle() {
             self.shared.counters.idle_yields.incr();
         }

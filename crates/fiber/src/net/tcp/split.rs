@@ -47,6 +47,8 @@ impl OwnedReadHalf {
 impl OwnedWriteHalf {
     /// Shuts the write direction down (the peer reads EOF).
     pub fn shutdown(&self) -> io::Result<()> {
+        // What was batched goes before the end of the stream.
+        crate::net::batched::send_queued(&self.io)?;
         socket2::SockRef::from(self.io.owned()).shutdown(Shutdown::Write)
     }
 }
