@@ -12,8 +12,10 @@
 //! worker sends every batched answer when it has run the fibers queued on
 //! it (or at its next periodic look at I/O), so the wakeups come after the
 //! reads, not between them. (TCP echo at 50 connections on 2 cores with
-//! the generator's two threads: p99 4.1 → 2.9 ms, p99.9 8.1 → 5.6 ms, at
-//! the same requests per second; see BENCHMARKS.md.)
+//! the generator's two threads: p99 4.2 → 2.5 ms, p99.9 8.1 → 4.9 ms,
+//! requests per second level. With eight generator threads the p99 fell
+//! as far, but the median rose ~15 % and CPU per request ~6 %: the sends
+//! leave later. So it is a choice per server; see BENCHMARKS.md.)
 //!
 //! The queued bytes live in the stream's [`Batched`] state. Every holder
 //! of its lock sends without parking (a system call, `EAGAIN` included),

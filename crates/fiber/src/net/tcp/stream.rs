@@ -120,7 +120,8 @@ impl TcpStream {
     /// cores: every `send` wakes a peer thread, and one that preempts the
     /// worker mid-batch strands the connections still queued on it for a
     /// scheduler tick or two (BENCHMARKS.md in the repository: TCP echo at
-    /// 50 connections, p99 4.1 → 2.9 ms at the same throughput).
+    /// 50 connections, p99 4.2 → 2.5 ms at the same throughput; the
+    /// median can rise where the peer has many threads).
     ///
     /// - Order: the stream's bytes leave in the order its writes were
     ///   made; every other write (`Write`, [`send_file`](Self::send_file),
