@@ -136,9 +136,21 @@ fn send_queued_slow(io: &IoFd) -> io::Result<()> {
     }
 }
 
+/// A queue emptied with more capacity than this gives it back: a stream
+/// that once queued a burst does not keep the burst's memory while idle.
+const KEEP_CAPACITY: usize = 4096;
+
 /// Sends from the front of `st.data` without parking until it is empty
 /// (`Ok(true)`) or the socket is full (`Ok(false)`).
 fn send_front(io: &IoFd, st: &mut State) -> io::Result<bool> {
+    let sent = send_front_inner(io, st);
+    if st.data.is_empty() && st.data.capacity() > KEEP_CAPACITY {
+        st.data = Vec::new();
+    }
+    sent
+}
+
+fn send_front_inner(io: &IoFd, st: &mut State) -> io::Result<bool> {
     while !st.data.is_empty() {
         let slice = [io::IoSlice::new(&st.data)];
         match crate::io::send_vectored_now(io.raw(), &slice) {
