@@ -52,3 +52,43 @@ impl BatchEnd {
         unsafe { *self.spare.get() = calls }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNT: Cell<u32> = const { Cell::new(0) };
+        static LIST: Cell<*const BatchEnd> = const { Cell::new(std::ptr::null()) };
+    }
+
+    fn add_one() {
+        COUNT.with(|c| c.set(c.get() + 1));
+    }
+
+    fn add_ten_and_ask_again() {
+        COUNT.with(|c| c.set(c.get() + 10));
+        // SAFETY: the test keeps the list alive while it runs.
+        let list = unsafe { &*LIST.with(|l| l.get()) };
+        list.push(add_one);
+    }
+
+    #[test]
+    fn calls_run_once_and_one_asked_for_meanwhile_waits_for_the_next_run() {
+        let b = BatchEnd::default();
+        LIST.with(|l| l.set(&b));
+        b.run();
+        assert_eq!(COUNT.with(|c| c.get()), 0);
+        b.push(add_one);
+        b.push(add_ten_and_ask_again);
+        b.run();
+        assert_eq!(COUNT.with(|c| c.get()), 11);
+        assert!(!b.is_empty(), "the call asked for during the run waits");
+        b.run();
+        assert_eq!(COUNT.with(|c| c.get()), 12);
+        b.run();
+        assert_eq!(COUNT.with(|c| c.get()), 12);
+        LIST.with(|l| l.set(std::ptr::null()));
+    }
+}
