@@ -373,7 +373,8 @@ fn batched_writes_wait_for_the_batch_and_keep_their_order() {
 }
 
 /// A held write that fails when the batch ends (the peer reset the
-/// connection) is reported by the stream's next write.
+/// connection) is reported by the stream's next write, even a batched
+/// one that would otherwise just be queued.
 #[test]
 fn a_failed_batched_write_is_reported_by_the_next_write() {
     common::use_driver(crate::DRIVER);
@@ -389,7 +390,11 @@ fn a_failed_batched_write_is_reported_by_the_next_write() {
         s.write_all_batched(b"lost").unwrap();
         sibling.join().unwrap();
         fiber::sleep(std::time::Duration::from_millis(20)).unwrap();
-        let e = (&s).write_all(b"next").unwrap_err();
+        // Batched again: only the stored error can fail it (it would be
+        // queued otherwise).
+        let sibling = fiber::spawn(|| ());
+        let e = s.write_all_batched(b"next").unwrap_err();
+        drop(sibling);
         assert!(
             matches!(
                 e.kind(),
