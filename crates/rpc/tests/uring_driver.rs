@@ -1,7 +1,8 @@
 //! RPC over the io_uring I/O driver: the socket reader (IOPortal reads on
 //! readiness), the write path (IOBuf blocks sent) and the client all run
-//! on ring polls instead of epoll, and their reads and writes from fibers
-//! as ring operations. The rest of the suite covers epoll.
+//! on ring polls instead of epoll, and their reads from fibers as ring
+//! operations (writes stay system calls: their callers may hold a lock).
+//! The rest of the suite covers epoll.
 
 mod rpc_common;
 
@@ -103,10 +104,10 @@ fn concurrent_calls_complete() {
 
 /// The server's socket reads (and the client's, from a fiber) run as ring
 /// operations: sequential calls, none batched with another, each read
-/// through the ring. (A write made in place stays a system call: its
-/// caller may hold a lock; see the HTTP test below.)
+/// through the ring. (Writes stay system calls: their callers may hold a
+/// lock; see the HTTP test below.)
 #[test]
-fn socket_reads_and_writes_are_ring_operations() {
+fn socket_reads_are_ring_operations() {
     on_uring();
     if active_driver().unwrap() != IoDriver::Uring {
         return;

@@ -25,8 +25,8 @@
 //! caller must not hold a lock that another fiber of its worker may wait
 //! for on the thread (a `std::sync::Mutex`): that fiber would block the
 //! very thread the parked holder needs to run again, and the worker would
-//! hang. A writer that may hold such a lock (a socket's in-place write
-//! under its protocol's ordering lock) uses [`send_vectored_now`], the
+//! hang. A writer that may hold such a lock (the rpc socket's writes,
+//! made under a protocol's ordering lock) uses [`send_vectored_now`], the
 //! system call on the caller's stack.
 
 use super::driver::worker_driver;
