@@ -70,23 +70,25 @@ impl Batched {
 }
 
 /// Queues `buf` on `io` for the end of the caller's batch if the caller's
-/// worker has other fibers queued; otherwise (or if the queue would pass
-/// [`MAX_QUEUED`]) sends what is queued and then `buf` now.
-pub(crate) fn write_all_batched(io: &Arc<IoFd>, buf: &[u8]) -> io::Result<()> {
-    if crate::runtime::has_queued_fibers() {
-        let mut st = io.batched.lock();
-        if let Some(e) = st.error.take() {
-            return Err(e);
-        }
-        if st.data.len() + buf.len() <= MAX_QUEUED && (st.owned || list(io)) {
-            st.owned = true;
-            st.data.extend_from_slice(buf);
-            io.batched.pending.store(true, Ordering::Release);
-            return Ok(());
-        }
+/// worker has other fibers queued and the queue stays within
+/// [`MAX_QUEUED`]: `Ok(true)`. `Ok(false)`: not queued, the caller writes
+/// it now (its write sends the queue first). The error of an earlier send
+/// of queued bytes, if any.
+pub(crate) fn try_queue(io: &Arc<IoFd>, buf: &[u8]) -> io::Result<bool> {
+    if !crate::runtime::has_queued_fibers() {
+        return Ok(false);
     }
-    send_queued(io)?;
-    send_all(io, buf)
+    let mut st = io.batched.lock();
+    if let Some(e) = st.error.take() {
+        return Err(e);
+    }
+    if st.data.len() + buf.len() > MAX_QUEUED || !(st.owned || list(io)) {
+        return Ok(false);
+    }
+    st.owned = true;
+    st.data.extend_from_slice(buf);
+    io.batched.pending.store(true, Ordering::Release);
+    Ok(true)
 }
 
 /// Puts `io` on this worker's flush list (asking for the flush if the
@@ -115,24 +117,37 @@ pub(crate) fn send_queued(io: &IoFd) -> io::Result<()> {
 
 #[cold]
 fn send_queued_slow(io: &IoFd) -> io::Result<()> {
-    loop {
-        let ticket = io.ticket(Interest::WRITABLE)?;
+    drain(io, |st| {
+        if !st.owned {
+            io.batched.pending.store(false, Ordering::Release);
+        }
+    })
+}
+
+/// Sends the queue until it is empty, waiting for writability between
+/// tries (`IoFd::io`: up to the write timeout); `emptied` runs under the
+/// lock once it is. A stored error is returned instead.
+fn drain(io: &IoFd, emptied: impl Fn(&mut State)) -> io::Result<()> {
+    io.io(Interest::WRITABLE, |_, _| {
         let mut st = io.batched.lock();
         if let Some(e) = st.error.take() {
             return Err(e);
         }
-        match send_front(io, &mut st) {
-            Ok(true) => {
-                if !st.owned {
-                    io.batched.pending.store(false, Ordering::Release);
-                }
-                return Ok(());
-            }
-            Ok(false) => {}
-            Err(e) => return Err(e),
+        if !send_front(io, &mut st)? {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
-        drop(st);
-        io.wait_for(Interest::WRITABLE, ticket)?;
+        emptied(&mut st);
+        Ok(())
+    })
+}
+
+/// Nobody sends the queue any more (emptied, or dropped for an error):
+/// the next batched write lists the stream again, and plain writes skip
+/// the lock unless an error waits.
+fn release(io: &IoFd, st: &mut State) {
+    st.owned = false;
+    if st.error.is_none() {
+        io.batched.pending.store(false, Ordering::Release);
     }
 }
 
@@ -168,18 +183,6 @@ fn send_front_inner(io: &IoFd, st: &mut State) -> io::Result<bool> {
     Ok(true)
 }
 
-/// All of `buf`, as `write_all` (the plain path).
-fn send_all(io: &IoFd, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match io.send(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// The end of a worker's batch: sends what each listed stream queued.
 /// Runs outside any fiber: it never parks (the lock it takes is held only
 /// for copies and non-blocking sends).
@@ -191,19 +194,14 @@ fn flush() {
     for io in streams.drain(..) {
         let mut st = io.batched.lock();
         match send_front(&io, &mut st) {
-            Ok(true) => {
-                st.owned = false;
-                if st.error.is_none() {
-                    io.batched.pending.store(false, Ordering::Release);
-                }
-            }
+            Ok(true) => release(&io, &mut st),
             Ok(false) => {
                 drop(st);
                 finish_in_fiber(io);
             }
             Err(e) => {
                 st.error = Some(e);
-                st.owned = false;
+                release(&io, &mut st);
             }
         }
     }
@@ -211,45 +209,18 @@ fn flush() {
 }
 
 /// A fiber sends the rest, waiting for writability; `owned` stays set
-/// meanwhile, so later batched writes queue behind the rest.
+/// meanwhile, so later batched writes queue behind the rest. If it cannot
+/// (the write timeout, an interrupt), the queued bytes are dropped and
+/// the stream's next write returns the error.
 fn finish_in_fiber(io: Arc<IoFd>) {
     // Should no fiber start, the bytes stay queued and the stream's next
     // write sends them.
-    let _ = crate::Builder::new().spawn(move || loop {
-        let ticket = match io.ticket(Interest::WRITABLE) {
-            Ok(t) => t,
-            Err(e) => return give_up(&io, e),
-        };
-        let mut st = io.batched.lock();
-        let sent = send_front(&io, &mut st);
-        let done = match sent {
-            Ok(true) => true,
-            Ok(false) => false,
-            Err(e) => {
-                st.error = Some(e);
-                true
-            }
-        };
-        if done {
-            st.owned = false;
-            if st.error.is_none() {
-                io.batched.pending.store(false, Ordering::Release);
-            }
-            return;
-        }
-        drop(st);
-        if let Err(e) = io.wait_for(Interest::WRITABLE, ticket) {
-            return give_up(&io, e);
+    let _ = crate::Builder::new().spawn(move || {
+        if let Err(e) = drain(&io, |st| release(&io, st)) {
+            let mut st = io.batched.lock();
+            st.data.clear();
+            st.error = Some(e);
+            release(&io, &mut st);
         }
     });
-}
-
-/// The finishing fiber cannot wait (a timeout, an interrupt, no
-/// registration): the queued bytes are dropped and the stream's next
-/// write returns `e`.
-fn give_up(io: &IoFd, e: io::Error) {
-    let mut st = io.batched.lock();
-    st.data.clear();
-    st.error = Some(e);
-    st.owned = false;
 }

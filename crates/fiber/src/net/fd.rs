@@ -191,27 +191,6 @@ impl IoFd {
         }
     }
 
-    /// The readiness ticket for `interest`, to take before an attempt that
-    /// may find the descriptor not ready (registering it if nobody did
-    /// yet); `None` if another thread registered it meanwhile (take a
-    /// fresh one after the next attempt).
-    pub(crate) fn ticket(&self, interest: Interest) -> io::Result<Option<Readiness>> {
-        match self.registration() {
-            Some(r) => Ok(Some(r.readiness(interest))),
-            None => self.register(interest),
-        }
-    }
-
-    /// Waits for `interest` after `ticket` (at once for `None`), up to the
-    /// timeout for that direction.
-    pub(crate) fn wait_for(&self, interest: Interest, ticket: Option<Readiness>) -> io::Result<()> {
-        let Some(t) = ticket else {
-            return Ok(());
-        };
-        let d = self.timeout(interest).and_then(crate::sync::deadline_after);
-        self.wait(interest, t, d)
-    }
-
     fn wait(&self, interest: Interest, ticket: Readiness, d: Option<Instant>) -> io::Result<()> {
         match self.registration() {
             Some(reg) => reg.wait(interest, ticket, d),

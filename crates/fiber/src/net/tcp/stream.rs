@@ -140,7 +140,11 @@ impl TcpStream {
     /// Outside a fiber, or when nothing else is queued on the worker, it
     /// is `write_all`.
     pub fn write_all_batched(&self, buf: &[u8]) -> io::Result<()> {
-        crate::net::batched::write_all_batched(&self.io, buf)
+        if crate::net::batched::try_queue(&self.io, buf)? {
+            return Ok(());
+        }
+        // Sends what is queued first.
+        io::Write::write_all(&mut &*self, buf)
     }
 
     /// Suspends until a read may find data (or the end of the stream),
