@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The most bytes a stream holds queued: a batched write that would pass
 /// it is sent at once instead (after what is queued).
-pub(crate) const MAX_QUEUED: usize = 64 << 10;
+const MAX_QUEUED: usize = 64 << 10;
 
 /// A stream's queued bytes.
 #[derive(Default)]
