@@ -213,9 +213,9 @@ fn flush() {
 /// (the write timeout, an interrupt), the queued bytes are dropped and
 /// the stream's next write returns the error.
 fn finish_in_fiber(io: Arc<IoFd>) {
-    // Should no fiber start, the bytes stay queued and the stream's next
-    // write sends them.
-    let _ = crate::Builder::new().spawn(move || {
+    let fiber_io = io.clone();
+    let spawned = crate::Builder::new().spawn(move || {
+        let io = fiber_io;
         if let Err(e) = drain(&io, |st| release(&io, st)) {
             let mut st = io.batched.lock();
             st.data.clear();
@@ -223,4 +223,10 @@ fn finish_in_fiber(io: Arc<IoFd>) {
             release(&io, &mut st);
         }
     });
+    if spawned.is_err() {
+        // No fiber: the bytes stay queued, unowned, so the next batched
+        // write lists the stream for its batch's end again (and a plain
+        // write sends them first, as ever).
+        io.batched.lock().owned = false;
+    }
 }
